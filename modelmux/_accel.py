@@ -1,0 +1,57 @@
+"""Chooses the native (Cython) or pure-Python twin of each hot-path module.
+
+``MODELMUX_PURE_PYTHON=1`` forces the twins; ``MODELMUX_REQUIRE_NATIVE=1`` turns a missing native
+build into an ImportError instead of a quiet fallback. Both twins expose the same API.
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+from types import ModuleType
+
+NATIVE_MODULES: tuple[str, ...] = ("sse",)
+
+
+def pure_forced() -> bool:
+    return os.environ.get("MODELMUX_PURE_PYTHON", "") == "1"
+
+
+def native_required() -> bool:
+    return os.environ.get("MODELMUX_REQUIRE_NATIVE", "") == "1"
+
+
+def load(name: str, pure: str) -> ModuleType:
+    """Return ``modelmux._speedups.<name>`` or the pure module ``pure``.
+
+    Raises:
+        ImportError: the native module is required but cannot be imported.
+    """
+    if pure_forced():
+        return importlib.import_module(pure)
+    try:
+        return importlib.import_module(f"modelmux._speedups.{name}")
+    except ImportError:
+        if native_required():
+            raise
+        return importlib.import_module(pure)
+
+
+def native_available(name: str) -> bool:
+    try:
+        importlib.import_module(f"modelmux._speedups.{name}")
+    except ImportError:
+        return False
+    return True
+
+
+def implementation() -> str:
+    """Describe the active implementation, e.g. ``native (sse)`` or ``pure-python``."""
+    if pure_forced():
+        return "pure-python (forced by MODELMUX_PURE_PYTHON=1)"
+    native = [name for name in NATIVE_MODULES if native_available(name)]
+    if not native:
+        return "pure-python (no native build)"
+    if len(native) < len(NATIVE_MODULES):
+        return f"mixed (native: {', '.join(native)})"
+    return f"native ({', '.join(native)})"

@@ -1,0 +1,144 @@
+"""The one exception tree of ModelMux and the OpenAI error body it renders to.
+
+Every error a client can see is a ``ModelMuxError`` subclass that carries its HTTP status and
+OpenAI ``type``/``code``; foreign exceptions are translated into these at the layer edge. This
+module owns the error shape ``{"error": {"message", "type", "code", "param"}}`` and nothing else.
+"""
+
+from __future__ import annotations
+
+import msgspec
+
+_encode = msgspec.json.Encoder().encode
+
+
+class ModelMuxError(Exception):
+    """Base of every client-visible error: status, OpenAI type and code travel with it."""
+
+    status: int = 500
+    type: str = "server_error"
+    code: str = "internal_error"
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        param: str | None = None,
+        code: str | None = None,
+        headers: list[tuple[bytes, bytes]] | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.message = message
+        self.param = param
+        if code is not None:
+            self.code = code
+        self.headers = headers or []
+
+    def to_dict(self) -> dict[str, dict[str, str | None]]:
+        return {
+            "error": {
+                "message": self.message,
+                "type": self.type,
+                "code": self.code,
+                "param": self.param,
+            }
+        }
+
+    def body(self) -> bytes:
+        """The JSON error body, as OpenAI's API renders it."""
+        return _encode(self.to_dict())
+
+
+class InvalidRequest(ModelMuxError):
+    status = 400
+    type = "invalid_request_error"
+    code = "invalid_request"
+
+
+class AuthenticationFailed(ModelMuxError):
+    status = 401
+    type = "authentication_error"
+    code = "invalid_api_key"
+
+
+class NotFound(ModelMuxError):
+    status = 404
+    type = "invalid_request_error"
+    code = "not_found"
+
+
+class ModelNotFound(NotFound):
+    code = "model_not_found"
+
+
+class MethodNotAllowed(ModelMuxError):
+    status = 405
+    type = "invalid_request_error"
+    code = "method_not_allowed"
+
+
+class RequestTimeout(ModelMuxError):
+    status = 408
+    type = "invalid_request_error"
+    code = "request_timeout"
+
+
+class PayloadTooLarge(ModelMuxError):
+    status = 413
+    type = "invalid_request_error"
+    code = "request_too_large"
+
+
+class UnsupportedMediaType(ModelMuxError):
+    status = 415
+    type = "invalid_request_error"
+    code = "unsupported_media_type"
+
+
+class HeadersTooLarge(ModelMuxError):
+    status = 431
+    type = "invalid_request_error"
+    code = "request_header_fields_too_large"
+
+
+class RateLimited(ModelMuxError):
+    status = 429
+    type = "rate_limit_error"
+    code = "rate_limit_exceeded"
+
+
+class InternalError(ModelMuxError):
+    status = 500
+    type = "server_error"
+    code = "internal_error"
+
+
+class UpstreamError(ModelMuxError):
+    """The provider answered with an error or broke the protocol."""
+
+    status = 502
+    type = "upstream_error"
+    code = "bad_gateway"
+
+
+class UpstreamAuthFailed(UpstreamError):
+    """The provider refused ModelMux's own credentials (not the client's)."""
+
+    code = "upstream_auth_failed"
+
+
+class ServiceUnavailable(ModelMuxError):
+    status = 503
+    type = "server_error"
+    code = "service_unavailable"
+
+
+class UpstreamTimeout(ModelMuxError):
+    status = 504
+    type = "timeout_error"
+    code = "upstream_timeout"
+
+
+def error_body(message: str, *, status: int, type: str, code: str, param: str | None = None) -> bytes:
+    """Render an ad-hoc OpenAI error body (for paths that have no exception at hand)."""
+    return _encode({"error": {"message": message, "type": type, "code": code, "param": param}})

@@ -1,0 +1,60 @@
+"""Native extension list and the optional build.
+
+Every module in ``_speedups/`` compiles to ``modelmux._speedups.<name>``. The build is optional:
+without Cython or a C compiler the package installs pure Python, unless
+``MODELMUX_REQUIRE_NATIVE=1`` is set, in which case a failed build is an error.
+"""
+
+import os
+import sys
+from pathlib import Path
+
+from setuptools import setup
+from setuptools.command.build_ext import build_ext
+
+HERE = Path(__file__).parent
+REQUIRE_NATIVE = os.environ.get("MODELMUX_REQUIRE_NATIVE") == "1"
+SKIP_NATIVE = os.environ.get("MODELMUX_PURE_PYTHON") == "1" and not REQUIRE_NATIVE
+
+
+def extensions():
+    if SKIP_NATIVE:
+        return []
+    try:
+        from Cython.Build import cythonize
+    except ImportError:
+        if REQUIRE_NATIVE:
+            raise
+        print("modelmux: Cython not available, installing the pure-Python build", file=sys.stderr)
+        return []
+    from setuptools import Extension
+
+    exts = [
+        Extension(f"modelmux._speedups.{pyx.stem}", [str(pyx.relative_to(HERE))], extra_compile_args=["-O3"])
+        for pyx in sorted((HERE / "_speedups").glob("*.pyx"))
+    ]
+    return cythonize(exts, language_level=3, compiler_directives={"boundscheck": False, "wraparound": False})
+
+
+class OptionalBuildExt(build_ext):
+    """Builds the extensions, falling back to pure Python unless native is required."""
+
+    def run(self):
+        try:
+            super().run()
+        except Exception as exc:  # compiler missing or broken
+            self._fallback(exc)
+
+    def build_extension(self, ext):
+        try:
+            super().build_extension(ext)
+        except Exception as exc:
+            self._fallback(exc)
+
+    def _fallback(self, exc):
+        if REQUIRE_NATIVE:
+            raise
+        print(f"modelmux: native build failed ({exc}); installing the pure-Python build", file=sys.stderr)
+
+
+setup(ext_modules=extensions(), cmdclass={"build_ext": OptionalBuildExt})
