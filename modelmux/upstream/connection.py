@@ -1,0 +1,379 @@
+"""One HTTP/1.1 client connection: an asyncio.Protocol driving an h11 state machine.
+
+Owns the socket, request framing, the response head, back-pressured body reads and the decision
+to keep the connection alive. Pooling is not here: a pool sees a connection only through
+``is_available``/``has_expired``/``is_idle``/``is_closed`` (and ``claim``/``abort``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import enum
+import ssl
+from collections import deque
+from typing import NamedTuple, cast
+
+import h11
+
+from modelmux.upstream.errors import UpstreamClosed, UpstreamProtocolError, UpstreamTLSError
+from modelmux.upstream.errors import map_errors
+from modelmux.upstream.timeouts import Timeouts
+
+HIGH_WATER = 256 * 1024
+LOW_WATER = 64 * 1024
+MAX_HEAD_SIZE = 64 * 1024
+
+Headers = list[tuple[bytes, bytes]]
+
+
+class Origin(NamedTuple):
+    """Where connections go: scheme ("http"/"https"), host, port. Pools key on it."""
+
+    scheme: str
+    host: str
+    port: int
+
+    @property
+    def authority(self) -> str:
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        default = 443 if self.scheme == "https" else 80
+        return host if self.port == default else f"{host}:{self.port}"
+
+    def __str__(self) -> str:
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"{self.scheme}://{host}:{self.port}"
+
+
+class ResponseHead(NamedTuple):
+    status: int
+    headers: Headers  # names lower-cased
+    reason: str
+
+
+class _State(enum.Enum):
+    NEW = "new"  # handed to a request, not connected yet
+    ACTIVE = "active"  # one request in flight, until its response is released
+    IDLE = "idle"  # connected, kept alive, free
+    CLOSED = "closed"
+
+
+class HTTP11Connection(asyncio.Protocol):
+    """One HTTP/1.1 connection to one origin, one request at a time.
+
+    Created unconnected (already claimed by the request it was made for); the first
+    ``handle_request`` connects. Reading pauses above ``high_water`` unread bytes and resumes
+    at ``low_water``.
+    """
+
+    def __init__(
+        self,
+        origin: Origin,
+        *,
+        ssl_context: ssl.SSLContext | None = None,
+        keepalive_expiry: float | None = None,
+        high_water: int = HIGH_WATER,
+        low_water: int = LOW_WATER,
+    ) -> None:
+        self.origin = origin
+        self._label = str(origin)
+        self._ssl_context = ssl_context
+        self._keepalive_expiry = keepalive_expiry
+        self._high_water = high_water
+        self._low_water = min(low_water, high_water)
+        self._state = _State.NEW
+        self._h11 = h11.Connection(h11.CLIENT, max_incomplete_event_size=MAX_HEAD_SIZE)
+        self._transport: asyncio.Transport | None = None
+        self._incoming: deque[bytes] = deque()
+        self._buffered = 0
+        self._eof = False
+        self._lost_exc: BaseException | None = None
+        self._reading_paused = False
+        self._writing_paused = False
+        self._waiter: asyncio.Future[bool] | None = None
+        self._closed_fut: asyncio.Future[None] | None = None
+        self._expires_at: float | None = None
+
+    def is_available(self) -> bool:
+        """Can take a new request right now."""
+        return self._state is _State.IDLE
+
+    def is_idle(self) -> bool:
+        return self._state is _State.IDLE
+
+    def is_closed(self) -> bool:
+        return self._state is _State.CLOSED
+
+    def has_expired(self, now: float) -> bool:
+        """Closed, or idle for longer than its keep-alive expiry (``now`` on the loop clock)."""
+        if self._state is _State.CLOSED:
+            return True
+        expires = self._expires_at
+        return self._state is _State.IDLE and expires is not None and now >= expires
+
+    @property
+    def expires_at(self) -> float | None:
+        """Loop time at which an idle connection expires; None while busy or without expiry."""
+        return self._expires_at if self._state is _State.IDLE else None
+
+    @property
+    def buffered_bytes(self) -> int:
+        """Bytes received from the socket and not yet handed to h11 (the back-pressured buffer)."""
+        return self._buffered
+
+    @property
+    def reading_paused(self) -> bool:
+        return self._reading_paused
+
+    def claim(self) -> None:
+        """Reserve this idle connection for one request: the pool's synchronous hand-over."""
+        if self._state is not _State.IDLE:
+            raise RuntimeError(f"connection is {self._state.value}, not idle")
+        self._state = _State.ACTIVE
+        self._expires_at = None
+
+    def abort(self) -> None:
+        """Close now, without a graceful goodbye: errors, cancellation, eviction, shutdown."""
+        self._state = _State.CLOSED
+        self._incoming.clear()
+        self._buffered = 0
+        transport = self._transport
+        if transport is not None and not transport.is_closing():
+            transport.abort()
+        self._wake()
+
+    def wait_closed(self) -> asyncio.Future[None] | None:
+        """A future done once the transport is gone; None if it never connected or is gone."""
+        fut = self._closed_fut
+        return None if fut is None or fut.done() else fut
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self._attach(transport)
+
+    def _attach(self, transport: asyncio.BaseTransport) -> None:
+        # uvloop may return from create_connection before calling connection_made
+        if self._transport is not None:
+            return
+        self._transport = cast(asyncio.Transport, transport)  # uvloop's are not subclasses
+        self._closed_fut = asyncio.get_running_loop().create_future()
+        if self._state is _State.CLOSED:  # aborted while connecting
+            self._transport.abort()
+
+    def data_received(self, data: bytes) -> None:
+        if self._state is _State.IDLE or self._state is _State.CLOSED:
+            self.abort()  # bytes nobody asked for: the stream is out of step
+            return
+        self._incoming.append(data)
+        self._buffered += len(data)
+        if self._buffered > self._high_water and not self._reading_paused:
+            self._reading_paused = True
+            assert self._transport is not None
+            self._transport.pause_reading()
+        self._wake()
+
+    def eof_received(self) -> bool | None:
+        self._eof = True
+        if self._state is _State.IDLE:
+            self._state = _State.CLOSED
+        self._wake()
+        return None  # let the transport close itself
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._eof = True
+        self._lost_exc = exc
+        if self._state is not _State.ACTIVE:
+            self._state = _State.CLOSED
+        self._writing_paused = False
+        self._wake()
+        if self._closed_fut is not None and not self._closed_fut.done():
+            self._closed_fut.set_result(None)
+
+    def pause_writing(self) -> None:
+        self._writing_paused = True
+
+    def resume_writing(self) -> None:
+        self._writing_paused = False
+        self._wake()
+
+    async def handle_request(
+        self,
+        method: bytes,
+        target: bytes,
+        headers: Headers,
+        body: bytes,
+        timeouts: Timeouts,
+    ) -> ResponseHead:
+        """Send one request and wait for its response head; then read the body in chunks.
+
+        Raises:
+            UpstreamConnectError, UpstreamTLSError, UpstreamTimeout, UpstreamProtocolError,
+            UpstreamClosed: the connection is then unusable and should be aborted.
+        """
+        if self._state is _State.NEW:
+            with map_errors("connect", self._label):
+                await self._connect(timeouts.connect)
+            self._state = _State.ACTIVE
+        elif self._state is not _State.ACTIVE:
+            raise RuntimeError(f"connection is {self._state.value}, not claimed")
+        loop = asyncio.get_running_loop()
+        deadline = None if timeouts.first_byte is None else loop.time() + timeouts.first_byte
+        with map_errors("first_byte", self._label):
+            if self._eof or self._state is _State.CLOSED:
+                raise self._closed_error("before the request was sent")
+            self._send(h11.Request(method=method, target=target, headers=headers))
+            if body:
+                self._send(h11.Data(data=body))
+            self._send(h11.EndOfMessage())
+            while self._writing_paused and not self._eof and self._state is _State.ACTIVE:
+                await self._wait(deadline)  # the peer is not reading our request yet
+            head = await self._receive_head(deadline)
+        return ResponseHead(head.status_code, list(head.headers), head.reason.decode("latin-1"))
+
+    async def receive_body_chunk(self, read_timeout: float | None) -> bytes | None:
+        """The next body bytes as they arrive, or None at the end of the body.
+
+        Raises:
+            UpstreamTimeout: ``read_timeout`` seconds passed without a byte (phase "read").
+            UpstreamClosed, UpstreamProtocolError: the body was cut short or malformed.
+        """
+        with map_errors("read", self._label):
+            while True:
+                event = await self._next_event(None, read_timeout)
+                if isinstance(event, h11.Data):
+                    if event.data:
+                        return bytes(event.data)
+                elif isinstance(event, h11.EndOfMessage):
+                    return None
+                else:
+                    raise UpstreamProtocolError(f"{self._label}: unexpected {event!r}")
+
+    def response_closed(self) -> None:
+        """The response was read to the end or abandoned: go idle if reusable, else close."""
+        if self._state is not _State.ACTIVE:
+            return
+        if not self._reusable():
+            self.abort()
+            return
+        self._h11.start_next_cycle()
+        self._state = _State.IDLE
+        if self._keepalive_expiry is not None:
+            self._expires_at = asyncio.get_running_loop().time() + self._keepalive_expiry
+
+    async def _connect(self, timeout: float | None) -> None:
+        loop = asyncio.get_running_loop()
+        host, port = self.origin.host, self.origin.port
+        context = self._ssl_context if self.origin.scheme == "https" else None
+        async with asyncio.timeout(timeout):
+            if context is None:
+                transport, _ = await loop.create_connection(lambda: self, host, port)
+            else:
+                transport, _ = await loop.create_connection(
+                    lambda: self, host, port, ssl=context, server_hostname=host
+                )
+        self._attach(transport)
+        if self._state is _State.CLOSED:
+            raise UpstreamClosed(f"{self._label}: connection closed while it was being opened")
+        ssl_object = transport.get_extra_info("ssl_object")
+        alpn = ssl_object.selected_alpn_protocol() if ssl_object is not None else None
+        if alpn not in (None, "http/1.1"):
+            raise UpstreamTLSError(f"{self._label}: ALPN chose {alpn!r}, only http/1.1 is spoken")
+
+    async def _receive_head(self, deadline: float | None) -> h11.Response:
+        while True:
+            event = await self._next_event(deadline, None)
+            if isinstance(event, h11.Response):
+                return event
+            if not isinstance(event, h11.InformationalResponse):  # 1xx are skipped
+                raise UpstreamProtocolError(f"{self._label}: unexpected {event!r}")
+
+    def _send(self, event: h11.Event) -> None:
+        transport = self._transport
+        assert transport is not None
+        for piece in self._h11.send_with_data_passthrough(event) or ():
+            transport.write(piece)
+
+    async def _next_event(self, deadline: float | None, idle: float | None) -> object:
+        """Pull the next h11 event, feeding buffered bytes and waiting for more as needed."""
+        while True:
+            try:
+                event = self._h11.next_event()
+            except h11.RemoteProtocolError as exc:
+                if self._eof:
+                    raise self._closed_error("mid-response") from exc
+                raise
+            if event is not h11.NEED_DATA:
+                if event is h11.PAUSED or isinstance(event, h11.ConnectionClosed):
+                    raise self._closed_error("mid-response")
+                return event
+            if self._incoming:
+                self._h11.receive_data(self._pop())
+            elif self._state is _State.CLOSED:
+                raise UpstreamClosed(f"{self._label}: connection was closed locally")
+            elif self._eof:
+                self._h11.receive_data(b"")
+            else:
+                limit = deadline
+                if idle is not None:
+                    until = asyncio.get_running_loop().time() + idle
+                    limit = until if limit is None else min(limit, until)
+                await self._wait(limit)
+
+    def _pop(self) -> bytes:
+        data = self._incoming.popleft()
+        self._buffered -= len(data)
+        if self._reading_paused and self._buffered <= self._low_water:
+            self._reading_paused = False
+            if self._transport is not None and not self._transport.is_closing():
+                self._transport.resume_reading()
+        return data
+
+    async def _wait(self, deadline: float | None) -> None:
+        """Wait for any wake-up (data, EOF, writable, abort); TimeoutError past ``deadline``."""
+        loop = asyncio.get_running_loop()
+        fut: asyncio.Future[bool] = loop.create_future()
+        self._waiter = fut
+        timer = None if deadline is None else loop.call_at(deadline, _time_out, fut)
+        try:
+            woken = await fut
+        finally:
+            self._waiter = None
+            if timer is not None:
+                timer.cancel()
+        if not woken:
+            raise TimeoutError
+
+    def _wake(self) -> None:
+        waiter = self._waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(True)
+
+    def _reusable(self) -> bool:
+        h = self._h11
+        if h.their_state is h11.SEND_BODY:
+            self._finish_from_buffer()
+        if h.our_state is not h11.DONE or h.their_state is not h11.DONE:
+            return False
+        transport = self._transport
+        if self._eof or self._incoming or transport is None or transport.is_closing():
+            return False
+        return not h.trailing_data[0]
+
+    def _finish_from_buffer(self) -> None:
+        """Consume body bytes that already arrived, so a fully received response can be pooled."""
+        while True:
+            try:
+                event = self._h11.next_event()
+            except h11.RemoteProtocolError:
+                return
+            if event is h11.NEED_DATA and self._incoming:
+                self._h11.receive_data(self._pop())
+            elif not isinstance(event, h11.Data):
+                return
+
+    def _closed_error(self, when: str) -> UpstreamClosed:
+        how = "reset" if isinstance(self._lost_exc, ConnectionResetError) else "closed"
+        return UpstreamClosed(f"{self._label}: connection {how} by upstream {when}")
+
+
+def _time_out(fut: asyncio.Future[bool]) -> None:
+    if not fut.done():
+        fut.set_result(False)
