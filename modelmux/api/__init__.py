@@ -1,0 +1,1 @@
+"""The front door: OpenAI-compatible routes over the protocol-neutral exchange."""

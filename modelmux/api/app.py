@@ -1,0 +1,84 @@
+"""The application state built at start-up, and the handler the server calls per request.
+
+``App`` holds the providers, the model index and CORS policy, and dispatches each exchange
+through the routes table after stamping its request id. Errors are raised, not rendered here:
+the server turns a ``ModelMuxError`` into the OpenAI error response.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+import uuid
+
+from modelmux import __version__
+from modelmux.api.cors import Cors
+from modelmux.api.routes import ROUTES
+from modelmux.config.schema import Config
+from modelmux.errors import MethodNotAllowed, NotFound
+from modelmux.providers.base import Provider
+from modelmux.providers.registry import build_provider
+from modelmux.routing.models import ModelIndex
+from modelmux.server.exchange import Exchange
+
+log = logging.getLogger("modelmux.api")
+
+_MAX_REQUEST_ID = 200
+
+
+def _request_id(exchange: Exchange) -> bytes:
+    """The client's ``x-request-id`` when it is sane, else a fresh one."""
+    given = exchange.header(b"x-request-id")
+    if given and len(given) <= _MAX_REQUEST_ID and all(33 <= c < 127 for c in given):
+        return given
+    return uuid.uuid4().hex.encode()
+
+
+class App:
+    """Everything a request needs, built once from the config."""
+
+    def __init__(self, config: Config) -> None:
+        self.config = config
+        self.version = __version__
+        self.started_at = time.time()
+        self.ready = False
+        self.providers: list[Provider] = [build_provider(p) for p in config.provider]
+        self.models = ModelIndex(self.providers)
+        self.cors = Cors(config.server.cors)
+
+    async def __call__(self, exchange: Exchange) -> None:
+        exchange.extra_headers.append((b"x-request-id", _request_id(exchange)))
+        origin = exchange.header(b"origin")
+        cors_ok = origin is not None and self.cors.enabled and self.cors.allows(origin)
+        methods = ROUTES.get(exchange.path)
+        if exchange.method == "OPTIONS" and methods is not None:
+            requested = exchange.header(b"access-control-request-method")
+            if cors_ok and requested is not None:
+                assert origin is not None
+                headers = self.cors.preflight_headers(origin, exchange.header(b"access-control-request-headers"))
+            else:
+                headers = [(b"allow", b", ".join(m.encode() for m in (*methods, "OPTIONS")))]
+            await exchange.respond(204, headers)
+            return
+        if cors_ok:
+            assert origin is not None
+            exchange.extra_headers.extend(self.cors.response_headers(origin))
+        if methods is None:
+            raise NotFound(f"Invalid URL ({exchange.method} {exchange.path})", code="unknown_url")
+        route = methods.get(exchange.method)
+        if route is None and exchange.method == "HEAD":
+            route = methods.get("GET")
+        if route is None:
+            allow = ", ".join((*methods, "OPTIONS"))
+            raise MethodNotAllowed(
+                f"Method {exchange.method} is not allowed for {exchange.path}; use {allow}.",
+                headers=[(b"allow", allow.encode())],
+            )
+        await route(self, exchange)
+
+    def request_id(self, exchange: Exchange) -> str:
+        return exchange.extra_headers[0][1].decode()
+
+    async def aclose(self) -> None:
+        for provider in self.providers:
+            await provider.aclose()

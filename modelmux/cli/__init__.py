@@ -1,0 +1,1 @@
+"""The ``modelmux`` command line."""

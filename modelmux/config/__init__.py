@@ -1,0 +1,1 @@
+"""Configuration: the schema (msgspec Structs) and loading from TOML files."""

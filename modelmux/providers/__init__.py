@@ -1,0 +1,1 @@
+"""Providers: one small module per upstream type, all behind the ``Provider`` interface."""

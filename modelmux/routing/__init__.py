@@ -1,0 +1,1 @@
+"""Routing: which provider serves a requested model."""

@@ -1,0 +1,179 @@
+"""The protocol-neutral request/response pair handed to the application.
+
+The application sees an ``Exchange``: method, path, headers, a bounded body reader and a
+response writer that waits for the client when it reads slowly. It never learns which HTTP
+version carries it; each protocol implements the small ``Stream`` interface below.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from typing import Protocol
+
+from modelmux.errors import PayloadTooLarge, RequestTimeout
+
+Headers = list[tuple[bytes, bytes]]
+
+
+class Stream(Protocol):
+    """What a protocol connection provides to one exchange."""
+
+    def send_head(self, status: int, headers: Headers, *, end: bool, body: bytes = b"") -> None: ...
+    def send_data(self, data: bytes) -> None: ...
+    def send_end(self) -> None: ...
+    async def drain(self) -> None: ...
+    def send_continue(self) -> None: ...
+    def resume_body(self) -> None: ...
+
+
+class ClientDisconnected(Exception):
+    """The client went away while the response was being written."""
+
+
+class Exchange:
+    """One request and its response."""
+
+    __slots__ = (
+        "method", "path", "query", "headers", "http_version", "client", "extra_headers",
+        "started", "ended", "status", "bytes_sent", "_stream", "_max_body", "_body",
+        "_body_len", "_body_complete", "_body_too_large", "_body_waiter", "_body_timeout",
+    )
+
+    def __init__(
+        self,
+        stream: Stream,
+        method: str,
+        target: str,
+        headers: Headers,
+        *,
+        http_version: str,
+        client: str,
+        max_body: int,
+        body_timeout: float,
+        declared_length: int | None,
+    ) -> None:
+        self.method = method
+        self.path, _, self.query = target.partition("?")
+        self.headers = headers
+        self.http_version = http_version
+        self.client = client
+        self.extra_headers: Headers = []
+        self.started = False
+        self.ended = False
+        self.status = 0
+        self.bytes_sent = 0
+        self._stream = stream
+        self._max_body = max_body
+        self._body = bytearray()
+        self._body_len = 0
+        self._body_complete = False
+        self._body_too_large = declared_length is not None and declared_length > max_body
+        self._body_waiter: asyncio.Future[None] | None = None
+        self._body_timeout = body_timeout
+
+    def header(self, name: bytes) -> bytes | None:
+        """The first value of a request header (``name`` in lower case), or None."""
+        for key, value in self.headers:
+            if key == name:
+                return value
+        return None
+
+    @property
+    def body_too_large(self) -> bool:
+        return self._body_too_large
+
+    @property
+    def body_complete(self) -> bool:
+        return self._body_complete
+
+    def feed_body(self, data: bytes) -> bool:
+        """Protocol side: append body bytes. Returns False once the body is over the limit."""
+        self._body_len += len(data)
+        if self._body_too_large or self._body_len > self._max_body:
+            self._body_too_large = True
+            self._body.clear()
+            self._wake()
+            return False
+        self._body += data
+        return True
+
+    def finish_body(self) -> None:
+        """Protocol side: the request body is complete."""
+        self._body_complete = True
+        self._wake()
+
+    def _wake(self) -> None:
+        waiter = self._body_waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
+
+    async def read_body(self) -> bytes:
+        """The whole request body, bounded by ``max_body_bytes``.
+
+        Raises:
+            PayloadTooLarge: the body is (or is declared) larger than the limit; the rest is not read.
+            RequestTimeout: the client stopped sending the body for ``body_timeout`` seconds.
+        """
+        if self._body_too_large:
+            raise PayloadTooLarge(f"request body is larger than the limit of {self._max_body} bytes")
+        if not self._body_complete:
+            self._stream.send_continue()
+            self._stream.resume_body()
+        while not self._body_complete:
+            if self._body_too_large:
+                raise PayloadTooLarge(f"request body is larger than the limit of {self._max_body} bytes")
+            self._body_waiter = asyncio.get_running_loop().create_future()
+            try:
+                await asyncio.wait_for(self._body_waiter, self._body_timeout)
+            except TimeoutError:
+                raise RequestTimeout("timed out waiting for the request body") from None
+            finally:
+                self._body_waiter = None
+        if self._body_too_large:
+            raise PayloadTooLarge(f"request body is larger than the limit of {self._max_body} bytes")
+        return bytes(self._body)
+
+    async def respond(self, status: int, headers: Headers, body: bytes = b"") -> None:
+        """Send a complete response with a Content-Length body."""
+        self._begin(status)
+        all_headers = headers + self.extra_headers
+        all_headers.append((b"content-length", str(len(body)).encode()))
+        if self.method == "HEAD":
+            body = b""
+        self._stream.send_head(status, all_headers, end=True, body=body)
+        self.bytes_sent += len(body)
+        self.ended = True
+        await self._stream.drain()
+
+    async def start(self, status: int, headers: Headers) -> None:
+        """Send the response head of a streamed response (chunked on HTTP/1.1)."""
+        self._begin(status)
+        self._stream.send_head(status, headers + self.extra_headers, end=False)
+
+    async def write(self, data: bytes) -> None:
+        """Send part of a streamed body; waits while the client is not reading.
+
+        Raises:
+            ClientDisconnected: the connection is gone.
+        """
+        if data and self.method != "HEAD":
+            self._stream.send_data(data)
+            self.bytes_sent += len(data)
+        await self._stream.drain()
+
+    async def end(self) -> None:
+        """Finish a streamed response."""
+        if not self.ended:
+            self.ended = True
+            self._stream.send_end()
+            await self._stream.drain()
+
+    def _begin(self, status: int) -> None:
+        if self.started:
+            raise RuntimeError("response already started")
+        self.started = True
+        self.status = status
+
+
+Handler = Callable[[Exchange], Awaitable[None]]

@@ -1,0 +1,389 @@
+"""HTTP/1.1 server connections: h11 as the state machine behind a thin ``asyncio.Protocol``.
+
+Owns the connection life cycle (keep-alive, pipelining, timeouts, limits, back-pressure,
+disconnects, protocol errors). It knows nothing of routes: each request becomes an ``Exchange``
+run by the server's handler in its own task, which is cancelled if the client goes away.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from email.utils import formatdate
+from http import HTTPStatus
+from typing import TYPE_CHECKING
+
+import h11
+
+from modelmux.errors import (
+    HeadersTooLarge,
+    InternalError,
+    InvalidRequest,
+    ModelMuxError,
+    RequestTimeout,
+    ServiceUnavailable,
+)
+from modelmux.server.exchange import ClientDisconnected, Exchange, Headers
+
+if TYPE_CHECKING:
+    from modelmux.server.lifecycle import Server
+
+log = logging.getLogger("modelmux.server")
+
+_REASONS = {s.value: s.phrase.encode() for s in HTTPStatus}
+_JSON = (b"content-type", b"application/json")
+_SERVER = (b"server", b"modelmux")
+
+
+class _DateCache:
+    """The HTTP ``Date`` header value, formatted once per second."""
+
+    __slots__ = ("_second", "_value")
+
+    def __init__(self) -> None:
+        self._second = -1
+        self._value = b""
+
+    def get(self) -> bytes:
+        now = int(time.time())
+        if now != self._second:
+            self._second = now
+            self._value = formatdate(now, usegmt=True).encode()
+        return self._value
+
+
+_date = _DateCache()
+
+
+class H1Protocol(asyncio.Protocol):
+    """One HTTP/1.1 client connection."""
+
+    def __init__(self, server: Server) -> None:
+        self.server = server
+        self.limits = server.limits
+        self.loop = asyncio.get_running_loop()
+        self.conn = h11.Connection(h11.SERVER, max_incomplete_event_size=self.limits.max_head_bytes)
+        self.transport: asyncio.Transport | None = None
+        self.client = "-"
+        self.exchange: Exchange | None = None
+        self.task: asyncio.Task[None] | None = None
+        self.closed = False
+        self._timer: asyncio.TimerHandle | None = None
+        self._head_started = False
+        self._read_paused = False
+        self._write_paused = False
+        self._drain_waiters: list[asyncio.Future[None]] = []
+
+    # asyncio.Protocol -------------------------------------------------------------------------
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport  # type: ignore[assignment]  # uvloop's is not a subclass
+        peer = transport.get_extra_info("peername")
+        if isinstance(peer, tuple) and len(peer) >= 2:
+            self.client = f"{peer[0]}:{peer[1]}"
+        transport.set_write_buffer_limits(high=self.limits.write_buffer_high)
+        if len(self.server.connections) >= self.limits.max_connections:
+            log.warning("refusing %s: %d connections open (max_connections)",
+                        self.client, len(self.server.connections))
+            self._write_raw_error(ServiceUnavailable(
+                "the server has too many open connections; retry later", code="too_many_connections"))
+            return
+        self.server.connections.add(self)
+        self._arm(self.limits.header_timeout)
+
+    def data_received(self, data: bytes) -> None:
+        if self.exchange is None and not self._head_started:
+            self._head_started = True
+            self._arm(self.limits.header_timeout)
+        try:
+            self.conn.receive_data(data)
+        except RuntimeError:  # data after the peer's EOF: nothing sane to do
+            self._close()
+            return
+        self._process()
+
+    def eof_received(self) -> bool:
+        # A client's EOF means it is gone (as nginx treats it): the transport closes and any
+        # running handler is cancelled in connection_lost.
+        return False
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.closed = True
+        self.server.connection_lost(self)
+        self._disarm()
+        for waiter in self._drain_waiters:
+            if not waiter.done():
+                waiter.set_result(None)
+        self._drain_waiters.clear()
+        exchange = self.exchange
+        if self.task is not None and not self.task.done() and exchange is not None and not exchange.ended:
+            log.info("client %s disconnected during %s %s", self.client, exchange.method, exchange.path)
+            self.task.cancel()
+
+    def pause_writing(self) -> None:
+        self._write_paused = True
+
+    def resume_writing(self) -> None:
+        self._write_paused = False
+        for waiter in self._drain_waiters:
+            if not waiter.done():
+                waiter.set_result(None)
+        self._drain_waiters.clear()
+
+    # receive side -------------------------------------------------------------------------------
+
+    def _process(self) -> None:
+        assert self.transport is not None
+        while not self.closed and not self.transport.is_closing():
+            try:
+                event = self.conn.next_event()
+            except h11.RemoteProtocolError as exc:
+                self._protocol_error(exc)
+                return
+            if event is h11.NEED_DATA:
+                return
+            if event is h11.PAUSED:
+                self._pause_reading()
+                return
+            kind = type(event)
+            if kind is h11.Data:
+                assert self.exchange is not None
+                if not self.exchange.feed_body(event.data):  # type: ignore[union-attr]
+                    self._pause_reading()  # over the limit: do not read the rest
+                    return
+            elif kind is h11.EndOfMessage:
+                assert self.exchange is not None
+                self.exchange.finish_body()
+            elif kind is h11.Request:
+                self._on_request(event)  # type: ignore[arg-type]
+            elif kind is h11.ConnectionClosed:
+                if self.exchange is None:
+                    self._close()
+                return
+
+    def _on_request(self, event: h11.Request) -> None:
+        self._disarm()
+        headers: Headers = list(event.headers)
+        declared: int | None = None
+        head_size = len(event.method) + len(event.target) + 12
+        for name, value in headers:
+            head_size += len(name) + len(value) + 4
+            if name == b"content-length":
+                declared = int(value)  # h11 has validated it
+        if head_size > self.limits.max_head_bytes:
+            # h11 only bounds heads that arrive in pieces; a whole one is checked here.
+            self._abort_with(HeadersTooLarge(
+                f"request head is larger than {self.limits.max_head_bytes} bytes"))
+            return
+        exchange = Exchange(
+            self,
+            event.method.decode("ascii"),
+            event.target.decode("latin-1"),
+            headers,
+            http_version=event.http_version.decode("ascii"),
+            client=self.client,
+            max_body=self.limits.max_body_bytes,
+            body_timeout=self.limits.body_timeout,
+            declared_length=declared,
+        )
+        self.exchange = exchange
+        if exchange.body_too_large:
+            self._pause_reading()
+        self.task = self.loop.create_task(self._run(exchange))
+
+    async def _run(self, exchange: Exchange) -> None:
+        try:
+            await self.server.handler(exchange)
+            if not exchange.started:
+                raise RuntimeError("handler returned without sending a response")
+            await exchange.end()
+        except asyncio.CancelledError:
+            if not self.closed:
+                self._close()
+                raise
+        except ClientDisconnected:
+            pass
+        except ModelMuxError as exc:
+            level = logging.INFO if exc.status < 500 else logging.WARNING
+            log.log(level, "%s %s -> %d %s: %s", exchange.method, exchange.path, exc.status,
+                    exc.code, exc.message)
+            await self._send_error(exchange, exc)
+        except Exception:
+            log.exception("unhandled error while serving %s %s for %s",
+                          exchange.method, exchange.path, self.client)
+            await self._send_error(exchange, InternalError("internal server error"))
+        self.task = None
+        self._cycle_done()
+
+    async def _send_error(self, exchange: Exchange, exc: ModelMuxError) -> None:
+        if exchange.started or self.closed:
+            self._close()  # cut mid-response: the client sees a truncated body, not a clean end
+            return
+        try:
+            await exchange.respond(exc.status, [_JSON, *exc.headers], exc.body())
+        except ClientDisconnected:
+            pass
+
+    def _cycle_done(self) -> None:
+        if self.closed:
+            return
+        conn = self.conn
+        if conn.our_state is not h11.DONE or conn.their_state is not h11.DONE or self.server.draining:
+            self._close()
+            return
+        conn.start_next_cycle()
+        self.exchange = None
+        self._head_started = bool(conn.trailing_data[0])
+        self._arm(self.limits.header_timeout if self._head_started else self.limits.keepalive_timeout)
+        if self._read_paused:
+            self._read_paused = False
+            assert self.transport is not None
+            self.transport.resume_reading()
+        self._process()
+
+    def _protocol_error(self, exc: h11.RemoteProtocolError) -> None:
+        status = exc.error_status_hint
+        log.info("malformed request from %s: %s (%d)", self.client, exc, status)
+        error: ModelMuxError
+        if status == 431:
+            error = HeadersTooLarge(f"request head is larger than {self.limits.max_head_bytes} bytes")
+        else:
+            error = InvalidRequest(f"malformed HTTP request: {exc}", code="bad_request")
+            error.status = status
+        self._abort_with(error)
+
+    # timers ---------------------------------------------------------------------------------------
+
+    def _arm(self, seconds: float) -> None:
+        self._disarm()
+        self._timer = self.loop.call_later(seconds, self._on_timeout)
+
+    def _disarm(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+
+    def _on_timeout(self) -> None:
+        self._timer = None
+        if self.exchange is not None or self.closed:
+            return
+        if self._head_started:
+            log.info("request head from %s not complete in time; 408", self.client)
+            self._abort_with(RequestTimeout("timed out waiting for the request head"))
+        else:
+            self._close()  # idle keep-alive connection
+
+    # send side (the Stream interface used by Exchange) -----------------------------------------------
+
+    def send_head(self, status: int, headers: Headers, *, end: bool, body: bytes = b"") -> None:
+        if self.closed:
+            raise ClientDisconnected()
+        headers.append(_SERVER)
+        headers.append((b"date", _date.get()))
+        if self.server.draining or self.conn.their_state is not h11.DONE:
+            headers.append((b"connection", b"close"))
+        out = self.conn.send(h11.Response(status_code=status, headers=headers,
+                                          reason=_REASONS.get(status, b"")))
+        assert out is not None
+        if end:
+            if body:
+                out += self.conn.send(h11.Data(data=body))  # type: ignore[operator]
+            out += self.conn.send(h11.EndOfMessage())  # type: ignore[operator]
+        assert self.transport is not None
+        self.transport.write(out)
+
+    def send_data(self, data: bytes) -> None:
+        if self.closed:
+            raise ClientDisconnected()
+        out = self.conn.send(h11.Data(data=data))
+        assert self.transport is not None and out is not None
+        self.transport.write(out)
+
+    def send_end(self) -> None:
+        if self.closed:
+            raise ClientDisconnected()
+        out = self.conn.send(h11.EndOfMessage())
+        assert self.transport is not None and out is not None
+        self.transport.write(out)
+
+    async def drain(self) -> None:
+        if self._write_paused and not self.closed:
+            waiter = self.loop.create_future()
+            self._drain_waiters.append(waiter)
+            await waiter
+        if self.closed:
+            raise ClientDisconnected()
+
+    def send_continue(self) -> None:
+        if self.conn.they_are_waiting_for_100_continue and not self.closed:
+            out = self.conn.send(h11.InformationalResponse(status_code=100, headers=[]))
+            assert self.transport is not None and out is not None
+            self.transport.write(out)
+
+    def resume_body(self) -> None:
+        exchange = self.exchange
+        if self._read_paused and exchange is not None and not exchange.body_too_large:
+            if self.conn.their_state is h11.SEND_BODY:
+                self._read_paused = False
+                assert self.transport is not None
+                self.transport.resume_reading()
+
+    # helpers ----------------------------------------------------------------------------------------
+
+    def _pause_reading(self) -> None:
+        if not self._read_paused and self.transport is not None and not self.closed:
+            self._read_paused = True
+            self.transport.pause_reading()
+
+    def _abort_with(self, error: ModelMuxError) -> None:
+        """Answer a connection-level error if nothing was sent yet, then close."""
+        exchange = self.exchange
+        if exchange is None or not exchange.started:
+            if self.conn.our_state in (h11.IDLE, h11.SEND_RESPONSE):
+                try:
+                    headers: Headers = [_JSON, _SERVER, (b"connection", b"close")]
+                    body = error.body()
+                    headers.append((b"content-length", str(len(body)).encode()))
+                    out = self.conn.send(h11.Response(status_code=error.status, headers=headers,
+                                                      reason=_REASONS.get(error.status, b"")))
+                    out += self.conn.send(h11.Data(data=body))  # type: ignore[operator]
+                    out += self.conn.send(h11.EndOfMessage())  # type: ignore[operator]
+                    assert self.transport is not None
+                    self.transport.write(out)
+                    if exchange is not None:
+                        exchange.started = exchange.ended = True
+                        exchange.status = error.status
+                except h11.LocalProtocolError:
+                    pass
+        if self.task is not None and not self.task.done():
+            self.task.cancel()
+        self._close()
+
+    def _write_raw_error(self, error: ModelMuxError) -> None:
+        body = error.body()
+        head = (
+            b"HTTP/1.1 %d %s\r\ncontent-type: application/json\r\ncontent-length: %d\r\n"
+            b"connection: close\r\n\r\n" % (error.status, _REASONS.get(error.status, b""), len(body))
+        )
+        assert self.transport is not None
+        self.transport.write(head + body)
+        self.transport.close()
+        self.closed = True
+
+    def _close(self) -> None:
+        if self.transport is not None and not self.transport.is_closing():
+            self.transport.close()
+        self._disarm()
+
+    def shutdown(self) -> None:
+        """Graceful stop: close now if idle, else after the current response."""
+        if self.exchange is None:
+            self._close()
+
+    def abort(self) -> None:
+        """Drain time is over: cut the connection and cancel its handler."""
+        if self.task is not None and not self.task.done():
+            self.task.cancel()
+        if self.transport is not None:
+            self.transport.abort()

@@ -1,0 +1,72 @@
+"""The server process's listening sockets, open connections, and graceful drain.
+
+``Server`` binds (or adopts) listening sockets, counts connections, and on shutdown stops
+accepting, lets in-flight requests finish for up to ``drain_timeout`` seconds, then cuts what is
+left. It owns no routes and no protocol details.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import socket
+
+from modelmux.server.exchange import Handler
+from modelmux.server.h1 import H1Protocol
+from modelmux.server.limits import ServerLimits
+
+log = logging.getLogger("modelmux.server")
+
+
+class Server:
+    """Accepts HTTP/1.1 connections and hands each request to ``handler``."""
+
+    def __init__(self, handler: Handler, limits: ServerLimits | None = None) -> None:
+        self.handler = handler
+        self.limits = limits or ServerLimits()
+        self.connections: set[H1Protocol] = set()
+        self.draining = False
+        self._listeners: list[asyncio.Server] = []
+        self._drained: asyncio.Event | None = None
+
+    async def listen(self, host: str, port: int, *, backlog: int = 2048) -> list[tuple[str, int]]:
+        """Bind and start accepting; returns the bound (host, port) pairs (port 0 picks one)."""
+        loop = asyncio.get_running_loop()
+        listener = await loop.create_server(
+            lambda: H1Protocol(self), host, port, backlog=backlog, reuse_address=True
+        )
+        self._listeners.append(listener)
+        return [sock.getsockname()[:2] for sock in listener.sockets]
+
+    async def adopt(self, sock: socket.socket, *, backlog: int = 2048) -> None:
+        """Start accepting on an already-bound listening socket (inherited or handed over)."""
+        loop = asyncio.get_running_loop()
+        listener = await loop.create_server(lambda: H1Protocol(self), sock=sock, backlog=backlog)
+        self._listeners.append(listener)
+
+    def connection_lost(self, protocol: H1Protocol) -> None:
+        self.connections.discard(protocol)
+        if self.draining and not self.connections and self._drained is not None:
+            self._drained.set()
+
+    async def shutdown(self) -> None:
+        """Stop accepting, drain in-flight requests up to ``drain_timeout``, then cut the rest."""
+        self.draining = True
+        self._drained = asyncio.Event()
+        for listener in self._listeners:
+            listener.close()
+        for protocol in list(self.connections):
+            protocol.shutdown()
+        if self.connections:
+            log.info("draining %d connection(s) for up to %.1fs",
+                     len(self.connections), self.limits.drain_timeout)
+            try:
+                await asyncio.wait_for(self._drained.wait(), self.limits.drain_timeout)
+            except TimeoutError:
+                log.warning("drain timeout: cutting %d connection(s)", len(self.connections))
+                for protocol in list(self.connections):
+                    protocol.abort()
+        # Let cancelled handlers and closed transports run their callbacks.
+        for _ in range(3):
+            await asyncio.sleep(0)
+        self._listeners.clear()

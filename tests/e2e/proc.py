@@ -1,0 +1,100 @@
+"""Runs ``modelmux serve`` as a real process on a loopback port and waits for its readiness line."""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+READY = re.compile(r"listening on (http://\S+)")
+START_TIMEOUT = 30.0
+
+
+def modelmux_command() -> list[str]:
+    """The installed console script next to this interpreter, else ``python -m modelmux``."""
+    script = Path(sys.executable).with_name("modelmux")
+    if script.exists():
+        return [str(script)]
+    found = shutil.which("modelmux")
+    return [found] if found else [sys.executable, "-m", "modelmux"]
+
+
+class ServeProcess:
+    """One ``modelmux serve`` process; its stderr lines are collected for assertions."""
+
+    def __init__(self, args: list[str], env: dict[str, str] | None = None, home: Path | None = None) -> None:
+        full_env = dict(os.environ)
+        full_env.pop("XDG_CONFIG_HOME", None)
+        if home is not None:
+            full_env["HOME"] = str(home)
+            full_env["XDG_CONFIG_HOME"] = str(home / ".config")
+        full_env.update(env or {})
+        self.lines: list[str] = []
+        self._ready = threading.Event()
+        self.url = ""
+        self.proc = subprocess.Popen(
+            [*modelmux_command(), *args],
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            env=full_env,
+            text=True,
+        )
+        self._reader = threading.Thread(target=self._read, daemon=True)
+        self._reader.start()
+        if not self._ready.wait(START_TIMEOUT) or not self.url:
+            self.stop()
+            raise RuntimeError("modelmux serve did not become ready:\n" + "\n".join(self.lines))
+
+    def _read(self) -> None:
+        assert self.proc.stderr is not None
+        for line in self.proc.stderr:
+            self.lines.append(line.rstrip("\n"))
+            match = READY.search(line)
+            if match and not self.url:
+                self.url = match.group(1)
+                self._ready.set()
+        self._ready.set()  # process ended: wake the waiter
+
+    @property
+    def host(self) -> str:
+        return self.url.split("//", 1)[1].rsplit(":", 1)[0].strip("[]")
+
+    @property
+    def port(self) -> int:
+        return int(self.url.rsplit(":", 1)[1])
+
+    def rss_bytes(self) -> int:
+        with open(f"/proc/{self.proc.pid}/status") as status:
+            for line in status:
+                if line.startswith("VmRSS:"):
+                    return int(line.split()[1]) * 1024
+        raise RuntimeError("no VmRSS")
+
+    def stop(self, sig: int = signal.SIGTERM, timeout: float = 30.0) -> int:
+        """Send ``sig`` and wait for exit; returns the exit code."""
+        if self.proc.poll() is None:
+            self.proc.send_signal(sig)
+        try:
+            code = self.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            code = self.proc.wait(timeout)
+        self._reader.join(timeout)
+        if self.proc.stderr is not None:
+            self.proc.stderr.close()
+        return code
+
+    def wait_for_log(self, needle: str, timeout: float = 10.0) -> bool:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if any(needle in line for line in self.lines):
+                return True
+            time.sleep(0.02)
+        return False
