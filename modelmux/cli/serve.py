@@ -47,13 +47,21 @@ async def serve(config: Config, host: str, port: int) -> int:
     try:
         await stop.wait()
         log.info("shutting down: no new connections; draining in-flight requests")
+        for sig in (signal.SIGTERM, signal.SIGINT):  # a second signal cuts the drain short
+            loop.add_signal_handler(sig, _force, server)
         await server.shutdown()
     finally:
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.remove_signal_handler(sig)
+            signal.signal(sig, signal.SIG_IGN)  # the rest of the exit is not interruptible
         await app.aclose()
     log.info("stopped")
     return 0
+
+
+def _force(server: Server) -> None:
+    log.warning("second stop signal: cutting %d connection(s) now", len(server.connections))
+    server.abort_all()
 
 
 def _run(coro_factory: object, loop_kind: str) -> int:

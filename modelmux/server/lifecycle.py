@@ -49,6 +49,11 @@ class Server:
         if self.draining and not self.connections and self._drained is not None:
             self._drained.set()
 
+    def abort_all(self) -> None:
+        """Cut every connection and cancel its handler now."""
+        for protocol in list(self.connections):
+            protocol.abort()
+
     async def shutdown(self) -> None:
         """Stop accepting, drain in-flight requests up to ``drain_timeout``, then cut the rest."""
         self.draining = True
@@ -64,8 +69,7 @@ class Server:
                 await asyncio.wait_for(self._drained.wait(), self.limits.drain_timeout)
             except TimeoutError:
                 log.warning("drain timeout: cutting %d connection(s)", len(self.connections))
-                for protocol in list(self.connections):
-                    protocol.abort()
+                self.abort_all()
         # Let cancelled handlers and closed transports run their callbacks.
         for _ in range(3):
             await asyncio.sleep(0)

@@ -214,3 +214,37 @@ def test_version_names_the_implementation() -> None:
     assert out.returncode == 0
     assert out.stdout.startswith(f"modelmux {__version__} (")
     assert "native" in out.stdout or "pure-python" in out.stdout
+
+
+def test_flags_override_the_config_file(tmp_path: Path) -> None:
+    config = tmp_path / "config.toml"
+    config.write_text('[server]\nhost = "192.0.2.1"\nport = 1\n'
+                      '[[provider]]\nname = "m"\ntype = "mock"\nmodels = ["mock"]\n')
+    proc = ServeProcess(["serve", "--config", str(config), "--host", "127.0.0.1", "--port", "0"], home=tmp_path)
+    try:
+        assert proc.host == "127.0.0.1" and proc.port not in (0, 1)
+        assert request(proc, "GET", "/health")[0] == 200
+    finally:
+        assert proc.stop() == 0
+
+
+def test_sigterm_lets_an_in_flight_stream_finish(tmp_path: Path) -> None:
+    config = tmp_path / "config.toml"
+    config.write_text('[server]\nport = 0\ndrain_timeout = 20\n'
+                      '[[provider]]\nname = "m"\ntype = "mock"\nmodels = ["slow"]\n'
+                      'text = "tick "\nrepeat = 20\nchunks = 20\nchunk_delay_ms = 50\n')
+    proc = ServeProcess(["serve", "--config", str(config), "--loop", "asyncio"], home=tmp_path)
+    try:
+        with openai.OpenAI(base_url=proc.url + "/v1", api_key="x", max_retries=0, timeout=20) as sdk:
+            stream = sdk.chat.completions.create(model="slow", messages=[{"role": "user", "content": "go"}],
+                                                 stream=True)
+            first = next(iter(stream))
+            assert first.choices[0].delta.role == "assistant"
+            proc.proc.send_signal(signal.SIGTERM)
+            assert proc.wait_for_log("shutting down")
+            with pytest.raises(OSError):  # no new connections while draining
+                socket.create_connection((proc.host, proc.port), timeout=2).close()
+            text = "".join(c.choices[0].delta.content or "" for c in stream if c.choices)
+        assert text == "tick " * 20
+    finally:
+        assert proc.stop() == 0
