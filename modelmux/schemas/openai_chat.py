@@ -176,6 +176,13 @@ class ChatCompletionRequest(Struct, omit_defaults=True):
     reasoning_effort: str | None = None
     service_tier: str | None = None
     store: bool | None = None
+    # Declared so a translator can reject what it cannot honour instead of never seeing it.
+    modalities: list[str] | None = None
+    audio: dict[str, Any] | None = None
+    prediction: dict[str, Any] | None = None
+    web_search_options: dict[str, Any] | None = None
+    functions: list[FunctionDef] | None = None
+    function_call: str | NamedFunction | None = None
 
 
 # Responses ---------------------------------------------------------------------------------------
@@ -241,7 +248,7 @@ class ChunkChoice(Struct):
     logprobs: None = None
 
 
-class ChatCompletionChunk(Struct, omit_defaults=True):
+class ChatCompletionChunk(Struct):
     """One streamed chunk (``object = "chat.completion.chunk"``)."""
 
     id: str
