@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import time
 from typing import TYPE_CHECKING
 
@@ -29,5 +30,6 @@ async def health(app: App, exchange: Exchange) -> None:
         "version": app.version,
         "uptime_seconds": round(time.time() - app.started_at, 3),
         "models": len(app.models.public_models()),
+        "pid": os.getpid(),
     }
     await send_json(exchange, 200 if app.ready else 503, body)

@@ -30,7 +30,8 @@ def build_parser() -> argparse.ArgumentParser:
         description="Run the gateway. With no config file anywhere it serves one mock model on "
         "127.0.0.1:3000.",
         epilog="Examples:\n  modelmux serve\n  modelmux serve --config /etc/modelmux/config.toml\n"
-        "  modelmux serve --host 0.0.0.0 --port 8080",
+        "  modelmux serve --host 0.0.0.0 --port 8080\n"
+        "  modelmux serve --workers 4",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     add_serve_arguments(serve)
@@ -41,6 +42,11 @@ def add_serve_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("-c", "--config", metavar="FILE", help="config file (default: search the usual places)")
     parser.add_argument("--host", help="address to listen on (overrides [server] host)")
     parser.add_argument("--port", type=int, help="port to listen on; 0 picks a free one")
+    parser.add_argument("-w", "--workers", type=int, metavar="N",
+                        help="worker processes sharing the listening socket (overrides [server] workers)")
+    for internal in ("--listen-fds", "--ready-fd", "--lifeline-fd"):  # set by the supervisor
+        parser.add_argument(internal, help=argparse.SUPPRESS,
+                            type=str if internal == "--listen-fds" else int)
     parser.add_argument("--loop", choices=["auto", "uvloop", "asyncio"], default="auto",
                         help="event loop: uvloop when installed (auto), or force one")
     parser.add_argument("--log-level", choices=["trace", "debug", "info", "warn", "error"],

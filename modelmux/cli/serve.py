@@ -9,8 +9,9 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+import os
 import signal
-import sys
+import socket
 from pathlib import Path
 
 from modelmux import __version__, _accel
@@ -19,12 +20,49 @@ from modelmux.config.load import ConfigError, candidate_paths, load
 from modelmux.config.schema import Config
 from modelmux.observability import logs
 from modelmux.server.lifecycle import Server
+from modelmux.server.listener import bind_sockets, url_of
+from modelmux.server.workers import Supervisor
 
 log = logging.getLogger("modelmux")
 
 
-def _url(host: str, port: int) -> str:
-    return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
+async def _until_stopped(app: App, server: Server, lifeline_fd: int | None = None) -> int:
+    """Serve until SIGTERM/SIGINT (or the supervisor's lifeline closes), drain, and clean up."""
+    app.ready = True
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    if lifeline_fd is not None:
+        loop.add_reader(lifeline_fd, _check_lifeline, lifeline_fd, stop)
+    try:
+        await stop.wait()
+        log.info("shutting down: no new connections; draining in-flight requests")
+        for sig in (signal.SIGTERM, signal.SIGINT):  # a second signal cuts the drain short
+            loop.add_signal_handler(sig, _force, server)
+        await server.shutdown()
+    finally:
+        if lifeline_fd is not None:
+            loop.remove_reader(lifeline_fd)
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.remove_signal_handler(sig)
+            signal.signal(sig, signal.SIG_IGN)  # the rest of the exit is not interruptible
+        await app.aclose()
+    log.info("stopped")
+    return 0
+
+
+def _check_lifeline(fd: int, stop: asyncio.Event) -> None:
+    try:
+        data = os.read(fd, 64)
+    except BlockingIOError:
+        return
+    except OSError:
+        data = b""
+    if not data:
+        log.warning("supervisor is gone; shutting down")
+        asyncio.get_running_loop().remove_reader(fd)
+        stop.set()
 
 
 async def serve(config: Config, host: str, port: int) -> int:
@@ -34,29 +72,35 @@ async def serve(config: Config, host: str, port: int) -> int:
     try:
         addresses = await server.listen(host, port)
     except OSError as exc:
-        log.error("cannot listen on %s: %s", _url(host, port), exc.strerror or exc)
+        log.error("cannot listen on %s: %s", url_of(host, port), exc.strerror or exc)
         await app.aclose()
         return 1
-    app.ready = True
     for bound_host, bound_port in addresses:
-        log.info("listening on %s", _url(bound_host, bound_port))
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, stop.set)
+        log.info("listening on %s", url_of(bound_host, bound_port))
+    return await _until_stopped(app, server)
+
+
+async def serve_worker(config: Config, fds: list[int], ready_fd: int, lifeline_fd: int) -> int:
+    """A worker under ``--workers``: serve on inherited sockets, report ready, stop with the rest."""
+    app = App(config)
+    server = Server(app, config.server.limits())
+    for fd in fds:
+        await server.adopt(socket.socket(fileno=fd))
+    os.write(ready_fd, b"1")
+    os.close(ready_fd)
+    os.set_blocking(lifeline_fd, False)
+    log.info("worker serving")
+    return await _until_stopped(app, server, lifeline_fd)
+
+
+async def supervise(config: Config, host: str, port: int, workers: int, worker_args: list[str]) -> int:
     try:
-        await stop.wait()
-        log.info("shutting down: no new connections; draining in-flight requests")
-        for sig in (signal.SIGTERM, signal.SIGINT):  # a second signal cuts the drain short
-            loop.add_signal_handler(sig, _force, server)
-        await server.shutdown()
-    finally:
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            loop.remove_signal_handler(sig)
-            signal.signal(sig, signal.SIG_IGN)  # the rest of the exit is not interruptible
-        await app.aclose()
-    log.info("stopped")
-    return 0
+        sockets = bind_sockets(host, port)
+    except OSError as exc:
+        log.error("cannot listen on %s: %s", url_of(host, port), exc.strerror or exc)
+        return 1
+    supervisor = Supervisor(sockets, workers, worker_args, config.server.drain_timeout)
+    return await supervisor.run()
 
 
 def _force(server: Server) -> None:
@@ -92,6 +136,14 @@ def run(ns: argparse.Namespace) -> int:
     else:
         log.info("modelmux %s using config %s", __version__, path)
     log.info("implementation: %s", _accel.implementation())
+    if ns.listen_fds:
+        fds = [int(fd) for fd in ns.listen_fds.split(",")]
+        return _run(lambda: serve_worker(config, fds, ns.ready_fd, ns.lifeline_fd), ns.loop)
     host = ns.host or config.server.host
     port = config.server.port if ns.port is None else ns.port
+    workers = config.server.workers if ns.workers is None else ns.workers
+    if workers > 1:
+        worker_args = [*(["--config", str(path)] if path else []), "--loop", ns.loop,
+                       *(["--log-level", ns.log_level] if ns.log_level else [])]
+        return asyncio.run(supervise(config, host, port, workers, worker_args))
     return _run(lambda: serve(config, host, port), ns.loop)

@@ -36,6 +36,7 @@ class ServerConfig(Struct, forbid_unknown_fields=True, frozen=True):
     keepalive_timeout: float = _LIMITS.keepalive_timeout
     max_connections: int = _LIMITS.max_connections
     drain_timeout: float = _LIMITS.drain_timeout
+    workers: int = 1
     cors: CorsConfig = field(default_factory=CorsConfig)
 
     def limits(self) -> ServerLimits:

@@ -14,6 +14,7 @@ import socket
 from modelmux.server.exchange import Handler
 from modelmux.server.h1 import H1Protocol
 from modelmux.server.limits import ServerLimits
+from modelmux.server.listener import address_of, bind_sockets
 
 log = logging.getLogger("modelmux.server")
 
@@ -31,12 +32,10 @@ class Server:
 
     async def listen(self, host: str, port: int, *, backlog: int = 2048) -> list[tuple[str, int]]:
         """Bind and start accepting; returns the bound (host, port) pairs (port 0 picks one)."""
-        loop = asyncio.get_running_loop()
-        listener = await loop.create_server(
-            lambda: H1Protocol(self), host, port, backlog=backlog, reuse_address=True
-        )
-        self._listeners.append(listener)
-        return [sock.getsockname()[:2] for sock in listener.sockets]
+        sockets = bind_sockets(host, port, backlog=backlog)
+        for sock in sockets:
+            await self.adopt(sock, backlog=backlog)
+        return [address_of(sock) for sock in sockets]
 
     async def adopt(self, sock: socket.socket, *, backlog: int = 2048) -> None:
         """Start accepting on an already-bound listening socket (inherited or handed over)."""
