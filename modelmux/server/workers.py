@@ -83,10 +83,10 @@ class Supervisor:
                 log.error("not every worker became ready; stopping")
                 await self._stop_all()
                 return 1
-            for sock in self.sockets:
-                log.info("listening on %s", url_of(*address_of(sock)))
             log.info("%d workers ready (pids %s)", self.count,
                      ", ".join(str(w.proc.pid) for w in self.workers if w.proc))
+            for sock in self.sockets:
+                log.info("listening on %s", url_of(*address_of(sock)))
             for worker in self.workers:
                 self._watch(worker)
             await self._stop.wait()

@@ -41,7 +41,7 @@ def test_workers_share_the_socket_restart_on_crash_and_stop_together(tmp_path: P
     workers: set[int] = set()
     after: set[int] = set()
     try:
-        assert any("2 workers ready" in line for line in proc.lines)
+        assert proc.wait_for_log("2 workers ready")
         workers = pids_seen(proc, 2)
         assert len(workers) == 2 and proc.proc.pid not in workers
 
