@@ -20,6 +20,7 @@ from modelmux.providers.base import Provider
 from modelmux.providers.registry import build_provider
 from modelmux.routing.models import ModelIndex
 from modelmux.server.exchange import Exchange
+from modelmux.upstream import ConnectionPool
 
 log = logging.getLogger("modelmux.api")
 
@@ -42,8 +43,9 @@ class App:
         self.version = __version__
         self.started_at = time.time()
         self.ready = False
-        self.providers: list[Provider] = [build_provider(p) for p in config.provider]
-        self.models = ModelIndex(self.providers)
+        self.pool = ConnectionPool()
+        self.providers: list[Provider] = [build_provider(p, self.pool) for p in config.provider]
+        self.models = ModelIndex(self.providers, config.model_aliases())
         self.cors = Cors(config.server.cors)
 
     async def __call__(self, exchange: Exchange) -> None:
@@ -82,3 +84,4 @@ class App:
     async def aclose(self) -> None:
         for provider in self.providers:
             await provider.aclose()
+        await self.pool.aclose()

@@ -6,11 +6,13 @@ validates its own fields. Defaults here are the defaults users get.
 
 from __future__ import annotations
 
+from typing import Annotated, Literal
+
 import msgspec
 from msgspec import Struct, field
 
 from modelmux.server.limits import ServerLimits
-
+from modelmux.upstream.timeouts import Timeouts
 
 _LIMITS = ServerLimits()
 
@@ -21,7 +23,7 @@ class CorsConfig(Struct, forbid_unknown_fields=True, frozen=True):
     allow_origins: list[str] = field(default_factory=list)
     allow_headers: list[str] = field(
         default_factory=lambda: ["authorization", "content-type", "x-request-id", "openai-organization",
-                                 "openai-project", "x-stainless-*"]
+                                 "openai-project", "x-stainless-*", "x-modelmux-stream-mode"]
     )
     max_age: int = 600
 
@@ -63,19 +65,141 @@ class MockProviderConfig(Struct, tag_field="type", tag="mock", forbid_unknown_fi
     usage: bool = True
 
 
-ProviderConfig = MockProviderConfig
+PositiveSeconds = Annotated[float, msgspec.Meta(gt=0)]
+
+
+class TimeoutsConfig(Struct, forbid_unknown_fields=True, frozen=True):
+    """Seconds per phase of one upstream request (see ``modelmux.upstream.Timeouts``)."""
+
+    connect: PositiveSeconds = 10.0
+    first_byte: PositiveSeconds = 60.0
+    read: PositiveSeconds = 300.0
+    pool: PositiveSeconds = 30.0
+
+    def timeouts(self) -> Timeouts:
+        return Timeouts(connect=self.connect, first_byte=self.first_byte, read=self.read,
+                        pool=self.pool)
+
+
+MaxRetries = Annotated[int, msgspec.Meta(ge=0, le=10)]
+MaxTokens = Annotated[int, msgspec.Meta(ge=1)]
+
+
+class OpenAICompatibleConfig(Struct, tag_field="type", tag="openai_compatible",
+                             forbid_unknown_fields=True, frozen=True):
+    """Any server of ``POST {base_url}/chat/completions``: vLLM, llama.cpp, LM Studio, OpenAI.
+
+    ``api_key``, ``base_url`` and header values may hold ``${ENV}`` references.
+    """
+
+    name: str
+    models: list[str]
+    base_url: str
+    api_key: str | None = None
+    headers: dict[str, str] = field(default_factory=dict)
+    timeouts: TimeoutsConfig = field(default_factory=TimeoutsConfig)
+    max_retries: MaxRetries = 2
+
+
+class AnthropicConfig(Struct, tag_field="type", tag="anthropic", forbid_unknown_fields=True,
+                      frozen=True):
+    """Claude through Anthropic's Messages API, ``POST {base_url}/v1/messages``."""
+
+    name: str
+    models: list[str]
+    api_key: str = "${ANTHROPIC_API_KEY}"
+    base_url: str = "https://api.anthropic.com"
+    default_max_tokens: MaxTokens = 4096
+    headers: dict[str, str] = field(default_factory=dict)
+    timeouts: TimeoutsConfig = field(default_factory=TimeoutsConfig)
+    max_retries: MaxRetries = 2
+
+
+class VertexConfig(Struct, tag_field="type", tag="vertex", forbid_unknown_fields=True,
+                   frozen=True):
+    """Claude on Google Vertex AI (``rawPredict`` / ``streamRawPredict``).
+
+    At most one of ``credentials_file``, ``credentials_json`` (inline JSON) and
+    ``credentials_env`` (name of a variable holding base64 JSON); none means Application
+    Default Credentials.
+    """
+
+    name: str
+    models: list[str]
+    project: str
+    region: str
+    base_url: str | None = None
+    credentials_file: str | None = None
+    credentials_json: str | None = None
+    credentials_env: str | None = None
+    default_max_tokens: MaxTokens = 4096
+    headers: dict[str, str] = field(default_factory=dict)
+    timeouts: TimeoutsConfig = field(default_factory=TimeoutsConfig)
+    max_retries: MaxRetries = 2
+
+    def __post_init__(self) -> None:
+        given = [name for name in ("credentials_file", "credentials_json", "credentials_env")
+                 if getattr(self, name) is not None]
+        if len(given) > 1:
+            raise ValueError(f"give at most one of {', '.join(given)}")
+
+
+ProviderConfig = MockProviderConfig | OpenAICompatibleConfig | AnthropicConfig | VertexConfig
+
+
+StreamMode = Literal["auto", "standard", "buffered", "never", "always"]
+
+
+class StreamingConfig(Struct, forbid_unknown_fields=True, frozen=True):
+    """How streamed answers reach clients (see docs/streaming.md)."""
+
+    mode: StreamMode = "auto"
+    buffer_size: Annotated[int, msgspec.Meta(ge=1, le=10 * 1024 * 1024)] = 4096
+    chunk_timeout_ms: Annotated[int, msgspec.Meta(ge=1, le=60_000)] = 200
+    never_clients: list[str] = field(
+        default_factory=lambda: ["goose", "openai-organization: basebox", "openai-project: gui",
+                                 "postman", "insomnia", "thunder client", "thunderclient"]
+    )
 
 
 class LoggingConfig(Struct, forbid_unknown_fields=True, frozen=True):
-    level: str = "info"
+    """Log level and format; logs go to stderr, and also to ``file`` when one is named."""
+
+    level: Literal["trace", "debug", "info", "warn", "warning", "error"] = "info"
+    format: Literal["text", "json"] = "text"
+    file: str | None = None
+
+
+class ModelAlias(Struct, forbid_unknown_fields=True, frozen=True):
+    """The table form of a ``[models]`` entry: ``name = { target = "p/m", ignore_case = true }``."""
+
+    target: str
+    ignore_case: bool = False
+
+
+class RoutingConfig(Struct, forbid_unknown_fields=True, frozen=True):
+    """Reserved for routing rules (a later release): only an empty ``[routing]`` is accepted."""
 
 
 class Config(Struct, forbid_unknown_fields=True, frozen=True):
-    """The whole configuration."""
+    """The whole configuration.
+
+    ``models`` maps public model names to ``provider/upstream-model`` (or to a model some
+    provider lists); ``"*"`` names the target for any model no provider serves.
+    """
 
     server: ServerConfig = field(default_factory=ServerConfig)
     provider: list[ProviderConfig] = field(default_factory=list)
+    streaming: StreamingConfig = field(default_factory=StreamingConfig)
     logging: LoggingConfig = field(default_factory=LoggingConfig)
+    models: dict[str, str | ModelAlias] = field(default_factory=dict)
+    routing: RoutingConfig = field(default_factory=RoutingConfig)
+
+    def model_aliases(self) -> list[tuple[str, str, bool]]:
+        """``[models]`` as (public name, target, ignore_case) triples, in file order."""
+        return [(name, alias, False) if isinstance(alias, str)
+                else (name, alias.target, alias.ignore_case)
+                for name, alias in self.models.items()]
 
 
 def default_config() -> Config:

@@ -1,14 +1,52 @@
-"""Maps a provider table's ``type`` to the class that serves it."""
+"""Maps a provider table's ``type`` to the class that serves it, and builds it.
+
+Every provider that talks to an upstream borrows connections from the one ``ConnectionPool``
+the application owns; building a provider does no I/O.
+"""
 
 from __future__ import annotations
 
-from modelmux.config.schema import MockProviderConfig, ProviderConfig
+from collections.abc import Callable, Mapping
+from types import MappingProxyType
+from typing import Any
+
+from modelmux.config.schema import (
+    AnthropicConfig,
+    MockProviderConfig,
+    OpenAICompatibleConfig,
+    ProviderConfig,
+    VertexConfig,
+)
+from modelmux.providers.anthropic import AnthropicProvider
 from modelmux.providers.base import Provider
 from modelmux.providers.mock import MockProvider
+from modelmux.providers.openai_compatible import OpenAICompatibleProvider
+from modelmux.providers.vertex import VertexProvider
+from modelmux.upstream import ConnectionPool
+
+PROVIDERS: Mapping[type[Any], Callable[[Any, ConnectionPool], Provider]] = MappingProxyType(
+    {
+        MockProviderConfig: lambda config, pool: MockProvider(config),
+        OpenAICompatibleConfig: OpenAICompatibleProvider,
+        AnthropicConfig: AnthropicProvider,
+        VertexConfig: VertexProvider,
+    }
+)
+"""Config Struct (one per ``type``) → constructor taking (config, pool)."""
 
 
-def build_provider(config: ProviderConfig) -> Provider:
-    """Construct the provider for one ``[[provider]]`` table."""
-    if isinstance(config, MockProviderConfig):
-        return MockProvider(config)
-    raise TypeError(f"unknown provider config {type(config).__name__}")
+def build_provider(config: ProviderConfig, pool: ConnectionPool | None = None) -> Provider:
+    """Construct the provider for one ``[[provider]]`` table.
+
+    ``pool`` may be omitted only for providers with no upstream (``mock``).
+
+    Raises:
+        ConfigError: a setting is unusable (unset ``${ENV}``, bad URL, unreadable credentials).
+        TypeError: an unknown config type, or an upstream provider without a pool.
+    """
+    build = PROVIDERS.get(type(config))
+    if build is None:
+        raise TypeError(f"unknown provider config {type(config).__name__}")
+    if pool is None and not isinstance(config, MockProviderConfig):
+        raise TypeError(f"provider {config.name!r} needs a connection pool")
+    return build(config, pool)  # type: ignore[arg-type]

@@ -1,0 +1,176 @@
+"""The one Anthropic-Messages-format provider; Claude endpoints differ only by a profile.
+
+Reference: Anthropic API "Messages > Create a Message" and "Streaming Messages". The request
+is translated once by ``translate.chat_to_messages`` and the answer by ``messages_to_chat`` or
+``MessagesStreamTranslator``. A ``ClaudeEndpoint`` declares what differs per endpoint (URL,
+auth, fixed headers, body tweaks); ``anthropic.py`` and ``vertex.py`` only build one.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncGenerator, Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import msgspec
+
+from modelmux.codec.sse import DONE, SSEDecoder, encode_data
+from modelmux.errors import ModelMuxError, UpstreamError
+from modelmux.providers.base import ChatCall, Provider, Tokens
+from modelmux.providers.errors import error_from_payload
+from modelmux.providers.transport import Auth, Headers, RetryPolicy, Upstream
+from modelmux.schemas import anthropic
+from modelmux.translate import (
+    MessagesStreamTranslator,
+    chat_to_messages,
+    messages_to_chat,
+    upstream_error,
+)
+from modelmux.upstream import ConnectionPool, Timeouts
+
+_encode = msgspec.json.Encoder().encode
+
+
+@dataclass(frozen=True, slots=True)
+class ClaudeEndpoint:
+    """What one Claude endpoint needs beyond the shared translation, declared as data.
+
+    ``url(model, stream)`` builds the request URL; ``model_in_body`` is False when the URL names
+    the model (Vertex); ``body_fields`` are added to every request body.
+    """
+
+    url: Callable[[str, bool], str]
+    headers: Headers
+    auth: Auth
+    model_in_body: bool = True
+    body_fields: Mapping[str, Any] = field(default_factory=dict)
+
+
+class MessagesRelay:
+    """Anthropic SSE bytes in, OpenAI SSE chunks out, through the shared stream translator.
+
+    An ``error`` event before any output, or a translator failure on the very first event,
+    becomes ``early_error`` so the client still gets an HTTP status (or the call is retried).
+    """
+
+    def __init__(self, translator: MessagesStreamTranslator, provider: str) -> None:
+        self.provider = provider
+        self.early_error: ModelMuxError | None = None
+        self._translator = translator
+        self._decoder = SSEDecoder()
+        self._started = False
+
+    @property
+    def started(self) -> bool:
+        return self._started
+
+    @property
+    def finished(self) -> bool:
+        return self._translator.done or self._translator.failed or self.early_error is not None
+
+    @property
+    def usage(self) -> Tokens | None:
+        usage = self._translator.usage
+        return None if usage is None else (usage.prompt_tokens, usage.completion_tokens)
+
+    def feed(self, data: bytes) -> list[bytes]:
+        """Framed OpenAI chunks completed by ``data`` (``[DONE]`` after ``message_stop``).
+
+        Raises:
+            SSEProtocolError: the upstream event stream is malformed.
+        """
+        out: list[bytes] = []
+        for event in self._decoder.feed(data):
+            name = "" if event.event == "message" else event.event
+            if not self._started and not out and name == "error":
+                self.early_error = self._error_event(event.data)
+                return []
+            self._emit(self._translator.feed(name, event.data), out)
+            if self.finished:
+                break
+        return out
+
+    def close(self) -> list[bytes]:
+        """End of the upstream body: an error unless ``message_stop`` or an error came."""
+        out: list[bytes] = []
+        if not self.finished:
+            self._emit(self._translator.close(), out)
+        return out
+
+    def _emit(self, payloads: list[bytes], out: list[bytes]) -> None:
+        translator = self._translator
+        if translator.failed and not self._started and not out and len(payloads) == 1:
+            self.early_error = error_from_payload(self.provider, payloads[0]) or UpstreamError(
+                f"provider {self.provider!r} sent an unreadable stream"
+            )
+            return
+        out.extend(encode_data(payload) for payload in payloads)
+        if translator.done:
+            out.append(DONE)
+        self._started = self._started or bool(out)
+
+    def _error_event(self, data: bytes) -> ModelMuxError:
+        """"Streaming Messages > Error events": ``{"type": "error", "error": {type, message}}``."""
+        try:
+            error = anthropic.error_decoder.decode(data).error
+        except (msgspec.DecodeError, msgspec.ValidationError):
+            return UpstreamError(f"provider {self.provider!r} sent an unreadable error event",
+                                 code="upstream_protocol_error")
+        return upstream_error(error.type, error.message)
+
+
+class ClaudeProvider(Provider):
+    """Claude through any endpoint profile; subclasses set ``type`` and build the profile."""
+
+    type = "claude"
+
+    def __init__(
+        self,
+        name: str,
+        models: list[str],
+        endpoint: ClaudeEndpoint,
+        pool: ConnectionPool,
+        *,
+        timeouts: Timeouts,
+        retry: RetryPolicy,
+        default_max_tokens: int,
+    ) -> None:
+        super().__init__(name, models)
+        self.endpoint = endpoint
+        self.default_max_tokens = default_max_tokens
+        self.upstream = Upstream(name, pool, endpoint.auth, timeouts, retry)
+
+    def body(self, call: ChatCall) -> bytes:
+        """The Messages request body for ``call``, with the profile's tweaks.
+
+        Raises:
+            InvalidRequest: the request asks for something Claude cannot do.
+        """
+        model = call.model if self.endpoint.model_in_body else None
+        body = chat_to_messages(call.request, model=model,
+                                default_max_tokens=self.default_max_tokens)
+        body.update(self.endpoint.body_fields)
+        return _encode(body)
+
+    async def complete(self, call: ChatCall) -> bytes:
+        body = self.body(call)
+        answer = await self.upstream.fetch(self.endpoint.url(call.model, False),
+                                           self.endpoint.headers, body, call.stats)
+        completion = messages_to_chat(answer, model=call.public_model,
+                                      completion_id=call.completion_id, created=call.created)
+        return _encode(completion)
+
+    def stream(self, call: ChatCall) -> AsyncGenerator[bytes, None]:
+        """See ``Provider.stream``; a request Claude cannot serve raises here, before any I/O."""
+        body = self.body(call)
+        return self.upstream.relay(
+            self.endpoint.url(call.model, True),
+            [*self.endpoint.headers, (b"accept", b"text/event-stream")],
+            body,
+            lambda: MessagesRelay(self._translator(call), self.name),
+            call.stats,
+        )
+
+    def _translator(self, call: ChatCall) -> MessagesStreamTranslator:
+        return MessagesStreamTranslator(model=call.public_model, completion_id=call.completion_id,
+                                        created=call.created, include_usage=call.include_usage)

@@ -1,0 +1,128 @@
+"""The ``vertex`` provider: Claude on Google Vertex AI, an endpoint profile over ``claude``.
+
+Reference: Google Cloud "Use Claude models" / Anthropic "Claude on Vertex AI": ``POST
+https://{region}-aiplatform.googleapis.com/v1/projects/{project}/locations/{region}/publishers/
+anthropic/models/{model}:rawPredict`` (``:streamRawPredict`` to stream; region ``global`` uses
+``aiplatform.googleapis.com``), OAuth ``Authorization: Bearer``, and a body without ``model``
+that carries ``"anthropic_version": "vertex-2023-10-16"``.
+"""
+
+from __future__ import annotations
+
+import re
+from urllib.parse import quote
+
+from modelmux.auth.google import CredentialsError, GoogleTokenSource, load_credentials
+from modelmux.config.load import ConfigError
+from modelmux.config.schema import VertexConfig
+from modelmux.providers.claude import ClaudeEndpoint, ClaudeProvider
+from modelmux.providers.env import expand_env
+from modelmux.providers.headers import (
+    check_base_url,
+    extra_headers,
+    json_headers,
+    merge_headers,
+)
+from modelmux.providers.transport import Headers, RetryPolicy
+from modelmux.upstream import ConnectionPool
+
+VERTEX_ANTHROPIC_VERSION = "vertex-2023-10-16"
+_REGION = re.compile(r"[a-z0-9]+(?:-[a-z0-9]+)*")
+
+
+def vertex_origin(region: str, base_url: str | None) -> str:
+    """``scheme://host`` of the Vertex endpoint for ``region``, unless ``base_url`` overrides it."""
+    if base_url:
+        return base_url
+    if region == "global":
+        return "https://aiplatform.googleapis.com"
+    return f"https://{region}-aiplatform.googleapis.com"
+
+
+def vertex_url(origin: str, project: str, region: str, model: str, stream: bool) -> str:
+    """The rawPredict (or streamRawPredict) URL; every path segment is percent-encoded."""
+    method = "streamRawPredict" if stream else "rawPredict"
+    return (f"{origin}/v1/projects/{quote(project, safe='')}/locations/{quote(region, safe='')}"
+            f"/publishers/anthropic/models/{quote(model, safe='@')}:{method}")
+
+
+class GoogleBearerAuth:
+    """``Authorization: Bearer`` from a ``GoogleTokenSource``; a 401 forces one refresh."""
+
+    def __init__(self, source: GoogleTokenSource) -> None:
+        self.source = source
+
+    async def headers(self) -> Headers:
+        token = await self.source.token()
+        return [(b"authorization", b"Bearer " + token.encode("latin-1"))]
+
+    def refresh(self, sent: Headers) -> bool:
+        for name, value in sent:
+            if name == b"authorization":
+                self.source.invalidate(value.removeprefix(b"Bearer ").decode("latin-1"))
+        return True
+
+
+def token_source(config: VertexConfig) -> GoogleTokenSource:
+    """The token source for the configured credentials (ADC when none is named).
+
+    Raises:
+        ConfigError: the named credentials cannot be loaded.
+    """
+    where = f"provider {config.name!r}"
+    file = config.credentials_file
+    if file is not None:
+        file = expand_env(file, where=f"{where}: credentials_file")
+    try:
+        credentials = load_credentials(file=file, json_text=config.credentials_json,
+                                       env=config.credentials_env)
+    except CredentialsError as exc:
+        raise ConfigError(f"{where}: {exc}") from None
+    return GoogleTokenSource(credentials, label=where)
+
+
+class VertexProvider(ClaudeProvider):
+    """Claude models in one Google Cloud project and region."""
+
+    type = "vertex"
+
+    def __init__(
+        self,
+        config: VertexConfig,
+        pool: ConnectionPool,
+        *,
+        retry: RetryPolicy | None = None,
+        tokens: GoogleTokenSource | None = None,
+    ) -> None:
+        """Raises: ConfigError: a bad region, ``base_url``, header, ``${ENV}`` or credentials."""
+        where = f"provider {config.name!r}"
+        project = expand_env(config.project, where=f"{where}: project")
+        region = expand_env(config.region, where=f"{where}: region")
+        if not _REGION.fullmatch(region):
+            raise ConfigError(f"{where}: region {region!r} is not a Google Cloud location name")
+        if not project:
+            raise ConfigError(f"{where}: project is empty")
+        base = config.base_url
+        if base is not None:
+            base = check_base_url(expand_env(base, where=f"{where}: base_url"), where)
+        origin = vertex_origin(region, base)
+        self.tokens = tokens or token_source(config)
+        endpoint = ClaudeEndpoint(
+            url=lambda model, stream: vertex_url(origin, project, region, model, stream),
+            headers=merge_headers(json_headers(), extra_headers(config.headers, where)),
+            auth=GoogleBearerAuth(self.tokens),
+            model_in_body=False,
+            body_fields={"anthropic_version": VERTEX_ANTHROPIC_VERSION},
+        )
+        super().__init__(
+            config.name,
+            list(config.models),
+            endpoint,
+            pool,
+            timeouts=config.timeouts.timeouts(),
+            retry=retry or RetryPolicy(max_retries=config.max_retries),
+            default_max_tokens=config.default_max_tokens,
+        )
+
+    async def aclose(self) -> None:
+        await self.tokens.aclose()

@@ -1,0 +1,142 @@
+"""A fake OpenAI-compatible server: ``POST /v1/chat/completions``, JSON and SSE.
+
+Wire format per OpenAI "Create chat completion", "The chat completion chunk object" (tool call
+deltas by ``index``, ``stream_options.include_usage`` adds a final ``choices: []`` chunk) and
+``data: [DONE]``. Records the raw request bodies; ``faults`` holds one fault per request.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import deque
+from typing import Any
+
+from tests.fakes.answers import TEXT, Answer, pieces
+from tests.fakes.http import FakeServer, Reply, Request, Split, json_reply, whole
+
+FAULTS = {"429", "500", "503", "400", "401", "404", "error_event", "error_first", "reset",
+          "reset_early", "stall", "hold", "no_done", "error_200"}
+CREATED = 1_700_000_000
+
+
+def error_doc(
+    message: str, kind: str, code: str | None = None, param: str | None = None
+) -> dict[str, Any]:
+    return {"error": {"message": message, "type": kind, "param": param, "code": code}}
+
+
+def data(doc: Any) -> bytes:
+    return b"data: " + json.dumps(doc, ensure_ascii=False).encode() + b"\n\n"
+
+
+def completion_json(answer: Answer, model: str) -> dict[str, Any]:
+    message: dict[str, Any] = {"role": "assistant", "content": answer.text or None,
+                               "refusal": None}
+    if answer.tool_calls:
+        message["tool_calls"] = [
+            {"id": c.id, "type": "function", "function": {"name": c.name, "arguments": c.arguments}}
+            for c in answer.tool_calls
+        ]
+    return {
+        "id": "chatcmpl-fake", "object": "chat.completion", "created": CREATED, "model": model,
+        "choices": [{"index": 0, "message": message, "logprobs": None,
+                     "finish_reason": answer.finish_reason}],
+        "usage": _usage(answer), "system_fingerprint": "fp_fake", "x_vendor_extra": {"kept": True},
+    }
+
+
+def _usage(answer: Answer) -> dict[str, int]:
+    return {"prompt_tokens": answer.prompt_tokens, "completion_tokens": answer.completion_tokens,
+            "total_tokens": answer.prompt_tokens + answer.completion_tokens}
+
+
+def chunk_events(answer: Answer, model: str, include_usage: bool) -> list[bytes]:
+    def chunk(delta: dict[str, Any], finish: str | None = None) -> bytes:
+        doc: dict[str, Any] = {
+            "id": "chatcmpl-fake", "object": "chat.completion.chunk", "created": CREATED,
+            "model": model, "system_fingerprint": "fp_fake",
+            "choices": [{"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish}],
+        }
+        if include_usage:
+            doc["usage"] = None
+        return data(doc)
+
+    events = [chunk({"role": "assistant", "content": "", "refusal": None})]
+    events += [chunk({"content": part}) for part in pieces(answer.text)]
+    for index, call in enumerate(answer.tool_calls):
+        events.append(chunk({"tool_calls": [{"index": index, "id": call.id, "type": "function",
+                                             "function": {"name": call.name, "arguments": ""}}]}))
+        events += [chunk({"tool_calls": [{"index": index, "function": {"arguments": part}}]})
+                   for part in pieces(call.arguments)]
+    events.append(chunk({}, answer.finish_reason))
+    if include_usage:
+        events.append(data({"id": "chatcmpl-fake", "object": "chat.completion.chunk",
+                            "created": CREATED, "model": model, "choices": [],
+                            "usage": _usage(answer)}))
+    events.append(b"data: [DONE]\n\n")
+    return events
+
+
+class FakeOpenAI(FakeServer):
+    """Answers ``answer`` under the model name ``reports`` (default: the model it was asked)."""
+
+    def __init__(self, *, api_key: str | None = None, answer: Answer = TEXT, split: Split = whole,
+                 retry_after: str = "0", reports: str | None = None) -> None:
+        super().__init__(split=split)
+        self.api_key = api_key
+        self.answer = answer
+        self.retry_after = retry_after
+        self.reports = reports
+        self.faults: deque[str] = deque()
+        self.raw_bodies: list[bytes] = []
+
+    async def handle(self, request: Request) -> Reply:
+        if request.method != "POST" or request.path != "/v1/chat/completions":
+            doc = error_doc(f"Unknown path {request.path}", "invalid_request_error")
+            return json_reply(404, doc)
+        auth = request.headers.get("authorization")
+        if self.api_key is not None and auth != f"Bearer {self.api_key}":
+            return json_reply(401, error_doc("Incorrect API key provided", "invalid_request_error",
+                                             "invalid_api_key"))
+        self.raw_bodies.append(request.body)
+        body = request.json()
+        model = self.reports or body["model"]
+        fault = self.faults.popleft() if self.faults else None
+        assert fault is None or fault in FAULTS, fault
+        if fault == "429":
+            doc = error_doc("Rate limit reached for requests", "requests", "rate_limit_exceeded")
+            return json_reply(429, doc, [("retry-after", self.retry_after)])
+        if fault in ("500", "503"):
+            return json_reply(int(fault), error_doc("The server had an error", "server_error"))
+        if fault == "400":
+            return json_reply(400, error_doc("'messages' is too short", "invalid_request_error",
+                                             None, "messages"))
+        if fault == "401":
+            return json_reply(401, error_doc("Incorrect API key provided", "invalid_request_error",
+                                             "invalid_api_key"))
+        if fault == "404":
+            return json_reply(404, error_doc(f"The model `{model}` does not exist",
+                                             "invalid_request_error", "model_not_found"))
+        if fault == "stall":
+            return Reply(stall=True)
+        if fault == "error_200":
+            return json_reply(200, error_doc("Model is still loading", "invalid_request_error"))
+        if not body.get("stream"):
+            return json_reply(200, completion_json(self.answer, model))
+        include_usage = bool((body.get("stream_options") or {}).get("include_usage"))
+        events = chunk_events(self.answer, model, include_usage)
+        reply = Reply(200, [("content-type", "text/event-stream")], events=events)
+        if fault == "error_event":
+            events[4:] = [data(error_doc("The server had an error while processing",
+                                         "server_error"))]
+        elif fault == "error_first":
+            events[:] = [data(error_doc("Invalid 'tools': bad schema", "invalid_request_error"))]
+        elif fault == "no_done":
+            events.pop()
+        elif fault == "reset":
+            reply.reset_after = 4
+        elif fault == "reset_early":
+            reply.reset_after = 0
+        elif fault == "hold":
+            reply.hold_after = 4
+        return reply
