@@ -1,21 +1,25 @@
 """``POST /v1/chat/completions``: validate, pick the provider, answer or stream.
 
 The request is decoded into msgspec Structs so a missing or wrong-typed field is a 400 naming
-the field. Streaming waits for the provider's first chunk before sending the response head, so
-failures before the first byte still get their proper HTTP status.
+the field. ``modelmux.api.streaming`` picks JSON, standard or buffered SSE; this module runs it.
+Streaming waits for the provider's first chunk before sending the response head, so failures
+before the first byte still get their proper HTTP status.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import re
 import time
 import uuid
+from collections.abc import AsyncGenerator
 from typing import TYPE_CHECKING
 
 import msgspec
 
 from modelmux.api.responses import JSON_HEADERS, SSE_HEADERS, error_event
+from modelmux.api.streaming import MODE_HEADER, Coalescer, choose_mode
 from modelmux.errors import InternalError, InvalidRequest, ModelMuxError
 from modelmux.providers.base import ChatCall
 from modelmux.schemas.openai_chat import ChatCompletionRequest, request_decoder
@@ -65,9 +69,22 @@ def decode_request(body: bytes) -> ChatCompletionRequest:
 
 
 async def create_chat_completion(app: App, exchange: Exchange) -> None:
+    """Answer one chat request as JSON or SSE, as ``choose_mode`` decides."""
     body = await exchange.read_body()
     request = decode_request(body)
+    settings = app.config.streaming
+    asked = bool(request.stream)
+    delivery, reason = choose_mode(
+        settings, asked_stream=asked, user_agent=exchange.header(b"user-agent"),
+        headers=exchange.headers, override=exchange.header(MODE_HEADER),
+    )
+    log.debug("stream mode %s for a stream=%s request (%s)", delivery, asked, reason)
     provider, upstream_model = app.models.resolve(request.model)
+    streamed = delivery != "never"
+    if asked and not streamed:  # the provider is asked for, and the client gets, one JSON body
+        request = msgspec.structs.replace(request, stream=False, stream_options=None)
+    elif streamed and not asked:
+        request = msgspec.structs.replace(request, stream=True)
     call = ChatCall(
         request,
         body,
@@ -77,7 +94,7 @@ async def create_chat_completion(app: App, exchange: Exchange) -> None:
         created=int(time.time()),
         request_id=app.request_id(exchange),
     )
-    if not call.stream:
+    if not streamed:
         await exchange.respond(200, list(JSON_HEADERS), await provider.complete(call))
         return
     chunks = provider.stream(call)
@@ -85,19 +102,68 @@ async def create_chat_completion(app: App, exchange: Exchange) -> None:
         first = await anext(chunks)  # errors up to here still get a proper status
     except StopAsyncIteration:
         raise InternalError(f"provider {provider.name!r} produced an empty stream") from None
+    coalescer = None
+    if delivery == "buffered":
+        clock = asyncio.get_running_loop().time
+        coalescer = Coalescer(settings.buffer_size, settings.chunk_timeout_ms / 1000, clock)
     try:
         await exchange.start(200, list(SSE_HEADERS))
-        await exchange.write(first)
-        async for piece in chunks:
-            await exchange.write(piece)
+        if coalescer is None:
+            await exchange.write(first)
+            async for piece in chunks:
+                await exchange.write(piece)
+        else:
+            await _relay_buffered(exchange, chunks, first, coalescer)
     except ClientDisconnected:
         raise
     except ModelMuxError as exc:
         log.warning("stream from %s failed after the first byte: %s", provider.name, exc.message)
-        await exchange.write(error_event(exc))
+        await exchange.write(_pending(coalescer) + error_event(exc))
     except Exception:
         log.exception("stream from %s failed after the first byte", provider.name)
-        await exchange.write(error_event(InternalError("internal error while streaming")))
+        failure = InternalError("internal error while streaming")
+        await exchange.write(_pending(coalescer) + error_event(failure))
     finally:
         await chunks.aclose()
     await exchange.end()
+
+
+def _pending(coalescer: Coalescer | None) -> bytes:
+    return coalescer.flush() if coalescer is not None else b""
+
+
+async def _relay_buffered(
+    exchange: Exchange, chunks: AsyncGenerator[bytes, None], first: bytes, coalescer: Coalescer
+) -> None:
+    """Write ``chunks`` through ``coalescer``, flushing at its deadline while the provider is quiet.
+
+    One ``anext`` step is kept across timeouts, so a timer flush never drops a chunk; a step
+    still running when this returns or raises is cancelled and awaited before the caller closes
+    the generator.
+    """
+    loop = asyncio.get_running_loop()
+    await exchange.write(coalescer.feed(first))
+    step: asyncio.Future[bytes] | None = None
+    try:
+        while True:  # read on past [DONE] so the provider can finish (and pool its connection)
+            if step is None:
+                step = asyncio.ensure_future(anext(chunks))
+            deadline = coalescer.deadline
+            wait = None if deadline is None else max(deadline - loop.time(), 0.0)
+            await asyncio.wait((step,), timeout=wait)
+            if not step.done():
+                await exchange.write(coalescer.tick())
+                continue
+            done, step = step, None
+            try:
+                piece = done.result()
+            except StopAsyncIteration:
+                break
+            await exchange.write(coalescer.feed(piece))
+        await exchange.write(coalescer.close())
+    finally:
+        if step is not None:
+            step.cancel()
+            await asyncio.wait((step,))
+            if not step.cancelled():
+                step.exception()
