@@ -16,7 +16,8 @@ from pathlib import Path
 
 from modelmux import __version__, _accel
 from modelmux.api.app import App
-from modelmux.config.load import ConfigError, candidate_paths, load
+from modelmux.cli.preflight import provider_problems
+from modelmux.config.load import ConfigError, LoadedConfig, Override, candidate_paths, load_config
 from modelmux.config.schema import Config
 from modelmux.observability import logs
 from modelmux.server.lifecycle import Server
@@ -121,29 +122,60 @@ def _run(coro_factory: object, loop_kind: str) -> int:
     return asyncio.run(coro)
 
 
-def run(ns: argparse.Namespace) -> int:
+def overrides(ns: argparse.Namespace) -> list[Override]:
+    """The serve flags as the command-line config layer."""
+    flags = [("host", ("server", "host"), "--host"), ("port", ("server", "port"), "--port"),
+             ("workers", ("server", "workers"), "--workers"),
+             ("log_level", ("logging", "level"), "--log-level")]
+    return [(path, getattr(ns, name), flag) for name, path, flag in flags
+            if getattr(ns, name) is not None]
+
+
+def _load(ns: argparse.Namespace) -> LoadedConfig | None:
+    """The validated config (providers built once as a check), or None after logging why not."""
     try:
-        config, path = load(Path(ns.config) if ns.config else None)
+        loaded = load_config(Path(ns.config) if ns.config else None, overrides=overrides(ns))
+        problems = provider_problems(loaded.config, loaded.origins)
+        if problems:
+            raise ConfigError.from_problems(problems)
     except ConfigError as exc:
         logs.setup("info")
         log.error("invalid configuration: %s", exc)
+        for warning in exc.warnings:
+            log.warning("%s", warning.render())
+        return None
+    return loaded
+
+
+def run(ns: argparse.Namespace) -> int:
+    loaded = _load(ns)
+    if loaded is None:
         return 2
-    logs.setup(ns.log_level or config.logging.level)
-    if path is None:
-        looked = ", ".join(str(p) for p in candidate_paths())
+    config = loaded.config
+    trouble = logs.setup(config.logging.level, config.logging.format, config.logging.file)
+    looked = ", ".join(str(p) for p in candidate_paths())
+    if loaded.defaulted:
         log.info("no config file found (looked in %s): serving the built-in mock model `mock`; "
                  "run `modelmux config init` to set up real providers", looked)
+    elif not loaded.files:
+        log.info("modelmux %s: no config file found (looked in %s): using settings from the "
+                 "environment", __version__, looked)
     else:
-        log.info("modelmux %s using config %s", __version__, path)
+        log.info("modelmux %s using config %s", __version__, ", ".join(map(str, loaded.files)))
+    if trouble:
+        log.warning("%s", trouble)
+    if not ns.listen_fds:  # workers load the same config; the supervisor already said this
+        for note in loaded.notes:
+            log.info("%s", note)
+        for warning in loaded.warnings:
+            log.warning("%s", warning.render())
     log.info("implementation: %s", _accel.implementation())
     if ns.listen_fds:
         fds = [int(fd) for fd in ns.listen_fds.split(",")]
         return _run(lambda: serve_worker(config, fds, ns.ready_fd, ns.lifeline_fd), ns.loop)
-    host = ns.host or config.server.host
-    port = config.server.port if ns.port is None else ns.port
-    workers = config.server.workers if ns.workers is None else ns.workers
+    host, port, workers = config.server.host, config.server.port, config.server.workers
     if workers > 1:
-        worker_args = [*(["--config", str(path)] if path else []), "--loop", ns.loop,
+        worker_args = [*(["--config", str(ns.config)] if ns.config else []), "--loop", ns.loop,
                        *(["--log-level", ns.log_level] if ns.log_level else [])]
         return asyncio.run(supervise(config, host, port, workers, worker_args))
     return _run(lambda: serve(config, host, port), ns.loop)

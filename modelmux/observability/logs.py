@@ -1,19 +1,51 @@
-"""Process-wide logging set-up for the CLI (the library itself only creates loggers)."""
+"""Process-wide logging set-up for the CLI (the library itself only creates loggers).
+
+Logs always go to stderr (journald and ``brew services`` capture it); with ``[logging] file`` they
+also go to that file, reopened when logrotate moves it (``WatchedFileHandler``).
+"""
 
 from __future__ import annotations
 
+import json
 import logging
+import logging.handlers
+import os
 import sys
 
 LEVELS = {"trace": logging.DEBUG, "debug": logging.DEBUG, "info": logging.INFO,
           "warn": logging.WARNING, "warning": logging.WARNING, "error": logging.ERROR}
+TEXT_FORMAT = "%(asctime)s %(levelname)s %(name)s[%(process)d]: %(message)s"
 
 
-def setup(level: str = "info") -> None:
-    """Log to stderr as ``time level logger: message``."""
-    handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s[%(process)d]: %(message)s"))
+class JsonFormatter(logging.Formatter):
+    """One JSON object per line: time, level, logger, pid, message (and the exception)."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        entry = {"time": self.formatTime(record), "level": record.levelname.lower(),
+                 "logger": record.name, "pid": record.process, "message": record.getMessage()}
+        if record.exc_info:
+            entry["exception"] = self.formatException(record.exc_info)
+        return json.dumps(entry, ensure_ascii=False)
+
+
+def setup(level: str = "info", fmt: str = "text", file: str | None = None) -> str | None:
+    """Log to stderr (and ``file``) at ``level``; returns why the file could not be used, if so."""
+    formatter = JsonFormatter() if fmt == "json" else logging.Formatter(TEXT_FORMAT)
+    handlers: list[logging.Handler] = [logging.StreamHandler(sys.stderr)]
+    trouble = None
+    if file:
+        try:
+            os.makedirs(os.path.dirname(os.path.abspath(file)), exist_ok=True)
+            handlers.append(logging.handlers.WatchedFileHandler(file, encoding="utf-8"))
+        except OSError as exc:
+            trouble = f"cannot write the log file {file}: {exc.strerror or exc}; logging to stderr only"
+    for handler in handlers:
+        handler.setFormatter(formatter)
     root = logging.getLogger("modelmux")
-    root.handlers[:] = [handler]
+    for old in root.handlers:
+        if isinstance(old, logging.FileHandler):
+            old.close()
+    root.handlers[:] = handlers
     root.setLevel(LEVELS.get(level.lower(), logging.INFO))
     root.propagate = False
+    return trouble

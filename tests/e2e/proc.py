@@ -16,6 +16,16 @@ READY = re.compile(r"listening on (http://\S+)")
 START_TIMEOUT = 30.0
 
 
+_LEGACY_1X = {"PORT", "HOST", "LOG_LEVEL", "STREAMING_MODE", "GCP_SERVICE_ACCOUNT_KEY", "XDG_CONFIG_HOME"}
+
+
+def _configures_modelmux(name: str) -> bool:
+    """Variables that would change the server under test (1.x names, config layers)."""
+    if name in _LEGACY_1X or name.startswith(("LLM_", "VERTEX_")):
+        return True
+    return name.startswith("MODELMUX_") and name not in ("MODELMUX_PURE_PYTHON", "MODELMUX_REQUIRE_NATIVE")
+
+
 def modelmux_command() -> list[str]:
     """The installed console script next to this interpreter, else ``python -m modelmux``."""
     script = Path(sys.executable).with_name("modelmux")
@@ -29,8 +39,7 @@ class ServeProcess:
     """One ``modelmux serve`` process; its stderr lines are collected for assertions."""
 
     def __init__(self, args: list[str], env: dict[str, str] | None = None, home: Path | None = None) -> None:
-        full_env = dict(os.environ)
-        full_env.pop("XDG_CONFIG_HOME", None)
+        full_env = {k: v for k, v in os.environ.items() if not _configures_modelmux(k)}
         if home is not None:
             full_env["HOME"] = str(home)
             full_env["XDG_CONFIG_HOME"] = str(home / ".config")

@@ -1,0 +1,186 @@
+"""``modelmux doctor``: one line per check, exit 1 when any check fails.
+
+Checks: the configuration is valid; each provider's credentials load (Vertex: and mint a
+token); each provider's host answers a TCP (and TLS) handshake unless ``--offline``; the listen
+port is free; the native build is active; versions. A pure-Python build is a warning, not a
+failure, unless ``MODELMUX_REQUIRE_NATIVE=1``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import importlib.metadata
+import platform
+import socket
+import ssl
+import sys
+from collections.abc import Iterator
+from typing import Any
+from urllib.parse import urlsplit
+
+from modelmux import __version__, _accel
+from modelmux.cli.common import FAILED, OK, add_config_option
+from modelmux.cli.preflight import provider_problems
+from modelmux.config.load import LoadedConfig, load_config
+from modelmux.config.problems import ConfigError
+from modelmux.config.schema import (
+    AnthropicConfig,
+    OpenAICompatibleConfig,
+    ProviderConfig,
+    VertexConfig,
+)
+
+TIMEOUT = 5.0
+TOKEN_TIMEOUT = 20.0
+Check = tuple[str, str, str]
+"""(status: ok | warn | FAIL | skip, what, detail)."""
+EPILOG = """EXAMPLES:
+  modelmux doctor
+  modelmux doctor --offline            no network: skip reachability and token minting
+  modelmux doctor --config ./config.toml"""
+
+
+def add_parser(commands: Any) -> None:
+    parser = commands.add_parser(
+        "doctor", help="check config, credentials, providers, port and build", epilog=EPILOG,
+        description="Check that ModelMux can run: one line per check, exit code 1 when any fails.")
+    parser.add_argument("--offline", action="store_true",
+                        help="skip checks that use the network")
+    add_config_option(parser)
+
+
+def origin_of(provider: ProviderConfig) -> str | None:
+    """``scheme://host[:port]`` a provider talks to, or None (mock)."""
+    if isinstance(provider, (OpenAICompatibleConfig, AnthropicConfig)):
+        return provider.base_url
+    if isinstance(provider, VertexConfig):
+        from modelmux.providers.vertex import vertex_origin
+
+        return vertex_origin(provider.region, provider.base_url)
+    return None
+
+
+def reach(url: str, timeout: float = TIMEOUT) -> str:
+    """Connect (and shake hands, for https) to the URL's host.
+
+    Raises:
+        OSError: the host does not resolve, refuses, times out or fails TLS.
+    """
+    parts = urlsplit(url)
+    host = parts.hostname or ""
+    port = parts.port or (443 if parts.scheme == "https" else 80)
+    with socket.create_connection((host, port), timeout=timeout) as raw:
+        if parts.scheme == "https":
+            with ssl.create_default_context().wrap_socket(raw, server_hostname=host) as tls:
+                return f"{host}:{port} ({tls.version()})"
+    return f"{host}:{port}"
+
+
+async def _mint(provider: VertexConfig) -> str:
+    from modelmux.providers.vertex import token_source
+
+    source = token_source(provider)
+    try:
+        await asyncio.wait_for(source.token(), TOKEN_TIMEOUT)
+    finally:
+        await source.aclose()
+    return "token minted"
+
+
+def credential_check(provider: ProviderConfig, offline: bool) -> Check | None:
+    label = f"credentials {provider.name}"
+    if isinstance(provider, VertexConfig):
+        named = provider.credentials_file or provider.credentials_env or (
+            "inline JSON" if provider.credentials_json else None)
+        if offline:
+            if named is None:
+                return "skip", label, "Application Default Credentials (not checked offline)"
+            return "ok", label, f"{named} loads (offline: no token minted)"
+        try:
+            detail = asyncio.run(_mint(provider))
+        except Exception as exc:  # noqa: BLE001 - every failure is this check's answer
+            return "FAIL", label, f"{named or 'Application Default Credentials'}: {exc}"
+        return "ok", label, f"{named or 'Application Default Credentials'}: {detail}"
+    if isinstance(provider, (AnthropicConfig, OpenAICompatibleConfig)):
+        if provider.api_key:
+            return "ok", label, "API key set"
+        return "warn", label, "no API key (fine for servers that need none)"
+    return None
+
+
+def checks(loaded: LoadedConfig | None, error: ConfigError | None, offline: bool) -> Iterator[Check]:
+    if loaded is None:
+        assert error is not None
+        yield "FAIL", "config", "invalid: " + "; ".join(p.render() for p in error.problems)
+    else:
+        problems = provider_problems(loaded.config, loaded.origins)
+        files = ", ".join(map(str, loaded.files)) or "no file: built-in defaults"
+        if problems:
+            yield "FAIL", "config", "invalid: " + "; ".join(p.render() for p in problems)
+        else:
+            note = f" ({len(loaded.warnings)} warnings: see `modelmux config validate`)" \
+                if loaded.warnings else ""
+            yield "ok", "config", f"valid: {files}{note}"
+            for provider in loaded.config.provider:
+                found = credential_check(provider, offline)
+                if found is not None:
+                    yield found
+        for provider in loaded.config.provider:
+            url = origin_of(provider)
+            if url is None:
+                yield "ok", f"provider {provider.name}", "built in (no network)"
+            elif offline:
+                yield "skip", f"provider {provider.name}", f"{url} (offline)"
+            else:
+                try:
+                    yield "ok", f"provider {provider.name}", f"{url} reachable: {reach(url)}"
+                except (OSError, ValueError) as exc:
+                    yield "FAIL", f"provider {provider.name}", f"{url} unreachable: {exc}"
+        yield port_check(loaded.config.server.host, loaded.config.server.port)
+    implementation = _accel.implementation()
+    if implementation.startswith("native"):
+        yield "ok", "native build", implementation
+    else:
+        yield ("FAIL" if _accel.native_required() else "warn"), "native build", implementation
+    yield "ok", "versions", versions()
+
+
+def port_check(host: str, port: int) -> Check:
+    label = f"port {host}:{port}"
+    if port == 0:
+        return "ok", label, "0 picks a free port at start"
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+        family, kind, proto, _, address = infos[0]
+        with socket.socket(family, kind, proto) as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            probe.bind(address)
+    except OSError as exc:
+        return "FAIL", label, f"cannot listen: {exc.strerror or exc}"
+    return "ok", label, "free"
+
+
+def versions() -> str:
+    found = [f"modelmux {__version__}", f"Python {platform.python_version()}"]
+    for name in ("msgspec", "h11", "h2", "uvloop", "google-auth"):
+        try:
+            found.append(f"{name} {importlib.metadata.version(name)}")
+        except importlib.metadata.PackageNotFoundError:
+            found.append(f"{name} missing")
+    return ", ".join(found) + f" ({platform.system()} {platform.machine()})"
+
+
+def run(ns: argparse.Namespace) -> int:
+    loaded, error = None, None
+    try:
+        loaded = load_config(ns.config)
+    except ConfigError as exc:
+        error = exc
+    for note in loaded.notes if loaded else []:
+        print(f"modelmux: {note}", file=sys.stderr)
+    failed = False
+    for status, what, detail in checks(loaded, error, ns.offline):
+        failed = failed or status == "FAIL"
+        print(f"[{status:^4}] {what}: {detail}", flush=True)
+    return FAILED if failed else OK

@@ -1,0 +1,209 @@
+"""Validation that reports every problem at once: schema checks per key, then cross-field checks.
+
+msgspec stops at the first error, so ``check_schema`` walks the schema itself: each table's
+unknown and missing keys, each value converted on its own, tagged provider tables by ``type``.
+``check_config`` looks across a decoded ``Config`` (duplicate names, shared models, ranges).
+"""
+
+from __future__ import annotations
+
+import re
+import types
+import typing
+from collections.abc import Mapping
+from typing import Any
+
+import msgspec
+
+from modelmux.config.layers import Origins, origin_of
+from modelmux.config.problems import KeyPath, Problem
+from modelmux.config.schema import Config, RoutingConfig
+
+FALLBACK = "*"
+_AT = re.compile(r" - at `\$(.*)`$")
+_PART = re.compile(r"\.([^.\[]+)|\[(\d+)\]")
+
+
+def _kind(value: Any) -> str:
+    return {dict: "a table", list: "an array", str: "a string", bool: "a boolean", int: "an integer",
+            float: "a number"}.get(type(value), type(value).__name__)
+
+
+def _strip(kind: Any) -> Any:
+    return typing.get_args(kind)[0] if typing.get_origin(kind) is typing.Annotated else kind
+
+
+def _is_struct(kind: Any) -> bool:
+    return isinstance(kind, type) and issubclass(kind, msgspec.Struct)
+
+
+def _tagged(kind: Any) -> tuple[Any, ...] | None:
+    """The Struct members of a tagged union, else None."""
+    if typing.get_origin(kind) in (typing.Union, types.UnionType):
+        members = typing.get_args(kind)
+        if members and all(_is_struct(m) and m.__struct_config__.tag for m in members):
+            return members
+    return None
+
+
+def _message(exc: msgspec.ValidationError, path: KeyPath) -> tuple[str, KeyPath]:
+    """msgspec's reason with its ``- at `$...``` suffix folded into the key path."""
+    text = str(exc)
+    match = _AT.search(text)
+    if match:
+        text = text[:match.start()]
+        for name, index in _PART.findall(match.group(1)):
+            path = (*path, int(index) if index else name)
+    return text[:1].lower() + text[1:], path
+
+
+def check_schema(data: Mapping[str, Any], origins: Origins) -> list[Problem]:
+    """Every schema problem in the merged raw config, each with its path and origin."""
+    return _struct(data, Config, (), origins)
+
+
+def _struct(value: Any, struct: Any, path: KeyPath, origins: Origins) -> list[Problem]:
+    if not isinstance(value, dict):
+        return [Problem(f"expected a table, got {_kind(value)}", path, origin_of(origins, path))]
+    fields = {f.encode_name: f for f in msgspec.structs.fields(struct)}
+    tag_field = struct.__struct_config__.tag_field
+    problems = []
+    for key in value:
+        if key in fields or key == tag_field:
+            continue
+        here = (*path, key)
+        if struct is RoutingConfig:
+            message = "[routing] is reserved for routing rules in a later release: leave it empty"
+        else:
+            message = f"unknown field `{key}` (expected one of: {', '.join(fields)})"
+        problems.append(Problem(message, here, origin_of(origins, here)))
+    for name, info in fields.items():
+        if name not in value:
+            if info.required:
+                problems.append(Problem(f"missing required field `{name}`", path,
+                                        origin_of(origins, path)))
+            continue
+        problems += _value(value[name], info.type, (*path, name), origins)
+    if not problems:
+        try:
+            msgspec.convert(value, struct)
+        except msgspec.ValidationError as exc:
+            message, where = _message(exc, path)
+            problems.append(Problem(message, where, origin_of(origins, where)))
+    return problems
+
+
+def _value(value: Any, kind: Any, path: KeyPath, origins: Origins) -> list[Problem]:
+    bare = _strip(kind)
+    if _is_struct(bare):
+        return _struct(value, bare, path, origins)
+    members = _tagged(bare)
+    if members is not None:
+        return _union(value, members, path, origins)
+    if typing.get_origin(bare) is list:
+        item = _strip(typing.get_args(bare)[0])
+        if (_is_struct(item) or _tagged(item)) and isinstance(value, list):
+            return [p for i, v in enumerate(value) for p in _value(v, item, (*path, i), origins)]
+    if typing.get_origin(bare) is typing.Literal and isinstance(value, str):
+        choices = typing.get_args(bare)
+        if value not in choices:
+            return [Problem(f"expected one of {', '.join(map(str, choices))}, got {value!r}", path,
+                            origin_of(origins, path))]
+    try:
+        msgspec.convert(value, kind)
+    except msgspec.ValidationError as exc:
+        message, where = _message(exc, path)
+        return [Problem(message, where, origin_of(origins, where))]
+    return []
+
+
+def _union(value: Any, members: tuple[Any, ...], path: KeyPath, origins: Origins) -> list[Problem]:
+    tag_field = members[0].__struct_config__.tag_field
+    tags = {m.__struct_config__.tag: m for m in members}
+    if not isinstance(value, dict):
+        return [Problem(f"expected a table, got {_kind(value)}", path, origin_of(origins, path))]
+    tag = value.get(tag_field)
+    if tag not in tags:
+        here = (*path, tag_field) if tag_field in value else path
+        got = "missing" if tag is None else f"got {tag!r}"
+        return [Problem(f"`{tag_field}` must be one of {', '.join(map(str, tags))} ({got})", here,
+                        origin_of(origins, here))]
+    return _struct(value, tags[tag], path, origins)
+
+
+def _int(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def _aliases(data: Mapping[str, Any]) -> list[tuple[str, str]]:
+    models = data.get("models")
+    if not isinstance(models, dict):
+        return []
+    out = []
+    for name, alias in models.items():
+        target = alias.get("target") if isinstance(alias, dict) else alias
+        if isinstance(target, str):
+            out.append((name, target))
+    return out
+
+
+def check_config(data: Mapping[str, Any], origins: Origins) -> list[Problem]:
+    """Cross-field problems (errors) and warnings; works on raw data, so it runs even when
+    ``check_schema`` found problems (values of the wrong type are skipped here)."""
+    problems: list[Problem] = []
+
+    def add(message: str, path: KeyPath, warning: bool = False) -> None:
+        problems.append(Problem(message, path, origin_of(origins, path), warning))
+
+    raw_server, raw_providers = data.get("server"), data.get("provider")
+    server: dict[str, Any] = raw_server if isinstance(raw_server, dict) else {}
+    port: Any = server.get("port")
+    if _int(port) and not 0 <= port <= 65535:
+        add(f"expected a port in 0-65535 (0 picks a free port), got {port}", ("server", "port"))
+    for key in ("workers", "max_head_bytes", "max_body_bytes", "max_connections"):
+        if _int(server.get(key)) and server[key] < 1:
+            add(f"expected a number >= 1, got {server[key]}", ("server", key))
+    for key in ("header_timeout", "body_timeout", "keepalive_timeout", "drain_timeout"):
+        if _int(server.get(key)) and server[key] <= 0:
+            add(f"expected seconds > 0, got {server[key]}", ("server", key))
+    providers: list[Any] = raw_providers if isinstance(raw_providers, list) else []
+    aliases = _aliases(data)
+    targets = {target.partition("/")[0] for _, target in aliases}
+    names: dict[str, int] = {}
+    owner: dict[str, int] = {}
+    for index, provider in enumerate(providers):
+        if not isinstance(provider, dict):
+            continue
+        here: KeyPath = ("provider", index)
+        name: Any = provider.get("name")
+        if isinstance(name, str):
+            if not name.strip() or "/" in name:
+                add("a provider name must be non-empty and contain no `/`", (*here, "name"))
+            if name in names:
+                add(f"duplicate provider name `{name}` (also provider[{names[name]}])",
+                    (*here, "name"))
+            names.setdefault(name, index)
+        models = provider.get("models")
+        if not isinstance(models, list):
+            continue
+        if not models and name not in targets:
+            add("empty: list the models this provider serves (or point a [models] alias at it)",
+                (*here, "models"))
+        for number, model in enumerate(models):
+            if not isinstance(model, str):
+                continue
+            first = owner.setdefault(model, index)
+            if first != index:
+                add(f"model `{model}` is also listed by provider[{first}]: requests for it go "
+                    "there (the first listing wins)", (*here, "models", number), warning=True)
+    for name, target in aliases:
+        provider_name, slash, upstream = target.partition("/")
+        if not ((slash and provider_name in names and upstream) or target in owner):
+            add(f"target `{target}` matches no provider: expected `provider/model` or a model a "
+                "provider lists", ("models", name))
+        elif name in owner and name != FALLBACK:
+            add(f"alias `{name}` hides the model of that name listed by provider[{owner[name]}]",
+                ("models", name), warning=True)
+    if not providers:
+        add("no [[provider]] configured: every chat request will get 404", (), warning=True)
+    return problems

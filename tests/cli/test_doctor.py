@@ -1,0 +1,127 @@
+"""``modelmux doctor``: one line per check; exit 1 when any fails. Loopback servers only."""
+
+from __future__ import annotations
+
+import json
+import socket
+import threading
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import pytest
+
+from tests.cli.helpers import run, service_account, user_config, write
+
+
+@pytest.fixture
+def listener() -> Iterator[int]:
+    """A loopback port with a listening socket (nothing else happens on it)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        sock.listen()
+        yield sock.getsockname()[1]
+
+
+def closed_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+class TokenHandler(BaseHTTPRequestHandler):
+    status = 200
+
+    def do_POST(self) -> None:
+        self.rfile.read(int(self.headers.get("content-length", "0")))
+        body = json.dumps({"access_token": "ya29.doctor", "expires_in": 3600,
+                           "token_type": "Bearer"} if self.status == 200
+                          else {"error": "invalid_grant"}).encode()
+        self.send_response(self.status)
+        self.send_header("content-type", "application/json")
+        self.send_header("content-length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+@pytest.fixture(params=[200, 400], ids=["token-ok", "token-refused"])
+def token_server(request: pytest.FixtureRequest) -> Iterator[tuple[str, int]]:
+    handler = type("Handler", (TokenHandler,), {"status": request.param})
+    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}/token", request.param
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(10)
+
+
+def lines(output: str) -> dict[str, str]:
+    """``what`` → ``status`` for each check line."""
+    found = {}
+    for line in output.splitlines():
+        status, _, rest = line.partition("] ")
+        found[rest.split(": ", 1)[0]] = status.strip("[ ")
+    return found
+
+
+def test_offline_zero_config(tmp_path: Path) -> None:
+    out = run(tmp_path, "doctor", "--offline")
+    checks = lines(out.stdout)
+    assert out.returncode == 0, out.stdout
+    assert checks["config"] == "ok" and checks["provider mock"] == "ok"
+    assert checks["native build"] in ("ok", "warn") and checks["versions"] == "ok"
+    assert "modelmux" in out.stdout and "Python" in out.stdout
+
+
+def test_invalid_config_fails(tmp_path: Path) -> None:
+    write(user_config(tmp_path), "[server]\nprot = 1\n")
+    out = run(tmp_path, "doctor", "--offline")
+    assert out.returncode == 1
+    assert lines(out.stdout)["config"] == "FAIL" and "unknown field `prot`" in out.stdout
+
+
+def test_port_in_use_fails(tmp_path: Path, listener: int) -> None:
+    write(user_config(tmp_path), f"[server]\nport = {listener}\n"
+          '[[provider]]\nname = "m"\ntype = "mock"\nmodels = ["m"]\n')
+    out = run(tmp_path, "doctor", "--offline")
+    assert out.returncode == 1 and lines(out.stdout)[f"port 127.0.0.1:{listener}"] == "FAIL"
+
+
+def test_reachability(tmp_path: Path, listener: int) -> None:
+    write(user_config(tmp_path), f"[server]\nport = 0\n"
+          f'[[provider]]\nname = "up"\ntype = "openai_compatible"\nmodels = ["a"]\n'
+          f'base_url = "http://127.0.0.1:{listener}/v1"\n'
+          f'[[provider]]\nname = "down"\ntype = "openai_compatible"\nmodels = ["b"]\n'
+          f'base_url = "http://127.0.0.1:{closed_port()}/v1"\n')
+    out = run(tmp_path, "doctor")
+    checks = lines(out.stdout)
+    assert out.returncode == 1
+    assert checks["provider up"] == "ok" and checks["provider down"] == "FAIL"
+    assert checks["credentials up"] == "warn"  # no API key: fine for local servers
+    offline = run(tmp_path, "doctor", "--offline")
+    assert offline.returncode == 0 and lines(offline.stdout)["provider down"] == "skip"
+
+
+def test_vertex_credentials_mint_a_token(tmp_path: Path, listener: int,
+                                        token_server: tuple[str, int]) -> None:
+    token_uri, status = token_server
+    key = write(tmp_path / "sa.json", json.dumps(service_account(token_uri)))
+    write(user_config(tmp_path), f'[server]\nport = 0\n[[provider]]\nname = "v"\ntype = "vertex"\n'
+          f'project = "p"\nregion = "us-east5"\nmodels = ["m"]\n'
+          f'base_url = "http://127.0.0.1:{listener}"\ncredentials_file = "{key}"\n')
+    out = run(tmp_path, "doctor")
+    checks = lines(out.stdout)
+    assert checks["provider v"] == "ok"
+    if status == 200:
+        assert out.returncode == 0, out.stdout
+        assert checks["credentials v"] == "ok" and "token minted" in out.stdout
+    else:
+        assert out.returncode == 1 and checks["credentials v"] == "FAIL"
+    offline = run(tmp_path, "doctor", "--offline")
+    assert lines(offline.stdout)["credentials v"] == "ok" and "no token minted" in offline.stdout

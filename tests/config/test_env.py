@@ -1,0 +1,108 @@
+"""``MODELMUX_<SECTION>_<KEY>`` variables, 1.x value words, ``${VAR}`` and ``~`` expansion."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from modelmux.config.env import env_names, environment_layer, parse_value
+from modelmux.config.problems import ConfigError
+from tests.config.helpers import load, write
+
+MOCK = '[[provider]]\nname = "m"\ntype = "mock"\nmodels = ["m"]\n'
+
+
+def test_every_scalar_setting_has_a_variable() -> None:
+    names = env_names()
+    for name in ("MODELMUX_SERVER_PORT", "MODELMUX_SERVER_HOST", "MODELMUX_SERVER_WORKERS",
+                 "MODELMUX_SERVER_CORS_ALLOW_ORIGINS", "MODELMUX_STREAMING_MODE",
+                 "MODELMUX_STREAMING_BUFFER_SIZE", "MODELMUX_STREAMING_CHUNK_TIMEOUT_MS",
+                 "MODELMUX_LOGGING_LEVEL", "MODELMUX_LOGGING_FORMAT", "MODELMUX_LOGGING_FILE"):
+        assert name in names
+
+
+@pytest.mark.parametrize("word", ["true", "YES", "1", "on", "Enabled"])
+def test_true_words(word: str) -> None:
+    assert parse_value(word, bool, ()) is True
+
+
+@pytest.mark.parametrize("word", ["false", "No", "0", "OFF", "disabled"])
+def test_false_words(word: str) -> None:
+    assert parse_value(word, bool, ()) is False
+
+
+def test_other_boolean_words_are_rejected() -> None:
+    with pytest.raises(ValueError, match="expected a boolean"):
+        parse_value("maybe", bool, ())
+
+
+@pytest.mark.parametrize(("word", "mode"), [
+    ("AUTO", "auto"), ("never", "never"), ("false", "never"), ("no", "never"),
+    ("non-streaming", "never"), ("standard", "standard"), ("Normal", "standard"),
+    ("buffered", "buffered"), ("buffer", "buffered"), ("always", "always"), ("true", "always"),
+    ("yes", "always"),
+])
+def test_streaming_mode_words_of_1x(tmp_path: Path, word: str, mode: str) -> None:
+    loaded = load(tmp_path, environ={"MODELMUX_STREAMING_MODE": word})
+    assert loaded.config.streaming.mode == mode
+
+
+@pytest.mark.parametrize("level", ["trace", "DEBUG", "Info", "warn", "warning", "error"])
+def test_log_levels_case_insensitive(tmp_path: Path, level: str) -> None:
+    loaded = load(tmp_path, environ={"MODELMUX_LOGGING_LEVEL": level})
+    assert loaded.config.logging.level == {"warning": "warn"}.get(level.lower(), level.lower())
+
+
+def test_1x_server_log_level_still_works_with_a_warning(tmp_path: Path) -> None:
+    loaded = load(tmp_path, environ={"MODELMUX_SERVER_LOG_LEVEL": "error"})
+    assert loaded.config.logging.level == "error"
+    assert any(w.origin and w.origin.name == "MODELMUX_SERVER_LOG_LEVEL" for w in loaded.warnings)
+
+
+def test_lists_are_comma_separated(tmp_path: Path) -> None:
+    loaded = load(tmp_path, environ={"MODELMUX_SERVER_CORS_ALLOW_ORIGINS": "https://a, https://b,"})
+    assert loaded.config.server.cors.allow_origins == ["https://a", "https://b"]
+
+
+@pytest.mark.parametrize(("name", "value", "reason"), [
+    ("MODELMUX_SERVER_PORT", "99999", "expected a port in 0-65535"),
+    ("MODELMUX_SERVER_PORT", "http", "expected an integer, got 'http'"),
+    ("MODELMUX_STREAMING_MODE", "sometimes", "expected one of auto"),
+    ("MODELMUX_STREAMING_BUFFER_SIZE", "0", "expected `int` >= 1"),
+])
+def test_bad_values_are_errors_naming_the_variable(tmp_path: Path, name: str, value: str,
+                                                    reason: str) -> None:
+    with pytest.raises(ConfigError) as info:
+        load(tmp_path, environ={name: value})
+    assert f"environment {name}" in str(info.value) and reason in str(info.value)
+
+
+def test_unknown_names_in_a_section_warn_and_others_are_ignored() -> None:
+    _, problems = environment_layer({"MODELMUX_SERVER_PROT": "1", "MODELMUX_PURE_PYTHON": "1",
+                                     "MODELMUX_LLM_PROVIDER_PROJECT_ID": "x"})
+    assert len(problems) == 2 and all(p.warning for p in problems)
+    assert "unknown setting" in problems[0].render() or "unknown setting" in problems[1].render()
+
+
+def test_braced_references_and_home_are_expanded(tmp_path: Path) -> None:
+    config = write(tmp_path / "c.toml", MOCK.replace('models = ["m"]', 'models = ["${MODEL}-1"]')
+                   + '[logging]\nfile = "~/logs/${NAME}.log"\n')
+    loaded = load(tmp_path, config, environ={"MODEL": "big", "NAME": "mm"})
+    assert loaded.config.provider[0].models == ["big-1"]
+    assert loaded.config.logging.file == str(tmp_path / "logs/mm.log")
+
+
+def test_a_missing_reference_names_the_variable_the_file_and_the_line(tmp_path: Path) -> None:
+    config = write(tmp_path / "c.toml", MOCK + '[logging]\nfile = "${NOT_SET_ANYWHERE}/x"\n'
+                   'format = "${ALSO_MISSING}"\n')
+    with pytest.raises(ConfigError) as info:
+        load(tmp_path, config)
+    text = str(info.value)
+    assert f"{config}:6: logging.file: environment variable NOT_SET_ANYWHERE is not set" in text
+    assert f"{config}:7: logging.format: environment variable ALSO_MISSING is not set" in text
+
+
+def test_unbraced_dollar_and_inner_tilde_stay(tmp_path: Path) -> None:
+    config = write(tmp_path / "c.toml", MOCK.replace('name = "m"', 'name = "$HOME~x"'))
+    assert load(tmp_path, config).config.provider[0].name == "$HOME~x"
