@@ -29,6 +29,9 @@ def extensions():
         return []
     from setuptools import Extension
 
+    if REQUIRE_NATIVE and not list((HERE / "_speedups").glob("*.pyx")):
+        raise RuntimeError("MODELMUX_REQUIRE_NATIVE=1 but _speedups/*.pyx is missing (incomplete sdist?)")
+
     exts = [
         Extension(f"modelmux._speedups.{pyx.stem}", [str(pyx.relative_to(HERE))], extra_compile_args=["-O3"])
         for pyx in sorted((HERE / "_speedups").glob("*.pyx"))

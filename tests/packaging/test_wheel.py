@@ -1,0 +1,49 @@
+"""``python -m build``: an sdist that can rebuild the native wheel, and that wheel."""
+
+from __future__ import annotations
+
+import fnmatch
+import tarfile
+import zipfile
+
+from tests.packaging.conftest import Dists
+from tests.packaging.helpers import project_version
+
+
+def test_wheel_is_a_platform_wheel_with_the_native_modules(dists: Dists) -> None:
+    version = project_version()
+    name = dists.wheel.name
+    assert name.startswith(f"modelmux-{version}-cp3"), name
+    assert not name.endswith("-none-any.whl"), f"{name} is a pure wheel: the native build did not happen"
+    names = zipfile.ZipFile(dists.wheel).namelist()
+    assert fnmatch.filter(names, "modelmux/_speedups/sse*.so"), names
+
+
+def test_wheel_carries_both_licenses_and_the_console_script(dists: Dists) -> None:
+    version = project_version()
+    with zipfile.ZipFile(dists.wheel) as wheel:
+        names = wheel.namelist()
+        dist_info = f"modelmux-{version}.dist-info/"
+        licenses = {n.rsplit("/", 1)[-1] for n in names if n.startswith(dist_info)}
+        assert {"LICENSE-MIT", "LICENSE-APACHE"} <= licenses, licenses
+        entry_points = wheel.read(dist_info + "entry_points.txt").decode()
+    assert "modelmux = modelmux.cli.main:main" in entry_points
+    # Sources and tests stay in the sdist.
+    assert not [n for n in names if n.startswith("tests/") or n.endswith((".pyx", ".c"))]
+
+
+def test_sdist_has_the_native_sources_and_the_tests(dists: Dists) -> None:
+    version = project_version()
+    prefix = f"modelmux-{version}/"
+    with tarfile.open(dists.sdist) as sdist:
+        names = {n.removeprefix(prefix) for n in sdist.getnames()}
+    expected = {
+        "_speedups/sse.pyx",  # without it the wheel built from this sdist would be pure Python
+        "setup.py", "pyproject.toml", "MANIFEST.in", "README.md", "LICENSE-MIT", "LICENSE-APACHE",
+        "tests/conftest.py", "tests/test_accel.py", "tests/packaging/test_wheel.py",
+        "fuzz/translate_stream_fuzz.py",  # imported by tests/translate
+        "packaging/config.toml.example",  # installed by the Homebrew formula
+    }
+    assert expected <= names, sorted(expected - names)
+    # Generated and compiled files never ship: Cython regenerates the C from the .pyx.
+    assert not [n for n in names if n.endswith((".so", ".pyc", ".c")) or "__pycache__" in n]
