@@ -1,8 +1,9 @@
 """The application state built at start-up, and the handler the server calls per request.
 
-``App`` holds the providers, the model index and CORS policy, and dispatches each exchange
-through the routes table after stamping its request id. Errors are raised, not rendered here:
-the server turns a ``ModelMuxError`` into the OpenAI error response.
+``App`` holds the providers, the model index, CORS policy, metrics and access log, and
+dispatches each exchange through the routes table after stamping its request id and attaching
+a ``RequestRecord``. Errors are raised, not rendered here: the server turns a ``ModelMuxError``
+into the OpenAI error response, and the record is measured and logged once the exchange is over.
 """
 
 from __future__ import annotations
@@ -13,9 +14,11 @@ import uuid
 
 from modelmux import __version__
 from modelmux.api.cors import Cors
+from modelmux.api.metrics import GatewayMetrics
 from modelmux.api.routes import ROUTES
 from modelmux.config.schema import Config
 from modelmux.errors import MethodNotAllowed, NotFound
+from modelmux.observability.access import AccessLog, RequestRecord
 from modelmux.providers.base import Provider
 from modelmux.providers.registry import build_provider
 from modelmux.routing.models import ModelIndex
@@ -47,9 +50,15 @@ class App:
         self.providers: list[Provider] = [build_provider(p, self.pool) for p in config.provider]
         self.models = ModelIndex(self.providers, config.model_aliases())
         self.cors = Cors(config.server.cors)
+        self.metrics = GatewayMetrics(self.version, (m for m, _ in self.models.public_models()))
+        self.access_log = AccessLog()
 
     async def __call__(self, exchange: Exchange) -> None:
-        exchange.extra_headers.append((b"x-request-id", _request_id(exchange)))
+        request_id = _request_id(exchange)
+        exchange.extra_headers.append((b"x-request-id", request_id))
+        label = exchange.path if exchange.path in ROUTES else "unmatched"
+        exchange.observer = RequestRecord(request_id.decode("ascii"), label, self._finished)
+        self.metrics.started()
         origin = exchange.header(b"origin")
         cors_ok = origin is not None and self.cors.enabled and self.cors.allows(origin)
         methods = ROUTES.get(exchange.path)
@@ -80,6 +89,18 @@ class App:
 
     def request_id(self, exchange: Exchange) -> str:
         return exchange.extra_headers[0][1].decode()
+
+    def record(self, exchange: Exchange) -> RequestRecord:
+        """The request's record, for a route to fill in (a detached one if there is none)."""
+        observer = exchange.observer
+        if isinstance(observer, RequestRecord):
+            return observer
+        return RequestRecord(self.request_id(exchange), exchange.path)
+
+    def _finished(self, record: RequestRecord, exchange: Exchange) -> None:
+        now = time.perf_counter_ns()
+        self.metrics.observe(record, exchange, now)
+        self.access_log.log(record, exchange, now)
 
     async def aclose(self) -> None:
         for provider in self.providers:

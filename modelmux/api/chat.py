@@ -3,12 +3,14 @@
 The request is decoded into msgspec Structs so a missing or wrong-typed field is a 400 naming
 the field. ``modelmux.api.streaming`` picks JSON, standard or buffered SSE; this module runs it.
 Streaming waits for the provider's first chunk before sending the response head, so failures
-before the first byte still get their proper HTTP status.
+before the first byte still get their proper HTTP status. The response head carries ModelMux's
+overhead so far, the provider and the number of upstream attempts.
 """
 
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import re
 import time
@@ -21,9 +23,10 @@ import msgspec
 from modelmux.api.responses import JSON_HEADERS, SSE_HEADERS, error_event
 from modelmux.api.streaming import MODE_HEADER, Coalescer, choose_mode
 from modelmux.errors import InternalError, InvalidRequest, ModelMuxError
-from modelmux.providers.base import ChatCall
+from modelmux.observability.access import RequestRecord
+from modelmux.providers.base import CallStats, ChatCall, Provider, usage_of
 from modelmux.schemas.openai_chat import ChatCompletionRequest, request_decoder
-from modelmux.server.exchange import ClientDisconnected
+from modelmux.server.exchange import ClientDisconnected, Headers
 
 if TYPE_CHECKING:
     from modelmux.api.app import App
@@ -33,6 +36,11 @@ log = logging.getLogger("modelmux.api")
 
 _AT = re.compile(r" - at `\$\.?(.*)`$")
 _MISSING = re.compile(r"missing required field `([^`]*)`")
+_UNSENDABLE = re.compile(r"[^\x20-\x7e]")
+
+OVERHEAD_HEADER = b"x-modelmux-overhead-ms"
+PROVIDER_HEADER = b"x-modelmux-provider"
+ATTEMPTS_HEADER = b"x-modelmux-attempts"
 
 
 def _param(message: str) -> str | None:
@@ -72,6 +80,8 @@ async def create_chat_completion(app: App, exchange: Exchange) -> None:
     """Answer one chat request as JSON or SSE, as ``choose_mode`` decides."""
     body = await exchange.read_body()
     request = decode_request(body)
+    record = app.record(exchange)
+    record.model = request.model
     settings = app.config.streaming
     asked = bool(request.stream)
     delivery, reason = choose_mode(
@@ -80,6 +90,8 @@ async def create_chat_completion(app: App, exchange: Exchange) -> None:
     )
     log.debug("stream mode %s for a stream=%s request (%s)", delivery, asked, reason)
     provider, upstream_model = app.models.resolve(request.model)
+    record.provider, record.provider_type = provider.name, provider.type
+    record.upstream_model, record.mode = upstream_model, delivery
     streamed = delivery != "never"
     if asked and not streamed:  # the provider is asked for, and the client gets, one JSON body
         request = msgspec.structs.replace(request, stream=False, stream_options=None)
@@ -94,20 +106,31 @@ async def create_chat_completion(app: App, exchange: Exchange) -> None:
         created=int(time.time()),
         request_id=app.request_id(exchange),
     )
+    record.stats = stats = call.stats
     if not streamed:
-        await exchange.respond(200, list(JSON_HEADERS), await provider.complete(call))
+        try:
+            answer = await provider.complete(call)
+        except ModelMuxError:
+            exchange.extra_headers += _upstream_headers(provider, stats)
+            raise
+        stats.tokens = usage_of(answer)
+        await exchange.respond(200, [*JSON_HEADERS, *_observed(record, exchange, provider, stats)],
+                               answer)
         return
-    chunks = provider.stream(call)
     try:
+        chunks = provider.stream(call)
         first = await anext(chunks)  # errors up to here still get a proper status
     except StopAsyncIteration:
         raise InternalError(f"provider {provider.name!r} produced an empty stream") from None
+    except ModelMuxError:
+        exchange.extra_headers += _upstream_headers(provider, stats)
+        raise
     coalescer = None
     if delivery == "buffered":
         clock = asyncio.get_running_loop().time
         coalescer = Coalescer(settings.buffer_size, settings.chunk_timeout_ms / 1000, clock)
     try:
-        await exchange.start(200, list(SSE_HEADERS))
+        await exchange.start(200, [*SSE_HEADERS, *_observed(record, exchange, provider, stats)])
         if coalescer is None:
             await exchange.write(first)
             async for piece in chunks:
@@ -126,6 +149,25 @@ async def create_chat_completion(app: App, exchange: Exchange) -> None:
     finally:
         await chunks.aclose()
     await exchange.end()
+
+
+def _observed(record: RequestRecord, exchange: Exchange, provider: Provider,
+              stats: CallStats) -> Headers:
+    """The response head's headers: overhead (time since the request arrived, less the time
+    waiting on the upstream), provider and attempts; the overhead is kept on ``record``."""
+    overhead = max(time.perf_counter_ns() - exchange.received_ns - stats.wait_ns, 0)
+    record.overhead_ns = overhead
+    return [(OVERHEAD_HEADER, b"%.3f" % (overhead / 1e6)), *_upstream_headers(provider, stats)]
+
+
+def _upstream_headers(provider: Provider, stats: CallStats) -> Headers:
+    return [(PROVIDER_HEADER, _header_text(provider.name)),
+            (ATTEMPTS_HEADER, b"%d" % stats.attempts)]
+
+
+@functools.lru_cache(maxsize=64)
+def _header_text(text: str) -> bytes:
+    return _UNSENDABLE.sub("?", text).strip().encode("ascii") or b"-"
 
 
 def _pending(coalescer: Coalescer | None) -> bytes:

@@ -11,13 +11,65 @@ import abc
 from collections.abc import AsyncGenerator
 from typing import ClassVar
 
+import msgspec
+
 from modelmux.schemas.openai_chat import ChatCompletionRequest
+
+Tokens = tuple[int, int]
+"""(input, output) tokens as the upstream reported them."""
+
+
+class _Usage(msgspec.Struct):
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+
+
+class _UsageOnly(msgspec.Struct):
+    usage: _Usage | None = None
+
+
+_usage_only = msgspec.json.Decoder(_UsageOnly)
+
+
+def usage_of(body: bytes) -> Tokens | None:
+    """The ``usage`` of an OpenAI completion or chunk, decoding nothing else; None if absent."""
+    try:
+        usage = _usage_only.decode(body).usage
+    except (msgspec.DecodeError, msgspec.ValidationError):
+        return None
+    return None if usage is None else (usage.prompt_tokens, usage.completion_tokens)
+
+
+def carries_usage(payload: bytes) -> bool:
+    """True when an OpenAI chunk has a ``"usage": {...}`` object (not ``null``): one scan, no JSON."""
+    at = payload.rfind(b'"usage":')
+    return at >= 0 and payload[at + 8:at + 24].lstrip()[:1] == b"{"
+
+
+class CallStats:
+    """What one call cost upstream, filled in by the transport for metrics and the access log.
+
+    ``wait_ns`` is the time spent waiting on the upstream before the answer (a whole JSON
+    answer, or a stream's first chunk), retries and backoff included; ``total_ns`` runs to the
+    end of the upstream body. ``errors`` holds the code of every failed attempt.
+    """
+
+    __slots__ = ("attempts", "retries", "errors", "wait_ns", "total_ns", "tokens")
+
+    def __init__(self) -> None:
+        self.attempts = 0
+        self.retries = 0
+        self.errors: list[str] = []
+        self.wait_ns = 0
+        self.total_ns = 0
+        self.tokens: Tokens | None = None
 
 
 class ChatCall:
-    """One chat completion request, as a provider sees it."""
+    """One chat completion request, as a provider sees it; ``stats`` is for it to fill in."""
 
-    __slots__ = ("request", "raw", "model", "public_model", "completion_id", "created", "request_id")
+    __slots__ = ("request", "raw", "model", "public_model", "completion_id", "created",
+                 "request_id", "stats")
 
     def __init__(
         self,
@@ -37,6 +89,7 @@ class ChatCall:
         self.completion_id = completion_id
         self.created = created
         self.request_id = request_id
+        self.stats = CallStats()
 
     @property
     def stream(self) -> bool:

@@ -2,18 +2,23 @@
 
 The application sees an ``Exchange``: method, path, headers, a bounded body reader and a
 response writer that waits for the client when it reads slowly. It never learns which HTTP
-version carries it; each protocol implements the small ``Stream`` interface below.
+version carries it; each protocol implements the small ``Stream`` interface below. It keeps
+three ``perf_counter_ns`` stamps and tells an optional observer once it is over.
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
+import time
 from collections.abc import Awaitable, Callable
 from typing import Protocol
 
 from modelmux.errors import PayloadTooLarge, RequestTimeout
 
 Headers = list[tuple[bytes, bytes]]
+
+log = logging.getLogger("modelmux.server")
 
 
 class Stream(Protocol):
@@ -25,6 +30,13 @@ class Stream(Protocol):
     async def drain(self) -> None: ...
     def send_continue(self) -> None: ...
     def resume_body(self) -> None: ...
+    def open_connections(self) -> int: ...
+
+
+class ExchangeObserver(Protocol):
+    """Told once when an exchange is over: answered, failed, or cut by either side."""
+
+    def exchange_done(self, exchange: Exchange) -> None: ...
 
 
 class ClientDisconnected(Exception):
@@ -36,8 +48,9 @@ class Exchange:
 
     __slots__ = (
         "method", "path", "query", "headers", "http_version", "client", "extra_headers",
-        "started", "ended", "status", "bytes_sent", "_stream", "_max_body", "_body",
-        "_body_len", "_body_complete", "_body_too_large", "_body_waiter", "_body_timeout",
+        "started", "ended", "status", "bytes_sent", "observer", "started_ns", "received_ns",
+        "head_ns", "_stream", "_max_body", "_body", "_body_len", "_body_complete",
+        "_body_too_large", "_body_waiter", "_body_timeout",
     )
 
     def __init__(
@@ -63,6 +76,9 @@ class Exchange:
         self.ended = False
         self.status = 0
         self.bytes_sent = 0
+        self.observer: ExchangeObserver | None = None
+        self.started_ns = self.received_ns = time.perf_counter_ns()  # request head parsed
+        self.head_ns = 0  # response head sent
         self._stream = stream
         self._max_body = max_body
         self._body = bytearray()
@@ -100,6 +116,7 @@ class Exchange:
 
     def finish_body(self) -> None:
         """Protocol side: the request body is complete."""
+        self.received_ns = time.perf_counter_ns()
         self._body_complete = True
         self._wake()
 
@@ -169,11 +186,25 @@ class Exchange:
             self._stream.send_end()
             await self._stream.drain()
 
+    def open_connections(self) -> int:
+        """How many client connections the server carrying this exchange holds open."""
+        return self._stream.open_connections()
+
+    def done(self) -> None:
+        """Protocol side: the exchange is over; tells the observer, once (its failure is logged)."""
+        observer, self.observer = self.observer, None
+        if observer is not None:
+            try:
+                observer.exchange_done(self)
+            except Exception:
+                log.exception("exchange observer failed for %s %s", self.method, self.path)
+
     def _begin(self, status: int) -> None:
         if self.started:
             raise RuntimeError("response already started")
         self.started = True
         self.status = status
+        self.head_ns = time.perf_counter_ns()
 
 
 Handler = Callable[[Exchange], Awaitable[None]]

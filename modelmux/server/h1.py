@@ -194,6 +194,14 @@ class H1Protocol(asyncio.Protocol):
 
     async def _run(self, exchange: Exchange) -> None:
         try:
+            await self._serve(exchange)
+        finally:
+            exchange.done()
+        self.task = None
+        self._cycle_done()
+
+    async def _serve(self, exchange: Exchange) -> None:
+        try:
             await self.server.handler(exchange)
             if not exchange.started:
                 raise RuntimeError("handler returned without sending a response")
@@ -213,8 +221,6 @@ class H1Protocol(asyncio.Protocol):
             log.exception("unhandled error while serving %s %s for %s",
                           exchange.method, exchange.path, self.client)
             await self._send_error(exchange, InternalError("internal server error"))
-        self.task = None
-        self._cycle_done()
 
     async def _send_error(self, exchange: Exchange, exc: ModelMuxError) -> None:
         if exchange.started or self.closed:
@@ -314,6 +320,9 @@ class H1Protocol(asyncio.Protocol):
             await waiter
         if self.closed:
             raise ClientDisconnected()
+
+    def open_connections(self) -> int:
+        return len(self.server.connections)
 
     def send_continue(self) -> None:
         if self.conn.they_are_waiting_for_100_continue and not self.closed:

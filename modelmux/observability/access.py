@@ -1,0 +1,130 @@
+"""The access log: one line per request on the ``modelmux.access`` logger, and its record.
+
+``RequestRecord`` collects what the app and the routes learn about one request; it observes the
+exchange and hands itself to a callback once the exchange is over. The line names the request
+id, client, method, path, model, provider, status, tokens, timings, bytes and stream mode;
+never a header, the query string or a body, so no secret and no prompt reaches the log.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from modelmux.providers.base import CallStats
+    from modelmux.server.exchange import Exchange
+
+CLIENT_CLOSED = 499
+"""The status logged when the client left before any response was sent (nginx's convention)."""
+
+STREAMED = frozenset({"standard", "buffered"})
+MAX_TEXT = 200
+"""Client-chosen text (the model name) is cut to this many characters in the line."""
+
+Fields = dict[str, str | float | None]
+
+
+class RequestRecord:
+    """What one request did; routes fill in the chat fields, the exchange supplies the rest."""
+
+    __slots__ = ("request_id", "route", "model", "provider", "provider_type", "upstream_model",
+                 "mode", "stats", "overhead_ns", "_done")
+
+    def __init__(
+        self,
+        request_id: str,
+        route: str,
+        done: Callable[[RequestRecord, Exchange], None] | None = None,
+    ) -> None:
+        self.request_id = request_id
+        self.route = route
+        self.model: str | None = None  # as the client asked
+        self.provider: str | None = None
+        self.provider_type: str | None = None
+        self.upstream_model: str | None = None
+        self.mode: str | None = None  # the delivery: standard, buffered or never
+        self.stats: CallStats | None = None
+        self.overhead_ns: int | None = None
+        self._done = done
+
+    @property
+    def streamed(self) -> bool:
+        return self.mode in STREAMED
+
+    def exchange_done(self, exchange: Exchange) -> None:
+        if self._done is not None:
+            self._done(self, exchange)
+
+
+def status_of(exchange: Exchange) -> int:
+    """The status sent, or ``CLIENT_CLOSED`` when nothing was."""
+    return exchange.status if exchange.started else CLIENT_CLOSED
+
+
+def _ms(ns: int) -> float:
+    return round(ns / 1e6, 3)
+
+
+def access_fields(record: RequestRecord, exchange: Exchange, now_ns: int) -> Fields:
+    """The access log's fields, in line order; None where a field does not apply."""
+    stats = record.stats
+    tokens = stats.tokens if stats is not None else None
+    status = status_of(exchange)
+    ttft = None
+    if record.streamed and status < 400 and exchange.head_ns:
+        ttft = _ms(exchange.head_ns - exchange.started_ns)
+    return {
+        "request_id": record.request_id,
+        "client": exchange.client,
+        "method": exchange.method,
+        "path": exchange.path,
+        "status": status,
+        "model": record.model[:MAX_TEXT] if record.model is not None else None,
+        "provider": record.provider,
+        "stream_mode": record.mode,
+        "attempts": stats.attempts if stats is not None else None,
+        "tokens_in": tokens[0] if tokens is not None else None,
+        "tokens_out": tokens[1] if tokens is not None else None,
+        "latency_ms": _ms(now_ns - exchange.started_ns),
+        "ttft_ms": ttft,
+        "overhead_ms": _ms(record.overhead_ns) if record.overhead_ns is not None else None,
+        "bytes_sent": exchange.bytes_sent,
+        "completed": exchange.ended,
+    }
+
+
+def _logfmt_value(value: str | float | None) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (int, float)):
+        return str(value)
+    if value and value.isprintable() and not any(c in value for c in ' "=\\'):
+        return value
+    return json.dumps(value, ensure_ascii=False)
+
+
+def logfmt(fields: Fields) -> str:
+    """``key=value`` pairs; a value with spaces, quotes or control characters is JSON-quoted."""
+    return " ".join(f"{key}={_logfmt_value(value)}" for key, value in fields.items())
+
+
+class AccessLog:
+    """Writes one INFO line per request; the fields also travel as LogRecord attributes.
+
+    The text line is logfmt; a JSON formatter finds the same fields as attributes of the
+    record (``extra=``). Nothing is computed when the logger is off.
+    """
+
+    def __init__(self, logger: logging.Logger | None = None) -> None:
+        self.logger = logger or logging.getLogger("modelmux.access")
+
+    def log(self, record: RequestRecord, exchange: Exchange, now_ns: int) -> None:
+        if not self.logger.isEnabledFor(logging.INFO):
+            return
+        fields = access_fields(record, exchange, now_ns)
+        self.logger.info("%s", logfmt(fields), extra=fields)
