@@ -2,7 +2,8 @@
 
 Run: ``python -m pytest benchmarks/test_bench_translate.py`` (testpaths leave benchmarks out of
 the default run). Per-chunk numbers feed one delta to a live translator; stream numbers include
-building the translator and every event of a realistic stream.
+building the translator and every event of a realistic stream. The stream translator's numbers
+are taken for both twins (``py`` and ``native``).
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import pytest
 
 from modelmux.schemas.openai_chat import request_decoder
 from modelmux.translate import MessagesStreamTranslator, chat_to_messages, messages_to_chat
+from tests.twins import import_twin, twin_params
 
 Event = tuple[str, bytes]
 
@@ -162,14 +164,18 @@ RESPONSE = json.dumps(
 ).encode()
 
 
-def _translator() -> MessagesStreamTranslator:
-    return MessagesStreamTranslator(
-        model="gpt-4o", completion_id="chatcmpl-1", created=1, include_usage=True
-    )
+@pytest.fixture(params=twin_params("messages_stream", "modelmux.translate.messages_stream"))
+def twin(request: pytest.FixtureRequest) -> type[MessagesStreamTranslator]:
+    cls: type[MessagesStreamTranslator] = import_twin(request.param).MessagesStreamTranslator
+    return cls
 
 
-def _run_stream(events: list[Event]) -> int:
-    translator = _translator()
+def _translator(cls: type[MessagesStreamTranslator]) -> MessagesStreamTranslator:
+    return cls(model="gpt-4o", completion_id="chatcmpl-1", created=1, include_usage=True)
+
+
+def _run_stream(cls: type[MessagesStreamTranslator], events: list[Event]) -> int:
+    translator = _translator(cls)
     n = 0
     for event, data in events:
         n += len(translator.feed(event, data))
@@ -177,29 +183,29 @@ def _run_stream(events: list[Event]) -> int:
     return n
 
 
-def test_text_stream_100_deltas(benchmark: Any) -> None:
-    assert benchmark(_run_stream, TEXT_STREAM) == 103
+def test_text_stream_100_deltas(benchmark: Any, twin: type[MessagesStreamTranslator]) -> None:
+    assert benchmark(_run_stream, twin, TEXT_STREAM) == 103
 
 
-def test_tool_call_stream_two_calls(benchmark: Any) -> None:
-    assert benchmark(_run_stream, TOOL_STREAM) == 107
+def test_tool_call_stream_two_calls(benchmark: Any, twin: type[MessagesStreamTranslator]) -> None:
+    assert benchmark(_run_stream, twin, TOOL_STREAM) == 107
 
 
-def _live(events: list[Event]) -> MessagesStreamTranslator:
-    translator = _translator()
+def _live(cls: type[MessagesStreamTranslator], events: list[Event]) -> MessagesStreamTranslator:
+    translator = _translator(cls)
     for event, data in events:
         translator.feed(event, data)
     return translator
 
 
-def test_text_delta_per_chunk(benchmark: Any) -> None:
-    translator = _live(TEXT_STREAM[:2])
+def test_text_delta_per_chunk(benchmark: Any, twin: type[MessagesStreamTranslator]) -> None:
+    translator = _live(twin, TEXT_STREAM[:2])
     event, data = text_delta(7)
     assert len(benchmark(translator.feed, event, data)) == 1
 
 
-def test_arguments_delta_per_chunk(benchmark: Any) -> None:
-    translator = _live(TOOL_STREAM[:2])
+def test_arguments_delta_per_chunk(benchmark: Any, twin: type[MessagesStreamTranslator]) -> None:
+    translator = _live(twin, TOOL_STREAM[:2])
     event, data = args_delta(0, 7)
     assert len(benchmark(translator.feed, event, data)) == 1
 

@@ -10,7 +10,7 @@ import importlib
 import os
 from types import ModuleType
 
-NATIVE_MODULES: tuple[str, ...] = ("sse",)
+NATIVE_MODULES: tuple[str, ...] = ("sse", "messages_stream")
 
 
 def pure_forced() -> bool:

@@ -2,7 +2,8 @@
 
 Golden Anthropic SSE transcripts follow the shapes in Anthropic's "Streaming Messages" guide
 (basic text, tool use with input_json_delta, extended thinking, a mid-stream error event); the
-helpers feed them to a MessagesStreamTranslator and read the OpenAI chunks that come out.
+helpers feed them to a MessagesStreamTranslator and read the OpenAI chunks that come out;
+``use_translator`` picks the twin that ``new()`` builds (the pure one unless a test swaps it).
 """
 
 from __future__ import annotations
@@ -178,8 +179,16 @@ def parse_sse(text: str) -> list[Event]:
     return events
 
 
+_translator_class: list[type[MessagesStreamTranslator]] = [MessagesStreamTranslator]
+
+
+def use_translator(cls: type[MessagesStreamTranslator]) -> None:
+    """Make ``new()`` build ``cls``: the twin under test."""
+    _translator_class[0] = cls
+
+
 def new(include_usage: bool = False) -> MessagesStreamTranslator:
-    return MessagesStreamTranslator(
+    return _translator_class[0](
         model="gpt-4o",
         completion_id="chatcmpl-abc",
         created=1_700_000_000,

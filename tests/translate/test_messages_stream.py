@@ -1,7 +1,8 @@
 """MessagesStreamTranslator: golden Anthropic SSE transcripts, edge cases and properties.
 
-The transcripts and chunk readers live in ``tests/translate/__init__.py``; the last test runs
-the fuzz target's smoke mode.
+The transcripts and chunk readers live in ``tests/translate/__init__.py``. Every test runs on
+both twins (pure and native); the twin-equality properties compare their payload bytes, and the
+last test runs the fuzz target's smoke mode.
 """
 
 from __future__ import annotations
@@ -9,6 +10,7 @@ from __future__ import annotations
 import importlib.util
 import itertools
 import json
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -17,7 +19,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from modelmux import _accel
 from modelmux.schemas.openai_chat import ChatCompletionChunk
+from modelmux.translate import messages_stream as pure_twin
 from tests.translate import (
     BASIC_TEXT,
     OVERLOADED_MID_STREAM,
@@ -31,7 +35,19 @@ from tests.translate import (
     parse_sse,
     run,
     tool_calls_of,
+    use_translator,
 )
+from tests.twins import import_twin, twin_params
+
+
+@pytest.fixture(
+    scope="module", autouse=True, params=twin_params("messages_stream", pure_twin.__name__)
+)
+def twin(request: pytest.FixtureRequest) -> Iterator[str]:
+    """Run every test of this module on each twin (module scope: hypothesis allows no other)."""
+    use_translator(import_twin(request.param).MessagesStreamTranslator)
+    yield request.param
+    use_translator(pure_twin.MessagesStreamTranslator)
 
 
 def test_basic_text_exact_payloads() -> None:
@@ -396,3 +412,134 @@ def test_fuzz_target_smoke() -> None:
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     assert module.smoke(300, seed=1234) == 300
+
+
+_nasty_text = st.text(
+    st.characters(blacklist_categories=("Cs",))
+    | st.sampled_from(['"', "\\", "/", "\n", "\t", "\x00", "\x1f", "\x7f", "é", "𝄞", "\u2028"]),
+    max_size=30,
+)
+_twin_block = st.one_of(
+    st.tuples(st.just("text"), _nasty_text),
+    st.tuples(st.just("tool"), st.text(min_size=1, max_size=5), _tool_input | _nasty_text),
+)
+_string_bytes = st.lists(
+    st.sampled_from(
+        [b"a", b"\\", b'"', b"\\u", b"d800", b"dc00", b"00e9", b"00", b"\\/", b"\\n", b"\\x"]
+        + [b"\xff", b"\xc3", b"\xa9", b"\xed\xa0\x80", b"\xe0\x80\x80", b"\xf4\x90\x80\x80"]
+        + [b"\x01", b"\t", b"\xf0\x9f\x98\x80", b"\xe2\x80\xa8", b"\x7f", b"}", b" "]
+    ),
+    max_size=8,
+).map(b"".join)
+
+
+def _twin_events(data: st.DataObject, blocks: list[tuple[Any, ...]]) -> list[Event]:
+    """A stream in random JSON styles (spacing, key order, ASCII escapes), names and splits."""
+
+    def ev(name: str, body: dict[str, Any]) -> None:
+        body = {"type": name, **body}
+        keys = data.draw(st.permutations(list(body)))
+        separators = data.draw(st.sampled_from([(",", ":"), (", ", ": "), (" ,\n", " :\t")]))
+        text = json.dumps(
+            {k: body[k] for k in keys},
+            separators=separators,
+            ensure_ascii=data.draw(st.booleans()),
+        )
+        named = data.draw(st.integers(0, 4)) > 0
+        events.append((name if named else "", text.encode()))
+
+    events: list[Event] = []
+    ev("message_start", {"message": {"usage": {"input_tokens": 5, "output_tokens": 1}}})
+    for i, block in enumerate(blocks):
+        if block[0] == "text":
+            ev("content_block_start", {"index": i, "content_block": {"type": "text", "text": ""}})
+            pieces = _split(data, block[1])
+            kind, key = "text_delta", "text"
+        else:
+            start = {"type": "tool_use", "id": f"toolu_{i}", "name": block[1], "input": {}}
+            ev("content_block_start", {"index": i, "content_block": start})
+            raw = block[2] if isinstance(block[2], str) else json.dumps(block[2])
+            pieces = _split(data, raw)
+            kind, key = "input_json_delta", "partial_json"
+        for piece in pieces:
+            ev("content_block_delta", {"index": i, "delta": {"type": kind, key: piece}})
+            if data.draw(st.integers(0, 3)) == 0:  # raw string bytes into the open block
+                raw = b'{"index":%d,"delta":{"type":"%s","%s":"%s"}}' % (
+                    i,
+                    kind.encode(),
+                    key.encode(),
+                    data.draw(_string_bytes),
+                )
+                events.append(("content_block_delta", raw))
+        ev("content_block_stop", {"index": i})
+    ev("message_delta", {"delta": {"stop_reason": "end_turn"}, "usage": {"output_tokens": 9}})
+    ev("message_stop", {})
+    for _ in range(data.draw(st.integers(0, 2))):  # out-of-order events
+        i = data.draw(st.integers(0, len(events) - 1))
+        j = data.draw(st.integers(0, len(events) - 1))
+        events[i], events[j] = events[j], events[i]
+    for _ in range(data.draw(st.integers(0, 2))):  # deltas with raw string bytes
+        name = data.draw(st.sampled_from(["content_block_delta", ""]))
+        kind, key = data.draw(
+            st.sampled_from([("text_delta", b"text"), ("input_json_delta", b"partial_json")])
+        )
+        raw = b'{"type":"content_block_delta","index":%d,"delta":{"type":"%s","%s":"%s"}}' % (
+            data.draw(st.integers(0, max(len(blocks), 1))),
+            kind.encode(),
+            key,
+            data.draw(_string_bytes),
+        )
+        events.insert(data.draw(st.integers(0, len(events))), (name, raw))
+    return events
+
+
+def _outcome(cls: type[Any], events: list[Event]) -> tuple[Any, ...]:
+    translator = cls(model="gpt-4o", completion_id="chatcmpl-abc", created=1, include_usage=True)
+    out = [translator.feed(e, d) for e, d in events] + [translator.close()]
+    return out, translator.done, translator.failed, translator.usage
+
+
+def _native_class() -> type[Any]:
+    if _accel.pure_forced():
+        pytest.skip("MODELMUX_PURE_PYTHON=1: only the pure twin runs")
+    return import_twin("modelmux._speedups.messages_stream").MessagesStreamTranslator
+
+
+@settings(max_examples=300, deadline=None)
+@given(blocks=st.lists(_twin_block, max_size=4), data=st.data())
+def test_property_twins_produce_identical_bytes(
+    twin: str, blocks: list[tuple[Any, ...]], data: st.DataObject
+) -> None:
+    if twin == pure_twin.__name__:
+        return  # one comparison is enough; it runs under the native parameter
+    events = _twin_events(data, blocks)
+    assert _outcome(_native_class(), events) == _outcome(pure_twin.MessagesStreamTranslator, events)
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        b'{"index":0,"delta":{"type":"text_delta","text":"\\u00e9\\/\\n"}}',
+        b'{"index":0,"delta":{"type":"text_delta","text":"\\ud800"}}',
+        b'{"index":0,"delta":{"type":"text_delta","text":"a\\/b"}}',
+        b'{"index":0,"delta":{"type":"text_delta","text":"\xff"}}',
+        b'{"index":0,"delta":{"type":"text_delta","text":"a\x01"}}',
+        b'{"index":0,"delta":{"type":"text_delta","text":"x","text":"y"}}',
+        b'{"index":0,"index":0,"delta":{"type":"text_delta","text":"x"}}',
+        b'{"index":00,"delta":{"type":"text_delta","text":"x"}}',
+        b'{"index":0.0,"delta":{"type":"text_delta","text":"x"}}',
+        b'{"index":-0,"delta":{"type":"text_delta","text":"x"}}',
+        b'{"index":0,"delta":{"type":"text_delta","text":"x"}} x',
+        b'{"index":0,"delta":{"type":"text_delta","text":"x"},"extra":[1]}',
+        b'{"index":0,"delta":{"type":"input_json_delta","partial_json":"x"}}',
+        b'{"index":0,"delta":{"type":"text_delta","partial_json":"x"}}',
+        b'{"index":0,"delta":{"type":"text_delta"}}',
+        b'{"index":0,"delta":{"type":"text_delta","text":"x"}',
+        b'  {"delta":{"text":"\xc3\xa9 \\"q\\" \\\\","type":"text_delta"},"index":0}\r\n',
+    ],
+)
+def test_twins_agree_on_odd_deltas(twin: str, data: bytes) -> None:
+    if twin == pure_twin.__name__:
+        return
+    events = parse_sse(BASIC_TEXT)[:2] + [("content_block_delta", data)]
+    assert _outcome(_native_class(), events) == _outcome(pure_twin.MessagesStreamTranslator, events)

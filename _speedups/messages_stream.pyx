@@ -1,0 +1,327 @@
+# cython: language_level=3, boundscheck=False, wraparound=False, cdivision=True
+"""Native twin of ``modelmux.translate.messages_stream``: the same translator, a fused hot path.
+
+A ``text_delta`` or ``input_json_delta`` event is scanned as bytes, and its JSON string is copied
+verbatim between the chunk bytes the pure twin pre-encodes per stream, when that copy is exactly
+what msgspec would write. Every other event, and any delta the scanner is unsure of, goes to the
+pure ``MessagesStreamTranslator``, which this class extends, so both paths share one state.
+"""
+
+from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize, PyBytes_GET_SIZE
+from cpython.dict cimport PyDict_GetItem
+from cpython.object cimport PyObject
+from libc.string cimport memcmp, memcpy
+
+import msgspec
+
+from modelmux.translate.messages_stream import MessagesStreamTranslator as _Pure
+from modelmux.translate.messages_stream import _State, anthropic_event_type
+
+__all__ = ["MessagesStreamTranslator", "anthropic_event_type"]
+
+cdef object _STREAMING = _State.STREAMING
+cdef object _decode_str = msgspec.json.Decoder(str).decode
+cdef object _encode = msgspec.json.Encoder().encode
+cdef str _EVENT = "content_block_delta"
+cdef str _TEXT = "text"
+cdef str _TOOL = "tool"
+
+cdef enum:
+    NO_KIND = 0
+    TEXT_DELTA = 1
+    JSON_DELTA = 2
+    FALLBACK = -1     # hand the event to the pure twin
+    ESCAPED = 1       # a valid string whose escapes msgspec would write differently
+    MAX_DIGITS = 18
+
+
+cdef struct Delta:
+    int kind
+    long index
+    Py_ssize_t start   # the string value, quotes included: data[start:end]
+    Py_ssize_t end
+    int escaped
+
+
+cdef inline bint _is_ws(unsigned char c) noexcept:
+    return c == 32 or c == 10 or c == 13 or c == 9
+
+
+cdef inline Py_ssize_t _skip_ws(const unsigned char* p, Py_ssize_t i, Py_ssize_t n) noexcept:
+    while i < n and _is_ws(p[i]):
+        i += 1
+    return i
+
+
+cdef inline bint _cont(unsigned char c) noexcept:
+    return (c & 0xC0) == 0x80
+
+
+cdef Py_ssize_t _string(
+    const unsigned char* p, Py_ssize_t i, Py_ssize_t n, int* escaped
+) noexcept:
+    """End (after the closing quote) of the JSON string opening at ``p[i]``, or -1 to fall back.
+
+    ``escaped`` turns ESCAPED on for ``\\u`` and ``\\/``, which msgspec writes otherwise; control
+    bytes, unknown escapes and invalid UTF-8 (as Python's codec judges it) return -1.
+    """
+    cdef unsigned char c, c1
+    i += 1
+    while i < n:
+        c = p[i]
+        if c == 34:  # "
+            return i + 1
+        if c == 92:  # backslash
+            if i + 1 >= n:
+                return -1
+            c1 = p[i + 1]
+            if c1 == 34 or c1 == 92 or c1 == 98 or c1 == 102 or c1 == 110 or c1 == 114 or c1 == 116:
+                i += 2
+            elif c1 == 117 or c1 == 47:  # \u, \/
+                escaped[0] = ESCAPED
+                i += 2
+            else:
+                return -1
+        elif c < 0x20:
+            return -1
+        elif c < 0x80:
+            i += 1
+        elif 0xC2 <= c <= 0xDF:
+            if i + 1 >= n or not _cont(p[i + 1]):
+                return -1
+            i += 2
+        elif 0xE0 <= c <= 0xEF:
+            if i + 2 >= n or not _cont(p[i + 1]) or not _cont(p[i + 2]):
+                return -1
+            c1 = p[i + 1]
+            if (c == 0xE0 and c1 < 0xA0) or (c == 0xED and c1 > 0x9F):
+                return -1
+            i += 3
+        elif 0xF0 <= c <= 0xF4:
+            if i + 3 >= n or not _cont(p[i + 1]) or not _cont(p[i + 2]) or not _cont(p[i + 3]):
+                return -1
+            c1 = p[i + 1]
+            if (c == 0xF0 and c1 < 0x90) or (c == 0xF4 and c1 > 0x8F):
+                return -1
+            i += 4
+        else:
+            return -1
+    return -1
+
+
+cdef inline Py_ssize_t _plain(const unsigned char* p, Py_ssize_t i, Py_ssize_t n) noexcept:
+    """End of a string of printable ASCII without escapes opening at ``p[i]``, or -1."""
+    i += 1
+    while i < n:
+        if p[i] == 34:
+            return i + 1
+        if p[i] < 0x20 or p[i] > 0x7E or p[i] == 92:
+            return -1
+        i += 1
+    return -1
+
+
+cdef inline bint _is(const unsigned char* p, Py_ssize_t a, Py_ssize_t b, const char* s, Py_ssize_t k) noexcept:
+    """Whether the quoted token ``p[a:b]`` is the string ``s`` of length ``k``."""
+    return b - a == k + 2 and memcmp(p + a + 1, s, <size_t>k) == 0
+
+
+cdef Py_ssize_t _delta_object(
+    const unsigned char* p, Py_ssize_t i, Py_ssize_t n, Delta* out
+) noexcept:
+    """Scan ``{"type": ..., "text"|"partial_json": ...}`` at ``p[i]``: its end, or -1."""
+    cdef Py_ssize_t k0, k1, v0, v1
+    cdef int seen_type = 0, seen_value = 0, value_key = NO_KIND
+    i = _skip_ws(p, i + 1, n)
+    while True:
+        if i >= n or p[i] != 34:
+            return -1
+        k0 = i
+        k1 = _plain(p, i, n)
+        if k1 < 0:
+            return -1
+        i = _skip_ws(p, k1, n)
+        if i >= n or p[i] != 58:  # :
+            return -1
+        i = _skip_ws(p, i + 1, n)
+        if i >= n or p[i] != 34:
+            return -1
+        v0 = i
+        if _is(p, k0, k1, "type", 4):
+            if seen_type:
+                return -1
+            seen_type = 1
+            v1 = _plain(p, i, n)
+            if v1 < 0:
+                return -1
+            if _is(p, v0, v1, "text_delta", 10):
+                out.kind = TEXT_DELTA
+            elif _is(p, v0, v1, "input_json_delta", 16):
+                out.kind = JSON_DELTA
+            else:
+                return -1
+        else:
+            if _is(p, k0, k1, "text", 4):
+                if value_key != NO_KIND:
+                    return -1
+                value_key = TEXT_DELTA
+            elif _is(p, k0, k1, "partial_json", 12):
+                if value_key != NO_KIND:
+                    return -1
+                value_key = JSON_DELTA
+            else:
+                return -1
+            seen_value = 1
+            v1 = _string(p, i, n, &out.escaped)
+            if v1 < 0:
+                return -1
+            out.start = v0
+            out.end = v1
+        i = _skip_ws(p, v1, n)
+        if i >= n:
+            return -1
+        if p[i] == 125:  # }
+            if not (seen_type and seen_value and value_key == out.kind):
+                return -1
+            return i + 1
+        if p[i] != 44:  # ,
+            return -1
+        i = _skip_ws(p, i + 1, n)
+
+
+cdef bint _scan(const unsigned char* p, Py_ssize_t n, bint need_type, Delta* out) noexcept:
+    """Scan a whole content_block_delta event; False means the pure twin must take it.
+
+    Keys other than type, index and delta, repeated keys, numbers other than plain non-negative
+    integers, and anything after the object make it fall back.
+    """
+    cdef Py_ssize_t i, k0, k1, v0, v1, d
+    cdef int seen_type = 0, seen_index = 0, seen_delta = 0
+    cdef long index = 0
+    i = _skip_ws(p, 0, n)
+    if i >= n or p[i] != 123:  # {
+        return False
+    i = _skip_ws(p, i + 1, n)
+    while True:
+        if i >= n or p[i] != 34:
+            return False
+        k0 = i
+        k1 = _plain(p, i, n)
+        if k1 < 0:
+            return False
+        i = _skip_ws(p, k1, n)
+        if i >= n or p[i] != 58:
+            return False
+        i = _skip_ws(p, i + 1, n)
+        if i >= n:
+            return False
+        if _is(p, k0, k1, "type", 4):
+            if seen_type or p[i] != 34:
+                return False
+            seen_type = 1
+            v0 = i
+            v1 = _plain(p, i, n)
+            if v1 < 0 or (need_type and not _is(p, v0, v1, "content_block_delta", 19)):
+                return False
+        elif _is(p, k0, k1, "index", 5):
+            if seen_index:
+                return False
+            seen_index = 1
+            v1 = i
+            while v1 < n and 48 <= p[v1] <= 57:
+                index = index * 10 + (p[v1] - 48)
+                v1 += 1
+            d = v1 - i
+            if d == 0 or d > MAX_DIGITS or (d > 1 and p[i] == 48):
+                return False
+            if v1 < n and (p[v1] == 46 or p[v1] == 101 or p[v1] == 69):  # . e E
+                return False
+        elif _is(p, k0, k1, "delta", 5):
+            if seen_delta or p[i] != 123:
+                return False
+            seen_delta = 1
+            v1 = _delta_object(p, i, n, out)
+            if v1 < 0:
+                return False
+        else:
+            return False
+        i = _skip_ws(p, v1, n)
+        if i >= n:
+            return False
+        if p[i] == 125:
+            if not (seen_index and seen_delta and (seen_type or not need_type)):
+                return False
+            out.index = index
+            return _skip_ws(p, i + 1, n) == n
+        if p[i] != 44:
+            return False
+        i = _skip_ws(p, i + 1, n)
+
+
+cdef bytes _join(bytes head, const unsigned char* p, Py_ssize_t a, Py_ssize_t b, bytes tail):
+    cdef Py_ssize_t h = PyBytes_GET_SIZE(head), t = PyBytes_GET_SIZE(tail)
+    cdef bytes out = PyBytes_FromStringAndSize(NULL, h + (b - a) + t)
+    cdef char* q = PyBytes_AS_STRING(out)
+    memcpy(q, PyBytes_AS_STRING(head), <size_t>h)
+    memcpy(q + h, p + a, <size_t>(b - a))
+    memcpy(q + h + (b - a), PyBytes_AS_STRING(tail), <size_t>t)
+    return out
+
+
+class MessagesStreamTranslator(_Pure):
+    """Anthropic stream events in, OpenAI ``chat.completion.chunk`` payloads out (native).
+
+    Same constructor, properties and payload bytes as the pure twin it extends.
+    """
+
+    def feed(self, event: str, data: bytes) -> list[bytes]:
+        """Translate one SSE event (its ``event:`` name and ``data:`` bytes) into payloads."""
+        out = _fast(self, event, data)
+        if out is None:
+            return _Pure.feed(self, event, data)
+        return out
+
+
+cdef object _fast(object self, object event, object data):
+    """The payloads of a plain text or arguments delta, or None for the pure path."""
+    cdef Delta d
+    cdef const unsigned char* p
+    cdef PyObject* found
+    cdef tuple splice
+    if type(data) is not bytes or self._state is not _STREAMING:
+        return None
+    if event != _EVENT and event != "":
+        return None
+    p = <const unsigned char*>PyBytes_AS_STRING(data)
+    d.kind = NO_KIND
+    d.escaped = 0
+    d.start = d.end = 0
+    if not _scan(p, PyBytes_GET_SIZE(data), event == "", &d):
+        return None
+    found = PyDict_GetItem(self._blocks, d.index)
+    if found == NULL:
+        return None
+    block = <object>found
+    if block.kind != (_TEXT if d.kind == TEXT_DELTA else _TOOL):
+        return None
+    if d.end - d.start == 2:  # ""
+        if d.kind == JSON_DELTA:
+            block.saw_input = True
+        return []
+    if d.kind == TEXT_DELTA:
+        splice = self._text_splice
+    else:
+        splice = self._arguments_splices.get(block.tool_index)
+        if splice is None:
+            return None  # the first arguments chunk of a call: the pure twin builds the splice
+    if d.escaped:
+        try:
+            value = _encode(_decode_str(data[d.start:d.end]))
+        except Exception:  # a lone surrogate escape and the like: the pure twin reports it
+            return None
+        if d.kind == JSON_DELTA:
+            block.saw_input = True
+        return [splice[0] + value + splice[1]]
+    if d.kind == JSON_DELTA:
+        block.saw_input = True
+    return [_join(splice[0], p, d.start, d.end, splice[1])]
