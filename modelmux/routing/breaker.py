@@ -1,0 +1,166 @@
+"""A circuit breaker per deployment: closed, open, half-open, driven by an explicit clock.
+
+Owns the failure bookkeeping (consecutive failures, a bucketed sliding window of outcomes)
+and the transitions; it does not time requests, sleep or log. ``now`` is any monotonic
+seconds value the caller supplies; every method takes it, so tests need no real clock.
+"""
+
+from __future__ import annotations
+
+import enum
+import math
+from collections import deque
+from dataclasses import dataclass
+
+BUCKETS = 10
+
+
+class BreakerState(enum.Enum):
+    CLOSED = "closed"
+    OPEN = "open"
+    HALF_OPEN = "half_open"
+
+
+@dataclass(frozen=True, slots=True)
+class BreakerPolicy:
+    """When to open and for how long; ``error_rate`` applies once ``min_requests`` are seen."""
+
+    consecutive_failures: int = 5
+    error_rate: float = 0.5
+    window: float = 60.0
+    min_requests: int = 20
+    cooldown: float = 30.0
+    cooldown_multiplier: float = 2.0
+    max_cooldown: float = 600.0
+    half_open_probes: int = 1
+
+    def __post_init__(self) -> None:
+        if self.consecutive_failures < 1 or self.min_requests < 1 or self.half_open_probes < 1:
+            raise ValueError("consecutive_failures, min_requests and half_open_probes must be ≥ 1")
+        if not (0.0 < self.error_rate <= 1.0):
+            raise ValueError("error_rate must be in (0, 1]")
+        if not (self.window > 0 and 0 <= self.cooldown <= self.max_cooldown
+                and self.cooldown_multiplier >= 1.0):
+            raise ValueError("need window > 0, 0 ≤ cooldown ≤ max_cooldown, multiplier ≥ 1")
+
+
+class CircuitBreaker:
+    """One deployment's breaker.
+
+    Closed → open after ``consecutive_failures`` in a row or an error rate over the window;
+    open → half-open once the cooldown passes; half-open lets ``half_open_probes`` requests
+    through, closes on the first success and re-opens on a failure with a longer cooldown.
+    """
+
+    def __init__(self, policy: BreakerPolicy | None = None) -> None:
+        self.policy = policy or BreakerPolicy()
+        self._state = BreakerState.CLOSED
+        self._open_until = 0.0
+        self._cooldown = self.policy.cooldown
+        self._consecutive = 0
+        self._probes = 0
+        self._opened = 0
+        self._buckets: deque[list[float]] = deque()
+
+    def _advance(self, now: float) -> None:
+        if self._state is BreakerState.OPEN and now >= self._open_until:
+            self._state = BreakerState.HALF_OPEN
+            self._probes = 0
+
+    def _record(self, now: float, failed: bool) -> None:
+        width = self.policy.window / BUCKETS
+        start = math.floor(now / width) * width
+        while self._buckets and self._buckets[0][0] <= now - self.policy.window:
+            self._buckets.popleft()
+        if not self._buckets or self._buckets[-1][0] < start:
+            self._buckets.append([start, 0, 0])
+        self._buckets[-1][1] += 1
+        self._buckets[-1][2] += failed
+
+    def _window(self, now: float) -> tuple[int, int]:
+        live = [b for b in self._buckets if b[0] > now - self.policy.window]
+        return int(sum(b[1] for b in live)), int(sum(b[2] for b in live))
+
+    def _open(self, now: float, duration: float) -> None:
+        self._state = BreakerState.OPEN
+        self._open_until = now + duration
+        self._probes = 0
+        self._consecutive = 0
+        self._buckets.clear()
+        self._opened += 1
+
+    def state(self, now: float) -> BreakerState:
+        """The state at ``now`` (an expired open circuit reads as half-open)."""
+        self._advance(now)
+        return self._state
+
+    def allow(self, now: float) -> bool:
+        """Whether a request may go to this deployment now; a granted probe takes a slot.
+
+        Every granted request must later report ``on_success``, ``on_failure`` or ``release``.
+        """
+        self._advance(now)
+        if self._state is BreakerState.CLOSED:
+            return True
+        if self._state is BreakerState.HALF_OPEN and self._probes < self.policy.half_open_probes:
+            self._probes += 1
+            return True
+        return False
+
+    def release(self, now: float) -> None:
+        """A granted request ended with no verdict (client went away): free its probe slot."""
+        self._advance(now)
+        if self._state is BreakerState.HALF_OPEN and self._probes:
+            self._probes -= 1
+
+    def on_success(self, now: float) -> None:
+        """A request succeeded; in half-open this closes the circuit and resets the cooldown."""
+        self._advance(now)
+        if self._state is BreakerState.HALF_OPEN:
+            self._state = BreakerState.CLOSED
+            self._cooldown = self.policy.cooldown
+            self._probes = 0
+            self._consecutive = 0
+            self._buckets.clear()
+        elif self._state is BreakerState.CLOSED:
+            self._consecutive = 0
+            self._record(now, failed=False)
+
+    def on_failure(self, now: float, retry_after: float | None = None) -> None:
+        """A request failed; ``retry_after`` (from a 429) opens the circuit for exactly that long.
+
+        A failed probe re-opens with the cooldown multiplied (capped at ``max_cooldown``).
+        Late failures of requests sent before the circuit opened change nothing.
+        """
+        self._advance(now)
+        if retry_after is not None:
+            self._open(now, retry_after if retry_after > 0 else 0.0)
+            return
+        if self._state is BreakerState.HALF_OPEN:
+            self._cooldown = min(self._cooldown * self.policy.cooldown_multiplier,
+                                 self.policy.max_cooldown)
+            self._open(now, self._cooldown)
+        elif self._state is BreakerState.CLOSED:
+            self._consecutive += 1
+            self._record(now, failed=True)
+            total, failures = self._window(now)
+            over_rate = (total >= self.policy.min_requests
+                         and failures >= self.policy.error_rate * total)
+            if self._consecutive >= self.policy.consecutive_failures or over_rate:
+                self._open(now, self._cooldown)
+
+    def snapshot(self, now: float) -> dict[str, object]:
+        """A JSON-ready view for an admin endpoint."""
+        state = self.state(now)
+        total, failures = self._window(now)
+        return {
+            "state": state.value,
+            "consecutive_failures": self._consecutive,
+            "window_requests": total,
+            "window_failures": failures,
+            "error_rate": failures / total if total else 0.0,
+            "open_for": max(0.0, self._open_until - now) if state is BreakerState.OPEN else 0.0,
+            "cooldown": self._cooldown,
+            "probes_in_flight": self._probes,
+            "times_opened": self._opened,
+        }

@@ -1,0 +1,132 @@
+"""Rate limits for one deployment or key: token buckets and a concurrency gate.
+
+Owns the arithmetic only: requests per minute, tokens per minute (reserve an estimate,
+settle with the real count) and max concurrent. ``now`` is caller-supplied monotonic
+seconds; a clock going backwards refills nothing. No I/O, no sleeping, no shared state.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+
+class TokenBucket:
+    """``capacity`` tokens, refilled continuously at ``rate`` per second; may run into debt."""
+
+    def __init__(self, capacity: float, rate: float, now: float = 0.0) -> None:
+        if capacity <= 0 or rate <= 0:
+            raise ValueError("capacity and rate must be positive")
+        self.capacity = float(capacity)
+        self.rate = float(rate)
+        self._tokens = float(capacity)
+        self._last = now
+
+    def _refill(self, now: float) -> None:
+        if now > self._last:
+            self._tokens = min(self.capacity, self._tokens + (now - self._last) * self.rate)
+            self._last = now
+
+    def available(self, now: float) -> float:
+        """Tokens available at ``now`` (negative while in debt)."""
+        self._refill(now)
+        return self._tokens
+
+    def wait_time(self, now: float, cost: float) -> float:
+        """Seconds until ``cost`` tokens are there: 0 if now, ``inf`` if never (over capacity)."""
+        self._refill(now)
+        if cost > self.capacity:
+            return math.inf
+        if cost <= self._tokens:
+            return 0.0
+        return (cost - self._tokens) / self.rate
+
+    def take(self, cost: float) -> None:
+        """Take ``cost`` unconditionally (call after ``wait_time`` said 0)."""
+        self._tokens -= cost
+
+    def try_acquire(self, now: float, cost: float = 1.0) -> float:
+        """Take ``cost`` tokens if they are there: 0 when granted, else seconds to wait."""
+        wait = self.wait_time(now, cost)
+        if wait == 0.0:
+            self.take(cost)
+        return wait
+
+    def give_back(self, now: float, amount: float) -> None:
+        """Return tokens (a reservation that overestimated); never above capacity."""
+        self._refill(now)
+        self._tokens = min(self.capacity, self._tokens + amount)
+
+
+def per_minute(limit: float, now: float = 0.0) -> TokenBucket:
+    """A bucket allowing ``limit`` per minute with a burst of ``limit``."""
+    return TokenBucket(limit, limit / 60.0, now)
+
+
+class Concurrency:
+    """At most ``limit`` requests at once; a refusal has no known wait, so it reads ``inf``."""
+
+    def __init__(self, limit: int) -> None:
+        if limit < 1:
+            raise ValueError("limit must be at least 1")
+        self.limit = limit
+        self.in_flight = 0
+
+    def wait_time(self, now: float, cost: float = 1.0) -> float:
+        """0 if ``cost`` more slots fit now, else ``inf`` (wait for a release)."""
+        return 0.0 if self.in_flight + cost <= self.limit else math.inf
+
+    def try_acquire(self, now: float, cost: float = 1.0) -> float:
+        """Take ``cost`` slots: 0 when granted, ``inf`` when full."""
+        wait = self.wait_time(now, cost)
+        if wait == 0.0:
+            self.in_flight += int(cost)
+        return wait
+
+    def release(self, cost: int = 1) -> None:
+        """Hand back slots taken by ``try_acquire``."""
+        self.in_flight = max(0, self.in_flight - cost)
+
+
+@dataclass(slots=True)
+class DeploymentLimits:
+    """RPM, TPM and concurrency together: a request gets all three or takes none."""
+
+    rpm: TokenBucket | None = None
+    tpm: TokenBucket | None = None
+    concurrency: Concurrency | None = None
+
+    def try_acquire(self, now: float, cost: float) -> float:
+        """Reserve one request and ``cost`` estimated tokens: 0 if granted, else seconds to wait.
+
+        The wait is the longest of the limits that refused; nothing is taken on refusal.
+        """
+        wait = max(self.rpm.wait_time(now, 1.0) if self.rpm else 0.0,
+                   self.tpm.wait_time(now, cost) if self.tpm else 0.0,
+                   self.concurrency.wait_time(now) if self.concurrency else 0.0)
+        if wait > 0.0:
+            return wait
+        if self.rpm:
+            self.rpm.take(1.0)
+        if self.tpm:
+            self.tpm.take(cost)
+        if self.concurrency:
+            self.concurrency.try_acquire(now)
+        return 0.0
+
+    def settle(self, now: float, estimate: float, actual: float) -> None:
+        """The request finished using ``actual`` tokens: correct the reservation, free its slot.
+
+        Underestimates put the TPM bucket into debt, so later requests wait longer.
+        """
+        if self.tpm:
+            if actual < estimate:
+                self.tpm.give_back(now, estimate - actual)
+            else:
+                self.tpm.take(actual - estimate)
+        if self.concurrency:
+            self.concurrency.release()
+
+    def cancel(self, now: float, estimate: float) -> None:
+        """The request never ran: return its tokens and slot (the request itself still counts)."""
+        self.settle(now, estimate, 0.0)

@@ -1,0 +1,69 @@
+"""Token buckets, concurrency and the all-or-nothing combination."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+
+from modelmux.routing.limits import Concurrency, DeploymentLimits, TokenBucket, per_minute
+
+
+def test_bucket_grants_then_reports_wait() -> None:
+    b = per_minute(60)  # 1 per second, burst 60
+    for _ in range(60):
+        assert b.try_acquire(0.0) == 0.0
+    assert b.try_acquire(0.0) == pytest.approx(1.0)
+    assert b.try_acquire(0.5) == pytest.approx(0.5)
+    assert b.try_acquire(1.0) == 0.0
+
+
+def test_bucket_never_exceeds_capacity_and_ignores_clock_going_back() -> None:
+    b = TokenBucket(10, 1.0)
+    assert b.available(1000.0) == 10
+    b.try_acquire(1000.0, 10)
+    assert b.available(500.0) == 0
+    assert b.available(1003.0) == pytest.approx(3.0)
+
+
+def test_cost_over_capacity_is_never_granted() -> None:
+    assert TokenBucket(10, 1.0).try_acquire(0.0, 11) == math.inf
+
+
+def test_concurrency_gate() -> None:
+    c = Concurrency(2)
+    assert c.try_acquire(0.0) == 0.0 and c.try_acquire(0.0) == 0.0
+    assert c.try_acquire(0.0) == math.inf
+    c.release()
+    assert c.try_acquire(0.0) == 0.0
+
+
+def test_combined_is_all_or_nothing_and_settles() -> None:
+    lim = DeploymentLimits(rpm=per_minute(100), tpm=per_minute(1000), concurrency=Concurrency(5))
+    assert lim.try_acquire(0.0, 800) == 0.0
+    wait = lim.try_acquire(0.0, 400)  # TPM refuses; nothing else taken
+    assert wait == pytest.approx(200 / (1000 / 60))
+    assert lim.rpm is not None and lim.rpm.available(0.0) == 99
+    assert lim.concurrency is not None and lim.concurrency.in_flight == 1
+    lim.settle(0.0, estimate=800, actual=300)  # overestimate returned
+    assert lim.tpm is not None and lim.tpm.available(0.0) == pytest.approx(700)
+    assert lim.concurrency.in_flight == 0
+    assert lim.try_acquire(0.0, 700) == 0.0
+    lim.settle(0.0, estimate=700, actual=1000)  # underestimate goes into debt
+    assert lim.tpm.available(0.0) == pytest.approx(-300)
+    assert lim.try_acquire(0.0, 1) == pytest.approx(301 / (1000 / 60))
+
+
+def test_cancel_returns_tokens_and_slot() -> None:
+    lim = DeploymentLimits(tpm=per_minute(100), concurrency=Concurrency(1))
+    assert lim.try_acquire(0.0, 100) == 0.0
+    assert lim.try_acquire(0.0, 1) == math.inf
+    lim.cancel(0.0, 100)
+    assert lim.try_acquire(0.0, 100) == 0.0
+
+
+def test_validation() -> None:
+    with pytest.raises(ValueError):
+        TokenBucket(0, 1.0)
+    with pytest.raises(ValueError):
+        Concurrency(0)
