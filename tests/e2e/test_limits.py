@@ -188,10 +188,13 @@ def test_max_connections_refuses_with_503(tmp_path: Path) -> None:
             assert_openai_error(body, "too_many_connections")
         held.pop().close()
         for _ in range(50):  # the server notices the close asynchronously; bounded retries
-            with connect(proc) as again:
-                again.sendall(b"GET /health HTTP/1.1\r\nHost: t\r\n\r\n")
-                if read_response(again)[0] == 200:
-                    break
+            try:
+                with connect(proc) as again:
+                    again.sendall(b"GET /health HTTP/1.1\r\nHost: t\r\n\r\n")
+                    if read_response(again)[0] == 200:
+                        break
+            except OSError:  # refused with 503 and closed before our request was written
+                continue
         else:
             raise AssertionError("a freed connection slot was never reused")
     finally:
