@@ -17,10 +17,10 @@ def bind_sockets(host: str, port: int, *, backlog: int = 2048) -> list[socket.so
     """
     infos = socket.getaddrinfo(host or None, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
     sockets: list[socket.socket] = []
-    seen: set[tuple[int, str]] = set()
+    seen: set[tuple[int, str]] = set()  # (family, address): getaddrinfo repeats some
     try:
         for family, kind, proto, _, address in infos:
-            key = (family, address[0])
+            key = (int(family), str(address[0]))
             if key in seen:
                 continue
             seen.add(key)

@@ -229,9 +229,10 @@ class ConnectionPool:
             if fut.done():
                 waiters.popleft()
                 continue
-            conn = next((c for c in reversed(alive) if c.is_available()), None)
-            if conn is not None:
-                conn.claim()
+            idle = next((c for c in reversed(alive) if c.is_available()), None)
+            if idle is not None:
+                idle.claim()
+                conn = idle
             elif len(alive) < self._max:
                 conn = self._new_connection(op.origin)
                 alive.append(conn)
