@@ -11,6 +11,7 @@ from typing import Annotated, Literal
 import msgspec
 from msgspec import Struct, field
 
+from modelmux.server.h2_stream import H2Settings
 from modelmux.server.limits import ServerLimits
 from modelmux.upstream.timeouts import Timeouts
 
@@ -28,6 +29,28 @@ class CorsConfig(Struct, forbid_unknown_fields=True, frozen=True):
     max_age: int = 600
 
 
+class TlsConfig(Struct, forbid_unknown_fields=True, frozen=True):
+    """TLS termination on the server port: PEM certificate (chain) and private key files."""
+
+    cert_file: str
+    key_file: str
+
+
+class Http2Config(Struct, forbid_unknown_fields=True, frozen=True):
+    """What the server advertises in its HTTP/2 SETTINGS (see docs/http2.md)."""
+
+    max_concurrent_streams: Annotated[int, msgspec.Meta(ge=1)] = 100
+    initial_window_size: Annotated[int, msgspec.Meta(ge=1, le=2**31 - 1)] = 65535
+    max_frame_size: Annotated[int, msgspec.Meta(ge=16384, le=2**24 - 1)] = 16384
+    max_header_list_size: Annotated[int, msgspec.Meta(ge=1024)] = 65536
+
+    def settings(self) -> H2Settings:
+        return H2Settings(max_concurrent_streams=self.max_concurrent_streams,
+                          initial_window_size=self.initial_window_size,
+                          max_frame_size=self.max_frame_size,
+                          max_header_list_size=self.max_header_list_size)
+
+
 class ServerConfig(Struct, forbid_unknown_fields=True, frozen=True):
     host: str = "127.0.0.1"
     port: int = 3000
@@ -40,6 +63,8 @@ class ServerConfig(Struct, forbid_unknown_fields=True, frozen=True):
     drain_timeout: float = _LIMITS.drain_timeout
     workers: int = 1
     cors: CorsConfig = field(default_factory=CorsConfig)
+    tls: TlsConfig | None = None
+    http2: Http2Config = field(default_factory=Http2Config)
 
     def limits(self) -> ServerLimits:
         return ServerLimits(

@@ -165,6 +165,8 @@ class H1Protocol(asyncio.Protocol):
     def _on_request(self, event: h11.Request) -> None:
         self._disarm()
         headers: Headers = list(event.headers)
+        if any(n == b"http2-settings" for n, _ in headers) and self.server.upgrade_h2c(self, event):
+            return
         declared: int | None = None
         head_size = len(event.method) + len(event.target) + 12
         for name, value in headers:

@@ -10,22 +10,38 @@ from __future__ import annotations
 import asyncio
 import logging
 import socket
+import ssl
+from typing import Protocol
+
+import h11
 
 from modelmux.server.exchange import Handler
 from modelmux.server.h1 import H1Protocol
+from modelmux.server.h2_stream import H2Settings
 from modelmux.server.limits import ServerLimits
 from modelmux.server.listener import address_of, bind_sockets
+from modelmux.server.sniff import SniffProtocol, upgrade_h2c
 
 log = logging.getLogger("modelmux.server")
 
 
-class Server:
-    """Accepts HTTP/1.1 connections and hands each request to ``handler``."""
+class Connection(Protocol):
+    """What the server asks of every open connection, whatever its protocol."""
 
-    def __init__(self, handler: Handler, limits: ServerLimits | None = None) -> None:
+    def shutdown(self) -> None: ...
+    def abort(self) -> None: ...
+
+
+class Server:
+    """Accepts HTTP/1.1 and HTTP/2 connections (TLS optional) and hands each request to ``handler``."""
+
+    def __init__(self, handler: Handler, limits: ServerLimits | None = None, *,
+                 ssl_context: ssl.SSLContext | None = None, http2: H2Settings | None = None) -> None:
         self.handler = handler
         self.limits = limits or ServerLimits()
-        self.connections: set[H1Protocol] = set()
+        self.ssl_context = ssl_context
+        self.http2 = http2 or H2Settings()
+        self.connections: set[Connection] = set()
         self.draining = False
         self._listeners: list[asyncio.Server] = []
         self._drained: asyncio.Event | None = None
@@ -40,10 +56,15 @@ class Server:
     async def adopt(self, sock: socket.socket, *, backlog: int = 2048) -> None:
         """Start accepting on an already-bound listening socket (inherited or handed over)."""
         loop = asyncio.get_running_loop()
-        listener = await loop.create_server(lambda: H1Protocol(self), sock=sock, backlog=backlog)
+        listener = await loop.create_server(lambda: SniffProtocol(self), sock=sock, backlog=backlog,
+                                            ssl=self.ssl_context)
         self._listeners.append(listener)
 
-    def connection_lost(self, protocol: H1Protocol) -> None:
+    def upgrade_h2c(self, protocol: H1Protocol, event: h11.Request) -> bool:
+        """Switch an HTTP/1.1 connection to HTTP/2 on ``Upgrade: h2c``; False if it does not qualify."""
+        return upgrade_h2c(protocol, event)
+
+    def connection_lost(self, protocol: Connection) -> None:
         self.connections.discard(protocol)
         if self.draining and not self.connections and self._drained is not None:
             self._drained.set()

@@ -110,7 +110,10 @@ def launcher(deb_root: Path) -> list[str]:
 
 def test_unpacked_launcher_runs_the_bundled_native_build(deb_root: Path) -> None:
     proc = run([*launcher(deb_root), "--version"], env=clean_env(MODELMUX_REQUIRE_NATIVE="1"), cwd="/")
-    assert proc.stdout.strip() == f"modelmux {project_version()} (native (sse))"
+    from modelmux._accel import NATIVE_MODULES
+
+    expected = f"modelmux {project_version()} (native ({', '.join(NATIVE_MODULES)}))"
+    assert proc.stdout.strip() == expected
 
 
 def test_launcher_uses_only_the_bundled_tree(deb_root: Path, tmp_path: Path) -> None:

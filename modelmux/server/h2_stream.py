@@ -1,0 +1,157 @@
+"""The pieces of one HTTP/2 connection below the protocol class: settings, streams, budgets.
+
+``H2Stream`` is the ``Stream`` an ``Exchange`` writes through; ``_Connection`` refuses streams over
+the limit with REFUSED_STREAM instead of failing the connection. No I/O happens here.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import TYPE_CHECKING, Any
+
+import h2.connection
+import h2.exceptions
+import msgspec
+from h2.errors import ErrorCodes
+from h2.stream import StreamClosedBy
+from hyperframe.frame import RstStreamFrame
+
+from modelmux.server.exchange import ClientDisconnected, Exchange, Headers
+from modelmux.server.h1 import _date
+
+if TYPE_CHECKING:
+    from modelmux.server.h2 import H2Protocol
+
+_HOP_BY_HOP = frozenset({b"connection", b"keep-alive", b"proxy-connection", b"transfer-encoding",
+                         b"upgrade", b"te"})
+
+
+class H2Settings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """What the server advertises in SETTINGS, and the per-second flood budgets."""
+
+    max_concurrent_streams: int = 100
+    initial_window_size: int = 65535
+    max_frame_size: int = 16384
+    max_header_list_size: int = 65536
+    max_resets_per_second: int = 200
+    """Streams the client may reset per second before GOAWAY ENHANCE_YOUR_CALM (rapid reset)."""
+    max_control_frames_per_second: int = 1000
+    """PING and SETTINGS frames per second before GOAWAY ENHANCE_YOUR_CALM."""
+
+
+class H2cUpgrade(msgspec.Struct, frozen=True):
+    """An HTTP/1.1 request that asked for ``Upgrade: h2c``: it becomes HTTP/2 stream 1."""
+
+    settings: bytes
+    method: str
+    target: str
+    headers: Headers
+
+
+class _Connection(h2.connection.H2Connection):
+    """``H2Connection`` that refuses a stream over the limit instead of failing the connection."""
+
+    def _receive_headers_frame(self, frame: Any) -> Any:
+        try:
+            return super()._receive_headers_frame(frame)
+        except h2.exceptions.TooManyStreamsError:
+            h2.connection._decode_headers(self.decoder, frame.data)  # keep HPACK state in step
+            sid = frame.stream_id
+            self.highest_inbound_stream_id = max(self.highest_inbound_stream_id, sid)
+            self._closed_streams[sid] = StreamClosedBy.SEND_RST_STREAM
+            return [RstStreamFrame(sid, error_code=ErrorCodes.REFUSED_STREAM)], []
+
+
+class _Budget:
+    """A count of events per one-second window."""
+
+    __slots__ = ("_count", "_limit", "_start")
+
+    def __init__(self, limit: int) -> None:
+        self._limit = limit
+        self._start = time.monotonic()
+        self._count = 0
+
+    def spend(self) -> bool:
+        """Count one event; False once the window's budget is exhausted."""
+        now = time.monotonic()
+        if now - self._start >= 1.0:
+            self._start, self._count = now, 0
+        self._count += 1
+        return self._count <= self._limit
+
+
+class H2Stream:
+    """One HTTP/2 stream: the ``Stream`` interface an ``Exchange`` writes through."""
+
+    __slots__ = ("body_wanted", "closed", "end_pending", "exchange", "pending", "proto",
+                 "remote_ended", "sid", "task", "unacked", "waiters")
+
+    def __init__(self, proto: H2Protocol, sid: int) -> None:
+        self.proto = proto
+        self.sid = sid
+        self.exchange: Exchange | None = None
+        self.task: asyncio.Task[None] | None = None
+        self.pending = bytearray()
+        self.end_pending = False
+        self.closed = False
+        self.remote_ended = False
+        self.body_wanted = False
+        self.unacked = 0
+        self.waiters: list[asyncio.Future[None]] = []
+
+    def send_head(self, status: int, headers: Headers, *, end: bool, body: bytes = b"") -> None:
+        if self.closed:
+            raise ClientDisconnected()
+        out = [(b":status", str(status).encode()), (b"server", b"modelmux"), (b"date", _date.get())]
+        out += [(k.lower(), v) for k, v in headers if k.lower() not in _HOP_BY_HOP]
+        self.proto.conn.send_headers(self.sid, out, end_stream=end and not body)
+        if end and body:
+            self.pending += body
+            self.end_pending = True
+            self.proto.flush_stream(self)
+        self.proto.write_out()
+
+    def send_data(self, data: bytes) -> None:
+        if self.closed:
+            raise ClientDisconnected()
+        self.pending += data
+        self.proto.flush_stream(self)
+        self.proto.write_out()
+
+    def send_end(self) -> None:
+        if self.closed:
+            raise ClientDisconnected()
+        self.end_pending = True
+        self.proto.flush_stream(self)
+        self.proto.write_out()
+
+    async def drain(self) -> None:
+        while not self.closed and (self.pending or self.end_pending or self.proto.write_paused):
+            waiter = self.proto.loop.create_future()
+            self.waiters.append(waiter)
+            await waiter
+        if self.closed and (self.pending or self.end_pending or not self._finished()):
+            raise ClientDisconnected()
+
+    def _finished(self) -> bool:
+        return self.exchange is not None and self.exchange.ended and not self.proto.closed
+
+    def send_continue(self) -> None:
+        pass  # HTTP/2 clients do not wait for 100-continue here: the window is the signal
+
+    def resume_body(self) -> None:
+        self.body_wanted = True
+        if self.unacked:
+            self.proto.acknowledge(self, self.unacked)
+            self.unacked = 0
+
+    def open_connections(self) -> int:
+        return len(self.proto.server.connections)
+
+    def wake(self) -> None:
+        for waiter in self.waiters:
+            if not waiter.done():
+                waiter.set_result(None)
+        self.waiters.clear()
