@@ -8,6 +8,7 @@ into the OpenAI error response, and the record is measured and logged once the e
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 import uuid
@@ -41,7 +42,8 @@ def _request_id(exchange: Exchange) -> bytes:
 class App:
     """Everything a request needs, built once from the config."""
 
-    def __init__(self, config: Config) -> None:
+    def __init__(self, config: Config, *, metrics: GatewayMetrics | None = None) -> None:
+        """``metrics`` carries counters over from the App a reload replaces."""
         self.config = config
         self.version = __version__
         self.started_at = time.time()
@@ -50,10 +52,33 @@ class App:
         self.providers: list[Provider] = [build_provider(p, self.pool) for p in config.provider]
         self.models = ModelIndex(self.providers, config.model_aliases())
         self.cors = Cors(config.server.cors)
-        self.metrics = GatewayMetrics(self.version, (m for m, _ in self.models.public_models()))
+        self.metrics = metrics or GatewayMetrics(self.version,
+                                                 (m for m, _ in self.models.public_models()))
         self.access_log = AccessLog()
+        self.active = 0
+        self._idle: asyncio.Event | None = None
 
     async def __call__(self, exchange: Exchange) -> None:
+        self.active += 1
+        try:
+            await self._dispatch(exchange)
+        finally:
+            self.active -= 1
+            if not self.active and self._idle is not None:
+                self._idle.set()
+
+    async def retire(self, timeout: float) -> None:
+        """After a reload: wait (up to ``timeout``) for this App's requests, then close it."""
+        if self.active:
+            self._idle = asyncio.Event()
+            try:
+                await asyncio.wait_for(self._idle.wait(), timeout)
+            except TimeoutError:
+                log.warning("closing the previous configuration with %d request(s) in flight",
+                            self.active)
+        await self.aclose()
+
+    async def _dispatch(self, exchange: Exchange) -> None:
         request_id = _request_id(exchange)
         exchange.extra_headers.append((b"x-request-id", request_id))
         label = exchange.path if exchange.path in ROUTES else "unmatched"

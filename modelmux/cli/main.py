@@ -19,6 +19,7 @@ COMMANDS = {
     "validate": "modelmux.cli.config_cmd",
     "doctor": "modelmux.cli.doctor",
     "logs": "modelmux.cli.logs",
+    "reload": "modelmux.cli.reload",
     "bench": "modelmux.cli.bench",
 }
 
@@ -100,6 +101,9 @@ def add_serve_arguments(parser: argparse.ArgumentParser) -> None:
     for internal in ("--listen-fds", "--ready-fd", "--lifeline-fd"):  # set by the supervisor
         parser.add_argument(internal, help=argparse.SUPPRESS,
                             type=str if internal == "--listen-fds" else int)
+    parser.add_argument("--control-socket", metavar="PATH",
+                        help="unix socket for `modelmux reload` (default: under $XDG_RUNTIME_DIR "
+                             "or /run/modelmux); 'off' disables it")
     parser.add_argument("--loop", choices=["auto", "uvloop", "asyncio"], default="auto",
                         help="event loop: uvloop when installed (auto), or force one")
     parser.add_argument("--log-level", choices=["trace", "debug", "info", "warn", "error"],

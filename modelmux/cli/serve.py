@@ -12,45 +12,87 @@ import logging
 import os
 import signal
 import socket
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 from modelmux import __version__, _accel
 from modelmux.api.app import App
 from modelmux.cli.preflight import provider_problems
+from modelmux.cli.reloader import Reloader
 from modelmux.config.load import ConfigError, LoadedConfig, Override, candidate_paths, load_config
 from modelmux.config.schema import Config
 from modelmux.observability import logs
+from modelmux.server.control import Command, ControlServer
+from modelmux.server.control import default_path as control_path
 from modelmux.server.lifecycle import Server
 from modelmux.server.listener import bind_sockets, url_of
+from modelmux.server.tls import server_context
 from modelmux.server.workers import Supervisor
 
 log = logging.getLogger("modelmux")
 
 
-async def _until_stopped(app: App, server: Server, lifeline_fd: int | None = None) -> int:
-    """Serve until SIGTERM/SIGINT (or the supervisor's lifeline closes), drain, and clean up."""
-    app.ready = True
+async def _until_stopped(reloader: Reloader, server: Server, lifeline_fd: int | None = None,
+                         control: ControlServer | None = None) -> int:
+    """Serve until SIGTERM/SIGINT (or the supervisor's lifeline closes), drain, and clean up.
+
+    SIGHUP reloads the configuration (as ``modelmux reload`` does over the control socket).
+    """
+    reloader.app.ready = True
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
+    tasks: set[asyncio.Task[object]] = set()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
+    loop.add_signal_handler(signal.SIGHUP, _spawn, tasks, reloader.reload)
     if lifeline_fd is not None:
         loop.add_reader(lifeline_fd, _check_lifeline, lifeline_fd, stop)
     try:
         await stop.wait()
         log.info("shutting down: no new connections; draining in-flight requests")
+        loop.remove_signal_handler(signal.SIGHUP)
+        if control is not None:
+            await control.close()
         for sig in (signal.SIGTERM, signal.SIGINT):  # a second signal cuts the drain short
             loop.add_signal_handler(sig, _force, server)
         await server.shutdown()
     finally:
         if lifeline_fd is not None:
             loop.remove_reader(lifeline_fd)
+        loop.remove_signal_handler(signal.SIGHUP)
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.remove_signal_handler(sig)
             signal.signal(sig, signal.SIG_IGN)  # the rest of the exit is not interruptible
-        await app.aclose()
+        if control is not None:
+            await control.close()
+        for task in list(tasks):
+            await task
+        await reloader.aclose()
     log.info("stopped")
     return 0
+
+
+def _spawn(tasks: set[asyncio.Task[object]], job: Callable[[], Awaitable[object]]) -> None:
+    """Run ``job`` in the background, keeping a strong reference until it is done."""
+    task = asyncio.get_running_loop().create_task(job())
+    tasks.add(task)
+    task.add_done_callback(tasks.discard)
+
+
+async def _start_control(ns: argparse.Namespace, commands: dict[str, Command]) -> ControlServer | None:
+    """The control socket for ``modelmux reload``, unless ``--control-socket off``."""
+    if ns.control_socket == "off":
+        return None
+    path = Path(ns.control_socket) if ns.control_socket else control_path()
+    server = ControlServer(path, commands)
+    try:
+        await server.start()
+    except OSError as exc:
+        log.warning("no control socket at %s (%s): `modelmux reload` will not reach this server; "
+                    "SIGHUP still reloads", path, exc.strerror or exc)
+        return None
+    log.info("control socket %s", path)
+    return server
 
 
 def _check_lifeline(fd: int, stop: asyncio.Event) -> None:
@@ -66,42 +108,84 @@ def _check_lifeline(fd: int, stop: asyncio.Event) -> None:
         stop.set()
 
 
-async def serve(config: Config, host: str, port: int) -> int:
+def _server(app: App, config: Config) -> Server:
+    """The ``Server`` for ``[server]``: limits, HTTP/2 settings and TLS when configured.
+
+    Raises:
+        OSError / ssl.SSLError: the TLS certificate or key cannot be loaded.
+    """
+    tls = config.server.tls
+    context = server_context(tls.cert_file, tls.key_file) if tls is not None else None
+    return Server(app, config.server.limits(), ssl_context=context,
+                  http2=config.server.http2.settings())
+
+
+async def serve(config: Config, host: str, port: int, ns: argparse.Namespace) -> int:
     """Run one server process until a stop signal; returns the exit code."""
     app = App(config)
-    server = Server(app, config.server.limits())
+    try:
+        server = _server(app, config)
+    except OSError as exc:  # ssl.SSLError is an OSError
+        log.error("cannot load TLS certificate/key: %s", exc)
+        await app.aclose()
+        return 1
     try:
         addresses = await server.listen(host, port)
     except OSError as exc:
         log.error("cannot listen on %s: %s", url_of(host, port), exc.strerror or exc)
         await app.aclose()
         return 1
+    reloader = Reloader(ns, server, app, load_checked)
+    control = await _start_control(ns, {"reload": reloader.reload})
+    scheme = "https" if config.server.tls is not None else "http"
     for bound_host, bound_port in addresses:
-        log.info("listening on %s", url_of(bound_host, bound_port))
-    return await _until_stopped(app, server)
+        log.info("listening on %s", url_of(bound_host, bound_port, scheme))
+    return await _until_stopped(reloader, server, control=control)
 
 
-async def serve_worker(config: Config, fds: list[int], ready_fd: int, lifeline_fd: int) -> int:
+async def serve_worker(config: Config, fds: list[int], ready_fd: int, lifeline_fd: int,
+                       ns: argparse.Namespace) -> int:
     """A worker under ``--workers``: serve on inherited sockets, report ready, stop with the rest."""
     app = App(config)
-    server = Server(app, config.server.limits())
+    server = _server(app, config)
     for fd in fds:
         await server.adopt(socket.socket(fileno=fd))
     os.write(ready_fd, b"1")
     os.close(ready_fd)
     os.set_blocking(lifeline_fd, False)
     log.info("worker serving")
-    return await _until_stopped(app, server, lifeline_fd)
+    return await _until_stopped(Reloader(ns, server, app, load_checked), server, lifeline_fd)
 
 
-async def supervise(config: Config, host: str, port: int, workers: int, worker_args: list[str]) -> int:
+async def supervise(config: Config, host: str, port: int, workers: int, worker_args: list[str],
+                    ns: argparse.Namespace) -> int:
     try:
         sockets = bind_sockets(host, port)
     except OSError as exc:
         log.error("cannot listen on %s: %s", url_of(host, port), exc.strerror or exc)
         return 1
     supervisor = Supervisor(sockets, workers, worker_args, config.server.drain_timeout)
-    return await supervisor.run()
+
+    async def reload_all() -> tuple[bool, str]:
+        """Validate here first, so an invalid config is reported once and no worker sees it."""
+        try:
+            load_checked(ns)
+        except ConfigError as exc:
+            log.error("reload rejected; the running configuration stays: %s", exc)
+            return False, f"reload rejected; the running configuration stays.\n{exc}"
+        count = supervisor.reload_workers()
+        return True, f"reloaded: the configuration is valid; {count} worker(s) are switching to it"
+
+    control = await _start_control(ns, {"reload": reload_all})
+    loop = asyncio.get_running_loop()
+    tasks: set[asyncio.Task[object]] = set()
+    loop.add_signal_handler(signal.SIGHUP, _spawn, tasks, reload_all)
+    try:
+        return await supervisor.run()
+    finally:
+        loop.remove_signal_handler(signal.SIGHUP)
+        if control is not None:
+            await control.close()
 
 
 def _force(server: Server) -> None:
@@ -131,20 +215,29 @@ def overrides(ns: argparse.Namespace) -> list[Override]:
             if getattr(ns, name) is not None]
 
 
+def load_checked(ns: argparse.Namespace) -> LoadedConfig:
+    """Every config layer for these flags, validated, with each provider built once as a check.
+
+    Raises:
+        ConfigError: every problem found.
+    """
+    loaded = load_config(Path(ns.config) if ns.config else None, overrides=overrides(ns))
+    problems = provider_problems(loaded.config, loaded.origins)
+    if problems:
+        raise ConfigError.from_problems(problems)
+    return loaded
+
+
 def _load(ns: argparse.Namespace) -> LoadedConfig | None:
-    """The validated config (providers built once as a check), or None after logging why not."""
+    """The validated config, or None after logging why not."""
     try:
-        loaded = load_config(Path(ns.config) if ns.config else None, overrides=overrides(ns))
-        problems = provider_problems(loaded.config, loaded.origins)
-        if problems:
-            raise ConfigError.from_problems(problems)
+        return load_checked(ns)
     except ConfigError as exc:
         logs.setup("info")
         log.error("invalid configuration: %s", exc)
         for warning in exc.warnings:
             log.warning("%s", warning.render())
         return None
-    return loaded
 
 
 def run(ns: argparse.Namespace) -> int:
@@ -172,10 +265,10 @@ def run(ns: argparse.Namespace) -> int:
     log.info("implementation: %s", _accel.implementation())
     if ns.listen_fds:
         fds = [int(fd) for fd in ns.listen_fds.split(",")]
-        return _run(lambda: serve_worker(config, fds, ns.ready_fd, ns.lifeline_fd), ns.loop)
+        return _run(lambda: serve_worker(config, fds, ns.ready_fd, ns.lifeline_fd, ns), ns.loop)
     host, port, workers = config.server.host, config.server.port, config.server.workers
     if workers > 1:
         worker_args = [*(["--config", str(ns.config)] if ns.config else []), "--loop", ns.loop,
                        *(["--log-level", ns.log_level] if ns.log_level else [])]
-        return asyncio.run(supervise(config, host, port, workers, worker_args))
-    return _run(lambda: serve(config, host, port), ns.loop)
+        return asyncio.run(supervise(config, host, port, workers, worker_args, ns))
+    return _run(lambda: serve(config, host, port, ns), ns.loop)

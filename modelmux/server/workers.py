@@ -103,6 +103,15 @@ class Supervisor:
         log.info("stopped")
         return 0
 
+    def reload_workers(self) -> int:
+        """Send SIGHUP to every running worker (each reloads itself); returns how many."""
+        count = 0
+        for worker in self.workers:
+            if worker.proc is not None and worker.proc.returncode is None:
+                worker.proc.send_signal(signal.SIGHUP)
+                count += 1
+        return count
+
     def _on_signal(self, sig: int) -> None:
         if self.stopping:  # a second signal: pass it on so workers cut their drain short
             for worker in self.workers:

@@ -12,7 +12,7 @@ import threading
 import time
 from pathlib import Path
 
-READY = re.compile(r"listening on (http://\S+)")
+READY = re.compile(r"listening on (https?://\S+)")
 START_TIMEOUT = 30.0
 
 

@@ -24,7 +24,7 @@ def test_system_unit_runs_the_configured_server_unprivileged_and_sandboxed() -> 
     assert one(unit, "Service", "PrivateTmp") == "true"
     assert one(unit, "Service", "Restart") == "on-failure"
     assert one(unit, "Install", "WantedBy") == "multi-user.target"
-    assert not values(unit, "Service", "ExecReload"), "there is no `modelmux reload` yet"
+    assert one(unit, "Service", "ExecReload") == "/bin/kill -HUP $MAINPID"
 
 
 def test_system_unit_cannot_restart_loop_unconfigured_or_misconfigured() -> None:

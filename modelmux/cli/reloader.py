@@ -1,0 +1,103 @@
+"""Hot reload inside a serving process: re-read every config layer, validate, swap the App.
+
+In-flight requests finish on the App they started with; new requests get the new one, and the
+old App closes its upstream connections once its requests are done (or ``drain_timeout``
+passes). An invalid config is rejected with every problem and the old one keeps serving.
+Listening settings (host, port, workers, TLS) need a restart; a reload says so.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import re
+from collections.abc import Callable
+from typing import Any
+
+import msgspec
+
+from modelmux.api.app import App
+from modelmux.config.load import LoadedConfig
+from modelmux.config.problems import ConfigError
+from modelmux.config.schema import Config
+from modelmux.server.lifecycle import Server
+
+log = logging.getLogger("modelmux.reload")
+
+_SECRET = re.compile(r"(key|secret|token|password|credentials|authorization)", re.IGNORECASE)
+_RESTART_ONLY = ("server.host", "server.port", "server.workers", "server.tls")
+
+
+def flatten(value: Any, prefix: str = "") -> dict[str, Any]:
+    """``{"server.port": 3000, "provider[0].name": "m", ...}`` for a decoded config."""
+    if isinstance(value, dict):
+        out: dict[str, Any] = {}
+        for key, item in value.items():
+            out.update(flatten(item, f"{prefix}.{key}" if prefix else str(key)))
+        return out
+    if isinstance(value, list) and value and all(isinstance(v, dict) for v in value):
+        out = {}
+        for index, item in enumerate(value):
+            out.update(flatten(item, f"{prefix}[{index}]"))
+        return out
+    return {prefix: value}
+
+
+def changes(old: Config, new: Config) -> list[str]:
+    """One line per changed setting, secrets redacted."""
+    before, after = flatten(msgspec.to_builtins(old)), flatten(msgspec.to_builtins(new))
+    lines = []
+    for key in sorted(before.keys() | after.keys()):
+        if before.get(key, "<unset>") == after.get(key, "<unset>"):
+            continue
+        if _SECRET.search(key):
+            lines.append(f"{key}: (secret changed)")
+        else:
+            lines.append(f"{key}: {before.get(key, '<unset>')!r} -> {after.get(key, '<unset>')!r}")
+    return lines
+
+
+class Reloader:
+    """Owns the serving App of one process and replaces it on request."""
+
+    def __init__(self, ns: argparse.Namespace, server: Server, app: App,
+                 load: Callable[[argparse.Namespace], LoadedConfig]) -> None:
+        self.ns = ns
+        self.server = server
+        self.app = app
+        self.load = load
+        self._retiring: set[asyncio.Task[None]] = set()
+
+    async def reload(self) -> tuple[bool, str]:
+        """Validate the config as it is now and switch to it; returns (ok, what happened)."""
+        try:
+            loaded = self.load(self.ns)
+            app = App(loaded.config, metrics=self.app.metrics)
+        except ConfigError as exc:
+            log.error("reload rejected; the running configuration stays: %s", exc)
+            return False, f"reload rejected; the running configuration stays.\n{exc}"
+        old = self.app
+        lines = changes(old.config, loaded.config)
+        app.ready = True
+        self.server.limits = loaded.config.server.limits()
+        self.server.handler = app
+        self.app = app
+        task = asyncio.get_running_loop().create_task(old.retire(old.config.server.drain_timeout))
+        self._retiring.add(task)
+        task.add_done_callback(self._retiring.discard)
+        restart = [line for line in lines if line.startswith(_RESTART_ONLY)]
+        summary = f"reloaded: {len(lines)} setting(s) changed" if lines else "reloaded: no changes"
+        log.info("%s", summary)
+        for line in lines:
+            log.info("  %s", line)
+        if restart:
+            log.warning("these take effect only after a restart: %s",
+                        ", ".join(line.split(":")[0] for line in restart))
+        return True, "\n".join([summary, *lines])
+
+    async def aclose(self) -> None:
+        """Close the serving App and wait for retiring ones."""
+        for task in list(self._retiring):
+            await task
+        await self.app.aclose()

@@ -1,0 +1,125 @@
+"""The control socket: a unix socket (mode 0600) that ``modelmux reload`` talks to.
+
+One request per connection: a command line (``reload``) in, one JSON line out
+(``{"ok": bool, "message": str}``). The server side only parses and dispatches; what a command
+does is the callback's business. The client side is what the CLI uses.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import os
+import socket
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+
+log = logging.getLogger("modelmux.control")
+
+Command = Callable[[], Awaitable[tuple[bool, str]]]
+MAX_LINE = 1024
+
+
+def default_path() -> Path:
+    """``$XDG_RUNTIME_DIR/modelmux/control.sock``, else ``/run/modelmux/control.sock`` when that
+    folder is writable, else ``~/.local/state/modelmux/control.sock``."""
+    runtime = os.environ.get("XDG_RUNTIME_DIR")
+    if runtime and os.path.isabs(runtime):
+        return Path(runtime) / "modelmux" / "control.sock"
+    run = Path("/run/modelmux")
+    if run.is_dir() and os.access(run, os.W_OK):
+        return run / "control.sock"
+    return Path.home() / ".local" / "state" / "modelmux" / "control.sock"
+
+
+def find_socket() -> Path:
+    """For a client: the first existing socket among the places servers use, else the default."""
+    candidates = [default_path(), Path("/run/modelmux/control.sock"),
+                  Path.home() / ".local" / "state" / "modelmux" / "control.sock"]
+    return next((path for path in candidates if path.is_socket()), candidates[0])
+
+
+class ControlServer:
+    """Listens on ``path`` and runs the named commands, one at a time."""
+
+    def __init__(self, path: Path, commands: dict[str, Command]) -> None:
+        self.path = path
+        self.commands = commands
+        self._server: asyncio.AbstractServer | None = None
+        self._lock = asyncio.Lock()
+
+    async def start(self) -> None:
+        """Bind the socket (replacing a stale one) with owner-only permissions.
+
+        Raises:
+            OSError: the folder cannot be created or the socket cannot be bound.
+        """
+        self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        if self.path.is_socket() and not _answers(self.path):
+            self.path.unlink()
+        old_umask = os.umask(0o177)
+        try:
+            self._server = await asyncio.start_unix_server(self._serve, path=str(self.path))
+        finally:
+            os.umask(old_umask)
+        os.chmod(self.path, 0o600)
+
+    async def close(self) -> None:
+        if self._server is not None:
+            self._server.close()
+            await self._server.wait_closed()
+            self._server = None
+        with contextlib.suppress(FileNotFoundError):
+            self.path.unlink()
+
+    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            line = await asyncio.wait_for(reader.readline(), 10.0)
+            name = line[:MAX_LINE].decode("utf-8", "replace").strip()
+            command = self.commands.get(name)
+            if command is None:
+                ok, message = False, f"unknown command {name!r}; known: {', '.join(self.commands)}"
+            else:
+                async with self._lock:
+                    ok, message = await command()
+            writer.write(json.dumps({"ok": ok, "message": message}).encode() + b"\n")
+            await writer.drain()
+        except (OSError, TimeoutError) as exc:
+            log.info("control connection failed: %s", exc)
+        except Exception:
+            log.exception("control command failed")
+        finally:
+            writer.close()
+            with contextlib.suppress(OSError):
+                await writer.wait_closed()
+
+
+def _answers(path: Path) -> bool:
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as probe:
+        try:
+            probe.connect(str(path))
+        except OSError:
+            return False
+    return True
+
+
+def send(path: Path, command: str, timeout: float = 60.0) -> tuple[bool, str]:
+    """Run ``command`` on the server behind ``path``; returns (ok, message).
+
+    Raises:
+        OSError: nothing listens there.
+    """
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
+        sock.settimeout(timeout)
+        sock.connect(str(path))
+        sock.sendall(command.encode() + b"\n")
+        data = b""
+        while not data.endswith(b"\n"):
+            piece = sock.recv(65536)
+            if not piece:
+                break
+            data += piece
+    answer = json.loads(data or b'{"ok": false, "message": "no answer"}')
+    return bool(answer["ok"]), str(answer["message"])

@@ -1,0 +1,102 @@
+"""Hot reload of a running ``modelmux serve``: `modelmux reload`, SIGHUP, rejection, in-flight."""
+
+from __future__ import annotations
+
+import http.client
+import json
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+import openai
+
+from tests.e2e.proc import ServeProcess, modelmux_command
+
+BASE = "[server]\nport = 0\ndrain_timeout = 20\n"
+
+
+def mock(models: list[str], **fields: object) -> str:
+    extra = "".join(f"{k} = {json.dumps(v)}\n" for k, v in fields.items())
+    return f'[[provider]]\nname = "m"\ntype = "mock"\nmodels = {json.dumps(models)}\n{extra}'
+
+
+def model_ids(proc: ServeProcess) -> list[str]:
+    conn = http.client.HTTPConnection(proc.host, proc.port, timeout=10)
+    try:
+        conn.request("GET", "/v1/models")
+        return [m["id"] for m in json.loads(conn.getresponse().read())["data"]]
+    finally:
+        conn.close()
+
+
+def reload(socket_path: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([*modelmux_command(), "reload", "--control-socket", str(socket_path)],
+                          capture_output=True, text=True, timeout=60)
+
+
+def test_reload_applies_rejects_and_keeps_in_flight_streams(tmp_path: Path) -> None:
+    config = tmp_path / "config.toml"
+    control = tmp_path / "run" / "control.sock"
+    config.write_text(BASE + mock(["old"], text="tick ", repeat=20, chunks=20, chunk_delay_ms=50))
+    proc = ServeProcess(["serve", "--config", str(config), "--control-socket", str(control)],
+                        home=tmp_path)
+    try:
+        assert oct(control.stat().st_mode & 0o777) == "0o600"
+        with openai.OpenAI(base_url=proc.url + "/v1", api_key="x", max_retries=0, timeout=30) as sdk:
+            stream = sdk.chat.completions.create(model="old", stream=True,
+                                                 messages=[{"role": "user", "content": "go"}])
+            first = next(iter(stream))
+            assert first.choices[0].delta.role == "assistant"
+
+            config.write_text(BASE + mock(["new"]))
+            done = reload(control)
+            assert done.returncode == 0, done.stderr
+            assert "provider[0].models" in done.stdout
+            assert model_ids(proc) == ["new"]
+            # the stream that started on the old configuration finishes on it
+            assert "".join(c.choices[0].delta.content or "" for c in stream if c.choices) == "tick " * 20
+
+        config.write_text(BASE + '[[provider]]\nname = "m"\ntype = "mock"\nmodel = ["x"]\n')
+        rejected = reload(control)
+        assert rejected.returncode == 1
+        assert "rejected" in rejected.stderr and "model" in rejected.stderr
+        assert model_ids(proc) == ["new"]
+
+        config.write_text(BASE + mock(["via-sighup"]))
+        proc.proc.send_signal(signal.SIGHUP)
+        for _ in range(200):  # the signal is handled asynchronously; bounded wait
+            if model_ids(proc) == ["via-sighup"]:
+                break
+            time.sleep(0.02)
+        assert model_ids(proc) == ["via-sighup"]
+    finally:
+        assert proc.stop() == 0
+    assert not control.exists()
+
+
+def test_reload_without_a_server_fails_clearly(tmp_path: Path) -> None:
+    result = reload(tmp_path / "nothing.sock")
+    assert result.returncode == 1 and "no server answers" in result.stderr
+
+
+def test_reload_reaches_every_worker(tmp_path: Path) -> None:
+    config = tmp_path / "config.toml"
+    control = tmp_path / "control.sock"
+    workers = "[server]\nport = 0\nworkers = 2\n"
+    config.write_text(workers + mock(["old"]))
+    proc = ServeProcess(["serve", "--config", str(config), "--control-socket", str(control)],
+                        home=tmp_path)
+    try:
+        config.write_text(workers + '[[provider]]\nname = "m"\ntype = "mock"\n')
+        rejected = reload(control)
+        assert rejected.returncode == 1 and "models" in rejected.stderr
+        config.write_text(workers + mock(["new"]))
+        assert reload(control).returncode == 0
+        for _ in range(200):  # each worker reloads on its own SIGHUP; bounded wait for both
+            if all(model_ids(proc) == ["new"] for _ in range(20)):
+                break
+            time.sleep(0.02)
+        assert all(model_ids(proc) == ["new"] for _ in range(40))  # whichever worker answers
+    finally:
+        assert proc.stop() == 0
