@@ -14,7 +14,7 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import Protocol
 
-from modelmux.errors import PayloadTooLarge, RequestTimeout
+from modelmux.errors import InternalError, ModelMuxError, PayloadTooLarge, RequestTimeout
 
 Headers = list[tuple[bytes, bytes]]
 
@@ -208,3 +208,50 @@ class Exchange:
 
 
 Handler = Callable[[Exchange], Awaitable[None]]
+
+
+_JSON = (b"content-type", b"application/json")
+_log = logging.getLogger("modelmux.server")
+
+
+async def serve_exchange(handler: Handler, exchange: Exchange, *, client: str,
+                         gone: Callable[[], bool], cut: Callable[[], None]) -> None:
+    """Run ``handler`` for ``exchange`` so that no exception escapes to the connection.
+
+    A ``ModelMuxError`` becomes its OpenAI error response, anything else a logged 500, if nothing
+    was sent yet; after the head, ``cut()`` ends the stream abruptly so the client sees a broken
+    response rather than a clean end. Cancellation is swallowed once the client is ``gone()``.
+
+    Raises:
+        asyncio.CancelledError: cancelled while the client is still there (shutdown, reset).
+    """
+    try:
+        await handler(exchange)
+        if not exchange.started:
+            raise RuntimeError("handler returned without sending a response")
+        await exchange.end()
+    except asyncio.CancelledError:
+        if not gone():
+            raise
+    except ClientDisconnected:
+        pass
+    except ModelMuxError as exc:
+        level = logging.INFO if exc.status < 500 else logging.WARNING
+        _log.log(level, "%s %s -> %d %s: %s", exchange.method, exchange.path, exc.status,
+                 exc.code, exc.message)
+        await _send_error(exchange, exc, gone, cut)
+    except Exception:
+        _log.exception("unhandled error while serving %s %s for %s",
+                       exchange.method, exchange.path, client)
+        await _send_error(exchange, InternalError("internal server error"), gone, cut)
+
+
+async def _send_error(exchange: Exchange, exc: ModelMuxError, gone: Callable[[], bool],
+                      cut: Callable[[], None]) -> None:
+    if exchange.started or gone():
+        cut()
+        return
+    try:
+        await exchange.respond(exc.status, [_JSON, *exc.headers], exc.body())
+    except ClientDisconnected:
+        pass

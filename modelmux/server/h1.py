@@ -18,13 +18,12 @@ import h11
 
 from modelmux.errors import (
     HeadersTooLarge,
-    InternalError,
     InvalidRequest,
     ModelMuxError,
     RequestTimeout,
     ServiceUnavailable,
 )
-from modelmux.server.exchange import ClientDisconnected, Exchange, Headers
+from modelmux.server.exchange import ClientDisconnected, Exchange, Headers, serve_exchange
 
 if TYPE_CHECKING:
     from modelmux.server.lifecycle import Server
@@ -204,34 +203,11 @@ class H1Protocol(asyncio.Protocol):
 
     async def _serve(self, exchange: Exchange) -> None:
         try:
-            await self.server.handler(exchange)
-            if not exchange.started:
-                raise RuntimeError("handler returned without sending a response")
-            await exchange.end()
+            await serve_exchange(self.server.handler, exchange, client=self.client,
+                                 gone=lambda: self.closed, cut=self._close)
         except asyncio.CancelledError:
-            if not self.closed:
-                self._close()
-                raise
-        except ClientDisconnected:
-            pass
-        except ModelMuxError as exc:
-            level = logging.INFO if exc.status < 500 else logging.WARNING
-            log.log(level, "%s %s -> %d %s: %s", exchange.method, exchange.path, exc.status,
-                    exc.code, exc.message)
-            await self._send_error(exchange, exc)
-        except Exception:
-            log.exception("unhandled error while serving %s %s for %s",
-                          exchange.method, exchange.path, self.client)
-            await self._send_error(exchange, InternalError("internal server error"))
-
-    async def _send_error(self, exchange: Exchange, exc: ModelMuxError) -> None:
-        if exchange.started or self.closed:
-            self._close()  # cut mid-response: the client sees a truncated body, not a clean end
-            return
-        try:
-            await exchange.respond(exc.status, [_JSON, *exc.headers], exc.body())
-        except ClientDisconnected:
-            pass
+            self._close()  # cancelled with the client still there: shutdown or a protocol error
+            raise
 
     def _cycle_done(self) -> None:
         if self.closed:

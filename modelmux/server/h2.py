@@ -19,8 +19,7 @@ import h2.settings
 from h2.errors import ErrorCodes
 from hyperframe.frame import GoAwayFrame
 
-from modelmux.errors import InternalError, ModelMuxError
-from modelmux.server.exchange import ClientDisconnected, Exchange, Headers
+from modelmux.server.exchange import Exchange, Headers, serve_exchange
 from modelmux.server.h2_stream import H2cUpgrade, H2Settings, H2Stream, _Budget, _Connection
 
 __all__ = ["H2Protocol", "H2Settings", "H2cUpgrade"]
@@ -30,7 +29,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("modelmux.server")
 
-_JSON = (b"content-type", b"application/json")
 _S = h2.settings.SettingCodes
 
 
@@ -230,34 +228,9 @@ class H2Protocol(asyncio.Protocol):
             self._stream_done(stream)
 
     async def _serve(self, stream: H2Stream, exchange: Exchange) -> None:
-        try:
-            await self.server.handler(exchange)
-            if not exchange.started:
-                raise RuntimeError("handler returned without sending a response")
-            await exchange.end()
-        except asyncio.CancelledError:
-            if not stream.closed:
-                raise
-        except ClientDisconnected:
-            pass
-        except ModelMuxError as exc:
-            level = logging.INFO if exc.status < 500 else logging.WARNING
-            log.log(level, "%s %s -> %d %s: %s", exchange.method, exchange.path, exc.status,
-                    exc.code, exc.message)
-            await self._send_error(stream, exchange, exc)
-        except Exception:
-            log.exception("unhandled error while serving %s %s for %s",
-                          exchange.method, exchange.path, self.client)
-            await self._send_error(stream, exchange, InternalError("internal server error"))
-
-    async def _send_error(self, stream: H2Stream, exchange: Exchange, exc: ModelMuxError) -> None:
-        if exchange.started or stream.closed:
-            self._reset(stream, ErrorCodes.INTERNAL_ERROR)  # cut mid-response: not a clean end
-            return
-        try:
-            await exchange.respond(exc.status, [_JSON, *exc.headers], exc.body())
-        except ClientDisconnected:
-            pass
+        await serve_exchange(self.server.handler, exchange, client=self.client,
+                             gone=lambda: stream.closed,
+                             cut=lambda: self._reset(stream, ErrorCodes.INTERNAL_ERROR))
 
     def flush_stream(self, stream: H2Stream) -> None:
         """Send what the windows allow of the stream's pending body; wake its writer if done."""
