@@ -1,0 +1,457 @@
+"""One HTTP/2 client connection: an asyncio.Protocol driving an ``h2`` state machine.
+
+Multiplexes concurrent requests (streams) up to the peer's SETTINGS_MAX_CONCURRENT_STREAMS,
+acknowledges body bytes as the consumer reads them (a slow reader closes its window), honours
+the send window for request bodies and drains in-flight streams after GOAWAY. Not yet pooled:
+it offers the same ``is_available``/``has_expired``/``is_idle``/``is_closed`` predicates.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import ssl
+from collections import deque
+from collections.abc import AsyncIterable, AsyncIterator
+from typing import Any, cast
+
+import h2.config
+import h2.connection
+import h2.events
+import h2.exceptions
+from h2.errors import ErrorCodes
+from h2.settings import SettingCodes, Settings
+
+from modelmux.upstream.connection import Headers, Origin
+from modelmux.upstream.errors import (
+    UpstreamClosed,
+    UpstreamProtocolError,
+    UpstreamTLSError,
+    map_errors,
+)
+from modelmux.upstream.timeouts import Timeouts
+
+STREAM_WINDOW = 256 * 1024  # per-stream receive window: bounds the unread bytes of one response
+CONNECTION_WINDOW = 16 * 1024 * 1024
+
+
+class StreamRefused(UpstreamClosed):
+    """The peer refused the stream (GOAWAY past it, or REFUSED_STREAM): safe to retry elsewhere."""
+
+    code = "upstream_stream_refused"
+
+
+class _ClientH2(h2.connection.H2Connection):
+    """h2 closes its state machine on GOAWAY and then rejects frames of streams still allowed to
+    finish; keep it open instead (this class refuses new streams itself)."""
+
+    def _receive_goaway_frame(self, frame: Any) -> Any:
+        state = self.state_machine.state
+        result = super()._receive_goaway_frame(frame)
+        self.state_machine.state = state
+        return result
+
+
+class H2Stream:
+    """One request/response exchange; the body is read through ``iter_bytes``/``read``."""
+
+    def __init__(self, conn: HTTP2Connection, sid: int) -> None:
+        self.conn, self.sid = conn, sid
+        self.status = 0
+        self.headers: Headers = []
+        self.reason = ""
+        self.head: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self.chunks: deque[tuple[bytes, int]] = deque()
+        self.buffered = 0  # received, not yet handed to the consumer
+        self.ended = False
+        self.closed = False
+        self.error: BaseException | None = None
+        self.changed = asyncio.Event()
+        self.read_timeout: float | None = None
+
+    @property
+    def is_closed(self) -> bool:
+        return self.closed
+    def get_header(self, name: bytes) -> bytes | None:
+        name = name.lower()
+        return next((v for k, v in self.headers if k == name), None)
+    async def iter_bytes(self) -> AsyncIterator[bytes]:
+        while (chunk := await self.receive_body_chunk()) is not None:
+            yield chunk
+    async def read(self) -> bytes:
+        return b"".join([chunk async for chunk in self.iter_bytes()])
+    async def receive_body_chunk(self) -> bytes | None:
+        """Next body bytes (acknowledged to the peer as handed out), or None at the end."""
+        with map_errors("read", self.conn.label):
+            async with asyncio.timeout(self.read_timeout):
+                while not self.chunks:
+                    if self.error is not None:
+                        self.conn.close_stream(self, reset=False)
+                        raise self.error
+                    if self.ended:
+                        self.conn.close_stream(self, reset=False)
+                        return None
+                    if self.closed:
+                        raise UpstreamClosed(f"{self.conn.label}: stream {self.sid} was closed")
+                    self.changed.clear()
+                    await self.changed.wait()
+        data, flow = self.chunks.popleft()
+        self.buffered -= len(data)
+        self.conn.acknowledge(self.sid, flow)
+        return data
+
+    async def aclose(self) -> None:
+        """Release the stream; a body not read to the end resets this stream only."""
+        self.conn.close_stream(self, reset=not self.ended)
+    async def __aenter__(self) -> H2Stream:
+        return self
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.aclose()
+    def fail(self, exc: BaseException) -> None:
+        if self.error is None and not self.ended:
+            self.error = exc
+        if not self.head.done():
+            self.head.set_exception(exc)
+            self.head.exception()  # retrieved: nobody may be waiting any more
+        self.changed.set()
+
+
+class HTTP2Connection(asyncio.Protocol):
+    """One HTTP/2 connection to one origin carrying many concurrent requests.
+
+    ``connect`` once (prior-knowledge h2c for http, ALPN "h2" for https), then call
+    ``handle_request`` concurrently; each returns an ``H2Stream`` to read and close.
+    """
+
+    def __init__(
+        self,
+        origin: Origin,
+        *,
+        ssl_context: ssl.SSLContext | None = None,
+        keepalive_expiry: float | None = None,
+        stream_window: int = STREAM_WINDOW,
+        connection_window: int = CONNECTION_WINDOW,
+        max_streams: int | None = None,
+    ) -> None:
+        self.origin = origin
+        self.label = str(origin)
+        self._ssl_context = ssl_context
+        self._keepalive_expiry = keepalive_expiry
+        self._stream_window = stream_window
+        self._connection_window = connection_window
+        self._max_streams = max_streams  # our own cap, below the peer's if set
+        config = h2.config.H2Configuration(client_side=True, header_encoding=None)
+        self._h2 = _ClientH2(config=config)
+        self._transport: asyncio.Transport | None = None
+        self._streams: dict[int, H2Stream] = {}
+        self._reserved = 0
+        self._settings_seen: asyncio.Future[None] | None = None
+        self._handshake: set[type] = set()
+        self._changed = asyncio.Event()  # window opened / writable / settings
+        self._writing_paused = False
+        self._goaway = False
+        self._closed = False
+        self._lost_exc: BaseException | None = None
+        self._expires_at: float | None = None
+        self._pings: dict[bytes, asyncio.Future[None]] = {}
+
+    # -- the predicates a pool uses -------------------------------------------------------
+    @property
+    def limit(self) -> int:
+        peer = self._h2.remote_settings.max_concurrent_streams
+        return peer if self._max_streams is None else min(peer, self._max_streams)
+    @property
+    def active_streams(self) -> int:
+        return len(self._streams) + self._reserved
+    def is_available(self) -> bool:
+        """Connected, not going away, and below the concurrent-stream limit."""
+        return (self._transport is not None and not self._closed and not self._goaway
+                and self.active_streams < self.limit
+                and (self._h2.highest_outbound_stream_id or 0) < 2**31 - 201)
+
+    def is_idle(self) -> bool:
+        return not self._closed and self.active_streams == 0
+    def is_closed(self) -> bool:
+        return self._closed
+    def has_expired(self, now: float) -> bool:
+        """Closed, drained after GOAWAY, or idle past its keep-alive expiry."""
+        if self._closed:
+            return True
+        if self.active_streams:
+            return False
+        return self._goaway or (self._expires_at is not None and now >= self._expires_at)
+
+    @property
+    def buffered_bytes(self) -> int:
+        """Response bytes received and not yet read by consumers, over all streams."""
+        return sum(s.buffered for s in self._streams.values())
+    def claim(self) -> None:
+        """Reserve one stream slot synchronously; the next ``handle_request`` uses it."""
+        if not self.is_available():
+            raise RuntimeError("connection has no free stream")
+        self._reserved += 1
+        self._expires_at = None
+
+    def unclaim(self) -> None:
+        """Give back a reservation that will not be used."""
+        if self._reserved:
+            self._reserved -= 1
+            self._on_stream_gone()
+
+    def abort(self) -> None:
+        """Close now: every open stream fails with UpstreamClosed."""
+        self.abort_with(UpstreamClosed(f"{self.label}: connection closed locally"))
+    async def aclose(self) -> None:
+        """Say GOAWAY and close the socket (open streams fail)."""
+        if self._transport is not None and not self._closed and not self._transport.is_closing():
+            self._h2.close_connection()
+            self._flush()
+            self._transport.close()
+        self._shut(UpstreamClosed(f"{self.label}: connection closed locally"))
+
+    # -- asyncio.Protocol --------------------------------------------------------------------
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        if self._transport is None:
+            self._transport = cast(asyncio.Transport, transport)
+    def data_received(self, data: bytes) -> None:
+        try:
+            events = self._h2.receive_data(data)
+        except h2.exceptions.ProtocolError as exc:
+            self._flush()
+            self.abort_with(UpstreamProtocolError(f"{self.label}: HTTP/2 protocol error: {exc}"))
+            return
+        for event in events:
+            self._on_event(event)
+        self._flush()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._lost_exc = exc
+        how = "reset" if isinstance(exc, ConnectionResetError) else "closed"
+        self._shut(UpstreamClosed(f"{self.label}: connection {how} by upstream"))
+
+    def pause_writing(self) -> None:
+        self._writing_paused = True
+    def resume_writing(self) -> None:
+        self._writing_paused = False
+        self._changed.set()
+
+    # -- requests ----------------------------------------------------------------------------
+    async def connect(self, timeout: float | None) -> None:
+        """Open the socket, send the preface; wait for the peer's SETTINGS and its ACK of ours."""
+        loop = asyncio.get_running_loop()
+        context = self._ssl_context if self.origin.scheme == "https" else None
+        self._settings_seen = loop.create_future()
+        with map_errors("connect", self.label):
+            async with asyncio.timeout(timeout):
+                kwargs: dict[str, Any] = {}
+                if context is not None:
+                    kwargs = {"ssl": context, "server_hostname": self.origin.host}
+                transport, _ = await loop.create_connection(
+                    lambda: self, self.origin.host, self.origin.port, **kwargs)
+                self.connection_made(transport)
+                ssl_object = transport.get_extra_info("ssl_object")
+                if ssl_object is not None and ssl_object.selected_alpn_protocol() != "h2":
+                    transport.abort()
+                    raise UpstreamTLSError(f"{self.label}: ALPN did not choose h2")
+                self._h2.local_settings = Settings(client=True, initial_values={
+                    SettingCodes.INITIAL_WINDOW_SIZE: self._stream_window,
+                    SettingCodes.ENABLE_PUSH: 0})
+                self._h2.initiate_connection()
+                grow = self._connection_window - self._h2.inbound_flow_control_window
+                if grow > 0:
+                    self._h2.increment_flow_control_window(grow)
+                self._flush()
+                await self._settings_seen
+        self._touch()
+
+    async def handle_request(self, method: bytes, target: bytes, headers: Headers,
+                             body: bytes | AsyncIterable[bytes], timeouts: Timeouts) -> H2Stream:
+        """Open a stream, send the request (body within the send window), await the head.
+
+        Raises:
+            StreamRefused: no free stream, or the peer refused this one (retry elsewhere).
+            UpstreamTimeout, UpstreamClosed, UpstreamProtocolError.
+        """
+        if self._reserved:
+            self._reserved -= 1
+        elif not self.is_available():
+            raise StreamRefused(f"{self.label}: no stream available on this connection")
+        if self._closed or self._goaway:
+            raise StreamRefused(f"{self.label}: connection is going away")
+        sid = self._h2.get_next_available_stream_id()
+        stream = H2Stream(self, sid)
+        stream.read_timeout = timeouts.read
+        self._streams[sid] = stream
+        self._expires_at = None
+        fields = [(b":method", method), (b":scheme", self.origin.scheme.encode()),
+                  (b":authority", self.origin.authority.encode()), (b":path", target)]
+        fields += [(k.lower(), v) for k, v in headers
+                   if k.lower() not in (b"host", b"connection", b"transfer-encoding",
+                                        b"keep-alive", b"upgrade", b"proxy-connection")]
+        try:
+            with map_errors("first_byte", self.label):
+                async with asyncio.timeout(timeouts.first_byte):
+                    self._h2.send_headers(sid, fields, end_stream=not body)
+                    self._flush()
+                    if body:
+                        chunks = [body] if isinstance(body, bytes) else body
+                        await self._send_body(stream, chunks)
+                    await stream.head
+        except BaseException:
+            self.close_stream(stream, reset=True)
+            raise
+        return stream
+
+    async def _send_body(self, stream: H2Stream, chunks: AsyncIterable[bytes] | list[bytes]
+                         ) -> None:
+        async def each() -> AsyncIterator[bytes]:  # streams an async body, never collects it
+            if isinstance(chunks, list):
+                for c in chunks:
+                    yield c
+            else:
+                async for c in chunks:
+                    yield c
+
+        async for chunk in each():
+            view = memoryview(chunk)
+            while view:
+                self._check(stream)
+                room = min(self._h2.local_flow_control_window(stream.sid),
+                           self._h2.max_outbound_frame_size, len(view))
+                if room <= 0 or self._writing_paused:
+                    self._changed.clear()
+                    await self._changed.wait()
+                    continue
+                self._h2.send_data(stream.sid, bytes(view[:room]))
+                self._flush()
+                view = view[room:]
+        self._check(stream)
+        self._h2.end_stream(stream.sid)
+        self._flush()
+
+    def _check(self, stream: H2Stream) -> None:
+        if stream.error is not None:
+            raise stream.error
+        if stream.head.done() and stream.ended:
+            raise UpstreamClosed(f"{self.label}: response ended before the request body")
+
+    async def ping(self, timeout: float | None = None) -> None:
+        """Send a PING and wait for its ACK (a keep-alive / liveness probe)."""
+        payload = os.urandom(8)
+        fut = asyncio.get_running_loop().create_future()
+        self._pings[payload] = fut
+        self._h2.ping(payload)
+        self._flush()
+        with map_errors("read", self.label):
+            async with asyncio.timeout(timeout):
+                await fut
+
+    def acknowledge(self, sid: int, flow: int) -> None:
+        if flow and not self._closed:
+            self._h2.acknowledge_received_data(flow, sid)  # a gone stream: the connection's share
+            self._flush()
+
+    def close_stream(self, stream: H2Stream, *, reset: bool) -> None:
+        """Forget a stream; with ``reset`` send RST_STREAM(CANCEL) for it alone."""
+        if stream.closed:
+            return
+        stream.closed = True
+        unread = sum(flow for _, flow in stream.chunks)
+        stream.chunks.clear()
+        stream.buffered = 0
+        self._streams.pop(stream.sid, None)
+        if not self._closed:
+            if reset:
+                try:
+                    self._h2.reset_stream(stream.sid, ErrorCodes.CANCEL)
+                except h2.exceptions.StreamClosedError:
+                    pass
+            if unread:
+                self._h2.acknowledge_received_data(unread, stream.sid)
+            self._flush()
+        stream.changed.set()
+        self._on_stream_gone()
+
+    # -- internals ---------------------------------------------------------------------------
+    def _on_event(self, event: h2.events.Event) -> None:
+        sid = getattr(event, "stream_id", None)
+        stream = self._streams.get(sid) if sid else None
+        if isinstance(event, h2.events.ResponseReceived) and stream is not None:
+            for name, value in event.headers or ():
+                if name == b":status":
+                    stream.status = int(value)
+                elif not name.startswith(b":"):
+                    stream.headers.append((bytes(name), bytes(value)))
+            if not stream.head.done():
+                stream.head.set_result(None)
+        elif isinstance(event, h2.events.DataReceived):
+            flow = event.flow_controlled_length or 0
+            if stream is None:
+                self.acknowledge(sid or 0, flow)
+            elif event.data:
+                stream.chunks.append((bytes(event.data), flow))
+                stream.buffered += len(event.data)
+                stream.changed.set()
+            elif flow:
+                self.acknowledge(stream.sid, flow)
+        elif isinstance(event, h2.events.StreamEnded) and stream is not None:
+            stream.ended = True
+            stream.changed.set()
+        elif isinstance(event, h2.events.StreamReset) and stream is not None:
+            cls = StreamRefused if event.error_code == ErrorCodes.REFUSED_STREAM else UpstreamClosed
+            stream.fail(cls(f"{self.label}: stream {stream.sid} reset ({event.error_code!r})"))
+        elif isinstance(event, (h2.events.RemoteSettingsChanged, h2.events.SettingsAcknowledged)):
+            self._handshake.add(type(event))  # ready once the peer sent and acked SETTINGS
+            if len(self._handshake) == 2 and self._settings_seen and not self._settings_seen.done():
+                self._settings_seen.set_result(None)
+            self._changed.set()
+        elif isinstance(event, h2.events.WindowUpdated):
+            self._changed.set()
+        elif isinstance(event, h2.events.PingAckReceived):
+            fut = self._pings.pop(bytes(event.ping_data or b""), None)
+            if fut is not None and not fut.done():
+                fut.set_result(None)
+        elif isinstance(event, h2.events.ConnectionTerminated):
+            self._goaway = True
+            last = event.last_stream_id or 0
+            for s in list(self._streams.values()):
+                if s.sid > last:
+                    s.fail(StreamRefused(f"{self.label}: GOAWAY refused stream {s.sid}"))
+            if event.error_code != ErrorCodes.NO_ERROR:
+                for s in list(self._streams.values()):
+                    s.fail(UpstreamClosed(f"{self.label}: GOAWAY {event.error_code!r}"))
+            self._changed.set()
+            self._on_stream_gone()
+
+    def _on_stream_gone(self) -> None:
+        if self.active_streams:
+            return
+        if self._goaway and not self._closed and self._transport is not None:
+            self._transport.close()  # drained after GOAWAY
+        self._touch()
+
+    def _touch(self) -> None:
+        if self._keepalive_expiry is not None and not self.active_streams:
+            self._expires_at = asyncio.get_running_loop().time() + self._keepalive_expiry
+    def _flush(self) -> None:
+        data = self._h2.data_to_send()
+        if data and self._transport is not None and not self._transport.is_closing():
+            self._transport.write(data)
+
+    def abort_with(self, exc: BaseException) -> None:
+        self._shut(exc)
+        if self._transport is not None and not self._transport.is_closing():
+            self._transport.abort()
+
+    def _shut(self, exc: BaseException) -> None:
+        self._closed = True
+        if self._settings_seen is not None and not self._settings_seen.done():
+            self._settings_seen.set_exception(exc)
+            self._settings_seen.exception()
+        for stream in list(self._streams.values()):
+            stream.fail(exc)
+        for fut in self._pings.values():
+            if not fut.done():
+                fut.set_exception(exc)
+                fut.exception()
+        self._changed.set()
