@@ -1,9 +1,10 @@
 """The application state built at start-up, and the handler the server calls per request.
 
-``App`` holds the providers, the model index, CORS policy, metrics and access log, and
-dispatches each exchange through the routes table after stamping its request id and attaching
-a ``RequestRecord``. Errors are raised, not rendered here: the server turns a ``ModelMuxError``
-into the OpenAI error response, and the record is measured and logged once the exchange is over.
+``App`` holds the providers, the model index, the router (a circuit breaker per provider),
+CORS policy, metrics and access log, and dispatches each exchange through the routes table
+after stamping its request id and attaching a ``RequestRecord``. Errors are raised, not rendered
+here: the server turns a ``ModelMuxError`` into the OpenAI error response, and the record is
+measured and logged once the exchange is over.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from modelmux.observability.access import AccessLog, RequestRecord
 from modelmux.providers.base import Provider
 from modelmux.providers.registry import build_provider
 from modelmux.routing.models import ModelIndex
+from modelmux.routing.router import Router
 from modelmux.server.exchange import Exchange
 from modelmux.upstream import ConnectionPool
 
@@ -51,6 +53,7 @@ class App:
         self.pool = ConnectionPool()
         self.providers: list[Provider] = [build_provider(p, self.pool) for p in config.provider]
         self.models = ModelIndex(self.providers, config.model_aliases())
+        self.router = Router(p.name for p in self.providers)  # a circuit breaker per provider
         self.cors = Cors(config.server.cors)
         self.metrics = metrics or GatewayMetrics(self.version,
                                                  (m for m, _ in self.models.public_models()))

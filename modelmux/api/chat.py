@@ -1,5 +1,9 @@
 """``POST /v1/chat/completions``: validate, pick the provider, answer or stream.
 
+When several providers serve the model, a failure before the first byte that another
+deployment may not share (see ``routing.router.is_failover_error``) moves on to the next one in
+config order; providers whose circuit breaker is open are skipped.
+
 The request is decoded into msgspec Structs so a missing or wrong-typed field is a 400 naming
 the field. ``modelmux.api.streaming`` picks JSON, standard or buffered SSE; this module runs it.
 Streaming waits for the provider's first chunk before sending the response head, so failures
@@ -25,6 +29,7 @@ from modelmux.api.streaming import MODE_HEADER, Coalescer, choose_mode
 from modelmux.errors import InternalError, InvalidRequest, ModelMuxError
 from modelmux.observability.access import RequestRecord
 from modelmux.providers.base import CallStats, ChatCall, Provider, usage_of
+from modelmux.routing.router import is_failover_error
 from modelmux.schemas.openai_chat import ChatCompletionRequest, request_decoder
 from modelmux.server.exchange import ClientDisconnected, Headers
 
@@ -89,7 +94,8 @@ async def create_chat_completion(app: App, exchange: Exchange) -> None:
         headers=exchange.headers, override=exchange.header(MODE_HEADER),
     )
     log.debug("stream mode %s for a stream=%s request (%s)", delivery, asked, reason)
-    provider, upstream_model = app.models.resolve(request.model)
+    candidates = app.models.candidates(request.model)
+    provider, upstream_model = candidates[0]
     record.provider, record.provider_type = provider.name, provider.type
     record.upstream_model, record.mode = upstream_model, delivery
     streamed = delivery != "never"
@@ -97,34 +103,55 @@ async def create_chat_completion(app: App, exchange: Exchange) -> None:
         request = msgspec.structs.replace(request, stream=False, stream_options=None)
     elif streamed and not asked:
         request = msgspec.structs.replace(request, stream=True)
-    call = ChatCall(
-        request,
-        body,
-        model=upstream_model,
-        public_model=request.model,
-        completion_id=f"chatcmpl-{uuid.uuid4().hex}",
-        created=int(time.time()),
-        request_id=app.request_id(exchange),
-    )
-    record.stats = stats = call.stats
-    if not streamed:
+    completion_id, created = f"chatcmpl-{uuid.uuid4().hex}", int(time.time())
+    request_id = app.request_id(exchange)
+    record.stats = stats = CallStats()  # shared by every attempt: attempts add up across providers
+    router = app.router
+    waited = 0  # time spent waiting on providers that failed
+    failure: ModelMuxError | None = None
+    answer, chunks, first = b"", None, b""
+    for attempt in router.attempts([(p.name, (p, m)) for p, m in candidates]):
+        provider, upstream_model = attempt.target
+        record.provider, record.provider_type = provider.name, provider.type
+        record.upstream_model = upstream_model
+        call = ChatCall(request, body, model=upstream_model, public_model=request.model,
+                        completion_id=completion_id, created=created, request_id=request_id)
+        call.stats = stats
         try:
-            answer = await provider.complete(call)
-        except ModelMuxError:
-            exchange.extra_headers += _upstream_headers(provider, stats)
+            if streamed:
+                chunks = provider.stream(call)
+                try:
+                    first = await anext(chunks)  # errors up to here still get a proper status
+                except StopAsyncIteration:
+                    raise InternalError(
+                        f"provider {provider.name!r} produced an empty stream") from None
+            else:
+                answer = await provider.complete(call)
+        except ModelMuxError as exc:
+            router.failed(attempt, exc)
+            if not is_failover_error(exc):
+                exchange.extra_headers += _upstream_headers(provider, stats)
+                raise
+            log.info("provider %s failed before the first byte (%s); falling back to the next "
+                     "provider of the model, if any", provider.name, exc.code)
+            failure, waited = exc, waited + stats.wait_ns
+            continue
+        except BaseException:
+            router.released(attempt)
             raise
+        router.succeeded(attempt)
+        stats.wait_ns += waited
+        failure = None
+        break
+    if failure is not None:
+        exchange.extra_headers += _upstream_headers(provider, stats)
+        raise failure
+    if not streamed:
         stats.tokens = usage_of(answer)
         await exchange.respond(200, [*JSON_HEADERS, *_observed(record, exchange, provider, stats)],
                                answer)
         return
-    try:
-        chunks = provider.stream(call)
-        first = await anext(chunks)  # errors up to here still get a proper status
-    except StopAsyncIteration:
-        raise InternalError(f"provider {provider.name!r} produced an empty stream") from None
-    except ModelMuxError:
-        exchange.extra_headers += _upstream_headers(provider, stats)
-        raise
+    assert chunks is not None
     coalescer = None
     if delivery == "buffered":
         clock = asyncio.get_running_loop().time

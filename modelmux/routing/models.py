@@ -24,9 +24,13 @@ class ModelIndex:
         """``aliases`` are (public name, target, ignore_case); the first of a name wins."""
         self.providers = {p.name: p for p in providers}
         self._by_model: dict[str, Provider] = {}
+        self._all_by_model: dict[str, list[Provider]] = {}
         for provider in self.providers.values():
             for model in provider.models:
                 self._by_model.setdefault(model, provider)
+                serving = self._all_by_model.setdefault(model, [])
+                if provider not in serving:
+                    serving.append(provider)
         self._aliases: dict[str, str] = {}
         self._folded: dict[str, str] = {}
         self._fallback: str | None = None
@@ -49,6 +53,10 @@ class ModelIndex:
                 return provider, upstream
         return None
 
+    def _targets(self, model: str) -> tuple[str | None, ...]:
+        return (self._aliases.get(model), model, self._folded.get(model.casefold()),
+                self._fallback)
+
     def resolve(self, model: str) -> tuple[Provider, str]:
         """The provider for ``model`` and the model name to send upstream.
 
@@ -58,15 +66,33 @@ class ModelIndex:
         Raises:
             ModelNotFound: no provider serves the model.
         """
-        for target in (self._aliases.get(model), model, self._folded.get(model.casefold()),
-                       self._fallback):
+        for target in self._targets(model):
             if target is not None:
                 found = self._lookup(target)
                 if found is not None:
                     return found
-        raise ModelNotFound(
-            f"The model `{model}` does not exist or is not served by this gateway.", param="model"
-        )
+        raise _not_found(model)
+
+    def candidates(self, model: str) -> list[tuple[Provider, str]]:
+        """Every (provider, upstream model) that may serve ``model``, in config order.
+
+        The name resolves as in ``resolve`` (whose answer is always the first candidate); a
+        listed model then brings every provider listing it, while ``provider/model`` names
+        exactly one provider.
+
+        Raises:
+            ModelNotFound: no provider serves the model.
+        """
+        for target in self._targets(model):
+            if target is None:
+                continue
+            serving = self._all_by_model.get(target)
+            if serving:
+                return [(provider, target) for provider in serving]
+            found = self._lookup(target)
+            if found is not None:
+                return [found]
+        raise _not_found(model)
 
     def public_models(self) -> list[tuple[str, str]]:
         """(model, provider name) for every alias, then every listed model, in config order."""
@@ -78,3 +104,9 @@ class ModelIndex:
         for model, provider in self._by_model.items():
             listed.setdefault(model, provider.name)
         return list(listed.items())
+
+
+def _not_found(model: str) -> ModelNotFound:
+    return ModelNotFound(
+        f"The model `{model}` does not exist or is not served by this gateway.", param="model"
+    )

@@ -1,0 +1,253 @@
+"""Fallback across the providers of one model, end to end, and the breakers that skip a provider.
+
+Two fake OpenAI upstreams serve the model ``m`` behind the real in-process gateway (providers
+``first`` then ``second``, no retries within a provider); the official ``openai`` SDK is the
+client. The router's clock is replaced so breaker cooldowns pass without sleeping.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+import openai
+import pytest
+
+from modelmux.config.schema import MockProviderConfig
+from modelmux.errors import (
+    InvalidRequest,
+    ModelNotFound,
+    PayloadTooLarge,
+    RateLimited,
+    ServiceUnavailable,
+    UpstreamAuthFailed,
+    UpstreamError,
+)
+from modelmux.providers.mock import MockProvider
+from modelmux.routing.breaker import BreakerState
+from modelmux.routing.models import ModelIndex
+from modelmux.routing.router import Router, is_failover_error, retry_after_of
+from modelmux.upstream.errors import UpstreamClosed, UpstreamConnectError, UpstreamTimeout
+from tests.fakes.answers import TEXT
+from tests.fakes.openai import FakeOpenAI
+from tests.providers.harness import MESSAGES, Gateway, collect, gateway
+from tests.upstream import refused_port, run
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def _provider(name: str, origin: str) -> str:
+    return (f'[[provider]]\nname = "{name}"\ntype = "openai_compatible"\nmodels = ["m"]\n'
+            f'base_url = "{origin}/v1"\nmax_retries = 0\n')
+
+
+@asynccontextmanager
+async def two(first_origin: str | None = None) -> AsyncIterator[tuple[FakeOpenAI, FakeOpenAI,
+                                                                     Gateway, Clock]]:
+    """``first`` (a fake, or ``first_origin`` when given) and ``second``, both serving ``m``."""
+    async with FakeOpenAI() as first, FakeOpenAI() as second:
+        toml = _provider("first", first_origin or first.origin) + _provider("second", second.origin)
+        async with gateway(toml) as gw:
+            clock = Clock()
+            gw.app.router.clock = clock
+            yield first, second, gw, clock
+
+
+async def ask(gw: Gateway, stream: bool) -> tuple[str, dict[str, str]]:
+    """The text the SDK client got, and the response headers."""
+    messages: Any = MESSAGES
+    async with gw.client() as client:
+        if stream:
+            chunks: Any = await client.chat.completions.create(model="m", messages=messages,
+                                                               stream=True)
+            seen = await collect(chunks)
+            return seen.text, dict(chunks.response.headers)
+        raw = await client.chat.completions.with_raw_response.create(model="m", messages=messages)
+        completion = raw.parse()
+        return completion.choices[0].message.content or "", dict(raw.headers)
+
+
+def served_by(headers: dict[str, str]) -> tuple[str, str]:
+    return headers["x-modelmux-provider"], headers["x-modelmux-attempts"]
+
+
+@pytest.mark.parametrize("stream", [False, True])
+@pytest.mark.parametrize("fault", ["500", "503", "429"])
+def test_failure_before_the_first_byte_falls_back(fault: str, stream: bool) -> None:
+    async def main() -> None:
+        async with two() as (first, second, gw, _):
+            first.faults.append(fault)
+            text, headers = await ask(gw, stream)
+            assert text == TEXT.text
+            assert served_by(headers) == ("second", "2")
+            assert (len(first.requests), len(second.requests)) == (1, 1)
+            assert second.requests[0].json()["model"] == "m"
+
+    run("asyncio", main())
+
+
+def test_reset_before_the_first_chunk_falls_back() -> None:
+    async def main() -> None:
+        async with two() as (first, _second, gw, _):
+            first.faults.append("reset_early")
+            text, headers = await ask(gw, stream=True)
+            assert text == TEXT.text
+            assert served_by(headers) == ("second", "2")
+
+    run("asyncio", main())
+
+
+@pytest.mark.parametrize("stream", [False, True])
+def test_connection_refused_falls_back(stream: bool) -> None:
+    async def main() -> None:
+        async with two(f"http://127.0.0.1:{refused_port()}") as (first, _second, gw, _):
+            text, headers = await ask(gw, stream)
+            assert text == TEXT.text
+            assert served_by(headers) == ("second", "2")
+            assert not first.requests
+
+    run("asyncio", main())
+
+
+@pytest.mark.parametrize("stream", [False, True])
+@pytest.mark.parametrize(("fault", "error"), [("400", openai.BadRequestError),
+                                              ("404", openai.NotFoundError)])
+def test_client_errors_are_not_retried_elsewhere(fault: str, error: type[openai.APIStatusError],
+                                                 stream: bool) -> None:
+    async def main() -> None:
+        async with two() as (first, second, gw, _):
+            first.faults.append(fault)
+            with pytest.raises(error) as caught:
+                await ask(gw, stream)
+            assert served_by(dict(caught.value.response.headers)) == ("first", "1")
+            assert (len(first.requests), len(second.requests)) == (1, 0)
+            assert gw.app.router.breaker("first").state(0.0) is BreakerState.CLOSED
+
+    run("asyncio", main())
+
+
+@pytest.mark.parametrize("stream", [False, True])
+def test_every_provider_failing_gives_the_last_error(stream: bool) -> None:
+    async def main() -> None:
+        async with two() as (first, second, gw, _):
+            first.faults.append("500")
+            second.faults.append("503")
+            with pytest.raises(openai.InternalServerError) as caught:
+                await ask(gw, stream)
+            assert caught.value.status_code == 502
+            assert served_by(dict(caught.value.response.headers)) == ("second", "2")
+
+    run("asyncio", main())
+
+
+@pytest.mark.parametrize("stream", [False, True])
+def test_open_breaker_skips_the_provider_until_its_cooldown(stream: bool) -> None:
+    async def main() -> None:
+        async with two() as (first, _second, gw, clock):
+            breaker = gw.app.router.breaker("first")
+            failures = breaker.policy.consecutive_failures
+            first.faults.extend(["500"] * failures)
+            for _ in range(failures):
+                text, headers = await ask(gw, stream)
+                assert (text, served_by(headers)) == (TEXT.text, ("second", "2"))
+            assert breaker.state(clock.now) is BreakerState.OPEN
+            text, headers = await ask(gw, stream)  # first is skipped: one attempt, at second
+            assert (text, served_by(headers)) == (TEXT.text, ("second", "1"))
+            assert len(first.requests) == failures
+            clock.now += breaker.policy.cooldown  # half-open: one probe goes to first, and wins
+            text, headers = await ask(gw, stream)
+            assert (text, served_by(headers)) == (TEXT.text, ("first", "1"))
+            assert breaker.state(clock.now) is BreakerState.CLOSED
+            assert gw.app.router.breaker("second").state(clock.now) is BreakerState.CLOSED
+
+    run("asyncio", main())
+
+
+def test_retry_after_opens_the_circuit_for_that_long() -> None:
+    async def main() -> None:
+        async with FakeOpenAI(retry_after="60") as first, FakeOpenAI() as second:
+            toml = _provider("first", first.origin) + _provider("second", second.origin)
+            async with gateway(toml) as gw:
+                clock = Clock()
+                gw.app.router.clock = clock
+                first.faults.append("429")
+                assert served_by((await ask(gw, False))[1]) == ("second", "2")
+                assert served_by((await ask(gw, False))[1]) == ("second", "1")
+                clock.now += 60
+                assert served_by((await ask(gw, False))[1]) == ("first", "1")
+
+    run("asyncio", main())
+
+
+def test_all_circuits_open_still_tries_the_first_provider() -> None:
+    async def main() -> None:
+        async with two() as (first, second, gw, clock):
+            for name in ("first", "second"):
+                gw.app.router.breaker(name).on_failure(clock.now, retry_after=60.0)
+            text, headers = await ask(gw, False)
+            assert (text, served_by(headers)) == (TEXT.text, ("first", "1"))
+            assert (len(first.requests), len(second.requests)) == (1, 0)
+
+    run("asyncio", main())
+
+
+# The pure parts: candidates and the router's bookkeeping.
+
+def _mock(name: str, models: list[str]) -> MockProvider:
+    return MockProvider(MockProviderConfig(name=name, models=models))
+
+
+def test_candidates_lists_every_provider_of_a_model_in_config_order() -> None:
+    a, b, c = _mock("a", ["m", "x"]), _mock("b", ["y"]), _mock("c", ["m"])
+    index = ModelIndex([a, b, c], [("pub", "m", True), ("*", "y", False)])
+    assert index.candidates("m") == [(a, "m"), (c, "m")]
+    assert index.candidates("PUB") == [(a, "m"), (c, "m")]
+    assert index.candidates("c/m") == [(c, "m")]
+    assert index.candidates("unknown") == [(b, "y")]
+    for name in ("m", "PUB", "c/m", "x", "unknown"):
+        assert index.candidates(name)[0] == index.resolve(name)
+    with pytest.raises(ModelNotFound):
+        ModelIndex([a]).candidates("nope")
+
+
+def test_router_skips_open_breakers_and_reports_outcomes() -> None:
+    clock = Clock()
+    router = Router(["a", "b"], clock=clock)
+    router.breaker("a").on_failure(clock.now, retry_after=5.0)
+    tried = []
+    for attempt in router.attempts([("a", 1), ("b", 2)]):
+        tried.append((attempt.name, attempt.target, attempt.guarded))
+        router.failed(attempt, InvalidRequest("bad"))
+    assert tried == [("b", 2, True)]
+    assert router.breaker("b").state(clock.now) is BreakerState.CLOSED
+    router.breaker("b").on_failure(clock.now, retry_after=5.0)
+    assert [(a.name, a.guarded) for a in router.attempts([("a", 1), ("b", 2)])] == [("a", False)]
+    clock.now += 5.0
+    attempts = router.attempts([("a", 1), ("b", 2)])
+    probe = next(attempts)
+    assert (probe.name, probe.guarded) == ("a", True)
+    router.succeeded(probe)
+    assert router.breaker("a").state(clock.now) is BreakerState.CLOSED
+    assert router.snapshot()["a"]["state"] == "closed"
+
+
+def test_failover_errors() -> None:
+    assert is_failover_error(UpstreamError("x", code="upstream_server_error"))
+    assert is_failover_error(RateLimited("x"))
+    assert is_failover_error(ServiceUnavailable("x", code="overloaded"))
+    assert is_failover_error(UpstreamClosed("x"))
+    assert is_failover_error(UpstreamConnectError("x"))
+    assert is_failover_error(UpstreamTimeout("x", phase="first_byte"))
+    for error in (InvalidRequest("x"), ModelNotFound("x"), PayloadTooLarge("x"),
+                  UpstreamAuthFailed("x"), UpstreamError("x", code="upstream_unexpected_status")):
+        assert not is_failover_error(error)
+    limited: Any = RateLimited("x", headers=[(b"retry-after", b"7")])
+    assert retry_after_of(limited) == 7.0
+    assert retry_after_of(RateLimited("x")) is None
