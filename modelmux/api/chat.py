@@ -115,7 +115,8 @@ async def create_chat_completion(app: App, exchange: Exchange) -> None:
         record.provider, record.provider_type = provider.name, provider.type
         record.upstream_model = upstream_model
         call = ChatCall(request, body, model=upstream_model, public_model=request.model,
-                        completion_id=completion_id, created=created, request_id=request_id)
+                        completion_id=completion_id, created=created, request_id=request_id,
+                        sent_stream=asked)
         call.stats = stats
         try:
             if streamed:

@@ -69,7 +69,7 @@ class ChatCall:
     """One chat completion request, as a provider sees it; ``stats`` is for it to fill in."""
 
     __slots__ = ("request", "raw", "model", "public_model", "completion_id", "created",
-                 "request_id", "stats")
+                 "request_id", "stats", "sent_stream")
 
     def __init__(
         self,
@@ -81,7 +81,10 @@ class ChatCall:
         completion_id: str,
         created: int,
         request_id: str,
+        sent_stream: bool | None = None,
     ) -> None:
+        """``sent_stream`` is the client's own ``stream`` in ``raw`` when the front door has
+        changed ``request.stream`` (streaming modes); ``public_model`` is the ``model`` in ``raw``."""
         self.request = request
         self.raw = raw
         self.model = model
@@ -90,6 +93,7 @@ class ChatCall:
         self.created = created
         self.request_id = request_id
         self.stats = CallStats()
+        self.sent_stream = bool(request.stream) if sent_stream is None else sent_stream
 
     @property
     def stream(self) -> bool:

@@ -37,19 +37,16 @@ class _Model(msgspec.Struct):
     model: str = ""
 
 
-class _Sent(msgspec.Struct):
-    model: str = ""
-    stream: bool | None = None
-
-
 _model_only = msgspec.json.Decoder(_Model)
-_sent = msgspec.json.Decoder(_Sent)
 _TRUE = msgspec.Raw(b"true")
 _FALSE = msgspec.Raw(b"false")
 
 
-def upstream_body(raw: bytes, *, model: str, stream: bool) -> bytes:
-    """The client's body for the upstream: ``raw`` itself when ``model`` and ``stream`` match.
+def upstream_body(raw: bytes, *, sent_model: str, sent_stream: bool, model: str,
+                  stream: bool) -> bytes:
+    """The client's body for the upstream: ``raw`` itself when ``model`` and ``stream`` match
+    what the client sent (``sent_model``, ``sent_stream``: known from the front door's decode,
+    so the common case parses nothing again).
 
     Otherwise only those members change (the front door may turn a stream into one JSON
     answer or back; ``stream_options`` goes when streaming is turned off).
@@ -57,12 +54,11 @@ def upstream_body(raw: bytes, *, model: str, stream: bool) -> bytes:
     Raises:
         msgspec.DecodeError / msgspec.ValidationError: ``raw`` is not a JSON object.
     """
-    sent = _sent.decode(raw)
-    if sent.model == model and bool(sent.stream) == stream:
+    if sent_model == model and sent_stream == stream:
         return raw
     fields = _fields.decode(raw)
     fields["model"] = msgspec.Raw(_encode(model))
-    if bool(sent.stream) != stream:
+    if sent_stream != stream:
         fields["stream"] = _TRUE if stream else _FALSE
         if not stream:
             fields.pop("stream_options", None)
@@ -194,7 +190,8 @@ class OpenAICompatibleProvider(Provider):
                                  policy)
 
     async def complete(self, call: ChatCall) -> bytes:
-        sent = upstream_body(call.raw, model=call.model, stream=False)
+        sent = upstream_body(call.raw, sent_model=call.public_model, sent_stream=call.sent_stream,
+                             model=call.model, stream=False)
         body = await self.upstream.fetch(self.url, self.headers, sent, call.stats)
         try:
             fields = _fields.decode(body)
@@ -212,7 +209,8 @@ class OpenAICompatibleProvider(Provider):
         return self.upstream.relay(
             self.url,
             [*self.headers, (b"accept", b"text/event-stream")],
-            upstream_body(call.raw, model=call.model, stream=True),
+            upstream_body(call.raw, sent_model=call.public_model, sent_stream=call.sent_stream,
+                          model=call.model, stream=True),
             lambda: ChunkRelay(self.name, call.public_model),
             call.stats,
         )

@@ -34,11 +34,8 @@ _SLOT_JSON = _encode(_SLOT)
 
 
 class _Chunk(msgspec.Struct, omit_defaults=True):
-    """The wire shape of ``ChatCompletionChunk``, with ``object`` always written.
-
-    ``openai_chat.ChatCompletionChunk`` omits defaults, and so drops ``"object"``, which is a
-    required field of the chunk object; this envelope decodes as that Struct.
-    """
+    """The wire shape of ``ChatCompletionChunk`` in OpenAI's field order, without ``usage: null``
+    on every chunk; it decodes as that Struct (a test checks it)."""
 
     id: str
     object: str

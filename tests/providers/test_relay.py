@@ -127,13 +127,16 @@ def test_openai_relay_finish_reason_error_is_not_an_error_payload() -> None:
 
 def test_upstream_body_changes_only_model_and_stream() -> None:
     raw = b'{"model": "a", "stream": true, "stream_options": {"include_usage": true}, "n": 1}'
-    assert upstream_body(raw, model="a", stream=True) is raw
-    assert upstream_body(raw, model="b", stream=True) == (
+    sent = {"sent_model": "a", "sent_stream": True}
+    assert upstream_body(raw, **sent, model="a", stream=True) is raw
+    assert upstream_body(raw, **sent, model="b", stream=True) == (
         b'{"model":"b","stream":true,"stream_options":{"include_usage": true},"n":1}')
-    assert upstream_body(raw, model="a", stream=False) == b'{"model":"a","stream":false,"n":1}'
+    assert upstream_body(raw, **sent, model="a", stream=False) == b'{"model":"a","stream":false,"n":1}'
     plain = b'{"model":"a","messages":[]}'
-    assert upstream_body(plain, model="a", stream=False) is plain
-    assert upstream_body(plain, model="a", stream=True) == b'{"model":"a","messages":[],"stream":true}'
+    unstreamed = {"sent_model": "a", "sent_stream": False}
+    assert upstream_body(plain, **unstreamed, model="a", stream=False) is plain
+    assert upstream_body(plain, **unstreamed, model="a", stream=True) == (
+        b'{"model":"a","messages":[],"stream":true}')
 
 
 @pytest.mark.parametrize("answer", [TEXT, TOOLS], ids=["text", "tools"])

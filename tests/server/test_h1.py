@@ -227,7 +227,6 @@ def test_slow_reader_pauses_the_writer(run) -> None:
 
         async with running(firehose) as (_, port):
             reader, writer = await connect(port)
-            writer.transport.get_extra_info("socket")
             writer.write(b"GET / HTTP/1.1\r\nHost: t\r\n\r\n")
             await asyncio.wait_for(blocked.wait(), DEADLINE)
             # Producer is parked: what it produced is bounded by socket buffers + high-water mark.
