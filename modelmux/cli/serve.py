@@ -117,7 +117,7 @@ def _server(app: App, config: Config) -> Server:
     tls = config.server.tls
     context = server_context(tls.cert_file, tls.key_file) if tls is not None else None
     return Server(app, config.server.limits(), ssl_context=context,
-                  http2=config.server.http2.settings())
+                  http2=config.server.http2.settings(), http1=config.server.http1)
 
 
 async def serve(config: Config, host: str, port: int, ns: argparse.Namespace) -> int:
@@ -262,7 +262,8 @@ def run(ns: argparse.Namespace) -> int:
             log.info("%s", note)
         for warning in loaded.warnings:
             log.warning("%s", warning.render())
-    log.info("implementation: %s", _accel.implementation())
+    log.info("implementation: %s; HTTP/1.1 backend: %s", _accel.implementation(),
+             config.server.http1)
     if ns.listen_fds:
         fds = [int(fd) for fd in ns.listen_fds.split(",")]
         return _run(lambda: serve_worker(config, fds, ns.ready_fd, ns.lifeline_fd, ns), ns.loop)

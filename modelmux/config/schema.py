@@ -65,6 +65,8 @@ class ServerConfig(Struct, forbid_unknown_fields=True, frozen=True):
     cors: CorsConfig = field(default_factory=CorsConfig)
     tls: TlsConfig | None = None
     http2: Http2Config = field(default_factory=Http2Config)
+    http1: Literal["fast", "h11"] = "fast"
+    """HTTP/1.1 backend: the native fast path, or h11 (the reference implementation)."""
 
     def limits(self) -> ServerLimits:
         return ServerLimits(

@@ -1,6 +1,7 @@
-"""HTTP/1.1 server connections: h11 as the state machine behind a thin ``asyncio.Protocol``.
+"""HTTP/1.1 server connections: a sans-I/O backend behind a thin ``asyncio.Protocol``.
 
-Owns the connection life cycle (keep-alive, pipelining, timeouts, limits, back-pressure,
+The backend (``modelmux.server.http1``: the fast twin pair by default, h11 as the reference)
+parses and frames; this module owns the connection life cycle (keep-alive, pipelining, timeouts, limits, back-pressure,
 disconnects, protocol errors). It knows nothing of routes: each request becomes an ``Exchange``
 run by the server's handler in its own task, which is cancelled if the client goes away.
 """
@@ -14,8 +15,6 @@ from email.utils import formatdate
 from http import HTTPStatus
 from typing import TYPE_CHECKING
 
-import h11
-
 from modelmux.errors import (
     HeadersTooLarge,
     InvalidRequest,
@@ -24,6 +23,14 @@ from modelmux.errors import (
     ServiceUnavailable,
 )
 from modelmux.server.exchange import ClientDisconnected, Exchange, Headers, serve_exchange
+from modelmux.server.http1_common import (
+    END,
+    NEED_DATA,
+    PAUSED,
+    HTTP1LocalError,
+    HTTP1ProtocolError,
+    RequestHead,
+)
 
 if TYPE_CHECKING:
     from modelmux.server.lifecycle import Server
@@ -31,6 +38,7 @@ if TYPE_CHECKING:
 log = logging.getLogger("modelmux.server")
 
 _REASONS = {s.value: s.phrase.encode() for s in HTTPStatus}
+_CLOSE = (b"connection", b"close")
 _JSON = (b"content-type", b"application/json")
 _SERVER = (b"server", b"modelmux")
 
@@ -62,7 +70,7 @@ class H1Protocol(asyncio.Protocol):
         self.server = server
         self.limits = server.limits
         self.loop = asyncio.get_running_loop()
-        self.conn = h11.Connection(h11.SERVER, max_incomplete_event_size=self.limits.max_head_bytes)
+        self.conn = server.http1(self.limits.max_head_bytes)
         self.transport: asyncio.Transport | None = None
         self.client = "-"
         self.exchange: Exchange | None = None
@@ -95,11 +103,7 @@ class H1Protocol(asyncio.Protocol):
         if self.exchange is None and not self._head_started:
             self._head_started = True
             self._arm(self.limits.header_timeout)
-        try:
-            self.conn.receive_data(data)
-        except RuntimeError:  # data after the peer's EOF: nothing sane to do
-            self._close()
-            return
+        self.conn.receive_data(data)
         self._process()
 
     def eof_received(self) -> bool:
@@ -134,59 +138,45 @@ class H1Protocol(asyncio.Protocol):
 
     def _process(self) -> None:
         assert self.transport is not None
+        conn = self.conn
         while not self.closed and not self.transport.is_closing():
             try:
-                event = self.conn.next_event()
-            except h11.RemoteProtocolError as exc:
+                event = conn.next_event()
+            except HTTP1ProtocolError as exc:
                 self._protocol_error(exc)
                 return
-            if event is h11.NEED_DATA:
-                return
-            if event is h11.PAUSED:
-                self._pause_reading()
-                return
-            kind = type(event)
-            if kind is h11.Data:
+            if type(event) is bytes:
                 assert self.exchange is not None
-                if not self.exchange.feed_body(event.data):  # type: ignore[union-attr]
+                if not self.exchange.feed_body(event):
                     self._pause_reading()  # over the limit: do not read the rest
                     return
-            elif kind is h11.EndOfMessage:
+            elif event is NEED_DATA:
+                return
+            elif event is END:
                 assert self.exchange is not None
                 self.exchange.finish_body()
-            elif kind is h11.Request:
-                self._on_request(event)  # type: ignore[arg-type]
-            elif kind is h11.ConnectionClosed:
-                if self.exchange is None:
-                    self._close()
+            elif event is PAUSED:
+                self._pause_reading()
                 return
+            else:
+                assert isinstance(event, RequestHead)
+                self._on_request(event)
 
-    def _on_request(self, event: h11.Request) -> None:
+    def _on_request(self, event: RequestHead) -> None:
         self._disarm()
-        headers: Headers = list(event.headers)
+        headers: Headers = event.headers
         if any(n == b"http2-settings" for n, _ in headers) and self.server.upgrade_h2c(self, event):
-            return
-        declared: int | None = None
-        head_size = len(event.method) + len(event.target) + 12
-        for name, value in headers:
-            head_size += len(name) + len(value) + 4
-            if name == b"content-length":
-                declared = int(value)  # h11 has validated it
-        if head_size > self.limits.max_head_bytes:
-            # h11 only bounds heads that arrive in pieces; a whole one is checked here.
-            self._abort_with(HeadersTooLarge(
-                f"request head is larger than {self.limits.max_head_bytes} bytes"))
             return
         exchange = Exchange(
             self,
             event.method.decode("ascii"),
             event.target.decode("latin-1"),
             headers,
-            http_version=event.http_version.decode("ascii"),
+            http_version="1.1" if event.http_version == b"1.1" else event.http_version.decode(),
             client=self.client,
             max_body=self.limits.max_body_bytes,
             body_timeout=self.limits.body_timeout,
-            declared_length=declared,
+            declared_length=event.content_length,
         )
         self.exchange = exchange
         if exchange.body_too_large:
@@ -213,12 +203,12 @@ class H1Protocol(asyncio.Protocol):
         if self.closed:
             return
         conn = self.conn
-        if conn.our_state is not h11.DONE or conn.their_state is not h11.DONE or self.server.draining:
+        if not conn.reusable() or self.server.draining:
             self._close()
             return
         conn.start_next_cycle()
         self.exchange = None
-        self._head_started = bool(conn.trailing_data[0])
+        self._head_started = bool(conn.trailing)
         self._arm(self.limits.header_timeout if self._head_started else self.limits.keepalive_timeout)
         if self._read_paused:
             self._read_paused = False
@@ -226,8 +216,8 @@ class H1Protocol(asyncio.Protocol):
             self.transport.resume_reading()
         self._process()
 
-    def _protocol_error(self, exc: h11.RemoteProtocolError) -> None:
-        status = exc.error_status_hint
+    def _protocol_error(self, exc: HTTP1ProtocolError) -> None:
+        status = exc.status
         log.info("malformed request from %s: %s (%d)", self.client, exc, status)
         error: ModelMuxError
         if status == 431:
@@ -265,31 +255,27 @@ class H1Protocol(asyncio.Protocol):
             raise ClientDisconnected()
         headers.append(_SERVER)
         headers.append((b"date", _date.get()))
-        if self.server.draining or self.conn.their_state is not h11.DONE:
-            headers.append((b"connection", b"close"))
-        out = self.conn.send(h11.Response(status_code=status, headers=headers,
-                                          reason=_REASONS.get(status, b"")))
-        assert out is not None
-        if end:
-            if body:
-                out += self.conn.send(h11.Data(data=body))  # type: ignore[operator]
-            out += self.conn.send(h11.EndOfMessage())  # type: ignore[operator]
+        if self.server.draining or not self.conn.request_complete:
+            headers.append(_CLOSE)
+        out = self.conn.send_response(status, headers, end=end, body=body)
         assert self.transport is not None
         self.transport.write(out)
 
     def send_data(self, data: bytes) -> None:
         if self.closed:
             raise ClientDisconnected()
-        out = self.conn.send(h11.Data(data=data))
-        assert self.transport is not None and out is not None
-        self.transport.write(out)
+        out = self.conn.send_data(data)
+        assert self.transport is not None
+        if out:
+            self.transport.write(out)
 
     def send_end(self) -> None:
         if self.closed:
             raise ClientDisconnected()
-        out = self.conn.send(h11.EndOfMessage())
-        assert self.transport is not None and out is not None
-        self.transport.write(out)
+        out = self.conn.send_end()
+        assert self.transport is not None
+        if out:
+            self.transport.write(out)
 
     async def drain(self) -> None:
         if self._write_paused and not self.closed:
@@ -303,15 +289,16 @@ class H1Protocol(asyncio.Protocol):
         return len(self.server.connections)
 
     def send_continue(self) -> None:
-        if self.conn.they_are_waiting_for_100_continue and not self.closed:
-            out = self.conn.send(h11.InformationalResponse(status_code=100, headers=[]))
-            assert self.transport is not None and out is not None
-            self.transport.write(out)
+        if not self.closed:
+            out = self.conn.send_continue()
+            if out:
+                assert self.transport is not None
+                self.transport.write(out)
 
     def resume_body(self) -> None:
         exchange = self.exchange
         if self._read_paused and exchange is not None and not exchange.body_too_large:
-            if self.conn.their_state is h11.SEND_BODY:
+            if self.conn.in_body:
                 self._read_paused = False
                 assert self.transport is not None
                 self.transport.resume_reading()
@@ -327,21 +314,18 @@ class H1Protocol(asyncio.Protocol):
         """Answer a connection-level error if nothing was sent yet, then close."""
         exchange = self.exchange
         if exchange is None or not exchange.started:
-            if self.conn.our_state in (h11.IDLE, h11.SEND_RESPONSE):
+            if not self.conn.response_started:
                 try:
-                    headers: Headers = [_JSON, _SERVER, (b"connection", b"close")]
                     body = error.body()
-                    headers.append((b"content-length", str(len(body)).encode()))
-                    out = self.conn.send(h11.Response(status_code=error.status, headers=headers,
-                                                      reason=_REASONS.get(error.status, b"")))
-                    out += self.conn.send(h11.Data(data=body))  # type: ignore[operator]
-                    out += self.conn.send(h11.EndOfMessage())  # type: ignore[operator]
+                    headers: Headers = [_JSON, _SERVER, _CLOSE,
+                                        (b"content-length", str(len(body)).encode())]
+                    out = self.conn.send_response(error.status, headers, end=True, body=body)
                     assert self.transport is not None
                     self.transport.write(out)
                     if exchange is not None:
                         exchange.started = exchange.ended = True
                         exchange.status = error.status
-                except h11.LocalProtocolError:
+                except HTTP1LocalError:
                     pass
         if self.task is not None and not self.task.done():
             self.task.cancel()

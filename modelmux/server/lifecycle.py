@@ -13,11 +13,11 @@ import socket
 import ssl
 from typing import Protocol
 
-import h11
-
 from modelmux.server.exchange import Handler
 from modelmux.server.h1 import H1Protocol
 from modelmux.server.h2_stream import H2Settings
+from modelmux.server.http1 import backend
+from modelmux.server.http1_common import RequestHead
 from modelmux.server.limits import ServerLimits
 from modelmux.server.listener import address_of, bind_sockets
 from modelmux.server.sniff import SniffProtocol, upgrade_h2c
@@ -36,11 +36,18 @@ class Server:
     """Accepts HTTP/1.1 and HTTP/2 connections (TLS optional) and hands each request to ``handler``."""
 
     def __init__(self, handler: Handler, limits: ServerLimits | None = None, *,
-                 ssl_context: ssl.SSLContext | None = None, http2: H2Settings | None = None) -> None:
+                 ssl_context: ssl.SSLContext | None = None, http2: H2Settings | None = None,
+                 http1: str = "fast") -> None:
+        """``http1`` picks the HTTP/1.1 backend: ``fast`` (native twin pair) or ``h11`` (reference).
+
+        Raises:
+            ValueError: unknown ``http1`` backend.
+        """
         self.handler = handler
         self.limits = limits or ServerLimits()
         self.ssl_context = ssl_context
         self.http2 = http2 or H2Settings()
+        self.http1 = backend(http1)
         self.connections: set[Connection] = set()
         self.draining = False
         self._listeners: list[asyncio.Server] = []
@@ -60,7 +67,7 @@ class Server:
                                             ssl=self.ssl_context)
         self._listeners.append(listener)
 
-    def upgrade_h2c(self, protocol: H1Protocol, event: h11.Request) -> bool:
+    def upgrade_h2c(self, protocol: H1Protocol, event: RequestHead) -> bool:
         """Switch an HTTP/1.1 connection to HTTP/2 on ``Upgrade: h2c``; False if it does not qualify."""
         return upgrade_h2c(protocol, event)
 

@@ -1,7 +1,7 @@
 """The first protocol on every accepted connection: picks HTTP/1.1 or HTTP/2, then steps aside.
 
 On TLS the ALPN choice decides; on cleartext the first bytes do (the 24-byte HTTP/2 connection
-preface, else HTTP/1.1), before any h11 machine exists. The chosen protocol takes over the
+preface, else HTTP/1.1), before any HTTP/1.1 parser exists. The chosen protocol takes over the
 transport and is fed the bytes read so far. It parses no HTTP itself.
 """
 
@@ -10,11 +10,10 @@ from __future__ import annotations
 import asyncio
 from typing import TYPE_CHECKING
 
-import h11
-
 from modelmux.server.exchange import Headers
 from modelmux.server.h1 import H1Protocol
 from modelmux.server.h2 import H2cUpgrade, H2Protocol
+from modelmux.server.http1_common import RequestHead
 
 if TYPE_CHECKING:
     from modelmux.server.lifecycle import Server
@@ -107,19 +106,19 @@ def wants_h2c(headers: Headers) -> bool:
             and b"upgrade" in [t.strip() for t in connection.split(b",")])
 
 
-def upgrade_h2c(h1: H1Protocol, event: h11.Request) -> bool:
+def upgrade_h2c(h1: H1Protocol, event: RequestHead) -> bool:
     """Answer 101 and hand an HTTP/1.1 connection to HTTP/2 (the request becomes stream 1).
 
     Returns False, leaving the connection to HTTP/1.1, when the request does not qualify.
     """
     transport = h1.transport
-    headers: Headers = list(event.headers)
+    headers: Headers = event.headers
     if transport is None or transport.get_extra_info("ssl_object") is not None or not wants_h2c(headers):
         return False
     settings = next(value for name, value in headers if name == b"http2-settings")
     upgrade = H2cUpgrade(settings, event.method.decode("ascii"), event.target.decode("latin-1"),
                          [(n, v) for n, v in headers if n not in _H2C_HOP])
-    rest = h1.conn.trailing_data[0]
+    rest = h1.conn.trailing
     h1.closed = True  # the HTTP/1.1 protocol is done; the HTTP/2 one owns the transport
     h1.server.connections.discard(h1)
     transport.write(b"HTTP/1.1 101 Switching Protocols\r\nconnection: Upgrade\r\nupgrade: h2c\r\n\r\n")

@@ -23,7 +23,8 @@ def _configures_modelmux(name: str) -> bool:
     """Variables that would change the server under test (1.x names, config layers)."""
     if name in _LEGACY_1X or name.startswith(("LLM_", "VERTEX_")):
         return True
-    return name.startswith("MODELMUX_") and name not in ("MODELMUX_PURE_PYTHON", "MODELMUX_REQUIRE_NATIVE")
+    return name.startswith("MODELMUX_") and name not in (
+        "MODELMUX_PURE_PYTHON", "MODELMUX_REQUIRE_NATIVE", "MODELMUX_SERVER_HTTP1")
 
 
 def modelmux_command() -> list[str]:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 from collections.abc import AsyncIterator
 
 from modelmux.server.exchange import Handler
@@ -11,11 +12,13 @@ from modelmux.server.lifecycle import Server
 from modelmux.server.limits import ServerLimits
 
 DEADLINE = 10.0
+HTTP1 = os.environ.get("MODELMUX_SERVER_HTTP1", "fast")
+"""The HTTP/1.1 backend under test; CI runs tests/server and tests/e2e again with ``h11``."""
 
 
 @contextlib.asynccontextmanager
 async def running(handler: Handler, **limits: object) -> AsyncIterator[tuple[Server, int]]:
-    server = Server(handler, ServerLimits(**limits))  # type: ignore[arg-type]
+    server = Server(handler, ServerLimits(**limits), http1=HTTP1)  # type: ignore[arg-type]
     (_, port), *_ = await server.listen("127.0.0.1", 0)
     try:
         yield server, port
