@@ -10,11 +10,10 @@ from __future__ import annotations
 
 import random
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
-from tests.server.http1_diff import check  # noqa: E402
 
 _TOKENS = (
     *(b"GET / HTTP/1.1", b"POST /v1 HTTP/1.0", b"HTTP/2.0", b"\r\n", b"\n", b"\r", b" ", b"\t"),
@@ -30,16 +29,18 @@ def random_input(rng: random.Random) -> bytes:
     return b"".join(rng.choice(_TOKENS) for _ in range(rng.randint(0, 40)))
 
 
-def run_one(data: bytes) -> None:
+def run_one(check: Callable[[bytes, list[int]], None], data: bytes) -> None:
     """The first byte seeds the cut points; the rest is the request stream."""
     rng = random.Random(data[0] if data else 0)
     check(data[1:], [rng.randint(0, 1 << 16) for _ in range(rng.randint(0, 6))])
 
 
 def smoke(count: int, seed: int = 0) -> None:
+    from tests.server.http1_diff import check
+
     rng = random.Random(seed)
     for _ in range(count):
-        run_one(bytes([rng.randint(0, 255)]) + random_input(rng))
+        run_one(check, bytes([rng.randint(0, 255)]) + random_input(rng))
     print(f"http1_fuzz: {count} inputs ok")
 
 
@@ -50,10 +51,9 @@ def main(argv: list[str]) -> None:
     import atheris  # only the fuzzing mode needs it
 
     with atheris.instrument_imports():  # coverage for the pure twin and h11; native is opaque
-        import modelmux.server._http1_py  # noqa: F401
-        import h11  # noqa: F401
+        from tests.server.http1_diff import check
 
-    atheris.Setup(argv, run_one)
+    atheris.Setup(argv, lambda data: run_one(check, data))
     atheris.Fuzz()
 
 
