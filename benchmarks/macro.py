@@ -1,9 +1,10 @@
-"""The performance issue's macro table: ModelMux as a proxy against its mock upstream, and nginx.
+"""The performance issue's macro table: ModelMux as a proxy against a static mock, and nginx.
 
-Run: ``python benchmarks/macro.py [--duration 5]``. It starts the mock (``modelmux serve``, mock
-provider, 100 chunks) on CPU 1, the ModelMux proxy (``openai_compatible`` provider) on CPU 0,
-optionally nginx on CPU 0, and runs ``modelmux bench`` on CPU 1; it prints a markdown table
-and the commands. Not a pytest test.
+Run: ``python benchmarks/macro.py [--duration 5]``. The mock upstream is nginx serving ModelMux's
+mock answers as static bodies (``benchmarks/nginx.py``; ModelMux's own mock without nginx or with
+``--modelmux-mock``) on CPU 1 with the load generator; on CPU 0 the ModelMux proxy, once per
+HTTP/1.1 backend (``fast`` and ``h11``), and nginx as the reference proxy. It prints a markdown
+table and the commands. Not a pytest test.
 """
 
 from __future__ import annotations
@@ -13,43 +14,43 @@ import json
 import os
 import re
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
-from modelmux.bench.local import ServeProcess, StartError, mock_config, proxy_config
-from modelmux.bench.procfs import tree_hwm, tree_rss
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from benchmarks import nginx  # noqa: E402
+from modelmux.bench.local import ServeProcess, StartError, mock_config  # noqa: E402
+from modelmux.bench.procfs import tree_hwm, tree_rss  # noqa: E402
 
 PROXY_CPU, LOAD_CPU = 0, 1
-NGINX_CONF = """worker_processes 1;
-master_process off;
-daemon off;
-error_log {tmp}/nginx-error.log warn;
-pid {tmp}/nginx.pid;
-events {{ worker_connections 4096; }}
-http {{
-    access_log off;
-    client_body_temp_path {tmp}/body;
-    proxy_temp_path {tmp}/proxy;
-    fastcgi_temp_path {tmp}/fastcgi;
-    uwsgi_temp_path {tmp}/uwsgi;
-    scgi_temp_path {tmp}/scgi;
-    upstream mock {{ server 127.0.0.1:{upstream}; keepalive 64; }}
-    server {{
-        listen 127.0.0.1:{port};
-        location / {{
-            proxy_pass http://mock;
-            proxy_http_version 1.1;
-            proxy_set_header Connection "";
-            proxy_buffering off;
-        }}
-    }}
-}}
-"""
+BACKENDS = ("fast", "h11")
+
+
+class Target(NamedTuple):
+    """Where each workload goes: non-stream and stream URLs (one for a ModelMux proxy)."""
+
+    json_url: str
+    stream_url: str
+    pid: int
+
+
+def proxy_config(json_upstream: str, sse_upstream: str, http1: str) -> str:
+    """The proxy: ``mock`` relayed to the JSON mock, ``mock-stream`` to the SSE mock.
+
+    nginx runs with ``access_log off``, so ModelMux's access log is off too.
+    """
+    return (
+        f'[server]\nhost = "127.0.0.1"\nport = 0\nhttp1 = "{http1}"\n\n'
+        '[logging]\nlevel = "info"\naccess_log = false\n\n'
+        '[[provider]]\nname = "json"\ntype = "openai_compatible"\nmodels = ["mock"]\n'
+        f'base_url = "{json_upstream}/v1"\n\n'
+        '[[provider]]\nname = "sse"\ntype = "openai_compatible"\nmodels = ["mock-stream"]\n'
+        f'base_url = "{sse_upstream}/v1"\n'
+    )
 
 
 def pin(cpu: int) -> list[str]:
@@ -70,43 +71,6 @@ def machine() -> str:
             f"modelmux {__version__} ({_accel.implementation()})")
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def wait_port(port: int, timeout: float = 10.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            socket.create_connection(("127.0.0.1", port), 0.5).close()
-            return
-        except OSError:
-            time.sleep(0.05)
-    raise StartError(f"nothing listens on port {port} after {timeout} s")
-
-
-def start_nginx(tmp: Path, upstream: int) -> tuple[subprocess.Popen[bytes], str] | str:
-    """nginx as a plain reverse proxy on CPU 0; the process and URL, or why it is not there."""
-    binary = shutil.which("nginx") or ("/usr/sbin/nginx" if Path("/usr/sbin/nginx").exists() else None)
-    if binary is None:
-        return "nginx is not installed (apt-get install -y nginx)"
-    port = free_port()
-    conf = tmp / "nginx.conf"
-    conf.write_text(NGINX_CONF.format(tmp=tmp, upstream=upstream, port=port))
-    proc = subprocess.Popen([*pin(PROXY_CPU), binary, "-p", str(tmp), "-c", str(conf)],
-                            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL)
-    try:
-        wait_port(port)
-    except StartError as exc:
-        proc.kill()
-        proc.wait()
-        return str(exc)
-    return proc, f"http://127.0.0.1:{port}"
-
-
 class Macro:
     """Runs ``modelmux bench`` pinned to the load CPU and keeps each command for the report."""
 
@@ -116,6 +80,7 @@ class Macro:
         self.commands: list[str] = []
 
     def bench(self, url: str, *args: str, pid: int | None = None) -> dict[str, Any]:
+        """One ``modelmux bench --json`` run's result for ``url``."""
         cmd = [*pin(LOAD_CPU), sys.executable, "-m", "modelmux", "bench", "--url", url,
                "--duration", str(self.duration), "--warmup", self.warmup, *args, "--json"]
         if pid is not None:
@@ -152,64 +117,95 @@ def mib(n: int | None) -> str:
     return "n/a" if not n else f"{n / 1048576:.1f} MiB"
 
 
+def start_upstream(tmp: Path, ns: argparse.Namespace, notes: list[str],
+                   procs: list[subprocess.Popen[bytes]],
+                   servers: list[ServeProcess]) -> tuple[str, str, int]:
+    """The mock upstream on the load CPU: (JSON URL, SSE URL, pid); nginx unless unavailable."""
+    if not ns.modelmux_mock and nginx.binary() is not None:
+        bodies = nginx.capture_bodies(tmp)
+        ports = [nginx.free_port(), nginx.free_port()]
+        started = nginx.start("mock", nginx.mock_servers(*ports, bodies, tmp), ports, tmp,
+                              pin(LOAD_CPU))
+        if not isinstance(started, str):
+            procs.append(started)
+            notes.append(f"mock upstream: nginx returning ModelMux's mock bodies ({len(bodies[0])} "
+                         f"B JSON, {len(bodies[1])} B SSE stream of 100 chunks) on CPU {LOAD_CPU}")
+            return f"http://127.0.0.1:{ports[0]}", f"http://127.0.0.1:{ports[1]}", started.pid
+        notes.append(f"nginx mock not started: {started}")
+    both = mock_config("mock", 100).replace('models = ["mock"]', 'models = ["mock", "mock-stream"]')
+    mock = ServeProcess("mock", both, tmp, {LOAD_CPU})
+    servers.append(mock)
+    notes.append("mock upstream: ModelMux's mock provider (slower than nginx: the direct "
+                 "column is bounded by it)")
+    return mock.url, mock.url, mock.pid
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--duration", type=float, default=5.0, help="seconds per run (default 5)")
     parser.add_argument("--warmup", default="1s", help="warmup per run (default 1s)")
-    parser.add_argument("--no-nginx", action="store_true", help="skip the nginx reference")
+    parser.add_argument("--no-nginx", action="store_true", help="skip the nginx reference proxy")
+    parser.add_argument("--modelmux-mock", action="store_true",
+                        help="use ModelMux's mock provider as the upstream instead of nginx")
+    parser.add_argument("--http1", choices=BACKENDS, action="append",
+                        help="proxy backends to measure (default: both)")
     ns = parser.parse_args()
     macro = Macro(ns.duration, ns.warmup)
-    targets: dict[str, tuple[str, int]] = {}
+    targets: dict[str, Target] = {}
     notes: list[str] = []
     with tempfile.TemporaryDirectory(prefix="modelmux-macro-") as tmp_name:
         tmp = Path(tmp_name)
         servers: list[ServeProcess] = []
-        nginx: subprocess.Popen[bytes] | None = None
+        procs: list[subprocess.Popen[bytes]] = []
         try:
-            mock = ServeProcess("mock", mock_config("mock", 100), tmp, {LOAD_CPU})
-            servers.append(mock)
-            targets["direct (mock)"] = (mock.url, mock.pid)
-            try:
-                proxy = ServeProcess("proxy", proxy_config("mock", mock.url + "/v1"), tmp,
-                                     {PROXY_CPU})
+            json_url, sse_url, mock_pid = start_upstream(tmp, ns, notes, procs, servers)
+            targets["direct (mock)"] = Target(json_url, sse_url, mock_pid)
+            for backend in ns.http1 or BACKENDS:
+                try:
+                    proxy = ServeProcess(f"proxy-{backend}", proxy_config(json_url, sse_url, backend),
+                                         tmp, {PROXY_CPU})
+                except StartError as exc:
+                    notes.append(f"ModelMux proxy ({backend}) not measured: {exc}")
+                    continue
                 servers.append(proxy)
-                targets["ModelMux proxy"] = (proxy.url, proxy.pid)
-            except StartError as exc:
-                notes.append(f"ModelMux proxy not measured: {exc}")
+                targets[f"ModelMux proxy ({backend})"] = Target(proxy.url, proxy.url, proxy.pid)
             if not ns.no_nginx:
-                started = start_nginx(tmp, mock.target.port)
+                ports = [nginx.free_port(), nginx.free_port()]
+                pairs = list(zip(ports, (int(u.rsplit(":", 1)[1]) for u in (json_url, sse_url))))
+                started = nginx.start("proxy", nginx.proxy_servers(pairs), ports, tmp, pin(PROXY_CPU))
                 if isinstance(started, str):
-                    notes.append(f"nginx not measured: {started}")
+                    notes.append(f"nginx proxy not measured: {started}")
                 else:
-                    nginx, url = started
-                    targets["nginx proxy"] = (url, nginx.pid)
+                    procs.append(started)
+                    targets["nginx proxy"] = Target(f"http://127.0.0.1:{ports[0]}",
+                                                    f"http://127.0.0.1:{ports[1]}", started.pid)
             rows = measure(macro, targets)
-            wrk = macro.wrk(mock.url, ns.duration)
-            rows["wrk"] = wrk
+            rows["wrk"] = macro.wrk(json_url, ns.duration)
             print(render(rows, targets, macro, notes, ns))
         finally:
-            if nginx is not None:
-                nginx.terminate()
-                nginx.wait(10)
+            for proc in procs:
+                proc.terminate()
+                proc.wait(10)
             for server in reversed(servers):
                 server.stop()
     return 0
 
 
-def measure(macro: Macro, targets: dict[str, tuple[str, int]]) -> dict[str, Any]:
+def measure(macro: Macro, targets: dict[str, Target]) -> dict[str, Any]:
     """The four measurements against every target."""
     rows: dict[str, Any] = {"c32": {}, "stream": {}, "c1": {}, "rss": {}}
-    for name, (url, pid) in targets.items():
-        rows["c32"][name] = macro.bench(url, "--concurrency", "32", "--no-stream")
-        before = tree_rss([pid])
-        rows["stream"][name] = macro.bench(url, "--concurrency", "32", "--stream", pid=pid)
+    for name, target in targets.items():
+        rows["c32"][name] = macro.bench(target.json_url, "--concurrency", "32", "--no-stream")
+        before = tree_rss([target.pid])
+        rows["stream"][name] = macro.bench(target.stream_url, "--concurrency", "32", "--stream",
+                                           "--model", "mock-stream", pid=target.pid)
         rss = rows["stream"][name]["rss"]
-        rows["rss"][name] = (before, rss["peak_bytes"], tree_hwm([pid]))
-        rows["c1"][name] = macro.bench(url, "--concurrency", "1", "--no-stream")
+        rows["rss"][name] = (before, rss["peak_bytes"], tree_hwm([target.pid]))
+        rows["c1"][name] = macro.bench(target.json_url, "--concurrency", "1", "--no-stream")
     return rows
 
 
-def render(rows: dict[str, Any], targets: dict[str, tuple[str, int]], macro: Macro,
+def render(rows: dict[str, Any], targets: dict[str, Target], macro: Macro,
            notes: list[str], ns: argparse.Namespace) -> str:
     names = list(targets)
     direct = rows["c1"].get("direct (mock)")

@@ -57,7 +57,7 @@ class App:
         self.cors = Cors(config.server.cors)
         self.metrics = metrics or GatewayMetrics(self.version,
                                                  (m for m, _ in self.models.public_models()))
-        self.access_log = AccessLog()
+        self.access_log = AccessLog(enabled=config.logging.access_log)
         self.active = 0
         self._idle: asyncio.Event | None = None
 

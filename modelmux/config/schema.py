@@ -195,6 +195,8 @@ class LoggingConfig(Struct, forbid_unknown_fields=True, frozen=True):
     level: Literal["trace", "debug", "info", "warn", "warning", "error"] = "info"
     format: Literal["text", "json"] = "text"
     file: str | None = None
+    access_log: bool = True
+    """One INFO line per request on ``modelmux.access``; off saves ~10 us a request."""
 
 
 class ModelAlias(Struct, forbid_unknown_fields=True, frozen=True):

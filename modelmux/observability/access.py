@@ -120,11 +120,13 @@ class AccessLog:
     record (``extra=``). Nothing is computed when the logger is off.
     """
 
-    def __init__(self, logger: logging.Logger | None = None) -> None:
+    def __init__(self, logger: logging.Logger | None = None, *, enabled: bool = True) -> None:
+        """``enabled=False`` (``[logging] access_log = false``) writes nothing."""
         self.logger = logger or logging.getLogger("modelmux.access")
+        self.enabled = enabled
 
     def log(self, record: RequestRecord, exchange: Exchange, now_ns: int) -> None:
-        if not self.logger.isEnabledFor(logging.INFO):
+        if not self.enabled or not self.logger.isEnabledFor(logging.INFO):
             return
         fields = access_fields(record, exchange, now_ns)
         self.logger.info("%s", logfmt(fields), extra=fields)

@@ -219,10 +219,8 @@ class HTTP11Connection(asyncio.Protocol):
         with map_errors("first_byte", self._label):
             if self._eof or self._state is _State.CLOSED:
                 raise self._closed_error("before the request was sent")
-            self._send(h11.Request(method=method, target=target, headers=headers))
-            if body:
-                self._send(h11.Data(data=body))
-            self._send(h11.EndOfMessage())
+            request = h11.Request(method=method, target=target, headers=headers)
+            self._send(request, h11.Data(data=body), h11.EndOfMessage())
             while self._writing_paused and not self._eof and self._state is _State.ACTIVE:
                 await self._wait(deadline)  # the peer is not reading our request yet
             head = await self._receive_head(deadline)
@@ -285,11 +283,14 @@ class HTTP11Connection(asyncio.Protocol):
             if not isinstance(event, h11.InformationalResponse):  # 1xx are skipped
                 raise UpstreamProtocolError(f"{self._label}: unexpected {event!r}")
 
-    def _send(self, event: h11.Event) -> None:
+    def _send(self, *events: h11.Event) -> None:
+        """Frame ``events`` and write them at once: one send(2) per request, not three."""
         transport = self._transport
         assert transport is not None
-        for piece in self._h11.send_with_data_passthrough(event) or ():
-            transport.write(piece)
+        pieces: list[bytes] = []
+        for event in events:
+            pieces += self._h11.send_with_data_passthrough(event) or ()
+        transport.write(b"".join(pieces))
 
     async def _next_event(self, deadline: float | None, idle: float | None) -> object:
         """Pull the next h11 event, feeding buffered bytes and waiting for more as needed."""

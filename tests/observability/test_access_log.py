@@ -136,3 +136,20 @@ def test_nothing_is_built_when_the_access_logger_is_off(run, logs: pytest.LogCap
     finally:
         logging.getLogger("modelmux.access").setLevel(logging.NOTSET)
     assert access(logs) == []
+
+
+def test_access_log_setting_turns_the_line_off(run, logs: pytest.LogCaptureFixture) -> None:
+    from modelmux.api.app import App
+    from modelmux.config.schema import Config, LoggingConfig, MockProviderConfig
+
+    off = App(Config(logging=LoggingConfig(access_log=False),
+                     provider=[MockProviderConfig(name="m", models=["m"])]))
+    assert off.access_log.enabled is False
+
+    async def main() -> None:
+        async with gateway() as (app, port, _, _):
+            app.access_log.enabled = False
+            await request(port, "POST", CHAT, chat_body("mock", stream=False))
+
+    run(main())
+    assert access(logs) == []
