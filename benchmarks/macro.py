@@ -24,7 +24,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from benchmarks import nginx  # noqa: E402
 from modelmux.bench.local import ServeProcess, StartError, mock_config  # noqa: E402
-from modelmux.bench.procfs import tree_hwm, tree_rss  # noqa: E402
+from modelmux.bench.procfs import descendants, tree_hwm, tree_rss  # noqa: E402
+
+CPU_REQUESTS = {"json": 5000, "stream": 500}
+"""Requests (streams) of the CPU-per-request runs: exact counts, no warm-up, after the timed runs."""
 
 PROXY_CPU, LOAD_CPU = 0, 1
 BACKENDS = ("fast", "h11")
@@ -81,8 +84,10 @@ class Macro:
 
     def bench(self, url: str, *args: str, pid: int | None = None) -> dict[str, Any]:
         """One ``modelmux bench --json`` run's result for ``url``."""
-        cmd = [*pin(LOAD_CPU), sys.executable, "-m", "modelmux", "bench", "--url", url,
-               "--duration", str(self.duration), "--warmup", self.warmup, *args, "--json"]
+        budget = [] if "--requests" in args else ["--duration", str(self.duration), "--warmup",
+                                                   self.warmup]
+        cmd = [*pin(LOAD_CPU), sys.executable, "-m", "modelmux", "bench", "--url", url, *budget,
+               *args, "--json"]
         if pid is not None:
             cmd += ["--pid", str(pid)]
         self.commands.append(" ".join(cmd).replace(sys.executable, "python"))
@@ -105,6 +110,30 @@ class Macro:
                              check=False).stdout
         found = re.search(r"Requests/sec:\s+([\d.]+)", out)
         return float(found.group(1)) if found else None
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of ``pid`` and its children so far (``/proc/PID/stat``)."""
+    total = 0
+    for each in descendants(pid):
+        try:
+            with open(f"/proc/{each}/stat", "rb") as stat:
+                fields = stat.read().rsplit(b")", 1)[1].split()
+        except OSError:
+            continue
+        total += int(fields[11]) + int(fields[12])
+    return total / os.sysconf("SC_CLK_TCK")
+
+
+def cpu_per_request(macro: Macro, url: str, pid: int, *args: str) -> float:
+    """Microseconds of the server's CPU per request over an exact-count run.
+
+    Robust on a shared machine where req/s is not: it counts only the CPU the server got.
+    """
+    count = CPU_REQUESTS["stream" if "--stream" in args else "json"]
+    before = cpu_seconds(pid)
+    macro.bench(url, "--concurrency", "32", "--requests", str(count), "--warmup", "0", *args)
+    return (cpu_seconds(pid) - before) / count * 1e6
 
 
 def fmt(value: float | None, unit: str = "", digits: int = 0, sign: bool = False) -> str:
@@ -193,7 +222,7 @@ def main() -> int:
 
 def measure(macro: Macro, targets: dict[str, Target]) -> dict[str, Any]:
     """The four measurements against every target."""
-    rows: dict[str, Any] = {"c32": {}, "stream": {}, "c1": {}, "rss": {}}
+    rows: dict[str, Any] = {"c32": {}, "stream": {}, "c1": {}, "rss": {}, "cpu": {}}
     for name, target in targets.items():
         rows["c32"][name] = macro.bench(target.json_url, "--concurrency", "32", "--no-stream")
         before = tree_rss([target.pid])
@@ -202,6 +231,9 @@ def measure(macro: Macro, targets: dict[str, Target]) -> dict[str, Any]:
         rss = rows["stream"][name]["rss"]
         rows["rss"][name] = (before, rss["peak_bytes"], tree_hwm([target.pid]))
         rows["c1"][name] = macro.bench(target.json_url, "--concurrency", "1", "--no-stream")
+        rows["cpu"][name] = (
+            cpu_per_request(macro, target.json_url, target.pid, "--no-stream"),
+            cpu_per_request(macro, target.stream_url, target.pid, "--stream", "--model", "mock-stream"))
     return rows
 
 
@@ -245,6 +277,11 @@ def render(rows: dict[str, Any], targets: dict[str, Target], macro: Macro,
         "| (4) RSS during the c32 stream run: idle → peak (VmHWM) | " + cells(
             lambda n: f"{mib(rows['rss'][n][0])} → {mib(rows['rss'][n][1])} "
                       f"({mib(rows['rss'][n][2])})") + " |",
+        "| (5) server CPU per request, c32: non-stream / 100-chunk stream µs | " + cells(
+            lambda n: f"{rows['cpu'][n][0]:.0f} / {rows['cpu'][n][1]:.0f}") + " |",
+        "| (5) → req/s and streams/s per core at that CPU cost | " + cells(
+            lambda n: f"{1e6 / max(rows['cpu'][n][0], 1e-3):.0f} / "
+                      f"{1e6 / max(rows['cpu'][n][1], 1e-3):.0f}") + " |",
         "| errors (all runs) | " + cells(lambda n: str(errors(n))) + " |",
         "",
     ]
