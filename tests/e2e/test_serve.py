@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import http.client
 import json
+import os
 import signal
 import socket
 from collections.abc import Iterator
@@ -56,6 +57,12 @@ def request(server: ServeProcess, method: str, path: str, body: bytes | None = N
 
 def client(server: ServeProcess) -> openai.OpenAI:
     return openai.OpenAI(base_url=server.url + "/v1", api_key="unused", max_retries=0, timeout=10)
+
+
+def test_start_up_log_names_the_http1_backend(server: ServeProcess) -> None:
+    # CI runs this file again with MODELMUX_SERVER_HTTP1=h11: this proves that leg runs h11.
+    expected = os.environ.get("MODELMUX_SERVER_HTTP1", "fast")
+    assert server.wait_for_log(f"HTTP/1.1 backend: {expected}")
 
 
 def test_openai_sdk_non_stream(server: ServeProcess) -> None:
