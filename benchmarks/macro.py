@@ -3,7 +3,8 @@
 Run: ``python benchmarks/macro.py [--duration 5]``. The mock upstream is nginx serving ModelMux's
 mock answers as static bodies (``benchmarks/nginx.py``; ModelMux's own mock without nginx or with
 ``--modelmux-mock``) on CPU 1 with the load generator; on CPU 0 the ModelMux proxy, once per
-HTTP/1.1 backend (``fast`` and ``h11``), and nginx as the reference proxy. It prints a markdown
+HTTP/1.1 backend (``fast`` and ``h11``), and nginx as the reference proxy. A third mock port
+serves an Anthropic Messages stream, which only ModelMux translates (row 6). It prints a markdown
 table and the commands. Not a pytest test.
 """
 
@@ -23,6 +24,7 @@ from typing import Any, NamedTuple
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from benchmarks import nginx  # noqa: E402
+from benchmarks.test_bench_sse import anthropic_stream  # noqa: E402
 from modelmux.bench.local import ServeProcess, StartError, mock_config  # noqa: E402
 from modelmux.bench.procfs import descendants, tree_hwm, tree_rss  # noqa: E402
 
@@ -39,10 +41,19 @@ class Target(NamedTuple):
     json_url: str
     stream_url: str
     pid: int
+    translates: bool = False  # a ModelMux proxy: it also serves the Anthropic-upstream model
 
 
-def proxy_config(json_upstream: str, sse_upstream: str, http1: str) -> str:
-    """The proxy: ``mock`` relayed to the JSON mock, ``mock-stream`` to the SSE mock.
+class Upstream(NamedTuple):
+    json_url: str
+    sse_url: str
+    anthropic_url: str | None  # an Anthropic Messages stream (nginx mock only)
+    pid: int
+
+
+def proxy_config(upstream: Upstream, http1: str) -> str:
+    """The proxy: ``mock`` relayed to the JSON mock, ``mock-stream`` to the SSE mock, and
+    ``claude-stream`` to the Anthropic mock (translated to OpenAI chunks) when there is one.
 
     nginx runs with ``access_log off``, so ModelMux's access log is off too.
     """
@@ -50,9 +61,12 @@ def proxy_config(json_upstream: str, sse_upstream: str, http1: str) -> str:
         f'[server]\nhost = "127.0.0.1"\nport = 0\nhttp1 = "{http1}"\n\n'
         '[logging]\nlevel = "info"\naccess_log = false\n\n'
         '[[provider]]\nname = "json"\ntype = "openai_compatible"\nmodels = ["mock"]\n'
-        f'base_url = "{json_upstream}/v1"\n\n'
+        f'base_url = "{upstream.json_url}/v1"\n\n'
         '[[provider]]\nname = "sse"\ntype = "openai_compatible"\nmodels = ["mock-stream"]\n'
-        f'base_url = "{sse_upstream}/v1"\n'
+        f'base_url = "{upstream.sse_url}/v1"\n\n'
+        + ('' if upstream.anthropic_url is None else
+           '[[provider]]\nname = "claude"\ntype = "anthropic"\nmodels = ["claude-stream"]\n'
+           f'api_key = "bench"\nbase_url = "{upstream.anthropic_url}"\n')
     )
 
 
@@ -147,26 +161,30 @@ def mib(n: int | None) -> str:
 
 
 def start_upstream(tmp: Path, ns: argparse.Namespace, notes: list[str],
-                   procs: list[subprocess.Popen[bytes]],
-                   servers: list[ServeProcess]) -> tuple[str, str, int]:
-    """The mock upstream on the load CPU: (JSON URL, SSE URL, pid); nginx unless unavailable."""
+                   procs: list[subprocess.Popen[bytes]], servers: list[ServeProcess]) -> Upstream:
+    """The mock upstream on the load CPU: nginx with static bodies unless unavailable."""
     if not ns.modelmux_mock and nginx.binary() is not None:
         bodies = nginx.capture_bodies(tmp)
-        ports = [nginx.free_port(), nginx.free_port()]
-        started = nginx.start("mock", nginx.mock_servers(*ports, bodies, tmp), ports, tmp,
-                              pin(LOAD_CPU))
+        claude = anthropic_stream(100)
+        ports = [nginx.free_port() for _ in range(3)]
+        entries = [(ports[0], "application/json", "mock.json", bodies[0]),
+                   (ports[1], "text/event-stream", "mock.sse", bodies[1]),
+                   (ports[2], "text/event-stream", "claude.sse", claude)]
+        started = nginx.start("mock", nginx.mock_servers(entries, tmp), ports, tmp, pin(LOAD_CPU))
         if not isinstance(started, str):
             procs.append(started)
             notes.append(f"mock upstream: nginx returning ModelMux's mock bodies ({len(bodies[0])} "
-                         f"B JSON, {len(bodies[1])} B SSE stream of 100 chunks) on CPU {LOAD_CPU}")
-            return f"http://127.0.0.1:{ports[0]}", f"http://127.0.0.1:{ports[1]}", started.pid
+                         f"B JSON, {len(bodies[1])} B SSE stream of 100 chunks) and a "
+                         f"{len(claude)} B Anthropic stream of 100 text deltas, on CPU {LOAD_CPU}")
+            url = "http://127.0.0.1:{}".format
+            return Upstream(url(ports[0]), url(ports[1]), url(ports[2]), started.pid)
         notes.append(f"nginx mock not started: {started}")
     both = mock_config("mock", 100).replace('models = ["mock"]', 'models = ["mock", "mock-stream"]')
     mock = ServeProcess("mock", both, tmp, {LOAD_CPU})
     servers.append(mock)
     notes.append("mock upstream: ModelMux's mock provider (slower than nginx: the direct "
-                 "column is bounded by it)")
-    return mock.url, mock.url, mock.pid
+                 "column is bounded by it); no Anthropic upstream")
+    return Upstream(mock.url, mock.url, None, mock.pid)
 
 
 def main() -> int:
@@ -187,17 +205,19 @@ def main() -> int:
         servers: list[ServeProcess] = []
         procs: list[subprocess.Popen[bytes]] = []
         try:
-            json_url, sse_url, mock_pid = start_upstream(tmp, ns, notes, procs, servers)
-            targets["direct (mock)"] = Target(json_url, sse_url, mock_pid)
+            upstream = start_upstream(tmp, ns, notes, procs, servers)
+            json_url, sse_url = upstream.json_url, upstream.sse_url
+            targets["direct (mock)"] = Target(json_url, sse_url, upstream.pid)
             for backend in ns.http1 or BACKENDS:
                 try:
-                    proxy = ServeProcess(f"proxy-{backend}", proxy_config(json_url, sse_url, backend),
+                    proxy = ServeProcess(f"proxy-{backend}", proxy_config(upstream, backend),
                                          tmp, {PROXY_CPU})
                 except StartError as exc:
                     notes.append(f"ModelMux proxy ({backend}) not measured: {exc}")
                     continue
                 servers.append(proxy)
-                targets[f"ModelMux proxy ({backend})"] = Target(proxy.url, proxy.url, proxy.pid)
+                targets[f"ModelMux proxy ({backend})"] = Target(
+                    proxy.url, proxy.url, proxy.pid, translates=upstream.anthropic_url is not None)
             if not ns.no_nginx:
                 ports = [nginx.free_port(), nginx.free_port()]
                 pairs = list(zip(ports, (int(u.rsplit(":", 1)[1]) for u in (json_url, sse_url))))
@@ -222,7 +242,8 @@ def main() -> int:
 
 def measure(macro: Macro, targets: dict[str, Target]) -> dict[str, Any]:
     """The four measurements against every target."""
-    rows: dict[str, Any] = {"c32": {}, "stream": {}, "c1": {}, "rss": {}, "cpu": {}}
+    rows: dict[str, Any] = {"c32": {}, "stream": {}, "c1": {}, "rss": {}, "cpu": {},
+                            "anthropic": {}}
     for name, target in targets.items():
         rows["c32"][name] = macro.bench(target.json_url, "--concurrency", "32", "--no-stream")
         before = tree_rss([target.pid])
@@ -234,6 +255,11 @@ def measure(macro: Macro, targets: dict[str, Target]) -> dict[str, Any]:
         rows["cpu"][name] = (
             cpu_per_request(macro, target.json_url, target.pid, "--no-stream"),
             cpu_per_request(macro, target.stream_url, target.pid, "--stream", "--model", "mock-stream"))
+        if target.translates:
+            claude = ("--stream", "--model", "claude-stream")
+            rows["anthropic"][name] = (
+                macro.bench(target.stream_url, "--concurrency", "32", *claude),
+                cpu_per_request(macro, target.stream_url, target.pid, *claude))
     return rows
 
 
@@ -254,7 +280,17 @@ def render(rows: dict[str, Any], targets: dict[str, Target], macro: Macro,
                 f" / {fmt(res['latency_ms']['p99'] - direct['latency_ms']['p99'], digits=3, sign=True)}")
 
     def errors(name: str) -> int:
-        return sum(rows[k][name]["errors"]["total"] for k in ("c32", "stream", "c1"))
+        extra = rows["anthropic"].get(name)
+        return (sum(rows[k][name]["errors"]["total"] for k in ("c32", "stream", "c1"))
+                + (extra[0]["errors"]["total"] if extra else 0))
+
+    def translated(name: str) -> str:
+        found = rows["anthropic"].get(name)
+        if not found:
+            return "n/a"
+        res, cpu = found
+        return (f"{fmt(res['streams_per_s'])} ({fmt(res['chunks_per_s'])}); {cpu:.0f} µs CPU "
+                f"→ {1e6 / max(cpu, 1e-3):.0f} per core")
 
     lines = [
         (f"Machine: {machine()}; proxy on CPU {PROXY_CPU}, mock and load generator on CPU "
@@ -282,6 +318,8 @@ def render(rows: dict[str, Any], targets: dict[str, Target], macro: Macro,
         "| (5) → req/s and streams/s per core at that CPU cost | " + cells(
             lambda n: f"{1e6 / max(rows['cpu'][n][0], 1e-3):.0f} / "
                       f"{1e6 / max(rows['cpu'][n][1], 1e-3):.0f}") + " |",
+        "| (6) Anthropic upstream translated to OpenAI, 100-delta stream, c32: streams/s "
+        "(chunks/s); CPU per stream | " + cells(translated) + " |",
         "| errors (all runs) | " + cells(lambda n: str(errors(n))) + " |",
         "",
     ]

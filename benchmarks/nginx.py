@@ -1,7 +1,7 @@
 """nginx for ``macro.py``: the static mock upstream and the reference reverse proxy.
 
-The mock answers every POST on one port with ModelMux's own mock JSON completion and on a second
-port with its 100-chunk SSE stream (bodies captured from ``modelmux serve`` once, then served by
+The mock answers every POST on one port with ModelMux's own mock JSON completion, on a second
+port with its 100-chunk SSE stream and on a third with an Anthropic Messages stream (bodies captured from ``modelmux serve`` once, then served by
 ``return 200``), so the upstream costs nginx's few microseconds per request instead of a Python
 process's. The reference proxy is a plain ``proxy_pass`` with upstream keep-alive.
 """
@@ -125,12 +125,16 @@ def start(name: str, servers: str, ports: list[int], tmp: Path,
     return proc
 
 
-def mock_servers(json_port: int, sse_port: int, bodies: tuple[bytes, bytes], tmp: Path) -> str:
-    """Two ``server`` blocks answering every request with ``bodies`` (JSON, SSE) from files."""
-    (tmp / "mock.json").write_bytes(bodies[0])
-    (tmp / "mock.sse").write_bytes(bodies[1])
-    return (MOCK_SERVER.format(port=json_port, kind="application/json", file="mock.json", tmp=tmp)
-            + MOCK_SERVER.format(port=sse_port, kind="text/event-stream", file="mock.sse", tmp=tmp))
+def mock_servers(entries: list[tuple[int, str, str, bytes]], tmp: Path) -> str:
+    """``server`` blocks answering every request with a fixed body read from a file.
+
+    ``entries``: (port, content type, file name, body) each.
+    """
+    blocks = []
+    for port, kind, name, body in entries:
+        (tmp / name).write_bytes(body)
+        blocks.append(MOCK_SERVER.format(port=port, kind=kind, file=name, tmp=tmp))
+    return "".join(blocks)
 
 
 def proxy_servers(pairs: list[tuple[int, int]]) -> str:
