@@ -410,7 +410,7 @@ cdef class ServerConnection:
             raise self._fail("chunk header or trailer is too long", 431)
         return NEED_DATA
 
-    def send_response(self, int status, list headers, *, bint end, bytes body=b""):
+    def send_response(self, int status, list headers not None, *, bint end, bytes body not None=b""):
         cdef bint sized = False, closing = False
         cdef Py_ssize_t total, k, vlen, nlen, body_len
         cdef bytes name, value, line, out, chunk_head
@@ -422,6 +422,8 @@ cdef class ServerConnection:
         self.response_started = True
         self.waiting_for_continue = False
         for pair in headers:
+            if type(pair[0]) is not bytes or type(pair[1]) is not bytes:
+                raise HTTP1LocalError(f"response header {pair!r} is not a pair of bytes")
             name = <bytes>pair[0]
             if name == b"content-length":
                 sized = True
@@ -496,7 +498,7 @@ cdef class ServerConnection:
                 memcpy(q, b"\r\n0\r\n\r\n", 7)
         return out
 
-    def send_data(self, bytes data):
+    def send_data(self, bytes data not None):
         if not data or self._mode == M_NO_BODY:
             return b""
         if self._mode == M_CHUNKED:

@@ -282,7 +282,8 @@ class ServerConnection:
         ``connection: close`` is added when the connection will not be reused.
 
         Raises:
-            HTTP1LocalError: a response was already started, or a header holds CR, LF or NUL.
+            HTTP1LocalError: a response was already started, or a header is not bytes or holds
+                CR, LF or NUL.
         """
         if self.response_started:
             raise HTTP1LocalError("a response was already sent for this request")
@@ -290,6 +291,8 @@ class ServerConnection:
         self.waiting_for_continue = False
         sized = closing = False
         for name, value in headers:
+            if type(name) is not bytes or type(value) is not bytes:
+                raise HTTP1LocalError(f"response header {(name, value)!r} is not a pair of bytes")
             if name == b"content-length":
                 sized = True
             elif name == b"connection" and b"close" in _comma_tokens(value):

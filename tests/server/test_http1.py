@@ -154,6 +154,13 @@ def test_response_header_with_crlf_is_refused(make: Any) -> None:
         conn.send_response(200, [(b"x-a", b"1\r\nset-cookie: evil")], end=True)
 
 
+def test_fast_writer_refuses_headers_that_are_not_bytes(fast: Any) -> None:
+    conn = fast(65536)
+    events(conn, b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+    with pytest.raises(HTTP1LocalError):
+        conn.send_response(200, [(b"x-a", "text")], end=True)  # type: ignore[list-item]
+
+
 @pytest.mark.parametrize(("data", "status"), [
     (b"GET / HTTP/1.1\r\n\r\n", 400),  # no Host
     (b"GET / HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n", 400),
