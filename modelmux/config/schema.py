@@ -124,6 +124,7 @@ class OpenAICompatibleConfig(Struct, tag_field="type", tag="openai_compatible",
     headers: dict[str, str] = field(default_factory=dict)
     timeouts: TimeoutsConfig = field(default_factory=TimeoutsConfig)
     max_retries: MaxRetries = 2
+    http2: bool | None = None  # unset: ALPN over TLS; true: HTTP/2 only; false: HTTP/1.1 only
 
 
 class AnthropicConfig(Struct, tag_field="type", tag="anthropic", forbid_unknown_fields=True,
@@ -138,6 +139,7 @@ class AnthropicConfig(Struct, tag_field="type", tag="anthropic", forbid_unknown_
     headers: dict[str, str] = field(default_factory=dict)
     timeouts: TimeoutsConfig = field(default_factory=TimeoutsConfig)
     max_retries: MaxRetries = 2
+    http2: bool | None = None  # unset: ALPN over TLS; true: HTTP/2 only; false: HTTP/1.1 only
 
 
 class VertexConfig(Struct, tag_field="type", tag="vertex", forbid_unknown_fields=True,
@@ -161,6 +163,7 @@ class VertexConfig(Struct, tag_field="type", tag="vertex", forbid_unknown_fields
     headers: dict[str, str] = field(default_factory=dict)
     timeouts: TimeoutsConfig = field(default_factory=TimeoutsConfig)
     max_retries: MaxRetries = 2
+    http2: bool | None = None  # unset: ALPN over TLS; true: HTTP/2 only; false: HTTP/1.1 only
 
     def __post_init__(self) -> None:
         given = [name for name in ("credentials_file", "credentials_json", "credentials_env")

@@ -157,12 +157,16 @@ class Upstream:
         auth: Auth,
         timeouts: Timeouts,
         retry: RetryPolicy,
+        *,
+        http2: bool | None = None,
     ) -> None:
+        """``http2`` is the provider's HTTP version choice (see ``ConnectionPool.request``)."""
         self.provider = provider
         self.pool = pool
         self.auth = auth
         self.timeouts = timeouts
         self.retry = retry
+        self.http2 = http2
 
     def attempts(self, stats: CallStats | None = None) -> Attempts:
         return Attempts(self.retry, stats)
@@ -180,7 +184,7 @@ class Upstream:
             stats.attempts += 1
             try:
                 response = await self.pool.request(b"POST", url, [*headers, *sent], body,
-                                                   self.timeouts)
+                                                   self.timeouts, http2=self.http2)
             except ModelMuxError as exc:
                 stats.errors.append(exc.code)
                 if _retryable_exception(exc) and await self._again(attempts, None, exc.message):
