@@ -37,18 +37,24 @@ class TlsConfig(Struct, forbid_unknown_fields=True, frozen=True):
 
 
 class Http2Config(Struct, forbid_unknown_fields=True, frozen=True):
-    """What the server advertises in its HTTP/2 SETTINGS (see docs/http2.md)."""
+    """What the server advertises in its HTTP/2 SETTINGS, and its flood budgets (docs/http2.md)."""
 
     max_concurrent_streams: Annotated[int, msgspec.Meta(ge=1)] = 100
     initial_window_size: Annotated[int, msgspec.Meta(ge=1, le=2**31 - 1)] = 65535
     max_frame_size: Annotated[int, msgspec.Meta(ge=16384, le=2**24 - 1)] = 16384
     max_header_list_size: Annotated[int, msgspec.Meta(ge=1024)] = 65536
+    max_resets_per_second: Annotated[int, msgspec.Meta(ge=1)] = 200
+    max_control_frames_per_second: Annotated[int, msgspec.Meta(ge=1)] = 1000
+    max_continuation_frames: Annotated[int, msgspec.Meta(ge=1)] = 32
 
     def settings(self) -> H2Settings:
         return H2Settings(max_concurrent_streams=self.max_concurrent_streams,
                           initial_window_size=self.initial_window_size,
                           max_frame_size=self.max_frame_size,
-                          max_header_list_size=self.max_header_list_size)
+                          max_header_list_size=self.max_header_list_size,
+                          max_resets_per_second=self.max_resets_per_second,
+                          max_control_frames_per_second=self.max_control_frames_per_second,
+                          max_continuation_frames=self.max_continuation_frames)
 
 
 class ServerConfig(Struct, forbid_unknown_fields=True, frozen=True):

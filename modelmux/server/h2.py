@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, cast
 
 import h2.config
 import h2.connection
@@ -20,7 +20,14 @@ from h2.errors import ErrorCodes
 from hyperframe.frame import GoAwayFrame
 
 from modelmux.server.exchange import Exchange, Headers, serve_exchange
-from modelmux.server.h2_stream import H2cUpgrade, H2Settings, H2Stream, _Budget, _Connection
+from modelmux.server.h2_stream import (
+    H2cUpgrade,
+    H2Settings,
+    H2Stream,
+    HeaderBlockBuffer,
+    _Budget,
+    _Connection,
+)
 
 __all__ = ["H2Protocol", "H2Settings", "H2cUpgrade"]
 
@@ -52,6 +59,8 @@ class H2Protocol(asyncio.Protocol):
         })
         self.conn.max_inbound_frame_size = s.max_frame_size
         self.conn.decoder.max_header_list_size = s.max_header_list_size
+        self.conn.incoming_buffer = HeaderBlockBuffer(max_frames=s.max_continuation_frames,
+                                                      max_bytes=s.max_header_list_size)
         self.transport: asyncio.Transport | None = None
         self.client = "-"
         self.streams: dict[int, H2Stream] = {}
@@ -61,6 +70,7 @@ class H2Protocol(asyncio.Protocol):
         self._resets = _Budget(s.max_resets_per_second)
         self._control = _Budget(s.max_control_frames_per_second)
         self._timer: asyncio.TimerHandle | None = None
+        self._header_timer: asyncio.TimerHandle | None = None  # a header block left open
         self._tasks: set[asyncio.Task[None]] = set()
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -105,6 +115,21 @@ class H2Protocol(asyncio.Protocol):
             if self.closed:
                 return
         self.write_out()
+        self._watch_header_block()
+
+    def _watch_header_block(self) -> None:
+        """A header block must end within ``header_timeout`` (CONTINUATION never ending)."""
+        block_open = cast(HeaderBlockBuffer, self.conn.incoming_buffer).block_open
+        if block_open and self._header_timer is None:
+            self._header_timer = self.loop.call_later(
+                self.limits.header_timeout, self._calm, "header block not finished in time")
+        elif not block_open:
+            self._stop_header_timer()
+
+    def _stop_header_timer(self) -> None:
+        if self._header_timer is not None:
+            self._header_timer.cancel()
+            self._header_timer = None
 
     def eof_received(self) -> bool:
         return False
@@ -113,6 +138,7 @@ class H2Protocol(asyncio.Protocol):
         self.closed = True
         self.server.connection_lost(self)
         self._disarm()
+        self._stop_header_timer()
         for stream in list(self.streams.values()):
             self._stream_gone(stream)
 
@@ -330,6 +356,7 @@ class H2Protocol(asyncio.Protocol):
 
     def _close(self) -> None:
         self._disarm()
+        self._stop_header_timer()
         if self.transport is not None and not self.transport.is_closing():
             self.write_out()
             self.transport.close()
