@@ -80,7 +80,11 @@ class HTTP2Connection(asyncio.Protocol):
         self._ping_timer: asyncio.TimerHandle | None = None
         self._ping_unanswered: bytes | None = None
         self.notify = notify  # called (soon, never re-entrantly) when availability may change
-        config = h2.config.H2Configuration(client_side=True, header_encoding=None)
+        # Outbound fields are built here (lower-case, hop-by-hop dropped): h2 need not check
+        # them again on every request; what the peer sends is still validated.
+        config = h2.config.H2Configuration(client_side=True, header_encoding=None,
+                                           validate_outbound_headers=False,
+                                           normalize_outbound_headers=False)
         self._h2 = _ClientH2(config=config)
         self._transport: asyncio.Transport | None = None
         self._streams: dict[int, H2Stream] = {}
@@ -256,11 +260,16 @@ class HTTP2Connection(asyncio.Protocol):
         try:
             with map_errors("first_byte", self.label):
                 async with asyncio.timeout(timeouts.first_byte):
-                    self._h2.send_headers(sid, fields, end_stream=not body)
-                    self._flush()
-                    if body:
-                        chunks = [body] if isinstance(body, bytes) else body
-                        await self._send_body(stream, chunks)
+                    if isinstance(body, bytes) and body and self._fits(sid, len(body)):
+                        self._h2.send_headers(sid, fields)  # head and body in one write
+                        self._h2.send_data(sid, body, end_stream=True)
+                        self._flush()
+                    else:
+                        self._h2.send_headers(sid, fields, end_stream=not body)
+                        self._flush()
+                        if body:
+                            chunks = [body] if isinstance(body, bytes) else body
+                            await self._send_body(stream, chunks)
                     await stream.head
         except BaseException:
             self.close_stream(stream, reset=True)
@@ -293,6 +302,12 @@ class HTTP2Connection(asyncio.Protocol):
         self._check(stream)
         self._h2.end_stream(stream.sid)
         self._flush()
+
+    def _fits(self, sid: int, size: int) -> bool:
+        """``size`` body bytes can go out at once, in one DATA frame."""
+        return (not self._writing_paused and size <= self._h2.max_outbound_frame_size
+                and size <= min(self._h2.outbound_flow_control_window,
+                                self._h2.remote_settings.initial_window_size))
 
     def _check(self, stream: H2Stream) -> None:
         if stream.error is not None:
