@@ -70,20 +70,21 @@ class H2Stream:
 
         ``read_timeout`` overrides the stream's own (``Timeouts.read`` of its request).
         """
-        timeout = self.read_timeout if read_timeout is None else read_timeout
-        with map_errors("read", self.conn.label):
-            async with asyncio.timeout(timeout):
-                while not self.chunks:
-                    if self.error is not None:
-                        self.conn.close_stream(self, reset=False)
-                        raise self.error
-                    if self.ended:
-                        self.conn.close_stream(self, reset=False)
-                        return None
-                    if self.closed:
-                        raise UpstreamClosed(f"{self.conn.label}: stream {self.sid} was closed")
-                    self.changed.clear()
-                    await self.changed.wait()
+        if not self.chunks:  # data already in needs no timer
+            timeout = self.read_timeout if read_timeout is None else read_timeout
+            with map_errors("read", self.conn.label):
+                async with asyncio.timeout(timeout):
+                    while not self.chunks:
+                        if self.error is not None:
+                            self.conn.close_stream(self, reset=False)
+                            raise self.error
+                        if self.ended:
+                            self.conn.close_stream(self, reset=False)
+                            return None
+                        if self.closed:
+                            raise UpstreamClosed(f"{self.conn.label}: stream {self.sid} was closed")
+                        self.changed.clear()
+                        await self.changed.wait()
         data, flow = self.chunks.popleft()
         self.buffered -= len(data)
         self.conn.acknowledge(self.sid, flow)
