@@ -2,7 +2,8 @@
 
 h2c with prior knowledge on 127.0.0.1, or TLS where ALPN picks h2 or (``alpn`` permitting)
 HTTP/1.1, which the wrapped FakeServer then serves itself. Records connections, the most
-streams open at once, resets received; ``gate`` holds replies, ``goaway`` starts a drain.
+streams open at once, resets and PINGs received; ``gate`` holds replies, ``frozen`` stops
+reading (PINGs go unanswered), ``goaway`` starts a drain.
 Replies honour ``Reply.events`` (one DATA frame each), ``reset_after`` (RST_STREAM) and
 ``hold_after``/``stall`` (hold until the client resets the stream or leaves).
 """
@@ -68,7 +69,12 @@ class _Conn:
     async def serve(self) -> None:
         self.h2.initiate_connection()
         self.flush()
-        while data := await self.reader.read(65536):
+        while True:
+            if self.fake.frozen is not None:
+                await self.fake.frozen.wait()
+            data = await self.reader.read(65536)
+            if not data:
+                return
             try:
                 events = self.h2.receive_data(data)
             except h2.exceptions.ProtocolError:
@@ -188,6 +194,7 @@ class H2Fake:
         self.app = app
         self.max_streams = max_streams
         self.gate: asyncio.Event | None = None
+        self.frozen: asyncio.Event | None = None  # while set to an unset Event, read nothing
         self.connections = 0  # HTTP/2 connections
         self.h1_connections = 0  # TLS connections where ALPN chose HTTP/1.1 (or nothing)
         self.peak_streams = 0
@@ -199,8 +206,6 @@ class H2Fake:
         self._cafile: Path | None = None
         self._conns: list[_Conn] = []
         self._server: asyncio.Server | None = None
-        self._tasks: set[asyncio.Task[None]] = set()
-        self._writers: set[asyncio.StreamWriter] = set()
 
     @property
     def base_url(self) -> str:
@@ -241,27 +246,22 @@ class H2Fake:
 
     async def __aexit__(self, *exc_info: object) -> None:
         assert self._server is not None
-        self.app._closing.set()
-        if self.gate is not None:
-            self.gate.set()
-        self._server.close()
-        for writer in list(self._writers):
-            writer.transport.abort()
-        if self._tasks:
-            await asyncio.wait(list(self._tasks), timeout=5.0)
-        await self._server.wait_closed()
+        for event in (self.gate, self.frozen):
+            if event is not None:
+                event.set()
+        await self.app.stop(self._server)  # our connections are in the app's sets too
 
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         task = asyncio.current_task()
         assert task is not None
-        self._tasks.add(task)
+        self.app._tasks.add(task)
         ssl_object = writer.get_extra_info("ssl_object")
         try:
             if ssl_object is not None and ssl_object.selected_alpn_protocol() != "h2":
                 self.h1_connections += 1
                 await self.app._serve(reader, writer)  # HTTP/1.1 by the wrapped fake itself
                 return
-            self._writers.add(writer)
+            self.app._writers.add(writer)
             conn = _Conn(self, reader, writer)
             self._conns.append(conn)
             self.connections += 1
@@ -274,8 +274,8 @@ class H2Fake:
                 for t in list(conn.tasks):
                     t.cancel()
                 writer.transport.abort()
-                self._writers.discard(writer)
+                self.app._writers.discard(writer)
                 self._conns.remove(conn)
                 self.notify()
         finally:
-            self._tasks.discard(task)
+            self.app._tasks.discard(task)

@@ -139,3 +139,24 @@ def test_sdk_over_h2c_to_the_gateway_and_h2c_to_the_upstream() -> None:
             assert fake.connections == 1
 
     run("asyncio", main(), timeout=30)
+
+
+def test_reset_stream_before_the_first_byte_is_retried_after_it_is_an_error() -> None:
+    async def main() -> None:
+        async with h2_gateway("openai") as (gw, fake), gw.client() as client:
+            fake.app.faults.append("reset_early")  # type: ignore[attr-defined]
+            stream = await client.chat.completions.create(model="m", messages=MESSAGES,
+                                                          stream=True)
+            assert (await collect(stream)).text == TEXT.text
+            assert len(fake.app.requests) == 2 and fake.connections == 1
+            fake.app.faults.append("reset")  # type: ignore[attr-defined]
+            stream = await client.chat.completions.create(model="m", messages=MESSAGES,
+                                                          stream=True)
+            with pytest.raises(openai.APIError):
+                await collect(stream)
+            assert len(fake.app.requests) == 3
+            done = await client.chat.completions.create(model="m", messages=MESSAGES)
+            assert done.choices[0].message.content == TEXT.text
+            assert fake.connections == 1  # a reset stream leaves the connection in use
+
+    run("asyncio", main(), timeout=30)

@@ -1,5 +1,6 @@
 """The pool over HTTP/2 against a fake provider speaking h2: multiplexing, the stream limit,
-GOAWAY drain and retry, ALPN choice over TLS, cancellation of one stream, PING keep-alive."""
+GOAWAY drain and retry, ALPN choice over TLS, cancellation of one stream, PING keep-alive,
+idle expiry and failed dials."""
 
 from __future__ import annotations
 
@@ -9,11 +10,11 @@ from pathlib import Path
 
 import pytest
 
-from modelmux.upstream import ConnectionPool, Timeouts, UpstreamTLSError
+from modelmux.upstream import ConnectionPool, Timeouts, UpstreamConnectError, UpstreamTLSError
 from tests.fakes.h2 import H2Fake
 from tests.fakes.http import Reply
 from tests.fakes.openai import FakeOpenAI
-from tests.upstream import on_loops, run
+from tests.upstream import on_loops, refused_port, run, until
 
 T = Timeouts(connect=5, first_byte=5, read=5, pool=5)
 BODY = json.dumps({"model": "m", "messages": [{"role": "user", "content": "hi"}]}).encode()
@@ -160,5 +161,37 @@ def test_ping_keepalive(loop: str) -> None:
             await fake.wait_for(lambda: fake.pings >= 3)
             await chat(pool, fake)
             assert fake.connections == 1
+
+    run(loop, main())
+
+
+@on_loops
+def test_unanswered_ping_closes_the_connection_and_the_next_request_reconnects(loop: str) -> None:
+    async def main() -> None:
+        async with H2Fake(FakeOpenAI()) as fake, ConnectionPool(ping_interval=0.02) as pool:
+            await chat(pool, fake)
+            fake.frozen = asyncio.Event()
+            key = f"http://127.0.0.1:{fake.port}"
+            await until(lambda: pool.stats().get(key, {}).get("total", 0) == 0)
+            fake.frozen.set()
+            await chat(pool, fake)
+            assert fake.connections == 2
+
+    run(loop, main())
+
+
+@on_loops
+def test_idle_connection_expires_and_a_refused_dial_fails_every_waiter(loop: str) -> None:
+    async def main() -> None:
+        async with H2Fake(FakeOpenAI()) as fake, ConnectionPool(idle_timeout=0.05) as pool:
+            await chat(pool, fake)
+            await fake.wait_for(lambda: fake.connections == 1 and not fake._conns)
+            assert pool.stats() == {}
+            url = f"http://127.0.0.1:{refused_port()}/v1/chat/completions"
+            results = await asyncio.gather(
+                *[pool.request(b"POST", url, JSON, BODY, T, http2=True) for _ in range(3)],
+                return_exceptions=True)
+            assert all(isinstance(r, UpstreamConnectError) for r in results), results
+            assert pool.stats() == {}
 
     run(loop, main())
