@@ -24,8 +24,8 @@ from modelmux.upstream.tls import create_ssl_context
 
 __all__ = [
     "ConnectionPool",
-    "HTTP11Connection",
     "HTTP2Connection",
+    "HTTP11Connection",
     "Origin",
     "Phase",
     "Response",

@@ -16,8 +16,12 @@ from typing import NamedTuple, cast
 import h11
 
 from modelmux.upstream.dial import Handover
-from modelmux.upstream.errors import UpstreamClosed, UpstreamProtocolError, UpstreamTLSError
-from modelmux.upstream.errors import map_errors
+from modelmux.upstream.errors import (
+    UpstreamClosed,
+    UpstreamProtocolError,
+    UpstreamTLSError,
+    map_errors,
+)
 from modelmux.upstream.timeouts import Timeouts
 
 HIGH_WATER = 256 * 1024

@@ -206,6 +206,7 @@ class HTTP2Connection(asyncio.Protocol):
         with map_errors("connect", self.label):
             async with asyncio.timeout(timeout):
                 if handover is not None:
+                    assert handover.transport is not None
                     transport = handover.transport
                     handover.hand_to(self)
                 else:

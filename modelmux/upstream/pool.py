@@ -19,8 +19,7 @@ from contextlib import suppress
 from functools import partial
 from urllib.parse import urlsplit
 
-from modelmux.upstream.connection import HIGH_WATER, LOW_WATER, Headers, HTTP11Connection
-from modelmux.upstream.connection import Origin
+from modelmux.upstream.connection import HIGH_WATER, LOW_WATER, Headers, HTTP11Connection, Origin
 from modelmux.upstream.dial import open_tls
 from modelmux.upstream.errors import UpstreamConnectError, map_errors
 from modelmux.upstream.h2connection import HTTP2Connection
@@ -81,7 +80,7 @@ def _ascii(text: str) -> bytes:
 class _OriginPool:
     """One origin's connections for one ``http2`` choice (None: by ALPN, True, False)."""
 
-    __slots__ = ("origin", "http2", "connections", "waiters", "dialing", "learned")
+    __slots__ = ("connections", "dialing", "http2", "learned", "origin", "waiters")
 
     def __init__(self, origin: Origin, http2: bool | None) -> None:
         self.origin = origin
