@@ -26,6 +26,7 @@ from modelmux.upstream.connection import Headers, Origin
 from modelmux.upstream.dial import Handover
 from modelmux.upstream.errors import (
     UpstreamClosed,
+    UpstreamConnectError,
     UpstreamProtocolError,
     UpstreamTLSError,
     map_errors,
@@ -230,7 +231,14 @@ class HTTP2Connection(asyncio.Protocol):
                 if grow > 0:
                     self._h2.increment_flow_control_window(grow)
                 self._flush()
-                await self._settings_seen
+                try:
+                    await self._settings_seen
+                except (UpstreamClosed, UpstreamProtocolError) as exc:
+                    hint = "prior knowledge" if context is None else "ALPN h2"
+                    raise UpstreamConnectError(
+                        f"{self.label}: no HTTP/2 handshake "
+                        f"({exc.message.removeprefix(self.label + ': ')}); does this server "
+                        f"speak HTTP/2 with {hint}? (provider key http2)") from exc
         self._touch()
         self._schedule_ping()
 

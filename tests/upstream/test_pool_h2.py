@@ -195,3 +195,15 @@ def test_idle_connection_expires_and_a_refused_dial_fails_every_waiter(loop: str
             assert pool.stats() == {}
 
     run(loop, main())
+
+
+def test_prior_knowledge_to_an_http1_server_is_a_clear_connect_error() -> None:
+    async def main() -> None:
+        async with FakeOpenAI() as up, ConnectionPool() as pool:
+            url = up.origin + "/v1/chat/completions"
+            with pytest.raises(UpstreamConnectError, match="no HTTP/2 handshake.*prior knowledge"):
+                await pool.request(b"POST", url, JSON, BODY, T, http2=True)
+            async with await pool.request(b"POST", url, JSON, BODY, T) as response:
+                assert response.status == 200  # the same origin over HTTP/1.1 still works
+
+    run("asyncio", main())
