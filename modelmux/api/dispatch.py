@@ -92,6 +92,7 @@ class Dispatcher:
         self.rand = rand
         self.sleep: Callable[[float], Awaitable[None]] = asyncio.sleep
         self._freed = asyncio.Event()
+        self.queued = 0  # requests waiting for a rate-limited deployment
 
     def finish(self, attempt: Attempt, tokens: float | None) -> None:
         """The served response is over: free the deployment's slot, wake queued requests."""
@@ -177,9 +178,11 @@ class Dispatcher:
                         raise self._limited(min(waits), plan)
                     return None
                 freed = asyncio.ensure_future(self._freed.wait())
+                self.queued += 1
                 try:
                     await asyncio.wait((freed,), timeout=min(min(waits), remaining))
                 finally:
+                    self.queued -= 1
                     freed.cancel()
             return None
 
