@@ -204,8 +204,10 @@ class Router:
                 if mine:
                     return self._order(Group(group.name, tuple(mine), group.strategy,
                                              group.tags), estimate)
-                provider = index.providers[routing_rule.provider]
-                return [index.spec(provider, str(facts.get("model", group.name)))]
+                provider = index.providers.get(routing_rule.provider)
+                if provider is not None:
+                    return [index.spec(provider, str(facts.get("model", group.name)))]
+                continue
             chosen = index.group_named(routing_rule.group or "")
             if chosen is not None and chosen.deployments:
                 group = chosen
