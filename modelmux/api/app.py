@@ -56,7 +56,7 @@ class App:
         routing = config.routing
         self.models = ModelIndex(self.providers, config.model_aliases(), routing.group)
         self.router = Router(policy=routing.breaker.policy(), strategy=routing.strategy,
-                             rules=compile_rules(routing.rules))
+                             rules=compile_rules(routing.rules), share=config.server.workers)
         self.router.add(self.models.specs.values())  # live state per deployment, shown at once
         self.cors = Cors(config.server.cors)
         self.metrics = metrics or GatewayMetrics(self.version,

@@ -78,12 +78,15 @@ def compile_rules(configs: Iterable[RuleConfig]) -> list[RoutingRule]:
     return [RoutingRule(compile_rule(c.when), c.provider, c.group) for c in configs]
 
 
-def _limits(spec: DeploymentSpec, now: float) -> DeploymentLimits | None:
+def _limits(spec: DeploymentSpec, now: float, share: int) -> DeploymentLimits | None:
+    """The deployment's buckets, each ``1/share`` of the configured limit (one worker's part,
+    so N workers together never exceed it)."""
     if spec.rpm is None and spec.tpm is None and spec.max_concurrent is None:
         return None
-    return DeploymentLimits(per_minute(spec.rpm, now) if spec.rpm else None,
-                            per_minute(spec.tpm, now) if spec.tpm else None,
-                            Concurrency(spec.max_concurrent) if spec.max_concurrent else None)
+    return DeploymentLimits(per_minute(spec.rpm / share, now) if spec.rpm else None,
+                            per_minute(spec.tpm / share, now) if spec.tpm else None,
+                            Concurrency(max(1, spec.max_concurrent // share))
+                            if spec.max_concurrent else None)
 
 
 @dataclass(slots=True)
@@ -143,8 +146,10 @@ class Router:
 
     def __init__(self, *, policy: BreakerPolicy | None = None, strategy: str = "availability",
                  rules: Sequence[RoutingRule] = (), clock: Callable[[], float] = time.monotonic,
-                 rand: Callable[[], float] = random.random) -> None:
+                 rand: Callable[[], float] = random.random, share: int = 1) -> None:
+        """``share`` is the number of worker processes splitting each deployment's limits."""
         self.policy = policy or BreakerPolicy()
+        self.share = max(1, share)
         self.strategy = strategy
         self.rules = list(rules)
         self.clock = clock
@@ -157,7 +162,7 @@ class Router:
         live = self.live.get(spec.id)
         if live is None:
             live = self.live[spec.id] = Live(spec, CircuitBreaker(self.policy),
-                                             _limits(spec, self.clock()))
+                                             _limits(spec, self.clock(), self.share))
         return live
 
     def breaker(self, deployment_id: str) -> CircuitBreaker:

@@ -121,3 +121,12 @@ def test_rate_limits_refuse_with_the_wait_and_settle_tokens() -> None:
     third = router.admit(spec, 0)
     assert isinstance(third, Attempt)
     assert router.admit(spec, 0) == float("inf")  # two in flight: wait for a finish
+
+
+def test_workers_split_each_limit_so_together_they_never_exceed_it() -> None:
+    index = ModelIndex([A], groups=[GroupConfig(name="g", deployments=[
+        DeploymentConfig(provider="a", rpm=60, tpm=1000, max_concurrent=5)])])
+    (spec,) = index.group("g").deployments
+    limits = Router(share=2).state(spec).limits
+    assert limits is not None and limits.rpm and limits.tpm and limits.concurrency
+    assert (limits.rpm.capacity, limits.tpm.capacity, limits.concurrency.limit) == (30, 500, 2)
