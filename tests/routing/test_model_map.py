@@ -176,3 +176,17 @@ def test_public_models_lists_aliases_groups_and_listed_models() -> None:
                                      ("m", "east"), ("shared", "east")]
     with pytest.raises(ModelNotFound):
         ModelIndex([]).group("x")
+
+
+def test_config_validate_lists_groups_and_show_redacts_the_admin_key(tmp_path: Path) -> None:
+    import msgspec
+
+    from modelmux.cli.config_cmd import redact, routing_lines
+
+    text = GOOD + '\n[admin]\nkey = "sesame"\n'
+    loaded = load(tmp_path, write(tmp_path / "c.toml", text))
+    lines = routing_lines(loaded)
+    assert "  smart -> east/big, west/big-2" in lines and "  clever -> east/big, west/big-2" in lines
+    assert "  brainy -> clever" in lines and "  m -> east/m" in lines
+    shown = redact(msgspec.to_builtins(loaded.config))
+    assert shown["admin"]["key"] == "<redacted>"
