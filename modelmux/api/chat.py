@@ -1,8 +1,7 @@
 """``POST /v1/chat/completions``: validate, pick the provider, answer or stream.
 
-When several providers serve the model, a failure before the first byte that another
-deployment may not share (see ``routing.router.is_failover_error``) moves on to the next one in
-config order; providers whose circuit breaker is open are skipped.
+The model resolves to a group of deployments; the router plans the order (rules, strategy,
+fallback groups) and ``api.dispatch`` tries them until one produces its first byte.
 
 The request is decoded into msgspec Structs so a missing or wrong-typed field is a 400 naming
 the field. ``modelmux.api.streaming`` picks JSON, standard or buffered SSE; this module runs it.

@@ -63,6 +63,17 @@ async def served_by(gw: Gateway, stream: bool = False, model: str = "m",
     return headers["x-modelmux-provider"], headers["x-modelmux-attempts"]
 
 
+def record_sleeps(gw: Gateway) -> list[float]:
+    """Make the gateway's backoff sleeps return at once; the list collects their lengths."""
+    slept: list[float] = []
+
+    async def sleep(seconds: float) -> None:
+        slept.append(seconds)
+
+    gw.app.dispatcher.sleep = sleep
+    return slept
+
+
 async def error_of(gw: Gateway, stream: bool = False, model: str = "m",
                    **extra: Any) -> openai.APIStatusError:
     try:

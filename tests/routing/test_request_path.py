@@ -12,7 +12,7 @@ import pytest
 
 from modelmux.routing.breaker import BreakerState
 from tests.fakes.answers import TEXT
-from tests.routing.scripted import Clock, ask, error_of, served_by, upstreams
+from tests.routing.scripted import Clock, ask, error_of, record_sleeps, served_by, upstreams
 from tests.upstream import run
 
 GROUP = """
@@ -159,12 +159,7 @@ def test_backoff_between_attempts_with_jitter(fallback: str, delays: list[float]
     async def main() -> None:
         routing = fallback + "\n[routing]\nstrategy = \"availability\"\n"
         async with upstreams(4, "[routing.fallback]\n" + routing) as (fakes, gw):
-            slept: list[float] = []
-
-            async def sleep(seconds: float) -> None:
-                slept.append(seconds)
-
-            gw.app.dispatcher.sleep = sleep
+            slept = record_sleeps(gw)
             gw.app.dispatcher.rand = lambda: 1.0  # the top of the jitter range
             for fake in fakes[:3]:
                 fake.faults.append("500")
@@ -196,12 +191,7 @@ def test_retry_after_is_honoured_before_asking_the_same_provider_again(
         retry_after: str, slept: list[float]) -> None:
     async def main() -> None:
         async with upstreams(1, SAME_PROVIDER, retry_after=retry_after) as (fakes, gw):
-            seen: list[float] = []
-
-            async def sleep(seconds: float) -> None:
-                seen.append(seconds)
-
-            gw.app.dispatcher.sleep = sleep
+            seen = record_sleeps(gw)
             fakes[0].faults.append("429")
             assert await served_by(gw, model="g") == ("p0", "2")
             assert [r.json()["model"] for r in fakes[0].requests] == ["m", "m2"]
