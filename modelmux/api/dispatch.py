@@ -197,7 +197,11 @@ class Dispatcher:
                         delay = self._backoff(len(tried) - 1,
                                               retry_after_of(failure) if same else None)
                         if delay > 0:
-                            await self.sleep(delay)
+                            try:
+                                await self.sleep(delay)
+                            except BaseException:
+                                self.router.released(attempt)
+                                raise
                     launch(attempt)
                 hedge = self.config.hedging.enabled and len(running) == 1 and len(tried) < budget
                 timeout = self._hedge_delay(next(iter(running.values()))[0]) if hedge else None
@@ -227,6 +231,9 @@ class Dispatcher:
                                  "next one of the plan, if any", attempt.spec.id, exc.code)
                         failure = exc
                         continue
+                    except BaseException:
+                        self.router.released(attempt)
+                        raise
                     self.router.succeeded(attempt)
                     await self._cancel(running, total)
                     stats = call.stats

@@ -88,6 +88,13 @@ def check_routing(data: Mapping[str, Any], origins: Origins, providers: Mapping[
                         "(rpm, tpm, max_concurrent): one upstream has one set of limits", at)
         if "deployments" in group and not _list(group.get("deployments")):
             add("empty: a group needs at least one deployment", (*here, "deployments"))
+        strategy = group.get("strategy") or routing.get("strategy")
+        need = {t for t in _list(group.get("tags")) if isinstance(t, str)}
+        if strategy == "model_specific" and not any(
+                isinstance(d, dict) and need <= set(_list(d.get("tags")))
+                for d in _list(group.get("deployments"))):
+            add(f"strategy model_specific: no deployment carries every tag of "
+                f"{sorted(need)}, so the group could serve nothing", (*here, "tags"))
     known_groups = set(claimed) | set(listed)
     for index, group in groups:
         target = group.get("fallback_group")

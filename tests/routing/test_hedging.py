@@ -66,3 +66,29 @@ def test_the_hedge_delay_follows_a_ttft_percentile_once_there_are_samples() -> N
         assert dispatcher._hedge_delay(attempt) == pytest.approx(0.18)
 
     run("asyncio", main())
+
+
+def test_a_client_leaving_mid_race_cancels_both_attempts_and_frees_their_slots() -> None:
+    import openai
+
+    from tests.providers.harness import MESSAGES
+    from tests.upstream import until
+
+    async def main() -> None:
+        async with upstreams(2, HEDGED.format(delay=20)) as (fakes, gw):
+            for fake in fakes:
+                fake.faults.append("stall")
+            messages: list = MESSAGES  # type: ignore[type-arg]
+            client = openai.AsyncOpenAI(base_url=gw.base_url, api_key="x", max_retries=0,
+                                        timeout=0.5)
+            async with client:
+                with pytest.raises(openai.APITimeoutError):
+                    await client.chat.completions.create(model="m", messages=messages)
+            for fake in fakes:  # both upstream connections were closed
+                await fake.wait_for(lambda f=fake: f.peer_left == 1)  # type: ignore[misc]
+            router = gw.app.router
+            await until(lambda: all(router.live[f"p{i}/m"].in_flight == 0 for i in range(2)))
+            assert all(router.breaker(f"p{i}/m").snapshot(router.clock())["window_failures"] == 0
+                       for i in range(2))
+
+    run("asyncio", main())

@@ -140,6 +140,16 @@ def test_every_routing_problem_is_reported_with_its_line(bad: tuple[Path, str], 
     assert f"{config}:{line}: {path}: {reason}" in text, text
 
 
+def test_model_specific_needs_a_deployment_with_every_tag(tmp_path: Path) -> None:
+    text = PROVIDERS + ('[[routing.group]]\nname = "g"\nstrategy = "model_specific"\n'
+                        'tags = ["vision", "tools"]\n'
+                        'deployments = [{ provider = "east", tags = ["vision"] }]\n')
+    with pytest.raises(ConfigError) as info:
+        load(tmp_path, write(tmp_path / "c.toml", text))
+    assert "routing.group[0].tags: strategy model_specific: no deployment carries every tag " \
+        "of ['tools', 'vision']" in str(info.value)
+
+
 def test_a_provider_reached_only_by_a_group_may_list_no_models(tmp_path: Path) -> None:
     text = PROVIDERS + '[[routing.group]]\nname = "g"\ndeployments = [{ provider = "west" }]\n'
     config = load(tmp_path, write(tmp_path / "c.toml", text)).config
