@@ -23,12 +23,12 @@ from typing import TYPE_CHECKING
 
 import msgspec
 
+from modelmux.api.dispatch import Failed, Served
 from modelmux.api.responses import JSON_HEADERS, SSE_HEADERS, error_event
 from modelmux.api.streaming import MODE_HEADER, Coalescer, choose_mode
 from modelmux.errors import InternalError, InvalidRequest, ModelMuxError
 from modelmux.observability.access import RequestRecord
 from modelmux.providers.base import CallStats, ChatCall, Provider, usage_of
-from modelmux.api.dispatch import Failed, Served
 from modelmux.routing.facts import estimate_prompt_tokens, max_tokens_of, request_facts
 from modelmux.routing.models import DeploymentSpec
 from modelmux.routing.router import Estimate

@@ -58,10 +58,9 @@ def check_routing(data: Mapping[str, Any], origins: Origins, providers: Mapping[
     groups = [(i, g) for i, g in enumerate(_list(routing.get("group"))) if isinstance(g, dict)]
     for index, group in groups:
         here: KeyPath = ("routing", "group", index)
-        names = [("name", group.get("name"))]
-        names += [(("aliases", n), a) for n, a in enumerate(_list(group.get("aliases")))]
-        for key, name in names:
-            where = (*here, *(key if isinstance(key, tuple) else (key,)))
+        names: list[tuple[KeyPath, Any]] = [((*here, "name"), group.get("name"))]
+        names += [((*here, "aliases", n), a) for n, a in enumerate(_list(group.get("aliases")))]
+        for where, name in names:
             if not isinstance(name, str):
                 continue
             if not name.strip() or name == "*":

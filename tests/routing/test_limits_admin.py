@@ -165,7 +165,7 @@ def test_v1_models_lists_public_names_and_groups_serve_their_upstream_model() ->
             assert [(m["id"], m["owned_by"]) for m in listed] == [
                 ("alias", "p1"), ("g", "p1"), ("gee", "p1"), ("m", "p0")]
             for name in ("g", "gee", "alias"):
-                text, headers = await ask(gw, model=name)
+                _, headers = await ask(gw, model=name)
                 assert headers["x-modelmux-provider"] == "p1"
             assert [r.json()["model"] for r in fakes[1].requests] == ["upstream-name"] * 3
 

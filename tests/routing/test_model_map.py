@@ -119,13 +119,13 @@ def bad(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
 @pytest.mark.parametrize(("line", "path", "reason"), [
     (13, "routing.group[0].strategy", "expected one of round_robin, weighted, "),
     (14, "routing.group[0].fallback_group", "unknown group `nowhere`"),
-    (15, "routing.group[0].deployments[0].provider", "unknown provider `north` (providers: "
-         "east, west)"),
+    (15, "routing.group[0].deployments[0].provider",
+     "unknown provider `north` (providers: east, west)"),
     (15, "routing.group[0].deployments[1].weight", "expected `int` >= 0"),
-    (24, "routing.group[1].aliases[0]", "`g` is already a group name or alias (at "
-         "routing.group[0].name)"),
-    (25, "routing.group[1].deployments[0]", "deployment `east/x` is also at "
-         "routing.group[0].deployments[2] with other limits"),
+    (24, "routing.group[1].aliases[0]",
+     "`g` is already a group name or alias (at routing.group[0].name)"),
+    (25, "routing.group[1].deployments[0]",
+     "deployment `east/x` is also at routing.group[0].deployments[2] with other limits"),
     (28, "routing.rules[0].when", "'>' needs numbers, got string and number at column 7"),
     (32, "routing.rules[1].when", "expected a value, got end of rule at column 11"),
     (33, "routing.rules[1].provider", "unknown provider `south`"),

@@ -34,8 +34,9 @@ def _index(**group: object) -> ModelIndex:
 
 
 def _plan(router: Router, index: ModelIndex, facts: dict[str, object] | None = None,
-          estimate: Estimate = Estimate(), model: str = "g") -> list[str]:
-    return [d.id for d in router.plan(index, index.group(model), facts or {}, estimate)]
+          estimate: Estimate | None = None, model: str = "g") -> list[str]:
+    plan = router.plan(index, index.group(model), facts or {}, estimate or Estimate())
+    return [d.id for d in plan]
 
 
 def test_least_connections_follows_requests_in_flight() -> None:
