@@ -129,11 +129,11 @@ async def create_chat_completion(app: App, exchange: Exchange) -> None:
     provider, spec = served.provider, served.attempt.spec
     record.provider, record.provider_type, record.upstream_model = (
         provider.name, provider.type, spec.model)
-    record.stats = stats = served.call.stats
+    record.stats = served.call.stats
     try:
         await _deliver(app, exchange, record, served, delivery)
     finally:
-        app.dispatcher.finish(served.attempt, sum(stats.tokens) if stats.tokens else None)
+        app.dispatcher.finish(served)
 
 
 async def _deliver(app: App, exchange: Exchange, record: RequestRecord, served: Served,

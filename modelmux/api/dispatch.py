@@ -45,6 +45,7 @@ class Served:
     answer: bytes = b""
     chunks: AsyncGenerator[bytes, None] | None = None
     first: bytes = b""
+    errors_before: int = 0  # len(call.stats.errors) at the first byte
 
     @property
     def provider(self) -> Provider:
@@ -94,9 +95,15 @@ class Dispatcher:
         self._freed = asyncio.Event()
         self.queued = 0  # requests waiting for a rate-limited deployment
 
-    def finish(self, attempt: Attempt, tokens: float | None) -> None:
-        """The served response is over: free the deployment's slot, wake queued requests."""
-        self.router.finish(attempt, tokens)
+    def finish(self, served: Served) -> None:
+        """The served response is over: free the deployment's slot, wake queued requests.
+
+        A stream that broke after its first byte (the transport recorded another error: a
+        reset, a timeout, an early close) counts as a failure of its deployment.
+        """
+        stats = served.call.stats
+        self.router.finish(served.attempt, sum(stats.tokens) if stats.tokens else None,
+                           broke=len(stats.errors) > served.errors_before)
         self._wake()
 
     def _wake(self) -> None:
@@ -234,14 +241,14 @@ class Dispatcher:
                     except BaseException:
                         self.router.released(attempt)
                         raise
-                    self.router.succeeded(attempt)
+                    self.router.succeeded(attempt, complete=not streamed)
                     await self._cancel(running, total)
                     stats = call.stats
                     _merge(stats, total)
                     stats.wait_ns += started - first_ns
                     if attempt is not tried[0]:
                         self.metrics.fallbacks.inc(())
-                    return Served(attempt, call, answer, chunks, first)
+                    return Served(attempt, call, answer, chunks, first, len(stats.errors))
         except BaseException:
             await self._cancel(running, total)
             raise

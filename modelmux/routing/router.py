@@ -122,7 +122,8 @@ class Attempt:
     guarded: bool
     tokens: float
     started: float
-    done: bool = False
+    judged: bool = False  # the breaker has its verdict
+    done: bool = False  # slot and reservation settled
 
     @property
     def spec(self) -> DeploymentSpec:
@@ -248,37 +249,55 @@ class Router:
         live.in_flight += 1
         return Attempt(live, guarded, tokens, now)
 
-    def succeeded(self, attempt: Attempt) -> None:
-        """The attempt's first byte (or whole answer) arrived: feed the TTFT, close a probe."""
+    def succeeded(self, attempt: Attempt, *, complete: bool = False) -> None:
+        """The attempt's first byte arrived (``complete``: the whole answer): feed its TTFT.
+        A complete answer is a success for the breaker now; a stream's verdict waits for
+        ``finish``, which knows whether it ended cleanly."""
         now = self.clock()
-        live = attempt.live
         sample = max(0.0, now - attempt.started)
+        live = attempt.live
         live.ewma_ttft = ewma(live.ewma_ttft, sample)
         live.ttfts.append(sample)
-        if attempt.guarded:
-            live.breaker.on_success(now)
+        if complete:
+            self._judge(attempt, "success")
 
     def failed(self, attempt: Attempt, error: ModelMuxError) -> None:
         """Report an attempt that ended in ``error`` and finish it: a failover error counts
         against the deployment (a ``retry-after`` opens its circuit for that long); any other
         error is no verdict."""
-        if attempt.guarded:
-            breaker = attempt.live.breaker
-            if is_failover_error(error):
-                breaker.on_failure(self.clock(), retry_after_of(error))
-            else:
-                breaker.release(self.clock())
-        self.finish(attempt, 0)
+        if is_failover_error(error):
+            self._judge(attempt, "failure", retry_after_of(error))
+        else:
+            self._judge(attempt, "release")
+        self._free(attempt, 0)
 
     def released(self, attempt: Attempt) -> None:
         """An attempt ended with no verdict (client gone, cancelled hedge, internal error)."""
-        if attempt.guarded:
-            attempt.live.breaker.release(self.clock())
-        self.finish(attempt, 0)
+        self._judge(attempt, "release")
+        self._free(attempt, 0)
 
-    def finish(self, attempt: Attempt, tokens: float | None) -> None:
-        """The attempt's response is over, having used ``tokens`` (None: unknown, keep the
-        estimate): free its slot and settle its token reservation. Idempotent."""
+    def finish(self, attempt: Attempt, tokens: float | None, *, broke: bool = False) -> None:
+        """The served response is over, having used ``tokens`` (None: unknown, keep the
+        estimate): the breaker's verdict if not given yet (a success, or a failure when it
+        ``broke`` after its first byte), then its slot and reservation are settled.
+        Idempotent."""
+        self._judge(attempt, "failure" if broke else "success")
+        self._free(attempt, tokens)
+
+    def _judge(self, attempt: Attempt, outcome: str, retry_after: float | None = None) -> None:
+        """One verdict per guarded attempt: the first reported wins."""
+        if not attempt.guarded or attempt.judged:
+            return
+        attempt.judged = True
+        breaker, now = attempt.live.breaker, self.clock()
+        if outcome == "success":
+            breaker.on_success(now)
+        elif outcome == "failure":
+            breaker.on_failure(now, retry_after)
+        else:
+            breaker.release(now)
+
+    def _free(self, attempt: Attempt, tokens: float | None) -> None:
         if attempt.done:
             return
         attempt.done = True

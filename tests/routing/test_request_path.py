@@ -8,12 +8,13 @@ from __future__ import annotations
 
 from collections import Counter
 
+import openai
 import pytest
 
 from modelmux.routing.breaker import BreakerState
 from tests.fakes.answers import TEXT
 from tests.routing.scripted import Clock, ask, error_of, record_sleeps, served_by, upstreams
-from tests.upstream import run
+from tests.upstream import run, until
 
 GROUP = """
 [[routing.group]]
@@ -245,5 +246,23 @@ def test_fail_n_times_opens_then_reopening_doubles_the_cooldown() -> None:
             assert await served_by(gw) == ("p1", "1")
             clock.now += 1
             assert await served_by(gw) == ("p0", "1")
+
+    run("asyncio", main())
+
+
+def test_a_stream_that_breaks_after_its_first_byte_counts_against_its_breaker() -> None:
+    async def main() -> None:
+        policy = "[routing.breaker]\nconsecutive_failures = 2\ncooldown = 30\n"
+        async with upstreams(2, policy) as (fakes, gw):
+            clock = Clock()
+            gw.app.router.clock = clock
+            fakes[0].faults.extend(["reset", "reset"])  # four events, then a TCP reset
+            for count in (1, 2):  # the client sees the error event the stream ends with
+                with pytest.raises(openai.APIError, match="reset by upstream mid-response"):
+                    await ask(gw, stream=True)
+                assert len(fakes[0].requests) == count
+            breaker = gw.app.router.breaker("p0/m")
+            await until(lambda: breaker.state(clock.now) is BreakerState.OPEN)  # at the end
+            assert await served_by(gw, True) == ("p1", "1")
 
     run("asyncio", main())
