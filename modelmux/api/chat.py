@@ -97,6 +97,8 @@ async def create_chat_completion(app: App, exchange: Exchange) -> None:
     )
     log.debug("stream mode %s for a stream=%s request (%s)", delivery, asked, reason)
     group = app.models.group(request.model)
+    facts = (request_facts(request, body, exchange.headers)  # the client's own `stream`
+             if app.router.rules else {})
     first_spec = group.deployments[0]
     record.provider, record.provider_type = first_spec.provider.name, first_spec.provider.type
     record.upstream_model, record.mode = first_spec.model, delivery
@@ -107,7 +109,6 @@ async def create_chat_completion(app: App, exchange: Exchange) -> None:
         request = msgspec.structs.replace(request, stream=True)
     completion_id, created = f"chatcmpl-{uuid.uuid4().hex}", int(time.time())
     request_id = app.request_id(exchange)
-    facts = request_facts(request, body, exchange.headers)
     estimate = Estimate(estimate_prompt_tokens(body), max_tokens_of(request))
     plan = app.router.plan(app.models, group, facts, estimate)
 

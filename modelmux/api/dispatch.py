@@ -33,7 +33,7 @@ log = logging.getLogger("modelmux.api")
 
 NewCall = Callable[[DeploymentSpec], ChatCall]
 First = tuple[bytes, AsyncGenerator[bytes, None] | None, bytes]
-Running = dict[asyncio.Task[First], tuple[Attempt, ChatCall, int]]
+Running = dict[asyncio.Future[First], tuple[Attempt, ChatCall, int]]
 
 
 @dataclass(slots=True)
@@ -149,15 +149,30 @@ class Dispatcher:
         last: Provider | None = plan[0].provider if plan else None
         first_ns = 0
 
-        def launch(attempt: Attempt) -> None:
+        hedging = self.config.hedging.enabled
+
+        async def launch(attempt: Attempt) -> None:
+            """Start an attempt: as a task when hedging (to race it), else run it to its
+            first byte here and keep the outcome in a finished future (no task, no hop)."""
             nonlocal first_ns, last
             call = new_call(attempt.spec)
             started = time.perf_counter_ns()
             first_ns = first_ns or started
-            task = asyncio.ensure_future(_first(attempt.spec.provider, call, streamed))
-            running[task] = (attempt, call, started)
             tried.append(attempt)
             last = attempt.spec.provider
+            coro = _first(attempt.spec.provider, call, streamed)
+            if hedging:
+                running[asyncio.ensure_future(coro)] = (attempt, call, started)
+                return
+            outcome: asyncio.Future[First] = loop.create_future()
+            try:
+                outcome.set_result(await coro)
+            except ModelMuxError as exc:
+                outcome.set_exception(exc)
+            except BaseException:
+                self.router.released(attempt)
+                raise
+            running[outcome] = (attempt, call, started)
 
         async def next_attempt(allow_wait: bool) -> Attempt | None:
             """Admit the next candidate of the plan; wait (bounded) while all are limited."""
@@ -209,18 +224,21 @@ class Dispatcher:
                             except BaseException:
                                 self.router.released(attempt)
                                 raise
-                    launch(attempt)
-                hedge = self.config.hedging.enabled and len(running) == 1 and len(tried) < budget
-                timeout = self._hedge_delay(next(iter(running.values()))[0]) if hedge else None
-                done, _ = await asyncio.wait(running, timeout=timeout,
-                                             return_when=asyncio.FIRST_COMPLETED)
+                    await launch(attempt)
+                if not hedging:
+                    done = set(running)  # finished already
+                else:
+                    timeout = (self._hedge_delay(next(iter(running.values()))[0])
+                               if len(running) == 1 and len(tried) < budget else None)
+                    done, _ = await asyncio.wait(running, timeout=timeout,
+                                                 return_when=asyncio.FIRST_COMPLETED)
                 if not done:
                     extra = await next_attempt(allow_wait=False)
                     if extra is not None:
                         log.info("hedging: %s slow to its first byte, also trying %s",
                                  tried[-1].spec.id, extra.spec.id)
                         self.metrics.hedges.inc(())
-                        launch(extra)
+                        await launch(extra)
                     else:
                         await asyncio.wait(running, return_when=asyncio.FIRST_COMPLETED)
                     continue
@@ -265,6 +283,8 @@ class Dispatcher:
 
     async def _cancel(self, running: Running, total: CallStats) -> None:
         """Cancel the attempts still running (a hedge that lost), closing their upstreams."""
+        if not running:
+            return
         tasks = list(running)
         for task in tasks:
             task.cancel()

@@ -179,9 +179,10 @@ class Router:
         for spec in specs:
             self.state(spec)
 
-    def _order(self, group: Group, estimate: Estimate, strategy: str | None = None
-               ) -> list[DeploymentSpec]:
-        name = strategy or group.strategy or self.strategy
+    def _order(self, group: Group, estimate: Estimate) -> list[DeploymentSpec]:
+        if len(group.deployments) == 1:  # nothing to choose between (most implicit groups)
+            return list(group.deployments)
+        name = group.strategy or self.strategy
         balancer = self._balancers.get(f"{name}:{group.name}")
         if balancer is None:
             balancer = self._balancers[f"{name}:{group.name}"] = Balancer(name, self.rand)
