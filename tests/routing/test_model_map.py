@@ -200,3 +200,16 @@ def test_config_validate_lists_groups_and_show_redacts_the_admin_key(tmp_path: P
     assert "  brainy -> clever" in lines and "  m -> east/m" in lines
     shown = redact(msgspec.to_builtins(loaded.config))
     assert shown["admin"]["key"] == "<redacted>"
+
+
+def test_the_example_in_docs_routing_md_is_a_valid_config(tmp_path: Path) -> None:
+    doc = (Path(__file__).parents[2] / "docs" / "routing.md").read_text()
+    start = doc.index("```toml\n") + len("```toml\n")
+    example = doc[start:doc.index("```", start)]
+    providers = ('[[provider]]\nname = "openai-east"\ntype = "mock"\nmodels = ["gpt-4o-mini"]\n'
+                 '[[provider]]\nname = "azure-west"\ntype = "mock"\nmodels = []\n')
+    config = load(tmp_path, write(tmp_path / "c.toml", providers + example),
+                  environ={"MODELMUX_ADMIN_KEY": "k"}).config
+    (group,) = config.routing.group
+    assert [d.provider for d in group.deployments] == ["openai-east", "azure-west"]
+    assert config.routing.hedging.percentile == 95 and config.admin.key == "k"
