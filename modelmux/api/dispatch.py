@@ -185,6 +185,7 @@ class Dispatcher:
                     if isinstance(got, Attempt):
                         return got
                     if got is not None:
+                        self.metrics.limited.inc((spec.id,))
                         waits.append(got)
                 if not waits:
                     if not tried and plan:  # every circuit open: the first, unguarded

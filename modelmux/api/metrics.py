@@ -99,6 +99,10 @@ class GatewayMetrics:
         self.hedges = r.counter("modelmux_hedges_total",
                                 "Second attempts started because the first was slow to its "
                                 "first byte.")
+        self.limited = r.counter(
+            "modelmux_deployment_limited_total", "Times a deployment was passed over (or "
+            "waited for) because it was at its rpm, tpm or max_concurrent limit.",
+            ("deployment",))
         self.deployment_state = r.gauge(
             "modelmux_deployment_state", "Circuit breaker state per deployment: 1 for the "
             "current state, 0 for the others.", ("deployment", "provider", "state"))

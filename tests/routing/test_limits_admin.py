@@ -31,6 +31,8 @@ def test_a_deployment_at_its_rpm_is_passed_over_before_its_upstream_sees_it() ->
             got = [await served_by(gw, model="g") for _ in range(4)]
             assert got == [("p0", "1"), ("p0", "1"), ("p1", "1"), ("p1", "1")]
             assert [len(f.requests) for f in fakes] == [2, 2]
+            samples = await scrape(gw.port)
+            assert value(samples, "modelmux_deployment_limited_total", deployment="p0/m") == 2
 
     run("asyncio", main())
 
