@@ -11,17 +11,11 @@ import hmac
 from typing import TYPE_CHECKING
 
 from modelmux.api.responses import send_json
-from modelmux.errors import AuthenticationFailed, ModelMuxError, NotFound
+from modelmux.errors import AuthenticationFailed, NotFound, PermissionDenied
 
 if TYPE_CHECKING:
     from modelmux.api.app import App
     from modelmux.server.exchange import Exchange
-
-
-class PermissionDenied(ModelMuxError):
-    status = 403
-    type = "permission_error"
-    code = "invalid_admin_key"
 
 
 def check_admin(app: App, exchange: Exchange) -> None:
@@ -42,7 +36,7 @@ def check_admin(app: App, exchange: Exchange) -> None:
         raise AuthenticationFailed("The admin API needs `Authorization: Bearer <admin key>`.",
                                    headers=[(b"www-authenticate", b'Bearer realm="modelmux-admin"')])
     if not hmac.compare_digest(token.strip(), key.encode()):
-        raise PermissionDenied("That is not the admin key.")
+        raise PermissionDenied("That is not the admin key.", code="invalid_admin_key")
 
 
 async def providers(app: App, exchange: Exchange) -> None:

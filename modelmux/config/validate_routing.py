@@ -67,7 +67,7 @@ def check_routing(data: Mapping[str, Any], origins: Origins, providers: Mapping[
                 add("a group name must be non-empty and not `*`", where)
             elif name in claimed:
                 add(f"`{name}` is already a group name or alias (at "
-                    f"{_show(claimed[name])})", where)
+                    f"{format_path(claimed[name])})", where)
             claimed.setdefault(name, where)
         for number, deployment in enumerate(_list(group.get("deployments"))):
             if not isinstance(deployment, dict):
@@ -83,7 +83,7 @@ def check_routing(data: Mapping[str, Any], origins: Origins, providers: Mapping[
                 mine = tuple(deployment.get(k) for k in LIMIT_KEYS)
                 first = limits.setdefault(ident, (mine, at))
                 if first[0] != mine:
-                    add(f"deployment `{ident}` is also at {_show(first[1])} with other limits "
+                    add(f"deployment `{ident}` is also at {format_path(first[1])} with other limits "
                         "(rpm, tpm, max_concurrent): one upstream has one set of limits", at)
         if "deployments" in group and not _list(group.get("deployments")):
             add("empty: a group needs at least one deployment", (*here, "deployments"))
@@ -134,7 +134,3 @@ def _rule(rule: dict[str, Any], here: KeyPath, origins: Origins, providers: Mapp
         out.append(Problem(f"unknown group `{group}` (expected a [[routing.group]] name or "
                            "alias, or a model a provider lists)", path, origin_of(origins, path)))
     return out
-
-
-def _show(path: KeyPath) -> str:
-    return format_path(path)
