@@ -2,9 +2,9 @@
 
 ``App`` holds the providers, the model index, the router (live state per deployment) and its
 dispatcher, CORS policy, metrics and access log, and dispatches each exchange through the
-routes table after stamping its request id and attaching a ``RequestRecord``. Errors are raised, not rendered
-here: the server turns a ``ModelMuxError`` into the OpenAI error response, and the record is
-measured and logged once the exchange is over.
+routes table after stamping its request id and attaching a ``RequestRecord``. Errors are
+raised, not rendered here: the server turns a ``ModelMuxError`` into the OpenAI error
+response, and the record is measured and logged once the exchange is over.
 """
 
 from __future__ import annotations

@@ -166,6 +166,7 @@ async def _deliver(app: App, exchange: Exchange, record: RequestRecord, served: 
         raise
     except ModelMuxError as exc:
         log.warning("stream from %s failed after the first byte: %s", provider.name, exc.message)
+        stats.errors.append(exc.code)  # counts against the deployment's breaker at the end
         await exchange.write(_pending(coalescer) + error_event(exc))
     except Exception:
         log.exception("stream from %s failed after the first byte", provider.name)
