@@ -1,10 +1,10 @@
 """The application state built at start-up, and the handler the server calls per request.
 
-``App`` holds the providers, the model index, the router (a circuit breaker per provider),
-CORS policy, metrics and access log, and dispatches each exchange through the routes table
-after stamping its request id and attaching a ``RequestRecord``. Errors are raised, not rendered
-here: the server turns a ``ModelMuxError`` into the OpenAI error response, and the record is
-measured and logged once the exchange is over.
+``App`` holds the providers, the model index, the router (live state per deployment) and its
+dispatcher, CORS policy, metrics and access log, and dispatches each exchange through the
+routes table after stamping its request id and attaching a ``RequestRecord``. Errors are
+raised, not rendered here: the server turns a ``ModelMuxError`` into the OpenAI error
+response, and the record is measured and logged once the exchange is over.
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ import uuid
 
 from modelmux import __version__
 from modelmux.api.cors import Cors
+from modelmux.api.dispatch import Dispatcher
 from modelmux.api.metrics import GatewayMetrics
 from modelmux.api.routes import ROUTES
 from modelmux.config.schema import Config
@@ -24,7 +25,7 @@ from modelmux.observability.access import AccessLog, RequestRecord
 from modelmux.providers.base import Provider
 from modelmux.providers.registry import build_provider
 from modelmux.routing.models import ModelIndex
-from modelmux.routing.router import Router
+from modelmux.routing.router import Router, compile_rules
 from modelmux.server.exchange import Exchange
 from modelmux.upstream import ConnectionPool
 
@@ -52,11 +53,15 @@ class App:
         self.ready = False
         self.pool = ConnectionPool()
         self.providers: list[Provider] = [build_provider(p, self.pool) for p in config.provider]
-        self.models = ModelIndex(self.providers, config.model_aliases())
-        self.router = Router(p.name for p in self.providers)  # a circuit breaker per provider
+        routing = config.routing
+        self.models = ModelIndex(self.providers, config.model_aliases(), routing.group)
+        self.router = Router(policy=routing.breaker.policy(), strategy=routing.strategy,
+                             rules=compile_rules(routing.rules), share=config.server.workers)
+        self.router.add(self.models.specs.values())  # live state per deployment, shown at once
         self.cors = Cors(config.server.cors)
         self.metrics = metrics or GatewayMetrics(self.version,
                                                  (m for m, _ in self.models.public_models()))
+        self.dispatcher = Dispatcher(self.router, routing, self.metrics)
         self.access_log = AccessLog()
         self.active = 0
         self._idle: asyncio.Event | None = None

@@ -34,6 +34,7 @@ OVERHEAD_BUCKETS = (0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 
                     0.5)
 """The OpenTelemetry-advised boundaries; overhead is ModelMux's own, 100 µs to 0.5 s."""
 
+STATES = ("closed", "open", "half_open")
 OTHER = "other"
 MAX_EXTRA_MODELS = 100
 MAX_ERROR_CODES = 50
@@ -94,7 +95,20 @@ class GatewayMetrics:
         self.retries = r.counter("modelmux_upstream_retries_total",
                                  "Upstream attempts retried after a failure.", ("provider",))
         self.fallbacks = r.counter("modelmux_fallbacks_total",
-                                   "Requests answered by a fallback deployment (none yet).")
+                                   "Requests answered by a deployment other than the first tried.")
+        self.hedges = r.counter("modelmux_hedges_total",
+                                "Second attempts started because the first was slow to its "
+                                "first byte.")
+        self.limited = r.counter(
+            "modelmux_deployment_limited_total", "Times a deployment was passed over (or "
+            "waited for) because it was at its rpm, tpm or max_concurrent limit.",
+            ("deployment",))
+        self.deployment_state = r.gauge(
+            "modelmux_deployment_state", "Circuit breaker state per deployment: 1 for the "
+            "current state, 0 for the others.", ("deployment", "provider", "state"))
+        self.deployment_in_flight = r.gauge(
+            "modelmux_deployment_in_flight", "Requests in flight per deployment.",
+            ("deployment", "provider"))
         self.errors = r.counter("modelmux_upstream_errors_total",
                                 "Failed upstream attempts, by error code.", ("provider", "code"))
         self.pool = {
@@ -163,9 +177,21 @@ class GatewayMetrics:
                 self.tokens.inc((model, provider, kind), count)
                 self.token_usage.observe((*asked, kind), count)
 
-    def refresh(self, pool: dict[str, dict[str, int]], connections: int) -> None:
-        """Set the snapshot gauges: ``pool`` is ``ConnectionPool.stats()``."""
+    def refresh(self, pool: dict[str, dict[str, int]], connections: int,
+                deployments: dict[str, dict[str, object]] | None = None) -> None:
+        """Set the snapshot gauges: ``pool`` is ``ConnectionPool.stats()``, ``deployments``
+        is ``Router.snapshot()``."""
         self.client_connections.set((), connections)
+        self.deployment_state.clear()
+        self.deployment_in_flight.clear()
+        for ident, view in (deployments or {}).items():
+            provider, breaker = str(view["provider"]), view["breaker"]
+            state = breaker.get("state") if isinstance(breaker, dict) else None
+            for name in STATES:
+                self.deployment_state.set((ident, provider, name), int(name == state))
+            in_flight = view["in_flight"]
+            self.deployment_in_flight.set((ident, provider),
+                                          in_flight if isinstance(in_flight, int) else 0)
         for key, gauge in self.pool.items():
             gauge.clear()
             name = "total" if key == "connections" else key
@@ -175,5 +201,5 @@ class GatewayMetrics:
 
 async def scrape(app: App, exchange: Exchange) -> None:
     """The metrics of this process (each worker of ``serve --workers`` has its own)."""
-    app.metrics.refresh(app.pool.stats(), exchange.open_connections())
+    app.metrics.refresh(app.pool.stats(), exchange.open_connections(), app.router.snapshot())
     await exchange.respond(200, [(b"content-type", CONTENT_TYPE)], app.metrics.registry.render())

@@ -269,6 +269,7 @@ def run(ns: argparse.Namespace) -> int:
     host, port, workers = config.server.host, config.server.port, config.server.workers
     if workers > 1:
         worker_args = [*(["--config", str(ns.config)] if ns.config else []), "--loop", ns.loop,
+                       "--workers", str(workers),  # each worker takes 1/workers of the limits
                        *(["--log-level", ns.log_level] if ns.log_level else [])]
         return asyncio.run(supervise(config, host, port, workers, worker_args, ns))
     return _run(lambda: serve(config, host, port, ns), ns.loop)

@@ -11,6 +11,7 @@ from typing import Annotated, Literal
 import msgspec
 from msgspec import Struct, field
 
+from modelmux.config.routing import AdminConfig, RoutingConfig
 from modelmux.server.h2_stream import H2Settings
 from modelmux.server.limits import ServerLimits
 from modelmux.upstream.timeouts import Timeouts
@@ -211,10 +212,6 @@ class ModelAlias(Struct, forbid_unknown_fields=True, frozen=True):
     ignore_case: bool = False
 
 
-class RoutingConfig(Struct, forbid_unknown_fields=True, frozen=True):
-    """Reserved for routing rules (a later release): only an empty ``[routing]`` is accepted."""
-
-
 class Config(Struct, forbid_unknown_fields=True, frozen=True):
     """The whole configuration.
 
@@ -228,6 +225,7 @@ class Config(Struct, forbid_unknown_fields=True, frozen=True):
     logging: LoggingConfig = field(default_factory=LoggingConfig)
     models: dict[str, str | ModelAlias] = field(default_factory=dict)
     routing: RoutingConfig = field(default_factory=RoutingConfig)
+    admin: AdminConfig = field(default_factory=AdminConfig)
 
     def model_aliases(self) -> list[tuple[str, str, bool]]:
         """``[models]`` as (public name, target, ignore_case) triples, in file order."""
