@@ -69,7 +69,7 @@ class Reloader:
         self.load = load
         self._retiring: set[asyncio.Task[None]] = set()
 
-    async def reload(self) -> tuple[bool, str]:
+    async def reload(self, arg: str = "") -> tuple[bool, str]:
         """Validate the config as it is now and switch to it; returns (ok, what happened)."""
         try:
             loaded = self.load(self.ns)

@@ -368,6 +368,12 @@ class H1Protocol(asyncio.Protocol):
         if self.exchange is None:
             self._close()
 
+    def retire(self, grace: float) -> None:
+        """Graceful stop after an upgrade: an idle connection gets ``grace`` seconds for one
+        more request (answered with ``Connection: close``); a busy one closes after its response."""
+        if self.exchange is None and not self._head_started and not self.closed:
+            self._arm(min(grace, self.limits.keepalive_timeout))
+
     def abort(self) -> None:
         """Drain time is over: cut the connection and cancel its handler."""
         if self.task is not None and not self.task.done():

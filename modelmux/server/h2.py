@@ -340,6 +340,11 @@ class H2Protocol(asyncio.Protocol):
         if not self.streams:
             self._close()
 
+    def retire(self, grace: float) -> None:
+        """Graceful stop after an upgrade: GOAWAY tells the client which streams were taken,
+        so nothing races; the same as ``shutdown``."""
+        self.shutdown()
+
     def abort(self) -> None:
         """Drain time is over: cut the connection and cancel every handler."""
         for stream in list(self.streams.values()):

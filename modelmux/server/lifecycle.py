@@ -24,10 +24,13 @@ from modelmux.server.sniff import SniffProtocol, upgrade_h2c
 
 log = logging.getLogger("modelmux.server")
 
+HANDOVER_GRACE = 1.0
+
 
 class Connection(Protocol):
     """What the server asks of every open connection, whatever its protocol."""
 
+    def retire(self, grace: float) -> None: ...
     def shutdown(self) -> None: ...
     def abort(self) -> None: ...
 
@@ -60,6 +63,10 @@ class Server:
                                             ssl=self.ssl_context)
         self._listeners.append(listener)
 
+    def listening_fds(self) -> list[int]:
+        """The file descriptors of every listening socket (for an upgrade's hand-off)."""
+        return [sock.fileno() for listener in self._listeners for sock in listener.sockets]
+
     def upgrade_h2c(self, protocol: H1Protocol, event: h11.Request) -> bool:
         """Switch an HTTP/1.1 connection to HTTP/2 on ``Upgrade: h2c``; False if it does not qualify."""
         return upgrade_h2c(protocol, event)
@@ -74,14 +81,23 @@ class Server:
         for protocol in list(self.connections):
             protocol.abort()
 
-    async def shutdown(self) -> None:
-        """Stop accepting, drain in-flight requests up to ``drain_timeout``, then cut the rest."""
+    async def shutdown(self, *, handover: bool = False) -> None:
+        """Stop accepting, drain in-flight requests up to ``drain_timeout``, then cut the rest.
+
+        ``handover`` is the drain after an upgrade handed the listening sockets on: an idle
+        keep-alive connection stays open for ``HANDOVER_GRACE`` seconds, so a request a client
+        sends on it right now is answered (with ``Connection: close``) instead of lost, as
+        closing it at once would race that request; HTTP/2 connections get GOAWAY either way.
+        """
         self.draining = True
         self._drained = asyncio.Event()
         for listener in self._listeners:
             listener.close()
         for protocol in list(self.connections):
-            protocol.shutdown()
+            if handover:
+                protocol.retire(HANDOVER_GRACE)
+            else:
+                protocol.shutdown()
         if self.connections:
             log.info("draining %d connection(s) for up to %.1fs",
                      len(self.connections), self.limits.drain_timeout)
