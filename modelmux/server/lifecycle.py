@@ -46,6 +46,7 @@ class Server:
         self.http2 = http2 or H2Settings()
         self.connections: set[Connection] = set()
         self.draining = False
+        self.handover_grace: float | None = None  # set while draining after a hand-over
         self._listeners: list[asyncio.Server] = []
         self._drained: asyncio.Event | None = None
 
@@ -85,11 +86,14 @@ class Server:
         """Stop accepting, drain in-flight requests up to ``drain_timeout``, then cut the rest.
 
         ``handover`` is the drain after an upgrade handed the listening sockets on: an idle
-        keep-alive connection stays open for ``HANDOVER_GRACE`` seconds, so a request a client
-        sends on it right now is answered (with ``Connection: close``) instead of lost, as
-        closing it at once would race that request; HTTP/2 connections get GOAWAY either way.
+        keep-alive connection (including one whose response was already under way, promising
+        keep-alive) stays open for ``HANDOVER_GRACE`` seconds, so a request the client sends on
+        it next is answered with ``Connection: close`` instead of lost, as closing it would race
+        that request. HTTP/2 connections get GOAWAY either way.
         """
         self.draining = True
+        if handover:
+            self.handover_grace = HANDOVER_GRACE
         self._drained = asyncio.Event()
         for listener in self._listeners:
             listener.close()
