@@ -20,7 +20,7 @@ from pathlib import Path
 from modelmux import __version__, _accel
 from modelmux.api.app import App
 from modelmux.cli.preflight import provider_problems
-from modelmux.cli.reloader import Reloader
+from modelmux.cli.reloader import Reloader, tls_context
 from modelmux.cli.upgrader import Upgrader
 from modelmux.config.load import ConfigError, LoadedConfig, Override, candidate_paths, load_config
 from modelmux.config.schema import Config
@@ -268,7 +268,7 @@ async def supervise(config: Config, host: str, port: int, workers: int, worker_a
     async def reload_all(arg: str = "") -> tuple[bool, str]:
         """Validate here first, so an invalid config is reported once and no worker sees it."""
         try:
-            load_checked(ns)
+            _validate(ns)
         except ConfigError as exc:
             log.error("reload rejected; the running configuration stays: %s", exc)
             return False, f"reload rejected; the running configuration stays.\n{exc}"
@@ -333,8 +333,13 @@ def load_checked(ns: argparse.Namespace) -> LoadedConfig:
 
 
 def _validate(ns: argparse.Namespace) -> None:
-    """``load_checked`` for its errors only (the upgrade's check before starting a successor)."""
-    load_checked(ns)
+    """The config as it is now, TLS files included, for its errors only (before a successor
+    starts, or before a supervisor tells its workers to reload).
+
+    Raises:
+        ConfigError: every problem found.
+    """
+    tls_context(load_checked(ns))
 
 
 def _load(ns: argparse.Namespace, takeover: Takeover | None) -> LoadedConfig | None:

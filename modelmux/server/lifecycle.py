@@ -21,6 +21,7 @@ from modelmux.server.h2_stream import H2Settings
 from modelmux.server.limits import ServerLimits
 from modelmux.server.listener import address_of, bind_sockets
 from modelmux.server.sniff import SniffProtocol, upgrade_h2c
+from modelmux.server.tls import CertificateSwitch
 
 log = logging.getLogger("modelmux.server")
 
@@ -43,6 +44,7 @@ class Server:
         self.handler = handler
         self.limits = limits or ServerLimits()
         self.ssl_context = ssl_context
+        self.tls = CertificateSwitch(ssl_context) if ssl_context is not None else None
         self.http2 = http2 or H2Settings()
         self.connections: set[Connection] = set()
         self.draining = False
