@@ -31,7 +31,7 @@ from modelmux.server.tls import server_context
 log = logging.getLogger("modelmux.reload")
 
 _SECRET = re.compile(r"(key|secret|token|password|credentials|authorization)", re.IGNORECASE)
-_RESTART_ONLY = ("server.host", "server.port", "server.workers")
+_RESTART_ONLY = ("server.host", "server.port", "server.workers")  # workers: or `modelmux upgrade`
 
 
 def tls_context(loaded: LoadedConfig) -> ssl.SSLContext | None:
@@ -120,7 +120,8 @@ class Reloader:
         for line in lines:
             log.info("  %s", line)
         if restart:
-            log.warning("these take effect only after a restart: %s",
+            log.warning("these take effect only after a restart (workers and TLS on/off also after "
+                        "`modelmux upgrade`): %s",
                         ", ".join(line.split(":")[0] for line in restart))
         return True, "\n".join([summary, *lines])
 

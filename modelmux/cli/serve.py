@@ -21,36 +21,19 @@ from modelmux import __version__, _accel
 from modelmux.api.app import App
 from modelmux.cli.preflight import provider_problems
 from modelmux.cli.reloader import Reloader, tls_context
+from modelmux.cli.running import Running, Stopping
 from modelmux.cli.upgrader import Upgrader
 from modelmux.config.load import ConfigError, LoadedConfig, Override, candidate_paths, load_config
 from modelmux.config.schema import Config
 from modelmux.observability import logs
-from modelmux.server.control import Command, ControlServer, Session
-from modelmux.server.control import default_path as control_path
+from modelmux.server.control import ControlServer
 from modelmux.server.handoff import HandoffError, Takeover
 from modelmux.server.lifecycle import Server
 from modelmux.server.listener import address_of, bind_sockets, url_of
-from modelmux.server.notify import notify
-from modelmux.server.pidfile import remove_pid, write_pid
 from modelmux.server.tls import server_context
 from modelmux.server.workers import Supervisor
 
 log = logging.getLogger("modelmux")
-
-
-class Stopping:
-    """How this process is asked to stop: by a signal, or by handing over to an upgrade."""
-
-    def __init__(self) -> None:
-        self.event = asyncio.Event()
-        self.handover = False
-
-    def now(self) -> None:
-        self.event.set()
-
-    def hand_over(self) -> None:
-        self.handover = True
-        self.event.set()
 
 
 async def _until_stopped(reloader: Reloader, server: Server, stopping: Stopping,
@@ -103,24 +86,14 @@ def _spawn(tasks: set[asyncio.Task[object]], job: Callable[[], Awaitable[object]
     task.add_done_callback(tasks.discard)
 
 
-async def _start_control(ns: argparse.Namespace, commands: dict[str, Command],
-                         sessions: dict[str, Session]) -> ControlServer | None:
-    """The control socket for ``modelmux reload`` and ``upgrade``, unless ``--control-socket off``.
-
-    A successor binds the path its predecessor used (``--upgrade-from``).
-    """
-    if ns.control_socket == "off":
-        return None
-    path = Path(ns.control_socket or ns.upgrade_from or control_path())
-    server = ControlServer(path, commands, sessions)
-    try:
-        await server.start()
-    except OSError as exc:
-        log.warning("no control socket at %s (%s): `modelmux reload` will not reach this server; "
-                    "SIGHUP still reloads", path, exc.strerror or exc)
-        return None
-    log.info("control socket %s", path)
-    return server
+def _warn_if_moved(config: Config, addresses: list[tuple[str, int]]) -> None:
+    """A successor serves on the sockets it was handed, whatever ``host``/``port`` say now."""
+    host, port = config.server.host, config.server.port
+    if port and all(bound != port for _, bound in addresses) or host and host not in (
+            "0.0.0.0", "::", *(bound for bound, _ in addresses)):
+        log.warning("[server] host/port say %s, but an upgrade keeps the listening sockets it was "
+                    "handed (%s): restart to move", url_of(host, port),
+                    ", ".join(url_of(*address) for address in addresses))
 
 
 def _check_lifeline(fd: int, stopping: Stopping) -> None:
@@ -148,50 +121,6 @@ def _server(app: App, config: Config) -> Server:
                   http2=config.server.http2.settings())
 
 
-class Running:
-    """The control socket and pid file of the serving process (server or supervisor).
-
-    A fresh start claims them and tells systemd it is ready; a successor claims them only when
-    its predecessor says ``go`` (``Takeover.complete``).
-    """
-
-    def __init__(self, ns: argparse.Namespace, commands: dict[str, Command],
-                 upgrader: Upgrader) -> None:
-        self.ns = ns
-        self.commands = commands
-        self.upgrader = upgrader
-        self.control: ControlServer | None = None
-        self.pid_file = Path(ns.pid_file) if ns.pid_file else None
-
-    async def claim(self) -> None:
-        self.control = await _start_control(self.ns, self.commands, {"handoff": self.upgrader.handoff})
-        self.upgrader.control = self.control
-        if self.pid_file is not None:
-            try:
-                write_pid(self.pid_file)
-            except OSError as exc:
-                log.warning("cannot write the pid file %s: %s", self.pid_file, exc.strerror or exc)
-
-    async def start(self, takeover: Takeover | None) -> None:
-        """Claim now (and notify systemd), or after the hand-off when taking over.
-
-        Raises:
-            HandoffError: the predecessor went away before saying ``go``.
-        """
-        if takeover is None:
-            await self.claim()
-            notify("READY=1")
-        else:
-            await takeover.complete(self.claim)
-            log.info("took over from pid %s", takeover.info.get("pid"))
-
-    async def release(self) -> None:
-        if self.control is not None:
-            await self.control.close()
-        if self.pid_file is not None:
-            remove_pid(self.pid_file)
-
-
 async def serve(config: Config, host: str, port: int, ns: argparse.Namespace,
                 takeover: Takeover | None = None) -> int:
     """Run one server process until a stop signal or a hand-over; returns the exit code."""
@@ -211,6 +140,7 @@ async def serve(config: Config, host: str, port: int, ns: argparse.Namespace,
             for sock in takeover.sockets:
                 await server.adopt(sock)
             addresses = [address_of(sock) for sock in takeover.sockets]
+            _warn_if_moved(config, addresses)
     except OSError as exc:
         log.error("cannot listen on %s: %s", url_of(host, port), exc.strerror or exc)
         if takeover is not None:
@@ -257,6 +187,7 @@ async def supervise(config: Config, host: str, port: int, workers: int, worker_a
     """Run the ``--workers`` supervisor on bound (or handed-over) sockets; returns the exit code."""
     if takeover is not None:
         sockets = takeover.sockets
+        _warn_if_moved(config, [address_of(sock) for sock in sockets])
     else:
         try:
             sockets = bind_sockets(host, port)

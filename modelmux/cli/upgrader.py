@@ -17,8 +17,9 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from pathlib import Path
+from typing import TypeVar
 
 from modelmux.config.problems import ConfigError
 from modelmux.server import handoff
@@ -32,6 +33,7 @@ STOP_TIMEOUT = 10.0
 _POLL = 0.05
 
 Connection = tuple[int, asyncio.StreamReader, asyncio.StreamWriter]
+T = TypeVar("T")
 
 
 class UpgradeFailed(Exception):
@@ -95,8 +97,8 @@ class Upgrader:
         self._arrival, self._finished = loop.create_future(), loop.create_future()
         command = successor_command(self.control.path)
         log.info("upgrade: starting %s", " ".join(command))
-        try:
-            proc = subprocess.Popen(command, stdin=subprocess.DEVNULL)
+        try:  # not asyncio's subprocess: that kills a still-running child when its loop closes
+            proc = subprocess.Popen(command, stdin=subprocess.DEVNULL)  # noqa: ASYNC220 (fork+exec only)
         except OSError as exc:
             self._arrival = None
             return False, f"upgrade failed: cannot start {command[0]}: {exc}; this process keeps serving"
@@ -158,13 +160,13 @@ class Upgrader:
         await finished
 
 
-async def _watch(awaitable: object, proc: subprocess.Popen[bytes], deadline: float, what: str) -> object:
+async def _watch(awaitable: Awaitable[T], proc: subprocess.Popen[bytes], deadline: float, what: str) -> T:
     """Await ``awaitable`` while watching that ``proc`` is alive and ``deadline`` not passed.
 
     Raises:
         UpgradeFailed: the process exited, the deadline passed, or the hand-off broke off.
     """
-    task = asyncio.ensure_future(awaitable)  # type: ignore[arg-type]
+    task = asyncio.ensure_future(awaitable)
     try:
         while not task.done():
             code = proc.poll()

@@ -122,9 +122,9 @@ def tls_get(proc: ServeProcess, context: ssl.SSLContext) -> int:
 
 def alpn(proc: ServeProcess, context: ssl.SSLContext) -> str | None:
     context.set_alpn_protocols(["h2", "http/1.1"])
-    with socket.create_connection((proc.host, proc.port), timeout=10) as raw:
-        with context.wrap_socket(raw, server_hostname=proc.host) as tls:
-            return tls.selected_alpn_protocol()
+    with (socket.create_connection((proc.host, proc.port), timeout=10) as raw,
+          context.wrap_socket(raw, server_hostname=proc.host) as tls):
+        return tls.selected_alpn_protocol()
 
 
 def test_reload_replaces_the_tls_certificate_for_new_connections(tmp_path: Path) -> None:

@@ -50,7 +50,7 @@ def config_text(workers: int = 1, **server: object) -> str:
 
 def upgrade(control: Path, *extra: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run([*modelmux_command(), "upgrade", "--control-socket", str(control), *extra],
-                          capture_output=True, text=True, timeout=120)
+                          check=False, capture_output=True, text=True, timeout=120)
 
 
 def health_pid(proc: ServeProcess) -> int:
