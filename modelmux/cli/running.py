@@ -75,6 +75,7 @@ class Running:
     async def claim(self) -> None:
         self.control = await start_control(self.ns, self.commands, {"handoff": self.upgrader.handoff})
         self.upgrader.control = self.control
+        self.upgrader.pid_file = self.pid_file
         if self.pid_file is not None:
             try:
                 write_pid(self.pid_file)

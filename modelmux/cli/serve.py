@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import ipaddress
 import logging
 import os
 import signal
@@ -89,8 +90,13 @@ def _spawn(tasks: set[asyncio.Task[object]], job: Callable[[], Awaitable[object]
 def _warn_if_moved(config: Config, addresses: list[tuple[str, int]]) -> None:
     """A successor serves on the sockets it was handed, whatever ``host``/``port`` say now."""
     host, port = config.server.host, config.server.port
-    if port and all(bound != port for _, bound in addresses) or host and host not in (
-            "0.0.0.0", "::", *(bound for bound, _ in addresses)):
+    try:  # a name (localhost) may resolve to several addresses: only a literal one is compared
+        literal = ipaddress.ip_address(host)
+    except ValueError:
+        literal = None
+    bound = [ipaddress.ip_address(h) for h, _ in addresses]
+    if (port and all(p != port for _, p in addresses)
+            or literal is not None and not literal.is_unspecified and literal not in bound):
         log.warning("[server] host/port say %s, but an upgrade keeps the listening sockets it was "
                     "handed (%s): restart to move", url_of(host, port),
                     ", ".join(url_of(*address) for address in addresses))

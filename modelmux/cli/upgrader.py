@@ -25,6 +25,7 @@ from modelmux.config.problems import ConfigError
 from modelmux.server import handoff
 from modelmux.server.control import ControlServer
 from modelmux.server.notify import notify
+from modelmux.server.pidfile import write_pid
 
 log = logging.getLogger("modelmux.upgrade")
 
@@ -76,6 +77,7 @@ class Upgrader:
         self.retire = retire
         self.validate = validate
         self.control: ControlServer | None = None
+        self.pid_file: Path | None = None
         self._arrival: asyncio.Future[Connection] | None = None
         self._finished: asyncio.Future[None] | None = None
         self.done = False
@@ -109,6 +111,8 @@ class Upgrader:
             await _stop(proc)
             if not self.control.listening:  # released for the successor: take it back
                 await self.control.start()
+                if self.pid_file is not None:  # which may have written its pid already
+                    write_pid(self.pid_file)
             return False, f"upgrade failed: {exc}; the old process (pid {os.getpid()}) keeps serving"
         finally:
             self._arrival = None

@@ -156,6 +156,23 @@ def test_upgrade_under_load_loses_no_request(tmp_path: Path, subreaper: None, wo
     assert not control.exists() and not pid_file.exists()
 
 
+QUITTER = """#!{python}
+import os, socket, sys
+path = sys.argv[sys.argv.index("--upgrade-from") + 1]
+pid_file = sys.argv[sys.argv.index("--pid-file") + 1]
+with socket.socket(socket.AF_UNIX) as sock:
+    sock.connect(path)
+    sock.sendall(b"handoff\\n")
+    data, fds, _, _ = socket.recv_fds(sock, 65536, 64)
+    assert fds and data.endswith(b"\\n")
+    sock.sendall(b"ready\\n")
+    assert sock.recv(100) == b"go\\n"
+    with open(pid_file, "w") as out:
+        out.write(str(os.getpid()))
+sys.exit(7)
+"""
+
+
 def write_program(path: Path, body: str) -> None:
     path.write_text(body)
     path.chmod(0o755)
@@ -201,6 +218,12 @@ def test_a_failed_successor_leaves_the_old_process_serving(tmp_path: Path, subre
         hung = upgrade(control, "--timeout", "1")
         assert hung.returncode == 1 and "in time" in hung.stderr
         assert "keeps serving" in hung.stderr
+        still_serving()
+
+        # one that dies after "go", having written the pid file: the old process takes both back
+        write_program(program, QUITTER.format(python=sys.executable))
+        quit_early = upgrade(control)
+        assert quit_early.returncode == 1 and "did not finish taking over" in quit_early.stderr
         still_serving()
 
         write_program(program, good)
