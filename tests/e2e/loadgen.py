@@ -4,8 +4,9 @@ Each loop sends requests back to back (bounded in count; stopped by an event) an
 a request that fails, is cut short (a stream without ``[DONE]`` or with missing text) or whose
 connection is refused is counted as such. Reconnecting after a response that said
 ``Connection: close`` is what HTTP requires, not a retry. Kinds of loop: keep-alive
-(http.client), a new connection per request, and the OpenAI SDK (httpx pool) with
-``max_retries=0``.
+(http.client), a new connection per request, the OpenAI SDK (httpx pool) with
+``max_retries=0``, and httpx over HTTP/2 (h2c), whose pool sends a request again on a new
+connection only when a GOAWAY said it was not processed.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+import httpx2 as httpx
 import openai
 
 BODY = {"model": "mock", "messages": [{"role": "user", "content": "hi"}]}
@@ -121,6 +123,29 @@ def sdk_loop(url: str, tally: Tally, stop: threading.Event, expected: str, *, li
                 tally.errors.append(f"sdk: {type(exc).__name__}: {exc}")
 
 
+def h2_loop(url: str, tally: Tally, stop: threading.Event, expected: str, *, limit: int) -> None:
+    """Streams and plain answers alternating, multiplexed over HTTP/2 (h2c, prior knowledge)."""
+    with httpx.Client(http1=False, http2=True, timeout=30) as client:
+        for index in range(limit):
+            if stop.is_set():
+                break
+            stream = index % 2 == 0
+            try:
+                response = client.post(url + "/v1/chat/completions", json={**BODY, "stream": stream})
+                problem = check_answer(response.status_code, response.content, stream, expected)
+            except httpx.ConnectError as exc:
+                if "refused" in str(exc).lower():
+                    tally.refused += 1
+                    continue
+                problem = f"h2: {type(exc).__name__}: {exc}"
+            except httpx.HTTPError as exc:
+                problem = f"h2: {type(exc).__name__}: {exc}"
+            if problem is None:
+                tally.ok += 1
+            else:
+                tally.errors.append(problem)
+
+
 class Load:
     """Several client loops in threads against one address."""
 
@@ -143,6 +168,7 @@ class Load:
             ("new connection stream", lambda t: http_loop(host, port, t, self.stop, expected, stream=True,
                                                           keep_alive=False, limit=limit)),
             ("sdk stream", lambda t: sdk_loop(url, t, self.stop, expected, limit=limit)),
+            ("http/2", lambda t: h2_loop(url, t, self.stop, expected, limit=limit)),
         ]
         for name, plan in plans:
             tally = Tally(name)
