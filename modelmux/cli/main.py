@@ -20,6 +20,7 @@ COMMANDS = {
     "doctor": "modelmux.cli.doctor",
     "logs": "modelmux.cli.logs",
     "reload": "modelmux.cli.reload",
+    "upgrade": "modelmux.cli.upgrade",
     "bench": "modelmux.cli.bench",
 }
 
@@ -101,9 +102,12 @@ def add_serve_arguments(parser: argparse.ArgumentParser) -> None:
     for internal in ("--listen-fds", "--ready-fd", "--lifeline-fd"):  # set by the supervisor
         parser.add_argument(internal, help=argparse.SUPPRESS,
                             type=str if internal == "--listen-fds" else int)
+    parser.add_argument("--upgrade-from", help=argparse.SUPPRESS)  # set by `modelmux upgrade`
     parser.add_argument("--control-socket", metavar="PATH",
-                        help="unix socket for `modelmux reload` (default: under $XDG_RUNTIME_DIR "
-                             "or /run/modelmux); 'off' disables it")
+                        help="unix socket for `modelmux reload` and `modelmux upgrade` (default: "
+                             "under $XDG_RUNTIME_DIR or /run/modelmux); 'off' disables it")
+    parser.add_argument("--pid-file", metavar="PATH",
+                        help="write the server's pid here (an upgrade rewrites it with the new pid)")
     parser.add_argument("--loop", choices=["auto", "uvloop", "asyncio"], default="auto",
                         help="event loop: uvloop when installed (auto), or force one")
     parser.add_argument("--log-level", choices=["trace", "debug", "info", "warn", "error"],

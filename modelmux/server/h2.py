@@ -182,8 +182,13 @@ class H2Protocol(asyncio.Protocol):
     def _on_request(self, event: h2.events.RequestReceived) -> None:
         sid = event.stream_id
         assert sid is not None and event.headers is not None
-        if self.goaway_sent or self.server.draining:
-            self.conn.reset_stream(sid, ErrorCodes.REFUSED_STREAM)
+        if self.goaway_sent:
+            # Opened before the client saw our GOAWAY, above its last stream id: the client knows
+            # it was not processed. Discarded, not reset (RFC 9113 section 6.8): a RST_STREAM
+            # after GOAWAY is a protocol error to some clients (the h2 library).
+            return
+        if self.server.draining and self.server.handover_grace is None:
+            self.conn.reset_stream(sid, ErrorCodes.REFUSED_STREAM)  # not processed: safe to retry
             return
         method = path = b""
         authority: bytes | None = None
@@ -315,7 +320,10 @@ class H2Protocol(asyncio.Protocol):
         # streams stay bounded by max_concurrent_streams and the idle timeout.
         stream.closed = True
         if not self.streams and not self.closed:
-            if self.goaway_sent or self.server.draining:
+            grace = self.server.handover_grace
+            if grace is not None:
+                self._goaway_and_linger(grace)
+            elif self.goaway_sent or self.server.draining:
                 self._close()
             else:
                 self._arm()
@@ -366,6 +374,29 @@ class H2Protocol(asyncio.Protocol):
         self._goaway(ErrorCodes.NO_ERROR)
         if not self.streams:
             self._close()
+
+    def retire(self, grace: float) -> None:
+        """Graceful stop after an upgrade, without failing a stream on any client.
+
+        Some clients (httpx) fail the streams they still wait on when GOAWAY arrives, even with
+        NO_ERROR, so GOAWAY waits until the connection is idle (new streams are still served
+        meanwhile), or ``grace`` seconds for one that never is.
+        """
+        if not self.streams:
+            self._goaway_and_linger(grace)
+        else:
+            self._disarm()
+            self._timer = self.loop.call_later(grace, self._goaway_and_linger, grace)
+
+    def _goaway_and_linger(self, grace: float) -> None:
+        """GOAWAY; once idle, close after ``grace`` seconds. Streams the client opened before it
+        saw the GOAWAY are refused meanwhile (RFC 9113 section 6.8: safe for it to retry
+        elsewhere) instead of meeting a closed socket, which could also lose the GOAWAY."""
+        self._timer = None
+        self._goaway(ErrorCodes.NO_ERROR)
+        if not self.streams and not self.closed:
+            self._disarm()
+            self._timer = self.loop.call_later(grace, self._close)
 
     def abort(self) -> None:
         """Drain time is over: cut the connection and cancel every handler."""
