@@ -31,6 +31,7 @@ from modelmux.upstream.errors import UpstreamConnectError, UpstreamTLSError
 from modelmux.upstream.retry import parse_retry_after
 
 TTFT_SAMPLES = 256
+MAX_LIVE = 1024
 MAX_FALLBACK_GROUPS = 8
 
 
@@ -100,8 +101,9 @@ class Live:
     ewma_ttft: float | None = None
     ttfts: deque[float] = field(default_factory=lambda: deque(maxlen=TTFT_SAMPLES))
 
-    def view(self, now: float) -> Deployment:
-        s = self.spec
+    def view(self, now: float, spec: DeploymentSpec | None = None) -> Deployment:
+        """The strategy's view of ``spec`` (default: this record's own) in this state."""
+        s = spec or self.spec
         return Deployment(s.id, s.weight, s.priority, s.input_cost_per_1k, s.output_cost_per_1k,
                           s.tags, self.in_flight, self.ewma_ttft,
                           self.breaker.state(now) is not BreakerState.OPEN)
@@ -119,15 +121,12 @@ class Attempt:
     """One granted try at one deployment; ``guarded`` when its breaker wants a verdict."""
 
     live: Live
+    spec: DeploymentSpec
     guarded: bool
     tokens: float
     started: float
     judged: bool = False  # the breaker has its verdict
     done: bool = False  # slot and reservation settled
-
-    @property
-    def spec(self) -> DeploymentSpec:
-        return self.live.spec
 
 
 @dataclass(frozen=True, slots=True)
@@ -159,9 +158,19 @@ class Router:
         self._balancers: dict[str, Balancer] = {}
 
     def state(self, spec: DeploymentSpec) -> Live:
-        """The live record of ``spec`` (made on first use)."""
+        """The live record of ``spec`` (made on first use).
+
+        Past ``MAX_LIVE`` records, a new ``provider/model`` (clients may name any model of a
+        provider) shares its provider's ``provider/*`` record, so memory stays bounded.
+        """
         live = self.live.get(spec.id)
         if live is None:
+            if len(self.live) >= MAX_LIVE:
+                shared = DeploymentSpec(spec.provider, "*")
+                live = self.live.get(shared.id)
+                if live is not None:
+                    return live
+                spec = shared
             live = self.live[spec.id] = Live(spec, CircuitBreaker(self.policy),
                                              _limits(spec, self.clock(), self.share))
         return live
@@ -187,13 +196,12 @@ class Router:
         if balancer is None:
             balancer = self._balancers[f"{name}:{group.name}"] = Balancer(name, self.rand)
         now = self.clock()
-        lives = {spec.id: self.state(spec) for spec in group.deployments}
-        if name == "model_specific":
-            lives = {k: v for k, v in lives.items() if group.tags <= v.spec.tags}
-        views = [live.view(now) for live in lives.values()]
-        picked = [lives[d.name].spec for d in balancer.pick(
+        specs = {spec.id: spec for spec in group.deployments
+                 if name != "model_specific" or group.tags <= spec.tags}
+        views = [self.state(spec).view(now, spec) for spec in specs.values()]
+        picked = [specs[d.name] for d in balancer.pick(
             views, group.tags, estimate.prompt_tokens, estimate.output_tokens)]
-        return picked + [live.spec for live in lives.values() if live.spec not in picked]
+        return picked + [spec for spec in specs.values() if spec not in picked]
 
     def plan(self, index: ModelIndex, group: Group, facts: dict[str, object],
              estimate: Estimate) -> list[DeploymentSpec]:
@@ -248,7 +256,7 @@ class Router:
                     live.breaker.release(now)
                 return wait
         live.in_flight += 1
-        return Attempt(live, guarded, tokens, now)
+        return Attempt(live, spec, guarded, tokens, now)
 
     def succeeded(self, attempt: Attempt, *, complete: bool = False) -> None:
         """The attempt's first byte arrived (``complete``: the whole answer): feed its TTFT.

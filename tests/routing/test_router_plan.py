@@ -131,3 +131,17 @@ def test_workers_split_each_limit_so_together_they_never_exceed_it() -> None:
     limits = Router(share=2).state(spec).limits
     assert limits is not None and limits.rpm and limits.tpm and limits.concurrency
     assert (limits.rpm.capacity, limits.tpm.capacity, limits.concurrency.limit) == (30, 500, 2)
+
+
+def test_ad_hoc_model_names_past_the_cap_share_their_providers_state() -> None:
+    from modelmux.routing import router as router_module
+    from modelmux.routing.models import DeploymentSpec
+
+    router = Router()
+    for n in range(router_module.MAX_LIVE):
+        router.state(DeploymentSpec(A, f"m{n}"))
+    extra = [router.state(DeploymentSpec(A, f"x{n}")) for n in range(3)]
+    assert len(router.live) == router_module.MAX_LIVE + 1
+    assert extra[0] is extra[1] is extra[2] is router.live["a/*"]
+    attempt = router.admit(DeploymentSpec(A, "x9"), 1)
+    assert isinstance(attempt, Attempt) and attempt.spec.model == "x9"  # sent as asked
