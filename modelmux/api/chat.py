@@ -84,6 +84,9 @@ def decode_request(body: bytes) -> ChatCompletionRequest:
 async def create_chat_completion(app: App, exchange: Exchange) -> None:
     """Answer one chat request as JSON or SSE, as ``choose_mode`` decides."""
     body = await exchange.read_body()
+    watcher = app.watcher  # tracing or debug_bodies; None when both are off
+    if watcher is not None:
+        watcher.request_body(app.request_id(exchange), body)
     request = decode_request(body)
     record = app.record(exchange)
     record.model = request.model
@@ -120,14 +123,16 @@ async def create_chat_completion(app: App, exchange: Exchange) -> None:
         call.stats = stats
         try:
             if streamed:
-                chunks = provider.stream(call)
+                chunks = (provider.stream(call) if watcher is None
+                          else watcher.stream(provider, call, record))
                 try:
                     first = await anext(chunks)  # errors up to here still get a proper status
                 except StopAsyncIteration:
                     raise InternalError(
                         f"provider {provider.name!r} produced an empty stream") from None
             else:
-                answer = await provider.complete(call)
+                answer = await (provider.complete(call) if watcher is None
+                                else watcher.complete(provider, call, record))
         except ModelMuxError as exc:
             router.failed(attempt, exc)
             if not is_failover_error(exc):

@@ -12,18 +12,12 @@ from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
 from modelmux.observability.access import RequestRecord, status_of
+from modelmux.observability.genai import GENAI_PROVIDERS, OPERATION
 from modelmux.observability.metrics import CONTENT_TYPE, Registry
 
 if TYPE_CHECKING:
     from modelmux.api.app import App
     from modelmux.server.exchange import Exchange
-
-OPERATION = "chat"
-"""``gen_ai.operation.name`` of ``/v1/chat/completions``."""
-
-GENAI_PROVIDERS = {"openai_compatible": "openai", "anthropic": "anthropic", "claude": "anthropic",
-                   "vertex": "gcp.vertex_ai"}
-"""Provider ``type`` → ``gen_ai.provider.name`` (a well-known value; others pass as they are)."""
 
 DURATION_BUCKETS = (0.01, 0.02, 0.04, 0.08, 0.16, 0.32, 0.64, 1.28, 2.56, 5.12, 10.24, 20.48,
                     40.96, 81.92)

@@ -11,6 +11,7 @@ import re
 import types
 import typing
 from collections.abc import Mapping
+from urllib.parse import urlsplit
 from typing import Any
 
 import msgspec
@@ -206,4 +207,27 @@ def check_config(data: Mapping[str, Any], origins: Origins) -> list[Problem]:
                 ("models", name), warning=True)
     if not providers:
         add("no [[provider]] configured: every chat request will get 404", (), warning=True)
+    telemetry = data.get("telemetry")
+    if isinstance(telemetry, dict):
+        for message, key in _telemetry(telemetry):
+            add(message, ("telemetry", *key))
     return problems
+
+
+def _telemetry(table: Mapping[str, Any]) -> list[tuple[str, KeyPath]]:
+    """``[telemetry]``: an http(s) endpoint, and the ``otel`` extra installed when enabled."""
+    out: list[tuple[str, KeyPath]] = []
+    endpoint = table.get("endpoint")
+    if isinstance(endpoint, str):
+        parts = urlsplit(endpoint)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            out.append((f"expected an http:// or https:// URL of the OTLP/HTTP traces receiver, "
+                        f"got {endpoint!r}", ("endpoint",)))
+    if table.get("enabled") is True:
+        from modelmux.observability.tracing import INSTALL_HINT, missing_extra
+
+        missing = missing_extra()
+        if missing is not None:
+            out.append((f"tracing needs the otel extra: {missing} is not installed "
+                        f"({INSTALL_HINT})", ("enabled",)))
+    return out

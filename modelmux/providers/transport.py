@@ -175,18 +175,26 @@ class Upstream:
                 error once retries are spent or the failure is not retryable.
         """
         stats = attempts.stats
+        watch = stats.watch  # tracing or debug_bodies; None when both are off
         while True:
             sent = await self.auth.headers()
             stats.attempts += 1
+            out = [*headers, *sent]
+            if watch is not None:
+                resend = attempts.retries + attempts.auth_refreshed
+                out += watch.attempt(url, resend, out, body)
             try:
-                response = await self.pool.request(b"POST", url, [*headers, *sent], body,
-                                                   self.timeouts)
+                response = await self.pool.request(b"POST", url, out, body, self.timeouts)
             except ModelMuxError as exc:
                 stats.errors.append(exc.code)
+                if watch is not None:
+                    watch.attempt_failed(exc.code)
                 if _retryable_exception(exc) and await self._again(attempts, None, exc.message):
                     continue
                 raise
             status = response.status
+            if watch is not None:
+                watch.attempt_status(status)
             if 200 <= status < 300:
                 return response
             try:

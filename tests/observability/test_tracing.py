@@ -1,0 +1,242 @@
+"""OpenTelemetry tracing end to end in process: the app on loopback, fake upstreams, and a real
+OTLP/HTTP collector decoding the exported protobuf. Parent/child links, GenAI attributes, the
+``traceparent`` the upstream sees, and a client's ``traceparent`` continued."""
+
+from __future__ import annotations
+
+import contextlib
+import subprocess
+import sys
+from collections.abc import AsyncIterator, Iterator
+
+import msgspec
+import pytest
+
+pytest.importorskip("opentelemetry.sdk.trace")
+pytest.importorskip("opentelemetry.exporter.otlp.proto.http.trace_exporter")
+
+from modelmux.api.app import App  # noqa: E402
+from modelmux.config.problems import ConfigError  # noqa: E402
+from modelmux.config.schema import TelemetryConfig  # noqa: E402
+from modelmux.config.validate import check_config  # noqa: E402
+from modelmux.observability import tracing  # noqa: E402
+from modelmux.providers.transport import RetryPolicy  # noqa: E402
+from tests.fakes.claude import FakeClaude  # noqa: E402
+from tests.fakes.http import Reply, Request  # noqa: E402
+from tests.fakes.openai import FakeOpenAI  # noqa: E402
+from tests.fakes.otlp import CLIENT, SERVER, Collector, Span  # noqa: E402
+from tests.observability.helpers import (  # noqa: E402
+    ANSWER,
+    ANTHROPIC_KEY,
+    CLAUDE_ANSWER,
+    UPSTREAM_KEY,
+    chat_body,
+    gateway_config,
+    request,
+)
+from tests.conftest import Runner  # noqa: E402
+from tests.server.helpers import running  # noqa: E402
+
+CLIENT_TRACE = "4bf92f3577b34da6a3ce929d0e0e4736"
+CLIENT_PARENT = "00f067aa0ba902b7"
+TRACEPARENT = f"00-{CLIENT_TRACE}-{CLIENT_PARENT}-01"
+ERROR = 2  # Status.StatusCode.STATUS_CODE_ERROR
+
+
+class TracedOpenAI(FakeOpenAI):
+    """Keeps the trace headers of every request it gets."""
+
+    def __init__(self, **kwargs: object) -> None:
+        super().__init__(**kwargs)  # type: ignore[arg-type]
+        self.seen: list[dict[str, str]] = []
+
+    async def handle(self, request: Request) -> Reply:
+        self.seen.append({k: v for k, v in request.headers.items() if "trace" in k})
+        return await super().handle(request)
+
+
+class TracedClaude(FakeClaude):
+    def __init__(self, **kwargs: object) -> None:
+        super().__init__(**kwargs)  # type: ignore[arg-type]
+        self.seen: list[dict[str, str]] = []
+
+    async def handle(self, request: Request) -> Reply:
+        self.seen.append({k: v for k, v in request.headers.items() if "trace" in k})
+        return await super().handle(request)
+
+
+@pytest.fixture(scope="module")
+def collector() -> Iterator[Collector]:
+    with Collector() as running_collector:
+        yield running_collector
+
+
+@contextlib.asynccontextmanager
+async def traced(collector: Collector) -> AsyncIterator[tuple[int, TracedOpenAI, TracedClaude]]:
+    async with contextlib.AsyncExitStack() as stack:
+        openai = await stack.enter_async_context(TracedOpenAI(api_key=UPSTREAM_KEY, answer=ANSWER))
+        claude = await stack.enter_async_context(
+            TracedClaude(api_key=ANTHROPIC_KEY, answer=CLAUDE_ANSWER))
+        telemetry = TelemetryConfig(enabled=True, endpoint=collector.endpoint, batch_delay_ms=20,
+                                    service_name="mm-test", headers={"x-team": "blue"})
+        config = msgspec.structs.replace(gateway_config(openai.origin, claude.origin),
+                                         telemetry=telemetry)
+        app = App(config)
+        stack.push_async_callback(app.aclose)
+        for provider in app.providers:
+            upstream = getattr(provider, "upstream", None)
+            if upstream is not None:
+                upstream.retry = RetryPolicy(max_retries=2, base=0.0)
+        _, port = await stack.enter_async_context(running(app))
+        yield port, openai, claude
+
+
+def _trace(spans: list[Span], trace_id: str) -> dict[str, Span]:
+    """The spans of one trace by name; each name at most once."""
+    out: dict[str, Span] = {}
+    for span in spans:
+        if span.trace_id == trace_id:
+            assert span.name not in out or span.name == "POST", span.name
+            out.setdefault(span.name, span)
+    return out
+
+
+def _parent(traceparent: str) -> tuple[str, str]:
+    version, trace_id, parent, flags = traceparent.split("-")
+    assert version == "00" and int(flags, 16) & 1  # sampled (level 2 may add "random")
+    return trace_id, parent
+
+
+def test_json_answer_continues_the_client_trace(run: Runner, collector: Collector) -> None:
+    async def main() -> None:
+        before = len(collector.spans)
+        async with traced(collector) as (port, openai, _):
+            payload = {**chat_body("gpt-x", stream=False), "max_tokens": 50, "temperature": 0.25}
+            status, _, _ = await request(port, "POST", "/v1/chat/completions", payload,
+                                         {"traceparent": TRACEPARENT, "tracestate": "vendor=1"})
+            assert status == 200
+            spans = await collector.gather(before + 3)
+        found = _trace(spans[before:], CLIENT_TRACE)
+        server, chat, http = found["POST /v1/chat/completions"], found["chat gpt-x"], found["POST"]
+        assert server.kind == SERVER and chat.kind == CLIENT and http.kind == CLIENT
+        assert server.parent_id == CLIENT_PARENT
+        assert chat.parent_id == server.span_id and http.parent_id == chat.span_id
+        assert server.start_ns <= chat.start_ns <= http.start_ns <= http.end_ns <= chat.end_ns
+        assert chat.end_ns <= server.end_ns
+        assert server.attributes["http.response.status_code"] == 200
+        assert server.attributes["http.route"] == "/v1/chat/completions"
+        assert server.attributes["client.address"] == "127.0.0.1"
+        assert server.attributes["gen_ai.request.model"] == "gpt-x"
+        assert server.resource["service.name"] == "mm-test"
+        attrs = chat.attributes
+        assert attrs["gen_ai.operation.name"] == "chat"
+        assert attrs["gen_ai.provider.name"] == "openai"
+        assert attrs["gen_ai.request.model"] == "gpt-x"
+        assert attrs["gen_ai.response.model"] == "gpt-x"
+        assert attrs["gen_ai.request.max_tokens"] == 50
+        assert attrs["gen_ai.request.temperature"] == 0.25
+        assert attrs["gen_ai.usage.input_tokens"] == ANSWER.prompt_tokens
+        assert attrs["gen_ai.usage.output_tokens"] == ANSWER.completion_tokens
+        assert attrs["gen_ai.response.finish_reasons"] == ["stop"]
+        assert attrs["server.address"] == "127.0.0.1" and attrs["server.port"] == openai.port
+        assert "error.type" not in attrs and chat.status_code != ERROR
+        assert http.attributes["http.response.status_code"] == 200
+        assert http.attributes["url.full"] == f"{openai.origin}/v1/chat/completions"
+        # the upstream saw the HTTP span as its parent, in the client's trace, with its tracestate
+        assert _parent(openai.seen[-1]["traceparent"]) == (CLIENT_TRACE, http.span_id)
+        assert openai.seen[-1]["tracestate"] == "vendor=1"
+        assert collector.content_types[-1] == "application/x-protobuf"
+        assert collector.headers[-1]["x-team"] == "blue"
+    run(main())
+
+
+def test_stream_gets_a_new_trace_with_usage_and_finish_reason(run: Runner, collector: Collector) -> None:
+    async def main() -> None:
+        before = len(collector.spans)
+        async with traced(collector) as (port, _, claude):
+            status, _, body = await request(port, "POST", "/v1/chat/completions",
+                                            chat_body("claude-x", stream=True))
+            assert status == 200 and body.rstrip().endswith(b"data: [DONE]")
+            spans = await collector.gather(before + 3)
+        trace_id, parent = _parent(claude.seen[-1]["traceparent"])
+        found = _trace(spans[before:], trace_id)
+        server, chat, http = found["POST /v1/chat/completions"], found["chat claude-x"], found["POST"]
+        assert server.parent_id == "" and trace_id != CLIENT_TRACE
+        assert chat.parent_id == server.span_id and http.parent_id == chat.span_id
+        assert http.span_id == parent
+        attrs = chat.attributes
+        assert attrs["gen_ai.provider.name"] == "anthropic"
+        assert attrs["gen_ai.usage.input_tokens"] == CLAUDE_ANSWER.prompt_tokens
+        assert attrs["gen_ai.usage.output_tokens"] == CLAUDE_ANSWER.completion_tokens
+        assert attrs["gen_ai.response.finish_reasons"] == ["stop"]
+        assert attrs["gen_ai.response.model"] == "claude-x"
+        assert server.attributes["modelmux.stream_mode"] == "standard"
+    run(main())
+
+
+def test_retries_are_http_spans_under_one_failed_call(run: Runner, collector: Collector) -> None:
+    async def main() -> None:
+        before = len(collector.spans)
+        async with traced(collector) as (port, openai, _):
+            openai.faults.extend(["429", "429", "429"])
+            status, _, _ = await request(port, "POST", "/v1/chat/completions",
+                                         chat_body("gpt-x", stream=False),
+                                         {"traceparent": TRACEPARENT.replace("4bf9", "5bf9")})
+            assert status == 429
+            spans = await collector.gather(before + 5)
+        trace_id = "5bf9" + CLIENT_TRACE[4:]
+        mine = [s for s in spans[before:] if s.trace_id == trace_id]
+        chat = next(s for s in mine if s.name == "chat gpt-x")
+        tries = sorted((s for s in mine if s.name == "POST"), key=lambda s: s.start_ns)
+        assert [s.attributes.get("http.request.resend_count") for s in tries] == [None, 1, 2]
+        assert all(s.parent_id == chat.span_id and s.status_code == ERROR for s in tries)
+        assert all(s.attributes["error.type"] == "429" for s in tries)
+        assert chat.attributes["error.type"] == "rate_limit_exceeded" and chat.status_code == ERROR
+        server = next(s for s in mine if s.kind == SERVER)
+        assert server.attributes["http.response.status_code"] == 429
+        assert [_parent(seen["traceparent"])[1] for seen in openai.seen[-3:]] == \
+            [s.span_id for s in tries]
+    run(main())
+
+
+def test_sample_ratio_zero_still_propagates_but_exports_nothing(run: Runner, collector: Collector) -> None:
+    async def main() -> None:
+        async with contextlib.AsyncExitStack() as stack:
+            openai = await stack.enter_async_context(TracedOpenAI(api_key=UPSTREAM_KEY, answer=ANSWER))
+            telemetry = TelemetryConfig(enabled=True, endpoint=collector.endpoint, batch_delay_ms=20,
+                                        sample_ratio=0.0)
+            config = msgspec.structs.replace(gateway_config(openai.origin, openai.origin),
+                                             telemetry=telemetry)
+            app = App(config)
+            _, port = await stack.enter_async_context(running(app))
+            before = len(collector.spans)
+            status, _, _ = await request(port, "POST", "/v1/chat/completions",
+                                         chat_body("gpt-x", stream=False))
+            assert status == 200
+            await app.aclose()  # flushes: nothing was sampled, so nothing may arrive
+        assert len(collector.spans) == before
+        flags = openai.seen[-1]["traceparent"].rsplit("-", 1)[1]
+        assert int(flags, 16) & 1 == 0  # not sampled, and still propagated
+    run(main())
+
+
+def test_no_opentelemetry_import_when_off() -> None:
+    code = ("import sys\n"
+            "from modelmux.api.app import App\n"
+            "from modelmux.config.schema import default_config\n"
+            "app = App(default_config())\n"
+            "assert app.tracer is None and app.watcher is None\n"
+            "loaded = sorted(m for m in sys.modules if m.startswith('opentelemetry'))\n"
+            "assert not loaded, loaded\n")
+    subprocess.run([sys.executable, "-c", code], check=True, timeout=60)
+
+
+def test_enabled_without_the_extra_is_a_config_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(tracing, "EXTRA_MODULES", ("opentelemetry_not_installed_here.trace",))
+    problems = check_config({"telemetry": {"enabled": True}}, {})
+    assert [(p.path, "modelmux[otel]" in p.message) for p in problems if not p.warning] == \
+        [(("telemetry", "enabled"), True)]
+    with pytest.raises(ConfigError, match=r"pip install 'modelmux\[otel\]'"):
+        tracing.build_tracer(TelemetryConfig(enabled=True), "2.0.0")
+    assert check_config({"telemetry": {"enabled": False}}, {}) == \
+        [p for p in check_config({}, {})]
