@@ -67,6 +67,9 @@ class App:
         self.access_log = AccessLog()
         self.tracer = build_tracer(config.telemetry, self.version)
         bodies = BodyLog() if config.logging.debug_bodies else None
+        if bodies is not None:
+            log.warning("[logging] debug_bodies is on: request and response bodies (prompts "
+                        "and answers) are logged at DEBUG, with credentials redacted")
         self.watcher = Watcher(self.tracer, bodies) if self.tracer or bodies else None
         self.active = 0
         self._idle: asyncio.Event | None = None

@@ -207,6 +207,11 @@ def check_config(data: Mapping[str, Any], origins: Origins) -> list[Problem]:
                 ("models", name), warning=True)
     if not providers:
         add("no [[provider]] configured: every chat request will get 404", (), warning=True)
+    logging = data.get("logging")
+    if isinstance(logging, dict) and logging.get("debug_bodies") is True \
+            and logging.get("level") not in ("debug", "trace"):
+        add("debug_bodies = true logs bodies at DEBUG only: set level = \"debug\" too, or "
+            "nothing is logged", ("logging", "debug_bodies"), warning=True)
     telemetry = data.get("telemetry")
     if isinstance(telemetry, dict):
         for message, key in _telemetry(telemetry):
