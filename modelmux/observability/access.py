@@ -93,8 +93,10 @@ def access_fields(record: RequestRecord, exchange: Exchange, now_ns: int) -> Fie
         "latency_ms": _ms(now_ns - exchange.started_ns),
         "ttft_ms": ttft,
         "overhead_ms": _ms(record.overhead_ns) if record.overhead_ns is not None else None,
+        "bytes_received": exchange.bytes_received,
         "bytes_sent": exchange.bytes_sent,
         "completed": exchange.ended,
+        "trace_id": record.span.trace_id if record.span is not None else None,
     }
 
 

@@ -58,6 +58,10 @@ class OtelServerSpan:
         self.span = span
         self.context = trace.set_span_in_context(span)
 
+    @property
+    def trace_id(self) -> str:
+        return format(self.span.get_span_context().trace_id, "032x")
+
     def end(self, record: RequestRecord, exchange: Exchange) -> None:
         span = self.span
         status = status_of(exchange)

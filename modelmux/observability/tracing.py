@@ -29,6 +29,10 @@ INSTALL_HINT = "pip install 'modelmux[otel]'"
 class ServerSpan(Protocol):
     """The span of one inbound request."""
 
+    @property
+    def trace_id(self) -> str:
+        """32 lower-case hex digits, as in ``traceparent``."""
+
     def end(self, record: RequestRecord, exchange: Exchange) -> None: ...
 
 

@@ -68,7 +68,13 @@ def _post(proc: ServeProcess, payload: dict[str, object], headers: dict[str, str
         conn.close()
 
 
+ACCESS_FIELDS = {"request_id", "client", "method", "path", "status", "model", "provider",
+                 "stream_mode", "attempts", "tokens_in", "tokens_out", "latency_ms", "ttft_ms",
+                 "overhead_ms", "bytes_received", "bytes_sent", "completed", "trace_id"}
+
+
 def test_serve_exports_spans_for_json_and_stream(tmp_path: Path, upstream: Upstream) -> None:
+    """Also: the JSON access log parses, and names each request's trace."""
     with Collector() as collector:
         config = tmp_path / "config.toml"
         config.write_text(f"""
@@ -81,6 +87,10 @@ name = "up"
 type = "openai_compatible"
 base_url = "{upstream.origin}/v1"
 models = ["gpt-t"]
+
+[logging]
+format = "json"
+file = "{tmp_path / 'modelmux.log'}"
 
 [telemetry]
 enabled = true
@@ -116,3 +126,12 @@ batch_delay_ms = 20
     json_call = next(c for c in calls if c.trace_id == CLIENT_TRACE)
     assert json_call.attributes["gen_ai.usage.input_tokens"] == ANSWER.prompt_tokens
     assert json_call.attributes["gen_ai.usage.output_tokens"] == ANSWER.completion_tokens
+    entries = [json.loads(line) for line in
+               (tmp_path / "modelmux.log").read_text().splitlines()]
+    access = [e for e in entries if e["logger"] == "modelmux.access"]
+    assert len(access) == 2 and all(ACCESS_FIELDS <= set(e) for e in access)
+    assert {e["trace_id"] for e in access} == {s.trace_id for s in servers}
+    assert [(e["status"], e["model"], e["provider"]) for e in access] == [(200, "gpt-t", "up")] * 2
+    assert [e["stream_mode"] for e in access] == ["never", "standard"]
+    assert access[0]["tokens_in"] == ANSWER.prompt_tokens and access[0]["ttft_ms"] is None
+    assert access[1]["ttft_ms"] > 0 and all(e["bytes_received"] > 0 for e in access)

@@ -39,22 +39,6 @@ TOKEN = "opaque-token-value-42"
 SECRETS = (CLIENT_KEY, BODY_KEY, GOOGLE_KEY, TOKEN, UPSTREAM_KEY, ANTHROPIC_KEY)
 
 
-@pytest.fixture
-def logs(caplog: pytest.LogCaptureFixture) -> Iterator[pytest.LogCaptureFixture]:
-    """Every ``modelmux`` record at DEBUG."""
-    root = logging.getLogger("modelmux")
-    level, propagate = root.level, root.propagate
-    root.addHandler(caplog.handler)
-    root.setLevel(logging.DEBUG)
-    root.propagate = False
-    try:
-        yield caplog
-    finally:
-        root.removeHandler(caplog.handler)
-        root.setLevel(level)
-        root.propagate = propagate
-
-
 def _body(model: str, stream: bool) -> dict[str, object]:
     """A chat body carrying secrets where careless clients put them."""
     payload = chat_body(model, stream=stream, content=PROMPT)

@@ -107,7 +107,8 @@ def _parent(traceparent: str) -> tuple[str, str]:
     return trace_id, parent
 
 
-def test_json_answer_continues_the_client_trace(run: Runner, collector: Collector) -> None:
+def test_json_answer_continues_the_client_trace(run: Runner, collector: Collector,
+                                                logs: pytest.LogCaptureFixture) -> None:
     async def main() -> None:
         before = len(collector.spans)
         async with traced(collector) as (port, openai, _):
@@ -148,6 +149,7 @@ def test_json_answer_continues_the_client_trace(run: Runner, collector: Collecto
         assert collector.content_types[-1] == "application/x-protobuf"
         assert collector.headers[-1]["x-team"] == "blue"
     run(main())
+    assert [r.trace_id for r in logs.records if r.name == "modelmux.access"] == [CLIENT_TRACE]
 
 
 def test_stream_gets_a_new_trace_with_usage_and_finish_reason(run: Runner, collector: Collector) -> None:
