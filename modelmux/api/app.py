@@ -103,6 +103,8 @@ class App:
         if self.tracer is not None:
             record.span = self.tracer.server_span(exchange, label)
         self.metrics.started()
+        if self.metrics.shared is not None:
+            self._publish(exchange)
         origin = exchange.header(b"origin")
         cors_ok = origin is not None and self.cors.enabled and self.cors.allows(origin)
         methods = ROUTES.get(exchange.path)
@@ -145,10 +147,21 @@ class App:
         now = time.perf_counter_ns()
         self.metrics.observe(record, exchange, now)
         self.access_log.log(record, exchange, now)
+        if self.metrics.shared is not None:
+            self._publish(exchange)
         if record.span is not None:
             record.span.end(record, exchange)
 
+    def _publish(self, exchange: Exchange) -> None:
+        """Under ``--workers``: let the other workers' scrapes see this one's counts soon."""
+        metrics = self.metrics
+        assert metrics.shared is not None
+        metrics.shared.soon(metrics.registry, lambda: metrics.refresh(
+            self.pool.stats(), exchange.open_connections()))
+
     async def aclose(self) -> None:
+        if self.metrics.shared is not None:
+            self.metrics.shared.close(self.metrics.registry)
         for provider in self.providers:
             await provider.aclose()
         await self.pool.aclose()

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 from modelmux.observability.access import RequestRecord, status_of
 from modelmux.observability.genai import GENAI_PROVIDERS, OPERATION
 from modelmux.observability.metrics import CONTENT_TYPE, Registry
+from modelmux.observability.shared import SharedMetrics
 
 if TYPE_CHECKING:
     from modelmux.api.app import App
@@ -64,7 +65,9 @@ class GatewayMetrics:
         self._model = Bounded(MAX_EXTRA_MODELS, known_models)
         self._upstream_model = Bounded(MAX_EXTRA_MODELS, known_models)
         self._code = Bounded(MAX_ERROR_CODES)
-        r.gauge("modelmux_build_info", "ModelMux version (value 1).", ("version",)).set((version,), 1)
+        self.shared: SharedMetrics | None = None  # serve --workers: totals across workers
+        r.gauge("modelmux_build_info", "ModelMux version (value 1).", ("version",),
+                merge="max").set((version,), 1)
         self.requests = r.counter(
             "modelmux_requests_total", "Requests answered, by route, model, provider and status "
             "(499: the client left before a response).", ("route", "model", "provider", "status"))
@@ -167,7 +170,14 @@ class GatewayMetrics:
                 gauge.set((origin,), counts.get(name, 0))
 
 
+    def render(self) -> bytes:
+        """This process's families, or with ``shared`` every worker's, added up."""
+        if self.shared is None:
+            return self.registry.render()
+        return self.shared.merged(self.registry).render()
+
+
 async def scrape(app: App, exchange: Exchange) -> None:
-    """The metrics of this process (each worker of ``serve --workers`` has its own)."""
+    """The metrics of this process, or of every worker under ``serve --workers``."""
     app.metrics.refresh(app.pool.stats(), exchange.open_connections())
-    await exchange.respond(200, [(b"content-type", CONTENT_TYPE)], app.metrics.registry.render())
+    await exchange.respond(200, [(b"content-type", CONTENT_TYPE)], app.metrics.render())
