@@ -25,7 +25,8 @@ from modelmux.server.lifecycle import Server
 
 log = logging.getLogger("modelmux.reload")
 
-_SECRET = re.compile(r"(key|secret|token|password|credentials|authorization)", re.IGNORECASE)
+_SECRET = re.compile(r"(key|secret|token|password|credentials|authorization|headers\.)",
+                     re.IGNORECASE)  # any header value may carry a credential
 _RESTART_ONLY = ("server.host", "server.port", "server.workers", "server.tls")
 
 

@@ -63,15 +63,16 @@ class SlowOpenAI(FakeOpenAI):
 
 
 @contextlib.asynccontextmanager
-async def gateway(openai: FakeOpenAI | None = None, *, change: Callable[[Config], Config] | None
-                  = None) -> AsyncIterator[tuple[App, int, FakeOpenAI, FakeClaude]]:
+async def gateway(openai: FakeOpenAI | None = None, *, claude: FakeClaude | None = None,
+                  change: Callable[[Config], Config] | None = None,
+                  ) -> AsyncIterator[tuple[App, int, FakeOpenAI, FakeClaude]]:
     """The app serving the three providers (``change`` edits their config); retries wait no
     time."""
     async with contextlib.AsyncExitStack() as stack:
         fake_openai = await stack.enter_async_context(openai or FakeOpenAI(api_key=UPSTREAM_KEY,
                                                                              answer=ANSWER))
         fake_claude = await stack.enter_async_context(
-            FakeClaude(api_key=ANTHROPIC_KEY, answer=CLAUDE_ANSWER))
+            claude or FakeClaude(api_key=ANTHROPIC_KEY, answer=CLAUDE_ANSWER))
         config = gateway_config(fake_openai.origin, fake_claude.origin)
         app = App(change(config) if change is not None else config)
         stack.push_async_callback(app.aclose)

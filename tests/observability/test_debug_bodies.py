@@ -10,7 +10,8 @@ from collections.abc import Iterator
 import msgspec
 import pytest
 
-from modelmux.config.schema import Config, LoggingConfig
+from modelmux.cli.reloader import changes
+from modelmux.config.schema import Config, LoggingConfig, TelemetryConfig
 from modelmux.observability.bodies import (
     MAX_BODY,
     REDACTED,
@@ -128,3 +129,12 @@ def test_long_bodies_are_cut() -> None:
     for _ in range(3):
         kept.feed(b"y" * MAX_BODY)
     assert kept.text() == "y" * MAX_BODY + f" ... ({2 * MAX_BODY} more bytes)"
+
+
+def test_a_reload_diff_never_shows_telemetry_header_values() -> None:
+    old = Config(telemetry=TelemetryConfig(headers={"x-honeycomb-team": "old-team-key"}))
+    new = Config(telemetry=TelemetryConfig(headers={"x-honeycomb-team": "new-team-key"},
+                                           sample_ratio=0.5))
+    lines = changes(old, new)
+    assert lines == ["telemetry.headers.x-honeycomb-team: (secret changed)",
+                     "telemetry.sample_ratio: 1.0 -> 0.5"]

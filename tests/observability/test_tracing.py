@@ -5,9 +5,8 @@ OTLP/HTTP collector decoding the exported protobuf. Parent/child links, GenAI at
 from __future__ import annotations
 
 import contextlib
-import subprocess
-import sys
 from collections.abc import AsyncIterator, Iterator
+from typing import Any
 
 import msgspec
 import pytest
@@ -15,27 +14,21 @@ import pytest
 pytest.importorskip("opentelemetry.sdk.trace")
 pytest.importorskip("opentelemetry.exporter.otlp.proto.http.trace_exporter")
 
-from modelmux.api.app import App  # noqa: E402
-from modelmux.config.problems import ConfigError  # noqa: E402
-from modelmux.config.schema import TelemetryConfig  # noqa: E402
-from modelmux.config.validate import check_config  # noqa: E402
-from modelmux.observability import tracing  # noqa: E402
-from modelmux.providers.transport import RetryPolicy  # noqa: E402
+from modelmux.config.schema import Config, TelemetryConfig  # noqa: E402
 from tests.fakes.claude import FakeClaude  # noqa: E402
-from tests.fakes.http import Reply, Request  # noqa: E402
+from tests.fakes.http import FakeServer, Reply, Request  # noqa: E402
 from tests.fakes.openai import FakeOpenAI  # noqa: E402
 from tests.fakes.otlp import CLIENT, SERVER, Collector, Span  # noqa: E402
+from tests.conftest import Runner  # noqa: E402
 from tests.observability.helpers import (  # noqa: E402
     ANSWER,
     ANTHROPIC_KEY,
     CLAUDE_ANSWER,
     UPSTREAM_KEY,
     chat_body,
-    gateway_config,
+    gateway,
     request,
 )
-from tests.conftest import Runner  # noqa: E402
-from tests.server.helpers import running  # noqa: E402
 
 CLIENT_TRACE = "4bf92f3577b34da6a3ce929d0e0e4736"
 CLIENT_PARENT = "00f067aa0ba902b7"
@@ -43,26 +36,26 @@ TRACEPARENT = f"00-{CLIENT_TRACE}-{CLIENT_PARENT}-01"
 ERROR = 2  # Status.StatusCode.STATUS_CODE_ERROR
 
 
-class TracedOpenAI(FakeOpenAI):
-    """Keeps the trace headers of every request it gets."""
+class _KeepsTraceHeaders(FakeServer):
+    """Keeps the trace headers of every request it gets (in ``seen``)."""
 
-    def __init__(self, **kwargs: object) -> None:
-        super().__init__(**kwargs)  # type: ignore[arg-type]
-        self.seen: list[dict[str, str]] = []
+    seen: list[dict[str, str]]
 
     async def handle(self, request: Request) -> Reply:
         self.seen.append({k: v for k, v in request.headers.items() if "trace" in k})
         return await super().handle(request)
 
 
-class TracedClaude(FakeClaude):
-    def __init__(self, **kwargs: object) -> None:
-        super().__init__(**kwargs)  # type: ignore[arg-type]
-        self.seen: list[dict[str, str]] = []
+class TracedOpenAI(_KeepsTraceHeaders, FakeOpenAI):
+    def __init__(self) -> None:
+        super().__init__(api_key=UPSTREAM_KEY, answer=ANSWER)
+        self.seen = []
 
-    async def handle(self, request: Request) -> Reply:
-        self.seen.append({k: v for k, v in request.headers.items() if "trace" in k})
-        return await super().handle(request)
+
+class TracedClaude(_KeepsTraceHeaders, FakeClaude):
+    def __init__(self) -> None:
+        super().__init__(api_key=ANTHROPIC_KEY, answer=CLAUDE_ANSWER)
+        self.seen = []
 
 
 @pytest.fixture(scope="module")
@@ -72,22 +65,18 @@ def collector() -> Iterator[Collector]:
 
 
 @contextlib.asynccontextmanager
-async def traced(collector: Collector) -> AsyncIterator[tuple[int, TracedOpenAI, TracedClaude]]:
-    async with contextlib.AsyncExitStack() as stack:
-        openai = await stack.enter_async_context(TracedOpenAI(api_key=UPSTREAM_KEY, answer=ANSWER))
-        claude = await stack.enter_async_context(
-            TracedClaude(api_key=ANTHROPIC_KEY, answer=CLAUDE_ANSWER))
-        telemetry = TelemetryConfig(enabled=True, endpoint=collector.endpoint, batch_delay_ms=20,
-                                    service_name="mm-test", headers={"x-team": "blue"})
-        config = msgspec.structs.replace(gateway_config(openai.origin, claude.origin),
-                                         telemetry=telemetry)
-        app = App(config)
-        stack.push_async_callback(app.aclose)
-        for provider in app.providers:
-            upstream = getattr(provider, "upstream", None)
-            if upstream is not None:
-                upstream.retry = RetryPolicy(max_retries=2, base=0.0)
-        _, port = await stack.enter_async_context(running(app))
+async def traced(collector: Collector, **settings: Any,
+                 ) -> AsyncIterator[tuple[int, TracedOpenAI, TracedClaude]]:
+    """The gateway exporting to ``collector`` (``settings`` adjust ``[telemetry]``)."""
+    telemetry = TelemetryConfig(enabled=True, endpoint=collector.endpoint, batch_delay_ms=20,
+                                **settings)
+
+    def change(config: Config) -> Config:
+        return msgspec.structs.replace(config, telemetry=telemetry)
+
+    async with gateway(TracedOpenAI(), claude=TracedClaude(), change=change) as (
+            _, port, openai, claude):
+        assert isinstance(openai, TracedOpenAI) and isinstance(claude, TracedClaude)
         yield port, openai, claude
 
 
@@ -111,7 +100,8 @@ def test_json_answer_continues_the_client_trace(run: Runner, collector: Collecto
                                                 logs: pytest.LogCaptureFixture) -> None:
     async def main() -> None:
         before = len(collector.spans)
-        async with traced(collector) as (port, openai, _):
+        async with traced(collector, service_name="mm-test", headers={"x-team": "blue"}) as (
+                port, openai, _):
             payload = {**chat_body("gpt-x", stream=False), "max_tokens": 50, "temperature": 0.25}
             status, _, _ = await request(port, "POST", "/v1/chat/completions", payload,
                                          {"traceparent": TRACEPARENT, "tracestate": "vendor=1"})
@@ -201,44 +191,16 @@ def test_retries_are_http_spans_under_one_failed_call(run: Runner, collector: Co
     run(main())
 
 
-def test_sample_ratio_zero_still_propagates_but_exports_nothing(run: Runner, collector: Collector) -> None:
+def test_sample_ratio_zero_still_propagates_but_exports_nothing(run: Runner,
+                                                               collector: Collector) -> None:
     async def main() -> None:
-        async with contextlib.AsyncExitStack() as stack:
-            openai = await stack.enter_async_context(TracedOpenAI(api_key=UPSTREAM_KEY, answer=ANSWER))
-            telemetry = TelemetryConfig(enabled=True, endpoint=collector.endpoint, batch_delay_ms=20,
-                                        sample_ratio=0.0)
-            config = msgspec.structs.replace(gateway_config(openai.origin, openai.origin),
-                                             telemetry=telemetry)
-            app = App(config)
-            _, port = await stack.enter_async_context(running(app))
-            before = len(collector.spans)
+        before = len(collector.spans)
+        async with traced(collector, sample_ratio=0.0) as (port, openai, _):
             status, _, _ = await request(port, "POST", "/v1/chat/completions",
                                          chat_body("gpt-x", stream=False))
             assert status == 200
-            await app.aclose()  # flushes: nothing was sampled, so nothing may arrive
+        # the app is closed, and closing flushed the exporter: nothing was sampled, nothing came
         assert len(collector.spans) == before
         flags = openai.seen[-1]["traceparent"].rsplit("-", 1)[1]
         assert int(flags, 16) & 1 == 0  # not sampled, and still propagated
     run(main())
-
-
-def test_no_opentelemetry_import_when_off() -> None:
-    code = ("import sys\n"
-            "from modelmux.api.app import App\n"
-            "from modelmux.config.schema import default_config\n"
-            "app = App(default_config())\n"
-            "assert app.tracer is None and app.watcher is None\n"
-            "loaded = sorted(m for m in sys.modules if m.startswith('opentelemetry'))\n"
-            "assert not loaded, loaded\n")
-    subprocess.run([sys.executable, "-c", code], check=True, timeout=60)
-
-
-def test_enabled_without_the_extra_is_a_config_error(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(tracing, "EXTRA_MODULES", ("opentelemetry_not_installed_here.trace",))
-    problems = check_config({"telemetry": {"enabled": True}}, {})
-    assert [(p.path, "modelmux[otel]" in p.message) for p in problems if not p.warning] == \
-        [(("telemetry", "enabled"), True)]
-    with pytest.raises(ConfigError, match=r"pip install 'modelmux\[otel\]'"):
-        tracing.build_tracer(TelemetryConfig(enabled=True), "2.0.0")
-    assert check_config({"telemetry": {"enabled": False}}, {}) == \
-        [p for p in check_config({}, {})]

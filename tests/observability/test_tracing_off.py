@@ -1,0 +1,37 @@
+"""Tracing off costs no import; tracing on without the ``otel`` extra is a config error.
+
+These run whether or not the extra is installed."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+
+from modelmux.config.problems import ConfigError
+from modelmux.config.schema import TelemetryConfig
+from modelmux.config.validate import check_config
+from modelmux.observability import tracing
+
+
+def test_no_opentelemetry_import_when_off() -> None:
+    code = ("import sys\n"
+            "import modelmux.cli.main, modelmux.cli.serve, modelmux.providers.registry\n"
+            "from modelmux.api.app import App\n"
+            "from modelmux.config.schema import default_config\n"
+            "app = App(default_config())\n"
+            "assert app.tracer is None and app.watcher is None\n"
+            "loaded = sorted(m for m in sys.modules if m.startswith('opentelemetry'))\n"
+            "assert not loaded, loaded\n")
+    subprocess.run([sys.executable, "-c", code], check=True, timeout=60)
+
+
+def test_enabled_without_the_extra_is_a_config_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(tracing, "EXTRA_MODULES", ("opentelemetry_not_installed_here.trace",))
+    problems = check_config({"telemetry": {"enabled": True}}, {})
+    assert [(p.path, "modelmux[otel]" in p.message) for p in problems if not p.warning] == \
+        [(("telemetry", "enabled"), True)]
+    with pytest.raises(ConfigError, match=r"pip install 'modelmux\[otel\]'"):
+        tracing.build_tracer(TelemetryConfig(enabled=True), "2.0.0")
+    assert check_config({"telemetry": {"enabled": False}}, {}) == check_config({}, {})
