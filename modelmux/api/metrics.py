@@ -169,7 +169,6 @@ class GatewayMetrics:
             for origin, counts in pool.items():
                 gauge.set((origin,), counts.get(name, 0))
 
-
     def render(self) -> bytes:
         """This process's families, or with ``shared`` every worker's, added up."""
         if self.shared is None:

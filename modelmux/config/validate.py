@@ -11,8 +11,8 @@ import re
 import types
 import typing
 from collections.abc import Mapping
-from urllib.parse import urlsplit
 from typing import Any
+from urllib.parse import urlsplit
 
 import msgspec
 
@@ -226,13 +226,13 @@ def _telemetry(table: Mapping[str, Any]) -> list[tuple[str, KeyPath]]:
     if isinstance(endpoint, str):
         parts = urlsplit(endpoint)
         if parts.scheme not in ("http", "https") or not parts.hostname:
-            out.append((f"expected an http:// or https:// URL of the OTLP/HTTP traces receiver, "
-                        f"got {endpoint!r}", ("endpoint",)))
+            out.append(((f"expected an http:// or https:// URL of the OTLP/HTTP traces "
+                         f"receiver, got {endpoint!r}"), ("endpoint",)))
     if table.get("enabled") is True:
         from modelmux.observability.tracing import INSTALL_HINT, missing_extra
 
         missing = missing_extra()
         if missing is not None:
-            out.append((f"tracing needs the otel extra: {missing} is not installed "
-                        f"({INSTALL_HINT})", ("enabled",)))
+            out.append(((f"tracing needs the otel extra: {missing} is not installed "
+                         f"({INSTALL_HINT})"), ("enabled",)))
     return out

@@ -112,7 +112,7 @@ class BodyLog:
 class StreamBodies:
     """A stream's client chunks, kept up to ``MAX_BODY`` bytes for one log line at the end."""
 
-    __slots__ = ("_parts", "_size", "_dropped")
+    __slots__ = ("_dropped", "_parts", "_size")
 
     def __init__(self) -> None:
         self._parts: list[bytes] = []

@@ -15,8 +15,12 @@ import msgspec
 
 from modelmux.errors import ModelMuxError
 from modelmux.observability.bodies import BodyLog, StreamBodies
-from modelmux.observability.genai import Attributes, StreamReader, answer_attributes, \
-    request_attributes
+from modelmux.observability.genai import (
+    Attributes,
+    StreamReader,
+    answer_attributes,
+    request_attributes,
+)
 from modelmux.providers.base import ChatCall, Provider, usage_of
 
 if TYPE_CHECKING:
@@ -56,7 +60,7 @@ def stream_error(piece: bytes) -> str | None:
 class CallWatch:
     """What the transport reports about one call's upstream tries (``CallStats.watch``)."""
 
-    __slots__ = ("span", "bodies", "request_id")
+    __slots__ = ("bodies", "request_id", "span")
 
     def __init__(self, span: CallSpan | None, bodies: BodyLog | None, request_id: str) -> None:
         self.span = span

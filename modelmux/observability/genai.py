@@ -102,7 +102,7 @@ class StreamReader:
     decoded; the rest cost one ``in`` scan each. Finish reasons add up across choices.
     """
 
-    __slots__ = ("attributes", "_reasons", "_seen_first")
+    __slots__ = ("_reasons", "_seen_first", "attributes")
 
     def __init__(self) -> None:
         self.attributes: Attributes = {}

@@ -52,7 +52,7 @@ def _client_attributes(client: str) -> Attributes:
 class OtelServerSpan:
     """The SERVER span of one request; ``context`` parents its provider calls."""
 
-    __slots__ = ("span", "context")
+    __slots__ = ("context", "span")
 
     def __init__(self, span: Span) -> None:
         self.span = span
@@ -96,7 +96,7 @@ class OtelServerSpan:
 class OtelCallSpan:
     """The GenAI CLIENT span of one provider call and the HTTP span of its current try."""
 
-    __slots__ = ("span", "_tracer", "_http", "_server_known")
+    __slots__ = ("_http", "_server_known", "_tracer", "span")
 
     def __init__(self, tracer: trace.Tracer, span: Span) -> None:
         self.span = span

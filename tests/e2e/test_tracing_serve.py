@@ -16,11 +16,11 @@ import pytest
 pytest.importorskip("opentelemetry.sdk.trace")
 pytest.importorskip("opentelemetry.proto.collector.trace.v1.trace_service_pb2")
 
-from tests.e2e.proc import ServeProcess  # noqa: E402
-from tests.fakes.answers import Answer  # noqa: E402
-from tests.fakes.http import Reply, Request  # noqa: E402
-from tests.fakes.openai import FakeOpenAI  # noqa: E402
-from tests.fakes.otlp import CLIENT, SERVER, Collector  # noqa: E402
+from tests.e2e.proc import ServeProcess
+from tests.fakes.answers import Answer
+from tests.fakes.http import Reply, Request
+from tests.fakes.openai import FakeOpenAI
+from tests.fakes.otlp import CLIENT, SERVER, Collector
 
 ANSWER = Answer(text="traced hello", prompt_tokens=11, completion_tokens=3)
 CLIENT_TRACE = "0af7651916cd43dd8448eb211c80319c"

@@ -14,13 +14,13 @@ import pytest
 pytest.importorskip("opentelemetry.sdk.trace")
 pytest.importorskip("opentelemetry.exporter.otlp.proto.http.trace_exporter")
 
-from modelmux.config.schema import Config, TelemetryConfig  # noqa: E402
-from tests.fakes.claude import FakeClaude  # noqa: E402
-from tests.fakes.http import FakeServer, Reply, Request  # noqa: E402
-from tests.fakes.openai import FakeOpenAI  # noqa: E402
-from tests.fakes.otlp import CLIENT, SERVER, Collector, Span  # noqa: E402
-from tests.conftest import Runner  # noqa: E402
-from tests.observability.helpers import (  # noqa: E402
+from modelmux.config.schema import Config, TelemetryConfig
+from tests.conftest import Runner
+from tests.fakes.claude import FakeClaude
+from tests.fakes.http import FakeServer, Reply, Request
+from tests.fakes.openai import FakeOpenAI
+from tests.fakes.otlp import CLIENT, SERVER, Collector, Span
+from tests.observability.helpers import (
     ANSWER,
     ANTHROPIC_KEY,
     CLAUDE_ANSWER,
