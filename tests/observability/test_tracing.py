@@ -204,3 +204,42 @@ def test_sample_ratio_zero_still_propagates_but_exports_nothing(run: Runner,
         flags = openai.seen[-1]["traceparent"].rsplit("-", 1)[1]
         assert int(flags, 16) & 1 == 0  # not sampled, and still propagated
     run(main())
+
+
+def test_a_reset_mid_body_fails_that_try(run: Runner, collector: Collector) -> None:
+    async def main() -> None:
+        before = len(collector.spans)
+        async with traced(collector) as (port, openai, _):
+            openai.faults.append("reset_early")
+            status, _, body = await request(port, "POST", "/v1/chat/completions",
+                                            chat_body("gpt-x", stream=True))
+            assert status == 200 and body.rstrip().endswith(b"data: [DONE]")
+            spans = await collector.gather(before + 4)
+        trace_id = _parent(openai.seen[-1]["traceparent"])[0]
+        tries = sorted((s for s in spans[before:] if s.trace_id == trace_id and s.name == "POST"),
+                       key=lambda s: s.start_ns)
+        assert [s.status_code == ERROR for s in tries] == [True, False]
+        assert tries[0].attributes["error.type"].startswith("upstream_")
+        assert tries[1].attributes["http.request.resend_count"] == 1
+        chat = next(s for s in spans[before:] if s.name == "chat gpt-x" and
+                    s.trace_id == trace_id)
+        assert "error.type" not in chat.attributes  # the retry answered
+    run(main())
+
+
+def test_a_stream_cut_mid_way_is_a_failed_call(run: Runner, collector: Collector) -> None:
+    async def main() -> None:
+        before = len(collector.spans)
+        async with traced(collector) as (port, openai, _):
+            openai.faults.append("reset")  # after the first chunks reached the client
+            status, _, body = await request(port, "POST", "/v1/chat/completions",
+                                            chat_body("gpt-x", stream=True))
+            assert status == 200 and b'"error"' in body
+            spans = await collector.gather(before + 3)
+        trace_id = _parent(openai.seen[-1]["traceparent"])[0]
+        found = _trace(spans[before:], trace_id)
+        chat, attempt = found["chat gpt-x"], found["POST"]
+        assert chat.status_code == ERROR and attempt.status_code == ERROR
+        assert chat.attributes["error.type"] == attempt.attributes["error.type"]
+        assert chat.attributes["error.type"].startswith("upstream_")
+    run(main())
