@@ -10,6 +10,7 @@ import sys
 import pytest
 
 from modelmux.config.problems import ConfigError
+from modelmux.config.env import environment_layer
 from modelmux.config.schema import TelemetryConfig
 from modelmux.config.validate import check_config
 from modelmux.observability import tracing
@@ -35,3 +36,10 @@ def test_enabled_without_the_extra_is_a_config_error(monkeypatch: pytest.MonkeyP
     with pytest.raises(ConfigError, match=r"pip install 'modelmux\[otel\]'"):
         tracing.build_tracer(TelemetryConfig(enabled=True), "2.0.0")
     assert check_config({"telemetry": {"enabled": False}}, {}) == check_config({}, {})
+
+
+def test_telemetry_settings_have_environment_variables() -> None:
+    layer, problems = environment_layer({"MODELMUX_TELEMETRY_ENABLED": "on",
+                                         "MODELMUX_TELEMETRY_SAMPLE_RATIO": "0.25"})
+    assert problems == []
+    assert layer.data == {"telemetry": {"enabled": True, "sample_ratio": 0.25}}
