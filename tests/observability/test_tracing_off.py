@@ -4,8 +4,10 @@ These run whether or not the extra is installed."""
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -43,3 +45,33 @@ def test_telemetry_settings_have_environment_variables() -> None:
                                          "MODELMUX_TELEMETRY_SAMPLE_RATIO": "0.25"})
     assert problems == []
     assert layer.data == {"telemetry": {"enabled": True, "sample_ratio": 0.25}}
+
+
+BLOCK_OTEL = """
+import importlib.abc, sys
+
+class NoOtel(importlib.abc.MetaPathFinder):
+    def find_spec(self, name, path=None, target=None):
+        if name == "opentelemetry" or name.startswith("opentelemetry."):
+            raise ModuleNotFoundError(f"No module named {name!r}")
+        return None
+
+sys.meta_path.insert(0, NoOtel())
+from modelmux.cli.main import main
+sys.exit(main(sys.argv[1:]))
+"""
+
+
+def test_serve_refuses_to_start_when_the_extra_is_missing(tmp_path: Path) -> None:
+    """As on a machine without ``modelmux[otel]``: exit 2 with the install hint, nothing bound."""
+    config = tmp_path / "config.toml"
+    config.write_text('[server]\nhost = "127.0.0.1"\nport = 0\n'
+                      '[[provider]]\nname = "m"\ntype = "mock"\nmodels = ["mock"]\n'
+                      '[telemetry]\nenabled = true\n')
+    done = subprocess.run([sys.executable, "-c", BLOCK_OTEL, "serve", "--config", str(config),
+                           "--control-socket", "off"], capture_output=True, text=True,
+                          timeout=60, env={**os.environ, "HOME": str(tmp_path)})
+    assert done.returncode == 2, done.stderr
+    assert f"{config}:9: telemetry.enabled: tracing needs the otel extra" in done.stderr
+    assert "pip install 'modelmux[otel]'" in done.stderr
+    assert "listening on" not in done.stderr
