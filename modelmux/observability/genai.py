@@ -59,6 +59,15 @@ def request_attributes(request: ChatCompletionRequest, provider_type: str,
         out["gen_ai.request.top_p"] = float(request.top_p)
     if request.n is not None and request.n != 1:
         out["gen_ai.request.choice.count"] = request.n
+    for name, value in (("frequency_penalty", request.frequency_penalty),
+                        ("presence_penalty", request.presence_penalty)):
+        if value is not None:
+            out[f"gen_ai.request.{name}"] = float(value)
+    if request.seed is not None:
+        out["gen_ai.request.seed"] = request.seed
+    if request.stop is not None:
+        out["gen_ai.request.stop_sequences"] = [request.stop] if isinstance(request.stop, str) \
+            else list(request.stop)
     return out
 
 

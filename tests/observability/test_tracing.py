@@ -102,7 +102,8 @@ def test_json_answer_continues_the_client_trace(run: Runner, collector: Collecto
         before = len(collector.spans)
         async with traced(collector, service_name="mm-test", headers={"x-team": "blue"}) as (
                 port, openai, _):
-            payload = {**chat_body("gpt-x", stream=False), "max_tokens": 50, "temperature": 0.25}
+            payload = {**chat_body("gpt-x", stream=False), "max_tokens": 50, "temperature": 0.25,
+                       "top_p": 0.5, "seed": 7, "stop": "END", "presence_penalty": 0.1}
             status, _, _ = await request(port, "POST", "/v1/chat/completions", payload,
                                          {"traceparent": TRACEPARENT, "tracestate": "vendor=1"})
             assert status == 200
@@ -126,6 +127,10 @@ def test_json_answer_continues_the_client_trace(run: Runner, collector: Collecto
         assert attrs["gen_ai.response.model"] == "gpt-x"
         assert attrs["gen_ai.request.max_tokens"] == 50
         assert attrs["gen_ai.request.temperature"] == 0.25
+        assert attrs["gen_ai.request.top_p"] == 0.5 and attrs["gen_ai.request.seed"] == 7
+        assert attrs["gen_ai.request.stop_sequences"] == ["END"]
+        assert attrs["gen_ai.request.presence_penalty"] == 0.1
+        assert "gen_ai.request.frequency_penalty" not in attrs
         assert attrs["gen_ai.usage.input_tokens"] == ANSWER.prompt_tokens
         assert attrs["gen_ai.usage.output_tokens"] == ANSWER.completion_tokens
         assert attrs["gen_ai.response.finish_reasons"] == ["stop"]
