@@ -22,6 +22,9 @@ from modelmux.api.routes import ROUTES
 from modelmux.config.schema import Config
 from modelmux.errors import MethodNotAllowed, NotFound
 from modelmux.observability.access import AccessLog, RequestRecord
+from modelmux.observability.bodies import BodyLog
+from modelmux.observability.calls import Watcher
+from modelmux.observability.tracing import build_tracer
 from modelmux.providers.base import Provider
 from modelmux.providers.registry import build_provider
 from modelmux.routing.models import ModelIndex
@@ -46,7 +49,11 @@ class App:
     """Everything a request needs, built once from the config."""
 
     def __init__(self, config: Config, *, metrics: GatewayMetrics | None = None) -> None:
-        """``metrics`` carries counters over from the App a reload replaces."""
+        """``metrics`` carries counters over from the App a reload replaces.
+
+        Raises:
+            ConfigError: a provider cannot be built, or tracing is on without its extra.
+        """
         self.config = config
         self.version = __version__
         self.started_at = time.time()
@@ -61,8 +68,14 @@ class App:
         self.cors = Cors(config.server.cors)
         self.metrics = metrics or GatewayMetrics(self.version,
                                                  (m for m, _ in self.models.public_models()))
-        self.dispatcher = Dispatcher(self.router, routing, self.metrics)
         self.access_log = AccessLog()
+        self.tracer = build_tracer(config.telemetry, self.version)
+        bodies = BodyLog() if config.logging.debug_bodies else None
+        if bodies is not None:
+            log.warning("[logging] debug_bodies is on: request and response bodies (prompts "
+                        "and answers) are logged at DEBUG, with credentials redacted")
+        self.watcher = Watcher(self.tracer, bodies) if self.tracer or bodies else None
+        self.dispatcher = Dispatcher(self.router, routing, self.metrics, watcher=self.watcher)
         self.active = 0
         self._idle: asyncio.Event | None = None
 
@@ -90,8 +103,13 @@ class App:
         request_id = _request_id(exchange)
         exchange.extra_headers.append((b"x-request-id", request_id))
         label = exchange.path if exchange.path in ROUTES else "unmatched"
-        exchange.observer = RequestRecord(request_id.decode("ascii"), label, self._finished)
+        record = exchange.observer = RequestRecord(request_id.decode("ascii"), label,
+                                                   self._finished)
+        if self.tracer is not None:
+            record.span = self.tracer.server_span(exchange, label)
         self.metrics.started()
+        if self.metrics.shared is not None:
+            self._publish(exchange)
         origin = exchange.header(b"origin")
         cors_ok = origin is not None and self.cors.enabled and self.cors.allows(origin)
         methods = ROUTES.get(exchange.path)
@@ -134,8 +152,23 @@ class App:
         now = time.perf_counter_ns()
         self.metrics.observe(record, exchange, now)
         self.access_log.log(record, exchange, now)
+        if self.metrics.shared is not None:
+            self._publish(exchange)
+        if record.span is not None:
+            record.span.end(record, exchange)
+
+    def _publish(self, exchange: Exchange) -> None:
+        """Under ``--workers``: let the other workers' scrapes see this one's counts soon."""
+        metrics = self.metrics
+        assert metrics.shared is not None
+        metrics.shared.soon(metrics.registry, lambda: metrics.refresh(
+            self.pool.stats(), exchange.open_connections(), self.router.snapshot()))
 
     async def aclose(self) -> None:
+        if self.metrics.shared is not None:
+            self.metrics.shared.close(self.metrics.registry)
         for provider in self.providers:
             await provider.aclose()
         await self.pool.aclose()
+        if self.tracer is not None:
+            await self.tracer.aclose()

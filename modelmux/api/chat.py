@@ -86,6 +86,9 @@ def decode_request(body: bytes) -> ChatCompletionRequest:
 async def create_chat_completion(app: App, exchange: Exchange) -> None:
     """Answer one chat request as JSON or SSE, as ``choose_mode`` decides."""
     body = await exchange.read_body()
+    watcher = app.watcher  # tracing or debug_bodies; None when both are off
+    if watcher is not None:
+        watcher.request_body(app.request_id(exchange), body)
     request = decode_request(body)
     record = app.record(exchange)
     record.model = request.model
@@ -121,7 +124,7 @@ async def create_chat_completion(app: App, exchange: Exchange) -> None:
 
     try:
         served = await app.dispatcher.serve(
-            plan, estimate.prompt_tokens + estimate.output_tokens, new_call, streamed)
+            plan, estimate.prompt_tokens + estimate.output_tokens, new_call, streamed, record)
     except Failed as failed:
         record.stats = failed.stats
         if failed.provider is not None:

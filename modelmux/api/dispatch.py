@@ -28,6 +28,8 @@ from modelmux.upstream.retry import backoff_delay
 
 if TYPE_CHECKING:
     from modelmux.api.metrics import GatewayMetrics
+    from modelmux.observability.access import RequestRecord
+    from modelmux.observability.calls import Watcher
 
 log = logging.getLogger("modelmux.api")
 
@@ -61,11 +63,21 @@ class Failed(Exception):
         self.error, self.provider, self.stats = error, provider, stats
 
 
-async def _first(provider: Provider, call: ChatCall, streamed: bool) -> First:
-    """One attempt up to its first byte: the whole answer, or the stream and its first chunk."""
-    if not streamed:
-        return await provider.complete(call), None, b""
-    chunks = provider.stream(call)
+async def _first(provider: Provider, call: ChatCall, streamed: bool, watcher: Watcher | None,
+                 record: RequestRecord | None) -> First:
+    """One attempt up to its first byte: the whole answer, or the stream and its first chunk.
+
+    With a ``watcher`` (tracing or debug_bodies on) the call goes through it, so each attempt
+    gets its client span and body log.
+    """
+    if watcher is None or record is None:
+        if not streamed:
+            return await provider.complete(call), None, b""
+        chunks = provider.stream(call)
+    elif not streamed:
+        return await watcher.complete(provider, call, record), None, b""
+    else:
+        chunks = watcher.stream(provider, call, record)
     try:
         first = await anext(chunks)
     except StopAsyncIteration:
@@ -86,7 +98,8 @@ class Dispatcher:
     """Runs calls against one ``Router`` with one ``[routing]`` configuration."""
 
     def __init__(self, router: Router, config: RoutingConfig, metrics: GatewayMetrics,
-                 rand: Callable[[], float] = random.random) -> None:
+                 rand: Callable[[], float] = random.random, *,
+                 watcher: Watcher | None = None) -> None:
         self.router = router
         self.config = config
         self.metrics = metrics
@@ -94,6 +107,7 @@ class Dispatcher:
         self.sleep: Callable[[float], Awaitable[None]] = asyncio.sleep
         self._freed = asyncio.Event()
         self.queued = 0  # requests waiting for a rate-limited deployment
+        self.watcher = watcher  # tracing or debug_bodies; None when both are off
 
     def finish(self, served: Served) -> None:
         """The served response is over: free the deployment's slot, wake queued requests.
@@ -130,7 +144,7 @@ class Dispatcher:
         return hedging.delay_ms / 1000
 
     async def serve(self, plan: list[DeploymentSpec], tokens: float, new_call: NewCall,
-                    streamed: bool) -> Served:
+                    streamed: bool, record: RequestRecord | None = None) -> Served:
         """Try ``plan`` until a deployment produces its first byte.
 
         Raises:
@@ -160,7 +174,7 @@ class Dispatcher:
             first_ns = first_ns or started
             tried.append(attempt)
             last = attempt.spec.provider
-            coro = _first(attempt.spec.provider, call, streamed)
+            coro = _first(attempt.spec.provider, call, streamed, self.watcher, record)
             if hedging:
                 running[asyncio.ensure_future(coro)] = (attempt, call, started)
                 return

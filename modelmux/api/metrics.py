@@ -12,18 +12,13 @@ from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
 from modelmux.observability.access import RequestRecord, status_of
+from modelmux.observability.genai import GENAI_PROVIDERS, OPERATION
 from modelmux.observability.metrics import CONTENT_TYPE, Registry
+from modelmux.observability.shared import SharedMetrics
 
 if TYPE_CHECKING:
     from modelmux.api.app import App
     from modelmux.server.exchange import Exchange
-
-OPERATION = "chat"
-"""``gen_ai.operation.name`` of ``/v1/chat/completions``."""
-
-GENAI_PROVIDERS = {"openai_compatible": "openai", "anthropic": "anthropic", "claude": "anthropic",
-                   "vertex": "gcp.vertex_ai"}
-"""Provider ``type`` → ``gen_ai.provider.name`` (a well-known value; others pass as they are)."""
 
 DURATION_BUCKETS = (0.01, 0.02, 0.04, 0.08, 0.16, 0.32, 0.64, 1.28, 2.56, 5.12, 10.24, 20.48,
                     40.96, 81.92)
@@ -71,7 +66,9 @@ class GatewayMetrics:
         self._model = Bounded(MAX_EXTRA_MODELS, known_models)
         self._upstream_model = Bounded(MAX_EXTRA_MODELS, known_models)
         self._code = Bounded(MAX_ERROR_CODES)
-        r.gauge("modelmux_build_info", "ModelMux version (value 1).", ("version",)).set((version,), 1)
+        self.shared: SharedMetrics | None = None  # serve --workers: totals across workers
+        r.gauge("modelmux_build_info", "ModelMux version (value 1).", ("version",),
+                merge="max").set((version,), 1)
         self.requests = r.counter(
             "modelmux_requests_total", "Requests answered, by route, model, provider and status "
             "(499: the client left before a response).", ("route", "model", "provider", "status"))
@@ -198,8 +195,14 @@ class GatewayMetrics:
             for origin, counts in pool.items():
                 gauge.set((origin,), counts.get(name, 0))
 
+    def render(self) -> bytes:
+        """This process's families, or with ``shared`` every worker's, added up."""
+        if self.shared is None:
+            return self.registry.render()
+        return self.shared.merged(self.registry).render()
+
 
 async def scrape(app: App, exchange: Exchange) -> None:
-    """The metrics of this process (each worker of ``serve --workers`` has its own)."""
+    """The metrics of this process, or of every worker under ``serve --workers``."""
     app.metrics.refresh(app.pool.stats(), exchange.open_connections(), app.router.snapshot())
-    await exchange.respond(200, [(b"content-type", CONTENT_TYPE)], app.metrics.registry.render())
+    await exchange.respond(200, [(b"content-type", CONTENT_TYPE)], app.metrics.render())

@@ -99,9 +99,10 @@ def add_serve_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--port", type=int, help="port to listen on; 0 picks a free one")
     parser.add_argument("-w", "--workers", type=int, metavar="N",
                         help="worker processes sharing the listening socket (overrides [server] workers)")
-    for internal in ("--listen-fds", "--ready-fd", "--lifeline-fd"):  # set by the supervisor
-        parser.add_argument(internal, help=argparse.SUPPRESS,
-                            type=str if internal == "--listen-fds" else int)
+    internal: dict[str, type] = {"--listen-fds": str, "--ready-fd": int, "--lifeline-fd": int,
+                                 "--metrics-dir": str}
+    for flag, kind in internal.items():  # set by the supervisor for its workers
+        parser.add_argument(flag, help=argparse.SUPPRESS, type=kind)
     parser.add_argument("--upgrade-from", help=argparse.SUPPRESS)  # set by `modelmux upgrade`
     parser.add_argument("--control-socket", metavar="PATH",
                         help="unix socket for `modelmux reload` and `modelmux upgrade` (default: "

@@ -30,7 +30,8 @@ from modelmux.server.tls import server_context
 
 log = logging.getLogger("modelmux.reload")
 
-_SECRET = re.compile(r"(key|secret|token|password|credentials|authorization)", re.IGNORECASE)
+_SECRET = re.compile(r"(key|secret|token|password|credentials|authorization|headers\.)",
+                     re.IGNORECASE)  # any header value may carry a credential
 _RESTART_ONLY = ("server.host", "server.port", "server.workers")  # workers: or `modelmux upgrade`
 
 

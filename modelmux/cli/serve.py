@@ -27,6 +27,7 @@ from modelmux.cli.upgrader import Upgrader
 from modelmux.config.load import ConfigError, LoadedConfig, Override, candidate_paths, load_config
 from modelmux.config.schema import Config
 from modelmux.observability import logs
+from modelmux.observability.shared import SharedMetrics, worker_directory
 from modelmux.server.control import ControlServer
 from modelmux.server.handoff import HandoffError, Takeover
 from modelmux.server.lifecycle import Server
@@ -178,6 +179,8 @@ async def serve_worker(config: Config, fds: list[int], ready_fd: int, lifeline_f
                        ns: argparse.Namespace) -> int:
     """A worker under ``--workers``: serve on inherited sockets, report ready, stop with the rest."""
     app = App(config)
+    if getattr(ns, "metrics_dir", None):  # /metrics answers with every worker's totals
+        app.metrics.shared = SharedMetrics(ns.metrics_dir)
     server = _server(app, config)
     for fd in fds:
         await server.adopt(socket.socket(fileno=fd))
@@ -339,5 +342,7 @@ def run(ns: argparse.Namespace) -> int:
         worker_args = [*(["--config", str(ns.config)] if ns.config else []), "--loop", ns.loop,
                        "--workers", str(workers),  # each worker takes 1/workers of the limits
                        *(["--log-level", ns.log_level] if ns.log_level else [])]
-        return asyncio.run(supervise(config, host, port, workers, worker_args, ns, takeover))
+        with worker_directory() as metrics_dir:
+            worker_args += ["--metrics-dir", metrics_dir]
+            return asyncio.run(supervise(config, host, port, workers, worker_args, ns, takeover))
     return _run(lambda: serve(config, host, port, ns, takeover), ns.loop)

@@ -203,6 +203,24 @@ class LoggingConfig(Struct, forbid_unknown_fields=True, frozen=True):
     level: Literal["trace", "debug", "info", "warn", "warning", "error"] = "info"
     format: Literal["text", "json"] = "text"
     file: str | None = None
+    debug_bodies: bool = False
+
+
+TracesProtocol = Literal["http/protobuf"]
+
+
+class TelemetryConfig(Struct, forbid_unknown_fields=True, frozen=True):
+    """OpenTelemetry tracing, exported over OTLP (needs ``modelmux[otel]``; see
+    docs/observability.md). Off by default, and then nothing of OpenTelemetry is imported."""
+
+    enabled: bool = False
+    endpoint: str = "http://127.0.0.1:4318/v1/traces"
+    protocol: TracesProtocol = "http/protobuf"
+    headers: dict[str, str] = field(default_factory=dict)
+    service_name: str = "modelmux"
+    sample_ratio: Annotated[float, msgspec.Meta(ge=0.0, le=1.0)] = 1.0
+    batch_delay_ms: Annotated[int, msgspec.Meta(ge=1, le=60_000)] = 5000
+    export_timeout: Annotated[float, msgspec.Meta(gt=0, le=300)] = 10.0
 
 
 class ModelAlias(Struct, forbid_unknown_fields=True, frozen=True):
@@ -223,6 +241,7 @@ class Config(Struct, forbid_unknown_fields=True, frozen=True):
     provider: list[ProviderConfig] = field(default_factory=list)
     streaming: StreamingConfig = field(default_factory=StreamingConfig)
     logging: LoggingConfig = field(default_factory=LoggingConfig)
+    telemetry: TelemetryConfig = field(default_factory=TelemetryConfig)
     models: dict[str, str | ModelAlias] = field(default_factory=dict)
     routing: RoutingConfig = field(default_factory=RoutingConfig)
     admin: AdminConfig = field(default_factory=AdminConfig)

@@ -12,6 +12,7 @@ import types
 import typing
 from collections.abc import Mapping
 from typing import Any
+from urllib.parse import urlsplit
 
 import msgspec
 
@@ -216,4 +217,32 @@ def check_config(data: Mapping[str, Any], origins: Origins) -> list[Problem]:
     problems += check_routing(data, origins, names, owner)
     if not providers:
         add("no [[provider]] configured: every chat request will get 404", (), warning=True)
+    logging = data.get("logging")
+    if isinstance(logging, dict) and logging.get("debug_bodies") is True \
+            and logging.get("level") not in ("debug", "trace"):
+        add("debug_bodies = true logs bodies at DEBUG only: set level = \"debug\" too, or "
+            "nothing is logged", ("logging", "debug_bodies"), warning=True)
+    telemetry = data.get("telemetry")
+    if isinstance(telemetry, dict):
+        for message, key in _telemetry(telemetry):
+            add(message, ("telemetry", *key))
     return problems
+
+
+def _telemetry(table: Mapping[str, Any]) -> list[tuple[str, KeyPath]]:
+    """``[telemetry]``: an http(s) endpoint, and the ``otel`` extra installed when enabled."""
+    out: list[tuple[str, KeyPath]] = []
+    endpoint = table.get("endpoint")
+    if isinstance(endpoint, str):
+        parts = urlsplit(endpoint)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            out.append(((f"expected an http:// or https:// URL of the OTLP/HTTP traces "
+                         f"receiver, got {endpoint!r}"), ("endpoint",)))
+    if table.get("enabled") is True:
+        from modelmux.observability.tracing import INSTALL_HINT, missing_extra
+
+        missing = missing_extra()
+        if missing is not None:
+            out.append(((f"tracing needs the otel extra: {missing} is not installed "
+                         f"({INSTALL_HINT})"), ("enabled",)))
+    return out

@@ -12,7 +12,7 @@ import threading
 import time
 from pathlib import Path
 
-READY = re.compile(r"listening on (https?://\S+)")
+READY = re.compile(r"listening on (https?://[^\s\"]+)")  # text or JSON log lines
 START_TIMEOUT = 30.0
 
 
