@@ -100,6 +100,7 @@ class HTTP2Connection(asyncio.Protocol):
         self._expires_at: float | None = None
         self._pings: dict[bytes, asyncio.Future[None]] = {}
         self._closed_fut: asyncio.Future[None] | None = None
+        self._early: list[bytes] | None = []  # bytes received before our preface went out
 
     # -- the predicates a pool uses -------------------------------------------------------
     @property
@@ -171,6 +172,9 @@ class HTTP2Connection(asyncio.Protocol):
             self._transport = cast(asyncio.Transport, transport)
             self._closed_fut = asyncio.get_running_loop().create_future()
     def data_received(self, data: bytes) -> None:
+        if self._early is not None:  # the peer's SETTINGS may beat our preface: hold them
+            self._early.append(data)
+            return
         try:
             events = self._h2.receive_data(data)
         except h2.exceptions.ProtocolError as exc:
@@ -231,6 +235,9 @@ class HTTP2Connection(asyncio.Protocol):
                 if grow > 0:
                     self._h2.increment_flow_control_window(grow)
                 self._flush()
+                early, self._early = self._early or [], None
+                for data in early:
+                    self.data_received(data)
                 try:
                     await self._settings_seen
                 except (UpstreamClosed, UpstreamProtocolError) as exc:

@@ -10,7 +10,15 @@ from pathlib import Path
 
 import pytest
 
-from modelmux.upstream import ConnectionPool, Timeouts, UpstreamConnectError, UpstreamTLSError
+from modelmux.upstream import (
+    ConnectionPool,
+    HTTP2Connection,
+    Origin,
+    Timeouts,
+    UpstreamConnectError,
+    UpstreamTLSError,
+)
+from modelmux.upstream.dial import open_tls
 from tests.fakes.h2 import H2Fake
 from tests.fakes.http import Reply
 from tests.fakes.openai import FakeOpenAI
@@ -207,3 +215,22 @@ def test_prior_knowledge_to_an_http1_server_is_a_clear_connect_error() -> None:
                 assert response.status == 200  # the same origin over HTTP/1.1 still works
 
     run("asyncio", main())
+
+
+@on_loops
+def test_frames_that_arrive_before_our_preface_wait_for_it(loop: str, tmp_path: Path) -> None:
+    async def main() -> None:
+        async with H2Fake(FakeOpenAI(), tls=tmp_path) as fake:
+            context = fake.client_context()
+            context.set_alpn_protocols(["h2"])
+            origin = Origin("https", "127.0.0.1", fake.port)
+            handover = await open_tls(origin, context)
+            await until(lambda: bool(handover._pending))  # the server's SETTINGS are in
+            conn = HTTP2Connection(origin)
+            await conn.connect(5, handover)
+            async with await conn.handle_request(b"POST", b"/v1/chat/completions", JSON, BODY,
+                                                 T) as stream:
+                assert stream.status == 200 and json.loads(await stream.read())["choices"]
+            await conn.aclose()
+
+    run(loop, main())
