@@ -40,6 +40,17 @@ STREAM_WINDOW = 256 * 1024  # per-stream receive window: bounds the unread bytes
 CONNECTION_WINDOW = 16 * 1024 * 1024
 
 
+_CONNECTION_SPECIFIC = frozenset({b"host", b"connection", b"transfer-encoding", b"keep-alive",
+                                  b"upgrade", b"proxy-connection"})
+
+
+def _h2_field(name: bytes, value: bytes) -> bool:
+    """May this (lower-case) HTTP/1.1 header go out as an HTTP/2 field (RFC 9113 8.2.2)?"""
+    if name == b"te":
+        return value.strip().lower() == b"trailers"
+    return name not in _CONNECTION_SPECIFIC
+
+
 class _ClientH2(h2.connection.H2Connection):
     """h2 closes its state machine on GOAWAY and then rejects frames of streams still allowed to
     finish; keep it open instead (this class refuses new streams itself)."""
@@ -270,9 +281,7 @@ class HTTP2Connection(asyncio.Protocol):
         self._expires_at = None
         fields = [(b":method", method), (b":scheme", self.origin.scheme.encode()),
                   (b":authority", self.origin.authority.encode()), (b":path", target)]
-        fields += [(k.lower(), v) for k, v in headers
-                   if k.lower() not in (b"host", b"connection", b"transfer-encoding",
-                                        b"keep-alive", b"upgrade", b"proxy-connection")]
+        fields += [(k.lower(), v) for k, v in headers if _h2_field(k.lower(), v)]
         try:
             with map_errors("first_byte", self.label):
                 async with asyncio.timeout(timeouts.first_byte):

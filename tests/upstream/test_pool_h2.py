@@ -234,3 +234,19 @@ def test_frames_that_arrive_before_our_preface_wait_for_it(loop: str, tmp_path: 
             await conn.aclose()
 
     run(loop, main())
+
+
+def test_connection_specific_headers_are_not_sent_as_http2_fields() -> None:
+    async def main() -> None:
+        async with H2Fake(FakeOpenAI()) as fake, ConnectionPool() as pool:
+            headers = [*JSON, (b"Connection", b"keep-alive"), (b"TE", b"gzip"),
+                       (b"Keep-Alive", b"timeout=5"), (b"X-Custom", b"v")]
+            url = fake.base_url + "/v1/chat/completions"
+            async with await pool.request(b"POST", url, headers, BODY, T, http2=True) as r:
+                assert r.status == 200
+                await r.read()
+            seen = fake.app.requests[-1].headers
+            assert seen["x-custom"] == "v" and seen["content-type"] == "application/json"
+            assert not {"connection", "te", "keep-alive", "host"} & set(seen)
+
+    run("asyncio", main())
