@@ -40,6 +40,17 @@ STREAM_WINDOW = 256 * 1024  # per-stream receive window: bounds the unread bytes
 CONNECTION_WINDOW = 16 * 1024 * 1024
 
 
+_CONNECTION_SPECIFIC = frozenset({b"host", b"connection", b"transfer-encoding", b"keep-alive",
+                                  b"upgrade", b"proxy-connection"})
+
+
+def _h2_field(name: bytes, value: bytes) -> bool:
+    """May this (lower-case) HTTP/1.1 header go out as an HTTP/2 field (RFC 9113 8.2.2)?"""
+    if name == b"te":
+        return value.strip().lower() == b"trailers"
+    return name not in _CONNECTION_SPECIFIC
+
+
 class _ClientH2(h2.connection.H2Connection):
     """h2 closes its state machine on GOAWAY and then rejects frames of streams still allowed to
     finish; keep it open instead (this class refuses new streams itself)."""
@@ -100,6 +111,7 @@ class HTTP2Connection(asyncio.Protocol):
         self._expires_at: float | None = None
         self._pings: dict[bytes, asyncio.Future[None]] = {}
         self._closed_fut: asyncio.Future[None] | None = None
+        self._early: list[bytes] | None = []  # bytes received before our preface went out
 
     # -- the predicates a pool uses -------------------------------------------------------
     @property
@@ -171,6 +183,9 @@ class HTTP2Connection(asyncio.Protocol):
             self._transport = cast(asyncio.Transport, transport)
             self._closed_fut = asyncio.get_running_loop().create_future()
     def data_received(self, data: bytes) -> None:
+        if self._early is not None:  # the peer's SETTINGS may beat our preface: hold them
+            self._early.append(data)
+            return
         try:
             events = self._h2.receive_data(data)
         except h2.exceptions.ProtocolError as exc:
@@ -231,6 +246,9 @@ class HTTP2Connection(asyncio.Protocol):
                 if grow > 0:
                     self._h2.increment_flow_control_window(grow)
                 self._flush()
+                early, self._early = self._early or [], None
+                for data in early:
+                    self.data_received(data)
                 try:
                     await self._settings_seen
                 except (UpstreamClosed, UpstreamProtocolError) as exc:
@@ -263,9 +281,7 @@ class HTTP2Connection(asyncio.Protocol):
         self._expires_at = None
         fields = [(b":method", method), (b":scheme", self.origin.scheme.encode()),
                   (b":authority", self.origin.authority.encode()), (b":path", target)]
-        fields += [(k.lower(), v) for k, v in headers
-                   if k.lower() not in (b"host", b"connection", b"transfer-encoding",
-                                        b"keep-alive", b"upgrade", b"proxy-connection")]
+        fields += [(k.lower(), v) for k, v in headers if _h2_field(k.lower(), v)]
         try:
             with map_errors("first_byte", self.label):
                 async with asyncio.timeout(timeouts.first_byte):

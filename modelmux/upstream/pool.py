@@ -39,6 +39,8 @@ _ALPN: dict[bool | None, tuple[str, ...]] = {None: ("h2", "http/1.1"), True: ("h
                                              False: ("http/1.1",)}
 
 Connection = HTTP11Connection | HTTP2Connection
+
+
 def parse_url(url: str) -> tuple[Origin, bytes]:
     """Split an absolute http(s) URL into its origin and request target (path?query).
 
@@ -105,9 +107,9 @@ class ConnectionPool:
     """Lends HTTP/1.1 connections and HTTP/2 streams per origin, at most N connections each.
 
     ``ssl_context_factory`` is called at the first https request of each ALPN offer and must
-    return a new context each time (the pool sets the offer on it); ``timeouts`` is the default for requests that
-    pass none; HTTP/2 connections PING the peer every ``ping_interval`` seconds and close when
-    a PING goes unanswered until the next one.
+    return a new context each time (the pool sets the offer on it); ``timeouts`` is the default
+    for requests that pass none; HTTP/2 connections PING the peer every ``ping_interval``
+    seconds and close when a PING goes unanswered until the next one.
     """
 
     def __init__(
@@ -340,8 +342,8 @@ class ConnectionPool:
             raise
         op.dialing -= 1
         op.learned = isinstance(conn, HTTP2Connection)
-        if isinstance(conn, HTTP2Connection):
-            conn.claim()
+        if isinstance(conn, HTTP2Connection) and conn.is_available():
+            conn.claim()  # else (a peer allowing no stream yet) handle_request refuses: retried
         op.connections.append(conn)
         self._assign(op)
         return conn

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import ssl
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Self
@@ -220,8 +220,8 @@ class H2Fake:
     def notify(self) -> None:
         self.app._notify()
 
-    async def wait_for(self, predicate: object, timeout: float = 5.0) -> None:
-        await self.app.wait_for(predicate, timeout)  # type: ignore[arg-type]
+    async def wait_for(self, predicate: Callable[[], bool], timeout: float = 5.0) -> None:
+        await self.app.wait_for(predicate, timeout)
 
     def goaway(self, *, refuse_open: bool = False) -> None:
         """GOAWAY on every connection: open streams finish (or, ``refuse_open``, all but the

@@ -2,7 +2,7 @@
 
 openai_compatible (the relay path) and anthropic/vertex (translated), streaming and not, with
 ``http2 = true`` (h2c prior knowledge) and by ALPN over TLS with a test CA; concurrent requests
-share one upstream connection; the SDK may itself speak HTTP/2 to the gateway.
+share one upstream connection; the SDK may itself speak HTTP/2 to the gateway (on uvloop).
 """
 
 from __future__ import annotations
@@ -138,7 +138,7 @@ def test_sdk_over_h2c_to_the_gateway_and_h2c_to_the_upstream() -> None:
                 assert [s.text for s in seen] == [TEXT.text] * 3
             assert fake.connections == 1
 
-    run("asyncio", main(), timeout=30)
+    run("uvloop", main(), timeout=30)  # the loop `modelmux serve` runs on
 
 
 def test_reset_stream_before_the_first_byte_is_retried_after_it_is_an_error() -> None:

@@ -10,7 +10,15 @@ from pathlib import Path
 
 import pytest
 
-from modelmux.upstream import ConnectionPool, Timeouts, UpstreamConnectError, UpstreamTLSError
+from modelmux.upstream import (
+    ConnectionPool,
+    HTTP2Connection,
+    Origin,
+    Timeouts,
+    UpstreamConnectError,
+    UpstreamTLSError,
+)
+from modelmux.upstream.dial import open_tls
 from tests.fakes.h2 import H2Fake
 from tests.fakes.http import Reply
 from tests.fakes.openai import FakeOpenAI
@@ -205,5 +213,40 @@ def test_prior_knowledge_to_an_http1_server_is_a_clear_connect_error() -> None:
                 await pool.request(b"POST", url, JSON, BODY, T, http2=True)
             async with await pool.request(b"POST", url, JSON, BODY, T) as response:
                 assert response.status == 200  # the same origin over HTTP/1.1 still works
+
+    run("asyncio", main())
+
+
+@on_loops
+def test_frames_that_arrive_before_our_preface_wait_for_it(loop: str, tmp_path: Path) -> None:
+    async def main() -> None:
+        async with H2Fake(FakeOpenAI(), tls=tmp_path) as fake:
+            context = fake.client_context()
+            context.set_alpn_protocols(["h2"])
+            origin = Origin("https", "127.0.0.1", fake.port)
+            handover = await open_tls(origin, context)
+            await until(lambda: bool(handover._pending))  # the server's SETTINGS are in
+            conn = HTTP2Connection(origin)
+            await conn.connect(5, handover)
+            async with await conn.handle_request(b"POST", b"/v1/chat/completions", JSON, BODY,
+                                                 T) as stream:
+                assert stream.status == 200 and json.loads(await stream.read())["choices"]
+            await conn.aclose()
+
+    run(loop, main())
+
+
+def test_connection_specific_headers_are_not_sent_as_http2_fields() -> None:
+    async def main() -> None:
+        async with H2Fake(FakeOpenAI()) as fake, ConnectionPool() as pool:
+            headers = [*JSON, (b"Connection", b"keep-alive"), (b"TE", b"gzip"),
+                       (b"Keep-Alive", b"timeout=5"), (b"X-Custom", b"v")]
+            url = fake.base_url + "/v1/chat/completions"
+            async with await pool.request(b"POST", url, headers, BODY, T, http2=True) as r:
+                assert r.status == 200
+                await r.read()
+            seen = fake.app.requests[-1].headers
+            assert seen["x-custom"] == "v" and seen["content-type"] == "application/json"
+            assert not {"connection", "te", "keep-alive", "host"} & set(seen)
 
     run("asyncio", main())
