@@ -117,6 +117,8 @@ class Reloader:
         if (old.config.server.tls is None) != (loaded.config.server.tls is None):
             restart.append("server.tls: turned on or off")
         summary = f"reloaded: {len(lines)} setting(s) changed" if lines else "reloaded: no changes"
+        if context is not None and self.server.tls is not None:
+            summary += "; TLS certificate loaded again for new connections"
         log.info("%s", summary)
         for line in lines:
             log.info("  %s", line)

@@ -110,9 +110,7 @@ class Upgrader:
             log.error("upgrade failed: %s; this process (pid %d) keeps serving", exc, os.getpid())
             await _stop(proc)
             if not self.control.listening:  # released for the successor: take it back
-                await self.control.start()
-                if self.pid_file is not None:  # which may have written its pid already
-                    write_pid(self.pid_file)
+                await self._reclaim()
             return False, f"upgrade failed: {exc}; the old process (pid {os.getpid()}) keeps serving"
         finally:
             self._arrival = None
@@ -124,6 +122,16 @@ class Upgrader:
                  pid, os.getpid())
         loop.call_soon(self.retire)
         return True, f"upgraded: pid {pid} serves now; the old process (pid {os.getpid()}) is draining"
+
+    async def _reclaim(self) -> None:
+        """The control socket and pid file again, after a successor failed having taken them."""
+        assert self.control is not None
+        try:
+            await self.control.start()
+            if self.pid_file is not None:
+                write_pid(self.pid_file)
+        except OSError as exc:
+            log.error("cannot take the control socket %s or pid file back: %s", self.control.path, exc)
 
     async def _hand_over(self, proc: subprocess.Popen[bytes], deadline: float) -> int:
         """Drive the hand-off to ``done``; returns the successor's pid.

@@ -91,7 +91,7 @@ class Server:
         keep-alive connection (including one whose response was already under way, promising
         keep-alive) stays open for ``HANDOVER_GRACE`` seconds, so a request the client sends on
         it next is answered with ``Connection: close`` instead of lost, as closing it would race
-        that request. HTTP/2 connections get GOAWAY either way.
+        that request. An HTTP/2 connection gets its GOAWAY once idle (``H2Protocol.retire``).
         """
         self.draining = True
         if handover:

@@ -149,6 +149,7 @@ def test_reload_replaces_the_tls_certificate_for_new_connections(tmp_path: Path)
         key.write_bytes(key_b.read_bytes())
         done = reload(control)
         assert done.returncode == 0, done.stderr
+        assert "no changes; TLS certificate loaded again" in done.stdout
         assert tls_get(proc, trusts_b) == 200
         assert alpn(proc, trusts_b) == "h2"
         with pytest.raises(ssl.SSLCertVerificationError):
