@@ -61,6 +61,14 @@ class AuthenticationFailed(ModelMuxError):
     code = "invalid_api_key"
 
 
+class PermissionDenied(ModelMuxError):
+    """Authenticated, but not allowed: a wrong admin key."""
+
+    status = 403
+    type = "permission_error"
+    code = "permission_denied"
+
+
 class NotFound(ModelMuxError):
     status = 404
     type = "invalid_request_error"

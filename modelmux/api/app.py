@@ -1,10 +1,10 @@
 """The application state built at start-up, and the handler the server calls per request.
 
-``App`` holds the providers, the model index, the router (a circuit breaker per provider),
-CORS policy, metrics and access log, and dispatches each exchange through the routes table
-after stamping its request id and attaching a ``RequestRecord``. Errors are raised, not rendered
-here: the server turns a ``ModelMuxError`` into the OpenAI error response, and the record is
-measured and logged once the exchange is over.
+``App`` holds the providers, the model index, the router (live state per deployment) and its
+dispatcher, CORS policy, metrics and access log, and dispatches each exchange through the
+routes table after stamping its request id and attaching a ``RequestRecord``. Errors are
+raised, not rendered here: the server turns a ``ModelMuxError`` into the OpenAI error
+response, and the record is measured and logged once the exchange is over.
 """
 
 from __future__ import annotations
@@ -16,15 +16,19 @@ import uuid
 
 from modelmux import __version__
 from modelmux.api.cors import Cors
+from modelmux.api.dispatch import Dispatcher
 from modelmux.api.metrics import GatewayMetrics
 from modelmux.api.routes import ROUTES
 from modelmux.config.schema import Config
 from modelmux.errors import MethodNotAllowed, NotFound
 from modelmux.observability.access import AccessLog, RequestRecord
+from modelmux.observability.bodies import BodyLog
+from modelmux.observability.calls import Watcher
+from modelmux.observability.tracing import build_tracer
 from modelmux.providers.base import Provider
 from modelmux.providers.registry import build_provider
 from modelmux.routing.models import ModelIndex
-from modelmux.routing.router import Router
+from modelmux.routing.router import Router, compile_rules
 from modelmux.server.exchange import Exchange
 from modelmux.upstream import ConnectionPool
 
@@ -45,19 +49,33 @@ class App:
     """Everything a request needs, built once from the config."""
 
     def __init__(self, config: Config, *, metrics: GatewayMetrics | None = None) -> None:
-        """``metrics`` carries counters over from the App a reload replaces."""
+        """``metrics`` carries counters over from the App a reload replaces.
+
+        Raises:
+            ConfigError: a provider cannot be built, or tracing is on without its extra.
+        """
         self.config = config
         self.version = __version__
         self.started_at = time.time()
         self.ready = False
         self.pool = ConnectionPool()
         self.providers: list[Provider] = [build_provider(p, self.pool) for p in config.provider]
-        self.models = ModelIndex(self.providers, config.model_aliases())
-        self.router = Router(p.name for p in self.providers)  # a circuit breaker per provider
+        routing = config.routing
+        self.models = ModelIndex(self.providers, config.model_aliases(), routing.group)
+        self.router = Router(policy=routing.breaker.policy(), strategy=routing.strategy,
+                             rules=compile_rules(routing.rules), share=config.server.workers)
+        self.router.add(self.models.specs.values())  # live state per deployment, shown at once
         self.cors = Cors(config.server.cors)
         self.metrics = metrics or GatewayMetrics(self.version,
                                                  (m for m, _ in self.models.public_models()))
         self.access_log = AccessLog(enabled=config.logging.access_log)
+        self.tracer = build_tracer(config.telemetry, self.version)
+        bodies = BodyLog() if config.logging.debug_bodies else None
+        if bodies is not None:
+            log.warning("[logging] debug_bodies is on: request and response bodies (prompts "
+                        "and answers) are logged at DEBUG, with credentials redacted")
+        self.watcher = Watcher(self.tracer, bodies) if self.tracer or bodies else None
+        self.dispatcher = Dispatcher(self.router, routing, self.metrics, watcher=self.watcher)
         self.active = 0
         self._idle: asyncio.Event | None = None
 
@@ -85,8 +103,13 @@ class App:
         request_id = _request_id(exchange)
         exchange.extra_headers.append((b"x-request-id", request_id))
         label = exchange.path if exchange.path in ROUTES else "unmatched"
-        exchange.observer = RequestRecord(request_id.decode("ascii"), label, self._finished)
+        record = exchange.observer = RequestRecord(request_id.decode("ascii"), label,
+                                                   self._finished)
+        if self.tracer is not None:
+            record.span = self.tracer.server_span(exchange, label)
         self.metrics.started()
+        if self.metrics.shared is not None:
+            self._publish(exchange)
         origin = exchange.header(b"origin")
         cors_ok = origin is not None and self.cors.enabled and self.cors.allows(origin)
         methods = ROUTES.get(exchange.path)
@@ -129,8 +152,23 @@ class App:
         now = time.perf_counter_ns()
         self.metrics.observe(record, exchange, now)
         self.access_log.log(record, exchange, now)
+        if self.metrics.shared is not None:
+            self._publish(exchange)
+        if record.span is not None:
+            record.span.end(record, exchange)
+
+    def _publish(self, exchange: Exchange) -> None:
+        """Under ``--workers``: let the other workers' scrapes see this one's counts soon."""
+        metrics = self.metrics
+        assert metrics.shared is not None
+        metrics.shared.soon(metrics.registry, lambda: metrics.refresh(
+            self.pool.stats(), exchange.open_connections(), self.router.snapshot()))
 
     async def aclose(self) -> None:
+        if self.metrics.shared is not None:
+            self.metrics.shared.close(self.metrics.registry)
         for provider in self.providers:
             await provider.aclose()
         await self.pool.aclose()
+        if self.tracer is not None:
+            await self.tracer.aclose()

@@ -1,8 +1,7 @@
 """``POST /v1/chat/completions``: validate, pick the provider, answer or stream.
 
-When several providers serve the model, a failure before the first byte that another
-deployment may not share (see ``routing.router.is_failover_error``) moves on to the next one in
-config order; providers whose circuit breaker is open are skipped.
+The model resolves to a group of deployments; the router plans the order (rules, strategy,
+fallback groups) and ``api.dispatch`` tries them until one produces its first byte.
 
 The request is decoded into msgspec Structs so a missing or wrong-typed field is a 400 naming
 the field. ``modelmux.api.streaming`` picks JSON, standard or buffered SSE; this module runs it.
@@ -24,12 +23,15 @@ from typing import TYPE_CHECKING
 
 import msgspec
 
+from modelmux.api.dispatch import Failed, Served
 from modelmux.api.responses import JSON_HEADERS, SSE_HEADERS, error_event
 from modelmux.api.streaming import MODE_HEADER, Coalescer, choose_mode
 from modelmux.errors import InternalError, InvalidRequest, ModelMuxError
 from modelmux.observability.access import RequestRecord
 from modelmux.providers.base import CallStats, ChatCall, Provider, usage_of
-from modelmux.routing.router import is_failover_error
+from modelmux.routing.facts import estimate_prompt_tokens, max_tokens_of, request_facts
+from modelmux.routing.models import DeploymentSpec
+from modelmux.routing.router import Estimate
 from modelmux.schemas.openai_chat import ChatCompletionRequest, request_decoder
 from modelmux.server.exchange import ClientDisconnected, Headers
 
@@ -84,6 +86,9 @@ def decode_request(body: bytes) -> ChatCompletionRequest:
 async def create_chat_completion(app: App, exchange: Exchange) -> None:
     """Answer one chat request as JSON or SSE, as ``choose_mode`` decides."""
     body = await exchange.read_body()
+    watcher = app.watcher  # tracing or debug_bodies; None when both are off
+    if watcher is not None:
+        watcher.request_body(app.request_id(exchange), body)
     request = decode_request(body)
     record = app.record(exchange)
     record.model = request.model
@@ -94,10 +99,12 @@ async def create_chat_completion(app: App, exchange: Exchange) -> None:
         headers=exchange.headers, override=exchange.header(MODE_HEADER),
     )
     log.debug("stream mode %s for a stream=%s request (%s)", delivery, asked, reason)
-    candidates = app.models.candidates(request.model)
-    provider, upstream_model = candidates[0]
-    record.provider, record.provider_type = provider.name, provider.type
-    record.upstream_model, record.mode = upstream_model, delivery
+    group = app.models.group(request.model)
+    facts = (request_facts(request, body, exchange.headers)  # the client's own `stream`
+             if app.router.rules else {})
+    first_spec = group.deployments[0]
+    record.provider, record.provider_type = first_spec.provider.name, first_spec.provider.type
+    record.upstream_model, record.mode = first_spec.model, delivery
     streamed = delivery != "never"
     if asked and not streamed:  # the provider is asked for, and the client gets, one JSON body
         request = msgspec.structs.replace(request, stream=False, stream_options=None)
@@ -105,48 +112,41 @@ async def create_chat_completion(app: App, exchange: Exchange) -> None:
         request = msgspec.structs.replace(request, stream=True)
     completion_id, created = f"chatcmpl-{uuid.uuid4().hex}", int(time.time())
     request_id = app.request_id(exchange)
-    record.stats = stats = CallStats()  # shared by every attempt: attempts add up across providers
-    router = app.router
-    waited = 0  # time spent waiting on providers that failed
-    failure: ModelMuxError | None = None
-    answer, chunks, first = b"", None, b""
-    for attempt in router.attempts([(p.name, (p, m)) for p, m in candidates]):
-        provider, upstream_model = attempt.target
-        record.provider, record.provider_type = provider.name, provider.type
-        record.upstream_model = upstream_model
-        call = ChatCall(request, body, model=upstream_model, public_model=request.model,
+    estimate = Estimate(estimate_prompt_tokens(body), max_tokens_of(request))
+    plan = app.router.plan(app.models, group, facts, estimate)
+
+    def new_call(spec: DeploymentSpec) -> ChatCall:
+        record.provider, record.provider_type = spec.provider.name, spec.provider.type
+        record.upstream_model = spec.model
+        return ChatCall(request, body, model=spec.model, public_model=request.model,
                         completion_id=completion_id, created=created, request_id=request_id,
                         sent_stream=asked)
-        call.stats = stats
-        try:
-            if streamed:
-                chunks = provider.stream(call)
-                try:
-                    first = await anext(chunks)  # errors up to here still get a proper status
-                except StopAsyncIteration:
-                    raise InternalError(
-                        f"provider {provider.name!r} produced an empty stream") from None
-            else:
-                answer = await provider.complete(call)
-        except ModelMuxError as exc:
-            router.failed(attempt, exc)
-            if not is_failover_error(exc):
-                exchange.extra_headers += _upstream_headers(provider, stats)
-                raise
-            log.info("provider %s failed before the first byte (%s); falling back to the next "
-                     "provider of the model, if any", provider.name, exc.code)
-            failure, waited = exc, waited + stats.wait_ns
-            continue
-        except BaseException:
-            router.released(attempt)
-            raise
-        router.succeeded(attempt)
-        stats.wait_ns += waited
-        failure = None
-        break
-    if failure is not None:
-        exchange.extra_headers += _upstream_headers(provider, stats)
-        raise failure
+
+    try:
+        served = await app.dispatcher.serve(
+            plan, estimate.prompt_tokens + estimate.output_tokens, new_call, streamed, record)
+    except Failed as failed:
+        record.stats = failed.stats
+        if failed.provider is not None:
+            exchange.extra_headers += _upstream_headers(failed.provider, failed.stats)
+        raise failed.error from None
+    provider, spec = served.provider, served.attempt.spec
+    record.provider, record.provider_type, record.upstream_model = (
+        provider.name, provider.type, spec.model)
+    record.stats = served.call.stats
+    try:
+        await _deliver(app, exchange, record, served, delivery)
+    finally:
+        app.dispatcher.finish(served)
+
+
+async def _deliver(app: App, exchange: Exchange, record: RequestRecord, served: Served,
+                   delivery: str) -> None:
+    """Send the served answer, or relay the served stream from its first chunk on."""
+    provider, stats = served.provider, served.call.stats
+    answer, chunks, first = served.answer, served.chunks, served.first
+    settings = app.config.streaming
+    streamed = delivery != "never"
     if not streamed:
         stats.tokens = usage_of(answer)
         await exchange.respond(200, [*JSON_HEADERS, *_observed(record, exchange, provider, stats)],
@@ -169,6 +169,7 @@ async def create_chat_completion(app: App, exchange: Exchange) -> None:
         raise
     except ModelMuxError as exc:
         log.warning("stream from %s failed after the first byte: %s", provider.name, exc.message)
+        stats.errors.append(exc.code)  # counts against the deployment's breaker at the end
         await exchange.write(_pending(coalescer) + error_event(exc))
     except Exception:
         log.exception("stream from %s failed after the first byte", provider.name)

@@ -12,18 +12,13 @@ from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
 from modelmux.observability.access import RequestRecord, status_of
+from modelmux.observability.genai import GENAI_PROVIDERS, OPERATION
 from modelmux.observability.metrics import CONTENT_TYPE, Registry
+from modelmux.observability.shared import SharedMetrics
 
 if TYPE_CHECKING:
     from modelmux.api.app import App
     from modelmux.server.exchange import Exchange
-
-OPERATION = "chat"
-"""``gen_ai.operation.name`` of ``/v1/chat/completions``."""
-
-GENAI_PROVIDERS = {"openai_compatible": "openai", "anthropic": "anthropic", "claude": "anthropic",
-                   "vertex": "gcp.vertex_ai"}
-"""Provider ``type`` → ``gen_ai.provider.name`` (a well-known value; others pass as they are)."""
 
 DURATION_BUCKETS = (0.01, 0.02, 0.04, 0.08, 0.16, 0.32, 0.64, 1.28, 2.56, 5.12, 10.24, 20.48,
                     40.96, 81.92)
@@ -34,6 +29,7 @@ OVERHEAD_BUCKETS = (0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 
                     0.5)
 """The OpenTelemetry-advised boundaries; overhead is ModelMux's own, 100 µs to 0.5 s."""
 
+STATES = ("closed", "open", "half_open")
 OTHER = "other"
 MAX_EXTRA_MODELS = 100
 MAX_ERROR_CODES = 50
@@ -70,7 +66,9 @@ class GatewayMetrics:
         self._model = Bounded(MAX_EXTRA_MODELS, known_models)
         self._upstream_model = Bounded(MAX_EXTRA_MODELS, known_models)
         self._code = Bounded(MAX_ERROR_CODES)
-        r.gauge("modelmux_build_info", "ModelMux version (value 1).", ("version",)).set((version,), 1)
+        self.shared: SharedMetrics | None = None  # serve --workers: totals across workers
+        r.gauge("modelmux_build_info", "ModelMux version (value 1).", ("version",),
+                merge="max").set((version,), 1)
         self.requests = r.counter(
             "modelmux_requests_total", "Requests answered, by route, model, provider and status "
             "(499: the client left before a response).", ("route", "model", "provider", "status"))
@@ -94,7 +92,20 @@ class GatewayMetrics:
         self.retries = r.counter("modelmux_upstream_retries_total",
                                  "Upstream attempts retried after a failure.", ("provider",))
         self.fallbacks = r.counter("modelmux_fallbacks_total",
-                                   "Requests answered by a fallback deployment (none yet).")
+                                   "Requests answered by a deployment other than the first tried.")
+        self.hedges = r.counter("modelmux_hedges_total",
+                                "Second attempts started because the first was slow to its "
+                                "first byte.")
+        self.limited = r.counter(
+            "modelmux_deployment_limited_total", "Times a deployment was passed over (or "
+            "waited for) because it was at its rpm, tpm or max_concurrent limit.",
+            ("deployment",))
+        self.deployment_state = r.gauge(
+            "modelmux_deployment_state", "Circuit breaker state per deployment: 1 for the "
+            "current state, 0 for the others.", ("deployment", "provider", "state"))
+        self.deployment_in_flight = r.gauge(
+            "modelmux_deployment_in_flight", "Requests in flight per deployment.",
+            ("deployment", "provider"))
         self.errors = r.counter("modelmux_upstream_errors_total",
                                 "Failed upstream attempts, by error code.", ("provider", "code"))
         self.pool = {
@@ -163,17 +174,35 @@ class GatewayMetrics:
                 self.tokens.inc((model, provider, kind), count)
                 self.token_usage.observe((*asked, kind), count)
 
-    def refresh(self, pool: dict[str, dict[str, int]], connections: int) -> None:
-        """Set the snapshot gauges: ``pool`` is ``ConnectionPool.stats()``."""
+    def refresh(self, pool: dict[str, dict[str, int]], connections: int,
+                deployments: dict[str, dict[str, object]] | None = None) -> None:
+        """Set the snapshot gauges: ``pool`` is ``ConnectionPool.stats()``, ``deployments``
+        is ``Router.snapshot()``."""
         self.client_connections.set((), connections)
+        self.deployment_state.clear()
+        self.deployment_in_flight.clear()
+        for ident, view in (deployments or {}).items():
+            provider, breaker = str(view["provider"]), view["breaker"]
+            state = breaker.get("state") if isinstance(breaker, dict) else None
+            for name in STATES:
+                self.deployment_state.set((ident, provider, name), int(name == state))
+            in_flight = view["in_flight"]
+            self.deployment_in_flight.set((ident, provider),
+                                          in_flight if isinstance(in_flight, int) else 0)
         for key, gauge in self.pool.items():
             gauge.clear()
             name = "total" if key == "connections" else key
             for origin, counts in pool.items():
                 gauge.set((origin,), counts.get(name, 0))
 
+    def render(self) -> bytes:
+        """This process's families, or with ``shared`` every worker's, added up."""
+        if self.shared is None:
+            return self.registry.render()
+        return self.shared.merged(self.registry).render()
+
 
 async def scrape(app: App, exchange: Exchange) -> None:
-    """The metrics of this process (each worker of ``serve --workers`` has its own)."""
-    app.metrics.refresh(app.pool.stats(), exchange.open_connections())
-    await exchange.respond(200, [(b"content-type", CONTENT_TYPE)], app.metrics.registry.render())
+    """The metrics of this process, or of every worker under ``serve --workers``."""
+    app.metrics.refresh(app.pool.stats(), exchange.open_connections(), app.router.snapshot())
+    await exchange.respond(200, [(b"content-type", CONTENT_TYPE)], app.metrics.render())

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING
 
-from modelmux.api import chat, info, metrics
+from modelmux.api import admin, chat, info, metrics
 
 if TYPE_CHECKING:
     from modelmux.api.app import App
@@ -18,4 +18,5 @@ ROUTES: dict[str, dict[str, Route]] = {
     "/v1/models": {"GET": info.list_models},
     "/health": {"GET": info.health},
     "/metrics": {"GET": metrics.scrape},
+    "/admin/providers": {"GET": admin.providers},
 }

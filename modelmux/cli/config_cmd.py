@@ -39,7 +39,7 @@ from modelmux.config.problems import ConfigError, KeyPath
 from modelmux.config.tomltext import dumps
 from modelmux.config.validate import check_config, check_schema
 
-SECRET_KEYS = {"api_key", "credentials_json"}
+SECRET_KEYS = {"api_key", "credentials_json", "key"}  # key: [admin] key
 SECRET_HEADER = re.compile(r"authorization|cookie|key|token|secret|password", re.IGNORECASE)
 REDACTED = "<redacted>"
 
@@ -155,6 +155,9 @@ def show(ns: argparse.Namespace) -> int:
 def routing_lines(loaded: LoadedConfig) -> list[str]:
     """``name → provider/model`` for every public model name, as 1.x's model list did."""
     lines = [f"  {name} -> {target}" for name, target, _ in loaded.config.model_aliases()]
+    for group in loaded.config.routing.group:
+        served = ", ".join(f"{d.provider}/{d.model or group.name}" for d in group.deployments)
+        lines += [f"  {name} -> {served}" for name in (group.name, *group.aliases)]
     for provider in loaded.config.provider:
         lines += [f"  {model} -> {provider.name}/{model}" for model in provider.models]
     return lines

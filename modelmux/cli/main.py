@@ -20,6 +20,7 @@ COMMANDS = {
     "doctor": "modelmux.cli.doctor",
     "logs": "modelmux.cli.logs",
     "reload": "modelmux.cli.reload",
+    "upgrade": "modelmux.cli.upgrade",
     "bench": "modelmux.cli.bench",
 }
 
@@ -98,12 +99,16 @@ def add_serve_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--port", type=int, help="port to listen on; 0 picks a free one")
     parser.add_argument("-w", "--workers", type=int, metavar="N",
                         help="worker processes sharing the listening socket (overrides [server] workers)")
-    for internal in ("--listen-fds", "--ready-fd", "--lifeline-fd"):  # set by the supervisor
-        parser.add_argument(internal, help=argparse.SUPPRESS,
-                            type=str if internal == "--listen-fds" else int)
+    internal: dict[str, type] = {"--listen-fds": str, "--ready-fd": int, "--lifeline-fd": int,
+                                 "--metrics-dir": str}
+    for flag, kind in internal.items():  # set by the supervisor for its workers
+        parser.add_argument(flag, help=argparse.SUPPRESS, type=kind)
+    parser.add_argument("--upgrade-from", help=argparse.SUPPRESS)  # set by `modelmux upgrade`
     parser.add_argument("--control-socket", metavar="PATH",
-                        help="unix socket for `modelmux reload` (default: under $XDG_RUNTIME_DIR "
-                             "or /run/modelmux); 'off' disables it")
+                        help="unix socket for `modelmux reload` and `modelmux upgrade` (default: "
+                             "under $XDG_RUNTIME_DIR or /run/modelmux); 'off' disables it")
+    parser.add_argument("--pid-file", metavar="PATH",
+                        help="write the server's pid here (an upgrade rewrites it with the new pid)")
     parser.add_argument("--loop", choices=["auto", "uvloop", "asyncio"], default="auto",
                         help="event loop: uvloop when installed (auto), or force one")
     parser.add_argument("--log-level", choices=["trace", "debug", "info", "warn", "error"],

@@ -27,17 +27,26 @@ def add_parser(commands: Any) -> None:
         description="Re-read every config layer in the running server, validate it, and swap it in "
                     "without dropping requests. Exit code 0 when applied, 1 when rejected or no "
                     "server answers.")
+    add_control_socket_argument(parser)
+
+
+def add_control_socket_argument(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--control-socket", metavar="PATH",
                         help="the server's control socket (default: the first of $XDG_RUNTIME_DIR/modelmux/, "
                              "/run/modelmux/ and ~/.local/state/modelmux/ that has one)")
 
 
-def run(ns: argparse.Namespace) -> int:
+def ask(ns: argparse.Namespace, command: str, timeout: float = 60.0) -> int:
+    """Send ``command`` to the server's control socket and print its answer; the exit code."""
     path = Path(ns.control_socket) if ns.control_socket else control.find_socket()
     try:
-        ok, message = control.send(path, "reload")
+        ok, message = control.send(path, command, timeout=timeout)
     except OSError as exc:
         print(f"modelmux: no server answers on {path}: {exc.strerror or exc}", file=sys.stderr)
         return 1
     print(message, file=sys.stdout if ok else sys.stderr)
     return 0 if ok else 1
+
+
+def run(ns: argparse.Namespace) -> int:
+    return ask(ns, "reload")

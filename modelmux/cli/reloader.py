@@ -2,8 +2,10 @@
 
 In-flight requests finish on the App they started with; new requests get the new one, and the
 old App closes its upstream connections once its requests are done (or ``drain_timeout``
-passes). An invalid config is rejected with every problem and the old one keeps serving.
-Listening settings (host, port, workers, TLS) need a restart; a reload says so.
+passes). The ``[server.tls]`` certificate and key are loaded again, for new connections. An
+invalid config (an unreadable certificate included) is rejected with every problem and the old
+one keeps serving. Listening settings (host, port, workers, TLS on or off) need a restart or
+``modelmux upgrade``; a reload says so.
 """
 
 from __future__ import annotations
@@ -12,21 +14,43 @@ import argparse
 import asyncio
 import logging
 import re
+import ssl
 from collections.abc import Callable
 from typing import Any
 
 import msgspec
 
 from modelmux.api.app import App
+from modelmux.config.layers import origin_of
 from modelmux.config.load import LoadedConfig
-from modelmux.config.problems import ConfigError
+from modelmux.config.problems import ConfigError, Problem
 from modelmux.config.schema import Config
 from modelmux.server.lifecycle import Server
+from modelmux.server.tls import server_context
 
 log = logging.getLogger("modelmux.reload")
 
-_SECRET = re.compile(r"(key|secret|token|password|credentials|authorization)", re.IGNORECASE)
-_RESTART_ONLY = ("server.host", "server.port", "server.workers", "server.tls")
+_SECRET = re.compile(r"(key|secret|token|password|credentials|authorization|headers\.)",
+                     re.IGNORECASE)  # any header value may carry a credential
+_RESTART_ONLY = ("server.host", "server.port", "server.workers")  # workers: or `modelmux upgrade`
+
+
+def tls_context(loaded: LoadedConfig) -> ssl.SSLContext | None:
+    """A server context from ``[server.tls]`` as configured now (None without TLS).
+
+    Raises:
+        ConfigError: the certificate or key cannot be read or do not match.
+    """
+    tls = loaded.config.server.tls
+    if tls is None:
+        return None
+    try:
+        return server_context(tls.cert_file, tls.key_file)
+    except OSError as exc:  # ssl.SSLError is an OSError
+        path = ("server", "tls", "cert_file")
+        problem = Problem(f"cannot load the certificate {tls.cert_file} with key {tls.key_file}: {exc}",
+                          path, origin_of(loaded.origins, path))
+        raise ConfigError.from_problems([problem]) from exc
 
 
 def flatten(value: Any, prefix: str = "") -> dict[str, Any]:
@@ -69,10 +93,11 @@ class Reloader:
         self.load = load
         self._retiring: set[asyncio.Task[None]] = set()
 
-    async def reload(self) -> tuple[bool, str]:
+    async def reload(self, arg: str = "") -> tuple[bool, str]:
         """Validate the config as it is now and switch to it; returns (ok, what happened)."""
         try:
             loaded = self.load(self.ns)
+            context = tls_context(loaded)
             app = App(loaded.config, metrics=self.app.metrics)
         except ConfigError as exc:
             log.error("reload rejected; the running configuration stays: %s", exc)
@@ -80,6 +105,8 @@ class Reloader:
         old = self.app
         lines = changes(old.config, loaded.config)
         app.ready = True
+        if context is not None and self.server.tls is not None:
+            self.server.tls.replace(context)
         self.server.limits = loaded.config.server.limits()
         self.server.handler = app
         self.app = app
@@ -87,12 +114,17 @@ class Reloader:
         self._retiring.add(task)
         task.add_done_callback(self._retiring.discard)
         restart = [line for line in lines if line.startswith(_RESTART_ONLY)]
+        if (old.config.server.tls is None) != (loaded.config.server.tls is None):
+            restart.append("server.tls: turned on or off")
         summary = f"reloaded: {len(lines)} setting(s) changed" if lines else "reloaded: no changes"
+        if context is not None and self.server.tls is not None:
+            summary += "; TLS certificate loaded again for new connections"
         log.info("%s", summary)
         for line in lines:
             log.info("  %s", line)
         if restart:
-            log.warning("these take effect only after a restart: %s",
+            log.warning("these take effect only after a restart (workers and TLS on/off also after "
+                        "`modelmux upgrade`): %s",
                         ", ".join(line.split(":")[0] for line in restart))
         return True, "\n".join([summary, *lines])
 

@@ -1,5 +1,7 @@
 """``modelmux serve``: load the config, listen, serve until SIGTERM/SIGINT, drain, exit 0.
 
+With ``--upgrade-from`` (set by ``modelmux upgrade``) it takes its listening sockets, control
+socket and pid file over from the running server instead of binding (``server/handoff.py``).
 Exit codes: 0 after a clean shutdown, 1 when the server cannot start (e.g. the port is taken),
 2 when the configuration is invalid.
 """
@@ -8,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import ipaddress
 import logging
 import os
 import signal
@@ -18,47 +21,53 @@ from pathlib import Path
 from modelmux import __version__, _accel
 from modelmux.api.app import App
 from modelmux.cli.preflight import provider_problems
-from modelmux.cli.reloader import Reloader
+from modelmux.cli.reloader import Reloader, tls_context
+from modelmux.cli.running import Running, Stopping
+from modelmux.cli.upgrader import Upgrader
 from modelmux.config.load import ConfigError, LoadedConfig, Override, candidate_paths, load_config
 from modelmux.config.schema import Config
 from modelmux.observability import logs
-from modelmux.server.control import Command, ControlServer
-from modelmux.server.control import default_path as control_path
+from modelmux.observability.shared import SharedMetrics, worker_directory
+from modelmux.server.control import ControlServer
+from modelmux.server.handoff import HandoffError, Takeover
 from modelmux.server.lifecycle import Server
-from modelmux.server.listener import bind_sockets, url_of
+from modelmux.server.listener import address_of, bind_sockets, url_of
 from modelmux.server.tls import server_context
 from modelmux.server.workers import Supervisor
 
 log = logging.getLogger("modelmux")
 
 
-async def _until_stopped(reloader: Reloader, server: Server, lifeline_fd: int | None = None,
-                         control: ControlServer | None = None) -> int:
-    """Serve until SIGTERM/SIGINT (or the supervisor's lifeline closes), drain, and clean up.
+async def _until_stopped(reloader: Reloader, server: Server, stopping: Stopping,
+                         lifeline_fd: int | None = None, control: ControlServer | None = None) -> int:
+    """Serve until SIGTERM/SIGINT, a hand-over (or the supervisor's lifeline closes), drain, clean up.
 
-    SIGHUP reloads the configuration (as ``modelmux reload`` does over the control socket).
+    SIGHUP reloads the configuration (as ``modelmux reload`` does over the control socket); a
+    worker takes SIGUSR1 from its supervisor as "an upgrade took over: drain gracefully".
     """
     reloader.app.ready = True
-    stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     tasks: set[asyncio.Task[object]] = set()
     for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, stop.set)
+        loop.add_signal_handler(sig, stopping.now)
     loop.add_signal_handler(signal.SIGHUP, _spawn, tasks, reloader.reload)
     if lifeline_fd is not None:
-        loop.add_reader(lifeline_fd, _check_lifeline, lifeline_fd, stop)
+        loop.add_signal_handler(signal.SIGUSR1, stopping.hand_over)
+        loop.add_reader(lifeline_fd, _check_lifeline, lifeline_fd, stopping)
     try:
-        await stop.wait()
-        log.info("shutting down: no new connections; draining in-flight requests")
+        await stopping.event.wait()
+        log.info("%s: no new connections; draining in-flight requests",
+                 "handed over" if stopping.handover else "shutting down")
         loop.remove_signal_handler(signal.SIGHUP)
         if control is not None:
             await control.close()
         for sig in (signal.SIGTERM, signal.SIGINT):  # a second signal cuts the drain short
             loop.add_signal_handler(sig, _force, server)
-        await server.shutdown()
+        await server.shutdown(handover=stopping.handover)
     finally:
         if lifeline_fd is not None:
             loop.remove_reader(lifeline_fd)
+            loop.remove_signal_handler(signal.SIGUSR1)
         loop.remove_signal_handler(signal.SIGHUP)
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.remove_signal_handler(sig)
@@ -79,23 +88,22 @@ def _spawn(tasks: set[asyncio.Task[object]], job: Callable[[], Awaitable[object]
     task.add_done_callback(tasks.discard)
 
 
-async def _start_control(ns: argparse.Namespace, commands: dict[str, Command]) -> ControlServer | None:
-    """The control socket for ``modelmux reload``, unless ``--control-socket off``."""
-    if ns.control_socket == "off":
-        return None
-    path = Path(ns.control_socket) if ns.control_socket else control_path()
-    server = ControlServer(path, commands)
-    try:
-        await server.start()
-    except OSError as exc:
-        log.warning("no control socket at %s (%s): `modelmux reload` will not reach this server; "
-                    "SIGHUP still reloads", path, exc.strerror or exc)
-        return None
-    log.info("control socket %s", path)
-    return server
+def _warn_if_moved(config: Config, addresses: list[tuple[str, int]]) -> None:
+    """A successor serves on the sockets it was handed, whatever ``host``/``port`` say now."""
+    host, port = config.server.host, config.server.port
+    try:  # a name (localhost) may resolve to several addresses: only a literal one is compared
+        literal = ipaddress.ip_address(host)
+    except ValueError:
+        literal = None
+    bound = [ipaddress.ip_address(h) for h, _ in addresses]
+    if (port and all(p != port for _, p in addresses)
+            or literal is not None and not literal.is_unspecified and literal not in bound):
+        log.warning("[server] host/port say %s, but an upgrade keeps the listening sockets it was "
+                    "handed (%s): restart to move", url_of(host, port),
+                    ", ".join(url_of(*address) for address in addresses))
 
 
-def _check_lifeline(fd: int, stop: asyncio.Event) -> None:
+def _check_lifeline(fd: int, stopping: Stopping) -> None:
     try:
         data = os.read(fd, 64)
     except BlockingIOError:
@@ -105,7 +113,7 @@ def _check_lifeline(fd: int, stop: asyncio.Event) -> None:
     if not data:
         log.warning("supervisor is gone; shutting down")
         asyncio.get_running_loop().remove_reader(fd)
-        stop.set()
+        stopping.now()
 
 
 def _server(app: App, config: Config) -> Server:
@@ -120,33 +128,59 @@ def _server(app: App, config: Config) -> Server:
                   http2=config.server.http2.settings(), http1=config.server.http1)
 
 
-async def serve(config: Config, host: str, port: int, ns: argparse.Namespace) -> int:
-    """Run one server process until a stop signal; returns the exit code."""
+async def serve(config: Config, host: str, port: int, ns: argparse.Namespace,
+                takeover: Takeover | None = None) -> int:
+    """Run one server process until a stop signal or a hand-over; returns the exit code."""
     app = App(config)
     try:
         server = _server(app, config)
     except OSError as exc:  # ssl.SSLError is an OSError
         log.error("cannot load TLS certificate/key: %s", exc)
+        if takeover is not None:
+            takeover.fail(f"cannot load TLS certificate/key: {exc}")
         await app.aclose()
         return 1
     try:
-        addresses = await server.listen(host, port)
+        if takeover is None:
+            addresses = await server.listen(host, port)
+        else:
+            for sock in takeover.sockets:
+                await server.adopt(sock)
+            addresses = [address_of(sock) for sock in takeover.sockets]
+            _warn_if_moved(config, addresses)
     except OSError as exc:
         log.error("cannot listen on %s: %s", url_of(host, port), exc.strerror or exc)
+        if takeover is not None:
+            takeover.fail(f"cannot serve on the handed-over sockets: {exc}")
         await app.aclose()
         return 1
     reloader = Reloader(ns, server, app, load_checked)
-    control = await _start_control(ns, {"reload": reloader.reload})
+    stopping = Stopping()
+    upgrader = Upgrader(server.listening_fds, stopping.hand_over, lambda: _validate(ns))
+    running = Running(ns, {"reload": reloader.reload, "upgrade": upgrader.upgrade}, upgrader)
+    app.ready = True
+    try:
+        await running.start(takeover)
+    except HandoffError as exc:
+        log.error("upgrade: %s; stopping", exc)
+        await server.shutdown()
+        await reloader.aclose()
+        return 1
     scheme = "https" if config.server.tls is not None else "http"
     for bound_host, bound_port in addresses:
         log.info("listening on %s", url_of(bound_host, bound_port, scheme))
-    return await _until_stopped(reloader, server, control=control)
+    try:
+        return await _until_stopped(reloader, server, stopping, control=running.control)
+    finally:
+        await running.release()
 
 
 async def serve_worker(config: Config, fds: list[int], ready_fd: int, lifeline_fd: int,
                        ns: argparse.Namespace) -> int:
     """A worker under ``--workers``: serve on inherited sockets, report ready, stop with the rest."""
     app = App(config)
+    if getattr(ns, "metrics_dir", None):  # /metrics answers with every worker's totals
+        app.metrics.shared = SharedMetrics(ns.metrics_dir)
     server = _server(app, config)
     for fd in fds:
         await server.adopt(socket.socket(fileno=fd))
@@ -154,38 +188,48 @@ async def serve_worker(config: Config, fds: list[int], ready_fd: int, lifeline_f
     os.close(ready_fd)
     os.set_blocking(lifeline_fd, False)
     log.info("worker serving")
-    return await _until_stopped(Reloader(ns, server, app, load_checked), server, lifeline_fd)
+    return await _until_stopped(Reloader(ns, server, app, load_checked), server, Stopping(), lifeline_fd)
 
 
 async def supervise(config: Config, host: str, port: int, workers: int, worker_args: list[str],
-                    ns: argparse.Namespace) -> int:
-    try:
-        sockets = bind_sockets(host, port)
-    except OSError as exc:
-        log.error("cannot listen on %s: %s", url_of(host, port), exc.strerror or exc)
-        return 1
+                    ns: argparse.Namespace, takeover: Takeover | None = None) -> int:
+    """Run the ``--workers`` supervisor on bound (or handed-over) sockets; returns the exit code."""
+    if takeover is not None:
+        sockets = takeover.sockets
+        _warn_if_moved(config, [address_of(sock) for sock in sockets])
+    else:
+        try:
+            sockets = bind_sockets(host, port)
+        except OSError as exc:
+            log.error("cannot listen on %s: %s", url_of(host, port), exc.strerror or exc)
+            return 1
     supervisor = Supervisor(sockets, workers, worker_args, config.server.drain_timeout)
 
-    async def reload_all() -> tuple[bool, str]:
+    async def reload_all(arg: str = "") -> tuple[bool, str]:
         """Validate here first, so an invalid config is reported once and no worker sees it."""
         try:
-            load_checked(ns)
+            _validate(ns)
         except ConfigError as exc:
             log.error("reload rejected; the running configuration stays: %s", exc)
             return False, f"reload rejected; the running configuration stays.\n{exc}"
         count = supervisor.reload_workers()
         return True, f"reloaded: the configuration is valid; {count} worker(s) are switching to it"
 
-    control = await _start_control(ns, {"reload": reload_all})
+    upgrader = Upgrader(lambda: [sock.fileno() for sock in sockets], supervisor.hand_over,
+                        lambda: _validate(ns))
+    running = Running(ns, {"reload": reload_all, "upgrade": upgrader.upgrade}, upgrader)
+    supervisor.on_ready = lambda: running.start(takeover)
     loop = asyncio.get_running_loop()
     tasks: set[asyncio.Task[object]] = set()
     loop.add_signal_handler(signal.SIGHUP, _spawn, tasks, reload_all)
     try:
-        return await supervisor.run()
+        code = await supervisor.run()
+        if code and takeover is not None:  # tell the old server, which then keeps serving
+            takeover.fail("not every worker became ready")
+        return code
     finally:
         loop.remove_signal_handler(signal.SIGHUP)
-        if control is not None:
-            await control.close()
+        await running.release()
 
 
 def _force(server: Server) -> None:
@@ -228,8 +272,18 @@ def load_checked(ns: argparse.Namespace) -> LoadedConfig:
     return loaded
 
 
-def _load(ns: argparse.Namespace) -> LoadedConfig | None:
-    """The validated config, or None after logging why not."""
+def _validate(ns: argparse.Namespace) -> None:
+    """The config as it is now, TLS files included, for its errors only (before a successor
+    starts, or before a supervisor tells its workers to reload).
+
+    Raises:
+        ConfigError: every problem found.
+    """
+    tls_context(load_checked(ns))
+
+
+def _load(ns: argparse.Namespace, takeover: Takeover | None) -> LoadedConfig | None:
+    """The validated config, or None after logging (and telling the predecessor) why not."""
     try:
         return load_checked(ns)
     except ConfigError as exc:
@@ -237,11 +291,28 @@ def _load(ns: argparse.Namespace) -> LoadedConfig | None:
         log.error("invalid configuration: %s", exc)
         for warning in exc.warnings:
             log.warning("%s", warning.render())
+        if takeover is not None:
+            takeover.fail(f"invalid configuration: {exc}")
         return None
 
 
+def _takeover(ns: argparse.Namespace) -> Takeover | None:
+    """With ``--upgrade-from``: the sockets from the running server (None when not upgrading).
+
+    Raises:
+        HandoffError: the running server did not hand them over.
+    """
+    return Takeover.connect(Path(ns.upgrade_from)) if ns.upgrade_from else None
+
+
 def run(ns: argparse.Namespace) -> int:
-    loaded = _load(ns)
+    try:
+        takeover = _takeover(ns)
+    except HandoffError as exc:
+        logs.setup("info")
+        log.error("upgrade: %s", exc)
+        return 1
+    loaded = _load(ns, takeover)
     if loaded is None:
         return 2
     config = loaded.config
@@ -270,6 +341,9 @@ def run(ns: argparse.Namespace) -> int:
     host, port, workers = config.server.host, config.server.port, config.server.workers
     if workers > 1:
         worker_args = [*(["--config", str(ns.config)] if ns.config else []), "--loop", ns.loop,
+                       "--workers", str(workers),  # each worker takes 1/workers of the limits
                        *(["--log-level", ns.log_level] if ns.log_level else [])]
-        return asyncio.run(supervise(config, host, port, workers, worker_args, ns))
-    return _run(lambda: serve(config, host, port, ns), ns.loop)
+        with worker_directory() as metrics_dir:
+            worker_args += ["--metrics-dir", metrics_dir]
+            return asyncio.run(supervise(config, host, port, workers, worker_args, ns, takeover))
+    return _run(lambda: serve(config, host, port, ns, takeover), ns.loop)

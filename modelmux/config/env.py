@@ -18,11 +18,12 @@ import msgspec
 from modelmux.config.layers import Layer, Origins, origin_of, set_value
 from modelmux.config.paths import expand_user
 from modelmux.config.problems import KeyPath, Origin, Problem
-from modelmux.config.schema import LoggingConfig, ServerConfig, StreamingConfig
+from modelmux.config.schema import LoggingConfig, ServerConfig, StreamingConfig, TelemetryConfig
 
 PREFIX = "MODELMUX_"
 SECTIONS: dict[str, type[msgspec.Struct]] = {
     "server": ServerConfig, "streaming": StreamingConfig, "logging": LoggingConfig,
+    "telemetry": TelemetryConfig,
 }
 _TRUE = {"true", "yes", "1", "on", "enabled"}
 _FALSE = {"false", "no", "0", "off", "disabled"}

@@ -11,6 +11,7 @@ from typing import Annotated, Literal
 import msgspec
 from msgspec import Struct, field
 
+from modelmux.config.routing import AdminConfig, RoutingConfig
 from modelmux.server.h2_stream import H2Settings
 from modelmux.server.limits import ServerLimits
 from modelmux.upstream.timeouts import Timeouts
@@ -37,18 +38,24 @@ class TlsConfig(Struct, forbid_unknown_fields=True, frozen=True):
 
 
 class Http2Config(Struct, forbid_unknown_fields=True, frozen=True):
-    """What the server advertises in its HTTP/2 SETTINGS (see docs/http2.md)."""
+    """What the server advertises in its HTTP/2 SETTINGS, and its flood budgets (docs/http2.md)."""
 
     max_concurrent_streams: Annotated[int, msgspec.Meta(ge=1)] = 100
     initial_window_size: Annotated[int, msgspec.Meta(ge=1, le=2**31 - 1)] = 65535
     max_frame_size: Annotated[int, msgspec.Meta(ge=16384, le=2**24 - 1)] = 16384
     max_header_list_size: Annotated[int, msgspec.Meta(ge=1024)] = 65536
+    max_resets_per_second: Annotated[int, msgspec.Meta(ge=1)] = 200
+    max_control_frames_per_second: Annotated[int, msgspec.Meta(ge=1)] = 1000
+    max_continuation_frames: Annotated[int, msgspec.Meta(ge=1)] = 32
 
     def settings(self) -> H2Settings:
         return H2Settings(max_concurrent_streams=self.max_concurrent_streams,
                           initial_window_size=self.initial_window_size,
                           max_frame_size=self.max_frame_size,
-                          max_header_list_size=self.max_header_list_size)
+                          max_header_list_size=self.max_header_list_size,
+                          max_resets_per_second=self.max_resets_per_second,
+                          max_control_frames_per_second=self.max_control_frames_per_second,
+                          max_continuation_frames=self.max_continuation_frames)
 
 
 class ServerConfig(Struct, forbid_unknown_fields=True, frozen=True):
@@ -126,6 +133,7 @@ class OpenAICompatibleConfig(Struct, tag_field="type", tag="openai_compatible",
     headers: dict[str, str] = field(default_factory=dict)
     timeouts: TimeoutsConfig = field(default_factory=TimeoutsConfig)
     max_retries: MaxRetries = 2
+    http2: bool | None = None  # unset: ALPN over TLS; true: HTTP/2 only; false: HTTP/1.1 only
 
 
 class AnthropicConfig(Struct, tag_field="type", tag="anthropic", forbid_unknown_fields=True,
@@ -140,6 +148,7 @@ class AnthropicConfig(Struct, tag_field="type", tag="anthropic", forbid_unknown_
     headers: dict[str, str] = field(default_factory=dict)
     timeouts: TimeoutsConfig = field(default_factory=TimeoutsConfig)
     max_retries: MaxRetries = 2
+    http2: bool | None = None  # unset: ALPN over TLS; true: HTTP/2 only; false: HTTP/1.1 only
 
 
 class VertexConfig(Struct, tag_field="type", tag="vertex", forbid_unknown_fields=True,
@@ -163,6 +172,7 @@ class VertexConfig(Struct, tag_field="type", tag="vertex", forbid_unknown_fields
     headers: dict[str, str] = field(default_factory=dict)
     timeouts: TimeoutsConfig = field(default_factory=TimeoutsConfig)
     max_retries: MaxRetries = 2
+    http2: bool | None = None  # unset: ALPN over TLS; true: HTTP/2 only; false: HTTP/1.1 only
 
     def __post_init__(self) -> None:
         given = [name for name in ("credentials_file", "credentials_json", "credentials_env")
@@ -195,8 +205,26 @@ class LoggingConfig(Struct, forbid_unknown_fields=True, frozen=True):
     level: Literal["trace", "debug", "info", "warn", "warning", "error"] = "info"
     format: Literal["text", "json"] = "text"
     file: str | None = None
+    debug_bodies: bool = False
     access_log: bool = True
     """One INFO line per request on ``modelmux.access``; off saves ~10 us a request."""
+
+
+TracesProtocol = Literal["http/protobuf"]
+
+
+class TelemetryConfig(Struct, forbid_unknown_fields=True, frozen=True):
+    """OpenTelemetry tracing, exported over OTLP (needs ``modelmux[otel]``; see
+    docs/observability.md). Off by default, and then nothing of OpenTelemetry is imported."""
+
+    enabled: bool = False
+    endpoint: str = "http://127.0.0.1:4318/v1/traces"
+    protocol: TracesProtocol = "http/protobuf"
+    headers: dict[str, str] = field(default_factory=dict)
+    service_name: str = "modelmux"
+    sample_ratio: Annotated[float, msgspec.Meta(ge=0.0, le=1.0)] = 1.0
+    batch_delay_ms: Annotated[int, msgspec.Meta(ge=1, le=60_000)] = 5000
+    export_timeout: Annotated[float, msgspec.Meta(gt=0, le=300)] = 10.0
 
 
 class ModelAlias(Struct, forbid_unknown_fields=True, frozen=True):
@@ -204,10 +232,6 @@ class ModelAlias(Struct, forbid_unknown_fields=True, frozen=True):
 
     target: str
     ignore_case: bool = False
-
-
-class RoutingConfig(Struct, forbid_unknown_fields=True, frozen=True):
-    """Reserved for routing rules (a later release): only an empty ``[routing]`` is accepted."""
 
 
 class Config(Struct, forbid_unknown_fields=True, frozen=True):
@@ -221,8 +245,10 @@ class Config(Struct, forbid_unknown_fields=True, frozen=True):
     provider: list[ProviderConfig] = field(default_factory=list)
     streaming: StreamingConfig = field(default_factory=StreamingConfig)
     logging: LoggingConfig = field(default_factory=LoggingConfig)
+    telemetry: TelemetryConfig = field(default_factory=TelemetryConfig)
     models: dict[str, str | ModelAlias] = field(default_factory=dict)
     routing: RoutingConfig = field(default_factory=RoutingConfig)
+    admin: AdminConfig = field(default_factory=AdminConfig)
 
     def model_aliases(self) -> list[tuple[str, str, bool]]:
         """``[models]`` as (public name, target, ignore_case) triples, in file order."""

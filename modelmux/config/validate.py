@@ -12,12 +12,18 @@ import types
 import typing
 from collections.abc import Mapping
 from typing import Any
+from urllib.parse import urlsplit
 
 import msgspec
 
 from modelmux.config.layers import Origins, origin_of
 from modelmux.config.problems import KeyPath, Problem
-from modelmux.config.schema import Config, RoutingConfig
+from modelmux.config.schema import Config
+from modelmux.config.validate_routing import (
+    check_routing,
+    deployment_providers,
+    group_names,
+)
 
 FALLBACK = "*"
 _AT = re.compile(r" - at `\$(.*)`$")
@@ -72,10 +78,7 @@ def _struct(value: Any, struct: Any, path: KeyPath, origins: Origins) -> list[Pr
         if key in fields or key == tag_field:
             continue
         here = (*path, key)
-        if struct is RoutingConfig:
-            message = "[routing] is reserved for routing rules in a later release: leave it empty"
-        else:
-            message = f"unknown field `{key}` (expected one of: {', '.join(fields)})"
+        message = f"unknown field `{key}` (expected one of: {', '.join(fields)})"
         problems.append(Problem(message, here, origin_of(origins, here)))
     for name, info in fields.items():
         if name not in value:
@@ -104,6 +107,10 @@ def _value(value: Any, kind: Any, path: KeyPath, origins: Origins) -> list[Probl
         item = _strip(typing.get_args(bare)[0])
         if (_is_struct(item) or _tagged(item)) and isinstance(value, list):
             return [p for i, v in enumerate(value) for p in _value(v, item, (*path, i), origins)]
+    if typing.get_origin(bare) in (typing.Union, types.UnionType) and value is not None:
+        options = [m for m in typing.get_args(bare) if m is not type(None)]
+        if len(options) == 1:
+            return _value(value, options[0], path, origins)
     if typing.get_origin(bare) is typing.Literal and isinstance(value, str):
         choices = typing.get_args(bare)
         if value not in choices:
@@ -168,7 +175,7 @@ def check_config(data: Mapping[str, Any], origins: Origins) -> list[Problem]:
             add(f"expected seconds > 0, got {server[key]}", ("server", key))
     providers: list[Any] = raw_providers if isinstance(raw_providers, list) else []
     aliases = _aliases(data)
-    targets = {target.partition("/")[0] for _, target in aliases}
+    targets = {target.partition("/")[0] for _, target in aliases} | deployment_providers(data)
     names: dict[str, int] = {}
     owner: dict[str, int] = {}
     for index, provider in enumerate(providers):
@@ -187,7 +194,8 @@ def check_config(data: Mapping[str, Any], origins: Origins) -> list[Problem]:
         if not isinstance(models, list):
             continue
         if not models and name not in targets:
-            add("empty: list the models this provider serves (or point a [models] alias at it)",
+            add("empty: list the models this provider serves (or point a [models] alias or a "
+                "[[routing.group]] deployment at it)",
                 (*here, "models"))
         for number, model in enumerate(models):
             if not isinstance(model, str):
@@ -196,14 +204,45 @@ def check_config(data: Mapping[str, Any], origins: Origins) -> list[Problem]:
             if first != index:
                 add(f"model `{model}` is also listed by provider[{first}]: requests for it go "
                     "there (the first listing wins)", (*here, "models", number), warning=True)
+    grouped = group_names(data)
     for name, target in aliases:
         provider_name, slash, upstream = target.partition("/")
-        if not ((slash and provider_name in names and upstream) or target in owner):
-            add(f"target `{target}` matches no provider: expected `provider/model` or a model a "
-                "provider lists", ("models", name))
+        if not ((slash and provider_name in names and upstream) or target in owner
+                or target in grouped):
+            add(f"target `{target}` matches no provider: expected `provider/model`, a model a "
+                "provider lists or a [[routing.group]]", ("models", name))
         elif name in owner and name != FALLBACK:
             add(f"alias `{name}` hides the model of that name listed by provider[{owner[name]}]",
                 ("models", name), warning=True)
+    problems += check_routing(data, origins, names, owner)
     if not providers:
         add("no [[provider]] configured: every chat request will get 404", (), warning=True)
+    logging = data.get("logging")
+    if isinstance(logging, dict) and logging.get("debug_bodies") is True \
+            and logging.get("level") not in ("debug", "trace"):
+        add("debug_bodies = true logs bodies at DEBUG only: set level = \"debug\" too, or "
+            "nothing is logged", ("logging", "debug_bodies"), warning=True)
+    telemetry = data.get("telemetry")
+    if isinstance(telemetry, dict):
+        for message, key in _telemetry(telemetry):
+            add(message, ("telemetry", *key))
     return problems
+
+
+def _telemetry(table: Mapping[str, Any]) -> list[tuple[str, KeyPath]]:
+    """``[telemetry]``: an http(s) endpoint, and the ``otel`` extra installed when enabled."""
+    out: list[tuple[str, KeyPath]] = []
+    endpoint = table.get("endpoint")
+    if isinstance(endpoint, str):
+        parts = urlsplit(endpoint)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            out.append(((f"expected an http:// or https:// URL of the OTLP/HTTP traces "
+                         f"receiver, got {endpoint!r}"), ("endpoint",)))
+    if table.get("enabled") is True:
+        from modelmux.observability.tracing import INSTALL_HINT, missing_extra
+
+        missing = missing_extra()
+        if missing is not None:
+            out.append(((f"tracing needs the otel extra: {missing} is not installed "
+                         f"({INSTALL_HINT})"), ("enabled",)))
+    return out

@@ -14,6 +14,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
+    from modelmux.observability.tracing import ServerSpan
     from modelmux.providers.base import CallStats
     from modelmux.server.exchange import Exchange
 
@@ -31,7 +32,7 @@ class RequestRecord:
     """What one request did; routes fill in the chat fields, the exchange supplies the rest."""
 
     __slots__ = ("request_id", "route", "model", "provider", "provider_type", "upstream_model",
-                 "mode", "stats", "overhead_ns", "_done")
+                 "mode", "stats", "overhead_ns", "span", "_done")
 
     def __init__(
         self,
@@ -48,6 +49,7 @@ class RequestRecord:
         self.mode: str | None = None  # the delivery: standard, buffered or never
         self.stats: CallStats | None = None
         self.overhead_ns: int | None = None
+        self.span: ServerSpan | None = None  # set only when tracing is on
         self._done = done
 
     @property
@@ -91,8 +93,10 @@ def access_fields(record: RequestRecord, exchange: Exchange, now_ns: int) -> Fie
         "latency_ms": _ms(now_ns - exchange.started_ns),
         "ttft_ms": ttft,
         "overhead_ms": _ms(record.overhead_ns) if record.overhead_ns is not None else None,
+        "bytes_received": exchange.bytes_received,
         "bytes_sent": exchange.bytes_sent,
         "completed": exchange.ended,
+        "trace_id": record.span.trace_id if record.span is not None else None,
     }
 
 

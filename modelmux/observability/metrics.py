@@ -12,11 +12,12 @@ import re
 from bisect import bisect_left
 from collections.abc import Iterable, Iterator, Sequence
 from itertools import pairwise
-from typing import ClassVar
+from typing import Any, ClassVar
 
 CONTENT_TYPE = b"text/plain; version=0.0.4; charset=utf-8"
 
 LabelValues = tuple[str, ...]
+Snapshot = dict[str, Any]
 
 _METRIC_NAME = re.compile(r"[a-zA-Z_:][a-zA-Z0-9_:]*")
 _LABEL_NAME = re.compile(r"[a-zA-Z_][a-zA-Z0-9_]*")
@@ -75,6 +76,14 @@ class Family:
         """The family's sample lines, without HELP and TYPE."""
         return iter(())
 
+    def snapshot(self) -> Snapshot:
+        """The family as plain data (name, type, help, labels, samples), for another process."""
+        return {"name": self.name, "kind": self.kind, "doc": self.doc, "labels": list(self.labels),
+                "samples": self._sample_data()}
+
+    def _sample_data(self) -> list[Any]:
+        return []
+
     def render(self) -> Iterator[str]:
         yield f"# HELP {self.name} {escape_help(self.doc)}"
         yield f"# TYPE {self.name} {self.kind}"
@@ -102,6 +111,9 @@ class _Scalar(Family):
         for labels, value in self._values.items():
             yield f"{self.name}{self._label_text(labels)} {format_value(value)}"
 
+    def _sample_data(self) -> list[Any]:
+        return [[list(labels), value] for labels, value in self._values.items()]
+
 
 class Counter(_Scalar):
     """A value that only goes up; name it ``*_total``."""
@@ -123,6 +135,16 @@ class Gauge(_Scalar):
     """A value that goes up and down, or is set from a snapshot at scrape time."""
 
     kind = "gauge"
+
+    def __init__(self, name: str, doc: str, labels: Sequence[str] = (),
+                 merge: str = "sum") -> None:
+        """``merge`` says how workers' values add up: ``sum`` (in flight, connections) or
+        ``max`` (an info gauge that is 1 everywhere)."""
+        super().__init__(name, doc, labels)
+        self.merge = merge
+
+    def snapshot(self) -> Snapshot:
+        return {**super().snapshot(), "merge": self.merge}
 
     def inc(self, labels: LabelValues = (), amount: float = 1) -> None:
         self._add(labels, amount)
@@ -208,6 +230,13 @@ class Histogram(Family):
             yield f"{name}_sum{text} {format_value(series.total)}"
             yield f"{name}_count{text} {running}"
 
+    def snapshot(self) -> Snapshot:
+        return {**super().snapshot(), "bounds": list(self.bounds)}
+
+    def _sample_data(self) -> list[Any]:
+        return [[list(labels), series.counts, series.total]
+                for labels, series in self._series.items()]
+
 
 class Registry:
     """The families of one process, rendered in the order they were made."""
@@ -226,8 +255,8 @@ class Registry:
         self.register(family)
         return family
 
-    def gauge(self, name: str, doc: str, labels: Sequence[str] = ()) -> Gauge:
-        family = Gauge(name, doc, labels)
+    def gauge(self, name: str, doc: str, labels: Sequence[str] = (), merge: str = "sum") -> Gauge:
+        family = Gauge(name, doc, labels, merge)
         self.register(family)
         return family
 
@@ -237,7 +266,74 @@ class Registry:
         self.register(family)
         return family
 
+    def snapshot(self) -> list[Snapshot]:
+        """Every family as plain data, in order (see ``merge``)."""
+        return [family.snapshot() for family in self._families.values()]
+
     def render(self) -> bytes:
         """Every family in text format 0.0.4, ending with a newline."""
         lines = [line for family in self._families.values() for line in family.render()]
         return ("\n".join(lines) + "\n").encode("utf-8")
+
+
+def merge(snapshots: Iterable[tuple[list[Snapshot], bool]]) -> Registry:
+    """One registry adding up several processes' snapshots, given with whether each is alive.
+
+    Counters and histograms add up over every snapshot, so a worker that exited still counts;
+    gauges are current values, so only live processes' count (summed, or the maximum for an
+    info gauge). A family whose type, labels or buckets differ from the first one seen (two
+    versions side by side) is skipped in that snapshot.
+    """
+    out = Registry()
+    for families, alive in snapshots:
+        for data in families:
+            family = out._families.get(data["name"])
+            if family is None:
+                family = _family_from(data)
+                if family is None:
+                    continue
+                out.register(family)
+            elif family.snapshot()["labels"] != data["labels"] or family.kind != data["kind"]:
+                continue
+            _add_samples(family, data, alive)
+    return out
+
+
+def _family_from(data: Snapshot) -> Family | None:
+    kind, name, doc, labels = data["kind"], data["name"], data["doc"], data["labels"]
+    if kind == "counter":
+        return Counter(name, doc, labels)
+    if kind == "gauge":
+        return Gauge(name, doc, labels, data.get("merge", "sum"))
+    if kind == "histogram":
+        return Histogram(name, doc, labels, data["bounds"])
+    return None
+
+
+def _add_samples(family: Family, data: Snapshot, alive: bool) -> None:
+    if isinstance(family, Histogram):
+        if list(family.bounds) != data.get("bounds"):
+            return
+        for labels, counts, total in data["samples"]:
+            key = tuple(labels)
+            series = family._series.get(key)
+            if series is None:
+                series = family._series[key] = _Series(len(family.bounds) + 1)
+            series.counts = [a + b for a, b in zip(series.counts, counts, strict=True)]
+            series.total += total
+    elif isinstance(family, Gauge):
+        if not alive:
+            return
+        for labels, value in data["samples"]:
+            key = tuple(labels)
+            current = family._values.get(key)
+            if current is None:
+                family._values[key] = value
+            elif family.merge == "max":
+                family._values[key] = max(current, value)
+            else:
+                family._values[key] = current + value
+    elif isinstance(family, Counter):
+        for labels, value in data["samples"]:
+            key = tuple(labels)
+            family._values[key] = family._values.get(key, 0) + value

@@ -9,11 +9,14 @@ from __future__ import annotations
 
 import abc
 from collections.abc import AsyncGenerator
-from typing import ClassVar
+from typing import TYPE_CHECKING, ClassVar
 
 import msgspec
 
 from modelmux.schemas.openai_chat import ChatCompletionRequest
+
+if TYPE_CHECKING:
+    from modelmux.observability.calls import CallWatch
 
 Tokens = tuple[int, int]
 """(input, output) tokens as the upstream reported them."""
@@ -51,10 +54,11 @@ class CallStats:
 
     ``wait_ns`` is the time spent waiting on the upstream before the answer (a whole JSON
     answer, or a stream's first chunk), retries and backoff included; ``total_ns`` runs to the
-    end of the upstream body. ``errors`` holds the code of every failed attempt.
+    end of the upstream body. ``errors`` holds the code of every failed attempt. ``watch``
+    (``observability.calls.CallWatch``) is set only while tracing or ``debug_bodies`` is on.
     """
 
-    __slots__ = ("attempts", "retries", "errors", "wait_ns", "total_ns", "tokens")
+    __slots__ = ("attempts", "retries", "errors", "wait_ns", "total_ns", "tokens", "watch")
 
     def __init__(self) -> None:
         self.attempts = 0
@@ -63,6 +67,7 @@ class CallStats:
         self.wait_ns = 0
         self.total_ns = 0
         self.tokens: Tokens | None = None
+        self.watch: CallWatch | None = None
 
 
 class ChatCall:

@@ -134,11 +134,12 @@ class ClaudeProvider(Provider):
         timeouts: Timeouts,
         retry: RetryPolicy,
         default_max_tokens: int,
+        http2: bool | None = None,
     ) -> None:
         super().__init__(name, models)
         self.endpoint = endpoint
         self.default_max_tokens = default_max_tokens
-        self.upstream = Upstream(name, pool, endpoint.auth, timeouts, retry)
+        self.upstream = Upstream(name, pool, endpoint.auth, timeouts, retry, http2=http2)
 
     def body(self, call: ChatCall) -> bytes:
         """The Messages request body for ``call``, with the profile's tweaks.

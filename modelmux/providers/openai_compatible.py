@@ -187,7 +187,7 @@ class OpenAICompatibleProvider(Provider):
                 raise ConfigError(f"{where}: api_key is not latin-1 text") from None
         policy = retry or RetryPolicy(max_retries=config.max_retries)
         self.upstream = Upstream(config.name, pool, StaticAuth(auth), config.timeouts.timeouts(),
-                                 policy)
+                                 policy, http2=config.http2)
 
     async def complete(self, call: ChatCall) -> bytes:
         sent = upstream_body(call.raw, sent_model=call.public_model, sent_stream=call.sent_stream,

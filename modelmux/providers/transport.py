@@ -157,12 +157,16 @@ class Upstream:
         auth: Auth,
         timeouts: Timeouts,
         retry: RetryPolicy,
+        *,
+        http2: bool | None = None,
     ) -> None:
+        """``http2`` is the provider's HTTP version choice (see ``ConnectionPool.request``)."""
         self.provider = provider
         self.pool = pool
         self.auth = auth
         self.timeouts = timeouts
         self.retry = retry
+        self.http2 = http2
 
     def attempts(self, stats: CallStats | None = None) -> Attempts:
         return Attempts(self.retry, stats)
@@ -175,18 +179,25 @@ class Upstream:
                 error once retries are spent or the failure is not retryable.
         """
         stats = attempts.stats
+        watch = stats.watch  # tracing or debug_bodies; None when both are off
         while True:
             sent = await self.auth.headers()
             stats.attempts += 1
+            out = [*headers, *sent]
+            if watch is not None:
+                resend = attempts.retries + attempts.auth_refreshed
+                out += watch.attempt(url, resend, out, body)
             try:
-                response = await self.pool.request(b"POST", url, [*headers, *sent], body,
-                                                   self.timeouts)
+                response = await self.pool.request(b"POST", url, out, body, self.timeouts,
+                                                   http2=self.http2)
             except ModelMuxError as exc:
-                stats.errors.append(exc.code)
+                _failed(stats, exc.code)
                 if _retryable_exception(exc) and await self._again(attempts, None, exc.message):
                     continue
                 raise
             status = response.status
+            if watch is not None:
+                watch.attempt_status(status)
             if 200 <= status < 300:
                 return response
             try:
@@ -201,7 +212,7 @@ class Upstream:
                 log.info("provider %s: upstream 401, refreshing credentials once", self.provider)
                 continue
             error = error_from_response(self.provider, status, response.headers, payload)
-            stats.errors.append(error.code)
+            stats.errors.append(error.code)  # the try's span has its status already
             if is_retryable_status(status):
                 value = response.get_header(b"retry-after")
                 wait = parse_retry_after(value) if value is not None else None
@@ -226,7 +237,7 @@ class Upstream:
                     async with response:
                         return await response.read()
                 except UpstreamClosed as exc:
-                    attempts.stats.errors.append(exc.code)
+                    _failed(attempts.stats, exc.code)
                     if not await self._again(attempts, None, exc.message):
                         raise
         finally:
@@ -278,7 +289,7 @@ class Upstream:
                             for piece in out:
                                 yield piece
                 except ModelMuxError as exc:
-                    stats.errors.append(exc.code)
+                    _failed(stats, exc.code)
                     if relay.started:
                         log.warning("provider %s: stream failed mid-way: %s", self.provider,
                                     exc.message)
@@ -289,7 +300,7 @@ class Upstream:
                     if relay.early_error is None:
                         return
                     error = relay.early_error
-                    stats.errors.append(error.code)
+                    _failed(stats, error.code)
                 if not is_retryable_error(error):
                     raise error
                 if not await self._again(attempts, None, error.message):
@@ -308,6 +319,14 @@ class Upstream:
         log.info("provider %s: retry %d/%d after %s", self.provider, attempts.retries,
                  attempts.policy.max_retries, why)
         return True
+
+
+def _failed(stats: CallStats, code: str) -> None:
+    """Count one try that failed without an error status, and end its span when tracing
+    watches the call."""
+    stats.errors.append(code)
+    if stats.watch is not None:
+        stats.watch.attempt_failed(code)
 
 
 async def _drain(response: Response) -> None:

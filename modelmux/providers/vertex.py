@@ -122,6 +122,7 @@ class VertexProvider(ClaudeProvider):
             timeouts=config.timeouts.timeouts(),
             retry=retry or RetryPolicy(max_retries=config.max_retries),
             default_max_tokens=config.default_max_tokens,
+            http2=config.http2,
         )
 
     async def aclose(self) -> None:

@@ -1,36 +1,98 @@
-"""The model index: a requested model name → the provider that serves it.
+"""The model map: a requested model name → the group of deployments that serve it.
 
-A name listed by a provider's ``models`` selects that provider (the first one listing it);
-``provider/model`` addresses one provider explicitly. Aliases (the config's ``[models]``) give
-public names to those targets, optionally matched ignoring case; the alias ``*`` catches any
-name nothing else serves. Pure: built once from the providers.
+A deployment is a provider plus the model name sent to it, with weight, priority, prices,
+tags and limits. Groups come from ``[[routing.group]]`` (explicit) and from providers'
+``models`` lists (implicit: every provider listing a name is a deployment of that name, in
+config order); ``provider/model`` is a group of one. Aliases (``[models]``, a group's
+``aliases``) give public names to groups. Pure: built once from the config.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable
+from dataclasses import dataclass, field
 
+from modelmux.config.routing import DeploymentConfig, GroupConfig
 from modelmux.errors import ModelNotFound
 from modelmux.providers.base import Provider
 
 FALLBACK = "*"
 
 
+@dataclass(frozen=True, slots=True)
+class DeploymentSpec:
+    """One configured way to serve a model; ``id`` (``provider/model``) keys its live state."""
+
+    provider: Provider
+    model: str
+    weight: int = 1
+    priority: int = 0
+    input_cost_per_1k: float = 0.0
+    output_cost_per_1k: float = 0.0
+    tags: frozenset[str] = frozenset()
+    rpm: int | None = None
+    tpm: int | None = None
+    max_concurrent: int | None = None
+
+    @property
+    def id(self) -> str:
+        return f"{self.provider.name}/{self.model}"
+
+
+@dataclass(frozen=True, slots=True)
+class Group:
+    """The deployments of one public name, with its own strategy and fallback, if any."""
+
+    name: str
+    deployments: tuple[DeploymentSpec, ...]
+    strategy: str | None = None
+    tags: frozenset[str] = field(default_factory=frozenset)
+    fallback_group: str | None = None
+
+
+def _spec(provider: Provider, model: str, config: DeploymentConfig | None = None
+          ) -> DeploymentSpec:
+    if config is None:
+        return DeploymentSpec(provider, model)
+    return DeploymentSpec(provider, model, config.weight, config.priority,
+                          config.input_cost_per_1k, config.output_cost_per_1k,
+                          frozenset(config.tags), config.rpm, config.tpm, config.max_concurrent)
+
+
 class ModelIndex:
-    """Resolves model names; lists the public ones."""
+    """Resolves model names to groups; lists the public ones."""
 
     def __init__(self, providers: Iterable[Provider],
-                 aliases: Iterable[tuple[str, str, bool]] = ()) -> None:
-        """``aliases`` are (public name, target, ignore_case); the first of a name wins."""
+                 aliases: Iterable[tuple[str, str, bool]] = (),
+                 groups: Iterable[GroupConfig] = ()) -> None:
+        """``aliases`` are (public name, target, ignore_case); the first of a name wins.
+        ``groups`` must name configured providers (the config check makes sure)."""
         self.providers = {p.name: p for p in providers}
-        self._by_model: dict[str, Provider] = {}
-        self._all_by_model: dict[str, list[Provider]] = {}
+        self.specs: dict[str, DeploymentSpec] = {}
+        self.groups: dict[str, Group] = {}
+        self._group_aliases: dict[str, str] = {}
+        self._listed: dict[str, Group] = {}
+        for config in groups:
+            specs = []
+            for d in config.deployments:
+                provider = self.providers.get(d.provider)
+                if provider is not None:
+                    spec = self.specs.setdefault(f"{provider.name}/{d.model or config.name}",
+                                                 _spec(provider, d.model or config.name, d))
+                    specs.append(spec)
+            group = Group(config.name, tuple(specs), config.strategy, frozenset(config.tags),
+                          config.fallback_group)
+            self.groups.setdefault(config.name, group)
+            for alias in config.aliases:
+                self._group_aliases.setdefault(alias, config.name)
+        serving: dict[str, list[DeploymentSpec]] = {}
         for provider in self.providers.values():
             for model in provider.models:
-                self._by_model.setdefault(model, provider)
-                serving = self._all_by_model.setdefault(model, [])
-                if provider not in serving:
-                    serving.append(provider)
+                spec = self.specs.setdefault(f"{provider.name}/{model}", _spec(provider, model))
+                listed = serving.setdefault(model, [])
+                if spec not in listed:
+                    listed.append(spec)
+        self._listed = {model: Group(model, tuple(specs)) for model, specs in serving.items()}
         self._aliases: dict[str, str] = {}
         self._folded: dict[str, str] = {}
         self._fallback: str | None = None
@@ -42,71 +104,72 @@ class ModelIndex:
             if ignore_case:
                 self._folded.setdefault(name.casefold(), target)
 
-    def _lookup(self, model: str) -> tuple[Provider, str] | None:
-        provider = self._by_model.get(model)
-        if provider is not None:
-            return provider, model
-        name, slash, upstream = model.partition("/")
-        if slash:
-            provider = self.providers.get(name)
-            if provider is not None and upstream:
-                return provider, upstream
-        return None
+    def group_named(self, name: str) -> Group | None:
+        """The group a group name, group alias or listed model names; ``provider/model`` is a
+        group of one. None if nothing matches."""
+        group = self.groups.get(name) or self.groups.get(self._group_aliases.get(name, ""))
+        if group is not None:
+            return group
+        group = self._listed.get(name)
+        if group is not None:
+            return group
+        provider_name, slash, upstream = name.partition("/")
+        provider = self.providers.get(provider_name) if slash and upstream else None
+        if provider is None:
+            return None
+        return Group(name, (self.spec(provider, upstream),))
 
-    def _targets(self, model: str) -> tuple[str | None, ...]:
-        return (self._aliases.get(model), model, self._folded.get(model.casefold()),
-                self._fallback)
+    def spec(self, provider: Provider, model: str) -> DeploymentSpec:
+        """The configured deployment of ``model`` on ``provider``, or a plain one."""
+        spec = self.specs.get(f"{provider.name}/{model}")
+        return spec if spec is not None and spec.provider is provider else _spec(provider, model)
+
+    def group(self, model: str) -> Group:
+        """The group serving ``model``.
+
+        Order: a ``[models]`` alias of that exact name, a group name or group alias, a listed
+        model, ``provider/model``, an alias matched ignoring case, then the ``*`` alias.
+
+        Raises:
+            ModelNotFound: nothing serves the model.
+        """
+        for target in (self._aliases.get(model), model, self._folded.get(model.casefold()),
+                       self._fallback):
+            if target is not None:
+                group = self.group_named(target)
+                if group is not None and group.deployments:
+                    return group
+        raise ModelNotFound(
+            f"The model `{model}` does not exist or is not served by this gateway.", param="model"
+        )
 
     def resolve(self, model: str) -> tuple[Provider, str]:
-        """The provider for ``model`` and the model name to send upstream.
-
-        Order: an alias of that exact name, a listed model, ``provider/model``, an alias
-        matched ignoring case, then the ``*`` alias.
+        """The first deployment of ``model``'s group, as (provider, upstream model).
 
         Raises:
-            ModelNotFound: no provider serves the model.
+            ModelNotFound: nothing serves the model.
         """
-        for target in self._targets(model):
-            if target is not None:
-                found = self._lookup(target)
-                if found is not None:
-                    return found
-        raise _not_found(model)
+        first = self.group(model).deployments[0]
+        return first.provider, first.model
 
     def candidates(self, model: str) -> list[tuple[Provider, str]]:
-        """Every (provider, upstream model) that may serve ``model``, in config order.
-
-        The name resolves as in ``resolve`` (whose answer is always the first candidate); a
-        listed model then brings every provider listing it, while ``provider/model`` names
-        exactly one provider.
+        """Every (provider, upstream model) of ``model``'s group, in config order.
 
         Raises:
-            ModelNotFound: no provider serves the model.
+            ModelNotFound: nothing serves the model.
         """
-        for target in self._targets(model):
-            if target is None:
-                continue
-            serving = self._all_by_model.get(target)
-            if serving:
-                return [(provider, target) for provider in serving]
-            found = self._lookup(target)
-            if found is not None:
-                return [found]
-        raise _not_found(model)
+        return [(d.provider, d.model) for d in self.group(model).deployments]
 
     def public_models(self) -> list[tuple[str, str]]:
-        """(model, provider name) for every alias, then every listed model, in config order."""
+        """(name, provider of its first deployment): ``[models]`` aliases, groups and their
+        aliases, then listed models, in config order."""
         listed: dict[str, str] = {}
-        for name, target in self._aliases.items():
-            found = self._lookup(target)
-            if found is not None:
-                listed[name] = found[0].name
-        for model, provider in self._by_model.items():
-            listed.setdefault(model, provider.name)
+        names = [*self._aliases, *self.groups, *self._group_aliases]
+        for name in names:
+            target = self._aliases.get(name, name)
+            group = self.group_named(target)
+            if group is not None and group.deployments:
+                listed.setdefault(name, group.deployments[0].provider.name)
+        for model, group in self._listed.items():
+            listed.setdefault(model, group.deployments[0].provider.name)
         return list(listed.items())
-
-
-def _not_found(model: str) -> ModelNotFound:
-    return ModelNotFound(
-        f"The model `{model}` does not exist or is not served by this gateway.", param="model"
-    )

@@ -1,27 +1,38 @@
-"""Fallback across the providers serving one model: which to try, in what order, and bookkeeping.
+"""Which deployments a request tries, in what order, and the live state behind that choice.
 
-``Router`` keeps one ``CircuitBreaker`` per provider and turns the candidates of a request
-(``ModelIndex.candidates``, config order) into attempts: a provider whose circuit is open is
-skipped; when every circuit is open, the first candidate is tried anyway (unguarded), so a
-gateway never answers a 503 of its own making. ``is_failover_error`` decides which errors move
-on to the next candidate. Pure: no I/O, the clock is injected.
+``Router`` keeps one ``Live`` record per deployment (circuit breaker, rate limits, requests
+in flight, an EWMA and recent samples of time to first byte) and turns a request's group
+into an ordered plan: the first matching rule, then the group's strategy over the healthy
+deployments, then the open ones, then the ``fallback_group`` chain. ``admit`` asks a
+deployment's limits and breaker when its turn comes. Pure: no I/O, clock and randomness
+injected; the request path in ``api.dispatch`` does the waiting and the calls.
 """
 
 from __future__ import annotations
 
+import math
+import random
 import time
-from collections.abc import Callable, Iterable, Iterator, Sequence
-from dataclasses import dataclass
-from typing import Generic, TypeVar
+from collections import deque
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
 
 from modelmux import errors
+from modelmux.config.routing import RuleConfig
 from modelmux.errors import ModelMuxError, RateLimited, ServiceUnavailable
 from modelmux.providers.errors import is_retryable_error
-from modelmux.routing.breaker import BreakerPolicy, CircuitBreaker
+from modelmux.routing.breaker import BreakerPolicy, BreakerState, CircuitBreaker
+from modelmux.routing.facts import DEFAULT_OUTPUT_TOKENS
+from modelmux.routing.limits import Concurrency, DeploymentLimits, per_minute
+from modelmux.routing.models import DeploymentSpec, Group, ModelIndex
+from modelmux.routing.rules import Rule, compile_rule
+from modelmux.routing.strategies import Balancer, Deployment, ewma
 from modelmux.upstream.errors import UpstreamConnectError, UpstreamTLSError
 from modelmux.upstream.retry import parse_retry_after
 
-T = TypeVar("T")
+TTFT_SAMPLES = 256
+MAX_LIVE = 1024
+MAX_FALLBACK_GROUPS = 8
 
 
 def is_failover_error(error: ModelMuxError) -> bool:
@@ -49,67 +60,279 @@ def retry_after_of(error: ModelMuxError) -> float | None:
     return None
 
 
-@dataclass(slots=True)
-class Attempt(Generic[T]):
-    """One try at one candidate; ``guarded`` when its breaker granted it (and wants a verdict)."""
+@dataclass(frozen=True, slots=True)
+class RoutingRule:
+    """A compiled ``[[routing.rules]]`` entry: send matching requests to a provider or group."""
 
-    name: str
-    target: T
+    rule: Rule
+    provider: str | None = None
+    group: str | None = None
+
+
+def compile_rules(configs: Iterable[RuleConfig]) -> list[RoutingRule]:
+    """Compile ``[[routing.rules]]`` once, at config load.
+
+    Raises:
+        RuleError: a rule that does not parse or type-check (the config check reports these
+            with their key path first).
+    """
+    return [RoutingRule(compile_rule(c.when), c.provider, c.group) for c in configs]
+
+
+def _limits(spec: DeploymentSpec, now: float, share: int) -> DeploymentLimits | None:
+    """The deployment's buckets, each ``1/share`` of the configured limit (one worker's part,
+    so N workers together never exceed it)."""
+    if spec.rpm is None and spec.tpm is None and spec.max_concurrent is None:
+        return None
+    return DeploymentLimits(per_minute(spec.rpm / share, now) if spec.rpm else None,
+                            per_minute(spec.tpm / share, now) if spec.tpm else None,
+                            Concurrency(max(1, spec.max_concurrent // share))
+                            if spec.max_concurrent else None)
+
+
+@dataclass(slots=True)
+class Live:
+    """What the router knows about one deployment right now."""
+
+    spec: DeploymentSpec
+    breaker: CircuitBreaker
+    limits: DeploymentLimits | None
+    in_flight: int = 0
+    ewma_ttft: float | None = None
+    ttfts: deque[float] = field(default_factory=lambda: deque(maxlen=TTFT_SAMPLES))
+
+    def view(self, now: float, spec: DeploymentSpec | None = None) -> Deployment:
+        """The strategy's view of ``spec`` (default: this record's own) in this state."""
+        s = spec or self.spec
+        return Deployment(s.id, s.weight, s.priority, s.input_cost_per_1k, s.output_cost_per_1k,
+                          s.tags, self.in_flight, self.ewma_ttft,
+                          self.breaker.state(now) is not BreakerState.OPEN)
+
+    def ttft_percentile(self, q: float) -> float | None:
+        """The ``q``-th percentile (0-100, nearest rank) of recent TTFT samples."""
+        if not self.ttfts:
+            return None
+        ordered = sorted(self.ttfts)
+        return ordered[min(len(ordered) - 1, max(0, math.ceil(q / 100 * len(ordered)) - 1))]
+
+
+@dataclass(slots=True)
+class Attempt:
+    """One granted try at one deployment; ``guarded`` when its breaker wants a verdict."""
+
+    live: Live
+    spec: DeploymentSpec
     guarded: bool
+    tokens: float
+    started: float
+    judged: bool = False  # the breaker has its verdict
+    done: bool = False  # slot and reservation settled
+
+
+@dataclass(frozen=True, slots=True)
+class Estimate:
+    """The request size strategies and limits work with."""
+
+    prompt_tokens: int = 0
+    max_tokens: int | None = None
+
+    @property
+    def output_tokens(self) -> int:
+        return self.max_tokens if self.max_tokens is not None else DEFAULT_OUTPUT_TOKENS
 
 
 class Router:
-    """One breaker per provider name, and the order in which candidates are tried."""
+    """Live deployment state, the strategies, the rules and the plan of each request."""
 
-    def __init__(self, names: Iterable[str] = (), *, policy: BreakerPolicy | None = None,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(self, *, policy: BreakerPolicy | None = None, strategy: str = "availability",
+                 rules: Sequence[RoutingRule] = (), clock: Callable[[], float] = time.monotonic,
+                 rand: Callable[[], float] = random.random, share: int = 1) -> None:
+        """``share`` is the number of worker processes splitting each deployment's limits."""
         self.policy = policy or BreakerPolicy()
+        self.share = max(1, share)
+        self.strategy = strategy
+        self.rules = list(rules)
         self.clock = clock
-        self.breakers: dict[str, CircuitBreaker] = {n: CircuitBreaker(self.policy) for n in names}
+        self.rand = rand
+        self.live: dict[str, Live] = {}
+        self._balancers: dict[str, Balancer] = {}
 
-    def breaker(self, name: str) -> CircuitBreaker:
-        """The breaker of ``name`` (made on first use for a provider unknown at start-up)."""
-        breaker = self.breakers.get(name)
-        if breaker is None:
-            breaker = self.breakers[name] = CircuitBreaker(self.policy)
-        return breaker
+    def state(self, spec: DeploymentSpec) -> Live:
+        """The live record of ``spec`` (made on first use).
 
-    def attempts(self, candidates: Sequence[tuple[str, T]]) -> Iterator[Attempt[T]]:
-        """The attempts to make, lazily: each breaker is asked only when its turn comes.
-
-        Every guarded attempt yielded must be reported with ``succeeded``, ``failed`` or
-        ``released`` before the next one is asked for. If no breaker allowed anything, one
-        unguarded attempt at the first candidate follows.
+        Past ``MAX_LIVE`` records, a new ``provider/model`` (clients may name any model of a
+        provider) shares its provider's ``provider/*`` record, so memory stays bounded.
         """
-        granted = False
-        for name, target in candidates:
-            if self.breaker(name).allow(self.clock()):
-                granted = True
-                yield Attempt(name, target, True)
-        if not granted and candidates:
-            name, target = candidates[0]
-            yield Attempt(name, target, False)
+        live = self.live.get(spec.id)
+        if live is None:
+            if len(self.live) >= MAX_LIVE:
+                shared = DeploymentSpec(spec.provider, "*")
+                live = self.live.get(shared.id)
+                if live is not None:
+                    return live
+                spec = shared
+            live = self.live[spec.id] = Live(spec, CircuitBreaker(self.policy),
+                                             _limits(spec, self.clock(), self.share))
+        return live
 
-    def succeeded(self, attempt: Attempt[T]) -> None:
-        if attempt.guarded:
-            self.breaker(attempt.name).on_success(self.clock())
+    def breaker(self, deployment_id: str) -> CircuitBreaker:
+        """The breaker of a deployment seen before, by ``provider/model``.
 
-    def failed(self, attempt: Attempt[T], error: ModelMuxError) -> None:
-        """Report an attempt that ended in ``error``: a failover error counts against the
-        provider (a ``retry-after`` opens its circuit for that long); any other is no verdict."""
-        if not attempt.guarded:
-            return
-        breaker = self.breaker(attempt.name)
+        Raises:
+            KeyError: no such deployment yet.
+        """
+        return self.live[deployment_id].breaker
+
+    def add(self, specs: Iterable[DeploymentSpec]) -> None:
+        """Make the live records of ``specs`` now (so they show before their first request)."""
+        for spec in specs:
+            self.state(spec)
+
+    def _order(self, group: Group, estimate: Estimate) -> list[DeploymentSpec]:
+        if len(group.deployments) == 1:  # nothing to choose between (most implicit groups)
+            return list(group.deployments)
+        name = group.strategy or self.strategy
+        balancer = self._balancers.get(f"{name}:{group.name}")
+        if balancer is None:
+            balancer = self._balancers[f"{name}:{group.name}"] = Balancer(name, self.rand)
+        now = self.clock()
+        specs = {spec.id: spec for spec in group.deployments
+                 if name != "model_specific" or group.tags <= spec.tags}
+        views = [self.state(spec).view(now, spec) for spec in specs.values()]
+        picked = [specs[d.name] for d in balancer.pick(
+            views, group.tags, estimate.prompt_tokens, estimate.output_tokens)]
+        return picked + [spec for spec in specs.values() if spec not in picked]
+
+    def plan(self, index: ModelIndex, group: Group, facts: dict[str, object],
+             estimate: Estimate) -> list[DeploymentSpec]:
+        """Every deployment the request may try, best first, each once.
+
+        The first rule that matches sends it to its ``group`` (in that group's plan) or to its
+        ``provider`` (the group's deployments there, else the model as asked, on that provider,
+        with no fallback elsewhere). Otherwise: the group's order, then its fallback groups'.
+        """
+        for routing_rule in self.rules:
+            if not routing_rule.rule.matches(facts):
+                continue
+            if routing_rule.provider is not None:
+                mine = [d for d in group.deployments if d.provider.name == routing_rule.provider]
+                if mine:
+                    return self._order(Group(group.name, tuple(mine), group.strategy,
+                                             group.tags), estimate)
+                provider = index.providers.get(routing_rule.provider)
+                if provider is not None:
+                    return [index.spec(provider, str(facts.get("model", group.name)))]
+                continue
+            chosen = index.group_named(routing_rule.group or "")
+            if chosen is not None and chosen.deployments:
+                group = chosen
+            break
+        out: list[DeploymentSpec] = []
+        seen_groups: set[str] = set()
+        current: Group | None = group
+        while current is not None and current.name not in seen_groups \
+                and len(seen_groups) < MAX_FALLBACK_GROUPS:
+            seen_groups.add(current.name)
+            out += [d for d in self._order(current, estimate) if d not in out]
+            current = (index.group_named(current.fallback_group)
+                       if current.fallback_group else None)
+        return out
+
+    def admit(self, spec: DeploymentSpec, tokens: float, *, guarded: bool = True
+              ) -> Attempt | float | None:
+        """Ask ``spec``'s breaker (unless not ``guarded``), then its limits.
+
+        Returns the attempt when granted; None when its circuit refuses; the seconds to wait
+        (``inf``: until one of its requests finishes) when its limits refuse.
+        """
+        live = self.state(spec)
+        now = self.clock()
+        if guarded and not live.breaker.allow(now):
+            return None
+        if live.limits is not None:
+            wait = live.limits.try_acquire(now, tokens)
+            if wait > 0.0:
+                if guarded:
+                    live.breaker.release(now)
+                return wait
+        live.in_flight += 1
+        return Attempt(live, spec, guarded, tokens, now)
+
+    def succeeded(self, attempt: Attempt, *, complete: bool = False) -> None:
+        """The attempt's first byte arrived (``complete``: the whole answer): feed its TTFT.
+        A complete answer is a success for the breaker now; a stream's verdict waits for
+        ``finish``, which knows whether it ended cleanly."""
+        now = self.clock()
+        sample = max(0.0, now - attempt.started)
+        live = attempt.live
+        live.ewma_ttft = ewma(live.ewma_ttft, sample)
+        live.ttfts.append(sample)
+        if complete:
+            self._judge(attempt, "success")
+
+    def failed(self, attempt: Attempt, error: ModelMuxError) -> None:
+        """Report an attempt that ended in ``error`` and finish it: a failover error counts
+        against the deployment (a ``retry-after`` opens its circuit for that long); any other
+        error is no verdict."""
         if is_failover_error(error):
-            breaker.on_failure(self.clock(), retry_after_of(error))
+            self._judge(attempt, "failure", retry_after_of(error))
         else:
-            breaker.release(self.clock())
+            self._judge(attempt, "release")
+        self._free(attempt, 0)
 
-    def released(self, attempt: Attempt[T]) -> None:
-        """An attempt ended with no verdict (client gone, internal error)."""
-        if attempt.guarded:
-            self.breaker(attempt.name).release(self.clock())
+    def released(self, attempt: Attempt) -> None:
+        """An attempt ended with no verdict (client gone, cancelled hedge, internal error)."""
+        self._judge(attempt, "release")
+        self._free(attempt, 0)
+
+    def finish(self, attempt: Attempt, tokens: float | None, *, broke: bool = False) -> None:
+        """The served response is over, having used ``tokens`` (None: unknown, keep the
+        estimate): the breaker's verdict if not given yet (a success, or a failure when it
+        ``broke`` after its first byte), then its slot and reservation are settled.
+        Idempotent."""
+        self._judge(attempt, "failure" if broke else "success")
+        self._free(attempt, tokens)
+
+    def _judge(self, attempt: Attempt, outcome: str, retry_after: float | None = None) -> None:
+        """One verdict per guarded attempt: the first reported wins."""
+        if not attempt.guarded or attempt.judged:
+            return
+        attempt.judged = True
+        breaker, now = attempt.live.breaker, self.clock()
+        if outcome == "success":
+            breaker.on_success(now)
+        elif outcome == "failure":
+            breaker.on_failure(now, retry_after)
+        else:
+            breaker.release(now)
+
+    def _free(self, attempt: Attempt, tokens: float | None) -> None:
+        if attempt.done:
+            return
+        attempt.done = True
+        live = attempt.live
+        live.in_flight = max(0, live.in_flight - 1)
+        if live.limits is not None:
+            used = attempt.tokens if tokens is None else tokens
+            live.limits.settle(self.clock(), attempt.tokens, used)
 
     def snapshot(self) -> dict[str, dict[str, object]]:
+        """Per deployment: breaker state, in flight, TTFT EWMA and limits, JSON-ready."""
         now = self.clock()
-        return {name: breaker.snapshot(now) for name, breaker in self.breakers.items()}
+        out: dict[str, dict[str, object]] = {}
+        for ident, live in self.live.items():
+            limits = live.limits
+            out[ident] = {
+                "provider": live.spec.provider.name, "model": live.spec.model,
+                "breaker": live.breaker.snapshot(now), "in_flight": live.in_flight,
+                "ewma_ttft_ms": None if live.ewma_ttft is None else round(live.ewma_ttft * 1e3, 3),
+                "limits": {
+                    "rpm": live.spec.rpm, "tpm": live.spec.tpm,
+                    "max_concurrent": live.spec.max_concurrent,
+                    "rpm_available": round(limits.rpm.available(now), 3)
+                    if limits is not None and limits.rpm else None,
+                    "tpm_available": round(limits.tpm.available(now), 3)
+                    if limits is not None and limits.tpm else None,
+                },
+            }
+        return out

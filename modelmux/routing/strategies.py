@@ -148,3 +148,48 @@ def model_specific(deployments: Sequence[Deployment],
     """Healthy deployments carrying every required capability tag, by priority then order."""
     need = frozenset(required)
     return availability([d for d in deployments if need <= d.tags])
+
+
+def hybrid(deployments: Sequence[Deployment], input_tokens: int,
+           output_tokens: int) -> list[Deployment]:
+    """Priority tier first; within a tier fewest in flight, then lowest TTFT EWMA (unknown
+    counts as fastest), then cheapest; ties keep the configured order."""
+    return sorted(healthy(deployments), key=lambda d: (d.priority, d.in_flight, _ttft_key(d),
+                                                       d.price(input_tokens, output_tokens)))
+
+
+STRATEGIES = ("round_robin", "weighted", "least_connections", "latency", "cost", "availability",
+              "model_specific", "hybrid")
+
+
+class Balancer:
+    """One group's strategy by name, with the state the stateful ones keep between picks."""
+
+    def __init__(self, strategy: str, rand: Rand) -> None:
+        """Raises: ValueError: an unknown strategy name."""
+        if strategy not in STRATEGIES:
+            raise ValueError(f"unknown strategy {strategy!r}")
+        self.strategy = strategy
+        self._rand = rand
+        self._rr = RoundRobin()
+        self._weighted = SmoothWeighted()
+
+    def pick(self, deployments: Sequence[Deployment], required: Iterable[str] = (),
+             input_tokens: int = 0, output_tokens: int = 0) -> list[Deployment]:
+        """The healthy deployments in the order to try them."""
+        s = self.strategy
+        if s == "round_robin":
+            return self._rr.pick(deployments)
+        if s == "weighted":
+            return self._weighted.pick(deployments)
+        if s == "least_connections":
+            return least_connections(deployments)
+        if s == "latency":
+            return latency(deployments, self._rand)
+        if s == "cost":
+            return cost(deployments, input_tokens, output_tokens)
+        if s == "model_specific":
+            return model_specific(deployments, required)
+        if s == "hybrid":
+            return hybrid(deployments, input_tokens, output_tokens)
+        return availability(deployments)

@@ -1,8 +1,9 @@
 """The control socket: a unix socket (mode 0600) that ``modelmux reload`` talks to.
 
-One request per connection: a command line (``reload``) in, one JSON line out
-(``{"ok": bool, "message": str}``). The server side only parses and dispatches; what a command
-does is the callback's business. The client side is what the CLI uses.
+One request per connection: a command line (``reload``, ``upgrade 60``: a name and an optional
+argument) in, one JSON line out (``{"ok": bool, "message": str}``). A *session* command (the
+upgrade hand-off) instead gets the connection itself. The server side only parses and dispatches;
+what a command does is the callback's business. The client side is what the CLI uses.
 """
 
 from __future__ import annotations
@@ -18,7 +19,8 @@ from pathlib import Path
 
 log = logging.getLogger("modelmux.control")
 
-Command = Callable[[], Awaitable[tuple[bool, str]]]
+Command = Callable[[str], Awaitable[tuple[bool, str]]]
+Session = Callable[[str, asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]
 MAX_LINE = 1024
 
 
@@ -42,13 +44,19 @@ def find_socket() -> Path:
 
 
 class ControlServer:
-    """Listens on ``path`` and runs the named commands, one at a time."""
+    """Listens on ``path`` and runs the named commands, one at a time; sessions run beside them."""
 
-    def __init__(self, path: Path, commands: dict[str, Command]) -> None:
+    def __init__(self, path: Path, commands: dict[str, Command],
+                 sessions: dict[str, Session] | None = None) -> None:
         self.path = path
         self.commands = commands
+        self.sessions = sessions or {}
         self._server: asyncio.AbstractServer | None = None
         self._lock = asyncio.Lock()
+
+    @property
+    def listening(self) -> bool:
+        return self._server is not None
 
     async def start(self) -> None:
         """Bind the socket (replacing a stale one) with owner-only permissions.
@@ -68,22 +76,34 @@ class ControlServer:
 
     async def close(self) -> None:
         if self._server is not None:
+            self.release()
+
+    def release(self) -> None:
+        """Stop listening and remove the socket file (so a successor can bind the path).
+
+        Connections already open (the caller's own) carry on; waiting for them here would
+        deadlock a command that releases the socket it is answering on.
+        """
+        if self._server is not None:
             self._server.close()
-            await self._server.wait_closed()
             self._server = None
-        with contextlib.suppress(FileNotFoundError):
-            self.path.unlink()
+            with contextlib.suppress(FileNotFoundError):
+                self.path.unlink()
 
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         try:
             line = await asyncio.wait_for(reader.readline(), 10.0)
-            name = line[:MAX_LINE].decode("utf-8", "replace").strip()
+            name, _, arg = line[:MAX_LINE].decode("utf-8", "replace").strip().partition(" ")
+            session = self.sessions.get(name)
+            if session is not None:
+                await session(arg, reader, writer)
+                return
             command = self.commands.get(name)
             if command is None:
                 ok, message = False, f"unknown command {name!r}; known: {', '.join(self.commands)}"
             else:
                 async with self._lock:
-                    ok, message = await command()
+                    ok, message = await command(arg)
             writer.write(json.dumps({"ok": ok, "message": message}).encode() + b"\n")
             await writer.drain()
         except (OSError, TimeoutError) as exc:

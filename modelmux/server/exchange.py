@@ -96,6 +96,11 @@ class Exchange:
         return None
 
     @property
+    def bytes_received(self) -> int:
+        """Request body bytes received so far (for the access log)."""
+        return self._body_len
+
+    @property
     def body_too_large(self) -> bool:
         return self._body_too_large
 

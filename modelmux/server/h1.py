@@ -203,13 +203,18 @@ class H1Protocol(asyncio.Protocol):
         if self.closed:
             return
         conn = self.conn
-        if not conn.reusable() or self.server.draining:
+        grace = self.server.handover_grace
+        if not conn.reusable() or (self.server.draining and grace is None):
             self._close()
             return
+        # Still keep-alive: this response went out before the drain began. After a hand-over
+        # the client may send its next request right now; it gets a grace period and an answer
+        # with ``Connection: close`` rather than a close racing it.
         conn.start_next_cycle()
         self.exchange = None
         self._head_started = bool(conn.trailing)
-        self._arm(self.limits.header_timeout if self._head_started else self.limits.keepalive_timeout)
+        idle = self.limits.keepalive_timeout if grace is None else min(grace, self.limits.keepalive_timeout)
+        self._arm(self.limits.header_timeout if self._head_started else idle)
         if self._read_paused:
             self._read_paused = False
             assert self.transport is not None
@@ -351,6 +356,12 @@ class H1Protocol(asyncio.Protocol):
         """Graceful stop: close now if idle, else after the current response."""
         if self.exchange is None:
             self._close()
+
+    def retire(self, grace: float) -> None:
+        """Graceful stop after an upgrade: an idle connection gets ``grace`` seconds for one
+        more request (answered with ``Connection: close``); a busy one closes after its response."""
+        if self.exchange is None and not self._head_started and not self.closed:
+            self._arm(min(grace, self.limits.keepalive_timeout))
 
     def abort(self) -> None:
         """Drain time is over: cut the connection and cancel its handler."""

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, cast
 
 import h2.config
 import h2.connection
@@ -20,7 +20,14 @@ from h2.errors import ErrorCodes
 from hyperframe.frame import GoAwayFrame
 
 from modelmux.server.exchange import Exchange, Headers, serve_exchange
-from modelmux.server.h2_stream import H2cUpgrade, H2Settings, H2Stream, _Budget, _Connection
+from modelmux.server.h2_stream import (
+    H2cUpgrade,
+    H2Settings,
+    H2Stream,
+    HeaderBlockBuffer,
+    _Budget,
+    _Connection,
+)
 
 __all__ = ["H2Protocol", "H2Settings", "H2cUpgrade"]
 
@@ -52,6 +59,8 @@ class H2Protocol(asyncio.Protocol):
         })
         self.conn.max_inbound_frame_size = s.max_frame_size
         self.conn.decoder.max_header_list_size = s.max_header_list_size
+        self.conn.incoming_buffer = HeaderBlockBuffer(max_frames=s.max_continuation_frames,
+                                                      max_bytes=s.max_header_list_size)
         self.transport: asyncio.Transport | None = None
         self.client = "-"
         self.streams: dict[int, H2Stream] = {}
@@ -61,6 +70,7 @@ class H2Protocol(asyncio.Protocol):
         self._resets = _Budget(s.max_resets_per_second)
         self._control = _Budget(s.max_control_frames_per_second)
         self._timer: asyncio.TimerHandle | None = None
+        self._header_timer: asyncio.TimerHandle | None = None  # a header block left open
         self._tasks: set[asyncio.Task[None]] = set()
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -105,6 +115,21 @@ class H2Protocol(asyncio.Protocol):
             if self.closed:
                 return
         self.write_out()
+        self._watch_header_block()
+
+    def _watch_header_block(self) -> None:
+        """A header block must end within ``header_timeout`` (CONTINUATION never ending)."""
+        block_open = cast(HeaderBlockBuffer, self.conn.incoming_buffer).block_open
+        if block_open and self._header_timer is None:
+            self._header_timer = self.loop.call_later(
+                self.limits.header_timeout, self._calm, "header block not finished in time")
+        elif not block_open:
+            self._stop_header_timer()
+
+    def _stop_header_timer(self) -> None:
+        if self._header_timer is not None:
+            self._header_timer.cancel()
+            self._header_timer = None
 
     def eof_received(self) -> bool:
         return False
@@ -113,6 +138,7 @@ class H2Protocol(asyncio.Protocol):
         self.closed = True
         self.server.connection_lost(self)
         self._disarm()
+        self._stop_header_timer()
         for stream in list(self.streams.values()):
             self._stream_gone(stream)
 
@@ -156,8 +182,13 @@ class H2Protocol(asyncio.Protocol):
     def _on_request(self, event: h2.events.RequestReceived) -> None:
         sid = event.stream_id
         assert sid is not None and event.headers is not None
-        if self.goaway_sent or self.server.draining:
-            self.conn.reset_stream(sid, ErrorCodes.REFUSED_STREAM)
+        if self.goaway_sent:
+            # Opened before the client saw our GOAWAY, above its last stream id: the client knows
+            # it was not processed. Discarded, not reset (RFC 9113 section 6.8): a RST_STREAM
+            # after GOAWAY is a protocol error to some clients (the h2 library).
+            return
+        if self.server.draining and self.server.handover_grace is None:
+            self.conn.reset_stream(sid, ErrorCodes.REFUSED_STREAM)  # not processed: safe to retry
             return
         method = path = b""
         authority: bytes | None = None
@@ -289,7 +320,10 @@ class H2Protocol(asyncio.Protocol):
         # streams stay bounded by max_concurrent_streams and the idle timeout.
         stream.closed = True
         if not self.streams and not self.closed:
-            if self.goaway_sent or self.server.draining:
+            grace = self.server.handover_grace
+            if grace is not None:
+                self._goaway_and_linger(grace)
+            elif self.goaway_sent or self.server.draining:
                 self._close()
             else:
                 self._arm()
@@ -330,6 +364,7 @@ class H2Protocol(asyncio.Protocol):
 
     def _close(self) -> None:
         self._disarm()
+        self._stop_header_timer()
         if self.transport is not None and not self.transport.is_closing():
             self.write_out()
             self.transport.close()
@@ -339,6 +374,29 @@ class H2Protocol(asyncio.Protocol):
         self._goaway(ErrorCodes.NO_ERROR)
         if not self.streams:
             self._close()
+
+    def retire(self, grace: float) -> None:
+        """Graceful stop after an upgrade, without failing a stream on any client.
+
+        Some clients (httpx) fail the streams they still wait on when GOAWAY arrives, even with
+        NO_ERROR, so GOAWAY waits until the connection is idle (new streams are still served
+        meanwhile), or ``grace`` seconds for one that never is.
+        """
+        if not self.streams:
+            self._goaway_and_linger(grace)
+        else:
+            self._disarm()
+            self._timer = self.loop.call_later(grace, self._goaway_and_linger, grace)
+
+    def _goaway_and_linger(self, grace: float) -> None:
+        """GOAWAY; once idle, close after ``grace`` seconds. Streams the client opened before it
+        saw the GOAWAY are refused meanwhile (RFC 9113 section 6.8: safe for it to retry
+        elsewhere) instead of meeting a closed socket, which could also lose the GOAWAY."""
+        self._timer = None
+        self._goaway(ErrorCodes.NO_ERROR)
+        if not self.streams and not self.closed:
+            self._disarm()
+            self._timer = self.loop.call_later(grace, self._close)
 
     def abort(self) -> None:
         """Drain time is over: cut the connection and cancel every handler."""

@@ -1,7 +1,8 @@
 """The pieces of one HTTP/2 connection below the protocol class: settings, streams, budgets.
 
 ``H2Stream`` is the ``Stream`` an ``Exchange`` writes through; ``_Connection`` refuses streams over
-the limit with REFUSED_STREAM instead of failing the connection. No I/O happens here.
+the limit with REFUSED_STREAM instead of failing the connection; ``HeaderBlockBuffer`` bounds
+one header block (HEADERS + CONTINUATION). No I/O happens here.
 """
 
 from __future__ import annotations
@@ -12,10 +13,11 @@ from typing import TYPE_CHECKING, Any
 
 import h2.connection
 import h2.exceptions
+import h2.frame_buffer
 import msgspec
 from h2.errors import ErrorCodes
 from h2.stream import StreamClosedBy
-from hyperframe.frame import RstStreamFrame
+from hyperframe.frame import Frame, RstStreamFrame
 
 from modelmux.server.exchange import ClientDisconnected, Exchange, Headers
 from modelmux.server.h1 import _date
@@ -38,6 +40,8 @@ class H2Settings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     """Streams the client may reset per second before GOAWAY ENHANCE_YOUR_CALM (rapid reset)."""
     max_control_frames_per_second: int = 1000
     """PING and SETTINGS frames per second before GOAWAY ENHANCE_YOUR_CALM."""
+    max_continuation_frames: int = 32
+    """CONTINUATION frames in one header block before GOAWAY ENHANCE_YOUR_CALM."""
 
 
 class H2cUpgrade(msgspec.Struct, frozen=True):
@@ -61,6 +65,37 @@ class _Connection(h2.connection.H2Connection):
             self.highest_inbound_stream_id = max(self.highest_inbound_stream_id, sid)
             self._closed_streams[sid] = StreamClosedBy.SEND_RST_STREAM
             return [RstStreamFrame(sid, error_code=ErrorCodes.REFUSED_STREAM)], []
+
+
+class HeaderBlockBuffer(h2.frame_buffer.FrameBuffer):
+    """h2's frame buffer with a bound on one header block: CONTINUATION frames and its bytes.
+
+    A block over ``max_frames`` CONTINUATION frames or ``max_bytes`` encoded bytes fails the
+    connection with ENHANCE_YOUR_CALM before it is decoded (RFC 9113 section 10.5).
+    """
+
+    def __init__(self, *, max_frames: int, max_bytes: int) -> None:
+        super().__init__(server=True)
+        self._max_frames = max_frames
+        self._max_bytes = max_bytes
+        self._block_bytes = 0
+
+    @property
+    def block_open(self) -> bool:
+        """A HEADERS frame arrived whose block has not ended yet."""
+        return bool(self._headers_buffer)
+
+    def _update_header_buffer(self, f: Frame | None) -> Frame | None:
+        out = super()._update_header_buffer(f)
+        if not self._headers_buffer:
+            self._block_bytes = 0
+            return out
+        self._block_bytes += len(getattr(f, "data", b""))
+        if len(self._headers_buffer) - 1 > self._max_frames:
+            raise h2.exceptions.DenialOfServiceError("too many CONTINUATION frames")
+        if self._block_bytes > self._max_bytes:
+            raise h2.exceptions.DenialOfServiceError("header block too large")
+        return out
 
 
 class _Budget:

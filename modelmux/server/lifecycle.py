@@ -21,13 +21,17 @@ from modelmux.server.http1_common import RequestHead
 from modelmux.server.limits import ServerLimits
 from modelmux.server.listener import address_of, bind_sockets
 from modelmux.server.sniff import SniffProtocol, upgrade_h2c
+from modelmux.server.tls import CertificateSwitch
 
 log = logging.getLogger("modelmux.server")
+
+HANDOVER_GRACE = 1.0
 
 
 class Connection(Protocol):
     """What the server asks of every open connection, whatever its protocol."""
 
+    def retire(self, grace: float) -> None: ...
     def shutdown(self) -> None: ...
     def abort(self) -> None: ...
 
@@ -46,10 +50,12 @@ class Server:
         self.handler = handler
         self.limits = limits or ServerLimits()
         self.ssl_context = ssl_context
+        self.tls = CertificateSwitch(ssl_context) if ssl_context is not None else None
         self.http2 = http2 or H2Settings()
         self.http1 = backend(http1)
         self.connections: set[Connection] = set()
         self.draining = False
+        self.handover_grace: float | None = None  # set while draining after a hand-over
         self._listeners: list[asyncio.Server] = []
         self._drained: asyncio.Event | None = None
 
@@ -67,6 +73,10 @@ class Server:
                                             ssl=self.ssl_context)
         self._listeners.append(listener)
 
+    def listening_fds(self) -> list[int]:
+        """The file descriptors of every listening socket (for an upgrade's hand-off)."""
+        return [sock.fileno() for listener in self._listeners for sock in listener.sockets]
+
     def upgrade_h2c(self, protocol: H1Protocol, event: RequestHead) -> bool:
         """Switch an HTTP/1.1 connection to HTTP/2 on ``Upgrade: h2c``; False if it does not qualify."""
         return upgrade_h2c(protocol, event)
@@ -81,14 +91,26 @@ class Server:
         for protocol in list(self.connections):
             protocol.abort()
 
-    async def shutdown(self) -> None:
-        """Stop accepting, drain in-flight requests up to ``drain_timeout``, then cut the rest."""
+    async def shutdown(self, *, handover: bool = False) -> None:
+        """Stop accepting, drain in-flight requests up to ``drain_timeout``, then cut the rest.
+
+        ``handover`` is the drain after an upgrade handed the listening sockets on: an idle
+        keep-alive connection (including one whose response was already under way, promising
+        keep-alive) stays open for ``HANDOVER_GRACE`` seconds, so a request the client sends on
+        it next is answered with ``Connection: close`` instead of lost, as closing it would race
+        that request. An HTTP/2 connection gets its GOAWAY once idle (``H2Protocol.retire``).
+        """
         self.draining = True
+        if handover:
+            self.handover_grace = HANDOVER_GRACE
         self._drained = asyncio.Event()
         for listener in self._listeners:
             listener.close()
         for protocol in list(self.connections):
-            protocol.shutdown()
+            if handover:
+                protocol.retire(HANDOVER_GRACE)
+            else:
+                protocol.shutdown()
         if self.connections:
             log.info("draining %d connection(s) for up to %.1fs",
                      len(self.connections), self.limits.drain_timeout)

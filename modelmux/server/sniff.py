@@ -82,6 +82,13 @@ class SniffProtocol(asyncio.Protocol):
         if self.transport is not None:
             self.transport.close()
 
+    def retire(self, grace: float) -> None:
+        """Graceful stop after an upgrade: a just-accepted connection gets ``grace`` seconds to
+        send its first request, which is then answered with ``Connection: close``."""
+        self._cancel_timer()
+        self._timer = asyncio.get_running_loop().call_later(
+            min(grace, self.server.limits.header_timeout), self.shutdown)
+
     def abort(self) -> None:
         """Cut the connection now."""
         self._cancel_timer()

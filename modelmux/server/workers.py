@@ -3,7 +3,8 @@
 The supervisor binds once and starts each worker as ``modelmux serve`` with the sockets as
 inherited file descriptors, a ready pipe (the worker writes one byte once it accepts) and a
 lifeline pipe (EOF tells a worker its supervisor is gone). It restarts crashed workers with a
-backoff, forwards stop signals, and waits for every worker to drain before exiting.
+backoff, forwards stop signals, and waits for every worker to drain before exiting. After an
+upgrade hand-over its workers get SIGUSR1 instead of SIGTERM: drain without racing idle clients.
 """
 
 from __future__ import annotations
@@ -15,7 +16,9 @@ import signal
 import socket
 import sys
 import time
+from collections.abc import Awaitable, Callable
 
+from modelmux.server.handoff import HandoffError
 from modelmux.server.listener import address_of, url_of
 
 log = logging.getLogger("modelmux.workers")
@@ -69,6 +72,8 @@ class Supervisor:
         self.drain_timeout = drain_timeout
         self.workers = [Worker(slot) for slot in range(count)]
         self.stopping = False
+        self.on_ready: Callable[[], Awaitable[None]] | None = None
+        self.stop_signal = signal.SIGTERM
         self._stop = asyncio.Event()
         self._watchers: set[asyncio.Task[None]] = set()
 
@@ -85,12 +90,22 @@ class Supervisor:
                 return 1
             log.info("%d workers ready (pids %s)", self.count,
                      ", ".join(str(w.proc.pid) for w in self.workers if w.proc))
+            if self.on_ready is not None:
+                try:
+                    await self.on_ready()
+                except HandoffError as exc:
+                    log.error("upgrade: %s; stopping", exc)
+                    self.stopping = True
+                    await self._stop_all()
+                    return 1
             for sock in self.sockets:
                 log.info("listening on %s", url_of(*address_of(sock)))
             for worker in self.workers:
                 self._watch(worker)
             await self._stop.wait()
-            log.info("stopping %d workers: they drain in-flight requests", self.count)
+            log.info("%s %d workers: they drain in-flight requests",
+                     "handed over; retiring" if self.stop_signal == signal.SIGUSR1 else "stopping",
+                     self.count)
             await self._stop_all()
         finally:
             for sig in (signal.SIGTERM, signal.SIGINT):
@@ -111,6 +126,11 @@ class Supervisor:
                 worker.proc.send_signal(signal.SIGHUP)
                 count += 1
         return count
+
+    def hand_over(self) -> None:
+        """An upgrade's successor serves now: retire the workers (SIGUSR1) and exit."""
+        self.stop_signal = signal.SIGUSR1
+        self._on_signal(signal.SIGTERM)
 
     def _on_signal(self, sig: int) -> None:
         if self.stopping:  # a second signal: pass it on so workers cut their drain short
@@ -179,7 +199,7 @@ class Supervisor:
         running = [w for w in self.workers if w.proc is not None and w.proc.returncode is None]
         for worker in running:
             assert worker.proc is not None
-            worker.proc.send_signal(signal.SIGTERM)
+            worker.proc.send_signal(self.stop_signal)
         waits = [w.proc.wait() for w in running if w.proc is not None]
         try:
             await asyncio.wait_for(asyncio.gather(*waits), self.drain_timeout + 10.0)

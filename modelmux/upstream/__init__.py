@@ -1,7 +1,7 @@
-"""The upstream HTTP client: a per-origin asyncio connection pool on h11 over TCP and TLS.
+"""The upstream HTTP client: a per-origin asyncio connection pool, HTTP/1.1 (h11) and HTTP/2 (h2).
 
 Providers call ``ConnectionPool.request`` and stream the ``Response``; retry timing comes from
-``retry``. HTTP/2 and request signing are not here.
+``retry``. Request signing is not here.
 """
 
 from modelmux.upstream.connection import HTTP11Connection, Origin, ResponseHead
@@ -14,18 +14,23 @@ from modelmux.upstream.errors import (
     UpstreamTLSError,
     map_errors,
 )
-from modelmux.upstream.pool import ConnectionPool, Response, parse_url
+from modelmux.upstream.h2connection import HTTP2Connection
+from modelmux.upstream.h2stream import StreamRefused
+from modelmux.upstream.pool import ConnectionPool, parse_url
+from modelmux.upstream.response import Response
 from modelmux.upstream.retry import backoff_delay, is_retryable_status, parse_retry_after
 from modelmux.upstream.timeouts import Timeouts
 from modelmux.upstream.tls import create_ssl_context
 
 __all__ = [
     "ConnectionPool",
+    "HTTP2Connection",
     "HTTP11Connection",
     "Origin",
     "Phase",
     "Response",
     "ResponseHead",
+    "StreamRefused",
     "Timeouts",
     "UpstreamClosed",
     "UpstreamConnectError",

@@ -15,8 +15,13 @@ from typing import NamedTuple, cast
 
 import h11
 
-from modelmux.upstream.errors import UpstreamClosed, UpstreamProtocolError, UpstreamTLSError
-from modelmux.upstream.errors import map_errors
+from modelmux.upstream.dial import Handover
+from modelmux.upstream.errors import (
+    UpstreamClosed,
+    UpstreamProtocolError,
+    UpstreamTLSError,
+    map_errors,
+)
 from modelmux.upstream.timeouts import Timeouts
 
 HIGH_WATER = 256 * 1024
@@ -145,6 +150,16 @@ class HTTP11Connection(asyncio.Protocol):
         """A future done once the transport is gone; None if it never connected or is gone."""
         fut = self._closed_fut
         return None if fut is None or fut.done() else fut
+
+    def adopt(self, handover: Handover) -> None:
+        """Take a TLS connection ``dial.open_tls`` opened (ALPN chose HTTP/1.1 or nothing).
+
+        The connection becomes claimed by the caller, whose ``handle_request`` sends at once.
+        """
+        if self._state is not _State.NEW:
+            raise RuntimeError(f"connection is {self._state.value}, not new")
+        self._state = _State.ACTIVE
+        handover.hand_to(self)
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self._attach(transport)

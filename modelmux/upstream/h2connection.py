@@ -2,8 +2,9 @@
 
 Multiplexes concurrent requests (streams) up to the peer's SETTINGS_MAX_CONCURRENT_STREAMS,
 acknowledges body bytes as the consumer reads them (a slow reader closes its window), honours
-the send window for request bodies and drains in-flight streams after GOAWAY. Not yet pooled:
-it offers the same ``is_available``/``has_expired``/``is_idle``/``is_closed`` predicates.
+the send window for request bodies, drains in-flight streams after GOAWAY and sends PING
+keep-alives. The pool sees it through ``is_available``/``has_expired``/``is_idle``/``is_closed``
+plus ``claim``/``unclaim`` of one stream slot, and learns of changes through ``notify``.
 """
 
 from __future__ import annotations
@@ -11,8 +12,7 @@ from __future__ import annotations
 import asyncio
 import os
 import ssl
-from collections import deque
-from collections.abc import AsyncIterable, AsyncIterator
+from collections.abc import AsyncIterable, AsyncIterator, Callable
 from typing import Any, cast
 
 import h2.config
@@ -23,22 +23,32 @@ from h2.errors import ErrorCodes
 from h2.settings import SettingCodes, Settings
 
 from modelmux.upstream.connection import Headers, Origin
+from modelmux.upstream.dial import Handover
 from modelmux.upstream.errors import (
     UpstreamClosed,
+    UpstreamConnectError,
     UpstreamProtocolError,
     UpstreamTLSError,
     map_errors,
 )
+from modelmux.upstream.h2stream import H2Stream, StreamRefused
 from modelmux.upstream.timeouts import Timeouts
+
+__all__ = ["H2Stream", "HTTP2Connection", "StreamRefused"]
 
 STREAM_WINDOW = 256 * 1024  # per-stream receive window: bounds the unread bytes of one response
 CONNECTION_WINDOW = 16 * 1024 * 1024
 
 
-class StreamRefused(UpstreamClosed):
-    """The peer refused the stream (GOAWAY past it, or REFUSED_STREAM): safe to retry elsewhere."""
+_CONNECTION_SPECIFIC = frozenset({b"host", b"connection", b"transfer-encoding", b"keep-alive",
+                                  b"upgrade", b"proxy-connection"})
 
-    code = "upstream_stream_refused"
+
+def _h2_field(name: bytes, value: bytes) -> bool:
+    """May this (lower-case) HTTP/1.1 header go out as an HTTP/2 field (RFC 9113 8.2.2)?"""
+    if name == b"te":
+        return value.strip().lower() == b"trailers"
+    return name not in _CONNECTION_SPECIFIC
 
 
 class _ClientH2(h2.connection.H2Connection):
@@ -50,70 +60,6 @@ class _ClientH2(h2.connection.H2Connection):
         result = super()._receive_goaway_frame(frame)
         self.state_machine.state = state
         return result
-
-
-class H2Stream:
-    """One request/response exchange; the body is read through ``iter_bytes``/``read``."""
-
-    def __init__(self, conn: HTTP2Connection, sid: int) -> None:
-        self.conn, self.sid = conn, sid
-        self.status = 0
-        self.headers: Headers = []
-        self.reason = ""
-        self.head: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self.chunks: deque[tuple[bytes, int]] = deque()
-        self.buffered = 0  # received, not yet handed to the consumer
-        self.ended = False
-        self.closed = False
-        self.error: BaseException | None = None
-        self.changed = asyncio.Event()
-        self.read_timeout: float | None = None
-
-    @property
-    def is_closed(self) -> bool:
-        return self.closed
-    def get_header(self, name: bytes) -> bytes | None:
-        name = name.lower()
-        return next((v for k, v in self.headers if k == name), None)
-    async def iter_bytes(self) -> AsyncIterator[bytes]:
-        while (chunk := await self.receive_body_chunk()) is not None:
-            yield chunk
-    async def read(self) -> bytes:
-        return b"".join([chunk async for chunk in self.iter_bytes()])
-    async def receive_body_chunk(self) -> bytes | None:
-        """Next body bytes (acknowledged to the peer as handed out), or None at the end."""
-        with map_errors("read", self.conn.label):
-            async with asyncio.timeout(self.read_timeout):
-                while not self.chunks:
-                    if self.error is not None:
-                        self.conn.close_stream(self, reset=False)
-                        raise self.error
-                    if self.ended:
-                        self.conn.close_stream(self, reset=False)
-                        return None
-                    if self.closed:
-                        raise UpstreamClosed(f"{self.conn.label}: stream {self.sid} was closed")
-                    self.changed.clear()
-                    await self.changed.wait()
-        data, flow = self.chunks.popleft()
-        self.buffered -= len(data)
-        self.conn.acknowledge(self.sid, flow)
-        return data
-
-    async def aclose(self) -> None:
-        """Release the stream; a body not read to the end resets this stream only."""
-        self.conn.close_stream(self, reset=not self.ended)
-    async def __aenter__(self) -> H2Stream:
-        return self
-    async def __aexit__(self, *exc_info: object) -> None:
-        await self.aclose()
-    def fail(self, exc: BaseException) -> None:
-        if self.error is None and not self.ended:
-            self.error = exc
-        if not self.head.done():
-            self.head.set_exception(exc)
-            self.head.exception()  # retrieved: nobody may be waiting any more
-        self.changed.set()
 
 
 class HTTP2Connection(asyncio.Protocol):
@@ -132,6 +78,8 @@ class HTTP2Connection(asyncio.Protocol):
         stream_window: int = STREAM_WINDOW,
         connection_window: int = CONNECTION_WINDOW,
         max_streams: int | None = None,
+        ping_interval: float | None = None,
+        notify: Callable[[], None] | None = None,
     ) -> None:
         self.origin = origin
         self.label = str(origin)
@@ -140,7 +88,15 @@ class HTTP2Connection(asyncio.Protocol):
         self._stream_window = stream_window
         self._connection_window = connection_window
         self._max_streams = max_streams  # our own cap, below the peer's if set
-        config = h2.config.H2Configuration(client_side=True, header_encoding=None)
+        self._ping_interval = ping_interval
+        self._ping_timer: asyncio.TimerHandle | None = None
+        self._ping_unanswered: bytes | None = None
+        self.notify = notify  # called (soon, never re-entrantly) when availability may change
+        # Outbound fields are built here (lower-case, hop-by-hop dropped): h2 need not check
+        # them again on every request; what the peer sends is still validated.
+        config = h2.config.H2Configuration(client_side=True, header_encoding=None,
+                                           validate_outbound_headers=False,
+                                           normalize_outbound_headers=False)
         self._h2 = _ClientH2(config=config)
         self._transport: asyncio.Transport | None = None
         self._streams: dict[int, H2Stream] = {}
@@ -154,6 +110,8 @@ class HTTP2Connection(asyncio.Protocol):
         self._lost_exc: BaseException | None = None
         self._expires_at: float | None = None
         self._pings: dict[bytes, asyncio.Future[None]] = {}
+        self._closed_fut: asyncio.Future[None] | None = None
+        self._early: list[bytes] | None = []  # bytes received before our preface went out
 
     # -- the predicates a pool uses -------------------------------------------------------
     @property
@@ -180,6 +138,16 @@ class HTTP2Connection(asyncio.Protocol):
         if self.active_streams:
             return False
         return self._goaway or (self._expires_at is not None and now >= self._expires_at)
+
+    @property
+    def expires_at(self) -> float | None:
+        """Loop time at which this idle connection expires; None while streams are open."""
+        return None if self.active_streams or self._closed else self._expires_at
+
+    def wait_closed(self) -> asyncio.Future[None] | None:
+        """A future done once the transport is gone; None if it never connected or is gone."""
+        fut = self._closed_fut
+        return None if fut is None or fut.done() else fut
 
     @property
     def buffered_bytes(self) -> int:
@@ -211,9 +179,13 @@ class HTTP2Connection(asyncio.Protocol):
 
     # -- asyncio.Protocol --------------------------------------------------------------------
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        if self._transport is None:
+        if self._transport is None:  # uvloop may return from create_connection before this
             self._transport = cast(asyncio.Transport, transport)
+            self._closed_fut = asyncio.get_running_loop().create_future()
     def data_received(self, data: bytes) -> None:
+        if self._early is not None:  # the peer's SETTINGS may beat our preface: hold them
+            self._early.append(data)
+            return
         try:
             events = self._h2.receive_data(data)
         except h2.exceptions.ProtocolError as exc:
@@ -228,6 +200,8 @@ class HTTP2Connection(asyncio.Protocol):
         self._lost_exc = exc
         how = "reset" if isinstance(exc, ConnectionResetError) else "closed"
         self._shut(UpstreamClosed(f"{self.label}: connection {how} by upstream"))
+        if self._closed_fut is not None and not self._closed_fut.done():
+            self._closed_fut.set_result(None)
 
     def pause_writing(self) -> None:
         self._writing_paused = True
@@ -236,23 +210,34 @@ class HTTP2Connection(asyncio.Protocol):
         self._changed.set()
 
     # -- requests ----------------------------------------------------------------------------
-    async def connect(self, timeout: float | None) -> None:
-        """Open the socket, send the preface; wait for the peer's SETTINGS and its ACK of ours."""
+    async def connect(self, timeout: float | None, handover: Handover | None = None) -> None:
+        """Open the socket, send the preface; wait for the peer's SETTINGS and its ACK of ours.
+
+        ``handover`` is a TLS connection already opened (and ALPN-negotiated to h2) by
+        ``dial.open_tls``: it is adopted instead of opening a new socket.
+        """
         loop = asyncio.get_running_loop()
         context = self._ssl_context if self.origin.scheme == "https" else None
         self._settings_seen = loop.create_future()
         with map_errors("connect", self.label):
             async with asyncio.timeout(timeout):
-                kwargs: dict[str, Any] = {}
-                if context is not None:
-                    kwargs = {"ssl": context, "server_hostname": self.origin.host}
-                transport, _ = await loop.create_connection(
-                    lambda: self, self.origin.host, self.origin.port, **kwargs)
-                self.connection_made(transport)
+                if handover is not None:
+                    assert handover.transport is not None
+                    transport = handover.transport
+                    handover.hand_to(self)
+                else:
+                    kwargs: dict[str, Any] = {}
+                    if context is not None:
+                        kwargs = {"ssl": context, "server_hostname": self.origin.host}
+                    transport, _ = await loop.create_connection(
+                        lambda: self, self.origin.host, self.origin.port, **kwargs)
+                    self.connection_made(transport)
                 ssl_object = transport.get_extra_info("ssl_object")
                 if ssl_object is not None and ssl_object.selected_alpn_protocol() != "h2":
                     transport.abort()
                     raise UpstreamTLSError(f"{self.label}: ALPN did not choose h2")
+                if self._closed:
+                    raise UpstreamClosed(f"{self.label}: connection closed while it was opened")
                 self._h2.local_settings = Settings(client=True, initial_values={
                     SettingCodes.INITIAL_WINDOW_SIZE: self._stream_window,
                     SettingCodes.ENABLE_PUSH: 0})
@@ -261,8 +246,19 @@ class HTTP2Connection(asyncio.Protocol):
                 if grow > 0:
                     self._h2.increment_flow_control_window(grow)
                 self._flush()
-                await self._settings_seen
+                early, self._early = self._early or [], None
+                for data in early:
+                    self.data_received(data)
+                try:
+                    await self._settings_seen
+                except (UpstreamClosed, UpstreamProtocolError) as exc:
+                    hint = "prior knowledge" if context is None else "ALPN h2"
+                    raise UpstreamConnectError(
+                        f"{self.label}: no HTTP/2 handshake "
+                        f"({exc.message.removeprefix(self.label + ': ')}); does this server "
+                        f"speak HTTP/2 with {hint}? (provider key http2)") from exc
         self._touch()
+        self._schedule_ping()
 
     async def handle_request(self, method: bytes, target: bytes, headers: Headers,
                              body: bytes | AsyncIterable[bytes], timeouts: Timeouts) -> H2Stream:
@@ -285,17 +281,20 @@ class HTTP2Connection(asyncio.Protocol):
         self._expires_at = None
         fields = [(b":method", method), (b":scheme", self.origin.scheme.encode()),
                   (b":authority", self.origin.authority.encode()), (b":path", target)]
-        fields += [(k.lower(), v) for k, v in headers
-                   if k.lower() not in (b"host", b"connection", b"transfer-encoding",
-                                        b"keep-alive", b"upgrade", b"proxy-connection")]
+        fields += [(k.lower(), v) for k, v in headers if _h2_field(k.lower(), v)]
         try:
             with map_errors("first_byte", self.label):
                 async with asyncio.timeout(timeouts.first_byte):
-                    self._h2.send_headers(sid, fields, end_stream=not body)
-                    self._flush()
-                    if body:
-                        chunks = [body] if isinstance(body, bytes) else body
-                        await self._send_body(stream, chunks)
+                    if isinstance(body, bytes) and body and self._fits(sid, len(body)):
+                        self._h2.send_headers(sid, fields)  # head and body in one write
+                        self._h2.send_data(sid, body, end_stream=True)
+                        self._flush()
+                    else:
+                        self._h2.send_headers(sid, fields, end_stream=not body)
+                        self._flush()
+                        if body:
+                            chunks = [body] if isinstance(body, bytes) else body
+                            await self._send_body(stream, chunks)
                     await stream.head
         except BaseException:
             self.close_stream(stream, reset=True)
@@ -329,6 +328,12 @@ class HTTP2Connection(asyncio.Protocol):
         self._h2.end_stream(stream.sid)
         self._flush()
 
+    def _fits(self, sid: int, size: int) -> bool:
+        """``size`` body bytes can go out at once, in one DATA frame."""
+        return (not self._writing_paused and size <= self._h2.max_outbound_frame_size
+                and size <= min(self._h2.outbound_flow_control_window,
+                                self._h2.remote_settings.initial_window_size))
+
     def _check(self, stream: H2Stream) -> None:
         if stream.error is not None:
             raise stream.error
@@ -345,6 +350,24 @@ class HTTP2Connection(asyncio.Protocol):
         with map_errors("read", self.label):
             async with asyncio.timeout(timeout):
                 await fut
+
+    def _schedule_ping(self) -> None:
+        if self._ping_interval is not None and not self._closed:
+            loop = asyncio.get_running_loop()
+            self._ping_timer = loop.call_later(self._ping_interval, self._keepalive)
+
+    def _keepalive(self) -> None:
+        """Every ``ping_interval``: PING; no ACK by the next tick means the peer is gone."""
+        self._ping_timer = None
+        if self._closed:
+            return
+        if self._ping_unanswered is not None:
+            self.abort_with(UpstreamClosed(f"{self.label}: no answer to a keep-alive PING"))
+            return
+        self._ping_unanswered = payload = os.urandom(8)
+        self._h2.ping(payload)
+        self._flush()
+        self._schedule_ping()
 
     def acknowledge(self, sid: int, flow: int) -> None:
         if flow and not self._closed:
@@ -405,10 +428,14 @@ class HTTP2Connection(asyncio.Protocol):
             if len(self._handshake) == 2 and self._settings_seen and not self._settings_seen.done():
                 self._settings_seen.set_result(None)
             self._changed.set()
+            self._notify()  # the stream limit may have grown
         elif isinstance(event, h2.events.WindowUpdated):
             self._changed.set()
         elif isinstance(event, h2.events.PingAckReceived):
-            fut = self._pings.pop(bytes(event.ping_data or b""), None)
+            data = bytes(event.ping_data or b"")
+            if data == self._ping_unanswered:
+                self._ping_unanswered = None
+            fut = self._pings.pop(data, None)
             if fut is not None and not fut.done():
                 fut.set_result(None)
         elif isinstance(event, h2.events.ConnectionTerminated):
@@ -421,6 +448,7 @@ class HTTP2Connection(asyncio.Protocol):
                 for s in list(self._streams.values()):
                     s.fail(UpstreamClosed(f"{self.label}: GOAWAY {event.error_code!r}"))
             self._changed.set()
+            self._notify()
             self._on_stream_gone()
 
     def _on_stream_gone(self) -> None:
@@ -429,6 +457,10 @@ class HTTP2Connection(asyncio.Protocol):
         if self._goaway and not self._closed and self._transport is not None:
             self._transport.close()  # drained after GOAWAY
         self._touch()
+
+    def _notify(self) -> None:
+        if self.notify is not None:
+            asyncio.get_running_loop().call_soon(self.notify)
 
     def _touch(self) -> None:
         if self._keepalive_expiry is not None and not self.active_streams:
@@ -444,7 +476,12 @@ class HTTP2Connection(asyncio.Protocol):
             self._transport.abort()
 
     def _shut(self, exc: BaseException) -> None:
+        if not self._closed:
+            self._notify()
         self._closed = True
+        if self._ping_timer is not None:
+            self._ping_timer.cancel()
+            self._ping_timer = None
         if self._settings_seen is not None and not self._settings_seen.done():
             self._settings_seen.set_exception(exc)
             self._settings_seen.exception()

@@ -1,9 +1,12 @@
-"""Per-origin connection pool (limits, FIFO waiters, reuse, idle eviction) and its Response.
+"""Per-origin connection pool (limits, FIFO waiters, reuse, idle eviction), HTTP/1.1 and HTTP/2.
 
-``_assign`` is synchronous bookkeeping that hands idle connections, or fresh unconnected ones,
-to queued requests in arrival order; the requesting task then does the I/O itself. Connections
+``_assign`` is synchronous bookkeeping that hands free connections (an idle HTTP/1.1 one, a
+stream slot on an HTTP/2 one), fresh unconnected ones, or a ticket to dial a new one, to
+queued requests in arrival order; the requesting task then does the I/O itself. Connections
 are known only by ``is_available``/``has_expired``/``is_idle``/``is_closed`` and come back when
-their ``Response`` is read to the end or closed. No HTTP parsing and no retries live here.
+their ``Response`` is read to the end or closed. The version per origin comes from the
+request's ``http2`` choice and, over TLS, from ALPN. No HTTP parsing lives here; the only
+retry is a stream the HTTP/2 peer refused (nothing of it was processed).
 """
 
 from __future__ import annotations
@@ -11,22 +14,31 @@ from __future__ import annotations
 import asyncio
 import ssl
 from collections import deque
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from contextlib import suppress
+from functools import partial
 from urllib.parse import urlsplit
 
-from modelmux.upstream.connection import HIGH_WATER, LOW_WATER, Headers, HTTP11Connection
-from modelmux.upstream.connection import Origin, ResponseHead
-from modelmux.upstream.errors import UpstreamClosed, UpstreamConnectError, UpstreamProtocolError
-from modelmux.upstream.errors import map_errors
+from modelmux.upstream.connection import HIGH_WATER, LOW_WATER, Headers, HTTP11Connection, Origin
+from modelmux.upstream.dial import open_tls
+from modelmux.upstream.errors import UpstreamConnectError, map_errors
+from modelmux.upstream.h2connection import HTTP2Connection
+from modelmux.upstream.h2stream import StreamRefused
+from modelmux.upstream.response import DEFAULT_MAX_BYTES, Response
 from modelmux.upstream.timeouts import Timeouts
 from modelmux.upstream.tls import create_ssl_context
+
+__all__ = ["DEFAULT_MAX_BYTES", "ConnectionPool", "Response", "parse_url", "request_headers"]
 
 _DEFAULT_PORTS = {"http": 80, "https": 443}
 _BODY_METHODS = frozenset({b"POST", b"PUT", b"PATCH"})
 _SWEEP_SLACK = 0.005  # fire the idle sweep just after the deadline, never a hair before it
 _CLOSE_WAIT = 5.0
-DEFAULT_MAX_BYTES = 64 * 1024 * 1024
+_REFUSED_RETRIES = 3  # streams an HTTP/2 peer refused (GOAWAY, REFUSED_STREAM) are re-sent
+_ALPN: dict[bool | None, tuple[str, ...]] = {None: ("h2", "http/1.1"), True: ("h2",),
+                                             False: ("http/1.1",)}
+
+Connection = HTTP11Connection | HTTP2Connection
 
 
 def parse_url(url: str) -> tuple[Origin, bytes]:
@@ -68,19 +80,36 @@ def _ascii(text: str) -> bytes:
 
 
 class _OriginPool:
-    __slots__ = ("origin", "connections", "waiters")
+    """One origin's connections for one ``http2`` choice (None: by ALPN, True, False)."""
 
-    def __init__(self, origin: Origin) -> None:
+    __slots__ = ("connections", "dialing", "http2", "learned", "origin", "waiters")
+
+    def __init__(self, origin: Origin, http2: bool | None) -> None:
         self.origin = origin
-        self.connections: list[HTTP11Connection] = []
-        self.waiters: deque[asyncio.Future[HTTP11Connection]] = deque()
+        self.http2 = http2
+        self.connections: list[Connection] = []
+        self.waiters: deque[asyncio.Future[Connection | None]] = deque()  # None: go and dial
+        self.dialing = 0
+        self.learned: bool | None = None  # ALPN said h2 (True) or HTTP/1.1 (False)
+
+    @property
+    def key(self) -> tuple[Origin, bool | None]:
+        return self.origin, self.http2
+
+    def dials(self) -> bool:
+        """New connections are dialled by the requester (HTTP/2 or ALPN not yet known)."""
+        if self.http2 is None:
+            return self.origin.scheme == "https" and self.learned is not False
+        return self.http2
 
 
 class ConnectionPool:
-    """Lends HTTP/1.1 connections per origin (scheme, host, port), at most N at a time.
+    """Lends HTTP/1.1 connections and HTTP/2 streams per origin, at most N connections each.
 
-    ``ssl_context_factory`` is called once, at the first https request; ``timeouts`` is the
-    default for requests that pass none.
+    ``ssl_context_factory`` is called at the first https request of each ALPN offer and must
+    return a new context each time (the pool sets the offer on it); ``timeouts`` is the default
+    for requests that pass none; HTTP/2 connections PING the peer every ``ping_interval``
+    seconds and close when a PING goes unanswered until the next one.
     """
 
     def __init__(
@@ -92,17 +121,19 @@ class ConnectionPool:
         timeouts: Timeouts | None = None,
         high_water: int = HIGH_WATER,
         low_water: int = LOW_WATER,
+        ping_interval: float | None = 30.0,
     ) -> None:
         if max_connections_per_origin < 1:
             raise ValueError("max_connections_per_origin must be at least 1")
         self._max = max_connections_per_origin
         self._idle_timeout = idle_timeout
         self._ssl_context_factory = ssl_context_factory
-        self._ssl_context: ssl.SSLContext | None = None
+        self._ssl_contexts: dict[tuple[str, ...], ssl.SSLContext] = {}
         self._timeouts = timeouts or Timeouts()
         self._high_water = high_water
         self._low_water = low_water
-        self._origins: dict[Origin, _OriginPool] = {}
+        self._ping_interval = ping_interval
+        self._origins: dict[tuple[Origin, bool | None], _OriginPool] = {}
         self._sweep: asyncio.TimerHandle | None = None
         self._closed = False
 
@@ -113,11 +144,14 @@ class ConnectionPool:
         headers: Headers,
         body: bytes = b"",
         timeouts: Timeouts | None = None,
+        *,
+        http2: bool | None = None,
     ) -> Response:
         """Send one request on a pooled connection and return once the response head is in.
 
-        The caller must read the body to the end or ``aclose()`` the response (``async with``
-        does it) to give the connection back.
+        ``http2``: None offers h2 and http/1.1 by ALPN over TLS (HTTP/1.1 for cleartext), True
+        speaks only HTTP/2 (prior knowledge for cleartext), False only HTTP/1.1. The caller
+        must read the body to the end or ``aclose()`` the response (``async with`` does it).
 
         Raises:
             ValueError: ``url`` is not an absolute http(s) URL.
@@ -127,30 +161,51 @@ class ConnectionPool:
         t = timeouts or self._timeouts
         origin, target = parse_url(url)
         headers = request_headers(method, headers, origin, body)
-        if origin.scheme == "https" and self._ssl_context is None:
-            self._ssl_context = self._ssl_context_factory()
-        with map_errors("pool", str(origin)):
-            conn = await self._acquire(origin, t.pool)
-        try:
-            head = await conn.handle_request(method, target, headers, body, t)
-        except BaseException:
-            conn.abort()
-            self._release(conn)
-            raise
-        return Response(conn, head, t.read, self._release)
+        refused = 0
+        while True:
+            if self._closed:
+                raise _pool_closed(origin)
+            op = self._origins.get((origin, http2))
+            if op is None:
+                op = self._origins[origin, http2] = _OriginPool(origin, http2)
+            with map_errors("pool", str(origin)):
+                conn = await self._acquire(op, t.pool)
+            if conn is None:
+                conn = await self._dial(op, t)
+            release = partial(self._release, op, conn)
+            if isinstance(conn, HTTP2Connection):
+                try:
+                    stream = await conn.handle_request(method, target, headers, body, t)
+                except StreamRefused:
+                    release()
+                    refused += 1
+                    if refused > _REFUSED_RETRIES:
+                        raise
+                    continue  # the peer did not process it: send it again
+                except BaseException:
+                    release()
+                    raise
+                return Response(stream, stream.response_head, t.read, release)
+            try:
+                head = await conn.handle_request(method, target, headers, body, t)
+            except BaseException:
+                conn.abort()
+                release()
+                raise
+            return Response(conn, head, t.read, release)
 
     def stats(self) -> dict[str, dict[str, int]]:
         """Per origin URL: total, idle and in-use connections and queued waiters."""
         out: dict[str, dict[str, int]] = {}
-        for origin, op in self._origins.items():
+        for op in self._origins.values():
             live = [c for c in op.connections if not c.is_closed()]
             idle = sum(1 for c in live if c.is_idle())
-            out[str(origin)] = {
-                "total": len(live),
-                "idle": idle,
-                "in_use": len(live) - idle,
-                "waiters": sum(1 for f in op.waiters if not f.done()),
-            }
+            row = out.setdefault(str(op.origin), dict.fromkeys(
+                ("total", "idle", "in_use", "waiters"), 0))
+            row["total"] += len(live)
+            row["idle"] += idle
+            row["in_use"] += len(live) - idle
+            row["waiters"] += sum(1 for f in op.waiters if not f.done())
         return out
 
     async def aclose(self) -> None:
@@ -181,14 +236,12 @@ class ConnectionPool:
     async def __aexit__(self, *exc_info: object) -> None:
         await self.aclose()
 
-    async def _acquire(self, origin: Origin, pool_timeout: float | None) -> HTTP11Connection:
+    async def _acquire(self, op: _OriginPool, pool_timeout: float | None) -> Connection | None:
+        """A claimed connection, or None: the caller must dial a new one (``_dial``)."""
         if self._closed:
-            raise _pool_closed(origin)
+            raise _pool_closed(op.origin)
         loop = asyncio.get_running_loop()
-        op = self._origins.get(origin)
-        if op is None:
-            op = self._origins[origin] = _OriginPool(origin)
-        fut: asyncio.Future[HTTP11Connection] = loop.create_future()
+        fut: asyncio.Future[Connection | None] = loop.create_future()
         op.waiters.append(fut)
         self._assign(op)
         if fut.done():
@@ -198,9 +251,7 @@ class ConnectionPool:
             return await fut
         except BaseException:
             if fut.done() and not fut.cancelled() and fut.exception() is None:
-                conn = fut.result()  # granted in the same instant we were cancelled
-                conn.abort()
-                self._release(conn)
+                self._give_back(op, fut.result())  # granted in the same instant we were cancelled
             with suppress(ValueError):
                 op.waiters.remove(fut)
             self._assign(op)
@@ -209,12 +260,20 @@ class ConnectionPool:
             if timer is not None:
                 timer.cancel()
 
+    def _give_back(self, op: _OriginPool, grant: Connection | None) -> None:
+        if grant is None:
+            op.dialing -= 1
+        elif isinstance(grant, HTTP2Connection):
+            grant.unclaim()
+        else:
+            grant.abort()
+
     def _assign(self, op: _OriginPool) -> None:
-        """Drop dead connections, then serve waiters in order: idle first, else a new slot."""
-        if self._origins.get(op.origin) is not op:
+        """Drop dead connections, then serve waiters in order: a free one, else a new slot."""
+        if self._origins.get(op.key) is not op:
             return
         now = asyncio.get_running_loop().time()
-        alive: list[HTTP11Connection] = []
+        alive: list[Connection] = []
         for conn in op.connections:
             if conn.is_closed():
                 continue
@@ -224,38 +283,103 @@ class ConnectionPool:
             alive.append(conn)
         op.connections = alive
         waiters = op.waiters
+        dials = op.dials()
         while waiters:
             fut = waiters[0]
             if fut.done():
                 waiters.popleft()
                 continue
-            idle = next((c for c in reversed(alive) if c.is_available()), None)
-            if idle is not None:
-                idle.claim()
-                conn = idle
-            elif len(alive) < self._max:
-                conn = self._new_connection(op.origin)
-                alive.append(conn)
+            grant: Connection | None
+            free = next((c for c in reversed(alive) if c.is_available()), None)
+            if free is not None:
+                free.claim()
+                grant = free
+            elif dials and op.dialing:
+                break  # the connection being dialled may carry many streams: wait for it
+            elif len(alive) + op.dialing < self._max:
+                if dials:
+                    op.dialing += 1
+                    grant = None
+                else:
+                    grant = self._new_connection(op.origin)
+                    alive.append(grant)
             else:
                 break
             waiters.popleft()
-            fut.set_result(conn)
-        if not alive and not waiters:
-            del self._origins[op.origin]
+            fut.set_result(grant)
+        if not alive and not waiters and not op.dialing:
+            del self._origins[op.key]
 
-    def _new_connection(self, origin: Origin) -> HTTP11Connection:
+    async def _dial(self, op: _OriginPool, t: Timeouts) -> Connection:
+        """Open a connection for ``op`` whose version HTTP/2 prior knowledge or ALPN decides.
+
+        The new connection is registered and claimed for the caller; HTTP/2 stream slots left
+        over go to the other waiters.
+        """
+        origin = op.origin
+        conn: Connection | None = None
+        try:
+            with map_errors("connect", str(origin)):
+                if op.http2 is None:  # https, ALPN decides
+                    async with asyncio.timeout(t.connect):
+                        handover = await open_tls(origin, self._context(_ALPN[None]))
+                    if handover.alpn == "h2":
+                        conn = self._new_h2(op)
+                        await conn.connect(t.connect, handover)
+                    else:
+                        conn = self._new_connection(origin, context=self._context(_ALPN[False]))
+                        conn.adopt(handover)
+                else:
+                    conn = self._new_h2(op)
+                    await conn.connect(t.connect)
+            if self._origins.get(op.key) is not op:
+                raise _pool_closed(origin)
+        except BaseException:
+            if conn is not None:
+                conn.abort()
+            op.dialing -= 1
+            self._assign(op)
+            raise
+        op.dialing -= 1
+        op.learned = isinstance(conn, HTTP2Connection)
+        if isinstance(conn, HTTP2Connection) and conn.is_available():
+            conn.claim()  # else (a peer allowing no stream yet) handle_request refuses: retried
+        op.connections.append(conn)
+        self._assign(op)
+        return conn
+
+    def _context(self, alpn: tuple[str, ...]) -> ssl.SSLContext:
+        ctx = self._ssl_contexts.get(alpn)
+        if ctx is None:
+            ctx = self._ssl_contexts[alpn] = self._ssl_context_factory()
+            ctx.set_alpn_protocols(list(alpn))
+        return ctx
+
+    def _new_h2(self, op: _OriginPool) -> HTTP2Connection:
+        https = op.origin.scheme == "https"
+        return HTTP2Connection(
+            op.origin,
+            ssl_context=self._context(_ALPN[True]) if https else None,
+            keepalive_expiry=self._idle_timeout,
+            ping_interval=self._ping_interval,
+            notify=partial(self._assign, op),
+        )
+
+    def _new_connection(self, origin: Origin, *,
+                        context: ssl.SSLContext | None = None) -> HTTP11Connection:
+        if context is None and origin.scheme == "https":
+            context = self._context(_ALPN[False])
         return HTTP11Connection(
             origin,
-            ssl_context=self._ssl_context if origin.scheme == "https" else None,
+            ssl_context=context,
             keepalive_expiry=self._idle_timeout,
             high_water=self._high_water,
             low_water=self._low_water,
         )
 
-    def _release(self, conn: HTTP11Connection) -> None:
-        """A response is done with ``conn`` (already idled or aborted by it): re-assign."""
-        op = self._origins.get(conn.origin)
-        if op is None or self._closed:
+    def _release(self, op: _OriginPool, conn: Connection) -> None:
+        """A response is done with ``conn`` (idled, stream closed or aborted): re-assign."""
+        if self._origins.get(op.key) is not op or self._closed:
             conn.abort()
             return
         if conn.is_idle():
@@ -283,116 +407,10 @@ class ConnectionPool:
             self._sweep = loop.call_at(min(deadlines) + _SWEEP_SLACK, self._on_sweep)
 
 
-class Response:
-    """Status, headers and a body stream that gives its connection back when read or closed.
-
-    ``headers`` names are lower-case. Use ``async with``: leaving the block releases the
-    connection, and leaving it by an exception (cancellation too) closes it instead of pooling.
-    """
-
-    __slots__ = ("status", "headers", "reason", "_conn", "_timeout", "_on_release", "_state")
-
-    def __init__(
-        self,
-        connection: HTTP11Connection,
-        head: ResponseHead,
-        read_timeout: float | None,
-        on_release: Callable[[HTTP11Connection], None] | None = None,
-    ) -> None:
-        self.status, self.headers, self.reason = head
-        self._conn = connection
-        self._timeout = read_timeout
-        self._on_release = on_release
-        self._state = "open"  # -> "done" (body read to the end) or "closed" (abandoned)
-
-    @property
-    def is_closed(self) -> bool:
-        """True once the connection has been given back (body read to the end, or closed)."""
-        return self._state != "open"
-
-    def get_header(self, name: bytes) -> bytes | None:
-        """The first value of header ``name`` (lower-case), or None."""
-        return next((value for key, value in self.headers if key == name), None)
-
-    def iter_bytes(self) -> AsyncIterator[bytes]:
-        """Body chunks as they arrive; the upstream may only send as fast as this is read."""
-        return _BodyIterator(self)
-
-    async def read(self, max_bytes: int = DEFAULT_MAX_BYTES) -> bytes:
-        """The rest of the body in one piece.
-
-        Raises:
-            UpstreamProtocolError: the body is longer than ``max_bytes`` (connection closed).
-        """
-        parts: list[bytes] = []
-        total = 0
-        while (chunk := await self._next()) is not None:
-            total += len(chunk)
-            if total > max_bytes:
-                self._release(abort=True)
-                raise UpstreamProtocolError(
-                    f"{self._conn.origin}: response body exceeds {max_bytes} bytes",
-                    code="upstream_response_too_large",
-                )
-            parts.append(chunk)
-        return b"".join(parts)
-
-    async def aclose(self) -> None:
-        """Give the connection back: pooled if the response is complete and reusable."""
-        self._release(abort=False)
-
-    async def __aenter__(self) -> Response:
-        return self
-
-    async def __aexit__(self, exc_type: object, exc: object, tb: object) -> None:
-        self._release(abort=exc_type is not None)
-
-    async def _next(self) -> bytes | None:
-        if self._state == "done":
-            return None
-        if self._state == "closed":
-            raise UpstreamClosed(f"{self._conn.origin}: response was closed before its end")
-        try:
-            chunk = await self._conn.receive_body_chunk(self._timeout)
-        except BaseException:
-            self._release(abort=True)
-            raise
-        if chunk is None:
-            self._release(abort=False, state="done")
-        return chunk
-
-    def _release(self, *, abort: bool, state: str = "closed") -> None:
-        if self._state != "open":
-            return
-        self._state = state
-        if abort:
-            self._conn.abort()
-        else:
-            self._conn.response_closed()
-        if self._on_release is not None:
-            self._on_release(self._conn)
-
-
-class _BodyIterator:
-    __slots__ = ("_response",)
-
-    def __init__(self, response: Response) -> None:
-        self._response = response
-
-    def __aiter__(self) -> _BodyIterator:
-        return self
-
-    async def __anext__(self) -> bytes:
-        chunk = await self._response._next()
-        if chunk is None:
-            raise StopAsyncIteration
-        return chunk
-
-
 def _pool_closed(origin: Origin) -> UpstreamConnectError:
     return UpstreamConnectError(f"{origin}: connection pool is closed", code="upstream_pool_closed")
 
 
-def _expire(fut: asyncio.Future[HTTP11Connection]) -> None:
+def _expire(fut: asyncio.Future[Connection | None]) -> None:
     if not fut.done():
         fut.set_exception(TimeoutError())

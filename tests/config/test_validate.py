@@ -49,7 +49,7 @@ type = "mock"
 x = "zzz/abc"
 
 [routing]
-rules = []
+strategy = "fastest"
 """
 
 
@@ -72,7 +72,7 @@ def error(tmp_path: Path) -> tuple[Path, ConfigError]:
     (23, "provider[3]", "give at most one of credentials_file, credentials_json"),
     (32, "provider[4]", "missing required field `models`"),
     (37, "models.x", "target `zzz/abc` matches no provider"),
-    (40, "routing.rules", "[routing] is reserved"),
+    (40, "routing.strategy", "expected one of round_robin, weighted, least_connections,"),
 ])
 def test_every_problem_is_listed_with_its_line(error: tuple[Path, ConfigError], line: int,
                                                path: str, reason: str) -> None:

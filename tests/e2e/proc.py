@@ -12,7 +12,7 @@ import threading
 import time
 from pathlib import Path
 
-READY = re.compile(r"listening on (https?://\S+)")
+READY = re.compile(r"listening on (https?://[^\s\"]+)")  # text or JSON log lines
 START_TIMEOUT = 30.0
 
 
@@ -39,7 +39,8 @@ def modelmux_command() -> list[str]:
 class ServeProcess:
     """One ``modelmux serve`` process; its stderr lines are collected for assertions."""
 
-    def __init__(self, args: list[str], env: dict[str, str] | None = None, home: Path | None = None) -> None:
+    def __init__(self, args: list[str], env: dict[str, str] | None = None, home: Path | None = None,
+                 program: list[str] | None = None) -> None:
         full_env = {k: v for k, v in os.environ.items() if not _configures_modelmux(k)}
         if home is not None:
             full_env["HOME"] = str(home)
@@ -49,7 +50,7 @@ class ServeProcess:
         self._ready = threading.Event()
         self.url = ""
         self.proc = subprocess.Popen(
-            [*modelmux_command(), *args],
+            [*(program or modelmux_command()), *args],
             stdin=subprocess.DEVNULL,
             stdout=subprocess.DEVNULL,
             stderr=subprocess.PIPE,

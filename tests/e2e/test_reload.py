@@ -5,13 +5,17 @@ from __future__ import annotations
 import http.client
 import json
 import signal
+import socket
+import ssl
 import subprocess
 import time
 from pathlib import Path
 
 import openai
+import pytest
 
 from tests.e2e.proc import ServeProcess, modelmux_command
+from tests.server.h2_helpers import make_certs
 
 BASE = "[server]\nport = 0\ndrain_timeout = 20\n"
 
@@ -98,5 +102,66 @@ def test_reload_reaches_every_worker(tmp_path: Path) -> None:
                 break
             time.sleep(0.02)
         assert all(model_ids(proc) == ["new"] for _ in range(40))  # whichever worker answers
+    finally:
+        assert proc.stop() == 0
+
+
+def https(proc: ServeProcess, context: ssl.SSLContext) -> http.client.HTTPSConnection:
+    context.set_alpn_protocols(["http/1.1"])  # http.client speaks HTTP/1.1 only
+    return http.client.HTTPSConnection(proc.host, proc.port, timeout=10, context=context)
+
+
+def tls_get(proc: ServeProcess, context: ssl.SSLContext) -> int:
+    conn = https(proc, context)
+    try:
+        conn.request("GET", "/v1/models")
+        return conn.getresponse().status
+    finally:
+        conn.close()
+
+
+def alpn(proc: ServeProcess, context: ssl.SSLContext) -> str | None:
+    context.set_alpn_protocols(["h2", "http/1.1"])
+    with (socket.create_connection((proc.host, proc.port), timeout=10) as raw,
+          context.wrap_socket(raw, server_hostname=proc.host) as tls):
+        return tls.selected_alpn_protocol()
+
+
+def test_reload_replaces_the_tls_certificate_for_new_connections(tmp_path: Path) -> None:
+    """Renewed files in place (as certbot does) are picked up; a bad path is rejected."""
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    cert, key, trusts_a = make_certs(tmp_path / "a")
+    cert_b, key_b, trusts_b = make_certs(tmp_path / "b")
+    config, control = tmp_path / "config.toml", tmp_path / "control.sock"
+    tls = f'[server.tls]\ncert_file = "{cert}"\nkey_file = "{key}"\n'
+    config.write_text(BASE + tls + mock(["m"]))
+    proc = ServeProcess(["serve", "--config", str(config), "--control-socket", str(control)],
+                        home=tmp_path)
+    try:
+        assert proc.url.startswith("https://")
+        assert tls_get(proc, trusts_a) == 200
+        kept = https(proc, trusts_a)
+        kept.request("GET", "/health")
+        assert kept.getresponse().read()
+
+        cert.write_bytes(cert_b.read_bytes())
+        key.write_bytes(key_b.read_bytes())
+        done = reload(control)
+        assert done.returncode == 0, done.stderr
+        assert "no changes; TLS certificate loaded again" in done.stdout
+        assert tls_get(proc, trusts_b) == 200
+        assert alpn(proc, trusts_b) == "h2"
+        with pytest.raises(ssl.SSLCertVerificationError):
+            tls_get(proc, trusts_a)
+        kept.request("GET", "/health")  # an open connection keeps the certificate it was made with
+        assert kept.getresponse().status == 200
+        kept.close()
+
+        config.write_text(BASE + tls.replace(str(cert), str(tmp_path / "missing.pem")) + mock(["m"]))
+        rejected = reload(control)
+        assert rejected.returncode == 1
+        assert "server.tls.cert_file" in rejected.stderr and "missing.pem" in rejected.stderr
+        assert tls_get(proc, trusts_b) == 200
     finally:
         assert proc.stop() == 0

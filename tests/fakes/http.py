@@ -121,13 +121,17 @@ class FakeServer:
 
     async def __aexit__(self, *exc_info: object) -> None:
         assert self._server is not None
+        await self.stop(self._server)
+
+    async def stop(self, server: asyncio.Server) -> None:
+        """Close ``server`` and every connection in ``_writers``, waiting for ``_tasks``."""
         self._closing.set()
-        self._server.close()
+        server.close()
         for writer in list(self._writers):
             writer.transport.abort()
         if self._tasks:
             await asyncio.wait(list(self._tasks), timeout=5.0)
-        await self._server.wait_closed()
+        await server.wait_closed()
 
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         task = asyncio.current_task()

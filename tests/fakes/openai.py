@@ -2,7 +2,8 @@
 
 Wire format per OpenAI "Create chat completion", "The chat completion chunk object" (tool call
 deltas by ``index``, ``stream_options.include_usage`` adds a final ``choices: []`` chunk) and
-``data: [DONE]``. Records the raw request bodies; ``faults`` holds one fault per request.
+``data: [DONE]``. Records the raw request bodies; ``faults`` holds one fault per request
+(``ok`` for a normal answer, so scripts can interleave failures and successes).
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from typing import Any
 from tests.fakes.answers import TEXT, Answer, pieces
 from tests.fakes.http import FakeServer, Reply, Request, Split, json_reply, whole
 
-FAULTS = {"429", "500", "503", "400", "401", "404", "error_event", "error_first", "reset",
+FAULTS = {"ok", "429", "500", "503", "400", "401", "404", "error_event", "error_first", "reset",
           "reset_early", "stall", "hold", "no_done", "error_200"}
 CREATED = 1_700_000_000
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 from prometheus_client.parser import text_string_to_metric_families
@@ -63,15 +63,18 @@ class SlowOpenAI(FakeOpenAI):
 
 
 @contextlib.asynccontextmanager
-async def gateway(openai: FakeOpenAI | None = None) -> AsyncIterator[tuple[App, int, FakeOpenAI,
-                                                                            FakeClaude]]:
-    """The app serving the three providers; retries wait no time."""
+async def gateway(openai: FakeOpenAI | None = None, *, claude: FakeClaude | None = None,
+                  change: Callable[[Config], Config] | None = None,
+                  ) -> AsyncIterator[tuple[App, int, FakeOpenAI, FakeClaude]]:
+    """The app serving the three providers (``change`` edits their config); retries wait no
+    time."""
     async with contextlib.AsyncExitStack() as stack:
         fake_openai = await stack.enter_async_context(openai or FakeOpenAI(api_key=UPSTREAM_KEY,
                                                                              answer=ANSWER))
         fake_claude = await stack.enter_async_context(
-            FakeClaude(api_key=ANTHROPIC_KEY, answer=CLAUDE_ANSWER))
-        app = App(gateway_config(fake_openai.origin, fake_claude.origin))
+            claude or FakeClaude(api_key=ANTHROPIC_KEY, answer=CLAUDE_ANSWER))
+        config = gateway_config(fake_openai.origin, fake_claude.origin)
+        app = App(change(config) if change is not None else config)
         stack.push_async_callback(app.aclose)
         for provider in app.providers:
             upstream = getattr(provider, "upstream", None)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Iterator
 
 import pytest
 
@@ -23,23 +22,7 @@ CLIENT_KEY = "sk-client-SECRET-5f5f"
 PROMPT = "PROMPT-SECRET-my bank password is hunter2"
 FIELDS = ["request_id", "client", "method", "path", "status", "model", "provider", "stream_mode",
           "attempts", "tokens_in", "tokens_out", "latency_ms", "ttft_ms", "overhead_ms",
-          "bytes_sent", "completed"]
-
-
-@pytest.fixture
-def logs(caplog: pytest.LogCaptureFixture) -> Iterator[pytest.LogCaptureFixture]:
-    """Every ``modelmux`` record at DEBUG, even when ``logs.setup`` stopped propagation."""
-    root = logging.getLogger("modelmux")
-    level, propagate = root.level, root.propagate
-    root.addHandler(caplog.handler)
-    root.setLevel(logging.DEBUG)
-    root.propagate = False  # caplog's handler is attached here, not reached twice via the root
-    try:
-        yield caplog
-    finally:
-        root.removeHandler(caplog.handler)
-        root.setLevel(level)
-        root.propagate = propagate
+          "bytes_received", "bytes_sent", "completed", "trace_id"]
 
 
 def access(caplog: pytest.LogCaptureFixture) -> list[logging.LogRecord]:
@@ -71,6 +54,8 @@ def test_one_line_per_request_with_every_field(run, logs: pytest.LogCaptureFixtu
     assert stream.attempts == 1 and stream.completed is True
     assert 0 <= stream.overhead_ms <= stream.ttft_ms <= stream.latency_ms
     assert stream.bytes_sent > 0 and stream.client.startswith("127.0.0.1:")
+    assert stream.bytes_received == len(json.dumps(chat_body("gpt-x", stream=True, usage=True)))
+    assert stream.trace_id is None  # tracing is off
     assert "model=gpt-x provider=oai stream_mode=standard" in stream.getMessage()
 
     assert (answer.provider, answer.stream_mode, answer.ttft_ms) == ("claude", "never", None)
@@ -79,6 +64,7 @@ def test_one_line_per_request_with_every_field(run, logs: pytest.LogCaptureFixtu
 
     assert (health.path, health.status, health.model, health.provider) == ("/health", 503, None,
                                                                            None)
+    assert health.bytes_received == 0
     assert "model=- provider=-" in health.getMessage()
 
 

@@ -92,3 +92,13 @@ def test_system_unit_sandbox_scores_ok(tmp_path: Path) -> None:
     if "Unknown option" in proc.stderr or "unrecognized option" in proc.stderr:
         pytest.skip("this systemd-analyze has no offline security review")
     assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+def test_units_let_systemd_follow_an_upgrade() -> None:
+    """``Type=notify``: READY=1 when serving, and MAINPID= from the old process when
+    ``modelmux upgrade`` hands over, so the service stays up while the main pid changes."""
+    for path in (SYSTEM_UNIT, USER_UNIT):
+        unit = parse_unit(path)
+        assert one(unit, "Service", "Type") == "notify"
+        assert one(unit, "Service", "NotifyAccess") == "main"
+        assert one(unit, "Service", "ExecReload") == "/bin/kill -HUP $MAINPID"

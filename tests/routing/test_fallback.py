@@ -27,12 +27,18 @@ from modelmux.errors import (
 from modelmux.providers.mock import MockProvider
 from modelmux.routing.breaker import BreakerState
 from modelmux.routing.models import ModelIndex
-from modelmux.routing.router import Router, is_failover_error, retry_after_of
+from modelmux.routing.router import (
+    Attempt,
+    Estimate,
+    Router,
+    is_failover_error,
+    retry_after_of,
+)
 from modelmux.upstream.errors import UpstreamClosed, UpstreamConnectError, UpstreamTimeout
 from tests.fakes.answers import TEXT
 from tests.fakes.openai import FakeOpenAI
 from tests.providers.harness import MESSAGES, Gateway, collect, gateway
-from tests.upstream import refused_port, run
+from tests.upstream import refused_port, run, until
 
 
 class Clock:
@@ -128,7 +134,7 @@ def test_client_errors_are_not_retried_elsewhere(fault: str, error: type[openai.
                 await ask(gw, stream)
             assert served_by(dict(caught.value.response.headers)) == ("first", "1")
             assert (len(first.requests), len(second.requests)) == (1, 0)
-            assert gw.app.router.breaker("first").state(0.0) is BreakerState.CLOSED
+            assert gw.app.router.breaker("first/m").state(0.0) is BreakerState.CLOSED
 
     run("asyncio", main())
 
@@ -151,7 +157,7 @@ def test_every_provider_failing_gives_the_last_error(stream: bool) -> None:
 def test_open_breaker_skips_the_provider_until_its_cooldown(stream: bool) -> None:
     async def main() -> None:
         async with two() as (first, _second, gw, clock):
-            breaker = gw.app.router.breaker("first")
+            breaker = gw.app.router.breaker("first/m")
             failures = breaker.policy.consecutive_failures
             first.faults.extend(["500"] * failures)
             for _ in range(failures):
@@ -164,8 +170,8 @@ def test_open_breaker_skips_the_provider_until_its_cooldown(stream: bool) -> Non
             clock.now += breaker.policy.cooldown  # half-open: one probe goes to first, and wins
             text, headers = await ask(gw, stream)
             assert (text, served_by(headers)) == (TEXT.text, ("first", "1"))
-            assert breaker.state(clock.now) is BreakerState.CLOSED
-            assert gw.app.router.breaker("second").state(clock.now) is BreakerState.CLOSED
+            await until(lambda: breaker.state(clock.now) is BreakerState.CLOSED)  # at its end
+            assert gw.app.router.breaker("second/m").state(clock.now) is BreakerState.CLOSED
 
     run("asyncio", main())
 
@@ -190,7 +196,7 @@ def test_all_circuits_open_still_tries_the_first_provider() -> None:
     async def main() -> None:
         async with two() as (first, second, gw, clock):
             for name in ("first", "second"):
-                gw.app.router.breaker(name).on_failure(clock.now, retry_after=60.0)
+                gw.app.router.breaker(f"{name}/m").on_failure(clock.now, retry_after=60.0)
             text, headers = await ask(gw, False)
             assert (text, served_by(headers)) == (TEXT.text, ("first", "1"))
             assert (len(first.requests), len(second.requests)) == (1, 0)
@@ -217,25 +223,35 @@ def test_candidates_lists_every_provider_of_a_model_in_config_order() -> None:
         ModelIndex([a]).candidates("nope")
 
 
-def test_router_skips_open_breakers_and_reports_outcomes() -> None:
+def test_router_admits_by_breaker_and_reports_outcomes() -> None:
     clock = Clock()
-    router = Router(["a", "b"], clock=clock)
-    router.breaker("a").on_failure(clock.now, retry_after=5.0)
-    tried = []
-    for attempt in router.attempts([("a", 1), ("b", 2)]):
-        tried.append((attempt.name, attempt.target, attempt.guarded))
-        router.failed(attempt, InvalidRequest("bad"))
-    assert tried == [("b", 2, True)]
-    assert router.breaker("b").state(clock.now) is BreakerState.CLOSED
-    router.breaker("b").on_failure(clock.now, retry_after=5.0)
-    assert [(a.name, a.guarded) for a in router.attempts([("a", 1), ("b", 2)])] == [("a", False)]
+    a, b = _mock("a", ["m"]), _mock("b", ["m"])
+    index = ModelIndex([a, b])
+    router = Router(clock=clock)
+    group = index.group("m")
+    spec_a, spec_b = group.deployments
+    assert router.plan(index, group, {}, Estimate()) == [spec_a, spec_b]
+    router.state(spec_a).breaker.on_failure(clock.now, retry_after=5.0)
+    assert router.plan(index, group, {}, Estimate()) == [spec_b, spec_a]  # open ones go last
+    assert router.admit(spec_a, 1) is None
+    attempt = router.admit(spec_b, 1)
+    assert isinstance(attempt, Attempt) and attempt.guarded
+    assert router.state(spec_b).in_flight == 1
+    router.failed(attempt, InvalidRequest("bad"))  # a client error: no verdict, slot freed
+    assert router.breaker("b/m").state(clock.now) is BreakerState.CLOSED
+    assert router.state(spec_b).in_flight == 0
     clock.now += 5.0
-    attempts = router.attempts([("a", 1), ("b", 2)])
-    probe = next(attempts)
-    assert (probe.name, probe.guarded) == ("a", True)
+    probe = router.admit(spec_a, 1)
+    assert isinstance(probe, Attempt)
+    assert router.admit(spec_a, 1) is None  # one probe at a time
+    clock.now += 0.25
     router.succeeded(probe)
-    assert router.breaker("a").state(clock.now) is BreakerState.CLOSED
-    assert router.snapshot()["a"]["state"] == "closed"
+    router.finish(probe, 10)
+    router.finish(probe, 10)  # idempotent
+    assert router.breaker("a/m").state(clock.now) is BreakerState.CLOSED
+    snap = router.snapshot()["a/m"]
+    assert snap["in_flight"] == 0 and snap["ewma_ttft_ms"] == 250.0
+    assert snap["breaker"]["state"] == "closed"  # type: ignore[index]
 
 
 def test_failover_errors() -> None:

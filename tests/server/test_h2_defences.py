@@ -1,4 +1,5 @@
-"""HTTP/2 defences: refused streams, rapid reset, control floods, big header lists, idle timeout."""
+"""HTTP/2 defences: refused streams, rapid reset, control and CONTINUATION floods, big header
+lists, header blocks that never end, idle timeout."""
 
 from __future__ import annotations
 
@@ -7,7 +8,9 @@ import asyncio
 import h2.events
 import h2.settings
 import httpx2
+import pytest
 from h2.errors import ErrorCodes
+from hyperframe.frame import ContinuationFrame, HeadersFrame
 
 from modelmux.server.exchange import Exchange
 from modelmux.server.h2_stream import H2Settings
@@ -108,5 +111,50 @@ def test_oversized_body_gets_413_and_the_connection_keeps_serving(run) -> None:
             assert r.status_code == 413
             r = await client.post(f"http://127.0.0.1:{port}/small", content=b"ok")
             assert r.status_code == 200 and r.json()["size"] == 2
+
+    run(main())
+
+
+def _open_header_block(client: RawH2, continuations: int, size: int) -> None:
+    """HEADERS without END_HEADERS, then ``continuations`` CONTINUATION frames of ``size`` bytes
+    none of which ends the block."""
+    sid = client.conn.get_next_available_stream_id()
+    block = client.conn.encoder.encode([(":method", "GET"), (":path", "/"), (":scheme", "http"),
+                                        (":authority", "t")])
+    client.writer.write(HeadersFrame(sid, data=block, flags=["END_STREAM"]).serialize())
+    for _ in range(continuations):
+        client.writer.write(ContinuationFrame(sid, data=b"\x00" * size).serialize())
+
+
+@pytest.mark.parametrize(("continuations", "size", "why"), [
+    (50, 1, "too many CONTINUATION frames"),  # under h2's own backlog of 64: ours cuts it
+    (8, 16000, "header block too large"),
+], ids=["many-frames", "many-bytes"])
+def test_continuation_flood_gets_enhance_your_calm(run, caplog: pytest.LogCaptureFixture,
+                                                   continuations: int, size: int,
+                                                   why: str) -> None:
+    async def main() -> None:
+        async with serving(echo) as (_, port):
+            client = await RawH2.open(port)
+            await client.read_until(h2.events.RemoteSettingsChanged)  # our ACK goes out first
+            _open_header_block(client, continuations, size)
+            assert await _goaway_code(client) == ErrorCodes.ENHANCE_YOUR_CALM
+            await client.close()
+            async with httpx2.AsyncClient(http1=False, http2=True, timeout=DEADLINE) as other:
+                assert (await other.get(f"http://127.0.0.1:{port}/ok")).status_code == 200
+
+    with caplog.at_level("INFO", logger="modelmux.server"):
+        run(main())
+    assert why in caplog.text
+
+
+def test_header_block_that_never_ends_is_cut_after_the_header_timeout(run) -> None:
+    async def main() -> None:
+        async with serving(echo, header_timeout=0.2, keepalive_timeout=30) as (_, port):
+            client = await RawH2.open(port)
+            await client.read_until(h2.events.RemoteSettingsChanged)  # our ACK goes out first
+            _open_header_block(client, 3, 10)  # under every budget, but never finished
+            assert await _goaway_code(client) == ErrorCodes.ENHANCE_YOUR_CALM
+            await client.close()
 
     run(main())

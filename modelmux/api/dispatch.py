@@ -1,0 +1,316 @@
+"""The request path's routing glue: try deployments by plan until one answers its first byte.
+
+``Dispatcher`` runs a chat call against the router's plan: backoff with jitter between
+fallback attempts (``[routing.fallback]``), a bounded wait when every candidate is at its
+rate limit (then a 429 with ``retry-after``), and optional hedging: a second attempt at the
+next deployment when the first is slow to its first byte, the first to answer wins and the
+other is cancelled (its upstream connection is closed). Decisions are the router's; this
+module sleeps, races and counts.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import math
+import random
+import time
+from collections.abc import AsyncGenerator, Awaitable, Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from modelmux.config.routing import RoutingConfig
+from modelmux.errors import InternalError, ModelMuxError, RateLimited
+from modelmux.providers.base import CallStats, ChatCall, Provider
+from modelmux.routing.models import DeploymentSpec
+from modelmux.routing.router import Attempt, Router, is_failover_error, retry_after_of
+from modelmux.upstream.retry import backoff_delay
+
+if TYPE_CHECKING:
+    from modelmux.api.metrics import GatewayMetrics
+    from modelmux.observability.access import RequestRecord
+    from modelmux.observability.calls import Watcher
+
+log = logging.getLogger("modelmux.api")
+
+NewCall = Callable[[DeploymentSpec], ChatCall]
+First = tuple[bytes, AsyncGenerator[bytes, None] | None, bytes]
+Running = dict[asyncio.Future[First], tuple[Attempt, ChatCall, int]]
+
+
+@dataclass(slots=True)
+class Served:
+    """The attempt that produced the first byte, and what it produced."""
+
+    attempt: Attempt
+    call: ChatCall
+    answer: bytes = b""
+    chunks: AsyncGenerator[bytes, None] | None = None
+    first: bytes = b""
+    errors_before: int = 0  # len(call.stats.errors) at the first byte
+
+    @property
+    def provider(self) -> Provider:
+        return self.attempt.spec.provider
+
+
+class Failed(Exception):
+    """Every attempt failed: ``error`` is what the client gets; ``provider`` and ``stats``
+    (all attempts summed) are for its headers and the access log."""
+
+    def __init__(self, error: ModelMuxError, provider: Provider | None, stats: CallStats) -> None:
+        super().__init__(error.message)
+        self.error, self.provider, self.stats = error, provider, stats
+
+
+async def _first(provider: Provider, call: ChatCall, streamed: bool, watcher: Watcher | None,
+                 record: RequestRecord | None) -> First:
+    """One attempt up to its first byte: the whole answer, or the stream and its first chunk.
+
+    With a ``watcher`` (tracing or debug_bodies on) the call goes through it, so each attempt
+    gets its client span and body log.
+    """
+    if watcher is None or record is None:
+        if not streamed:
+            return await provider.complete(call), None, b""
+        chunks = provider.stream(call)
+    elif not streamed:
+        return await watcher.complete(provider, call, record), None, b""
+    else:
+        chunks = watcher.stream(provider, call, record)
+    try:
+        first = await anext(chunks)
+    except StopAsyncIteration:
+        raise InternalError(f"provider {provider.name!r} produced an empty stream") from None
+    except BaseException:
+        await chunks.aclose()
+        raise
+    return b"", chunks, first
+
+
+def _merge(into: CallStats, stats: CallStats) -> None:
+    into.attempts += stats.attempts
+    into.retries += stats.retries
+    into.errors = [*stats.errors, *into.errors]
+
+
+class Dispatcher:
+    """Runs calls against one ``Router`` with one ``[routing]`` configuration."""
+
+    def __init__(self, router: Router, config: RoutingConfig, metrics: GatewayMetrics,
+                 rand: Callable[[], float] = random.random, *,
+                 watcher: Watcher | None = None) -> None:
+        self.router = router
+        self.config = config
+        self.metrics = metrics
+        self.rand = rand
+        self.sleep: Callable[[float], Awaitable[None]] = asyncio.sleep
+        self._freed = asyncio.Event()
+        self.queued = 0  # requests waiting for a rate-limited deployment
+        self.watcher = watcher  # tracing or debug_bodies; None when both are off
+
+    def finish(self, served: Served) -> None:
+        """The served response is over: free the deployment's slot, wake queued requests.
+
+        A stream that broke after its first byte (the transport recorded another error: a
+        reset, a timeout, an early close) counts as a failure of its deployment.
+        """
+        stats = served.call.stats
+        self.router.finish(served.attempt, sum(stats.tokens) if stats.tokens else None,
+                           broke=len(stats.errors) > served.errors_before)
+        self._wake()
+
+    def _wake(self) -> None:
+        self._freed.set()
+        self._freed = asyncio.Event()
+
+    def _backoff(self, retry: int, retry_after: float | None) -> float:
+        fb = self.config.fallback
+        base, cap = fb.base_ms / 1000, fb.max_ms / 1000
+        if fb.backoff == "constant":
+            delay = min(base * (0.5 + 0.5 * self.rand()), cap)
+        else:
+            delay = backoff_delay(retry, base=base, cap=cap, retry_after=None, rand=self.rand)
+        if retry_after is not None and retry_after <= cap:
+            delay = max(delay, retry_after)
+        return delay
+
+    def _hedge_delay(self, attempt: Attempt) -> float:
+        hedging = self.config.hedging
+        if hedging.percentile is not None and len(attempt.live.ttfts) >= hedging.min_samples:
+            value = attempt.live.ttft_percentile(hedging.percentile)
+            if value is not None:
+                return value
+        return hedging.delay_ms / 1000
+
+    async def serve(self, plan: list[DeploymentSpec], tokens: float, new_call: NewCall,
+                    streamed: bool, record: RequestRecord | None = None) -> Served:
+        """Try ``plan`` until a deployment produces its first byte.
+
+        Raises:
+            Failed: a client error (not retried elsewhere), or every attempt failed, or
+                every deployment stayed at its rate limit past ``queue_timeout_ms``
+                (a 429 with ``retry-after``).
+        """
+        fb = self.config.fallback
+        budget = 1 + fb.max_retries if fb.enabled else 1
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.config.queue_timeout_ms / 1000
+        running: Running = {}
+        tried: list[Attempt] = []
+        total = CallStats()
+        failure: ModelMuxError | None = None
+        last: Provider | None = plan[0].provider if plan else None
+        first_ns = 0
+
+        hedging = self.config.hedging.enabled
+
+        async def launch(attempt: Attempt) -> None:
+            """Start an attempt: as a task when hedging (to race it), else run it to its
+            first byte here and keep the outcome in a finished future (no task, no hop)."""
+            nonlocal first_ns, last
+            call = new_call(attempt.spec)
+            started = time.perf_counter_ns()
+            first_ns = first_ns or started
+            tried.append(attempt)
+            last = attempt.spec.provider
+            coro = _first(attempt.spec.provider, call, streamed, self.watcher, record)
+            if hedging:
+                running[asyncio.ensure_future(coro)] = (attempt, call, started)
+                return
+            outcome: asyncio.Future[First] = loop.create_future()
+            try:
+                outcome.set_result(await coro)
+            except ModelMuxError as exc:
+                outcome.set_exception(exc)
+            except BaseException:
+                self.router.released(attempt)
+                raise
+            running[outcome] = (attempt, call, started)
+
+        async def next_attempt(allow_wait: bool) -> Attempt | None:
+            """Admit the next candidate of the plan; wait (bounded) while all are limited."""
+            while len(tried) < budget:
+                waits = []
+                for spec in plan:
+                    if any(a.spec.id == spec.id for a in tried):
+                        continue
+                    got = self.router.admit(spec, tokens)
+                    if isinstance(got, Attempt):
+                        return got
+                    if got is not None:
+                        self.metrics.limited.inc((spec.id,))
+                        waits.append(got)
+                if not waits:
+                    if not tried and plan:  # every circuit open: the first, unguarded
+                        got = self.router.admit(plan[0], tokens, guarded=False)
+                        if isinstance(got, Attempt):
+                            return got
+                        waits.append(got if got is not None else math.inf)
+                    else:
+                        return None
+                remaining = deadline - loop.time()
+                if not allow_wait or remaining <= 0:
+                    if not tried:
+                        raise self._limited(min(waits), plan)
+                    return None
+                freed = asyncio.ensure_future(self._freed.wait())
+                self.queued += 1
+                try:
+                    await asyncio.wait((freed,), timeout=min(min(waits), remaining))
+                finally:
+                    self.queued -= 1
+                    freed.cancel()
+            return None
+
+        try:
+            while True:
+                if not running:
+                    attempt = await next_attempt(allow_wait=True)
+                    if attempt is None:
+                        break
+                    if tried and failure is not None:
+                        same = last is not None and attempt.spec.provider is last
+                        delay = self._backoff(len(tried) - 1,
+                                              retry_after_of(failure) if same else None)
+                        if delay > 0:
+                            try:
+                                await self.sleep(delay)
+                            except BaseException:
+                                self.router.released(attempt)
+                                raise
+                    await launch(attempt)
+                if not hedging:
+                    done = set(running)  # finished already
+                else:
+                    timeout = (self._hedge_delay(next(iter(running.values()))[0])
+                               if len(running) == 1 and len(tried) < budget else None)
+                    done, _ = await asyncio.wait(running, timeout=timeout,
+                                                 return_when=asyncio.FIRST_COMPLETED)
+                if not done:
+                    extra = await next_attempt(allow_wait=False)
+                    if extra is not None:
+                        log.info("hedging: %s slow to its first byte, also trying %s",
+                                 tried[-1].spec.id, extra.spec.id)
+                        self.metrics.hedges.inc(())
+                        await launch(extra)
+                    else:
+                        await asyncio.wait(running, return_when=asyncio.FIRST_COMPLETED)
+                    continue
+                for task in done:
+                    attempt, call, started = running.pop(task)
+                    try:
+                        answer, chunks, first = task.result()
+                    except ModelMuxError as exc:
+                        self.router.failed(attempt, exc)
+                        self._wake()
+                        _merge(total, call.stats)
+                        if not is_failover_error(exc):
+                            raise Failed(exc, attempt.spec.provider, total) from None
+                        log.info("deployment %s failed before the first byte (%s); trying the "
+                                 "next one of the plan, if any", attempt.spec.id, exc.code)
+                        failure = exc
+                        continue
+                    except BaseException:
+                        self.router.released(attempt)
+                        raise
+                    self.router.succeeded(attempt, complete=not streamed)
+                    await self._cancel(running, total)
+                    stats = call.stats
+                    _merge(stats, total)
+                    stats.wait_ns += started - first_ns
+                    if attempt is not tried[0]:
+                        self.metrics.fallbacks.inc(())
+                    return Served(attempt, call, answer, chunks, first, len(stats.errors))
+        except BaseException:
+            await self._cancel(running, total)
+            raise
+        if failure is None:
+            failure = InternalError("no deployment could be tried")
+        raise Failed(failure, last, total)
+
+    def _limited(self, wait: float, plan: list[DeploymentSpec]) -> Failed:
+        seconds = 1 if math.isinf(wait) else max(1, math.ceil(wait))
+        error = RateLimited(
+            "Every deployment of this model is at its configured rate limit; retry later.",
+            code="rate_limit_exceeded", headers=[(b"retry-after", b"%d" % seconds)])
+        return Failed(error, plan[0].provider if plan else None, CallStats())
+
+    async def _cancel(self, running: Running, total: CallStats) -> None:
+        """Cancel the attempts still running (a hedge that lost), closing their upstreams."""
+        if not running:
+            return
+        tasks = list(running)
+        for task in tasks:
+            task.cancel()
+        if tasks:
+            await asyncio.wait(tasks)
+        for task in tasks:
+            attempt, call, _ = running.pop(task)
+            if not task.cancelled() and task.exception() is None:
+                chunks = task.result()[1]
+                if chunks is not None:  # it answered just before the cancel: close it here
+                    await chunks.aclose()
+            self.router.released(attempt)
+            _merge(total, call.stats)
+        self._wake()

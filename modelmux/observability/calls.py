@@ -1,0 +1,156 @@
+"""Watching provider calls for tracing and ``debug_bodies``; built only when one of them is on.
+
+``Watcher`` wraps a provider's ``complete``/``stream`` for one call: it opens the GenAI span,
+hangs a ``CallWatch`` on the call's stats for the transport (one span and one body log line per
+upstream try, and the ``traceparent`` to send), reads the response attributes and logs the
+answer. When both are off the App has no watcher and the chat route calls the provider itself.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncGenerator
+from typing import TYPE_CHECKING
+
+import msgspec
+
+from modelmux.errors import ModelMuxError
+from modelmux.observability.bodies import BodyLog, StreamBodies
+from modelmux.observability.genai import (
+    Attributes,
+    StreamReader,
+    answer_attributes,
+    request_attributes,
+)
+from modelmux.providers.base import ChatCall, Provider, usage_of
+
+if TYPE_CHECKING:
+    from modelmux.observability.access import RequestRecord
+    from modelmux.observability.tracing import CallSpan, Tracer
+
+Headers = list[tuple[bytes, bytes]]
+
+
+class _Error(msgspec.Struct):
+    code: str | None = None
+
+
+class _ErrorEvent(msgspec.Struct):
+    error: _Error
+
+
+_error_event = msgspec.json.Decoder(_ErrorEvent)
+
+
+def _usage(tokens: tuple[int, int] | None) -> Attributes:
+    if tokens is None:
+        return {}
+    return {"gen_ai.usage.input_tokens": tokens[0], "gen_ai.usage.output_tokens": tokens[1]}
+
+
+def stream_error(piece: bytes) -> str | None:
+    """The ``code`` of an OpenAI error event (how a stream that failed mid-way ends), or None."""
+    if not piece.startswith(b'data: {"error"'):
+        return None
+    try:
+        return _error_event.decode(piece[6:].strip()).error.code or "error"
+    except (msgspec.DecodeError, msgspec.ValidationError):
+        return None
+
+
+class CallWatch:
+    """What the transport reports about one call's upstream tries (``CallStats.watch``)."""
+
+    __slots__ = ("bodies", "request_id", "span")
+
+    def __init__(self, span: CallSpan | None, bodies: BodyLog | None, request_id: str) -> None:
+        self.span = span
+        self.bodies = bodies
+        self.request_id = request_id
+
+    def attempt(self, url: str, resend: int, headers: Headers, body: bytes) -> Headers:
+        """One upstream try is about to be sent; returns the trace headers to add to it."""
+        if self.bodies is not None:
+            self.bodies.upstream(self.request_id, url, headers, body)
+        return self.span.attempt(url, resend) if self.span is not None else []
+
+    def attempt_status(self, status: int) -> None:
+        if self.span is not None:
+            self.span.attempt_status(status)
+
+    def attempt_failed(self, code: str) -> None:
+        if self.span is not None:
+            self.span.attempt_failed(code)
+
+
+class Watcher:
+    """Tracing and body logging around provider calls."""
+
+    def __init__(self, tracer: Tracer | None, bodies: BodyLog | None) -> None:
+        self.tracer = tracer
+        self.bodies = bodies
+
+    def request_body(self, request_id: str, body: bytes) -> None:
+        if self.bodies is not None:
+            self.bodies.request(request_id, body)
+
+    def _watch(self, provider: Provider, call: ChatCall, record: RequestRecord) -> CallWatch:
+        span = None
+        if self.tracer is not None:
+            attributes = request_attributes(call.request, provider.type, call.model)
+            attributes["modelmux.provider"] = provider.name
+            span = self.tracer.call_span(record.span, f"chat {call.model}", attributes)
+        watch = call.stats.watch = CallWatch(span, self.bodies, call.request_id)
+        return watch
+
+    async def complete(self, provider: Provider, call: ChatCall, record: RequestRecord) -> bytes:
+        """``provider.complete(call)``, traced and logged."""
+        watch = self._watch(provider, call, record)
+        error: str | None = "cancelled"
+        try:
+            answer = await provider.complete(call)
+            error = None
+        except ModelMuxError as exc:
+            error = exc.code
+            raise
+        finally:
+            if watch.span is not None:
+                if error is None:
+                    watch.span.set({**answer_attributes(answer), **_usage(usage_of(answer))})
+                watch.span.end(error)
+            call.stats.watch = None
+        if self.bodies is not None:
+            self.bodies.response(call.request_id, answer)
+        return answer
+
+    async def stream(self, provider: Provider, call: ChatCall,
+                     record: RequestRecord) -> AsyncGenerator[bytes, None]:
+        """``provider.stream(call)``, traced and logged; closing it closes the provider's."""
+        watch = self._watch(provider, call, record)
+        reader = StreamReader() if watch.span is not None else None
+        kept = StreamBodies() if self.bodies is not None else None
+        inner = provider.stream(call)
+        error: str | None = "cancelled"
+        try:
+            async for piece in inner:
+                if reader is not None:
+                    reader.feed(piece)
+                if kept is not None:
+                    kept.feed(piece)
+                code = stream_error(piece)
+                if code is not None:
+                    error = code
+                yield piece
+            if error == "cancelled":
+                error = None
+        except ModelMuxError as exc:
+            error = exc.code
+            raise
+        finally:
+            await inner.aclose()
+            if watch.span is not None:
+                assert reader is not None
+                watch.span.set({**reader.attributes, **_usage(call.stats.tokens)})
+                watch.span.end(error)
+            call.stats.watch = None
+            if kept is not None and self.bodies is not None:
+                self.bodies.response(call.request_id, kept)

@@ -1,0 +1,62 @@
+"""Request facts for routing rules and strategies, taken from a decoded chat request.
+
+``request_facts`` builds the mapping ``rules.Rule.matches`` reads (names in ``rules.FACTS``,
+plus ``headers`` and ``metadata``). The prompt token count is an estimate from the body size
+(4 bytes a token), good enough to route on and to reserve tokens-per-minute with. Pure.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from modelmux.schemas.openai_chat import ChatCompletionRequest, ImagePart
+
+BYTES_PER_TOKEN = 4
+DEFAULT_OUTPUT_TOKENS = 256
+"""The output size assumed for pricing and reservations when ``max_tokens`` is not given."""
+
+
+def estimate_prompt_tokens(body: bytes) -> int:
+    """A rough prompt size: request body bytes / 4 (at least 1)."""
+    return max(1, len(body) // BYTES_PER_TOKEN)
+
+
+def _has_images(request: ChatCompletionRequest) -> bool:
+    for message in request.messages:
+        content = getattr(message, "content", None)
+        if isinstance(content, list) and any(isinstance(p, ImagePart) for p in content):
+            return True
+    return False
+
+
+def max_tokens_of(request: ChatCompletionRequest) -> int | None:
+    """``max_completion_tokens`` or, failing that, ``max_tokens``."""
+    return request.max_completion_tokens or request.max_tokens
+
+
+def request_facts(request: ChatCompletionRequest, body: bytes,
+                  headers: Iterable[tuple[bytes, bytes]], key: str | None = None
+                  ) -> dict[str, object]:
+    """The facts of one request; absent ones are left out (rules read them as absent).
+
+    ``key`` is the name of the client's API key; ModelMux has no inbound keys yet, so callers
+    pass None and ``key`` is always absent.
+    """
+    facts: dict[str, object] = {
+        "model": request.model,
+        "stream": bool(request.stream),
+        "prompt_tokens": estimate_prompt_tokens(body),
+        "has_tools": bool(request.tools or request.functions),
+        "has_images": _has_images(request),
+        "headers": {name.decode("latin-1").lower(): value.decode("latin-1")
+                    for name, value in headers},
+        "metadata": dict(request.metadata or {}),
+    }
+    limit = max_tokens_of(request)
+    if limit is not None:
+        facts["max_tokens"] = limit
+    if request.user is not None:
+        facts["user"] = request.user
+    if key is not None:
+        facts["key"] = key
+    return facts

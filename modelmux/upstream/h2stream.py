@@ -1,0 +1,116 @@
+"""One HTTP/2 client stream: the response head, its buffered body chunks and their release.
+
+The connection (``h2connection.HTTP2Connection``) feeds it events; the consumer reads through
+``receive_body_chunk``/``iter_bytes``, which hands flow-control credit back as bytes are taken.
+Closing a stream before its end resets that stream only, never the connection.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections import deque
+from collections.abc import AsyncIterator
+from typing import TYPE_CHECKING
+
+from modelmux.upstream.connection import Headers, Origin, ResponseHead
+from modelmux.upstream.errors import UpstreamClosed, map_errors
+
+if TYPE_CHECKING:
+    from modelmux.upstream.h2connection import HTTP2Connection
+
+
+class StreamRefused(UpstreamClosed):
+    """The peer refused the stream (GOAWAY past it, or REFUSED_STREAM): safe to retry elsewhere."""
+
+    code = "upstream_stream_refused"
+
+
+class H2Stream:
+    """One request/response exchange; the body is read through ``iter_bytes``/``read``."""
+
+    def __init__(self, conn: HTTP2Connection, sid: int) -> None:
+        self.conn, self.sid = conn, sid
+        self.status = 0
+        self.headers: Headers = []
+        self.reason = ""
+        self.head: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self.chunks: deque[tuple[bytes, int]] = deque()
+        self.buffered = 0  # received, not yet handed to the consumer
+        self.ended = False
+        self.closed = False
+        self.error: BaseException | None = None
+        self.changed = asyncio.Event()
+        self.read_timeout: float | None = None
+
+    @property
+    def origin(self) -> Origin:
+        return self.conn.origin
+
+    @property
+    def response_head(self) -> ResponseHead:
+        return ResponseHead(self.status, self.headers, self.reason)
+
+    @property
+    def is_closed(self) -> bool:
+        return self.closed
+
+    def get_header(self, name: bytes) -> bytes | None:
+        name = name.lower()
+        return next((v for k, v in self.headers if k == name), None)
+
+    async def iter_bytes(self) -> AsyncIterator[bytes]:
+        while (chunk := await self.receive_body_chunk()) is not None:
+            yield chunk
+
+    async def read(self) -> bytes:
+        return b"".join([chunk async for chunk in self.iter_bytes()])
+
+    async def receive_body_chunk(self, read_timeout: float | None = None) -> bytes | None:
+        """Next body bytes (acknowledged to the peer as handed out), or None at the end.
+
+        ``read_timeout`` overrides the stream's own (``Timeouts.read`` of its request).
+        """
+        if not self.chunks:  # data already in needs no timer
+            timeout = self.read_timeout if read_timeout is None else read_timeout
+            with map_errors("read", self.conn.label):
+                async with asyncio.timeout(timeout):
+                    while not self.chunks:
+                        if self.error is not None:
+                            self.conn.close_stream(self, reset=False)
+                            raise self.error
+                        if self.ended:
+                            self.conn.close_stream(self, reset=False)
+                            return None
+                        if self.closed:
+                            raise UpstreamClosed(f"{self.conn.label}: stream {self.sid} was closed")
+                        self.changed.clear()
+                        await self.changed.wait()
+        data, flow = self.chunks.popleft()
+        self.buffered -= len(data)
+        self.conn.acknowledge(self.sid, flow)
+        return data
+
+    def response_closed(self) -> None:
+        """Done with the response: a body not read to the end resets this stream only."""
+        self.conn.close_stream(self, reset=not self.ended)
+
+    def abort(self) -> None:
+        """Cancel this request: RST_STREAM(CANCEL) unless it already ended."""
+        self.conn.close_stream(self, reset=not self.ended)
+
+    async def aclose(self) -> None:
+        self.response_closed()
+
+    async def __aenter__(self) -> H2Stream:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.aclose()
+
+    def fail(self, exc: BaseException) -> None:
+        if self.error is None and not self.ended:
+            self.error = exc
+        if not self.head.done():
+            self.head.set_exception(exc)
+            self.head.exception()  # retrieved: nobody may be waiting any more
+        self.changed.set()

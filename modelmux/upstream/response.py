@@ -1,0 +1,134 @@
+"""The pooled response: status, headers and a body stream that gives its connection back.
+
+The body comes from a ``BodySource``: an HTTP/1.1 connection or one HTTP/2 stream. Reading to
+the end or closing releases it (and tells the pool); an error or cancellation aborts it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable
+from typing import Protocol
+
+from modelmux.upstream.connection import Origin, ResponseHead
+from modelmux.upstream.errors import UpstreamClosed, UpstreamProtocolError
+
+DEFAULT_MAX_BYTES = 64 * 1024 * 1024
+
+
+class BodySource(Protocol):
+    """What a ``Response`` reads from: ``HTTP11Connection`` or ``H2Stream``."""
+
+    @property
+    def origin(self) -> Origin: ...
+
+    async def receive_body_chunk(self, read_timeout: float | None) -> bytes | None: ...
+
+    def response_closed(self) -> None: ...
+
+    def abort(self) -> None: ...
+
+
+class Response:
+    """Status, headers and a body stream that gives its connection back when read or closed.
+
+    ``headers`` names are lower-case. Use ``async with``: leaving the block releases the
+    connection, and leaving it by an exception (cancellation too) closes it instead of pooling.
+    """
+
+    __slots__ = ("status", "headers", "reason", "_conn", "_timeout", "_on_release", "_state")
+
+    def __init__(
+        self,
+        connection: BodySource,
+        head: ResponseHead,
+        read_timeout: float | None,
+        on_release: Callable[[], None] | None = None,
+    ) -> None:
+        self.status, self.headers, self.reason = head
+        self._conn = connection
+        self._timeout = read_timeout
+        self._on_release = on_release
+        self._state = "open"  # -> "done" (body read to the end) or "closed" (abandoned)
+
+    @property
+    def is_closed(self) -> bool:
+        """True once the connection has been given back (body read to the end, or closed)."""
+        return self._state != "open"
+
+    def get_header(self, name: bytes) -> bytes | None:
+        """The first value of header ``name`` (lower-case), or None."""
+        return next((value for key, value in self.headers if key == name), None)
+
+    def iter_bytes(self) -> AsyncIterator[bytes]:
+        """Body chunks as they arrive; the upstream may only send as fast as this is read."""
+        return _BodyIterator(self)
+
+    async def read(self, max_bytes: int = DEFAULT_MAX_BYTES) -> bytes:
+        """The rest of the body in one piece.
+
+        Raises:
+            UpstreamProtocolError: the body is longer than ``max_bytes`` (connection closed).
+        """
+        parts: list[bytes] = []
+        total = 0
+        while (chunk := await self._next()) is not None:
+            total += len(chunk)
+            if total > max_bytes:
+                self._release(abort=True)
+                raise UpstreamProtocolError(
+                    f"{self._conn.origin}: response body exceeds {max_bytes} bytes",
+                    code="upstream_response_too_large",
+                )
+            parts.append(chunk)
+        return b"".join(parts)
+
+    async def aclose(self) -> None:
+        """Give the connection back: pooled if the response is complete and reusable."""
+        self._release(abort=False)
+
+    async def __aenter__(self) -> Response:
+        return self
+
+    async def __aexit__(self, exc_type: object, exc: object, tb: object) -> None:
+        self._release(abort=exc_type is not None)
+
+    async def _next(self) -> bytes | None:
+        if self._state == "done":
+            return None
+        if self._state == "closed":
+            raise UpstreamClosed(f"{self._conn.origin}: response was closed before its end")
+        try:
+            chunk = await self._conn.receive_body_chunk(self._timeout)
+        except BaseException:
+            self._release(abort=True)
+            raise
+        if chunk is None:
+            self._release(abort=False, state="done")
+        return chunk
+
+    def _release(self, *, abort: bool, state: str = "closed") -> None:
+        if self._state != "open":
+            return
+        self._state = state
+        if abort:
+            self._conn.abort()
+        else:
+            self._conn.response_closed()
+        if self._on_release is not None:
+            self._on_release()
+
+
+class _BodyIterator:
+    __slots__ = ("_response",)
+
+    def __init__(self, response: Response) -> None:
+        self._response = response
+
+    def __aiter__(self) -> _BodyIterator:
+        return self
+
+    async def __anext__(self) -> bytes:
+        chunk = await self._response._next()
+        if chunk is None:
+            raise StopAsyncIteration
+        return chunk
