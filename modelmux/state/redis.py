@@ -18,8 +18,8 @@ import uuid
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
+from modelmux.config.problems import ConfigError
 from modelmux.config.state import StateConfig
-from modelmux.errors import ConfigError
 from modelmux.routing.models import DeploymentSpec
 from modelmux.state.base import Lease, StoreStatus
 from modelmux.state.memory import MemoryLimits
@@ -29,6 +29,9 @@ if TYPE_CHECKING:
     from modelmux.api.metrics import GatewayMetrics
 
 log = logging.getLogger("modelmux.state")
+
+SLOT_POLL = 0.05
+"""Seconds a request queued for a full ``max_concurrent`` waits before asking Redis again."""
 
 
 def _client(config: StateConfig) -> Any:
@@ -124,7 +127,7 @@ class RedisLimits:
         args = (spec.rpm or 0, spec.tpm or 0, spec.max_concurrent or 0, repr(float(tokens)),
                 slot, self.config.lease_ms)
         try:
-            wait_ms, rpm, tpm = await self._eval(ACQUIRE, keys, args)
+            wait_ms, full, rpm, tpm = await self._eval(ACQUIRE, keys, args)
         except self._errors as exc:
             self._failed(exc)
             return self._decide_locally(spec, tokens)
@@ -136,6 +139,8 @@ class RedisLimits:
         wait_ms = int(wait_ms)
         if wait_ms < 0:
             return math.inf
+        if int(full):  # a slot freed on another host wakes no one here: look again soon
+            return max(wait_ms / 1000, SLOT_POLL)
         if wait_ms > 0:
             return wait_ms / 1000
         if slot:
@@ -197,11 +202,15 @@ class RedisLimits:
     def status(self) -> StoreStatus:
         return StoreStatus("redis", self._up, self._outages, self._local)
 
+    async def settled(self) -> None:
+        """Wait for the settles sent in the background (each bounded by the timeout)."""
+        if self._tasks:
+            await asyncio.wait(list(self._tasks), timeout=2 * self._timeout)
+
     async def aclose(self) -> None:
         if self._renewer is not None:
             self._renewer.cancel()
-        if self._tasks:
-            await asyncio.wait(list(self._tasks), timeout=self._timeout)
+        await self.settled()
         for task in list(self._tasks):
             task.cancel()
         try:

@@ -50,18 +50,19 @@ end
 
 ACQUIRE = Script(_COMMON + """
 -- KEYS: rpm hash, tpm hash, slots zset. ARGV: rpm, tpm, max_concurrent (0 = none),
--- cost (tokens), slot id, lease ms. Returns {wait ms (0 granted, -1 never/until a release),
--- rpm left, tpm left}; on a refusal nothing is taken.
+-- cost (tokens), slot id, lease ms. Returns {bucket wait ms (-1: never, over capacity),
+-- 1 if every slot is taken, rpm left, tpm left}; granted when both are 0, else nothing
+-- is taken.
 local rpm, tpm, mc = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
 local cost, lease = tonumber(ARGV[4]), tonumber(ARGV[6])
-local w, r, k = 0, -1, -1
+local w, full, r, k = 0, 0, -1, -1
 if rpm > 0 then r = level(KEYS[1], rpm); w = worst(w, wait(rpm, r, 1)) end
 if tpm > 0 then k = level(KEYS[2], tpm); w = worst(w, wait(tpm, k, cost)) end
 if mc > 0 then
   redis.call('ZREMRANGEBYSCORE', KEYS[3], '-inf', now)
-  if redis.call('ZCARD', KEYS[3]) >= mc then w = -1 end
+  if redis.call('ZCARD', KEYS[3]) >= mc then full = 1 end
 end
-if w == 0 then
+if w == 0 and full == 0 then
   if rpm > 0 then r = r - 1; store(KEYS[1], rpm, r) end
   if tpm > 0 then k = k - cost; store(KEYS[2], tpm, k) end
   if mc > 0 then
@@ -69,7 +70,7 @@ if w == 0 then
     redis.call('PEXPIRE', KEYS[3], lease * 2)
   end
 end
-return {w, string.format('%.17g', r), string.format('%.17g', k)}
+return {w, full, string.format('%.17g', r), string.format('%.17g', k)}
 """)
 
 SETTLE = Script(_COMMON + """
