@@ -14,6 +14,16 @@ from msgspec import Struct
 SCHEMES = ("redis", "rediss", "unix")
 
 
+def hide_password(url: str, mask: str = "<redacted>") -> str:
+    """``url`` with its password (if any) replaced by ``mask``, for ``config show``."""
+    parts = urlsplit(url)
+    if not parts.password:
+        return url
+    user, _, host = parts.netloc.rpartition("@")
+    name = user.partition(":")[0]
+    return parts._replace(netloc=f"{name}:{mask}@{host}").geturl()
+
+
 class StateConfig(Struct, forbid_unknown_fields=True, frozen=True):
     """``backend = "redis"`` shares rpm/tpm/max_concurrent across workers and hosts."""
 

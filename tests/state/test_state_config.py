@@ -55,3 +55,18 @@ def test_defaults_and_credentials_kept_out_of_logs() -> None:
         "memory", "redis://127.0.0.1:6379/0", "modelmux:")
     secret = StateConfig(backend="redis", url="rediss://user:hunter2@cache.internal:6380/2")
     assert secret.where() == "rediss://cache.internal:6380/2"
+
+
+def test_environment_variables_and_config_show_hides_the_password(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    from modelmux.cli.main import main
+
+    path = tmp_path / "config.toml"
+    path.write_text(BASE)
+    monkeypatch.setenv("MODELMUX_STATE_BACKEND", "redis")
+    monkeypatch.setenv("MODELMUX_STATE_URL", "redis://bob:hunter2@127.0.0.1:7000/1")
+    assert load_config(path).config.state.url == "redis://bob:hunter2@127.0.0.1:7000/1"
+    assert main(["config", "show", "--config", str(path)]) == 0
+    out = capsys.readouterr().out
+    assert 'url = "redis://bob:<redacted>@127.0.0.1:7000/1"' in out and "hunter2" not in out
