@@ -30,7 +30,7 @@ from modelmux.providers.registry import build_provider
 from modelmux.routing.models import ModelIndex
 from modelmux.routing.router import Router, compile_rules
 from modelmux.server.exchange import Exchange
-from modelmux.state.build import build_limits
+from modelmux.state.build import build_limits, shared_breakers
 from modelmux.upstream import ConnectionPool
 
 log = logging.getLogger("modelmux.api")
@@ -69,6 +69,7 @@ class App:
         self.router = Router(policy=routing.breaker.policy(), strategy=routing.strategy,
                              rules=compile_rules(routing.rules), limits=self.limits)
         self.router.add(self.models.specs.values())  # live state per deployment, shown at once
+        self.breakers = shared_breakers(config.state, self.limits, self.router)
         self.cors = Cors(config.server.cors)
         self.access_log = AccessLog()
         self.tracer = build_tracer(config.telemetry, self.version)
@@ -82,6 +83,8 @@ class App:
         self._idle: asyncio.Event | None = None
 
     async def __call__(self, exchange: Exchange) -> None:
+        if self.breakers is not None:
+            self.breakers.start()  # reads the other replicas' open circuits from now on
         self.active += 1
         try:
             await self._dispatch(exchange)
@@ -173,6 +176,8 @@ class App:
         for provider in self.providers:
             await provider.aclose()
         await self.pool.aclose()
+        if self.breakers is not None:
+            await self.breakers.aclose()
         await self.limits.aclose()
         if self.tracer is not None:
             await self.tracer.aclose()

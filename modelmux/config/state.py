@@ -33,6 +33,8 @@ class StateConfig(Struct, forbid_unknown_fields=True, frozen=True):
     timeout_ms: Annotated[float, msgspec.Meta(gt=0, le=10_000)] = 250.0
     lease_ms: Annotated[int, msgspec.Meta(ge=100, le=3_600_000)] = 30_000
     retry_ms: Annotated[float, msgspec.Meta(ge=0, le=600_000)] = 1000.0
+    share_breakers: bool = True
+    breaker_sync_ms: Annotated[float, msgspec.Meta(ge=10, le=60_000)] = 500.0
 
     def __post_init__(self) -> None:
         parts = urlsplit(self.url)

@@ -137,11 +137,14 @@ class Router:
     def __init__(self, *, policy: BreakerPolicy | None = None, strategy: str = "availability",
                  rules: Sequence[RoutingRule] = (), clock: Callable[[], float] = time.monotonic,
                  rand: Callable[[], float] = random.random,
-                 limits: LimitStore | None = None) -> None:
+                 limits: LimitStore | None = None,
+                 on_open: Callable[[str, float], None] | None = None) -> None:
         """``limits`` holds the rate-limit state (default: this process's buckets); the
-        router only settles leases and reads it for ``snapshot``, the dispatcher acquires."""
+        router only settles leases and reads it for ``snapshot``, the dispatcher acquires.
+        ``on_open(deployment id, seconds)`` hears each circuit this router opens."""
         self.policy = policy or BreakerPolicy()
         self.limits: LimitStore = limits if limits is not None else MemoryLimits(clock=clock)
+        self.on_open = on_open
         self.strategy = strategy
         self.rules = list(rules)
         self.clock = clock
@@ -173,6 +176,13 @@ class Router:
             KeyError: no such deployment yet.
         """
         return self.live[deployment_id].breaker
+
+    def hold_open(self, deployment_id: str, seconds: float) -> None:
+        """Another replica opened ``deployment_id``'s circuit for ``seconds``: skip it here too
+        (a deployment this router has not seen is ignored)."""
+        live = self.live.get(deployment_id)
+        if live is not None:
+            live.breaker.hold_open(self.clock(), seconds)
 
     def add(self, specs: Iterable[DeploymentSpec]) -> None:
         """Make the live records of ``specs`` now (so they show before their first request)."""
@@ -285,7 +295,10 @@ class Router:
         if outcome == "success":
             breaker.on_success(now)
         elif outcome == "failure":
+            opened = breaker.times_opened
             breaker.on_failure(now, retry_after)
+            if self.on_open is not None and breaker.times_opened != opened:
+                self.on_open(attempt.live.spec.id, breaker.open_for(now))
         else:
             breaker.release(now)
 

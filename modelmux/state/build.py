@@ -10,6 +10,8 @@ from modelmux.state.memory import MemoryLimits
 
 if TYPE_CHECKING:
     from modelmux.api.metrics import GatewayMetrics
+    from modelmux.routing.router import Router
+    from modelmux.state.breakers import SharedBreakers
 
 
 def build_limits(config: StateConfig, workers: int,
@@ -27,3 +29,18 @@ def build_limits(config: StateConfig, workers: int,
     from modelmux.state.redis import RedisLimits
 
     return RedisLimits(config, local, metrics=metrics)
+
+
+def shared_breakers(config: StateConfig, limits: LimitStore, router: Router
+                    ) -> SharedBreakers | None:
+    """With Redis and ``share_breakers``: circuit openings published and applied across
+    replicas, wired into ``router``; else None."""
+    from modelmux.state.redis import RedisLimits
+
+    if not (config.share_breakers and isinstance(limits, RedisLimits)):
+        return None
+    from modelmux.state.breakers import SharedBreakers
+
+    shared = SharedBreakers(limits, router.hold_open, config.breaker_sync_ms / 1000)
+    router.on_open = shared.opened
+    return shared

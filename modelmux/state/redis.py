@@ -69,7 +69,7 @@ class RedisLimits:
         self.metrics = metrics
         self.clock = clock
         self.client = _client(config)
-        self._errors: tuple[type[BaseException], ...] = (RedisError, OSError, TimeoutError)
+        self.errors: tuple[type[BaseException], ...] = (RedisError, OSError, TimeoutError)
         self._noscript: type[BaseException] = NoScriptError
         self._timeout = config.timeout_ms / 1000
         self._up = True
@@ -87,7 +87,7 @@ class RedisLimits:
         Redis Cluster slot."""
         return f"{self.config.key_prefix}{{{spec_id}}}:{kind}"
 
-    async def _eval(self, script: Script, keys: Sequence[str], args: Sequence[object]) -> Any:
+    async def run(self, script: Script, keys: Sequence[str], args: Sequence[object]) -> Any:
         """Run ``script`` by SHA; on ``NOSCRIPT`` (a restarted or flushed server) by source."""
         async with asyncio.timeout(self._timeout):
             try:
@@ -96,7 +96,12 @@ class RedisLimits:
                 log.info("Redis lost its script cache; sending the script again")
                 return await self.client.eval(script.source, len(keys), *keys, *args)
 
-    def _failed(self, exc: BaseException) -> None:
+    def reachable(self) -> bool:
+        """False during an outage until ``retry_ms`` has passed since the last failure."""
+        return self._up or self.clock() >= self._retry_at
+
+    def failed(self, exc: BaseException) -> None:
+        """A call failed: start (or extend) an outage; logged once per outage."""
         self._retry_at = self.clock() + self.config.retry_ms / 1000
         if self._up:
             self._up = False
@@ -107,7 +112,8 @@ class RedisLimits:
                         "process's own share until it answers again (retrying every %g ms)",
                         self.config.where(), type(exc).__name__, self.config.retry_ms)
 
-    def _answered(self) -> None:
+    def answered(self) -> None:
+        """A call succeeded: end the outage, if any."""
         if not self._up:
             self._up = True
             log.warning("Redis at %s answers again; rate limits are shared once more",
@@ -120,18 +126,18 @@ class RedisLimits:
         return self.fallback.try_acquire(spec, tokens)
 
     async def acquire(self, spec: DeploymentSpec, tokens: float) -> Lease | float:
-        if not self._up and self.clock() < self._retry_at:
+        if not self.reachable():
             return self._decide_locally(spec, tokens)
         slot = uuid.uuid4().hex if spec.max_concurrent else ""
         keys = (self.key(spec.id, "rpm"), self.key(spec.id, "tpm"), self.key(spec.id, "slots"))
         args = (spec.rpm or 0, spec.tpm or 0, spec.max_concurrent or 0, repr(float(tokens)),
                 slot, self.config.lease_ms)
         try:
-            wait_ms, full, rpm, tpm = await self._eval(ACQUIRE, keys, args)
-        except self._errors as exc:
-            self._failed(exc)
+            wait_ms, full, rpm, tpm = await self.run(ACQUIRE, keys, args)
+        except self.errors as exc:
+            self.failed(exc)
             return self._decide_locally(spec, tokens)
-        self._answered()
+        self.answered()
         if spec.tpm:
             self._tpm[spec.id] = spec.tpm
         self._last[spec.id] = (float(rpm) if spec.rpm else None,
@@ -174,11 +180,11 @@ class RedisLimits:
 
     async def _settle(self, keys: tuple[str, str], args: tuple[object, ...]) -> None:
         try:
-            await self._eval(SETTLE, keys, args)
-        except self._errors as exc:  # the slot lapses with its lease; the tokens stay spent
-            self._failed(exc)
+            await self.run(SETTLE, keys, args)
+        except self.errors as exc:  # the slot lapses with its lease; the tokens stay spent
+            self.failed(exc)
         else:
-            self._answered()
+            self.answered()
 
     async def _renew(self) -> None:
         """Extend the leases of the slots this process holds, every third of a lease."""
@@ -189,11 +195,11 @@ class RedisLimits:
                 if not slots:
                     continue
                 try:
-                    await self._eval(RENEW, (key,), (self.config.lease_ms, *slots))
-                except self._errors as exc:
-                    self._failed(exc)
+                    await self.run(RENEW, (key,), (self.config.lease_ms, *slots))
+                except self.errors as exc:
+                    self.failed(exc)
                     break
-                self._answered()
+                self.answered()
 
     def available(self, spec: DeploymentSpec) -> tuple[float | None, float | None]:
         return self._last.get(spec.id, (None, None)) if self._up \
@@ -215,5 +221,5 @@ class RedisLimits:
             task.cancel()
         try:
             await self.client.aclose()
-        except self._errors:
+        except self.errors:
             pass

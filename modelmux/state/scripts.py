@@ -95,3 +95,36 @@ end
 redis.call('PEXPIRE', KEYS[1], lease * 2)
 return kept
 """)
+
+_NOW = """
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+"""
+
+OPEN = Script(_NOW + """
+-- KEYS: the open-circuits hash. ARGV: deployment id, ms open. Keeps the later end; the
+-- hash expires a second after its last opening ends.
+local dur = tonumber(ARGV[2])
+local ends = now + dur
+local current = tonumber(redis.call('HGET', KEYS[1], ARGV[1]) or '0')
+if ends > current then redis.call('HSET', KEYS[1], ARGV[1], ends) end
+if redis.call('PTTL', KEYS[1]) < dur + 1000 then redis.call('PEXPIRE', KEYS[1], dur + 1000) end
+return 1
+""")
+
+OPENED = Script(_NOW + """
+-- KEYS: the open-circuits hash. Returns {id, ms left, ...} of the circuits still open and
+-- forgets the others.
+local out = {}
+local all = redis.call('HGETALL', KEYS[1])
+for i = 1, #all, 2 do
+  local left = tonumber(all[i + 1]) - now
+  if left > 0 then
+    out[#out + 1] = all[i]
+    out[#out + 1] = left
+  else
+    redis.call('HDEL', KEYS[1], all[i])
+  end
+end
+return out
+""")
