@@ -18,8 +18,8 @@ from modelmux.observability.shared import SharedMetrics
 
 if TYPE_CHECKING:
     from modelmux.api.app import App
-    from modelmux.state.base import StoreStatus
     from modelmux.server.exchange import Exchange
+    from modelmux.state.base import StoreStatus
 
 DURATION_BUCKETS = (0.01, 0.02, 0.04, 0.08, 0.16, 0.32, 0.64, 1.28, 2.56, 5.12, 10.24, 20.48,
                     40.96, 81.92)

@@ -177,12 +177,12 @@ class Router:
         """
         return self.live[deployment_id].breaker
 
-    def hold_open(self, deployment_id: str, seconds: float) -> None:
+    def hold_open(self, deployment_id: str, seconds: float) -> bool:
         """Another replica opened ``deployment_id``'s circuit for ``seconds``: skip it here too
-        (a deployment this router has not seen is ignored)."""
+        (a deployment this router has not seen is ignored). Returns whether that changed
+        anything."""
         live = self.live.get(deployment_id)
-        if live is not None:
-            live.breaker.hold_open(self.clock(), seconds)
+        return live is not None and live.breaker.hold_open(self.clock(), seconds)
 
     def add(self, specs: Iterable[DeploymentSpec]) -> None:
         """Make the live records of ``specs`` now (so they show before their first request)."""

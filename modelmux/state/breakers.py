@@ -22,9 +22,10 @@ log = logging.getLogger("modelmux.state")
 class SharedBreakers:
     """Publishes this process's circuit openings and applies the other replicas'."""
 
-    def __init__(self, link: RedisLimits, apply: Callable[[str, float], None],
+    def __init__(self, link: RedisLimits, apply: Callable[[str, float], bool],
                  interval: float) -> None:
-        """``apply(deployment id, seconds)`` holds a local circuit open."""
+        """``apply(deployment id, seconds)`` holds a local circuit open (True if it was not
+        already open that long)."""
         self.link = link
         self.apply = apply
         self.interval = interval
@@ -65,7 +66,10 @@ class SharedBreakers:
         self.link.answered()
         for i in range(0, len(reply) - 1, 2):
             ident = reply[i].decode() if isinstance(reply[i], bytes) else str(reply[i])
-            self.apply(ident, int(reply[i + 1]) / 1000)
+            seconds = int(reply[i + 1]) / 1000
+            if self.apply(ident, seconds):
+                log.info("circuit of %s held open for %.1fs: another replica opened it",
+                         ident, seconds)
 
     async def _loop(self) -> None:
         while True:

@@ -14,6 +14,7 @@ from modelmux.routing.limits import Concurrency, DeploymentLimits, per_minute
 from modelmux.routing.models import DeploymentSpec
 from modelmux.state.base import Lease, StoreStatus
 
+
 def split_limits(spec: DeploymentSpec, now: float, share: int) -> DeploymentLimits:
     """``spec``'s buckets, each ``1/share`` of the configured limit (one worker's part)."""
     return DeploymentLimits(per_minute(spec.rpm / share, now) if spec.rpm else None,

@@ -98,7 +98,7 @@ def test_a_slot_freed_on_one_gateway_serves_a_request_queued_on_the_other(
 def test_redis_stopped_mid_run_requests_still_served_then_shared_again(
         redis_server: RedisServer) -> None:
     async def main() -> None:
-        async with replicas(redis_server, "rpm = 1000", retry=50) as (fake, one, two):
+        async with replicas(redis_server, "rpm = 1000", retry=50) as (_, one, two):
             assert await outcome(one) == 200
             redis_server.stop()
             assert [await outcome(gw) for gw in (one, two, one)] == [200, 200, 200]
