@@ -4,11 +4,12 @@ skipped by the other until its cooldown ends, without the other paying a failure
 from __future__ import annotations
 
 import asyncio
-from contextlib import AsyncExitStack
+from collections.abc import AsyncIterator
+from contextlib import AsyncExitStack, asynccontextmanager
 
 from modelmux.routing.breaker import BreakerState
 from tests.fakes.openai import FakeOpenAI
-from tests.providers.harness import gateway
+from tests.providers.harness import Gateway, gateway
 from tests.routing.scripted import provider_toml, served_by
 from tests.state.redis_server import RedisServer
 from tests.upstream import run
@@ -30,15 +31,23 @@ share_breakers = {share}
 """
 
 
+@asynccontextmanager
+async def replicas(server: RedisServer, share: str
+                   ) -> AsyncIterator[tuple[list[FakeOpenAI], Gateway, Gateway]]:
+    """Two fake upstreams behind two gateways that share ``server``."""
+    async with AsyncExitStack() as stack:
+        fakes = [await stack.enter_async_context(FakeOpenAI()) for _ in range(2)]
+        toml = "".join(provider_toml(f"p{i}", f.origin) for i, f in enumerate(fakes))
+        toml += ROUTING.format(url=server.url, share=share)
+        one = await stack.enter_async_context(gateway(toml))
+        two = await stack.enter_async_context(gateway(toml))
+        yield fakes, one, two
+
+
 def test_an_open_circuit_on_one_replica_is_skipped_by_the_other(
         redis_server: RedisServer) -> None:
     async def main() -> None:
-        async with AsyncExitStack() as stack:
-            fakes = [await stack.enter_async_context(FakeOpenAI()) for _ in range(2)]
-            toml = "".join(provider_toml(f"p{i}", f.origin) for i, f in enumerate(fakes))
-            toml += ROUTING.format(url=redis_server.url, share="true")
-            one = await stack.enter_async_context(gateway(toml))
-            two = await stack.enter_async_context(gateway(toml))
+        async with replicas(redis_server, share="true") as (fakes, one, two):
             assert await served_by(two, model="g") == ("p0", "1")  # two starts its sync
             fakes[0].faults.append("500")
             assert await served_by(one, model="g") == ("p1", "2")  # p0 failed: one opens it
@@ -64,12 +73,7 @@ def test_an_open_circuit_on_one_replica_is_skipped_by_the_other(
 
 def test_share_breakers_false_keeps_them_per_process(redis_server: RedisServer) -> None:
     async def main() -> None:
-        async with AsyncExitStack() as stack:
-            fakes = [await stack.enter_async_context(FakeOpenAI()) for _ in range(2)]
-            toml = "".join(provider_toml(f"p{i}", f.origin) for i, f in enumerate(fakes))
-            toml += ROUTING.format(url=redis_server.url, share="false")
-            one = await stack.enter_async_context(gateway(toml))
-            two = await stack.enter_async_context(gateway(toml))
+        async with replicas(redis_server, share="false") as (fakes, one, two):
             assert one.app.breakers is None
             fakes[0].faults.append("500")
             assert await served_by(one, model="g") == ("p1", "2")
