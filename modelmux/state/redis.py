@@ -179,6 +179,8 @@ class RedisLimits:
         task.add_done_callback(self._tasks.discard)
 
     async def _settle(self, keys: tuple[str, str], args: tuple[object, ...]) -> None:
+        if not self.reachable():  # during an outage: the slot lapses with its lease
+            return
         try:
             await self.run(SETTLE, keys, args)
         except self.errors as exc:  # the slot lapses with its lease; the tokens stay spent
@@ -216,6 +218,7 @@ class RedisLimits:
     async def aclose(self) -> None:
         if self._renewer is not None:
             self._renewer.cancel()
+            await asyncio.gather(self._renewer, return_exceptions=True)
         await self.settled()
         for task in list(self._tasks):
             task.cancel()
