@@ -30,6 +30,7 @@ from modelmux.providers.registry import build_provider
 from modelmux.routing.models import ModelIndex
 from modelmux.routing.router import Router, compile_rules
 from modelmux.server.exchange import Exchange
+from modelmux.state.build import build_limits, shared_breakers
 from modelmux.upstream import ConnectionPool
 
 log = logging.getLogger("modelmux.api")
@@ -62,12 +63,14 @@ class App:
         self.providers: list[Provider] = [build_provider(p, self.pool) for p in config.provider]
         routing = config.routing
         self.models = ModelIndex(self.providers, config.model_aliases(), routing.group)
-        self.router = Router(policy=routing.breaker.policy(), strategy=routing.strategy,
-                             rules=compile_rules(routing.rules), share=config.server.workers)
-        self.router.add(self.models.specs.values())  # live state per deployment, shown at once
-        self.cors = Cors(config.server.cors)
         self.metrics = metrics or GatewayMetrics(self.version,
                                                  (m for m, _ in self.models.public_models()))
+        self.limits = build_limits(config.state, config.server.workers, self.metrics)
+        self.router = Router(policy=routing.breaker.policy(), strategy=routing.strategy,
+                             rules=compile_rules(routing.rules), limits=self.limits)
+        self.router.add(self.models.specs.values())  # live state per deployment, shown at once
+        self.breakers = shared_breakers(config.state, self.limits, self.router)
+        self.cors = Cors(config.server.cors)
         self.access_log = AccessLog(enabled=config.logging.access_log)
         self.tracer = build_tracer(config.telemetry, self.version)
         bodies = BodyLog() if config.logging.debug_bodies else None
@@ -80,6 +83,8 @@ class App:
         self._idle: asyncio.Event | None = None
 
     async def __call__(self, exchange: Exchange) -> None:
+        if self.breakers is not None:
+            self.breakers.start()  # reads the other replicas' open circuits from now on
         self.active += 1
         try:
             await self._dispatch(exchange)
@@ -162,7 +167,8 @@ class App:
         metrics = self.metrics
         assert metrics.shared is not None
         metrics.shared.soon(metrics.registry, lambda: metrics.refresh(
-            self.pool.stats(), exchange.open_connections(), self.router.snapshot()))
+            self.pool.stats(), exchange.open_connections(), self.router.snapshot(),
+            self.limits.status()))
 
     async def aclose(self) -> None:
         if self.metrics.shared is not None:
@@ -170,5 +176,8 @@ class App:
         for provider in self.providers:
             await provider.aclose()
         await self.pool.aclose()
+        if self.breakers is not None:
+            await self.breakers.aclose()
+        await self.limits.aclose()
         if self.tracer is not None:
             await self.tracer.aclose()

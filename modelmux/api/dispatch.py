@@ -24,6 +24,7 @@ from modelmux.errors import InternalError, ModelMuxError, RateLimited
 from modelmux.providers.base import CallStats, ChatCall, Provider
 from modelmux.routing.models import DeploymentSpec
 from modelmux.routing.router import Attempt, Router, is_failover_error, retry_after_of
+from modelmux.state.base import Lease, has_limits
 from modelmux.upstream.retry import backoff_delay
 
 if TYPE_CHECKING:
@@ -195,7 +196,7 @@ class Dispatcher:
                 for spec in plan:
                     if any(a.spec.id == spec.id for a in tried):
                         continue
-                    got = self.router.admit(spec, tokens)
+                    got = await self._admit(spec, tokens)
                     if isinstance(got, Attempt):
                         return got
                     if got is not None:
@@ -203,7 +204,7 @@ class Dispatcher:
                         waits.append(got)
                 if not waits:
                     if not tried and plan:  # every circuit open: the first, unguarded
-                        got = self.router.admit(plan[0], tokens, guarded=False)
+                        got = await self._admit(plan[0], tokens, guarded=False)
                         if isinstance(got, Attempt):
                             return got
                         waits.append(got if got is not None else math.inf)
@@ -288,6 +289,24 @@ class Dispatcher:
         if failure is None:
             failure = InternalError("no deployment could be tried")
         raise Failed(failure, last, total)
+
+    async def _admit(self, spec: DeploymentSpec, tokens: float, *, guarded: bool = True
+                     ) -> Attempt | float | None:
+        """The breaker, then the limit store: the attempt; None when its circuit refuses;
+        the seconds to wait (``inf``: until one of its requests finishes) when its limits do."""
+        attempt = self.router.admit(spec, tokens, guarded=guarded)
+        if attempt is None or not has_limits(spec):
+            return attempt
+        try:
+            got = await self.router.limits.acquire(spec, tokens)
+        except BaseException:
+            self.router.released(attempt)
+            raise
+        if isinstance(got, Lease):
+            attempt.lease = got
+            return attempt
+        self.router.released(attempt)
+        return got
 
     def _limited(self, wait: float, plan: list[DeploymentSpec]) -> Failed:
         seconds = 1 if math.isinf(wait) else max(1, math.ceil(wait))

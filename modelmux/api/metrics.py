@@ -19,6 +19,7 @@ from modelmux.observability.shared import SharedMetrics
 if TYPE_CHECKING:
     from modelmux.api.app import App
     from modelmux.server.exchange import Exchange
+    from modelmux.state.base import StoreStatus
 
 DURATION_BUCKETS = (0.01, 0.02, 0.04, 0.08, 0.16, 0.32, 0.64, 1.28, 2.56, 5.12, 10.24, 20.48,
                     40.96, 81.92)
@@ -106,6 +107,15 @@ class GatewayMetrics:
         self.deployment_in_flight = r.gauge(
             "modelmux_deployment_in_flight", "Requests in flight per deployment.",
             ("deployment", "provider"))
+        self.state_up = r.gauge(
+            "modelmux_state_up", "1 when the [state] backend holding the rate limits answers "
+            "(always for memory; summed over workers), 0 during a Redis outage.", ("backend",))
+        self.state_outages = r.counter(
+            "modelmux_state_outages_total", "Times Redis stopped answering and rate limits "
+            "fell back to each process's own share.")
+        self.state_local = r.counter(
+            "modelmux_state_local_decisions_total", "Rate-limit decisions made by this "
+            "process alone because Redis was unreachable.")
         self.errors = r.counter("modelmux_upstream_errors_total",
                                 "Failed upstream attempts, by error code.", ("provider", "code"))
         self.pool = {
@@ -175,10 +185,14 @@ class GatewayMetrics:
                 self.token_usage.observe((*asked, kind), count)
 
     def refresh(self, pool: dict[str, dict[str, int]], connections: int,
-                deployments: dict[str, dict[str, object]] | None = None) -> None:
+                deployments: dict[str, dict[str, object]] | None = None,
+                state: StoreStatus | None = None) -> None:
         """Set the snapshot gauges: ``pool`` is ``ConnectionPool.stats()``, ``deployments``
-        is ``Router.snapshot()``."""
+        is ``Router.snapshot()``, ``state`` the limit store's status."""
         self.client_connections.set((), connections)
+        if state is not None:
+            self.state_up.clear()
+            self.state_up.set((state.backend,), int(state.up))
         self.deployment_state.clear()
         self.deployment_in_flight.clear()
         for ident, view in (deployments or {}).items():
@@ -204,5 +218,6 @@ class GatewayMetrics:
 
 async def scrape(app: App, exchange: Exchange) -> None:
     """The metrics of this process, or of every worker under ``serve --workers``."""
-    app.metrics.refresh(app.pool.stats(), exchange.open_connections(), app.router.snapshot())
+    app.metrics.refresh(app.pool.stats(), exchange.open_connections(), app.router.snapshot(),
+                        app.limits.status())
     await exchange.respond(200, [(b"content-type", CONTENT_TYPE)], app.metrics.render())

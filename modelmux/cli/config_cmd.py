@@ -36,6 +36,7 @@ from modelmux.config.load import LoadedConfig, candidate_paths, gather
 from modelmux.config.migrate import LEGACY_ENV, is_legacy
 from modelmux.config.paths import user_config_file
 from modelmux.config.problems import ConfigError, KeyPath
+from modelmux.config.state import hide_password
 from modelmux.config.tomltext import dumps
 from modelmux.config.validate import check_config, check_schema
 
@@ -128,8 +129,11 @@ def _notes(data: Any, origins: Origins, path: KeyPath, notes: dict[KeyPath, str]
 def redact(data: Any, key: str = "") -> Any:
     """A copy of ``data`` with secrets (keys, inline credentials, auth headers) replaced."""
     if isinstance(data, dict):
-        return {k: (REDACTED if v and (k in SECRET_KEYS or (key == "headers" and SECRET_HEADER.search(k)))
-                    else redact(v, k)) for k, v in data.items()}
+        out = {k: (REDACTED if v and (k in SECRET_KEYS or (key == "headers" and SECRET_HEADER.search(k)))
+                   else redact(v, k)) for k, v in data.items()}
+        if key == "state" and isinstance(out.get("url"), str):  # redis://user:password@host
+            out["url"] = hide_password(out["url"], REDACTED)
+        return out
     if isinstance(data, list):
         return [redact(v, key) for v in data]
     return data

@@ -341,7 +341,7 @@ def run(ns: argparse.Namespace) -> int:
     host, port, workers = config.server.host, config.server.port, config.server.workers
     if workers > 1:
         worker_args = [*(["--config", str(ns.config)] if ns.config else []), "--loop", ns.loop,
-                       "--workers", str(workers),  # each worker takes 1/workers of the limits
+                       "--workers", str(workers),  # local limits: 1/workers each
                        *(["--log-level", ns.log_level] if ns.log_level else [])]
         with worker_directory() as metrics_dir:
             worker_args += ["--metrics-dir", metrics_dir]

@@ -19,11 +19,12 @@ from modelmux.config.layers import Layer, Origins, origin_of, set_value
 from modelmux.config.paths import expand_user
 from modelmux.config.problems import KeyPath, Origin, Problem
 from modelmux.config.schema import LoggingConfig, ServerConfig, StreamingConfig, TelemetryConfig
+from modelmux.config.state import StateConfig
 
 PREFIX = "MODELMUX_"
 SECTIONS: dict[str, type[msgspec.Struct]] = {
     "server": ServerConfig, "streaming": StreamingConfig, "logging": LoggingConfig,
-    "telemetry": TelemetryConfig,
+    "telemetry": TelemetryConfig, "state": StateConfig,
 }
 _TRUE = {"true", "yes", "1", "on", "enabled"}
 _FALSE = {"false", "no", "0", "off", "disabled"}

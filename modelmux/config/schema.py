@@ -12,6 +12,7 @@ import msgspec
 from msgspec import Struct, field
 
 from modelmux.config.routing import AdminConfig, RoutingConfig
+from modelmux.config.state import StateConfig
 from modelmux.server.h2_stream import H2Settings
 from modelmux.server.limits import ServerLimits
 from modelmux.upstream.timeouts import Timeouts
@@ -249,6 +250,7 @@ class Config(Struct, forbid_unknown_fields=True, frozen=True):
     models: dict[str, str | ModelAlias] = field(default_factory=dict)
     routing: RoutingConfig = field(default_factory=RoutingConfig)
     admin: AdminConfig = field(default_factory=AdminConfig)
+    state: StateConfig = field(default_factory=StateConfig)
 
     def model_aliases(self) -> list[tuple[str, str, bool]]:
         """``[models]`` as (public name, target, ignore_case) triples, in file order."""

@@ -7,6 +7,7 @@ unknown and missing keys, each value converted on its own, tagged provider table
 
 from __future__ import annotations
 
+import importlib.util
 import re
 import types
 import typing
@@ -226,7 +227,18 @@ def check_config(data: Mapping[str, Any], origins: Origins) -> list[Problem]:
     if isinstance(telemetry, dict):
         for message, key in _telemetry(telemetry):
             add(message, ("telemetry", *key))
+    state = data.get("state")
+    if isinstance(state, dict) and state.get("backend") == "redis" and not _importable("redis"):
+        add("backend = \"redis\" needs the redis extra: the redis package is not installed "
+            "(pip install 'modelmux[redis]')", ("state", "backend"))
     return problems
+
+
+def _importable(name: str) -> bool:
+    try:
+        return importlib.util.find_spec(name) is not None
+    except ImportError:
+        return False
 
 
 def _telemetry(table: Mapping[str, Any]) -> list[tuple[str, KeyPath]]:

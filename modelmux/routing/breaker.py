@@ -89,6 +89,33 @@ class CircuitBreaker:
         self._buckets.clear()
         self._opened += 1
 
+    @property
+    def times_opened(self) -> int:
+        """How many times this breaker opened on its own verdicts (not ``hold_open``)."""
+        return self._opened
+
+    def open_for(self, now: float) -> float:
+        """Seconds until an open circuit turns half-open; 0 when it is not open."""
+        return max(0.0, self._open_until - now) if self.state(now) is BreakerState.OPEN else 0.0
+
+    def hold_open(self, now: float, duration: float) -> bool:
+        """Another replica opened this deployment's circuit: be open for at least ``duration``.
+
+        Not a verdict of this breaker's own (``times_opened`` and the cooldown are unchanged).
+        Returns whether anything changed.
+        """
+        self._advance(now)
+        until = now + duration
+        if duration <= 0 or (self._state is BreakerState.OPEN and self._open_until >= until):
+            return False
+        if self._state is not BreakerState.OPEN:
+            self._state = BreakerState.OPEN
+            self._probes = 0
+            self._consecutive = 0
+            self._buckets.clear()
+        self._open_until = until
+        return True
+
     def state(self, now: float) -> BreakerState:
         """The state at ``now`` (an expired open circuit reads as half-open)."""
         self._advance(now)
@@ -159,7 +186,7 @@ class CircuitBreaker:
             "window_requests": total,
             "window_failures": failures,
             "error_rate": failures / total if total else 0.0,
-            "open_for": max(0.0, self._open_until - now) if state is BreakerState.OPEN else 0.0,
+            "open_for": self.open_for(now),
             "cooldown": self._cooldown,
             "probes_in_flight": self._probes,
             "times_opened": self._opened,

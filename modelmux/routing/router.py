@@ -23,10 +23,11 @@ from modelmux.errors import ModelMuxError, RateLimited, ServiceUnavailable
 from modelmux.providers.errors import is_retryable_error
 from modelmux.routing.breaker import BreakerPolicy, BreakerState, CircuitBreaker
 from modelmux.routing.facts import DEFAULT_OUTPUT_TOKENS
-from modelmux.routing.limits import Concurrency, DeploymentLimits, per_minute
 from modelmux.routing.models import DeploymentSpec, Group, ModelIndex
 from modelmux.routing.rules import Rule, compile_rule
 from modelmux.routing.strategies import Balancer, Deployment, ewma
+from modelmux.state.base import Lease, LimitStore, has_limits
+from modelmux.state.memory import MemoryLimits
 from modelmux.upstream.errors import UpstreamConnectError, UpstreamTLSError
 from modelmux.upstream.retry import parse_retry_after
 
@@ -79,24 +80,12 @@ def compile_rules(configs: Iterable[RuleConfig]) -> list[RoutingRule]:
     return [RoutingRule(compile_rule(c.when), c.provider, c.group) for c in configs]
 
 
-def _limits(spec: DeploymentSpec, now: float, share: int) -> DeploymentLimits | None:
-    """The deployment's buckets, each ``1/share`` of the configured limit (one worker's part,
-    so N workers together never exceed it)."""
-    if spec.rpm is None and spec.tpm is None and spec.max_concurrent is None:
-        return None
-    return DeploymentLimits(per_minute(spec.rpm / share, now) if spec.rpm else None,
-                            per_minute(spec.tpm / share, now) if spec.tpm else None,
-                            Concurrency(max(1, spec.max_concurrent // share))
-                            if spec.max_concurrent else None)
-
-
 @dataclass(slots=True)
 class Live:
     """What the router knows about one deployment right now."""
 
     spec: DeploymentSpec
     breaker: CircuitBreaker
-    limits: DeploymentLimits | None
     in_flight: int = 0
     ewma_ttft: float | None = None
     ttfts: deque[float] = field(default_factory=lambda: deque(maxlen=TTFT_SAMPLES))
@@ -125,6 +114,7 @@ class Attempt:
     guarded: bool
     tokens: float
     started: float
+    lease: Lease | None = None  # granted by the limit store; settled when the attempt ends
     judged: bool = False  # the breaker has its verdict
     done: bool = False  # slot and reservation settled
 
@@ -146,10 +136,15 @@ class Router:
 
     def __init__(self, *, policy: BreakerPolicy | None = None, strategy: str = "availability",
                  rules: Sequence[RoutingRule] = (), clock: Callable[[], float] = time.monotonic,
-                 rand: Callable[[], float] = random.random, share: int = 1) -> None:
-        """``share`` is the number of worker processes splitting each deployment's limits."""
+                 rand: Callable[[], float] = random.random,
+                 limits: LimitStore | None = None,
+                 on_open: Callable[[str, float], None] | None = None) -> None:
+        """``limits`` holds the rate-limit state (default: this process's buckets); the
+        router only settles leases and reads it for ``snapshot``, the dispatcher acquires.
+        ``on_open(deployment id, seconds)`` hears each circuit this router opens."""
         self.policy = policy or BreakerPolicy()
-        self.share = max(1, share)
+        self.limits: LimitStore = limits if limits is not None else MemoryLimits(clock=clock)
+        self.on_open = on_open
         self.strategy = strategy
         self.rules = list(rules)
         self.clock = clock
@@ -171,8 +166,7 @@ class Router:
                 if live is not None:
                     return live
                 spec = shared
-            live = self.live[spec.id] = Live(spec, CircuitBreaker(self.policy),
-                                             _limits(spec, self.clock(), self.share))
+            live = self.live[spec.id] = Live(spec, CircuitBreaker(self.policy))
         return live
 
     def breaker(self, deployment_id: str) -> CircuitBreaker:
@@ -182,6 +176,13 @@ class Router:
             KeyError: no such deployment yet.
         """
         return self.live[deployment_id].breaker
+
+    def hold_open(self, deployment_id: str, seconds: float) -> bool:
+        """Another replica opened ``deployment_id``'s circuit for ``seconds``: skip it here too
+        (a deployment this router has not seen is ignored). Returns whether that changed
+        anything."""
+        live = self.live.get(deployment_id)
+        return live is not None and live.breaker.hold_open(self.clock(), seconds)
 
     def add(self, specs: Iterable[DeploymentSpec]) -> None:
         """Make the live records of ``specs`` now (so they show before their first request)."""
@@ -239,22 +240,14 @@ class Router:
         return out
 
     def admit(self, spec: DeploymentSpec, tokens: float, *, guarded: bool = True
-              ) -> Attempt | float | None:
-        """Ask ``spec``'s breaker (unless not ``guarded``), then its limits.
-
-        Returns the attempt when granted; None when its circuit refuses; the seconds to wait
-        (``inf``: until one of its requests finishes) when its limits refuse.
-        """
+              ) -> Attempt | None:
+        """Ask ``spec``'s breaker (unless not ``guarded``): the attempt, or None when its
+        circuit refuses. Its rate limits are the limit store's to grant next (``release``
+        the attempt if they refuse)."""
         live = self.state(spec)
         now = self.clock()
         if guarded and not live.breaker.allow(now):
             return None
-        if live.limits is not None:
-            wait = live.limits.try_acquire(now, tokens)
-            if wait > 0.0:
-                if guarded:
-                    live.breaker.release(now)
-                return wait
         live.in_flight += 1
         return Attempt(live, spec, guarded, tokens, now)
 
@@ -302,7 +295,10 @@ class Router:
         if outcome == "success":
             breaker.on_success(now)
         elif outcome == "failure":
+            opened = breaker.times_opened
             breaker.on_failure(now, retry_after)
+            if self.on_open is not None and breaker.times_opened != opened:
+                self.on_open(attempt.live.spec.id, breaker.open_for(now))
         else:
             breaker.release(now)
 
@@ -312,16 +308,16 @@ class Router:
         attempt.done = True
         live = attempt.live
         live.in_flight = max(0, live.in_flight - 1)
-        if live.limits is not None:
-            used = attempt.tokens if tokens is None else tokens
-            live.limits.settle(self.clock(), attempt.tokens, used)
+        if attempt.lease is not None:
+            self.limits.settle(attempt.lease, attempt.tokens if tokens is None else tokens)
 
     def snapshot(self) -> dict[str, dict[str, object]]:
         """Per deployment: breaker state, in flight, TTFT EWMA and limits, JSON-ready."""
         now = self.clock()
         out: dict[str, dict[str, object]] = {}
         for ident, live in self.live.items():
-            limits = live.limits
+            rpm_left, tpm_left = (self.limits.available(live.spec) if has_limits(live.spec)
+                                  else (None, None))
             out[ident] = {
                 "provider": live.spec.provider.name, "model": live.spec.model,
                 "breaker": live.breaker.snapshot(now), "in_flight": live.in_flight,
@@ -329,10 +325,8 @@ class Router:
                 "limits": {
                     "rpm": live.spec.rpm, "tpm": live.spec.tpm,
                     "max_concurrent": live.spec.max_concurrent,
-                    "rpm_available": round(limits.rpm.available(now), 3)
-                    if limits is not None and limits.rpm else None,
-                    "tpm_available": round(limits.tpm.available(now), 3)
-                    if limits is not None and limits.tpm else None,
+                    "rpm_available": None if rpm_left is None else round(rpm_left, 3),
+                    "tpm_available": None if tpm_left is None else round(tpm_left, 3),
                 },
             }
         return out

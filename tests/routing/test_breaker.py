@@ -116,3 +116,15 @@ def test_snapshot_shape() -> None:
 def test_policy_validation(kw: dict[str, float]) -> None:
     with pytest.raises(ValueError):
         breaker(**kw)
+
+
+def test_hold_open_keeps_a_circuit_open_at_least_that_long_without_counting_it() -> None:
+    b = CircuitBreaker(BreakerPolicy(consecutive_failures=1, cooldown=10))
+    assert b.hold_open(100.0, 5.0)
+    assert b.state(100.0) is BreakerState.OPEN and b.open_for(100.0) == 5.0
+    assert b.times_opened == 0 and not b.allow(104.0)
+    assert not b.hold_open(101.0, 1.0)  # already open for longer: nothing changes
+    assert b.hold_open(101.0, 8.0) and b.open_for(101.0) == 8.0
+    assert b.state(109.0) is BreakerState.HALF_OPEN and b.allow(109.0)
+    b.on_success(109.0)
+    assert b.state(109.0) is BreakerState.CLOSED and not b.hold_open(109.0, 0.0)

@@ -17,6 +17,7 @@ from modelmux.providers.mock import MockProvider
 from modelmux.routing.models import ModelIndex
 from modelmux.routing.router import Attempt, Estimate, Router, compile_rules
 from modelmux.routing.rules import RuleError
+from modelmux.state.memory import MemoryLimits
 
 A, B, C = (MockProvider(MockProviderConfig(name=n, models=["m"])) for n in "abc")
 
@@ -107,29 +108,43 @@ def test_a_bad_rule_does_not_compile() -> None:
     assert info.value.column == 10
 
 
-def test_rate_limits_refuse_with_the_wait_and_settle_tokens() -> None:
+def test_rate_limits_refuse_with_the_wait_and_the_router_settles_tokens() -> None:
     now = [0.0]
     index = ModelIndex([A], groups=[GroupConfig(name="g", deployments=[
         DeploymentConfig(provider="a", rpm=60, tpm=100, max_concurrent=2)])])
-    router = Router(clock=lambda: now[0])
+    store = MemoryLimits(clock=lambda: now[0])
+    router = Router(clock=lambda: now[0], limits=store)
     (spec,) = index.group("g").deployments
-    first = router.admit(spec, 80)
+
+    def admit(tokens: float) -> Attempt | float:
+        attempt = router.admit(spec, tokens)
+        assert attempt is not None
+        lease = store.try_acquire(spec, tokens)
+        if isinstance(lease, float):
+            router.released(attempt)
+            return lease
+        attempt.lease = lease
+        return attempt
+
+    first = admit(80)
     assert isinstance(first, Attempt)
-    assert router.admit(spec, 80) == pytest.approx(60 * 60 / 100)  # 60 more tokens at 100/min
+    assert admit(80) == pytest.approx(60 * 60 / 100)  # 60 more tokens at 100/min
     router.finish(first, 20)  # used 20 of the 80 reserved: 60 come back
-    second = router.admit(spec, 80)
+    router.finish(first, 20)  # idempotent
+    second = admit(80)
     assert isinstance(second, Attempt)
-    third = router.admit(spec, 0)
+    third = admit(0)
     assert isinstance(third, Attempt)
-    assert router.admit(spec, 0) == float("inf")  # two in flight: wait for a finish
+    assert admit(0) == float("inf")  # two in flight: wait for a finish
+    assert router.snapshot()["a/g"]["in_flight"] == 2
 
 
 def test_workers_split_each_limit_so_together_they_never_exceed_it() -> None:
     index = ModelIndex([A], groups=[GroupConfig(name="g", deployments=[
         DeploymentConfig(provider="a", rpm=60, tpm=1000, max_concurrent=5)])])
     (spec,) = index.group("g").deployments
-    limits = Router(share=2).state(spec).limits
-    assert limits is not None and limits.rpm and limits.tpm and limits.concurrency
+    limits = MemoryLimits(share=2).of(spec)
+    assert limits.rpm and limits.tpm and limits.concurrency
     assert (limits.rpm.capacity, limits.tpm.capacity, limits.concurrency.limit) == (30, 500, 2)
 
 

@@ -1,0 +1,1 @@
+"""Shared state: per-deployment limits held in this process (memory) or in Redis."""

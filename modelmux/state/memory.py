@@ -1,0 +1,66 @@
+"""Limits held in this process: the pure token buckets of ``routing.limits``, per deployment.
+
+The default store, and the Redis store's fallback while Redis is unreachable. Under
+``serve --workers N`` each process holds ``1/share`` of every limit (at least one slot), so
+the workers of one host together never exceed it.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+
+from modelmux.routing.limits import Concurrency, DeploymentLimits, per_minute
+from modelmux.routing.models import DeploymentSpec
+from modelmux.state.base import Lease, StoreStatus
+
+
+def split_limits(spec: DeploymentSpec, now: float, share: int) -> DeploymentLimits:
+    """``spec``'s buckets, each ``1/share`` of the configured limit (one worker's part)."""
+    return DeploymentLimits(per_minute(spec.rpm / share, now) if spec.rpm else None,
+                            per_minute(spec.tpm / share, now) if spec.tpm else None,
+                            Concurrency(max(1, spec.max_concurrent // share))
+                            if spec.max_concurrent else None)
+
+class MemoryLimits:
+    """``LimitStore`` over in-process buckets; every call is synchronous underneath."""
+
+    def __init__(self, share: int = 1, clock: Callable[[], float] = time.monotonic) -> None:
+        self.share = max(1, share)
+        self.clock = clock
+        self.limits: dict[str, DeploymentLimits] = {}
+
+    def of(self, spec: DeploymentSpec) -> DeploymentLimits:
+        """The buckets of ``spec`` (made on first use)."""
+        limits = self.limits.get(spec.id)
+        if limits is None:
+            limits = self.limits[spec.id] = split_limits(spec, self.clock(), self.share)
+        return limits
+
+    def try_acquire(self, spec: DeploymentSpec, tokens: float) -> Lease | float:
+        """``acquire`` without the coroutine: the lease, or seconds to wait."""
+        wait = self.of(spec).try_acquire(self.clock(), tokens)
+        return Lease(spec.id, tokens) if wait == 0.0 else wait
+
+    async def acquire(self, spec: DeploymentSpec, tokens: float) -> Lease | float:
+        return self.try_acquire(spec, tokens)
+
+    def settle(self, lease: Lease, used: float) -> None:
+        if lease.settled:
+            return
+        lease.settled = True
+        limits = self.limits.get(lease.key)
+        if limits is not None:
+            limits.settle(self.clock(), lease.tokens, used)
+
+    def available(self, spec: DeploymentSpec) -> tuple[float | None, float | None]:
+        limits, now = self.of(spec), self.clock()
+        return (limits.rpm.available(now) if limits.rpm else None,
+                limits.tpm.available(now) if limits.tpm else None)
+
+    def status(self) -> StoreStatus:
+        return StoreStatus("memory")
+
+    async def aclose(self) -> None:
+        return None
+
