@@ -174,6 +174,7 @@ async def _deliver(app: App, exchange: Exchange, record: RequestRecord, served: 
     except Exception:
         log.exception("stream from %s failed after the first byte", provider.name)
         failure = InternalError("internal error while streaming")
+        stats.errors.append(failure.code)  # a failure of the deployment too, not a success
         await exchange.write(_pending(coalescer) + error_event(failure))
     finally:
         await chunks.aclose()
