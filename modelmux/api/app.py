@@ -97,7 +97,7 @@ class App:
             except TimeoutError:
                 log.warning("closing the previous configuration with %d request(s) in flight",
                             self.active)
-        await self.aclose()
+        await self.aclose(last=False)
 
     async def _dispatch(self, exchange: Exchange) -> None:
         request_id = _request_id(exchange)
@@ -164,8 +164,10 @@ class App:
         metrics.shared.soon(metrics.registry, lambda: metrics.refresh(
             self.pool.stats(), exchange.open_connections(), self.router.snapshot()))
 
-    async def aclose(self) -> None:
-        if self.metrics.shared is not None:
+    async def aclose(self, *, last: bool = True) -> None:
+        """Close providers, pool and tracer. ``last`` (not a reload's retiring App) also writes
+        the final ``--workers`` metrics snapshot: the metrics object lives on in the new App."""
+        if last and self.metrics.shared is not None:
             self.metrics.shared.close(self.metrics.registry)
         for provider in self.providers:
             await provider.aclose()

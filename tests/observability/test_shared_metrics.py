@@ -9,6 +9,8 @@ from pathlib import Path
 
 from prometheus_client.parser import text_string_to_metric_families
 
+from modelmux.api.app import App
+from modelmux.config.schema import Config, MockProviderConfig
 from modelmux.observability.metrics import Registry, merge
 from modelmux.observability.shared import SharedMetrics, worker_directory
 from tests.conftest import Runner
@@ -90,3 +92,25 @@ def test_workers_share_a_directory(run: Runner, tmp_path: Path) -> None:
         assert sorted(p.name for p in Path(directory).glob("*.json")) == sorted(
             ["1.json", f"{dead.pid}.json", f"{me.pid}.json", "garbage.json", "123.json"])
     assert not Path(directory).exists()
+
+
+def test_a_reload_keeps_the_new_apps_pending_publication(run: Runner, tmp_path: Path) -> None:
+    """The metrics object outlives a reload: retiring the old App must not close it."""
+    config = Config(provider=[MockProviderConfig(name="mock", models=["mock"])])
+
+    async def main() -> None:
+        old = App(config)
+        shared = old.metrics.shared = SharedMetrics(tmp_path, interval=0.05)
+        new = App(config, metrics=old.metrics)
+        refreshed: list[bool] = []
+        shared.publish(new.metrics.registry)  # the next publication waits for the interval
+        shared.soon(new.metrics.registry, lambda: refreshed.append(True))
+        await old.retire(1.0)
+        for _ in range(200):
+            if refreshed:
+                break
+            await asyncio.sleep(0.01)
+        assert refreshed == [True]
+        await new.aclose()
+
+    run(main())
