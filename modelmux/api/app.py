@@ -45,6 +45,21 @@ def _request_id(exchange: Exchange) -> bytes:
     return uuid.uuid4().hex.encode()
 
 
+def _body_log(config: Config) -> BodyLog | None:
+    """The body log when ``debug_bodies`` is on and ``modelmux.bodies`` logs DEBUG now, else
+    None: decided once per App (start-up, each reload), so a quiet log costs no request work."""
+    if not config.logging.debug_bodies:
+        return None
+    bodies = BodyLog()
+    if not bodies.enabled:
+        log.warning("[logging] debug_bodies is on but the modelmux.bodies logger is not at "
+                    "DEBUG: no body is logged (set [logging] level = \"debug\")")
+        return None
+    log.warning("[logging] debug_bodies is on: request and response bodies (prompts and "
+                "answers) are logged at DEBUG, with credentials redacted")
+    return bodies
+
+
 class App:
     """Everything a request needs, built once from the config."""
 
@@ -70,10 +85,7 @@ class App:
                                                  (m for m, _ in self.models.public_models()))
         self.access_log = AccessLog()
         self.tracer = build_tracer(config.telemetry, self.version)
-        bodies = BodyLog() if config.logging.debug_bodies else None
-        if bodies is not None:
-            log.warning("[logging] debug_bodies is on: request and response bodies (prompts "
-                        "and answers) are logged at DEBUG, with credentials redacted")
+        bodies = _body_log(config)
         self.watcher = Watcher(self.tracer, bodies) if self.tracer or bodies else None
         self.dispatcher = Dispatcher(self.router, routing, self.metrics, watcher=self.watcher)
         self.active = 0
