@@ -102,9 +102,21 @@ class Watcher:
         watch = call.stats.watch = CallWatch(span, self.bodies, call.request_id)
         return watch
 
+    def _done(self, call: ChatCall, watch: CallWatch, error: str | None,
+              attributes: Attributes | None, answer: bytes | StreamBodies | None) -> None:
+        """The call is over: end its span (with ``attributes``), log ``answer``."""
+        if watch.span is not None:
+            if attributes is not None:
+                watch.span.set(attributes)
+            watch.span.end(error)
+        call.stats.watch = None
+        if answer is not None and self.bodies is not None:
+            self.bodies.response(call.request_id, answer)
+
     async def complete(self, provider: Provider, call: ChatCall, record: RequestRecord) -> bytes:
         """``provider.complete(call)``, traced and logged."""
         watch = self._watch(provider, call, record)
+        answer = b""
         error: str | None = "cancelled"
         try:
             answer = await provider.complete(call)
@@ -113,13 +125,10 @@ class Watcher:
             error = exc.code
             raise
         finally:
-            if watch.span is not None:
-                if error is None:
-                    watch.span.set({**answer_attributes(answer), **_usage(usage_of(answer))})
-                watch.span.end(error)
-            call.stats.watch = None
-        if self.bodies is not None:
-            self.bodies.response(call.request_id, answer)
+            attributes = None
+            if error is None and watch.span is not None:
+                attributes = {**answer_attributes(answer), **_usage(usage_of(answer))}
+            self._done(call, watch, error, attributes, answer if error is None else None)
         return answer
 
     async def stream(self, provider: Provider, call: ChatCall,
@@ -147,10 +156,7 @@ class Watcher:
             raise
         finally:
             await inner.aclose()
-            if watch.span is not None:
-                assert reader is not None
-                watch.span.set({**reader.attributes, **_usage(call.stats.tokens)})
-                watch.span.end(error)
-            call.stats.watch = None
-            if kept is not None and self.bodies is not None:
-                self.bodies.response(call.request_id, kept)
+            attributes = None
+            if reader is not None:
+                attributes = {**reader.attributes, **_usage(call.stats.tokens)}
+            self._done(call, watch, error, attributes, kept)
