@@ -4,6 +4,8 @@
 hangs a ``CallWatch`` on the call's stats for the transport (one span and one body log line per
 upstream try, and the ``traceparent`` to send), reads the response attributes and logs the
 answer. When both are off the App has no watcher and the chat route calls the provider itself.
+A span the sampler dropped gets no attributes worked out and no stream scanned: only its
+``traceparent`` (sampled flag off) goes upstream.
 """
 
 from __future__ import annotations
@@ -96,9 +98,11 @@ class Watcher:
     def _watch(self, provider: Provider, call: ChatCall, record: RequestRecord) -> CallWatch:
         span = None
         if self.tracer is not None:
-            attributes = request_attributes(call.request, provider.type, call.model)
-            attributes["modelmux.provider"] = provider.name
-            span = self.tracer.call_span(record.span, f"chat {call.model}", attributes)
+            span = self.tracer.call_span(record.span, f"chat {call.model}")
+            if span.recording:
+                attributes = request_attributes(call.request, provider.type, call.model)
+                attributes["modelmux.provider"] = provider.name
+                span.set(attributes)
         watch = call.stats.watch = CallWatch(span, self.bodies, call.request_id)
         return watch
 
@@ -126,7 +130,7 @@ class Watcher:
             raise
         finally:
             attributes = None
-            if error is None and watch.span is not None:
+            if error is None and watch.span is not None and watch.span.recording:
                 attributes = {**answer_attributes(answer), **_usage(usage_of(answer))}
             self._done(call, watch, error, attributes, answer if error is None else None)
         return answer
@@ -135,7 +139,8 @@ class Watcher:
                      record: RequestRecord) -> AsyncGenerator[bytes, None]:
         """``provider.stream(call)``, traced and logged; closing it closes the provider's."""
         watch = self._watch(provider, call, record)
-        reader = StreamReader() if watch.span is not None else None
+        traced = watch.span is not None and watch.span.recording
+        reader = StreamReader() if traced else None
         kept = StreamBodies() if self.bodies is not None else None
         inner = provider.stream(call)
         error: str | None = "cancelled"
@@ -143,11 +148,11 @@ class Watcher:
             async for piece in inner:
                 if reader is not None:
                     reader.feed(piece)
+                    code = stream_error(piece)
+                    if code is not None:
+                        error = code
                 if kept is not None:
                     kept.feed(piece)
-                code = stream_error(piece)
-                if code is not None:
-                    error = code
                 yield piece
             if error == "cancelled":
                 error = None
