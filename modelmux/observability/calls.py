@@ -20,10 +20,11 @@ from modelmux.observability.bodies import BodyLog, StreamBodies
 from modelmux.observability.genai import (
     Attributes,
     StreamReader,
-    answer_attributes,
+    read_answer,
     request_attributes,
+    usage_attributes,
 )
-from modelmux.providers.base import ChatCall, Provider, usage_of
+from modelmux.providers.base import ChatCall, Provider
 
 if TYPE_CHECKING:
     from modelmux.observability.access import RequestRecord
@@ -41,12 +42,6 @@ class _ErrorEvent(msgspec.Struct):
 
 
 _error_event = msgspec.json.Decoder(_ErrorEvent)
-
-
-def _usage(tokens: tuple[int, int] | None) -> Attributes:
-    if tokens is None:
-        return {}
-    return {"gen_ai.usage.input_tokens": tokens[0], "gen_ai.usage.output_tokens": tokens[1]}
 
 
 def stream_error(piece: bytes) -> str | None:
@@ -118,7 +113,8 @@ class Watcher:
             self.bodies.response(call.request_id, answer)
 
     async def complete(self, provider: Provider, call: ChatCall, record: RequestRecord) -> bytes:
-        """``provider.complete(call)``, traced and logged."""
+        """``provider.complete(call)``, traced and logged; a traced answer's usage goes on
+        ``call.stats.tokens``, so the answer is decoded once."""
         watch = self._watch(provider, call, record)
         answer = b""
         error: str | None = "cancelled"
@@ -131,7 +127,8 @@ class Watcher:
         finally:
             attributes = None
             if error is None and watch.span is not None and watch.span.recording:
-                attributes = {**answer_attributes(answer), **_usage(usage_of(answer))}
+                attributes, call.stats.tokens = read_answer(answer)
+                attributes.update(usage_attributes(call.stats.tokens))
             self._done(call, watch, error, attributes, answer if error is None else None)
         return answer
 
@@ -163,5 +160,5 @@ class Watcher:
             await inner.aclose()
             attributes = None
             if reader is not None:
-                attributes = {**reader.attributes, **_usage(call.stats.tokens)}
+                attributes = {**reader.attributes, **usage_attributes(call.stats.tokens)}
             self._done(call, watch, error, attributes, kept)

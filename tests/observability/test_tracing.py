@@ -28,6 +28,8 @@ from tests.observability.helpers import (
     chat_body,
     gateway,
     request,
+    scrape,
+    value,
 )
 
 CLIENT_TRACE = "4bf92f3577b34da6a3ce929d0e0e4736"
@@ -271,6 +273,7 @@ def _count_watcher_work(monkeypatch: pytest.MonkeyPatch) -> list[str]:
             super().feed(piece)
 
     monkeypatch.setattr(calls, "request_attributes", counted("request", calls.request_attributes))
+    monkeypatch.setattr(calls, "read_answer", counted("answer", calls.read_answer))
     monkeypatch.setattr(chat, "usage_of", counted("chat usage", chat.usage_of))
     monkeypatch.setattr(calls, "StreamReader", CountedReader)
     return work
@@ -293,3 +296,18 @@ def test_an_unsampled_call_is_not_worked_on_but_still_propagated(
     run(main())
     assert work == ["chat usage"]  # the JSON answer's usage, for metrics; nothing for the span
 
+
+def test_a_traced_json_answer_is_decoded_once(run: Runner, collector: Collector,
+                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    work = _count_watcher_work(monkeypatch)
+
+    async def main() -> None:
+        async with traced(collector) as (port, _, _):
+            status, _, _ = await request(port, "POST", "/v1/chat/completions",
+                                         chat_body("gpt-x", stream=False))
+            assert status == 200
+            samples = await scrape(port)
+        assert value(samples, "modelmux_tokens_total", type="input") == ANSWER.prompt_tokens
+
+    run(main())
+    assert work == ["request", "answer"]  # the chat route reuses the usage the watcher read
