@@ -6,10 +6,12 @@ import asyncio
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 from prometheus_client.parser import text_string_to_metric_families
 
 from modelmux.api.app import App
+from modelmux.api.metrics import GatewayMetrics
 from modelmux.config.schema import Config, MockProviderConfig
 from modelmux.observability.metrics import Registry, merge
 from modelmux.observability.shared import SharedMetrics, worker_directory
@@ -114,3 +116,25 @@ def test_a_reload_keeps_the_new_apps_pending_publication(run: Runner, tmp_path: 
         await new.aclose()
 
     run(main())
+
+
+def test_per_worker_deployment_gauges_count_workers_and_add_in_flight() -> None:
+    """Each worker has its own breakers: merged, a state reads how many live workers are in it
+    (a split shows as a split, not as two states that are each "the" state)."""
+    def worker(state: str, in_flight: int) -> list[Any]:
+        metrics = GatewayMetrics("t")
+        metrics.refresh({}, 0, {"p/m": {"provider": "p", "breaker": {"state": state},
+                                        "in_flight": in_flight}})
+        return metrics.registry.snapshot()
+
+    merged = merge([(worker("closed", 2), True), (worker("open", 0), True),
+                    (worker("closed", 1), True), (worker("half_open", 5), False)])
+    out = {}
+    for family in text_string_to_metric_families(merged.render().decode()):
+        for sample in family.samples:
+            if sample.name.startswith("modelmux_deployment_"):
+                out[(sample.name, sample.labels.get("state", ""))] = sample.value
+    assert out == {("modelmux_deployment_state", "closed"): 2,
+                   ("modelmux_deployment_state", "open"): 1,
+                   ("modelmux_deployment_state", "half_open"): 0,
+                   ("modelmux_deployment_in_flight", ""): 3}
