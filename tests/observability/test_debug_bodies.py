@@ -3,7 +3,6 @@ off (the default), no body and no prompt in any log even at DEBUG."""
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import logging
 from collections.abc import Iterator
@@ -22,6 +21,7 @@ from modelmux.observability.bodies import (
     redact_json,
     redact_text,
 )
+from modelmux.observability.tracing import missing_extra
 from tests.conftest import Runner
 from tests.observability.helpers import (
     ANSWER,
@@ -154,7 +154,7 @@ def bodies_logger() -> Iterator[logging.Logger]:
 
 
 def test_a_quiet_bodies_logger_means_no_body_work(run: Runner, bodies_logger: logging.Logger,
-                                                  caplog: pytest.LogCaptureFixture) -> None:
+                                                  logs: pytest.LogCaptureFixture) -> None:
     """Decided when the App is built: at INFO no watcher wraps a call, so no stream keeps
     its chunks; with tracing on too, the watcher has no body log."""
     config = Config(provider=[MockProviderConfig(name="mock", models=["mock"])],
@@ -163,17 +163,16 @@ def test_a_quiet_bodies_logger_means_no_body_work(run: Runner, bodies_logger: lo
         enabled=True, endpoint="http://127.0.0.1:9/v1/traces"))
 
     async def main() -> None:
-        bodies_logger.setLevel(logging.INFO)
-        with caplog.at_level(logging.WARNING, "modelmux.api"):
-            quiet = App(config)
+        bodies_logger.setLevel(logging.INFO)  # the rest of modelmux logs DEBUG (``logs``)
+        quiet = App(config)
         assert quiet.watcher is None
-        assert "no body is logged" in caplog.text
+        assert "no body is logged" in logs.text
         bodies_logger.setLevel(logging.DEBUG)
         loud = App(config)
         assert loud.watcher is not None and loud.watcher.bodies is not None
         for app in (quiet, loud):
             await app.aclose()
-        if importlib.util.find_spec("opentelemetry.sdk.trace") is not None:
+        if missing_extra() is None:
             bodies_logger.setLevel(logging.INFO)
             tracing = App(traced)
             assert tracing.watcher is not None and tracing.watcher.bodies is None
