@@ -71,6 +71,8 @@ class OtelServerSpan:
 
     def end(self, record: RequestRecord, exchange: Exchange) -> None:
         span = self.span
+        if not span.is_recording():  # unsampled: the attributes would be thrown away
+            return
         status = status_of(exchange)
         attributes: Attributes = {"modelmux.request_id": record.request_id}
         if exchange.started:
