@@ -46,6 +46,21 @@ def _request_id(exchange: Exchange) -> bytes:
     return uuid.uuid4().hex.encode()
 
 
+def _body_log(config: Config) -> BodyLog | None:
+    """The body log when ``debug_bodies`` is on and ``modelmux.bodies`` logs DEBUG now, else
+    None: decided once per App (start-up, each reload), so a quiet log costs no request work."""
+    if not config.logging.debug_bodies:
+        return None
+    bodies = BodyLog()
+    if not bodies.enabled:
+        log.warning("[logging] debug_bodies is on but the modelmux.bodies logger is not at "
+                    "DEBUG: no body is logged (set [logging] level = \"debug\")")
+        return None
+    log.warning("[logging] debug_bodies is on: request and response bodies (prompts and "
+                "answers) are logged at DEBUG, with credentials redacted")
+    return bodies
+
+
 class App:
     """Everything a request needs, built once from the config."""
 
@@ -73,10 +88,7 @@ class App:
         self.cors = Cors(config.server.cors)
         self.access_log = AccessLog(enabled=config.logging.access_log)
         self.tracer = build_tracer(config.telemetry, self.version)
-        bodies = BodyLog() if config.logging.debug_bodies else None
-        if bodies is not None:
-            log.warning("[logging] debug_bodies is on: request and response bodies (prompts "
-                        "and answers) are logged at DEBUG, with credentials redacted")
+        bodies = _body_log(config)
         self.watcher = Watcher(self.tracer, bodies) if self.tracer or bodies else None
         self.dispatcher = Dispatcher(self.router, routing, self.metrics, watcher=self.watcher)
         self.active = 0
@@ -102,7 +114,7 @@ class App:
             except TimeoutError:
                 log.warning("closing the previous configuration with %d request(s) in flight",
                             self.active)
-        await self.aclose()
+        await self.aclose(last=False)
 
     async def _dispatch(self, exchange: Exchange) -> None:
         request_id = _request_id(exchange)
@@ -170,8 +182,10 @@ class App:
             self.pool.stats(), exchange.open_connections(), self.router.snapshot(),
             self.limits.status()))
 
-    async def aclose(self) -> None:
-        if self.metrics.shared is not None:
+    async def aclose(self, *, last: bool = True) -> None:
+        """Close providers, pool and tracer. ``last`` (not a reload's retiring App) also writes
+        the final ``--workers`` metrics snapshot: the metrics object lives on in the new App."""
+        if last and self.metrics.shared is not None:
             self.metrics.shared.close(self.metrics.registry)
         for provider in self.providers:
             await provider.aclose()

@@ -148,7 +148,8 @@ async def _deliver(app: App, exchange: Exchange, record: RequestRecord, served: 
     settings = app.config.streaming
     streamed = delivery != "never"
     if not streamed:
-        stats.tokens = usage_of(answer)
+        if stats.tokens is None:  # a traced answer was read already
+            stats.tokens = usage_of(answer)
         await exchange.respond(200, [*JSON_HEADERS, *_observed(record, exchange, provider, stats)],
                                answer)
         return
@@ -174,6 +175,7 @@ async def _deliver(app: App, exchange: Exchange, record: RequestRecord, served: 
     except Exception:
         log.exception("stream from %s failed after the first byte", provider.name)
         failure = InternalError("internal error while streaming")
+        stats.errors.append(failure.code)  # a failure of the deployment too, not a success
         await exchange.write(_pending(coalescer) + error_event(failure))
     finally:
         await chunks.aclose()

@@ -103,9 +103,10 @@ class GatewayMetrics:
             ("deployment",))
         self.deployment_state = r.gauge(
             "modelmux_deployment_state", "Circuit breaker state per deployment: 1 for the "
-            "current state, 0 for the others.", ("deployment", "provider", "state"))
+            "current state, 0 for the others; under --workers, the number of workers whose "
+            "breaker is in that state.", ("deployment", "provider", "state"))
         self.deployment_in_flight = r.gauge(
-            "modelmux_deployment_in_flight", "Requests in flight per deployment.",
+            "modelmux_deployment_in_flight", "Requests in flight per deployment (all workers).",
             ("deployment", "provider"))
         self.state_up = r.gauge(
             "modelmux_state_up", "1 when the [state] backend holding the rate limits answers "

@@ -78,7 +78,8 @@ def redact_headers(headers: list[tuple[bytes, bytes]]) -> str:
 
 
 class BodyLog:
-    """Writes bodies to ``modelmux.bodies`` at DEBUG; built only when ``debug_bodies`` is on."""
+    """Writes bodies to ``modelmux.bodies`` at DEBUG; built only when ``debug_bodies`` is on
+    and that logger is enabled for DEBUG as the App is built."""
 
     def __init__(self, logger: logging.Logger | None = None) -> None:
         self.logger = logger or logging.getLogger("modelmux.bodies")

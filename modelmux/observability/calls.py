@@ -4,6 +4,8 @@
 hangs a ``CallWatch`` on the call's stats for the transport (one span and one body log line per
 upstream try, and the ``traceparent`` to send), reads the response attributes and logs the
 answer. When both are off the App has no watcher and the chat route calls the provider itself.
+A span the sampler dropped gets no attributes worked out and no stream scanned: only its
+``traceparent`` (sampled flag off) goes upstream.
 """
 
 from __future__ import annotations
@@ -18,10 +20,11 @@ from modelmux.observability.bodies import BodyLog, StreamBodies
 from modelmux.observability.genai import (
     Attributes,
     StreamReader,
-    answer_attributes,
+    read_answer,
     request_attributes,
+    usage_attributes,
 )
-from modelmux.providers.base import ChatCall, Provider, usage_of
+from modelmux.providers.base import ChatCall, Provider
 
 if TYPE_CHECKING:
     from modelmux.observability.access import RequestRecord
@@ -39,12 +42,6 @@ class _ErrorEvent(msgspec.Struct):
 
 
 _error_event = msgspec.json.Decoder(_ErrorEvent)
-
-
-def _usage(tokens: tuple[int, int] | None) -> Attributes:
-    if tokens is None:
-        return {}
-    return {"gen_ai.usage.input_tokens": tokens[0], "gen_ai.usage.output_tokens": tokens[1]}
 
 
 def stream_error(piece: bytes) -> str | None:
@@ -96,15 +93,30 @@ class Watcher:
     def _watch(self, provider: Provider, call: ChatCall, record: RequestRecord) -> CallWatch:
         span = None
         if self.tracer is not None:
-            attributes = request_attributes(call.request, provider.type, call.model)
-            attributes["modelmux.provider"] = provider.name
-            span = self.tracer.call_span(record.span, f"chat {call.model}", attributes)
+            span = self.tracer.call_span(record.span, f"chat {call.model}")
+            if span.recording:
+                attributes = request_attributes(call.request, provider.type, call.model)
+                attributes["modelmux.provider"] = provider.name
+                span.set(attributes)
         watch = call.stats.watch = CallWatch(span, self.bodies, call.request_id)
         return watch
 
+    def _done(self, call: ChatCall, watch: CallWatch, error: str | None,
+              attributes: Attributes | None, answer: bytes | StreamBodies | None) -> None:
+        """The call is over: end its span (with ``attributes``), log ``answer``."""
+        if watch.span is not None:
+            if attributes is not None:
+                watch.span.set(attributes)
+            watch.span.end(error)
+        call.stats.watch = None
+        if answer is not None and self.bodies is not None:
+            self.bodies.response(call.request_id, answer)
+
     async def complete(self, provider: Provider, call: ChatCall, record: RequestRecord) -> bytes:
-        """``provider.complete(call)``, traced and logged."""
+        """``provider.complete(call)``, traced and logged; a traced answer's usage goes on
+        ``call.stats.tokens``, so the answer is decoded once."""
         watch = self._watch(provider, call, record)
+        answer = b""
         error: str | None = "cancelled"
         try:
             answer = await provider.complete(call)
@@ -113,20 +125,19 @@ class Watcher:
             error = exc.code
             raise
         finally:
-            if watch.span is not None:
-                if error is None:
-                    watch.span.set({**answer_attributes(answer), **_usage(usage_of(answer))})
-                watch.span.end(error)
-            call.stats.watch = None
-        if self.bodies is not None:
-            self.bodies.response(call.request_id, answer)
+            attributes = None
+            if error is None and watch.span is not None and watch.span.recording:
+                attributes, call.stats.tokens = read_answer(answer)
+                attributes.update(usage_attributes(call.stats.tokens))
+            self._done(call, watch, error, attributes, answer if error is None else None)
         return answer
 
     async def stream(self, provider: Provider, call: ChatCall,
                      record: RequestRecord) -> AsyncGenerator[bytes, None]:
         """``provider.stream(call)``, traced and logged; closing it closes the provider's."""
         watch = self._watch(provider, call, record)
-        reader = StreamReader() if watch.span is not None else None
+        traced = watch.span is not None and watch.span.recording
+        reader = StreamReader() if traced else None
         kept = StreamBodies() if self.bodies is not None else None
         inner = provider.stream(call)
         error: str | None = "cancelled"
@@ -134,11 +145,11 @@ class Watcher:
             async for piece in inner:
                 if reader is not None:
                     reader.feed(piece)
+                    code = stream_error(piece)
+                    if code is not None:
+                        error = code
                 if kept is not None:
                     kept.feed(piece)
-                code = stream_error(piece)
-                if code is not None:
-                    error = code
                 yield piece
             if error == "cancelled":
                 error = None
@@ -147,10 +158,7 @@ class Watcher:
             raise
         finally:
             await inner.aclose()
-            if watch.span is not None:
-                assert reader is not None
-                watch.span.set({**reader.attributes, **_usage(call.stats.tokens)})
-                watch.span.end(error)
-            call.stats.watch = None
-            if kept is not None and self.bodies is not None:
-                self.bodies.response(call.request_id, kept)
+            attributes = None
+            if reader is not None:
+                attributes = {**reader.attributes, **usage_attributes(call.stats.tokens)}
+            self._done(call, watch, error, attributes, kept)

@@ -3,7 +3,7 @@
 Sans-I/O and free of OpenTelemetry: the tracer (``otel``) puts these on spans. Names follow
 the OpenTelemetry semantic conventions "Generative AI spans" (Development status, the
 ``gen_ai.provider.name`` generation that replaced ``gen_ai.system`` after 1.36). Answers are
-decoded only for ``id``, ``model`` and each choice's ``finish_reason``.
+decoded only for ``id``, ``model``, each choice's ``finish_reason`` and ``usage``, in one pass.
 """
 
 from __future__ import annotations
@@ -12,6 +12,7 @@ from urllib.parse import urlsplit
 
 import msgspec
 
+from modelmux.providers.base import Tokens, Usage
 from modelmux.schemas.openai_chat import ChatCompletionRequest
 
 Attributes = dict[str, str | int | float | bool | list[str]]
@@ -34,6 +35,7 @@ class _Answer(msgspec.Struct):
     id: str | None = None
     model: str | None = None
     choices: list[_Choice] = []
+    usage: Usage | None = None
 
 
 _answer = msgspec.json.Decoder(_Answer)
@@ -86,13 +88,13 @@ def server_attributes(url: str) -> Attributes:
     return out
 
 
-def answer_attributes(body: bytes) -> Attributes:
+def read_answer(body: bytes) -> tuple[Attributes, Tokens | None]:
     """``gen_ai.response.id``, ``.model`` and ``.finish_reasons`` of one OpenAI JSON answer or
-    chunk payload; empty when it is not one."""
+    chunk payload (empty when it is not one), and its usage, from one decode."""
     try:
         answer = _answer.decode(body)
     except (msgspec.DecodeError, msgspec.ValidationError):
-        return {}
+        return {}, None
     out: Attributes = {}
     if answer.id:
         out["gen_ai.response.id"] = answer.id
@@ -101,7 +103,14 @@ def answer_attributes(body: bytes) -> Attributes:
     reasons = [c.finish_reason for c in answer.choices if c.finish_reason]
     if reasons:
         out["gen_ai.response.finish_reasons"] = reasons
-    return out
+    return out, None if answer.usage is None else answer.usage.tokens
+
+
+def usage_attributes(tokens: Tokens | None) -> Attributes:
+    """``gen_ai.usage.input_tokens`` and ``.output_tokens``; empty when the usage is unknown."""
+    if tokens is None:
+        return {}
+    return {"gen_ai.usage.input_tokens": tokens[0], "gen_ai.usage.output_tokens": tokens[1]}
 
 
 class StreamReader:
@@ -129,7 +138,7 @@ class StreamReader:
             payload = line[5:].strip()
             if not payload.startswith(b"{"):
                 continue
-            found = answer_attributes(payload)
+            found, _ = read_answer(payload)
             if not self._seen_first:
                 self._seen_first = True
                 for key in ("gen_ai.response.id", "gen_ai.response.model"):

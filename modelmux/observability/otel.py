@@ -49,6 +49,13 @@ def _client_attributes(client: str) -> Attributes:
     return {"client.address": host.strip("[]"), "client.port": int(port)}
 
 
+def _inject(span: Span) -> Headers:
+    """The W3C trace headers that make ``span`` the parent of what the upstream does."""
+    carrier: dict[str, str] = {}
+    _PROPAGATOR.inject(carrier, context=trace.set_span_in_context(span))
+    return [(key.encode("ascii"), value.encode("latin-1")) for key, value in carrier.items()]
+
+
 class OtelServerSpan:
     """The SERVER span of one request; ``context`` parents its provider calls."""
 
@@ -64,6 +71,8 @@ class OtelServerSpan:
 
     def end(self, record: RequestRecord, exchange: Exchange) -> None:
         span = self.span
+        if not span.is_recording():  # unsampled: the attributes would be thrown away
+            return
         status = status_of(exchange)
         attributes: Attributes = {"modelmux.request_id": record.request_id}
         if exchange.started:
@@ -104,7 +113,13 @@ class OtelCallSpan:
         self._http: Span | None = None
         self._server_known = False
 
+    @property
+    def recording(self) -> bool:
+        return self.span.is_recording()
+
     def attempt(self, url: str, resend: int) -> Headers:
+        if not self.span.is_recording():  # no HTTP span; the sampled=0 flag still goes upstream
+            return _inject(self.span)
         self._end_http()
         where = server_attributes(url)
         if not self._server_known:
@@ -117,9 +132,7 @@ class OtelCallSpan:
         http = self._http = self._tracer.start_span(
             "POST", context=trace.set_span_in_context(self.span), kind=SpanKind.CLIENT,
             attributes=attributes)
-        carrier: dict[str, str] = {}
-        _PROPAGATOR.inject(carrier, context=trace.set_span_in_context(http))
-        return [(key.encode("ascii"), value.encode("latin-1")) for key, value in carrier.items()]
+        return _inject(http)
 
     def attempt_status(self, status: int) -> None:
         http = self._http
@@ -190,10 +203,9 @@ class OtelTracer:
             kind=SpanKind.SERVER, attributes=attributes, start_time=_epoch_ns(exchange.started_ns))
         return OtelServerSpan(span)
 
-    def call_span(self, parent: object, name: str, attributes: Attributes) -> OtelCallSpan:
+    def call_span(self, parent: object, name: str) -> OtelCallSpan:
         context = parent.context if isinstance(parent, OtelServerSpan) else None
-        span = self.tracer.start_span(name, context=context, kind=SpanKind.CLIENT,
-                                      attributes=attributes)
+        span = self.tracer.start_span(name, context=context, kind=SpanKind.CLIENT)
         return OtelCallSpan(self.tracer, span)
 
     async def aclose(self) -> None:

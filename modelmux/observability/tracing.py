@@ -39,9 +39,15 @@ class ServerSpan(Protocol):
 class CallSpan(Protocol):
     """The GenAI client span of one provider call, and the HTTP spans of its upstream tries."""
 
+    @property
+    def recording(self) -> bool:
+        """False when the sampler dropped the trace: attributes would be thrown away, so the
+        caller skips working them out."""
+
     def attempt(self, url: str, resend: int) -> Headers:
         """Start the span of one upstream HTTP try; returns the headers that carry it upstream
-        (``traceparent``, ``tracestate``)."""
+        (``traceparent``, ``tracestate``). Unsampled, no span: the headers carry this call's
+        context with the sampled flag off, so the upstream does not sample either."""
 
     def attempt_status(self, status: int) -> None: ...
 
@@ -55,8 +61,8 @@ class CallSpan(Protocol):
 class Tracer(Protocol):
     def server_span(self, exchange: Exchange, route: str) -> ServerSpan: ...
 
-    def call_span(self, parent: ServerSpan | None, name: str,
-                  attributes: Attributes) -> CallSpan: ...
+    def call_span(self, parent: ServerSpan | None, name: str) -> CallSpan:
+        """A started call span; its attributes are ``set`` once it is known to be recording."""
 
     async def aclose(self) -> None: ...
 

@@ -22,13 +22,19 @@ Tokens = tuple[int, int]
 """(input, output) tokens as the upstream reported them."""
 
 
-class _Usage(msgspec.Struct):
+class Usage(msgspec.Struct):
+    """An OpenAI ``usage`` object, the part of it that is counted."""
+
     prompt_tokens: int = 0
     completion_tokens: int = 0
 
+    @property
+    def tokens(self) -> Tokens:
+        return (self.prompt_tokens, self.completion_tokens)
+
 
 class _UsageOnly(msgspec.Struct):
-    usage: _Usage | None = None
+    usage: Usage | None = None
 
 
 _usage_only = msgspec.json.Decoder(_UsageOnly)
@@ -40,7 +46,7 @@ def usage_of(body: bytes) -> Tokens | None:
         usage = _usage_only.decode(body).usage
     except (msgspec.DecodeError, msgspec.ValidationError):
         return None
-    return None if usage is None else (usage.prompt_tokens, usage.completion_tokens)
+    return None if usage is None else usage.tokens
 
 
 def carries_usage(payload: bytes) -> bool:

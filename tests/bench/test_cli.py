@@ -13,13 +13,9 @@ from typing import Any
 import pytest
 
 from modelmux.cli.bench import parse_warmup
-from tests.e2e.proc import ServeProcess, modelmux_command
+from tests.e2e.proc import ServeProcess, modelmux_command, serve_config
 
 CONFIG = """
-[server]
-host = "127.0.0.1"
-port = 0
-
 [[provider]]
 name = "demo"
 type = "mock"
@@ -35,10 +31,7 @@ PERCENTILES = {"p50", "p90", "p99", "p99.9", "max", "min", "mean"}
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServeProcess]:
-    home = tmp_path_factory.mktemp("home")
-    config = home / "config.toml"
-    config.write_text(CONFIG)
-    proc = ServeProcess(["serve", "--config", str(config)], home=home)
+    proc = serve_config(tmp_path_factory.mktemp("home"), CONFIG)
     yield proc
     assert proc.stop() == 0
 

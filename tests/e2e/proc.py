@@ -109,3 +109,15 @@ class ServeProcess:
                 return True
             time.sleep(0.02)
         return False
+
+
+LOOPBACK_SERVER = '[server]\nhost = "127.0.0.1"\nport = 0\n'
+"""The ``[server]`` table of a test config: loopback, a free port (read from the ready line)."""
+
+
+def serve_config(home: Path, config: str, name: str = "config.toml") -> ServeProcess:
+    """``modelmux serve`` on ``LOOPBACK_SERVER`` + ``config``, written to ``home/name``, with
+    ``home`` as its HOME."""
+    path = home / name
+    path.write_text(LOOPBACK_SERVER + config)
+    return ServeProcess(["serve", "--config", str(path)], home=home)

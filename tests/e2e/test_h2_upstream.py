@@ -12,13 +12,9 @@ from collections.abc import Iterator
 import openai
 import pytest
 
-from tests.e2e.proc import ServeProcess
+from tests.e2e.proc import ServeProcess, serve_config
 
 UPSTREAM = """
-[server]
-host = "127.0.0.1"
-port = 0
-
 [[provider]]
 name = "demo"
 type = "mock"
@@ -29,10 +25,6 @@ chunks = 6
 """
 
 PROXY = """
-[server]
-host = "127.0.0.1"
-port = 0
-
 [[provider]]
 name = "up"
 type = "openai_compatible"
@@ -45,11 +37,9 @@ http2 = true
 @pytest.fixture(scope="module")
 def proxy(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServeProcess]:
     home = tmp_path_factory.mktemp("home")
-    (home / "up.toml").write_text(UPSTREAM)
-    upstream = ServeProcess(["serve", "--config", str(home / "up.toml")], home=home)
+    upstream = serve_config(home, UPSTREAM, "up.toml")
     try:
-        (home / "proxy.toml").write_text(PROXY.format(url=upstream.url))
-        front = ServeProcess(["serve", "--config", str(home / "proxy.toml")], home=home)
+        front = serve_config(home, PROXY.format(url=upstream.url), "proxy.toml")
         yield front
         assert front.stop() == 0
     finally:

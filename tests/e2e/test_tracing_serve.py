@@ -16,7 +16,7 @@ import pytest
 pytest.importorskip("opentelemetry.sdk.trace")
 pytest.importorskip("opentelemetry.proto.collector.trace.v1.trace_service_pb2")
 
-from tests.e2e.proc import ServeProcess
+from tests.e2e.proc import ServeProcess, serve_config
 from tests.fakes.answers import Answer
 from tests.fakes.http import Reply, Request
 from tests.fakes.openai import FakeOpenAI
@@ -76,12 +76,7 @@ ACCESS_FIELDS = {"request_id", "client", "method", "path", "status", "model", "p
 def test_serve_exports_spans_for_json_and_stream(tmp_path: Path, upstream: Upstream) -> None:
     """Also: the JSON access log parses, and names each request's trace."""
     with Collector() as collector:
-        config = tmp_path / "config.toml"
-        config.write_text(f"""
-[server]
-host = "127.0.0.1"
-port = 0
-
+        proc = serve_config(tmp_path, f"""
 [[provider]]
 name = "up"
 type = "openai_compatible"
@@ -98,7 +93,6 @@ endpoint = "{collector.endpoint}"
 service_name = "modelmux-e2e"
 batch_delay_ms = 20
 """)
-        proc = ServeProcess(["serve", "--config", str(config)], home=tmp_path)
         try:
             messages = [{"role": "user", "content": "hi"}]
             _post(proc, {"model": "gpt-t", "messages": messages}, {"traceparent": TRACEPARENT})

@@ -5,12 +5,14 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Iterator
 
 import msgspec
 import pytest
 
+from modelmux.api.app import App
 from modelmux.cli.reloader import changes
-from modelmux.config.schema import Config, LoggingConfig, TelemetryConfig
+from modelmux.config.schema import Config, LoggingConfig, MockProviderConfig, TelemetryConfig
 from modelmux.observability.bodies import (
     MAX_BODY,
     REDACTED,
@@ -19,6 +21,7 @@ from modelmux.observability.bodies import (
     redact_json,
     redact_text,
 )
+from modelmux.observability.tracing import missing_extra
 from tests.conftest import Runner
 from tests.observability.helpers import (
     ANSWER,
@@ -137,3 +140,42 @@ def test_a_reload_diff_never_shows_telemetry_header_values() -> None:
     lines = changes(old, new)
     assert lines == ["telemetry.headers.x-honeycomb-team: (secret changed)",
                      "telemetry.sample_ratio: 1.0 -> 0.5"]
+
+
+@pytest.fixture
+def bodies_logger() -> Iterator[logging.Logger]:
+    """``modelmux.bodies``, its own level put back afterwards."""
+    logger = logging.getLogger("modelmux.bodies")
+    level = logger.level
+    try:
+        yield logger
+    finally:
+        logger.setLevel(level)
+
+
+def test_a_quiet_bodies_logger_means_no_body_work(run: Runner, bodies_logger: logging.Logger,
+                                                  logs: pytest.LogCaptureFixture) -> None:
+    """Decided when the App is built: at INFO no watcher wraps a call, so no stream keeps
+    its chunks; with tracing on too, the watcher has no body log."""
+    config = Config(provider=[MockProviderConfig(name="mock", models=["mock"])],
+                    logging=LoggingConfig(level="info", debug_bodies=True))
+    traced = msgspec.structs.replace(config, telemetry=TelemetryConfig(
+        enabled=True, endpoint="http://127.0.0.1:9/v1/traces"))
+
+    async def main() -> None:
+        bodies_logger.setLevel(logging.INFO)  # the rest of modelmux logs DEBUG (``logs``)
+        quiet = App(config)
+        assert quiet.watcher is None
+        assert "no body is logged" in logs.text
+        bodies_logger.setLevel(logging.DEBUG)
+        loud = App(config)
+        assert loud.watcher is not None and loud.watcher.bodies is not None
+        for app in (quiet, loud):
+            await app.aclose()
+        if missing_extra() is None:
+            bodies_logger.setLevel(logging.INFO)
+            tracing = App(traced)
+            assert tracing.watcher is not None and tracing.watcher.bodies is None
+            await tracing.aclose()
+
+    run(main())

@@ -6,9 +6,13 @@ import asyncio
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 from prometheus_client.parser import text_string_to_metric_families
 
+from modelmux.api.app import App
+from modelmux.api.metrics import GatewayMetrics
+from modelmux.config.schema import Config, MockProviderConfig
 from modelmux.observability.metrics import Registry, merge
 from modelmux.observability.shared import SharedMetrics, worker_directory
 from tests.conftest import Runner
@@ -90,3 +94,47 @@ def test_workers_share_a_directory(run: Runner, tmp_path: Path) -> None:
         assert sorted(p.name for p in Path(directory).glob("*.json")) == sorted(
             ["1.json", f"{dead.pid}.json", f"{me.pid}.json", "garbage.json", "123.json"])
     assert not Path(directory).exists()
+
+
+def test_a_reload_keeps_the_new_apps_pending_publication(run: Runner, tmp_path: Path) -> None:
+    """The metrics object outlives a reload: retiring the old App must not close it."""
+    config = Config(provider=[MockProviderConfig(name="mock", models=["mock"])])
+
+    async def main() -> None:
+        old = App(config)
+        shared = old.metrics.shared = SharedMetrics(tmp_path, interval=0.05)
+        new = App(config, metrics=old.metrics)
+        refreshed: list[bool] = []
+        shared.publish(new.metrics.registry)  # the next publication waits for the interval
+        shared.soon(new.metrics.registry, lambda: refreshed.append(True))
+        await old.retire(1.0)
+        for _ in range(200):
+            if refreshed:
+                break
+            await asyncio.sleep(0.01)
+        assert refreshed == [True]
+        await new.aclose()
+
+    run(main())
+
+
+def test_per_worker_deployment_gauges_count_workers_and_add_in_flight() -> None:
+    """Each worker has its own breakers: merged, a state reads how many live workers are in it
+    (a split shows as a split, not as two states that are each "the" state)."""
+    def worker(state: str, in_flight: int) -> list[Any]:
+        metrics = GatewayMetrics("t")
+        metrics.refresh({}, 0, {"p/m": {"provider": "p", "breaker": {"state": state},
+                                        "in_flight": in_flight}})
+        return metrics.registry.snapshot()
+
+    merged = merge([(worker("closed", 2), True), (worker("open", 0), True),
+                    (worker("closed", 1), True), (worker("half_open", 5), False)])
+    out = {}
+    for family in text_string_to_metric_families(merged.render().decode()):
+        for sample in family.samples:
+            if sample.name.startswith("modelmux_deployment_"):
+                out[(sample.name, sample.labels.get("state", ""))] = sample.value
+    assert out == {("modelmux_deployment_state", "closed"): 2,
+                   ("modelmux_deployment_state", "open"): 1,
+                   ("modelmux_deployment_state", "half_open"): 0,
+                   ("modelmux_deployment_in_flight", ""): 3}

@@ -28,6 +28,8 @@ from tests.observability.helpers import (
     chat_body,
     gateway,
     request,
+    scrape,
+    value,
 )
 
 CLIENT_TRACE = "4bf92f3577b34da6a3ce929d0e0e4736"
@@ -248,3 +250,66 @@ def test_a_stream_cut_mid_way_is_a_failed_call(run: Runner, collector: Collector
         assert chat.attributes["error.type"] == attempt.attributes["error.type"]
         assert chat.attributes["error.type"].startswith("upstream_")
     run(main())
+
+
+def _count_watcher_work(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """What the watcher and the chat route work out per call, by name, as they do it."""
+    from modelmux.api import chat
+    from modelmux.observability import calls, otel
+
+    work: list[str] = []
+
+    def counted(name: str, real: Any) -> Any:
+        def wrapper(*args: Any) -> Any:
+            work.append(name)
+            return real(*args)
+        return wrapper
+
+    class CountedReader(calls.StreamReader):
+        __slots__ = ()
+
+        def feed(self, piece: bytes) -> None:
+            work.append("chunk")
+            super().feed(piece)
+
+    monkeypatch.setattr(calls, "request_attributes", counted("request", calls.request_attributes))
+    monkeypatch.setattr(calls, "read_answer", counted("answer", calls.read_answer))
+    monkeypatch.setattr(chat, "usage_of", counted("chat usage", chat.usage_of))
+    monkeypatch.setattr(calls, "StreamReader", CountedReader)
+    monkeypatch.setattr(otel, "status_of", counted("server span", otel.status_of))
+    return work
+
+
+def test_an_unsampled_call_is_not_worked_on_but_still_propagated(
+        run: Runner, collector: Collector, monkeypatch: pytest.MonkeyPatch) -> None:
+    work = _count_watcher_work(monkeypatch)
+
+    async def main() -> None:
+        async with traced(collector, sample_ratio=0.0) as (port, openai, _):
+            for stream in (False, True):
+                status, _, _ = await request(port, "POST", "/v1/chat/completions",
+                                             chat_body("gpt-x", stream=stream))
+                assert status == 200
+        assert len(openai.seen) == 2
+        for seen in openai.seen:
+            assert int(seen["traceparent"].rsplit("-", 1)[1], 16) & 1 == 0
+
+    run(main())
+    assert work == ["chat usage"]  # the JSON answer's usage, for metrics; nothing for the span
+
+
+def test_a_traced_json_answer_is_decoded_once(run: Runner, collector: Collector,
+                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    work = _count_watcher_work(monkeypatch)
+
+    async def main() -> None:
+        async with traced(collector) as (port, _, _):
+            status, _, _ = await request(port, "POST", "/v1/chat/completions",
+                                         chat_body("gpt-x", stream=False))
+            assert status == 200
+            samples = await scrape(port)
+        assert value(samples, "modelmux_tokens_total", type="input") == ANSWER.prompt_tokens
+
+    run(main())
+    # the chat route reuses the usage the watcher read
+    assert [name for name in work if name != "server span"] == ["request", "answer"]
