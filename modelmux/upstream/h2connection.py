@@ -294,7 +294,11 @@ class HTTP2Connection(asyncio.Protocol):
                         self._flush()
                         if body:
                             chunks = [body] if isinstance(body, bytes) else body
-                            await self._send_body(stream, chunks)
+                            stream.sending = True
+                            try:
+                                await self._send_body(stream, chunks)
+                            finally:
+                                stream.sending = False
                     await stream.head
         except BaseException:
             self.close_stream(stream, reset=True)
@@ -314,19 +318,20 @@ class HTTP2Connection(asyncio.Protocol):
         async for chunk in each():
             view = memoryview(chunk)
             while view:
-                self._check(stream)
+                if self._answered(stream):
+                    return
                 room = min(self._h2.local_flow_control_window(stream.sid),
                            self._h2.max_outbound_frame_size, len(view))
                 if room <= 0 or self._writing_paused:
-                    self._changed.clear()
+                    self._changed.clear()  # set by window, writability and this stream's events
                     await self._changed.wait()
                     continue
                 self._h2.send_data(stream.sid, bytes(view[:room]))
                 self._flush()
                 view = view[room:]
-        self._check(stream)
-        self._h2.end_stream(stream.sid)
-        self._flush()
+        if not self._answered(stream):
+            self._h2.end_stream(stream.sid)
+            self._flush()
 
     def _fits(self, sid: int, size: int) -> bool:
         """``size`` body bytes can go out at once, in one DATA frame."""
@@ -334,11 +339,19 @@ class HTTP2Connection(asyncio.Protocol):
                 and size <= min(self._h2.outbound_flow_control_window,
                                 self._h2.remote_settings.initial_window_size))
 
-    def _check(self, stream: H2Stream) -> None:
+    def _answered(self, stream: H2Stream) -> bool:
+        """Has the whole response arrived while the request body is still going out?
+
+        RFC 9113 section 8.1: the client then stops sending (RST_STREAM(CANCEL), unless the
+        peer reset the stream already) and uses the response. Raises the stream's error.
+        """
         if stream.error is not None:
             raise stream.error
-        if stream.head.done() and stream.ended:
-            raise UpstreamClosed(f"{self.label}: response ended before the request body")
+        if not stream.ended:
+            return False
+        self._reset(stream.sid, ErrorCodes.CANCEL)
+        self._flush()
+        return True
 
     async def ping(self, timeout: float | None = None) -> None:
         """Send a PING and wait for its ACK (a keep-alive / liveness probe)."""
@@ -385,10 +398,7 @@ class HTTP2Connection(asyncio.Protocol):
         self._streams.pop(stream.sid, None)
         if not self._closed:
             if reset:
-                try:
-                    self._h2.reset_stream(stream.sid, ErrorCodes.CANCEL)
-                except h2.exceptions.StreamClosedError:
-                    pass
+                self._reset(stream.sid, ErrorCodes.CANCEL)
             if unread:
                 self._h2.acknowledge_received_data(unread, stream.sid)
             self._flush()
@@ -396,6 +406,13 @@ class HTTP2Connection(asyncio.Protocol):
         self._on_stream_gone()
 
     # -- internals ---------------------------------------------------------------------------
+    def _reset(self, sid: int, code: ErrorCodes) -> None:
+        """RST_STREAM unless h2 has closed the stream already or never opened it."""
+        try:
+            self._h2.reset_stream(sid, code)
+        except h2.exceptions.ProtocolError:
+            pass
+
     def _on_event(self, event: h2.events.Event) -> None:
         sid = getattr(event, "stream_id", None)
         stream = self._streams.get(sid) if sid else None
@@ -407,6 +424,7 @@ class HTTP2Connection(asyncio.Protocol):
                     stream.headers.append((bytes(name), bytes(value)))
             if not stream.head.done():
                 stream.head.set_result(None)
+            self._changed.set()  # a request body waiting for window learns of the answer
         elif isinstance(event, h2.events.DataReceived):
             flow = event.flow_controlled_length or 0
             if stream is None:
@@ -420,9 +438,9 @@ class HTTP2Connection(asyncio.Protocol):
         elif isinstance(event, h2.events.StreamEnded) and stream is not None:
             stream.ended = True
             stream.changed.set()
+            self._changed.set()
         elif isinstance(event, h2.events.StreamReset) and stream is not None:
-            cls = StreamRefused if event.error_code == ErrorCodes.REFUSED_STREAM else UpstreamClosed
-            stream.fail(cls(f"{self.label}: stream {stream.sid} reset ({event.error_code!r})"))
+            self._on_reset(stream, event.error_code)
         elif isinstance(event, (h2.events.RemoteSettingsChanged, h2.events.SettingsAcknowledged)):
             self._handshake.add(type(event))  # ready once the peer sent and acked SETTINGS
             if len(self._handshake) == 2 and self._settings_seen and not self._settings_seen.done():
@@ -450,6 +468,19 @@ class HTTP2Connection(asyncio.Protocol):
             self._changed.set()
             self._notify()
             self._on_stream_gone()
+
+    def _on_reset(self, stream: H2Stream, code: ErrorCodes | int | None) -> None:
+        """RST_STREAM from the peer: NO_ERROR after the head, while the request body is still
+        going out, asks us to stop sending and keep the response (RFC 9113 section 8.1);
+        after a complete response it changes nothing; anything else fails the stream."""
+        if code == ErrorCodes.NO_ERROR and stream.sending and stream.head.done() \
+                and not stream.head.exception():
+            stream.ended = True  # what arrived is the response
+            stream.changed.set()
+        else:
+            cls = StreamRefused if code == ErrorCodes.REFUSED_STREAM else UpstreamClosed
+            stream.fail(cls(f"{self.label}: stream {stream.sid} reset ({code!r})"))
+        self._changed.set()
 
     def _on_stream_gone(self) -> None:
         if self.active_streams:
