@@ -109,7 +109,6 @@ class HTTP2Connection(asyncio.Protocol):
         self._closed = False
         self._lost_exc: BaseException | None = None
         self._expires_at: float | None = None
-        self._pings: dict[bytes, asyncio.Future[None]] = {}
         self._closed_fut: asyncio.Future[None] | None = None
         self._early: list[bytes] | None = []  # bytes received before our preface went out
 
@@ -353,17 +352,6 @@ class HTTP2Connection(asyncio.Protocol):
         self._flush()
         return True
 
-    async def ping(self, timeout: float | None = None) -> None:
-        """Send a PING and wait for its ACK (a keep-alive / liveness probe)."""
-        payload = os.urandom(8)
-        fut = asyncio.get_running_loop().create_future()
-        self._pings[payload] = fut
-        self._h2.ping(payload)
-        self._flush()
-        with map_errors("read", self.label):
-            async with asyncio.timeout(timeout):
-                await fut
-
     def _schedule_ping(self) -> None:
         if self._ping_interval is not None and not self._closed:
             loop = asyncio.get_running_loop()
@@ -453,9 +441,6 @@ class HTTP2Connection(asyncio.Protocol):
             data = bytes(event.ping_data or b"")
             if data == self._ping_unanswered:
                 self._ping_unanswered = None
-            fut = self._pings.pop(data, None)
-            if fut is not None and not fut.done():
-                fut.set_result(None)
         elif isinstance(event, h2.events.ConnectionTerminated):
             self._goaway = True
             last = event.last_stream_id or 0
@@ -518,8 +503,4 @@ class HTTP2Connection(asyncio.Protocol):
             self._settings_seen.exception()
         for stream in list(self._streams.values()):
             stream.fail(exc)
-        for fut in self._pings.values():
-            if not fut.done():
-                fut.set_exception(exc)
-                fut.exception()
         self._changed.set()
