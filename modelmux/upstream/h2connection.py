@@ -279,7 +279,7 @@ class HTTP2Connection(asyncio.Protocol):
         self._streams[sid] = stream
         self._expires_at = None
         fields = [(b":method", method), (b":scheme", self.origin.scheme.encode()),
-                  (b":authority", self.origin.authority.encode()), (b":path", target)]
+                  (b":authority", self.origin.authority_bytes), (b":path", target)]
         fields += [(k.lower(), v) for k, v in headers if _h2_field(k.lower(), v)]
         try:
             with map_errors("first_byte", self.label):

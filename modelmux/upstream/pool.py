@@ -66,17 +66,10 @@ def request_headers(method: bytes, headers: Headers, origin: Origin, body: bytes
             has_host = True
         elif lname == b"content-length" or lname == b"transfer-encoding":
             has_length = True
-    out = list(headers) if has_host else [(b"host", _ascii(origin.authority)), *headers]
+    out = list(headers) if has_host else [(b"host", origin.authority_bytes), *headers]
     if not has_length and (body or method.upper() in _BODY_METHODS):
         out.append((b"content-length", b"%d" % len(body)))
     return out
-
-
-def _ascii(text: str) -> bytes:
-    try:
-        return text.encode("ascii")
-    except UnicodeEncodeError:
-        return text.encode("idna")
 
 
 class _OriginPool:

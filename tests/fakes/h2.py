@@ -132,6 +132,7 @@ class _Conn:
                           {k: v for k, v in head.items() if not k.startswith(":")},
                           bytes(stream.body))
         self.requests += 1
+        self.fake.authorities.append(head.get(":authority", ""))
         self.fake.app.requests.append(request)
         self.fake.notify()
         if self.fake.gate is not None:
@@ -216,6 +217,7 @@ class H2Fake:
         self.peak_streams = 0
         self.resets = 0
         self.pings = 0
+        self.authorities: list[str] = []  # :authority of each request answered
         self.port = 0
         self._alpn = list(alpn)
         self._tls_dir = tls

@@ -85,3 +85,16 @@ def test_a_lowered_stream_limit_between_claim_and_send_is_a_refused_stream(loop:
             await conn.aclose()
 
     run(loop, main())
+
+
+def test_a_non_ascii_authority_goes_out_as_idna() -> None:
+    async def main() -> None:
+        async with H2Fake(FakeOpenAI()) as fake:
+            conn = await open_conn(fake)
+            conn.origin = Origin("http", "bücher.test", fake.port)  # the name requests carry
+            async with await conn.handle_request(b"GET", b"/v1/models", [], b"", T) as stream:
+                await stream.read()
+            assert fake.authorities == [f"xn--bcher-kva.test:{fake.port}"]
+            await conn.aclose()
+
+    run("asyncio", main())
