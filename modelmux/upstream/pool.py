@@ -313,13 +313,13 @@ class ConnectionPool:
         conn: Connection | None = None
         try:
             with map_errors("connect", str(origin)):
-                if op.http2 is None:  # https, ALPN decides
+                if op.http2 is None:  # https, ALPN decides; one deadline for TLS and SETTINGS
                     async with asyncio.timeout(t.connect):
                         handover = await open_tls(origin, self._context(_ALPN[None]))
-                    if handover.alpn == "h2":
-                        conn = self._new_h2(op)
-                        await conn.connect(t.connect, handover)
-                    else:
+                        if handover.alpn == "h2":
+                            conn = self._new_h2(op)
+                            await conn.connect(None, handover)
+                    if conn is None:
                         conn = self._new_connection(origin, context=self._context(_ALPN[False]))
                         conn.adopt(handover)
                 else:

@@ -16,6 +16,7 @@ from modelmux.upstream import (
     Origin,
     Timeouts,
     UpstreamConnectError,
+    UpstreamTimeout,
     UpstreamTLSError,
 )
 from modelmux.upstream.dial import open_tls
@@ -248,5 +249,29 @@ def test_connection_specific_headers_are_not_sent_as_http2_fields() -> None:
             seen = fake.app.requests[-1].headers
             assert seen["x-custom"] == "v" and seen["content-type"] == "application/json"
             assert not {"connection", "te", "keep-alive", "host"} & set(seen)
+
+    run("asyncio", main())
+
+
+def test_tls_and_the_http2_handshake_share_one_connect_timeout(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """TLS takes 0.3 s and the SETTINGS exchange until 0.6 s: each fits in connect=0.5 on its
+    own, both together do not."""
+
+    async def slow_tls(*args: object, **kw: object) -> object:
+        await asyncio.sleep(0.3)
+        return await open_tls(*args, **kw)  # type: ignore[arg-type]
+
+    async def main() -> None:
+        monkeypatch.setattr("modelmux.upstream.pool.open_tls", slow_tls)
+        async with H2Fake(FakeOpenAI(), tls=tmp_path) as fake:
+            fake.frozen = asyncio.Event()  # our SETTINGS go unacknowledged until it is set
+            asyncio.get_running_loop().call_later(0.6, fake.frozen.set)
+            timeouts = Timeouts(connect=0.5, first_byte=5, read=5, pool=5)
+            async with ConnectionPool(ssl_context_factory=fake.client_context) as pool:
+                url = fake.base_url + "/v1/chat/completions"
+                with pytest.raises(UpstreamTimeout) as caught:
+                    await pool.request(b"POST", url, JSON, BODY, timeouts)
+                assert caught.value.phase == "connect"
 
     run("asyncio", main())
