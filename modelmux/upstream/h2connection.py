@@ -22,6 +22,7 @@ import h2.exceptions
 from h2.errors import ErrorCodes
 from h2.settings import SettingCodes, Settings
 
+from modelmux.codec.h2fields import h2_fields
 from modelmux.upstream.connection import Headers, Origin
 from modelmux.upstream.dial import Handover
 from modelmux.upstream.errors import (
@@ -38,17 +39,6 @@ __all__ = ["H2Stream", "HTTP2Connection", "StreamRefused"]
 
 STREAM_WINDOW = 256 * 1024  # per-stream receive window: bounds the unread bytes of one response
 CONNECTION_WINDOW = 16 * 1024 * 1024
-
-
-_CONNECTION_SPECIFIC = frozenset({b"host", b"connection", b"transfer-encoding", b"keep-alive",
-                                  b"upgrade", b"proxy-connection"})
-
-
-def _h2_field(name: bytes, value: bytes) -> bool:
-    """May this (lower-case) HTTP/1.1 header go out as an HTTP/2 field (RFC 9113 8.2.2)?"""
-    if name == b"te":
-        return value.strip().lower() == b"trailers"
-    return name not in _CONNECTION_SPECIFIC
 
 
 class _ClientH2(h2.connection.H2Connection):
@@ -280,7 +270,7 @@ class HTTP2Connection(asyncio.Protocol):
         self._expires_at = None
         fields = [(b":method", method), (b":scheme", self.origin.scheme.encode()),
                   (b":authority", self.origin.authority_bytes), (b":path", target)]
-        fields += [(k.lower(), v) for k, v in headers if _h2_field(k.lower(), v)]
+        fields += h2_fields(headers, request=True)
         try:
             with map_errors("first_byte", self.label):
                 async with asyncio.timeout(timeouts.first_byte):
