@@ -34,7 +34,7 @@ def test_a_response_under_way_at_the_hand_over_keeps_its_connection_for_one_more
             writer.write(b"GET /slow HTTP/1.1\r\nHost: t\r\n\r\n")
             await asyncio.wait_for(started.wait(), DEADLINE)
             draining = asyncio.ensure_future(server.shutdown(handover=True))
-            await asyncio.sleep(0.05)
+            await until(lambda: server.handover_grace is not None)  # retire() has run
             release.set()
             status, headers, body = await read_response(reader)
             assert status == 200 and body == b"part" and "connection" not in headers

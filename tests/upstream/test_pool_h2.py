@@ -162,14 +162,38 @@ def test_cancelling_one_stream_resets_only_that_stream(loop: str) -> None:
     run(loop, main())
 
 
+def only_h2(pool: ConnectionPool) -> HTTP2Connection:
+    """The pool's one HTTP/2 connection, whose keep-alive ticks a test drives itself."""
+    (conn,) = [c for op in pool._origins.values() for c in op.connections]
+    assert isinstance(conn, HTTP2Connection)
+    return conn
+
+
 @on_loops
-def test_ping_keepalive(loop: str) -> None:
+def test_ping_keepalive_timer_sends_pings(loop: str) -> None:
     async def main() -> None:
         async with H2Fake(FakeOpenAI()) as fake, ConnectionPool(ping_interval=0.02) as pool:
             await chat(pool, fake)
-            await fake.wait_for(lambda: fake.pings >= 3)
+            await fake.wait_for(lambda: fake.pings >= 2)
+
+    run(loop, main())
+
+
+@on_loops
+def test_answered_pings_keep_the_connection(loop: str) -> None:
+    """Each tick is driven by hand (the interval is an hour): a loop stall on a busy machine
+    cannot make an answered PING look unanswered."""
+
+    async def main() -> None:
+        async with H2Fake(FakeOpenAI()) as fake, ConnectionPool(ping_interval=3600) as pool:
             await chat(pool, fake)
-            assert fake.connections == 1
+            conn = only_h2(pool)
+            for n in range(1, 4):
+                conn._keepalive()
+                await fake.wait_for(lambda n=n: fake.pings == n)  # type: ignore[misc]
+                await until(lambda: conn._ping_unanswered is None)  # the ACK is in
+            await chat(pool, fake)
+            assert fake.connections == 1 and not conn.is_closed()
 
     run(loop, main())
 
@@ -177,9 +201,14 @@ def test_ping_keepalive(loop: str) -> None:
 @on_loops
 def test_unanswered_ping_closes_the_connection_and_the_next_request_reconnects(loop: str) -> None:
     async def main() -> None:
-        async with H2Fake(FakeOpenAI()) as fake, ConnectionPool(ping_interval=0.02) as pool:
+        async with H2Fake(FakeOpenAI()) as fake, ConnectionPool(ping_interval=3600) as pool:
             await chat(pool, fake)
+            conn = only_h2(pool)
             fake.frozen = asyncio.Event()
+            conn._keepalive()  # PING; the frozen fake never answers it
+            assert not conn.is_closed()
+            conn._keepalive()  # the next tick finds it unanswered
+            assert conn.is_closed()
             key = f"http://127.0.0.1:{fake.port}"
             await until(lambda: pool.stats().get(key, {}).get("total", 0) == 0)
             fake.frozen.set()
