@@ -7,7 +7,8 @@ reading (PINGs go unanswered), ``goaway`` starts a drain.
 Replies honour ``Reply.events`` (one DATA frame each), ``reset_after`` (RST_STREAM) and
 ``hold_after``/``stall`` (hold until the client resets the stream or leaves). ``early`` answers
 as soon as a request's head arrives, granting no window for its body ("end"; "reset" then also
-sends RST_STREAM(NO_ERROR), RFC 9113 section 8.1); ``lower_max_streams`` changes SETTINGS.
+sends RST_STREAM(NO_ERROR), RFC 9113 section 8.1; "head" sends only the response head, then
+RST_STREAM(NO_ERROR)); ``lower_max_streams`` changes SETTINGS.
 """
 
 from __future__ import annotations
@@ -146,8 +147,11 @@ class _Conn:
             await stream.reset.wait()
             return
         try:
-            await self.send(sid, reply, stream)
-            if sid in self.early and self.fake.early == "reset":
+            if sid in self.early and self.fake.early == "head":
+                self.h2.send_headers(sid, [(b":status", str(reply.status).encode())])
+            else:
+                await self.send(sid, reply, stream)
+            if sid in self.early and self.fake.early != "end":
                 self.h2.reset_stream(sid, ErrorCodes.NO_ERROR)
         except (h2.exceptions.StreamClosedError, KeyError):
             pass  # the client reset the stream meanwhile
@@ -210,7 +214,7 @@ class H2Fake:
         self.app = app
         self.max_streams = max_streams
         self.gate: asyncio.Event | None = None
-        self.early: Literal["end", "reset"] | None = None
+        self.early: Literal["end", "reset", "head"] | None = None
         self.frozen: asyncio.Event | None = None  # while set to an unset Event, read nothing
         self.connections = 0  # HTTP/2 connections
         self.h1_connections = 0  # TLS connections where ALPN chose HTTP/1.1 (or nothing)
