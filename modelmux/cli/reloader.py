@@ -108,6 +108,7 @@ class Reloader:
         if context is not None and self.server.tls is not None:
             self.server.tls.replace(context)
         self.server.limits = loaded.config.server.limits()
+        self.server.http2 = loaded.config.server.http2.settings()  # read per new connection
         self.server.handler = app
         self.app = app
         task = asyncio.get_running_loop().create_task(old.retire(old.config.server.drain_timeout))
@@ -119,6 +120,8 @@ class Reloader:
         summary = f"reloaded: {len(lines)} setting(s) changed" if lines else "reloaded: no changes"
         if context is not None and self.server.tls is not None:
             summary += "; TLS certificate loaded again for new connections"
+        if any(line.startswith("server.http2.") for line in lines):
+            summary += "; HTTP/2 settings apply to new connections"
         log.info("%s", summary)
         for line in lines:
             log.info("  %s", line)

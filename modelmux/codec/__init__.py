@@ -1,1 +1,1 @@
-"""Wire codecs: SSE (native twin and pure twin behind one face); more framings later."""
+"""Wire codecs: SSE (native twin and pure twin behind one face), outgoing HTTP/2 fields."""

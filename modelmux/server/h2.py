@@ -392,10 +392,9 @@ class H2Protocol(asyncio.Protocol):
         """GOAWAY; once idle, close after ``grace`` seconds. Streams the client opened before it
         saw the GOAWAY are refused meanwhile (RFC 9113 section 6.8: safe for it to retry
         elsewhere) instead of meeting a closed socket, which could also lose the GOAWAY."""
-        self._timer = None
+        self._disarm()  # a retire timer still pending when the last stream ended
         self._goaway(ErrorCodes.NO_ERROR)
         if not self.streams and not self.closed:
-            self._disarm()
             self._timer = self.loop.call_later(grace, self._close)
 
     def abort(self) -> None:

@@ -19,15 +19,12 @@ from h2.errors import ErrorCodes
 from h2.stream import StreamClosedBy
 from hyperframe.frame import Frame, RstStreamFrame
 
+from modelmux.codec.h2fields import h2_fields
 from modelmux.server.exchange import ClientDisconnected, Exchange, Headers
 from modelmux.server.h1 import _date
 
 if TYPE_CHECKING:
     from modelmux.server.h2 import H2Protocol
-
-_HOP_BY_HOP = frozenset({b"connection", b"keep-alive", b"proxy-connection", b"transfer-encoding",
-                         b"upgrade", b"te"})
-
 
 class H2Settings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     """What the server advertises in SETTINGS, and the per-second flood budgets."""
@@ -140,7 +137,7 @@ class H2Stream:
         if self.closed:
             raise ClientDisconnected()
         out = [(b":status", str(status).encode()), (b"server", b"modelmux"), (b"date", _date.get())]
-        out += [(k.lower(), v) for k, v in headers if k.lower() not in _HOP_BY_HOP]
+        out += h2_fields(headers, request=False)
         self.proto.conn.send_headers(self.sid, out, end_stream=end and not body)
         if end and body:
             self.pending += body

@@ -44,6 +44,15 @@ class Origin(NamedTuple):
         default = 443 if self.scheme == "https" else 80
         return host if self.port == default else f"{host}:{self.port}"
 
+    @property
+    def authority_bytes(self) -> bytes:
+        """``authority`` as it goes on the wire (Host, :authority): IDNA for a non-ASCII name."""
+        text = self.authority
+        try:
+            return text.encode("ascii")
+        except UnicodeEncodeError:
+            return text.encode("idna")
+
     def __str__(self) -> str:
         host = f"[{self.host}]" if ":" in self.host else self.host
         return f"{self.scheme}://{host}:{self.port}"

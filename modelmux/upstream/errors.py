@@ -2,7 +2,7 @@
 
 Connect, TLS, protocol and mid-response close errors are 502s (``UpstreamError`` family, one code
 each); timeouts are 504s (``modelmux.errors.UpstreamTimeout`` family) tagged with the phase that
-ran out. ``map_errors`` translates OSError/ssl/h11/TimeoutError where the library calls out.
+ran out. ``map_errors`` translates OSError/ssl/h11/h2/TimeoutError where the library calls out.
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ from contextlib import contextmanager
 from typing import Literal
 
 import h11
+import h2.exceptions
 
 from modelmux import errors
 
@@ -50,6 +51,13 @@ class UpstreamClosed(errors.UpstreamError):
     code = "upstream_closed"
 
 
+class StreamRefused(UpstreamClosed):
+    """The peer refused the stream (GOAWAY past it, REFUSED_STREAM, or its stream limit was lowered
+    before ours opened): nothing of it was processed, so it is safe to retry elsewhere."""
+
+    code = "upstream_stream_refused"
+
+
 class UpstreamTimeout(errors.UpstreamTimeout):
     """A timeout ran out; ``phase`` says which: connect, first_byte, read or pool."""
 
@@ -64,7 +72,8 @@ def map_errors(phase: Phase, origin: str) -> Iterator[None]:
 
     Raises:
         UpstreamTimeout, UpstreamTLSError, UpstreamConnectError, UpstreamProtocolError,
-        UpstreamClosed: in place of TimeoutError, ssl.SSLError, OSError or h11 errors.
+        UpstreamClosed, StreamRefused: in place of TimeoutError, ssl.SSLError, OSError, h11 or
+        h2 errors.
     """
     try:
         yield
@@ -84,6 +93,10 @@ def map_errors(phase: Phase, origin: str) -> Iterator[None]:
         raise UpstreamProtocolError(f"{origin}: malformed response: {exc}") from exc
     except h11.LocalProtocolError as exc:
         raise UpstreamProtocolError(f"{origin}: request cannot be sent: {exc}") from exc
+    except h2.exceptions.TooManyStreamsError as exc:  # the peer lowered its limit meanwhile
+        raise StreamRefused(f"{origin}: no stream available: {exc}") from exc
+    except h2.exceptions.ProtocolError as exc:
+        raise UpstreamProtocolError(f"{origin}: HTTP/2 protocol error: {exc}") from exc
     except OSError as exc:
         if phase == "connect":
             raise UpstreamConnectError(f"{origin}: cannot connect: {exc}") from exc

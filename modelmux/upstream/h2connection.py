@@ -22,6 +22,7 @@ import h2.exceptions
 from h2.errors import ErrorCodes
 from h2.settings import SettingCodes, Settings
 
+from modelmux.codec.h2fields import h2_fields
 from modelmux.upstream.connection import Headers, Origin
 from modelmux.upstream.dial import Handover
 from modelmux.upstream.errors import (
@@ -38,17 +39,6 @@ __all__ = ["H2Stream", "HTTP2Connection", "StreamRefused"]
 
 STREAM_WINDOW = 256 * 1024  # per-stream receive window: bounds the unread bytes of one response
 CONNECTION_WINDOW = 16 * 1024 * 1024
-
-
-_CONNECTION_SPECIFIC = frozenset({b"host", b"connection", b"transfer-encoding", b"keep-alive",
-                                  b"upgrade", b"proxy-connection"})
-
-
-def _h2_field(name: bytes, value: bytes) -> bool:
-    """May this (lower-case) HTTP/1.1 header go out as an HTTP/2 field (RFC 9113 8.2.2)?"""
-    if name == b"te":
-        return value.strip().lower() == b"trailers"
-    return name not in _CONNECTION_SPECIFIC
 
 
 class _ClientH2(h2.connection.H2Connection):
@@ -109,7 +99,6 @@ class HTTP2Connection(asyncio.Protocol):
         self._closed = False
         self._lost_exc: BaseException | None = None
         self._expires_at: float | None = None
-        self._pings: dict[bytes, asyncio.Future[None]] = {}
         self._closed_fut: asyncio.Future[None] | None = None
         self._early: list[bytes] | None = []  # bytes received before our preface went out
 
@@ -280,8 +269,8 @@ class HTTP2Connection(asyncio.Protocol):
         self._streams[sid] = stream
         self._expires_at = None
         fields = [(b":method", method), (b":scheme", self.origin.scheme.encode()),
-                  (b":authority", self.origin.authority.encode()), (b":path", target)]
-        fields += [(k.lower(), v) for k, v in headers if _h2_field(k.lower(), v)]
+                  (b":authority", self.origin.authority_bytes), (b":path", target)]
+        fields += h2_fields(headers, request=True)
         try:
             with map_errors("first_byte", self.label):
                 async with asyncio.timeout(timeouts.first_byte):
@@ -294,7 +283,11 @@ class HTTP2Connection(asyncio.Protocol):
                         self._flush()
                         if body:
                             chunks = [body] if isinstance(body, bytes) else body
-                            await self._send_body(stream, chunks)
+                            stream.sending = True
+                            try:
+                                await self._send_body(stream, chunks)
+                            finally:
+                                stream.sending = False
                     await stream.head
         except BaseException:
             self.close_stream(stream, reset=True)
@@ -314,19 +307,20 @@ class HTTP2Connection(asyncio.Protocol):
         async for chunk in each():
             view = memoryview(chunk)
             while view:
-                self._check(stream)
+                if self._answered(stream):
+                    return
                 room = min(self._h2.local_flow_control_window(stream.sid),
                            self._h2.max_outbound_frame_size, len(view))
                 if room <= 0 or self._writing_paused:
-                    self._changed.clear()
+                    self._changed.clear()  # set by window, writability and this stream's events
                     await self._changed.wait()
                     continue
                 self._h2.send_data(stream.sid, bytes(view[:room]))
                 self._flush()
                 view = view[room:]
-        self._check(stream)
-        self._h2.end_stream(stream.sid)
-        self._flush()
+        if not self._answered(stream):
+            self._h2.end_stream(stream.sid)
+            self._flush()
 
     def _fits(self, sid: int, size: int) -> bool:
         """``size`` body bytes can go out at once, in one DATA frame."""
@@ -334,22 +328,19 @@ class HTTP2Connection(asyncio.Protocol):
                 and size <= min(self._h2.outbound_flow_control_window,
                                 self._h2.remote_settings.initial_window_size))
 
-    def _check(self, stream: H2Stream) -> None:
+    def _answered(self, stream: H2Stream) -> bool:
+        """Has the whole response arrived while the request body is still going out?
+
+        RFC 9113 section 8.1: the client then stops sending (RST_STREAM(CANCEL), unless the
+        peer reset the stream already) and uses the response. Raises the stream's error.
+        """
         if stream.error is not None:
             raise stream.error
-        if stream.head.done() and stream.ended:
-            raise UpstreamClosed(f"{self.label}: response ended before the request body")
-
-    async def ping(self, timeout: float | None = None) -> None:
-        """Send a PING and wait for its ACK (a keep-alive / liveness probe)."""
-        payload = os.urandom(8)
-        fut = asyncio.get_running_loop().create_future()
-        self._pings[payload] = fut
-        self._h2.ping(payload)
+        if not stream.ended:
+            return False
+        self._reset(stream.sid, ErrorCodes.CANCEL)
         self._flush()
-        with map_errors("read", self.label):
-            async with asyncio.timeout(timeout):
-                await fut
+        return True
 
     def _schedule_ping(self) -> None:
         if self._ping_interval is not None and not self._closed:
@@ -385,10 +376,7 @@ class HTTP2Connection(asyncio.Protocol):
         self._streams.pop(stream.sid, None)
         if not self._closed:
             if reset:
-                try:
-                    self._h2.reset_stream(stream.sid, ErrorCodes.CANCEL)
-                except h2.exceptions.StreamClosedError:
-                    pass
+                self._reset(stream.sid, ErrorCodes.CANCEL)
             if unread:
                 self._h2.acknowledge_received_data(unread, stream.sid)
             self._flush()
@@ -396,6 +384,13 @@ class HTTP2Connection(asyncio.Protocol):
         self._on_stream_gone()
 
     # -- internals ---------------------------------------------------------------------------
+    def _reset(self, sid: int, code: ErrorCodes) -> None:
+        """RST_STREAM unless h2 has closed the stream already or never opened it."""
+        try:
+            self._h2.reset_stream(sid, code)
+        except h2.exceptions.ProtocolError:
+            pass
+
     def _on_event(self, event: h2.events.Event) -> None:
         sid = getattr(event, "stream_id", None)
         stream = self._streams.get(sid) if sid else None
@@ -407,6 +402,7 @@ class HTTP2Connection(asyncio.Protocol):
                     stream.headers.append((bytes(name), bytes(value)))
             if not stream.head.done():
                 stream.head.set_result(None)
+            self._changed.set()  # a request body waiting for window learns of the answer
         elif isinstance(event, h2.events.DataReceived):
             flow = event.flow_controlled_length or 0
             if stream is None:
@@ -420,9 +416,9 @@ class HTTP2Connection(asyncio.Protocol):
         elif isinstance(event, h2.events.StreamEnded) and stream is not None:
             stream.ended = True
             stream.changed.set()
+            self._changed.set()
         elif isinstance(event, h2.events.StreamReset) and stream is not None:
-            cls = StreamRefused if event.error_code == ErrorCodes.REFUSED_STREAM else UpstreamClosed
-            stream.fail(cls(f"{self.label}: stream {stream.sid} reset ({event.error_code!r})"))
+            self._on_reset(stream, event.error_code)
         elif isinstance(event, (h2.events.RemoteSettingsChanged, h2.events.SettingsAcknowledged)):
             self._handshake.add(type(event))  # ready once the peer sent and acked SETTINGS
             if len(self._handshake) == 2 and self._settings_seen and not self._settings_seen.done():
@@ -435,9 +431,6 @@ class HTTP2Connection(asyncio.Protocol):
             data = bytes(event.ping_data or b"")
             if data == self._ping_unanswered:
                 self._ping_unanswered = None
-            fut = self._pings.pop(data, None)
-            if fut is not None and not fut.done():
-                fut.set_result(None)
         elif isinstance(event, h2.events.ConnectionTerminated):
             self._goaway = True
             last = event.last_stream_id or 0
@@ -450,6 +443,19 @@ class HTTP2Connection(asyncio.Protocol):
             self._changed.set()
             self._notify()
             self._on_stream_gone()
+
+    def _on_reset(self, stream: H2Stream, code: ErrorCodes | int | None) -> None:
+        """RST_STREAM from the peer: NO_ERROR after the head, while the request body is still
+        going out, asks us to stop sending and keep the response (RFC 9113 section 8.1);
+        after a complete response it changes nothing; anything else fails the stream."""
+        if code == ErrorCodes.NO_ERROR and stream.sending and stream.head.done() \
+                and not stream.head.exception():
+            stream.ended = True  # what arrived is the response
+            stream.changed.set()
+        else:
+            cls = StreamRefused if code == ErrorCodes.REFUSED_STREAM else UpstreamClosed
+            stream.fail(cls(f"{self.label}: stream {stream.sid} reset ({code!r})"))
+        self._changed.set()
 
     def _on_stream_gone(self) -> None:
         if self.active_streams:
@@ -487,8 +493,4 @@ class HTTP2Connection(asyncio.Protocol):
             self._settings_seen.exception()
         for stream in list(self._streams.values()):
             stream.fail(exc)
-        for fut in self._pings.values():
-            if not fut.done():
-                fut.set_exception(exc)
-                fut.exception()
         self._changed.set()

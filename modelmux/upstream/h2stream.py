@@ -13,16 +13,12 @@ from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING
 
 from modelmux.upstream.connection import Headers, Origin, ResponseHead
-from modelmux.upstream.errors import UpstreamClosed, map_errors
+from modelmux.upstream.errors import StreamRefused, UpstreamClosed, map_errors
+
+__all__ = ["H2Stream", "StreamRefused"]
 
 if TYPE_CHECKING:
     from modelmux.upstream.h2connection import HTTP2Connection
-
-
-class StreamRefused(UpstreamClosed):
-    """The peer refused the stream (GOAWAY past it, or REFUSED_STREAM): safe to retry elsewhere."""
-
-    code = "upstream_stream_refused"
 
 
 class H2Stream:
@@ -37,6 +33,7 @@ class H2Stream:
         self.chunks: deque[tuple[bytes, int]] = deque()
         self.buffered = 0  # received, not yet handed to the consumer
         self.ended = False
+        self.sending = False  # the request body is still going out
         self.closed = False
         self.error: BaseException | None = None
         self.changed = asyncio.Event()

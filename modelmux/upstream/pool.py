@@ -66,17 +66,10 @@ def request_headers(method: bytes, headers: Headers, origin: Origin, body: bytes
             has_host = True
         elif lname == b"content-length" or lname == b"transfer-encoding":
             has_length = True
-    out = list(headers) if has_host else [(b"host", _ascii(origin.authority)), *headers]
+    out = list(headers) if has_host else [(b"host", origin.authority_bytes), *headers]
     if not has_length and (body or method.upper() in _BODY_METHODS):
         out.append((b"content-length", b"%d" % len(body)))
     return out
-
-
-def _ascii(text: str) -> bytes:
-    try:
-        return text.encode("ascii")
-    except UnicodeEncodeError:
-        return text.encode("idna")
 
 
 class _OriginPool:
@@ -320,13 +313,13 @@ class ConnectionPool:
         conn: Connection | None = None
         try:
             with map_errors("connect", str(origin)):
-                if op.http2 is None:  # https, ALPN decides
+                if op.http2 is None:  # https, ALPN decides; one deadline for TLS and SETTINGS
                     async with asyncio.timeout(t.connect):
                         handover = await open_tls(origin, self._context(_ALPN[None]))
-                    if handover.alpn == "h2":
-                        conn = self._new_h2(op)
-                        await conn.connect(t.connect, handover)
-                    else:
+                        if handover.alpn == "h2":
+                            conn = self._new_h2(op)
+                            await conn.connect(None, handover)
+                    if conn is None:
                         conn = self._new_connection(origin, context=self._context(_ALPN[False]))
                         conn.adopt(handover)
                 else:

@@ -11,6 +11,9 @@ import subprocess
 import time
 from pathlib import Path
 
+import h2.config
+import h2.connection
+import h2.events
 import openai
 import pytest
 
@@ -163,5 +166,38 @@ def test_reload_replaces_the_tls_certificate_for_new_connections(tmp_path: Path)
         assert rejected.returncode == 1
         assert "server.tls.cert_file" in rejected.stderr and "missing.pem" in rejected.stderr
         assert tls_get(proc, trusts_b) == 200
+    finally:
+        assert proc.stop() == 0
+
+
+def h2_max_streams(proc: ServeProcess) -> int:
+    """SETTINGS_MAX_CONCURRENT_STREAMS a new h2c connection to ``proc`` is told."""
+    conn = h2.connection.H2Connection(h2.config.H2Configuration(client_side=True))
+    conn.initiate_connection()
+    with socket.create_connection((proc.host, proc.port), timeout=10) as sock:
+        sock.sendall(conn.data_to_send())
+        for _ in range(20):  # bounded: the server's SETTINGS come first
+            data = sock.recv(65536)
+            assert data, "closed before SETTINGS"
+            for event in conn.receive_data(data):
+                if isinstance(event, h2.events.RemoteSettingsChanged):
+                    return int(conn.remote_settings.max_concurrent_streams)
+    raise AssertionError("no SETTINGS from the server")
+
+
+def test_reload_applies_server_http2_to_new_connections(tmp_path: Path) -> None:
+    config = tmp_path / "config.toml"
+    control = tmp_path / "run" / "control.sock"
+    config.write_text(BASE + "[server.http2]\nmax_concurrent_streams = 5\n" + mock(["m"]))
+    proc = ServeProcess(["serve", "--config", str(config), "--control-socket", str(control)],
+                        home=tmp_path)
+    try:
+        assert h2_max_streams(proc) == 5
+        config.write_text(BASE + "[server.http2]\nmax_concurrent_streams = 7\n" + mock(["m"]))
+        done = reload(control)
+        assert done.returncode == 0, done.stderr
+        assert "server.http2.max_concurrent_streams: 5 -> 7" in done.stdout
+        assert "HTTP/2 settings apply to new connections" in done.stdout
+        assert h2_max_streams(proc) == 7
     finally:
         assert proc.stop() == 0

@@ -5,17 +5,20 @@ HTTP/1.1, which the wrapped FakeServer then serves itself. Records connections, 
 streams open at once, resets and PINGs received; ``gate`` holds replies, ``frozen`` stops
 reading (PINGs go unanswered), ``goaway`` starts a drain.
 Replies honour ``Reply.events`` (one DATA frame each), ``reset_after`` (RST_STREAM) and
-``hold_after``/``stall`` (hold until the client resets the stream or leaves).
+``hold_after``/``stall`` (hold until the client resets the stream or leaves). ``early`` answers
+as soon as a request's head arrives, granting no window for its body ("end"; "reset" then also
+sends RST_STREAM(NO_ERROR), RFC 9113 section 8.1; "head" sends only the response head, then
+RST_STREAM(NO_ERROR)); ``lower_max_streams`` changes SETTINGS.
 """
 
 from __future__ import annotations
 
 import asyncio
 import ssl
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Coroutine, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Self
+from typing import Any, Literal, Self
 
 import h2.config
 import h2.connection
@@ -51,6 +54,7 @@ class _Conn:
         self.last_stream: int | None = None  # set by GOAWAY: later streams are ignored
         self.tasks: set[asyncio.Task[None]] = set()
         self.requests = 0
+        self.early: set[int] = set()  # streams answered before their body arrived
 
     def flush(self) -> None:
         data = self.h2.data_to_send()
@@ -92,14 +96,19 @@ class _Conn:
             headers = {k.decode(): v.decode("latin-1") for k, v in event.headers or ()}
             self.streams[event.stream_id] = _Stream(headers)
             fake.peak_streams = max(fake.peak_streams, len(self.streams))
+            if fake.early is not None and not event.stream_ended:
+                self.early.add(event.stream_id)
+                self.spawn(self.respond(event.stream_id))
+        elif isinstance(event, h2.events.DataReceived) and event.stream_id in self.early:
+            pass  # answered already; no window update, so the client's stays shut
         elif isinstance(event, h2.events.DataReceived) and event.stream_id in self.streams:
             self.streams[event.stream_id].body += event.data or b""
             self.h2.acknowledge_received_data(event.flow_controlled_length or 0, event.stream_id)
+        elif isinstance(event, h2.events.StreamEnded) and event.stream_id in self.early:
+            pass
         elif isinstance(event, h2.events.StreamEnded) and event.stream_id in self.streams:
             if self.last_stream is None or event.stream_id <= self.last_stream:
-                task = asyncio.create_task(self.respond(event.stream_id))
-                self.tasks.add(task)
-                task.add_done_callback(self.tasks.discard)
+                self.spawn(self.respond(event.stream_id))
         elif isinstance(event, h2.events.StreamReset):
             fake.resets += 1
             stream = self.streams.pop(event.stream_id, None)
@@ -112,6 +121,11 @@ class _Conn:
             fake.pings += 1
             fake.notify()
 
+    def spawn(self, coro: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.create_task(coro)
+        self.tasks.add(task)
+        task.add_done_callback(self.tasks.discard)
+
     async def respond(self, sid: int) -> None:
         stream = self.streams[sid]
         head = stream.headers
@@ -119,6 +133,7 @@ class _Conn:
                           {k: v for k, v in head.items() if not k.startswith(":")},
                           bytes(stream.body))
         self.requests += 1
+        self.fake.authorities.append(head.get(":authority", ""))
         self.fake.app.requests.append(request)
         self.fake.notify()
         if self.fake.gate is not None:
@@ -132,7 +147,12 @@ class _Conn:
             await stream.reset.wait()
             return
         try:
-            await self.send(sid, reply, stream)
+            if sid in self.early and self.fake.early == "head":
+                self.h2.send_headers(sid, [(b":status", str(reply.status).encode())])
+            else:
+                await self.send(sid, reply, stream)
+            if sid in self.early and self.fake.early != "end":
+                self.h2.reset_stream(sid, ErrorCodes.NO_ERROR)
         except (h2.exceptions.StreamClosedError, KeyError):
             pass  # the client reset the stream meanwhile
         self.streams.pop(sid, None)
@@ -194,12 +214,14 @@ class H2Fake:
         self.app = app
         self.max_streams = max_streams
         self.gate: asyncio.Event | None = None
+        self.early: Literal["end", "reset", "head"] | None = None
         self.frozen: asyncio.Event | None = None  # while set to an unset Event, read nothing
         self.connections = 0  # HTTP/2 connections
         self.h1_connections = 0  # TLS connections where ALPN chose HTTP/1.1 (or nothing)
         self.peak_streams = 0
         self.resets = 0
         self.pings = 0
+        self.authorities: list[str] = []  # :authority of each request answered
         self.port = 0
         self._alpn = list(alpn)
         self._tls_dir = tls
@@ -229,6 +251,12 @@ class H2Fake:
         for conn in self._conns:
             if conn.last_stream is None:
                 conn.goaway(refuse_open)
+
+    def lower_max_streams(self, limit: int) -> None:
+        """Send new SETTINGS_MAX_CONCURRENT_STREAMS on every connection."""
+        for conn in self._conns:
+            conn.h2.update_settings({SettingCodes.MAX_CONCURRENT_STREAMS: limit})
+            conn.flush()
 
     async def __aenter__(self) -> Self:
         context = None

@@ -16,6 +16,7 @@ from modelmux.upstream import (
     Origin,
     Timeouts,
     UpstreamConnectError,
+    UpstreamTimeout,
     UpstreamTLSError,
 )
 from modelmux.upstream.dial import open_tls
@@ -161,14 +162,38 @@ def test_cancelling_one_stream_resets_only_that_stream(loop: str) -> None:
     run(loop, main())
 
 
+def only_h2(pool: ConnectionPool) -> HTTP2Connection:
+    """The pool's one HTTP/2 connection, whose keep-alive ticks a test drives itself."""
+    (conn,) = [c for op in pool._origins.values() for c in op.connections]
+    assert isinstance(conn, HTTP2Connection)
+    return conn
+
+
 @on_loops
-def test_ping_keepalive(loop: str) -> None:
+def test_ping_keepalive_timer_sends_pings(loop: str) -> None:
     async def main() -> None:
         async with H2Fake(FakeOpenAI()) as fake, ConnectionPool(ping_interval=0.02) as pool:
             await chat(pool, fake)
-            await fake.wait_for(lambda: fake.pings >= 3)
+            await fake.wait_for(lambda: fake.pings >= 2)
+
+    run(loop, main())
+
+
+@on_loops
+def test_answered_pings_keep_the_connection(loop: str) -> None:
+    """Each tick is driven by hand (the interval is an hour): a loop stall on a busy machine
+    cannot make an answered PING look unanswered."""
+
+    async def main() -> None:
+        async with H2Fake(FakeOpenAI()) as fake, ConnectionPool(ping_interval=3600) as pool:
             await chat(pool, fake)
-            assert fake.connections == 1
+            conn = only_h2(pool)
+            for n in range(1, 4):
+                conn._keepalive()
+                await fake.wait_for(lambda n=n: fake.pings == n)  # type: ignore[misc]
+                await until(lambda: conn._ping_unanswered is None)  # the ACK is in
+            await chat(pool, fake)
+            assert fake.connections == 1 and not conn.is_closed()
 
     run(loop, main())
 
@@ -176,9 +201,14 @@ def test_ping_keepalive(loop: str) -> None:
 @on_loops
 def test_unanswered_ping_closes_the_connection_and_the_next_request_reconnects(loop: str) -> None:
     async def main() -> None:
-        async with H2Fake(FakeOpenAI()) as fake, ConnectionPool(ping_interval=0.02) as pool:
+        async with H2Fake(FakeOpenAI()) as fake, ConnectionPool(ping_interval=3600) as pool:
             await chat(pool, fake)
+            conn = only_h2(pool)
             fake.frozen = asyncio.Event()
+            conn._keepalive()  # PING; the frozen fake never answers it
+            assert not conn.is_closed()
+            conn._keepalive()  # the next tick finds it unanswered
+            assert conn.is_closed()
             key = f"http://127.0.0.1:{fake.port}"
             await until(lambda: pool.stats().get(key, {}).get("total", 0) == 0)
             fake.frozen.set()
@@ -248,5 +278,29 @@ def test_connection_specific_headers_are_not_sent_as_http2_fields() -> None:
             seen = fake.app.requests[-1].headers
             assert seen["x-custom"] == "v" and seen["content-type"] == "application/json"
             assert not {"connection", "te", "keep-alive", "host"} & set(seen)
+
+    run("asyncio", main())
+
+
+def test_tls_and_the_http2_handshake_share_one_connect_timeout(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """TLS takes 0.3 s and the SETTINGS exchange until 0.6 s: each fits in connect=0.5 on its
+    own, both together do not."""
+
+    async def slow_tls(*args: object, **kw: object) -> object:
+        await asyncio.sleep(0.3)
+        return await open_tls(*args, **kw)  # type: ignore[arg-type]
+
+    async def main() -> None:
+        monkeypatch.setattr("modelmux.upstream.pool.open_tls", slow_tls)
+        async with H2Fake(FakeOpenAI(), tls=tmp_path) as fake:
+            fake.frozen = asyncio.Event()  # our SETTINGS go unacknowledged until it is set
+            asyncio.get_running_loop().call_later(0.6, fake.frozen.set)
+            timeouts = Timeouts(connect=0.5, first_byte=5, read=5, pool=5)
+            async with ConnectionPool(ssl_context_factory=fake.client_context) as pool:
+                url = fake.base_url + "/v1/chat/completions"
+                with pytest.raises(UpstreamTimeout) as caught:
+                    await pool.request(b"POST", url, JSON, BODY, timeouts)
+                assert caught.value.phase == "connect"
 
     run("asyncio", main())
