@@ -276,7 +276,13 @@ class Dispatcher:
                         self.router.released(attempt)
                         raise
                     self.router.succeeded(attempt, complete=not streamed)
-                    await self._cancel(running, total)
+                    try:
+                        await self._cancel(running, total)
+                    except BaseException:  # the client left while the losers were cleaned up
+                        self.router.released(attempt)
+                        if chunks is not None:
+                            await chunks.aclose()
+                        raise
                     stats = call.stats
                     _merge(stats, total)
                     stats.wait_ns += started - first_ns
