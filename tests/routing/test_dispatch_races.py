@@ -12,9 +12,10 @@ from typing import Any
 
 import pytest
 
-from modelmux.api.dispatch import Dispatcher
+from modelmux.api.dispatch import Dispatcher, Failed
 from modelmux.api.metrics import GatewayMetrics
 from modelmux.config.routing import FallbackConfig, HedgingConfig, RoutingConfig
+from modelmux.errors import ServiceUnavailable
 from modelmux.providers.base import CallStats, Provider
 from modelmux.routing.models import DeploymentSpec
 from modelmux.routing.router import Router
@@ -22,11 +23,13 @@ from tests.upstream import run
 
 
 class Scripted(Provider):
-    """``stall``: no first byte until cancelled, then wait for ``release`` before giving up."""
+    """``stall``: no first byte until cancelled, then wait for ``release`` before giving up;
+    ``fail``: a 503 at once."""
 
-    def __init__(self, name: str, *, stall: bool) -> None:
+    def __init__(self, name: str, *, stall: bool, fail: bool = False) -> None:
         super().__init__(name, ["m"])
-        self.stall = stall
+        self.stall, self.fail = stall, fail
+        self.calls = 0
         self.cleaning = asyncio.Event()
         self.release = asyncio.Event()
         self.closed = 0
@@ -35,7 +38,10 @@ class Scripted(Provider):
         raise NotImplementedError
 
     async def stream(self, call: Any) -> AsyncGenerator[bytes, None]:  # type: ignore[override]
+        self.calls += 1
         try:
+            if self.fail:
+                raise ServiceUnavailable("overloaded")
             if self.stall:
                 try:
                     await asyncio.Event().wait()
@@ -54,8 +60,8 @@ class Call:
         self.stats = CallStats()
 
 
-def hedged(**fallback: Any) -> RoutingConfig:
-    return RoutingConfig(hedging=HedgingConfig(enabled=True, delay_ms=1),
+def hedged(delay_ms: int = 1, **fallback: Any) -> RoutingConfig:
+    return RoutingConfig(hedging=HedgingConfig(enabled=True, delay_ms=delay_ms),
                          fallback=FallbackConfig(**fallback))
 
 
@@ -82,3 +88,35 @@ def test_a_client_leaving_during_loser_clean_up_frees_the_winner() -> None:
 
     run("asyncio", main())
 
+
+@pytest.mark.parametrize("fallback", [{"enabled": False}, {"max_retries": 0}])
+def test_hedging_works_with_fallback_off_or_no_retries(fallback: dict[str, Any]) -> None:
+    async def main() -> None:
+        slow, fast = Scripted("slow", stall=True), Scripted("fast", stall=False)
+        slow.release.set()
+        plan = [DeploymentSpec(slow, "m"), DeploymentSpec(fast, "m")]
+        router = Router()
+        dispatcher = Dispatcher(router, hedged(**fallback), GatewayMetrics("t"))
+        served = await asyncio.wait_for(
+            dispatcher.serve(plan, 1, lambda spec: Call(), streamed=True), 5)  # type: ignore[arg-type,return-value]
+        assert served.provider is fast and served.first == b"first"
+        assert served.chunks is not None
+        await served.chunks.aclose()
+        dispatcher.finish(served)
+        assert [router.live[s.id].in_flight for s in plan] == [0, 0]
+
+    run("asyncio", main())
+
+
+def test_hedging_with_fallback_off_still_never_retries_after_a_failure() -> None:
+    async def main() -> None:
+        broken, spare = Scripted("broken", stall=False, fail=True), Scripted("spare", stall=False)
+        plan = [DeploymentSpec(broken, "m"), DeploymentSpec(spare, "m")]
+        dispatcher = Dispatcher(Router(), hedged(5000, enabled=False), GatewayMetrics("t"))
+        with pytest.raises(Failed) as failed:
+            await asyncio.wait_for(
+                dispatcher.serve(plan, 1, lambda spec: Call(), streamed=True), 5)  # type: ignore[arg-type,return-value]
+        assert failed.value.error.code == "service_unavailable"
+        assert (broken.calls, spare.calls) == (1, 0)
+
+    run("asyncio", main())
