@@ -2,7 +2,8 @@
 
 The default store, and the Redis store's fallback while Redis is unreachable. Under
 ``serve --workers N`` each process holds ``1/share`` of every limit (at least one slot), so
-the workers of one host together never exceed it.
+the workers of one host together never exceed it, unless ``max_concurrent`` is below N (the
+config check warns).
 """
 
 from __future__ import annotations
