@@ -189,6 +189,27 @@ class Router:
         for spec in specs:
             self.state(spec)
 
+    def adopt(self, old: Router, ids: Iterable[str]) -> list[str]:
+        """Take over ``old``'s live records (breaker, in-flight count, TTFT samples) and
+        limit buckets of the deployments ``ids``, after a reload left them unchanged.
+
+        The records are shared, not copied: the old router's in-flight attempts settle into
+        them, so limits and counts stay true across the drain. A changed breaker policy
+        starts those breakers afresh. Returns the ids taken over.
+        """
+        taken = []
+        for ident in ids:
+            live, mine = old.live.get(ident), self.live.get(ident)
+            if live is None or mine is None:
+                continue
+            live.spec = mine.spec
+            if old.policy != self.policy:
+                live.breaker = CircuitBreaker(self.policy)
+            self.live[ident] = live
+            taken.append(ident)
+        self.limits.carry(old.limits, taken)
+        return taken
+
     def _order(self, group: Group, estimate: Estimate) -> list[DeploymentSpec]:
         if len(group.deployments) == 1:  # nothing to choose between (most implicit groups)
             return list(group.deployments)
