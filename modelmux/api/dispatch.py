@@ -122,8 +122,11 @@ class Dispatcher:
         self._wake()
 
     def _wake(self) -> None:
-        self._freed.set()
-        self._freed = asyncio.Event()
+        """Wake the requests queued for a limited deployment (none queued: nothing to do;
+        a waiter counts itself in ``queued`` before it first awaits)."""
+        if self.queued:
+            self._freed.set()
+            self._freed = asyncio.Event()
 
     def _backoff(self, retry: int, retry_after: float | None) -> float:
         fb = self.config.fallback
