@@ -3,10 +3,22 @@ percentile over a sliding window, a deployment id made once."""
 
 from __future__ import annotations
 
+import math
+import random
+
+import pytest
+
 from modelmux.api.dispatch import Dispatcher
 from modelmux.api.metrics import GatewayMetrics
 from modelmux.config.routing import RoutingConfig
-from modelmux.routing.router import Router
+from modelmux.config.schema import MockProviderConfig
+from modelmux.providers.mock import MockProvider
+from modelmux.routing.models import DeploymentSpec
+from modelmux.routing.router import TTFT_SAMPLES, Router
+
+
+def _spec(model: str = "m") -> DeploymentSpec:
+    return DeploymentSpec(MockProvider(MockProviderConfig(name="p", models=[model])), model)
 
 
 def test_a_finish_with_nobody_queued_wakes_nothing() -> None:
@@ -17,4 +29,20 @@ def test_a_finish_with_nobody_queued_wakes_nothing() -> None:
     dispatcher.queued = 1  # someone waits: they are woken and a fresh event is armed
     dispatcher._wake()
     assert idle.is_set() and dispatcher._freed is not idle
+
+
+@pytest.mark.parametrize("q", [0, 1, 50, 90, 95, 99.9, 100])
+def test_the_ttft_percentile_is_the_nearest_rank_of_the_last_samples(q: float) -> None:
+    rand = random.Random(7)
+    live = Router().state(_spec())
+    assert live.ttft_percentile(q) is None
+    values = [round(rand.random(), 2) for _ in range(TTFT_SAMPLES * 2 + 17)]  # with ties
+    for count, value in enumerate(values, 1):
+        live.ttfts.append(value)
+        if count % 97 == 0 or count == len(values):
+            window = sorted(values[max(0, count - TTFT_SAMPLES):count])
+            rank = min(len(window) - 1, max(0, math.ceil(q / 100 * len(window)) - 1))
+            assert live.ttft_percentile(q) == window[rank]
+            assert len(live.ttfts) == len(window)
+    assert list(live.ttfts) == values[-TTFT_SAMPLES:]  # arrival order kept
 
