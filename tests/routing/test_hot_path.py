@@ -46,3 +46,10 @@ def test_the_ttft_percentile_is_the_nearest_rank_of_the_last_samples(q: float) -
             assert len(live.ttfts) == len(window)
     assert list(live.ttfts) == values[-TTFT_SAMPLES:]  # arrival order kept
 
+
+def test_a_deployment_id_is_made_once_and_equal_specs_stay_equal() -> None:
+    spec = _spec()
+    assert spec.id == "p/m" and spec.id is spec.id
+    twin = DeploymentSpec(spec.provider, "m")
+    assert twin == spec and hash(twin) == hash(spec) and twin.id == spec.id
+    assert DeploymentSpec(spec.provider, "*").id == "p/*"
