@@ -3,9 +3,9 @@
 ``Dispatcher`` runs a chat call against the router's plan: backoff with jitter between
 fallback attempts (``[routing.fallback]``), a bounded wait when every candidate is at its
 rate limit (then a 429 with ``retry-after``), and optional hedging: a second attempt at the
-next deployment when the first is slow to its first byte, the first to answer wins and the
-other is cancelled (its upstream connection is closed). Decisions are the router's; this
-module sleeps, races and counts.
+next deployment when the first is slow to its first byte (one hedge even with fallback off),
+the first to answer wins and the other is cancelled (its HTTP/1.1 connection is closed, its
+HTTP/2 stream reset). Decisions are the router's; this module sleeps, races and counts.
 """
 
 from __future__ import annotations
@@ -122,8 +122,11 @@ class Dispatcher:
         self._wake()
 
     def _wake(self) -> None:
-        self._freed.set()
-        self._freed = asyncio.Event()
+        """Wake the requests queued for a limited deployment (none queued: nothing to do;
+        a waiter counts itself in ``queued`` before it first awaits)."""
+        if self.queued:
+            self._freed.set()
+            self._freed = asyncio.Event()
 
     def _backoff(self, retry: int, retry_after: float | None) -> float:
         fb = self.config.fallback
@@ -155,6 +158,8 @@ class Dispatcher:
         """
         fb = self.config.fallback
         budget = 1 + fb.max_retries if fb.enabled else 1
+        hedging = self.config.hedging.enabled
+        hedge_budget = max(budget, 2) if hedging else budget  # one hedge, fallback or not
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self.config.queue_timeout_ms / 1000
         running: Running = {}
@@ -163,8 +168,6 @@ class Dispatcher:
         failure: ModelMuxError | None = None
         last: Provider | None = plan[0].provider if plan else None
         first_ns = 0
-
-        hedging = self.config.hedging.enabled
 
         async def launch(attempt: Attempt) -> None:
             """Start an attempt: as a task when hedging (to race it), else run it to its
@@ -189,9 +192,10 @@ class Dispatcher:
                 raise
             running[outcome] = (attempt, call, started)
 
-        async def next_attempt(allow_wait: bool) -> Attempt | None:
-            """Admit the next candidate of the plan; wait (bounded) while all are limited."""
-            while len(tried) < budget:
+        async def next_attempt(allow_wait: bool, limit: int = budget) -> Attempt | None:
+            """Admit the next candidate of the plan while fewer than ``limit`` were tried;
+            wait (bounded) while all are limited."""
+            while len(tried) < limit:
                 waits = []
                 for spec in plan:
                     if any(a.spec.id == spec.id for a in tried):
@@ -245,11 +249,11 @@ class Dispatcher:
                     done = set(running)  # finished already
                 else:
                     timeout = (self._hedge_delay(next(iter(running.values()))[0])
-                               if len(running) == 1 and len(tried) < budget else None)
+                               if len(running) == 1 and len(tried) < hedge_budget else None)
                     done, _ = await asyncio.wait(running, timeout=timeout,
                                                  return_when=asyncio.FIRST_COMPLETED)
                 if not done:
-                    extra = await next_attempt(allow_wait=False)
+                    extra = await next_attempt(allow_wait=False, limit=hedge_budget)
                     if extra is not None:
                         log.info("hedging: %s slow to its first byte, also trying %s",
                                  tried[-1].spec.id, extra.spec.id)
@@ -276,7 +280,13 @@ class Dispatcher:
                         self.router.released(attempt)
                         raise
                     self.router.succeeded(attempt, complete=not streamed)
-                    await self._cancel(running, total)
+                    try:
+                        await self._cancel(running, total)
+                    except BaseException:  # the client left while the losers were cleaned up
+                        self.router.released(attempt)
+                        if chunks is not None:
+                            await chunks.aclose()
+                        raise
                     stats = call.stats
                     _merge(stats, total)
                     stats.wait_ns += started - first_ns

@@ -1,6 +1,7 @@
 """Hot reload inside a serving process: re-read every config layer, validate, swap the App.
 
-In-flight requests finish on the App they started with; new requests get the new one, and the
+In-flight requests finish on the App they started with; new requests get the new one, which
+keeps the live routing state of unchanged deployments (so limits hold across the drain), and the
 old App closes its upstream connections once its requests are done (or ``drain_timeout``
 passes). The ``[server.tls]`` certificate and key are loaded again, for new connections. An
 invalid config (an unreadable certificate included) is rejected with every problem and the old
@@ -12,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import dataclasses
 import logging
 import re
 import ssl
@@ -82,6 +84,22 @@ def changes(old: Config, new: Config) -> list[str]:
     return lines
 
 
+def unchanged_deployments(old: App, new: App) -> list[str]:
+    """The deployments ``new`` serves exactly as ``old`` did: same provider settings, same
+    weight, prices, tags and limits. Their live routing state carries over a reload."""
+    before = {p.name: p for p in old.config.provider}
+    after = {p.name: p for p in new.config.provider}
+    out = []
+    for ident, spec in new.models.specs.items():
+        was = old.models.specs.get(ident)
+        name = spec.provider.name
+        if was is None or before.get(name) != after.get(name):
+            continue
+        if dataclasses.replace(was, provider=spec.provider) == spec:
+            out.append(ident)
+    return out
+
+
 class Reloader:
     """Owns the serving App of one process and replaces it on request."""
 
@@ -103,6 +121,7 @@ class Reloader:
             log.error("reload rejected; the running configuration stays: %s", exc)
             return False, f"reload rejected; the running configuration stays.\n{exc}"
         old = self.app
+        carried = app.router.adopt(old.router, unchanged_deployments(old, app))
         lines = changes(old.config, loaded.config)
         app.ready = True
         if context is not None and self.server.tls is not None:
@@ -123,6 +142,9 @@ class Reloader:
         if any(line.startswith("server.http2.") for line in lines):
             summary += "; HTTP/2 settings apply to new connections"
         log.info("%s", summary)
+        if carried:
+            log.info("  routing state (breakers, limits, in flight, TTFT) kept for %d unchanged "
+                     "deployment(s)", len(carried))
         for line in lines:
             log.info("  %s", line)
         if restart:

@@ -85,6 +85,8 @@ def check_routing(data: Mapping[str, Any], origins: Origins, providers: Mapping[
                 if first[0] != mine:
                     add(f"deployment `{ident}` is also at {format_path(first[1])} with other limits "
                         "(rpm, tpm, max_concurrent): one upstream has one set of limits", at)
+            for message in _split_warnings(deployment, _workers(data)):
+                add(message, at, warning=True)
         if "deployments" in group and not _list(group.get("deployments")):
             add("empty: a group needs at least one deployment", (*here, "deployments"))
         strategy = group.get("strategy") or routing.get("strategy")
@@ -109,6 +111,31 @@ def check_routing(data: Mapping[str, Any], origins: Origins, providers: Mapping[
         if isinstance(rule, dict):
             problems += _rule(rule, ("routing", "rules", index), origins, providers, known_groups)
     return problems
+
+
+def _workers(data: Mapping[str, Any]) -> int:
+    """How many processes split each limit: ``server.workers`` with the memory backend, else 1
+    (Redis holds each limit whole)."""
+    server, state = data.get("server"), data.get("state")
+    backend = state.get("backend", "memory") if isinstance(state, dict) else "memory"
+    workers = server.get("workers", 1) if isinstance(server, dict) else 1
+    return workers if backend == "memory" and isinstance(workers, int) and workers > 1 else 1
+
+
+def _split_warnings(deployment: Mapping[str, Any], workers: int) -> list[str]:
+    """Limits too small to split across ``workers`` processes (``state.memory`` gives each
+    1/workers, at least one slot): the split would exceed them, or never admit anything."""
+    out = []
+    concurrent, rpm = deployment.get("max_concurrent"), deployment.get("rpm")
+    if isinstance(concurrent, int) and 0 < concurrent < workers:
+        out.append(f"max_concurrent = {concurrent} is below server.workers = {workers}: each "
+                   f"worker keeps one slot, so together they may run {workers} requests at once "
+                   'here; use [state] backend = "redis" for an exact limit')
+    if isinstance(rpm, int) and 0 < rpm < workers:
+        out.append(f"rpm = {rpm} is below server.workers = {workers}: each worker's share is "
+                   "under one request a minute, so this deployment never takes a request; "
+                   'raise it or use [state] backend = "redis"')
+    return out
 
 
 def _rule(rule: dict[str, Any], here: KeyPath, origins: Origins, providers: Mapping[str, int],

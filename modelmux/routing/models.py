@@ -33,10 +33,10 @@ class DeploymentSpec:
     rpm: int | None = None
     tpm: int | None = None
     max_concurrent: int | None = None
+    id: str = field(init=False, repr=False, compare=False)
 
-    @property
-    def id(self) -> str:
-        return f"{self.provider.name}/{self.model}"
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "id", f"{self.provider.name}/{self.model}")  # read per request
 
 
 @dataclass(frozen=True, slots=True)

@@ -10,11 +10,12 @@ injected; the request path in ``api.dispatch`` does the waiting and the calls.
 
 from __future__ import annotations
 
+import bisect
 import math
 import random
 import time
 from collections import deque
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 
 from modelmux import errors
@@ -80,6 +81,40 @@ def compile_rules(configs: Iterable[RuleConfig]) -> list[RoutingRule]:
     return [RoutingRule(compile_rule(c.when), c.provider, c.group) for c in configs]
 
 
+class Samples:
+    """The last ``size`` samples, in arrival order and kept sorted, so a percentile is one
+    index rather than a sort per request."""
+
+    __slots__ = ("_recent", "_sorted")
+
+    def __init__(self, size: int = TTFT_SAMPLES) -> None:
+        self._recent: deque[float] = deque(maxlen=size)
+        self._sorted: list[float] = []
+
+    def append(self, value: float) -> None:
+        if len(self._recent) == self._recent.maxlen:
+            del self._sorted[bisect.bisect_left(self._sorted, self._recent[0])]
+        self._recent.append(value)
+        bisect.insort(self._sorted, value)
+
+    def extend(self, values: Iterable[float]) -> None:
+        for value in values:
+            self.append(value)
+
+    def __len__(self) -> int:
+        return len(self._recent)
+
+    def __iter__(self) -> Iterator[float]:
+        return iter(self._recent)
+
+    def percentile(self, q: float) -> float | None:
+        """The ``q``-th percentile (0-100, nearest rank); None without samples."""
+        ordered = self._sorted
+        if not ordered:
+            return None
+        return ordered[min(len(ordered) - 1, max(0, math.ceil(q / 100 * len(ordered)) - 1))]
+
+
 @dataclass(slots=True)
 class Live:
     """What the router knows about one deployment right now."""
@@ -88,7 +123,7 @@ class Live:
     breaker: CircuitBreaker
     in_flight: int = 0
     ewma_ttft: float | None = None
-    ttfts: deque[float] = field(default_factory=lambda: deque(maxlen=TTFT_SAMPLES))
+    ttfts: Samples = field(default_factory=Samples)
 
     def view(self, now: float, spec: DeploymentSpec | None = None) -> Deployment:
         """The strategy's view of ``spec`` (default: this record's own) in this state."""
@@ -99,10 +134,7 @@ class Live:
 
     def ttft_percentile(self, q: float) -> float | None:
         """The ``q``-th percentile (0-100, nearest rank) of recent TTFT samples."""
-        if not self.ttfts:
-            return None
-        ordered = sorted(self.ttfts)
-        return ordered[min(len(ordered) - 1, max(0, math.ceil(q / 100 * len(ordered)) - 1))]
+        return self.ttfts.percentile(q)
 
 
 @dataclass(slots=True)
@@ -188,6 +220,27 @@ class Router:
         """Make the live records of ``specs`` now (so they show before their first request)."""
         for spec in specs:
             self.state(spec)
+
+    def adopt(self, old: Router, ids: Iterable[str]) -> list[str]:
+        """Take over ``old``'s live records (breaker, in-flight count, TTFT samples) and
+        limit buckets of the deployments ``ids``, after a reload left them unchanged.
+
+        The records are shared, not copied: the old router's in-flight attempts settle into
+        them, so limits and counts stay true across the drain. A changed breaker policy
+        starts those breakers afresh. Returns the ids taken over.
+        """
+        taken = []
+        for ident in ids:
+            live, mine = old.live.get(ident), self.live.get(ident)
+            if live is None or mine is None:
+                continue
+            live.spec = mine.spec
+            if old.policy != self.policy:
+                live.breaker = CircuitBreaker(self.policy)
+            self.live[ident] = live
+            taken.append(ident)
+        self.limits.carry(old.limits, taken)
+        return taken
 
     def _order(self, group: Group, estimate: Estimate) -> list[DeploymentSpec]:
         if len(group.deployments) == 1:  # nothing to choose between (most implicit groups)

@@ -8,6 +8,7 @@ A store grants or refuses one attempt at a deployment against its ``rpm``, ``tpm
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -55,6 +56,11 @@ class LimitStore(Protocol):
     def settle(self, lease: Lease, used: float) -> None:
         """The attempt is over having used ``used`` tokens (0: it never ran): correct the
         reservation and free the slot. Idempotent; never blocks."""
+        ...
+
+    def carry(self, old: LimitStore, ids: Iterable[str]) -> None:
+        """After a reload: share ``old``'s local buckets of the deployments ``ids`` (their
+        limits unchanged), so the old App's in-flight requests still count here."""
         ...
 
     def available(self, spec: DeploymentSpec) -> tuple[float | None, float | None]:

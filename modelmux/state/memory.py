@@ -2,17 +2,18 @@
 
 The default store, and the Redis store's fallback while Redis is unreachable. Under
 ``serve --workers N`` each process holds ``1/share`` of every limit (at least one slot), so
-the workers of one host together never exceed it.
+the workers of one host together never exceed it, unless ``max_concurrent`` is below N (the
+config check warns).
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 
 from modelmux.routing.limits import Concurrency, DeploymentLimits, per_minute
 from modelmux.routing.models import DeploymentSpec
-from modelmux.state.base import Lease, StoreStatus
+from modelmux.state.base import Lease, LimitStore, StoreStatus
 
 
 def split_limits(spec: DeploymentSpec, now: float, share: int) -> DeploymentLimits:
@@ -52,6 +53,15 @@ class MemoryLimits:
         limits = self.limits.get(lease.key)
         if limits is not None:
             limits.settle(self.clock(), lease.tokens, used)
+
+    def carry(self, old: LimitStore, ids: Iterable[str]) -> None:
+        source = getattr(old, "fallback", old)  # a Redis store's own buckets
+        if not isinstance(source, MemoryLimits) or source.share != self.share:
+            return
+        for ident in ids:
+            limits = source.limits.get(ident)
+            if limits is not None:
+                self.limits[ident] = limits
 
     def available(self, spec: DeploymentSpec) -> tuple[float | None, float | None]:
         limits, now = self.of(spec), self.clock()

@@ -15,13 +15,13 @@ import logging
 import math
 import time
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from modelmux.config.problems import ConfigError
 from modelmux.config.state import StateConfig
 from modelmux.routing.models import DeploymentSpec
-from modelmux.state.base import Lease, StoreStatus
+from modelmux.state.base import Lease, LimitStore, StoreStatus
 from modelmux.state.memory import MemoryLimits
 from modelmux.state.scripts import ACQUIRE, RENEW, SETTLE, Script
 
@@ -202,6 +202,9 @@ class RedisLimits:
                     self.failed(exc)
                     break
                 self.answered()
+
+    def carry(self, old: LimitStore, ids: Iterable[str]) -> None:
+        self.fallback.carry(old, ids)  # the shared limits are in Redis already
 
     def available(self, spec: DeploymentSpec) -> tuple[float | None, float | None]:
         return self._last.get(spec.id, (None, None)) if self._up \

@@ -37,21 +37,9 @@ from modelmux.routing.router import (
 from modelmux.upstream.errors import UpstreamClosed, UpstreamConnectError, UpstreamTimeout
 from tests.fakes.answers import TEXT
 from tests.fakes.openai import FakeOpenAI
-from tests.providers.harness import MESSAGES, Gateway, collect, gateway
+from tests.providers.harness import Gateway, gateway
+from tests.routing.scripted import Clock, ask, provider_toml
 from tests.upstream import refused_port, run, until
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
-
-
-def _provider(name: str, origin: str) -> str:
-    return (f'[[provider]]\nname = "{name}"\ntype = "openai_compatible"\nmodels = ["m"]\n'
-            f'base_url = "{origin}/v1"\nmax_retries = 0\n')
 
 
 @asynccontextmanager
@@ -59,25 +47,11 @@ async def two(first_origin: str | None = None) -> AsyncIterator[tuple[FakeOpenAI
                                                                      Gateway, Clock]]:
     """``first`` (a fake, or ``first_origin`` when given) and ``second``, both serving ``m``."""
     async with FakeOpenAI() as first, FakeOpenAI() as second:
-        toml = _provider("first", first_origin or first.origin) + _provider("second", second.origin)
+        toml = provider_toml("first", first_origin or first.origin) + provider_toml("second", second.origin)
         async with gateway(toml) as gw:
             clock = Clock()
             gw.app.router.clock = clock
             yield first, second, gw, clock
-
-
-async def ask(gw: Gateway, stream: bool) -> tuple[str, dict[str, str]]:
-    """The text the SDK client got, and the response headers."""
-    messages: Any = MESSAGES
-    async with gw.client() as client:
-        if stream:
-            chunks: Any = await client.chat.completions.create(model="m", messages=messages,
-                                                               stream=True)
-            seen = await collect(chunks)
-            return seen.text, dict(chunks.response.headers)
-        raw = await client.chat.completions.with_raw_response.create(model="m", messages=messages)
-        completion = raw.parse()
-        return completion.choices[0].message.content or "", dict(raw.headers)
 
 
 def served_by(headers: dict[str, str]) -> tuple[str, str]:
@@ -179,7 +153,7 @@ def test_open_breaker_skips_the_provider_until_its_cooldown(stream: bool) -> Non
 def test_retry_after_opens_the_circuit_for_that_long() -> None:
     async def main() -> None:
         async with FakeOpenAI(retry_after="60") as first, FakeOpenAI() as second:
-            toml = _provider("first", first.origin) + _provider("second", second.origin)
+            toml = provider_toml("first", first.origin) + provider_toml("second", second.origin)
             async with gateway(toml) as gw:
                 clock = Clock()
                 gw.app.router.clock = clock
@@ -192,7 +166,7 @@ def test_retry_after_opens_the_circuit_for_that_long() -> None:
     run("asyncio", main())
 
 
-def test_all_circuits_open_still_tries_the_first_provider() -> None:
+def test_all_circuits_open_still_tries_the_firstprovider_toml() -> None:
     async def main() -> None:
         async with two() as (first, second, gw, clock):
             for name in ("first", "second"):

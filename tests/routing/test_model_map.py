@@ -213,3 +213,19 @@ def test_the_example_in_docs_routing_md_is_a_valid_config(tmp_path: Path) -> Non
     (group,) = config.routing.group
     assert [d.provider for d in group.deployments] == ["openai-east", "azure-west"]
     assert config.routing.hedging.percentile == 95 and config.admin.key == "k"
+
+
+@pytest.mark.parametrize(("limits", "warned"), [
+    ("max_concurrent = 2", ["max_concurrent = 2 is below server.workers = 4"]),
+    ("rpm = 3", ["rpm = 3 is below server.workers = 4"]),
+    ("max_concurrent = 4, rpm = 60, tpm = 100", []),
+])
+def test_limits_smaller_than_the_worker_count_are_warned_about(
+        tmp_path: Path, limits: str, warned: list[str]) -> None:
+    text = ("[server]\nworkers = 4\n" + PROVIDERS + '[[routing.group]]\nname = "g"\n'
+            f'deployments = [{{ provider = "west", {limits} }}]\n')
+    loaded = load(tmp_path, write(tmp_path / "c.toml", text))
+    found = [w.render() for w in loaded.warnings if "server.workers" in w.message]
+    assert len(found) == len(warned)
+    for want, got in zip(warned, found, strict=True):
+        assert "routing.group[0].deployments[0]" in got and want in got, got
