@@ -22,6 +22,7 @@ from urllib.parse import urlsplit
 from modelmux.upstream.connection import HIGH_WATER, LOW_WATER, Headers, HTTP11Connection, Origin
 from modelmux.upstream.dial import open_tls
 from modelmux.upstream.errors import UpstreamConnectError, map_errors
+from modelmux.upstream.h1client import Backend
 from modelmux.upstream.h2connection import HTTP2Connection
 from modelmux.upstream.h2stream import StreamRefused
 from modelmux.upstream.response import DEFAULT_MAX_BYTES, Response
@@ -39,6 +40,7 @@ _ALPN: dict[bool | None, tuple[str, ...]] = {None: ("h2", "http/1.1"), True: ("h
                                              False: ("http/1.1",)}
 
 Connection = HTTP11Connection | HTTP2Connection
+DEFAULT_HTTP1: Backend = "fast"
 
 
 def parse_url(url: str) -> tuple[Origin, bytes]:
@@ -149,7 +151,8 @@ class ConnectionPool:
     ``ssl_context_factory`` is called at the first https request of each ALPN offer and must
     return a new context each time (the pool sets the offer on it); ``timeouts`` is the default
     for requests that pass none; HTTP/2 connections PING the peer every ``ping_interval``
-    seconds and close when a PING goes unanswered until the next one.
+    seconds and close when a PING goes unanswered until the next one. ``http1`` picks the
+    HTTP/1.1 client parser: "fast" (default) or "h11", the reference.
     """
 
     def __init__(
@@ -162,6 +165,7 @@ class ConnectionPool:
         high_water: int = HIGH_WATER,
         low_water: int = LOW_WATER,
         ping_interval: float | None = 30.0,
+        http1: Backend | None = None,
     ) -> None:
         if max_connections_per_origin < 1:
             raise ValueError("max_connections_per_origin must be at least 1")
@@ -173,6 +177,7 @@ class ConnectionPool:
         self._high_water = high_water
         self._low_water = low_water
         self._ping_interval = ping_interval
+        self._http1: Backend = http1 or DEFAULT_HTTP1
         self._origins: dict[tuple[Origin, bool | None], _OriginPool] = {}
         self._sweep: asyncio.TimerHandle | None = None
         self._closed = False
@@ -426,6 +431,7 @@ class ConnectionPool:
             keepalive_expiry=self._idle_timeout,
             high_water=self._high_water,
             low_water=self._low_water,
+            http1=self._http1,
         )
 
     def _release(self, op: _OriginPool, conn: Connection) -> None:
