@@ -42,6 +42,23 @@ def _comma_tokens(value: bytes) -> list[bytes]:
     return [t for t in (p.strip() for p in value.lower().split(b",")) if t]
 
 
+def content_length(value: bytes, seen: bytes | None) -> bytes | None:
+    """A Content-Length field's value checked against one ``seen`` before; None: an equal repeat.
+
+    Raises:
+        HTTP1ProtocolError: not digits, a list of differing values, or differing fields.
+    """
+    lengths = {v.strip() for v in value.split(b",")}
+    value = lengths.pop()
+    if lengths or _DIGITS.fullmatch(value) is None:
+        raise HTTP1ProtocolError("bad or conflicting Content-Length")
+    if seen is None:
+        return value
+    if value != seen:
+        raise HTTP1ProtocolError("conflicting Content-Length headers")
+    return None
+
+
 def parse_head(buf: bytes, end: int) -> RequestHead:
     """Validate and decode the request head ``buf[:end]`` (``end`` is past the blank line).
 
@@ -65,15 +82,10 @@ def parse_head(buf: bytes, end: int) -> RequestHead:
     for raw, value in _FIELD.findall(buf, start, stop):
         name = raw.lower()
         if name == b"content-length":
-            lengths = {v.strip() for v in value.split(b",")}
-            value = lengths.pop()
-            if lengths or _DIGITS.fullmatch(value) is None:
-                raise HTTP1ProtocolError("bad or conflicting Content-Length")
-            if length is not None:
-                if value != length:
-                    raise HTTP1ProtocolError("conflicting Content-Length headers")
+            checked = content_length(value, length)
+            if checked is None:
                 continue  # a repeated equal Content-Length is kept once, as h11 does
-            length = value
+            length = value = checked
         elif name == b"transfer-encoding":
             if chunked:
                 raise HTTP1ProtocolError("multiple Transfer-Encoding headers", 501)

@@ -15,11 +15,11 @@ import re
 
 from modelmux.server._http1_py import (
     _CHUNK_HEAD,
-    _DIGITS,
     _FIELD,
     _FIELDS,
     _HEAD_END,
     _comma_tokens,
+    content_length,
 )
 from modelmux.server.http1_common import END, NEED_DATA, HTTP1LocalError, HTTP1ProtocolError
 
@@ -52,15 +52,10 @@ def parse_response_head(buf: bytes, end: int) -> tuple[int, list[tuple[bytes, by
     for raw, value in _FIELD.findall(buf, start, stop):
         name = raw.lower()
         if name == b"content-length":
-            lengths = {v.strip() for v in value.split(b",")}
-            value = lengths.pop()
-            if lengths or _DIGITS.fullmatch(value) is None:
-                raise HTTP1ProtocolError("bad or conflicting Content-Length")
-            if length is not None:
-                if value != length:
-                    raise HTTP1ProtocolError("conflicting Content-Length headers")
+            checked = content_length(value, length)
+            if checked is None:
                 continue
-            length = value
+            length = value = checked
         elif name == b"transfer-encoding":
             if chunked or value.lower() != b"chunked":
                 raise HTTP1ProtocolError("only one Transfer-Encoding: chunked is supported")
