@@ -209,7 +209,9 @@ class ClientConnection:
             if state == _DONE:
                 self._state = _COMPLETE
                 return END
-            if state == _COMPLETE:
+            if state == _COMPLETE:  # END was returned: nothing more belongs to this response
+                if self._eof:
+                    raise HTTP1ProtocolError("connection closed after the response", 502)
                 return NEED_DATA
             if state == _ERROR:
                 assert self._error is not None

@@ -178,3 +178,14 @@ def test_pool_maps_parser_errors_into_the_upstream_tree(http1: str) -> None:
             assert info.value.code == "upstream_protocol_error" and pool.stats() == {}
 
     asyncio.run(main())
+
+
+@pytest.mark.parametrize("backend", TWINS)
+def test_reading_past_the_end_never_spins(backend: str) -> None:
+    parser = _new(backend)
+    parser.receive_data(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n")
+    assert parser.next_event()[0] == 200 and parser.next_event() is END
+    assert parser.next_event() is NEED_DATA
+    parser.receive_data(b"")
+    with pytest.raises(HTTP1ProtocolError, match="after the response"):
+        parser.next_event()
