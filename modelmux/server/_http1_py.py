@@ -59,6 +59,19 @@ def content_length(value: bytes, seen: bytes | None) -> bytes | None:
     return None
 
 
+def trailer_end(buf: bytes) -> int:
+    """Where the trailer section opening ``buf`` ends (past its blank line); 0: not all here yet,
+    -1: an illegal trailer line. The lines themselves are dropped."""
+    if buf[:1] == b"\n" or buf[:2] == b"\r\n":
+        return 1 if buf[0] == 10 else 2
+    found = _HEAD_END.search(buf)
+    if found is None:
+        return 0
+    end = found.end()
+    stop = end - 2 if buf[end - 2] == 13 else end - 1
+    return end if _FIELDS.fullmatch(buf, 0, stop) is not None else -1
+
+
 def parse_head(buf: bytes, end: int) -> RequestHead:
     """Validate and decode the request head ``buf[:end]`` (``end`` is past the blank line).
 
@@ -267,16 +280,11 @@ class ServerConnection:
                 if not self._discard:
                     self._state = _CHUNK_SIZE
             else:  # _TRAILER: header lines up to a blank line, validated and dropped
-                if buf[:1] == b"\n" or buf[:2] == b"\r\n":
-                    end = 1 if buf[0] == 10 else 2
-                else:
-                    found = _HEAD_END.search(buf)
-                    if found is None:
-                        return self._need_more()
-                    end = found.end()
-                    stop = end - 2 if buf[end - 2] == 13 else end - 1
-                    if _FIELDS.fullmatch(buf, 0, stop) is None:
-                        raise self._fail("illegal trailer line")
+                end = trailer_end(buf)
+                if end < 0:
+                    raise self._fail("illegal trailer line")
+                if not end:
+                    return self._need_more()
                 self._buf = buf[end:]
                 self._state = _DONE
                 return END

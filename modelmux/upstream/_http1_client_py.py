@@ -20,6 +20,7 @@ from modelmux.server._http1_py import (
     _HEAD_END,
     _comma_tokens,
     content_length,
+    trailer_end,
 )
 from modelmux.server.http1_common import END, NEED_DATA, HTTP1LocalError, HTTP1ProtocolError
 
@@ -93,11 +94,6 @@ class ClientConnection:
         self._eof = False
         self._error: HTTP1ProtocolError | None = None
         self.keep_alive = True
-
-    @property
-    def trailing(self) -> bytes:
-        """Bytes received and not consumed (after a complete response: the peer is out of step)."""
-        return self._buf
 
     @property
     def in_body(self) -> bool:
@@ -239,16 +235,11 @@ class ClientConnection:
             self._state = _CHUNK_DATA if self._remaining else _TRAILER
             return None
         if state == _TRAILER:  # header lines up to a blank line, validated and dropped
-            if buf[:1] == b"\n" or buf[:2] == b"\r\n":
-                end = 1 if buf[0] == 10 else 2
-            else:
-                found = _HEAD_END.search(buf)
-                if found is None:
-                    return self._need_more()
-                end = found.end()
-                stop = end - 2 if buf[end - 2] == 13 else end - 1
-                if _FIELDS.fullmatch(buf, 0, stop) is None:
-                    raise self._fail("illegal trailer line")
+            end = trailer_end(buf)
+            if end < 0:
+                raise self._fail("illegal trailer line")
+            if not end:
+                return self._need_more()
             self._buf, self._state = buf[end:], _DONE
             return None
         if state == _CHUNK_DATA:

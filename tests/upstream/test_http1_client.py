@@ -111,6 +111,7 @@ DESYNC = [
     (b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n" + b"1" * 21 + b"\r\n",
      "chunk header"),
     (b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nabXY", "footer"),
+    (b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n0\r\nno colon\r\n\r\n", "trailer"),
     (b"HTTP/1.1 200 OK\r\nX-A: 1\r\n folded\r\nContent-Length: 0\r\n\r\n", "obs-fold"),
     (b"HTTP/2.0 200 OK\r\nContent-Length: 0\r\n\r\n", "status line"),
     (b"HTTP/1.1 20 OK\r\n\r\n", "status line"),
