@@ -10,7 +10,7 @@ import importlib
 import os
 from types import ModuleType
 
-NATIVE_MODULES: tuple[str, ...] = ("sse", "messages_stream", "http1")
+NATIVE_MODULES: tuple[str, ...] = ("sse", "messages_stream", "http1", "http1_client")
 
 
 def pure_forced() -> bool:

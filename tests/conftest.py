@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 from collections.abc import Callable, Coroutine
 from typing import Any
 
@@ -28,3 +29,11 @@ def run(request: pytest.FixtureRequest) -> Runner:
         return asyncio.run(coro)
 
     return runner
+
+
+@pytest.fixture(autouse=True)
+def _upstream_http1(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Pools built without ``http1`` use ``MODELMUX_SERVER_HTTP1``'s backend (CI's h11 leg)."""
+    backend = os.environ.get("MODELMUX_SERVER_HTTP1")
+    if backend:
+        monkeypatch.setattr("modelmux.upstream.pool.DEFAULT_HTTP1", backend)

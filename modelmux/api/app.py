@@ -74,7 +74,7 @@ class App:
         self.version = __version__
         self.started_at = time.time()
         self.ready = False
-        self.pool = ConnectionPool()
+        self.pool = ConnectionPool(http1=config.server.http1)
         self.providers: list[Provider] = [build_provider(p, self.pool) for p in config.provider]
         routing = config.routing
         self.models = ModelIndex(self.providers, config.model_aliases(), routing.group)

@@ -42,6 +42,36 @@ def _comma_tokens(value: bytes) -> list[bytes]:
     return [t for t in (p.strip() for p in value.lower().split(b",")) if t]
 
 
+def content_length(value: bytes, seen: bytes | None) -> bytes | None:
+    """A Content-Length field's value checked against one ``seen`` before; None: an equal repeat.
+
+    Raises:
+        HTTP1ProtocolError: not digits, a list of differing values, or differing fields.
+    """
+    lengths = {v.strip() for v in value.split(b",")}
+    value = lengths.pop()
+    if lengths or _DIGITS.fullmatch(value) is None:
+        raise HTTP1ProtocolError("bad or conflicting Content-Length")
+    if seen is None:
+        return value
+    if value != seen:
+        raise HTTP1ProtocolError("conflicting Content-Length headers")
+    return None
+
+
+def trailer_end(buf: bytes) -> int:
+    """Where the trailer section opening ``buf`` ends (past its blank line); 0: not all here yet,
+    -1: an illegal trailer line. The lines themselves are dropped."""
+    if buf[:1] == b"\n" or buf[:2] == b"\r\n":
+        return 1 if buf[0] == 10 else 2
+    found = _HEAD_END.search(buf)
+    if found is None:
+        return 0
+    end = found.end()
+    stop = end - 2 if buf[end - 2] == 13 else end - 1
+    return end if _FIELDS.fullmatch(buf, 0, stop) is not None else -1
+
+
 def parse_head(buf: bytes, end: int) -> RequestHead:
     """Validate and decode the request head ``buf[:end]`` (``end`` is past the blank line).
 
@@ -65,15 +95,10 @@ def parse_head(buf: bytes, end: int) -> RequestHead:
     for raw, value in _FIELD.findall(buf, start, stop):
         name = raw.lower()
         if name == b"content-length":
-            lengths = {v.strip() for v in value.split(b",")}
-            value = lengths.pop()
-            if lengths or _DIGITS.fullmatch(value) is None:
-                raise HTTP1ProtocolError("bad or conflicting Content-Length")
-            if length is not None:
-                if value != length:
-                    raise HTTP1ProtocolError("conflicting Content-Length headers")
+            checked = content_length(value, length)
+            if checked is None:
                 continue  # a repeated equal Content-Length is kept once, as h11 does
-            length = value
+            length = value = checked
         elif name == b"transfer-encoding":
             if chunked:
                 raise HTTP1ProtocolError("multiple Transfer-Encoding headers", 501)
@@ -255,16 +280,11 @@ class ServerConnection:
                 if not self._discard:
                     self._state = _CHUNK_SIZE
             else:  # _TRAILER: header lines up to a blank line, validated and dropped
-                if buf[:1] == b"\n" or buf[:2] == b"\r\n":
-                    end = 1 if buf[0] == 10 else 2
-                else:
-                    found = _HEAD_END.search(buf)
-                    if found is None:
-                        return self._need_more()
-                    end = found.end()
-                    stop = end - 2 if buf[end - 2] == 13 else end - 1
-                    if _FIELDS.fullmatch(buf, 0, stop) is None:
-                        raise self._fail("illegal trailer line")
+                end = trailer_end(buf)
+                if end < 0:
+                    raise self._fail("illegal trailer line")
+                if not end:
+                    return self._need_more()
                 self._buf = buf[end:]
                 self._state = _DONE
                 return END

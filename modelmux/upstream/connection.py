@@ -1,4 +1,6 @@
-"""One HTTP/1.1 client connection: an asyncio.Protocol driving an h11 state machine.
+"""One HTTP/1.1 client connection: an asyncio.Protocol driving a sans-I/O client parser.
+
+The parser is the fast backend or h11 (``modelmux.upstream.h1client``, the pool's ``http1``).
 
 Owns the socket, request framing, the response head, back-pressured body reads and the decision
 to keep the connection alive. Pooling is not here: a pool sees a connection only through
@@ -15,6 +17,7 @@ from typing import NamedTuple, cast
 
 import h11
 
+from modelmux.server.http1_common import END, NEED_DATA, HTTP1ProtocolError
 from modelmux.upstream.dial import Handover
 from modelmux.upstream.errors import (
     UpstreamClosed,
@@ -22,6 +25,7 @@ from modelmux.upstream.errors import (
     UpstreamTLSError,
     map_errors,
 )
+from modelmux.upstream.h1client import Backend, client_parser
 from modelmux.upstream.timeouts import Timeouts
 
 HIGH_WATER = 256 * 1024
@@ -87,6 +91,7 @@ class HTTP11Connection(asyncio.Protocol):
         keepalive_expiry: float | None = None,
         high_water: int = HIGH_WATER,
         low_water: int = LOW_WATER,
+        http1: Backend = "fast",
     ) -> None:
         self.origin = origin
         self._label = str(origin)
@@ -95,7 +100,7 @@ class HTTP11Connection(asyncio.Protocol):
         self._high_water = high_water
         self._low_water = min(low_water, high_water)
         self._state = _State.NEW
-        self._h11 = h11.Connection(h11.CLIENT, max_incomplete_event_size=MAX_HEAD_SIZE)
+        self._parser = client_parser(http1, MAX_HEAD_SIZE)
         self._transport: asyncio.Transport | None = None
         self._incoming: deque[bytes] = deque()
         self._buffered = 0
@@ -131,7 +136,7 @@ class HTTP11Connection(asyncio.Protocol):
 
     @property
     def buffered_bytes(self) -> int:
-        """Bytes received from the socket and not yet handed to h11 (the back-pressured buffer)."""
+        """Bytes received from the socket and not yet parsed (the back-pressured buffer)."""
         return self._buffered
 
     @property
@@ -243,12 +248,16 @@ class HTTP11Connection(asyncio.Protocol):
         with map_errors("first_byte", self._label):
             if self._eof or self._state is _State.CLOSED:
                 raise self._closed_error("before the request was sent")
-            request = h11.Request(method=method, target=target, headers=headers)
-            self._send(request, h11.Data(data=body), h11.EndOfMessage())
+            transport = self._transport
+            assert transport is not None
+            transport.write(self._parser.send_request(method, target, headers, body))
             while self._writing_paused and not self._eof and self._state is _State.ACTIVE:
                 await self._wait(deadline)  # the peer is not reading our request yet
-            head = await self._receive_head(deadline)
-        return ResponseHead(head.status_code, list(head.headers), head.reason.decode("latin-1"))
+            event = await self._next_event(deadline, None)
+        if type(event) is not tuple:
+            raise UpstreamProtocolError(f"{self._label}: unexpected {event!r}")
+        status, response_headers, reason = event
+        return ResponseHead(status, response_headers, reason.decode("latin-1"))
 
     async def receive_body_chunk(self, read_timeout: float | None) -> bytes | None:
         """The next body bytes as they arrive, or None at the end of the body.
@@ -260,10 +269,10 @@ class HTTP11Connection(asyncio.Protocol):
         with map_errors("read", self._label):
             while True:
                 event = await self._next_event(None, read_timeout)
-                if isinstance(event, h11.Data):
-                    if event.data:
-                        return bytes(event.data)
-                elif isinstance(event, h11.EndOfMessage):
+                if type(event) is bytes:
+                    if event:
+                        return event
+                elif event is END:
                     return None
                 else:
                     raise UpstreamProtocolError(f"{self._label}: unexpected {event!r}")
@@ -275,7 +284,7 @@ class HTTP11Connection(asyncio.Protocol):
         if not self._reusable():
             self.abort()
             return
-        self._h11.start_next_cycle()
+        self._parser.start_next_cycle()
         self._state = _State.IDLE
         if self._keepalive_expiry is not None:
             self._expires_at = asyncio.get_running_loop().time() + self._keepalive_expiry
@@ -299,42 +308,24 @@ class HTTP11Connection(asyncio.Protocol):
         if alpn not in (None, "http/1.1"):
             raise UpstreamTLSError(f"{self._label}: ALPN chose {alpn!r}, only http/1.1 is spoken")
 
-    async def _receive_head(self, deadline: float | None) -> h11.Response:
-        while True:
-            event = await self._next_event(deadline, None)
-            if isinstance(event, h11.Response):
-                return event
-            if not isinstance(event, h11.InformationalResponse):  # 1xx are skipped
-                raise UpstreamProtocolError(f"{self._label}: unexpected {event!r}")
-
-    def _send(self, *events: h11.Event) -> None:
-        """Frame ``events`` and write them at once: one send(2) per request, not three."""
-        transport = self._transport
-        assert transport is not None
-        pieces: list[bytes] = []
-        for event in events:
-            pieces += self._h11.send_with_data_passthrough(event) or ()
-        transport.write(b"".join(pieces))
-
     async def _next_event(self, deadline: float | None, idle: float | None) -> object:
-        """Pull the next h11 event, feeding buffered bytes and waiting for more as needed."""
+        """The parser's next event (head tuple, bytes, END), feeding bytes and waiting for more."""
+        parser = self._parser
         while True:
             try:
-                event = self._h11.next_event()
-            except h11.RemoteProtocolError as exc:
+                event = parser.next_event()
+            except (h11.RemoteProtocolError, HTTP1ProtocolError) as exc:
                 if self._eof:
                     raise self._closed_error("mid-response") from exc
                 raise
-            if event is not h11.NEED_DATA:
-                if event is h11.PAUSED or isinstance(event, h11.ConnectionClosed):
-                    raise self._closed_error("mid-response")
+            if event is not NEED_DATA:
                 return event
             if self._incoming:
-                self._h11.receive_data(self._pop())
+                parser.receive_data(self._pop())
             elif self._state is _State.CLOSED:
                 raise UpstreamClosed(f"{self._label}: connection was closed locally")
             elif self._eof:
-                self._h11.receive_data(b"")
+                parser.receive_data(b"")
             else:
                 limit = deadline
                 if idle is not None:
@@ -372,26 +363,25 @@ class HTTP11Connection(asyncio.Protocol):
             waiter.set_result(True)
 
     def _reusable(self) -> bool:
-        h = self._h11
-        if h.their_state is h11.SEND_BODY:
+        parser = self._parser
+        if parser.in_body:
             self._finish_from_buffer()
-        if h.our_state is not h11.DONE or h.their_state is not h11.DONE:
-            return False
         transport = self._transport
         if self._eof or self._incoming or transport is None or transport.is_closing():
             return False
-        return not h.trailing_data[0]
+        return parser.keep_alive and parser.reusable()
 
     def _finish_from_buffer(self) -> None:
         """Consume body bytes that already arrived, so a fully received response can be pooled."""
+        parser = self._parser
         while True:
             try:
-                event = self._h11.next_event()
-            except h11.RemoteProtocolError:
+                event = parser.next_event()
+            except (h11.RemoteProtocolError, HTTP1ProtocolError):
                 return
-            if event is h11.NEED_DATA and self._incoming:
-                self._h11.receive_data(self._pop())
-            elif not isinstance(event, h11.Data):
+            if event is NEED_DATA and self._incoming:
+                parser.receive_data(self._pop())
+            elif type(event) is not bytes:
                 return
 
     def _closed_error(self, when: str) -> UpstreamClosed:

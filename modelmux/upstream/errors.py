@@ -2,7 +2,8 @@
 
 Connect, TLS, protocol and mid-response close errors are 502s (``UpstreamError`` family, one code
 each); timeouts are 504s (``modelmux.errors.UpstreamTimeout`` family) tagged with the phase that
-ran out. ``map_errors`` translates OSError/ssl/h11/h2/TimeoutError where the library calls out.
+ran out. ``map_errors`` translates OSError/ssl/h11/h2/fast-parser/TimeoutError where the library
+calls out.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import h11
 import h2.exceptions
 
 from modelmux import errors
+from modelmux.server.http1_common import HTTP1LocalError, HTTP1ProtocolError
 
 Phase = Literal["connect", "first_byte", "read", "pool"]
 
@@ -89,9 +91,9 @@ def map_errors(phase: Phase, origin: str) -> Iterator[None]:
         if phase == "connect":
             raise UpstreamTLSError(f"{origin}: TLS handshake failed: {exc}") from exc
         raise UpstreamProtocolError(f"{origin}: TLS error: {exc}") from exc
-    except h11.RemoteProtocolError as exc:
+    except (h11.RemoteProtocolError, HTTP1ProtocolError) as exc:
         raise UpstreamProtocolError(f"{origin}: malformed response: {exc}") from exc
-    except h11.LocalProtocolError as exc:
+    except (h11.LocalProtocolError, HTTP1LocalError) as exc:
         raise UpstreamProtocolError(f"{origin}: request cannot be sent: {exc}") from exc
     except h2.exceptions.TooManyStreamsError as exc:  # the peer lowered its limit meanwhile
         raise StreamRefused(f"{origin}: no stream available: {exc}") from exc

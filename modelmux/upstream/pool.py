@@ -22,6 +22,7 @@ from urllib.parse import urlsplit
 from modelmux.upstream.connection import HIGH_WATER, LOW_WATER, Headers, HTTP11Connection, Origin
 from modelmux.upstream.dial import open_tls
 from modelmux.upstream.errors import UpstreamConnectError, map_errors
+from modelmux.upstream.h1client import Backend
 from modelmux.upstream.h2connection import HTTP2Connection
 from modelmux.upstream.h2stream import StreamRefused
 from modelmux.upstream.response import DEFAULT_MAX_BYTES, Response
@@ -39,6 +40,7 @@ _ALPN: dict[bool | None, tuple[str, ...]] = {None: ("h2", "http/1.1"), True: ("h
                                              False: ("http/1.1",)}
 
 Connection = HTTP11Connection | HTTP2Connection
+DEFAULT_HTTP1: Backend = "fast"
 
 
 def parse_url(url: str) -> tuple[Origin, bytes]:
@@ -75,12 +77,13 @@ def request_headers(method: bytes, headers: Headers, origin: Origin, body: bytes
 class _OriginPool:
     """One origin's connections for one ``http2`` choice (None: by ALPN, True, False)."""
 
-    __slots__ = ("connections", "dialing", "http2", "learned", "origin", "waiters")
+    __slots__ = ("connections", "dialing", "http2", "idle", "learned", "origin", "waiters")
 
     def __init__(self, origin: Origin, http2: bool | None) -> None:
         self.origin = origin
         self.http2 = http2
-        self.connections: list[Connection] = []
+        self.connections: list[Connection] = []  # may hold closed ones until the next prune
+        self.idle: list[HTTP11Connection] = []  # released HTTP/1.1 ones, most recent last
         self.waiters: deque[asyncio.Future[Connection | None]] = deque()  # None: go and dial
         self.dialing = 0
         self.learned: bool | None = None  # ALPN said h2 (True) or HTTP/1.1 (False)
@@ -89,6 +92,45 @@ class _OriginPool:
     def key(self) -> tuple[Origin, bool | None]:
         return self.origin, self.http2
 
+    def may_multiplex(self) -> bool:
+        """HTTP/2 connections can be among ``connections`` (prior knowledge or ALPN over TLS)."""
+        if self.http2 is None:
+            return self.origin.scheme == "https"
+        return self.http2
+
+    def take_idle(self, now: float) -> HTTP11Connection | None:
+        """Pop the most recently released idle HTTP/1.1 connection; expired ones are aborted.
+
+        Stale entries (closed, expired, or already claimed) are dropped on the way: O(1) a
+        checkout, amortised, instead of a scan of every pooled connection.
+        """
+        idle = self.idle
+        while idle:
+            conn = idle.pop()
+            if conn.is_available() and not conn.has_expired(now):
+                return conn
+            if conn.is_idle() or conn.is_closed():  # expired, or closed while idle
+                conn.abort()
+                self.forget(conn)
+        return None
+
+    def forget(self, conn: Connection) -> None:
+        """Drop a closed connection (a linear remove, paid once per connection's end)."""
+        with suppress(ValueError):
+            self.connections.remove(conn)
+
+    def prune(self, now: float) -> None:
+        """Forget closed connections and abort expired idle ones: a full scan, when needed."""
+        alive: list[Connection] = []
+        for conn in self.connections:
+            if conn.is_closed():
+                continue
+            if conn.is_idle() and conn.has_expired(now):
+                conn.abort()
+                continue
+            alive.append(conn)
+        self.connections = alive
+        self.idle = list(dict.fromkeys(c for c in self.idle if c.is_available()))
     def dials(self) -> bool:
         """New connections are dialled by the requester (HTTP/2 or ALPN not yet known)."""
         if self.http2 is None:
@@ -102,7 +144,8 @@ class ConnectionPool:
     ``ssl_context_factory`` is called at the first https request of each ALPN offer and must
     return a new context each time (the pool sets the offer on it); ``timeouts`` is the default
     for requests that pass none; HTTP/2 connections PING the peer every ``ping_interval``
-    seconds and close when a PING goes unanswered until the next one.
+    seconds and close when a PING goes unanswered until the next one. ``http1`` picks the
+    HTTP/1.1 client parser: "fast" (default) or "h11", the reference.
     """
 
     def __init__(
@@ -115,6 +158,7 @@ class ConnectionPool:
         high_water: int = HIGH_WATER,
         low_water: int = LOW_WATER,
         ping_interval: float | None = 30.0,
+        http1: Backend | None = None,
     ) -> None:
         if max_connections_per_origin < 1:
             raise ValueError("max_connections_per_origin must be at least 1")
@@ -126,6 +170,7 @@ class ConnectionPool:
         self._high_water = high_water
         self._low_water = low_water
         self._ping_interval = ping_interval
+        self._http1: Backend = http1 or DEFAULT_HTTP1
         self._origins: dict[tuple[Origin, bool | None], _OriginPool] = {}
         self._sweep: asyncio.TimerHandle | None = None
         self._closed = False
@@ -192,13 +237,16 @@ class ConnectionPool:
         out: dict[str, dict[str, int]] = {}
         for op in self._origins.values():
             live = [c for c in op.connections if not c.is_closed()]
+            waiting = sum(1 for f in op.waiters if not f.done())
+            if not live and not waiting:
+                continue  # only closed ones left, not yet pruned
             idle = sum(1 for c in live if c.is_idle())
             row = out.setdefault(str(op.origin), dict.fromkeys(
                 ("total", "idle", "in_use", "waiters"), 0))
             row["total"] += len(live)
             row["idle"] += idle
             row["in_use"] += len(live) - idle
-            row["waiters"] += sum(1 for f in op.waiters if not f.done())
+            row["waiters"] += waiting
         return out
 
     async def aclose(self) -> None:
@@ -261,20 +309,21 @@ class ConnectionPool:
         else:
             grant.abort()
 
-    def _assign(self, op: _OriginPool) -> None:
-        """Drop dead connections, then serve waiters in order: a free one, else a new slot."""
+    def _assign(self, op: _OriginPool, *, prune: bool = False) -> None:
+        """Serve waiters in order: an idle connection, else a new slot; drop dead ones.
+
+        Idle HTTP/1.1 connections come off ``op.idle`` in O(1) (connections that end are
+        dropped by ``_release``/``take_idle``). Every connection is scanned only where HTTP/2
+        may be spoken (a handful of multiplexed connections, as before), when the per-origin
+        limit looks reached (one may have closed while busy), or at the idle sweep (``prune``).
+        """
         if self._origins.get(op.key) is not op:
             return
         now = asyncio.get_running_loop().time()
-        alive: list[Connection] = []
-        for conn in op.connections:
-            if conn.is_closed():
-                continue
-            if conn.is_idle() and conn.has_expired(now):
-                conn.abort()
-                continue
-            alive.append(conn)
-        op.connections = alive
+        multiplexed = op.may_multiplex()
+        pruned = prune or multiplexed
+        if pruned:
+            op.prune(now)
         waiters = op.waiters
         dials = op.dials()
         while waiters:
@@ -283,7 +332,14 @@ class ConnectionPool:
                 waiters.popleft()
                 continue
             grant: Connection | None
-            free = next((c for c in reversed(alive) if c.is_available()), None)
+            free: Connection | None = op.take_idle(now)
+            if free is None and multiplexed:
+                free = next((c for c in reversed(op.connections) if c.is_available()), None)
+            if free is None and not pruned and len(op.connections) + op.dialing >= self._max:
+                op.prune(now)  # the limit may be reached only by connections already closed
+                pruned = True
+                continue
+            alive = op.connections
             if free is not None:
                 free.claim()
                 grant = free
@@ -300,7 +356,7 @@ class ConnectionPool:
                 break
             waiters.popleft()
             fut.set_result(grant)
-        if not alive and not waiters and not op.dialing:
+        if not op.connections and not waiters and not op.dialing:
             del self._origins[op.key]
 
     async def _dial(self, op: _OriginPool, t: Timeouts) -> Connection:
@@ -368,6 +424,7 @@ class ConnectionPool:
             keepalive_expiry=self._idle_timeout,
             high_water=self._high_water,
             low_water=self._low_water,
+            http1=self._http1,
         )
 
     def _release(self, op: _OriginPool, conn: Connection) -> None:
@@ -375,10 +432,15 @@ class ConnectionPool:
         if self._origins.get(op.key) is not op or self._closed:
             conn.abort()
             return
-        if conn.is_idle():
-            with suppress(ValueError):  # most recently used goes last: reused first
-                op.connections.remove(conn)
-                op.connections.append(conn)
+        if conn.is_closed():
+            op.forget(conn)
+        elif conn.is_idle():
+            if isinstance(conn, HTTP11Connection):
+                op.idle.append(conn)  # most recently used goes last: reused first
+            else:
+                with suppress(ValueError):
+                    op.connections.remove(conn)
+                    op.connections.append(conn)
             expires = conn.expires_at
             if self._sweep is None and expires is not None:
                 loop = asyncio.get_running_loop()
@@ -388,7 +450,7 @@ class ConnectionPool:
     def _on_sweep(self) -> None:
         self._sweep = None
         for op in list(self._origins.values()):
-            self._assign(op)
+            self._assign(op, prune=True)
         deadlines = [
             expires
             for op in self._origins.values()

@@ -18,7 +18,8 @@ from modelmux.upstream import (
     UpstreamTimeout,
     parse_url,
 )
-from modelmux.upstream.pool import request_headers
+from modelmux.upstream.connection import HTTP11Connection
+from modelmux.upstream.pool import _OriginPool, request_headers
 from tests.upstream import HTTPServer, Reply, on_loops, refused_port, run, until
 
 
@@ -284,3 +285,96 @@ def test_request_headers_defaults() -> None:
     assert request_headers(b"GET", [], Origin("http", "h", 81), b"") == [(b"host", b"h:81")]
     chunked = [(b"Host", b"h"), (b"Transfer-Encoding", b"chunked")]
     assert request_headers(b"POST", chunked, origin, b"abc") == chunked
+
+
+class _Probe(HTTP11Connection):
+    """An HTTP/1.1 connection that never connects and counts how often the pool probes it."""
+
+    probes = 0
+
+    def __init__(self, origin: Origin) -> None:
+        super().__init__(origin)
+        self.alive, self.idle = True, True
+
+    def _probe(self) -> None:
+        type(self).probes += 1
+
+    def is_available(self) -> bool:
+        self._probe()
+        return self.alive and self.idle
+
+    def is_idle(self) -> bool:
+        self._probe()
+        return self.alive and self.idle
+
+    def is_closed(self) -> bool:
+        self._probe()
+        return not self.alive
+
+    def has_expired(self, now: float) -> bool:
+        self._probe()
+        return not self.alive
+
+    def claim(self) -> None:
+        assert self.alive and self.idle
+        self.idle = False
+
+    def abort(self) -> None:
+        self.alive = False
+
+
+def _probe_pool(count: int, limit: int = 100) -> tuple[ConnectionPool, _OriginPool, list[_Probe]]:
+    pool = ConnectionPool(max_connections_per_origin=limit)
+    op = pool._origins[ORIGIN, None] = _OriginPool(ORIGIN, None)
+    conns = [_Probe(ORIGIN) for _ in range(count)]
+    op.connections = list(conns)
+    for conn in conns:
+        pool._release(op, conn)
+    return pool, op, conns
+
+
+ORIGIN = Origin("http", "127.0.0.1", 9)
+
+
+def test_idle_checkout_does_not_scan_every_connection() -> None:
+    async def main() -> None:
+        pool, op, conns = _probe_pool(64)
+        _Probe.probes = 0
+        got = [await pool._acquire(op, None) for _ in range(3)]
+        assert got == [conns[-1], conns[-2], conns[-3]]  # most recently released first
+        assert _Probe.probes <= 3 * 3  # a few probes per checkout, not 64
+        conns[-1].idle = True
+        pool._release(op, conns[-1])
+        assert await pool._acquire(op, None) is conns[-1]
+
+    asyncio.run(main())
+
+
+def test_connections_closed_while_idle_are_skipped_and_forgotten() -> None:
+    async def main() -> None:
+        pool, op, conns = _probe_pool(4)
+        conns[3].alive = conns[2].alive = False  # the upstream hung up on the two newest
+        assert await pool._acquire(op, None) is conns[1]
+        assert conns[2] not in op.connections and conns[3] not in op.connections
+        assert pool.stats()[str(ORIGIN)] == {"total": 2, "idle": 1, "in_use": 1, "waiters": 0}
+
+    asyncio.run(main())
+
+
+def test_limit_counts_only_live_connections() -> None:
+    async def main() -> None:
+        pool, op, conns = _probe_pool(2, limit=2)
+        for conn in conns:
+            conn.idle = False  # both busy, so neither is on the idle stack once taken
+        op.idle.clear()
+        conns[0].alive = False  # died while busy, not yet released
+        fresh = await pool._acquire(op, None)
+        assert isinstance(fresh, HTTP11Connection) and fresh not in conns
+        assert op.connections == [conns[1], fresh]
+        fresh.abort()
+        conns[1].alive = False
+        pool._release(op, fresh)
+        pool._release(op, conns[1])
+        assert pool.stats() == {} and not pool._origins
+
+    asyncio.run(main())

@@ -1,0 +1,5 @@
+# cython: language_level=3
+# Native twin of modelmux.upstream._http1_client_py: the same source, compiled by Cython. One
+# source keeps the twins identical byte for byte (the differential tests run both); compiling
+# removes the interpreter's dispatch around the regular-expression work.
+include "../modelmux/upstream/_http1_client_py.py"
