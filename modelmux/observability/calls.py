@@ -45,11 +45,17 @@ _error_event = msgspec.json.Decoder(_ErrorEvent)
 
 
 def stream_error(piece: bytes) -> str | None:
-    """The ``code`` of an OpenAI error event (how a stream that failed mid-way ends), or None."""
-    if not piece.startswith(b'data: {"error"'):
+    """The ``code`` of an OpenAI error event (how a stream that failed mid-way ends), or None.
+
+    ``piece`` holds one or more SSE events; an error event is the last one a stream sends.
+    """
+    at = piece.rfind(b'data: {"error"')
+    if at < 0 or (at and piece[at - 1] != 0x0A):
         return None
+    end = piece.find(b"\n\n", at)
     try:
-        return _error_event.decode(piece[6:].strip()).error.code or "error"
+        payload = piece[at + 6:end if end >= 0 else len(piece)]
+        return _error_event.decode(payload.strip()).error.code or "error"
     except (msgspec.DecodeError, msgspec.ValidationError):
         return None
 

@@ -253,6 +253,9 @@ class Upstream:
     ) -> AsyncGenerator[bytes, None]:
         """Stream a POST's body through a fresh relay per attempt, yielding client chunks.
 
+        The chunks one upstream read completes are yielded as one piece (SSE events framed
+        back to back), so the client gets one write for them rather than one each.
+
         Before the first chunk is yielded, failures raise (or retry); after it, they end the
         stream with an OpenAI error event. Closing this generator aborts the upstream request.
 
@@ -278,16 +281,15 @@ class Upstream:
                                 break
                             if out:
                                 waiting = False
-                            for piece in out:
-                                yield piece
+                                yield out[0] if len(out) == 1 else b"".join(out)
                             if relay.finished:
                                 if out and out[-1] == DONE:  # a clean end: keep the connection
                                     await _drain(response)
                                 break
                         else:
                             out = relay.close()
-                            for piece in out:
-                                yield piece
+                            if out:
+                                yield b"".join(out)
                 except ModelMuxError as exc:
                     _failed(stats, exc.code)
                     if relay.started:

@@ -252,6 +252,36 @@ def test_a_stream_cut_mid_way_is_a_failed_call(run: Runner, collector: Collector
     run(main())
 
 
+def test_an_error_event_after_chunks_in_the_same_read_fails_the_call(
+        run: Runner, collector: Collector) -> None:
+    """The upstream writes good chunks and then an error event at once; they reach the
+    watcher as one piece, and the error at its end still fails the call."""
+    async def main() -> None:
+        before = len(collector.spans)
+        async with traced(collector) as (port, openai, _):
+            openai.faults.append("error_event")
+            status, _, body = await request(port, "POST", "/v1/chat/completions",
+                                            chat_body("gpt-x", stream=True))
+            assert status == 200 and body.count(b"data: ") == 5 and b'"error"' in body
+            spans = await collector.gather(before + 3)
+        trace_id = _parent(openai.seen[-1]["traceparent"])[0]
+        chat = _trace(spans[before:], trace_id)["chat gpt-x"]
+        assert chat.status_code == ERROR and chat.attributes["error.type"] == "bad_gateway"
+    run(main())
+
+
+def test_stream_error_finds_the_error_event_that_ends_a_piece() -> None:
+    from modelmux.observability.calls import stream_error
+
+    error = b'data: {"error":{"message":"m","type":"t","code":"boom"}}\n\n'
+    chunk = b'data: {"choices":[]}\n\n'
+    assert stream_error(error) == "boom"
+    assert stream_error(chunk * 3 + error) == "boom"
+    assert stream_error(chunk * 3) is None
+    assert stream_error(b'xdata: {"error":{"code":"no"}}\n\n') is None
+    assert stream_error(b'data: {"error":{}}\n\n') == "error"
+
+
 def _count_watcher_work(monkeypatch: pytest.MonkeyPatch) -> list[str]:
     """What the watcher and the chat route work out per call, by name, as they do it."""
     from modelmux.api import chat

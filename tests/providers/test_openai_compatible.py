@@ -14,7 +14,7 @@ import pytest
 
 from tests.fakes.answers import TEXT, TOOLS
 from tests.fakes.http import SPLITS
-from tests.fakes.openai import FakeOpenAI
+from tests.fakes.openai import FakeOpenAI, chunk_events
 from tests.providers.harness import (
     MESSAGES,
     TOOLS_PARAM,
@@ -141,6 +141,30 @@ def test_stream_model_is_rewritten_to_the_public_name() -> None:
             seen = await collect(stream)
             assert seen.model == "local/whatever" and seen.text == TEXT.text
             assert json.loads(up.raw_bodies[0])["model"] == "whatever"
+
+    run("asyncio", main())
+
+
+def test_events_that_arrive_together_reach_the_client_in_one_chunk() -> None:
+    """The upstream writes its whole stream at once: the client gets every event, in order,
+    in one HTTP chunk instead of one chunk per event."""
+    async def main() -> None:
+        async with FakeOpenAI(split=SPLITS["whole"]) as up, gateway(config(up)) as gw:
+            reader, writer = await connect(gw.port)
+            body = json.dumps({"model": "llama", "messages": MESSAGES, "stream": True}).encode()
+            writer.write(b"POST /v1/chat/completions HTTP/1.1\r\nhost: gw\r\n"
+                         b"content-type: application/json\r\ncontent-length: %d\r\n\r\n%s"
+                         % (len(body), body))
+            await reader.readuntil(b"\r\n\r\n")
+            frames = []
+            while size := int(await reader.readuntil(b"\r\n"), 16):
+                frames.append((await reader.readexactly(size + 2))[:-2])
+            writer.close()
+            events = [event for event in frames[0].split(b"\n\n") if event]
+            assert len(frames) == 1 and len(events) > 5
+            assert events[-1] == b"data: [DONE]" and all(e.startswith(b"data: ") for e in events)
+            sent = [event[6:-2] for event in chunk_events(TEXT, "llama", False)]
+            assert [json.loads(e[6:]) for e in events[:-1]] == [json.loads(e) for e in sent[:-1]]
 
     run("asyncio", main())
 

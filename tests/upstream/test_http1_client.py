@@ -190,3 +190,57 @@ def test_reading_past_the_end_never_spins(backend: str) -> None:
     parser.receive_data(b"")
     with pytest.raises(HTTP1ProtocolError, match="after the response"):
         parser.next_event()
+
+
+async def _keepalive_server(payload: bytes) -> tuple[asyncio.Server, str]:
+    """Answers every request on a connection with ``payload`` in one write, then holds it open."""
+    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            while await reader.readuntil(b"\r\n\r\n"):
+                writer.write(payload)
+                await writer.drain()
+        except (asyncio.IncompleteReadError, ConnectionError):
+            pass
+        finally:
+            writer.close()
+
+    server = await asyncio.start_server(handle, "127.0.0.1", 0)
+    return server, f"http://127.0.0.1:{server.sockets[0].getsockname()[1]}/"
+
+
+_CHUNKED = b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"
+
+
+@pytest.mark.parametrize("http1", ["fast", "h11"])
+def test_chunks_that_arrived_together_are_read_as_one_piece(http1: str) -> None:
+    """Four HTTP chunks in one TCP write: one body read, END on the next, and the
+    connection pooled and reused cleanly (the gathered END does not leak into it)."""
+    async def main() -> None:
+        payload = _CHUNKED + b"".join(b"3\r\n%s\r\n" % part for part in (b"abc", b"def",
+                                                                        b"ghi", b"jkl"))
+        server, url = await _keepalive_server(payload + b"0\r\n\r\n")
+        async with server, ConnectionPool(http1=http1) as pool:  # type: ignore[arg-type]
+            for _ in range(2):
+                resp = await pool.request(b"GET", url, [])
+                assert [piece async for piece in resp.iter_bytes()] == [b"abcdefghijkl"]
+                assert resp.is_closed
+                assert list(pool.stats().values())[0]["idle"] == 1
+
+    asyncio.run(main())
+
+
+@pytest.mark.parametrize("http1", ["fast", "h11"])
+def test_a_bad_chunk_after_good_ones_fails_the_next_read(http1: str) -> None:
+    """The good bytes before a malformed chunk header are delivered; the error comes next."""
+    async def main() -> None:
+        server, url = await _keepalive_server(_CHUNKED + b"3\r\nabc\r\n2\r\nde\r\nzz\r\n")
+        async with server, ConnectionPool(http1=http1) as pool:  # type: ignore[arg-type]
+            resp = await pool.request(b"GET", url, [])
+            body = resp.iter_bytes()
+            assert await anext(body) == b"abcde"
+            with pytest.raises(UpstreamProtocolError) as info:
+                await anext(body)
+            assert info.value.code == "upstream_protocol_error"
+            assert resp.is_closed and pool.stats() == {}
+
+    asyncio.run(main())
