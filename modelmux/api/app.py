@@ -12,11 +12,11 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-import uuid
 
 from modelmux import __version__
 from modelmux.api.cors import Cors
 from modelmux.api.dispatch import Dispatcher
+from modelmux.api.ids import new_hex_id
 from modelmux.api.metrics import GatewayMetrics
 from modelmux.api.routes import ROUTES
 from modelmux.config.schema import Config
@@ -43,7 +43,7 @@ def _request_id(exchange: Exchange) -> bytes:
     given = exchange.header(b"x-request-id")
     if given and len(given) <= _MAX_REQUEST_ID and all(33 <= c < 127 for c in given):
         return given
-    return uuid.uuid4().hex.encode()
+    return new_hex_id().encode()
 
 
 def _body_log(config: Config) -> BodyLog | None:

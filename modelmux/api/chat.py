@@ -17,13 +17,13 @@ import functools
 import logging
 import re
 import time
-import uuid
 from collections.abc import AsyncGenerator
 from typing import TYPE_CHECKING
 
 import msgspec
 
 from modelmux.api.dispatch import Failed, Served
+from modelmux.api.ids import new_hex_id
 from modelmux.api.responses import JSON_HEADERS, SSE_HEADERS, error_event
 from modelmux.api.streaming import MODE_HEADER, Coalescer, choose_mode
 from modelmux.errors import InternalError, InvalidRequest, ModelMuxError
@@ -110,7 +110,7 @@ async def create_chat_completion(app: App, exchange: Exchange) -> None:
         request = msgspec.structs.replace(request, stream=False, stream_options=None)
     elif streamed and not asked:
         request = msgspec.structs.replace(request, stream=True)
-    completion_id, created = f"chatcmpl-{uuid.uuid4().hex}", int(time.time())
+    completion_id, created = "chatcmpl-" + new_hex_id(), int(time.time())
     request_id = app.request_id(exchange)
     estimate = Estimate(estimate_prompt_tokens(body), max_tokens_of(request))
     plan = app.router.plan(app.models, group, facts, estimate)
