@@ -1,5 +1,6 @@
 # cython: language_level=3, boundscheck=False, wraparound=False, cdivision=True
-"""Native twin of ``modelmux.server._http1_py``: the sans-I/O HTTP/1.1 server connection.
+"""Native twin of ``modelmux.server._http1_py``: the sans-I/O HTTP/1.1 server connection, and
+the response-head parser the upstream client shares the header grammar with.
 
 Same API, events and errors as the pure twin (which documents what is accepted: h11 0.16's
 grammar, stricter on obs-fold, Content-Length with Transfer-Encoding, and versions other than
@@ -11,6 +12,10 @@ from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize, PyBytes
 from libc.string cimport memchr, memcmp, memcpy
 
 from modelmux.server.http1_common import (
+    BODY_CHUNKED,
+    BODY_LENGTH,
+    BODY_NONE,
+    BODY_UNTIL_CLOSE,
     CONTINUE,
     END,
     NEED_DATA,
@@ -198,6 +203,79 @@ cdef object _parse_head(bytes buf, Py_ssize_t end):
     return RequestHead(method, target, b"1.1" if modern else b"1.0", headers,
                        None if length is None else int(length), chunked,
                        modern and not close, modern and expect)
+
+
+def parse_response_head(bytes buf not None, Py_ssize_t end):
+    """See the pure twin: status, headers, reason, keep-alive, body framing, Content-Length."""
+    cdef const unsigned char* p = <const unsigned char*>PyBytes_AS_STRING(buf)
+    cdef Py_ssize_t i, reason_start, reason_end, stop, k = 0, count, nl
+    cdef list headers = []
+    cdef bytes name, value, length = None, reason
+    cdef bint chunked = False, close = False, modern
+    cdef const unsigned char* n
+    cdef tuple pair
+    cdef int status
+    if end > PyBytes_GET_SIZE(buf) or end < 14 or memcmp(p, b"HTTP/1.", 7) != 0 \
+            or not (p[7] == 48 or p[7] == 49) or p[8] != 32 \
+            or not (48 <= p[9] <= 57 and 48 <= p[10] <= 57 and 48 <= p[11] <= 57):
+        raise HTTP1ProtocolError("illegal status line")
+    modern = p[7] == 49
+    status = (p[9] - 48) * 100 + (p[10] - 48) * 10 + (p[11] - 48)
+    i = reason_start = reason_end = 12
+    if p[i] == 32:  # a reason phrase: HTAB, SP, VCHAR, obs-text
+        i = reason_start = 13
+        while i < end and (p[i] == 9 or p[i] == 32 or 0x21 <= p[i]) and p[i] != 0x7f:
+            i += 1
+        reason_end = i
+    if i < end and p[i] == 13:
+        i += 1
+    if i >= end or p[i] != 10:
+        raise HTTP1ProtocolError("illegal status line")
+    i += 1
+    stop = end - 2 if p[end - 2] == 13 else end - 1
+    if i > stop or _fields(p, i, stop, headers) < 0:
+        raise HTTP1ProtocolError("illegal header line (obs-fold, bad name or value)")
+    count = len(headers)
+    while k < count:
+        pair = <tuple>headers[k]
+        name = <bytes>pair[0]
+        n = <const unsigned char*>PyBytes_AS_STRING(name)
+        nl = PyBytes_GET_SIZE(name)
+        k += 1
+        if _is(n, nl, b"content-length", 14):
+            value = <bytes>pair[1]
+            if b"," in value or not _digits(value):
+                lengths = {v.strip() for v in value.split(b",")}
+                value = lengths.pop()
+                if lengths or not _digits(value):
+                    raise HTTP1ProtocolError("bad or conflicting Content-Length")
+            if length is not None:
+                if value != length:
+                    raise HTTP1ProtocolError("conflicting Content-Length headers")
+                k -= 1
+                del headers[k]
+                count -= 1
+                continue
+            length = value
+            headers[k - 1] = (name, value)
+        elif _is(n, nl, b"transfer-encoding", 17):
+            if chunked or (<bytes>pair[1]).lower() != b"chunked":
+                raise HTTP1ProtocolError("only one Transfer-Encoding: chunked is supported")
+            chunked = True
+        elif _is(n, nl, b"connection", 10):
+            close = close or b"close" in _comma_tokens(pair[1])
+    if chunked and length is not None:
+        raise HTTP1ProtocolError("both Content-Length and Transfer-Encoding")
+    reason = PyBytes_FromStringAndSize(<const char*>p + reason_start, reason_end - reason_start)
+    if status < 200 or status == 204 or status == 304:
+        return status, headers, reason, modern and not close, BODY_NONE, 0
+    if chunked:
+        return status, headers, reason, modern and not close, BODY_CHUNKED, 0
+    if length is not None:
+        size = int(length)
+        return (status, headers, reason, modern and not close,
+                BODY_LENGTH if size else BODY_NONE, size)
+    return status, headers, reason, False, BODY_UNTIL_CLOSE, 0
 
 
 cdef bint _digits(bytes value):

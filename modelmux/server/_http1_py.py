@@ -13,6 +13,10 @@ from __future__ import annotations
 import re
 
 from modelmux.server.http1_common import (
+    BODY_CHUNKED,
+    BODY_LENGTH,
+    BODY_NONE,
+    BODY_UNTIL_CLOSE,
     CONTINUE,
     END,
     NEED_DATA,
@@ -31,6 +35,7 @@ _HEAD_END = re.compile(rb"\n\r?\n")
 _REQUEST_LINE = re.compile(rb"(" + _TOKEN + rb") ([\x21-\x7e]+) HTTP/([0-9]\.[0-9])\r?\n")
 _FIELD = re.compile(rb"(" + _TOKEN + rb"):[ \t]*(" + _VALUE + rb")[ \t]*\r?\n")
 _FIELDS = re.compile(rb"(?:" + _TOKEN + rb":[ \t]*" + _VALUE + rb"[ \t]*\r?\n)*")
+_STATUS_LINE = re.compile(rb"HTTP/(1\.[01]) ([0-9]{3})(?: ([\t \x21-\x7e\x80-\xff]*))?\r?\n")
 _CHUNK_HEAD = re.compile(rb"([0-9A-Fa-f]{1,20})(?:;.*)?[ \t]*\r\n")
 _DIGITS = re.compile(rb"[0-9]{1,20}")
 
@@ -70,6 +75,55 @@ def trailer_end(buf: bytes) -> int:
     end = found.end()
     stop = end - 2 if buf[end - 2] == 13 else end - 1
     return end if _FIELDS.fullmatch(buf, 0, stop) is not None else -1
+
+
+def parse_response_head(buf: bytes, end: int) -> tuple[int, list[tuple[bytes, bytes]], bytes,
+                                                       bool, int, int]:
+    """Decode a response head ``buf[:end]`` (the upstream client's side of the same grammar).
+
+    Returns status, headers (names lower-cased), reason, keep-alive, body framing (``BODY_*``
+    from ``http1_common``) and the Content-Length (0 unless ``BODY_LENGTH``).
+
+    Raises:
+        HTTP1ProtocolError: not a valid head, or framing an upstream could use to desync us.
+    """
+    line = _STATUS_LINE.match(buf)
+    if line is None or line.end() > end:
+        raise HTTP1ProtocolError("illegal status line")
+    version, status_text, reason = line.groups()
+    start, stop = line.end(), end - 2 if buf[end - 2] == 13 else end - 1
+    if _FIELDS.fullmatch(buf, start, stop) is None:
+        raise HTTP1ProtocolError("illegal header line (obs-fold, bad name or value)")
+    headers: list[tuple[bytes, bytes]] = []
+    length: bytes | None = None
+    chunked = close = False
+    for raw, value in _FIELD.findall(buf, start, stop):
+        name = raw.lower()
+        if name == b"content-length":
+            checked = content_length(value, length)
+            if checked is None:
+                continue
+            length = value = checked
+        elif name == b"transfer-encoding":
+            if chunked or value.lower() != b"chunked":
+                raise HTTP1ProtocolError("only one Transfer-Encoding: chunked is supported")
+            chunked = True
+        elif name == b"connection":
+            close = close or b"close" in _comma_tokens(value)
+        headers.append((name, value))
+    if chunked and length is not None:
+        raise HTTP1ProtocolError("both Content-Length and Transfer-Encoding")
+    status = int(status_text)
+    keep_alive = version == b"1.1" and not close
+    reason = reason or b""
+    if status < 200 or status in (204, 304):
+        return status, headers, reason, keep_alive, BODY_NONE, 0
+    if chunked:
+        return status, headers, reason, keep_alive, BODY_CHUNKED, 0
+    if length is not None:
+        size = int(length)
+        return status, headers, reason, keep_alive, BODY_LENGTH if size else BODY_NONE, size
+    return status, headers, reason, False, BODY_UNTIL_CLOSE, 0
 
 
 def parse_head(buf: bytes, end: int) -> RequestHead:

@@ -28,6 +28,10 @@ PAUSED = _Sentinel("PAUSED")
 END = _Sentinel("END")
 """The request body is complete."""
 
+BODY_NONE, BODY_LENGTH, BODY_CHUNKED, BODY_UNTIL_CLOSE = range(4)
+"""How a response body is framed, as ``parse_response_head`` reports it: none (1xx, 204, 304,
+``Content-Length: 0``), Content-Length, chunked, or read until the upstream closes."""
+
 STATUS_LINES: dict[int, bytes] = {
     s.value: b"HTTP/1.1 %d %s\r\n" % (s.value, s.phrase.encode()) for s in HTTPStatus
 }

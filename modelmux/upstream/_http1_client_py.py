@@ -15,67 +15,30 @@ import re
 
 from modelmux.server._http1_py import (
     _CHUNK_HEAD,
-    _FIELD,
-    _FIELDS,
     _HEAD_END,
     _comma_tokens,
-    content_length,
+    parse_response_head,
     trailer_end,
 )
-from modelmux.server.http1_common import END, NEED_DATA, HTTP1LocalError, HTTP1ProtocolError
+from modelmux.server.http1_common import (
+    BODY_CHUNKED,
+    BODY_LENGTH,
+    BODY_NONE,
+    BODY_UNTIL_CLOSE,
+    END,
+    NEED_DATA,
+    HTTP1LocalError,
+    HTTP1ProtocolError,
+)
 
 __all__ = ["ClientConnection"]
 
-_STATUS_LINE = re.compile(rb"HTTP/(1\.[01]) ([0-9]{3})(?: ([\t \x21-\x7e\x80-\xff]*))?\r?\n")
 _TARGET = re.compile(rb"[\x21-\x7e]+")
 
 _HEAD, _LENGTH, _CHUNK_SIZE, _CHUNK_DATA, _CHUNK_CRLF, _TRAILER, _UNTIL_CLOSE, _DONE = range(8)
 _COMPLETE, _IDLE, _ERROR = 8, 9, 10  # END returned; no request in flight; failed
-
-
-def parse_response_head(buf: bytes, end: int) -> tuple[int, list[tuple[bytes, bytes]], bytes,
-                                                       bool, int, int]:
-    """Decode the response head ``buf[:end]``: status, headers, reason, keep-alive, framing, length.
-
-    Raises:
-        HTTP1ProtocolError: not a valid head, or framing an upstream could use to desync us.
-    """
-    line = _STATUS_LINE.match(buf)
-    if line is None or line.end() > end:
-        raise HTTP1ProtocolError("illegal status line")
-    version, status_text, reason = line.groups()
-    start, stop = line.end(), end - 2 if buf[end - 2] == 13 else end - 1
-    if _FIELDS.fullmatch(buf, start, stop) is None:
-        raise HTTP1ProtocolError("illegal header line (obs-fold, bad name or value)")
-    headers: list[tuple[bytes, bytes]] = []
-    length: bytes | None = None
-    chunked = close = False
-    for raw, value in _FIELD.findall(buf, start, stop):
-        name = raw.lower()
-        if name == b"content-length":
-            checked = content_length(value, length)
-            if checked is None:
-                continue
-            length = value = checked
-        elif name == b"transfer-encoding":
-            if chunked or value.lower() != b"chunked":
-                raise HTTP1ProtocolError("only one Transfer-Encoding: chunked is supported")
-            chunked = True
-        elif name == b"connection":
-            close = close or b"close" in _comma_tokens(value)
-        headers.append((name, value))
-    if chunked and length is not None:
-        raise HTTP1ProtocolError("both Content-Length and Transfer-Encoding")
-    status = int(status_text)
-    keep_alive = version == b"1.1" and not close
-    if status < 200 or status in (204, 304):
-        return status, headers, reason or b"", keep_alive, _DONE, 0
-    if chunked:
-        return status, headers, reason or b"", keep_alive, _CHUNK_SIZE, 0
-    if length is not None:
-        size = int(length)
-        return status, headers, reason or b"", keep_alive, _LENGTH if size else _DONE, size
-    return status, headers, reason or b"", False, _UNTIL_CLOSE, 0
+_STATE_OF = {BODY_NONE: _DONE, BODY_LENGTH: _LENGTH, BODY_CHUNKED: _CHUNK_SIZE,
+             BODY_UNTIL_CLOSE: _UNTIL_CLOSE}  # the parser state that reads each body framing
 
 
 class ClientConnection:
@@ -174,14 +137,14 @@ class ClientConnection:
                     return NEED_DATA
                 end = found.end()
                 try:
-                    status, headers, reason, keep, state, size = parse_response_head(buf, end)
+                    status, headers, reason, keep, body, size = parse_response_head(buf, end)
                 except HTTP1ProtocolError as exc:
                     raise self._fail(str(exc)) from None
                 self._buf = buf[end:]
                 if status < 200:
                     continue  # 1xx informational: the final response follows
                 self.keep_alive = self.keep_alive and keep
-                self._state, self._remaining = state, size
+                self._state, self._remaining = _STATE_OF[body], size
                 return status, headers, reason
             if state == _LENGTH:
                 if not buf:

@@ -131,6 +131,37 @@ def test_desync_bytes_are_protocol_errors(backend: str, raw: bytes, why: str) ->
         parser.next_event()
 
 
+_HEAD_TWINS = twin_params("http1", "modelmux.server._http1_py")
+_head_bytes = st.sampled_from([b"HTTP/1.1 ", b"HTTP/1.0 ", b"HTTP/1.2 ", b"200", b"20", b" OK",
+                               b" ", b"\t", b"\r", b"\n", b"\r\n", b"\x7f", b"\x80", b"\x00",
+                               b":", b",", b"Content-Length", b"content-length: 5", b"7",
+                               b"Transfer-Encoding", b"chunked", b"Connection: close", b"X-a",
+                               b"Keep-Alive"])
+
+
+def _parsed(module: str, raw: bytes) -> object:
+    """What ``parse_response_head`` makes of the head ``raw`` ends with: a result or the error."""
+    end = raw.rfind(b"\n") + 1
+    try:
+        return import_twin(module).parse_response_head(raw, end)
+    except HTTP1ProtocolError as exc:
+        return ("error", str(exc))
+
+
+@settings(max_examples=400, deadline=None)
+@given(middle=st.lists(_head_bytes, max_size=14), valid=st.booleans(),
+       end=st.sampled_from([b"\r\n\r\n", b"\n\n", b"\n\r\n"]))
+def test_both_head_parsers_agree_on_hostile_heads(middle: list[bytes], valid: bool,
+                                                  end: bytes) -> None:
+    """The native response-head scanner and the pure twin's regular expressions return the
+    same head, or fail with the same message, for any bytes up to a blank line."""
+    start = b"HTTP/1.1 200 OK\r\n" if valid else b""
+    raw = start + b"".join(middle) + end
+    results = {module.values[0]: _parsed(module.values[0], raw)  # type: ignore[attr-defined]
+               for module in _HEAD_TWINS}
+    assert len(set(map(repr, results.values()))) == 1, results
+
+
 @pytest.mark.parametrize("backend", TWINS)
 def test_keep_alive_cycle_and_local_errors(backend: str) -> None:
     parser = _new(backend)
