@@ -66,8 +66,10 @@ class UpstreamTimeout(errors.UpstreamTimeout):
         self.phase: Phase = phase
 
 
-def map_errors(phase: Phase, origin: str) -> ErrorMap:
+def map_errors(phase: Phase, origin: object) -> ErrorMap:
     """Translate foreign exceptions raised inside the ``with`` block into the upstream families.
+
+    ``origin`` names the upstream in messages; it is formatted only when an error is mapped.
 
     Raises:
         UpstreamTimeout, UpstreamTLSError, UpstreamConnectError, UpstreamProtocolError,
@@ -83,7 +85,7 @@ class ErrorMap:
 
     __slots__ = ("origin", "phase")
 
-    def __init__(self, phase: Phase, origin: str) -> None:
+    def __init__(self, phase: Phase, origin: object) -> None:
         self.phase = phase
         self.origin = origin
 
@@ -93,7 +95,7 @@ class ErrorMap:
     def __exit__(self, exc_type: object, exc: BaseException | None, tb: object) -> None:
         if exc is None or not isinstance(exc, Exception) or isinstance(exc, errors.ModelMuxError):
             return
-        mapped = _mapped(exc, self.phase, self.origin)
+        mapped = _mapped(exc, self.phase, str(self.origin))
         if mapped is not None:
             raise mapped from exc
 

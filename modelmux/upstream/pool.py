@@ -16,7 +16,7 @@ import ssl
 from collections import deque
 from collections.abc import Callable
 from contextlib import suppress
-from functools import partial
+from functools import lru_cache, partial
 from urllib.parse import urlsplit
 
 from modelmux.upstream.connection import HIGH_WATER, LOW_WATER, Headers, HTTP11Connection, Origin
@@ -43,8 +43,12 @@ Connection = HTTP11Connection | HTTP2Connection
 DEFAULT_HTTP1: Backend = "fast"
 
 
+@lru_cache(maxsize=1024)
 def parse_url(url: str) -> tuple[Origin, bytes]:
     """Split an absolute http(s) URL into its origin and request target (path?query).
+
+    Cached: providers send to the few URLs their config names, and ``urlsplit`` is a few
+    microseconds per request otherwise.
 
     Raises:
         ValueError: not an absolute http or https URL, or a bad port.
@@ -206,7 +210,7 @@ class ConnectionPool:
             op = self._origins.get((origin, http2))
             if op is None:
                 op = self._origins[origin, http2] = _OriginPool(origin, http2)
-            with map_errors("pool", str(origin)):
+            with map_errors("pool", origin):
                 conn = await self._acquire(op, t.pool)
             if conn is None:
                 conn = await self._dial(op, t)
@@ -368,7 +372,7 @@ class ConnectionPool:
         origin = op.origin
         conn: Connection | None = None
         try:
-            with map_errors("connect", str(origin)):
+            with map_errors("connect", origin):
                 if op.http2 is None:  # https, ALPN decides; one deadline for TLS and SETTINGS
                     async with asyncio.timeout(t.connect):
                         handover = await open_tls(origin, self._context(_ALPN[None]))
