@@ -15,4 +15,4 @@ __all__ = ["new_hex_id"]
 
 def new_hex_id() -> str:
     """32 lower-case hex digits, random."""
-    return "%032x" % getrandbits(128)
+    return format(getrandbits(128), "032x")

@@ -357,7 +357,7 @@ class HTTP11Connection(asyncio.Protocol):
             try:
                 event = parser.next_event()
             except (h11.RemoteProtocolError, HTTP1ProtocolError) as exc:
-                raise self._parse_error(exc)  # noqa: B904 (the cause is set there)
+                raise self._parse_error(exc)
             if event is not NEED_DATA:
                 return event
             if self._incoming:

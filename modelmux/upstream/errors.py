@@ -11,8 +11,8 @@ from __future__ import annotations
 import ssl
 from typing import Literal
 
-import h11
 import h2.exceptions
+import h11
 
 from modelmux import errors
 from modelmux.server.http1_common import HTTP1LocalError, HTTP1ProtocolError
