@@ -10,7 +10,8 @@ import importlib
 import os
 from types import ModuleType
 
-NATIVE_MODULES: tuple[str, ...] = ("sse", "messages_stream", "http1", "http1_client")
+NATIVE_MODULES: tuple[str, ...] = ("sse", "messages_stream", "http1", "http1_client",
+                                   "chunk_relay")
 
 
 def pure_forced() -> bool:

@@ -9,20 +9,25 @@ from __future__ import annotations
 
 import json
 import random
+from collections.abc import Callable
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from modelmux.codec.sse import DONE, SSEDecoder
 from modelmux.errors import InvalidRequest, RateLimited, ServiceUnavailable, UpstreamError
 from modelmux.providers.claude import MessagesRelay
-from modelmux.providers.openai_compatible import ChunkRelay, upstream_body
+from modelmux.providers.chunk_relay import ChunkRelay
+from modelmux.providers.openai_compatible import upstream_body
 from modelmux.providers.transport import Relay
 from modelmux.translate import MessagesStreamTranslator
 from tests.fakes.answers import TEXT, TOOLS
 from tests.fakes.claude import error_doc, message_events, sse
 from tests.fakes.openai import chunk_events
 from tests.fakes.openai import data as openai_data
+from tests.twins import import_twin, twin_params
 
 
 def drive(relay: Relay, pieces: list[bytes]) -> list[bytes]:
@@ -51,8 +56,14 @@ def payloads(out: list[bytes]) -> list[Any]:
     return [e.data if e.data == b"[DONE]" else json.loads(e.data) for e in events]
 
 
-def chunk_relay() -> ChunkRelay:
-    return ChunkRelay("local", "public-name")
+RELAY_TWINS = twin_params("chunk_relay", "modelmux.providers.chunk_relay")
+
+
+@pytest.fixture(params=RELAY_TWINS)
+def chunk_relay(request: pytest.FixtureRequest) -> Callable[[], ChunkRelay]:
+    """A maker of fresh OpenAI relays of one twin (pure, native)."""
+    cls = import_twin(request.param).ChunkRelay
+    return lambda: cls("local", "public-name")
 
 
 def claude_relay(include_usage: bool = True) -> MessagesRelay:
@@ -62,7 +73,8 @@ def claude_relay(include_usage: bool = True) -> MessagesRelay:
 
 
 @pytest.mark.parametrize("answer", [TEXT, TOOLS], ids=["text", "tools"])
-def test_openai_relay_is_split_invariant_and_renames_the_model(answer: Any) -> None:
+def test_openai_relay_is_split_invariant_and_renames_the_model(answer: Any,
+        chunk_relay: Callable[[], ChunkRelay]) -> None:
     body = b"".join(chunk_events(answer, "upstream-name", include_usage=True))
     reference = drive(chunk_relay(), [body])
     assert reference[-1] == DONE
@@ -76,7 +88,7 @@ def test_openai_relay_is_split_invariant_and_renames_the_model(answer: Any) -> N
         assert {**before, "model": "public-name"} == after
 
 
-def test_openai_relay_passes_payload_bytes_through() -> None:
+def test_openai_relay_passes_payload_bytes_through(chunk_relay: Callable[[], ChunkRelay]) -> None:
     payload = (b'{"id":"x","model":"up","choices":[{"index":0,'
                b'"delta":{"content":"\\"model\\":\\"up\\""}}],"z":1}')
     out = drive(chunk_relay(), [b"data: " + payload + b"\n\n", b"data: [DONE]\n\n"])
@@ -84,7 +96,7 @@ def test_openai_relay_passes_payload_bytes_through() -> None:
                    + b"\n\n", DONE]
 
 
-def test_openai_relay_error_mid_stream_ends_without_done() -> None:
+def test_openai_relay_error_mid_stream_ends_without_done(chunk_relay: Callable[[], ChunkRelay]) -> None:
     events = chunk_events(TEXT, "m", include_usage=False)
     error = {"error": {"message": "boom", "type": "server_error"}}
     body = b"".join(events[:3]) + openai_data(error)
@@ -103,14 +115,15 @@ def test_openai_relay_error_mid_stream_ends_without_done() -> None:
          InvalidRequest),
     ],
 )
-def test_openai_relay_error_first_is_early(payload: dict[str, Any], error: type) -> None:
+def test_openai_relay_error_first_is_early(payload: dict[str, Any], error: type,
+        chunk_relay: Callable[[], ChunkRelay]) -> None:
     relay = chunk_relay()
     assert relay.feed(openai_data(payload)) == []
     assert isinstance(relay.early_error, error)
     assert relay.finished and not relay.started
 
 
-def test_openai_relay_without_done_is_an_error() -> None:
+def test_openai_relay_without_done_is_an_error(chunk_relay: Callable[[], ChunkRelay]) -> None:
     events = chunk_events(TEXT, "m", include_usage=False)[:-1]
     out = drive(chunk_relay(), [b"".join(events)])
     assert DONE not in out
@@ -119,7 +132,7 @@ def test_openai_relay_without_done_is_an_error() -> None:
     assert drive(empty, []) == [] and isinstance(empty.early_error, UpstreamError)
 
 
-def test_openai_relay_finish_reason_error_is_not_an_error_payload() -> None:
+def test_openai_relay_finish_reason_error_is_not_an_error_payload(chunk_relay: Callable[[], ChunkRelay]) -> None:
     payload = b'{"id":"x","model":"m","choices":[{"index":0,"delta":{},"finish_reason":"error"}]}'
     out = drive(chunk_relay(), [b"data: " + payload + b"\n\ndata: [DONE]\n\n"])
     assert len(out) == 2 and out[-1] == DONE
@@ -188,3 +201,61 @@ def test_claude_relay_truncated_stream_is_an_error() -> None:
     assert drive(relay, [events[1]]) == []  # a ping, then the body ends
     assert isinstance(relay.early_error, UpstreamError)
     assert relay.early_error.code == "upstream_stream_truncated"
+
+
+_model = st.sampled_from([b'"model":"up"', b'"model": "up"', b'"model":"public-name"',
+                          b'"model":"\\u0075p"', b'"model":"other"', b''])
+_usage = st.sampled_from([b'', b',"usage":null', b',"usage":{"prompt_tokens":3,'
+                          b'"completion_tokens":4,"total_tokens":7}', b',"usage":  \t{}',
+                          b',"usage":' + b" " * 15 + b"{}", b',"usage":' + b" " * 16 + b"{}",
+                          b',"usage":[]'])
+_content = st.sampled_from([b'"hi"', b'"\\"model\\":\\"up\\""', b'"\\"error\\""', b'"\xc3\xa9"',
+                            b'null'])
+
+
+@st.composite
+def _openai_events(draw: st.DrawFn) -> bytes:
+    """An upstream body of chunks in many spellings, with the odd error, comment, multi-line,
+    CRLF, empty or non-JSON event, usually ending in ``[DONE]``."""
+    out = []
+    for _ in range(draw(st.integers(0, 8))):
+        kind = draw(st.sampled_from(["chunk"] * 6 + ["error", "comment", "multi", "crlf",
+                                                     "empty", "junk", "event"]))
+        body = (b'{"id":"x",' + draw(_model) + b',"choices":[{"index":0,"delta":{"content":'
+                + draw(_content) + b'}}]' + draw(_usage) + b"}").replace(b",,", b",")
+        if kind == "chunk":
+            out.append(b"data: " + body + b"\n\n")
+        elif kind == "error":
+            out.append(b'data: {"error":{"message":"boom","type":"server_error"}}\n\n')
+        elif kind == "comment":
+            out.append(b": keep-alive\n\n")
+        elif kind == "multi":
+            out.append(b"data: " + body[:10] + b"\ndata: " + body[10:] + b"\n\n")
+        elif kind == "crlf":
+            out.append(b"data: " + body + b"\r\n\r\n")
+        elif kind == "empty":
+            out.append(b"data:\n\n")
+        elif kind == "junk":
+            out.append(b"data: not json\n\n")
+        else:
+            out.append(b"event: message\nid: 7\ndata:" + body + b"\n\n")
+    if draw(st.booleans()):
+        out.append(b"data: [DONE]\n\n")
+    return b"".join(out)
+
+
+@settings(max_examples=300, deadline=None)
+@given(body=_openai_events(), cuts=st.lists(st.integers(0, 4000), max_size=6))
+def test_relay_twins_give_the_same_bytes_and_state(body: bytes, cuts: list[int]) -> None:
+    """The native relay's fused loop and the pure relay agree on every byte and on the state
+    they end in (finished, started, usage, early error), however the body is cut."""
+    points = sorted({c % (len(body) + 1) for c in cuts})
+    pieces = [body[a:b] for a, b in zip([0, *points], [*points, len(body)])]
+    seen = []
+    for twin in RELAY_TWINS:
+        relay = import_twin(twin.values[0]).ChunkRelay("local", "public-name")  # type: ignore[attr-defined]
+        out = drive(relay, pieces)
+        early = relay.early_error
+        seen.append((out, relay.finished, relay.started, relay.usage,
+                     None if early is None else (type(early), early.message)))
+    assert all(one == seen[0] for one in seen), seen
