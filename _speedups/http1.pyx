@@ -160,17 +160,8 @@ cdef object _parse_head(bytes buf, Py_ssize_t end):
         nl = PyBytes_GET_SIZE(name)
         k += 1
         if _is(n, nl, b"content-length", 14):
-            value = <bytes>pair[1]
-            if b"," in value:
-                lengths = {v.strip() for v in value.split(b",")}
-                value = lengths.pop()
-                if lengths:
-                    raise HTTP1ProtocolError("bad or conflicting Content-Length")
-            if not _digits(value):
-                raise HTTP1ProtocolError("bad or conflicting Content-Length")
-            if length is not None:
-                if value != length:
-                    raise HTTP1ProtocolError("conflicting Content-Length headers")
+            value = _content_length(<bytes>pair[1], length)
+            if value is None:  # an equal repeat: dropped
                 k -= 1
                 del headers[k]
                 count -= 1
@@ -243,15 +234,8 @@ def parse_response_head(bytes buf not None, Py_ssize_t end):
         nl = PyBytes_GET_SIZE(name)
         k += 1
         if _is(n, nl, b"content-length", 14):
-            value = <bytes>pair[1]
-            if b"," in value or not _digits(value):
-                lengths = {v.strip() for v in value.split(b",")}
-                value = lengths.pop()
-                if lengths or not _digits(value):
-                    raise HTTP1ProtocolError("bad or conflicting Content-Length")
-            if length is not None:
-                if value != length:
-                    raise HTTP1ProtocolError("conflicting Content-Length headers")
+            value = _content_length(<bytes>pair[1], length)
+            if value is None:  # an equal repeat: dropped
                 k -= 1
                 del headers[k]
                 count -= 1
@@ -276,6 +260,23 @@ def parse_response_head(bytes buf not None, Py_ssize_t end):
         return (status, headers, reason, modern and not close,
                 BODY_LENGTH if size else BODY_NONE, size)
     return status, headers, reason, False, BODY_UNTIL_CLOSE, 0
+
+
+cdef bytes _content_length(bytes value, bytes seen):
+    """The pure twin's ``content_length``: a field's one value, or None for an equal repeat of
+    ``seen``; HTTP1ProtocolError for non-digits, a list of differing values, or a conflict."""
+    if b"," in value:
+        lengths = {v.strip() for v in value.split(b",")}
+        value = lengths.pop()
+        if lengths:
+            raise HTTP1ProtocolError("bad or conflicting Content-Length")
+    if not _digits(value):
+        raise HTTP1ProtocolError("bad or conflicting Content-Length")
+    if seen is None:
+        return value
+    if value != seen:
+        raise HTTP1ProtocolError("conflicting Content-Length headers")
+    return None
 
 
 cdef bint _digits(bytes value):

@@ -79,11 +79,7 @@ def main() -> int:
                   f"{min(ratios):.3f}-{max(ratios):.3f} over {len(ratios)} pairs")
             print("\n".join(["", "Commands:", *dict.fromkeys(runner.commands)]))
         finally:
-            for proc in procs:
-                proc.terminate()
-                proc.wait(10)
-            for server in reversed(servers):
-                server.stop()
+            macro.stop_all(procs, servers)
     return 0
 
 

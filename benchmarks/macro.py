@@ -232,12 +232,17 @@ def main() -> int:
             rows["wrk"] = macro.wrk(json_url, ns.duration)
             print(render(rows, targets, macro, notes, ns))
         finally:
-            for proc in procs:
-                proc.terminate()
-                proc.wait(10)
-            for server in reversed(servers):
-                server.stop()
+            stop_all(procs, servers)
     return 0
+
+
+def stop_all(procs: list[subprocess.Popen[bytes]], servers: list[ServeProcess]) -> None:
+    """Stop the nginx processes and the ModelMux servers a run started, newest server first."""
+    for proc in procs:
+        proc.terminate()
+        proc.wait(10)
+    for server in reversed(servers):
+        server.stop()
 
 
 def measure(macro: Macro, targets: dict[str, Target]) -> dict[str, Any]:
