@@ -15,19 +15,15 @@ from modelmux.providers.chunk_relay import ChunkRelay as _Pure
 __all__ = ["ChunkRelay"]
 
 
-cdef Py_ssize_t _find(const char* p, Py_ssize_t n, const char* s, Py_ssize_t m) noexcept:
+cdef extern from "string.h":
+    # glibc (Python.h defines _GNU_SOURCE), the BSDs and macOS declare it here
+    void* memmem(const void* haystack, size_t n, const void* needle, size_t m) nogil
+
+
+cdef inline Py_ssize_t _find(const char* p, Py_ssize_t n, const char* s, Py_ssize_t m) noexcept:
     """Index of the first ``s[:m]`` in ``p[:n]``, or -1 (``m`` > 0)."""
-    cdef const char* hit
-    cdef Py_ssize_t i = 0
-    while i + m <= n:
-        hit = <const char*>memchr(p + i, s[0], <size_t>(n - m + 1 - i))
-        if hit == NULL:
-            return -1
-        i = hit - p
-        if memcmp(hit, s, <size_t>m) == 0:
-            return i
-        i += 1
-    return -1
+    cdef const char* hit = <const char*>memmem(p, <size_t>n, s, <size_t>m)
+    return -1 if hit == NULL else hit - p
 
 
 cdef bint _carries_usage(const char* p, Py_ssize_t n) noexcept:
