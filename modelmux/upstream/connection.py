@@ -112,6 +112,8 @@ class HTTP11Connection(asyncio.Protocol):
         self._closed_fut: asyncio.Future[None] | None = None
         self._expires_at: float | None = None
         self._body_end = False  # END met while gathering body bytes; the next read returns it
+        self._timer: asyncio.TimerHandle | None = None  # see _wait
+        self._deadline: float | None = None  # the current wait's, or None
         self._deferred: Exception | None = None  # a parse error met while gathering
 
     def is_available(self) -> bool:
@@ -157,6 +159,7 @@ class HTTP11Connection(asyncio.Protocol):
         self._state = _State.CLOSED
         self._incoming.clear()
         self._buffered = 0
+        self._stop_timer()
         transport = self._transport
         if transport is not None and not transport.is_closing():
             transport.abort()
@@ -210,6 +213,7 @@ class HTTP11Connection(asyncio.Protocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._eof = True
+        self._stop_timer()
         self._lost_exc = exc
         if self._state is not _State.ACTIVE:
             self._state = _State.CLOSED
@@ -323,6 +327,7 @@ class HTTP11Connection(asyncio.Protocol):
         """The response was read to the end or abandoned: go idle if reusable, else close."""
         if self._state is not _State.ACTIVE:
             return
+        self._stop_timer()
         if not self._reusable():
             self.abort()
             return
@@ -391,19 +396,47 @@ class HTTP11Connection(asyncio.Protocol):
         return data
 
     async def _wait(self, deadline: float | None) -> None:
-        """Wait for any wake-up (data, EOF, writable, abort); TimeoutError past ``deadline``."""
+        """Wait for any wake-up (data, EOF, writable, abort); TimeoutError past ``deadline``.
+
+        One timer serves every wait of the connection: a wait whose deadline is not earlier
+        than the pending timer only records it, and the timer re-arms itself when it fires
+        early. A stream reads once per event, and a timer made and cancelled per read was a
+        measurable part of each event's cost.
+        """
         loop = asyncio.get_running_loop()
         fut: asyncio.Future[bool] = loop.create_future()
         self._waiter = fut
-        timer = None if deadline is None else loop.call_at(deadline, _time_out, fut)
+        self._deadline = deadline
+        if deadline is not None:
+            timer = self._timer
+            if timer is None or timer.when() > deadline:
+                if timer is not None:
+                    timer.cancel()
+                self._timer = loop.call_at(deadline, self._on_timer)
         try:
             woken = await fut
         finally:
             self._waiter = None
-            if timer is not None:
-                timer.cancel()
+            self._deadline = None
         if not woken:
             raise TimeoutError
+
+    def _on_timer(self) -> None:
+        """The wait timer fired: time the waiter out if its deadline has come, else re-arm."""
+        self._timer = None
+        waiter, deadline = self._waiter, self._deadline
+        if waiter is None or deadline is None or waiter.done():
+            return
+        loop = asyncio.get_running_loop()
+        if loop.time() >= deadline:
+            waiter.set_result(False)
+        else:
+            self._timer = loop.call_at(deadline, self._on_timer)
+
+    def _stop_timer(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
 
     def _wake(self) -> None:
         waiter = self._waiter
@@ -436,7 +469,3 @@ class HTTP11Connection(asyncio.Protocol):
         how = "reset" if isinstance(self._lost_exc, ConnectionResetError) else "closed"
         return UpstreamClosed(f"{self._label}: connection {how} by upstream {when}")
 
-
-def _time_out(fut: asyncio.Future[bool]) -> None:
-    if not fut.done():
-        fut.set_result(False)
