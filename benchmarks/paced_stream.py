@@ -1,0 +1,122 @@
+"""The proxy's CPU per streamed event when the upstream sends one event at a time.
+
+Run: ``python benchmarks/paced_stream.py [--streams 3000] [--events 100] [--gap-ms 1]``.
+``macro.py``'s nginx mock sends a whole stream at once, so under load the proxy reads many
+events per read. A model does not: it emits one token event every few milliseconds, and the
+proxy reads, relays and writes each on its own. Here a small uvloop server on CPU 1 plays that
+upstream (an OpenAI-compatible chunked SSE stream, one HTTP chunk per event, ``--gap-ms``
+apart); ``modelmux serve`` proxies it on CPU 0 (``openai_compatible``, access log off);
+``modelmux bench --stream`` at concurrency 32 on CPU 1 runs ``--streams`` streams after a
+warm-up. Prints the proxy's user and system CPU per stream and per event (``/proc/PID/stat``).
+Not a pytest test.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from benchmarks import macro, nginx  # noqa: E402
+from modelmux.bench.local import ServeProcess  # noqa: E402
+
+
+def event_frames(events: int) -> list[bytes]:
+    """``events`` OpenAI chunks and ``[DONE]``, each framed as one HTTP/1.1 chunk."""
+    chunk = json.dumps({"id": "chatcmpl-paced", "object": "chat.completion.chunk", "created": 1,
+                        "model": "paced", "choices": [{"index": 0, "delta": {"content": "lorem "},
+                                                       "logprobs": None, "finish_reason": None}]},
+                       separators=(",", ":")).encode()
+    payloads = [b"data: " + chunk + b"\n\n"] * events + [b"data: [DONE]\n\n"]
+    return [b"%x\r\n%s\r\n" % (len(p), p) for p in payloads]
+
+
+async def serve_paced(port: int, events: int, gap: float) -> None:
+    """The paced upstream: every POST gets the stream, one chunk every ``gap`` seconds."""
+    frames = event_frames(events)
+
+    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            while True:
+                head = await reader.readuntil(b"\r\n\r\n")
+                length = next((int(line.split(b":", 1)[1]) for line in head.split(b"\r\n")
+                               if line.lower().startswith(b"content-length:")), 0)
+                await reader.readexactly(length)
+                writer.write(b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\n"
+                             b"transfer-encoding: chunked\r\n\r\n")
+                for frame in frames:
+                    writer.write(frame)
+                    await asyncio.sleep(gap)
+                writer.write(b"0\r\n\r\n")
+        except (asyncio.IncompleteReadError, ConnectionError):
+            pass
+        finally:
+            writer.close()
+
+    server = await asyncio.start_server(handle, "127.0.0.1", port)
+    async with server:
+        await server.serve_forever()
+
+
+def cpu(pid: int) -> tuple[float, float]:
+    """User and system CPU seconds of ``pid`` so far."""
+    with open(f"/proc/{pid}/stat", "rb") as stat:
+        fields = stat.read().rsplit(b")", 1)[1].split()
+    tick = os.sysconf("SC_CLK_TCK")
+    return int(fields[11]) / tick, int(fields[12]) / tick
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--streams", type=int, default=3000)
+    parser.add_argument("--events", type=int, default=100)
+    parser.add_argument("--gap-ms", type=float, default=1.0)
+    parser.add_argument("--serve", type=int, help=argparse.SUPPRESS)  # the upstream's own mode
+    ns = parser.parse_args()
+    if ns.serve:
+        import uvloop
+
+        uvloop.run(serve_paced(ns.serve, ns.events, ns.gap_ms / 1000))
+        return 0
+    port = nginx.free_port()
+    upstream = subprocess.Popen([*macro.pin(macro.LOAD_CPU), sys.executable, __file__,
+                                 "--serve", str(port), "--events", str(ns.events),
+                                 "--gap-ms", str(ns.gap_ms)])
+    with tempfile.TemporaryDirectory(prefix="modelmux-paced-") as name:
+        servers: list[ServeProcess] = []
+        try:
+            nginx.wait_port(port)
+            config = ('[server]\nhost = "127.0.0.1"\nport = 0\n\n'
+                      '[logging]\nlevel = "info"\naccess_log = false\n\n'
+                      '[[provider]]\nname = "paced"\ntype = "openai_compatible"\n'
+                      f'models = ["paced"]\nbase_url = "http://127.0.0.1:{port}/v1"\n')
+            proxy = ServeProcess("proxy", config, Path(name), {macro.PROXY_CPU})
+            servers.append(proxy)
+            runner = macro.Macro(ns.streams / 20, "0")  # only its time-out uses the duration
+            args = ("--concurrency", "32", "--warmup", "0", "--stream", "--model", "paced")
+            runner.bench(proxy.url, "--requests", "300", *args)
+            before = cpu(proxy.pid)
+            result = runner.bench(proxy.url, "--requests", str(ns.streams), *args)
+            after = cpu(proxy.pid)
+        finally:
+            macro.stop_all([upstream], servers)
+    user, system = ((b - a) / ns.streams * 1e6 for a, b in zip(before, after))
+    per = ns.events + 1
+    print(f"{ns.streams} streams of {ns.events} events + [DONE], {ns.gap_ms:g} ms apart, c32: "
+          f"{result['streams_per_s']:.0f} streams/s, {result['chunks_per_s']:.0f} chunks/s, "
+          f"errors {result['errors']['total']}")
+    print(f"proxy CPU per stream: {user + system:.0f} us ({user:.0f} user + {system:.0f} "
+          f"system); per event: {(user + system) / per:.1f} us")
+    print("\n".join(["", "Commands:", *runner.commands]))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
