@@ -113,6 +113,7 @@ class HTTP11Connection(asyncio.Protocol):
         self._expires_at: float | None = None
         self._body_end = False  # END met while gathering body bytes; the next read returns it
         self._timer: asyncio.TimerHandle | None = None  # see _wait
+        self._timer_at = 0.0  # the loop time _timer was set for
         self._deadline: float | None = None  # the current wait's, or None
         self._deferred: Exception | None = None  # a parse error met while gathering
 
@@ -421,12 +422,9 @@ class HTTP11Connection(asyncio.Protocol):
         fut: asyncio.Future[bool] = loop.create_future()
         self._waiter = fut
         self._deadline = deadline
-        if deadline is not None:
-            timer = self._timer
-            if timer is None or timer.when() > deadline:
-                if timer is not None:
-                    timer.cancel()
-                self._timer = loop.call_at(deadline, self._on_timer)
+        if deadline is not None and (self._timer is None or self._timer_at > deadline):
+            self._stop_timer()
+            self._timer, self._timer_at = loop.call_at(deadline, self._on_timer), deadline
         try:
             woken = await fut
         finally:
@@ -436,16 +434,18 @@ class HTTP11Connection(asyncio.Protocol):
             raise TimeoutError
 
     def _on_timer(self) -> None:
-        """The wait timer fired: time the waiter out if its deadline has come, else re-arm."""
+        """The wait timer fired: time the waiter out if this was its deadline, else re-arm
+        for the later one (compared with the deadline the timer was set for, not the clock,
+        which a loop may read a little before it)."""
         self._timer = None
         waiter, deadline = self._waiter, self._deadline
         if waiter is None or deadline is None or waiter.done():
             return
-        loop = asyncio.get_running_loop()
-        if loop.time() >= deadline:
+        if deadline <= self._timer_at:
             waiter.set_result(False)
         else:
-            self._timer = loop.call_at(deadline, self._on_timer)
+            loop = asyncio.get_running_loop()
+            self._timer, self._timer_at = loop.call_at(deadline, self._on_timer), deadline
 
     def _stop_timer(self) -> None:
         if self._timer is not None:
