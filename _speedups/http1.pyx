@@ -119,11 +119,9 @@ cdef object _parse_head(bytes buf, Py_ssize_t end):
     cdef const unsigned char* p = <const unsigned char*>PyBytes_AS_STRING(buf)
     cdef Py_ssize_t i = 0, m_end, t_start, t_end, stop
     cdef list headers = []
-    cdef bytes name, value, method, target, version, length = None
-    cdef bint chunked = False, close = False, expect = False, modern
-    cdef int hosts = 0
-    cdef const unsigned char* n
-    cdef Py_ssize_t nl
+    cdef bytes method, target, version, length
+    cdef bint modern
+    cdef Framing f
     while _CLASS[p[i]] & C_TOKEN:
         i += 1
     m_end = i
@@ -151,60 +149,27 @@ cdef object _parse_head(bytes buf, Py_ssize_t end):
     stop = end - 2 if p[end - 2] == 13 else end - 1
     if _fields(p, i, stop, headers) < 0:
         raise HTTP1ProtocolError("illegal header line (obs-fold, bad name or value)")
-    cdef Py_ssize_t k = 0, count = len(headers)
-    cdef tuple pair
-    while k < count:
-        pair = <tuple>headers[k]
-        name = <bytes>pair[0]
-        n = <const unsigned char*>PyBytes_AS_STRING(name)
-        nl = PyBytes_GET_SIZE(name)
-        k += 1
-        if _is(n, nl, b"content-length", 14):
-            value = _content_length(<bytes>pair[1], length)
-            if value is None:  # an equal repeat: dropped
-                k -= 1
-                del headers[k]
-                count -= 1
-                continue
-            length = value
-            headers[k - 1] = (name, value)
-        elif _is(n, nl, b"transfer-encoding", 17):
-            if chunked:
-                raise HTTP1ProtocolError("multiple Transfer-Encoding headers", 501)
-            value = (<bytes>pair[1]).lower()
-            if value != b"chunked":
-                raise HTTP1ProtocolError("only Transfer-Encoding: chunked is supported", 501)
-            chunked = True
-            headers[k - 1] = (name, value)
-        elif _is(n, nl, b"host", 4):
-            hosts += 1
-        elif _is(n, nl, b"connection", 10):
-            close = close or b"close" in _comma_tokens(pair[1])
-        elif _is(n, nl, b"expect", 6):
-            expect = expect or b"100-continue" in _comma_tokens(pair[1])
-    if chunked and length is not None:
-        raise HTTP1ProtocolError("both Content-Length and Transfer-Encoding")
-    if hosts > 1:
+    length = _framing(headers, True, &f)
+    if f.hosts > 1:
         raise HTTP1ProtocolError("multiple Host headers")
     modern = version == b"1.1"
-    if hosts == 0 and modern:
+    if f.hosts == 0 and modern:
         raise HTTP1ProtocolError("missing Host header")
     method = PyBytes_FromStringAndSize(<const char*>p, m_end)
     target = PyBytes_FromStringAndSize(<const char*>p + t_start, t_end - t_start)
     return RequestHead(method, target, b"1.1" if modern else b"1.0", headers,
-                       None if length is None else int(length), chunked,
-                       modern and not close, modern and expect)
+                       None if length is None else int(length), f.chunked,
+                       modern and not f.close, modern and f.expect)
 
 
 def parse_response_head(bytes buf not None, Py_ssize_t end):
     """See the pure twin: status, headers, reason, keep-alive, body framing, Content-Length."""
     cdef const unsigned char* p = <const unsigned char*>PyBytes_AS_STRING(buf)
-    cdef Py_ssize_t i, reason_start, reason_end, stop, k = 0, count, nl
+    cdef Py_ssize_t i, reason_start, reason_end, stop
     cdef list headers = []
-    cdef bytes name, value, length = None, reason
-    cdef bint chunked = False, close = False, modern
-    cdef const unsigned char* n
-    cdef tuple pair
+    cdef bytes length, reason
+    cdef bint modern, keep_alive
+    cdef Framing f
     cdef int status
     if end > PyBytes_GET_SIZE(buf) or end < 14 or memcmp(p, b"HTTP/1.", 7) != 0 \
             or not (p[7] == 48 or p[7] == 49) or p[8] != 32 \
@@ -226,7 +191,37 @@ def parse_response_head(bytes buf not None, Py_ssize_t end):
     stop = end - 2 if p[end - 2] == 13 else end - 1
     if i > stop or _fields(p, i, stop, headers) < 0:
         raise HTTP1ProtocolError("illegal header line (obs-fold, bad name or value)")
-    count = len(headers)
+    length = _framing(headers, False, &f)
+    reason = PyBytes_FromStringAndSize(<const char*>p + reason_start, reason_end - reason_start)
+    keep_alive = modern and not f.close
+    if status < 200 or status == 204 or status == 304:
+        return status, headers, reason, keep_alive, BODY_NONE, 0
+    if f.chunked:
+        return status, headers, reason, keep_alive, BODY_CHUNKED, 0
+    if length is not None:
+        size = int(length)
+        return status, headers, reason, keep_alive, BODY_LENGTH if size else BODY_NONE, size
+    return status, headers, reason, False, BODY_UNTIL_CLOSE, 0
+
+
+cdef struct Framing:
+    bint chunked
+    bint close
+    bint expect
+    int hosts
+
+
+cdef bytes _framing(list headers, bint request, Framing* f):
+    """One walk over decoded headers for what frames the message: returns the Content-Length
+    (equal repeats dropped from ``headers``, None without one) and fills ``f`` (chunked,
+    Connection: close; for a request also Host count and Expect: 100-continue). Raises
+    HTTP1ProtocolError as the side's pure twin does."""
+    cdef Py_ssize_t k = 0, count = len(headers), nl
+    cdef tuple pair
+    cdef bytes name, value, length = None
+    cdef const unsigned char* n
+    f.chunked = f.close = f.expect = False
+    f.hosts = 0
     while k < count:
         pair = <tuple>headers[k]
         name = <bytes>pair[0]
@@ -243,23 +238,26 @@ def parse_response_head(bytes buf not None, Py_ssize_t end):
             length = value
             headers[k - 1] = (name, value)
         elif _is(n, nl, b"transfer-encoding", 17):
-            if chunked or (<bytes>pair[1]).lower() != b"chunked":
-                raise HTTP1ProtocolError("only one Transfer-Encoding: chunked is supported")
-            chunked = True
+            value = (<bytes>pair[1]).lower()
+            if not request:
+                if f.chunked or value != b"chunked":
+                    raise HTTP1ProtocolError("only one Transfer-Encoding: chunked is supported")
+            elif f.chunked:
+                raise HTTP1ProtocolError("multiple Transfer-Encoding headers", 501)
+            elif value != b"chunked":
+                raise HTTP1ProtocolError("only Transfer-Encoding: chunked is supported", 501)
+            else:
+                headers[k - 1] = (name, value)
+            f.chunked = True
         elif _is(n, nl, b"connection", 10):
-            close = close or b"close" in _comma_tokens(pair[1])
-    if chunked and length is not None:
+            f.close = f.close or b"close" in _comma_tokens(pair[1])
+        elif request and _is(n, nl, b"host", 4):
+            f.hosts += 1
+        elif request and _is(n, nl, b"expect", 6):
+            f.expect = f.expect or b"100-continue" in _comma_tokens(pair[1])
+    if f.chunked and length is not None:
         raise HTTP1ProtocolError("both Content-Length and Transfer-Encoding")
-    reason = PyBytes_FromStringAndSize(<const char*>p + reason_start, reason_end - reason_start)
-    if status < 200 or status == 204 or status == 304:
-        return status, headers, reason, modern and not close, BODY_NONE, 0
-    if chunked:
-        return status, headers, reason, modern and not close, BODY_CHUNKED, 0
-    if length is not None:
-        size = int(length)
-        return (status, headers, reason, modern and not close,
-                BODY_LENGTH if size else BODY_NONE, size)
-    return status, headers, reason, False, BODY_UNTIL_CLOSE, 0
+    return length
 
 
 cdef bytes _content_length(bytes value, bytes seen):
