@@ -65,6 +65,9 @@ class H2Stream:
     async def receive_body_chunk(self, read_timeout: float | None = None) -> bytes | None:
         """Next body bytes (acknowledged to the peer as handed out), or None at the end.
 
+        Every DATA frame already received comes out as one piece (a model's stream is one
+        frame per event; under load many are waiting by the time the relay reads).
+
         ``read_timeout`` overrides the stream's own (``Timeouts.read`` of its request).
         """
         if not self.chunks:  # data already in needs no timer
@@ -83,6 +86,13 @@ class H2Stream:
                         self.changed.clear()
                         await self.changed.wait()
         data, flow = self.chunks.popleft()
+        if self.chunks:  # more DATA frames are in: one piece for all, as the HTTP/1.1 side does
+            parts = [data]
+            while self.chunks:
+                more, more_flow = self.chunks.popleft()
+                parts.append(more)
+                flow += more_flow
+            data = b"".join(parts)
         self.buffered -= len(data)
         self.conn.acknowledge(self.sid, flow)
         return data
