@@ -7,11 +7,9 @@ last test runs the fuzz target's smoke mode.
 
 from __future__ import annotations
 
-import importlib.util
 import itertools
 import json
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import msgspec
@@ -22,6 +20,7 @@ from hypothesis import strategies as st
 from modelmux import _accel
 from modelmux.schemas.openai_chat import ChatCompletionChunk
 from modelmux.translate import messages_stream as pure_twin
+from tests.fuzz_targets import load
 from tests.translate import (
     BASIC_TEXT,
     OVERLOADED_MID_STREAM,
@@ -406,12 +405,7 @@ def test_property_any_event_sequence_yields_chunks_or_one_final_error(events: li
 
 
 def test_fuzz_target_smoke() -> None:
-    path = Path(__file__).parents[2] / "fuzz" / "translate_stream_fuzz.py"
-    spec = importlib.util.spec_from_file_location("translate_stream_fuzz", path)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    assert module.smoke(300, seed=1234) == 300
+    assert load("translate_stream_fuzz").smoke(300, seed=1234) == 300
 
 
 _nasty_text = st.text(
