@@ -1,11 +1,11 @@
 """The proxy's CPU per streamed event when the upstream sends one event at a time.
 
-Run: ``python benchmarks/paced_stream.py [--streams 3000] [--events 100] [--gap-ms 1]``.
+Run: ``python benchmarks/paced_stream.py [--streams 3000] [--events 100] [--gap-ms 1] [--http2]``.
 ``macro.py``'s nginx mock sends a whole stream at once, so under load the proxy reads many
 events per read. A model does not: it emits one token event every few milliseconds, and the
 proxy reads, relays and writes each on its own. Here a small uvloop server on CPU 1 plays that
-upstream (an OpenAI-compatible chunked SSE stream, one HTTP chunk per event, ``--gap-ms``
-apart); ``modelmux serve`` proxies it on CPU 0 (``openai_compatible``, access log off);
+upstream (an OpenAI-compatible SSE stream, one HTTP/1.1 chunk, or with ``--http2`` one h2c
+DATA frame, per event, ``--gap-ms`` apart); ``modelmux serve`` proxies it on CPU 0 (``openai_compatible``, access log off);
 ``modelmux bench --stream`` at concurrency 32 on CPU 1 runs ``--streams`` streams after a
 warm-up. Prints the proxy's user and system CPU per stream and per event (``/proc/PID/stat``).
 Not a pytest test.
@@ -65,6 +65,53 @@ async def serve_paced(port: int, events: int, gap: float) -> None:
         await server.serve_forever()
 
 
+async def serve_paced_h2(port: int, events: int, gap: float) -> None:
+    """The paced upstream over HTTP/2 with prior knowledge (h2c): one DATA frame per event."""
+    import h2.config
+    import h2.connection
+    import h2.events
+
+    payloads = [p.split(b"\r\n", 1)[1][:-2] for p in event_frames(events)]  # unframe chunks
+
+    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        conn = h2.connection.H2Connection(h2.config.H2Configuration(client_side=False))
+        conn.initiate_connection()
+        writer.write(conn.data_to_send())
+        tasks: set[asyncio.Task[None]] = set()
+
+        async def answer(sid: int) -> None:
+            conn.send_headers(sid, [(b":status", b"200"), (b"content-type", b"text/event-stream")])
+            writer.write(conn.data_to_send())
+            for payload in payloads:
+                await asyncio.sleep(gap)
+                conn.send_data(sid, payload)
+                writer.write(conn.data_to_send())
+            conn.end_stream(sid)
+            writer.write(conn.data_to_send())
+
+        try:
+            while data := await reader.read(65536):
+                for event in conn.receive_data(data):
+                    if isinstance(event, h2.events.StreamEnded):
+                        task = asyncio.ensure_future(answer(event.stream_id))
+                        tasks.add(task)
+                        task.add_done_callback(tasks.discard)
+                    elif isinstance(event, h2.events.DataReceived):
+                        conn.acknowledge_received_data(event.flow_controlled_length,
+                                                       event.stream_id)
+                writer.write(conn.data_to_send())
+        except ConnectionError:
+            pass
+        finally:
+            for task in tasks:
+                task.cancel()
+            writer.close()
+
+    server = await asyncio.start_server(handle, "127.0.0.1", port)
+    async with server:
+        await server.serve_forever()
+
+
 def cpu(pid: int) -> tuple[float, float]:
     """User and system CPU seconds of ``pid`` so far."""
     with open(f"/proc/{pid}/stat", "rb") as stat:
@@ -78,17 +125,20 @@ def main() -> int:
     parser.add_argument("--streams", type=int, default=3000)
     parser.add_argument("--events", type=int, default=100)
     parser.add_argument("--gap-ms", type=float, default=1.0)
+    parser.add_argument("--http2", action="store_true",
+                        help="the upstream speaks HTTP/2 with prior knowledge (h2c)")
     parser.add_argument("--serve", type=int, help=argparse.SUPPRESS)  # the upstream's own mode
     ns = parser.parse_args()
     if ns.serve:
         import uvloop
 
-        uvloop.run(serve_paced(ns.serve, ns.events, ns.gap_ms / 1000))
+        serve = serve_paced_h2 if ns.http2 else serve_paced
+        uvloop.run(serve(ns.serve, ns.events, ns.gap_ms / 1000))
         return 0
     port = nginx.free_port()
     upstream = subprocess.Popen([*macro.pin(macro.LOAD_CPU), sys.executable, __file__,
                                  "--serve", str(port), "--events", str(ns.events),
-                                 "--gap-ms", str(ns.gap_ms)])
+                                 "--gap-ms", str(ns.gap_ms), *(["--http2"] if ns.http2 else [])])
     with tempfile.TemporaryDirectory(prefix="modelmux-paced-") as name:
         servers: list[ServeProcess] = []
         try:
@@ -96,7 +146,8 @@ def main() -> int:
             config = ('[server]\nhost = "127.0.0.1"\nport = 0\n\n'
                       '[logging]\nlevel = "info"\naccess_log = false\n\n'
                       '[[provider]]\nname = "paced"\ntype = "openai_compatible"\n'
-                      f'models = ["paced"]\nbase_url = "http://127.0.0.1:{port}/v1"\n')
+                      f'models = ["paced"]\nbase_url = "http://127.0.0.1:{port}/v1"\n'
+                      + ("http2 = true\n" if ns.http2 else ""))
             proxy = ServeProcess("proxy", config, Path(name), {macro.PROXY_CPU})
             servers.append(proxy)
             runner = macro.Macro(ns.streams / 20, "0")  # only its time-out uses the duration
@@ -109,7 +160,8 @@ def main() -> int:
             macro.stop_all([upstream], servers)
     user, system = ((b - a) / ns.streams * 1e6 for a, b in zip(before, after))
     per = ns.events + 1
-    print(f"{ns.streams} streams of {ns.events} events + [DONE], {ns.gap_ms:g} ms apart, c32: "
+    print(f"{ns.streams} streams of {ns.events} events + [DONE], {ns.gap_ms:g} ms apart, "
+          f"upstream {'HTTP/2 (h2c)' if ns.http2 else 'HTTP/1.1'}, c32: "
           f"{result['streams_per_s']:.0f} streams/s, {result['chunks_per_s']:.0f} chunks/s, "
           f"errors {result['errors']['total']}")
     print(f"proxy CPU per stream: {user + system:.0f} us ({user:.0f} user + {system:.0f} "

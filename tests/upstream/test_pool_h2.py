@@ -20,6 +20,7 @@ from modelmux.upstream import (
     UpstreamTLSError,
 )
 from modelmux.upstream.dial import open_tls
+from tests.fakes import h2 as h2fake
 from tests.fakes.h2 import H2Fake
 from tests.fakes.http import Reply
 from tests.fakes.openai import FakeOpenAI
@@ -128,6 +129,40 @@ def test_http2_only_against_an_http1_only_server_is_a_tls_error(tmp_path: Path) 
                 assert pool.stats() == {}
 
     run("asyncio", main())
+
+
+@on_loops
+def test_read_timeout_is_per_silence_not_per_stream(loop: str,
+                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    """DATA frames 0.1 s apart for 0.6 s pass a 0.25 s read timeout (one timer per stream,
+    re-armed when it fires early); the silence after them is a read timeout."""
+    send_data = h2fake._Conn.send_data
+
+    async def paced(self: object, sid: int, data: bytes, *, end: bool) -> None:
+        await asyncio.sleep(0.1)
+        await send_data(self, sid, data, end=end)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(h2fake._Conn, "send_data", paced)
+
+    async def main() -> None:
+        events = [b"data: %d\n\n" % i for i in range(7)]
+        app = FakeOpenAI()
+
+        async def handle(_: object) -> Reply:
+            return Reply(events=events, hold_after=6)
+
+        app.handle = handle  # type: ignore[assignment,method-assign]
+        async with H2Fake(app) as fake, ConnectionPool() as pool:
+            timeouts = Timeouts(connect=5, first_byte=5, read=0.25, pool=5)
+            resp = await pool.request(b"POST", fake.base_url + "/v1/chat/completions", JSON,
+                                      BODY, timeouts, http2=True)
+            got = b""
+            with pytest.raises(UpstreamTimeout) as caught:
+                async for piece in resp.iter_bytes():
+                    got += piece
+            assert got == b"".join(events[:6]) and caught.value.phase == "read"
+
+    run(loop, main())
 
 
 @on_loops
