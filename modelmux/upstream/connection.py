@@ -282,14 +282,11 @@ class HTTP11Connection(asyncio.Protocol):
             if deferred is not None:
                 self._deferred = None
                 raise self._parse_error(deferred)
-            while True:  # _poll and _wait inline, not _next_event: one coroutine less per read
-                event = self._poll()
+            while True:
+                event = await self._next_event(None, read_timeout)
                 if type(event) is bytes:
                     if event:
                         return self._gather(event)
-                elif event is NEED_DATA:
-                    await self._wait(None if read_timeout is None
-                                     else asyncio.get_running_loop().time() + read_timeout)
                 elif event is END:
                     return None
                 else:
@@ -361,27 +358,12 @@ class HTTP11Connection(asyncio.Protocol):
 
     async def _next_event(self, deadline: float | None, idle: float | None) -> object:
         """The parser's next event (head tuple, bytes, END), feeding bytes and waiting for more."""
-        while (event := self._poll()) is NEED_DATA:
-            limit = deadline
-            if idle is not None:
-                until = asyncio.get_running_loop().time() + idle
-                limit = until if limit is None else min(limit, until)
-            await self._wait(limit)
-        return event
-
-    def _poll(self) -> object:
-        """The parser's next event from the bytes received so far; NEED_DATA: wait for more.
-
-        Raises:
-            UpstreamClosed: the connection was closed (locally, or by the upstream mid-body).
-            h11.RemoteProtocolError, HTTP1ProtocolError: malformed bytes.
-        """
         parser = self._parser
         while True:
             try:
                 event = parser.next_event()
             except (h11.RemoteProtocolError, HTTP1ProtocolError) as exc:
-                raise self._parse_error(exc)  # the cause is set there
+                raise self._parse_error(exc)
             if event is not NEED_DATA:
                 return event
             if self._incoming:
@@ -391,7 +373,11 @@ class HTTP11Connection(asyncio.Protocol):
             elif self._eof:
                 parser.receive_data(b"")
             else:
-                return NEED_DATA
+                limit = deadline
+                if idle is not None:
+                    until = asyncio.get_running_loop().time() + idle
+                    limit = until if limit is None else min(limit, until)
+                await self._wait(limit)
 
     def _parse_error(self, exc: Exception) -> Exception:
         """What a parser error means here: a cut-short body once the upstream has closed."""

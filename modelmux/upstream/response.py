@@ -6,7 +6,7 @@ the end or closing releases it (and tells the pool); an error or cancellation ab
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Callable
 from typing import Protocol
 
 from modelmux.upstream.connection import Origin, ResponseHead
@@ -92,12 +92,8 @@ class Response:
     async def __aexit__(self, exc_type: object, exc: object, tb: object) -> None:
         self._release(abort=exc_type is not None)
 
-    async def _next(self, stop: bool = False) -> bytes | None:
-        """The next body chunk; at the end None, or with ``stop`` StopAsyncIteration (the
-        iterator's ``__anext__`` returns this coroutine itself: one frame less per read)."""
+    async def _next(self) -> bytes | None:
         if self._state == "done":
-            if stop:
-                raise StopAsyncIteration
             return None
         if self._state == "closed":
             raise UpstreamClosed(f"{self._conn.origin}: response was closed before its end")
@@ -108,8 +104,6 @@ class Response:
             raise
         if chunk is None:
             self._release(abort=False, state="done")
-            if stop:
-                raise StopAsyncIteration
         return chunk
 
     def _release(self, *, abort: bool, state: str = "closed") -> None:
@@ -133,5 +127,8 @@ class _BodyIterator:
     def __aiter__(self) -> _BodyIterator:
         return self
 
-    def __anext__(self) -> Awaitable[bytes | None]:
-        return self._response._next(stop=True)
+    async def __anext__(self) -> bytes:
+        chunk = await self._response._next()
+        if chunk is None:
+            raise StopAsyncIteration
+        return chunk
