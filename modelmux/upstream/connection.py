@@ -18,6 +18,7 @@ from typing import NamedTuple, cast
 import h11
 
 from modelmux.server.http1_common import END, NEED_DATA, HTTP1ProtocolError
+from modelmux.upstream.deadline import WaitTimer
 from modelmux.upstream.dial import Handover
 from modelmux.upstream.errors import (
     UpstreamClosed,
@@ -112,9 +113,7 @@ class HTTP11Connection(asyncio.Protocol):
         self._closed_fut: asyncio.Future[None] | None = None
         self._expires_at: float | None = None
         self._body_end = False  # END met while gathering body bytes; the next read returns it
-        self._timer: asyncio.TimerHandle | None = None  # see _wait
-        self._timer_at = 0.0  # the loop time _timer was set for
-        self._deadline: float | None = None  # the current wait's, or None
+        self._timer = WaitTimer(self._time_out)  # the read and first-byte timeouts
         self._deferred: Exception | None = None  # a parse error met while gathering
 
     def is_available(self) -> bool:
@@ -160,7 +159,7 @@ class HTTP11Connection(asyncio.Protocol):
         self._state = _State.CLOSED
         self._incoming.clear()
         self._buffered = 0
-        self._stop_timer()
+        self._timer.stop()
         transport = self._transport
         if transport is not None and not transport.is_closing():
             transport.abort()
@@ -214,7 +213,7 @@ class HTTP11Connection(asyncio.Protocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._eof = True
-        self._stop_timer()
+        self._timer.stop()
         self._lost_exc = exc
         if self._state is not _State.ACTIVE:
             self._state = _State.CLOSED
@@ -328,7 +327,7 @@ class HTTP11Connection(asyncio.Protocol):
         """The response was read to the end or abandoned: go idle if reusable, else close."""
         if self._state is not _State.ACTIVE:
             return
-        self._stop_timer()
+        self._timer.stop()
         if not self._reusable():
             self.abort()
             return
@@ -397,46 +396,22 @@ class HTTP11Connection(asyncio.Protocol):
         return data
 
     async def _wait(self, deadline: float | None) -> None:
-        """Wait for any wake-up (data, EOF, writable, abort); TimeoutError past ``deadline``.
-
-        One timer serves every wait of the connection: a wait whose deadline is not earlier
-        than the pending timer only records it, and the timer re-arms itself when it fires
-        early. A stream reads once per event, and a timer made and cancelled per read was a
-        measurable part of each event's cost.
-        """
-        loop = asyncio.get_running_loop()
-        fut: asyncio.Future[bool] = loop.create_future()
+        """Wait for any wake-up (data, EOF, writable, abort); TimeoutError past ``deadline``."""
+        fut: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
         self._waiter = fut
-        self._deadline = deadline
-        if deadline is not None and (self._timer is None or self._timer_at > deadline):
-            self._stop_timer()
-            self._timer, self._timer_at = loop.call_at(deadline, self._on_timer), deadline
+        self._timer.start(deadline)
         try:
             woken = await fut
         finally:
             self._waiter = None
-            self._deadline = None
+            self._timer.finish()
         if not woken:
             raise TimeoutError
 
-    def _on_timer(self) -> None:
-        """The wait timer fired: time the waiter out if this was its deadline, else re-arm
-        for the later one (compared with the deadline the timer was set for, not the clock,
-        which a loop may read a little before it)."""
-        self._timer = None
-        waiter, deadline = self._waiter, self._deadline
-        if waiter is None or deadline is None or waiter.done():
-            return
-        if deadline <= self._timer_at:
+    def _time_out(self) -> None:
+        waiter = self._waiter
+        if waiter is not None and not waiter.done():
             waiter.set_result(False)
-        else:
-            loop = asyncio.get_running_loop()
-            self._timer, self._timer_at = loop.call_at(deadline, self._on_timer), deadline
-
-    def _stop_timer(self) -> None:
-        if self._timer is not None:
-            self._timer.cancel()
-            self._timer = None
 
     def _wake(self) -> None:
         waiter = self._waiter

@@ -13,6 +13,7 @@ from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING
 
 from modelmux.upstream.connection import Headers, Origin, ResponseHead
+from modelmux.upstream.deadline import WaitTimer
 from modelmux.upstream.errors import StreamRefused, UpstreamClosed, map_errors
 
 __all__ = ["H2Stream", "StreamRefused"]
@@ -38,9 +39,7 @@ class H2Stream:
         self.error: BaseException | None = None
         self.changed = asyncio.Event()
         self.read_timeout: float | None = None
-        self._timer: asyncio.TimerHandle | None = None  # see _arm
-        self._timer_at = 0.0  # the loop time _timer was set for
-        self._deadline: float | None = None  # the current read's, or None
+        self._timer = WaitTimer(self._time_out)  # the read timeout, one timer for every read
         self._expired = False  # the current read's deadline passed
 
     @property
@@ -77,7 +76,7 @@ class H2Stream:
         if not self.chunks:  # data already in needs no timer
             timeout = self.read_timeout if read_timeout is None else read_timeout
             with map_errors("read", self.conn.label):
-                self._deadline = (None if timeout is None
+                self._timer.start(None if timeout is None
                                   else asyncio.get_running_loop().time() + timeout)
                 try:
                     while not self.chunks:
@@ -92,10 +91,10 @@ class H2Stream:
                         if self._expired:
                             raise TimeoutError
                         self.changed.clear()
-                        self._arm()
                         await self.changed.wait()
                 finally:
-                    self._deadline, self._expired = None, False
+                    self._timer.finish()
+                    self._expired = False
         data, flow = self.chunks.popleft()
         if self.chunks:  # more DATA frames are in: one piece for all, as the HTTP/1.1 side does
             parts = [data]
@@ -108,44 +107,18 @@ class H2Stream:
         self.conn.acknowledge(self.sid, flow)
         return data
 
-    def _arm(self) -> None:
-        """Make sure a timer fires by the current read's deadline.
-
-        One timer serves every read of the stream, as on an HTTP/1.1 connection: a read whose
-        deadline is not earlier than the pending timer only records it, and the timer re-arms
-        itself when it fires early. A model's stream reads once per event; ``asyncio.timeout``
-        per read cost a timer and its cancellation plumbing each time.
-        """
-        deadline = self._deadline
-        if deadline is not None and (self._timer is None or self._timer_at > deadline):
-            self._stop_timer()
-            loop = asyncio.get_running_loop()
-            self._timer, self._timer_at = loop.call_at(deadline, self._on_timer), deadline
-
-    def _on_timer(self) -> None:
-        self._timer = None
-        deadline = self._deadline
-        if deadline is None:
-            return
-        if deadline <= self._timer_at:  # the deadline the timer was set for: silence too long
-            self._expired = True
-            self.changed.set()
-        else:
-            self._arm()
-
-    def _stop_timer(self) -> None:
-        if self._timer is not None:
-            self._timer.cancel()
-            self._timer = None
+    def _time_out(self) -> None:
+        self._expired = True
+        self.changed.set()
 
     def response_closed(self) -> None:
         """Done with the response: a body not read to the end resets this stream only."""
-        self._stop_timer()
+        self._timer.stop()
         self.conn.close_stream(self, reset=not self.ended)
 
     def abort(self) -> None:
         """Cancel this request: RST_STREAM(CANCEL) unless it already ended."""
-        self._stop_timer()
+        self._timer.stop()
         self.conn.close_stream(self, reset=not self.ended)
 
     async def aclose(self) -> None:
@@ -158,7 +131,7 @@ class H2Stream:
         await self.aclose()
 
     def fail(self, exc: BaseException) -> None:
-        self._stop_timer()
+        self._timer.stop()
         if self.error is None and not self.ended:
             self.error = exc
         if not self.head.done():
