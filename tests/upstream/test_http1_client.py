@@ -13,6 +13,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from modelmux import _accel
 from modelmux.server.http1_common import END, NEED_DATA, HTTP1LocalError, HTTP1ProtocolError
 from modelmux.upstream import ConnectionPool, UpstreamClosed, UpstreamProtocolError
 from modelmux.upstream.h1client import H11Client
@@ -148,6 +149,7 @@ def _parsed(module: str, raw: bytes) -> object:
         return ("error", str(exc))
 
 
+@pytest.mark.skipif(_accel.pure_forced(), reason="compares the twins: needs the native one")
 @settings(max_examples=400, deadline=None)
 @given(middle=st.lists(_head_bytes, max_size=14), valid=st.booleans(),
        end=st.sampled_from([b"\r\n\r\n", b"\n\n", b"\n\r\n"]))
@@ -255,7 +257,7 @@ def test_chunks_that_arrived_together_are_read_as_one_piece(http1: str) -> None:
                 resp = await pool.request(b"GET", url, [])
                 assert [piece async for piece in resp.iter_bytes()] == [b"abcdefghijkl"]
                 assert resp.is_closed
-                assert list(pool.stats().values())[0]["idle"] == 1
+                assert next(iter(pool.stats().values()))["idle"] == 1
 
     asyncio.run(main())
 
