@@ -13,9 +13,8 @@ Not a pytest test.
 from __future__ import annotations
 
 import argparse
-import re
+import shutil
 import statistics
-import subprocess
 import sys
 import tempfile
 from pathlib import Path
@@ -26,25 +25,13 @@ from benchmarks import macro, nginx  # noqa: E402
 from modelmux.bench.local import ServeProcess  # noqa: E402
 
 
-def wrk(runner: macro.Macro, url: str, seconds: float, stream: bool) -> float:
-    """wrk's Requests/sec with the body ``modelmux bench`` sends (0.0 if wrk printed none)."""
-    script = Path(__file__).with_name("wrk_post.lua")
-    cmd = [*macro.pin(macro.LOAD_CPU), "wrk", "-t1", "-c32", f"-d{seconds:g}s", "-s", str(script),
-           url + "/v1/chat/completions", *(["--", "mock-stream", "100", "stream"] if stream else [])]
-    runner.commands.append(" ".join(cmd))
-    out = subprocess.run(cmd, capture_output=True, text=True, timeout=seconds + 30,
-                         check=False).stdout
-    found = re.search(r"Requests/sec:\s+([\d.]+)", out)
-    return float(found.group(1)) if found else 0.0
-
-
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--pairs", type=int, default=8)
     parser.add_argument("--duration", type=float, default=3.0, help="seconds per run")
     parser.add_argument("--stream", action="store_true", help="the 100-chunk stream workload")
     ns = parser.parse_args()
-    if nginx.binary() is None or not macro.shutil.which("wrk"):
+    if nginx.binary() is None or not shutil.which("wrk"):
         print("needs nginx and wrk (apt-get install -y nginx wrk)", file=sys.stderr)
         return 2
     with tempfile.TemporaryDirectory(prefix="modelmux-vs-wrk-") as name:
@@ -66,7 +53,8 @@ def main() -> int:
                 got: dict[str, float] = {}
                 for tool in order:
                     if tool == "wrk":
-                        got["wrk"] = wrk(runner, proxy.url, ns.duration, ns.stream)
+                        stream = ("mock-stream", "100", "stream") if ns.stream else ()
+                        got["wrk"] = runner.wrk(proxy.url, ns.duration, *stream) or 0.0
                     else:
                         result = runner.bench(proxy.url, "--concurrency", "32", *kind)
                         got["bench"] = result["streams_per_s" if ns.stream else "req_per_s"]

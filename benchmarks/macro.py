@@ -112,13 +112,16 @@ class Macro:
         result: dict[str, Any] = json.loads(done.stdout)["runs"]["url"]
         return result
 
-    def wrk(self, url: str, seconds: float) -> float | None:
-        """wrk's Requests/sec on the same body (the generator cross-check), None without wrk."""
+    def wrk(self, url: str, seconds: float, *script_args: str) -> float | None:
+        """wrk's Requests/sec on the same body (the generator cross-check), None without wrk.
+
+        ``script_args`` go to ``wrk_post.lua`` (``MODEL PAYLOAD_BYTES [stream]``).
+        """
         if not shutil.which("wrk"):
             return None
         script = Path(__file__).with_name("wrk_post.lua")
         cmd = [*pin(LOAD_CPU), "wrk", "-t1", "-c32", f"-d{seconds:g}s", "-s", str(script),
-               url + "/v1/chat/completions"]
+               url + "/v1/chat/completions", *(["--", *script_args] if script_args else [])]
         self.commands.append(" ".join(cmd))
         out = subprocess.run(cmd, capture_output=True, text=True, timeout=seconds + 30,
                              check=False).stdout
