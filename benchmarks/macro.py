@@ -129,17 +129,24 @@ class Macro:
         return float(found.group(1)) if found else None
 
 
-def cpu_seconds(pid: int) -> float:
-    """User + system CPU time of ``pid`` and its children so far (``/proc/PID/stat``)."""
-    total = 0
+def cpu_times(pid: int) -> tuple[float, float]:
+    """User and system CPU seconds of ``pid`` and its children so far (``/proc/PID/stat``)."""
+    user = system = 0
     for each in descendants(pid):
         try:
             with open(f"/proc/{each}/stat", "rb") as stat:
                 fields = stat.read().rsplit(b")", 1)[1].split()
         except OSError:
             continue
-        total += int(fields[11]) + int(fields[12])
-    return total / os.sysconf("SC_CLK_TCK")
+        user += int(fields[11])
+        system += int(fields[12])
+    tick = os.sysconf("SC_CLK_TCK")
+    return user / tick, system / tick
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of ``pid`` and its children so far."""
+    return sum(cpu_times(pid))
 
 
 def cpu_per_request(macro: Macro, url: str, pid: int, *args: str) -> float:

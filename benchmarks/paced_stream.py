@@ -16,7 +16,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import os
 import subprocess
 import sys
 import tempfile
@@ -112,14 +111,6 @@ async def serve_paced_h2(port: int, events: int, gap: float) -> None:
         await server.serve_forever()
 
 
-def cpu(pid: int) -> tuple[float, float]:
-    """User and system CPU seconds of ``pid`` so far."""
-    with open(f"/proc/{pid}/stat", "rb") as stat:
-        fields = stat.read().rsplit(b")", 1)[1].split()
-    tick = os.sysconf("SC_CLK_TCK")
-    return int(fields[11]) / tick, int(fields[12]) / tick
-
-
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--streams", type=int, default=3000)
@@ -153,9 +144,9 @@ def main() -> int:
             runner = macro.Macro(ns.streams / 20, "0")  # only its time-out uses the duration
             args = ("--concurrency", "32", "--warmup", "0", "--stream", "--model", "paced")
             runner.bench(proxy.url, "--requests", "300", *args)
-            before = cpu(proxy.pid)
+            before = macro.cpu_times(proxy.pid)
             result = runner.bench(proxy.url, "--requests", str(ns.streams), *args)
-            after = cpu(proxy.pid)
+            after = macro.cpu_times(proxy.pid)
         finally:
             macro.stop_all([upstream], servers)
     user, system = ((b - a) / ns.streams * 1e6 for a, b in zip(before, after))
