@@ -33,7 +33,7 @@ from modelmux.routing.facts import estimate_prompt_tokens, max_tokens_of, reques
 from modelmux.routing.models import DeploymentSpec
 from modelmux.routing.router import Estimate
 from modelmux.schemas.openai_chat import ChatCompletionRequest, request_decoder
-from modelmux.server.exchange import ClientDisconnected, Headers
+from modelmux.server.exchange import ClientDisconnected, Headers, Sink
 
 if TYPE_CHECKING:
     from modelmux.api.app import App
@@ -162,8 +162,11 @@ async def _deliver(app: App, exchange: Exchange, record: RequestRecord, served: 
         await exchange.start(200, [*SSE_HEADERS, *_observed(record, exchange, provider, stats)])
         if coalescer is None:
             await exchange.write(first)
-            async for piece in chunks:
+            # An upstream relay that can splice takes the sink and writes the rest itself.
+            piece: bytes | None = await _next_piece(chunks, exchange.sink())
+            while piece is not None:
                 await exchange.write(piece)
+                piece = await _next_piece(chunks, None)
         else:
             await _relay_buffered(exchange, chunks, first, coalescer)
     except ClientDisconnected:
@@ -199,6 +202,14 @@ def _upstream_headers(provider: Provider, stats: CallStats) -> Headers:
 @functools.lru_cache(maxsize=64)
 def _header_text(text: str) -> bytes:
     return _UNSENDABLE.sub("?", text).strip().encode("ascii") or b"-"
+
+
+async def _next_piece(chunks: AsyncGenerator[bytes, None], sent: Sink | None) -> bytes | None:
+    """The stream's next piece (``sent`` goes in, as ``asend``), or None at its end."""
+    try:
+        return await chunks.asend(sent)  # type: ignore[arg-type]  # the relay takes a Sink
+    except StopAsyncIteration:
+        return None
 
 
 def _pending(coalescer: Coalescer | None) -> bytes:

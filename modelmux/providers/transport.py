@@ -16,7 +16,7 @@ import time
 from collections.abc import AsyncGenerator, Awaitable, Callable
 from contextlib import suppress
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from modelmux.codec.sse import DONE, encode_data
 from modelmux.errors import ModelMuxError
@@ -34,6 +34,9 @@ from modelmux.upstream import (
     is_retryable_status,
     parse_retry_after,
 )
+
+if TYPE_CHECKING:
+    from modelmux.server.exchange import Sink
 
 log = logging.getLogger("modelmux.providers")
 
@@ -259,6 +262,11 @@ class Upstream:
         Before the first chunk is yielded, failures raise (or retry); after it, they end the
         stream with an OpenAI error event. Closing this generator aborts the upstream request.
 
+        A ``Sink`` sent in (``asend``) after a chunk splices the rest: each upstream read (or
+        HTTP/2 DATA frame) goes through the relay to the client from the connection's read
+        callback, with no task in between, and only what follows the splice (an error event,
+        the relay's last words) is still yielded.
+
         Raises:
             ModelMuxError: only before the first chunk.
         """
@@ -267,6 +275,7 @@ class Upstream:
         start = time.perf_counter_ns()
         waiting = True  # until the first chunk is ready, time passes waiting on the upstream
         relay: Relay | None = None
+        sink: Sink | None = None
         try:
             while True:
                 response = await self.post(url, headers, body, attempts)
@@ -281,7 +290,13 @@ class Upstream:
                                 break
                             if out:
                                 waiting = False
-                                yield out[0] if len(out) == 1 else b"".join(out)
+                                sent = yield out[0] if len(out) == 1 else b"".join(out)
+                                if sent is not None:
+                                    sink = sent
+                            if sink is not None and not relay.finished:
+                                out = await _splice(response, relay, sink) or out
+                                if relay.early_error is not None:
+                                    break
                             if relay.finished:
                                 if out and out[-1] == DONE:  # a clean end: keep the connection
                                     await _drain(response)
@@ -329,6 +344,33 @@ def _failed(stats: CallStats, code: str) -> None:
     stats.errors.append(code)
     if stats.watch is not None:
         stats.watch.attempt_failed(code)
+
+
+async def _splice(response: Response, relay: Relay, sink: Sink) -> list[bytes]:
+    """Relay the rest of the body to ``sink`` from the upstream's read callback, until the relay
+    finishes or the body ends; wait for the client whenever it falls behind. Returns the relay's
+    last output (whether it ended with ``[DONE]``).
+
+    Raises:
+        ModelMuxError: the upstream failed (see ``Response.splice``).
+        ClientDisconnected: the client went away.
+    """
+    last: list[bytes] = []
+
+    def on_body(data: bytes) -> bool:
+        nonlocal last
+        out = relay.feed(data)
+        if out:
+            last = out
+            if not sink.push(out[0] if len(out) == 1 else b"".join(out)):
+                return False
+        return not relay.finished and relay.early_error is None
+
+    while True:
+        ended = await response.splice(on_body)
+        if ended or relay.finished or relay.early_error is not None:
+            return last
+        await sink.drain()  # the client fell behind (or left: this raises)
 
 
 async def _drain(response: Response) -> None:

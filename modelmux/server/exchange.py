@@ -28,6 +28,8 @@ class Stream(Protocol):
     def send_data(self, data: bytes) -> None: ...
     def send_end(self) -> None: ...
     async def drain(self) -> None: ...
+    @property
+    def write_blocked(self) -> bool: ...
     def send_continue(self) -> None: ...
     def resume_body(self) -> None: ...
     def open_connections(self) -> int: ...
@@ -184,6 +186,10 @@ class Exchange:
             self.bytes_sent += len(data)
         await self._stream.drain()
 
+    def sink(self) -> Sink | None:
+        """A writer for the streamed body that needs no task (``Sink``); None for HEAD."""
+        return None if self.method == "HEAD" else Sink(self)
+
     async def end(self) -> None:
         """Finish a streamed response."""
         if not self.ended:
@@ -210,6 +216,44 @@ class Exchange:
         self.started = True
         self.status = status
         self.head_ns = time.perf_counter_ns()
+
+
+class Sink:
+    """``Exchange.write`` for a read callback: writes now, and says when to stop and wait.
+
+    An upstream stream spliced to the client (``Upstream.relay``) writes each piece from the
+    upstream connection's read callback; ``push`` returns False once the client is not keeping
+    up (the caller then ``await``s ``drain``) or is gone (``error`` is set).
+    """
+
+    __slots__ = ("_exchange", "_stream", "error")
+
+    def __init__(self, exchange: Exchange) -> None:
+        self._exchange = exchange
+        self._stream = exchange._stream
+        self.error: ClientDisconnected | None = None
+
+    def push(self, data: bytes) -> bool:
+        """Write ``data``; False when the caller must stop: the client is slow, or gone."""
+        if self.error is not None:
+            return False
+        try:
+            self._stream.send_data(data)
+        except ClientDisconnected as exc:
+            self.error = exc
+            return False
+        self._exchange.bytes_sent += len(data)
+        return not self._stream.write_blocked
+
+    async def drain(self) -> None:
+        """Wait until the client has taken what was written.
+
+        Raises:
+            ClientDisconnected: the connection is gone.
+        """
+        if self.error is not None:
+            raise self.error
+        await self._stream.drain()
 
 
 Handler = Callable[[Exchange], Awaitable[None]]

@@ -290,6 +290,10 @@ class H1Protocol(asyncio.Protocol):
         if out:
             self.transport.write(out)
 
+    @property
+    def write_blocked(self) -> bool:
+        return self._write_paused or self.closed
+
     async def drain(self) -> None:
         if self._write_paused and not self.closed:
             waiter = self.loop.create_future()

@@ -159,6 +159,10 @@ class H2Stream:
         self.proto.flush_stream(self)
         self.proto.write_out()
 
+    @property
+    def write_blocked(self) -> bool:
+        return self.closed or bool(self.pending) or self.end_pending or self.proto.write_paused
+
     async def drain(self) -> None:
         while not self.closed and (self.pending or self.end_pending or self.proto.write_paused):
             waiter = self.proto.loop.create_future()

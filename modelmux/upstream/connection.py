@@ -13,6 +13,7 @@ import asyncio
 import enum
 import ssl
 from collections import deque
+from collections.abc import Callable
 from typing import NamedTuple, cast
 
 import h11
@@ -115,6 +116,9 @@ class HTTP11Connection(asyncio.Protocol):
         self._body_end = False  # END met while gathering body bytes; the next read returns it
         self._timer = WaitTimer(self._time_out)  # the read and first-byte timeouts
         self._deferred: Exception | None = None  # a parse error met while gathering
+        self._push: Callable[[bytes], bool] | None = None  # splice: the body's consumer
+        self._pushed: asyncio.Future[bool] | None = None  # splice: how the splice ended
+        self._push_idle: float | None = None  # splice: the read timeout
 
     def is_available(self) -> bool:
         """Can take a new request right now."""
@@ -323,6 +327,86 @@ class HTTP11Connection(asyncio.Protocol):
                 break
         return first if parts is None else b"".join(parts)
 
+    async def splice(self, on_body: Callable[[bytes], bool], read_timeout: float | None) -> bool:
+        """Hand the body to ``on_body`` from the read callback, with no task between them.
+
+        Every read's body bytes go to ``on_body`` as one piece, as they arrive; it returns
+        False to stop (the consumer is done, or its client is not keeping up), and what is left
+        stays buffered for the next read or splice. Returns True once the body ended, False
+        when ``on_body`` stopped.
+
+        Raises:
+            UpstreamTimeout: ``read_timeout`` seconds passed without a byte (phase "read").
+            UpstreamClosed, UpstreamProtocolError: the body was cut short or malformed.
+        """
+        if self._body_end:
+            self._body_end = False
+            return True
+        with map_errors("read", self._label):
+            deferred = self._deferred
+            if deferred is not None:
+                self._deferred = None
+                raise self._parse_error(deferred)
+            fut: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
+            self._push, self._pushed, self._push_idle = on_body, fut, read_timeout
+            try:
+                self._pump()
+                return await fut
+            finally:
+                self._push = self._pushed = None
+                self._timer.finish()
+
+    def _pump(self) -> None:
+        """Splice: parse what arrived, give its body bytes to the consumer, settle the end."""
+        fut, on_body = self._pushed, self._push
+        if fut is None or on_body is None or fut.done():
+            return
+        parser = self._parser
+        parts: list[bytes] = []
+        outcome: bool | Exception | None = None  # True: END met; an exception: failed
+        while True:
+            try:
+                event = parser.next_event()
+            except (h11.RemoteProtocolError, HTTP1ProtocolError) as exc:
+                outcome = exc
+                break
+            if event is NEED_DATA:
+                if self._incoming:
+                    parser.receive_data(self._pop())
+                elif self._state is _State.CLOSED:
+                    outcome = UpstreamClosed(f"{self._label}: connection was closed locally")
+                    break
+                elif self._eof:
+                    parser.receive_data(b"")
+                else:
+                    break
+            elif type(event) is bytes:
+                if event:
+                    parts.append(event)
+            elif event is END:
+                outcome = True
+                break
+            else:
+                outcome = UpstreamProtocolError(f"{self._label}: unexpected {event!r}")
+                break
+        try:
+            stop = bool(parts) and not on_body(parts[0] if len(parts) == 1 else b"".join(parts))
+        except Exception as exc:  # noqa: BLE001  # the consumer's failure is the splice's, not the loop's
+            fut.set_exception(exc)
+            return
+        if stop:
+            if outcome is True:
+                self._body_end = True  # the next read returns the end
+            elif outcome is not None:
+                self._deferred = outcome
+            fut.set_result(False)
+        elif outcome is True:
+            fut.set_result(True)
+        elif outcome is not None:
+            fut.set_exception(self._parse_error(outcome))
+        elif self._push_idle is not None:
+            self._timer.start(asyncio.get_running_loop().time() + self._push_idle)
+
     def response_closed(self) -> None:
         """The response was read to the end or abandoned: go idle if reusable, else close."""
         if self._state is not _State.ACTIVE:
@@ -409,11 +493,16 @@ class HTTP11Connection(asyncio.Protocol):
             raise TimeoutError
 
     def _time_out(self) -> None:
+        pushed = self._pushed
+        if pushed is not None and not pushed.done():
+            pushed.set_exception(TimeoutError())
         waiter = self._waiter
         if waiter is not None and not waiter.done():
             waiter.set_result(False)
 
     def _wake(self) -> None:
+        if self._pushed is not None:
+            self._pump()
         waiter = self._waiter
         if waiter is not None and not waiter.done():
             waiter.set_result(True)

@@ -362,8 +362,13 @@ class HTTP2Connection(asyncio.Protocol):
 
     def acknowledge(self, sid: int, flow: int) -> None:
         if flow and not self._closed:
-            self._h2.acknowledge_received_data(flow, sid)  # a gone stream: the connection's share
+            self.credit(sid, flow)
             self._flush()
+
+    def credit(self, sid: int, flow: int) -> None:
+        """``acknowledge`` from inside ``data_received``, which flushes once at its end."""
+        if flow and not self._closed:
+            self._h2.acknowledge_received_data(flow, sid)  # a gone stream: the connection's share
 
     def close_stream(self, stream: H2Stream, *, reset: bool) -> None:
         """Forget a stream; with ``reset`` send RST_STREAM(CANCEL) for it alone."""
@@ -408,9 +413,11 @@ class HTTP2Connection(asyncio.Protocol):
             if stream is None:
                 self.acknowledge(sid or 0, flow)
             elif event.data:
-                stream.chunks.append((bytes(event.data), flow))
-                stream.buffered += len(event.data)
-                stream.changed.set()
+                data = bytes(event.data)
+                if not stream.push(data, flow):  # not spliced: buffered for the next read
+                    stream.chunks.append((data, flow))
+                    stream.buffered += len(data)
+                    stream.changed.set()
             elif flow:
                 self.acknowledge(stream.sid, flow)
         elif isinstance(event, h2.events.StreamEnded) and stream is not None:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 from collections import deque
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from typing import TYPE_CHECKING
 
 from modelmux.upstream.connection import Headers, Origin, ResponseHead
@@ -41,6 +41,9 @@ class H2Stream:
         self.read_timeout: float | None = None
         self._timer = WaitTimer(self._time_out)  # the read timeout, one timer for every read
         self._expired = False  # the current read's deadline passed
+        self._push: Callable[[bytes], bool] | None = None  # splice: the body's consumer
+        self._push_idle: float | None = None  # splice: the read timeout
+        self._push_error: Exception | None = None  # splice: the consumer failed
 
     @property
     def origin(self) -> Origin:
@@ -95,6 +98,64 @@ class H2Stream:
                 finally:
                     self._timer.finish()
                     self._expired = False
+        return self._take()
+
+    async def splice(self, on_body: Callable[[bytes], bool],
+                      read_timeout: float | None = None) -> bool:
+        """Hand the body to ``on_body`` as DATA frames arrive, from the connection's read
+        callback (``push``), until it returns False (returns False: later frames stay for the
+        next read) or the stream ends (returns True). Errors as ``receive_body_chunk``."""
+        timeout = self.read_timeout if read_timeout is None else read_timeout
+        with map_errors("read", self.conn.label):
+            if self.chunks and not on_body(self._take()):
+                return False
+            self._push, self._push_idle, self._push_error = on_body, timeout, None
+            loop = asyncio.get_running_loop()
+            self._timer.start(None if timeout is None else loop.time() + timeout)
+            try:
+                while True:
+                    if self._push is None:  # the consumer said stop, or failed
+                        if self._push_error is not None:
+                            raise self._push_error
+                        return False
+                    if self.error is not None:
+                        self.conn.close_stream(self, reset=False)
+                        raise self.error
+                    if self.ended:
+                        self.conn.close_stream(self, reset=False)
+                        return True
+                    if self.closed:
+                        raise UpstreamClosed(f"{self.conn.label}: stream {self.sid} was closed")
+                    if self._expired:
+                        raise TimeoutError
+                    self.changed.clear()
+                    await self.changed.wait()
+            finally:
+                self._push = None
+                self._timer.finish()
+                self._expired = False
+
+    def push(self, data: bytes, flow: int) -> bool:
+        """Connection side: give a DATA frame to the splicing consumer. False when nobody is
+        splicing (the caller buffers the frame instead)."""
+        on_body = self._push
+        if on_body is None:
+            return False
+        self.conn.credit(self.sid, flow)
+        try:
+            keep = on_body(data)
+        except Exception as exc:  # noqa: BLE001  # the consumer's failure is the splice's
+            self._push_error = exc
+            keep = False
+        if not keep:
+            self._push = None
+            self.changed.set()
+        elif self._push_idle is not None:
+            self._timer.start(asyncio.get_running_loop().time() + self._push_idle)
+        return True
+
+    def _take(self) -> bytes:
+        """Every buffered DATA frame as one piece, acknowledged to the peer."""
         data, flow = self.chunks.popleft()
         if self.chunks:  # more DATA frames are in: one piece for all, as the HTTP/1.1 side does
             parts = [data]

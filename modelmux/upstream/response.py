@@ -23,6 +23,9 @@ class BodySource(Protocol):
 
     async def receive_body_chunk(self, read_timeout: float | None) -> bytes | None: ...
 
+    async def splice(self, on_body: Callable[[bytes], bool],
+                     read_timeout: float | None) -> bool: ...
+
     def response_closed(self) -> None: ...
 
     def abort(self) -> None: ...
@@ -62,6 +65,23 @@ class Response:
     def iter_bytes(self) -> AsyncIterator[bytes]:
         """Body chunks as they arrive; the upstream may only send as fast as this is read."""
         return _BodyIterator(self)
+
+    async def splice(self, on_body: Callable[[bytes], bool]) -> bool:
+        """Give the body to ``on_body`` as it arrives, from the connection's read callback,
+        until it returns False (returns False) or the body ends (returns True, and the
+        connection goes back). Errors as ``iter_bytes``."""
+        if self._state == "done":
+            return True
+        if self._state == "closed":
+            raise UpstreamClosed(f"{self._conn.origin}: response was closed before its end")
+        try:
+            ended = await self._conn.splice(on_body, self._timeout)
+        except BaseException:
+            self._release(abort=True)
+            raise
+        if ended:
+            self._release(abort=False, state="done")
+        return ended
 
     async def read(self, max_bytes: int = DEFAULT_MAX_BYTES) -> bytes:
         """The rest of the body in one piece.
