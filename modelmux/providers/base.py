@@ -49,6 +49,18 @@ def usage_of(body: bytes) -> Tokens | None:
     return None if usage is None else usage.tokens
 
 
+_usage = msgspec.json.Decoder(Usage | None)
+
+
+def usage_from(usage: bytes) -> Tokens | None:
+    """The token counts of a ``usage`` value given as its own JSON; None if null or not one."""
+    try:
+        found = _usage.decode(usage)
+    except (msgspec.DecodeError, msgspec.ValidationError):
+        return None
+    return None if found is None else found.tokens
+
+
 def carries_usage(payload: bytes) -> bool:
     """True when an OpenAI chunk has a ``"usage": {...}`` object (not ``null``): one scan, no JSON."""
     at = payload.rfind(b'"usage":')

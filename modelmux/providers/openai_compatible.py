@@ -16,7 +16,7 @@ from modelmux import _accel
 from modelmux.config.load import ConfigError
 from modelmux.config.schema import OpenAICompatibleConfig
 from modelmux.errors import UpstreamError
-from modelmux.providers.base import ChatCall, Provider
+from modelmux.providers.base import ChatCall, Provider, usage_from
 from modelmux.providers.env import expand_env
 from modelmux.providers.errors import error_from_payload
 from modelmux.providers.headers import (
@@ -106,6 +106,8 @@ class OpenAICompatibleProvider(Provider):
         if "choices" not in fields and (error := error_from_payload(self.name, body)):
             raise error  # some servers answer 200 with an error body
         fields["model"] = msgspec.Raw(_encode(call.public_model))
+        if (usage := fields.get("usage")) is not None:
+            call.stats.tokens = usage_from(usage)  # counted here: no second decode of the answer
         return _encode(fields)
 
     def stream(self, call: ChatCall) -> AsyncGenerator[bytes, None]:

@@ -286,6 +286,11 @@ class ConnectionPool:
         if self._closed:
             raise _pool_closed(op.origin)
         loop = asyncio.get_running_loop()
+        if not op.waiters and not op.may_multiplex():  # the usual case: no queue, no HTTP/2
+            free = op.take_idle(loop.time())
+            if free is not None:
+                free.claim()
+                return free
         fut: asyncio.Future[Connection | None] = loop.create_future()
         op.waiters.append(fut)
         self._assign(op)

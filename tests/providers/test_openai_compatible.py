@@ -12,6 +12,7 @@ from typing import Any
 import openai
 import pytest
 
+from modelmux.providers.base import usage_from
 from tests.fakes.answers import TEXT, TOOLS
 from tests.fakes.http import SPLITS
 from tests.fakes.openai import FakeOpenAI, chunk_events
@@ -316,3 +317,11 @@ def test_unknown_model_is_still_404_model_not_found() -> None:
 
     run("asyncio", main())
 
+
+
+def test_usage_is_read_from_its_own_json() -> None:
+    assert usage_from(b'{"prompt_tokens": 3, "completion_tokens": 4, "total_tokens": 7}') == (3, 4)
+    assert usage_from(b"{}") == (0, 0)
+    assert usage_from(b"null") is None
+    assert usage_from(b'"seven"') is None
+    assert usage_from(b'{"prompt_tokens": "3"}') is None
