@@ -17,6 +17,7 @@ import subprocess
 import sys
 import tempfile
 from pathlib import Path
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
@@ -81,6 +82,44 @@ async def relay(port: int, upstream_port: int) -> None:
     await server.serve_forever()
 
 
+Row = tuple[int, dict[str, Any], float, float]  # concurrency, bench result, user, system µs
+
+
+def measure_relay(script: str, requests: int, *extra: str) -> tuple[list[Row], float]:
+    """Start the nginx JSON mock on CPU 1 and ``script --serve PORT MOCK_PORT *extra`` on CPU 0;
+    CPU per request at c32 and c1 over ``requests`` each, and direct's c1 p50 (ms)."""
+    runner = macro.Macro(5.0, "1s")
+    procs: list[subprocess.Popen[bytes]] = []
+    rows: list[Row] = []
+    with tempfile.TemporaryDirectory(prefix="modelmux-relay-") as name:
+        try:
+            upstream = macro.start_upstream(Path(name), argparse.Namespace(modelmux_mock=False),
+                                            [], procs, [])
+            port = nginx.free_port()
+            proc = subprocess.Popen([*macro.pin(macro.PROXY_CPU), sys.executable, script,
+                                     "--serve", str(port), upstream.json_url.rsplit(":", 1)[1],
+                                     *extra])
+            procs.append(proc)
+            nginx.wait_port(port)
+            url = f"http://127.0.0.1:{port}"
+            for conc in (32, 1):
+                args = ("--concurrency", str(conc), "--warmup", "0", "--no-stream")
+                runner.bench(url, "--requests", "2000", *args)
+                rows.append((conc, *macro.cpu_per_run(runner, url, proc.pid, requests, *args)))
+            direct = runner.bench(upstream.json_url, "--concurrency", "1", "--no-stream")
+        finally:
+            macro.stop_all(procs, [])
+    for conc, result, user, system in rows:
+        print(f"c{conc}: {result['req_per_s']:.0f} req/s, CPU per request {user + system:.1f} "
+              f"us ({user:.1f} user + {system:.1f} system), p50 "
+              f"{result['latency_ms']['p50']:.3f} ms, errors {result['errors']['total']}")
+    direct_p50: float = direct["latency_ms"]["p50"]
+    print(f"c1 added over direct: p50 +{rows[-1][1]['latency_ms']['p50'] - direct_p50:.3f} ms "
+          f"(direct p50 {direct_p50:.3f} ms)")
+    print("\n".join(["", "Commands:", *runner.commands]))
+    return rows, direct_p50
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--requests", type=int, default=20_000)
@@ -98,41 +137,7 @@ def main() -> int:
     if nginx.binary() is None:
         print("needs nginx (apt-get install -y nginx)", file=sys.stderr)
         return 2
-    runner = macro.Macro(5.0, "1s")
-    procs: list[subprocess.Popen[bytes]] = []
-    with tempfile.TemporaryDirectory(prefix="modelmux-floor-") as name:
-        try:
-            upstream = macro.start_upstream(Path(name), argparse.Namespace(modelmux_mock=False),
-                                            [], procs, [])
-            mock_port = int(upstream.json_url.rsplit(":", 1)[1])
-            port = nginx.free_port()
-            proc = subprocess.Popen([*macro.pin(macro.PROXY_CPU), sys.executable, __file__,
-                                     "--serve", str(port), str(mock_port), "--busy",
-                                     str(ns.busy)])
-            procs.append(proc)
-            nginx.wait_port(port)
-            url = f"http://127.0.0.1:{port}"
-            rows = []
-            for conc in (32, 1):
-                args = ("--concurrency", str(conc), "--warmup", "0", "--no-stream")
-                runner.bench(url, "--requests", "2000", *args)
-                before = macro.cpu_times(proc.pid)
-                result = runner.bench(url, "--requests", str(ns.requests), *args)
-                after = macro.cpu_times(proc.pid)
-                user, system = ((b - a) / ns.requests * 1e6 for a, b in zip(before, after))
-                rows.append((conc, result, user, system))
-            direct = runner.bench(upstream.json_url, "--concurrency", "1", "--no-stream")
-        finally:
-            macro.stop_all(procs, [])
-    for conc, result, user, system in rows:
-        errors = result["errors"]["total"]
-        print(f"c{conc}: {result['req_per_s']:.0f} req/s, relay CPU per request "
-              f"{user + system:.1f} us ({user:.1f} user + {system:.1f} system), "
-              f"p50 {result['latency_ms']['p50']:.3f} ms, errors {errors}")
-    c1 = rows[-1][1]["latency_ms"]["p50"]
-    print(f"c1 added over direct: p50 +{c1 - direct['latency_ms']['p50']:.3f} ms "
-          f"(direct p50 {direct['latency_ms']['p50']:.3f} ms)")
-    print("\n".join(["", "Commands:", *runner.commands]))
+    measure_relay(__file__, ns.requests, "--busy", str(ns.busy))
     return 0
 
 

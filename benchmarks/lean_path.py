@@ -18,9 +18,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import subprocess
 import sys
-import tempfile
 import time
 from email.utils import formatdate
 from pathlib import Path
@@ -29,7 +27,8 @@ import msgspec
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from benchmarks import macro, nginx  # noqa: E402
+from benchmarks import nginx  # noqa: E402
+from benchmarks.floor_relay import measure_relay  # noqa: E402
 from modelmux.api.chat import decode_request  # noqa: E402
 from modelmux.api.ids import new_hex_id  # noqa: E402
 from modelmux.providers.base import usage_from  # noqa: E402
@@ -157,32 +156,7 @@ def main() -> int:
     if nginx.binary() is None:
         print("needs nginx (apt-get install -y nginx)", file=sys.stderr)
         return 2
-    runner = macro.Macro(5.0, "1s")
-    procs: list[subprocess.Popen[bytes]] = []
-    with tempfile.TemporaryDirectory(prefix="modelmux-lean-") as name:
-        try:
-            upstream = macro.start_upstream(Path(name), argparse.Namespace(modelmux_mock=False),
-                                            [], procs, [])
-            port = nginx.free_port()
-            proc = subprocess.Popen([*macro.pin(macro.PROXY_CPU), sys.executable, __file__,
-                                     "--serve", str(port), upstream.json_url.rsplit(":", 1)[1]])
-            procs.append(proc)
-            nginx.wait_port(port)
-            url = f"http://127.0.0.1:{port}"
-            for conc in (32, 1):
-                args = ("--concurrency", str(conc), "--warmup", "0", "--no-stream")
-                runner.bench(url, "--requests", "2000", *args)
-                before = macro.cpu_times(proc.pid)
-                result = runner.bench(url, "--requests", str(ns.requests), *args)
-                after = macro.cpu_times(proc.pid)
-                user, system = ((b - a) / ns.requests * 1e6 for a, b in zip(before, after))
-                print(f"c{conc}: {result['req_per_s']:.0f} req/s, CPU per request "
-                      f"{user + system:.1f} us ({user:.1f} user + {system:.1f} system), "
-                      f"p50 {result['latency_ms']['p50']:.3f} ms, errors "
-                      f"{result['errors']['total']}", flush=True)
-        finally:
-            macro.stop_all(procs, [])
-    print("\n".join(["", "Commands:", *runner.commands]))
+    measure_relay(__file__, ns.requests)
     return 0
 
 

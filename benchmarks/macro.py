@@ -144,6 +144,17 @@ def cpu_times(pid: int) -> tuple[float, float]:
     return user / tick, system / tick
 
 
+def cpu_per_run(macro: Macro, url: str, pid: int, count: int,
+                *args: str) -> tuple[dict[str, Any], float, float]:
+    """One ``--requests count`` run's result, and the server's user and system CPU (µs) per
+    request (or stream) over it."""
+    before = cpu_times(pid)
+    result = macro.bench(url, "--requests", str(count), *args)
+    after = cpu_times(pid)
+    user, system = ((b - a) / count * 1e6 for a, b in zip(before, after, strict=True))
+    return result, user, system
+
+
 def cpu_seconds(pid: int) -> float:
     """User + system CPU time of ``pid`` and its children so far."""
     return sum(cpu_times(pid))

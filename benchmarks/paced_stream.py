@@ -144,12 +144,10 @@ def main() -> int:
             runner = macro.Macro(ns.streams / 20, "0")  # only its time-out uses the duration
             args = ("--concurrency", "32", "--warmup", "0", "--stream", "--model", "paced")
             runner.bench(proxy.url, "--requests", "300", *args)
-            before = macro.cpu_times(proxy.pid)
-            result = runner.bench(proxy.url, "--requests", str(ns.streams), *args)
-            after = macro.cpu_times(proxy.pid)
+            result, user, system = macro.cpu_per_run(runner, proxy.url, proxy.pid, ns.streams,
+                                                     *args)
         finally:
             macro.stop_all([upstream], servers)
-    user, system = ((b - a) / ns.streams * 1e6 for a, b in zip(before, after))
     per = ns.events + 1
     print(f"{ns.streams} streams of {ns.events} events + [DONE], {ns.gap_ms:g} ms apart, "
           f"upstream {'HTTP/2 (h2c)' if ns.http2 else 'HTTP/1.1'}, c32: "

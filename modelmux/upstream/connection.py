@@ -281,10 +281,7 @@ class HTTP11Connection(asyncio.Protocol):
             self._body_end = False
             return None
         with map_errors("read", self._label):
-            deferred = self._deferred
-            if deferred is not None:
-                self._deferred = None
-                raise self._parse_error(deferred)
+            self._raise_deferred()
             while True:
                 event = await self._next_event(None, read_timeout)
                 if type(event) is bytes:
@@ -343,10 +340,7 @@ class HTTP11Connection(asyncio.Protocol):
             self._body_end = False
             return True
         with map_errors("read", self._label):
-            deferred = self._deferred
-            if deferred is not None:
-                self._deferred = None
-                raise self._parse_error(deferred)
+            self._raise_deferred()
             fut: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
             self._push, self._pushed, self._push_idle = on_body, fut, read_timeout
             try:
@@ -461,6 +455,13 @@ class HTTP11Connection(asyncio.Protocol):
                     until = asyncio.get_running_loop().time() + idle
                     limit = until if limit is None else min(limit, until)
                 await self._wait(limit)
+
+    def _raise_deferred(self) -> None:
+        """Raise the parse error an earlier read met after the bytes it returned, if any."""
+        deferred = self._deferred
+        if deferred is not None:
+            self._deferred = None
+            raise self._parse_error(deferred)
 
     def _parse_error(self, exc: Exception) -> Exception:
         """What a parser error means here: a cut-short body once the upstream has closed."""

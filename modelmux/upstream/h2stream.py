@@ -83,16 +83,8 @@ class H2Stream:
                                   else asyncio.get_running_loop().time() + timeout)
                 try:
                     while not self.chunks:
-                        if self.error is not None:
-                            self.conn.close_stream(self, reset=False)
-                            raise self.error
-                        if self.ended:
-                            self.conn.close_stream(self, reset=False)
+                        if self._over():
                             return None
-                        if self.closed:
-                            raise UpstreamClosed(f"{self.conn.label}: stream {self.sid} was closed")
-                        if self._expired:
-                            raise TimeoutError
                         self.changed.clear()
                         await self.changed.wait()
                 finally:
@@ -118,16 +110,8 @@ class H2Stream:
                         if self._push_error is not None:
                             raise self._push_error
                         return False
-                    if self.error is not None:
-                        self.conn.close_stream(self, reset=False)
-                        raise self.error
-                    if self.ended:
-                        self.conn.close_stream(self, reset=False)
+                    if self._over():
                         return True
-                    if self.closed:
-                        raise UpstreamClosed(f"{self.conn.label}: stream {self.sid} was closed")
-                    if self._expired:
-                        raise TimeoutError
                     self.changed.clear()
                     await self.changed.wait()
             finally:
@@ -153,6 +137,21 @@ class H2Stream:
         elif self._push_idle is not None:
             self._timer.start(asyncio.get_running_loop().time() + self._push_idle)
         return True
+
+    def _over(self) -> bool:
+        """With nothing buffered: True once the body ended (the stream is then closed); raises
+        the stream's error, a close, or TimeoutError past the read deadline; else False."""
+        if self.error is not None:
+            self.conn.close_stream(self, reset=False)
+            raise self.error
+        if self.ended:
+            self.conn.close_stream(self, reset=False)
+            return True
+        if self.closed:
+            raise UpstreamClosed(f"{self.conn.label}: stream {self.sid} was closed")
+        if self._expired:
+            raise TimeoutError
+        return False
 
     def _take(self) -> bytes:
         """Every buffered DATA frame as one piece, acknowledged to the peer."""

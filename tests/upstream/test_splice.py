@@ -8,24 +8,20 @@ from ``splice`` as they do from ``iter_bytes``, and only a body read to its end 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable
 
 import pytest
 
 from modelmux.server.exchange import Exchange
 from modelmux.upstream import (
     ConnectionPool,
-    Origin,
     Timeouts,
     UpstreamClosed,
     UpstreamProtocolError,
     UpstreamTimeout,
 )
-from modelmux.upstream.h2connection import HTTP2Connection
 from tests.server.h2_helpers import serving
 from tests.upstream import HTTPServer, Reply, on_loops, run, until
-
-Handler = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]
+from tests.upstream.test_h2connection import T, open_conn
 
 
 class Taker:
@@ -44,7 +40,27 @@ class Taker:
         return b"".join(self.pieces)
 
 
-async def _raw_server(handle: Handler) -> tuple[asyncio.Server, str]:
+CHUNKED = b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n"
+
+
+async def _scripted(*steps: bytes | float | asyncio.Event) -> tuple[asyncio.Server, str]:
+    """A server that answers a request with ``steps`` (bytes written, seconds slept, events
+    waited for), then waits for the client to leave."""
+    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            await reader.readuntil(b"\r\n\r\n")
+            for step in steps:
+                if isinstance(step, bytes):
+                    writer.write(step)
+                    await writer.drain()
+                elif isinstance(step, asyncio.Event):
+                    await step.wait()
+                else:
+                    await asyncio.sleep(step)
+            await reader.read()
+        finally:
+            writer.close()
+
     server = await asyncio.start_server(handle, "127.0.0.1", 0)
     return server, f"http://127.0.0.1:{server.sockets[0].getsockname()[1]}/"
 
@@ -74,18 +90,8 @@ def test_splice_delivers_the_whole_body_and_pools_the_connection(loop: str, chun
 def test_pieces_are_pushed_as_they_arrive(loop: str) -> None:
     async def main() -> None:
         release = asyncio.Event()
-
-        async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-            await reader.readuntil(b"\r\n\r\n")
-            writer.write(b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n5\r\nfirst\r\n")
-            await writer.drain()
-            await release.wait()
-            writer.write(b"6\r\nsecond\r\n0\r\n\r\n")
-            await writer.drain()
-            await reader.read()
-            writer.close()
-
-        server, url = await _raw_server(handle)
+        server, url = await _scripted(CHUNKED + b"5\r\nfirst\r\n", release,
+                                      b"6\r\nsecond\r\n0\r\n\r\n")
         async with server, ConnectionPool() as pool:
             resp = await pool.request(b"GET", url, [])
             got: list[bytes] = []
@@ -105,18 +111,8 @@ def test_pieces_are_pushed_as_they_arrive(loop: str) -> None:
 def test_a_consumer_that_stops_leaves_the_rest_for_the_next_read(loop: str) -> None:
     async def main() -> None:
         release = asyncio.Event()
-
-        async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-            await reader.readuntil(b"\r\n\r\n")
-            writer.write(b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n1\r\na\r\n")
-            await writer.drain()
-            await release.wait()
-            writer.write(b"1\r\nb\r\n1\r\nc\r\n0\r\n\r\n")
-            await writer.drain()
-            await reader.read()
-            writer.close()
-
-        server, url = await _raw_server(handle)
+        server, url = await _scripted(CHUNKED + b"1\r\na\r\n", release,
+                                      b"1\r\nb\r\n1\r\nc\r\n0\r\n\r\n")
         async with server, ConnectionPool() as pool:
             resp = await pool.request(b"GET", url, [])
             first = Taker(stop_after=1)
@@ -164,17 +160,7 @@ def test_silence_mid_body_is_a_read_timeout(loop: str) -> None:
 def test_read_timeout_is_per_silence_while_spliced(loop: str) -> None:
     """Chunks 0.1 s apart for 0.6 s pass a 0.25 s read timeout; the silence after them fails."""
     async def main() -> None:
-        async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-            await reader.readuntil(b"\r\n\r\n")
-            writer.write(b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n")
-            for _ in range(6):
-                writer.write(b"1\r\nx\r\n")
-                await writer.drain()
-                await asyncio.sleep(0.1)
-            await reader.read()
-            writer.close()
-
-        server, url = await _raw_server(handle)
+        server, url = await _scripted(CHUNKED, *[b"1\r\nx\r\n", 0.1] * 6)
         async with server, ConnectionPool() as pool:
             resp = await pool.request(b"GET", url, [], timeouts=Timeouts(read=0.25))
             taker = Taker()
@@ -210,15 +196,7 @@ def test_a_cut_body_raises_closed(loop: str, fault: str, chunked: bool) -> None:
 @on_loops
 def test_bad_chunk_framing_is_a_protocol_error_after_the_good_bytes(loop: str) -> None:
     async def main() -> None:
-        async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-            await reader.readuntil(b"\r\n\r\n")
-            writer.write(b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n"
-                         b"3\r\nabc\r\nzz\r\nnot a chunk\r\n")
-            await writer.drain()
-            await reader.read()
-            writer.close()
-
-        server, url = await _raw_server(handle)
+        server, url = await _scripted(CHUNKED + b"3\r\nabc\r\nzz\r\nnot a chunk\r\n")
         async with server, ConnectionPool() as pool:
             resp = await pool.request(b"GET", url, [])
             taker = Taker()
@@ -263,28 +241,21 @@ def test_cancelling_a_splice_closes_the_connection(loop: str) -> None:
     run(loop, main())
 
 
-H2 = Timeouts(connect=5, first_byte=5, read=5)
-
-
-async def _h2(port: int, **kw: object) -> HTTP2Connection:
-    conn = HTTP2Connection(Origin("http", "127.0.0.1", port), **kw)  # type: ignore[arg-type]
-    await conn.connect(5)
-    return conn
+async def paced(ex: Exchange) -> None:
+    """An HTTP/2 answer of ``/N`` pieces ``0;`` to ``N-1;``, 5 ms apart: one DATA frame each."""
+    await ex.start(200, [])
+    for i in range(int(ex.path[1:])):
+        await ex.write(b"%d;" % i)
+        await asyncio.sleep(0.005)
+    await ex.end()
 
 
 @on_loops
 def test_h2_splice_gets_each_data_frame_as_it_arrives(loop: str) -> None:
-    async def paced(ex: Exchange) -> None:
-        await ex.start(200, [])
-        for i in range(5):
-            await ex.write(b"%d;" % i)
-            await asyncio.sleep(0.005)
-        await ex.end()
-
     async def main() -> None:
         async with serving(paced) as (_, port):
-            conn = await _h2(port)
-            stream = await conn.handle_request(b"GET", b"/", [], b"", H2)
+            conn = await open_conn(port)
+            stream = await conn.handle_request(b"GET", b"/5", [], b"", T)
             taker = Taker()
             assert await stream.splice(taker) is True
             assert taker.pieces == [b"0;", b"1;", b"2;", b"3;", b"4;"]
@@ -296,17 +267,10 @@ def test_h2_splice_gets_each_data_frame_as_it_arrives(loop: str) -> None:
 
 @on_loops
 def test_h2_splice_stop_leaves_later_frames_for_the_next_read(loop: str) -> None:
-    async def paced(ex: Exchange) -> None:
-        await ex.start(200, [])
-        for i in range(4):
-            await ex.write(b"%d;" % i)
-            await asyncio.sleep(0.005)
-        await ex.end()
-
     async def main() -> None:
         async with serving(paced) as (_, port):
-            conn = await _h2(port)
-            stream = await conn.handle_request(b"GET", b"/", [], b"", H2)
+            conn = await open_conn(port)
+            stream = await conn.handle_request(b"GET", b"/4", [], b"", T)
             taker = Taker(stop_after=1)
             assert await stream.splice(taker) is False
             assert taker.pieces == [b"0;"]
@@ -330,8 +294,8 @@ def test_h2_a_stopped_splice_leaves_the_peer_bounded_by_the_stream_window(loop: 
 
     async def main() -> None:
         async with serving(firehose) as (_, port):
-            conn = await _h2(port, stream_window=window)
-            stream = await conn.handle_request(b"GET", b"/", [], b"", H2)
+            conn = await open_conn(port, stream_window=window)
+            stream = await conn.handle_request(b"GET", b"/", [], b"", T)
             slow = Taker(stop_after=1)  # a client that fell behind after one piece
             assert await stream.splice(slow) is False
             await asyncio.sleep(0.2)
@@ -353,14 +317,14 @@ def test_h2_splice_silence_is_a_read_timeout_and_a_lost_connection_fails(loop: s
 
     async def main() -> None:
         async with serving(one_then_hang) as (server, port):
-            conn = await _h2(port)
-            stream = await conn.handle_request(b"GET", b"/", [], b"", H2)
+            conn = await open_conn(port)
+            stream = await conn.handle_request(b"GET", b"/", [], b"", T)
             taker = Taker()
             with pytest.raises(UpstreamTimeout) as info:
                 await stream.splice(taker, 0.2)
             assert info.value.phase == "read" and taker.pieces == [b"first"]
             stream.abort()
-            other = await conn.handle_request(b"GET", b"/", [], b"", H2)
+            other = await conn.handle_request(b"GET", b"/", [], b"", T)
             await until(lambda: bool(other.chunks))
             server.abort_all()
             with pytest.raises(UpstreamClosed):
@@ -381,8 +345,8 @@ def test_h2_a_failing_consumer_fails_the_splice_and_resets_its_stream(loop: str)
 
     async def main() -> None:
         async with serving(paced) as (_, port):
-            conn = await _h2(port)
-            stream = await conn.handle_request(b"GET", b"/", [], b"", H2)
+            conn = await open_conn(port)
+            stream = await conn.handle_request(b"GET", b"/", [], b"", T)
 
             def consumer(data: bytes) -> bool:
                 if data == b"b":
