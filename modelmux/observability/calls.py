@@ -147,8 +147,16 @@ class Watcher:
         kept = StreamBodies() if self.bodies is not None else None
         inner = provider.stream(call)
         error: str | None = "cancelled"
+        # With nothing to read or keep per piece (an unsampled call, no body log), a sink the
+        # consumer sends in goes through to the provider's relay, which can then splice.
+        passing = reader is None and kept is None
+        sent = None
         try:
-            async for piece in inner:
+            while True:
+                try:
+                    piece = await inner.asend(sent)
+                except StopAsyncIteration:
+                    break
                 if reader is not None:
                     reader.feed(piece)
                     code = stream_error(piece)
@@ -156,7 +164,9 @@ class Watcher:
                         error = code
                 if kept is not None:
                     kept.feed(piece)
-                yield piece
+                sent = yield piece
+                if not passing:
+                    sent = None
             if error == "cancelled":
                 error = None
         except ModelMuxError as exc:

@@ -17,7 +17,7 @@ pytest.importorskip("opentelemetry.exporter.otlp.proto.http.trace_exporter")
 from modelmux.config.schema import Config, TelemetryConfig
 from tests.conftest import Runner
 from tests.fakes.claude import FakeClaude
-from tests.fakes.http import FakeServer, Reply, Request
+from tests.fakes.http import FakeServer, Reply, Request, random_pieces
 from tests.fakes.openai import FakeOpenAI
 from tests.fakes.otlp import CLIENT, SERVER, Collector, Span
 from tests.observability.helpers import (
@@ -345,3 +345,32 @@ def test_a_traced_json_answer_is_decoded_once(run: Runner, collector: Collector,
     run(main())
     # the chat route reuses the usage the watcher read
     assert [name for name in work if name != "server span"] == ["request", "answer"]
+
+
+@pytest.mark.parametrize(("ratio", "spliced"), [(0.0, True), (1.0, False)],
+                         ids=["unsampled", "sampled"])
+def test_an_unsampled_stream_is_spliced_and_a_sampled_one_read_piece_by_piece(
+        run: Runner, collector: Collector, monkeypatch: pytest.MonkeyPatch, ratio: float,
+        spliced: bool) -> None:
+    """The watcher passes the client's sink to the relay only when it has nothing to do with
+    the pieces: a recorded span reads every one (usage, finish reason, error events)."""
+    from modelmux.providers import transport
+
+    splices: list[int] = []
+    real = transport._splice
+
+    async def counted(*args: Any) -> list[bytes]:
+        splices.append(1)
+        return await real(*args)
+
+    monkeypatch.setattr(transport, "_splice", counted)
+
+    async def main() -> None:
+        async with traced(collector, sample_ratio=ratio) as (port, openai, _):
+            openai.split = random_pieces(3)  # the stream arrives over many reads
+            status, _, body = await request(port, "POST", "/v1/chat/completions",
+                                            chat_body("gpt-x", stream=True))
+            assert status == 200 and body.endswith(b"data: [DONE]\n\n")
+
+    run(main())
+    assert bool(splices) is spliced
