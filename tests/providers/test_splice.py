@@ -17,6 +17,7 @@ import struct
 from collections.abc import AsyncGenerator
 from typing import Self
 
+import h2.events
 import pytest
 
 from modelmux.codec.sse import SSEDecoder
@@ -27,6 +28,7 @@ from modelmux.schemas.openai_chat import request_decoder
 from modelmux.server.exchange import ClientDisconnected
 from modelmux.upstream import ConnectionPool
 from tests.providers.harness import MESSAGES, gateway
+from tests.server.h2_helpers import RawH2
 from tests.server.helpers import connect
 from tests.upstream import on_loops, run, until
 
@@ -245,5 +247,47 @@ def test_a_slow_socket_client_gets_the_whole_spliced_stream_through_the_gateway(
             writer.close()
             contents = _contents(bytes(payload))
             assert contents == [f"{i}:{'z' * 500}" for i in range(count)] + ["[DONE]"]
+
+    run("uvloop", main(), timeout=60.0)
+
+
+def test_an_http2_client_that_stops_acknowledging_stops_the_spliced_upstream() -> None:
+    """Over HTTP/2 to the client the sink stops at the client's flow-control window: the
+    splice waits, the upstream is held, and every event arrives once the client reads."""
+    async def main() -> None:
+        count = 40_000  # ~24 MB
+        async with Upstream(count, text="w" * 500, gap=None) as up, gateway(
+                f'[[provider]]\nname = "p"\ntype = "openai_compatible"\nmodels = ["m"]\n'
+                f'base_url = "{up.origin}/v1"\n') as gw:
+            client = await RawH2.open(gw.port)
+            body = json.dumps({"model": "m", "messages": MESSAGES, "stream": True}).encode()
+            sid = client.conn.get_next_available_stream_id()
+            client.conn.send_headers(sid, [(":method", "POST"), (":path", "/v1/chat/completions"),
+                                           (":scheme", "http"), (":authority", "t"),
+                                           ("content-type", "application/json")])
+            client.conn.send_data(sid, body, end_stream=True)
+            client.flush()
+            seen = -1
+            while seen != up.written:  # no WINDOW_UPDATE yet: 64 KiB at most reach us
+                seen = up.written
+                await asyncio.sleep(0.2)
+            assert up.written < count // 2, up.written
+            payload = bytearray()
+            while True:
+                data = await asyncio.wait_for(client.reader.read(65536), 10)
+                assert data, "the connection closed before the stream ended"
+                ended = False
+                for ev in client.conn.receive_data(data):
+                    if isinstance(ev, h2.events.DataReceived) and ev.stream_id == sid:
+                        payload += ev.data
+                        client.conn.acknowledge_received_data(ev.flow_controlled_length, sid)
+                    ended = ended or (isinstance(ev, h2.events.StreamEnded)
+                                      and ev.stream_id == sid)
+                client.flush()
+                if ended:
+                    break
+            await client.close()
+            contents = _contents(bytes(payload))
+            assert contents == [f"{i}:{'w' * 500}" for i in range(count)] + ["[DONE]"]
 
     run("uvloop", main(), timeout=60.0)
