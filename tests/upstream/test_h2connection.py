@@ -168,18 +168,27 @@ def test_goaway_lets_in_flight_finish_and_refuses_new(loop: str) -> None:
     run(loop, main())
 
 
+class Firehose:
+    """An HTTP/2 answer of ``total`` bytes written as fast as the window lets; ``written``
+    counts what got past ``ex.write``."""
+
+    def __init__(self, total: int) -> None:
+        self.total = total
+        self.written = 0
+
+    async def __call__(self, ex: Exchange) -> None:
+        await ex.start(200, [])
+        while self.written < self.total:
+            await ex.write(b"x" * 8192)
+            self.written += 8192
+        await ex.end()
+
+
 @on_loops
 def test_slow_consumer_is_bounded_by_the_stream_window(loop: str) -> None:
     window = 32 * 1024
     total = 2 * 1024 * 1024
-    written: list[int] = [0]
-
-    async def firehose(ex: Exchange) -> None:
-        await ex.start(200, [])
-        while written[0] < total:
-            await ex.write(b"x" * 8192)
-            written[0] += 8192
-        await ex.end()
+    firehose = Firehose(total)
 
     async def main() -> None:
         async with serving(firehose) as (_, port):
@@ -187,7 +196,7 @@ def test_slow_consumer_is_bounded_by_the_stream_window(loop: str) -> None:
             s = await conn.handle_request(b"GET", b"/", [], b"", T)
             await asyncio.sleep(0.2)  # nobody reading: the server must stall
             assert conn.buffered_bytes <= window
-            assert written[0] < total // 2
+            assert firehose.written < total // 2
             got, peak = 0, 0
             async for chunk in s.iter_bytes():
                 got += len(chunk)

@@ -21,7 +21,7 @@ from modelmux.upstream import (
 )
 from tests.server.h2_helpers import serving
 from tests.upstream import HTTPServer, Reply, on_loops, run, until
-from tests.upstream.test_h2connection import T, open_conn
+from tests.upstream.test_h2connection import Firehose, T, open_conn
 
 
 class Taker:
@@ -283,14 +283,7 @@ def test_h2_splice_stop_leaves_later_frames_for_the_next_read(loop: str) -> None
 @on_loops
 def test_h2_a_stopped_splice_leaves_the_peer_bounded_by_the_stream_window(loop: str) -> None:
     window, total = 32 * 1024, 2 * 1024 * 1024
-    written = [0]
-
-    async def firehose(ex: Exchange) -> None:
-        await ex.start(200, [])
-        while written[0] < total:
-            await ex.write(b"x" * 8192)
-            written[0] += 8192
-        await ex.end()
+    firehose = Firehose(total)
 
     async def main() -> None:
         async with serving(firehose) as (_, port):
@@ -299,7 +292,7 @@ def test_h2_a_stopped_splice_leaves_the_peer_bounded_by_the_stream_window(loop: 
             slow = Taker(stop_after=1)  # a client that fell behind after one piece
             assert await stream.splice(slow) is False
             await asyncio.sleep(0.2)
-            assert conn.buffered_bytes <= window and written[0] < total // 2
+            assert conn.buffered_bytes <= window and firehose.written < total // 2
             rest = Taker()
             assert await stream.splice(rest) is True
             assert len(slow.body) + len(rest.body) == total
