@@ -154,7 +154,7 @@ class Watcher:
         try:
             while True:
                 try:
-                    piece = await inner.asend(sent)
+                    piece = await inner.asend(sent if passing else None)
                 except StopAsyncIteration:
                     break
                 if reader is not None:
@@ -165,8 +165,6 @@ class Watcher:
                 if kept is not None:
                     kept.feed(piece)
                 sent = yield piece
-                if not passing:
-                    sent = None
             if error == "cancelled":
                 error = None
         except ModelMuxError as exc:

@@ -295,8 +295,6 @@ class Upstream:
                                     sink = sent
                             if sink is not None and not relay.finished:
                                 out = await _splice(response, relay, sink) or out
-                                if relay.early_error is not None:
-                                    break
                             if relay.finished:
                                 if out and out[-1] == DONE:  # a clean end: keep the connection
                                     await _drain(response)
@@ -364,11 +362,11 @@ async def _splice(response: Response, relay: Relay, sink: Sink) -> list[bytes]:
             last = out
             if not sink.push(out[0] if len(out) == 1 else b"".join(out)):
                 return False
-        return not relay.finished and relay.early_error is None
+        return not relay.finished  # started, so a failure is an error event, not early_error
 
     while True:
         ended = await response.splice(on_body)
-        if ended or relay.finished or relay.early_error is not None:
+        if ended or relay.finished:
             return last
         await sink.drain()  # the client fell behind (or left: this raises)
 

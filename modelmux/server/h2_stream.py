@@ -164,7 +164,7 @@ class H2Stream:
         return self.closed or bool(self.pending) or self.end_pending or self.proto.write_paused
 
     async def drain(self) -> None:
-        while not self.closed and (self.pending or self.end_pending or self.proto.write_paused):
+        while self.write_blocked and not self.closed:
             waiter = self.proto.loop.create_future()
             self.waiters.append(waiter)
             await waiter

@@ -300,29 +300,45 @@ class HTTP11Connection(asyncio.Protocol):
         write per chunk. Nothing waits here: what has not arrived is the next read's. An END
         or a parse error met on the way is kept for the next read.
         """
+        parts = [first]
+        self._keep(self._collect(parts, settle=False))
+        return first if len(parts) == 1 else b"".join(parts)
+
+    def _collect(self, parts: list[bytes], *, settle: bool) -> bool | Exception | None:
+        """Parse every body byte received so far into ``parts``: True once END is met, the
+        error met, or None while more must arrive. With ``settle`` (nobody reads after this),
+        a closed connection or the peer's EOF is taken to its end here too."""
         parser = self._parser
-        parts: list[bytes] | None = None
         while True:
             try:
                 event = parser.next_event()
             except (h11.RemoteProtocolError, HTTP1ProtocolError) as exc:
-                self._deferred = exc
-                break
+                return exc
             if event is NEED_DATA:
-                if not self._incoming:
-                    break
-                parser.receive_data(self._pop())
+                if self._incoming:
+                    parser.receive_data(self._pop())
+                elif not settle:
+                    return None
+                elif self._state is _State.CLOSED:
+                    return UpstreamClosed(f"{self._label}: connection was closed locally")
+                elif self._eof:
+                    parser.receive_data(b"")
+                else:
+                    return None
             elif type(event) is bytes:
-                if parts is None:
-                    parts = [first]
-                parts.append(event)
+                if event:
+                    parts.append(event)
             elif event is END:
-                self._body_end = True
-                break
+                return True
             else:
-                self._deferred = UpstreamProtocolError(f"{self._label}: unexpected {event!r}")
-                break
-        return first if parts is None else b"".join(parts)
+                return UpstreamProtocolError(f"{self._label}: unexpected {event!r}")
+
+    def _keep(self, outcome: bool | Exception | None) -> None:
+        """Keep an END or an error met past the bytes handed out, for the next read."""
+        if outcome is True:
+            self._body_end = True
+        elif outcome is not None:
+            self._deferred = outcome
 
     async def splice(self, on_body: Callable[[bytes], bool], read_timeout: float | None) -> bool:
         """Hand the body to ``on_body`` from the read callback, with no task between them.
@@ -355,44 +371,15 @@ class HTTP11Connection(asyncio.Protocol):
         fut, on_body = self._pushed, self._push
         if fut is None or on_body is None or fut.done():
             return
-        parser = self._parser
         parts: list[bytes] = []
-        outcome: bool | Exception | None = None  # True: END met; an exception: failed
-        while True:
-            try:
-                event = parser.next_event()
-            except (h11.RemoteProtocolError, HTTP1ProtocolError) as exc:
-                outcome = exc
-                break
-            if event is NEED_DATA:
-                if self._incoming:
-                    parser.receive_data(self._pop())
-                elif self._state is _State.CLOSED:
-                    outcome = UpstreamClosed(f"{self._label}: connection was closed locally")
-                    break
-                elif self._eof:
-                    parser.receive_data(b"")
-                else:
-                    break
-            elif type(event) is bytes:
-                if event:
-                    parts.append(event)
-            elif event is END:
-                outcome = True
-                break
-            else:
-                outcome = UpstreamProtocolError(f"{self._label}: unexpected {event!r}")
-                break
+        outcome = self._collect(parts, settle=True)
         try:
             stop = bool(parts) and not on_body(parts[0] if len(parts) == 1 else b"".join(parts))
         except Exception as exc:  # noqa: BLE001  # the consumer's failure is the splice's, not the loop's
             fut.set_exception(exc)
             return
         if stop:
-            if outcome is True:
-                self._body_end = True  # the next read returns the end
-            elif outcome is not None:
-                self._deferred = outcome
+            self._keep(outcome)  # the consumer is done; the next read sees the end or the error
             fut.set_result(False)
         elif outcome is True:
             fut.set_result(True)
