@@ -16,7 +16,6 @@ from __future__ import annotations
 import argparse
 import collections
 import json
-import os
 import re
 import shutil
 import subprocess
@@ -69,12 +68,6 @@ def charge(raw: str) -> tuple[collections.Counter[str], collections.Counter[str]
     return layers, funcs, total
 
 
-def cpu_seconds(pid: int) -> float:
-    """User plus system CPU time of ``pid`` so far."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--stream", action="store_true", help="100-chunk streams (mock-stream)")
@@ -94,6 +87,7 @@ def main() -> int:
         tmp = Path(name)
         procs: list[subprocess.Popen[bytes]] = []
         servers: list[ServeProcess] = []
+        load: subprocess.Popen[str] | None = None
         try:
             upstream = macro.start_upstream(tmp, argparse.Namespace(modelmux_mock=False), [],
                                             procs, servers)
@@ -107,13 +101,13 @@ def main() -> int:
                  "--json", *model], stdout=subprocess.PIPE, text=True)
             time.sleep(1.5)  # connections open and warm
             out = tmp / "raw.txt"
-            cpu_before, wall_before = cpu_seconds(proxy.pid), time.monotonic()
+            cpu_before, wall_before = macro.cpu_seconds(proxy.pid), time.monotonic()
             subprocess.run([*macro.pin(macro.LOAD_CPU), "py-spy", "record", "--pid",
                             str(proxy.pid), "--format", "raw", "--full-filenames", "--rate",
                             str(ns.rate), *([] if ns.blocking else ["--nonblocking"]),
                             "--duration", str(int(ns.duration)), "-o", str(out)],
                            check=True, capture_output=True)
-            cpu = cpu_seconds(proxy.pid) - cpu_before
+            cpu = macro.cpu_seconds(proxy.pid) - cpu_before
             wall = time.monotonic() - wall_before
             report, _ = load.communicate(timeout=ns.duration + 60)
             run = json.loads(report)["runs"]["url"]
@@ -122,11 +116,10 @@ def main() -> int:
                 print(f"warning: {run['errors']} during the run", file=sys.stderr)
             layers, funcs, total = charge(out.read_text())
         finally:
-            for server in servers:
-                server.stop()
-            for proc in procs:
-                proc.terminate()
-                proc.wait(10)
+            if load is not None and load.poll() is None:
+                load.kill()
+                load.wait(10)
+            macro.stop_all(procs, servers)
     per_request = cpu / (rate * wall) * 1e6  # µs of proxy CPU a request (or a stream)
     unit = "stream" if ns.stream else "request"
     print(f"{rate:,.0f} {unit}s/s; proxy CPU {cpu / wall * 100:.0f} % of a core, "

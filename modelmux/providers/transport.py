@@ -294,7 +294,7 @@ class Upstream:
                                 if sent is not None:
                                     sink = sent
                             if sink is not None and not relay.finished:
-                                out = await _splice(response, relay, sink) or out
+                                out = await _splice(response, relay, sink)
                             if relay.finished:
                                 if out and out[-1] == DONE:  # a clean end: keep the connection
                                     await _drain(response)

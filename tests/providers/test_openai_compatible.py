@@ -318,7 +318,6 @@ def test_unknown_model_is_still_404_model_not_found() -> None:
     run("asyncio", main())
 
 
-
 def test_usage_is_read_from_its_own_json() -> None:
     assert usage_from(b'{"prompt_tokens": 3, "completion_tokens": 4, "total_tokens": 7}') == (3, 4)
     assert usage_from(b"{}") == (0, 0)
