@@ -42,8 +42,8 @@ def _client(config: StateConfig) -> Any:
     """
     try:
         import redis.asyncio
+        from redis.asyncio.retry import Retry
         from redis.backoff import NoBackoff
-        from redis.retry import Retry
     except ImportError:
         raise ConfigError('[state] backend = "redis" needs the redis package: '
                           "pip install 'modelmux[redis]'") from None
@@ -71,6 +71,7 @@ class RedisLimits:
         self.client = _client(config)
         self.errors: tuple[type[BaseException], ...] = (RedisError, OSError, TimeoutError)
         self._noscript: type[BaseException] = NoScriptError
+        self._sent: set[str] = set()  # SHAs Redis has run for this process
         self._timeout = config.timeout_ms / 1000
         self._up = True
         self._retry_at = 0.0
@@ -91,9 +92,13 @@ class RedisLimits:
         """Run ``script`` by SHA; on ``NOSCRIPT`` (a restarted or flushed server) by source."""
         async with asyncio.timeout(self._timeout):
             try:
-                return await self.client.evalsha(script.sha, len(keys), *keys, *args)
+                result = await self.client.evalsha(script.sha, len(keys), *keys, *args)
+                self._sent.add(script.sha)
+                return result
             except self._noscript:
-                log.info("Redis lost its script cache; sending the script again")
+                if script.sha in self._sent:
+                    log.info("Redis lost its script cache; sending the script again")
+                self._sent.add(script.sha)
                 return await self.client.eval(script.source, len(keys), *keys, *args)
 
     def reachable(self) -> bool:
