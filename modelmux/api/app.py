@@ -32,6 +32,7 @@ from modelmux.routing.router import Router, compile_rules
 from modelmux.server.exchange import Exchange
 from modelmux.state.build import build_limits, shared_breakers
 from modelmux.upstream import ConnectionPool
+from modelmux.upstream.budget import BodyBudget
 
 log = logging.getLogger("modelmux.api")
 
@@ -64,8 +65,10 @@ def _body_log(config: Config) -> BodyLog | None:
 class App:
     """Everything a request needs, built once from the config."""
 
-    def __init__(self, config: Config, *, metrics: GatewayMetrics | None = None) -> None:
-        """``metrics`` carries counters over from the App a reload replaces.
+    def __init__(self, config: Config, *, metrics: GatewayMetrics | None = None,
+                 budget: BodyBudget | None = None) -> None:
+        """``metrics`` carries counters over from the App a reload replaces, ``budget`` its
+        upstream buffer budget (one per process).
 
         Raises:
             ConfigError: a provider cannot be built, or tracing is on without its extra.
@@ -74,7 +77,7 @@ class App:
         self.version = __version__
         self.started_at = time.time()
         self.ready = False
-        self.pool = ConnectionPool(http1=config.server.http1)
+        self.pool = ConnectionPool(http1=config.server.http1, budget=budget)
         self.providers: list[Provider] = [build_provider(p, self.pool) for p in config.provider]
         routing = config.routing
         self.models = ModelIndex(self.providers, config.model_aliases(), routing.group)

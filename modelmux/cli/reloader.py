@@ -116,7 +116,7 @@ class Reloader:
         try:
             loaded = self.load(self.ns)
             context = tls_context(loaded)
-            app = App(loaded.config, metrics=self.app.metrics)
+            app = App(loaded.config, metrics=self.app.metrics, budget=self.app.pool.budget)
         except ConfigError as exc:
             log.error("reload rejected; the running configuration stays: %s", exc)
             return False, f"reload rejected; the running configuration stays.\n{exc}"

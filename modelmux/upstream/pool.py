@@ -19,6 +19,7 @@ from contextlib import suppress
 from functools import lru_cache, partial
 from urllib.parse import urlsplit
 
+from modelmux.upstream.budget import BodyBudget
 from modelmux.upstream.connection import HIGH_WATER, LOW_WATER, Headers, HTTP11Connection, Origin
 from modelmux.upstream.dial import open_tls
 from modelmux.upstream.errors import UpstreamConnectError, map_errors
@@ -149,7 +150,8 @@ class ConnectionPool:
     return a new context each time (the pool sets the offer on it); ``timeouts`` is the default
     for requests that pass none; HTTP/2 connections PING the peer every ``ping_interval``
     seconds and close when a PING goes unanswered until the next one. ``http1`` picks the
-    HTTP/1.1 client parser: "fast" (default) or "h11", the reference.
+    HTTP/1.1 client parser: "fast" (default) or "h11", the reference. ``budget`` bounds the
+    bytes every ``Response.read`` buffers at once (default: a budget of this pool's own).
     """
 
     def __init__(
@@ -163,6 +165,7 @@ class ConnectionPool:
         low_water: int = LOW_WATER,
         ping_interval: float | None = 30.0,
         http1: Backend | None = None,
+        budget: BodyBudget | None = None,
     ) -> None:
         if max_connections_per_origin < 1:
             raise ValueError("max_connections_per_origin must be at least 1")
@@ -175,6 +178,7 @@ class ConnectionPool:
         self._low_water = low_water
         self._ping_interval = ping_interval
         self._http1: Backend = http1 or DEFAULT_HTTP1
+        self.budget = budget if budget is not None else BodyBudget()
         self._origins: dict[tuple[Origin, bool | None], _OriginPool] = {}
         self._sweep: asyncio.TimerHandle | None = None
         self._closed = False
@@ -227,14 +231,14 @@ class ConnectionPool:
                 except BaseException:
                     release()
                     raise
-                return Response(stream, stream.response_head, t.read, release)
+                return Response(stream, stream.response_head, t.read, release, self.budget)
             try:
                 head = await conn.handle_request(method, target, headers, body, t)
             except BaseException:
                 conn.abort()
                 release()
                 raise
-            return Response(conn, head, t.read, release)
+            return Response(conn, head, t.read, release, self.budget)
 
     def stats(self) -> dict[str, dict[str, int]]:
         """Per origin URL: total, idle and in-use connections and queued waiters."""

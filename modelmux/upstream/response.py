@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Callable
 from typing import Protocol
 
+from modelmux.upstream.budget import BodyBudget
 from modelmux.upstream.connection import Origin, ResponseHead
 from modelmux.upstream.errors import UpstreamClosed, UpstreamProtocolError
 
@@ -38,7 +39,8 @@ class Response:
     connection, and leaving it by an exception (cancellation too) closes it instead of pooling.
     """
 
-    __slots__ = ("status", "headers", "reason", "_conn", "_timeout", "_on_release", "_state")
+    __slots__ = ("status", "headers", "reason", "_budget", "_conn", "_on_release", "_started",
+                 "_state", "_timeout")
 
     def __init__(
         self,
@@ -46,12 +48,16 @@ class Response:
         head: ResponseHead,
         read_timeout: float | None,
         on_release: Callable[[], None] | None = None,
+        budget: BodyBudget | None = None,
     ) -> None:
+        """``budget`` bounds what ``read`` buffers together with every other response's."""
         self.status, self.headers, self.reason = head
         self._conn = connection
         self._timeout = read_timeout
         self._on_release = on_release
+        self._budget = budget
         self._state = "open"  # -> "done" (body read to the end) or "closed" (abandoned)
+        self._started = False  # some of the body was taken (read, iterated or spliced)
 
     @property
     def is_closed(self) -> bool:
@@ -74,6 +80,7 @@ class Response:
             return True
         if self._state == "closed":
             raise UpstreamClosed(f"{self._conn.origin}: response was closed before its end")
+        self._started = True
         try:
             ended = await self._conn.splice(on_body, self._timeout)
         except BaseException:
@@ -84,23 +91,46 @@ class Response:
         return ended
 
     async def read(self, max_bytes: int = DEFAULT_MAX_BYTES) -> bytes:
-        """The rest of the body in one piece.
+        """The rest of the body in one piece, its bytes held against the budget meanwhile.
+
+        A declared length (Content-Length) over ``max_bytes`` or over what is left of the
+        budget is refused before any body byte is read; the connection is then closed (an
+        HTTP/2 stream reset), as on every error here.
 
         Raises:
-            UpstreamProtocolError: the body is longer than ``max_bytes`` (connection closed).
+            UpstreamProtocolError: the body is longer than ``max_bytes``
+                (``upstream_response_too_large``).
+            UpstreamBufferFull: the body does not fit in what is left of the budget.
         """
+        declared = None if self._started else _declared_length(self.headers)
+        if declared is not None and declared > max_bytes:
+            raise self._too_large(max_bytes, f"of {declared} bytes (declared) exceeds")
+        budget = self._budget
+        held = 0
         parts: list[bytes] = []
-        total = 0
-        while (chunk := await self._next()) is not None:
-            total += len(chunk)
-            if total > max_bytes:
-                self._release(abort=True)
-                raise UpstreamProtocolError(
-                    f"{self._conn.origin}: response body exceeds {max_bytes} bytes",
-                    code="upstream_response_too_large",
-                )
-            parts.append(chunk)
-        return b"".join(parts)
+        try:
+            if budget is not None and declared:
+                if not budget.take(declared):
+                    self._release(abort=True)
+                    raise budget.refuse(self._conn.origin, declared)
+                held = declared
+            total = 0
+            while (chunk := await self._next()) is not None:
+                total += len(chunk)
+                if total > max_bytes:
+                    raise self._too_large(max_bytes, "exceeds")
+                if budget is not None and total > held:
+                    if not budget.take(total - held):
+                        self._release(abort=True)
+                        raise budget.refuse(self._conn.origin, total - held)
+                    held = total
+                parts.append(chunk)
+            return b"".join(parts)
+        finally:
+            parts.clear()  # the pieces go before the reclaim the budget may schedule
+            if held:
+                assert budget is not None
+                budget.give_back(held)
 
     async def aclose(self) -> None:
         """Give the connection back: pooled if the response is complete and reusable."""
@@ -112,11 +142,20 @@ class Response:
     async def __aexit__(self, exc_type: object, exc: object, tb: object) -> None:
         self._release(abort=exc_type is not None)
 
+    def _too_large(self, max_bytes: int, how: str) -> UpstreamProtocolError:
+        """Close the connection; the error to raise for a body over ``max_bytes``."""
+        self._release(abort=True)
+        return UpstreamProtocolError(
+            f"{self._conn.origin}: response body {how} the limit of {max_bytes} bytes",
+            code="upstream_response_too_large",
+        )
+
     async def _next(self) -> bytes | None:
         if self._state == "done":
             return None
         if self._state == "closed":
             raise UpstreamClosed(f"{self._conn.origin}: response was closed before its end")
+        self._started = True
         try:
             chunk = await self._conn.receive_body_chunk(self._timeout)
         except BaseException:
@@ -136,6 +175,14 @@ class Response:
             self._conn.response_closed()
         if self._on_release is not None:
             self._on_release()
+
+
+def _declared_length(headers: list[tuple[bytes, bytes]]) -> int | None:
+    """The Content-Length the head declares, or None (absent or not a number)."""
+    for name, value in headers:
+        if name == b"content-length":
+            return int(value) if value.isdigit() else None
+    return None
 
 
 class _BodyIterator:

@@ -16,6 +16,7 @@ import openai
 from modelmux.api.app import App
 from modelmux.config.schema import decode
 from modelmux.server.lifecycle import Server
+from modelmux.upstream.budget import BodyBudget
 from tests.fakes.answers import Answer
 
 
@@ -33,9 +34,9 @@ class Gateway:
 
 
 @contextlib.asynccontextmanager
-async def gateway(toml: str) -> AsyncIterator[Gateway]:
+async def gateway(toml: str, *, budget: BodyBudget | None = None) -> AsyncIterator[Gateway]:
     config = decode(toml)
-    app = App(config)
+    app = App(config, budget=budget)
     server = Server(app, config.server.limits())
     try:
         (_, port), *_ = await server.listen("127.0.0.1", 0)

@@ -52,6 +52,7 @@ def test_a_reload_carries_live_state_over_for_unchanged_deployments(tmp_path: Pa
         ok, _ = await reloader.reload()
         new = reloader.app
         assert ok and new is not old
+        assert new.pool.budget is old.pool.budget  # one upstream buffer budget a process
         live = new.router.live["east/a"]
         assert live.in_flight == 1 and list(live.ttfts) == [0.1, 0.2]
         assert live.breaker.state(new.router.clock()) is BreakerState.OPEN
