@@ -13,6 +13,8 @@ import logging
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
+from modelmux.observability.logs import ONE_LINE, json_line
+
 if TYPE_CHECKING:
     from modelmux.observability.tracing import ServerSpan
     from modelmux.providers.base import CallStats
@@ -109,11 +111,12 @@ def _logfmt_value(value: str | float | None) -> str:
         return str(value)
     if value and value.isprintable() and not any(c in value for c in ' "=\\'):
         return value
-    return json.dumps(value, ensure_ascii=False)
+    return json_line(json.dumps(value, ensure_ascii=False))
 
 
 def logfmt(fields: Fields) -> str:
-    """``key=value`` pairs; a value with spaces, quotes or control characters is JSON-quoted."""
+    """``key=value`` pairs on one line; a value with spaces, quotes, control characters or line
+    separators is JSON-quoted, every one of those escaped."""
     return " ".join(f"{key}={_logfmt_value(value)}" for key, value in fields.items())
 
 
@@ -133,4 +136,4 @@ class AccessLog:
         if not self.enabled or not self.logger.isEnabledFor(logging.INFO):
             return
         fields = access_fields(record, exchange, now_ns)
-        self.logger.info("%s", logfmt(fields), extra=fields)
+        self.logger.info(ONE_LINE, logfmt(fields), extra=fields)

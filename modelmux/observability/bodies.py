@@ -3,8 +3,9 @@
 Off by default, and then nothing here runs: no body, prompt or answer reaches any log. When on,
 each body is logged on the ``modelmux.bodies`` logger, cut to ``MAX_BODY`` bytes, after
 ``redact_json`` (or ``redact_text`` for what is not JSON) has replaced every credential it can
-recognise: values of key-like members (``api_key``, ``authorization``, ``*token*``, ...) and
-strings shaped like keys (``sk-...``, ``Bearer ...``, Google ``AIza...``/``ya29.`` tokens).
+recognise: values of key-like members (``api_key``, ``authorization``, ``access_token``, ...;
+never a number, so usage counts stay) and strings shaped like keys (``sk-...``, ``Bearer ...``,
+Google ``AIza...``/``ya29.`` tokens).
 Headers are logged by name with the values of credential headers replaced.
 """
 
@@ -20,9 +21,11 @@ MAX_BODY = 64 * 1024
 """Bytes of one body that are logged; the rest is counted, not shown."""
 
 _SECRET_NAME = re.compile(
-    r"(api[-_]?key|apikey|secret|token|password|passwd|authori[sz]ation|credential|"
+    r"(api[-_]?key|apikey|secret|token(?!s|_?count)|password|passwd|authori[sz]ation|credential|"
     r"private[-_]?key|client[-_]?secret|cookie|signature|x-goog-api-key|session)",
     re.IGNORECASE)
+"""Credential names; ``token`` but not a count of tokens (``max_tokens``, ``prompt_tokens``,
+``promptTokenCount``, ``completion_tokens_details``)."""
 _SECRET_VALUE = re.compile(
     r"(?:sk-[A-Za-z0-9_\-]{8,}|sk_[A-Za-z0-9_\-]{8,}|AIza[0-9A-Za-z_\-]{20,}|ya29\.[0-9A-Za-z_\-.]+"
     r"|(?:Bearer|Basic)\s+[A-Za-z0-9_\-.=:/+]{8,}|eyJ[A-Za-z0-9_\-]{8,}\.[A-Za-z0-9_\-.]+"
@@ -35,6 +38,12 @@ def is_secret_name(name: str) -> bool:
     return bool(_SECRET_NAME.search(name))
 
 
+def _hides(value: Any) -> bool:
+    """Whether a credential-named member's value is replaced: not a number (no credential is
+    one; ``token_limit`` is a setting) and not empty, so the log still shows what was absent."""
+    return value is not None and value != "" and not isinstance(value, (int, float))
+
+
 def redact_text(text: str) -> str:
     """``text`` with every key-shaped substring replaced."""
     return _SECRET_VALUE.sub(REDACTED, text)
@@ -44,7 +53,7 @@ def _redact(value: Any, depth: int) -> Any:
     if depth > _MAX_DEPTH:
         return REDACTED
     if isinstance(value, dict):
-        return {key: REDACTED if is_secret_name(str(key)) and value[key] not in (None, "")
+        return {key: REDACTED if is_secret_name(str(key)) and _hides(value[key])
                 else _redact(value[key], depth + 1) for key in value}
     if isinstance(value, list):
         return [_redact(item, depth + 1) for item in value]

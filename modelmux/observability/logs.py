@@ -2,6 +2,10 @@
 
 Logs always go to stderr (journald and ``brew services`` capture it); with ``[logging] file`` they
 also go to that file, reopened when logrotate moves it (``WatchedFileHandler``).
+
+A record is one line whatever its message holds: both formats escape control characters and line
+separators (``\\n``, ``\\x1b``, ``\\u2028``), so a client value (a model name, a body) cannot start
+a line that reads as a record of its own. A text traceback's lines are escaped and indented.
 """
 
 from __future__ import annotations
@@ -10,11 +14,75 @@ import json
 import logging
 import logging.handlers
 import os
+import re
 import sys
 
 LEVELS = {"trace": logging.DEBUG, "debug": logging.DEBUG, "info": logging.INFO,
           "warn": logging.WARNING, "warning": logging.WARNING, "error": logging.ERROR}
 TEXT_FORMAT = "%(asctime)s %(levelname)s %(name)s[%(process)d]: %(message)s"
+
+
+_UNSAFE = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029]")
+"""C0 and C1 controls, DEL, and the Unicode line and paragraph separators."""
+_NAMED = {"\n": "\\n", "\r": "\\r", "\t": "\\t"}
+_INDENT = "  "
+
+
+def _text_escape(match: re.Match[str]) -> str:
+    char = match.group()
+    if char in _NAMED:
+        return _NAMED[char]
+    return f"\\x{ord(char):02x}" if ord(char) < 0x100 else f"\\u{ord(char):04x}"
+
+
+def _json_escape(match: re.Match[str]) -> str:
+    return f"\\u{ord(match.group()):04x}"
+
+
+def escape(text: str) -> str:
+    """``text`` with its control characters and line separators written as escapes."""
+    return text if text.isprintable() else _UNSAFE.sub(_text_escape, text)
+
+
+def json_line(text: str) -> str:
+    """JSON text (``json.dumps(..., ensure_ascii=False)``) with the characters it leaves raw
+    that end or garble a line (DEL, C1, U+2028, U+2029) written as ``\\u`` escapes."""
+    if text.isascii() and "\x7f" not in text:  # json.dumps has escaped every C0 control
+        return text
+    return _UNSAFE.sub(_json_escape, text)
+
+
+class OneLine(str):
+    """A format string whose arguments the caller has made one printable line already (the
+    access log's logfmt quotes and escapes as it builds): the text format does not scan them."""
+
+
+ONE_LINE = OneLine("%s")
+
+
+class TextFormatter(logging.Formatter):
+    """``TEXT_FORMAT``, one line per record: the message is escaped; a traceback or stack
+    follows on lines that are escaped and indented, so only a record starts a line."""
+
+    def __init__(self) -> None:
+        super().__init__(TEXT_FORMAT)
+
+    def format(self, record: logging.LogRecord) -> str:
+        message = record.getMessage()
+        record.message = message if type(record.msg) is OneLine else escape(message)
+        record.asctime = self.formatTime(record)
+        line = self.formatMessage(record)
+        if not (record.exc_info or record.exc_text or record.stack_info):
+            return line
+        blocks: list[str] = []
+        if record.exc_info:
+            blocks.append(self.formatException(record.exc_info))
+        elif record.exc_text:
+            blocks.append(record.exc_text)
+        if record.stack_info:
+            blocks.append(self.formatStack(record.stack_info))
+        return "\n".join([line, *(_INDENT + escape(part) for block in blocks
+                                   for part in block.splitlines())])
 
 
 _STANDARD = frozenset(vars(logging.LogRecord("", 0, "", 0, "", None, None))) | {"message", "asctime"}
@@ -32,12 +100,12 @@ class JsonFormatter(logging.Formatter):
                 entry[key] = value
         if record.exc_info:
             entry["exception"] = self.formatException(record.exc_info)
-        return json.dumps(entry, ensure_ascii=False, default=str)
+        return json_line(json.dumps(entry, ensure_ascii=False, default=str))
 
 
 def setup(level: str = "info", fmt: str = "text", file: str | None = None) -> str | None:
     """Log to stderr (and ``file``) at ``level``; returns why the file could not be used, if so."""
-    formatter = JsonFormatter() if fmt == "json" else logging.Formatter(TEXT_FORMAT)
+    formatter = JsonFormatter() if fmt == "json" else TextFormatter()
     handlers: list[logging.Handler] = [logging.StreamHandler(sys.stderr)]
     trouble = None
     if file:

@@ -85,6 +85,8 @@ def test_bodies_are_logged_redacted_when_on(run: Runner, logs: pytest.LogCapture
     assert ANSWER.text in text and CLAUDE_ANSWER.text in text
     assert "authorization: [REDACTED]" in text and "x-api-key: [REDACTED]" in text
     assert '"api_key": "[REDACTED]"' in text and f"key {REDACTED} inline" in text
+    assert f'"prompt_tokens": {ANSWER.prompt_tokens}' in text  # usage counts are not secrets
+    assert f'"prompt_tokens": {CLAUDE_ANSWER.prompt_tokens}' in text
     for record in logs.records:
         for secret in SECRETS:
             assert secret not in _rendered(record), (record.name, secret)
@@ -111,6 +113,27 @@ def test_redact_json_walks_members_and_values() -> None:
     nested = out["nested"][0]
     assert nested["Authorization"] == nested["client_secret"] == nested["password"] == REDACTED
     assert nested["fine"] == REDACTED and nested["ok"] == 3 and nested["refresh_token"] is None
+
+
+def test_redact_json_keeps_usage_counts_and_redacts_token_credentials() -> None:
+    openai = {"max_tokens": 64, "max_completion_tokens": 64, "usage": {
+        "prompt_tokens": 17, "completion_tokens": 9, "total_tokens": 26,
+        "prompt_tokens_details": {"cached_tokens": 3}, "completion_tokens_details": {
+            "reasoning_tokens": 2}}}
+    anthropic = {"max_tokens": 32, "usage": {"input_tokens": 5, "output_tokens": 6,
+                                               "cache_creation_input_tokens": 7,
+                                               "cache_read_input_tokens": 8}}
+    gemini = {"generationConfig": {"maxOutputTokens": 99}, "usageMetadata": {
+        "promptTokenCount": 4, "candidatesTokenCount": 5, "totalTokenCount": 9,
+        "thoughtsTokenCount": 1, "promptTokensDetails": [{"modality": "TEXT", "tokenCount": 4}]}}
+    for document in (openai, anthropic, gemini):
+        assert json.loads(redact_json(json.dumps(document).encode())) == document
+    secrets = {"access_token": "at-1", "refresh_token": "rt-1", "id_token": "it-1",
+               "x-auth-token": "xt-1", "token": "t-1", "session_token": "st-1",
+               "api_key": "k-1", "x-api-key": "k-2", "password": "p-1", "secret": "s-1",
+               "client_secret": "cs-1", "credentials": {"private_key": "pk-1"}}
+    out = json.loads(redact_json(json.dumps({"auth": secrets}).encode()))
+    assert out["auth"] == {name: REDACTED for name in secrets}
 
 
 def test_redact_text_and_headers() -> None:
