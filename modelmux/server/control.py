@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import json
 import logging
 import os
@@ -52,6 +53,7 @@ class ControlServer:
         self.commands = commands
         self.sessions = sessions or {}
         self._server: asyncio.AbstractServer | None = None
+        self._inode = 0  # of the socket file this server bound
         self._lock = asyncio.Lock()
 
     @property
@@ -59,20 +61,36 @@ class ControlServer:
         return self._server is not None
 
     async def start(self) -> None:
-        """Bind the socket (replacing a stale one) with owner-only permissions.
+        """Bind the socket with owner-only permissions, replacing a stale one (nothing listens).
+
+        A socket another server listens on is never replaced: its server stays reachable.
 
         Raises:
-            OSError: the folder cannot be created or the socket cannot be bound.
+            OSError: the folder cannot be created, another server listens on the path
+                (EADDRINUSE), or the socket cannot be bound.
         """
         self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-        if self.path.is_socket() and not _answers(self.path):
+        if self.path.is_socket():
+            if _listened_on(self.path):
+                raise OSError(errno.EADDRINUSE, "another server listens there")
             self.path.unlink()
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         old_umask = os.umask(0o177)
         try:
-            self._server = await asyncio.start_unix_server(self._serve, path=str(self.path))
+            sock.bind(str(self.path))  # unlike start_unix_server(path=), never unlinks what is there
+        except OSError:
+            sock.close()
+            raise
         finally:
             os.umask(old_umask)
-        os.chmod(self.path, 0o600)
+        try:
+            os.chmod(self.path, 0o600)
+            self._inode = self.path.stat().st_ino
+            self._server = await asyncio.start_unix_server(self._serve, sock=sock)
+        except OSError:
+            sock.close()
+            self.path.unlink(missing_ok=True)
+            raise
 
     async def close(self) -> None:
         if self._server is not None:
@@ -88,7 +106,8 @@ class ControlServer:
             self._server.close()
             self._server = None
             with contextlib.suppress(FileNotFoundError):
-                self.path.unlink()
+                if self.path.stat().st_ino == self._inode:  # not a socket someone else bound since
+                    self.path.unlink()
 
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         try:
@@ -116,12 +135,17 @@ class ControlServer:
                 await writer.wait_closed()
 
 
-def _answers(path: Path) -> bool:
+def _listened_on(path: Path) -> bool:
+    """Whether a server listens on the socket at ``path``: anything but a refused connect (a
+    busy or foreign server's socket, one that times out or denies access, is not stale)."""
     with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as probe:
+        probe.settimeout(2.0)
         try:
             probe.connect(str(path))
-        except OSError:
+        except (ConnectionRefusedError, FileNotFoundError):
             return False
+        except OSError:
+            return True
     return True
 
 

@@ -15,6 +15,7 @@ from collections.abc import Awaitable, Callable
 from typing import Protocol
 
 from modelmux.errors import InternalError, ModelMuxError, PayloadTooLarge, RequestTimeout
+from modelmux.upstream.deadline import WaitTimer
 
 Headers = list[tuple[bytes, bytes]]
 
@@ -52,7 +53,7 @@ class Exchange:
         "method", "path", "query", "headers", "http_version", "client", "extra_headers",
         "started", "ended", "status", "bytes_sent", "observer", "started_ns", "received_ns",
         "head_ns", "_stream", "_max_body", "_body", "_body_len", "_body_complete",
-        "_body_too_large", "_body_waiter", "_body_timeout",
+        "_body_too_large", "_body_waiter", "_body_timeout", "_body_timer",
     )
 
     def __init__(
@@ -89,6 +90,7 @@ class Exchange:
         self._body_too_large = declared_length is not None and declared_length > max_body
         self._body_waiter: asyncio.Future[None] | None = None
         self._body_timeout = body_timeout
+        self._body_timer: WaitTimer | None = None  # while read_body waits: the gap timer
 
     def header(self, name: bytes) -> bytes | None:
         """The first value of a request header (``name`` in lower case), or None."""
@@ -111,8 +113,14 @@ class Exchange:
         return self._body_complete
 
     def feed_body(self, data: bytes) -> bool:
-        """Protocol side: append body bytes. Returns False once the body is over the limit."""
+        """Protocol side: append body bytes. Returns False once the body is over the limit.
+
+        Each non-empty piece moves the reader's ``body_timeout`` deadline on without waking it.
+        """
         self._body_len += len(data)
+        timer = self._body_timer
+        if timer is not None and data:
+            timer.start(asyncio.get_running_loop().time() + self._body_timeout)
         if self._body_too_large or self._body_len > self._max_body:
             self._body_too_large = True
             self._body.clear()
@@ -126,6 +134,11 @@ class Exchange:
         self.received_ns = time.perf_counter_ns()
         self._body_complete = True
         self._wake()
+
+    def _body_stalled(self) -> None:
+        waiter = self._body_waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_exception(RequestTimeout("timed out waiting for the request body"))
 
     def _wake(self) -> None:
         waiter = self._body_waiter
@@ -144,16 +157,16 @@ class Exchange:
         if not self._body_complete:
             self._stream.send_continue()
             self._stream.resume_body()
-        while not self._body_complete:
-            if self._body_too_large:
-                raise PayloadTooLarge(f"request body is larger than the limit of {self._max_body} bytes")
-            self._body_waiter = asyncio.get_running_loop().create_future()
+            loop = asyncio.get_running_loop()
+            timer = self._body_timer = WaitTimer(self._body_stalled)
+            timer.start(loop.time() + self._body_timeout)
             try:
-                await asyncio.wait_for(self._body_waiter, self._body_timeout)
-            except TimeoutError:
-                raise RequestTimeout("timed out waiting for the request body") from None
+                while not self._body_complete and not self._body_too_large:
+                    self._body_waiter = loop.create_future()
+                    await self._body_waiter
             finally:
-                self._body_waiter = None
+                self._body_waiter = self._body_timer = None
+                timer.stop()
         if self._body_too_large:
             raise PayloadTooLarge(f"request body is larger than the limit of {self._max_body} bytes")
         return bytes(self._body)

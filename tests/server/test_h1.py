@@ -287,3 +287,39 @@ def test_drain_timeout_cuts_stuck_requests(run) -> None:
             writer.close()
 
     run(main())
+
+
+TRICKLE = [b"x" * 5] * 16
+"""A body sent a piece every ``TRICKLE_GAP`` s: longer than ``body_timeout=0.5`` in total."""
+TRICKLE_GAP = 0.05
+
+
+def test_body_trickled_longer_than_body_timeout_with_short_gaps_is_read(run) -> None:
+    async def main() -> None:
+        async with running(echo, body_timeout=0.5) as (_, port):
+            reader, writer = await connect(port)
+            writer.write(b"POST /t HTTP/1.1\r\nHost: t\r\nContent-Length: %d\r\n\r\n"
+                         % sum(map(len, TRICKLE)))
+            for piece in TRICKLE:
+                await asyncio.sleep(TRICKLE_GAP)
+                writer.write(piece)
+            status, _, body = await read_response(reader)
+            assert status == 200 and json.loads(body)["body"] == b"".join(TRICKLE).decode()
+            writer.close()
+
+    run(main())
+
+
+def test_body_gap_longer_than_body_timeout_gets_408(run) -> None:
+    async def main() -> None:
+        async with running(echo, body_timeout=0.5) as (_, port):
+            reader, writer = await connect(port)
+            writer.write(b"POST /t HTTP/1.1\r\nHost: t\r\nContent-Length: 100\r\n\r\n")
+            for piece in TRICKLE[:4]:
+                await asyncio.sleep(TRICKLE_GAP)
+                writer.write(piece)
+            status, _, body = await read_response(reader)  # and then nothing
+            assert status == 408 and json.loads(body)["error"]["code"] == "request_timeout"
+            writer.close()
+
+    run(main())

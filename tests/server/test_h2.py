@@ -338,3 +338,39 @@ def test_unread_request_bodies_give_the_connection_window_back(run) -> None:
             assert r.json()["size"] == 200_000
 
     run(main())
+
+
+def test_body_trickled_longer_than_body_timeout_with_short_gaps_is_read(run) -> None:
+    async def main() -> None:
+        async with serving(echo, body_timeout=0.5) as (_, port):
+            client = await RawH2.open(port)
+            sid = client.request("/t", method="POST", end=False)
+            for _ in range(16):  # 0.8 s or more in total, 0.05 s between pieces
+                await asyncio.sleep(0.05)
+                client.conn.send_data(sid, b"x" * 5)
+                client.flush()
+            client.conn.end_stream(sid)
+            client.flush()
+            head = await client.read_until(h2.events.ResponseReceived, sid)
+            assert head is not None and dict(head.headers)[b":status"] == b"200"
+            data = await client.read_until(h2.events.DataReceived, sid)
+            assert data is not None and msgspec.json.decode(data.data)["size"] == 80
+            await client.close()
+
+    run(main())
+
+
+def test_body_gap_longer_than_body_timeout_gets_408(run) -> None:
+    async def main() -> None:
+        async with serving(echo, body_timeout=0.5) as (_, port):
+            client = await RawH2.open(port)
+            sid = client.request("/t", method="POST", end=False)
+            for _ in range(4):
+                await asyncio.sleep(0.05)
+                client.conn.send_data(sid, b"x" * 5)
+                client.flush()
+            head = await client.read_until(h2.events.ResponseReceived, sid)  # and then nothing
+            assert head is not None and dict(head.headers)[b":status"] == b"408"
+            await client.close()
+
+    run(main())
