@@ -3,7 +3,9 @@
 Command-line flags > ``MODELMUX_*`` environment > user file (``$XDG_CONFIG_HOME/modelmux/
 config.toml``) > system file (``/etc/modelmux/config.toml``) > 1.x plain variables (``PORT``...)
 > defaults; ``--config FILE`` replaces the two files. No file and no provider anywhere means the
-zero-config default: one mock model. Every problem is collected before ``ConfigError`` is raised.
+zero-config default: one mock model. Each file's other spellings of today's keys
+(``shorthand``) are rewritten before the layers merge. Every problem is collected before
+``ConfigError`` is raised.
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ from modelmux.config.migrate import split_legacy, synthesize
 from modelmux.config.paths import SYSTEM_CONFIG_FILE, user_config_file
 from modelmux.config.problems import ConfigError, KeyPath, Origin, Problem
 from modelmux.config.schema import Config, default_config
+from modelmux.config.shorthand import expand_shorthands
 from modelmux.config.validate import check_config, check_schema
 
 __all__ = ["ConfigError", "LoadedConfig", "candidate_paths", "load", "load_config", "load_file"]
@@ -133,7 +136,7 @@ def gather(config_file: Path | None = None, *, overrides: Sequence[Override] = (
     for path, value, flag in overrides:
         set_value(cli, path, value, Origin("command line", name=flag))
     for layer in files:
-        problems += split_legacy(layer)
+        problems += split_legacy(layer) + expand_shorthands(layer)
     data, origins = merge([plain, *files, env, cli], ATOMIC)
     problems += plain_problems + env_problems + _plain_env_warnings(plain, origins)
     problems += synthesize(data, origins, environ)

@@ -2,18 +2,22 @@
 
 ``request_facts`` builds the mapping ``rules.Rule.matches`` reads (names in ``rules.FACTS``,
 plus ``headers`` and ``metadata``). The prompt token count is an estimate from the body size
-(4 bytes a token), good enough to route on and to reserve tokens-per-minute with. Pure.
+(4 bytes a token), good enough to route on and to reserve tokens-per-minute with.
+``cost_sensitive`` comes from the ``x-modelmux-cost-sensitive`` request header. Pure.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable
 
+from modelmux.errors import InvalidRequest
 from modelmux.schemas.openai_chat import ChatCompletionRequest, ImagePart
 
 BYTES_PER_TOKEN = 4
 DEFAULT_OUTPUT_TOKENS = 256
 """The output size assumed for pricing and reservations when ``max_tokens`` is not given."""
+COST_SENSITIVE_HEADER = b"x-modelmux-cost-sensitive"
+_FLAGS = {"true": True, "false": False, "1": True, "0": False}
 
 
 def estimate_prompt_tokens(body: bytes) -> int:
@@ -29,6 +33,20 @@ def _has_images(request: ChatCompletionRequest) -> bool:
     return False
 
 
+def _flag(header: str, value: str) -> bool:
+    """A boolean request header: ``true``/``1`` or ``false``/``0``, any case.
+
+    Raises:
+        InvalidRequest: any other value.
+    """
+    flag = _FLAGS.get(value.strip().lower())
+    if flag is None:
+        raise InvalidRequest(
+            f"Invalid value {value[:64]!r} for header {header}; expected one of "
+            f"{', '.join(_FLAGS)}.", param=header, code="invalid_header_value")
+    return flag
+
+
 def max_tokens_of(request: ChatCompletionRequest) -> int | None:
     """``max_completion_tokens`` or, failing that, ``max_tokens``."""
     return request.max_completion_tokens or request.max_tokens
@@ -41,15 +59,18 @@ def request_facts(request: ChatCompletionRequest, body: bytes,
 
     ``key`` is the name of the client's API key; ModelMux has no inbound keys yet, so callers
     pass None and ``key`` is always absent.
+
+    Raises:
+        InvalidRequest: an ``x-modelmux-cost-sensitive`` header that is not a boolean.
     """
+    sent = {name.decode("latin-1").lower(): value.decode("latin-1") for name, value in headers}
     facts: dict[str, object] = {
         "model": request.model,
         "stream": bool(request.stream),
         "prompt_tokens": estimate_prompt_tokens(body),
         "has_tools": bool(request.tools or request.functions),
         "has_images": _has_images(request),
-        "headers": {name.decode("latin-1").lower(): value.decode("latin-1")
-                    for name, value in headers},
+        "headers": sent,
         "metadata": dict(request.metadata or {}),
     }
     limit = max_tokens_of(request)
@@ -59,4 +80,7 @@ def request_facts(request: ChatCompletionRequest, body: bytes,
         facts["user"] = request.user
     if key is not None:
         facts["key"] = key
+    header = COST_SENSITIVE_HEADER.decode()
+    if header in sent:
+        facts["cost_sensitive"] = _flag(header, sent[header])
     return facts
