@@ -18,7 +18,7 @@ from modelmux.api.cors import Cors
 from modelmux.api.dispatch import Dispatcher
 from modelmux.api.ids import new_hex_id
 from modelmux.api.metrics import GatewayMetrics
-from modelmux.api.routes import ROUTES
+from modelmux.api.routes import match
 from modelmux.config.schema import Config
 from modelmux.errors import MethodNotAllowed, NotFound
 from modelmux.observability.access import AccessLog, RequestRecord
@@ -122,7 +122,8 @@ class App:
     async def _dispatch(self, exchange: Exchange) -> None:
         request_id = _request_id(exchange)
         exchange.extra_headers.append((b"x-request-id", request_id))
-        label = exchange.path if exchange.path in ROUTES else "unmatched"
+        matched = match(exchange.path)
+        label, methods = matched if matched is not None else ("unmatched", None)
         record = exchange.observer = RequestRecord(request_id.decode("ascii"), label,
                                                    self._finished)
         if self.tracer is not None:
@@ -132,7 +133,6 @@ class App:
             self._publish(exchange)
         origin = exchange.header(b"origin")
         cors_ok = origin is not None and self.cors.enabled and self.cors.allows(origin)
-        methods = ROUTES.get(exchange.path)
         if exchange.method == "OPTIONS" and methods is not None:
             requested = exchange.header(b"access-control-request-method")
             if cors_ok and requested is not None:

@@ -1,16 +1,21 @@
-"""Read-only routes: ``GET /v1/models`` and ``GET /health``."""
+"""Read-only routes: ``GET /v1/models``, ``GET /v1/models/{id}`` and ``GET /health``."""
 
 from __future__ import annotations
 
 import os
 import time
 from typing import TYPE_CHECKING
+from urllib.parse import unquote
 
 from modelmux.api.responses import send_json
+from modelmux.errors import ModelNotFound
 
 if TYPE_CHECKING:
     from modelmux.api.app import App
     from modelmux.server.exchange import Exchange
+
+MODEL_PREFIX = "/v1/models/"
+"""``GET MODEL_PREFIX + id`` retrieves one model; the id may hold ``/``, raw or as ``%2F``."""
 
 
 async def list_models(app: App, exchange: Exchange) -> None:
@@ -21,6 +26,25 @@ async def list_models(app: App, exchange: Exchange) -> None:
         for model, provider in app.models.public_models()
     ]
     await send_json(exchange, 200, {"object": "list", "data": data})
+
+
+async def retrieve_model(app: App, exchange: Exchange) -> None:
+    """OpenAI's "Models > Retrieve model": a name ``GET /v1/models`` lists, or a configured
+    deployment's ``provider/model``, with the provider that serves it.
+
+    Raises:
+        ModelNotFound: the gateway lists no such model (the ``*`` alias does not count).
+    """
+    model = unquote(exchange.path[len(MODEL_PREFIX):])
+    owner = dict(app.models.public_models()).get(model)
+    if owner is None:
+        spec = app.models.specs.get(model)
+        owner = spec.provider.name if spec is not None else None
+    if owner is None:
+        raise ModelNotFound(
+            f"The model `{model}` does not exist or is not served by this gateway.", param="model")
+    await send_json(exchange, 200, {"id": model, "object": "model",
+                                    "created": int(app.started_at), "owned_by": owner})
 
 
 async def health(app: App, exchange: Exchange) -> None:

@@ -1,4 +1,4 @@
-"""The routes table: path → method → route function."""
+"""The routes table: path → method → route function, and prefixes that take an id."""
 
 from __future__ import annotations
 
@@ -20,3 +20,19 @@ ROUTES: dict[str, dict[str, Route]] = {
     "/metrics": {"GET": metrics.scrape},
     "/admin/providers": {"GET": admin.providers},
 }
+
+PREFIX_ROUTES: dict[str, dict[str, Route]] = {
+    info.MODEL_PREFIX: {"GET": info.retrieve_model},
+}
+"""Paths that end in an id (which may hold ``/``): ``prefix + id``, labelled ``prefix{id}``."""
+
+
+def match(path: str) -> tuple[str, dict[str, Route]] | None:
+    """The route label (bounded: an id is never part of it) and the methods for ``path``."""
+    methods = ROUTES.get(path)
+    if methods is not None:
+        return path, methods
+    for prefix, methods in PREFIX_ROUTES.items():
+        if path.startswith(prefix) and len(path) > len(prefix):
+            return prefix + "{id}", methods
+    return None

@@ -15,7 +15,7 @@ from typing import Any
 import msgspec
 
 from modelmux.codec.sse import DONE, SSEDecoder, encode_data
-from modelmux.errors import ModelMuxError, UpstreamError
+from modelmux.errors import InvalidRequest, ModelMuxError, UpstreamError
 from modelmux.providers.base import ChatCall, Provider, Tokens
 from modelmux.providers.errors import error_from_payload
 from modelmux.providers.transport import Auth, Headers, RetryPolicy, Upstream
@@ -145,11 +145,16 @@ class ClaudeProvider(Provider):
         """The Messages request body for ``call``, with the profile's tweaks.
 
         Raises:
-            InvalidRequest: the request asks for something Claude cannot do.
+            InvalidRequest: the request asks for something Claude cannot do (``n`` > 1, …);
+                the message names this provider, so a client knows which deployment refused.
         """
         model = call.model if self.endpoint.model_in_body else None
-        body = chat_to_messages(call.request, model=model,
-                                default_max_tokens=self.default_max_tokens)
+        try:
+            body = chat_to_messages(call.request, model=model,
+                                    default_max_tokens=self.default_max_tokens)
+        except InvalidRequest as exc:
+            raise InvalidRequest(f"provider {self.name!r} ({self.type}): {exc.message}",
+                                 param=exc.param, code=exc.code) from None
         body.update(self.endpoint.body_fields)
         return _encode(body)
 

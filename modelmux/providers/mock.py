@@ -1,28 +1,34 @@
 """The built-in ``mock`` provider: deterministic OpenAI answers with no upstream.
 
 It serves the zero-config default, demos, tests and ``modelmux bench``. The answer is ``text``
-repeated ``repeat`` times, streamed in ``chunks`` pieces with an optional delay between them;
-pieces are sliced lazily so a huge configured answer never sits in memory.
+repeated ``repeat`` times, or a call of one of the request's tools (``mock_tools`` decides which,
+with arguments from its schema), for each of ``n`` choices, streamed in ``chunks`` pieces with
+an optional delay between them; pieces are sliced lazily so a huge answer never sits in memory.
 """
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncGenerator
+from typing import Protocol
 
 import msgspec
 
 from modelmux.codec.sse import DONE, encode_data
 from modelmux.config.schema import MockProviderConfig
 from modelmux.providers.base import ChatCall, Provider
+from modelmux.providers.mock_tools import choice_count, example_arguments, tool_to_call
 from modelmux.schemas.openai_chat import (
     AssistantMessage,
     ChatCompletion,
     Choice,
     DeveloperMessage,
+    FunctionCall,
+    FunctionDef,
     ResponseMessage,
     SystemMessage,
     TextPart,
+    ToolCall,
     ToolMessage,
     Usage,
     UserMessage,
@@ -75,37 +81,132 @@ class MockProvider(Provider):
             out += self.text[: need - len(out)]
         return out
 
-    def _usage(self, call: ChatCall) -> Usage:
+    def _usage(self, call: ChatCall, completion_chars: int, n: int) -> Usage:
         prompt = _estimate_tokens(_prompt_chars(call))
-        completion = _estimate_tokens(self.length)
+        completion = _estimate_tokens(completion_chars) * n
         return Usage(prompt_tokens=prompt, completion_tokens=completion, total_tokens=prompt + completion)
 
     async def complete(self, call: ChatCall) -> bytes:
+        n = choice_count(call.request)
+        function = tool_to_call(call.request)
+        if function is None:
+            text = self.text * self.repeat
+            messages = [ResponseMessage(content=text) for _ in range(n)]
+            finish, chars = "stop", self.length
+        else:
+            arguments = _arguments(function)
+            messages = [ResponseMessage(tool_calls=[ToolCall(
+                id=_call_id(call, index), function=FunctionCall(function.name, arguments))])
+                for index in range(n)]
+            finish, chars = "tool_calls", len(function.name) + len(arguments)
         response = ChatCompletion(
             id=call.completion_id,
             created=call.created,
             model=call.public_model,
-            choices=[Choice(index=0, message=ResponseMessage(content=self.text * self.repeat),
-                            finish_reason="stop")],
-            usage=self._usage(call) if self.usage else None,
+            choices=[Choice(index=index, message=message, finish_reason=finish)
+                     for index, message in enumerate(messages)],
+            usage=self._usage(call, chars, n) if self.usage else None,
         )
         return _encode(response)
 
-    async def stream(self, call: ChatCall) -> AsyncGenerator[bytes, None]:
+    def stream(self, call: ChatCall) -> AsyncGenerator[bytes, None]:
+        """See ``Provider.stream``; a request the mock refuses raises here, before any chunk."""
+        n = choice_count(call.request)
+        function = tool_to_call(call.request)
+        if function is None:
+            return self._chunks(call, n, _TextDeltas(self), self.length)
+        arguments = _arguments(function)
+        deltas = _ToolDeltas(call, function.name, arguments, self.chunks)
+        return self._chunks(call, n, deltas, len(function.name) + len(arguments))
+
+    async def _chunks(self, call: ChatCall, n: int, deltas: _Deltas,
+                      chars: int) -> AsyncGenerator[bytes, None]:
+        """The chunk stream: each choice's opening delta, then ``deltas`` piece by piece for
+        every choice in turn (``chunk_delay_ms`` apart), each choice's finish, usage, ``[DONE]``."""
         head = (
-            b'{"id":' + _encode(call.completion_id) + b',"object":"chat.completion.chunk","created":'
-            + str(call.created).encode() + b',"model":' + _encode(call.public_model) + b',"choices":['
+            b'{"id":' + _encode(call.completion_id)
+            + b',"object":"chat.completion.chunk","created":' + str(call.created).encode()
+            + b',"model":' + _encode(call.public_model) + b',"choices":['
         )
         include_usage = call.include_usage and self.usage
         tail = b',"usage":null}' if include_usage else b"}"
-        yield encode_data(head + b'{"index":0,"delta":{"role":"assistant","content":""},'
-                          b'"logprobs":null,"finish_reason":null}]' + tail)
-        for index in range(self.chunks):
+        opens = [head + b'{"index":' + str(index).encode() + b',"delta":' for index in range(n)]
+        going = b',"logprobs":null,"finish_reason":null}]' + tail
+        for index, start in enumerate(opens):
+            yield encode_data(start + deltas.opening(index) + going)
+        for step in range(self.chunks):
             if self.delay:
                 await asyncio.sleep(self.delay)
-            yield encode_data(head + b'{"index":0,"delta":{"content":' + _encode(self.piece(index))
-                              + b'},"logprobs":null,"finish_reason":null}]' + tail)
-        yield encode_data(head + b'{"index":0,"delta":{},"logprobs":null,"finish_reason":"stop"}]' + tail)
+            delta = deltas.piece(step)
+            if delta is not None:
+                for start in opens:
+                    yield encode_data(start + delta + going)
+        finish = b',"logprobs":null,"finish_reason":' + deltas.finish + b"}]" + tail
+        for start in opens:
+            yield encode_data(start + b"{}" + finish)
         if include_usage:
-            yield encode_data(head + b'],"usage":' + _encode(self._usage(call)) + b"}")
+            yield encode_data(head + b'],"usage":' + _encode(self._usage(call, chars, n)) + b"}")
         yield DONE
+
+
+def _arguments(function: FunctionDef) -> str:
+    """The call's ``arguments``: a JSON string, an example of the function's parameters."""
+    return _encode(example_arguments(function.parameters)).decode()
+
+
+def _call_id(call: ChatCall, index: int) -> str:
+    """``call_`` and 24 hex digits: the completion's own id, and the choice."""
+    return f"call_{call.completion_id.rpartition('-')[2][:20]}{index:04x}"
+
+
+class _Deltas(Protocol):
+    """The ``delta`` objects of one kind of streamed answer, as JSON bytes."""
+
+    finish: bytes
+
+    def opening(self, index: int) -> bytes: ...
+
+    def piece(self, step: int) -> bytes | None: ...
+
+
+class _TextDeltas:
+    """The configured text, one slice per step."""
+
+    finish = b'"stop"'
+
+    def __init__(self, provider: MockProvider) -> None:
+        self.provider = provider
+
+    def opening(self, index: int) -> bytes:
+        return b'{"role":"assistant","content":""}'
+
+    def piece(self, step: int) -> bytes:
+        return b'{"content":' + _encode(self.provider.piece(step)) + b"}"
+
+
+class _ToolDeltas:
+    """One tool call: its id and name first, then the arguments in up to ``steps`` fragments.
+
+    Reference: OpenAI "The chat completion chunk object", ``choices[].delta.tool_calls``.
+    """
+
+    finish = b'"tool_calls"'
+
+    def __init__(self, call: ChatCall, name: str, arguments: str, steps: int) -> None:
+        self.call = call
+        self.name = _encode(name)
+        self.arguments = arguments
+        self.steps = steps
+
+    def opening(self, index: int) -> bytes:
+        return (b'{"role":"assistant","content":null,"tool_calls":[{"index":0,"id":'
+                + _encode(_call_id(self.call, index)) + b',"type":"function","function":{"name":'
+                + self.name + b',"arguments":""}}]}')
+
+    def piece(self, step: int) -> bytes | None:
+        size = len(self.arguments)
+        fragment = self.arguments[step * size // self.steps:(step + 1) * size // self.steps]
+        if not fragment:
+            return None
+        return (b'{"tool_calls":[{"index":0,"function":{"arguments":' + _encode(fragment)
+                + b"}}]}")

@@ -207,14 +207,18 @@ def test_anthropic_key_refused_is_the_proxy_credentials() -> None:
     run("asyncio", main())
 
 
-def test_request_claude_cannot_serve_is_400_without_upstream_call() -> None:
+@pytest.mark.parametrize("flavour", FLAVOURS)
+def test_request_claude_cannot_serve_is_400_naming_the_provider_without_upstream_call(
+        flavour: str) -> None:
     async def main() -> None:
-        async with claude_gateway("anthropic") as s, s.gw.client() as client:
+        async with claude_gateway(flavour) as s, s.gw.client() as client:
             for stream in (False, True):
                 with pytest.raises(openai.BadRequestError) as caught:
                     await client.chat.completions.create(model="sonnet", messages=MESSAGES, n=2,
                                                          stream=stream)
                 assert caught.value.param == "n"  # type: ignore[attr-defined]
+                assert caught.value.type == "invalid_request_error"  # type: ignore[attr-defined]
+                assert f"provider 'claude' ({flavour})" in caught.value.message
             assert s.claude.requests == []
 
     run("asyncio", main())

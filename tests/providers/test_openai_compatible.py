@@ -122,10 +122,11 @@ def test_front_door_stream_mode_reaches_the_upstream(asked: bool) -> None:
 def test_unchanged_model_sends_the_client_bytes_verbatim() -> None:
     async def main() -> None:
         async with FakeOpenAI() as up, gateway(config(up)) as gw, gw.client() as client:
-            await client.chat.completions.create(model="llama", messages=MESSAGES,
+            await client.chat.completions.create(model="llama", messages=MESSAGES, n=2,
                                                  extra_body={"min_p": 0.1})
             sent = json.loads(up.raw_bodies[0])
             assert sent["model"] == "llama" and sent["min_p"] == 0.1
+            assert sent["n"] == 2  # the upstream decides what n it serves
 
     run("asyncio", main())
 
