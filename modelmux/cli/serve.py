@@ -44,13 +44,12 @@ async def _until_stopped(reloader: Reloader, server: Server, stopping: Stopping,
     """Serve until SIGTERM/SIGINT, a hand-over (or the supervisor's lifeline closes), drain, clean up.
 
     SIGHUP reloads the configuration (as ``modelmux reload`` does over the control socket); a
-    worker takes SIGUSR1 from its supervisor as "an upgrade took over: drain gracefully".
+    worker takes SIGUSR1 from its supervisor as "an upgrade took over: drain gracefully". The
+    caller has already called ``_stop_on_signals``, before it said it was ready.
     """
     reloader.app.ready = True
     loop = asyncio.get_running_loop()
     tasks: set[asyncio.Task[object]] = set()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, stopping.now)
     loop.add_signal_handler(signal.SIGHUP, _spawn, tasks, reloader.reload)
     if lifeline_fd is not None:
         loop.add_signal_handler(signal.SIGUSR1, stopping.hand_over)
@@ -156,7 +155,7 @@ async def serve(config: Config, host: str, port: int, ns: argparse.Namespace,
         await app.aclose()
         return 1
     reloader = Reloader(ns, server, app, load_checked)
-    stopping = Stopping()
+    stopping = _stop_on_signals(Stopping())
     upgrader = Upgrader(server.listening_fds, stopping.hand_over, lambda: _validate(ns))
     running = Running(ns, {"reload": reloader.reload, "upgrade": upgrader.upgrade}, upgrader)
     app.ready = True
@@ -187,11 +186,12 @@ async def serve_worker(config: Config, fds: list[int], ready_fd: int, lifeline_f
     for fd in fds:
         await server.adopt(socket.socket(fileno=fd))
     freeze_start_up()
+    stopping = _stop_on_signals(Stopping())
     os.write(ready_fd, b"1")
     os.close(ready_fd)
     os.set_blocking(lifeline_fd, False)
     log.info("worker serving")
-    return await _until_stopped(Reloader(ns, server, app, load_checked), server, Stopping(), lifeline_fd)
+    return await _until_stopped(Reloader(ns, server, app, load_checked), server, stopping, lifeline_fd)
 
 
 async def supervise(config: Config, host: str, port: int, workers: int, worker_args: list[str],
@@ -233,6 +233,15 @@ async def supervise(config: Config, host: str, port: int, workers: int, worker_a
     finally:
         loop.remove_signal_handler(signal.SIGHUP)
         await running.release()
+
+
+def _stop_on_signals(stopping: Stopping) -> Stopping:
+    """Make SIGTERM/SIGINT a graceful stop; done before readiness is announced, so a stop sent
+    as soon as the server says it listens drains instead of killing the process."""
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stopping.now)
+    return stopping
 
 
 def _force(server: Server) -> None:

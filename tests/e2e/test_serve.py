@@ -255,3 +255,12 @@ def test_sigterm_lets_an_in_flight_stream_finish(tmp_path: Path) -> None:
         assert text == "tick " * 20
     finally:
         assert proc.stop() == 0
+
+
+@pytest.mark.parametrize("workers", [None, "2"])
+def test_sigterm_right_after_the_ready_line_drains(tmp_path: Path, workers: str | None) -> None:
+    """The stop handlers are in place before the server says it listens: a stop sent at once
+    is a graceful exit 0, not death by the signal's default action."""
+    args = ["serve", "--port", "0", *(["--workers", workers] if workers else [])]
+    proc = ServeProcess(args, home=tmp_path)
+    assert proc.stop() == 0, "\n".join(proc.lines)
