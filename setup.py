@@ -3,9 +3,11 @@
 Every module in ``_speedups/`` compiles to ``modelmux._speedups.<name>``. The build is optional:
 without Cython or a C compiler the package installs pure Python, unless
 ``MODELMUX_REQUIRE_NATIVE=1`` is set, in which case a failed build is an error.
+``MODELMUX_PURE_PYTHON=1`` skips it. The switches mean what ``modelmux/_accel.py`` says (read
+from that file, so the rule is written once); both at once is an error.
 """
 
-import os
+import importlib.util
 import sys
 from pathlib import Path
 
@@ -13,8 +15,20 @@ from setuptools import setup
 from setuptools.command.build_ext import build_ext
 
 HERE = Path(__file__).parent
-REQUIRE_NATIVE = os.environ.get("MODELMUX_REQUIRE_NATIVE") == "1"
-SKIP_NATIVE = os.environ.get("MODELMUX_PURE_PYTHON") == "1" and not REQUIRE_NATIVE
+
+
+def _switches():
+    spec = importlib.util.spec_from_file_location("modelmux_build_switches", HERE / "modelmux" / "_accel.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+SWITCHES = _switches()
+if SWITCHES.conflict():
+    sys.exit(f"modelmux: {SWITCHES.conflict()}")
+REQUIRE_NATIVE = SWITCHES.native_required()
+SKIP_NATIVE = SWITCHES.pure_forced()
 
 
 def extensions():

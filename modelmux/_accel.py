@@ -1,7 +1,9 @@
 """Chooses the native (Cython) or pure-Python twin of each hot-path module.
 
 ``MODELMUX_PURE_PYTHON=1`` forces the twins; ``MODELMUX_REQUIRE_NATIVE=1`` turns a missing native
-build into an ImportError instead of a quiet fallback. Both twins expose the same API.
+build into an ImportError instead of a quiet fallback. Both at once contradict each other: the
+server, ``modelmux doctor`` and ``setup.py`` (which loads this file) all refuse them with
+``CONFLICT``. Both twins expose the same API.
 """
 
 from __future__ import annotations
@@ -14,6 +16,10 @@ NATIVE_MODULES: tuple[str, ...] = ("sse", "messages_stream", "http1", "http1_cli
                                    "chunk_relay")
 
 
+CONFLICT = ("MODELMUX_PURE_PYTHON=1 and MODELMUX_REQUIRE_NATIVE=1 contradict each other: "
+            "unset one of them (or set it to 0)")
+
+
 def pure_forced() -> bool:
     return os.environ.get("MODELMUX_PURE_PYTHON", "") == "1"
 
@@ -22,12 +28,20 @@ def native_required() -> bool:
     return os.environ.get("MODELMUX_REQUIRE_NATIVE", "") == "1"
 
 
+def conflict() -> str | None:
+    """``CONFLICT`` when both switches are on, else None."""
+    return CONFLICT if pure_forced() and native_required() else None
+
+
 def load(name: str, pure: str) -> ModuleType:
     """Return ``modelmux._speedups.<name>`` or the pure module ``pure``.
 
     Raises:
-        ImportError: the native module is required but cannot be imported.
+        ImportError: the native module is required but cannot be imported, or both switches
+            are on.
     """
+    if conflict():
+        raise ImportError(CONFLICT)
     if pure_forced():
         return importlib.import_module(pure)
     try:
@@ -48,6 +62,8 @@ def native_available(name: str) -> bool:
 
 def implementation() -> str:
     """Describe the active implementation, e.g. ``native (sse)`` or ``pure-python``."""
+    if conflict():
+        return f"none: {CONFLICT}"
     if pure_forced():
         return "pure-python (forced by MODELMUX_PURE_PYTHON=1)"
     native = [name for name in NATIVE_MODULES if native_available(name)]

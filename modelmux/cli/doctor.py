@@ -2,15 +2,18 @@
 
 Checks: the configuration is valid; each provider's credentials load (Vertex: and mint a
 token); each provider's host answers a TCP (and TLS) handshake unless ``--offline``; the listen
-port is free; the native build is active; versions. A pure-Python build is a warning, not a
-failure, unless ``MODELMUX_REQUIRE_NATIVE=1``.
+port is free, or a ModelMux already serves there (its ``/health`` answers); the native build is
+active; versions. A pure-Python build is a warning, not a failure, unless
+``MODELMUX_REQUIRE_NATIVE=1``; that and ``MODELMUX_PURE_PYTHON=1`` together fail.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import http.client
 import importlib.metadata
+import json
 import platform
 import socket
 import ssl
@@ -33,6 +36,8 @@ from modelmux.config.schema import (
 
 TIMEOUT = 5.0
 TOKEN_TIMEOUT = 20.0
+HEALTH_TIMEOUT = 2.0
+MAX_HEALTH = 64 * 1024
 Check = tuple[str, str, str]
 """(status: ok | warn | FAIL | skip, what, detail)."""
 EPILOG = """EXAMPLES:
@@ -110,6 +115,11 @@ def credential_check(provider: ProviderConfig, offline: bool) -> Check | None:
 
 
 def checks(loaded: LoadedConfig | None, error: ConfigError | None, offline: bool) -> Iterator[Check]:
+    if _accel.conflict():  # every check below loads the hot-path modules, which refuse it
+        yield "FAIL", "native build", _accel.CONFLICT
+        yield "skip", "other checks", "they load the native or pure modules: fix the switches first"
+        yield "ok", "versions", versions()
+        return
     if loaded is None:
         assert error is not None
         yield "FAIL", "config", "invalid: " + "; ".join(p.render() for p in error.problems)
@@ -137,7 +147,8 @@ def checks(loaded: LoadedConfig | None, error: ConfigError | None, offline: bool
                     yield "ok", f"provider {provider.name}", f"{url} reachable: {reach(url)}"
                 except (OSError, ValueError) as exc:
                     yield "FAIL", f"provider {provider.name}", f"{url} unreachable: {exc}"
-        yield port_check(loaded.config.server.host, loaded.config.server.port)
+        server = loaded.config.server
+        yield port_check(server.host, server.port, tls=server.tls is not None)
     implementation = _accel.implementation()
     if implementation.startswith("native"):
         yield "ok", "native build", implementation
@@ -146,7 +157,8 @@ def checks(loaded: LoadedConfig | None, error: ConfigError | None, offline: bool
     yield "ok", "versions", versions()
 
 
-def port_check(host: str, port: int) -> Check:
+def port_check(host: str, port: int, tls: bool = False) -> Check:
+    """Free, or held by a ModelMux that answers ``/health`` there (ok); else FAIL."""
     label = f"port {host}:{port}"
     if port == 0:
         return "ok", label, "0 picks a free port at start"
@@ -157,8 +169,37 @@ def port_check(host: str, port: int) -> Check:
             probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
             probe.bind(address)
     except OSError as exc:
-        return "FAIL", label, f"cannot listen: {exc.strerror or exc}"
+        found = running_modelmux(host, port, tls)
+        if found is None:
+            return "FAIL", label, f"cannot listen: {exc.strerror or exc}"
+        state = "" if found.get("status") == "ok" else f"{found.get('status')}, "
+        detail = f"modelmux {found['version']} is running there ({state}pid {found.get('pid', '?')})"
+        return "ok", label, detail
     return "ok", label, "free"
+
+
+def running_modelmux(host: str, port: int, tls: bool) -> dict[str, Any] | None:
+    """What ``GET /health`` on ``host:port`` answers when a ModelMux serves there, else None."""
+    target = {"": "127.0.0.1", "0.0.0.0": "127.0.0.1", "::": "::1"}.get(host, host)
+    if tls:  # only asks who is there: the server's own, possibly self-signed, certificate will do
+        context = ssl.create_default_context()
+        context.check_hostname = False
+        context.verify_mode = ssl.CERT_NONE
+        conn: http.client.HTTPConnection = http.client.HTTPSConnection(
+            target, port, timeout=HEALTH_TIMEOUT, context=context)
+    else:
+        conn = http.client.HTTPConnection(target, port, timeout=HEALTH_TIMEOUT)
+    try:
+        conn.request("GET", "/health")
+        answer = json.loads(conn.getresponse().read(MAX_HEALTH))
+    except (OSError, http.client.HTTPException, ValueError):
+        return None
+    finally:
+        conn.close()
+    if isinstance(answer, dict) and isinstance(answer.get("version"), str) \
+            and answer.get("status") in ("ok", "starting") and "uptime_seconds" in answer:
+        return answer
+    return None
 
 
 def versions() -> str:

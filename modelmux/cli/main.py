@@ -45,7 +45,8 @@ ENVIRONMENT VARIABLES:
                           1.x Vertex settings (deprecated): `modelmux config migrate` folds them in
   MODELMUX_PURE_PYTHON=1  use the pure-Python twins of the native modules
   MODELMUX_REQUIRE_NATIVE=1
-                          fail when the native build is missing
+                          fail when the native build is missing (not with MODELMUX_PURE_PYTHON=1:
+                          both at once is an error)
   VISUAL, EDITOR          the editor `modelmux config edit` opens
 
 EXAMPLES:
@@ -124,6 +125,9 @@ def main(argv: list[str] | None = None) -> int:
     module = COMMANDS.get(ns.command or "")
     if module is None:
         parser.print_help()
+        return 2
+    if _accel.conflict() and ns.command != "doctor":  # doctor reports it among its checks
+        print(f"modelmux: {_accel.conflict()}", file=sys.stderr)
         return 2
     result: int = importlib.import_module(module).run(ns)
     return result

@@ -1,8 +1,9 @@
 """``modelmux reload``: ask a running server to re-read and apply its configuration.
 
 It talks to the server's control socket and prints what the server answered: the changed
-settings, or every problem that made it keep the old configuration (exit code 1). SIGHUP to the
-server process does the same without the report.
+settings and, on lines of their own, the listening settings that need a restart (exit code 0:
+the rest is applied); or every problem that made it keep the old configuration (exit code 1).
+SIGHUP to the server process does the same without the report.
 """
 
 from __future__ import annotations
@@ -25,8 +26,9 @@ def add_parser(commands: Any) -> None:
     parser = commands.add_parser(
         "reload", help="re-read and apply the configuration of a running server", epilog=EPILOG,
         description="Re-read every config layer in the running server, validate it, and swap it in "
-                    "without dropping requests. Exit code 0 when applied, 1 when rejected or no "
-                    "server answers.")
+                    "without dropping requests. Listening settings (host, port, workers, TLS on "
+                    "or off) are not applied: the answer lists them as \"needs a restart\". Exit "
+                    "code 0 when applied, 1 when rejected or no server answers.")
     add_control_socket_argument(parser)
 
 

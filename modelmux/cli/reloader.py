@@ -6,7 +6,7 @@ old App closes its upstream connections once its requests are done (or ``drain_t
 passes). The ``[server.tls]`` certificate and key are loaded again, for new connections. An
 invalid config (an unreadable certificate included) is rejected with every problem and the old
 one keeps serving. Listening settings (host, port, workers, TLS on or off) need a restart or
-``modelmux upgrade``; a reload says so.
+``modelmux upgrade``; every reload names those that differ from what the process listens with.
 """
 
 from __future__ import annotations
@@ -34,7 +34,8 @@ log = logging.getLogger("modelmux.reload")
 
 _SECRET = re.compile(r"(key|secret|token|password|credentials|authorization|headers\.)",
                      re.IGNORECASE)  # any header value may carry a credential
-_RESTART_ONLY = ("server.host", "server.port", "server.workers")  # workers: or `modelmux upgrade`
+_RESTART = "needs a restart"
+_RESTART_OR_UPGRADE = "needs a restart or `modelmux upgrade`"
 
 
 def tls_context(loaded: LoadedConfig) -> ssl.SSLContext | None:
@@ -84,6 +85,21 @@ def changes(old: Config, new: Config) -> list[str]:
     return lines
 
 
+def needs_restart(serving: Config, new: Config) -> list[str]:
+    """The listening settings ``new`` sets differently from ``serving`` (what the process
+    listens with), one line per remedy: ``needs a restart: server.port (3000 -> 3001)``."""
+    was, now = serving.server, new.server
+    found: dict[str, list[str]] = {_RESTART: [], _RESTART_OR_UPGRADE: []}
+    for remedy, key, before, after in (
+            (_RESTART, "host", repr(was.host), repr(now.host)),
+            (_RESTART, "port", str(was.port), str(now.port)),
+            (_RESTART_OR_UPGRADE, "workers", str(was.workers), str(now.workers)),
+            (_RESTART_OR_UPGRADE, "tls", "on" if was.tls else "off", "on" if now.tls else "off")):
+        if before != after:
+            found[remedy].append(f"server.{key} ({before} -> {after})")
+    return [f"{remedy}: {', '.join(keys)}" for remedy, keys in found.items() if keys]
+
+
 def unchanged_deployments(old: App, new: App) -> list[str]:
     """The deployments ``new`` serves exactly as ``old`` did: same provider settings, same
     weight, prices, tags and limits. Their live routing state carries over a reload."""
@@ -109,6 +125,7 @@ class Reloader:
         self.server = server
         self.app = app
         self.load = load
+        self.listening = app.config  # what the sockets were opened with; a reload cannot change it
         self._retiring: set[asyncio.Task[None]] = set()
 
     async def reload(self, arg: str = "") -> tuple[bool, str]:
@@ -121,6 +138,7 @@ class Reloader:
             log.error("reload rejected; the running configuration stays: %s", exc)
             return False, f"reload rejected; the running configuration stays.\n{exc}"
         old = self.app
+        app.started_at = old.started_at  # uptime is the process's, not the configuration's
         carried = app.router.adopt(old.router, unchanged_deployments(old, app))
         lines = changes(old.config, loaded.config)
         app.ready = True
@@ -133,9 +151,6 @@ class Reloader:
         task = asyncio.get_running_loop().create_task(old.retire(old.config.server.drain_timeout))
         self._retiring.add(task)
         task.add_done_callback(self._retiring.discard)
-        restart = [line for line in lines if line.startswith(_RESTART_ONLY)]
-        if (old.config.server.tls is None) != (loaded.config.server.tls is None):
-            restart.append("server.tls: turned on or off")
         summary = f"reloaded: {len(lines)} setting(s) changed" if lines else "reloaded: no changes"
         if context is not None and self.server.tls is not None:
             summary += "; TLS certificate loaded again for new connections"
@@ -147,11 +162,10 @@ class Reloader:
                      "deployment(s)", len(carried))
         for line in lines:
             log.info("  %s", line)
-        if restart:
-            log.warning("these take effect only after a restart (workers and TLS on/off also after "
-                        "`modelmux upgrade`): %s",
-                        ", ".join(line.split(":")[0] for line in restart))
-        return True, "\n".join([summary, *lines])
+        restart = needs_restart(self.listening, loaded.config)
+        for line in restart:
+            log.warning("not applied: %s", line)
+        return True, "\n".join([summary, *lines, *restart])
 
     async def aclose(self) -> None:
         """Close the serving App and wait for retiring ones."""

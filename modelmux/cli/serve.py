@@ -22,7 +22,7 @@ from pathlib import Path
 from modelmux import __version__, _accel
 from modelmux.api.app import App
 from modelmux.cli.preflight import provider_problems
-from modelmux.cli.reloader import Reloader, tls_context
+from modelmux.cli.reloader import Reloader, needs_restart, tls_context
 from modelmux.cli.running import Running, Stopping
 from modelmux.cli.upgrader import Upgrader
 from modelmux.config.load import ConfigError, LoadedConfig, Override, candidate_paths, load_config
@@ -211,12 +211,13 @@ async def supervise(config: Config, host: str, port: int, workers: int, worker_a
     async def reload_all(arg: str = "") -> tuple[bool, str]:
         """Validate here first, so an invalid config is reported once and no worker sees it."""
         try:
-            _validate(ns)
+            loaded = _validate(ns)
         except ConfigError as exc:
             log.error("reload rejected; the running configuration stays: %s", exc)
             return False, f"reload rejected; the running configuration stays.\n{exc}"
         count = supervisor.reload_workers()
-        return True, f"reloaded: the configuration is valid; {count} worker(s) are switching to it"
+        summary = f"reloaded: the configuration is valid; {count} worker(s) are switching to it"
+        return True, "\n".join([summary, *needs_restart(config, loaded.config)])
 
     upgrader = Upgrader(lambda: [sock.fileno() for sock in sockets], supervisor.hand_over,
                         lambda: _validate(ns))
@@ -284,14 +285,16 @@ def load_checked(ns: argparse.Namespace) -> LoadedConfig:
     return loaded
 
 
-def _validate(ns: argparse.Namespace) -> None:
-    """The config as it is now, TLS files included, for its errors only (before a successor
-    starts, or before a supervisor tells its workers to reload).
+def _validate(ns: argparse.Namespace) -> LoadedConfig:
+    """The config as it is now, checked with its TLS files (before a successor starts, or
+    before a supervisor tells its workers to reload).
 
     Raises:
         ConfigError: every problem found.
     """
-    tls_context(load_checked(ns))
+    loaded = load_checked(ns)
+    tls_context(loaded)
+    return loaded
 
 
 def _load(ns: argparse.Namespace, takeover: Takeover | None) -> LoadedConfig | None:

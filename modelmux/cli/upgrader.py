@@ -72,7 +72,7 @@ class Upgrader:
     """
 
     def __init__(self, fds: Callable[[], list[int]], retire: Callable[[], None],
-                 validate: Callable[[], None]) -> None:
+                 validate: Callable[[], object]) -> None:
         self.fds = fds
         self.retire = retire
         self.validate = validate

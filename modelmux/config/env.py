@@ -8,9 +8,10 @@ let a file win over them. The 1.x Vertex variables (``VERTEX_*``, ``LLM_*``) are
 
 from __future__ import annotations
 
+import difflib
 import re
 import typing
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from typing import Any
 
 import msgspec
@@ -43,6 +44,11 @@ LEGACY_ENV_PATHS: dict[str, KeyPath] = {
     "MODELMUX_AUTH_SERVICE_ACCOUNT_JSON": ("_legacy", "auth", "service_account_json"),
 }
 """1.x ``MODELMUX_*`` names whose key moved in 2.x; they keep working, with a warning."""
+NOT_SETTINGS: frozenset[str] = frozenset({
+    "MODELMUX_PURE_PYTHON", "MODELMUX_REQUIRE_NATIVE",  # native or pure build (modelmux._accel)
+    "MODELMUX_HEALTHCHECK_URL",  # the container image's HEALTHCHECK
+})
+"""``MODELMUX_*`` variables ModelMux reads that are not settings: no warning for them."""
 PLAIN_ENV_PATHS: dict[str, KeyPath] = {
     "HOST": ("server", "host"),
     "PORT": ("server", "port"),
@@ -121,8 +127,13 @@ def parse_value(raw: str, kind: Any, path: KeyPath) -> Any:
     return raw
 
 
-def environment_layer(environ: Mapping[str, str]) -> tuple[Layer, list[Problem]]:
-    """The ``MODELMUX_*`` layer, and its problems (bad values are errors, odd names warnings)."""
+def environment_layer(environ: Mapping[str, str],
+                      referenced: Collection[str] = ()) -> tuple[Layer, list[Problem]]:
+    """The ``MODELMUX_*`` layer, and its problems (bad values are errors, odd names warnings).
+
+    A name that is no setting warns, unless ModelMux reads it otherwise (``NOT_SETTINGS``) or a
+    config file asks for it as ``${NAME}`` (``referenced``).
+    """
     layer = Layer("environment", {})
     problems: list[Problem] = []
     names = env_names()
@@ -150,6 +161,9 @@ def environment_layer(environ: Mapping[str, str]) -> tuple[Layer, list[Problem]]
                                     origin=origin, warning=True))
             continue
         else:
+            if name not in NOT_SETTINGS and name not in referenced:
+                problems.append(Problem(_not_a_setting(name, section, names), origin=origin,
+                                        warning=True))
             continue
         try:
             value = parse_value(environ[name], kind, path)
@@ -158,6 +172,15 @@ def environment_layer(environ: Mapping[str, str]) -> tuple[Layer, list[Problem]]
             continue
         set_value(layer, path, value, origin)
     return layer, problems
+
+
+def _not_a_setting(name: str, section: str, names: Collection[str]) -> str:
+    if section == "routing":
+        return "not a ModelMux setting; ignored (routing is configured in files only)"
+    likely = difflib.get_close_matches(name, [*names, *LEGACY_ENV_PATHS, *NOT_SETTINGS], n=1)
+    hint = f"did you mean {likely[0]}?" if likely else \
+        f"settings are MODELMUX_<SECTION>_<KEY>, sections: {', '.join(SECTIONS)}"
+    return f"not a ModelMux setting; ignored ({hint})"
 
 
 def plain_environment_layer(environ: Mapping[str, str]) -> tuple[Layer, list[Problem]]:
@@ -188,6 +211,14 @@ def plain_environment_layer(environ: Mapping[str, str]) -> tuple[Layer, list[Pro
 
 
 _REFERENCE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
+
+
+def references(data: Any) -> set[str]:
+    """Every ``NAME`` a string in ``data`` refers to as ``${NAME}``."""
+    if isinstance(data, str):
+        return set(_REFERENCE.findall(data))
+    items = data.values() if isinstance(data, dict) else data if isinstance(data, list) else ()
+    return set().union(*map(references, items))
 
 
 def expand_strings(data: Any, origins: Origins, environ: Mapping[str, str],

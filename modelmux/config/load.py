@@ -24,6 +24,7 @@ from modelmux.config.env import (
     environment_layer,
     expand_strings,
     plain_environment_layer,
+    references,
 )
 from modelmux.config.layers import Layer, Origins, merge, read_file, set_value
 from modelmux.config.migrate import split_legacy, synthesize
@@ -131,7 +132,7 @@ def gather(config_file: Path | None = None, *, overrides: Sequence[Override] = (
     files = _file_layers(config_file, environ, system_file, migrate_macos, problems, notes) \
         if read_files else []
     plain, plain_problems = plain_environment_layer(environ)
-    env, env_problems = environment_layer(environ)
+    env, env_problems = environment_layer(environ, references([layer.data for layer in files]))
     cli = Layer("command line", {})
     for path, value, flag in overrides:
         set_value(cli, path, value, Origin("command line", name=flag))

@@ -1,8 +1,9 @@
 """The h11 backend of the HTTP/1.1 server: the reference implementation behind the fast one.
 
 Wraps ``h11.Connection`` in the interface of ``modelmux.server.http1.ServerConnection`` so the
-protocol runs unchanged on either (``[server] http1 = "h11"`` or ``MODELMUX_HTTP1=h11``). h11's
-events become ``RequestHead``/``bytes``/``END`` and its errors ``HTTP1ProtocolError``.
+protocol runs unchanged on either (``[server] http1 = "h11"`` or
+``MODELMUX_SERVER_HTTP1=h11``). h11's events become ``RequestHead``/``bytes``/``END`` and its
+errors ``HTTP1ProtocolError``.
 """
 
 from __future__ import annotations

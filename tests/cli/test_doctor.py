@@ -11,7 +11,11 @@ from pathlib import Path
 
 import pytest
 
+from modelmux import __version__
 from tests.cli.helpers import run, service_account, user_config, write
+from tests.e2e.proc import serve_config
+
+MOCK = '[[provider]]\nname = "m"\ntype = "mock"\nmodels = ["m"]\n'
 
 
 @pytest.fixture
@@ -91,6 +95,19 @@ def test_port_in_use_fails(tmp_path: Path, listener: int) -> None:
           '[[provider]]\nname = "m"\ntype = "mock"\nmodels = ["m"]\n')
     out = run(tmp_path, "doctor", "--offline")
     assert out.returncode == 1 and lines(out.stdout)[f"port 127.0.0.1:{listener}"] == "FAIL"
+
+
+def test_port_held_by_a_running_modelmux_is_reported_as_running(tmp_path: Path) -> None:
+    proc = serve_config(tmp_path, MOCK, name="serving.toml")
+    try:
+        write(user_config(tmp_path), f'[server]\nhost = "127.0.0.1"\nport = {proc.port}\n' + MOCK)
+        out = run(tmp_path, "doctor", "--offline")
+    finally:
+        assert proc.stop() == 0
+    line = next(x for x in out.stdout.splitlines() if f"port 127.0.0.1:{proc.port}" in x)
+    assert out.returncode == 0, out.stdout
+    assert line == f"[ ok ] port 127.0.0.1:{proc.port}: modelmux {__version__} is running there " \
+                   f"(pid {proc.proc.pid})"
 
 
 def test_reachability(tmp_path: Path, listener: int) -> None:

@@ -106,3 +106,21 @@ def test_a_missing_reference_names_the_variable_the_file_and_the_line(tmp_path: 
 def test_unbraced_dollar_and_inner_tilde_stay(tmp_path: Path) -> None:
     config = write(tmp_path / "c.toml", MOCK.replace('name = "m"', 'name = "$HOME~x"'))
     assert load(tmp_path, config).config.provider[0].name == "$HOME~x"
+
+
+def test_an_unknown_name_in_our_namespace_warns_with_the_likely_setting(tmp_path: Path) -> None:
+    loaded = load(tmp_path, environ={"MODELMUX_SEVER_PORT": "3001", "MODELMUX_ROUTING_STRATEGY": "x"})
+    found = {w.origin.name: w.render() for w in loaded.warnings if w.origin and w.origin.name}
+    assert "not a ModelMux setting; ignored (did you mean MODELMUX_SERVER_PORT?)" \
+        in found["MODELMUX_SEVER_PORT"]
+    assert "routing is configured in files only" in found["MODELMUX_ROUTING_STRATEGY"]
+    assert loaded.config.server.port == 3000
+
+
+def test_variables_that_are_not_settings_do_not_warn(tmp_path: Path) -> None:
+    config = write(tmp_path / "c.toml", MOCK + 'text = "${MODELMUX_GREETING}"\n')
+    environ = {"MODELMUX_PURE_PYTHON": "0", "MODELMUX_REQUIRE_NATIVE": "0",
+               "MODELMUX_HEALTHCHECK_URL": "http://127.0.0.1:3000/health",
+               "MODELMUX_GREETING": "hi"}  # a name the config file asks for
+    loaded = load(tmp_path, config, environ=environ)
+    assert loaded.warnings == [] and loaded.config.provider[0].text == "hi"
