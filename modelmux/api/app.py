@@ -25,6 +25,8 @@ from modelmux.observability.access import AccessLog, RequestRecord
 from modelmux.observability.bodies import BodyLog
 from modelmux.observability.calls import Watcher
 from modelmux.observability.tracing import build_tracer
+from modelmux.pipeline.route import RouteStage
+from modelmux.pipeline.stage import Pipeline
 from modelmux.providers.base import Provider
 from modelmux.providers.registry import build_provider
 from modelmux.routing.models import ModelIndex
@@ -94,8 +96,13 @@ class App:
         bodies = _body_log(config)
         self.watcher = Watcher(self.tracer, bodies) if self.tracer or bodies else None
         self.dispatcher = Dispatcher(self.router, routing, self.metrics, watcher=self.watcher)
+        self.pipeline = self.build_pipeline()
         self.active = 0
         self._idle: asyncio.Event | None = None
+
+    def build_pipeline(self) -> Pipeline:
+        """The stages every chat request runs, from this App's parts."""
+        return Pipeline([RouteStage(self.models, self.router)])
 
     async def __call__(self, exchange: Exchange) -> None:
         if self.breakers is not None:

@@ -28,10 +28,9 @@ from modelmux.api.responses import JSON_HEADERS, SSE_HEADERS, error_event
 from modelmux.api.streaming import MODE_HEADER, Coalescer, choose_mode
 from modelmux.errors import InternalError, InvalidRequest, ModelMuxError
 from modelmux.observability.access import RequestRecord
+from modelmux.pipeline.context import RequestContext
 from modelmux.providers.base import CallStats, ChatCall, Provider, usage_of
-from modelmux.routing.facts import estimate_prompt_tokens, max_tokens_of, request_facts
 from modelmux.routing.models import DeploymentSpec
-from modelmux.routing.router import Estimate
 from modelmux.schemas.openai_chat import ChatCompletionRequest, request_decoder
 from modelmux.server.exchange import ClientDisconnected, Headers, Sink
 
@@ -48,6 +47,7 @@ _UNSENDABLE = re.compile(r"[^\x20-\x7e]")
 OVERHEAD_HEADER = b"x-modelmux-overhead-ms"
 PROVIDER_HEADER = b"x-modelmux-provider"
 ATTEMPTS_HEADER = b"x-modelmux-attempts"
+DOOR = "openai.chat"
 
 
 def _param(message: str) -> str | None:
@@ -84,7 +84,8 @@ def decode_request(body: bytes) -> ChatCompletionRequest:
 
 
 async def create_chat_completion(app: App, exchange: Exchange) -> None:
-    """Answer one chat request as JSON or SSE, as ``choose_mode`` decides."""
+    """Answer one chat request as JSON or SSE, as ``choose_mode`` decides, through the
+    pipeline: its stages before the call (middleware, route), the call, then the observers."""
     body = await exchange.read_body()
     watcher = app.watcher  # tracing or debug_bodies; None when both are off
     if watcher is not None:
@@ -92,39 +93,59 @@ async def create_chat_completion(app: App, exchange: Exchange) -> None:
     request = decode_request(body)
     record = app.record(exchange)
     record.model = request.model
+    ctx = RequestContext(DOOR, request, body, exchange.headers, app.request_id(exchange), record)
+    pipeline = app.pipeline
+    if not pipeline.observes:
+        await _call(app, exchange, ctx)
+        return
+    try:
+        await _call(app, exchange, ctx)
+    except ModelMuxError as exc:
+        ctx.status, ctx.error = exc.status, exc
+        raise
+    except BaseException as exc:
+        ctx.status, ctx.error = 500, exc  # the client left, or a fault the server answers
+        raise
+    else:
+        ctx.status = exchange.status
+    finally:
+        pipeline.after_answer(ctx)
+
+
+async def _call(app: App, exchange: Exchange, ctx: RequestContext) -> None:
+    """The stages before the call, then the call itself (every attempt) and the delivery."""
+    record = ctx.record
     settings = app.config.streaming
-    asked = bool(request.stream)
+    asked = bool(ctx.request.stream)
     delivery, reason = choose_mode(
         settings, asked_stream=asked, user_agent=exchange.header(b"user-agent"),
         headers=exchange.headers, override=exchange.header(MODE_HEADER),
     )
     log.debug("stream mode %s for a stream=%s request (%s)", delivery, asked, reason)
-    group = app.models.group(request.model)
-    facts = (request_facts(request, body, exchange.headers)  # the client's own `stream`
-             if app.router.rules else {})
-    first_spec = group.deployments[0]
-    record.provider, record.provider_type = first_spec.provider.name, first_spec.provider.type
-    record.upstream_model, record.mode = first_spec.model, delivery
-    streamed = delivery != "never"
+    streamed = ctx.streamed = delivery != "never"
+    await app.pipeline.before_call(ctx)
+    request, body = ctx.request, ctx.body
+    record.model, record.mode = request.model, delivery
     if asked and not streamed:  # the provider is asked for, and the client gets, one JSON body
         request = msgspec.structs.replace(request, stream=False, stream_options=None)
     elif streamed and not asked:
         request = msgspec.structs.replace(request, stream=True)
     completion_id, created = "chatcmpl-" + new_hex_id(), int(time.time())
-    request_id = app.request_id(exchange)
-    estimate = Estimate(estimate_prompt_tokens(body), max_tokens_of(request))
-    plan = app.router.plan(app.models, group, facts, estimate)
+    request_id = ctx.request_id
+    public_model = ctx.model
+    estimate = ctx.estimate
+    assert estimate is not None  # the route stage always runs
 
     def new_call(spec: DeploymentSpec) -> ChatCall:
         record.provider, record.provider_type = spec.provider.name, spec.provider.type
         record.upstream_model = spec.model
-        return ChatCall(request, body, model=spec.model, public_model=request.model,
+        return ChatCall(request, body, model=spec.model, public_model=public_model,
                         completion_id=completion_id, created=created, request_id=request_id,
                         sent_stream=asked)
 
     try:
         served = await app.dispatcher.serve(
-            plan, estimate.prompt_tokens + estimate.output_tokens, new_call, streamed, record)
+            ctx.plan, estimate.prompt_tokens + estimate.output_tokens, new_call, streamed, record)
     except Failed as failed:
         record.stats = failed.stats
         if failed.provider is not None:
@@ -134,6 +155,8 @@ async def create_chat_completion(app: App, exchange: Exchange) -> None:
     record.provider, record.provider_type, record.upstream_model = (
         provider.name, provider.type, spec.model)
     record.stats = served.call.stats
+    if not streamed:
+        ctx.answer = served.answer
     try:
         await _deliver(app, exchange, record, served, delivery)
     finally:

@@ -36,6 +36,7 @@ async def serving(cfg: Config, *providers: Provider) -> AsyncIterator[int]:
     app = App(cfg)
     if providers:
         app.models = ModelIndex(providers)
+        app.pipeline = app.build_pipeline()
     try:
         async with running(app) as (_, port):
             yield port

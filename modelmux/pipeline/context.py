@@ -1,0 +1,85 @@
+"""``RequestContext``: one request as the pipeline's stages see it, whichever door it came in by.
+
+A front door decodes the client's request into a context; each stage reads it and may change
+it (a middleware may rewrite the body before routing); the call stage answers from it; the
+answer's outcome is written back for the stages that observe answers. It holds no socket.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+import msgspec
+
+from modelmux.schemas.openai_chat import ChatCompletionRequest, request_decoder
+
+if TYPE_CHECKING:
+    from modelmux.observability.access import RequestRecord
+    from modelmux.routing.models import DeploymentSpec
+    from modelmux.routing.router import Estimate
+
+Headers = list[tuple[bytes, bytes]]
+
+
+class RequestContext:
+    """One request in flight through the pipeline.
+
+    ``request`` is the decoded internal call (OpenAI chat's shape) and ``body`` the bytes it was
+    decoded from: the two always agree (``replace_body``/``replace_json`` re-decode). ``plan``
+    is the route stage's ordered deployments. After the answer: ``status``, ``answer`` (a
+    non-streamed body; None for a stream) and ``error``. ``state`` is for stages and plugins to
+    leave notes for later stages, keyed by their own name.
+    """
+
+    __slots__ = ("door", "request", "body", "headers", "request_id", "record", "streamed",
+                 "estimate", "facts", "plan", "status", "answer", "error", "state")
+
+    def __init__(self, door: str, request: ChatCompletionRequest, body: bytes, headers: Headers,
+                 request_id: str, record: RequestRecord) -> None:
+        self.door = door
+        self.request = request
+        self.body = body
+        self.headers = headers
+        self.request_id = request_id
+        self.record = record
+        self.streamed = False  # the client gets a stream (decided by the door's delivery mode)
+        self.estimate: Estimate | None = None
+        self.facts: dict[str, object] = {}
+        self.plan: list[DeploymentSpec] = []
+        self.status = 0
+        self.answer: bytes | None = None
+        self.error: Exception | None = None
+        self.state: dict[str, Any] = {}
+
+    @property
+    def model(self) -> str:
+        """The model the client asked for (after any middleware rewrote it)."""
+        return self.request.model
+
+    def header(self, name: bytes) -> bytes | None:
+        """The first value of a request header (``name`` in lower case), or None."""
+        for key, value in self.headers:
+            if key == name:
+                return value
+        return None
+
+    def json(self) -> Any:
+        """The request body as plain JSON values (dicts and lists), decoded on each call."""
+        return msgspec.json.decode(self.body)
+
+    def replace_json(self, value: Any) -> None:
+        """Replace the request with ``value`` (plain JSON values), re-validated.
+
+        Raises:
+            msgspec.ValidationError: ``value`` is not a valid chat completion request.
+        """
+        self.replace_body(msgspec.json.encode(value))
+
+    def replace_body(self, body: bytes) -> None:
+        """Replace the request body; the decoded request follows it.
+
+        Raises:
+            msgspec.DecodeError, msgspec.ValidationError: not a valid chat completion request.
+        """
+        self.request = request_decoder.decode(body)
+        self.body = body

@@ -1,0 +1,106 @@
+"""The stage interface, and ``Pipeline``: the enabled stages in their one declared order.
+
+A stage sees each request on its way in (``on_request``: read or change the context, or raise a
+``ModelMuxError`` to answer the client itself) and each outcome on its way out (``on_answer``:
+observe only; the answer has been sent). A stage that overrides neither hook, or is not built
+because its feature is off, costs nothing per request. Plugin stages are guarded: anything but
+a ``ModelMuxError`` they raise becomes a 500 that names the plugin, and the server keeps going.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable
+
+from modelmux.errors import InternalError, ModelMuxError
+from modelmux.pipeline.context import RequestContext
+
+log = logging.getLogger("modelmux.pipeline")
+
+ORDER = ("authenticate", "admit", "middleware", "cache_lookup", "route", "call", "account",
+         "cache_store")
+"""Every stage kind, in the order a request meets them. ``call`` is the front door's own
+terminal step (it answers); the others are ``Stage`` objects placed by their ``kind``."""
+
+
+class Stage:
+    """One step of the pipeline. Subclasses set ``kind`` (one of ``ORDER``) and ``name``."""
+
+    kind: str = "middleware"
+    name: str = ""
+    plugin: bool = False  # loaded from an entry point: its failures are contained and named
+
+    async def on_request(self, ctx: RequestContext) -> None:
+        """Before the call: read or change ``ctx``.
+
+        Raises:
+            ModelMuxError: to answer the client now, with that error, instead of calling.
+        """
+
+    def on_answer(self, ctx: RequestContext) -> None:
+        """After the answer (or the error) went to the client: ``ctx.status``, ``ctx.answer``
+        and ``ctx.error`` are set. Observe only."""
+
+
+class PluginFailed(InternalError):
+    """A plugin stage raised something other than a ``ModelMuxError``."""
+
+    code = "plugin_error"
+
+
+def _overrides(stage: Stage, hook: str) -> bool:
+    return getattr(type(stage), hook) is not getattr(Stage, hook)
+
+
+class Pipeline:
+    """The stages that are on, sorted by ``ORDER`` (stable within a kind: config order).
+
+    Raises (at build):
+        ValueError: a stage's ``kind`` is not one of ``ORDER``.
+    """
+
+    __slots__ = ("stages", "_before", "_after")
+
+    def __init__(self, stages: Iterable[Stage] = ()) -> None:
+        stages = list(stages)
+        for stage in stages:
+            if stage.kind not in ORDER or stage.kind == "call":
+                raise ValueError(f"stage {stage.name!r} has kind {stage.kind!r}; expected one of "
+                                 f"{', '.join(k for k in ORDER if k != 'call')}")
+        self.stages = tuple(sorted(stages, key=lambda s: ORDER.index(s.kind)))
+        self._before = tuple(s for s in self.stages if _overrides(s, "on_request"))
+        self._after = tuple(reversed([s for s in self.stages if _overrides(s, "on_answer")]))
+
+    @property
+    def observes(self) -> bool:
+        """True when some stage has an ``on_answer`` hook to run."""
+        return bool(self._after)
+
+    async def before_call(self, ctx: RequestContext) -> None:
+        """Run every ``on_request`` hook in order.
+
+        Raises:
+            ModelMuxError: a stage answers the client itself (``PluginFailed`` for a plugin
+                that broke).
+        """
+        for stage in self._before:
+            if not stage.plugin:
+                await stage.on_request(ctx)
+                continue
+            try:
+                await stage.on_request(ctx)
+            except ModelMuxError:
+                raise
+            except Exception as exc:
+                log.exception("plugin %s failed on request %s", stage.name, ctx.request_id)
+                raise PluginFailed(f"The {stage.name!r} plugin failed: "
+                                   f"{type(exc).__name__}.") from None
+
+    def after_answer(self, ctx: RequestContext) -> None:
+        """Run every ``on_answer`` hook, innermost stage first; a failing one is logged."""
+        for stage in self._after:
+            try:
+                stage.on_answer(ctx)
+            except Exception:
+                log.exception("stage %s failed observing the answer to request %s",
+                              stage.name, ctx.request_id)
