@@ -18,6 +18,10 @@ class ModelMuxError(Exception):
     status: int = 500
     type: str = "server_error"
     code: str = "internal_error"
+    retryable: bool = False
+    """Set on an upstream failure that another try at the same deployment may cure."""
+    retry_after: float | None = None
+    """Seconds the upstream asked to wait before that try, when it named a wait."""
 
     def __init__(
         self,

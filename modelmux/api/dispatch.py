@@ -1,11 +1,14 @@
-"""The request path's routing glue: try deployments by plan until one answers its first byte.
+"""The call stage: every attempt decision of a chat call, up to the first byte.
 
-``Dispatcher`` runs a chat call against the router's plan: backoff with jitter between
-fallback attempts (``[routing.fallback]``), a bounded wait when every candidate is at its
-rate limit (then a 429 with ``retry-after``), and optional hedging: a second attempt at the
-next deployment when the first is slow to its first byte (one hedge even with fallback off),
-the first to answer wins and the other is cancelled (its HTTP/1.1 connection is closed, its
-HTTP/2 stream reset). Decisions are the router's; this module sleeps, races and counts.
+``Dispatcher`` runs a chat call against the router's plan. Each deployment is tried again
+after a retryable failure as its provider's ``RetryPolicy`` allows (jittered exponential
+backoff honouring ``retry-after``; a provider makes one try per call); a failover error moves
+on to the next deployment with backoff (``[routing.fallback]``); every candidate at its rate
+limit means a bounded wait (then a 429 with ``retry-after``); optional hedging starts a second
+deployment when the first is slow to its first byte (one hedge even with fallback off), the
+first to answer wins and the other is cancelled (its HTTP/1.1 connection is closed, its HTTP/2
+stream reset). The order of deployments is the router's; this module retries, sleeps, races
+and counts.
 """
 
 from __future__ import annotations
@@ -64,21 +67,96 @@ class Failed(Exception):
         self.error, self.provider, self.stats = error, provider, stats
 
 
+async def _again(provider: Provider, call: ChatCall, error: ModelMuxError) -> bool:
+    """After a failed try at ``provider``: wait out the backoff and return True when its retry
+    policy allows another try, else False (the error goes on to fallback or the client)."""
+    policy, stats = provider.retry, call.stats
+    if not error.retryable or stats.retries >= policy.max_retries:
+        return False
+    wait = error.retry_after
+    if wait is not None and wait > policy.cap:
+        return False
+    delay = backoff_delay(stats.retries, base=policy.base, cap=policy.cap, retry_after=wait,
+                          rand=policy.rand)
+    stats.retries += 1
+    log.info("provider %s: retry %d/%d after %s", provider.name, stats.retries,
+             policy.max_retries, error.code)
+    await policy.sleep(delay)
+    return True
+
+
+async def complete(provider: Provider, call: ChatCall) -> bytes:
+    """The whole answer of one deployment, tried again as its retry policy allows.
+
+    Raises:
+        ModelMuxError: the last try's error.
+    """
+    while True:
+        try:
+            return await provider.complete(call)
+        except ModelMuxError as exc:
+            if not await _again(provider, call, exc):
+                raise
+
+
+async def open_stream(provider: Provider, call: ChatCall) -> tuple[AsyncGenerator[bytes, None], bytes]:
+    """One deployment's stream and its first piece, tried again as its retry policy allows.
+
+    Raises:
+        ModelMuxError: the last try's error before its first piece (an empty stream is an
+            ``InternalError``).
+    """
+    while True:
+        chunks: AsyncGenerator[bytes, None] | None = None
+        try:
+            chunks = provider.stream(call)
+            return chunks, await anext(chunks)
+        except StopAsyncIteration:
+            assert chunks is not None
+            await chunks.aclose()
+            raise InternalError(f"provider {provider.name!r} produced an empty stream") from None
+        except ModelMuxError as exc:
+            if chunks is not None:
+                await chunks.aclose()
+            if not await _again(provider, call, exc):
+                raise
+        except BaseException:
+            if chunks is not None:
+                await chunks.aclose()
+            raise
+
+
+async def _retrying_stream(provider: Provider, call: ChatCall) -> AsyncGenerator[bytes, None]:
+    """``open_stream`` as one generator, for a watcher to wrap: its span covers every try."""
+    chunks, piece = await open_stream(provider, call)
+    try:
+        while True:
+            sent = yield piece
+            try:
+                piece = await chunks.asend(sent)  # type: ignore[arg-type]  # a Sink, or None
+            except StopAsyncIteration:
+                return
+    finally:
+        await chunks.aclose()
+
+
 async def _first(provider: Provider, call: ChatCall, streamed: bool, watcher: Watcher | None,
                  record: RequestRecord | None) -> First:
-    """One attempt up to its first byte: the whole answer, or the stream and its first chunk.
+    """One deployment up to its first byte, with its retries: the whole answer, or the stream
+    and its first chunk.
 
-    With a ``watcher`` (tracing or debug_bodies on) the call goes through it, so each attempt
-    gets its client span and body log.
+    With a ``watcher`` (tracing or debug_bodies on) the call goes through it, so the
+    deployment gets one client span (each try an HTTP span under it) and its body log.
     """
+    call.stats.started_ns = time.perf_counter_ns()
     if watcher is None or record is None:
         if not streamed:
-            return await provider.complete(call), None, b""
-        chunks = provider.stream(call)
-    elif not streamed:
-        return await watcher.complete(provider, call, record), None, b""
-    else:
-        chunks = watcher.stream(provider, call, record)
+            return await complete(provider, call), None, b""
+        chunks, first = await open_stream(provider, call)
+        return b"", chunks, first
+    if not streamed:
+        return await watcher.complete(provider, call, record, complete(provider, call)), None, b""
+    chunks = watcher.stream(provider, call, record, _retrying_stream(provider, call))
     try:
         first = await anext(chunks)
     except StopAsyncIteration:
@@ -106,6 +184,7 @@ class Dispatcher:
         self.metrics = metrics
         self.rand = rand
         self.sleep: Callable[[float], Awaitable[None]] = asyncio.sleep
+        self.hedge_timer: Callable[[float], Awaitable[None]] = asyncio.sleep  # the hedge delay
         self._freed = asyncio.Event()
         self.queued = 0  # requests waiting for a rate-limited deployment
         self.watcher = watcher  # tracing or debug_bodies; None when both are off
@@ -247,11 +326,10 @@ class Dispatcher:
                     await launch(attempt)
                 if not hedging:
                     done = set(running)  # finished already
+                elif len(running) == 1 and len(tried) < hedge_budget:
+                    done = await self._until_hedge(running)
                 else:
-                    timeout = (self._hedge_delay(next(iter(running.values()))[0])
-                               if len(running) == 1 and len(tried) < hedge_budget else None)
-                    done, _ = await asyncio.wait(running, timeout=timeout,
-                                                 return_when=asyncio.FIRST_COMPLETED)
+                    done, _ = await asyncio.wait(running, return_when=asyncio.FIRST_COMPLETED)
                 if not done:
                     extra = await next_attempt(allow_wait=False, limit=hedge_budget)
                     if extra is not None:
@@ -299,6 +377,17 @@ class Dispatcher:
         if failure is None:
             failure = InternalError("no deployment could be tried")
         raise Failed(failure, last, total)
+
+    async def _until_hedge(self, running: Running) -> set[asyncio.Future[First]]:
+        """Wait for the one running attempt, at most until ``hedge_timer`` ends its delay;
+        what finished (empty: time to hedge)."""
+        timer = asyncio.ensure_future(
+            self.hedge_timer(self._hedge_delay(next(iter(running.values()))[0])))
+        try:
+            done, _ = await asyncio.wait((*running, timer), return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            timer.cancel()
+        return {task for task in running if task in done}
 
     async def _admit(self, spec: DeploymentSpec, tokens: float, *, guarded: bool = True
                      ) -> Attempt | float | None:

@@ -10,7 +10,7 @@ A span the sampler dropped gets no attributes worked out and no stream scanned: 
 
 from __future__ import annotations
 
-from collections.abc import AsyncGenerator
+from collections.abc import AsyncGenerator, Awaitable
 from typing import TYPE_CHECKING
 
 import msgspec
@@ -118,14 +118,15 @@ class Watcher:
         if answer is not None and self.bodies is not None:
             self.bodies.response(call.request_id, answer)
 
-    async def complete(self, provider: Provider, call: ChatCall, record: RequestRecord) -> bytes:
-        """``provider.complete(call)``, traced and logged; a traced answer's usage goes on
-        ``call.stats.tokens``, so the answer is decoded once."""
+    async def complete(self, provider: Provider, call: ChatCall, record: RequestRecord,
+                       answer_of: Awaitable[bytes]) -> bytes:
+        """``answer_of`` (the call stage's tries at ``provider``), traced and logged; a traced
+        answer's usage goes on ``call.stats.tokens``, so the answer is decoded once."""
         watch = self._watch(provider, call, record)
         answer = b""
         error: str | None = "cancelled"
         try:
-            answer = await provider.complete(call)
+            answer = await answer_of
             error = None
         except ModelMuxError as exc:
             error = exc.code
@@ -138,14 +139,14 @@ class Watcher:
             self._done(call, watch, error, attributes, answer if error is None else None)
         return answer
 
-    async def stream(self, provider: Provider, call: ChatCall,
-                     record: RequestRecord) -> AsyncGenerator[bytes, None]:
-        """``provider.stream(call)``, traced and logged; closing it closes the provider's."""
+    async def stream(self, provider: Provider, call: ChatCall, record: RequestRecord,
+                     inner: AsyncGenerator[bytes, None]) -> AsyncGenerator[bytes, None]:
+        """``inner`` (the call stage's tries at ``provider``), traced and logged; closing it
+        closes ``inner``."""
         watch = self._watch(provider, call, record)
         traced = watch.span is not None and watch.span.recording
         reader = StreamReader() if traced else None
         kept = StreamBodies() if self.bodies is not None else None
-        inner = provider.stream(call)
         error: str | None = "cancelled"
         # With nothing to read or keep per piece (an unsampled call, no body log), a sink the
         # consumer sends in goes through to the provider's relay, which can then splice.

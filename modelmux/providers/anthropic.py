@@ -17,7 +17,8 @@ from modelmux.providers.headers import (
     json_headers,
     merge_headers,
 )
-from modelmux.providers.transport import RetryPolicy, StaticAuth
+from modelmux.providers.base import RetryPolicy
+from modelmux.providers.transport import StaticAuth
 from modelmux.upstream import ConnectionPool
 
 ANTHROPIC_VERSION = "2023-06-01"

@@ -8,7 +8,10 @@ SSE-framed OpenAI chunks (``stream``). Errors before the first streamed byte are
 from __future__ import annotations
 
 import abc
-from collections.abc import AsyncGenerator
+import asyncio
+import random
+from collections.abc import AsyncGenerator, Awaitable, Callable
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, ClassVar
 
 import msgspec
@@ -71,14 +74,17 @@ class CallStats:
     """What one call cost upstream, filled in by the transport for metrics and the access log.
 
     ``wait_ns`` is the time spent waiting on the upstream before the answer (a whole JSON
-    answer, or a stream's first chunk), retries and backoff included; ``total_ns`` runs to the
-    end of the upstream body. ``errors`` holds the code of every failed attempt. ``watch``
+    answer, or a stream's first chunk) since ``started_ns``, retries and backoff included;
+    ``total_ns`` runs to the end of the upstream body. ``errors`` holds the code of every
+    failed attempt. ``watch``
     (``observability.calls.CallWatch``) is set only while tracing or ``debug_bodies`` is on.
     """
 
-    __slots__ = ("attempts", "retries", "errors", "wait_ns", "total_ns", "tokens", "watch")
+    __slots__ = ("attempts", "retries", "errors", "started_ns", "wait_ns", "total_ns", "tokens",
+                 "watch")
 
     def __init__(self) -> None:
+        self.started_ns = 0  # perf_counter_ns of the first try, set by the call stage
         self.attempts = 0
         self.retries = 0
         self.errors: list[str] = []
@@ -128,10 +134,35 @@ class ChatCall:
         return bool(options is not None and options.include_usage)
 
 
+@dataclass(frozen=True, slots=True)
+class RetryPolicy:
+    """How often one deployment is tried again after a retryable failure, and how long the call
+    stage waits between tries; ``rand`` and ``sleep`` are injectable for tests.
+
+    A ``retry-after`` longer than ``cap`` is not waited for: the error goes on (to the next
+    deployment, or to the client with that header) instead.
+    """
+
+    max_retries: int = 2
+    base: float = 0.5
+    cap: float = 30.0
+    rand: Callable[[], float] = random.random
+    sleep: Callable[[float], Awaitable[None]] = field(default=asyncio.sleep)
+
+
+NO_RETRY = RetryPolicy(max_retries=0)
+
+
 class Provider(abc.ABC):
-    """An upstream that serves some models."""
+    """An upstream that serves some models.
+
+    ``complete`` and ``stream`` make one try (a provider may re-send once after its credentials
+    refresh); the call stage decides every further attempt from ``retry`` and from the
+    ``retryable`` flag of the errors they raise.
+    """
 
     type: ClassVar[str]
+    retry: RetryPolicy = NO_RETRY
 
     def __init__(self, name: str, models: list[str]) -> None:
         self.name = name

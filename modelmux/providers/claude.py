@@ -16,9 +16,9 @@ import msgspec
 
 from modelmux.codec.sse import DONE, SSEDecoder, encode_data
 from modelmux.errors import InvalidRequest, ModelMuxError, UpstreamError
-from modelmux.providers.base import ChatCall, Provider, Tokens
+from modelmux.providers.base import ChatCall, Provider, RetryPolicy, Tokens
 from modelmux.providers.errors import error_from_payload
-from modelmux.providers.transport import Auth, Headers, RetryPolicy, Upstream
+from modelmux.providers.transport import Auth, Headers, Upstream
 from modelmux.schemas import anthropic
 from modelmux.translate import (
     MessagesStreamTranslator,
@@ -139,6 +139,7 @@ class ClaudeProvider(Provider):
         super().__init__(name, models)
         self.endpoint = endpoint
         self.default_max_tokens = default_max_tokens
+        self.retry = retry
         self.upstream = Upstream(name, pool, endpoint.auth, timeouts, retry, http2=http2)
 
     def body(self, call: ChatCall) -> bytes:

@@ -16,7 +16,7 @@ from modelmux import _accel
 from modelmux.config.load import ConfigError
 from modelmux.config.schema import OpenAICompatibleConfig
 from modelmux.errors import UpstreamError
-from modelmux.providers.base import ChatCall, Provider, usage_from
+from modelmux.providers.base import ChatCall, Provider, RetryPolicy, usage_from
 from modelmux.providers.env import expand_env
 from modelmux.providers.errors import error_from_payload
 from modelmux.providers.headers import (
@@ -25,7 +25,7 @@ from modelmux.providers.headers import (
     json_headers,
     merge_headers,
 )
-from modelmux.providers.transport import Headers, RetryPolicy, StaticAuth, Upstream
+from modelmux.providers.transport import Headers, StaticAuth, Upstream
 from modelmux.upstream import ConnectionPool
 
 _encode = msgspec.json.Encoder().encode
@@ -88,7 +88,7 @@ class OpenAICompatibleProvider(Provider):
                 auth = [(b"authorization", b"Bearer " + key.encode("latin-1"))]
             except UnicodeEncodeError:
                 raise ConfigError(f"{where}: api_key is not latin-1 text") from None
-        policy = retry or RetryPolicy(max_retries=config.max_retries)
+        policy = self.retry = retry or RetryPolicy(max_retries=config.max_retries)
         self.upstream = Upstream(config.name, pool, StaticAuth(auth), config.timeouts.timeouts(),
                                  policy, http2=config.http2)
 

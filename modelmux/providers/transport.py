@@ -1,26 +1,25 @@
-"""One provider's way to its upstream: auth headers, POST with retries, and stream relaying.
+"""One provider's way to its upstream: auth headers, one POST, and stream relaying.
 
-``Upstream.post`` retries connect errors, resets before the head, 429, 5xx and 529 with
-jittered exponential backoff (honouring ``retry-after``), and refreshes credentials once on a
-401. ``Upstream.relay`` drives a sans-I/O ``Relay`` over the body and retries only while nothing
-has been yielded to the client. Wire formats are the relays' business, not this module's.
-Each call fills in a ``CallStats`` (attempts, retries, errors, time spent waiting, tokens).
+Each method makes one try (re-sent once after a 401 when the credentials refresh). A failure
+another try may cure (connect errors, resets before the head, 429, 5xx, 529, a stream that
+failed before its first chunk) is raised with ``retryable`` set and the upstream's
+``retry_after``; the call stage decides whether and when to try again. ``Upstream.relay``
+drives a sans-I/O ``Relay`` over the body. Wire formats are the relays' business, not this
+module's. Each try fills in the call's ``CallStats`` (attempts, errors, time waiting, tokens).
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-import random
 import time
-from collections.abc import AsyncGenerator, Awaitable, Callable
+from collections.abc import AsyncGenerator, Callable
 from contextlib import suppress
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Protocol
 
 from modelmux.codec.sse import DONE, encode_data
 from modelmux.errors import ModelMuxError
-from modelmux.providers.base import CallStats, Tokens
+from modelmux.providers.base import CallStats, RetryPolicy, Tokens
 from modelmux.providers.errors import error_from_response, is_retryable_error
 from modelmux.upstream import (
     ConnectionPool,
@@ -30,7 +29,6 @@ from modelmux.upstream import (
     UpstreamConnectError,
     UpstreamTimeout,
     UpstreamTLSError,
-    backoff_delay,
     is_retryable_status,
     parse_retry_after,
 )
@@ -74,46 +72,6 @@ class StaticAuth:
         return False
 
 
-@dataclass(frozen=True, slots=True)
-class RetryPolicy:
-    """How often and how long to wait; ``rand`` and ``sleep`` are injectable for tests.
-
-    A ``retry-after`` longer than ``cap`` is not waited for: the error goes to the client with
-    that header instead.
-    """
-
-    max_retries: int = 2
-    base: float = 0.5
-    cap: float = 30.0
-    rand: Callable[[], float] = random.random
-    sleep: Callable[[float], Awaitable[None]] = field(default=asyncio.sleep)
-
-
-class Attempts:
-    """The retry budget of one client request, shared by every stage that may retry."""
-
-    __slots__ = ("auth_refreshed", "policy", "retries", "stats")
-
-    def __init__(self, policy: RetryPolicy, stats: CallStats | None = None) -> None:
-        self.policy = policy
-        self.retries = 0
-        self.auth_refreshed = False
-        self.stats = stats if stats is not None else CallStats()
-
-    async def backoff(self, retry_after: float | None) -> bool:
-        """Sleep before the next retry and return True, or return False when none is left."""
-        policy = self.policy
-        if self.retries >= policy.max_retries:
-            return False
-        if retry_after is not None and retry_after > policy.cap:
-            return False
-        delay = backoff_delay(self.retries, base=policy.base, cap=policy.cap,
-                              retry_after=retry_after, rand=policy.rand)
-        self.retries += 1
-        await policy.sleep(delay)
-        return True
-
-
 class Relay(Protocol):
     """Sans-I/O stream conversion: upstream body bytes in, SSE-framed client chunks out.
 
@@ -151,7 +109,8 @@ def _retryable_exception(exc: ModelMuxError) -> bool:
 
 
 class Upstream:
-    """The pool, auth, timeouts and retry policy of one configured provider."""
+    """The pool, auth and timeouts of one configured provider; ``retry`` is its declared
+    policy, which the call stage applies."""
 
     def __init__(
         self,
@@ -171,32 +130,28 @@ class Upstream:
         self.retry = retry
         self.http2 = http2
 
-    def attempts(self, stats: CallStats | None = None) -> Attempts:
-        return Attempts(self.retry, stats)
-
-    async def post(self, url: str, headers: Headers, body: bytes, attempts: Attempts) -> Response:
-        """POST until a 2xx head arrives; the caller must close the returned response.
+    async def post(self, url: str, headers: Headers, body: bytes, stats: CallStats) -> Response:
+        """POST once (again after a 401 if the credentials refresh) until a 2xx head arrives;
+        the caller must close the returned response.
 
         Raises:
             ModelMuxError: the mapped upstream status (see ``providers.errors``) or transport
-                error once retries are spent or the failure is not retryable.
+                error, with ``retryable`` and ``retry_after`` set for the call stage.
         """
-        stats = attempts.stats
         watch = stats.watch  # tracing or debug_bodies; None when both are off
+        refreshed = False
         while True:
             sent = await self.auth.headers()
             stats.attempts += 1
             out = [*headers, *sent]
             if watch is not None:
-                resend = attempts.retries + attempts.auth_refreshed
-                out += watch.attempt(url, resend, out, body)
+                out += watch.attempt(url, stats.attempts - 1, out, body)
             try:
                 response = await self.pool.request(b"POST", url, out, body, self.timeouts,
                                                    http2=self.http2)
             except ModelMuxError as exc:
                 _failed(stats, exc.code)
-                if _retryable_exception(exc) and await self._again(attempts, None, exc.message):
-                    continue
+                exc.retryable = _retryable_exception(exc)
                 raise
             status = response.status
             if watch is not None:
@@ -209,42 +164,37 @@ class Upstream:
                 payload = b""
             finally:
                 await response.aclose()
-            if status == 401 and not attempts.auth_refreshed and self.auth.refresh(sent):
+            if status == 401 and not refreshed and self.auth.refresh(sent):
                 stats.errors.append("upstream_auth_failed")
-                attempts.auth_refreshed = True
+                refreshed = True
                 log.info("provider %s: upstream 401, refreshing credentials once", self.provider)
                 continue
             error = error_from_response(self.provider, status, response.headers, payload)
             stats.errors.append(error.code)  # the try's span has its status already
             if is_retryable_status(status):
+                error.retryable = True
                 value = response.get_header(b"retry-after")
-                wait = parse_retry_after(value) if value is not None else None
-                if await self._again(attempts, wait, f"HTTP {status}"):
-                    continue
+                error.retry_after = parse_retry_after(value) if value is not None else None
             raise error
 
-    async def fetch(
-        self, url: str, headers: Headers, body: bytes, stats: CallStats | None = None
-    ) -> bytes:
-        """The whole 2xx body of a POST; a reset while reading it is retried too.
+    async def fetch(self, url: str, headers: Headers, body: bytes, stats: CallStats) -> bytes:
+        """The whole 2xx body of one POST; a reset while reading it is retryable too.
 
         Raises:
-            ModelMuxError: as ``post``, or the body was cut short after the last retry.
+            ModelMuxError: as ``post``, or the body was cut short.
         """
-        attempts = self.attempts(stats)
-        start = time.perf_counter_ns()
+        start = stats.started_ns or time.perf_counter_ns()
         try:
-            while True:
-                response = await self.post(url, headers, body, attempts)
-                try:
-                    async with response:
-                        return await response.read()
-                except UpstreamClosed as exc:
-                    _failed(attempts.stats, exc.code)
-                    if not await self._again(attempts, None, exc.message):
-                        raise
+            response = await self.post(url, headers, body, stats)
+            try:
+                async with response:
+                    return await response.read()
+            except UpstreamClosed as exc:
+                _failed(stats, exc.code)
+                exc.retryable = True
+                raise
         finally:
-            attempts.stats.wait_ns = attempts.stats.total_ns = time.perf_counter_ns() - start
+            stats.wait_ns = stats.total_ns = time.perf_counter_ns() - start
 
     async def relay(
         self,
@@ -252,15 +202,16 @@ class Upstream:
         headers: Headers,
         body: bytes,
         new_relay: Callable[[], Relay],
-        stats: CallStats | None = None,
+        stats: CallStats,
     ) -> AsyncGenerator[bytes, None]:
-        """Stream a POST's body through a fresh relay per attempt, yielding client chunks.
+        """Stream one POST's body through a fresh relay, yielding client chunks.
 
         The chunks one upstream read completes are yielded as one piece (SSE events framed
         back to back), so the client gets one write for them rather than one each.
 
-        Before the first chunk is yielded, failures raise (or retry); after it, they end the
-        stream with an OpenAI error event. Closing this generator aborts the upstream request.
+        Before the first chunk is yielded, failures raise (``retryable`` when another try may
+        cure them); after it, they end the stream with an OpenAI error event. Closing this
+        generator aborts the upstream request.
 
         A ``Sink`` sent in (``asend``) after a chunk splices the rest: each upstream read (or
         HTTP/2 DATA frame) goes through the relay to the client from the connection's read
@@ -270,70 +221,56 @@ class Upstream:
         Raises:
             ModelMuxError: only before the first chunk.
         """
-        attempts = self.attempts(stats)
-        stats = attempts.stats
-        start = time.perf_counter_ns()
+        start = stats.started_ns or time.perf_counter_ns()
         waiting = True  # until the first chunk is ready, time passes waiting on the upstream
         relay: Relay | None = None
         sink: Sink | None = None
         try:
-            while True:
-                response = await self.post(url, headers, body, attempts)
-                relay = new_relay()
-                try:
-                    async with response:
-                        async for data in response.iter_bytes():
-                            if waiting:
-                                stats.wait_ns = time.perf_counter_ns() - start
-                            out = relay.feed(data)
-                            if relay.early_error is not None:
-                                break
-                            if out:
-                                waiting = False
-                                sent = yield out[0] if len(out) == 1 else b"".join(out)
-                                if sent is not None:
-                                    sink = sent
-                            if sink is not None and not relay.finished:
-                                out = await _splice(response, relay, sink)
-                            if relay.finished:
-                                if out and out[-1] == DONE:  # a clean end: keep the connection
-                                    await _drain(response)
-                                break
-                        else:
-                            out = relay.close()
-                            if out:
-                                yield b"".join(out)
-                except ModelMuxError as exc:
-                    _failed(stats, exc.code)
-                    if relay.started:
-                        log.warning("provider %s: stream failed mid-way: %s", self.provider,
-                                    exc.message)
-                        yield encode_data(exc.body())
-                        return
-                    error = exc
-                else:
-                    if relay.early_error is None:
-                        return
-                    error = relay.early_error
-                    _failed(stats, error.code)
-                if not is_retryable_error(error):
-                    raise error
-                if not await self._again(attempts, None, error.message):
-                    raise error
+            response = await self.post(url, headers, body, stats)
+            relay = new_relay()
+            try:
+                async with response:
+                    async for data in response.iter_bytes():
+                        if waiting:
+                            stats.wait_ns = time.perf_counter_ns() - start
+                        out = relay.feed(data)
+                        if relay.early_error is not None:
+                            break
+                        if out:
+                            waiting = False
+                            sent = yield out[0] if len(out) == 1 else b"".join(out)
+                            if sent is not None:
+                                sink = sent
+                        if sink is not None and not relay.finished:
+                            out = await _splice(response, relay, sink)
+                        if relay.finished:
+                            if out and out[-1] == DONE:  # a clean end: keep the connection
+                                await _drain(response)
+                            break
+                    else:
+                        out = relay.close()
+                        if out:
+                            yield b"".join(out)
+            except ModelMuxError as exc:
+                _failed(stats, exc.code)
+                if relay.started:
+                    log.warning("provider %s: stream failed mid-way: %s", self.provider,
+                                exc.message)
+                    yield encode_data(exc.body())
+                    return
+                exc.retryable = is_retryable_error(exc)
+                raise
+            error = relay.early_error
+            if error is not None:
+                _failed(stats, error.code)
+                error.retryable = is_retryable_error(error)
+                raise error
         finally:
             stats.total_ns = time.perf_counter_ns() - start
             if waiting:
                 stats.wait_ns = stats.total_ns
             if relay is not None:
                 stats.tokens = relay.usage
-
-    async def _again(self, attempts: Attempts, retry_after: float | None, why: str) -> bool:
-        if not await attempts.backoff(retry_after):
-            return False
-        attempts.stats.retries += 1
-        log.info("provider %s: retry %d/%d after %s", self.provider, attempts.retries,
-                 attempts.policy.max_retries, why)
-        return True
 
 
 def _failed(stats: CallStats, code: str) -> None:

@@ -23,7 +23,8 @@ from modelmux.providers.headers import (
     json_headers,
     merge_headers,
 )
-from modelmux.providers.transport import Headers, RetryPolicy
+from modelmux.providers.base import RetryPolicy
+from modelmux.providers.transport import Headers
 from modelmux.upstream import ConnectionPool
 
 VERTEX_ANTHROPIC_VERSION = "vertex-2023-10-16"

@@ -19,7 +19,7 @@ from modelmux.config.schema import (
     OpenAICompatibleConfig,
     StreamingConfig,
 )
-from modelmux.providers.transport import RetryPolicy
+from modelmux.providers.base import RetryPolicy
 from tests.fakes.answers import Answer
 from tests.fakes.claude import FakeClaude
 from tests.fakes.http import Reply, Request

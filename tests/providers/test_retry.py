@@ -1,4 +1,5 @@
-"""Retry timing of a provider, with the sleep and the jitter injected: backoff and Retry-After.
+"""Retry timing of a provider as the call stage applies its policy, with the sleep and the
+jitter injected: backoff and Retry-After.
 
 The providers run against the fake servers over a real ``ConnectionPool``; only the waiting
 between attempts is recorded instead of slept.
@@ -10,12 +11,13 @@ import json
 
 import pytest
 
+from modelmux.api.dispatch import complete, open_stream
 from modelmux.config.schema import AnthropicConfig, OpenAICompatibleConfig
 from modelmux.errors import ModelMuxError, RateLimited, ServiceUnavailable
 from modelmux.providers.anthropic import AnthropicProvider
 from modelmux.providers.base import ChatCall
 from modelmux.providers.openai_compatible import OpenAICompatibleProvider
-from modelmux.providers.transport import RetryPolicy
+from modelmux.providers.base import RetryPolicy
 from modelmux.schemas.openai_chat import request_decoder
 from modelmux.upstream import ConnectionPool
 from tests.fakes.answers import TEXT
@@ -56,7 +58,7 @@ def test_backoff_doubles_and_honours_retry_after() -> None:
         async with FakeOpenAI(retry_after="3") as up, ConnectionPool() as pool:
             up.faults.extend(["500", "503", "429"])
             provider = openai_provider(up.origin, pool, policy(sleeps))
-            body = json.loads(await provider.complete(call()))
+            body = json.loads(await complete(provider, call()))
             assert body["choices"][0]["message"]["content"] == TEXT.text
         assert sleeps.delays == [0.5, 1.0, 3.0]  # full jitter at rand()=1, then Retry-After
 
@@ -70,7 +72,7 @@ def test_retry_after_longer_than_the_cap_goes_to_the_client() -> None:
             up.faults.extend(["429"])
             provider = openai_provider(up.origin, pool, policy(sleeps))
             with pytest.raises(RateLimited) as caught:
-                await provider.complete(call())
+                await complete(provider, call())
             assert caught.value.headers == [(b"retry-after", b"120")]
             assert len(up.requests) == 1
         assert sleeps.delays == []
@@ -85,7 +87,7 @@ def test_connect_errors_are_retried_up_to_max_retries() -> None:
             provider = openai_provider(f"http://127.0.0.1:{refused_port()}", pool,
                                        policy(sleeps, max_retries=2, rand=0.5))
             with pytest.raises(ModelMuxError) as caught:
-                await provider.complete(call())
+                await complete(provider, call())
             assert caught.value.code == "upstream_connect_error"
         assert sleeps.delays == [0.25, 0.5]
 
@@ -100,10 +102,8 @@ def test_stream_overload_before_output_is_retried_then_reported() -> None:
             config = AnthropicConfig(name="c", models=["m"], api_key="sk-ant-test",
                                      base_url=up.origin)
             provider = AnthropicProvider(config, pool, retry=policy(sleeps, max_retries=2))
-            chunks = provider.stream(call(stream=True))
             with pytest.raises(ServiceUnavailable):
-                await anext(chunks)
-            await chunks.aclose()
+                await open_stream(provider, call(stream=True))
             assert len(up.requests) == 3
         assert len(sleeps.delays) == 2
 
