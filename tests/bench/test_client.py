@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import socket
+from time import perf_counter_ns
 from collections.abc import Awaitable, Callable
 
 from modelmux.bench.client import LoadRun, Plan, Tally
@@ -104,6 +105,11 @@ def test_warmup_requests_are_not_recorded(run: Runner) -> None:
 
 
 def test_duration_budget(run: Runner) -> None:
+    """The measured phase lasts the duration, after the warmup and inside the run; how much
+    longer depends on the machine, so only the recorded times bound it."""
+    began = perf_counter_ns()
     tally, _ = run(load(answer(OK), Plan(concurrency=2, duration=0.3, warmup_seconds=0.05)))
+    wall = perf_counter_ns() - began
     assert tally.ok > 0 and tally.errors == {}
-    assert 0.28e9 < tally.elapsed_ns < 1e9
+    slack = 2_000_000  # uvloop rounds its timers to milliseconds
+    assert 0.3e9 - slack <= tally.elapsed_ns <= wall - 0.05e9 + slack

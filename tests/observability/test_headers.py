@@ -58,7 +58,9 @@ def test_time_waiting_on_the_upstream_is_not_overhead(run, stream: bool) -> None
             waited = app.metrics.upstream_duration.sum(("oai", "gpt-x", str(stream).lower()))
         assert status == 200 and elapsed_ms >= SLOW * 1000
         assert waited >= SLOW
-        assert overhead_ms(headers) < SLOW * 1000 / 2  # ModelMux's share, not the model's
+        # the client's total holds the overhead and at least SLOW of waiting, which the
+        # overhead leaves out (0.001: the header's rounding)
+        assert overhead_ms(headers) <= elapsed_ms - SLOW * 1000 + 0.001
 
     run(main())
 

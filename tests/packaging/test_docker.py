@@ -190,7 +190,9 @@ def copied_sources(dockerfile: tuple[list[tuple[str, str]], list[Stage]]) -> lis
 
 def test_build_context_has_what_the_dockerfile_copies(dockerfile: tuple[list[tuple[str, str]], list[Stage]]) -> None:
     rules = dockerignore_rules()
-    for source in copied_sources(dockerfile):
+    sources = copied_sources(dockerfile)
+    assert sources, "no COPY line of the Dockerfile was parsed"
+    for source in sources:
         path = REPO / source
         assert path.exists(), source
         files = [path] if path.is_file() else [p for p in path.rglob("*") if p.is_file()]

@@ -7,6 +7,7 @@ request with the official SDK and returns the text and response headers.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
 from typing import Any
@@ -72,6 +73,25 @@ def record_sleeps(gw: Gateway) -> list[float]:
 
     gw.app.dispatcher.sleep = sleep
     return slept
+
+
+class HedgeTimer:
+    """The gateway's hedge delay, ended by the test instead of the clock: ``delays`` lists the
+    delays asked for; no hedge fires until ``fire()``, so a test decides by events."""
+
+    def __init__(self, gw: Gateway) -> None:
+        self.delays: list[float] = []
+        self._fire = asyncio.Event()
+        gw.app.dispatcher.hedge_timer = self.wait
+
+    async def wait(self, seconds: float) -> None:
+        self.delays.append(seconds)
+        await self._fire.wait()
+
+    def fire(self) -> None:
+        """End the delays running now; later ones wait for the next ``fire()``."""
+        self._fire.set()
+        self._fire = asyncio.Event()
 
 
 async def error_of(gw: Gateway, stream: bool = False, model: str = "m",

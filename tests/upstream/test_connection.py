@@ -152,8 +152,9 @@ def test_stall_mid_body_is_a_read_timeout(loop: str) -> None:
 
 @on_loops
 def test_read_timeout_is_per_silence_not_per_body(loop: str) -> None:
-    """Chunks 0.1 s apart for 0.6 s pass a 0.25 s read timeout (one timer, re-armed when it
-    fires early, serves all the reads); the silence after them still times out."""
+    """Chunks 0.05 s apart for 0.6 s pass a 0.5 s read timeout (one timer, re-armed when it
+    fires early, serves all the reads); the silence after them still times out. A gap is a
+    tenth of the timeout, so only a loop stalled for 0.45 s could fail it."""
     async def main() -> None:
         done = asyncio.Event()
 
@@ -161,10 +162,10 @@ def test_read_timeout_is_per_silence_not_per_body(loop: str) -> None:
             try:
                 await reader.readuntil(b"\r\n\r\n")
                 writer.write(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n")
-                for _ in range(6):
+                for _ in range(12):
                     writer.write(b"1\r\nx\r\n")
                     await writer.drain()
-                    await asyncio.sleep(0.1)
+                    await asyncio.sleep(0.05)
                 await reader.read()  # silence until the client gives up
             finally:
                 writer.close()
@@ -173,13 +174,13 @@ def test_read_timeout_is_per_silence_not_per_body(loop: str) -> None:
         server = await asyncio.start_server(handle, "127.0.0.1", 0)
         url = f"http://127.0.0.1:{server.sockets[0].getsockname()[1]}/"
         async with server, ConnectionPool() as pool:
-            resp = await pool.request(b"GET", url, [], timeouts=Timeouts(read=0.25))
+            resp = await pool.request(b"GET", url, [], timeouts=Timeouts(read=0.5))
             body = resp.iter_bytes()
             got = b""
             with pytest.raises(UpstreamTimeout) as info:
                 async for piece in body:
                     got += piece
-            assert got == b"x" * 6 and info.value.phase == "read"
+            assert got == b"x" * 12 and info.value.phase == "read"
             await asyncio.wait_for(done.wait(), 3.0)
 
     run(loop, main())

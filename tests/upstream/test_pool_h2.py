@@ -134,33 +134,34 @@ def test_http2_only_against_an_http1_only_server_is_a_tls_error(tmp_path: Path) 
 @on_loops
 def test_read_timeout_is_per_silence_not_per_stream(loop: str,
                                                     monkeypatch: pytest.MonkeyPatch) -> None:
-    """DATA frames 0.1 s apart for 0.6 s pass a 0.25 s read timeout (one timer per stream,
-    re-armed when it fires early); the silence after them is a read timeout."""
+    """DATA frames 0.05 s apart for 0.6 s pass a 0.5 s read timeout (one timer per stream,
+    re-armed when it fires early); the silence after them is a read timeout. A gap is a tenth
+    of the timeout, so only a loop stalled for 0.45 s could fail it."""
     send_data = h2fake._Conn.send_data
 
     async def paced(self: object, sid: int, data: bytes, *, end: bool) -> None:
-        await asyncio.sleep(0.1)
+        await asyncio.sleep(0.05)
         await send_data(self, sid, data, end=end)  # type: ignore[arg-type]
 
     monkeypatch.setattr(h2fake._Conn, "send_data", paced)
 
     async def main() -> None:
-        events = [b"data: %d\n\n" % i for i in range(7)]
+        events = [b"data: %d\n\n" % i for i in range(13)]
         app = FakeOpenAI()
 
         async def handle(_: object) -> Reply:
-            return Reply(events=events, hold_after=6)
+            return Reply(events=events, hold_after=12)
 
         app.handle = handle  # type: ignore[assignment,method-assign]
         async with H2Fake(app) as fake, ConnectionPool() as pool:
-            timeouts = Timeouts(connect=5, first_byte=5, read=0.25, pool=5)
+            timeouts = Timeouts(connect=5, first_byte=5, read=0.5, pool=5)
             resp = await pool.request(b"POST", fake.base_url + "/v1/chat/completions", JSON,
                                       BODY, timeouts, http2=True)
             got = b""
             with pytest.raises(UpstreamTimeout) as caught:
                 async for piece in resp.iter_bytes():
                     got += piece
-            assert got == b"".join(events[:6]) and caught.value.phase == "read"
+            assert got == b"".join(events[:12]) and caught.value.phase == "read"
 
     run(loop, main())
 

@@ -158,15 +158,16 @@ def test_silence_mid_body_is_a_read_timeout(loop: str) -> None:
 
 @on_loops
 def test_read_timeout_is_per_silence_while_spliced(loop: str) -> None:
-    """Chunks 0.1 s apart for 0.6 s pass a 0.25 s read timeout; the silence after them fails."""
+    """Chunks 0.05 s apart for 0.6 s pass a 0.5 s read timeout; the silence after them fails
+    (a gap is a tenth of the timeout: only a loop stalled for 0.45 s could fail it)."""
     async def main() -> None:
-        server, url = await _scripted(CHUNKED, *[b"1\r\nx\r\n", 0.1] * 6)
+        server, url = await _scripted(CHUNKED, *[b"1\r\nx\r\n", 0.05] * 12)
         async with server, ConnectionPool() as pool:
-            resp = await pool.request(b"GET", url, [], timeouts=Timeouts(read=0.25))
+            resp = await pool.request(b"GET", url, [], timeouts=Timeouts(read=0.5))
             taker = Taker()
             with pytest.raises(UpstreamTimeout):
                 await resp.splice(taker)
-            assert taker.body == b"x" * 6
+            assert taker.body == b"x" * 12
 
     run(loop, main())
 
