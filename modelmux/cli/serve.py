@@ -40,17 +40,17 @@ log = logging.getLogger("modelmux")
 
 
 async def _until_stopped(reloader: Reloader, server: Server, stopping: Stopping,
-                         lifeline_fd: int | None = None, control: ControlServer | None = None) -> int:
+                         tasks: set[asyncio.Task[object]], lifeline_fd: int | None = None,
+                         control: ControlServer | None = None) -> int:
     """Serve until SIGTERM/SIGINT, a hand-over (or the supervisor's lifeline closes), drain, clean up.
 
     SIGHUP reloads the configuration (as ``modelmux reload`` does over the control socket); a
     worker takes SIGUSR1 from its supervisor as "an upgrade took over: drain gracefully". The
-    caller has already called ``_stop_on_signals``, before it said it was ready.
+    caller has already called ``_handle_signals`` (``tasks`` are its reloads), before it said
+    it was ready.
     """
     reloader.app.ready = True
     loop = asyncio.get_running_loop()
-    tasks: set[asyncio.Task[object]] = set()
-    loop.add_signal_handler(signal.SIGHUP, _spawn, tasks, reloader.reload)
     if lifeline_fd is not None:
         loop.add_signal_handler(signal.SIGUSR1, stopping.hand_over)
         loop.add_reader(lifeline_fd, _check_lifeline, lifeline_fd, stopping)
@@ -155,7 +155,8 @@ async def serve(config: Config, host: str, port: int, ns: argparse.Namespace,
         await app.aclose()
         return 1
     reloader = Reloader(ns, server, app, load_checked)
-    stopping = _stop_on_signals(Stopping())
+    stopping = Stopping()
+    tasks = _handle_signals(stopping, reloader.reload)
     upgrader = Upgrader(server.listening_fds, stopping.hand_over, lambda: _validate(ns))
     running = Running(ns, {"reload": reloader.reload, "upgrade": upgrader.upgrade}, upgrader)
     app.ready = True
@@ -171,7 +172,7 @@ async def serve(config: Config, host: str, port: int, ns: argparse.Namespace,
     for bound_host, bound_port in addresses:
         log.info("listening on %s", url_of(bound_host, bound_port, scheme))
     try:
-        return await _until_stopped(reloader, server, stopping, control=running.control)
+        return await _until_stopped(reloader, server, stopping, tasks, control=running.control)
     finally:
         await running.release()
 
@@ -186,12 +187,13 @@ async def serve_worker(config: Config, fds: list[int], ready_fd: int, lifeline_f
     for fd in fds:
         await server.adopt(socket.socket(fileno=fd))
     freeze_start_up()
-    stopping = _stop_on_signals(Stopping())
+    reloader, stopping = Reloader(ns, server, app, load_checked), Stopping()
+    tasks = _handle_signals(stopping, reloader.reload)
     os.write(ready_fd, b"1")
     os.close(ready_fd)
     os.set_blocking(lifeline_fd, False)
     log.info("worker serving")
-    return await _until_stopped(Reloader(ns, server, app, load_checked), server, stopping, lifeline_fd)
+    return await _until_stopped(reloader, server, stopping, tasks, lifeline_fd)
 
 
 async def supervise(config: Config, host: str, port: int, workers: int, worker_args: list[str],
@@ -236,13 +238,17 @@ async def supervise(config: Config, host: str, port: int, workers: int, worker_a
         await running.release()
 
 
-def _stop_on_signals(stopping: Stopping) -> Stopping:
-    """Make SIGTERM/SIGINT a graceful stop; done before readiness is announced, so a stop sent
-    as soon as the server says it listens drains instead of killing the process."""
+def _handle_signals(stopping: Stopping, reload: Callable[[], Awaitable[object]]
+                    ) -> set[asyncio.Task[object]]:
+    """SIGTERM/SIGINT stop gracefully, SIGHUP reloads; returns the set that holds the reloads'
+    tasks. Done before readiness is announced, so a signal sent as soon as the server says it
+    listens is handled instead of killing the process by its default action."""
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stopping.now)
-    return stopping
+    tasks: set[asyncio.Task[object]] = set()
+    loop.add_signal_handler(signal.SIGHUP, _spawn, tasks, reload)
+    return tasks
 
 
 def _force(server: Server) -> None:

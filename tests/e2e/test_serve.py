@@ -258,9 +258,12 @@ def test_sigterm_lets_an_in_flight_stream_finish(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize("workers", [None, "2"])
-def test_sigterm_right_after_the_ready_line_drains(tmp_path: Path, workers: str | None) -> None:
-    """The stop handlers are in place before the server says it listens: a stop sent at once
-    is a graceful exit 0, not death by the signal's default action."""
+def test_signals_right_after_the_ready_line_are_handled(tmp_path: Path, workers: str | None) -> None:
+    """The signal handlers are in place before the server says it listens: a SIGHUP sent at
+    once reloads, and a stop sent at once is a graceful exit 0, not death by the default action."""
     args = ["serve", "--port", "0", *(["--workers", workers] if workers else [])]
     proc = ServeProcess(args, home=tmp_path)
+    proc.proc.send_signal(signal.SIGHUP)
+    assert proc.wait_for_log("reload"), "\n".join(proc.lines)
+    assert proc.proc.poll() is None
     assert proc.stop() == 0, "\n".join(proc.lines)
