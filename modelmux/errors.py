@@ -125,6 +125,18 @@ class InternalError(ModelMuxError):
     code = "internal_error"
 
 
+class PluginFailed(InternalError):
+    """A plugin (a middleware stage or a provider type) raised something other than a
+    ``ModelMuxError``: the client gets a 500 that names it, and the server keeps serving."""
+
+    code = "plugin_error"
+
+    @classmethod
+    def naming(cls, plugin: str, exc: BaseException) -> PluginFailed:
+        """The error for ``exc`` raised by ``plugin`` (its type only: messages may hold data)."""
+        return cls(f"The {plugin!r} plugin failed: {type(exc).__name__}.")
+
+
 class UpstreamError(ModelMuxError):
     """The provider answered with an error or broke the protocol."""
 

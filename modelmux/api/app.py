@@ -25,6 +25,7 @@ from modelmux.observability.access import AccessLog, RequestRecord
 from modelmux.observability.bodies import BodyLog
 from modelmux.observability.calls import Watcher
 from modelmux.observability.tracing import build_tracer
+from modelmux.pipeline.plugins import build_middlewares
 from modelmux.pipeline.route import RouteStage
 from modelmux.pipeline.stage import Pipeline
 from modelmux.providers.base import Provider
@@ -73,7 +74,8 @@ class App:
         upstream buffer budget (one per process).
 
         Raises:
-            ConfigError: a provider cannot be built, or tracing is on without its extra.
+            ConfigError: a provider or a middleware plugin cannot be built, or tracing is on
+                without its extra.
         """
         self.config = config
         self.version = __version__
@@ -101,8 +103,13 @@ class App:
         self._idle: asyncio.Event | None = None
 
     def build_pipeline(self) -> Pipeline:
-        """The stages every chat request runs, from this App's parts."""
-        return Pipeline([RouteStage(self.models, self.router)])
+        """The stages every chat request runs, from this App's parts.
+
+        Raises:
+            ConfigError: a ``[[middleware]]`` plugin cannot be built.
+        """
+        return Pipeline([*build_middlewares(self.config.middleware),
+                         RouteStage(self.models, self.router)])
 
     async def __call__(self, exchange: Exchange) -> None:
         if self.breakers is not None:

@@ -29,7 +29,7 @@ from modelmux.cli.common import (
     print_problems,
     report_invalid,
 )
-from modelmux.cli.preflight import provider_problems
+from modelmux.cli.preflight import build_problems
 from modelmux.config.env import LEGACY_ENV_PATHS, PLAIN_ENV_PATHS
 from modelmux.config.layers import Origins
 from modelmux.config.load import LoadedConfig, candidate_paths, gather
@@ -171,7 +171,7 @@ def validate(ns: argparse.Namespace) -> int:
     loaded = load_or_report(ns.file or ns.config)
     if loaded is None:
         return INVALID
-    problems = provider_problems(loaded.config, loaded.origins)
+    problems = build_problems(loaded.config, loaded.origins)
     if problems:
         report_invalid(ConfigError.from_problems(problems))
         return INVALID

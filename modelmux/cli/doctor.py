@@ -24,7 +24,7 @@ from urllib.parse import urlsplit
 
 from modelmux import __version__, _accel
 from modelmux.cli.common import FAILED, OK, add_config_option
-from modelmux.cli.preflight import provider_problems
+from modelmux.cli.preflight import build_problems
 from modelmux.config.load import LoadedConfig, load_config
 from modelmux.config.problems import ConfigError
 from modelmux.config.schema import (
@@ -124,7 +124,7 @@ def checks(loaded: LoadedConfig | None, error: ConfigError | None, offline: bool
         assert error is not None
         yield "FAIL", "config", "invalid: " + "; ".join(p.render() for p in error.problems)
     else:
-        problems = provider_problems(loaded.config, loaded.origins)
+        problems = build_problems(loaded.config, loaded.origins)
         files = ", ".join(map(str, loaded.files)) or "no file: built-in defaults"
         if problems:
             yield "FAIL", "config", "invalid: " + "; ".join(p.render() for p in problems)

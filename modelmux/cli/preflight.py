@@ -1,5 +1,6 @@
-"""Building every provider once before serving, so settings only a provider checks (a region
-name, a readable credentials file, an ``${ENV}`` in a default) count as configuration problems.
+"""Building every provider and middleware plugin once before serving, so settings only they
+check (a region name, a readable credentials file, an ``${ENV}`` in a default, a plugin's
+options) count as configuration problems.
 
 Building does no I/O beyond reading credentials files; nothing is connected or minted here.
 """
@@ -26,3 +27,24 @@ def provider_problems(config: Config, origins: Origins) -> list[Problem]:
             message = str(exc).removeprefix(f"provider {table.name!r}: ")
             problems.append(Problem(message, path, origin_of(origins, path)))
     return problems
+
+
+def middleware_problems(config: Config, origins: Origins) -> list[Problem]:
+    """One problem per enabled ``[[middleware]]`` whose plugin cannot be built."""
+    from modelmux.pipeline.plugins import build_middleware
+
+    problems = []
+    for index, table in enumerate(config.middleware):
+        if not table.enabled:
+            continue
+        try:
+            build_middleware(table)
+        except ConfigError as exc:
+            path = ("middleware", index)
+            problems.append(Problem(str(exc), path, origin_of(origins, path)))
+    return problems
+
+
+def build_problems(config: Config, origins: Origins) -> list[Problem]:
+    """``provider_problems`` and ``middleware_problems``: what serving would fail to build."""
+    return provider_problems(config, origins) + middleware_problems(config, origins)

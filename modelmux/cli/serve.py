@@ -21,7 +21,7 @@ from pathlib import Path
 
 from modelmux import __version__, _accel
 from modelmux.api.app import App
-from modelmux.cli.preflight import provider_problems
+from modelmux.cli.preflight import build_problems
 from modelmux.cli.reloader import Reloader, needs_restart, tls_context
 from modelmux.cli.running import Running, Stopping
 from modelmux.cli.upgrader import Upgrader
@@ -285,7 +285,7 @@ def load_checked(ns: argparse.Namespace) -> LoadedConfig:
         ConfigError: every problem found.
     """
     loaded = load_config(Path(ns.config) if ns.config else None, overrides=overrides(ns))
-    problems = provider_problems(loaded.config, loaded.origins)
+    problems = build_problems(loaded.config, loaded.origins)
     if problems:
         raise ConfigError.from_problems(problems)
     return loaded

@@ -32,7 +32,7 @@ from modelmux.config.paths import SYSTEM_CONFIG_FILE, user_config_file
 from modelmux.config.problems import ConfigError, KeyPath, Origin, Problem
 from modelmux.config.schema import Config, default_config
 from modelmux.config.shorthand import expand_shorthands
-from modelmux.config.validate import check_config, check_schema
+from modelmux.config.validate import check_config, check_schema, to_config
 
 __all__ = ["ConfigError", "LoadedConfig", "candidate_paths", "load", "load_config", "load_file"]
 
@@ -166,7 +166,7 @@ def load_config(config_file: Path | None = None, *, overrides: Sequence[Override
     problems += check_schema(data, origins) + check_config(data, origins)
     config = None
     if not any(not p.warning for p in problems):
-        config = msgspec.convert(data, Config)
+        config = to_config(data)
     errors = [p for p in problems if not p.warning]
     if errors or config is None:
         raise ConfigError.from_problems(problems)

@@ -6,7 +6,7 @@ validates its own fields. Defaults here are the defaults users get.
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 import msgspec
 from msgspec import Struct, field
@@ -229,6 +229,15 @@ class TelemetryConfig(Struct, forbid_unknown_fields=True, frozen=True):
     export_timeout: Annotated[float, msgspec.Meta(gt=0, le=300)] = 10.0
 
 
+class MiddlewareConfig(Struct, forbid_unknown_fields=True, frozen=True):
+    """One ``[[middleware]]`` table: a ``modelmux.middleware`` plugin switched on, in order
+    (docs/plugins.md). ``options`` goes to the plugin's factory as a dict."""
+
+    name: str
+    enabled: bool = True
+    options: dict[str, Any] = field(default_factory=dict)
+
+
 class ModelAlias(Struct, forbid_unknown_fields=True, frozen=True):
     """The table form of a ``[models]`` entry: ``name = { target = "p/m", ignore_case = true }``."""
 
@@ -240,7 +249,9 @@ class Config(Struct, forbid_unknown_fields=True, frozen=True):
     """The whole configuration.
 
     ``models`` maps public model names to ``provider/upstream-model`` (or to a model some
-    provider lists); ``"*"`` names the target for any model no provider serves.
+    provider lists); ``"*"`` names the target for any model no provider serves. ``provider``
+    also holds plugin types' tables (``PluginProviderConfig`` subclasses): ``load_config``
+    decodes those with the plugin's own ``Config``.
     """
 
     server: ServerConfig = field(default_factory=ServerConfig)
@@ -252,6 +263,7 @@ class Config(Struct, forbid_unknown_fields=True, frozen=True):
     routing: RoutingConfig = field(default_factory=RoutingConfig)
     admin: AdminConfig = field(default_factory=AdminConfig)
     state: StateConfig = field(default_factory=StateConfig)
+    middleware: list[MiddlewareConfig] = field(default_factory=list)
 
     def model_aliases(self) -> list[tuple[str, str, bool]]:
         """``[models]`` as (public name, target, ignore_case) triples, in file order."""

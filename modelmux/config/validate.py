@@ -17,9 +17,10 @@ from urllib.parse import urlsplit
 
 import msgspec
 
+from modelmux.config import plugins
 from modelmux.config.layers import Origins, origin_of
 from modelmux.config.problems import KeyPath, Problem
-from modelmux.config.schema import Config
+from modelmux.config.schema import Config, ProviderConfig
 from modelmux.config.validate_routing import (
     check_routing,
     deployment_providers,
@@ -64,6 +65,22 @@ def _message(exc: msgspec.ValidationError, path: KeyPath) -> tuple[str, KeyPath]
     return text[:1].lower() + text[1:], path
 
 
+def to_config(data: Mapping[str, Any]) -> Config:
+    """The ``Config`` of validated raw data; a plugin type's ``[[provider]]`` table is decoded
+    with its plugin's ``Config`` (loaded already by ``check_schema``)."""
+    tables = data.get("provider") or []
+    builtin = {m.__struct_config__.tag for m in typing.get_args(ProviderConfig)}
+    theirs = {i: t for i, t in enumerate(tables) if t.get("type") not in builtin}
+    if not theirs:
+        return msgspec.convert(data, Config)
+    mine = [t for i, t in enumerate(tables) if i not in theirs]
+    config = msgspec.convert({**data, "provider": mine}, Config)
+    built = iter(config.provider)
+    merged = [msgspec.convert(theirs[i], plugins.provider_config(theirs[i]["type"]))
+              if i in theirs else next(built) for i in range(len(tables))]
+    return msgspec.structs.replace(config, provider=merged)
+
+
 def check_schema(data: Mapping[str, Any], origins: Origins) -> list[Problem]:
     """Every schema problem in the merged raw config, each with its path and origin."""
     return _struct(data, Config, (), origins)
@@ -90,7 +107,7 @@ def _struct(value: Any, struct: Any, path: KeyPath, origins: Origins) -> list[Pr
         problems += _value(value[name], info.type, (*path, name), origins)
     if not problems:
         try:
-            msgspec.convert(value, struct)
+            to_config(value) if struct is Config else msgspec.convert(value, struct)
         except msgspec.ValidationError as exc:
             message, where = _message(exc, path)
             problems.append(Problem(message, where, origin_of(origins, where)))
@@ -131,12 +148,31 @@ def _union(value: Any, members: tuple[Any, ...], path: KeyPath, origins: Origins
     if not isinstance(value, dict):
         return [Problem(f"expected a table, got {_kind(value)}", path, origin_of(origins, path))]
     tag = value.get(tag_field)
-    if tag not in tags:
-        here = (*path, tag_field) if tag_field in value else path
-        got = "missing" if tag is None else f"got {tag!r}"
-        return [Problem(f"`{tag_field}` must be one of {', '.join(map(str, tags))} ({got})", here,
-                        origin_of(origins, here))]
-    return _struct(value, tags[tag], path, origins)
+    if tag in tags:
+        return _struct(value, tags[tag], path, origins)
+    here = (*path, tag_field) if tag_field in value else path
+    if path[:1] == ("provider",) and isinstance(tag, str):
+        return _plugin_provider(value, tag, tuple(tags), path, origins)
+    got = "missing" if tag is None else f"got {tag!r}"
+    return [Problem(f"`{tag_field}` must be one of {', '.join(map(str, tags))} ({got})", here,
+                    origin_of(origins, here))]
+
+
+def _plugin_provider(value: dict[str, Any], tag: str, builtin: tuple[str, ...], path: KeyPath,
+                     origins: Origins) -> list[Problem]:
+    """A ``[[provider]]`` of a type no built-in has: checked against its plugin's ``Config``."""
+    here = (*path, "type")
+    if tag not in plugins.installed(plugins.PROVIDER_GROUP):
+        names = ", ".join(plugins.installed(plugins.PROVIDER_GROUP)) or "none"
+        message = (f"`type` must be one of {', '.join(builtin)}, or the name of an installed "
+                   f"provider plugin ({plugins.PROVIDER_GROUP} entry points: {names}) "
+                   f"(got {tag!r})")
+        return [Problem(message, here, origin_of(origins, here))]
+    try:
+        config = plugins.provider_config(tag)
+    except plugins.PluginError as exc:
+        return [Problem(str(exc), here, origin_of(origins, here))]
+    return _struct(value, config, path, origins)
 
 
 def _int(value: Any) -> bool:
@@ -216,6 +252,7 @@ def check_config(data: Mapping[str, Any], origins: Origins) -> list[Problem]:
             add(f"alias `{name}` hides the model of that name listed by provider[{owner[name]}]",
                 ("models", name), warning=True)
     problems += check_routing(data, origins, names, owner)
+    problems += _middleware(data.get("middleware"), origins)
     if not providers:
         add("no [[provider]] configured: every chat request will get 404", (), warning=True)
     logging = data.get("logging")
@@ -231,6 +268,21 @@ def check_config(data: Mapping[str, Any], origins: Origins) -> list[Problem]:
     if isinstance(state, dict) and state.get("backend") == "redis" and not _importable("redis"):
         add("backend = \"redis\" needs the redis extra: the redis package is not installed "
             "(pip install 'modelmux[redis]')", ("state", "backend"))
+    return problems
+
+
+def _middleware(tables: Any, origins: Origins) -> list[Problem]:
+    """Each enabled ``[[middleware]]`` names a plugin that is installed and imports."""
+    problems = []
+    for index, table in enumerate(tables if isinstance(tables, list) else ()):
+        name = table.get("name") if isinstance(table, dict) else None
+        if not isinstance(name, str) or table.get("enabled") is False:
+            continue
+        try:
+            plugins.load(plugins.MIDDLEWARE_GROUP, name)
+        except plugins.PluginError as exc:
+            here: KeyPath = ("middleware", index, "name")
+            problems.append(Problem(str(exc), here, origin_of(origins, here)))
     return problems
 
 

@@ -12,8 +12,10 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterable
 
-from modelmux.errors import InternalError, ModelMuxError
+from modelmux.errors import ModelMuxError, PluginFailed
 from modelmux.pipeline.context import RequestContext
+
+__all__ = ["ORDER", "Pipeline", "PluginFailed", "Stage"]
 
 log = logging.getLogger("modelmux.pipeline")
 
@@ -40,12 +42,6 @@ class Stage:
     def on_answer(self, ctx: RequestContext) -> None:
         """After the answer (or the error) went to the client: ``ctx.status``, ``ctx.answer``
         and ``ctx.error`` are set. Observe only."""
-
-
-class PluginFailed(InternalError):
-    """A plugin stage raised something other than a ``ModelMuxError``."""
-
-    code = "plugin_error"
 
 
 def _overrides(stage: Stage, hook: str) -> bool:
@@ -93,8 +89,7 @@ class Pipeline:
                 raise
             except Exception as exc:
                 log.exception("plugin %s failed on request %s", stage.name, ctx.request_id)
-                raise PluginFailed(f"The {stage.name!r} plugin failed: "
-                                   f"{type(exc).__name__}.") from None
+                raise PluginFailed.naming(stage.name, exc) from None
 
     def after_answer(self, ctx: RequestContext) -> None:
         """Run every ``on_answer`` hook, innermost stage first; a failing one is logged."""

@@ -10,6 +10,7 @@ from collections.abc import Callable, Mapping
 from types import MappingProxyType
 from typing import Any
 
+from modelmux.config.plugins import PluginProviderConfig
 from modelmux.config.schema import (
     AnthropicConfig,
     MockProviderConfig,
@@ -21,6 +22,7 @@ from modelmux.providers.anthropic import AnthropicProvider
 from modelmux.providers.base import Provider
 from modelmux.providers.mock import MockProvider
 from modelmux.providers.openai_compatible import OpenAICompatibleProvider
+from modelmux.providers.plugins import build_plugin_provider
 from modelmux.providers.vertex import VertexProvider
 from modelmux.upstream import ConnectionPool
 
@@ -35,15 +37,20 @@ PROVIDERS: Mapping[type[Any], Callable[[Any, ConnectionPool], Provider]] = Mappi
 """Config Struct (one per ``type``) → constructor taking (config, pool)."""
 
 
-def build_provider(config: ProviderConfig, pool: ConnectionPool | None = None) -> Provider:
-    """Construct the provider for one ``[[provider]]`` table.
+def build_provider(config: ProviderConfig | PluginProviderConfig,
+                   pool: ConnectionPool | None = None) -> Provider:
+    """Construct the provider for one ``[[provider]]`` table (a plugin type's too).
 
-    ``pool`` may be omitted only for providers with no upstream (``mock``).
+    ``pool`` may be omitted only for providers with no upstream (``mock``); a plugin gets it
+    as given.
 
     Raises:
-        ConfigError: a setting is unusable (unset ``${ENV}``, bad URL, unreadable credentials).
+        ConfigError: a setting is unusable (unset ``${ENV}``, bad URL, unreadable credentials),
+            or a plugin cannot be loaded or built.
         TypeError: an unknown config type, or an upstream provider without a pool.
     """
+    if isinstance(config, PluginProviderConfig):
+        return build_plugin_provider(config, pool)
     build = PROVIDERS.get(type(config))
     if build is None:
         raise TypeError(f"unknown provider config {type(config).__name__}")

@@ -1,0 +1,1 @@
+"""ModelMux's example plugin: the ``echo`` provider type and the ``redact`` middleware."""
