@@ -26,17 +26,17 @@ from modelmux.api.dispatch import Failed, Served
 from modelmux.api.ids import new_hex_id
 from modelmux.api.responses import JSON_HEADERS, SSE_HEADERS, error_event
 from modelmux.api.streaming import MODE_HEADER, Coalescer, choose_mode
-from modelmux.errors import InternalError, InvalidRequest, ModelMuxError
-from modelmux.observability.access import RequestRecord
+from modelmux.errors import Headers, InternalError, InvalidRequest, ModelMuxError
+from modelmux.observability.record import RequestRecord
 from modelmux.providers.base import CallStats, ChatCall, Provider, usage_of
 from modelmux.routing.facts import estimate_prompt_tokens, max_tokens_of, request_facts
 from modelmux.routing.models import DeploymentSpec
 from modelmux.routing.router import Estimate
 from modelmux.schemas.openai_chat import ChatCompletionRequest, request_decoder
-from modelmux.server.exchange import ClientDisconnected, Headers, Sink
+from modelmux.server.exchange import ClientDisconnected, Sink
 
 if TYPE_CHECKING:
-    from modelmux.api.app import App
+    from modelmux.api.services import Services
     from modelmux.server.exchange import Exchange
 
 log = logging.getLogger("modelmux.api")
@@ -83,7 +83,7 @@ def decode_request(body: bytes) -> ChatCompletionRequest:
     return request
 
 
-async def create_chat_completion(app: App, exchange: Exchange) -> None:
+async def create_chat_completion(app: Services, exchange: Exchange) -> None:
     """Answer one chat request as JSON or SSE, as ``choose_mode`` decides."""
     body = await exchange.read_body()
     watcher = app.watcher  # tracing or debug_bodies; None when both are off
@@ -140,7 +140,7 @@ async def create_chat_completion(app: App, exchange: Exchange) -> None:
         app.dispatcher.finish(served)
 
 
-async def _deliver(app: App, exchange: Exchange, record: RequestRecord, served: Served,
+async def _deliver(app: Services, exchange: Exchange, record: RequestRecord, served: Served,
                    delivery: str) -> None:
     """Send the served answer, or relay the served stream from its first chunk on."""
     provider, stats = served.provider, served.call.stats

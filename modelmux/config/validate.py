@@ -17,6 +17,7 @@ from urllib.parse import urlsplit
 
 import msgspec
 
+from modelmux.config.extras import INSTALL_HINT, missing_extra
 from modelmux.config.layers import Origins, origin_of
 from modelmux.config.problems import KeyPath, Problem
 from modelmux.config.schema import Config
@@ -251,8 +252,6 @@ def _telemetry(table: Mapping[str, Any]) -> list[tuple[str, KeyPath]]:
             out.append(((f"expected an http:// or https:// URL of the OTLP/HTTP traces "
                          f"receiver, got {endpoint!r}"), ("endpoint",)))
     if table.get("enabled") is True:
-        from modelmux.observability.tracing import INSTALL_HINT, missing_extra
-
         missing = missing_extra()
         if missing is not None:
             out.append(((f"tracing needs the otel extra: {missing} is not installed "
