@@ -1,5 +1,5 @@
 # cython: language_level=3, boundscheck=False, wraparound=False, cdivision=True
-"""Native twin of ``modelmux.server._http1_py``: the sans-I/O HTTP/1.1 server connection, and
+"""Native twin of ``modelmux.http1._server_py``: the sans-I/O HTTP/1.1 server connection, and
 the response-head parser the upstream client shares the header grammar with.
 
 Same API, events and errors as the pure twin (which documents what is accepted: h11 0.16's
@@ -11,7 +11,7 @@ lower-cased while copied; the response head is written into one bytes object.
 from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize, PyBytes_GET_SIZE
 from libc.string cimport memchr, memcmp, memcpy
 
-from modelmux.server.http1_common import (
+from modelmux.http1.common import (
     BODY_CHUNKED,
     BODY_LENGTH,
     BODY_NONE,

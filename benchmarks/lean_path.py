@@ -31,11 +31,11 @@ from benchmarks import nginx  # noqa: E402
 from benchmarks.floor_relay import measure_relay  # noqa: E402
 from modelmux.api.chat import decode_request  # noqa: E402
 from modelmux.api.ids import new_hex_id  # noqa: E402
+from modelmux.http1.client import client_parser  # noqa: E402
+from modelmux.http1.common import END, NEED_DATA, RequestHead  # noqa: E402
+from modelmux.http1.server import ServerConnection  # noqa: E402
 from modelmux.providers.base import usage_from  # noqa: E402
 from modelmux.providers.openai_compatible import upstream_body  # noqa: E402
-from modelmux.server.http1 import ServerConnection  # noqa: E402
-from modelmux.server.http1_common import END, NEED_DATA, RequestHead  # noqa: E402
-from modelmux.upstream.h1client import client_parser  # noqa: E402
 
 _fields = msgspec.json.Decoder(dict[str, msgspec.Raw])
 _encode = msgspec.json.Encoder().encode

@@ -14,9 +14,9 @@ import pytest
 
 from modelmux.api.chat import decode_request
 from modelmux.bench.wire import chat_body
+from modelmux.http1.common import END, NEED_DATA, RequestHead
+from modelmux.http1.server_h11 import H11Connection
 from modelmux.providers.openai_compatible import upstream_body
-from modelmux.server.h1_h11 import H11Connection
-from modelmux.server.http1_common import END, NEED_DATA, RequestHead
 from tests.twins import import_twin, twin_params
 
 pytest.importorskip("pytest_benchmark")
@@ -48,7 +48,7 @@ RESPONSE_HEADERS = [(b"content-type", b"application/json"), (b"x-modelmux-overhe
                     (b"date", b"Wed, 02 Dec 2026 00:00:00 GMT")]
 
 
-@pytest.fixture(params=[*twin_params("http1", "modelmux.server._http1_py"),
+@pytest.fixture(params=[*twin_params("http1", "modelmux.http1._server_py"),
                         pytest.param("h11", id="h11")])
 def backend(request: pytest.FixtureRequest) -> Any:
     return H11Connection if request.param == "h11" else import_twin(request.param).ServerConnection

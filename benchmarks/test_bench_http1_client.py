@@ -13,8 +13,8 @@ from typing import Any
 import pytest
 
 from modelmux.bench.wire import chat_body
-from modelmux.server.http1_common import END, NEED_DATA
-from modelmux.upstream.h1client import H11Client
+from modelmux.http1.client import H11Client
+from modelmux.http1.common import END, NEED_DATA
 from tests.twins import import_twin, twin_params
 
 pytest.importorskip("pytest_benchmark")
@@ -35,7 +35,7 @@ STREAM_RESPONSE = (b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\n"
 STREAM_PIECES = [STREAM_RESPONSE[i:i + 1400] for i in range(0, len(STREAM_RESPONSE), 1400)]
 
 
-@pytest.fixture(params=[*twin_params("http1_client", "modelmux.upstream._http1_client_py"),
+@pytest.fixture(params=[*twin_params("http1_client", "modelmux.http1._client_py"),
                         pytest.param("h11", id="h11")])
 def backend(request: pytest.FixtureRequest) -> Any:
     return H11Client if request.param == "h11" else import_twin(request.param).ClientConnection

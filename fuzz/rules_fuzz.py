@@ -13,7 +13,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from modelmux.routing.rules import RuleError, compile_rule
+from modelmux.rules.compiler import RuleError, compile_rule
 
 SAMPLES: list[dict[str, object]] = [
     {},

@@ -2,12 +2,15 @@
 
 Every error a client can see is a ``ModelMuxError`` subclass that carries its HTTP status and
 OpenAI ``type``/``code``; foreign exceptions are translated into these at the layer edge. This
-module owns the error shape ``{"error": {"message", "type", "code", "param"}}`` and nothing else.
+module owns the error shape, and the ``Headers`` alias errors carry and every layer uses, ``{"error": {"message", "type", "code", "param"}}`` and nothing else.
 """
 
 from __future__ import annotations
 
 import msgspec
+
+Headers = list[tuple[bytes, bytes]]
+"""HTTP header fields as they travel through ModelMux: (name, value) byte pairs, in order."""
 
 _encode = msgspec.json.Encoder().encode
 
@@ -29,7 +32,7 @@ class ModelMuxError(Exception):
         *,
         param: str | None = None,
         code: str | None = None,
-        headers: list[tuple[bytes, bytes]] | None = None,
+        headers: Headers | None = None,
     ) -> None:
         super().__init__(message)
         self.message = message

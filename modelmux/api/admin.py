@@ -14,11 +14,11 @@ from modelmux.api.responses import send_json
 from modelmux.errors import AuthenticationFailed, NotFound, PermissionDenied
 
 if TYPE_CHECKING:
-    from modelmux.api.app import App
+    from modelmux.api.services import Services
     from modelmux.server.exchange import Exchange
 
 
-def check_admin(app: App, exchange: Exchange) -> None:
+def check_admin(app: Services, exchange: Exchange) -> None:
     """Let the request through only with the configured admin key.
 
     Raises:
@@ -39,7 +39,7 @@ def check_admin(app: App, exchange: Exchange) -> None:
         raise PermissionDenied("That is not the admin key.", code="invalid_admin_key")
 
 
-async def providers(app: App, exchange: Exchange) -> None:
+async def providers(app: Services, exchange: Exchange) -> None:
     """Each provider with its deployments: breaker, in flight, TTFT EWMA and limits."""
     check_admin(app, exchange)
     deployments = app.router.snapshot()

@@ -17,13 +17,14 @@ from modelmux import __version__
 from modelmux.api.cors import Cors
 from modelmux.api.dispatch import Dispatcher
 from modelmux.api.ids import new_hex_id
-from modelmux.api.metrics import GatewayMetrics
 from modelmux.api.routes import match
 from modelmux.config.schema import Config
 from modelmux.errors import MethodNotAllowed, NotFound
-from modelmux.observability.access import AccessLog, RequestRecord
+from modelmux.observability.access import AccessLog
 from modelmux.observability.bodies import BodyLog
 from modelmux.observability.calls import Watcher
+from modelmux.observability.gateway import GatewayMetrics
+from modelmux.observability.record import RequestRecord
 from modelmux.observability.tracing import build_tracer
 from modelmux.pipeline.plugins import build_middlewares
 from modelmux.pipeline.route import RouteStage

@@ -26,16 +26,16 @@ from modelmux.api.dispatch import Failed, Served
 from modelmux.api.ids import new_hex_id
 from modelmux.api.responses import JSON_HEADERS, SSE_HEADERS, error_event
 from modelmux.api.streaming import MODE_HEADER, Coalescer, choose_mode
-from modelmux.errors import InternalError, InvalidRequest, ModelMuxError
-from modelmux.observability.access import RequestRecord
+from modelmux.errors import Headers, InternalError, InvalidRequest, ModelMuxError
+from modelmux.observability.record import RequestRecord
 from modelmux.pipeline.context import RequestContext
 from modelmux.providers.base import CallStats, ChatCall, Provider, usage_of
 from modelmux.routing.models import DeploymentSpec
 from modelmux.schemas.openai_chat import ChatCompletionRequest, request_decoder
-from modelmux.server.exchange import ClientDisconnected, Headers, Sink
+from modelmux.server.exchange import ClientDisconnected, Sink
 
 if TYPE_CHECKING:
-    from modelmux.api.app import App
+    from modelmux.api.services import Services
     from modelmux.server.exchange import Exchange
 
 log = logging.getLogger("modelmux.api")
@@ -83,7 +83,7 @@ def decode_request(body: bytes) -> ChatCompletionRequest:
     return request
 
 
-async def create_chat_completion(app: App, exchange: Exchange) -> None:
+async def create_chat_completion(app: Services, exchange: Exchange) -> None:
     """Answer one chat request as JSON or SSE, as ``choose_mode`` decides, through the
     pipeline: its stages before the call (middleware, route), the call, then the observers."""
     body = await exchange.read_body()
@@ -112,7 +112,7 @@ async def create_chat_completion(app: App, exchange: Exchange) -> None:
         pipeline.after_answer(ctx)
 
 
-async def _call(app: App, exchange: Exchange, ctx: RequestContext) -> None:
+async def _call(app: Services, exchange: Exchange, ctx: RequestContext) -> None:
     """The stages before the call, then the call itself (every attempt) and the delivery."""
     record = ctx.record
     settings = app.config.streaming
@@ -163,7 +163,7 @@ async def _call(app: App, exchange: Exchange, ctx: RequestContext) -> None:
         app.dispatcher.finish(served)
 
 
-async def _deliver(app: App, exchange: Exchange, record: RequestRecord, served: Served,
+async def _deliver(app: Services, exchange: Exchange, record: RequestRecord, served: Served,
                    delivery: str) -> None:
     """Send the served answer, or relay the served stream from its first chunk on."""
     provider, stats = served.provider, served.call.stats

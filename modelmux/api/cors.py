@@ -9,7 +9,7 @@ from __future__ import annotations
 from fnmatch import fnmatchcase
 
 from modelmux.config.schema import CorsConfig
-from modelmux.server.exchange import Headers
+from modelmux.errors import Headers
 
 _METHODS = b"GET, POST, OPTIONS"
 

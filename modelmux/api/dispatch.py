@@ -27,13 +27,13 @@ from modelmux.errors import InternalError, ModelMuxError, RateLimited
 from modelmux.providers.base import CallStats, ChatCall, Provider
 from modelmux.routing.models import DeploymentSpec
 from modelmux.routing.router import Attempt, Router, is_failover_error, retry_after_of
-from modelmux.state.base import Lease, has_limits
+from modelmux.routing.store import Lease, has_limits
 from modelmux.upstream.retry import backoff_delay
 
 if TYPE_CHECKING:
-    from modelmux.api.metrics import GatewayMetrics
-    from modelmux.observability.access import RequestRecord
     from modelmux.observability.calls import Watcher
+    from modelmux.observability.gateway import GatewayMetrics
+    from modelmux.observability.record import RequestRecord
 
 log = logging.getLogger("modelmux.api")
 

@@ -11,14 +11,14 @@ from modelmux.api.responses import send_json
 from modelmux.errors import ModelNotFound
 
 if TYPE_CHECKING:
-    from modelmux.api.app import App
+    from modelmux.api.services import Services
     from modelmux.server.exchange import Exchange
 
 MODEL_PREFIX = "/v1/models/"
 """``GET MODEL_PREFIX + id`` retrieves one model; the id may hold ``/``, raw or as ``%2F``."""
 
 
-async def list_models(app: App, exchange: Exchange) -> None:
+async def list_models(app: Services, exchange: Exchange) -> None:
     """OpenAI's model list: every model a configured provider serves."""
     created = int(app.started_at)
     data = [
@@ -28,7 +28,7 @@ async def list_models(app: App, exchange: Exchange) -> None:
     await send_json(exchange, 200, {"object": "list", "data": data})
 
 
-async def retrieve_model(app: App, exchange: Exchange) -> None:
+async def retrieve_model(app: Services, exchange: Exchange) -> None:
     """OpenAI's "Models > Retrieve model": a name ``GET /v1/models`` lists, or a configured
     deployment's ``provider/model``, with the provider that serves it.
 
@@ -47,7 +47,7 @@ async def retrieve_model(app: App, exchange: Exchange) -> None:
                                     "created": int(app.started_at), "owned_by": owner})
 
 
-async def health(app: App, exchange: Exchange) -> None:
+async def health(app: Services, exchange: Exchange) -> None:
     """200 with status and version once ready; 503 while starting."""
     body = {
         "status": "ok" if app.ready else "starting",

@@ -5,8 +5,8 @@ from __future__ import annotations
 import msgspec
 
 from modelmux.codec.sse import encode_data
-from modelmux.errors import ModelMuxError
-from modelmux.server.exchange import Exchange, Headers
+from modelmux.errors import Headers, ModelMuxError
+from modelmux.server.exchange import Exchange
 
 JSON_HEADERS: Headers = [(b"content-type", b"application/json")]
 SSE_HEADERS: Headers = [

@@ -8,10 +8,10 @@ from typing import TYPE_CHECKING
 from modelmux.api import admin, chat, info, metrics
 
 if TYPE_CHECKING:
-    from modelmux.api.app import App
+    from modelmux.api.services import Services
     from modelmux.server.exchange import Exchange
 
-Route = Callable[["App", "Exchange"], Awaitable[None]]
+Route = Callable[["Services", "Exchange"], Awaitable[None]]
 
 ROUTES: dict[str, dict[str, Route]] = {
     "/v1/chat/completions": {"POST": chat.create_chat_completion},

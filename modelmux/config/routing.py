@@ -11,7 +11,7 @@ from typing import Annotated, Literal
 import msgspec
 from msgspec import Struct, field
 
-from modelmux.routing.breaker import BreakerPolicy
+from modelmux.config.settings import BreakerPolicy
 
 Strategy = Literal["round_robin", "weighted", "least_connections", "latency", "cost",
                    "availability", "model_specific", "hybrid"]

@@ -12,10 +12,8 @@ import msgspec
 from msgspec import Struct, field
 
 from modelmux.config.routing import AdminConfig, RoutingConfig
+from modelmux.config.settings import H2Settings, ServerLimits, Timeouts
 from modelmux.config.state import StateConfig
-from modelmux.server.h2_stream import H2Settings
-from modelmux.server.limits import ServerLimits
-from modelmux.upstream.timeouts import Timeouts
 
 _LIMITS = ServerLimits()
 

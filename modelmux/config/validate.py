@@ -18,6 +18,7 @@ from urllib.parse import urlsplit
 import msgspec
 
 from modelmux.config import plugins
+from modelmux.config.extras import INSTALL_HINT, missing_extra
 from modelmux.config.layers import Origins, origin_of
 from modelmux.config.problems import KeyPath, Problem
 from modelmux.config.schema import Config, ProviderConfig
@@ -303,8 +304,6 @@ def _telemetry(table: Mapping[str, Any]) -> list[tuple[str, KeyPath]]:
             out.append(((f"expected an http:// or https:// URL of the OTLP/HTTP traces "
                          f"receiver, got {endpoint!r}"), ("endpoint",)))
     if table.get("enabled") is True:
-        from modelmux.observability.tracing import INSTALL_HINT, missing_extra
-
         missing = missing_extra()
         if missing is not None:
             out.append(((f"tracing needs the otel extra: {missing} is not installed "

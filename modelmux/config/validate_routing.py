@@ -12,7 +12,7 @@ from typing import Any
 
 from modelmux.config.layers import Origins, origin_of
 from modelmux.config.problems import KeyPath, Problem, format_path
-from modelmux.routing.rules import RuleError, compile_rule
+from modelmux.rules.compiler import RuleError, compile_rule
 
 LIMIT_KEYS = ("rpm", "tpm", "max_concurrent")
 
@@ -123,7 +123,7 @@ def _workers(data: Mapping[str, Any]) -> int:
 
 
 def _split_warnings(deployment: Mapping[str, Any], workers: int) -> list[str]:
-    """Limits too small to split across ``workers`` processes (``state.memory`` gives each
+    """Limits too small to split across ``workers`` processes (``routing.memory`` gives each
     1/workers, at least one slot): the split would exceed them, or never admit anything."""
     out = []
     concurrent, rpm = deployment.get("max_concurrent"), deployment.get("rpm")

@@ -1,7 +1,6 @@
-"""The access log: one line per request on the ``modelmux.access`` logger, and its record.
+"""The access log: one line per request on the ``modelmux.access`` logger.
 
-``RequestRecord`` collects what the app and the routes learn about one request; it observes the
-exchange and hands itself to a callback once the exchange is over. The line names the request
+The line, made from a ``record.RequestRecord`` and its exchange, names the request
 id, client, method, path, model, provider, status, tokens, timings, bytes and stream mode;
 never a header, the query string or a body, so no secret and no prompt reaches the log.
 """
@@ -10,57 +9,22 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from modelmux.observability.logs import ONE_LINE, json_line
 
+from modelmux.observability.record import RequestRecord
+
 if TYPE_CHECKING:
-    from modelmux.observability.tracing import ServerSpan
-    from modelmux.providers.base import CallStats
     from modelmux.server.exchange import Exchange
 
 CLIENT_CLOSED = 499
 """The status logged when the client left before any response was sent (nginx's convention)."""
 
-STREAMED = frozenset({"standard", "buffered"})
 MAX_TEXT = 200
 """Client-chosen text (the model name) is cut to this many characters in the line."""
 
 Fields = dict[str, str | float | None]
-
-
-class RequestRecord:
-    """What one request did; routes fill in the chat fields, the exchange supplies the rest."""
-
-    __slots__ = ("request_id", "route", "model", "provider", "provider_type", "upstream_model",
-                 "mode", "stats", "overhead_ns", "span", "_done")
-
-    def __init__(
-        self,
-        request_id: str,
-        route: str,
-        done: Callable[[RequestRecord, Exchange], None] | None = None,
-    ) -> None:
-        self.request_id = request_id
-        self.route = route
-        self.model: str | None = None  # as the client asked
-        self.provider: str | None = None
-        self.provider_type: str | None = None
-        self.upstream_model: str | None = None
-        self.mode: str | None = None  # the delivery: standard, buffered or never
-        self.stats: CallStats | None = None
-        self.overhead_ns: int | None = None
-        self.span: ServerSpan | None = None  # set only when tracing is on
-        self._done = done
-
-    @property
-    def streamed(self) -> bool:
-        return self.mode in STREAMED
-
-    def exchange_done(self, exchange: Exchange) -> None:
-        if self._done is not None:
-            self._done(self, exchange)
 
 
 def status_of(exchange: Exchange) -> int:

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 
 import msgspec
 
-from modelmux.errors import ModelMuxError
+from modelmux.errors import Headers, ModelMuxError
 from modelmux.observability.bodies import BodyLog, StreamBodies
 from modelmux.observability.genai import (
     Attributes,
@@ -27,10 +27,8 @@ from modelmux.observability.genai import (
 from modelmux.providers.base import ChatCall, Provider
 
 if TYPE_CHECKING:
-    from modelmux.observability.access import RequestRecord
-    from modelmux.observability.tracing import CallSpan, Tracer
+    from modelmux.observability.record import CallSpan, RequestRecord, Tracer
 
-Headers = list[tuple[bytes, bytes]]
 
 
 class _Error(msgspec.Struct):

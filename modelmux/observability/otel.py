@@ -23,15 +23,15 @@ from opentelemetry.sdk.trace.sampling import ParentBased, TraceIdRatioBased
 from opentelemetry.trace import Span, SpanKind, Status, StatusCode
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
+from modelmux.errors import Headers
 from modelmux.observability.access import status_of
 from modelmux.observability.genai import Attributes, server_attributes
 
 if TYPE_CHECKING:
     from modelmux.config.schema import TelemetryConfig
-    from modelmux.observability.access import RequestRecord
+    from modelmux.observability.record import RequestRecord
     from modelmux.server.exchange import Exchange
 
-Headers = list[tuple[bytes, bytes]]
 
 _PROPAGATOR = TraceContextTextMapPropagator()
 

@@ -12,14 +12,12 @@ import asyncio
 import random
 from collections.abc import AsyncGenerator, Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, ClassVar
+from typing import ClassVar, Protocol
 
 import msgspec
 
+from modelmux.errors import Headers
 from modelmux.schemas.openai_chat import ChatCompletionRequest
-
-if TYPE_CHECKING:
-    from modelmux.observability.calls import CallWatch
 
 Tokens = tuple[int, int]
 """(input, output) tokens as the upstream reported them."""
@@ -70,6 +68,27 @@ def carries_usage(payload: bytes) -> bool:
     return at >= 0 and payload[at + 8:at + 24].lstrip()[:1] == b"{"
 
 
+class AttemptWatch(Protocol):
+    """What the transport reports of each upstream try to whoever watches the call (tracing,
+    ``debug_bodies``: ``observability.calls.CallWatch``); providers know no more of it."""
+
+    def attempt(self, url: str, resend: int, headers: Headers, body: bytes) -> Headers:
+        """One try is about to be sent; returns the trace headers to add to it."""
+        ...
+
+    def attempt_status(self, status: int) -> None: ...
+    def attempt_failed(self, code: str) -> None: ...
+
+
+class ClientSink(Protocol):
+    """Where a spliced upstream stream writes, from the upstream read callback: the client's
+    exchange (``server.exchange.Sink``). ``push`` returns False when the writer must stop and
+    ``await drain()``: the client is slow, or gone (then ``drain`` raises)."""
+
+    def push(self, data: bytes) -> bool: ...
+    async def drain(self) -> None: ...
+
+
 class CallStats:
     """What one call cost upstream, filled in by the transport for metrics and the access log.
 
@@ -91,7 +110,7 @@ class CallStats:
         self.wait_ns = 0
         self.total_ns = 0
         self.tokens: Tokens | None = None
-        self.watch: CallWatch | None = None
+        self.watch: AttemptWatch | None = None
 
 
 class ChatCall:

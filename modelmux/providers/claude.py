@@ -15,10 +15,10 @@ from typing import Any
 import msgspec
 
 from modelmux.codec.sse import DONE, SSEDecoder, encode_data
-from modelmux.errors import InvalidRequest, ModelMuxError, UpstreamError
+from modelmux.errors import Headers, InvalidRequest, ModelMuxError, UpstreamError
 from modelmux.providers.base import ChatCall, Provider, RetryPolicy, Tokens
 from modelmux.providers.errors import error_from_payload
-from modelmux.providers.transport import Auth, Headers, Upstream
+from modelmux.providers.transport import Auth, Upstream
 from modelmux.schemas import anthropic
 from modelmux.translate import (
     MessagesStreamTranslator,

@@ -2,7 +2,7 @@
 
 ``STATUS_TABLE`` maps an upstream HTTP status to the ModelMux error the client sees (documented
 in docs/providers.md); ``upstream_message`` finds the human message in OpenAI-, Anthropic- or
-Google-shaped error bodies. Which errors are worth a retry is decided here too.
+Google-shaped error bodies. Which errors are worth a retry is ``upstream.retry``'s call.
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ from typing import Any
 import msgspec
 
 from modelmux.errors import (
+    Headers,
     InvalidRequest,
     ModelMuxError,
     ModelNotFound,
@@ -25,9 +26,7 @@ from modelmux.errors import (
     UpstreamError,
     UpstreamTimeout,
 )
-from modelmux.upstream.errors import UpstreamClosed
 
-Headers = list[tuple[bytes, bytes]]
 
 _MAX_TEXT = 300
 
@@ -105,7 +104,6 @@ _OPENAI_TYPES: Mapping[str, type[ModelMuxError]] = MappingProxyType(
 )
 """OpenAI error ``type`` found in a streamed error payload → the error it becomes."""
 
-_RETRYABLE_CODES = frozenset({"upstream_server_error", "upstream_api_error", "overloaded"})
 
 
 def upstream_message(body: bytes) -> str:
@@ -192,10 +190,3 @@ def error_from_payload(provider: str, payload: bytes) -> ModelMuxError | None:
     if cls is UpstreamError:
         text = f"provider {provider!r}: {text}"
     return cls(text, code=code if isinstance(code, str) and code else None)
-
-
-def is_retryable_error(error: ModelMuxError) -> bool:
-    """True for errors another attempt may cure: rate limits, overload, server errors, resets."""
-    if isinstance(error, (RateLimited, ServiceUnavailable, UpstreamClosed)):
-        return True
-    return type(error) is UpstreamError and error.code in _RETRYABLE_CODES

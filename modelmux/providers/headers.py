@@ -11,10 +11,10 @@ from collections.abc import Mapping
 
 from modelmux import __version__
 from modelmux.config.load import ConfigError
+from modelmux.errors import Headers
 from modelmux.providers.env import expand_env
 from modelmux.upstream import parse_url
 
-Headers = list[tuple[bytes, bytes]]
 
 # RFC 9110 §5.1 field-name = token; §5.5 field values carry no CR, LF or NUL.
 _TOKEN = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")

@@ -15,7 +15,7 @@ import msgspec
 from modelmux import _accel
 from modelmux.config.load import ConfigError
 from modelmux.config.schema import OpenAICompatibleConfig
-from modelmux.errors import UpstreamError
+from modelmux.errors import Headers, UpstreamError
 from modelmux.providers.base import ChatCall, Provider, RetryPolicy, usage_from
 from modelmux.providers.env import expand_env
 from modelmux.providers.errors import error_from_payload
@@ -25,7 +25,7 @@ from modelmux.providers.headers import (
     json_headers,
     merge_headers,
 )
-from modelmux.providers.transport import Headers, StaticAuth, Upstream
+from modelmux.providers.transport import StaticAuth, Upstream
 from modelmux.upstream import ConnectionPool
 
 _encode = msgspec.json.Encoder().encode

@@ -15,12 +15,12 @@ import logging
 import time
 from collections.abc import AsyncGenerator, Callable
 from contextlib import suppress
-from typing import TYPE_CHECKING, Protocol
+from typing import Protocol
 
 from modelmux.codec.sse import DONE, encode_data
-from modelmux.errors import ModelMuxError
-from modelmux.providers.base import CallStats, RetryPolicy, Tokens
-from modelmux.providers.errors import error_from_response, is_retryable_error
+from modelmux.errors import Headers, ModelMuxError
+from modelmux.providers.base import CallStats, ClientSink, RetryPolicy, Tokens
+from modelmux.providers.errors import error_from_response
 from modelmux.upstream import (
     ConnectionPool,
     Response,
@@ -32,13 +32,10 @@ from modelmux.upstream import (
     is_retryable_status,
     parse_retry_after,
 )
-
-if TYPE_CHECKING:
-    from modelmux.server.exchange import Sink
+from modelmux.upstream.retry import is_retryable_error
 
 log = logging.getLogger("modelmux.providers")
 
-Headers = list[tuple[bytes, bytes]]
 
 MAX_ERROR_BODY = 256 * 1024
 _DRAIN_BYTES = 64 * 1024
@@ -224,7 +221,7 @@ class Upstream:
         start = stats.started_ns or time.perf_counter_ns()
         waiting = True  # until the first chunk is ready, time passes waiting on the upstream
         relay: Relay | None = None
-        sink: Sink | None = None
+        sink: ClientSink | None = None
         try:
             response = await self.post(url, headers, body, stats)
             relay = new_relay()
@@ -281,7 +278,7 @@ def _failed(stats: CallStats, code: str) -> None:
         stats.watch.attempt_failed(code)
 
 
-async def _splice(response: Response, relay: Relay, sink: Sink) -> list[bytes]:
+async def _splice(response: Response, relay: Relay, sink: ClientSink) -> list[bytes]:
     """Relay the rest of the body to ``sink`` from the upstream's read callback, until the relay
     finishes or the body ends; wait for the client whenever it falls behind. Returns the relay's
     last output (whether it ended with ``[DONE]``).

@@ -15,6 +15,7 @@ from urllib.parse import quote
 from modelmux.auth.google import CredentialsError, GoogleTokenSource, load_credentials
 from modelmux.config.load import ConfigError
 from modelmux.config.schema import VertexConfig
+from modelmux.errors import Headers
 from modelmux.providers.claude import ClaudeEndpoint, ClaudeProvider
 from modelmux.providers.env import expand_env
 from modelmux.providers.headers import (
@@ -24,7 +25,6 @@ from modelmux.providers.headers import (
     merge_headers,
 )
 from modelmux.providers.base import RetryPolicy
-from modelmux.providers.transport import Headers
 from modelmux.upstream import ConnectionPool
 
 VERTEX_ANTHROPIC_VERSION = "vertex-2023-10-16"

@@ -10,7 +10,8 @@ from __future__ import annotations
 import enum
 import math
 from collections import deque
-from dataclasses import dataclass
+
+from modelmux.config.settings import BreakerPolicy
 
 BUCKETS = 10
 
@@ -19,29 +20,6 @@ class BreakerState(enum.Enum):
     CLOSED = "closed"
     OPEN = "open"
     HALF_OPEN = "half_open"
-
-
-@dataclass(frozen=True, slots=True)
-class BreakerPolicy:
-    """When to open and for how long; ``error_rate`` applies once ``min_requests`` are seen."""
-
-    consecutive_failures: int = 5
-    error_rate: float = 0.5
-    window: float = 60.0
-    min_requests: int = 20
-    cooldown: float = 30.0
-    cooldown_multiplier: float = 2.0
-    max_cooldown: float = 600.0
-    half_open_probes: int = 1
-
-    def __post_init__(self) -> None:
-        if self.consecutive_failures < 1 or self.min_requests < 1 or self.half_open_probes < 1:
-            raise ValueError("consecutive_failures, min_requests and half_open_probes must be ≥ 1")
-        if not (0.0 < self.error_rate <= 1.0):
-            raise ValueError("error_rate must be in (0, 1]")
-        if not (self.window > 0 and 0 <= self.cooldown <= self.max_cooldown
-                and self.cooldown_multiplier >= 1.0):
-            raise ValueError("need window > 0, 0 ≤ cooldown ≤ max_cooldown, multiplier ≥ 1")
 
 
 class CircuitBreaker:

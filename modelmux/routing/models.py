@@ -11,19 +11,27 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from typing import Protocol
 
 from modelmux.config.routing import DeploymentConfig, GroupConfig
 from modelmux.errors import ModelNotFound
-from modelmux.providers.base import Provider
 
 FALLBACK = "*"
+
+
+class ProviderRef(Protocol):
+    """What routing knows of a provider: its name and the models it lists. The call stage
+    holds the provider itself (``providers.base.Provider``); routing never calls it."""
+
+    name: str
+    models: list[str]
 
 
 @dataclass(frozen=True, slots=True)
 class DeploymentSpec:
     """One configured way to serve a model; ``id`` (``provider/model``) keys its live state."""
 
-    provider: Provider
+    provider: ProviderRef
     model: str
     weight: int = 1
     priority: int = 0
@@ -50,7 +58,7 @@ class Group:
     fallback_group: str | None = None
 
 
-def _spec(provider: Provider, model: str, config: DeploymentConfig | None = None
+def _spec(provider: ProviderRef, model: str, config: DeploymentConfig | None = None
           ) -> DeploymentSpec:
     if config is None:
         return DeploymentSpec(provider, model)
@@ -62,7 +70,7 @@ def _spec(provider: Provider, model: str, config: DeploymentConfig | None = None
 class ModelIndex:
     """Resolves model names to groups; lists the public ones."""
 
-    def __init__(self, providers: Iterable[Provider],
+    def __init__(self, providers: Iterable[ProviderRef],
                  aliases: Iterable[tuple[str, str, bool]] = (),
                  groups: Iterable[GroupConfig] = ()) -> None:
         """``aliases`` are (public name, target, ignore_case); the first of a name wins.
@@ -119,7 +127,7 @@ class ModelIndex:
             return None
         return Group(name, (self.spec(provider, upstream),))
 
-    def spec(self, provider: Provider, model: str) -> DeploymentSpec:
+    def spec(self, provider: ProviderRef, model: str) -> DeploymentSpec:
         """The configured deployment of ``model`` on ``provider``, or a plain one."""
         spec = self.specs.get(f"{provider.name}/{model}")
         return spec if spec is not None and spec.provider is provider else _spec(provider, model)

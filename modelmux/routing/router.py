@@ -20,17 +20,17 @@ from dataclasses import dataclass, field
 
 from modelmux import errors
 from modelmux.config.routing import RuleConfig
+from modelmux.config.settings import BreakerPolicy
 from modelmux.errors import ModelMuxError, RateLimited, ServiceUnavailable
-from modelmux.providers.errors import is_retryable_error
-from modelmux.routing.breaker import BreakerPolicy, BreakerState, CircuitBreaker
+from modelmux.routing.breaker import BreakerState, CircuitBreaker
 from modelmux.routing.facts import DEFAULT_OUTPUT_TOKENS
+from modelmux.routing.memory import MemoryLimits
 from modelmux.routing.models import DeploymentSpec, Group, ModelIndex
-from modelmux.routing.rules import Rule, compile_rule
+from modelmux.routing.store import Lease, LimitStore, has_limits
 from modelmux.routing.strategies import Balancer, Deployment, ewma
-from modelmux.state.base import Lease, LimitStore, has_limits
-from modelmux.state.memory import MemoryLimits
+from modelmux.rules.compiler import Rule, compile_rule
 from modelmux.upstream.errors import UpstreamConnectError, UpstreamTLSError
-from modelmux.upstream.retry import parse_retry_after
+from modelmux.upstream.retry import is_retryable_error, parse_retry_after
 
 TTFT_SAMPLES = 256
 MAX_LIVE = 1024

@@ -14,10 +14,9 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import Protocol
 
-from modelmux.errors import InternalError, ModelMuxError, PayloadTooLarge, RequestTimeout
+from modelmux.errors import Headers, InternalError, ModelMuxError, PayloadTooLarge, RequestTimeout
 from modelmux.upstream.deadline import WaitTimer
 
-Headers = list[tuple[bytes, bytes]]
 
 log = logging.getLogger("modelmux.server")
 

@@ -1,6 +1,6 @@
 """HTTP/1.1 server connections: a sans-I/O backend behind a thin ``asyncio.Protocol``.
 
-The backend (``modelmux.server.http1``: the fast twin pair by default, h11 as the reference)
+The backend (``modelmux.http1.server``: the fast twin pair by default, h11 as the reference)
 parses and frames; this module owns the connection life cycle (keep-alive, pipelining, timeouts, limits, back-pressure,
 disconnects, protocol errors). It knows nothing of routes: each request becomes an ``Exchange``
 run by the server's handler in its own task, which is cancelled if the client goes away.
@@ -11,19 +11,18 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from email.utils import formatdate
 from http import HTTPStatus
 from typing import TYPE_CHECKING
 
 from modelmux.errors import (
+    Headers,
     HeadersTooLarge,
     InvalidRequest,
     ModelMuxError,
     RequestTimeout,
     ServiceUnavailable,
 )
-from modelmux.server.exchange import ClientDisconnected, Exchange, Headers, serve_exchange
-from modelmux.server.http1_common import (
+from modelmux.http1.common import (
     END,
     NEED_DATA,
     PAUSED,
@@ -31,9 +30,11 @@ from modelmux.server.http1_common import (
     HTTP1ProtocolError,
     RequestHead,
 )
+from modelmux.server.exchange import ClientDisconnected, Exchange, serve_exchange
+from modelmux.server.host import http_date
 
 if TYPE_CHECKING:
-    from modelmux.server.lifecycle import Server
+    from modelmux.server.host import Host
 
 log = logging.getLogger("modelmux.server")
 
@@ -43,30 +44,12 @@ _JSON = (b"content-type", b"application/json")
 _SERVER = (b"server", b"modelmux")
 
 
-class _DateCache:
-    """The HTTP ``Date`` header value, formatted once per second."""
-
-    __slots__ = ("_second", "_value")
-
-    def __init__(self) -> None:
-        self._second = -1
-        self._value = b""
-
-    def get(self) -> bytes:
-        now = int(time.time())
-        if now != self._second:
-            self._second = now
-            self._value = formatdate(now, usegmt=True).encode()
-        return self._value
-
-
-_date = _DateCache()
 
 
 class H1Protocol(asyncio.Protocol):
     """One HTTP/1.1 client connection."""
 
-    def __init__(self, server: Server) -> None:
+    def __init__(self, server: Host) -> None:
         self.server = server
         self.limits = server.limits
         self.loop = asyncio.get_running_loop()
@@ -267,7 +250,7 @@ class H1Protocol(asyncio.Protocol):
         if self.closed:
             raise ClientDisconnected()
         headers.append(_SERVER)
-        headers.append((b"date", _date.get()))
+        headers.append((b"date", http_date.get()))
         if self.server.draining or not self.conn.request_complete:
             headers.append(_CLOSE)
         out = self.conn.send_response(status, headers, end=end, body=body)

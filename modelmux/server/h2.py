@@ -19,20 +19,21 @@ import h2.settings
 from h2.errors import ErrorCodes
 from hyperframe.frame import GoAwayFrame
 
-from modelmux.server.exchange import Exchange, Headers, serve_exchange
+from modelmux.config.settings import H2Settings
+from modelmux.errors import Headers
+from modelmux.server.exchange import Exchange, serve_exchange
 from modelmux.server.h2_stream import (
+    FrameBudget,
     H2cUpgrade,
-    H2Settings,
-    H2Stream,
+    H2ServerStream,
     HeaderBlockBuffer,
-    _Budget,
-    _Connection,
+    ServerH2Connection,
 )
 
 __all__ = ["H2Protocol", "H2Settings", "H2cUpgrade"]
 
 if TYPE_CHECKING:
-    from modelmux.server.lifecycle import Server
+    from modelmux.server.host import Host
 
 log = logging.getLogger("modelmux.server")
 
@@ -42,14 +43,14 @@ _S = h2.settings.SettingCodes
 class H2Protocol(asyncio.Protocol):
     """One HTTP/2 client connection (cleartext with prior knowledge, or ``h2`` by ALPN)."""
 
-    def __init__(self, server: Server, settings: H2Settings | None = None, *,
+    def __init__(self, server: Host, settings: H2Settings | None = None, *,
                  upgrade: H2cUpgrade | None = None) -> None:
         self.server = server
         self._upgrade = upgrade
         self.limits = server.limits
         self.settings = settings or H2Settings()
         self.loop = asyncio.get_running_loop()
-        self.conn = _Connection(h2.config.H2Configuration(client_side=False, header_encoding=None))
+        self.conn = ServerH2Connection(h2.config.H2Configuration(client_side=False, header_encoding=None))
         s = self.settings
         self.conn.local_settings = h2.settings.Settings(client=False, initial_values={
             _S.MAX_CONCURRENT_STREAMS: s.max_concurrent_streams,
@@ -63,12 +64,12 @@ class H2Protocol(asyncio.Protocol):
                                                       max_bytes=s.max_header_list_size)
         self.transport: asyncio.Transport | None = None
         self.client = "-"
-        self.streams: dict[int, H2Stream] = {}
+        self.streams: dict[int, H2ServerStream] = {}
         self.closed = False
         self.write_paused = False
         self.goaway_sent = False
-        self._resets = _Budget(s.max_resets_per_second)
-        self._control = _Budget(s.max_control_frames_per_second)
+        self._resets = FrameBudget(s.max_resets_per_second)
+        self._control = FrameBudget(s.max_control_frames_per_second)
         self._timer: asyncio.TimerHandle | None = None
         self._header_timer: asyncio.TimerHandle | None = None  # a header block left open
         self._tasks: set[asyncio.Task[None]] = set()
@@ -215,7 +216,7 @@ class H2Protocol(asyncio.Protocol):
     def _start_stream(self, sid: int, method: str, target: str, headers: Headers,
                       declared: int | None, *, ended: bool) -> None:
         self._disarm()
-        stream = H2Stream(self, sid)
+        stream = H2ServerStream(self, sid)
         exchange = Exchange(stream, method, target, headers, http_version="2", client=self.client,
                             max_body=self.limits.max_body_bytes,
                             body_timeout=self.limits.body_timeout, declared_length=declared)
@@ -245,25 +246,25 @@ class H2Protocol(asyncio.Protocol):
         else:
             stream.unacked += size
 
-    def acknowledge(self, stream: H2Stream, size: int) -> None:
+    def acknowledge(self, stream: H2ServerStream, size: int) -> None:
         """Reopen the windows for request data the exchange has taken in."""
         if size and not self.closed:  # a closed stream still owes the connection window
             self.conn.acknowledge_received_data(size, stream.sid)
             self.write_out()
 
-    async def _run(self, stream: H2Stream, exchange: Exchange) -> None:
+    async def _run(self, stream: H2ServerStream, exchange: Exchange) -> None:
         try:
             await self._serve(stream, exchange)
         finally:
             exchange.done()
             self._stream_done(stream)
 
-    async def _serve(self, stream: H2Stream, exchange: Exchange) -> None:
+    async def _serve(self, stream: H2ServerStream, exchange: Exchange) -> None:
         await serve_exchange(self.server.handler, exchange, client=self.client,
                              gone=lambda: stream.closed,
                              cut=lambda: self._reset(stream, ErrorCodes.INTERNAL_ERROR))
 
-    def flush_stream(self, stream: H2Stream) -> None:
+    def flush_stream(self, stream: H2ServerStream) -> None:
         """Send what the windows allow of the stream's pending body; wake its writer if done."""
         if stream.closed or self.closed:
             stream.wake()
@@ -289,7 +290,7 @@ class H2Protocol(asyncio.Protocol):
         if data and self.transport is not None and not self.transport.is_closing():
             self.transport.write(data)
 
-    def _reset(self, stream: H2Stream, code: ErrorCodes) -> None:
+    def _reset(self, stream: H2ServerStream, code: ErrorCodes) -> None:
         if not stream.closed and not self.closed:
             try:
                 self.conn.reset_stream(stream.sid, code)
@@ -298,7 +299,7 @@ class H2Protocol(asyncio.Protocol):
             self.write_out()
         self._stream_gone(stream)
 
-    def _stream_gone(self, stream: H2Stream) -> None:
+    def _stream_gone(self, stream: H2ServerStream) -> None:
         """The stream is cut (reset by either side, or the connection is gone)."""
         if stream.closed:
             return
@@ -310,7 +311,7 @@ class H2Protocol(asyncio.Protocol):
                      exchange.method, exchange.path)
             stream.task.cancel()
 
-    def _stream_done(self, stream: H2Stream) -> None:
+    def _stream_done(self, stream: H2ServerStream) -> None:
         self.streams.pop(stream.sid, None)
         if stream.unacked:  # body the handler never asked for: give the window back
             self.acknowledge(stream, stream.unacked)

@@ -1,7 +1,7 @@
 """The pieces of one HTTP/2 connection below the protocol class: settings, streams, budgets.
 
-``H2Stream`` is the ``Stream`` an ``Exchange`` writes through; ``_Connection`` refuses streams over
-the limit with REFUSED_STREAM instead of failing the connection; ``HeaderBlockBuffer`` bounds
+``H2ServerStream`` is the ``Stream`` an ``Exchange`` writes through; ``ServerH2Connection``
+refuses streams over the limit with REFUSED_STREAM instead of failing the connection; ``HeaderBlockBuffer`` bounds
 one header block (HEADERS + CONTINUATION). No I/O happens here.
 """
 
@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 import h2.connection
 import h2.exceptions
@@ -20,26 +20,12 @@ from h2.stream import StreamClosedBy
 from hyperframe.frame import Frame, RstStreamFrame
 
 from modelmux.codec.h2fields import h2_fields
-from modelmux.server.exchange import ClientDisconnected, Exchange, Headers
-from modelmux.server.h1 import _date
+from modelmux.errors import Headers
+from modelmux.server.exchange import ClientDisconnected, Exchange
+from modelmux.server.host import http_date
 
 if TYPE_CHECKING:
-    from modelmux.server.h2 import H2Protocol
-
-class H2Settings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
-    """What the server advertises in SETTINGS, and the per-second flood budgets."""
-
-    max_concurrent_streams: int = 100
-    initial_window_size: int = 65535
-    max_frame_size: int = 16384
-    max_header_list_size: int = 65536
-    max_resets_per_second: int = 200
-    """Streams the client may reset per second before GOAWAY ENHANCE_YOUR_CALM (rapid reset)."""
-    max_control_frames_per_second: int = 1000
-    """PING and SETTINGS frames per second before GOAWAY ENHANCE_YOUR_CALM."""
-    max_continuation_frames: int = 32
-    """CONTINUATION frames in one header block before GOAWAY ENHANCE_YOUR_CALM."""
-
+    from modelmux.server.host import Host
 
 class H2cUpgrade(msgspec.Struct, frozen=True):
     """An HTTP/1.1 request that asked for ``Upgrade: h2c``: it becomes HTTP/2 stream 1."""
@@ -50,7 +36,7 @@ class H2cUpgrade(msgspec.Struct, frozen=True):
     headers: Headers
 
 
-class _Connection(h2.connection.H2Connection):
+class ServerH2Connection(h2.connection.H2Connection):
     """``H2Connection`` that refuses a stream over the limit instead of failing the connection."""
 
     def _receive_headers_frame(self, frame: Any) -> Any:
@@ -95,7 +81,7 @@ class HeaderBlockBuffer(h2.frame_buffer.FrameBuffer):
         return out
 
 
-class _Budget:
+class FrameBudget:
     """A count of events per one-second window."""
 
     __slots__ = ("_count", "_limit", "_start")
@@ -114,13 +100,27 @@ class _Budget:
         return self._count <= self._limit
 
 
-class H2Stream:
+class StreamOwner(Protocol):
+    """What a stream asks of its connection (``h2.H2Protocol``)."""
+
+    conn: ServerH2Connection
+    loop: asyncio.AbstractEventLoop
+    server: Host
+    closed: bool
+    write_paused: bool
+
+    def flush_stream(self, stream: H2ServerStream) -> None: ...
+    def write_out(self) -> None: ...
+    def acknowledge(self, stream: H2ServerStream, size: int) -> None: ...
+
+
+class H2ServerStream:
     """One HTTP/2 stream: the ``Stream`` interface an ``Exchange`` writes through."""
 
     __slots__ = ("body_wanted", "closed", "end_pending", "exchange", "pending", "proto",
                  "remote_ended", "sid", "task", "unacked", "waiters")
 
-    def __init__(self, proto: H2Protocol, sid: int) -> None:
+    def __init__(self, proto: StreamOwner, sid: int) -> None:
         self.proto = proto
         self.sid = sid
         self.exchange: Exchange | None = None
@@ -136,7 +136,7 @@ class H2Stream:
     def send_head(self, status: int, headers: Headers, *, end: bool, body: bytes = b"") -> None:
         if self.closed:
             raise ClientDisconnected()
-        out = [(b":status", str(status).encode()), (b"server", b"modelmux"), (b"date", _date.get())]
+        out = [(b":status", str(status).encode()), (b"server", b"modelmux"), (b"date", http_date.get())]
         out += h2_fields(headers, request=False)
         self.proto.conn.send_headers(self.sid, out, end_stream=end and not body)
         if end and body:

@@ -11,14 +11,13 @@ import asyncio
 import logging
 import socket
 import ssl
-from typing import Protocol
 
+from modelmux.config.settings import H2Settings, ServerLimits
+from modelmux.http1.common import RequestHead
+from modelmux.http1.server import backend
 from modelmux.server.exchange import Handler
 from modelmux.server.h1 import H1Protocol
-from modelmux.server.h2_stream import H2Settings
-from modelmux.server.http1 import backend
-from modelmux.server.http1_common import RequestHead
-from modelmux.server.limits import ServerLimits
+from modelmux.server.host import Connection
 from modelmux.server.listener import address_of, bind_sockets
 from modelmux.server.sniff import SniffProtocol, upgrade_h2c
 from modelmux.server.tls import CertificateSwitch
@@ -26,14 +25,6 @@ from modelmux.server.tls import CertificateSwitch
 log = logging.getLogger("modelmux.server")
 
 HANDOVER_GRACE = 1.0
-
-
-class Connection(Protocol):
-    """What the server asks of every open connection, whatever its protocol."""
-
-    def retire(self, grace: float) -> None: ...
-    def shutdown(self) -> None: ...
-    def abort(self) -> None: ...
 
 
 class Server:

@@ -10,13 +10,13 @@ from __future__ import annotations
 import asyncio
 from typing import TYPE_CHECKING
 
-from modelmux.server.exchange import Headers
+from modelmux.errors import Headers
+from modelmux.http1.common import RequestHead
 from modelmux.server.h1 import H1Protocol
 from modelmux.server.h2 import H2cUpgrade, H2Protocol
-from modelmux.server.http1_common import RequestHead
 
 if TYPE_CHECKING:
-    from modelmux.server.lifecycle import Server
+    from modelmux.server.host import Host
 
 _H2C_HOP = frozenset({b"connection", b"upgrade", b"http2-settings"})
 PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
@@ -25,7 +25,7 @@ PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
 class SniffProtocol(asyncio.Protocol):
     """Holds a new connection until its HTTP version is known."""
 
-    def __init__(self, server: Server) -> None:
+    def __init__(self, server: Host) -> None:
         self.server = server
         self.transport: asyncio.Transport | None = None
         self.buffer = b""

@@ -5,11 +5,11 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from modelmux.config.state import StateConfig
-from modelmux.state.base import LimitStore
-from modelmux.state.memory import MemoryLimits
+from modelmux.routing.memory import MemoryLimits
+from modelmux.routing.store import LimitStore
 
 if TYPE_CHECKING:
-    from modelmux.api.metrics import GatewayMetrics
+    from modelmux.observability.gateway import GatewayMetrics
     from modelmux.routing.router import Router
     from modelmux.state.breakers import SharedBreakers
 

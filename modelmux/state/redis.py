@@ -3,7 +3,7 @@
 Each acquire and settle is one atomic Lua script (``state.scripts``) run by ``EVALSHA``,
 falling back to ``EVAL`` (which also caches it) when the server answers ``NOSCRIPT``.
 Every call is bounded by ``[state] timeout_ms``. Failure policy: when Redis does not
-answer, this process decides alone with its own per-process buckets (``state.memory``,
+answer, this process decides alone with its own per-process buckets (``routing.memory``,
 1/workers of each limit), logs once per outage, shows it in ``/metrics`` and tries Redis
 again after ``retry_ms``; a client request never fails because Redis is down.
 """
@@ -20,13 +20,13 @@ from typing import TYPE_CHECKING, Any
 
 from modelmux.config.problems import ConfigError
 from modelmux.config.state import StateConfig
+from modelmux.routing.memory import MemoryLimits
 from modelmux.routing.models import DeploymentSpec
-from modelmux.state.base import Lease, LimitStore, StoreStatus
-from modelmux.state.memory import MemoryLimits
+from modelmux.routing.store import Lease, LimitStore, StoreStatus
 from modelmux.state.scripts import ACQUIRE, RENEW, SETTLE, Script
 
 if TYPE_CHECKING:
-    from modelmux.api.metrics import GatewayMetrics
+    from modelmux.observability.gateway import GatewayMetrics
 
 log = logging.getLogger("modelmux.state")
 

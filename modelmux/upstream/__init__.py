@@ -4,7 +4,8 @@ Providers call ``ConnectionPool.request`` and stream the ``Response``; retry tim
 ``retry``. Request signing is not here.
 """
 
-from modelmux.upstream.connection import HTTP11Connection, Origin, ResponseHead
+from modelmux.config.settings import Timeouts
+from modelmux.upstream.connection import HTTP11Connection
 from modelmux.upstream.errors import (
     Phase,
     UpstreamClosed,
@@ -16,10 +17,10 @@ from modelmux.upstream.errors import (
 )
 from modelmux.upstream.h2connection import HTTP2Connection
 from modelmux.upstream.h2stream import StreamRefused
+from modelmux.upstream.origin import Origin, ResponseHead
 from modelmux.upstream.pool import ConnectionPool, parse_url
 from modelmux.upstream.response import Response
 from modelmux.upstream.retry import backoff_delay, is_retryable_status, parse_retry_after
-from modelmux.upstream.timeouts import Timeouts
 from modelmux.upstream.tls import create_ssl_context
 
 __all__ = [

@@ -1,6 +1,6 @@
 """One HTTP/1.1 client connection: an asyncio.Protocol driving a sans-I/O client parser.
 
-The parser is the fast backend or h11 (``modelmux.upstream.h1client``, the pool's ``http1``).
+The parser is the fast backend or h11 (``modelmux.http1.client``, the pool's ``http1``).
 
 Owns the socket, request framing, the response head, back-pressured body reads and the decision
 to keep the connection alive. Pooling is not here: a pool sees a connection only through
@@ -14,11 +14,14 @@ import enum
 import ssl
 from collections import deque
 from collections.abc import Callable
-from typing import NamedTuple, cast
+from typing import cast
 
 import h11
 
-from modelmux.server.http1_common import END, NEED_DATA, HTTP1ProtocolError
+from modelmux.config.settings import Timeouts
+from modelmux.errors import Headers
+from modelmux.http1.client import Backend, client_parser
+from modelmux.http1.common import END, NEED_DATA, HTTP1ProtocolError
 from modelmux.upstream.deadline import WaitTimer
 from modelmux.upstream.dial import Handover
 from modelmux.upstream.errors import (
@@ -27,48 +30,11 @@ from modelmux.upstream.errors import (
     UpstreamTLSError,
     map_errors,
 )
-from modelmux.upstream.h1client import Backend, client_parser
-from modelmux.upstream.timeouts import Timeouts
+from modelmux.upstream.origin import Origin, ResponseHead
 
 HIGH_WATER = 256 * 1024
 LOW_WATER = 64 * 1024
 MAX_HEAD_SIZE = 64 * 1024
-
-Headers = list[tuple[bytes, bytes]]
-
-
-class Origin(NamedTuple):
-    """Where connections go: scheme ("http"/"https"), host, port. Pools key on it."""
-
-    scheme: str
-    host: str
-    port: int
-
-    @property
-    def authority(self) -> str:
-        host = f"[{self.host}]" if ":" in self.host else self.host
-        default = 443 if self.scheme == "https" else 80
-        return host if self.port == default else f"{host}:{self.port}"
-
-    @property
-    def authority_bytes(self) -> bytes:
-        """``authority`` as it goes on the wire (Host, :authority): IDNA for a non-ASCII name."""
-        text = self.authority
-        try:
-            return text.encode("ascii")
-        except UnicodeEncodeError:
-            return text.encode("idna")
-
-    def __str__(self) -> str:
-        host = f"[{self.host}]" if ":" in self.host else self.host
-        return f"{self.scheme}://{host}:{self.port}"
-
-
-class ResponseHead(NamedTuple):
-    status: int
-    headers: Headers  # names lower-cased
-    reason: str
-
 
 class _State(enum.Enum):
     NEW = "new"  # handed to a request, not connected yet

@@ -12,7 +12,7 @@ import ssl
 from typing import TYPE_CHECKING, cast
 
 if TYPE_CHECKING:
-    from modelmux.upstream.connection import Origin
+    from modelmux.upstream.origin import Origin
 
 
 class Handover(asyncio.Protocol):

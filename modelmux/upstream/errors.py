@@ -15,7 +15,7 @@ import h2.exceptions
 import h11
 
 from modelmux import errors
-from modelmux.server.http1_common import HTTP1LocalError, HTTP1ProtocolError
+from modelmux.http1.common import HTTP1LocalError, HTTP1ProtocolError
 
 Phase = Literal["connect", "first_byte", "read", "pool"]
 

@@ -23,7 +23,8 @@ from h2.errors import ErrorCodes
 from h2.settings import SettingCodes, Settings
 
 from modelmux.codec.h2fields import h2_fields
-from modelmux.upstream.connection import Headers, Origin
+from modelmux.config.settings import Timeouts
+from modelmux.errors import Headers
 from modelmux.upstream.dial import Handover
 from modelmux.upstream.errors import (
     UpstreamClosed,
@@ -32,10 +33,10 @@ from modelmux.upstream.errors import (
     UpstreamTLSError,
     map_errors,
 )
-from modelmux.upstream.h2stream import H2Stream, StreamRefused
-from modelmux.upstream.timeouts import Timeouts
+from modelmux.upstream.h2stream import H2ClientStream, StreamRefused
+from modelmux.upstream.origin import Origin
 
-__all__ = ["H2Stream", "HTTP2Connection", "StreamRefused"]
+__all__ = ["H2ClientStream", "HTTP2Connection", "StreamRefused"]
 
 STREAM_WINDOW = 256 * 1024  # per-stream receive window: bounds the unread bytes of one response
 CONNECTION_WINDOW = 16 * 1024 * 1024
@@ -56,7 +57,7 @@ class HTTP2Connection(asyncio.Protocol):
     """One HTTP/2 connection to one origin carrying many concurrent requests.
 
     ``connect`` once (prior-knowledge h2c for http, ALPN "h2" for https), then call
-    ``handle_request`` concurrently; each returns an ``H2Stream`` to read and close.
+    ``handle_request`` concurrently; each returns an ``H2ClientStream`` to read and close.
     """
 
     def __init__(
@@ -89,7 +90,7 @@ class HTTP2Connection(asyncio.Protocol):
                                            normalize_outbound_headers=False)
         self._h2 = _ClientH2(config=config)
         self._transport: asyncio.Transport | None = None
-        self._streams: dict[int, H2Stream] = {}
+        self._streams: dict[int, H2ClientStream] = {}
         self._reserved = 0
         self._settings_seen: asyncio.Future[None] | None = None
         self._handshake: set[type] = set()
@@ -250,7 +251,7 @@ class HTTP2Connection(asyncio.Protocol):
         self._schedule_ping()
 
     async def handle_request(self, method: bytes, target: bytes, headers: Headers,
-                             body: bytes | AsyncIterable[bytes], timeouts: Timeouts) -> H2Stream:
+                             body: bytes | AsyncIterable[bytes], timeouts: Timeouts) -> H2ClientStream:
         """Open a stream, send the request (body within the send window), await the head.
 
         Raises:
@@ -264,7 +265,7 @@ class HTTP2Connection(asyncio.Protocol):
         if self._closed or self._goaway:
             raise StreamRefused(f"{self.label}: connection is going away")
         sid = self._h2.get_next_available_stream_id()
-        stream = H2Stream(self, sid)
+        stream = H2ClientStream(self, sid)
         stream.read_timeout = timeouts.read
         self._streams[sid] = stream
         self._expires_at = None
@@ -294,7 +295,7 @@ class HTTP2Connection(asyncio.Protocol):
             raise
         return stream
 
-    async def _send_body(self, stream: H2Stream, chunks: AsyncIterable[bytes] | list[bytes]
+    async def _send_body(self, stream: H2ClientStream, chunks: AsyncIterable[bytes] | list[bytes]
                          ) -> None:
         async def each() -> AsyncIterator[bytes]:  # streams an async body, never collects it
             if isinstance(chunks, list):
@@ -328,7 +329,7 @@ class HTTP2Connection(asyncio.Protocol):
                 and size <= min(self._h2.outbound_flow_control_window,
                                 self._h2.remote_settings.initial_window_size))
 
-    def _answered(self, stream: H2Stream) -> bool:
+    def _answered(self, stream: H2ClientStream) -> bool:
         """Has the whole response arrived while the request body is still going out?
 
         RFC 9113 section 8.1: the client then stops sending (RST_STREAM(CANCEL), unless the
@@ -370,7 +371,7 @@ class HTTP2Connection(asyncio.Protocol):
         if flow and not self._closed:
             self._h2.acknowledge_received_data(flow, sid)  # a gone stream: the connection's share
 
-    def close_stream(self, stream: H2Stream, *, reset: bool) -> None:
+    def close_stream(self, stream: H2ClientStream, *, reset: bool) -> None:
         """Forget a stream; with ``reset`` send RST_STREAM(CANCEL) for it alone."""
         if stream.closed:
             return
@@ -451,7 +452,7 @@ class HTTP2Connection(asyncio.Protocol):
             self._notify()
             self._on_stream_gone()
 
-    def _on_reset(self, stream: H2Stream, code: ErrorCodes | int | None) -> None:
+    def _on_reset(self, stream: H2ClientStream, code: ErrorCodes | int | None) -> None:
         """RST_STREAM from the peer: NO_ERROR after the head, while the request body is still
         going out, asks us to stop sending and keep the response (RFC 9113 section 8.1);
         after a complete response it changes nothing; anything else fails the stream."""

@@ -10,22 +10,31 @@ from __future__ import annotations
 import asyncio
 from collections import deque
 from collections.abc import AsyncIterator, Callable
-from typing import TYPE_CHECKING
+from typing import Protocol
 
-from modelmux.upstream.connection import Headers, Origin, ResponseHead
+from modelmux.errors import Headers
 from modelmux.upstream.deadline import WaitTimer
 from modelmux.upstream.errors import StreamRefused, UpstreamClosed, map_errors
+from modelmux.upstream.origin import Origin, ResponseHead
 
-__all__ = ["H2Stream", "StreamRefused"]
-
-if TYPE_CHECKING:
-    from modelmux.upstream.h2connection import HTTP2Connection
+__all__ = ["H2ClientStream", "StreamOwner", "StreamRefused"]
 
 
-class H2Stream:
+class StreamOwner(Protocol):
+    """What a stream asks of its connection (``h2connection.HTTP2Connection``)."""
+
+    origin: Origin
+    label: str
+
+    def acknowledge(self, sid: int, flow: int) -> None: ...
+    def credit(self, sid: int, flow: int) -> None: ...
+    def close_stream(self, stream: H2ClientStream, *, reset: bool) -> None: ...
+
+
+class H2ClientStream:
     """One request/response exchange; the body is read through ``iter_bytes``/``read``."""
 
-    def __init__(self, conn: HTTP2Connection, sid: int) -> None:
+    def __init__(self, conn: StreamOwner, sid: int) -> None:
         self.conn, self.sid = conn, sid
         self.status = 0
         self.headers: Headers = []
@@ -184,7 +193,7 @@ class H2Stream:
     async def aclose(self) -> None:
         self.response_closed()
 
-    async def __aenter__(self) -> H2Stream:
+    async def __aenter__(self) -> H2ClientStream:
         return self
 
     async def __aexit__(self, *exc_info: object) -> None:

@@ -19,15 +19,17 @@ from contextlib import suppress
 from functools import lru_cache, partial
 from urllib.parse import urlsplit
 
+from modelmux.config.settings import Timeouts
+from modelmux.errors import Headers
+from modelmux.http1.client import Backend
 from modelmux.upstream.budget import BodyBudget
-from modelmux.upstream.connection import HIGH_WATER, LOW_WATER, Headers, HTTP11Connection, Origin
+from modelmux.upstream.connection import HIGH_WATER, LOW_WATER, HTTP11Connection
 from modelmux.upstream.dial import open_tls
 from modelmux.upstream.errors import UpstreamConnectError, map_errors
-from modelmux.upstream.h1client import Backend
 from modelmux.upstream.h2connection import HTTP2Connection
 from modelmux.upstream.h2stream import StreamRefused
+from modelmux.upstream.origin import Origin
 from modelmux.upstream.response import DEFAULT_MAX_BYTES, Response
-from modelmux.upstream.timeouts import Timeouts
 from modelmux.upstream.tls import create_ssl_context
 
 __all__ = ["DEFAULT_MAX_BYTES", "ConnectionPool", "Response", "parse_url", "request_headers"]

@@ -10,14 +10,14 @@ from collections.abc import AsyncIterator, Callable
 from typing import Protocol
 
 from modelmux.upstream.budget import BodyBudget
-from modelmux.upstream.connection import Origin, ResponseHead
 from modelmux.upstream.errors import UpstreamClosed, UpstreamProtocolError
+from modelmux.upstream.origin import Origin, ResponseHead
 
 DEFAULT_MAX_BYTES = 64 * 1024 * 1024
 
 
 class BodySource(Protocol):
-    """What a ``Response`` reads from: ``HTTP11Connection`` or ``H2Stream``."""
+    """What a ``Response`` reads from: ``HTTP11Connection`` or ``H2ClientStream``."""
 
     @property
     def origin(self) -> Origin: ...

@@ -12,6 +12,9 @@ from collections.abc import Callable
 from datetime import timezone
 from email.utils import parsedate_to_datetime
 
+from modelmux.errors import ModelMuxError, RateLimited, ServiceUnavailable, UpstreamError
+from modelmux.upstream.errors import UpstreamClosed
+
 RETRYABLE_STATUSES: frozenset[int] = frozenset({429, 500, 502, 503, 504, 529})
 
 # RFC 9110 §10.2.3: Retry-After = HTTP-date / delay-seconds. Decimals are accepted leniently.
@@ -22,6 +25,17 @@ _MAX_DOUBLINGS = 64
 def is_retryable_status(status: int) -> bool:
     """True for statuses worth another attempt: rate limits, overload and gateway errors."""
     return status in RETRYABLE_STATUSES
+
+
+# codes ``providers.errors`` gives the upstream 5xx answers another attempt may cure
+_RETRYABLE_CODES = frozenset({"upstream_server_error", "upstream_api_error", "overloaded"})
+
+
+def is_retryable_error(error: ModelMuxError) -> bool:
+    """True for errors another attempt may cure: rate limits, overload, server errors, resets."""
+    if isinstance(error, (RateLimited, ServiceUnavailable, UpstreamClosed)):
+        return True
+    return type(error) is UpstreamError and error.code in _RETRYABLE_CODES
 
 
 def backoff_delay(

@@ -18,7 +18,7 @@ from modelmux.config.problems import ConfigError
 from modelmux.config.schema import AnthropicConfig, VertexConfig
 from modelmux.errors import InvalidRequest
 from modelmux.routing.facts import request_facts
-from modelmux.routing.rules import compile_rule
+from modelmux.rules.compiler import compile_rule
 from modelmux.schemas.openai_chat import ChatCompletionRequest
 from tests.cli.helpers import run
 from tests.config.helpers import load, write

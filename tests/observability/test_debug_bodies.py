@@ -12,6 +12,7 @@ import pytest
 
 from modelmux.api.app import App
 from modelmux.cli.reloader import changes
+from modelmux.config.extras import missing_extra
 from modelmux.config.schema import Config, LoggingConfig, MockProviderConfig, TelemetryConfig
 from modelmux.observability.bodies import (
     MAX_BODY,
@@ -21,7 +22,6 @@ from modelmux.observability.bodies import (
     redact_json,
     redact_text,
 )
-from modelmux.observability.tracing import missing_extra
 from tests.conftest import Runner
 from tests.observability.helpers import (
     ANSWER,

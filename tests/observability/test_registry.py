@@ -8,7 +8,7 @@ from itertools import pairwise
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from modelmux.api.metrics import TOKEN_BUCKETS, Bounded
+from modelmux.observability.gateway import TOKEN_BUCKETS, Bounded
 from modelmux.observability.metrics import (
     Histogram,
     Registry,

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from modelmux.config import extras
 from modelmux.config.env import environment_layer
 from modelmux.config.problems import ConfigError
 from modelmux.config.schema import TelemetryConfig
@@ -31,7 +32,7 @@ def test_no_opentelemetry_import_when_off() -> None:
 
 
 def test_enabled_without_the_extra_is_a_config_error(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(tracing, "EXTRA_MODULES", ("opentelemetry_not_installed_here.trace",))
+    monkeypatch.setattr(extras, "EXTRA_MODULES", ("opentelemetry_not_installed_here.trace",))
     problems = check_config({"telemetry": {"enabled": True}}, {})
     assert [(p.path, "modelmux[otel]" in p.message) for p in problems if not p.warning] == \
         [(("telemetry", "enabled"), True)]

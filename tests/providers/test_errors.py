@@ -19,10 +19,10 @@ from modelmux.providers.errors import (
     STATUS_TABLE,
     error_from_payload,
     error_from_response,
-    is_retryable_error,
     upstream_message,
 )
 from modelmux.upstream.errors import UpstreamClosed
+from modelmux.upstream.retry import is_retryable_error
 
 OPENAI = json.dumps({"error": {"message": "bad value", "type": "invalid_request_error",
                                "param": "temperature", "code": None}}).encode()

@@ -13,9 +13,9 @@ from typing import Any
 import pytest
 
 from modelmux.api.dispatch import Dispatcher, Failed
-from modelmux.api.metrics import GatewayMetrics
 from modelmux.config.routing import FallbackConfig, HedgingConfig, RoutingConfig
 from modelmux.errors import ServiceUnavailable
+from modelmux.observability.gateway import GatewayMetrics
 from modelmux.providers.base import CallStats, Provider
 from modelmux.routing.models import DeploymentSpec
 from modelmux.routing.router import Router

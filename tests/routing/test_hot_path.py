@@ -9,9 +9,9 @@ import random
 import pytest
 
 from modelmux.api.dispatch import Dispatcher
-from modelmux.api.metrics import GatewayMetrics
 from modelmux.config.routing import RoutingConfig
 from modelmux.config.schema import MockProviderConfig
+from modelmux.observability.gateway import GatewayMetrics
 from modelmux.providers.mock import MockProvider
 from modelmux.routing.models import DeploymentSpec
 from modelmux.routing.router import TTFT_SAMPLES, Router

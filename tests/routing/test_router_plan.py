@@ -14,10 +14,10 @@ import pytest
 from modelmux.config.routing import DeploymentConfig, GroupConfig, RuleConfig
 from modelmux.config.schema import MockProviderConfig
 from modelmux.providers.mock import MockProvider
+from modelmux.routing.memory import MemoryLimits
 from modelmux.routing.models import ModelIndex
 from modelmux.routing.router import Attempt, Estimate, Router, compile_rules
-from modelmux.routing.rules import RuleError
-from modelmux.state.memory import MemoryLimits
+from modelmux.rules.compiler import RuleError
 
 A, B, C = (MockProvider(MockProviderConfig(name=n, models=["m"])) for n in "abc")
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from modelmux.routing.rules import RuleError, compile_rule
-from modelmux.routing.rules_parse import MAX_RULE_LENGTH, vet_regex
+from modelmux.rules.compiler import RuleError, compile_rule
+from modelmux.rules.parse import MAX_RULE_LENGTH, vet_regex
 
 FACTS = {"model": "gpt-4o", "stream": True, "prompt_tokens": 1200, "max_tokens": 256,
          "has_tools": False, "has_images": True, "user": "alice", "key": "team-a",

@@ -5,8 +5,8 @@ from __future__ import annotations
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from modelmux.routing.rules import Binary, Chain, Fact, Lit, Lookup, Node, Not, compile_rule
-from modelmux.routing.rules_parse import vet_regex
+from modelmux.rules.compiler import Binary, Chain, Fact, Lit, Lookup, Node, Not, compile_rule
+from modelmux.rules.parse import vet_regex
 
 WORDS = ["", "a", "gpt-4o", "claude", 'q"uote', "back\\slash", "x y", "é"]
 PATTERNS = ["^gpt", "o$", "[a-c]+", "(ab)+", "^$", "\\d"]

@@ -19,10 +19,10 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
+from modelmux.config.settings import H2Settings
+from modelmux.config.settings import ServerLimits
 from modelmux.server.exchange import Handler
-from modelmux.server.h2_stream import H2Settings
 from modelmux.server.lifecycle import Server
-from modelmux.server.limits import ServerLimits
 from tests.server.helpers import DEADLINE
 
 

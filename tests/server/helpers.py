@@ -7,9 +7,9 @@ import contextlib
 import os
 from collections.abc import AsyncIterator
 
+from modelmux.config.settings import ServerLimits
 from modelmux.server.exchange import Handler
 from modelmux.server.lifecycle import Server
-from modelmux.server.limits import ServerLimits
 
 DEADLINE = 10.0
 HTTP1 = os.environ.get("MODELMUX_SERVER_HTTP1", "fast")

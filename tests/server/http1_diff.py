@@ -11,15 +11,15 @@ import importlib
 from typing import Any
 
 from modelmux import _accel
-from modelmux.server.h1_h11 import H11Connection
-from modelmux.server.http1_common import END, NEED_DATA, PAUSED, HTTP1ProtocolError, RequestHead
+from modelmux.http1.common import END, NEED_DATA, PAUSED, HTTP1ProtocolError, RequestHead
+from modelmux.http1.server_h11 import H11Connection
 
 MAX_HEAD = 1 << 20
 
 
 def twins() -> list[Any]:
     """The pure twin and the native one when it is built (it must be, if native is required)."""
-    found = [importlib.import_module("modelmux.server._http1_py").ServerConnection]
+    found = [importlib.import_module("modelmux.http1._server_py").ServerConnection]
     if not _accel.pure_forced() and (_accel.native_required() or _accel.native_available("http1")):
         found.append(importlib.import_module("modelmux._speedups.http1").ServerConnection)
     return found

@@ -16,8 +16,8 @@ import msgspec
 import pytest
 from h2.errors import ErrorCodes
 
+from modelmux.config.settings import H2Settings
 from modelmux.server.exchange import Exchange
-from modelmux.server.h2_stream import H2Settings
 from tests.server.h2_helpers import RawH2, make_certs, serving
 from tests.server.helpers import DEADLINE, read_response
 

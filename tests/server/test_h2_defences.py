@@ -12,8 +12,8 @@ import pytest
 from h2.errors import ErrorCodes
 from hyperframe.frame import ContinuationFrame, HeadersFrame
 
+from modelmux.config.settings import H2Settings
 from modelmux.server.exchange import Exchange
-from modelmux.server.h2_stream import H2Settings
 from tests.server.h2_helpers import RawH2, serving
 from tests.server.helpers import DEADLINE
 from tests.server.test_h2 import _goaway_code, echo

@@ -10,8 +10,7 @@ from typing import Any
 
 import pytest
 
-from modelmux.server.h1_h11 import H11Connection
-from modelmux.server.http1_common import (
+from modelmux.http1.common import (
     END,
     NEED_DATA,
     PAUSED,
@@ -19,9 +18,10 @@ from modelmux.server.http1_common import (
     HTTP1ProtocolError,
     RequestHead,
 )
+from modelmux.http1.server_h11 import H11Connection
 from tests.twins import import_twin, twin_params
 
-FAST = twin_params("http1", "modelmux.server._http1_py")
+FAST = twin_params("http1", "modelmux.http1._server_py")
 
 
 def _factory(param: str) -> Any:
@@ -213,7 +213,7 @@ def test_fast_path_is_stricter_than_h11_on_smuggling_vectors(fast: Any, data: by
 
 def test_backend_names_and_the_server_setting(tmp_path: Any) -> None:
     from modelmux.config.problems import ConfigError
-    from modelmux.server.http1 import ServerConnection, backend
+    from modelmux.http1.server import ServerConnection, backend
     from tests.config.helpers import load, write
 
     assert backend("h11") is H11Connection and backend("fast") is ServerConnection

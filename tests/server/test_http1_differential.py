@@ -12,7 +12,7 @@ from __future__ import annotations
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from modelmux.server.h1_h11 import H11Connection
+from modelmux.http1.server_h11 import H11Connection
 from tests.server.http1_diff import check, trace, twins
 
 _NAMES = st.sampled_from([b"Host", b"host", b"Content-Length", b"Transfer-Encoding",

@@ -15,10 +15,10 @@ import pytest
 from modelmux.config.schema import MockProviderConfig
 from modelmux.config.state import StateConfig
 from modelmux.providers.mock import MockProvider
+from modelmux.routing.memory import MemoryLimits
 from modelmux.routing.models import DeploymentSpec
-from modelmux.state.base import Lease
+from modelmux.routing.store import Lease
 from modelmux.state.build import build_limits
-from modelmux.state.memory import MemoryLimits
 from modelmux.state.redis import RedisLimits
 from tests.state.redis_server import RedisServer
 from tests.upstream import run

@@ -6,8 +6,8 @@ import asyncio
 
 import pytest
 
+from modelmux.config.settings import H2Settings
 from modelmux.server.exchange import Exchange
-from modelmux.server.h2_stream import H2Settings
 from modelmux.upstream import Origin, Timeouts, UpstreamClosed
 from modelmux.upstream.h2connection import HTTP2Connection, StreamRefused
 from tests.server.h2_helpers import serving

@@ -14,12 +14,12 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from modelmux import _accel
-from modelmux.server.http1_common import END, NEED_DATA, HTTP1LocalError, HTTP1ProtocolError
+from modelmux.http1.client import H11Client
+from modelmux.http1.common import END, NEED_DATA, HTTP1LocalError, HTTP1ProtocolError
 from modelmux.upstream import ConnectionPool, UpstreamClosed, UpstreamProtocolError
-from modelmux.upstream.h1client import H11Client
 from tests.twins import import_twin, twin_params
 
-TWINS = twin_params("http1_client", "modelmux.upstream._http1_client_py")
+TWINS = twin_params("http1_client", "modelmux.http1._client_py")
 REQUEST = (b"POST", b"/v1/chat/completions", [(b"host", b"up"), (b"content-length", b"2")], b"{}")
 
 
@@ -132,7 +132,7 @@ def test_desync_bytes_are_protocol_errors(backend: str, raw: bytes, why: str) ->
         parser.next_event()
 
 
-_HEAD_TWINS = twin_params("http1", "modelmux.server._http1_py")
+_HEAD_TWINS = twin_params("http1", "modelmux.http1._server_py")
 _head_bytes = st.sampled_from([b"HTTP/1.1 ", b"HTTP/1.0 ", b"HTTP/1.2 ", b"200", b"20", b" OK",
                                b" ", b"\t", b"\r", b"\n", b"\r\n", b"\x7f", b"\x80", b"\x00",
                                b":", b",", b"Content-Length", b"content-length: 5", b"7",

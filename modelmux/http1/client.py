@@ -1,7 +1,7 @@
 """The two sans-I/O HTTP/1.1 client backends behind ``HTTP11Connection``, one interface.
 
 ``"fast"`` is ``ClientConnection`` from ``modelmux._speedups.http1_client`` (or its pure twin
-``modelmux.upstream._http1_client_py``, chosen by ``modelmux._accel``); ``"h11"`` wraps h11, the
+``modelmux.http1._client_py``, chosen by ``modelmux._accel``); ``"h11"`` wraps h11, the
 reference. Both frame a request with ``send_request`` and return ``(status, headers, reason)``,
 body ``bytes``, ``END`` or ``NEED_DATA`` from ``next_event()``, 1xx heads skipped;
 ``receive_data(b"")`` is the peer's close.
@@ -14,10 +14,10 @@ from typing import Literal, Protocol
 import h11
 
 from modelmux import _accel
-from modelmux.server.http1_common import END, NEED_DATA, HTTP1ProtocolError
+from modelmux.errors import Headers
+from modelmux.http1.common import END, NEED_DATA, HTTP1ProtocolError
 
 Backend = Literal["fast", "h11"]
-Headers = list[tuple[bytes, bytes]]
 
 
 class ClientParser(Protocol):
@@ -90,6 +90,6 @@ def client_parser(backend: Backend, max_head: int) -> ClientParser:
     """A new sans-I/O client connection of ``backend`` whose heads may be ``max_head`` bytes."""
     if backend == "h11":
         return H11Client(max_head)
-    module = _accel.load("http1_client", "modelmux.upstream._http1_client_py")
+    module = _accel.load("http1_client", "modelmux.http1._client_py")
     parser: ClientParser = module.ClientConnection(max_head)
     return parser

@@ -13,7 +13,7 @@ from collections.abc import Callable, Iterable
 
 from modelmux.routing.limits import Concurrency, DeploymentLimits, per_minute
 from modelmux.routing.models import DeploymentSpec
-from modelmux.state.base import Lease, LimitStore, StoreStatus
+from modelmux.routing.store import Lease, LimitStore, StoreStatus
 
 
 def split_limits(spec: DeploymentSpec, now: float, share: int) -> DeploymentLimits:

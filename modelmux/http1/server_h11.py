@@ -1,6 +1,6 @@
 """The h11 backend of the HTTP/1.1 server: the reference implementation behind the fast one.
 
-Wraps ``h11.Connection`` in the interface of ``modelmux.server.http1.ServerConnection`` so the
+Wraps ``h11.Connection`` in the interface of ``modelmux.http1.server.ServerConnection`` so the
 protocol runs unchanged on either (``[server] http1 = "h11"`` or
 ``MODELMUX_SERVER_HTTP1=h11``). h11's events become ``RequestHead``/``bytes``/``END`` and its
 errors ``HTTP1ProtocolError``.
@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import h11
 
-from modelmux.server.http1_common import (
+from modelmux.http1.common import (
     END,
     NEED_DATA,
     PAUSED,

@@ -1,7 +1,7 @@
 """What every HTTP/1.1 server backend hands the protocol: the request head, sentinels, errors.
 
-Both backends (the fast twin pair in ``modelmux.server.http1`` and the h11 reference in
-``modelmux.server.h1_h11``) return these from ``next_event()``: a ``RequestHead``, body pieces
+Both backends (the fast twin pair in ``modelmux.http1.server`` and the h11 reference in
+``modelmux.http1.server_h11``) return these from ``next_event()``: a ``RequestHead``, body pieces
 as ``bytes``, ``END`` once the body is complete, ``NEED_DATA`` or ``PAUSED``. Defined once here
 and raised by both twins (as aiohttp does), so the protocol catches one error class.
 """

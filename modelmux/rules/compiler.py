@@ -3,7 +3,7 @@
 ``compile_rule(text)`` parses and type-checks a rule into a tree of small node objects;
 ``Rule.matches(facts)`` evaluates it with no ``eval`` and no exceptions for odd facts (a missing
 or mistyped fact is "absent": every comparison with it is false, except ``!=``). The lexer and
-``RuleError`` live in ``rules_parse``; what a rule selects is the router's business.
+``RuleError`` live in ``rules.parse``; what a rule selects is the router's business.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ import re
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from modelmux.routing.rules_parse import RuleError, Token, tokenize, vet_regex
+from modelmux.rules.parse import RuleError, Token, tokenize, vet_regex
 
 __all__ = ["FACTS", "Rule", "RuleError", "compile_rule"]
 

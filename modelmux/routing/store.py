@@ -3,7 +3,7 @@
 A store grants or refuses one attempt at a deployment against its ``rpm``, ``tpm`` and
 ``max_concurrent`` limits (all three or none), and settles the grant when the attempt ends.
 ``acquire`` may do I/O (Redis); ``settle`` never blocks the caller. Implementations:
-``state.memory`` (this process) and ``state.redis`` (every process sharing one Redis).
+``routing.memory`` (this process) and ``state.redis`` (every process sharing one Redis).
 """
 
 from __future__ import annotations

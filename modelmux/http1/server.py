@@ -1,6 +1,6 @@
 """The HTTP/1.1 server backends: the fast twin pair (default) and the h11 reference.
 
-``ServerConnection`` is the native twin when built, else ``modelmux.server._http1_py``
+``ServerConnection`` is the native twin when built, else ``modelmux.http1._server_py``
 (``MODELMUX_PURE_PYTHON`` / ``MODELMUX_REQUIRE_NATIVE`` steer it, see ``_accel``).
 ``backend(name)`` returns the connection class for ``[server] http1`` (``fast`` or ``h11``; as
 every setting, ``MODELMUX_SERVER_HTTP1`` sets it from the environment).
@@ -16,16 +16,16 @@ __all__ = ["BACKENDS", "Connection", "ServerConnection", "backend"]
 
 BACKENDS = ("fast", "h11")
 
-_impl = _accel.load("http1", "modelmux.server._http1_py")
+_impl = _accel.load("http1", "modelmux.http1._server_py")
 
 if TYPE_CHECKING:  # both twins share one API; type checkers see it through the pure one
-    from modelmux.server._http1_py import ServerConnection
+    from modelmux.http1._server_py import ServerConnection
 else:
     ServerConnection = _impl.ServerConnection
 
 
 class Connection(Protocol):
-    """What ``H1Protocol`` asks of an HTTP/1.1 backend (see ``_http1_py.ServerConnection``)."""
+    """What ``H1Protocol`` asks of an HTTP/1.1 backend (see ``_server_py.ServerConnection``)."""
 
     max_head: int
 
@@ -57,7 +57,7 @@ def backend(name: str = "fast") -> type[Connection]:
         ValueError: the name is neither ``fast`` nor ``h11``.
     """
     if name == "h11":
-        from modelmux.server.h1_h11 import H11Connection
+        from modelmux.http1.server_h11 import H11Connection
 
         return H11Connection
     if name != "fast":

@@ -13,14 +13,14 @@ the server twin's, so both sides accept the same bytes.
 # (``_speedups/http1_client.pyx`` includes it), and an included file cannot hold one.
 import re
 
-from modelmux.server._http1_py import (
+from modelmux.http1._server_py import (
     _CHUNK_HEAD,
     _HEAD_END,
     _comma_tokens,
     parse_response_head,
     trailer_end,
 )
-from modelmux.server.http1_common import (
+from modelmux.http1.common import (
     BODY_CHUNKED,
     BODY_LENGTH,
     BODY_NONE,

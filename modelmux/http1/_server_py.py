@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import re
 
-from modelmux.server.http1_common import (
+from modelmux.http1.common import (
     BODY_CHUNKED,
     BODY_LENGTH,
     BODY_NONE,
@@ -82,7 +82,7 @@ def parse_response_head(buf: bytes, end: int) -> tuple[int, list[tuple[bytes, by
     """Decode a response head ``buf[:end]`` (the upstream client's side of the same grammar).
 
     Returns status, headers (names lower-cased), reason, keep-alive, body framing (``BODY_*``
-    from ``http1_common``) and the Content-Length (0 unless ``BODY_LENGTH``).
+    from ``common``) and the Content-Length (0 unless ``BODY_LENGTH``).
 
     Raises:
         HTTP1ProtocolError: not a valid head, or framing an upstream could use to desync us.

@@ -1,0 +1,44 @@
+"""What a route reads of the running ``app.App``: its configuration and the services it built.
+
+Routes take a ``Services``, not the ``App`` class, so ``app`` (which imports the routes table)
+and the routes import in one direction.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Protocol
+
+if TYPE_CHECKING:
+    from modelmux.api.dispatch import Dispatcher
+    from modelmux.config.schema import Config
+    from modelmux.observability.calls import Watcher
+    from modelmux.observability.gateway import GatewayMetrics
+    from modelmux.observability.record import RequestRecord
+    from modelmux.pipeline.stage import Pipeline
+    from modelmux.providers.base import Provider
+    from modelmux.routing.models import ModelIndex
+    from modelmux.routing.router import Router
+    from modelmux.routing.store import LimitStore
+    from modelmux.server.exchange import Exchange
+    from modelmux.upstream import ConnectionPool
+
+
+class Services(Protocol):
+    """The app as its routes see it."""
+
+    config: Config
+    version: str
+    started_at: float
+    pool: ConnectionPool
+    providers: list[Provider]
+    models: ModelIndex
+    metrics: GatewayMetrics
+    limits: LimitStore
+    router: Router
+    dispatcher: Dispatcher
+    pipeline: Pipeline
+    watcher: Watcher | None
+    ready: bool
+
+    def request_id(self, exchange: Exchange) -> str: ...
+    def record(self, exchange: Exchange) -> RequestRecord: ...
