@@ -16,6 +16,7 @@ import msgspec
 
 from modelmux.codec.sse import DONE, SSEDecoder, encode_data
 from modelmux.errors import InvalidRequest, ModelMuxError, UpstreamError
+from modelmux.providers import claude_native
 from modelmux.providers.base import ChatCall, Provider, RetryPolicy, Tokens
 from modelmux.providers.errors import error_from_payload
 from modelmux.providers.transport import Auth, Headers, Upstream
@@ -36,7 +37,8 @@ class ClaudeEndpoint:
     """What one Claude endpoint needs beyond the shared translation, declared as data.
 
     ``url(model, stream)`` builds the request URL; ``model_in_body`` is False when the URL names
-    the model (Vertex); ``body_fields`` are added to every request body.
+    the model (Vertex); ``body_fields`` are added to every request body. ``count_url(model)``
+    is the endpoint's token counter (None: it has none), whose body gets ``count_fields``.
     """
 
     url: Callable[[str, bool], str]
@@ -44,6 +46,8 @@ class ClaudeEndpoint:
     auth: Auth
     model_in_body: bool = True
     body_fields: Mapping[str, Any] = field(default_factory=dict)
+    count_url: Callable[[str], str] | None = None
+    count_fields: Mapping[str, Any] = field(default_factory=dict)
 
 
 class MessagesRelay:
@@ -160,6 +164,8 @@ class ClaudeProvider(Provider):
         return _encode(body)
 
     async def complete(self, call: ChatCall) -> bytes:
+        if isinstance(call, claude_native.MessagesCall):  # the Messages door: no translation
+            return await claude_native.complete(self, call)
         body = self.body(call)
         answer = await self.upstream.fetch(self.endpoint.url(call.model, False),
                                            self.endpoint.headers, body, call.stats)
@@ -169,6 +175,8 @@ class ClaudeProvider(Provider):
 
     def stream(self, call: ChatCall) -> AsyncGenerator[bytes, None]:
         """See ``Provider.stream``; a request Claude cannot serve raises here, before any I/O."""
+        if isinstance(call, claude_native.MessagesCall):
+            return claude_native.stream(self, call)
         body = self.body(call)
         return self.upstream.relay(
             self.endpoint.url(call.model, True),

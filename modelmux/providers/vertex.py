@@ -114,6 +114,9 @@ class VertexProvider(ClaudeProvider):
             auth=GoogleBearerAuth(self.tokens),
             model_in_body=False,
             body_fields={"anthropic_version": VERTEX_ANTHROPIC_VERSION},
+            # "Claude on Vertex AI > Token counting": one count-tokens model, the model in the body
+            count_url=lambda model: vertex_url(origin, project, region, "count-tokens", False),
+            count_fields={"anthropic_version": VERTEX_ANTHROPIC_VERSION},
         )
         super().__init__(
             config.name,
