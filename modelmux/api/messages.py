@@ -234,7 +234,11 @@ async def relay_translated(write: Write, chunks: AsyncGenerator[bytes, None], fi
             out += events.close()
         return b"".join(out)
 
-    await write(translate(first))
+    async def send(data: bytes) -> None:
+        if data:
+            await write(data)
+
+    await send(translate(first))
     step: asyncio.Future[bytes] | None = None
     try:
         while True:  # read on past the end so the provider can finish (and pool its connection)
@@ -248,9 +252,9 @@ async def relay_translated(write: Write, chunks: AsyncGenerator[bytes, None], fi
             try:
                 piece = finished.result()
             except StopAsyncIteration:
-                await write(translate(b"", end=True))
+                await send(translate(b"", end=True))
                 return
-            await write(translate(piece))
+            await send(translate(piece))
     finally:
         if step is not None:
             step.cancel()

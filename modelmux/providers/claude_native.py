@@ -118,6 +118,7 @@ class PassthroughRelay:
         self._finished = False
         self._input = self._output = 0
         self._counted = False
+        self._seen = False  # an event was decoded
 
     @property
     def started(self) -> bool:
@@ -182,12 +183,13 @@ class PassthroughRelay:
         return head + b"data: " + renamed + b"\n\n"
 
     def _observe(self, name: str, data: bytes) -> None:
+        first, self._seen = not self._seen, True
         if name == "message" or not name:
             return
         if name == "message_stop":
             self._finished = True
         elif name == "error":
-            if not self._started:
+            if first:  # nothing came before it: the client can still get a status
                 self.early_error = _error(self.provider, data)
             else:
                 self._finished = True

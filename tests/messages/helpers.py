@@ -40,3 +40,19 @@ def events(stream: bytes) -> list[tuple[str, Any]]:
     decoder = SSEDecoder()
     found = decoder.feed(stream) + decoder.close()
     return [(event.event, json.loads(event.data)) for event in found]
+
+
+async def post(port: int, path: str, body: bytes,
+               headers: dict[str, str] | None = None) -> tuple[int, dict[str, str], bytes]:
+    """One raw POST (the body sent byte for byte) and the whole response."""
+    from tests.server.helpers import connect, read_response
+
+    lines = [f"POST {path} HTTP/1.1", "Host: t", "Content-Type: application/json",
+             f"Content-Length: {len(body)}", "Connection: close"]
+    lines += [f"{name}: {value}" for name, value in (headers or {}).items()]
+    reader, writer = await connect(port)
+    try:
+        writer.write(("\r\n".join(lines) + "\r\n\r\n").encode() + body)
+        return await read_response(reader)
+    finally:
+        writer.close()
