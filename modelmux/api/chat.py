@@ -50,7 +50,7 @@ ATTEMPTS_HEADER = b"x-modelmux-attempts"
 DOOR = "openai.chat"
 
 
-def _param(message: str) -> str | None:
+def field_param(message: str) -> str | None:
     """The field path named by a msgspec validation message, OpenAI style (``messages[0].role``)."""
     at = _AT.search(message)
     path = at.group(1) if at else ""
@@ -73,7 +73,7 @@ def decode_request(body: bytes) -> ChatCompletionRequest:
         request = request_decoder.decode(body)
     except msgspec.ValidationError as exc:
         message = str(exc)
-        raise InvalidRequest(f"Invalid request: {message}", param=_param(message),
+        raise InvalidRequest(f"Invalid request: {message}", param=field_param(message),
                              code="invalid_value") from None
     except msgspec.DecodeError as exc:
         raise InvalidRequest(f"The request body is not valid JSON: {exc}", code="invalid_json") from None
@@ -149,7 +149,7 @@ async def _call(app: Services, exchange: Exchange, ctx: RequestContext) -> None:
     except Failed as failed:
         record.stats = failed.stats
         if failed.provider is not None:
-            exchange.extra_headers += _upstream_headers(failed.provider, failed.stats)
+            exchange.extra_headers += upstream_headers(failed.provider, failed.stats)
         raise failed.error from None
     provider, spec = served.provider, served.attempt.spec
     record.provider, record.provider_type, record.upstream_model = (
@@ -173,7 +173,7 @@ async def _deliver(app: Services, exchange: Exchange, record: RequestRecord, ser
     if not streamed:
         if stats.tokens is None:  # a traced answer was read already
             stats.tokens = usage_of(answer)
-        await exchange.respond(200, [*JSON_HEADERS, *_observed(record, exchange, provider, stats)],
+        await exchange.respond(200, [*JSON_HEADERS, *observed_headers(record, exchange, provider, stats)],
                                answer)
         return
     assert chunks is not None
@@ -182,14 +182,14 @@ async def _deliver(app: Services, exchange: Exchange, record: RequestRecord, ser
         clock = asyncio.get_running_loop().time
         coalescer = Coalescer(settings.buffer_size, settings.chunk_timeout_ms / 1000, clock)
     try:
-        await exchange.start(200, [*SSE_HEADERS, *_observed(record, exchange, provider, stats)])
+        await exchange.start(200, [*SSE_HEADERS, *observed_headers(record, exchange, provider, stats)])
         if coalescer is None:
             await exchange.write(first)
             # An upstream relay that can splice takes the sink and writes the rest itself.
-            piece: bytes | None = await _next_piece(chunks, exchange.sink())
+            piece: bytes | None = await next_piece(chunks, exchange.sink())
             while piece is not None:
                 await exchange.write(piece)
-                piece = await _next_piece(chunks, None)
+                piece = await next_piece(chunks, None)
         else:
             await _relay_buffered(exchange, chunks, first, coalescer)
     except ClientDisconnected:
@@ -208,16 +208,16 @@ async def _deliver(app: Services, exchange: Exchange, record: RequestRecord, ser
     await exchange.end()
 
 
-def _observed(record: RequestRecord, exchange: Exchange, provider: Provider,
+def observed_headers(record: RequestRecord, exchange: Exchange, provider: Provider,
               stats: CallStats) -> Headers:
     """The response head's headers: overhead (time since the request arrived, less the time
     waiting on the upstream), provider and attempts; the overhead is kept on ``record``."""
     overhead = max(time.perf_counter_ns() - exchange.received_ns - stats.wait_ns, 0)
     record.overhead_ns = overhead
-    return [(OVERHEAD_HEADER, b"%.3f" % (overhead / 1e6)), *_upstream_headers(provider, stats)]
+    return [(OVERHEAD_HEADER, b"%.3f" % (overhead / 1e6)), *upstream_headers(provider, stats)]
 
 
-def _upstream_headers(provider: Provider, stats: CallStats) -> Headers:
+def upstream_headers(provider: Provider, stats: CallStats) -> Headers:
     return [(PROVIDER_HEADER, _header_text(provider.name)),
             (ATTEMPTS_HEADER, b"%d" % stats.attempts)]
 
@@ -227,7 +227,7 @@ def _header_text(text: str) -> bytes:
     return _UNSENDABLE.sub("?", text).strip().encode("ascii") or b"-"
 
 
-async def _next_piece(chunks: AsyncGenerator[bytes, None], sent: Sink | None) -> bytes | None:
+async def next_piece(chunks: AsyncGenerator[bytes, None], sent: Sink | None) -> bytes | None:
     """The stream's next piece (``sent`` goes in, as ``asend``), or None at its end."""
     try:
         return await chunks.asend(sent)  # type: ignore[arg-type]  # the relay takes a Sink

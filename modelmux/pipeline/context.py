@@ -11,14 +11,13 @@ from typing import TYPE_CHECKING, Any
 
 import msgspec
 
+from modelmux.errors import Headers
 from modelmux.schemas.openai_chat import ChatCompletionRequest, request_decoder
 
 if TYPE_CHECKING:
-    from modelmux.observability.access import RequestRecord
+    from modelmux.observability.record import RequestRecord
     from modelmux.routing.models import DeploymentSpec
     from modelmux.routing.router import Estimate
-
-Headers = list[tuple[bytes, bytes]]
 
 
 class RequestContext:

@@ -9,7 +9,8 @@ from __future__ import annotations
 
 from modelmux.config.load import ConfigError
 from modelmux.config.schema import AnthropicConfig
-from modelmux.providers.claude import ClaudeEndpoint, ClaudeProvider
+from modelmux.providers.claude import ClaudeProvider
+from modelmux.providers.claude_endpoint import ClaudeEndpoint
 from modelmux.providers.env import expand_env
 from modelmux.providers.headers import (
     check_base_url,
@@ -43,12 +44,14 @@ def anthropic_endpoint(config: AnthropicConfig) -> ClaudeEndpoint:
     except UnicodeEncodeError:
         raise ConfigError(f"{where}: api_key is not latin-1 text") from None
     url = base + "/v1/messages"
+    count_url = url + "/count_tokens"
     headers = merge_headers(
         json_headers(),
         [(b"anthropic-version", ANTHROPIC_VERSION.encode())],
         extra_headers(config.headers, where),
     )
-    return ClaudeEndpoint(url=lambda model, stream: url, headers=headers, auth=auth)
+    return ClaudeEndpoint(url=lambda model, stream: url, headers=headers, auth=auth,
+                          count_url=lambda model: count_url)
 
 
 class AnthropicProvider(ClaudeProvider):

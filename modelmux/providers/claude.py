@@ -8,17 +8,17 @@ auth, fixed headers, body tweaks); ``anthropic.py`` and ``vertex.py`` only build
 
 from __future__ import annotations
 
-from collections.abc import AsyncGenerator, Callable, Mapping
-from dataclasses import dataclass, field
-from typing import Any
+from collections.abc import AsyncGenerator
 
 import msgspec
 
 from modelmux.codec.sse import DONE, SSEDecoder, encode_data
-from modelmux.errors import Headers, InvalidRequest, ModelMuxError, UpstreamError
+from modelmux.errors import InvalidRequest, ModelMuxError, UpstreamError
+from modelmux.providers import claude_native
 from modelmux.providers.base import ChatCall, Provider, RetryPolicy, Tokens
+from modelmux.providers.claude_endpoint import ClaudeEndpoint
 from modelmux.providers.errors import error_from_payload
-from modelmux.providers.transport import Auth, Upstream
+from modelmux.providers.transport import Upstream
 from modelmux.schemas import anthropic
 from modelmux.translate import (
     MessagesStreamTranslator,
@@ -29,21 +29,6 @@ from modelmux.translate import (
 from modelmux.upstream import ConnectionPool, Timeouts
 
 _encode = msgspec.json.Encoder().encode
-
-
-@dataclass(frozen=True, slots=True)
-class ClaudeEndpoint:
-    """What one Claude endpoint needs beyond the shared translation, declared as data.
-
-    ``url(model, stream)`` builds the request URL; ``model_in_body`` is False when the URL names
-    the model (Vertex); ``body_fields`` are added to every request body.
-    """
-
-    url: Callable[[str, bool], str]
-    headers: Headers
-    auth: Auth
-    model_in_body: bool = True
-    body_fields: Mapping[str, Any] = field(default_factory=dict)
 
 
 class MessagesRelay:
@@ -160,6 +145,8 @@ class ClaudeProvider(Provider):
         return _encode(body)
 
     async def complete(self, call: ChatCall) -> bytes:
+        if isinstance(call, claude_native.MessagesCall):  # the Messages door: no translation
+            return await claude_native.complete(self, call)
         body = self.body(call)
         answer = await self.upstream.fetch(self.endpoint.url(call.model, False),
                                            self.endpoint.headers, body, call.stats)
@@ -169,6 +156,8 @@ class ClaudeProvider(Provider):
 
     def stream(self, call: ChatCall) -> AsyncGenerator[bytes, None]:
         """See ``Provider.stream``; a request Claude cannot serve raises here, before any I/O."""
+        if isinstance(call, claude_native.MessagesCall):
+            return claude_native.stream(self, call)
         body = self.body(call)
         return self.upstream.relay(
             self.endpoint.url(call.model, True),

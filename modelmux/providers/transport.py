@@ -75,7 +75,8 @@ class Relay(Protocol):
     ``early_error`` is set (and nothing is returned) when the stream failed before producing
     anything, so the caller can still answer with a status or retry; ``finished`` once the
     terminal chunk (``[DONE]`` or an error event) was returned; ``usage`` once the upstream
-    reported its token counts.
+    reported its token counts. A relay whose clients speak another format than OpenAI's may
+    have ``error_frame(error) -> bytes``: the frame that ends its stream after a failure.
     """
 
     early_error: ModelMuxError | None
@@ -253,7 +254,8 @@ class Upstream:
                 if relay.started:
                     log.warning("provider %s: stream failed mid-way: %s", self.provider,
                                 exc.message)
-                    yield encode_data(exc.body())
+                    frame = getattr(relay, "error_frame", None)  # a relay in another format
+                    yield frame(exc) if frame is not None else encode_data(exc.body())
                     return
                 exc.retryable = is_retryable_error(exc)
                 raise

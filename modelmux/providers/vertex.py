@@ -16,7 +16,8 @@ from modelmux.auth.google import CredentialsError, GoogleTokenSource, load_crede
 from modelmux.config.load import ConfigError
 from modelmux.config.schema import VertexConfig
 from modelmux.errors import Headers
-from modelmux.providers.claude import ClaudeEndpoint, ClaudeProvider
+from modelmux.providers.claude import ClaudeProvider
+from modelmux.providers.claude_endpoint import ClaudeEndpoint
 from modelmux.providers.env import expand_env
 from modelmux.providers.headers import (
     check_base_url,
@@ -114,6 +115,9 @@ class VertexProvider(ClaudeProvider):
             auth=GoogleBearerAuth(self.tokens),
             model_in_body=False,
             body_fields={"anthropic_version": VERTEX_ANTHROPIC_VERSION},
+            # "Claude on Vertex AI > Token counting": one count-tokens model, the model in the body
+            count_url=lambda model: vertex_url(origin, project, region, "count-tokens", False),
+            count_fields={"anthropic_version": VERTEX_ANTHROPIC_VERSION},
         )
         super().__init__(
             config.name,

@@ -21,6 +21,8 @@ _VERTEX_PATH = re.compile(
     r"/v1/projects/(?P<project>[^/]+)/locations/(?P<region>[^/]+)/publishers/anthropic/models/"
     r"(?P<model>[^/:]+):(?P<method>rawPredict|streamRawPredict)"
 )
+COUNTED_TOKENS = 4242
+"""What the fake's count_tokens endpoint answers."""
 FAULTS = {"429", "500", "529", "401", "overloaded_event", "error_first", "reset", "reset_early",
           "stall", "hold"}
 
@@ -106,6 +108,9 @@ class FakeClaude(FakeServer):
         self.paths: list[dict[str, str]] = []
 
     async def handle(self, request: Request) -> Reply:
+        if request.path.endswith(("/v1/messages/count_tokens", "/count-tokens:rawPredict")):
+            self.bodies.append(request.json())
+            return json_reply(200, {"input_tokens": COUNTED_TOKENS})
         problem, stream, model = self._check(request)
         if problem is not None:
             return problem

@@ -10,7 +10,7 @@ import msgspec
 import pytest
 
 from modelmux.errors import InvalidRequest
-from modelmux.observability.access import RequestRecord
+from modelmux.observability.record import RequestRecord
 from modelmux.pipeline.context import RequestContext
 from modelmux.pipeline.stage import ORDER, Pipeline, PluginFailed, Stage
 
