@@ -20,11 +20,25 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from modelmux.codec.sse import SSEProtocolError  # noqa: E402
 from modelmux.providers.event_relay import EventRelay, EventTranslator  # noqa: E402
+from modelmux.translate.cohere_stream import CohereStreamTranslator  # noqa: E402
 from modelmux.translate.gemini_stream import GeminiStreamTranslator  # noqa: E402
 
-FORMATS: dict[str, Callable[..., EventTranslator]] = {"gemini": GeminiStreamTranslator}
+FORMATS: dict[str, Callable[..., EventTranslator]] = {"cohere": CohereStreamTranslator,
+                                                      "gemini": GeminiStreamTranslator}
 
 SEEDS: dict[str, list[bytes]] = {
+    "cohere": [
+        b'{"type":"message-start","id":"r","delta":{"message":{"role":"assistant"}}}',
+        b'{"type":"content-delta","index":0,"delta":{"message":{"content":{"text":"Hi"}}}}',
+        b'{"type":"tool-plan-delta","delta":{"message":{"tool_plan":"I will"}}}',
+        b'{"type":"tool-call-start","index":0,"delta":{"message":{"tool_calls":{"id":"t1",'
+        b'"type":"function","function":{"name":"f","arguments":""}}}}}',
+        b'{"type":"tool-call-delta","index":0,"delta":{"message":{"tool_calls":{"function":'
+        b'{"arguments":"{\\"a\\": 1}"}}}}}',
+        b'{"type":"tool-call-end","index":0}',
+        b'{"type":"message-end","delta":{"finish_reason":"TOOL_CALL","usage":{"billed_units":'
+        b'{"input_tokens":3,"output_tokens":2}}}}',
+    ],
     "gemini": [
         b'{"candidates":[{"content":{"parts":[{"text":"Hm","thought":true}]},"index":0}]}',
         b'{"candidates":[{"content":{"role":"model","parts":[{"text":"Hello \\u00e9"}]}}]}',

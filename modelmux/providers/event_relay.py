@@ -61,6 +61,8 @@ class EventRelay:
             SSEProtocolError: the upstream event stream is malformed.
         """
         out: list[bytes] = []
+        if self.finished:
+            return out  # what follows the end (or an error) is not the client's
         for event in self._decoder.feed(data):
             if event.data:
                 self._emit(self._translator.feed(event.data), out)
