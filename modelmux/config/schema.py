@@ -181,7 +181,37 @@ class VertexConfig(Struct, tag_field="type", tag="vertex", forbid_unknown_fields
             raise ValueError(f"give at most one of {', '.join(given)}")
 
 
-ProviderConfig = MockProviderConfig | OpenAICompatibleConfig | AnthropicConfig | VertexConfig
+class GeminiConfig(Struct, tag_field="type", tag="gemini", forbid_unknown_fields=True,
+                   frozen=True):
+    """Gemini through Google AI Studio: ``POST {base_url}/v1beta/models/{model}:generateContent``
+    with an ``x-goog-api-key``."""
+
+    name: str
+    models: list[str]
+    api_key: str = "${GEMINI_API_KEY}"
+    base_url: str = "https://generativelanguage.googleapis.com"
+    headers: dict[str, str] = field(default_factory=dict)
+    timeouts: TimeoutsConfig = field(default_factory=TimeoutsConfig)
+    max_retries: MaxRetries = 2
+    http2: bool | None = None  # unset: ALPN over TLS; true: HTTP/2 only; false: HTTP/1.1 only
+
+
+class CohereConfig(Struct, tag_field="type", tag="cohere", forbid_unknown_fields=True,
+                   frozen=True):
+    """Cohere's v2 chat API, ``POST {base_url}/v2/chat`` with ``Authorization: Bearer``."""
+
+    name: str
+    models: list[str]
+    api_key: str = "${COHERE_API_KEY}"
+    base_url: str = "https://api.cohere.com"
+    headers: dict[str, str] = field(default_factory=dict)
+    timeouts: TimeoutsConfig = field(default_factory=TimeoutsConfig)
+    max_retries: MaxRetries = 2
+    http2: bool | None = None  # unset: ALPN over TLS; true: HTTP/2 only; false: HTTP/1.1 only
+
+
+ProviderConfig = (MockProviderConfig | OpenAICompatibleConfig | AnthropicConfig | VertexConfig
+                  | GeminiConfig | CohereConfig)
 
 
 StreamMode = Literal["auto", "standard", "buffered", "never", "always"]

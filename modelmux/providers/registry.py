@@ -13,6 +13,8 @@ from typing import Any
 from modelmux.config.plugins import PluginProviderConfig
 from modelmux.config.schema import (
     AnthropicConfig,
+    CohereConfig,
+    GeminiConfig,
     MockProviderConfig,
     OpenAICompatibleConfig,
     ProviderConfig,
@@ -20,6 +22,8 @@ from modelmux.config.schema import (
 )
 from modelmux.providers.anthropic import AnthropicProvider
 from modelmux.providers.base import Provider
+from modelmux.providers.cohere import CohereProvider
+from modelmux.providers.gemini import build_gemini
 from modelmux.providers.mock import MockProvider
 from modelmux.providers.openai_compatible import OpenAICompatibleProvider
 from modelmux.providers.plugins import build_plugin_provider
@@ -32,6 +36,8 @@ PROVIDERS: Mapping[type[Any], Callable[[Any, ConnectionPool], Provider]] = Mappi
         OpenAICompatibleConfig: OpenAICompatibleProvider,
         AnthropicConfig: AnthropicProvider,
         VertexConfig: VertexProvider,
+        GeminiConfig: build_gemini,
+        CohereConfig: CohereProvider,
     }
 )
 """Config Struct (one per ``type``) → constructor taking (config, pool)."""

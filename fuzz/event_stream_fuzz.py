@@ -1,0 +1,143 @@
+"""Fuzz target for the Gemini and Cohere stream translators behind ``EventRelay``.
+
+Invariant: for any upstream body, fed whole or cut anywhere, the relay returns the same client
+bytes and ends in the same state; only ``SSEProtocolError`` escapes; after ``close()`` the relay
+is finished, and its output ends with ``[DONE]`` or one error event, or it holds an early
+error and output nothing. Runs under atheris (``python fuzz/event_stream_fuzz.py``) or without
+it (``--smoke N``). The first input byte picks the format and ``include_usage``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import random
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from modelmux.codec.sse import SSEProtocolError  # noqa: E402
+from modelmux.providers.event_relay import EventRelay, EventTranslator  # noqa: E402
+from modelmux.translate.cohere_stream import CohereStreamTranslator  # noqa: E402
+from modelmux.translate.gemini_stream import GeminiStreamTranslator  # noqa: E402
+
+FORMATS: dict[str, Callable[..., EventTranslator]] = {"cohere": CohereStreamTranslator,
+                                                      "gemini": GeminiStreamTranslator}
+
+SEEDS: dict[str, list[bytes]] = {
+    "cohere": [
+        b'{"type":"message-start","id":"r","delta":{"message":{"role":"assistant"}}}',
+        b'{"type":"content-delta","index":0,"delta":{"message":{"content":{"text":"Hi"}}}}',
+        b'{"type":"tool-plan-delta","delta":{"message":{"tool_plan":"I will"}}}',
+        b'{"type":"tool-call-start","index":0,"delta":{"message":{"tool_calls":{"id":"t1",'
+        b'"type":"function","function":{"name":"f","arguments":""}}}}}',
+        b'{"type":"tool-call-delta","index":0,"delta":{"message":{"tool_calls":{"function":'
+        b'{"arguments":"{\\"a\\": 1}"}}}}}',
+        b'{"type":"tool-call-end","index":0}',
+        b'{"type":"message-end","delta":{"finish_reason":"TOOL_CALL","usage":{"billed_units":'
+        b'{"input_tokens":3,"output_tokens":2}}}}',
+    ],
+    "gemini": [
+        b'{"candidates":[{"content":{"parts":[{"text":"Hm","thought":true}]},"index":0}]}',
+        b'{"candidates":[{"content":{"role":"model","parts":[{"text":"Hello \\u00e9"}]}}]}',
+        b'{"candidates":[{"content":{"parts":[{"functionCall":{"name":"f","args":{"a":1}}}]},'
+        b'"finishReason":"STOP"}],"usageMetadata":{"promptTokenCount":3,'
+        b'"candidatesTokenCount":2,"thoughtsTokenCount":1}}',
+        b'{"promptFeedback":{"blockReason":"SAFETY"}}',
+        b'{"error":{"code":429,"message":"quota","status":"RESOURCE_EXHAUSTED"}}',
+    ],
+}
+
+
+def _run(fmt: str, include_usage: bool, pieces: list[bytes]) -> tuple[object, ...]:
+    translator = FORMATS[fmt](model="m", completion_id="chatcmpl-f", created=0,
+                              include_usage=include_usage)
+    relay = EventRelay(translator)
+    out: list[bytes] = []
+    try:
+        for piece in pieces:
+            out += relay.feed(piece)
+        out += relay.close()
+    except SSEProtocolError as exc:
+        return ("sse_error", exc.message)
+    early = relay.early_error
+    assert relay.finished
+    if early is not None:
+        assert out == [] and not relay.started, out
+    else:
+        last = out[-1]
+        assert last == b"data: [DONE]\n\n" or b'"error"' in last, out
+        for frame in out[:-1]:
+            assert json.loads(frame.removeprefix(b"data: "))["object"] == "chat.completion.chunk"
+    return (b"".join(out), relay.usage, None if early is None else (early.status, early.code))
+
+
+def test_one_input(data: bytes) -> None:
+    if not data:
+        return
+    names = sorted(FORMATS)
+    fmt = names[data[0] % len(names)]
+    include_usage = bool(data[0] & 0x80)
+    body = data[1:]
+    whole = _run(fmt, include_usage, [body])
+    rng = random.Random(data[0])
+    cuts = sorted(rng.randrange(len(body) + 1) for _ in range(rng.randrange(6)))
+    pieces = [body[a:b] for a, b in zip([0, *cuts], [*cuts, len(body)], strict=True)]
+    assert _run(fmt, include_usage, pieces) == whole
+    assert _run(fmt, include_usage, [body[i:i + 1] for i in range(len(body))]) == whole
+
+
+def mutate(rng: random.Random) -> bytes:
+    """A seed stream for a random format, its events reordered, cut and bit-flipped."""
+    names = sorted(FORMATS)
+    head = rng.randrange(256)
+    fmt = names[head % len(names)]
+    events = list(SEEDS[fmt])
+    rng.shuffle(events) if rng.random() < 0.2 else None
+    for _ in range(rng.randint(0, 3)):
+        i = rng.randrange(len(events))
+        body = events[i]
+        action = rng.randrange(4)
+        if action == 0:
+            del events[i]
+        elif action == 1:
+            events.insert(i, body)
+        elif action == 2 and body:
+            pos = rng.randrange(len(body))
+            events[i] = body[:pos] + bytes([body[pos] ^ (1 << rng.randrange(8))]) + body[pos + 1:]
+        else:
+            events[i] = body[: rng.randrange(len(body) + 1)]
+        if not events:
+            break
+    sep = rng.choice([b"\n\n", b"\r\n\r\n", b"\r\r"])
+    stream = b"".join(b"data: " + e + sep for e in events)
+    if rng.random() < 0.2:
+        stream = stream[: rng.randrange(len(stream) + 1)]
+    return bytes([head]) + stream
+
+
+def smoke(n: int, seed: int = 0) -> int:
+    rng = random.Random(seed)
+    for _ in range(n):
+        test_one_input(mutate(rng))
+    print(f"event_stream_fuzz: {n} inputs ok")
+    return n
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--smoke", type=int, metavar="N", help="run N inputs without atheris")
+    args, rest = parser.parse_known_args()
+    if args.smoke is not None:
+        smoke(args.smoke)
+        return
+    import atheris  # type: ignore[import-untyped]
+
+    atheris.Setup([sys.argv[0], *rest], test_one_input)
+    atheris.Fuzz()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,76 @@
+"""The ``cohere`` provider: Cohere's v2 chat API.
+
+Reference: Cohere API "Chat" (``POST {base}/v2/chat``, ``Authorization: Bearer <key>``,
+``"stream": true`` for SSE). Translation is ``translate.chat_to_cohere``, ``cohere_to_chat``
+and ``CohereStreamTranslator``; streaming goes through the shared ``EventRelay``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncGenerator
+
+import msgspec
+
+from modelmux.config.schema import CohereConfig
+from modelmux.errors import InvalidRequest
+from modelmux.providers.base import ChatCall, Provider, RetryPolicy
+from modelmux.providers.env import expand_env
+from modelmux.providers.event_relay import EventRelay
+from modelmux.providers.gemini import api_key_auth
+from modelmux.providers.headers import check_base_url, extra_headers, json_headers, merge_headers
+from modelmux.providers.transport import Upstream
+from modelmux.translate.chat_to_cohere import chat_to_cohere
+from modelmux.translate.cohere_stream import CohereStreamTranslator
+from modelmux.translate.cohere_to_chat import cohere_to_chat
+from modelmux.upstream import ConnectionPool
+
+_encode = msgspec.json.Encoder().encode
+
+
+class CohereProvider(Provider):
+    """Cohere chat models (``command-r-plus``, ``command-a``, ...)."""
+
+    type = "cohere"
+
+    def __init__(self, config: CohereConfig, pool: ConnectionPool, *,
+                 retry: RetryPolicy | None = None) -> None:
+        """Raises: ConfigError: an unset ``${ENV}``, an empty key, a bad URL or header."""
+        super().__init__(config.name, list(config.models))
+        where = f"provider {config.name!r}"
+        base = check_base_url(expand_env(config.base_url, where=f"{where}: base_url"), where)
+        self.url = base.removesuffix("/v2") + "/v2/chat"
+        key = expand_env(config.api_key, where=f"{where}: api_key")
+        self.headers = merge_headers(json_headers(), extra_headers(config.headers, where))
+        self.retry = retry or RetryPolicy(max_retries=config.max_retries)
+        self.upstream = Upstream(config.name, pool,
+                                 api_key_auth(key, b"authorization", where, b"Bearer "),
+                                 config.timeouts.timeouts(), self.retry, http2=config.http2)
+
+    def body(self, call: ChatCall) -> bytes:
+        """Raises: InvalidRequest: what Cohere cannot do, naming this provider."""
+        try:
+            return _encode(chat_to_cohere(call.request, model=call.model, provider=self.name))
+        except InvalidRequest as exc:
+            raise InvalidRequest(f"provider {self.name!r} ({self.type}): {exc.message}",
+                                 param=exc.param, code=exc.code) from None
+
+    async def complete(self, call: ChatCall) -> bytes:
+        body = self.body(call)
+        answer = await self.upstream.fetch(self.url, self.headers, body, call.stats)
+        completion = cohere_to_chat(answer, model=call.public_model,
+                                    completion_id=call.completion_id, created=call.created)
+        if completion.usage is not None:
+            call.stats.tokens = (completion.usage.prompt_tokens,
+                                 completion.usage.completion_tokens)
+        return _encode(completion)
+
+    def stream(self, call: ChatCall) -> AsyncGenerator[bytes, None]:
+        body = self.body(call)
+
+        def relay() -> EventRelay:
+            return EventRelay(CohereStreamTranslator(
+                model=call.public_model, completion_id=call.completion_id, created=call.created,
+                include_usage=call.include_usage))
+
+        return self.upstream.relay(self.url, [*self.headers, (b"accept", b"text/event-stream")],
+                                   body, relay, call.stats)

@@ -1,0 +1,126 @@
+"""The ``gemini`` provider: Gemini models through Google AI Studio.
+
+Reference: Gemini API "Generating content": ``POST {base}/v1beta/models/{model}:generateContent``
+and ``:streamGenerateContent?alt=sse``, the key in ``x-goog-api-key``. Translation is
+``translate.chat_to_gemini``, ``gemini_to_chat`` and ``GeminiStreamTranslator``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncGenerator, Callable
+from urllib.parse import quote
+
+import msgspec
+
+from modelmux.config.load import ConfigError
+from modelmux.config.schema import GeminiConfig
+from modelmux.errors import Headers, InvalidRequest
+from modelmux.providers.base import ChatCall, Provider, RetryPolicy
+from modelmux.providers.env import expand_env
+from modelmux.providers.event_relay import EventRelay
+from modelmux.providers.headers import check_base_url, extra_headers, json_headers, merge_headers
+from modelmux.providers.transport import Auth, StaticAuth, Upstream
+from modelmux.translate.chat_to_gemini import chat_to_gemini
+from modelmux.translate.gemini_stream import GeminiStreamTranslator
+from modelmux.translate.gemini_to_chat import gemini_to_chat
+from modelmux.upstream import ConnectionPool, Timeouts
+
+_encode = msgspec.json.Encoder().encode
+
+
+def studio_url(base: str, model: str, stream: bool) -> str:
+    """The AI Studio URL for ``model``; the model name is one percent-encoded path segment."""
+    method = "streamGenerateContent?alt=sse" if stream else "generateContent"
+    return f"{base}/v1beta/models/{quote(model, safe='')}:{method}"
+
+
+def api_key_auth(key: str, header: bytes, where: str, prefix: bytes = b"") -> StaticAuth:
+    """A fixed key header, once the key is known to be usable on the wire.
+
+    Raises:
+        ConfigError: an empty key, or one that is not latin-1 text.
+    """
+    if not key:
+        raise ConfigError(f"{where}: api_key is empty")
+    try:
+        return StaticAuth([(header, prefix + key.encode("latin-1"))])
+    except UnicodeEncodeError:
+        raise ConfigError(f"{where}: api_key is not latin-1 text") from None
+
+
+class GeminiProvider(Provider):
+    """Gemini through any endpoint that speaks ``generateContent`` (``url(model, stream)``)."""
+
+    type = "gemini"
+
+    def __init__(
+        self,
+        name: str,
+        models: list[str],
+        pool: ConnectionPool,
+        *,
+        url: Callable[[str, bool], str],
+        headers: Headers,
+        auth: Auth,
+        timeouts: Timeouts,
+        retry: RetryPolicy,
+        http2: bool | None = None,
+    ) -> None:
+        super().__init__(name, models)
+        self.url = url
+        self.headers = headers
+        self.retry = retry
+        self.upstream = Upstream(name, pool, auth, timeouts, retry, http2=http2)
+
+    @classmethod
+    def from_config(cls, config: GeminiConfig, pool: ConnectionPool,
+                    retry: RetryPolicy | None = None) -> GeminiProvider:
+        """Raises: ConfigError: an unset ``${ENV}``, an empty key, a bad URL or header."""
+        where = f"provider {config.name!r}"
+        base = check_base_url(expand_env(config.base_url, where=f"{where}: base_url"), where)
+        base = base.removesuffix("/v1beta")
+        key = expand_env(config.api_key, where=f"{where}: api_key")
+        return cls(
+            config.name, list(config.models), pool,
+            url=lambda model, stream: studio_url(base, model, stream),
+            headers=merge_headers(json_headers(), extra_headers(config.headers, where)),
+            auth=api_key_auth(key, b"x-goog-api-key", where),
+            timeouts=config.timeouts.timeouts(),
+            retry=retry or RetryPolicy(max_retries=config.max_retries),
+            http2=config.http2,
+        )
+
+    def body(self, call: ChatCall) -> bytes:
+        """Raises: InvalidRequest: what Gemini cannot do, naming this provider."""
+        try:
+            return _encode(chat_to_gemini(call.request, provider=self.name))
+        except InvalidRequest as exc:
+            raise InvalidRequest(f"provider {self.name!r} ({self.type}): {exc.message}",
+                                 param=exc.param, code=exc.code) from None
+
+    async def complete(self, call: ChatCall) -> bytes:
+        body = self.body(call)
+        answer = await self.upstream.fetch(self.url(call.model, False), self.headers, body,
+                                           call.stats)
+        completion = gemini_to_chat(answer, model=call.public_model,
+                                    completion_id=call.completion_id, created=call.created)
+        if completion.usage is not None:
+            call.stats.tokens = (completion.usage.prompt_tokens,
+                                 completion.usage.completion_tokens)
+        return _encode(completion)
+
+    def stream(self, call: ChatCall) -> AsyncGenerator[bytes, None]:
+        body = self.body(call)
+
+        def relay() -> EventRelay:
+            return EventRelay(GeminiStreamTranslator(
+                model=call.public_model, completion_id=call.completion_id, created=call.created,
+                include_usage=call.include_usage))
+
+        return self.upstream.relay(self.url(call.model, True),
+                                   [*self.headers, (b"accept", b"text/event-stream")],
+                                   body, relay, call.stats)
+
+
+def build_gemini(config: GeminiConfig, pool: ConnectionPool) -> GeminiProvider:
+    return GeminiProvider.from_config(config, pool)

@@ -1,0 +1,276 @@
+"""Translate an OpenAI chat completion request into a Gemini ``generateContent`` body.
+
+Reference: Gemini API "Generating content" (``contents``/``parts``, ``systemInstruction``,
+``generationConfig``), "Function calling" (``tools[].functionDeclarations``, ``toolConfig``,
+``functionCall``/``functionResponse`` parts) and the ``Schema`` object (an OpenAPI subset).
+Pure: a decoded request in, a plain dict out; the mapping is tabled in docs/providers.md.
+"""
+
+from __future__ import annotations
+
+import mimetypes
+from typing import Any
+
+import msgspec
+
+from modelmux.errors import InvalidRequest
+from modelmux.schemas.openai_chat import (
+    AssistantMessage,
+    ChatCompletionRequest,
+    DeveloperMessage,
+    ImagePart,
+    Message,
+    NamedToolChoice,
+    SystemMessage,
+    TextPart,
+    ToolMessage,
+    UserMessage,
+)
+from modelmux.translate.chat_to_messages import _data_url
+
+Part = dict[str, Any]
+
+SCHEMA_KEYS = frozenset({
+    "type", "format", "title", "description", "nullable", "enum", "maxItems", "minItems",
+    "properties", "required", "minProperties", "maxProperties", "minLength", "maxLength",
+    "pattern", "example", "anyOf", "propertyOrdering", "default", "items", "minimum", "maximum",
+})
+"""The ``Schema`` fields Gemini accepts; others (``additionalProperties``, ``$schema``, ...)
+are dropped."""
+
+_MODES = {"auto": "AUTO", "none": "NONE", "required": "ANY"}
+
+
+def chat_to_gemini(req: ChatCompletionRequest, *, provider: str) -> dict[str, Any]:
+    """The ``generateContent`` body for ``req`` (the model and streaming are in the URL).
+
+    Raises:
+        InvalidRequest: a field Gemini cannot honour, or a malformed message, naming the param.
+    """
+    _reject_unsupported(req, provider)
+    system, contents = _contents(req.messages)
+    body: dict[str, Any] = {"contents": contents}
+    if system:
+        body["systemInstruction"] = {"parts": system}
+    names = _tools(req, body)
+    _tool_config(req, body, names)
+    config = _generation_config(req)
+    if config:
+        body["generationConfig"] = config
+    return body
+
+
+def _reject_unsupported(req: ChatCompletionRequest, provider: str) -> None:
+    if req.n is not None and req.n != 1:
+        raise InvalidRequest(f"n must be 1: provider {provider!r} returns one choice",
+                             param="n")
+    if req.logprobs or req.top_logprobs:
+        raise InvalidRequest(f"logprobs are not available from provider {provider!r}",
+                             param="logprobs")
+    if req.logit_bias:
+        raise InvalidRequest("logit_bias is not supported by Gemini", param="logit_bias")
+    if req.audio is not None or (req.modalities and set(req.modalities) - {"text"}):
+        raise InvalidRequest("only text output is supported", param="modalities")
+    if req.functions is not None or req.function_call is not None:
+        raise InvalidRequest("the legacy functions API is not supported; use tools",
+                             param="functions" if req.functions is not None else "function_call")
+
+
+def _generation_config(req: ChatCompletionRequest) -> dict[str, Any]:
+    config: dict[str, Any] = {}
+    tokens = req.max_completion_tokens if req.max_completion_tokens is not None else req.max_tokens
+    if tokens is not None:
+        if tokens < 1:
+            raise InvalidRequest("max_tokens must be at least 1", param="max_tokens")
+        config["maxOutputTokens"] = tokens
+    if req.temperature is not None:
+        config["temperature"] = req.temperature
+    if req.top_p is not None:
+        config["topP"] = req.top_p
+    if req.stop is not None:
+        stops = [s for s in ([req.stop] if isinstance(req.stop, str) else req.stop) if s]
+        if stops:
+            config["stopSequences"] = stops
+    for name, key in (("presence_penalty", "presencePenalty"),
+                      ("frequency_penalty", "frequencyPenalty"), ("seed", "seed")):
+        value = getattr(req, name)
+        if value is not None:
+            config[key] = value
+    fmt = req.response_format
+    if fmt is not None and fmt.type != "text":
+        config["responseMimeType"] = "application/json"
+        if fmt.type == "json_schema" and fmt.json_schema is not None and fmt.json_schema.schema:
+            config["responseSchema"] = reduce_schema(fmt.json_schema.schema)
+    return config
+
+
+def _contents(messages: list[Message]) -> tuple[list[Part], list[dict[str, Any]]]:
+    """System parts, and the user/model turns with same-role neighbours merged."""
+    system: list[Part] = []
+    turns: list[tuple[str, list[Part]]] = []
+    names: dict[str, str] = {}  # tool call id -> function name, for functionResponse
+    for i, msg in enumerate(messages):
+        param = f"messages[{i}]"
+        if isinstance(msg, (SystemMessage, DeveloperMessage)):
+            system.extend(_texts(msg.content))
+            continue
+        if isinstance(msg, UserMessage):
+            role, parts = "user", _user_parts(msg.content, f"{param}.content")
+        elif isinstance(msg, AssistantMessage):
+            role, parts = "model", _model_parts(msg, param, names)
+        elif isinstance(msg, ToolMessage):
+            role, parts = "user", [_function_response(msg, names, param)]
+        else:
+            raise InvalidRequest("role 'function' is not supported; use tools", param=param)
+        if not parts:
+            continue
+        if turns and turns[-1][0] == role:
+            turns[-1][1].extend(parts)
+        else:
+            turns.append((role, parts))
+    if not turns:
+        raise InvalidRequest("messages must include user or assistant content", param="messages")
+    return system, [{"role": role, "parts": parts} for role, parts in turns]
+
+
+def _texts(content: str | list[TextPart]) -> list[Part]:
+    if isinstance(content, str):
+        return [{"text": content}] if content else []
+    return [{"text": part.text} for part in content if part.text]
+
+
+def _user_parts(content: str | list[Any], param: str) -> list[Part]:
+    if isinstance(content, str):
+        return [{"text": content}] if content else []
+    parts: list[Part] = []
+    for j, part in enumerate(content):
+        if isinstance(part, TextPart):
+            if part.text:
+                parts.append({"text": part.text})
+        elif isinstance(part, ImagePart):
+            parts.append(_image(part.image_url.url, f"{param}[{j}].image_url.url"))
+        else:
+            raise InvalidRequest("only text and image parts are supported for Gemini",
+                                 param=f"{param}[{j}]")
+    return parts
+
+
+def _image(url: str, param: str) -> Part:
+    """A data: URL becomes ``inlineData``; an http(s) URL ``fileData`` with a guessed type."""
+    if url[:5].lower() == "data:":
+        media_type, data = _data_url(url, param)
+        return {"inlineData": {"mimeType": media_type, "data": data}}
+    if url[:8].lower() == "https://" or url[:7].lower() == "http://":
+        guessed = mimetypes.guess_type(url.partition("?")[0])[0] or "image/jpeg"
+        return {"fileData": {"mimeType": guessed, "fileUri": url}}
+    raise InvalidRequest("image_url.url must be an http(s) URL or a base64 data: URL", param=param)
+
+
+def _model_parts(msg: AssistantMessage, param: str, names: dict[str, str]) -> list[Part]:
+    parts: list[Part] = []
+    if isinstance(msg.content, str):
+        parts.extend(_texts(msg.content))
+    elif msg.content is not None:
+        parts.extend({"text": p.text} for p in msg.content if isinstance(p, TextPart) and p.text)
+    for j, call in enumerate(msg.tool_calls or ()):
+        where = f"{param}.tool_calls[{j}].function.arguments"
+        args = _json_object(call.function.arguments, where)
+        names[call.id] = call.function.name
+        parts.append({"functionCall": {"name": call.function.name, "args": args}})
+    return parts
+
+
+def _json_object(text: str, param: str) -> dict[str, Any]:
+    if not text.strip():
+        return {}
+    try:
+        value = msgspec.json.decode(text)
+    except (ValueError, RecursionError):
+        value = None
+    if not isinstance(value, dict):
+        raise InvalidRequest("function.arguments must be a JSON object", param=param)
+    return value
+
+
+def _function_response(msg: ToolMessage, names: dict[str, str], param: str) -> Part:
+    """A tool result becomes ``functionResponse``; Gemini wants the function's name, found
+    from the assistant turn that made the call, and an object: JSON objects pass as they are,
+    anything else is wrapped as ``{"content": text}``."""
+    name = names.get(msg.tool_call_id)
+    if name is None:
+        raise InvalidRequest(f"tool_call_id {msg.tool_call_id!r} matches no earlier tool call",
+                             param=f"{param}.tool_call_id")
+    text = msg.content if isinstance(msg.content, str) else "".join(
+        p.text for p in msg.content)
+    try:
+        value = msgspec.json.decode(text) if text.strip() else None
+    except (ValueError, RecursionError):
+        value = None
+    response = value if isinstance(value, dict) else {"content": text}
+    return {"functionResponse": {"name": name, "response": response}}
+
+
+def reduce_schema(schema: Any) -> Any:
+    """A JSON Schema cut down to Gemini's ``Schema``: unknown keys dropped, ``const`` as a
+    one-value ``enum``, ``type: [T, "null"]`` as ``type: T`` with ``nullable``."""
+    if isinstance(schema, list):
+        return [reduce_schema(item) for item in schema]
+    if not isinstance(schema, dict):
+        return schema
+    out: dict[str, Any] = {}
+    for key, value in schema.items():
+        if key == "const":
+            out["enum"] = [value]
+        elif key == "type" and isinstance(value, list):
+            kinds = [kind for kind in value if kind != "null"]
+            if len(kinds) < len(value):
+                out["nullable"] = True
+            if kinds:
+                out["type"] = kinds[0]
+        elif key == "properties" and isinstance(value, dict):
+            out[key] = {name: reduce_schema(sub) for name, sub in value.items()}
+        elif key in ("items", "anyOf"):
+            out[key] = reduce_schema(value)
+        elif key in SCHEMA_KEYS:
+            out[key] = value
+    return out
+
+
+def _tools(req: ChatCompletionRequest, body: dict[str, Any]) -> set[str]:
+    declarations: list[dict[str, Any]] = []
+    for i, tool in enumerate(req.tools or ()):
+        if tool.type != "function" or tool.function is None:
+            raise InvalidRequest("only function tools are supported", param=f"tools[{i}].type")
+        fn = tool.function
+        out: dict[str, Any] = {"name": fn.name}
+        if fn.description:
+            out["description"] = fn.description
+        params = reduce_schema(fn.parameters) if fn.parameters else None
+        if params and params.get("properties"):
+            out["parameters"] = params
+        declarations.append(out)
+    if declarations:
+        body["tools"] = [{"functionDeclarations": declarations}]
+    return {d["name"] for d in declarations}
+
+
+def _tool_config(req: ChatCompletionRequest, body: dict[str, Any], names: set[str]) -> None:
+    """auto → AUTO, none → NONE, required → ANY, a named function → ANY limited to it."""
+    choice = req.tool_choice
+    if choice is None:
+        return
+    if not names:
+        if choice in ("auto", "none"):
+            return
+        raise InvalidRequest("tool_choice needs tools", param="tool_choice")
+    config: dict[str, Any]
+    if isinstance(choice, NamedToolChoice):
+        if choice.type != "function" or choice.function.name not in names:
+            raise InvalidRequest("tool_choice must name one of the function tools",
+                                 param="tool_choice.function.name")
+        config = {"mode": "ANY", "allowedFunctionNames": [choice.function.name]}
+    elif choice in _MODES:
+        config = {"mode": _MODES[choice]}
+    else:
+        raise InvalidRequest(f"unknown tool_choice {choice!r}", param="tool_choice")
+    body["toolConfig"] = {"functionCallingConfig": config}

@@ -1,0 +1,121 @@
+"""A fake Cohere v2 chat API: ``POST /v2/chat`` with ``Authorization: Bearer``.
+
+Wire format per Cohere API "Chat" (v2) and "Chat with Streaming": a whole answer with
+``message.content`` (or ``tool_plan`` and ``tool_calls``), ``finish_reason`` and ``usage``
+(``billed_units`` and ``tokens``); a stream of typed SSE events (``event:`` line and a ``type``
+in the data): message-start, content-start/delta/end, tool-plan-delta, tool-call-start/delta/
+end with arguments split mid-token, citation events, message-end. Errors are
+``{"id", "message"}``. ``faults`` holds one fault name per coming request.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import deque
+from typing import Any
+
+from tests.fakes.answers import TEXT, Answer, pieces
+from tests.fakes.http import FakeServer, Reply, Request, Split, json_reply, whole
+
+FAULTS = {"400", "401", "429", "500", "error_end", "reset", "reset_early", "no_end"}
+TEMPLATE_TOKENS = 200
+"""Extra prompt tokens in ``usage.tokens`` (the chat template): ``billed_units`` has none."""
+
+
+def error_doc(message: str) -> dict[str, Any]:
+    return {"id": "c0ffee00-0000-4000-8000-000000000000", "message": message}
+
+
+def usage(answer: Answer) -> dict[str, Any]:
+    return {"billed_units": {"input_tokens": answer.prompt_tokens,
+                             "output_tokens": answer.completion_tokens},
+            "tokens": {"input_tokens": answer.prompt_tokens + TEMPLATE_TOKENS,
+                       "output_tokens": answer.completion_tokens}}
+
+
+def response_json(answer: Answer) -> dict[str, Any]:
+    message: dict[str, Any] = {"role": "assistant"}
+    if answer.tool_calls:
+        message["tool_plan"] = answer.text
+        message["tool_calls"] = [{"id": c.id, "type": "function", "function": {
+            "name": c.name, "arguments": c.arguments}} for c in answer.tool_calls]
+    else:
+        message["content"] = [{"type": "text", "text": answer.text}]
+    return {"id": "resp-1", "message": message,
+            "finish_reason": "TOOL_CALL" if answer.tool_calls else "COMPLETE",
+            "usage": usage(answer)}
+
+
+def sse(doc: dict[str, Any]) -> bytes:
+    return f"event: {doc['type']}\ndata: {json.dumps(doc, ensure_ascii=False)}\n\n".encode()
+
+
+def stream_events(answer: Answer) -> list[bytes]:
+    events = [sse({"id": "resp-1", "type": "message-start", "delta": {"message": {
+        "role": "assistant", "content": [], "tool_plan": "", "tool_calls": [],
+        "citations": []}}})]
+    if answer.tool_calls:
+        events += [sse({"type": "tool-plan-delta", "delta": {"message": {"tool_plan": p}}})
+                   for p in pieces(answer.text)]
+        for i, call in enumerate(answer.tool_calls):
+            events.append(sse({"type": "tool-call-start", "index": i, "delta": {"message": {
+                "tool_calls": {"id": call.id, "type": "function",
+                               "function": {"name": call.name, "arguments": ""}}}}}))
+            events += [sse({"type": "tool-call-delta", "index": i, "delta": {"message": {
+                "tool_calls": {"function": {"arguments": p}}}}}) for p in pieces(call.arguments)]
+            events.append(sse({"type": "tool-call-end", "index": i}))
+    else:
+        events.append(sse({"type": "content-start", "index": 0, "delta": {"message": {
+            "content": {"type": "text", "text": ""}}}}))
+        events += [sse({"type": "content-delta", "index": 0, "delta": {"message": {
+            "content": {"text": p}}}}) for p in pieces(answer.text)]
+        events.append(sse({"type": "content-end", "index": 0}))
+        events.append(sse({"type": "citation-start", "index": 0, "delta": {"message": {
+            "citations": {"start": 0, "end": 1, "text": "H", "sources": []}}}}))
+        events.append(sse({"type": "citation-end", "index": 0}))
+    events.append(sse({"type": "message-end", "delta": {
+        "finish_reason": "TOOL_CALL" if answer.tool_calls else "COMPLETE",
+        "usage": usage(answer)}}))
+    return events
+
+
+class FakeCohere(FakeServer):
+    def __init__(self, *, api_key: str = "co-test", answer: Answer = TEXT, split: Split = whole,
+                 retry_after: str = "0") -> None:
+        super().__init__(split=split)
+        self.api_key = api_key
+        self.answer = answer
+        self.retry_after = retry_after
+        self.faults: deque[str] = deque()
+        self.bodies: list[dict[str, Any]] = []
+
+    async def handle(self, request: Request) -> Reply:
+        if request.method != "POST" or request.path != "/v2/chat":
+            return json_reply(404, error_doc(f"{request.path} not found"))
+        if request.headers.get("authorization") != f"Bearer {self.api_key}":
+            return json_reply(401, error_doc("invalid api token"))
+        body = request.json()
+        self.bodies.append(body)
+        if "model" not in body or not body.get("messages"):
+            return json_reply(400, error_doc("invalid request: model and messages are required"))
+        fault = self.faults.popleft() if self.faults else None
+        assert fault is None or fault in FAULTS, fault
+        if fault in ("400", "401", "500"):
+            return json_reply(int(fault), error_doc(f"fake {fault}"))
+        if fault == "429":
+            return json_reply(429, error_doc("You are using a Trial key, which is limited"),
+                              [("retry-after", self.retry_after)])
+        if not body.get("stream"):
+            return json_reply(200, response_json(self.answer))
+        events = stream_events(self.answer)
+        reply = Reply(200, [("content-type", "text/event-stream")], events=events)
+        if fault == "error_end":
+            events[3:] = [sse({"type": "message-end", "delta": {
+                "finish_reason": "ERROR", "error": "internal generation failure"}})]
+        elif fault == "reset":
+            reply.reset_after = 4
+        elif fault == "reset_early":
+            reply.reset_after = 0
+        elif fault == "no_end":
+            del events[-1]
+        return reply

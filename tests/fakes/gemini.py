@@ -1,0 +1,121 @@
+"""A fake Gemini API (AI Studio): ``POST /v1beta/models/{model}:generateContent`` and
+``:streamGenerateContent?alt=sse``.
+
+Wire format per Gemini API "Generating content": ``GenerateContentResponse`` JSON, streamed as
+``data: {...}`` SSE events separated by CRLF CRLF with no end marker; text split over events,
+a thought part first, whole ``functionCall`` parts (no ids), ``finishReason`` and
+``usageMetadata`` on the last event. Errors are Google's ``{"error": {code, message,
+status}}``; a bad key is a 400 ``API_KEY_INVALID`` as the real API answers. ``faults`` holds one
+fault name per coming request.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections import deque
+from typing import Any
+
+from tests.fakes.answers import TEXT, Answer, pieces
+from tests.fakes.http import FakeServer, Reply, Request, Split, json_reply, whole
+
+_PATH = re.compile(r"/v1beta/models/(?P<model>[^/:?]+):(?P<method>generateContent|"
+                   r"streamGenerateContent\?alt=sse)")
+FAULTS = {"400", "403", "429", "500", "503", "error_event", "error_first", "reset", "reset_early",
+          "no_finish"}
+_STATUS = {400: "INVALID_ARGUMENT", 403: "PERMISSION_DENIED", 404: "NOT_FOUND",
+           429: "RESOURCE_EXHAUSTED", 500: "INTERNAL", 503: "UNAVAILABLE"}
+
+
+def google_error(code: int, message: str) -> dict[str, Any]:
+    return {"error": {"code": code, "message": message, "status": _STATUS[code]}}
+
+
+def usage(answer: Answer) -> dict[str, int]:
+    return {"promptTokenCount": answer.prompt_tokens,
+            "candidatesTokenCount": answer.completion_tokens,
+            "totalTokenCount": answer.prompt_tokens + answer.completion_tokens}
+
+
+def candidate(parts: list[dict[str, Any]], finish: str | None = None) -> dict[str, Any]:
+    out: dict[str, Any] = {"content": {"role": "model", "parts": parts}, "index": 0}
+    if finish is not None:
+        out["finishReason"] = finish
+    return out
+
+
+def response_json(answer: Answer) -> dict[str, Any]:
+    parts: list[dict[str, Any]] = [{"text": "Thinking it over.", "thought": True}]
+    if answer.text:
+        parts.append({"text": answer.text})
+    parts += [{"functionCall": {"name": c.name, "args": json.loads(c.arguments)}}
+              for c in answer.tool_calls]
+    return {"candidates": [candidate(parts, "STOP")], "usageMetadata": usage(answer),
+            "modelVersion": "gemini-2.0-flash", "responseId": "fake-response"}
+
+
+def sse(doc: dict[str, Any]) -> bytes:
+    return b"data: " + json.dumps(doc, ensure_ascii=False).encode() + b"\r\n\r\n"
+
+
+def stream_events(answer: Answer) -> list[bytes]:
+    events = [sse({"candidates": [candidate([{"text": "Hmm.", "thought": True}])]})]
+    for part in pieces(answer.text, (5, 11, 3)):
+        events.append(sse({"candidates": [candidate([{"text": part}])],
+                           "usageMetadata": {"promptTokenCount": answer.prompt_tokens}}))
+    calls = [{"functionCall": {"name": c.name, "args": json.loads(c.arguments)}}
+             for c in answer.tool_calls]
+    events.append(sse({"candidates": [candidate(calls, "STOP")], "usageMetadata": usage(answer),
+                       "modelVersion": "gemini-2.0-flash"}))
+    return events
+
+
+class FakeGemini(FakeServer):
+    def __init__(self, *, api_key: str = "AIza-test", answer: Answer = TEXT, split: Split = whole,
+                 retry_after: str = "0") -> None:
+        super().__init__(split=split)
+        self.api_key = api_key
+        self.answer = answer
+        self.retry_after = retry_after
+        self.faults: deque[str] = deque()
+        self.bodies: list[dict[str, Any]] = []
+        self.models: list[str] = []
+
+    async def handle(self, request: Request) -> Reply:
+        match = _PATH.fullmatch(request.path)
+        if request.method != "POST" or match is None:
+            return json_reply(404, google_error(404, f"{request.path} not found"))
+        if request.headers.get("x-goog-api-key") != self.api_key:
+            doc = google_error(400, "API key not valid. Please pass a valid API key.")
+            return json_reply(400, doc)
+        if request.headers.get("content-type") != "application/json":
+            return json_reply(400, google_error(400, "content-type must be application/json"))
+        body = request.json()
+        self.bodies.append(body)
+        self.models.append(match["model"])
+        if not body.get("contents"):
+            return json_reply(400, google_error(400, "* GenerateContentRequest.contents: "
+                                                     "contents is not specified"))
+        fault = self.faults.popleft() if self.faults else None
+        assert fault is None or fault in FAULTS, fault
+        if fault in ("400", "403", "500", "503"):
+            code = int(fault)
+            return json_reply(code, google_error(code, f"fake {_STATUS[code]}"))
+        if fault == "429":
+            doc = google_error(429, "Resource has been exhausted (e.g. check quota).")
+            return json_reply(429, doc, [("retry-after", self.retry_after)])
+        if match["method"] == "generateContent":
+            return json_reply(200, response_json(self.answer))
+        events = stream_events(self.answer)
+        reply = Reply(200, [("content-type", "text/event-stream")], events=events)
+        if fault == "error_event":
+            events[2:] = [sse(google_error(503, "The model is overloaded."))]
+        elif fault == "error_first":
+            events[:] = [sse(google_error(503, "The model is overloaded."))]
+        elif fault == "reset":
+            reply.reset_after = 3
+        elif fault == "reset_early":
+            reply.reset_after = 0
+        elif fault == "no_finish":
+            del events[-1]
+        return reply

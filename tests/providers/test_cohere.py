@@ -1,0 +1,170 @@
+"""``cohere`` end to end: the official SDK → the gateway → a fake Cohere v2 chat server.
+
+Every byte split, text and parallel tool calls (with the tool plan as content), billed usage,
+a tool-result follow-up, the request shape, error statuses, a 429 retried into success, and
+mid-stream failures.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterator
+from typing import Any
+
+import openai
+import pytest
+
+from tests.fakes.answers import TEXT, TOOLS, Answer
+from tests.fakes.cohere import FakeCohere
+from tests.fakes.http import SPLITS, Split, whole
+from tests.providers.harness import (
+    MESSAGES,
+    TOOLS_PARAM,
+    Gateway,
+    collect,
+    expected,
+    from_completion,
+    gateway,
+    same,
+)
+from tests.upstream import LOOPS, run
+
+MODEL = "command-r-plus-08-2024"
+
+
+@contextlib.asynccontextmanager
+async def cohere_gateway(*, answer: Answer = TEXT, split: Split = whole,
+                         extra: str = "") -> AsyncIterator[tuple[Gateway, FakeCohere]]:
+    async with FakeCohere(answer=answer, split=split) as fake:
+        toml = (f'[[provider]]\nname = "co"\ntype = "cohere"\nmodels = ["{MODEL}"]\n'
+                f'api_key = "co-test"\nbase_url = "{fake.origin}"\n{extra}\n')
+        async with gateway(toml) as gw:
+            yield gw, fake
+
+
+@pytest.mark.parametrize("split", list(SPLITS))
+@pytest.mark.parametrize("loop", LOOPS)
+def test_sdk_sees_the_same_answer_in_every_split(loop: str, split: str) -> None:
+    async def main() -> None:
+        for answer in (TEXT, TOOLS):
+            async with cohere_gateway(answer=answer, split=SPLITS[split]) as (gw, fake):
+                async with gw.client() as client:
+                    done = await client.chat.completions.create(
+                        model=MODEL, messages=MESSAGES, tools=TOOLS_PARAM)
+                    same(from_completion(done), expected(answer, MODEL))
+                    stream = await client.chat.completions.create(
+                        model=MODEL, messages=MESSAGES, tools=TOOLS_PARAM, stream=True,
+                        stream_options={"include_usage": True})
+                    same(await collect(stream), expected(answer, MODEL))
+                    plain = await client.chat.completions.create(
+                        model=MODEL, messages=MESSAGES, stream=True)
+                    same(await collect(plain), expected(answer, MODEL, usage=False))
+                assert fake.bodies[-1]["messages"][0] == {"role": "system",
+                                                          "content": "Be brief."}
+
+    run(loop, main(), timeout=60)
+
+
+def test_request_shape_and_tool_result_follow_up() -> None:
+    async def main() -> None:
+        async with cohere_gateway(answer=TOOLS) as (gw, fake), gw.client() as client:
+            first = await client.chat.completions.create(
+                model=MODEL, messages=MESSAGES, tools=TOOLS_PARAM, max_tokens=77,
+                temperature=0.3, top_p=0.9, stop="END", seed=5,
+                tool_choice={"type": "function", "function": {"name": "get_time"}})
+            message = first.choices[0].message
+            assert message.tool_calls is not None
+            follow = [*MESSAGES, message.model_dump(exclude_none=True),
+                      *({"role": "tool", "tool_call_id": c.id, "content": f"result {i}"}
+                        for i, c in enumerate(message.tool_calls))]
+            await client.chat.completions.create(model=MODEL, messages=follow, stream=True)
+            assert fake.requests[0].headers["authorization"] == "Bearer co-test"
+            body = fake.bodies[0]
+            assert {k: body[k] for k in ("model", "max_tokens", "temperature", "p",
+                                         "stop_sequences", "seed", "tool_choice")} == {
+                "model": MODEL, "max_tokens": 77, "temperature": 0.3, "p": 0.9,
+                "stop_sequences": ["END"], "seed": 5, "tool_choice": "REQUIRED"}
+            assert [t["function"]["name"] for t in body["tools"]] == ["get_time"]
+            second = fake.bodies[1]
+            assert second["stream"] is True
+            assert second["messages"][2] == {
+                "role": "assistant", "tool_plan": TOOLS.text,
+                "tool_calls": [{"id": c.id, "type": "function", "function": {
+                    "name": c.name, "arguments": c.arguments}} for c in TOOLS.tool_calls]}
+            assert second["messages"][3:] == [
+                {"role": "tool", "tool_call_id": c.id, "content": f"result {i}"}
+                for i, c in enumerate(TOOLS.tool_calls)]
+
+    run("asyncio", main())
+
+
+ERRORS = [
+    ("400", openai.BadRequestError, 400, "invalid_request"),
+    ("401", openai.InternalServerError, 502, "upstream_auth_failed"),
+    ("429", openai.RateLimitError, 429, "rate_limit_exceeded"),
+    ("500", openai.InternalServerError, 502, "upstream_server_error"),
+]
+
+
+@pytest.mark.parametrize(("fault", "exc", "status", "code"), ERRORS, ids=[e[0] for e in ERRORS])
+@pytest.mark.parametrize("stream", [False, True], ids=["whole", "stream"])
+def test_error_statuses(fault: str, exc: type, status: int, code: str, stream: bool) -> None:
+    async def main() -> None:
+        async with cohere_gateway(extra="max_retries = 0") as (gw, fake), gw.client() as client:
+            fake.faults.append(fault)
+            with pytest.raises(exc) as caught:
+                answer: Any = await client.chat.completions.create(
+                    model=MODEL, messages=MESSAGES, stream=stream)
+                if stream:
+                    await collect(answer)
+            assert caught.value.status_code == status
+            assert caught.value.code == code  # type: ignore[attr-defined]
+            assert f"fake {fault}" in caught.value.message or fault == "429"
+            assert len(fake.requests) == 1
+
+    run("asyncio", main())
+
+
+@pytest.mark.parametrize("faults", [["429"], ["500", "429"], ["reset_early"]],
+                         ids=["429", "500-429", "reset_early"])
+def test_retries_recover_before_the_first_byte(faults: list[str]) -> None:
+    async def main() -> None:
+        async with cohere_gateway(answer=TOOLS) as (gw, fake), gw.client() as client:
+            fake.faults.extend(faults)
+            stream = await client.chat.completions.create(model=MODEL, messages=MESSAGES,
+                                                          stream=True)
+            same(await collect(stream), expected(TOOLS, MODEL, usage=False))
+            assert len(fake.requests) == len(faults) + 1
+
+    run("asyncio", main())
+
+
+@pytest.mark.parametrize("fault", ["error_end", "no_end", "reset"])
+def test_mid_stream_failure_reaches_the_sdk_as_an_error(fault: str) -> None:
+    async def main() -> None:
+        async with cohere_gateway() as (gw, fake), gw.client() as client:
+            fake.faults.append(fault)
+            stream = await client.chat.completions.create(model=MODEL, messages=MESSAGES,
+                                                          stream=True)
+            with pytest.raises(openai.APIError) as caught:
+                await collect(stream)
+            want = {"error_end": "upstream_generation_error",
+                    "no_end": "upstream_stream_truncated", "reset": "upstream_closed"}[fault]
+            assert caught.value.code == want  # type: ignore[attr-defined]
+            assert len(fake.requests) == 1
+
+    run("asyncio", main())
+
+
+def test_n_above_one_is_refused_naming_the_provider_without_an_upstream_call() -> None:
+    async def main() -> None:
+        async with cohere_gateway() as (gw, fake), gw.client() as client:
+            for stream in (False, True):
+                with pytest.raises(openai.BadRequestError) as caught:
+                    await client.chat.completions.create(model=MODEL, messages=MESSAGES, n=2,
+                                                         stream=stream)
+                assert caught.value.param == "n"  # type: ignore[attr-defined]
+                assert "provider 'co' (cohere)" in caught.value.message
+            assert fake.requests == []
+
+    run("asyncio", main())
