@@ -108,7 +108,7 @@ class MessagesEventStream:
             return self._end()
         try:
             chunk = _chunk.decode(payload)
-        except (msgspec.DecodeError, msgspec.ValidationError, RecursionError) as exc:
+        except (ValueError, RecursionError) as exc:  # DecodeError; older msgspec: UnicodeDecodeError
             return self.fail("api_error", f"the upstream sent an unreadable chunk: {exc}")
         if chunk.error is not None:
             error = chunk.error
