@@ -29,6 +29,7 @@ from modelmux.api.streaming import MODE_HEADER, Coalescer, choose_mode
 from modelmux.errors import Headers, InternalError, InvalidRequest, ModelMuxError
 from modelmux.observability.record import RequestRecord
 from modelmux.pipeline.context import RequestContext
+from modelmux.pipeline.stage import Pipeline
 from modelmux.providers.base import CallStats, ChatCall, Provider, usage_of
 from modelmux.routing.models import DeploymentSpec
 from modelmux.schemas.openai_chat import ChatCompletionRequest, request_decoder
@@ -85,82 +86,73 @@ def decode_request(body: bytes) -> ChatCompletionRequest:
 
 async def create_chat_completion(app: Services, exchange: Exchange) -> None:
     """Answer one chat request as JSON or SSE, as ``choose_mode`` decides, through the
-    pipeline: its stages before the call (middleware, route), the call, then the observers."""
+    pipeline: its stages before the call (middleware, route), the call (every attempt) and
+    the delivery, then the stages that observe answers (only when one does)."""
     body = await exchange.read_body()
+    record = app.record(exchange)
     watcher = app.watcher  # tracing or debug_bodies; None when both are off
     if watcher is not None:
-        watcher.request_body(app.request_id(exchange), body)
+        watcher.request_body(record.request_id, body)
     request = decode_request(body)
-    record = app.record(exchange)
     record.model = request.model
-    ctx = RequestContext(DOOR, request, body, exchange.headers, app.request_id(exchange), record)
+    ctx = RequestContext(DOOR, request, body, exchange.headers, record.request_id, record)
     pipeline = app.pipeline
-    if not pipeline.observes:
-        await _call(app, exchange, ctx)
-        return
     try:
-        await _call(app, exchange, ctx)
-    except ModelMuxError as exc:
-        ctx.status, ctx.error = exc.status, exc
-        raise
+        asked = bool(request.stream)
+        delivery, reason = choose_mode(
+            app.config.streaming, asked_stream=asked, user_agent=exchange.header(b"user-agent"),
+            headers=exchange.headers, override=exchange.header(MODE_HEADER),
+        )
+        log.debug("stream mode %s for a stream=%s request (%s)", delivery, asked, reason)
+        streamed = ctx.streamed = delivery != "never"
+        await pipeline.before_call(ctx)
+        request, body = ctx.request, ctx.body
+        record.model, record.mode = request.model, delivery
+        if asked and not streamed:  # the provider is asked for, and the client gets, one JSON
+            request = msgspec.structs.replace(request, stream=False, stream_options=None)
+        elif streamed and not asked:
+            request = msgspec.structs.replace(request, stream=True)
+        completion_id, created = "chatcmpl-" + new_hex_id(), int(time.time())
+        request_id = ctx.request_id
+        public_model = ctx.model
+        estimate = ctx.estimate
+        assert estimate is not None  # the route stage always runs
+
+        def new_call(spec: DeploymentSpec) -> ChatCall:
+            record.provider, record.provider_type = spec.provider.name, spec.provider.type
+            record.upstream_model = spec.model
+            return ChatCall(request, body, model=spec.model, public_model=public_model,
+                            completion_id=completion_id, created=created, request_id=request_id,
+                            sent_stream=asked)
+
+        try:
+            served = await app.dispatcher.serve(ctx.plan, estimate.prompt_tokens
+                                                + estimate.output_tokens, new_call, streamed,
+                                                record)
+        except Failed as failed:
+            record.stats = failed.stats
+            if failed.provider is not None:
+                exchange.extra_headers += upstream_headers(failed.provider, failed.stats)
+            raise failed.error from None
+        provider, spec = served.provider, served.attempt.spec
+        record.provider, record.provider_type, record.upstream_model = (
+            provider.name, provider.type, spec.model)
+        record.stats = served.call.stats
+        if not streamed:
+            ctx.answer = served.answer
+        try:
+            await _deliver(app, exchange, record, served, delivery)
+        finally:
+            app.dispatcher.finish(served)
     except BaseException as exc:
-        ctx.status, ctx.error = 500, exc  # the client left, or a fault the server answers
+        if pipeline.observes:  # the client left (499), or the error the server answers
+            ctx.status = exc.status if isinstance(exc, ModelMuxError) else 500
+            ctx.error = exc
+            pipeline.after_answer(ctx)
         raise
-    else:
+    if pipeline.observes:
         ctx.status = exchange.status
-    finally:
         pipeline.after_answer(ctx)
-
-
-async def _call(app: Services, exchange: Exchange, ctx: RequestContext) -> None:
-    """The stages before the call, then the call itself (every attempt) and the delivery."""
-    record = ctx.record
-    settings = app.config.streaming
-    asked = bool(ctx.request.stream)
-    delivery, reason = choose_mode(
-        settings, asked_stream=asked, user_agent=exchange.header(b"user-agent"),
-        headers=exchange.headers, override=exchange.header(MODE_HEADER),
-    )
-    log.debug("stream mode %s for a stream=%s request (%s)", delivery, asked, reason)
-    streamed = ctx.streamed = delivery != "never"
-    await app.pipeline.before_call(ctx)
-    request, body = ctx.request, ctx.body
-    record.model, record.mode = request.model, delivery
-    if asked and not streamed:  # the provider is asked for, and the client gets, one JSON body
-        request = msgspec.structs.replace(request, stream=False, stream_options=None)
-    elif streamed and not asked:
-        request = msgspec.structs.replace(request, stream=True)
-    completion_id, created = "chatcmpl-" + new_hex_id(), int(time.time())
-    request_id = ctx.request_id
-    public_model = ctx.model
-    estimate = ctx.estimate
-    assert estimate is not None  # the route stage always runs
-
-    def new_call(spec: DeploymentSpec) -> ChatCall:
-        record.provider, record.provider_type = spec.provider.name, spec.provider.type
-        record.upstream_model = spec.model
-        return ChatCall(request, body, model=spec.model, public_model=public_model,
-                        completion_id=completion_id, created=created, request_id=request_id,
-                        sent_stream=asked)
-
-    try:
-        served = await app.dispatcher.serve(
-            ctx.plan, estimate.prompt_tokens + estimate.output_tokens, new_call, streamed, record)
-    except Failed as failed:
-        record.stats = failed.stats
-        if failed.provider is not None:
-            exchange.extra_headers += upstream_headers(failed.provider, failed.stats)
-        raise failed.error from None
-    provider, spec = served.provider, served.attempt.spec
-    record.provider, record.provider_type, record.upstream_model = (
-        provider.name, provider.type, spec.model)
-    record.stats = served.call.stats
-    if not streamed:
-        ctx.answer = served.answer
-    try:
-        await _deliver(app, exchange, record, served, delivery)
-    finally:
-        app.dispatcher.finish(served)
 
 
 async def _deliver(app: Services, exchange: Exchange, record: RequestRecord, served: Served,

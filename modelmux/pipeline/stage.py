@@ -55,7 +55,7 @@ class Pipeline:
         ValueError: a stage's ``kind`` is not one of ``ORDER``.
     """
 
-    __slots__ = ("stages", "_before", "_after")
+    __slots__ = ("stages", "observes", "_before", "_after")
 
     def __init__(self, stages: Iterable[Stage] = ()) -> None:
         stages = list(stages)
@@ -66,11 +66,8 @@ class Pipeline:
         self.stages = tuple(sorted(stages, key=lambda s: ORDER.index(s.kind)))
         self._before = tuple(s for s in self.stages if _overrides(s, "on_request"))
         self._after = tuple(reversed([s for s in self.stages if _overrides(s, "on_answer")]))
-
-    @property
-    def observes(self) -> bool:
+        self.observes = bool(self._after)
         """True when some stage has an ``on_answer`` hook to run."""
-        return bool(self._after)
 
     async def before_call(self, ctx: RequestContext) -> None:
         """Run every ``on_request`` hook in order.
@@ -80,14 +77,13 @@ class Pipeline:
                 that broke).
         """
         for stage in self._before:
-            if not stage.plugin:
-                await stage.on_request(ctx)
-                continue
             try:
                 await stage.on_request(ctx)
             except ModelMuxError:
                 raise
             except Exception as exc:
+                if not stage.plugin:
+                    raise
                 log.exception("plugin %s failed on request %s", stage.name, ctx.request_id)
                 raise PluginFailed.naming(stage.name, exc) from None
 

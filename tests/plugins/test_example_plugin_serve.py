@@ -5,12 +5,14 @@ provider type answers with the text the redact middleware left, a plugin that ra
 from __future__ import annotations
 
 import subprocess
+import typing
 from collections.abc import Iterator
 from pathlib import Path
 
 import openai
 import pytest
 
+from modelmux.config.schema import ProviderConfig
 from tests.e2e.proc import LOOPBACK_SERVER, ServeProcess, modelmux_command
 
 CONFIG = """
@@ -30,6 +32,9 @@ fail_on = "boom"
 """
 ASKED = "mail bob@example.com or call 5551234, thanks"
 REDACTED = "you said: mail [hidden] or call [hidden], thanks"
+
+BUILT_IN = ", ".join(m.__struct_config__.tag for m in typing.get_args(ProviderConfig))
+"""The built-in provider types, in the order the schema declares them."""
 
 
 def serve(home: Path, site: Path, config: str) -> ServeProcess:
@@ -93,7 +98,7 @@ def test_a_plugin_that_raises_is_a_500_naming_it_and_the_server_keeps_serving(
      "middleware[0].name: no middleware plugin named 'scrub' is installed "
      "(installed modelmux.middleware entry points: redact)"),
     (CONFIG.replace('type = "echo"', 'type = "ekko"'),
-     "provider[0].type: `type` must be one of mock, openai_compatible, anthropic, vertex, or "
+     f"provider[0].type: `type` must be one of {BUILT_IN}, or "
      "the name of an installed provider plugin (modelmux.providers entry points: echo)"),
 ])
 def test_a_plugin_that_is_not_installed_stops_start_up_with_exit_2(
