@@ -211,10 +211,12 @@ async def _deliver(app: Services, exchange: Exchange, record: RequestRecord, ser
 def observed_headers(record: RequestRecord, exchange: Exchange, provider: Provider,
               stats: CallStats) -> Headers:
     """The response head's headers: overhead (time since the request arrived, less the time
-    waiting on the upstream), provider and attempts; the overhead is kept on ``record``."""
+    waiting on the upstream), provider, attempts and the upstream headers the provider passes
+    on; the overhead is kept on ``record``."""
     overhead = max(time.perf_counter_ns() - exchange.received_ns - stats.wait_ns, 0)
     record.overhead_ns = overhead
-    return [(OVERHEAD_HEADER, b"%.3f" % (overhead / 1e6)), *upstream_headers(provider, stats)]
+    return [(OVERHEAD_HEADER, b"%.3f" % (overhead / 1e6)), *upstream_headers(provider, stats),
+            *stats.headers]
 
 
 def upstream_headers(provider: Provider, stats: CallStats) -> Headers:

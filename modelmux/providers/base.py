@@ -97,10 +97,11 @@ class CallStats:
     ``total_ns`` runs to the end of the upstream body. ``errors`` holds the code of every
     failed attempt. ``watch``
     (``observability.calls.CallWatch``) is set only while tracing or ``debug_bodies`` is on.
+    ``headers`` are the upstream answer headers a provider passes on to the client.
     """
 
     __slots__ = ("attempts", "retries", "errors", "started_ns", "wait_ns", "total_ns", "tokens",
-                 "watch")
+                 "watch", "headers")
 
     def __init__(self) -> None:
         self.started_ns = 0  # perf_counter_ns of the first try, set by the call stage
@@ -111,6 +112,7 @@ class CallStats:
         self.total_ns = 0
         self.tokens: Tokens | None = None
         self.watch: AttemptWatch | None = None
+        self.headers: Headers = []  # upstream answer headers the client gets too (x-ratelimit-*)
 
 
 class ChatCall:

@@ -9,19 +9,25 @@ to the name the client asked for. Events are decoded only to find ``[DONE]`` and
 from __future__ import annotations
 
 from collections.abc import AsyncGenerator
+from typing import Any
 
 import msgspec
 
 from modelmux import _accel
-from modelmux.config.load import ConfigError
-from modelmux.config.schema import OpenAICompatibleConfig
-from modelmux.errors import Headers, UpstreamError
+from modelmux.config.schema import (
+    AzureConfig,
+    HuggingFaceConfig,
+    OpenAICompatibleConfig,
+    OpenAIConfig,
+)
+from modelmux.errors import Headers, ModelMuxError, UpstreamError
 from modelmux.providers.base import ChatCall, Provider, RetryPolicy, usage_from
 from modelmux.providers.env import expand_env
-from modelmux.providers.errors import error_from_payload
+from modelmux.providers.errors import error_from_payload, error_from_response
 from modelmux.providers.headers import (
     check_base_url,
     extra_headers,
+    header_value,
     json_headers,
     merge_headers,
 )
@@ -62,40 +68,65 @@ def upstream_body(raw: bytes, *, sent_model: str, sent_stream: bool, model: str,
 
 
 class OpenAICompatibleProvider(Provider):
-    """Relays chat completions to an OpenAI-format server."""
+    """Relays chat completions and embeddings to an OpenAI-format server.
+
+    Subclasses (``openai``, ``huggingface``, ``azure``) change only what differs: the URL of a
+    model's endpoint (``url_for``), the auth headers (``auth_headers``), how error bodies read
+    (``map_error``) and which answer headers reach the client (``keep_prefix``).
+    """
 
     type = "openai_compatible"
+    keep_prefix: bytes | None = None
 
     def __init__(
         self,
-        config: OpenAICompatibleConfig,
+        config: OpenAICompatibleConfig | OpenAIConfig | HuggingFaceConfig | AzureConfig,
         pool: ConnectionPool,
         *,
         retry: RetryPolicy | None = None,
     ) -> None:
         """Raises: ConfigError: an unset ``${ENV}``, a bad ``base_url`` or header."""
         super().__init__(config.name, list(config.models))
-        where = f"provider {config.name!r}"
-        base = check_base_url(expand_env(config.base_url, where=f"{where}: base_url"), where)
-        self.url = base + "/chat/completions"
+        where = self.where = f"provider {config.name!r}"
+        self.base = check_base_url(expand_env(config.base_url, where=f"{where}: base_url"), where)
+        self.url = self.url_for("", "/chat/completions")
+        self.embed_batch_size = config.embed_batch_size
         self.headers: Headers = merge_headers(
-            json_headers(), extra_headers(config.headers, where)
+            json_headers(), self.own_headers(config), extra_headers(config.headers, where)
         )
-        auth: Headers = []
-        if config.api_key:
-            key = expand_env(config.api_key, where=f"{where}: api_key")
-            try:
-                auth = [(b"authorization", b"Bearer " + key.encode("latin-1"))]
-            except UnicodeEncodeError:
-                raise ConfigError(f"{where}: api_key is not latin-1 text") from None
         policy = self.retry = retry or RetryPolicy(max_retries=config.max_retries)
-        self.upstream = Upstream(config.name, pool, StaticAuth(auth), config.timeouts.timeouts(),
-                                 policy, http2=config.http2)
+        self.upstream = Upstream(config.name, pool, StaticAuth(self.auth_headers(config)),
+                                 config.timeouts.timeouts(), policy, http2=config.http2,
+                                 errors=self.map_error, keep_prefix=self.keep_prefix)
+
+    def url_for(self, model: str, path: str) -> str:
+        """The URL of ``path`` (``/chat/completions``, ``/embeddings``) for upstream ``model``."""
+        return self.base + path
+
+    def own_headers(self, config: Any) -> Headers:
+        """Headers this provider type adds to every request (before the configured ones)."""
+        return []
+
+    def auth_headers(self, config: Any) -> Headers:
+        """``Authorization: Bearer {api_key}``, or none without a key.
+
+        Raises:
+            ConfigError: an unset ``${ENV}`` or a key that is not latin-1 text.
+        """
+        if not config.api_key:
+            return []
+        key = expand_env(config.api_key, where=f"{self.where}: api_key")
+        return [(b"authorization", b"Bearer " + header_value(key, f"{self.where}: api_key"))]
+
+    def map_error(self, provider: str, status: int, headers: Headers, body: bytes) -> ModelMuxError:
+        """The client's error for a non-2xx upstream answer (``providers.errors``' table)."""
+        return error_from_response(provider, status, headers, body)
 
     async def complete(self, call: ChatCall) -> bytes:
         sent = upstream_body(call.raw, sent_model=call.public_model, sent_stream=call.sent_stream,
                              model=call.model, stream=False)
-        body = await self.upstream.fetch(self.url, self.headers, sent, call.stats)
+        url = self.url_for(call.model, "/chat/completions")
+        body = await self.upstream.fetch(url, self.headers, sent, call.stats)
         try:
             fields = _fields.decode(body)
         except (msgspec.DecodeError, msgspec.ValidationError) as exc:
@@ -112,7 +143,7 @@ class OpenAICompatibleProvider(Provider):
 
     def stream(self, call: ChatCall) -> AsyncGenerator[bytes, None]:
         return self.upstream.relay(
-            self.url,
+            self.url_for(call.model, "/chat/completions"),
             [*self.headers, (b"accept", b"text/event-stream")],
             upstream_body(call.raw, sent_model=call.public_model, sent_stream=call.sent_stream,
                           model=call.model, stream=True),

@@ -13,14 +13,19 @@ from typing import Any
 from modelmux.config.plugins import PluginProviderConfig
 from modelmux.config.schema import (
     AnthropicConfig,
+    AzureConfig,
+    HuggingFaceConfig,
     MockProviderConfig,
     OpenAICompatibleConfig,
+    OpenAIConfig,
     ProviderConfig,
     VertexConfig,
 )
 from modelmux.providers.anthropic import AnthropicProvider
 from modelmux.providers.base import Provider
+from modelmux.providers.azure import AzureProvider
 from modelmux.providers.mock import MockProvider
+from modelmux.providers.openai import HuggingFaceProvider, OpenAIProvider
 from modelmux.providers.openai_compatible import OpenAICompatibleProvider
 from modelmux.providers.plugins import build_plugin_provider
 from modelmux.providers.vertex import VertexProvider
@@ -32,6 +37,9 @@ PROVIDERS: Mapping[type[Any], Callable[[Any, ConnectionPool], Provider]] = Mappi
         OpenAICompatibleConfig: OpenAICompatibleProvider,
         AnthropicConfig: AnthropicProvider,
         VertexConfig: VertexProvider,
+        OpenAIConfig: OpenAIProvider,
+        HuggingFaceConfig: HuggingFaceProvider,
+        AzureConfig: AzureProvider,
     }
 )
 """Config Struct (one per ``type``) → constructor taking (config, pool)."""
