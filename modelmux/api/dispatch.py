@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING
 
 from modelmux.config.routing import RoutingConfig
 from modelmux.errors import InternalError, ModelMuxError, RateLimited
-from modelmux.providers.base import CallStats, ChatCall, Provider
+from modelmux.providers.base import Call, CallStats, ChatCall, EmbedCall, Provider
 from modelmux.routing.models import DeploymentSpec
 from modelmux.routing.router import Attempt, Router, is_failover_error, retry_after_of
 from modelmux.routing.store import Lease, has_limits
@@ -37,9 +37,9 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("modelmux.api")
 
-NewCall = Callable[[DeploymentSpec], ChatCall]
+NewCall = Callable[[DeploymentSpec], Call]
 First = tuple[bytes, AsyncGenerator[bytes, None] | None, bytes]
-Running = dict[asyncio.Future[First], tuple[Attempt, ChatCall, int]]
+Running = dict[asyncio.Future[First], tuple[Attempt, Call, int]]
 
 
 @dataclass(slots=True)
@@ -47,7 +47,7 @@ class Served:
     """The attempt that produced the first byte, and what it produced."""
 
     attempt: Attempt
-    call: ChatCall
+    call: Call
     answer: bytes = b""
     chunks: AsyncGenerator[bytes, None] | None = None
     first: bytes = b""
@@ -67,7 +67,7 @@ class Failed(Exception):
         self.error, self.provider, self.stats = error, provider, stats
 
 
-async def _again(provider: Provider, call: ChatCall, error: ModelMuxError) -> bool:
+async def _again(provider: Provider, call: Call, error: ModelMuxError) -> bool:
     """After a failed try at ``provider``: wait out the backoff and return True when its retry
     policy allows another try, else False (the error goes on to fallback or the client)."""
     policy, stats = provider.retry, call.stats
@@ -85,14 +85,17 @@ async def _again(provider: Provider, call: ChatCall, error: ModelMuxError) -> bo
     return True
 
 
-async def complete(provider: Provider, call: ChatCall) -> bytes:
-    """The whole answer of one deployment, tried again as its retry policy allows.
+async def complete(provider: Provider, call: Call) -> bytes:
+    """The whole answer of one deployment (a chat completion, or embeddings), tried again as
+    its retry policy allows.
 
     Raises:
         ModelMuxError: the last try's error.
     """
     while True:
         try:
+            if isinstance(call, EmbedCall):
+                return await provider.embed(call)
             return await provider.complete(call)
         except ModelMuxError as exc:
             if not await _again(provider, call, exc):
@@ -140,16 +143,16 @@ async def _retrying_stream(provider: Provider, call: ChatCall) -> AsyncGenerator
         await chunks.aclose()
 
 
-async def _first(provider: Provider, call: ChatCall, streamed: bool, watcher: Watcher | None,
+async def _first(provider: Provider, call: Call, streamed: bool, watcher: Watcher | None,
                  record: RequestRecord | None) -> First:
     """One deployment up to its first byte, with its retries: the whole answer, or the stream
     and its first chunk.
 
-    With a ``watcher`` (tracing or debug_bodies on) the call goes through it, so the
+    With a ``watcher`` (tracing or debug_bodies on) a chat call goes through it, so the
     deployment gets one client span (each try an HTTP span under it) and its body log.
     """
     call.stats.started_ns = time.perf_counter_ns()
-    if watcher is None or record is None:
+    if watcher is None or record is None or not isinstance(call, ChatCall):
         if not streamed:
             return await complete(provider, call), None, b""
         chunks, first = await open_stream(provider, call)

@@ -4,9 +4,15 @@ from __future__ import annotations
 
 from modelmux.pipeline.context import RequestContext
 from modelmux.pipeline.stage import Stage
-from modelmux.routing.facts import estimate_prompt_tokens, max_tokens_of, request_facts
+from modelmux.routing.facts import (
+    estimate_prompt_tokens,
+    input_facts,
+    max_tokens_of,
+    request_facts,
+)
 from modelmux.routing.models import ModelIndex
 from modelmux.routing.router import Estimate, Router
+from modelmux.schemas.openai_embeddings import EmbeddingRequest
 
 
 class RouteStage(Stage):
@@ -29,11 +35,14 @@ class RouteStage(Stage):
         """
         request, body = ctx.request, ctx.body
         group = self.models.group(request.model)
+        embedding = isinstance(request, EmbeddingRequest)
         if self.router.rules:
-            ctx.facts = request_facts(request, body, ctx.headers)
+            ctx.facts = (input_facts(request.model, request.user, body, ctx.headers) if embedding
+                         else request_facts(request, body, ctx.headers))
         first = group.deployments[0]
         record = ctx.record
         record.provider, record.provider_type = first.provider.name, first.provider.type
         record.upstream_model = first.model
-        ctx.estimate = estimate = Estimate(estimate_prompt_tokens(body), max_tokens_of(request))
+        ctx.estimate = estimate = Estimate(
+            estimate_prompt_tokens(body), 0 if embedding else max_tokens_of(request))
         ctx.plan = self.router.plan(self.models, group, ctx.facts, estimate)

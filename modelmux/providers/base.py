@@ -1,7 +1,7 @@
 """The interface every provider implements, and the per-request call object it receives.
 
 A provider turns one OpenAI chat request into an OpenAI response body (``complete``) or into
-SSE-framed OpenAI chunks (``stream``). Errors before the first streamed byte are raised as
+SSE-framed OpenAI chunks (``stream``), and one embeddings request into its answer (``embed``). Errors before the first streamed byte are raised as
 ``ModelMuxError``; after it, a stream ends with an error event instead of ``[DONE]``.
 """
 
@@ -16,8 +16,9 @@ from typing import ClassVar, Protocol
 
 import msgspec
 
-from modelmux.errors import Headers
+from modelmux.errors import Headers, InvalidRequest
 from modelmux.schemas.openai_chat import ChatCompletionRequest
+from modelmux.schemas.openai_embeddings import EmbeddingRequest
 
 Tokens = tuple[int, int]
 """(input, output) tokens as the upstream reported them."""
@@ -155,6 +156,26 @@ class ChatCall:
         return bool(options is not None and options.include_usage)
 
 
+class EmbedCall:
+    """One embeddings request, as a provider sees it: ``raw`` is the client's body (its
+    ``model`` is ``public_model``); ``stats`` is for the provider to fill in."""
+
+    __slots__ = ("request", "raw", "model", "public_model", "request_id", "stats")
+
+    def __init__(self, request: EmbeddingRequest, raw: bytes, *, model: str, public_model: str,
+                 request_id: str) -> None:
+        self.request = request
+        self.raw = raw
+        self.model = model
+        self.public_model = public_model
+        self.request_id = request_id
+        self.stats = CallStats()
+
+
+Call = ChatCall | EmbedCall
+"""What the call stage runs against a provider."""
+
+
 @dataclass(frozen=True, slots=True)
 class RetryPolicy:
     """How often one deployment is tried again after a retryable failure, and how long the call
@@ -196,6 +217,17 @@ class Provider(abc.ABC):
     @abc.abstractmethod
     def stream(self, call: ChatCall) -> AsyncGenerator[bytes, None]:
         """SSE-framed OpenAI chunks, ending with ``data: [DONE]`` or an error event."""
+
+    async def embed(self, call: EmbedCall) -> bytes:
+        """The OpenAI embeddings answer (``object: list``) for ``call``, every input in order.
+
+        Raises:
+            InvalidRequest: this provider type serves no embeddings (the default).
+        """
+        raise InvalidRequest(
+            f"provider {self.name!r} (type {self.type}) does not serve embeddings; route the "
+            "model to an openai, azure, openai_compatible, huggingface or mock provider.",
+            param="model", code="embeddings_not_supported")
 
     async def aclose(self) -> None:
         """Release upstream connections and credentials."""

@@ -21,7 +21,8 @@ from modelmux.config.schema import (
     OpenAIConfig,
 )
 from modelmux.errors import Headers, ModelMuxError, UpstreamError
-from modelmux.providers.base import ChatCall, Provider, RetryPolicy, usage_from
+from modelmux.providers.base import ChatCall, EmbedCall, Provider, RetryPolicy, usage_from
+from modelmux.providers.embed_batch import batch_bodies, join_answers
 from modelmux.providers.env import expand_env
 from modelmux.providers.errors import error_from_payload, error_from_response
 from modelmux.providers.headers import (
@@ -150,3 +151,18 @@ class OpenAICompatibleProvider(Provider):
             lambda: ChunkRelay(self.name, call.public_model),
             call.stats,
         )
+
+    async def embed(self, call: EmbedCall) -> bytes:
+        """``POST {url}/embeddings``: the client's body with ``model`` changed, cut into
+        batches of ``embed_batch_size`` inputs sent one after another, joined in order."""
+        url = self.url_for(call.model, "/embeddings")
+        size = self.embed_batch_size
+        items = len(call.request.items())
+        bodies = batch_bodies(call.raw, call.request, call.model, size)
+        sizes = [min(size, items - at) for at in range(0, items, size)] if len(bodies) > 1 \
+            else [items]
+        answers = [await self.upstream.fetch(url, self.headers, body, call.stats)
+                   for body in bodies]
+        answer, prompt = join_answers(self.name, answers, sizes, call.public_model)
+        call.stats.tokens = (prompt, 0)
+        return answer

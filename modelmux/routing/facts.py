@@ -63,21 +63,36 @@ def request_facts(request: ChatCompletionRequest, body: bytes,
     Raises:
         InvalidRequest: an ``x-modelmux-cost-sensitive`` header that is not a boolean.
     """
-    sent = {name.decode("latin-1").lower(): value.decode("latin-1") for name, value in headers}
-    facts: dict[str, object] = {
-        "model": request.model,
-        "stream": bool(request.stream),
-        "prompt_tokens": estimate_prompt_tokens(body),
-        "has_tools": bool(request.tools or request.functions),
-        "has_images": _has_images(request),
-        "headers": sent,
-        "metadata": dict(request.metadata or {}),
-    }
+    facts = input_facts(request.model, request.user, body, headers, key)
+    facts.update(stream=bool(request.stream), has_tools=bool(request.tools or request.functions),
+                 has_images=_has_images(request), metadata=dict(request.metadata or {}))
     limit = max_tokens_of(request)
     if limit is not None:
         facts["max_tokens"] = limit
-    if request.user is not None:
-        facts["user"] = request.user
+    return facts
+
+
+def input_facts(model: str, user: str | None, body: bytes,
+                headers: Iterable[tuple[bytes, bytes]], key: str | None = None
+                ) -> dict[str, object]:
+    """The facts any request has (an embeddings request has only these): no stream, tools,
+    images or metadata.
+
+    Raises:
+        InvalidRequest: an ``x-modelmux-cost-sensitive`` header that is not a boolean.
+    """
+    sent = {name.decode("latin-1").lower(): value.decode("latin-1") for name, value in headers}
+    facts: dict[str, object] = {
+        "model": model,
+        "stream": False,
+        "prompt_tokens": estimate_prompt_tokens(body),
+        "has_tools": False,
+        "has_images": False,
+        "headers": sent,
+        "metadata": {},
+    }
+    if user is not None:
+        facts["user"] = user
     if key is not None:
         facts["key"] = key
     header = COST_SENSITIVE_HEADER.decode()
