@@ -158,12 +158,12 @@ async def _call(app: Services, exchange: Exchange, ctx: RequestContext) -> None:
     if not streamed:
         ctx.answer = served.answer
     try:
-        await _deliver(app, exchange, record, served, delivery)
+        await deliver(app, exchange, record, served, delivery)
     finally:
         app.dispatcher.finish(served)
 
 
-async def _deliver(app: Services, exchange: Exchange, record: RequestRecord, served: Served,
+async def deliver(app: Services, exchange: Exchange, record: RequestRecord, served: Served,
                    delivery: str) -> None:
     """Send the served answer, or relay the served stream from its first chunk on."""
     provider, stats = served.provider, served.call.stats

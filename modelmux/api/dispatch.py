@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING
 
 from modelmux.config.routing import RoutingConfig
 from modelmux.errors import InternalError, ModelMuxError, RateLimited
-from modelmux.providers.base import Call, CallStats, ChatCall, EmbedCall, Provider
+from modelmux.providers.base import Call, CallStats, ChatCall, EmbedCall, Provider, TextCall
 from modelmux.routing.models import DeploymentSpec
 from modelmux.routing.router import Attempt, Router, is_failover_error, retry_after_of
 from modelmux.routing.store import Lease, has_limits
@@ -96,13 +96,16 @@ async def complete(provider: Provider, call: Call) -> bytes:
         try:
             if isinstance(call, EmbedCall):
                 return await provider.embed(call)
+            if isinstance(call, TextCall):
+                return await provider.complete_text(call)
             return await provider.complete(call)
         except ModelMuxError as exc:
             if not await _again(provider, call, exc):
                 raise
 
 
-async def open_stream(provider: Provider, call: ChatCall) -> tuple[AsyncGenerator[bytes, None], bytes]:
+async def open_stream(provider: Provider, call: ChatCall | TextCall
+                      ) -> tuple[AsyncGenerator[bytes, None], bytes]:
     """One deployment's stream and its first piece, tried again as its retry policy allows.
 
     Raises:
@@ -112,7 +115,8 @@ async def open_stream(provider: Provider, call: ChatCall) -> tuple[AsyncGenerato
     while True:
         chunks: AsyncGenerator[bytes, None] | None = None
         try:
-            chunks = provider.stream(call)
+            chunks = (provider.stream_text(call) if isinstance(call, TextCall)
+                      else provider.stream(call))
             return chunks, await anext(chunks)
         except StopAsyncIteration:
             assert chunks is not None
@@ -155,6 +159,7 @@ async def _first(provider: Provider, call: Call, streamed: bool, watcher: Watche
     if watcher is None or record is None or not isinstance(call, ChatCall):
         if not streamed:
             return await complete(provider, call), None, b""
+        assert not isinstance(call, EmbedCall)  # embeddings are never streamed
         chunks, first = await open_stream(provider, call)
         return b"", chunks, first
     if not streamed:

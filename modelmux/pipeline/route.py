@@ -12,7 +12,7 @@ from modelmux.routing.facts import (
 )
 from modelmux.routing.models import ModelIndex
 from modelmux.routing.router import Estimate, Router
-from modelmux.schemas.openai_embeddings import EmbeddingRequest
+from modelmux.schemas.openai_chat import ChatCompletionRequest
 
 
 class RouteStage(Stage):
@@ -35,14 +35,13 @@ class RouteStage(Stage):
         """
         request, body = ctx.request, ctx.body
         group = self.models.group(request.model)
-        embedding = isinstance(request, EmbeddingRequest)
+        chat = isinstance(request, ChatCompletionRequest)
         if self.router.rules:
-            ctx.facts = (input_facts(request.model, request.user, body, ctx.headers) if embedding
-                         else request_facts(request, body, ctx.headers))
+            ctx.facts = (request_facts(request, body, ctx.headers) if chat
+                         else input_facts(request, body, ctx.headers))
         first = group.deployments[0]
         record = ctx.record
         record.provider, record.provider_type = first.provider.name, first.provider.type
         record.upstream_model = first.model
-        ctx.estimate = estimate = Estimate(
-            estimate_prompt_tokens(body), 0 if embedding else max_tokens_of(request))
+        ctx.estimate = estimate = Estimate(estimate_prompt_tokens(body), max_tokens_of(request))
         ctx.plan = self.router.plan(self.models, group, ctx.facts, estimate)

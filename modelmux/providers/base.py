@@ -18,6 +18,7 @@ import msgspec
 
 from modelmux.errors import Headers, InvalidRequest
 from modelmux.schemas.openai_chat import ChatCompletionRequest
+from modelmux.schemas.openai_completions import CompletionRequest
 from modelmux.schemas.openai_embeddings import EmbeddingRequest
 
 Tokens = tuple[int, int]
@@ -172,8 +173,28 @@ class EmbedCall:
         self.stats = CallStats()
 
 
-Call = ChatCall | EmbedCall
+class TextCall:
+    """One legacy text completion (``/v1/completions``), as a provider sees it: passed through,
+    so only the client's ``raw`` body, the names and the stream flags matter."""
+
+    __slots__ = ("request", "raw", "model", "public_model", "request_id", "stats", "sent_stream")
+
+    def __init__(self, request: CompletionRequest, raw: bytes, *, model: str, public_model: str,
+                 request_id: str) -> None:
+        self.request = request
+        self.raw = raw
+        self.model = model
+        self.public_model = public_model
+        self.request_id = request_id
+        self.stats = CallStats()
+        self.sent_stream = bool(request.stream)
+
+
+Call = ChatCall | EmbedCall | TextCall
 """What the call stage runs against a provider."""
+
+TEXT_COMPLETION_TYPES = "openai, azure, openai_compatible, huggingface"
+"""The provider types that serve ``/v1/completions``, for the error that names them."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -228,6 +249,32 @@ class Provider(abc.ABC):
             f"provider {self.name!r} (type {self.type}) does not serve embeddings; route the "
             "model to an openai, azure, openai_compatible, huggingface or mock provider.",
             param="model", code="embeddings_not_supported")
+
+    async def complete_text(self, call: TextCall) -> bytes:
+        """The legacy ``text_completion`` JSON body for ``call``.
+
+        Raises:
+            InvalidRequest: this provider type serves no legacy completions (the default).
+        """
+        raise self._no_text_completions()
+
+    def stream_text(self, call: TextCall) -> AsyncGenerator[bytes, None]:
+        """SSE-framed legacy completion chunks, ending with ``data: [DONE]`` or an error event.
+
+        Raises:
+            InvalidRequest: (on the first ``anext``) this provider type serves none.
+        """
+        return self._refuse_text_stream()
+
+    async def _refuse_text_stream(self) -> AsyncGenerator[bytes, None]:
+        raise self._no_text_completions()
+        yield b""  # pragma: no cover  # makes this a generator
+
+    def _no_text_completions(self) -> InvalidRequest:
+        return InvalidRequest(
+            f"provider {self.name!r} (type {self.type}) does not serve /v1/completions; the "
+            f"legacy completions door is served by provider types {TEXT_COMPLETION_TYPES}.",
+            param="model", code="completions_not_supported")
 
     async def aclose(self) -> None:
         """Release upstream connections and credentials."""

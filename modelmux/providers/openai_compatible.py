@@ -21,7 +21,14 @@ from modelmux.config.schema import (
     OpenAIConfig,
 )
 from modelmux.errors import Headers, ModelMuxError, UpstreamError
-from modelmux.providers.base import ChatCall, EmbedCall, Provider, RetryPolicy, usage_from
+from modelmux.providers.base import (
+    ChatCall,
+    EmbedCall,
+    Provider,
+    RetryPolicy,
+    TextCall,
+    usage_from,
+)
 from modelmux.providers.embed_batch import batch_bodies, join_answers
 from modelmux.providers.env import expand_env
 from modelmux.providers.errors import error_from_payload, error_from_response
@@ -124,9 +131,24 @@ class OpenAICompatibleProvider(Provider):
         return error_from_response(provider, status, headers, body)
 
     async def complete(self, call: ChatCall) -> bytes:
+        return await self._answer(call, "/chat/completions")
+
+    def stream(self, call: ChatCall) -> AsyncGenerator[bytes, None]:
+        return self._relay(call, "/chat/completions")
+
+    async def complete_text(self, call: TextCall) -> bytes:
+        """The legacy ``/completions`` door, passed through as chat is."""
+        return await self._answer(call, "/completions")
+
+    def stream_text(self, call: TextCall) -> AsyncGenerator[bytes, None]:
+        return self._relay(call, "/completions")
+
+    async def _answer(self, call: ChatCall | TextCall, path: str) -> bytes:
+        """POST the client's body (``model``, ``stream`` adjusted) to ``path``; the answer with
+        the client's model name, its usage counted."""
         sent = upstream_body(call.raw, sent_model=call.public_model, sent_stream=call.sent_stream,
                              model=call.model, stream=False)
-        url = self.url_for(call.model, "/chat/completions")
+        url = self.url_for(call.model, path)
         body = await self.upstream.fetch(url, self.headers, sent, call.stats)
         try:
             fields = _fields.decode(body)
@@ -142,9 +164,9 @@ class OpenAICompatibleProvider(Provider):
             call.stats.tokens = usage_from(usage)  # counted here: no second decode of the answer
         return _encode(fields)
 
-    def stream(self, call: ChatCall) -> AsyncGenerator[bytes, None]:
+    def _relay(self, call: ChatCall | TextCall, path: str) -> AsyncGenerator[bytes, None]:
         return self.upstream.relay(
-            self.url_for(call.model, "/chat/completions"),
+            self.url_for(call.model, path),
             [*self.headers, (b"accept", b"text/event-stream")],
             upstream_body(call.raw, sent_model=call.public_model, sent_stream=call.sent_stream,
                           model=call.model, stream=True),

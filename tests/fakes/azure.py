@@ -1,8 +1,8 @@
 """A fake Azure OpenAI resource: the OpenAI fake under Azure's paths, key header and errors.
 
-Per Azure OpenAI's data-plane REST reference: ``POST /openai/deployments/{deployment}/
-{chat/completions|embeddings}?api-version={v}``, or the GA v1 API ``POST /openai/v1/...`` with
-the deployment as ``model``; the key in ``api-key``. An unknown deployment is a 404
+Per Azure OpenAI's data-plane REST reference: ``POST /openai/deployments/{deployment}/{kind}
+?api-version={v}`` (``kind``: chat/completions, embeddings, completions), or the GA v1 API
+``POST /openai/v1/{kind}`` with the deployment as ``model``; the key in ``api-key``. An unknown deployment is a 404
 ``DeploymentNotFound``, a missing/unknown api-version a 404 ``Resource not found``, a bad key a
 401. Fault ``content_filter`` refuses the prompt the way Azure does (400, code
 ``content_filter``, ``innererror`` with the filter results).
@@ -14,7 +14,7 @@ from urllib.parse import parse_qs, unquote, urlsplit
 
 from tests.fakes.answers import TEXT, Answer
 from tests.fakes.http import Reply, Request, json_reply
-from tests.fakes.openai import FakeOpenAI
+from tests.fakes.openai import PATHS, FakeOpenAI
 
 FILTERED = {
     "message": "The response was filtered due to the prompt triggering Azure OpenAI's content "
@@ -39,7 +39,7 @@ class FakeAzure(FakeOpenAI):
     def route(self, request: Request) -> tuple[str, str | None] | Reply:
         url = urlsplit(request.path)
         parts = url.path.split("/")
-        kind = {"/chat/completions": "chat", "/embeddings": "embeddings"}
+        kind = {path: name for name, path in PATHS.items()}
         if request.headers.get("api-key") != self.key:
             return json_reply(401, {"error": {"code": "401", "message": "Access denied due to "
                                               "invalid subscription key or wrong API endpoint."}})

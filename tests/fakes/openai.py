@@ -1,5 +1,5 @@
 """A fake OpenAI-compatible server: ``POST /v1/chat/completions`` (JSON and SSE) and
-``POST /v1/embeddings``.
+``POST /v1/embeddings`` and the legacy ``POST /v1/completions``.
 
 Wire format per OpenAI "Create chat completion", "The chat completion chunk object" (tool call
 deltas by ``index``, ``stream_options.include_usage`` adds a final ``choices: []`` chunk) and
@@ -26,6 +26,8 @@ FAULTS = {"ok", "429", "500", "503", "400", "401", "404", "error_event", "error_
           "reset_early", "stall", "hold", "no_done", "error_200", "hf_error", "hf_loading",
           "content_filter"}
 CREATED = 1_700_000_000
+PATHS = {"chat": "/chat/completions", "embeddings": "/embeddings",
+         "completions": "/completions"}
 
 
 def error_doc(
@@ -59,6 +61,27 @@ def embeddings_json(body: dict[str, Any], model: str) -> dict[str, Any]:
     tokens = sum(len(i) if isinstance(i, list) else len(i.split()) for i in items)
     return {"object": "list", "data": data, "model": model,
             "usage": {"prompt_tokens": tokens, "total_tokens": tokens}}
+
+
+def text_completion_json(answer: Answer, model: str) -> dict[str, Any]:
+    """OpenAI's legacy ``text_completion`` object."""
+    return {"id": "cmpl-fake", "object": "text_completion", "created": CREATED, "model": model,
+            "choices": [{"text": answer.text, "index": 0, "logprobs": None,
+                         "finish_reason": "stop"}],
+            "usage": _usage(answer)}
+
+
+def text_chunk_events(answer: Answer, model: str, include_usage: bool) -> list[bytes]:
+    def chunk(text: str, finish: str | None = None) -> bytes:
+        return data({"id": "cmpl-fake", "object": "text_completion", "created": CREATED,
+                     "model": model, "choices": [{"text": text, "index": 0, "logprobs": None,
+                                                  "finish_reason": finish}]})
+
+    events = [chunk(part) for part in pieces(answer.text)] + [chunk("", "stop")]
+    if include_usage:
+        events.append(data({"id": "cmpl-fake", "object": "text_completion", "created": CREATED,
+                            "model": model, "choices": [], "usage": _usage(answer)}))
+    return [*events, b"data: [DONE]\n\n"]
 
 
 def completion_json(answer: Answer, model: str) -> dict[str, Any]:
@@ -129,10 +152,9 @@ class FakeOpenAI(FakeServer):
         self.embedded: list[list[Any]] = []  # the inputs of each embeddings request
 
     def route(self, request: Request) -> tuple[str, str | None] | Reply:
-        """(``chat`` or ``embeddings``, the model the path names, if any), or the error reply."""
-        for kind in ("chat", "embeddings"):
-            path = f"{self.prefix}/chat/completions" if kind == "chat" else f"{self.prefix}/embeddings"
-            if request.method == "POST" and request.path == path:
+        """(a kind of ``PATHS``, the model the path names, if any), or the error reply."""
+        for kind, path in PATHS.items():
+            if request.method == "POST" and request.path == self.prefix + path:
                 auth = request.headers.get("authorization")
                 if self.api_key is not None and auth != f"Bearer {self.api_key}":
                     return json_reply(401, error_doc("Incorrect API key provided",
@@ -183,9 +205,14 @@ class FakeOpenAI(FakeServer):
             single = isinstance(items, str) or (items and isinstance(items[0], int))
             self.embedded.append([items] if single else list(items))
             return json_reply(200, embeddings_json(body, model))
+        include_usage = bool((body.get("stream_options") or {}).get("include_usage"))
+        if kind == "completions":
+            if not body.get("stream"):
+                return json_reply(200, text_completion_json(self.answer, model))
+            return Reply(200, [("content-type", "text/event-stream")],
+                         events=text_chunk_events(self.answer, model, include_usage))
         if not body.get("stream"):
             return json_reply(200, completion_json(self.answer, model))
-        include_usage = bool((body.get("stream_options") or {}).get("include_usage"))
         events = chunk_events(self.answer, model, include_usage)
         reply = Reply(200, [("content-type", "text/event-stream")], events=events)
         if fault == "error_event":
