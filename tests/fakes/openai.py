@@ -8,7 +8,8 @@ deltas by ``index``, ``stream_options.include_usage`` adds a final ``choices: []
 Embeddings per OpenAI "Create embeddings": ``data[i].embedding`` a float list, or base64 of
 little-endian float32 when ``encoding_format`` is ``base64``; each vector is ``vector_of`` its
 input, so a client can check order. Hugging Face's faults: ``hf_error`` (400 ``{"error": "..."}``)
-and ``hf_loading`` (503 with ``estimated_time``).
+``hf_loading`` (503 with ``estimated_time``) and ``hf_stream_error`` (TGI's
+``data: {"error": ..., "error_type": "validation"}`` event).
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from tests.fakes.answers import TEXT, Answer, pieces
 from tests.fakes.http import FakeServer, Reply, Request, Split, json_reply, whole
 
 FAULTS = {"ok", "429", "500", "503", "400", "401", "404", "error_event", "error_first", "reset",
-          "reset_early", "stall", "hold", "no_done", "error_200", "hf_error", "hf_loading",
+          "reset_early", "stall", "hold", "no_done", "error_200", "hf_error", "hf_loading", "hf_stream_error",
           "content_filter"}
 CREATED = 1_700_000_000
 PATHS = {"chat": "/chat/completions", "embeddings": "/embeddings",
@@ -218,6 +219,9 @@ class FakeOpenAI(FakeServer):
         if fault == "error_event":
             events[4:] = [data(error_doc("The server had an error while processing",
                                          "server_error"))]
+        elif fault == "hf_stream_error":
+            events[:] = [data({"error": "Input validation error: `max_new_tokens` must be > 0",
+                               "error_type": "validation"})]
         elif fault == "error_first":
             events[:] = [data(error_doc("Invalid 'tools': bad schema", "invalid_request_error"))]
         elif fault == "no_done":

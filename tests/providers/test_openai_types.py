@@ -117,6 +117,10 @@ def test_huggingface_chat_and_its_error_bodies_in_openai_shape() -> None:
             assert loading.value.body["code"] == "model_loading"
             assert "currently loading" in loading.value.body["message"]
             assert loading.value.response.headers["retry-after"] == "2"
+            up.faults.append("hf_stream_error")
+            with pytest.raises(openai.BadRequestError) as streamed:
+                await client.chat.completions.create(model=model, messages=MESSAGES, stream=True)
+            assert "max_new_tokens" in streamed.value.body["message"]
 
     run("asyncio", main())
 
