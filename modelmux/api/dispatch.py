@@ -133,7 +133,8 @@ async def open_stream(provider: Provider, call: ChatCall | TextCall
             raise
 
 
-async def _retrying_stream(provider: Provider, call: ChatCall) -> AsyncGenerator[bytes, None]:
+async def _retrying_stream(provider: Provider, call: ChatCall | TextCall
+                           ) -> AsyncGenerator[bytes, None]:
     """``open_stream`` as one generator, for a watcher to wrap: its span covers every try."""
     chunks, piece = await open_stream(provider, call)
     try:
@@ -152,11 +153,11 @@ async def _first(provider: Provider, call: Call, streamed: bool, watcher: Watche
     """One deployment up to its first byte, with its retries: the whole answer, or the stream
     and its first chunk.
 
-    With a ``watcher`` (tracing or debug_bodies on) a chat call goes through it, so the
+    With a ``watcher`` (tracing or debug_bodies on) the call goes through it, so the
     deployment gets one client span (each try an HTTP span under it) and its body log.
     """
     call.stats.started_ns = time.perf_counter_ns()
-    if watcher is None or record is None or not isinstance(call, ChatCall):
+    if watcher is None or record is None:
         if not streamed:
             return await complete(provider, call), None, b""
         assert not isinstance(call, EmbedCall)  # embeddings are never streamed
@@ -164,6 +165,7 @@ async def _first(provider: Provider, call: Call, streamed: bool, watcher: Watche
         return b"", chunks, first
     if not streamed:
         return await watcher.complete(provider, call, record, complete(provider, call)), None, b""
+    assert not isinstance(call, EmbedCall)
     chunks = watcher.stream(provider, call, record, _retrying_stream(provider, call))
     try:
         first = await anext(chunks)

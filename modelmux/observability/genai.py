@@ -19,9 +19,13 @@ Attributes = dict[str, str | int | float | bool | list[str]]
 
 OPERATION = "chat"
 """``gen_ai.operation.name`` of ``/v1/chat/completions``."""
+EMBEDDINGS = "embeddings"
+"""``gen_ai.operation.name`` of ``/v1/embeddings``."""
+TEXT_COMPLETION = "text_completion"
+"""``gen_ai.operation.name`` of the legacy ``/v1/completions``."""
 
-GENAI_PROVIDERS = {"openai_compatible": "openai", "anthropic": "anthropic", "claude": "anthropic",
-                   "vertex": "gcp.vertex_ai"}
+GENAI_PROVIDERS = {"openai_compatible": "openai", "openai": "openai", "azure": "azure.ai.openai",
+                   "anthropic": "anthropic", "claude": "anthropic", "vertex": "gcp.vertex_ai"}
 """Provider ``type`` → ``gen_ai.provider.name`` (a well-known value; others pass as they are)."""
 
 _DEFAULT_PORTS = {"http": 80, "https": 443}
@@ -46,12 +50,17 @@ def provider_name(provider_type: str) -> str:
     return GENAI_PROVIDERS.get(provider_type, provider_type)
 
 
+def operation_attributes(operation: str, provider_type: str, model: str) -> Attributes:
+    """The attributes every call has: operation, provider and model."""
+    return {"gen_ai.operation.name": operation,
+            "gen_ai.provider.name": provider_name(provider_type),
+            "gen_ai.request.model": model}
+
+
 def request_attributes(request: ChatCompletionRequest, provider_type: str,
                        model: str) -> Attributes:
     """The attributes known before the call: operation, provider, model and sampling settings."""
-    out: Attributes = {"gen_ai.operation.name": OPERATION,
-                       "gen_ai.provider.name": provider_name(provider_type),
-                       "gen_ai.request.model": model}
+    out = operation_attributes(OPERATION, provider_type, model)
     max_tokens = request.max_completion_tokens or request.max_tokens
     if max_tokens is not None:
         out["gen_ai.request.max_tokens"] = max_tokens
