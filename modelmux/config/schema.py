@@ -219,7 +219,9 @@ class HuggingFaceConfig(Struct, tag_field="type", tag="huggingface", forbid_unkn
 
 class AzureConfig(Struct, tag_field="type", tag="azure", forbid_unknown_fields=True, frozen=True):
     """Azure OpenAI: ``base_url`` is the resource endpoint, ``models`` are deployment names;
-    ``api_version = "v1"`` picks the GA v1 paths (model in the body)."""
+    ``api_version = "v1"`` picks the GA v1 paths (model in the body). ``entra_id`` swaps the
+    ``api_key`` for Entra ID tokens: client credentials (``tenant_id``, ``client_id``,
+    ``client_secret``) or, without a secret, managed identity."""
 
     name: str
     models: list[str]
@@ -230,6 +232,7 @@ class AzureConfig(Struct, tag_field="type", tag="azure", forbid_unknown_fields=T
     tenant_id: str | None = None
     client_id: str | None = None
     client_secret: str | None = None
+    authority_host: str = "https://login.microsoftonline.com"
     embed_batch_size: EmbedBatch = 2048
     headers: dict[str, str] = field(default_factory=dict)
     timeouts: TimeoutsConfig = field(default_factory=TimeoutsConfig)

@@ -39,7 +39,7 @@ from modelmux.providers.headers import (
     json_headers,
     merge_headers,
 )
-from modelmux.providers.transport import StaticAuth, Upstream
+from modelmux.providers.transport import Auth, StaticAuth, Upstream
 from modelmux.upstream import ConnectionPool
 
 _encode = msgspec.json.Encoder().encode
@@ -80,7 +80,8 @@ class OpenAICompatibleProvider(Provider):
 
     Subclasses (``openai``, ``huggingface``, ``azure``) change only what differs: the URL of a
     model's endpoint (``url_for``), the auth headers (``auth_headers``), how error bodies read
-    (``map_error``) and which answer headers reach the client (``keep_prefix``).
+    (``map_error``), where the credentials come from (``build_auth``) and which answer
+    headers reach the client (``keep_prefix``).
     """
 
     type = "openai_compatible"
@@ -103,7 +104,7 @@ class OpenAICompatibleProvider(Provider):
             json_headers(), self.own_headers(config), extra_headers(config.headers, where)
         )
         policy = self.retry = retry or RetryPolicy(max_retries=config.max_retries)
-        self.upstream = Upstream(config.name, pool, StaticAuth(self.auth_headers(config)),
+        self.upstream = Upstream(config.name, pool, self.build_auth(config, pool),
                                  config.timeouts.timeouts(), policy, http2=config.http2,
                                  errors=self.map_error, keep_prefix=self.keep_prefix)
 
@@ -114,6 +115,10 @@ class OpenAICompatibleProvider(Provider):
     def own_headers(self, config: Any) -> Headers:
         """Headers this provider type adds to every request (before the configured ones)."""
         return []
+
+    def build_auth(self, config: Any, pool: ConnectionPool) -> Auth:
+        """Where the credentials come from: fixed ``auth_headers`` unless a type has tokens."""
+        return StaticAuth(self.auth_headers(config))
 
     def auth_headers(self, config: Any) -> Headers:
         """``Authorization: Bearer {api_key}``, or none without a key.

@@ -30,9 +30,12 @@ class FakeAzure(FakeOpenAI):
 
     def __init__(self, *, key: str = "azure-key", deployments: tuple[str, ...] = ("gpt-4o-prod",),
                  api_version: str = "2024-10-21", answer: Answer = TEXT,
-                 retry_after: str = "0") -> None:
+                 retry_after: str = "0", tokens: set[str] | None = None) -> None:
+        """``tokens``: accept these Entra ID bearer tokens instead of the key (as Azure does
+        for a resource with Entra ID auth)."""
         super().__init__(answer=answer, retry_after=retry_after)
         self.key = key
+        self.tokens = tokens
         self.deployments = deployments
         self.api_version = api_version
 
@@ -40,7 +43,12 @@ class FakeAzure(FakeOpenAI):
         url = urlsplit(request.path)
         parts = url.path.split("/")
         kind = {path: name for name, path in PATHS.items()}
-        if request.headers.get("api-key") != self.key:
+        if self.tokens is not None:
+            bearer = request.headers.get("authorization", "")
+            if bearer.removeprefix("Bearer ") not in self.tokens:
+                return json_reply(401, {"error": {"code": "401", "message": "Access denied "
+                                                  "due to invalid token."}})
+        elif request.headers.get("api-key") != self.key:
             return json_reply(401, {"error": {"code": "401", "message": "Access denied due to "
                                               "invalid subscription key or wrong API endpoint."}})
         if url.path.startswith("/openai/v1/"):

@@ -268,12 +268,15 @@ def test_azure_wrong_deployment_is_model_not_found() -> None:
 
 
 @pytest.mark.parametrize(("extra", "says"), [
-    ("entra_id = true", "entra_id needs"),
+    ('entra_id = true\ntenant_id = "t"', "needs tenant_id, client_id and client_secret"),
+    ('api_key = ""', "needs api_key"),
     ('api_version = "2024-10-21&x=1"', "api_version"),
 ])
 def test_azure_config_problems_are_named(extra: str, says: str) -> None:
     text = ('[[provider]]\nname = "az"\ntype = "azure"\nbase_url = "https://r.openai.azure.com"\n'
-            'api_key = "k"\nmodels = ["d"]\n')
+            'models = ["d"]\n')
+    if not extra.startswith("api_key"):
+        text += 'api_key = "k"\n'
     if not extra.startswith("api_version"):
         text += 'api_version = "2024-10-21"\n'
     config = decode(text + extra + "\n")
