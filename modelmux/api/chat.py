@@ -17,8 +17,8 @@ import functools
 import logging
 import re
 import time
-from collections.abc import AsyncGenerator
-from typing import TYPE_CHECKING
+from collections.abc import AsyncGenerator, Awaitable, Callable
+from typing import TYPE_CHECKING, TypeVar
 
 import msgspec
 
@@ -39,6 +39,7 @@ if TYPE_CHECKING:
     from modelmux.server.exchange import Exchange
 
 log = logging.getLogger("modelmux.api")
+T = TypeVar("T")
 
 _AT = re.compile(r" - at `\$\.?(.*)`$")
 _MISSING = re.compile(r"missing required field `([^`]*)`")
@@ -60,23 +61,32 @@ def field_param(message: str) -> str | None:
     return path or None
 
 
-def decode_request(body: bytes) -> ChatCompletionRequest:
-    """Decode and validate a chat completion request body.
+def decode_body(body: bytes, decoder: msgspec.json.Decoder[T], what: str) -> T:
+    """``body`` decoded and validated by ``decoder`` (``what`` names the request kind).
 
     Raises:
-        InvalidRequest: not JSON, a wrong or missing field (named in ``param``), or no messages.
+        InvalidRequest: empty, not JSON, or a wrong or missing field (named in ``param``).
     """
     if not body:
-        raise InvalidRequest("The request body is empty; expected a JSON chat completion request.",
+        raise InvalidRequest(f"The request body is empty; expected a JSON {what}.",
                              code="invalid_json")
     try:
-        request = request_decoder.decode(body)
+        return decoder.decode(body)
     except msgspec.ValidationError as exc:
         message = str(exc)
         raise InvalidRequest(f"Invalid request: {message}", param=field_param(message),
                              code="invalid_value") from None
     except msgspec.DecodeError as exc:
         raise InvalidRequest(f"The request body is not valid JSON: {exc}", code="invalid_json") from None
+
+
+def decode_request(body: bytes) -> ChatCompletionRequest:
+    """Decode and validate a chat completion request body.
+
+    Raises:
+        InvalidRequest: not JSON, a wrong or missing field (named in ``param``), or no messages.
+    """
+    request = decode_body(body, request_decoder, "chat completion request")
     if not request.messages:
         raise InvalidRequest("`messages` must contain at least one message.", param="messages",
                              code="invalid_value")
@@ -94,12 +104,20 @@ async def create_chat_completion(app: Services, exchange: Exchange) -> None:
     record = app.record(exchange)
     record.model = request.model
     ctx = RequestContext(DOOR, request, body, exchange.headers, app.request_id(exchange), record)
+    await run_observed(app, exchange, ctx, _call)
+
+
+async def run_observed(app: Services, exchange: Exchange, ctx: RequestContext,
+                       call: Callable[[Services, Exchange, RequestContext], Awaitable[None]]
+                       ) -> None:
+    """Run a door's ``call`` for ``ctx``; then, when some stage observes answers, record the
+    outcome on ``ctx`` and run the stages' ``on_answer`` hooks."""
     pipeline = app.pipeline
     if not pipeline.observes:
-        await _call(app, exchange, ctx)
+        await call(app, exchange, ctx)
         return
     try:
-        await _call(app, exchange, ctx)
+        await call(app, exchange, ctx)
     except ModelMuxError as exc:
         ctx.status, ctx.error = exc.status, exc
         raise

@@ -10,11 +10,9 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-import msgspec
-
-from modelmux.api.chat import deliver, field_param, upstream_headers
+from modelmux.api.chat import decode_body, deliver, run_observed, upstream_headers
 from modelmux.api.dispatch import Failed
-from modelmux.errors import InvalidRequest, ModelMuxError
+from modelmux.errors import InvalidRequest
 from modelmux.pipeline.context import RequestContext
 from modelmux.providers.base import TextCall
 from modelmux.routing.models import DeploymentSpec
@@ -33,18 +31,7 @@ def decode_completion_request(body: bytes) -> CompletionRequest:
     Raises:
         InvalidRequest: not JSON, or a wrong or missing field (named in ``param``).
     """
-    if not body:
-        raise InvalidRequest("The request body is empty; expected a JSON completion request.",
-                             code="invalid_json")
-    try:
-        return completion_decoder.decode(body)
-    except msgspec.ValidationError as exc:
-        message = str(exc)
-        raise InvalidRequest(f"Invalid request: {message}", param=field_param(message),
-                             code="invalid_value") from None
-    except msgspec.DecodeError as exc:
-        raise InvalidRequest(f"The request body is not valid JSON: {exc}",
-                             code="invalid_json") from None
+    return decode_body(body, completion_decoder, "completion request")
 
 
 async def create_completion(app: Services, exchange: Exchange) -> None:
@@ -54,20 +41,7 @@ async def create_completion(app: Services, exchange: Exchange) -> None:
     record = app.record(exchange)
     record.model = request.model
     ctx = RequestContext(DOOR, request, body, exchange.headers, app.request_id(exchange), record)
-    pipeline = app.pipeline
-    try:
-        await _call(app, exchange, ctx)
-    except ModelMuxError as exc:
-        ctx.status, ctx.error = exc.status, exc
-        raise
-    except BaseException as exc:
-        ctx.status, ctx.error = 500, exc
-        raise
-    else:
-        ctx.status = exchange.status
-    finally:
-        if pipeline.observes:
-            pipeline.after_answer(ctx)
+    await run_observed(app, exchange, ctx, _call)
 
 
 async def _call(app: Services, exchange: Exchange, ctx: RequestContext) -> None:

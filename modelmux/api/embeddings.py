@@ -9,12 +9,10 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-import msgspec
-
-from modelmux.api.chat import field_param, observed_headers, upstream_headers
+from modelmux.api.chat import decode_body, observed_headers, run_observed, upstream_headers
 from modelmux.api.dispatch import Failed
 from modelmux.api.responses import JSON_HEADERS
-from modelmux.errors import InvalidRequest, ModelMuxError
+from modelmux.errors import InvalidRequest
 from modelmux.pipeline.context import RequestContext
 from modelmux.providers.base import EmbedCall, usage_of
 from modelmux.routing.models import DeploymentSpec
@@ -33,18 +31,7 @@ def decode_embedding_request(body: bytes) -> EmbeddingRequest:
     Raises:
         InvalidRequest: not JSON, a wrong or missing field (named in ``param``), or no input.
     """
-    if not body:
-        raise InvalidRequest("The request body is empty; expected a JSON embeddings request.",
-                             code="invalid_json")
-    try:
-        request = embedding_decoder.decode(body)
-    except msgspec.ValidationError as exc:
-        message = str(exc)
-        raise InvalidRequest(f"Invalid request: {message}", param=field_param(message),
-                             code="invalid_value") from None
-    except msgspec.DecodeError as exc:
-        raise InvalidRequest(f"The request body is not valid JSON: {exc}",
-                             code="invalid_json") from None
+    request = decode_body(body, embedding_decoder, "embeddings request")
     items = request.items()
     if not items or any(len(item) == 0 for item in items):
         raise InvalidRequest("`input` must be a non-empty string, token array, or a non-empty "
@@ -59,20 +46,7 @@ async def create_embeddings(app: Services, exchange: Exchange) -> None:
     record = app.record(exchange)
     record.model, record.mode = request.model, "never"
     ctx = RequestContext(DOOR, request, body, exchange.headers, app.request_id(exchange), record)
-    pipeline = app.pipeline
-    try:
-        await _call(app, exchange, ctx)
-    except ModelMuxError as exc:
-        ctx.status, ctx.error = exc.status, exc
-        raise
-    except BaseException as exc:
-        ctx.status, ctx.error = 500, exc
-        raise
-    else:
-        ctx.status = exchange.status
-    finally:
-        if pipeline.observes:
-            pipeline.after_answer(ctx)
+    await run_observed(app, exchange, ctx, _call)
 
 
 async def _call(app: Services, exchange: Exchange, ctx: RequestContext) -> None:
