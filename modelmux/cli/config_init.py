@@ -39,7 +39,7 @@ level = "info"       # trace, debug, info, warn, error
 
 [[provider]]
 name = "mock"
-type = "mock"        # mock, openai_compatible, anthropic, vertex
+type = "mock"        # mock, openai_compatible, openai, azure, huggingface, anthropic, vertex
 models = ["mock"]
 
 # [[provider]]

@@ -93,8 +93,8 @@ def test_a_plugin_that_raises_is_a_500_naming_it_and_the_server_keeps_serving(
      "middleware[0].name: no middleware plugin named 'scrub' is installed "
      "(installed modelmux.middleware entry points: redact)"),
     (CONFIG.replace('type = "echo"', 'type = "ekko"'),
-     "provider[0].type: `type` must be one of mock, openai_compatible, anthropic, vertex, or "
-     "the name of an installed provider plugin (modelmux.providers entry points: echo)"),
+     "the name of an installed provider plugin (modelmux.providers entry points: echo) "
+     "(got 'ekko')"),
 ])
 def test_a_plugin_that_is_not_installed_stops_start_up_with_exit_2(
         tmp_path: Path, example_site: Path, config: str, needle: str) -> None:

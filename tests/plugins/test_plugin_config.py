@@ -5,6 +5,7 @@ turns a provider plugin's fault into a 500 naming it."""
 from __future__ import annotations
 
 import asyncio
+import typing
 from pathlib import Path
 
 import pytest
@@ -12,6 +13,7 @@ import pytest
 from modelmux.cli.preflight import build_problems
 from modelmux.config import plugins
 from modelmux.config.problems import ConfigError
+from modelmux.config.schema import ProviderConfig
 from modelmux.errors import PluginFailed
 from modelmux.pipeline.plugins import build_middlewares
 from modelmux.providers.base import ChatCall
@@ -65,9 +67,10 @@ def test_an_unknown_type_lists_the_built_in_and_installed_types(tmp_path: Path,
     config = write(tmp_path / "c.toml", GOOD.replace('type = "echo"', 'type = "ecko"'))
     with pytest.raises(ConfigError) as caught:
         load(tmp_path, config)
-    assert (f"{config}:3: provider[0].type: `type` must be one of mock, openai_compatible, "
-            "anthropic, vertex, or the name of an installed provider plugin "
-            "(modelmux.providers entry points: echo") in str(caught.value)
+    built_in = ", ".join(t.__struct_config__.tag for t in typing.get_args(ProviderConfig))
+    assert built_in.startswith("mock, openai_compatible, anthropic, vertex")
+    assert (f"{config}:3: provider[0].type: `type` must be one of {built_in}, or the name of an "
+            "installed provider plugin (modelmux.providers entry points: echo") in str(caught.value)
 
 
 def test_an_uninstalled_middleware_is_a_problem_naming_what_is_installed(
