@@ -102,8 +102,8 @@ class Watcher:
     def _watch(self, provider: Provider, call: Call, record: RequestRecord) -> CallWatch:
         span = None
         if self.tracer is not None:
-            operation = (OPERATION if isinstance(call, ChatCall) else EMBEDDINGS if isinstance(call, EmbedCall)
-                         else TEXT_COMPLETION)
+            operation = (OPERATION if isinstance(call, ChatCall)
+                         else EMBEDDINGS if isinstance(call, EmbedCall) else TEXT_COMPLETION)
             span = self.tracer.call_span(record.span, f"{operation} {call.model}")
             if span.recording:
                 attributes = (request_attributes(call.request, provider.type, call.model)

@@ -23,6 +23,13 @@ EMBEDDINGS = "embeddings"
 """``gen_ai.operation.name`` of ``/v1/embeddings``."""
 TEXT_COMPLETION = "text_completion"
 """``gen_ai.operation.name`` of the legacy ``/v1/completions``."""
+ROUTE_OPERATIONS = {"/v1/embeddings": EMBEDDINGS, "/v1/completions": TEXT_COMPLETION}
+"""Front door route → its ``gen_ai.operation.name``; every other door is a chat."""
+
+
+def operation_of(route: str) -> str:
+    """The ``gen_ai.operation.name`` of a request that came in by ``route``."""
+    return ROUTE_OPERATIONS.get(route, OPERATION)
 
 GENAI_PROVIDERS = {"openai_compatible": "openai", "openai": "openai", "azure": "azure.ai.openai",
                    "anthropic": "anthropic", "claude": "anthropic", "vertex": "gcp.vertex_ai"}
