@@ -114,6 +114,9 @@ def credential_check(provider: ProviderConfig, offline: bool) -> Check | None:
         except Exception as exc:  # noqa: BLE001 - every failure is this check's answer
             return "FAIL", label, f"{named or 'Application Default Credentials'}: {exc}"
         return "ok", label, f"{named or 'Application Default Credentials'}: {detail}"
+    if isinstance(provider, AzureConfig) and provider.entra_id:
+        way = "client credentials" if provider.client_secret else "managed identity"
+        return "ok", label, f"Entra ID {way} (no token fetched by doctor)"
     if isinstance(provider, OPENAI_FORMAT + (AnthropicConfig,)):
         if provider.api_key:
             return "ok", label, "API key set"

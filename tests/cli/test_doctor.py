@@ -150,7 +150,11 @@ def test_openai_family_types_are_reached_and_their_keys_checked(tmp_path: Path,
           f'[[provider]]\nname = "az"\ntype = "azure"\nmodels = ["d"]\napi_key = "k"\n'
           f'api_version = "2024-10-21"\nbase_url = "http://127.0.0.1:{listener}"\n'
           f'[[provider]]\nname = "hf"\ntype = "huggingface"\nmodels = ["m"]\napi_key = ""\n'
-          f'base_url = "http://127.0.0.1:{closed_port()}/v1"\n')
-    checks = lines(run(tmp_path, "doctor").stdout)
+          f'base_url = "http://127.0.0.1:{closed_port()}/v1"\n'
+          f'[[provider]]\nname = "mi"\ntype = "azure"\nmodels = ["e"]\nentra_id = true\n'
+          f'api_version = "v1"\nbase_url = "http://127.0.0.1:{listener}"\n')
+    out = run(tmp_path, "doctor").stdout
+    checks = lines(out)
     assert checks["provider az"] == "ok" and checks["credentials az"] == "ok"
+    assert checks["credentials mi"] == "ok" and "Entra ID managed identity" in out
     assert checks["provider hf"] == "FAIL" and checks["credentials hf"] == "warn"

@@ -15,7 +15,7 @@ from modelmux.providers.registry import build_provider
 from modelmux.upstream import ConnectionPool
 from tests.fakes.answers import TEXT, TOOLS, Answer
 from tests.fakes.azure import FakeAzure
-from tests.fakes.openai import FakeOpenAI
+from tests.fakes.openai import FakeOpenAI, vector_of
 from tests.providers.harness import (
     MESSAGES,
     TOOLS_PARAM,
@@ -69,6 +69,34 @@ def test_openai_sends_org_and_project_and_passes_rate_limit_headers_back() -> No
             with pytest.raises(openai.RateLimitError) as caught:
                 await client.chat.completions.create(model="gpt-4o-mini", messages=MESSAGES)
             assert caught.value.response.headers.get("x-ratelimit-limit-requests") == "500"
+
+    run("asyncio", main())
+
+
+def test_openai_embeddings_and_huggingface_tools() -> None:
+    async def main() -> None:
+        async with (
+            FakeOpenAI(api_key="sk-test", answer_headers=RATE) as up,
+            FakeOpenAI(api_key="hf_token", answer=TOOLS) as hf,
+            gateway(openai_config(up, 'models = ["gpt-4o-mini", "text-embedding-3-small"]')
+                    .replace('models = ["gpt-4o-mini"]\n', "") + hf_config(hf)) as gw,
+            gw.client() as client,
+        ):
+            raw = await client.embeddings.with_raw_response.create(
+                model="text-embedding-3-small", input=["a", "b"])
+            got = raw.parse()
+            assert [d.embedding for d in got.data] == [vector_of("a"), vector_of("b")]
+            assert raw.headers.get("x-ratelimit-limit-requests") == "500"
+            assert up.requests[-1].path == "/v1/embeddings"
+            assert up.requests[-1].headers["openai-organization"] == "org-abc"
+            model = "meta-llama/Llama-3.1-8B-Instruct"
+            done = await client.chat.completions.create(model=model, messages=MESSAGES,
+                                                        tools=TOOLS_PARAM)
+            same(from_completion(done), expected(TOOLS, model))
+            stream = await client.chat.completions.create(
+                model=model, messages=MESSAGES, tools=TOOLS_PARAM, stream=True,
+                stream_options={"include_usage": True})
+            same(await collect(stream), expected(TOOLS, model))
 
     run("asyncio", main())
 
