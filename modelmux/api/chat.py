@@ -17,8 +17,8 @@ import functools
 import logging
 import re
 import time
-from collections.abc import AsyncGenerator
-from typing import TYPE_CHECKING
+from collections.abc import AsyncGenerator, Awaitable, Callable
+from typing import TYPE_CHECKING, TypeVar
 
 import msgspec
 
@@ -29,7 +29,6 @@ from modelmux.api.streaming import MODE_HEADER, Coalescer, choose_mode
 from modelmux.errors import Headers, InternalError, InvalidRequest, ModelMuxError
 from modelmux.observability.record import RequestRecord
 from modelmux.pipeline.context import RequestContext
-from modelmux.pipeline.stage import Pipeline
 from modelmux.providers.base import CallStats, ChatCall, Provider, usage_of
 from modelmux.routing.models import DeploymentSpec
 from modelmux.schemas.openai_chat import ChatCompletionRequest, request_decoder
@@ -40,6 +39,7 @@ if TYPE_CHECKING:
     from modelmux.server.exchange import Exchange
 
 log = logging.getLogger("modelmux.api")
+T = TypeVar("T")
 
 _AT = re.compile(r" - at `\$\.?(.*)`$")
 _MISSING = re.compile(r"missing required field `([^`]*)`")
@@ -61,23 +61,32 @@ def field_param(message: str) -> str | None:
     return path or None
 
 
-def decode_request(body: bytes) -> ChatCompletionRequest:
-    """Decode and validate a chat completion request body.
+def decode_body(body: bytes, decoder: msgspec.json.Decoder[T], what: str) -> T:
+    """``body`` decoded and validated by ``decoder`` (``what`` names the request kind).
 
     Raises:
-        InvalidRequest: not JSON, a wrong or missing field (named in ``param``), or no messages.
+        InvalidRequest: empty, not JSON, or a wrong or missing field (named in ``param``).
     """
     if not body:
-        raise InvalidRequest("The request body is empty; expected a JSON chat completion request.",
+        raise InvalidRequest(f"The request body is empty; expected a JSON {what}.",
                              code="invalid_json")
     try:
-        request = request_decoder.decode(body)
+        return decoder.decode(body)
     except msgspec.ValidationError as exc:
         message = str(exc)
         raise InvalidRequest(f"Invalid request: {message}", param=field_param(message),
                              code="invalid_value") from None
     except msgspec.DecodeError as exc:
         raise InvalidRequest(f"The request body is not valid JSON: {exc}", code="invalid_json") from None
+
+
+def decode_request(body: bytes) -> ChatCompletionRequest:
+    """Decode and validate a chat completion request body.
+
+    Raises:
+        InvalidRequest: not JSON, a wrong or missing field (named in ``param``), or no messages.
+    """
+    request = decode_body(body, request_decoder, "chat completion request")
     if not request.messages:
         raise InvalidRequest("`messages` must contain at least one message.", param="messages",
                              code="invalid_value")
@@ -96,66 +105,80 @@ async def create_chat_completion(app: Services, exchange: Exchange) -> None:
     request = decode_request(body)
     record.model = request.model
     ctx = RequestContext(DOOR, request, body, exchange.headers, record.request_id, record)
+    await run_observed(app, exchange, ctx, _call)
+
+
+async def run_observed(app: Services, exchange: Exchange, ctx: RequestContext,
+                       call: Callable[[Services, Exchange, RequestContext], Awaitable[None]]
+                       ) -> None:
+    """Run a door's ``call`` for ``ctx``; then, when some stage observes answers, record the
+    outcome on ``ctx`` and run the stages' ``on_answer`` hooks."""
     pipeline = app.pipeline
+    if not pipeline.observes:
+        await call(app, exchange, ctx)
+        return
     try:
-        asked = bool(request.stream)
-        delivery, reason = choose_mode(
-            app.config.streaming, asked_stream=asked, user_agent=exchange.header(b"user-agent"),
-            headers=exchange.headers, override=exchange.header(MODE_HEADER),
-        )
-        log.debug("stream mode %s for a stream=%s request (%s)", delivery, asked, reason)
-        streamed = ctx.streamed = delivery != "never"
-        await pipeline.before_call(ctx)
-        request, body = ctx.request, ctx.body
-        record.model, record.mode = request.model, delivery
-        if asked and not streamed:  # the provider is asked for, and the client gets, one JSON
-            request = msgspec.structs.replace(request, stream=False, stream_options=None)
-        elif streamed and not asked:
-            request = msgspec.structs.replace(request, stream=True)
-        completion_id, created = "chatcmpl-" + new_hex_id(), int(time.time())
-        request_id = ctx.request_id
-        public_model = ctx.model
-        estimate = ctx.estimate
-        assert estimate is not None  # the route stage always runs
-
-        def new_call(spec: DeploymentSpec) -> ChatCall:
-            record.provider, record.provider_type = spec.provider.name, spec.provider.type
-            record.upstream_model = spec.model
-            return ChatCall(request, body, model=spec.model, public_model=public_model,
-                            completion_id=completion_id, created=created, request_id=request_id,
-                            sent_stream=asked)
-
-        try:
-            served = await app.dispatcher.serve(ctx.plan, estimate.prompt_tokens
-                                                + estimate.output_tokens, new_call, streamed,
-                                                record)
-        except Failed as failed:
-            record.stats = failed.stats
-            if failed.provider is not None:
-                exchange.extra_headers += upstream_headers(failed.provider, failed.stats)
-            raise failed.error from None
-        provider, spec = served.provider, served.attempt.spec
-        record.provider, record.provider_type, record.upstream_model = (
-            provider.name, provider.type, spec.model)
-        record.stats = served.call.stats
-        if not streamed:
-            ctx.answer = served.answer
-        try:
-            await _deliver(app, exchange, record, served, delivery)
-        finally:
-            app.dispatcher.finish(served)
-    except BaseException as exc:
-        if pipeline.observes:  # the client left (499), or the error the server answers
-            ctx.status = exc.status if isinstance(exc, ModelMuxError) else 500
-            ctx.error = exc
-            pipeline.after_answer(ctx)
-        raise
-    if pipeline.observes:
-        ctx.status = exchange.status
+        await call(app, exchange, ctx)
+    except BaseException as exc:  # the client left (499), or the error the server answers
+        ctx.status = exc.status if isinstance(exc, ModelMuxError) else 500
+        ctx.error = exc
         pipeline.after_answer(ctx)
+        raise
+    ctx.status = exchange.status
+    pipeline.after_answer(ctx)
 
 
-async def _deliver(app: Services, exchange: Exchange, record: RequestRecord, served: Served,
+async def _call(app: Services, exchange: Exchange, ctx: RequestContext) -> None:
+    """The stages before the call, then the call itself (every attempt) and the delivery."""
+    record = ctx.record
+    asked = bool(ctx.request.stream)
+    delivery, reason = choose_mode(
+        app.config.streaming, asked_stream=asked, user_agent=exchange.header(b"user-agent"),
+        headers=exchange.headers, override=exchange.header(MODE_HEADER),
+    )
+    log.debug("stream mode %s for a stream=%s request (%s)", delivery, asked, reason)
+    streamed = ctx.streamed = delivery != "never"
+    await app.pipeline.before_call(ctx)
+    request, body = ctx.request, ctx.body
+    record.model, record.mode = request.model, delivery
+    if asked and not streamed:  # the provider is asked for, and the client gets, one JSON body
+        request = msgspec.structs.replace(request, stream=False, stream_options=None)
+    elif streamed and not asked:
+        request = msgspec.structs.replace(request, stream=True)
+    completion_id, created = "chatcmpl-" + new_hex_id(), int(time.time())
+    request_id = ctx.request_id
+    public_model = ctx.model
+    estimate = ctx.estimate
+    assert estimate is not None  # the route stage always runs
+
+    def new_call(spec: DeploymentSpec) -> ChatCall:
+        record.provider, record.provider_type = spec.provider.name, spec.provider.type
+        record.upstream_model = spec.model
+        return ChatCall(request, body, model=spec.model, public_model=public_model,
+                        completion_id=completion_id, created=created, request_id=request_id,
+                        sent_stream=asked)
+
+    try:
+        served = await app.dispatcher.serve(
+            ctx.plan, estimate.prompt_tokens + estimate.output_tokens, new_call, streamed, record)
+    except Failed as failed:
+        record.stats = failed.stats
+        if failed.provider is not None:
+            exchange.extra_headers += upstream_headers(failed.provider, failed.stats)
+        raise failed.error from None
+    provider, spec = served.provider, served.attempt.spec
+    record.provider, record.provider_type, record.upstream_model = (
+        provider.name, provider.type, spec.model)
+    record.stats = served.call.stats
+    if not streamed:
+        ctx.answer = served.answer
+    try:
+        await deliver(app, exchange, record, served, delivery)
+    finally:
+        app.dispatcher.finish(served)
+
+
+async def deliver(app: Services, exchange: Exchange, record: RequestRecord, served: Served,
                    delivery: str) -> None:
     """Send the served answer, or relay the served stream from its first chunk on."""
     provider, stats = served.provider, served.call.stats
@@ -165,8 +188,8 @@ async def _deliver(app: Services, exchange: Exchange, record: RequestRecord, ser
     if not streamed:
         if stats.tokens is None:  # a traced answer was read already
             stats.tokens = usage_of(answer)
-        await exchange.respond(200, [*JSON_HEADERS, *observed_headers(record, exchange, provider, stats)],
-                               answer)
+        head = [*JSON_HEADERS, *observed_headers(record, exchange, provider, stats)]
+        await exchange.respond(200, head, answer)
         return
     assert chunks is not None
     coalescer = None
@@ -174,7 +197,8 @@ async def _deliver(app: Services, exchange: Exchange, record: RequestRecord, ser
         clock = asyncio.get_running_loop().time
         coalescer = Coalescer(settings.buffer_size, settings.chunk_timeout_ms / 1000, clock)
     try:
-        await exchange.start(200, [*SSE_HEADERS, *observed_headers(record, exchange, provider, stats)])
+        await exchange.start(200, [*SSE_HEADERS,
+                                   *observed_headers(record, exchange, provider, stats)])
         if coalescer is None:
             await exchange.write(first)
             # An upstream relay that can splice takes the sink and writes the rest itself.
@@ -203,10 +227,12 @@ async def _deliver(app: Services, exchange: Exchange, record: RequestRecord, ser
 def observed_headers(record: RequestRecord, exchange: Exchange, provider: Provider,
               stats: CallStats) -> Headers:
     """The response head's headers: overhead (time since the request arrived, less the time
-    waiting on the upstream), provider and attempts; the overhead is kept on ``record``."""
+    waiting on the upstream), provider, attempts and the upstream headers the provider passes
+    on; the overhead is kept on ``record``."""
     overhead = max(time.perf_counter_ns() - exchange.received_ns - stats.wait_ns, 0)
     record.overhead_ns = overhead
-    return [(OVERHEAD_HEADER, b"%.3f" % (overhead / 1e6)), *upstream_headers(provider, stats)]
+    return [(OVERHEAD_HEADER, b"%.3f" % (overhead / 1e6)), *upstream_headers(provider, stats),
+            *stats.headers]
 
 
 def upstream_headers(provider: Provider, stats: CallStats) -> Headers:

@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING
 
 from modelmux.config.routing import RoutingConfig
 from modelmux.errors import InternalError, ModelMuxError, RateLimited
-from modelmux.providers.base import CallStats, ChatCall, Provider
+from modelmux.providers.base import Call, CallStats, ChatCall, EmbedCall, Provider, TextCall
 from modelmux.routing.models import DeploymentSpec
 from modelmux.routing.router import Attempt, Router, is_failover_error, retry_after_of
 from modelmux.routing.store import Lease, has_limits
@@ -37,9 +37,9 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("modelmux.api")
 
-NewCall = Callable[[DeploymentSpec], ChatCall]
+NewCall = Callable[[DeploymentSpec], Call]
 First = tuple[bytes, AsyncGenerator[bytes, None] | None, bytes]
-Running = dict[asyncio.Future[First], tuple[Attempt, ChatCall, int]]
+Running = dict[asyncio.Future[First], tuple[Attempt, Call, int]]
 
 
 @dataclass(slots=True)
@@ -47,7 +47,7 @@ class Served:
     """The attempt that produced the first byte, and what it produced."""
 
     attempt: Attempt
-    call: ChatCall
+    call: Call
     answer: bytes = b""
     chunks: AsyncGenerator[bytes, None] | None = None
     first: bytes = b""
@@ -67,7 +67,7 @@ class Failed(Exception):
         self.error, self.provider, self.stats = error, provider, stats
 
 
-async def _again(provider: Provider, call: ChatCall, error: ModelMuxError) -> bool:
+async def _again(provider: Provider, call: Call, error: ModelMuxError) -> bool:
     """After a failed try at ``provider``: wait out the backoff and return True when its retry
     policy allows another try, else False (the error goes on to fallback or the client)."""
     policy, stats = provider.retry, call.stats
@@ -85,21 +85,27 @@ async def _again(provider: Provider, call: ChatCall, error: ModelMuxError) -> bo
     return True
 
 
-async def complete(provider: Provider, call: ChatCall) -> bytes:
-    """The whole answer of one deployment, tried again as its retry policy allows.
+async def complete(provider: Provider, call: Call) -> bytes:
+    """The whole answer of one deployment (a chat completion, or embeddings), tried again as
+    its retry policy allows.
 
     Raises:
         ModelMuxError: the last try's error.
     """
     while True:
         try:
+            if isinstance(call, EmbedCall):
+                return await provider.embed(call)
+            if isinstance(call, TextCall):
+                return await provider.complete_text(call)
             return await provider.complete(call)
         except ModelMuxError as exc:
             if not await _again(provider, call, exc):
                 raise
 
 
-async def open_stream(provider: Provider, call: ChatCall) -> tuple[AsyncGenerator[bytes, None], bytes]:
+async def open_stream(provider: Provider, call: ChatCall | TextCall
+                      ) -> tuple[AsyncGenerator[bytes, None], bytes]:
     """One deployment's stream and its first piece, tried again as its retry policy allows.
 
     Raises:
@@ -109,7 +115,8 @@ async def open_stream(provider: Provider, call: ChatCall) -> tuple[AsyncGenerato
     while True:
         chunks: AsyncGenerator[bytes, None] | None = None
         try:
-            chunks = provider.stream(call)
+            chunks = (provider.stream_text(call) if isinstance(call, TextCall)
+                      else provider.stream(call))
             return chunks, await anext(chunks)
         except StopAsyncIteration:
             assert chunks is not None
@@ -126,7 +133,8 @@ async def open_stream(provider: Provider, call: ChatCall) -> tuple[AsyncGenerato
             raise
 
 
-async def _retrying_stream(provider: Provider, call: ChatCall) -> AsyncGenerator[bytes, None]:
+async def _retrying_stream(provider: Provider, call: ChatCall | TextCall
+                           ) -> AsyncGenerator[bytes, None]:
     """``open_stream`` as one generator, for a watcher to wrap: its span covers every try."""
     chunks, piece = await open_stream(provider, call)
     try:
@@ -140,7 +148,7 @@ async def _retrying_stream(provider: Provider, call: ChatCall) -> AsyncGenerator
         await chunks.aclose()
 
 
-async def _first(provider: Provider, call: ChatCall, streamed: bool, watcher: Watcher | None,
+async def _first(provider: Provider, call: Call, streamed: bool, watcher: Watcher | None,
                  record: RequestRecord | None) -> First:
     """One deployment up to its first byte, with its retries: the whole answer, or the stream
     and its first chunk.
@@ -152,10 +160,12 @@ async def _first(provider: Provider, call: ChatCall, streamed: bool, watcher: Wa
     if watcher is None or record is None:
         if not streamed:
             return await complete(provider, call), None, b""
+        assert not isinstance(call, EmbedCall)  # embeddings are never streamed
         chunks, first = await open_stream(provider, call)
         return b"", chunks, first
     if not streamed:
         return await watcher.complete(provider, call, record, complete(provider, call)), None, b""
+    assert not isinstance(call, EmbedCall)
     chunks = watcher.stream(provider, call, record, _retrying_stream(provider, call))
     try:
         first = await anext(chunks)

@@ -5,7 +5,16 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING
 
-from modelmux.api import admin, chat, count_tokens, info, messages, metrics
+from modelmux.api import (
+    admin,
+    chat,
+    completions,
+    count_tokens,
+    embeddings,
+    info,
+    messages,
+    metrics,
+)
 
 if TYPE_CHECKING:
     from modelmux.api.services import Services
@@ -15,6 +24,8 @@ Route = Callable[["Services", "Exchange"], Awaitable[None]]
 
 ROUTES: dict[str, dict[str, Route]] = {
     "/v1/chat/completions": {"POST": chat.create_chat_completion},
+    "/v1/completions": {"POST": completions.create_completion},
+    "/v1/embeddings": {"POST": embeddings.create_embeddings},
     "/v1/messages": {"POST": messages.create_message},
     "/v1/messages/count_tokens": {"POST": count_tokens.count_tokens},
     "/v1/models": {"GET": info.list_models},

@@ -39,7 +39,8 @@ level = "info"       # trace, debug, info, warn, error
 
 [[provider]]
 name = "mock"
-type = "mock"        # mock, openai_compatible, anthropic, vertex, gemini, cohere
+type = "mock"        # mock, openai_compatible, openai, azure, huggingface, anthropic, vertex,
+                     # gemini, cohere
 models = ["mock"]
 
 # [[provider]]

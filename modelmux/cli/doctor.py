@@ -29,7 +29,10 @@ from modelmux.config.load import LoadedConfig, load_config
 from modelmux.config.problems import ConfigError
 from modelmux.config.schema import (
     AnthropicConfig,
+    AzureConfig,
+    HuggingFaceConfig,
     OpenAICompatibleConfig,
+    OpenAIConfig,
     ProviderConfig,
     VertexConfig,
 )
@@ -55,9 +58,13 @@ def add_parser(commands: Any) -> None:
     add_config_option(parser)
 
 
+OPENAI_FORMAT = (OpenAICompatibleConfig, OpenAIConfig, HuggingFaceConfig, AzureConfig)
+"""Provider configs with a ``base_url`` and an optional ``api_key``."""
+
+
 def origin_of(provider: ProviderConfig) -> str | None:
     """``scheme://host[:port]`` a provider talks to, or None (mock)."""
-    if isinstance(provider, (OpenAICompatibleConfig, AnthropicConfig)):
+    if isinstance(provider, OPENAI_FORMAT + (AnthropicConfig,)):
         return provider.base_url
     if isinstance(provider, VertexConfig):
         from modelmux.providers.vertex import vertex_origin
@@ -107,7 +114,10 @@ def credential_check(provider: ProviderConfig, offline: bool) -> Check | None:
         except Exception as exc:  # noqa: BLE001 - every failure is this check's answer
             return "FAIL", label, f"{named or 'Application Default Credentials'}: {exc}"
         return "ok", label, f"{named or 'Application Default Credentials'}: {detail}"
-    if isinstance(provider, (AnthropicConfig, OpenAICompatibleConfig)):
+    if isinstance(provider, AzureConfig) and provider.entra_id:
+        way = "client credentials" if provider.client_secret else "managed identity"
+        return "ok", label, f"Entra ID {way} (no token fetched by doctor)"
+    if isinstance(provider, OPENAI_FORMAT + (AnthropicConfig,)):
         if provider.api_key:
             return "ok", label, "API key set"
         return "warn", label, "no API key (fine for servers that need none)"

@@ -134,6 +134,7 @@ class OpenAICompatibleConfig(Struct, tag_field="type", tag="openai_compatible",
     timeouts: TimeoutsConfig = field(default_factory=TimeoutsConfig)
     max_retries: MaxRetries = 2
     http2: bool | None = None  # unset: ALPN over TLS; true: HTTP/2 only; false: HTTP/1.1 only
+    embed_batch_size: Annotated[int, msgspec.Meta(ge=1, le=100_000)] = 2048
 
 
 class AnthropicConfig(Struct, tag_field="type", tag="anthropic", forbid_unknown_fields=True,
@@ -196,6 +197,26 @@ class GeminiConfig(Struct, tag_field="type", tag="gemini", forbid_unknown_fields
     http2: bool | None = None  # unset: ALPN over TLS; true: HTTP/2 only; false: HTTP/1.1 only
 
 
+EmbedBatch = Annotated[int, msgspec.Meta(ge=1, le=100_000)]
+
+
+class OpenAIConfig(Struct, tag_field="type", tag="openai", forbid_unknown_fields=True,
+                   frozen=True):
+    """OpenAI's own API: ``openai_compatible`` plus its organization/project headers."""
+
+    name: str
+    models: list[str]
+    api_key: str = "${OPENAI_API_KEY}"
+    base_url: str = "https://api.openai.com/v1"
+    organization: str | None = None
+    project: str | None = None
+    embed_batch_size: EmbedBatch = 2048
+    headers: dict[str, str] = field(default_factory=dict)
+    timeouts: TimeoutsConfig = field(default_factory=TimeoutsConfig)
+    max_retries: MaxRetries = 2
+    http2: bool | None = None  # unset: ALPN over TLS; true: HTTP/2 only; false: HTTP/1.1 only
+
+
 class CohereConfig(Struct, tag_field="type", tag="cohere", forbid_unknown_fields=True,
                    frozen=True):
     """Cohere's v2 chat API, ``POST {base_url}/v2/chat`` with ``Authorization: Bearer``."""
@@ -210,8 +231,47 @@ class CohereConfig(Struct, tag_field="type", tag="cohere", forbid_unknown_fields
     http2: bool | None = None  # unset: ALPN over TLS; true: HTTP/2 only; false: HTTP/1.1 only
 
 
+class HuggingFaceConfig(Struct, tag_field="type", tag="huggingface", forbid_unknown_fields=True,
+                        frozen=True):
+    """Hugging Face's router, or any TGI / Inference Endpoint URL (OpenAI-compatible)."""
+
+    name: str
+    models: list[str]
+    api_key: str | None = "${HF_TOKEN}"
+    base_url: str = "https://router.huggingface.co/v1"
+    embed_batch_size: EmbedBatch = 256
+    headers: dict[str, str] = field(default_factory=dict)
+    timeouts: TimeoutsConfig = field(default_factory=TimeoutsConfig)
+    max_retries: MaxRetries = 2
+    http2: bool | None = None  # unset: ALPN over TLS; true: HTTP/2 only; false: HTTP/1.1 only
+
+
+class AzureConfig(Struct, tag_field="type", tag="azure", forbid_unknown_fields=True, frozen=True):
+    """Azure OpenAI: ``base_url`` is the resource endpoint, ``models`` are deployment names;
+    ``api_version = "v1"`` picks the GA v1 paths (model in the body). ``entra_id`` swaps the
+    ``api_key`` for Entra ID tokens: client credentials (``tenant_id``, ``client_id``,
+    ``client_secret``) or, without a secret, managed identity."""
+
+    name: str
+    models: list[str]
+    base_url: str
+    api_version: str
+    api_key: str | None = "${AZURE_OPENAI_API_KEY}"
+    entra_id: bool = False
+    tenant_id: str | None = None
+    client_id: str | None = None
+    client_secret: str | None = None
+    authority_host: str = "https://login.microsoftonline.com"
+    embed_batch_size: EmbedBatch = 2048
+    headers: dict[str, str] = field(default_factory=dict)
+    timeouts: TimeoutsConfig = field(default_factory=TimeoutsConfig)
+    max_retries: MaxRetries = 2
+    http2: bool | None = None  # unset: ALPN over TLS; true: HTTP/2 only; false: HTTP/1.1 only
+
+
 ProviderConfig = (MockProviderConfig | OpenAICompatibleConfig | AnthropicConfig | VertexConfig
-                  | GeminiConfig | CohereConfig)
+                  | GeminiConfig | CohereConfig | OpenAIConfig | HuggingFaceConfig
+                  | AzureConfig)
 
 
 StreamMode = Literal["auto", "standard", "buffered", "never", "always"]

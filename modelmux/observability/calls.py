@@ -1,6 +1,7 @@
 """Watching provider calls for tracing and ``debug_bodies``; built only when one of them is on.
 
-``Watcher`` wraps a provider's ``complete``/``stream`` for one call: it opens the GenAI span,
+``Watcher`` wraps a provider's ``complete``/``stream`` (or ``embed``, ``complete_text``,
+``stream_text``) for one call: it opens the GenAI span,
 hangs a ``CallWatch`` on the call's stats for the transport (one span and one body log line per
 upstream try, and the ``traceparent`` to send), reads the response attributes and logs the
 answer. When both are off the App has no watcher and the chat route calls the provider itself.
@@ -18,13 +19,17 @@ import msgspec
 from modelmux.errors import Headers, ModelMuxError
 from modelmux.observability.bodies import BodyLog, StreamBodies
 from modelmux.observability.genai import (
+    EMBEDDINGS,
+    OPERATION,
+    TEXT_COMPLETION,
     Attributes,
     StreamReader,
+    operation_attributes,
     read_answer,
     request_attributes,
     usage_attributes,
 )
-from modelmux.providers.base import ChatCall, Provider
+from modelmux.providers.base import Call, ChatCall, EmbedCall, Provider
 
 if TYPE_CHECKING:
     from modelmux.observability.record import CallSpan, RequestRecord, Tracer
@@ -94,18 +99,22 @@ class Watcher:
         if self.bodies is not None:
             self.bodies.request(request_id, body)
 
-    def _watch(self, provider: Provider, call: ChatCall, record: RequestRecord) -> CallWatch:
+    def _watch(self, provider: Provider, call: Call, record: RequestRecord) -> CallWatch:
         span = None
         if self.tracer is not None:
-            span = self.tracer.call_span(record.span, f"chat {call.model}")
+            operation = (OPERATION if isinstance(call, ChatCall)
+                         else EMBEDDINGS if isinstance(call, EmbedCall) else TEXT_COMPLETION)
+            span = self.tracer.call_span(record.span, f"{operation} {call.model}")
             if span.recording:
-                attributes = request_attributes(call.request, provider.type, call.model)
+                attributes = (request_attributes(call.request, provider.type, call.model)
+                              if isinstance(call, ChatCall)
+                              else operation_attributes(operation, provider.type, call.model))
                 attributes["modelmux.provider"] = provider.name
                 span.set(attributes)
         watch = call.stats.watch = CallWatch(span, self.bodies, call.request_id)
         return watch
 
-    def _done(self, call: ChatCall, watch: CallWatch, error: str | None,
+    def _done(self, call: Call, watch: CallWatch, error: str | None,
               attributes: Attributes | None, answer: bytes | StreamBodies | None) -> None:
         """The call is over: end its span (with ``attributes``), log ``answer``."""
         if watch.span is not None:
@@ -116,7 +125,7 @@ class Watcher:
         if answer is not None and self.bodies is not None:
             self.bodies.response(call.request_id, answer)
 
-    async def complete(self, provider: Provider, call: ChatCall, record: RequestRecord,
+    async def complete(self, provider: Provider, call: Call, record: RequestRecord,
                        answer_of: Awaitable[bytes]) -> bytes:
         """``answer_of`` (the call stage's tries at ``provider``), traced and logged; a traced
         answer's usage goes on ``call.stats.tokens``, so the answer is decoded once."""
@@ -137,7 +146,7 @@ class Watcher:
             self._done(call, watch, error, attributes, answer if error is None else None)
         return answer
 
-    async def stream(self, provider: Provider, call: ChatCall, record: RequestRecord,
+    async def stream(self, provider: Provider, call: Call, record: RequestRecord,
                      inner: AsyncGenerator[bytes, None]) -> AsyncGenerator[bytes, None]:
         """``inner`` (the call stage's tries at ``provider``), traced and logged; closing it
         closes ``inner``."""

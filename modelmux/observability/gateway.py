@@ -13,7 +13,7 @@ from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
 from modelmux.observability.access import status_of
-from modelmux.observability.genai import GENAI_PROVIDERS, OPERATION
+from modelmux.observability.genai import GENAI_PROVIDERS, operation_of
 from modelmux.observability.metrics import CONTENT_TYPE, Registry
 from modelmux.observability.record import RequestRecord
 from modelmux.observability.shared import SharedMetrics
@@ -160,7 +160,8 @@ class GatewayMetrics:
         system = GENAI_PROVIDERS.get(record.provider_type, record.provider_type)
         failed = status >= 400
         stream = "true" if record.streamed else "false"
-        served = (OPERATION, system, model)
+        operation = operation_of(record.route)
+        served = (operation, system, model)
         seconds = (now_ns - exchange.started_ns) / 1e9
         self.server_duration.observe((*served, str(status) if failed else ""), seconds)
         if record.streamed and not failed and exchange.head_ns:
@@ -170,7 +171,7 @@ class GatewayMetrics:
         stats = record.stats
         if stats is None or not (stats.attempts or stats.tokens):
             return
-        asked = (OPERATION, system, self._upstream_model(record.upstream_model or ""))
+        asked = (operation, system, self._upstream_model(record.upstream_model or ""))
         for code in stats.errors:
             self.errors.inc((provider, self._code(code)))
         if stats.retries:

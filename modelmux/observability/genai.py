@@ -19,9 +19,20 @@ Attributes = dict[str, str | int | float | bool | list[str]]
 
 OPERATION = "chat"
 """``gen_ai.operation.name`` of ``/v1/chat/completions``."""
+EMBEDDINGS = "embeddings"
+"""``gen_ai.operation.name`` of ``/v1/embeddings``."""
+TEXT_COMPLETION = "text_completion"
+"""``gen_ai.operation.name`` of the legacy ``/v1/completions``."""
+ROUTE_OPERATIONS = {"/v1/embeddings": EMBEDDINGS, "/v1/completions": TEXT_COMPLETION}
+"""Front door route → its ``gen_ai.operation.name``; every other door is a chat."""
 
-GENAI_PROVIDERS = {"openai_compatible": "openai", "anthropic": "anthropic", "claude": "anthropic",
-                   "vertex": "gcp.vertex_ai"}
+
+def operation_of(route: str) -> str:
+    """The ``gen_ai.operation.name`` of a request that came in by ``route``."""
+    return ROUTE_OPERATIONS.get(route, OPERATION)
+
+GENAI_PROVIDERS = {"openai_compatible": "openai", "openai": "openai", "azure": "azure.ai.openai",
+                   "anthropic": "anthropic", "claude": "anthropic", "vertex": "gcp.vertex_ai"}
 """Provider ``type`` → ``gen_ai.provider.name`` (a well-known value; others pass as they are)."""
 
 _DEFAULT_PORTS = {"http": 80, "https": 443}
@@ -46,12 +57,17 @@ def provider_name(provider_type: str) -> str:
     return GENAI_PROVIDERS.get(provider_type, provider_type)
 
 
+def operation_attributes(operation: str, provider_type: str, model: str) -> Attributes:
+    """The attributes every call has: operation, provider and model."""
+    return {"gen_ai.operation.name": operation,
+            "gen_ai.provider.name": provider_name(provider_type),
+            "gen_ai.request.model": model}
+
+
 def request_attributes(request: ChatCompletionRequest, provider_type: str,
                        model: str) -> Attributes:
     """The attributes known before the call: operation, provider, model and sampling settings."""
-    out: Attributes = {"gen_ai.operation.name": OPERATION,
-                       "gen_ai.provider.name": provider_name(provider_type),
-                       "gen_ai.request.model": model}
+    out = operation_attributes(OPERATION, provider_type, model)
     max_tokens = request.max_completion_tokens or request.max_tokens
     if max_tokens is not None:
         out["gen_ai.request.max_tokens"] = max_tokens

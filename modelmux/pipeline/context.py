@@ -13,6 +13,8 @@ import msgspec
 
 from modelmux.errors import Headers
 from modelmux.schemas.openai_chat import ChatCompletionRequest, request_decoder
+from modelmux.schemas.openai_completions import CompletionRequest, completion_decoder
+from modelmux.schemas.openai_embeddings import EmbeddingRequest, embedding_decoder
 
 if TYPE_CHECKING:
     from modelmux.observability.record import RequestRecord
@@ -23,9 +25,10 @@ if TYPE_CHECKING:
 class RequestContext:
     """One request in flight through the pipeline.
 
-    ``request`` is the decoded internal call (OpenAI chat's shape) and ``body`` the bytes it was
-    decoded from: the two always agree (``replace_body``/``replace_json`` re-decode). ``plan``
-    is the route stage's ordered deployments. After the answer: ``status``, ``answer`` (a
+    ``request`` is the decoded internal call (OpenAI chat's shape; an ``EmbeddingRequest`` or
+    a ``CompletionRequest`` at the ``openai.embeddings`` and ``openai.completions`` doors) and ``body`` the bytes it was decoded from: the two always
+    agree (``replace_body``/``replace_json`` re-decode). ``plan`` is the route stage's ordered
+    deployments. After the answer: ``status``, ``answer`` (a
     non-streamed body; None for a stream) and ``error``. ``state`` is for stages and plugins to
     leave notes for later stages, keyed by their own name.
     """
@@ -33,8 +36,9 @@ class RequestContext:
     __slots__ = ("door", "request", "body", "headers", "request_id", "record", "streamed",
                  "estimate", "facts", "plan", "status", "answer", "error", "state")
 
-    def __init__(self, door: str, request: ChatCompletionRequest, body: bytes, headers: Headers,
-                 request_id: str, record: RequestRecord) -> None:
+    def __init__(self, door: str,
+                 request: ChatCompletionRequest | EmbeddingRequest | CompletionRequest,
+                 body: bytes, headers: Headers, request_id: str, record: RequestRecord) -> None:
         self.door = door
         self.request = request
         self.body = body
@@ -78,7 +82,11 @@ class RequestContext:
         """Replace the request body; the decoded request follows it.
 
         Raises:
-            msgspec.DecodeError, msgspec.ValidationError: not a valid chat completion request.
+            msgspec.DecodeError, msgspec.ValidationError: not a valid request of its kind.
         """
-        self.request = request_decoder.decode(body)
+        decoder: msgspec.json.Decoder[Any] = (
+            embedding_decoder if isinstance(self.request, EmbeddingRequest)
+            else completion_decoder if isinstance(self.request, CompletionRequest)
+            else request_decoder)
+        self.request = decoder.decode(body)
         self.body = body

@@ -4,9 +4,15 @@ from __future__ import annotations
 
 from modelmux.pipeline.context import RequestContext
 from modelmux.pipeline.stage import Stage
-from modelmux.routing.facts import estimate_prompt_tokens, max_tokens_of, request_facts
+from modelmux.routing.facts import (
+    estimate_prompt_tokens,
+    input_facts,
+    max_tokens_of,
+    request_facts,
+)
 from modelmux.routing.models import ModelIndex
 from modelmux.routing.router import Estimate, Router
+from modelmux.schemas.openai_chat import ChatCompletionRequest
 
 
 class RouteStage(Stage):
@@ -29,8 +35,10 @@ class RouteStage(Stage):
         """
         request, body = ctx.request, ctx.body
         group = self.models.group(request.model)
+        chat = isinstance(request, ChatCompletionRequest)
         if self.router.rules:
-            ctx.facts = request_facts(request, body, ctx.headers)
+            ctx.facts = (request_facts(request, body, ctx.headers) if chat
+                         else input_facts(request, body, ctx.headers))
         first = group.deployments[0]
         record = ctx.record
         record.provider, record.provider_type = first.provider.name, first.provider.type

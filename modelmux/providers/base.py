@@ -1,7 +1,7 @@
 """The interface every provider implements, and the per-request call object it receives.
 
 A provider turns one OpenAI chat request into an OpenAI response body (``complete``) or into
-SSE-framed OpenAI chunks (``stream``). Errors before the first streamed byte are raised as
+SSE-framed OpenAI chunks (``stream``), and one embeddings request into its answer (``embed``). Errors before the first streamed byte are raised as
 ``ModelMuxError``; after it, a stream ends with an error event instead of ``[DONE]``.
 """
 
@@ -16,8 +16,10 @@ from typing import ClassVar, Protocol
 
 import msgspec
 
-from modelmux.errors import Headers
+from modelmux.errors import Headers, InvalidRequest
 from modelmux.schemas.openai_chat import ChatCompletionRequest
+from modelmux.schemas.openai_completions import CompletionRequest
+from modelmux.schemas.openai_embeddings import EmbeddingRequest
 
 Tokens = tuple[int, int]
 """(input, output) tokens as the upstream reported them."""
@@ -97,10 +99,11 @@ class CallStats:
     ``total_ns`` runs to the end of the upstream body. ``errors`` holds the code of every
     failed attempt. ``watch``
     (``observability.calls.CallWatch``) is set only while tracing or ``debug_bodies`` is on.
+    ``headers`` are the upstream answer headers a provider passes on to the client.
     """
 
     __slots__ = ("attempts", "retries", "errors", "started_ns", "wait_ns", "total_ns", "tokens",
-                 "watch")
+                 "watch", "headers")
 
     def __init__(self) -> None:
         self.started_ns = 0  # perf_counter_ns of the first try, set by the call stage
@@ -111,6 +114,7 @@ class CallStats:
         self.total_ns = 0
         self.tokens: Tokens | None = None
         self.watch: AttemptWatch | None = None
+        self.headers: Headers = []  # upstream answer headers the client gets too (x-ratelimit-*)
 
 
 class ChatCall:
@@ -151,6 +155,46 @@ class ChatCall:
     def include_usage(self) -> bool:
         options = self.request.stream_options
         return bool(options is not None and options.include_usage)
+
+
+class EmbedCall:
+    """One embeddings request, as a provider sees it: ``raw`` is the client's body (its
+    ``model`` is ``public_model``); ``stats`` is for the provider to fill in."""
+
+    __slots__ = ("request", "raw", "model", "public_model", "request_id", "stats")
+
+    def __init__(self, request: EmbeddingRequest, raw: bytes, *, model: str, public_model: str,
+                 request_id: str) -> None:
+        self.request = request
+        self.raw = raw
+        self.model = model
+        self.public_model = public_model
+        self.request_id = request_id
+        self.stats = CallStats()
+
+
+class TextCall:
+    """One legacy text completion (``/v1/completions``), as a provider sees it: passed through,
+    so only the client's ``raw`` body, the names and the stream flags matter."""
+
+    __slots__ = ("request", "raw", "model", "public_model", "request_id", "stats", "sent_stream")
+
+    def __init__(self, request: CompletionRequest, raw: bytes, *, model: str, public_model: str,
+                 request_id: str) -> None:
+        self.request = request
+        self.raw = raw
+        self.model = model
+        self.public_model = public_model
+        self.request_id = request_id
+        self.stats = CallStats()
+        self.sent_stream = bool(request.stream)
+
+
+Call = ChatCall | EmbedCall | TextCall
+"""What the call stage runs against a provider."""
+
+TEXT_COMPLETION_TYPES = "openai, azure, openai_compatible, huggingface"
+"""The provider types that serve ``/v1/completions``, for the error that names them."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -194,6 +238,43 @@ class Provider(abc.ABC):
     @abc.abstractmethod
     def stream(self, call: ChatCall) -> AsyncGenerator[bytes, None]:
         """SSE-framed OpenAI chunks, ending with ``data: [DONE]`` or an error event."""
+
+    async def embed(self, call: EmbedCall) -> bytes:
+        """The OpenAI embeddings answer (``object: list``) for ``call``, every input in order.
+
+        Raises:
+            InvalidRequest: this provider type serves no embeddings (the default).
+        """
+        raise InvalidRequest(
+            f"provider {self.name!r} (type {self.type}) does not serve embeddings; route the "
+            "model to an openai, azure, openai_compatible, huggingface or mock provider.",
+            param="model", code="embeddings_not_supported")
+
+    async def complete_text(self, call: TextCall) -> bytes:
+        """The legacy ``text_completion`` JSON body for ``call``.
+
+        Raises:
+            InvalidRequest: this provider type serves no legacy completions (the default).
+        """
+        raise self._no_text_completions()
+
+    def stream_text(self, call: TextCall) -> AsyncGenerator[bytes, None]:
+        """SSE-framed legacy completion chunks, ending with ``data: [DONE]`` or an error event.
+
+        Raises:
+            InvalidRequest: (on the first ``anext``) this provider type serves none.
+        """
+        return self._refuse_text_stream()
+
+    async def _refuse_text_stream(self) -> AsyncGenerator[bytes, None]:
+        raise self._no_text_completions()
+        yield b""  # pragma: no cover  # makes this a generator
+
+    def _no_text_completions(self) -> InvalidRequest:
+        return InvalidRequest(
+            f"provider {self.name!r} (type {self.type}) does not serve /v1/completions; the "
+            f"legacy completions door is served by provider types {TEXT_COMPLETION_TYPES}.",
+            param="model", code="completions_not_supported")
 
     async def aclose(self) -> None:
         """Release upstream connections and credentials."""

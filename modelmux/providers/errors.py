@@ -104,6 +104,11 @@ _OPENAI_TYPES: Mapping[str, type[ModelMuxError]] = MappingProxyType(
 )
 """OpenAI error ``type`` found in a streamed error payload → the error it becomes."""
 
+_TGI_TYPES: Mapping[str, type[ModelMuxError]] = MappingProxyType(
+    {"validation": InvalidRequest, "overloaded": ServiceUnavailable}
+)
+"""Hugging Face TGI's ``error_type`` → the error it becomes (others: an upstream error)."""
+
 
 
 def upstream_message(body: bytes) -> str:
@@ -165,8 +170,9 @@ def error_from_response(provider: str, status: int, headers: Headers, body: byte
 def error_from_payload(provider: str, payload: bytes) -> ModelMuxError | None:
     """The error carried by a streamed OpenAI-format payload, or None if it is a normal chunk.
 
-    Understands ``{"error": {"message", "type", "code"}}`` and older vLLM's
-    ``{"object": "error", "message", "type", "code": <status>}``.
+    Understands ``{"error": {"message", "type", "code"}}``, older vLLM's
+    ``{"object": "error", "message", "type", "code": <status>}`` and Hugging Face TGI's
+    ``{"error": "<text>", "error_type": "validation" | "overloaded" | ...}``.
     """
     try:
         doc = msgspec.json.decode(payload)
@@ -175,6 +181,9 @@ def error_from_payload(provider: str, payload: bytes) -> ModelMuxError | None:
     if not isinstance(doc, dict):
         return None
     error = doc.get("error")
+    if isinstance(error, str) and error:  # Hugging Face TGI: {"error": "...", "error_type": ...}
+        kind = _TGI_TYPES.get(str(doc.get("error_type")), UpstreamError)
+        return kind(error if kind is not UpstreamError else f"provider {provider!r}: {error}")
     if isinstance(error, dict):
         fields = error
     elif doc.get("object") == "error":

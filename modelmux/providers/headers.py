@@ -80,3 +80,17 @@ def extra_headers(headers: Mapping[str, str], where: str) -> Headers:
         except UnicodeEncodeError:
             raise ConfigError(f"{where}: header {name!r} value is not latin-1 text") from None
     return out
+
+
+def header_value(value: str, where: str) -> bytes:
+    """``value`` as a header value's bytes.
+
+    Raises:
+        ConfigError: not latin-1 text, or it holds a line break or NUL.
+    """
+    if any(c in value for c in "\r\n\x00"):
+        raise ConfigError(f"{where} has a line break or NUL in it")
+    try:
+        return value.encode("latin-1")
+    except UnicodeEncodeError:
+        raise ConfigError(f"{where} is not latin-1 text") from None

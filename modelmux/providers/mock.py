@@ -9,6 +9,10 @@ an optional delay between them; pieces are sliced lazily so a huge answer never 
 from __future__ import annotations
 
 import asyncio
+import base64
+import hashlib
+import math
+import struct
 from collections.abc import AsyncGenerator
 from typing import Protocol
 
@@ -16,8 +20,9 @@ import msgspec
 
 from modelmux.codec.sse import DONE, encode_data
 from modelmux.config.schema import MockProviderConfig
-from modelmux.providers.base import ChatCall, Provider
+from modelmux.providers.base import ChatCall, EmbedCall, Provider
 from modelmux.providers.mock_tools import choice_count, example_arguments, tool_to_call
+from modelmux.schemas.openai_embeddings import EmbeddingRequest, Tokens
 from modelmux.schemas.openai_chat import (
     AssistantMessage,
     ChatCompletion,
@@ -51,6 +56,41 @@ def _prompt_chars(call: ChatCall) -> int:
             elif content:
                 total += sum(len(part.text) for part in content if isinstance(part, TextPart))
     return total
+
+
+MOCK_DIMENSIONS = 16
+
+
+def mock_vector(item: str | Tokens, dimensions: int = MOCK_DIMENSIONS) -> list[float]:
+    """A unit vector that depends only on ``item``: equal inputs embed equally, in any run."""
+    text = item if isinstance(item, str) else ",".join(map(str, item))
+    seed = hashlib.sha256(text.encode()).digest()
+    raw: list[float] = []
+    block = 0
+    while len(raw) < dimensions:
+        digest = hashlib.sha256(seed + block.to_bytes(4, "big")).digest()
+        raw += [byte / 127.5 - 1.0 for byte in digest]
+        block += 1
+    vector = raw[:dimensions]
+    norm = math.sqrt(sum(v * v for v in vector)) or 1.0
+    return [struct.unpack("<f", struct.pack("<f", v / norm))[0] for v in vector]  # float32
+
+
+def mock_embeddings(request: EmbeddingRequest, model: str) -> bytes:
+    """OpenAI's embeddings answer for ``request``: ``mock_vector`` of each input, as floats or
+    base64 of little-endian float32, with usage counted as for chat (4 characters a token)."""
+    dimensions = request.dimensions or MOCK_DIMENSIONS
+    data = []
+    tokens = 0
+    for index, item in enumerate(request.items()):
+        vector = mock_vector(item, dimensions)
+        tokens += len(item) if not isinstance(item, str) else _estimate_tokens(len(item))
+        encoded: object = vector
+        if request.encoding_format == "base64":
+            encoded = base64.b64encode(struct.pack(f"<{dimensions}f", *vector)).decode()
+        data.append({"object": "embedding", "index": index, "embedding": encoded})
+    return _encode({"object": "list", "data": data, "model": model,
+                    "usage": {"prompt_tokens": tokens, "total_tokens": tokens}})
 
 
 class MockProvider(Provider):
@@ -108,6 +148,10 @@ class MockProvider(Provider):
             usage=self._usage(call, chars, n) if self.usage else None,
         )
         return _encode(response)
+
+    async def embed(self, call: EmbedCall) -> bytes:
+        """Deterministic vectors (``mock_embeddings``), so demos and tests need no upstream."""
+        return mock_embeddings(call.request, call.public_model)
 
     def stream(self, call: ChatCall) -> AsyncGenerator[bytes, None]:
         """See ``Provider.stream``; a request the mock refuses raises here, before any chunk."""

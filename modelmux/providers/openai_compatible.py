@@ -9,23 +9,37 @@ to the name the client asked for. Events are decoded only to find ``[DONE]`` and
 from __future__ import annotations
 
 from collections.abc import AsyncGenerator
+from typing import Any
 
 import msgspec
 
 from modelmux import _accel
-from modelmux.config.load import ConfigError
-from modelmux.config.schema import OpenAICompatibleConfig
-from modelmux.errors import Headers, UpstreamError
-from modelmux.providers.base import ChatCall, Provider, RetryPolicy, usage_from
+from modelmux.config.schema import (
+    AzureConfig,
+    HuggingFaceConfig,
+    OpenAICompatibleConfig,
+    OpenAIConfig,
+)
+from modelmux.errors import Headers, ModelMuxError, UpstreamError
+from modelmux.providers.base import (
+    ChatCall,
+    EmbedCall,
+    Provider,
+    RetryPolicy,
+    TextCall,
+    usage_from,
+)
+from modelmux.providers.embed_batch import batch_bodies, join_answers
 from modelmux.providers.env import expand_env
-from modelmux.providers.errors import error_from_payload
+from modelmux.providers.errors import error_from_payload, error_from_response
 from modelmux.providers.headers import (
     check_base_url,
     extra_headers,
+    header_value,
     json_headers,
     merge_headers,
 )
-from modelmux.providers.transport import StaticAuth, Upstream
+from modelmux.providers.transport import Auth, StaticAuth, Upstream
 from modelmux.upstream import ConnectionPool
 
 _encode = msgspec.json.Encoder().encode
@@ -62,40 +76,85 @@ def upstream_body(raw: bytes, *, sent_model: str, sent_stream: bool, model: str,
 
 
 class OpenAICompatibleProvider(Provider):
-    """Relays chat completions to an OpenAI-format server."""
+    """Relays chat completions and embeddings to an OpenAI-format server.
+
+    Subclasses (``openai``, ``huggingface``, ``azure``) change only what differs: the URL of a
+    model's endpoint (``url_for``), the auth headers (``auth_headers``), how error bodies read
+    (``map_error``), where the credentials come from (``build_auth``) and which answer
+    headers reach the client (``keep_prefix``).
+    """
 
     type = "openai_compatible"
+    keep_prefix: bytes | None = None
 
     def __init__(
         self,
-        config: OpenAICompatibleConfig,
+        config: OpenAICompatibleConfig | OpenAIConfig | HuggingFaceConfig | AzureConfig,
         pool: ConnectionPool,
         *,
         retry: RetryPolicy | None = None,
     ) -> None:
         """Raises: ConfigError: an unset ``${ENV}``, a bad ``base_url`` or header."""
         super().__init__(config.name, list(config.models))
-        where = f"provider {config.name!r}"
-        base = check_base_url(expand_env(config.base_url, where=f"{where}: base_url"), where)
-        self.url = base + "/chat/completions"
+        where = self.where = f"provider {config.name!r}"
+        self.base = check_base_url(expand_env(config.base_url, where=f"{where}: base_url"), where)
+        self.url = self.url_for("", "/chat/completions")
+        self.embed_batch_size = config.embed_batch_size
         self.headers: Headers = merge_headers(
-            json_headers(), extra_headers(config.headers, where)
+            json_headers(), self.own_headers(config), extra_headers(config.headers, where)
         )
-        auth: Headers = []
-        if config.api_key:
-            key = expand_env(config.api_key, where=f"{where}: api_key")
-            try:
-                auth = [(b"authorization", b"Bearer " + key.encode("latin-1"))]
-            except UnicodeEncodeError:
-                raise ConfigError(f"{where}: api_key is not latin-1 text") from None
         policy = self.retry = retry or RetryPolicy(max_retries=config.max_retries)
-        self.upstream = Upstream(config.name, pool, StaticAuth(auth), config.timeouts.timeouts(),
-                                 policy, http2=config.http2)
+        self.upstream = Upstream(config.name, pool, self.build_auth(config, pool),
+                                 config.timeouts.timeouts(), policy, http2=config.http2,
+                                 errors=self.map_error, keep_prefix=self.keep_prefix)
+
+    def url_for(self, model: str, path: str) -> str:
+        """The URL of ``path`` (``/chat/completions``, ``/embeddings``) for upstream ``model``."""
+        return self.base + path
+
+    def own_headers(self, config: Any) -> Headers:
+        """Headers this provider type adds to every request (before the configured ones)."""
+        return []
+
+    def build_auth(self, config: Any, pool: ConnectionPool) -> Auth:
+        """Where the credentials come from: fixed ``auth_headers`` unless a type has tokens."""
+        return StaticAuth(self.auth_headers(config))
+
+    def auth_headers(self, config: Any) -> Headers:
+        """``Authorization: Bearer {api_key}``, or none without a key.
+
+        Raises:
+            ConfigError: an unset ``${ENV}`` or a key that is not latin-1 text.
+        """
+        if not config.api_key:
+            return []
+        key = expand_env(config.api_key, where=f"{self.where}: api_key")
+        return [(b"authorization", b"Bearer " + header_value(key, f"{self.where}: api_key"))]
+
+    def map_error(self, provider: str, status: int, headers: Headers, body: bytes) -> ModelMuxError:
+        """The client's error for a non-2xx upstream answer (``providers.errors``' table)."""
+        return error_from_response(provider, status, headers, body)
 
     async def complete(self, call: ChatCall) -> bytes:
+        return await self._answer(call, "/chat/completions")
+
+    def stream(self, call: ChatCall) -> AsyncGenerator[bytes, None]:
+        return self._relay(call, "/chat/completions")
+
+    async def complete_text(self, call: TextCall) -> bytes:
+        """The legacy ``/completions`` door, passed through as chat is."""
+        return await self._answer(call, "/completions")
+
+    def stream_text(self, call: TextCall) -> AsyncGenerator[bytes, None]:
+        return self._relay(call, "/completions")
+
+    async def _answer(self, call: ChatCall | TextCall, path: str) -> bytes:
+        """POST the client's body (``model``, ``stream`` adjusted) to ``path``; the answer with
+        the client's model name, its usage counted."""
         sent = upstream_body(call.raw, sent_model=call.public_model, sent_stream=call.sent_stream,
                              model=call.model, stream=False)
-        body = await self.upstream.fetch(self.url, self.headers, sent, call.stats)
+        url = self.url_for(call.model, path)
+        body = await self.upstream.fetch(url, self.headers, sent, call.stats)
         try:
             fields = _fields.decode(body)
         except (msgspec.DecodeError, msgspec.ValidationError) as exc:
@@ -110,12 +169,27 @@ class OpenAICompatibleProvider(Provider):
             call.stats.tokens = usage_from(usage)  # counted here: no second decode of the answer
         return _encode(fields)
 
-    def stream(self, call: ChatCall) -> AsyncGenerator[bytes, None]:
+    def _relay(self, call: ChatCall | TextCall, path: str) -> AsyncGenerator[bytes, None]:
         return self.upstream.relay(
-            self.url,
+            self.url_for(call.model, path),
             [*self.headers, (b"accept", b"text/event-stream")],
             upstream_body(call.raw, sent_model=call.public_model, sent_stream=call.sent_stream,
                           model=call.model, stream=True),
             lambda: ChunkRelay(self.name, call.public_model),
             call.stats,
         )
+
+    async def embed(self, call: EmbedCall) -> bytes:
+        """``POST {url}/embeddings``: the client's body with ``model`` changed, cut into
+        batches of ``embed_batch_size`` inputs sent one after another, joined in order."""
+        url = self.url_for(call.model, "/embeddings")
+        size = self.embed_batch_size
+        items = len(call.request.items())
+        bodies = batch_bodies(call.raw, call.request, call.model, size)
+        sizes = [min(size, items - at) for at in range(0, items, size)] if len(bodies) > 1 \
+            else [items]
+        answers = [await self.upstream.fetch(url, self.headers, body, call.stats)
+                   for body in bodies]
+        answer, prompt = join_answers(self.name, answers, sizes, call.public_model)
+        call.stats.tokens = (prompt, 0)
+        return answer

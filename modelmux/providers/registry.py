@@ -15,8 +15,11 @@ from modelmux.config.schema import (
     AnthropicConfig,
     CohereConfig,
     GeminiConfig,
+    AzureConfig,
+    HuggingFaceConfig,
     MockProviderConfig,
     OpenAICompatibleConfig,
+    OpenAIConfig,
     ProviderConfig,
     VertexConfig,
 )
@@ -24,7 +27,9 @@ from modelmux.providers.anthropic import AnthropicProvider
 from modelmux.providers.base import Provider
 from modelmux.providers.cohere import CohereProvider
 from modelmux.providers.gemini import build_gemini
+from modelmux.providers.azure import AzureProvider
 from modelmux.providers.mock import MockProvider
+from modelmux.providers.openai import HuggingFaceProvider, OpenAIProvider
 from modelmux.providers.openai_compatible import OpenAICompatibleProvider
 from modelmux.providers.plugins import build_plugin_provider
 from modelmux.providers.vertex import VertexProvider
@@ -38,6 +43,9 @@ PROVIDERS: Mapping[type[Any], Callable[[Any, ConnectionPool], Provider]] = Mappi
         VertexConfig: VertexProvider,
         GeminiConfig: build_gemini,
         CohereConfig: CohereProvider,
+        OpenAIConfig: OpenAIProvider,
+        HuggingFaceConfig: HuggingFaceProvider,
+        AzureConfig: AzureProvider,
     }
 )
 """Config Struct (one per ``type``) → constructor taking (config, pool)."""

@@ -69,6 +69,11 @@ class StaticAuth:
         return False
 
 
+ErrorMapper = Callable[[str, int, Headers, bytes], ModelMuxError]
+"""(provider, status, answer headers, body) → the client's error: ``error_from_response``, or
+a provider's own reading of its error bodies."""
+
+
 class Relay(Protocol):
     """Sans-I/O stream conversion: upstream body bytes in, SSE-framed client chunks out.
 
@@ -119,14 +124,21 @@ class Upstream:
         retry: RetryPolicy,
         *,
         http2: bool | None = None,
+        errors: ErrorMapper = error_from_response,
+        keep_prefix: bytes | None = None,
     ) -> None:
-        """``http2`` is the provider's HTTP version choice (see ``ConnectionPool.request``)."""
+        """``http2`` is the provider's HTTP version choice (see ``ConnectionPool.request``);
+        ``errors`` turns a non-2xx answer into the client's error; answer headers whose name
+        starts with ``keep_prefix`` go on to the client (``CallStats.headers``, or the
+        error's headers)."""
         self.provider = provider
         self.pool = pool
         self.auth = auth
         self.timeouts = timeouts
         self.retry = retry
         self.http2 = http2
+        self.errors = errors
+        self.keep_prefix = keep_prefix
 
     async def post(self, url: str, headers: Headers, body: bytes, stats: CallStats) -> Response:
         """POST once (again after a 401 if the credentials refresh) until a 2xx head arrives;
@@ -154,7 +166,9 @@ class Upstream:
             status = response.status
             if watch is not None:
                 watch.attempt_status(status)
+            kept = self._kept(response.headers)
             if 200 <= status < 300:
+                stats.headers = kept
                 return response
             try:
                 payload = await response.read(MAX_ERROR_BODY)
@@ -167,13 +181,21 @@ class Upstream:
                 refreshed = True
                 log.info("provider %s: upstream 401, refreshing credentials once", self.provider)
                 continue
-            error = error_from_response(self.provider, status, response.headers, payload)
+            error = self.errors(self.provider, status, response.headers, payload)
+            error.headers = [*error.headers, *kept]
             stats.errors.append(error.code)  # the try's span has its status already
             if is_retryable_status(status):
                 error.retryable = True
                 value = response.get_header(b"retry-after")
-                error.retry_after = parse_retry_after(value) if value is not None else None
+                if value is not None:
+                    error.retry_after = parse_retry_after(value)
             raise error
+
+    def _kept(self, headers: Headers) -> Headers:
+        prefix = self.keep_prefix
+        if prefix is None:
+            return []
+        return [(name, value) for name, value in headers if name.startswith(prefix)]
 
     async def fetch(self, url: str, headers: Headers, body: bytes, stats: CallStats) -> bytes:
         """The whole 2xx body of one POST; a reset while reading it is retryable too.

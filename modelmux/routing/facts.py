@@ -1,4 +1,5 @@
-"""Request facts for routing rules and strategies, taken from a decoded chat request.
+"""Request facts for routing rules and strategies, taken from a decoded request (chat,
+embeddings or legacy completions).
 
 ``request_facts`` builds the mapping ``rules.Rule.matches`` reads (names in ``rules.FACTS``,
 plus ``headers`` and ``metadata``). The prompt token count is an estimate from the body size
@@ -12,6 +13,8 @@ from collections.abc import Iterable
 
 from modelmux.errors import InvalidRequest
 from modelmux.schemas.openai_chat import ChatCompletionRequest, ImagePart
+from modelmux.schemas.openai_completions import CompletionRequest
+from modelmux.schemas.openai_embeddings import EmbeddingRequest
 
 BYTES_PER_TOKEN = 4
 DEFAULT_OUTPUT_TOKENS = 256
@@ -47,8 +50,13 @@ def _flag(header: str, value: str) -> bool:
     return flag
 
 
-def max_tokens_of(request: ChatCompletionRequest) -> int | None:
-    """``max_completion_tokens`` or, failing that, ``max_tokens``."""
+def max_tokens_of(request: ChatCompletionRequest | EmbeddingRequest | CompletionRequest
+                  ) -> int | None:
+    """``max_completion_tokens`` or, failing that, ``max_tokens``; 0 for embeddings."""
+    if isinstance(request, EmbeddingRequest):
+        return 0
+    if isinstance(request, CompletionRequest):
+        return request.max_tokens
     return request.max_completion_tokens or request.max_tokens
 
 
@@ -63,19 +71,34 @@ def request_facts(request: ChatCompletionRequest, body: bytes,
     Raises:
         InvalidRequest: an ``x-modelmux-cost-sensitive`` header that is not a boolean.
     """
-    sent = {name.decode("latin-1").lower(): value.decode("latin-1") for name, value in headers}
-    facts: dict[str, object] = {
-        "model": request.model,
-        "stream": bool(request.stream),
-        "prompt_tokens": estimate_prompt_tokens(body),
-        "has_tools": bool(request.tools or request.functions),
-        "has_images": _has_images(request),
-        "headers": sent,
-        "metadata": dict(request.metadata or {}),
-    }
+    facts = input_facts(request, body, headers, key)
+    facts.update(has_tools=bool(request.tools or request.functions),
+                 has_images=_has_images(request), metadata=dict(request.metadata or {}))
     limit = max_tokens_of(request)
     if limit is not None:
         facts["max_tokens"] = limit
+    return facts
+
+
+def input_facts(request: ChatCompletionRequest | EmbeddingRequest | CompletionRequest,
+                body: bytes, headers: Iterable[tuple[bytes, bytes]], key: str | None = None
+                ) -> dict[str, object]:
+    """The facts any request has (embeddings and legacy completions have only these): no
+    tools, images or metadata.
+
+    Raises:
+        InvalidRequest: an ``x-modelmux-cost-sensitive`` header that is not a boolean.
+    """
+    sent = {name.decode("latin-1").lower(): value.decode("latin-1") for name, value in headers}
+    facts: dict[str, object] = {
+        "model": request.model,
+        "stream": bool(getattr(request, "stream", False)),
+        "prompt_tokens": estimate_prompt_tokens(body),
+        "has_tools": False,
+        "has_images": False,
+        "headers": sent,
+        "metadata": {},
+    }
     if request.user is not None:
         facts["user"] = request.user
     if key is not None:

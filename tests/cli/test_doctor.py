@@ -142,3 +142,19 @@ def test_vertex_credentials_mint_a_token(tmp_path: Path, listener: int,
         assert out.returncode == 1 and checks["credentials v"] == "FAIL"
     offline = run(tmp_path, "doctor", "--offline")
     assert lines(offline.stdout)["credentials v"] == "ok" and "no token minted" in offline.stdout
+
+
+def test_openai_family_types_are_reached_and_their_keys_checked(tmp_path: Path,
+                                                                listener: int) -> None:
+    write(user_config(tmp_path), f"[server]\nport = 0\n"
+          f'[[provider]]\nname = "az"\ntype = "azure"\nmodels = ["d"]\napi_key = "k"\n'
+          f'api_version = "2024-10-21"\nbase_url = "http://127.0.0.1:{listener}"\n'
+          f'[[provider]]\nname = "hf"\ntype = "huggingface"\nmodels = ["m"]\napi_key = ""\n'
+          f'base_url = "http://127.0.0.1:{closed_port()}/v1"\n'
+          f'[[provider]]\nname = "mi"\ntype = "azure"\nmodels = ["e"]\nentra_id = true\n'
+          f'api_version = "v1"\nbase_url = "http://127.0.0.1:{listener}"\n')
+    out = run(tmp_path, "doctor").stdout
+    checks = lines(out)
+    assert checks["provider az"] == "ok" and checks["credentials az"] == "ok"
+    assert checks["credentials mi"] == "ok" and "Entra ID managed identity" in out
+    assert checks["provider hf"] == "FAIL" and checks["credentials hf"] == "warn"

@@ -1,14 +1,22 @@
-"""A fake OpenAI-compatible server: ``POST /v1/chat/completions``, JSON and SSE.
+"""A fake OpenAI-compatible server: ``POST /v1/chat/completions`` (JSON and SSE) and
+``POST /v1/embeddings`` and the legacy ``POST /v1/completions``.
 
 Wire format per OpenAI "Create chat completion", "The chat completion chunk object" (tool call
 deltas by ``index``, ``stream_options.include_usage`` adds a final ``choices: []`` chunk) and
 ``data: [DONE]``. Records the raw request bodies; ``faults`` holds one fault per request
 (``ok`` for a normal answer, so scripts can interleave failures and successes).
+Embeddings per OpenAI "Create embeddings": ``data[i].embedding`` a float list, or base64 of
+little-endian float32 when ``encoding_format`` is ``base64``; each vector is ``vector_of`` its
+input, so a client can check order. Hugging Face's faults: ``hf_error`` (400 ``{"error": "..."}``)
+``hf_loading`` (503 with ``estimated_time``) and ``hf_stream_error`` (TGI's
+``data: {"error": ..., "error_type": "validation"}`` event).
 """
 
 from __future__ import annotations
 
+import base64
 import json
+import struct
 from collections import deque
 from typing import Any
 
@@ -16,8 +24,11 @@ from tests.fakes.answers import TEXT, Answer, pieces
 from tests.fakes.http import FakeServer, Reply, Request, Split, json_reply, whole
 
 FAULTS = {"ok", "429", "500", "503", "400", "401", "404", "error_event", "error_first", "reset",
-          "reset_early", "stall", "hold", "no_done", "error_200"}
+          "reset_early", "stall", "hold", "no_done", "error_200", "hf_error", "hf_loading", "hf_stream_error",
+          "content_filter"}
 CREATED = 1_700_000_000
+PATHS = {"chat": "/chat/completions", "embeddings": "/embeddings",
+         "completions": "/completions"}
 
 
 def error_doc(
@@ -28,6 +39,50 @@ def error_doc(
 
 def data(doc: Any) -> bytes:
     return b"data: " + json.dumps(doc, ensure_ascii=False).encode() + b"\n\n"
+
+
+def vector_of(item: str | list[int], dimensions: int = 3) -> list[float]:
+    """The fake's embedding of one input: exact in float32, and different for each input."""
+    text = item if isinstance(item, str) else ",".join(map(str, item))
+    head = float(sum(text.encode()) % 1000)
+    return [head, float(len(text)), *[0.5 * i for i in range(dimensions - 2)]]
+
+
+def embeddings_json(body: dict[str, Any], model: str) -> dict[str, Any]:
+    items = body["input"]
+    if isinstance(items, str) or (items and isinstance(items[0], int)):
+        items = [items]
+    dims = body.get("dimensions") or 3
+    data = []
+    for index, item in enumerate(items):
+        vector: Any = vector_of(item, dims)
+        if body.get("encoding_format") == "base64":
+            vector = base64.b64encode(struct.pack(f"<{len(vector)}f", *vector)).decode()
+        data.append({"object": "embedding", "index": index, "embedding": vector})
+    tokens = sum(len(i) if isinstance(i, list) else len(i.split()) for i in items)
+    return {"object": "list", "data": data, "model": model,
+            "usage": {"prompt_tokens": tokens, "total_tokens": tokens}}
+
+
+def text_completion_json(answer: Answer, model: str) -> dict[str, Any]:
+    """OpenAI's legacy ``text_completion`` object."""
+    return {"id": "cmpl-fake", "object": "text_completion", "created": CREATED, "model": model,
+            "choices": [{"text": answer.text, "index": 0, "logprobs": None,
+                         "finish_reason": "stop"}],
+            "usage": _usage(answer)}
+
+
+def text_chunk_events(answer: Answer, model: str, include_usage: bool) -> list[bytes]:
+    def chunk(text: str, finish: str | None = None) -> bytes:
+        return data({"id": "cmpl-fake", "object": "text_completion", "created": CREATED,
+                     "model": model, "choices": [{"text": text, "index": 0, "logprobs": None,
+                                                  "finish_reason": finish}]})
+
+    events = [chunk(part) for part in pieces(answer.text)] + [chunk("", "stop")]
+    if include_usage:
+        events.append(data({"id": "cmpl-fake", "object": "text_completion", "created": CREATED,
+                            "model": model, "choices": [], "usage": _usage(answer)}))
+    return [*events, b"data: [DONE]\n\n"]
 
 
 def completion_json(answer: Answer, model: str) -> dict[str, Any]:
@@ -79,31 +134,55 @@ def chunk_events(answer: Answer, model: str, include_usage: bool) -> list[bytes]
 
 
 class FakeOpenAI(FakeServer):
-    """Answers ``answer`` under the model name ``reports`` (default: the model it was asked)."""
+    """Answers ``answer`` under the model name ``reports`` (default: the model it was asked);
+    ``answer_headers`` go on every answer, success or error."""
+
+    prefix = "/v1"
 
     def __init__(self, *, api_key: str | None = None, answer: Answer = TEXT, split: Split = whole,
-                 retry_after: str = "0", reports: str | None = None) -> None:
+                 retry_after: str = "0", reports: str | None = None,
+                 answer_headers: list[tuple[str, str]] | None = None) -> None:
         super().__init__(split=split)
         self.api_key = api_key
         self.answer = answer
         self.retry_after = retry_after
         self.reports = reports
+        self.answer_headers = answer_headers or []
         self.faults: deque[str] = deque()
         self.raw_bodies: list[bytes] = []
+        self.embedded: list[list[Any]] = []  # the inputs of each embeddings request
+
+    def route(self, request: Request) -> tuple[str, str | None] | Reply:
+        """(a kind of ``PATHS``, the model the path names, if any), or the error reply."""
+        for kind, path in PATHS.items():
+            if request.method == "POST" and request.path == self.prefix + path:
+                auth = request.headers.get("authorization")
+                if self.api_key is not None and auth != f"Bearer {self.api_key}":
+                    return json_reply(401, error_doc("Incorrect API key provided",
+                                                     "invalid_request_error", "invalid_api_key"))
+                return kind, None
+        return json_reply(404, error_doc(f"Unknown path {request.path}", "invalid_request_error"))
 
     async def handle(self, request: Request) -> Reply:
-        if request.method != "POST" or request.path != "/v1/chat/completions":
-            doc = error_doc(f"Unknown path {request.path}", "invalid_request_error")
-            return json_reply(404, doc)
-        auth = request.headers.get("authorization")
-        if self.api_key is not None and auth != f"Bearer {self.api_key}":
-            return json_reply(401, error_doc("Incorrect API key provided", "invalid_request_error",
-                                             "invalid_api_key"))
+        routed = self.route(request)
+        if isinstance(routed, Reply):
+            return routed
+        reply = self.answer_to(request, *routed)
+        reply.headers += self.answer_headers
+        return reply
+
+    def answer_to(self, request: Request, kind: str, path_model: str | None) -> Reply:
         self.raw_bodies.append(request.body)
         body = request.json()
-        model = self.reports or body["model"]
+        model = self.reports or path_model or body["model"]
         fault = self.faults.popleft() if self.faults else None
         assert fault is None or fault in FAULTS, fault
+        if fault == "hf_error":
+            return json_reply(400, {"error": "Input validation error: `inputs` must be non-empty",
+                                    "error_type": "validation"})
+        if fault == "hf_loading":
+            return json_reply(503, {"error": f"Model {model} is currently loading",
+                                    "estimated_time": 1.5})
         if fault == "429":
             doc = error_doc("Rate limit reached for requests", "requests", "rate_limit_exceeded")
             return json_reply(429, doc, [("retry-after", self.retry_after)])
@@ -122,14 +201,27 @@ class FakeOpenAI(FakeServer):
             return Reply(stall=True)
         if fault == "error_200":
             return json_reply(200, error_doc("Model is still loading", "invalid_request_error"))
+        if kind == "embeddings":
+            items = body["input"]
+            single = isinstance(items, str) or (items and isinstance(items[0], int))
+            self.embedded.append([items] if single else list(items))
+            return json_reply(200, embeddings_json(body, model))
+        include_usage = bool((body.get("stream_options") or {}).get("include_usage"))
+        if kind == "completions":
+            if not body.get("stream"):
+                return json_reply(200, text_completion_json(self.answer, model))
+            return Reply(200, [("content-type", "text/event-stream")],
+                         events=text_chunk_events(self.answer, model, include_usage))
         if not body.get("stream"):
             return json_reply(200, completion_json(self.answer, model))
-        include_usage = bool((body.get("stream_options") or {}).get("include_usage"))
         events = chunk_events(self.answer, model, include_usage)
         reply = Reply(200, [("content-type", "text/event-stream")], events=events)
         if fault == "error_event":
             events[4:] = [data(error_doc("The server had an error while processing",
                                          "server_error"))]
+        elif fault == "hf_stream_error":
+            events[:] = [data({"error": "Input validation error: `max_new_tokens` must be > 0",
+                               "error_type": "validation"})]
         elif fault == "error_first":
             events[:] = [data(error_doc("Invalid 'tools': bad schema", "invalid_request_error"))]
         elif fault == "no_done":

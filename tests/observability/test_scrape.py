@@ -188,3 +188,24 @@ def test_a_client_that_leaves_mid_stream_is_counted(run) -> None:
 
     run(main())
 
+
+
+def test_embeddings_and_completions_count_under_their_own_operation(run) -> None:
+    async def main() -> None:
+        async with gateway() as (_, port, _openai, _claude):
+            status, _, _ = await request(port, "POST", "/v1/embeddings",
+                                         {"model": "gpt-x", "input": ["a b", "c"]})
+            assert status == 200
+            status, _, _ = await request(port, "POST", "/v1/completions",
+                                         {"model": "gpt-x", "prompt": "x"})
+            assert status == 200
+            samples = await scrape(port)
+        usage = "gen_ai_client_token_usage_sum"
+        assert value(samples, usage, gen_ai_operation_name="embeddings",
+                     gen_ai_token_type="input") == 3
+        assert value(samples, usage, gen_ai_operation_name="text_completion",
+                     gen_ai_token_type="output") == ANSWER.completion_tokens
+        assert value(samples, usage, gen_ai_operation_name="chat") == 0
+        assert value(samples, REQUESTS, route="/v1/embeddings", model="gpt-x", provider="oai",
+                     status="200") == 1
+    run(main())

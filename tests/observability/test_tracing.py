@@ -374,3 +374,29 @@ def test_an_unsampled_stream_is_spliced_and_a_sampled_one_read_piece_by_piece(
 
     run(main())
     assert bool(splices) is spliced
+
+
+def test_embeddings_and_legacy_completions_are_traced(run: Runner, collector: Collector) -> None:
+    async def main() -> None:
+        before = len(collector.spans)
+        async with traced(collector) as (port, openai, _):
+            status, _, _ = await request(port, "POST", "/v1/embeddings",
+                                         {"model": "gpt-x", "input": ["a b", "c"]},
+                                         {"traceparent": TRACEPARENT})
+            assert status == 200
+            status, _, body = await request(
+                port, "POST", "/v1/completions",
+                {"model": "gpt-x", "prompt": "x", "stream": True,
+                 "stream_options": {"include_usage": True}})
+            assert status == 200 and body.rstrip().endswith(b"data: [DONE]")
+            spans = await collector.gather(before + 6)
+        embed = _trace(spans[before:], CLIENT_TRACE)["embeddings gpt-x"]
+        assert embed.attributes["gen_ai.operation.name"] == "embeddings"
+        assert embed.attributes["gen_ai.usage.input_tokens"] == 3
+        assert embed.attributes["gen_ai.usage.output_tokens"] == 0
+        trace_id, _ = _parent(openai.seen[-1]["traceparent"])
+        text = _trace(spans[before:], trace_id)["text_completion gpt-x"]
+        assert text.attributes["gen_ai.operation.name"] == "text_completion"
+        assert text.attributes["gen_ai.response.finish_reasons"] == ["stop"]
+        assert text.attributes["gen_ai.usage.output_tokens"] == ANSWER.completion_tokens
+    run(main())

@@ -1,0 +1,84 @@
+"""``POST /v1/completions``: OpenAI's legacy text completions door, passed through.
+
+vLLM and llama.cpp users still call it. The body goes to the provider's ``/completions`` with
+only ``model`` changed (as chat's does), through the same pipeline and call stage as chat;
+streamed answers are relayed chunk by chunk. Provider types without the endpoint answer 400
+``completions_not_supported`` naming the types that have it.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from modelmux.api.chat import decode_body, deliver, run_observed, upstream_headers
+from modelmux.api.dispatch import Failed
+from modelmux.errors import InvalidRequest
+from modelmux.pipeline.context import RequestContext
+from modelmux.providers.base import TextCall
+from modelmux.routing.models import DeploymentSpec
+from modelmux.schemas.openai_completions import CompletionRequest, completion_decoder
+
+if TYPE_CHECKING:
+    from modelmux.api.services import Services
+    from modelmux.server.exchange import Exchange
+
+DOOR = "openai.completions"
+
+
+def decode_completion_request(body: bytes) -> CompletionRequest:
+    """Decode and validate a legacy completion request body.
+
+    Raises:
+        InvalidRequest: not JSON, or a wrong or missing field (named in ``param``).
+    """
+    return decode_body(body, completion_decoder, "completion request")
+
+
+async def create_completion(app: Services, exchange: Exchange) -> None:
+    """Answer one legacy completion request, as JSON or as the upstream's SSE stream."""
+    body = await exchange.read_body()
+    request = decode_completion_request(body)
+    record = app.record(exchange)
+    record.model = request.model
+    ctx = RequestContext(DOOR, request, body, exchange.headers, app.request_id(exchange), record)
+    await run_observed(app, exchange, ctx, _call)
+
+
+async def _call(app: Services, exchange: Exchange, ctx: RequestContext) -> None:
+    """The stages before the call, every attempt, and the delivery."""
+    record = ctx.record
+    await app.pipeline.before_call(ctx)
+    request, body = ctx.request, ctx.body
+    if not isinstance(request, CompletionRequest):
+        raise InvalidRequest("A middleware turned this completion request into another kind.")
+    streamed = ctx.streamed = bool(request.stream)
+    delivery = "standard" if streamed else "never"
+    record.model, record.mode = request.model, delivery
+    public_model, request_id = ctx.model, ctx.request_id
+    estimate = ctx.estimate
+    assert estimate is not None  # the route stage always runs
+
+    def new_call(spec: DeploymentSpec) -> TextCall:
+        record.provider, record.provider_type = spec.provider.name, spec.provider.type
+        record.upstream_model = spec.model
+        return TextCall(request, body, model=spec.model, public_model=public_model,
+                        request_id=request_id)
+
+    try:
+        served = await app.dispatcher.serve(
+            ctx.plan, estimate.prompt_tokens + estimate.output_tokens, new_call, streamed, record)
+    except Failed as failed:
+        record.stats = failed.stats
+        if failed.provider is not None:
+            exchange.extra_headers += upstream_headers(failed.provider, failed.stats)
+        raise failed.error from None
+    provider = served.provider
+    record.provider, record.provider_type, record.upstream_model = (
+        provider.name, provider.type, served.attempt.spec.model)
+    record.stats = served.call.stats
+    if not streamed:
+        ctx.answer = served.answer
+    try:
+        await deliver(app, exchange, record, served, delivery)
+    finally:
+        app.dispatcher.finish(served)
