@@ -15,7 +15,7 @@ import time
 
 from modelmux import __version__
 from modelmux.api.cors import Cors
-from modelmux.api.dispatch import Dispatcher
+from modelmux.pipeline.call import Dispatcher
 from modelmux.api.ids import new_hex_id
 from modelmux.api.routes import match
 from modelmux.config.schema import Config

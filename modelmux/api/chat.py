@@ -1,7 +1,7 @@
 """``POST /v1/chat/completions``: validate, pick the provider, answer or stream.
 
 The model resolves to a group of deployments; the router plans the order (rules, strategy,
-fallback groups) and ``api.dispatch`` tries them until one produces its first byte.
+fallback groups) and ``pipeline.call`` tries them until one produces its first byte.
 
 The request is decoded into msgspec Structs so a missing or wrong-typed field is a 400 naming
 the field. ``modelmux.api.streaming`` picks JSON, standard or buffered SSE; this module runs it.
@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, TypeVar
 
 import msgspec
 
-from modelmux.api.dispatch import Failed, Served
+from modelmux.pipeline.call import Failed, Served
 from modelmux.api.ids import new_hex_id
 from modelmux.api.responses import JSON_HEADERS, SSE_HEADERS, error_event
 from modelmux.api.streaming import MODE_HEADER, Coalescer, choose_mode

@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from modelmux.api.chat import decode_body, observed_headers, run_observed, upstream_headers
-from modelmux.api.dispatch import Failed
+from modelmux.pipeline.call import Failed
 from modelmux.api.responses import JSON_HEADERS
 from modelmux.errors import InvalidRequest
 from modelmux.pipeline.context import RequestContext

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING
 import msgspec
 
 from modelmux.api.chat import field_param, next_piece, observed_headers, upstream_headers
-from modelmux.api.dispatch import Failed, Served
+from modelmux.pipeline.call import Failed, Served
 from modelmux.api.ids import new_hex_id
 from modelmux.api.messages_door import DROPPED_HEADER, anthropic_door, invalid
 from modelmux.api.responses import JSON_HEADERS, SSE_HEADERS

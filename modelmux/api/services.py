@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Protocol
 
 if TYPE_CHECKING:
-    from modelmux.api.dispatch import Dispatcher
+    from modelmux.pipeline.call import Dispatcher
     from modelmux.config.schema import Config
     from modelmux.observability.calls import Watcher
     from modelmux.observability.gateway import GatewayMetrics

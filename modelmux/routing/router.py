@@ -5,7 +5,7 @@ in flight, an EWMA and recent samples of time to first byte) and turns a request
 into an ordered plan: the first matching rule, then the group's strategy over the healthy
 deployments, then the open ones, then the ``fallback_group`` chain. ``admit`` asks a
 deployment's limits and breaker when its turn comes. Pure: no I/O, clock and randomness
-injected; the request path in ``api.dispatch`` does the waiting and the calls.
+injected; the request path in ``pipeline.call`` does the waiting and the calls.
 """
 
 from __future__ import annotations

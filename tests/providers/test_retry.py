@@ -11,7 +11,7 @@ import json
 
 import pytest
 
-from modelmux.api.dispatch import complete, open_stream
+from modelmux.pipeline.call import complete, open_stream
 from modelmux.config.schema import AnthropicConfig, OpenAICompatibleConfig
 from modelmux.errors import ModelMuxError, RateLimited, ServiceUnavailable
 from modelmux.providers.anthropic import AnthropicProvider

@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from modelmux.api.dispatch import Dispatcher, Failed
+from modelmux.pipeline.call import Dispatcher, Failed
 from modelmux.config.routing import FallbackConfig, HedgingConfig, RoutingConfig
 from modelmux.errors import ServiceUnavailable
 from modelmux.observability.gateway import GatewayMetrics

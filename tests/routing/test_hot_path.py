@@ -8,7 +8,7 @@ import random
 
 import pytest
 
-from modelmux.api.dispatch import Dispatcher
+from modelmux.pipeline.call import Dispatcher
 from modelmux.config.routing import RoutingConfig
 from modelmux.config.schema import MockProviderConfig
 from modelmux.observability.gateway import GatewayMetrics
