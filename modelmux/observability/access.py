@@ -9,11 +9,16 @@ from __future__ import annotations
 
 import json
 import logging
+import os
+import re
+import time
+from collections.abc import Callable
+from json.encoder import encode_basestring  # type: ignore[attr-defined]
 from typing import TYPE_CHECKING
 
-from modelmux.observability.logs import ONE_LINE, json_line
-
-from modelmux.observability.record import RequestRecord
+from modelmux.observability.linelog import Stamp
+from modelmux.observability.logs import ONE_LINE, json_line, line_log
+from modelmux.observability.record import STREAMED, RequestRecord
 
 if TYPE_CHECKING:
     from modelmux.server.exchange import Exchange
@@ -32,38 +37,48 @@ def status_of(exchange: Exchange) -> int:
     return exchange.status if exchange.started else CLIENT_CLOSED
 
 
+FIELDS = ("request_id", "client", "method", "path", "status", "model", "provider", "stream_mode",
+          "attempts", "tokens_in", "tokens_out", "latency_ms", "ttft_ms", "overhead_ms",
+          "bytes_received", "bytes_sent", "completed", "trace_id")
+"""The access log's fields, in line order."""
+
+
 def _ms(ns: int) -> float:
     return round(ns / 1e6, 3)
 
 
+def _ms_text(ns: int) -> str:
+    return str(round(ns / 1e6, 3))
+
+
+def access_values(record: RequestRecord, exchange: Exchange, now_ns: int,
+                  ms: Callable[[int], float | str] = _ms) -> tuple:  # type: ignore[type-arg]
+    """The values of ``FIELDS``, in order; None where a field does not apply. Durations are
+    milliseconds as ``ms`` gives them: floats, or their text for a line that shows them twice."""
+    stats = record.stats
+    status = exchange.status if exchange.started else CLIENT_CLOSED
+    ttft = None
+    if status < 400 and exchange.head_ns and record.mode in STREAMED:
+        ttft = ms(exchange.head_ns - exchange.started_ns)
+    model = record.model
+    overhead = record.overhead_ns
+    span = record.span
+    if stats is None:
+        attempts = tokens_in = tokens_out = None
+    else:
+        attempts = stats.attempts
+        tokens = stats.tokens
+        tokens_in, tokens_out = (None, None) if tokens is None else tokens
+    return (record.request_id, exchange.client, exchange.method, exchange.path, status,
+            model[:MAX_TEXT] if model is not None else None, record.provider, record.mode,
+            attempts, tokens_in, tokens_out, ms(now_ns - exchange.started_ns), ttft,
+            ms(overhead) if overhead is not None else None, exchange.bytes_received,
+            exchange.bytes_sent, exchange.ended, span.trace_id if span is not None else None)
+
+
 def access_fields(record: RequestRecord, exchange: Exchange, now_ns: int) -> Fields:
     """The access log's fields, in line order; None where a field does not apply."""
-    stats = record.stats
-    tokens = stats.tokens if stats is not None else None
-    status = status_of(exchange)
-    ttft = None
-    if record.streamed and status < 400 and exchange.head_ns:
-        ttft = _ms(exchange.head_ns - exchange.started_ns)
-    return {
-        "request_id": record.request_id,
-        "client": exchange.client,
-        "method": exchange.method,
-        "path": exchange.path,
-        "status": status,
-        "model": record.model[:MAX_TEXT] if record.model is not None else None,
-        "provider": record.provider,
-        "stream_mode": record.mode,
-        "attempts": stats.attempts if stats is not None else None,
-        "tokens_in": tokens[0] if tokens is not None else None,
-        "tokens_out": tokens[1] if tokens is not None else None,
-        "latency_ms": _ms(now_ns - exchange.started_ns),
-        "ttft_ms": ttft,
-        "overhead_ms": _ms(record.overhead_ns) if record.overhead_ns is not None else None,
-        "bytes_received": exchange.bytes_received,
-        "bytes_sent": exchange.bytes_sent,
-        "completed": exchange.ended,
-        "trace_id": record.span.trace_id if record.span is not None else None,
-    }
+    return dict(zip(FIELDS, access_values(record, exchange, now_ns)))
 
 
 def _logfmt_value(value: str | float | None) -> str:
@@ -84,20 +99,134 @@ def logfmt(fields: Fields) -> str:
     return " ".join(f"{key}={_logfmt_value(value)}" for key, value in fields.items())
 
 
-class AccessLog:
-    """Writes one INFO line per request; the fields also travel as LogRecord attributes.
+_QUOTED = re.compile(r'[ "=\\]')
+_JSON_QUOTED = re.compile(r'["\\]')
 
-    The text line is logfmt; a JSON formatter finds the same fields as attributes of the
-    record (``extra=``). Nothing is computed when the logger is off.
+
+def _text(value: str | None) -> str:
+    """``_logfmt_value`` for a string or None."""
+    if value is None:
+        return "-"
+    if value and value.isprintable() and _QUOTED.search(value) is None:
+        return value
+    return json_line(json.dumps(value, ensure_ascii=False))
+
+
+def _json(value: str | None) -> str:
+    """A string or None as ``JsonFormatter`` writes it."""
+    if value is None:
+        return "null"
+    if value.isprintable() and _JSON_QUOTED.search(value) is None:
+        return f'"{value}"'
+    return json_line(encode_basestring(value))
+
+
+class AccessLine:
+    """Formats the access line straight from the request, as the handler that ``logs.setup``
+    installs formats the ``logging`` record (same prefix, time, fields, escapes).
+
+    One check covers every text value; only a line with a value that needs quoting (a hostile
+    model name, a path with a space) formats its strings one by one.
+    """
+
+    __slots__ = ("stamp", "text_prefix", "json_prefix")
+
+    def __init__(self, name: str, pid: int) -> None:
+        self.stamp = Stamp()
+        self.text_prefix = f" INFO {name}[{pid}]: "
+        self.json_prefix = (f'", "level": "info", "logger": {json.dumps(name)}, "pid": {pid}, '
+                            '"message": ')
+
+    def text(self, record: RequestRecord, exchange: Exchange, now_ns: int) -> str:
+        """``TEXT_FORMAT`` with the logfmt message, and its newline."""
+        message = _message(access_values(record, exchange, now_ns))[0]
+        return f"{self.stamp(time.time())}{self.text_prefix}{message}\n"
+
+    def json(self, record: RequestRecord, exchange: Exchange, now_ns: int) -> str:
+        """``JsonFormatter``'s keys (time, level, logger, pid, message), then every field."""
+        values = access_values(record, exchange, now_ns, _ms_text)
+        message, plain = _message(values)
+        (request_id, client, method, path, status, model, provider, mode, attempts, tokens_in,
+         tokens_out, latency, ttft, overhead, received, sent, completed, trace_id) = values
+        if plain:  # every string plain: each is "value", the message has no quote or backslash
+            quoted = f'"{message}"'
+            request_id, client, method, path = (f'"{request_id}"', f'"{client}"', f'"{method}"',
+                                                f'"{path}"')
+            model = "null" if model is None else f'"{model}"'
+            provider = "null" if provider is None else f'"{provider}"'
+            mode = "null" if mode is None else f'"{mode}"'
+            trace_id = "null" if trace_id is None else f'"{trace_id}"'
+        else:
+            quoted = _json(message)
+            request_id, client, method, path, model, provider, mode, trace_id = map(
+                _json, (request_id, client, method, path, model, provider, mode, trace_id))
+        return (f'{{"time": "{self.stamp(time.time())}{self.json_prefix}{quoted}, '
+                f'"request_id": {request_id}, "client": {client}, "method": {method}, '
+                f'"path": {path}, "status": {status}, "model": {model}, '
+                f'"provider": {provider}, "stream_mode": {mode}, '
+                f'"attempts": {"null" if attempts is None else attempts}, '
+                f'"tokens_in": {"null" if tokens_in is None else tokens_in}, '
+                f'"tokens_out": {"null" if tokens_out is None else tokens_out}, '
+                f'"latency_ms": {latency}, "ttft_ms": {"null" if ttft is None else ttft}, '
+                f'"overhead_ms": {"null" if overhead is None else overhead}, '
+                f'"bytes_received": {received}, "bytes_sent": {sent}, '
+                f'"completed": {"true" if completed else "false"}, '
+                f'"trace_id": {trace_id}}}\n')
+
+
+def _message(values: tuple) -> tuple[str, bool]:  # type: ignore[type-arg]
+    """``logfmt`` of ``access_values``, and whether every string in it
+    was plain (printable, no space, quote, ``=`` or backslash, not empty)."""
+    (request_id, client, method, path, status, model, provider, mode, attempts, tokens_in,
+     tokens_out, latency, ttft, overhead, received, sent, completed, trace_id) = values
+    probe = (f"{request_id}{client}{method}{path}{model or ''}{provider or ''}{mode or ''}"
+             f"{trace_id or ''}")
+    plain = (probe.isprintable() and _QUOTED.search(probe) is None
+             and "" not in (request_id, client, method, path, model, provider, mode, trace_id))
+    if not plain:
+        request_id, client, method, path, model, provider, mode, trace_id = map(
+            _text, (request_id, client, method, path, model, provider, mode, trace_id))
+    return (f"request_id={request_id} client={client} method={method} path={path} "
+            f"status={status} model={'-' if model is None else model} "
+            f"provider={'-' if provider is None else provider} "
+            f"stream_mode={'-' if mode is None else mode} "
+            f"attempts={'-' if attempts is None else attempts} "
+            f"tokens_in={'-' if tokens_in is None else tokens_in} "
+            f"tokens_out={'-' if tokens_out is None else tokens_out} latency_ms={latency} "
+            f"ttft_ms={'-' if ttft is None else ttft} "
+            f"overhead_ms={'-' if overhead is None else overhead} bytes_received={received} "
+            f"bytes_sent={sent} completed={'true' if completed else 'false'} "
+            f"trace_id={'-' if trace_id is None else trace_id}"), plain
+
+
+class AccessLog:
+    """Writes one INFO line per request.
+
+    Under ``logs.setup`` (``modelmux serve``) the line is formatted here and appended to the
+    buffered ``LineLog``: no LogRecord, no formatter, no lock, no system call per request.
+    Elsewhere (embedding, tests that capture records) it is an ordinary ``logging`` record whose
+    message is the logfmt line and whose attributes are the fields (``extra=``). Nothing is
+    computed when the logger is off.
     """
 
     def __init__(self, logger: logging.Logger | None = None, *, enabled: bool = True) -> None:
         """``enabled=False`` (``[logging] access_log = false``) writes nothing."""
         self.logger = logger or logging.getLogger("modelmux.access")
         self.enabled = enabled
+        self._line: AccessLine | None = None
 
     def log(self, record: RequestRecord, exchange: Exchange, now_ns: int) -> None:
         if not self.enabled or not self.logger.isEnabledFor(logging.INFO):
             return
-        fields = access_fields(record, exchange, now_ns)
-        self.logger.info(ONE_LINE, logfmt(fields), extra=fields)
+        lines = line_log(self.logger)
+        if lines is None:
+            fields = access_fields(record, exchange, now_ns)
+            self.logger.info(ONE_LINE, logfmt(fields), extra=fields)
+            return
+        line = self._line
+        if line is None:
+            line = self._line = AccessLine(self.logger.name, os.getpid())
+        if lines.fmt == "json":
+            lines.add(line.json(record, exchange, now_ns))
+        else:
+            lines.add(line.text(record, exchange, now_ns))

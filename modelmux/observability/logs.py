@@ -1,7 +1,8 @@
 """Process-wide logging set-up for the CLI (the library itself only creates loggers).
 
 Logs always go to stderr (journald and ``brew services`` capture it); with ``[logging] file`` they
-also go to that file, reopened when logrotate moves it (``WatchedFileHandler``).
+also go to that file, reopened when logrotate moves it. Lines are written through a ``LineLog``
+(``linelog.py``): ordinary records at once, access lines in batches.
 
 A record is one line whatever its message holds: both formats escape control characters and line
 separators (``\\n``, ``\\x1b``, ``\\u2028``), so a client value (a model name, a body) cannot start
@@ -12,10 +13,11 @@ from __future__ import annotations
 
 import json
 import logging
-import logging.handlers
 import os
 import re
 import sys
+
+from modelmux.observability.linelog import LineHandler, LineLog, Target
 
 LEVELS = {"trace": logging.DEBUG, "debug": logging.DEBUG, "info": logging.INFO,
           "warn": logging.WARNING, "warning": logging.WARNING, "error": logging.ERROR}
@@ -103,24 +105,57 @@ class JsonFormatter(logging.Formatter):
         return json_line(json.dumps(entry, ensure_ascii=False, default=str))
 
 
+def _stderr_target() -> Target:
+    """``sys.stderr`` as it is now: its descriptor, or the stream itself when it has none."""
+    try:
+        sys.stderr.flush()
+        return Target(fd=sys.stderr.fileno())
+    except (AttributeError, OSError, ValueError):
+        return Target(stream=sys.stderr)
+
+
+_installed: LineHandler | None = None
+
+
 def setup(level: str = "info", fmt: str = "text", file: str | None = None) -> str | None:
-    """Log to stderr (and ``file``) at ``level``; returns why the file could not be used, if so."""
+    """Log to stderr (and ``file``) at ``level``; returns why the file could not be used, if so.
+
+    Every line goes through one ``LineLog``, the access log's buffer, so access lines and
+    ordinary lines reach each destination whole and in order.
+    """
+    global _installed
     formatter = JsonFormatter() if fmt == "json" else TextFormatter()
-    handlers: list[logging.Handler] = [logging.StreamHandler(sys.stderr)]
+    targets = [_stderr_target()]
     trouble = None
     if file:
         try:
             os.makedirs(os.path.dirname(os.path.abspath(file)), exist_ok=True)
-            handlers.append(logging.handlers.WatchedFileHandler(file, encoding="utf-8"))
+            targets.append(Target(path=file))
         except OSError as exc:
             trouble = f"cannot write the log file {file}: {exc.strerror or exc}; logging to stderr only"
-    for handler in handlers:
-        handler.setFormatter(formatter)
+    handler = LineHandler(LineLog(targets, fmt), formatter)
     root = logging.getLogger("modelmux")
     for old in root.handlers:
-        if isinstance(old, logging.FileHandler):
+        if isinstance(old, (logging.FileHandler, LineHandler)):
             old.close()
-    root.handlers[:] = handlers
+    root.handlers[:] = [handler]
     root.setLevel(LEVELS.get(level.lower(), logging.INFO))
     root.propagate = False
+    _installed = handler
     return trouble
+
+
+def line_log(logger: logging.Logger) -> LineLog | None:
+    """The ``LineLog`` that ``setup`` installed, when it is the only place ``logger``'s
+    records go (no handler, filter or propagation added since): then a line may be appended
+    to it directly, formatted as its handler would. None otherwise (embedding, tests'
+    capture): log through ``logger``."""
+    handler = _installed
+    if handler is None or logger.handlers or logger.filters or not logger.propagate:
+        return None
+    parent = logger.parent
+    handlers = parent.handlers if parent is not None else ()
+    if (len(handlers) != 1 or handlers[0] is not handler or parent.propagate  # type: ignore[union-attr]
+            or handler.filters or parent.filters):  # type: ignore[union-attr]
+        return None
+    return handler.lines
