@@ -22,14 +22,14 @@ from typing import TYPE_CHECKING, TypeVar
 
 import msgspec
 
-from modelmux.pipeline.call import Failed, Served
+from modelmux.pipeline.call import Failed, NewCall, Served
 from modelmux.api.ids import new_hex_id
 from modelmux.api.responses import JSON_HEADERS, SSE_HEADERS, error_event
 from modelmux.api.streaming import MODE_HEADER, Coalescer, choose_mode
 from modelmux.errors import Headers, InternalError, InvalidRequest, ModelMuxError
 from modelmux.observability.record import RequestRecord
 from modelmux.pipeline.context import RequestContext
-from modelmux.providers.base import CallStats, ChatCall, Provider, usage_of
+from modelmux.providers.base import Call, CallStats, ChatCall, Provider, usage_of
 from modelmux.routing.models import DeploymentSpec
 from modelmux.schemas.openai_chat import ChatCompletionRequest, request_decoder
 from modelmux.server.exchange import ClientDisconnected, Sink
@@ -148,34 +148,66 @@ async def _call(app: Services, exchange: Exchange, ctx: RequestContext) -> None:
     completion_id, created = "chatcmpl-" + new_hex_id(), int(time.time())
     request_id = ctx.request_id
     public_model = ctx.model
-    estimate = ctx.estimate
-    assert estimate is not None  # the route stage always runs
 
     def new_call(spec: DeploymentSpec) -> ChatCall:
-        record.provider, record.provider_type = spec.provider.name, spec.provider.type
-        record.upstream_model = spec.model
         return ChatCall(request, body, model=spec.model, public_model=public_model,
                         completion_id=completion_id, created=created, request_id=request_id,
                         sent_stream=asked)
 
-    try:
-        served = await app.dispatcher.serve(
-            ctx.plan, estimate.prompt_tokens + estimate.output_tokens, new_call, streamed, record)
-    except Failed as failed:
-        record.stats = failed.stats
-        if failed.provider is not None:
-            exchange.extra_headers += upstream_headers(failed.provider, failed.stats)
-        raise failed.error from None
-    provider, spec = served.provider, served.attempt.spec
-    record.provider, record.provider_type, record.upstream_model = (
-        provider.name, provider.type, spec.model)
-    record.stats = served.call.stats
+    served = await serve_call(app, exchange, ctx, new_call, streamed)
     if not streamed:
         ctx.answer = served.answer
     try:
         await deliver(app, exchange, record, served, delivery)
     finally:
         app.dispatcher.finish(served)
+
+
+async def serve_call(app: Services, exchange: Exchange, ctx: RequestContext,
+                     new_call: NewCall, streamed: bool, *,
+                     with_output: bool = True) -> Served:
+    """Serve ``ctx`` through the call stage (``new_call`` builds each attempt's call) and
+    note the deployment tried and the served call's stats on ``ctx.record``.
+
+    The estimate counts the expected output tokens too, unless ``with_output`` is False.
+
+    Raises:
+        ModelMuxError: the failure's error, once the failed attempts' stats are recorded and
+            the upstream headers (provider, attempts) added to the answer.
+    """
+    record = ctx.record
+    estimate = ctx.estimate
+    assert estimate is not None  # the route stage always runs
+    tokens = estimate.prompt_tokens + (estimate.output_tokens if with_output else 0)
+
+    def attempt(spec: DeploymentSpec) -> Call:
+        record.provider, record.provider_type = spec.provider.name, spec.provider.type
+        record.upstream_model = spec.model
+        return new_call(spec)
+
+    try:
+        served = await app.dispatcher.serve(ctx.plan, tokens, attempt, streamed, record)
+    except Failed as failed:
+        record.stats = failed.stats
+        if failed.provider is not None:
+            exchange.extra_headers += upstream_headers(failed.provider, failed.stats)
+        raise failed.error from None
+    provider = served.provider
+    record.provider, record.provider_type, record.upstream_model = (
+        provider.name, provider.type, served.attempt.spec.model)
+    record.stats = served.call.stats
+    return served
+
+
+async def relay_as_is(exchange: Exchange, chunks: AsyncGenerator[bytes, None],
+                      first: bytes) -> None:
+    """Write ``first`` and the rest of ``chunks`` unchanged."""
+    await exchange.write(first)
+    # An upstream relay that can splice takes the sink and writes the rest itself.
+    piece: bytes | None = await next_piece(chunks, exchange.sink())
+    while piece is not None:
+        await exchange.write(piece)
+        piece = await next_piece(chunks, None)
 
 
 async def deliver(app: Services, exchange: Exchange, record: RequestRecord, served: Served,
@@ -200,12 +232,7 @@ async def deliver(app: Services, exchange: Exchange, record: RequestRecord, serv
         await exchange.start(200, [*SSE_HEADERS,
                                    *observed_headers(record, exchange, provider, stats)])
         if coalescer is None:
-            await exchange.write(first)
-            # An upstream relay that can splice takes the sink and writes the rest itself.
-            piece: bytes | None = await next_piece(chunks, exchange.sink())
-            while piece is not None:
-                await exchange.write(piece)
-                piece = await next_piece(chunks, None)
+            await relay_as_is(exchange, chunks, first)
         else:
             await _relay_buffered(exchange, chunks, first, coalescer)
     except ClientDisconnected:

@@ -10,8 +10,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from modelmux.api.chat import decode_body, deliver, run_observed, upstream_headers
-from modelmux.pipeline.call import Failed
+from modelmux.api.chat import decode_body, deliver, run_observed, serve_call
 from modelmux.errors import InvalidRequest
 from modelmux.pipeline.context import RequestContext
 from modelmux.providers.base import TextCall
@@ -55,27 +54,12 @@ async def _call(app: Services, exchange: Exchange, ctx: RequestContext) -> None:
     delivery = "standard" if streamed else "never"
     record.model, record.mode = request.model, delivery
     public_model, request_id = ctx.model, ctx.request_id
-    estimate = ctx.estimate
-    assert estimate is not None  # the route stage always runs
 
     def new_call(spec: DeploymentSpec) -> TextCall:
-        record.provider, record.provider_type = spec.provider.name, spec.provider.type
-        record.upstream_model = spec.model
         return TextCall(request, body, model=spec.model, public_model=public_model,
                         request_id=request_id)
 
-    try:
-        served = await app.dispatcher.serve(
-            ctx.plan, estimate.prompt_tokens + estimate.output_tokens, new_call, streamed, record)
-    except Failed as failed:
-        record.stats = failed.stats
-        if failed.provider is not None:
-            exchange.extra_headers += upstream_headers(failed.provider, failed.stats)
-        raise failed.error from None
-    provider = served.provider
-    record.provider, record.provider_type, record.upstream_model = (
-        provider.name, provider.type, served.attempt.spec.model)
-    record.stats = served.call.stats
+    served = await serve_call(app, exchange, ctx, new_call, streamed)
     if not streamed:
         ctx.answer = served.answer
     try:

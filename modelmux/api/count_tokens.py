@@ -12,8 +12,8 @@ from typing import TYPE_CHECKING
 
 import msgspec
 
-from modelmux.api.chat import field_param, upstream_headers
-from modelmux.api.messages_door import TOKEN_COUNT_HEADER, anthropic_door, invalid
+from modelmux.api.chat import upstream_headers
+from modelmux.api.messages_door import TOKEN_COUNT_HEADER, anthropic_door, decode_anthropic
 from modelmux.api.responses import JSON_HEADERS
 from modelmux.providers import claude_native
 from modelmux.providers.base import CallStats
@@ -72,14 +72,7 @@ async def count_tokens(app: Services, exchange: Exchange) -> None:
         ModelMuxError: the Claude endpoint's own error.
     """
     body = await exchange.read_body()
-    try:
-        request = count_decoder.decode(body)
-    except msgspec.ValidationError as exc:
-        message = str(exc)
-        param = field_param(message)
-        raise invalid(f"{param}: {message}" if param else message, param) from None
-    except msgspec.DecodeError as exc:
-        raise invalid(f"The request body is not valid JSON: {exc}") from None
+    request = decode_anthropic(body, count_decoder)
     record = app.record(exchange)
     record.model = request.model
     spec = app.models.group(request.model).deployments[0]

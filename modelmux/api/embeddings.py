@@ -9,8 +9,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from modelmux.api.chat import decode_body, observed_headers, run_observed, upstream_headers
-from modelmux.pipeline.call import Failed
+from modelmux.api.chat import decode_body, observed_headers, run_observed, serve_call
 from modelmux.api.responses import JSON_HEADERS
 from modelmux.errors import InvalidRequest
 from modelmux.pipeline.context import RequestContext
@@ -58,27 +57,13 @@ async def _call(app: Services, exchange: Exchange, ctx: RequestContext) -> None:
         raise InvalidRequest("A middleware turned this embeddings request into another kind.")
     record.model = request.model
     public_model, request_id = ctx.model, ctx.request_id
-    estimate = ctx.estimate
-    assert estimate is not None  # the route stage always runs
 
     def new_call(spec: DeploymentSpec) -> EmbedCall:
-        record.provider, record.provider_type = spec.provider.name, spec.provider.type
-        record.upstream_model = spec.model
         return EmbedCall(request, body, model=spec.model, public_model=public_model,
                          request_id=request_id)
 
-    try:
-        served = await app.dispatcher.serve(ctx.plan, estimate.prompt_tokens, new_call, False,
-                                            record)
-    except Failed as failed:
-        record.stats = failed.stats
-        if failed.provider is not None:
-            exchange.extra_headers += upstream_headers(failed.provider, failed.stats)
-        raise failed.error from None
-    provider = served.provider
-    record.provider, record.provider_type, record.upstream_model = (
-        provider.name, provider.type, served.attempt.spec.model)
-    stats = record.stats = served.call.stats
+    served = await serve_call(app, exchange, ctx, new_call, False, with_output=False)
+    provider, stats = served.provider, served.call.stats
     ctx.answer = served.answer
     try:
         if stats.tokens is None:

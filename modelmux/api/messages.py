@@ -18,10 +18,10 @@ from typing import TYPE_CHECKING
 
 import msgspec
 
-from modelmux.api.chat import field_param, next_piece, observed_headers, upstream_headers
-from modelmux.pipeline.call import Failed, Served
+from modelmux.api.chat import observed_headers, relay_as_is, run_observed, serve_call
+from modelmux.pipeline.call import Served
 from modelmux.api.ids import new_hex_id
-from modelmux.api.messages_door import DROPPED_HEADER, anthropic_door, invalid
+from modelmux.api.messages_door import DROPPED_HEADER, anthropic_door, decode_anthropic, invalid
 from modelmux.api.responses import JSON_HEADERS, SSE_HEADERS
 from modelmux.codec.sse import SSEDecoder, SSEProtocolError
 from modelmux.errors import InternalError, ModelMuxError
@@ -70,15 +70,8 @@ def decode_messages(body: bytes) -> tuple[MessagesRequest, list[str]]:
     """
     if not body:
         raise invalid("The request body is empty; expected a JSON Messages request.")
-    try:
-        fields = fields_decoder.decode(body)
-        request = request_decoder.decode(body)
-    except msgspec.ValidationError as exc:
-        message = str(exc)
-        param = field_param(message)
-        raise invalid(f"{param}: {message}" if param else message, param) from None
-    except msgspec.DecodeError as exc:
-        raise invalid(f"The request body is not valid JSON: {exc}") from None
+    fields = decode_anthropic(body, fields_decoder)
+    request = decode_anthropic(body, request_decoder)
     return request, list(fields)
 
 
@@ -101,22 +94,7 @@ async def create_message(app: Services, exchange: Exchange) -> None:
     ctx = RequestContext(DOOR, chat_request, internal_body, exchange.headers, request_id, record)
     ctx.state[DOOR] = MessagesState(body, request, dropped.header())
     ctx.streamed = bool(request.stream)
-    pipeline = app.pipeline
-    if not pipeline.observes:
-        await _call(app, exchange, ctx)
-        return
-    try:
-        await _call(app, exchange, ctx)
-    except ModelMuxError as exc:
-        ctx.status, ctx.error = exc.status, exc
-        raise
-    except BaseException as exc:
-        ctx.status, ctx.error = 500, exc
-        raise
-    else:
-        ctx.status = exchange.status
-    finally:
-        pipeline.after_answer(ctx)
+    await run_observed(app, exchange, ctx, _call)
 
 
 def is_native(spec: DeploymentSpec) -> bool:
@@ -135,30 +113,16 @@ async def _call(app: Services, exchange: Exchange, ctx: RequestContext) -> None:
     message_id, created = "msg_" + new_hex_id(), int(time.time())
     public_model = ctx.model
     forward = [(name, value) for name, value in ctx.headers if name in FORWARDED_HEADERS]
-    estimate = ctx.estimate
-    assert estimate is not None  # the route stage always runs
 
     def new_call(spec: DeploymentSpec) -> ChatCall:
-        record.provider, record.provider_type = spec.provider.name, spec.provider.type
-        record.upstream_model = spec.model
         common = dict(model=spec.model, public_model=public_model, completion_id=message_id,
                       created=created, request_id=ctx.request_id, sent_stream=streamed)
         if is_native(spec):
             return MessagesCall(request, body, state.body, state.request.model, forward, **common)
         return ChatCall(request, body, **common)  # type: ignore[arg-type]
 
-    try:
-        served = await app.dispatcher.serve(
-            ctx.plan, estimate.prompt_tokens + estimate.output_tokens, new_call, streamed, record)
-    except Failed as failed:
-        record.stats = failed.stats
-        if failed.provider is not None:
-            exchange.extra_headers += upstream_headers(failed.provider, failed.stats)
-        raise failed.error from None
-    provider, spec = served.provider, served.attempt.spec
-    record.provider, record.provider_type, record.upstream_model = (
-        provider.name, provider.type, spec.model)
-    record.stats = stats = served.call.stats
+    served = await serve_call(app, exchange, ctx, new_call, streamed)
+    provider, stats = served.provider, served.call.stats
     native = isinstance(served.call, MessagesCall)
     if state.dropped and not native:
         exchange.extra_headers.append((DROPPED_HEADER, state.dropped))
@@ -191,11 +155,7 @@ async def _stream(exchange: Exchange, served: Served, native: bool,
         await exchange.start(200, [*SSE_HEADERS, *observed_headers(record, exchange, provider,  # type: ignore[arg-type]
                                                              stats)])
         if native:
-            await exchange.write(first)
-            piece: bytes | None = await next_piece(chunks, exchange.sink())
-            while piece is not None:
-                await exchange.write(piece)
-                piece = await next_piece(chunks, None)
+            await relay_as_is(exchange, chunks, first)
         else:
             await relay_translated(exchange.write, chunks, first, events, PING_SECONDS)
     except ClientDisconnected:

@@ -10,8 +10,11 @@ from __future__ import annotations
 import functools
 import logging
 from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypeVar
 
+import msgspec
+
+from modelmux.api.chat import field_param
 from modelmux.errors import InternalError, InvalidRequest, ModelMuxError
 from modelmux.server.exchange import ClientDisconnected
 from modelmux.translate.messages_errors import error_body, status_and_type
@@ -29,6 +32,7 @@ TOKEN_COUNT_HEADER = b"x-modelmux-token-count"
 """``native`` (the provider counted) or ``estimate`` (ModelMux estimated) on count_tokens."""
 
 Route = Callable[["Services", "Exchange"], Awaitable[None]]
+T = TypeVar("T")
 
 
 class AnthropicError(ModelMuxError):
@@ -47,6 +51,23 @@ class AnthropicError(ModelMuxError):
 def invalid(message: str, param: str | None = None) -> InvalidRequest:
     """A 400 ``invalid_request_error`` (rendered in Anthropic's shape by the door)."""
     return InvalidRequest(message, param=param)
+
+
+def decode_anthropic(body: bytes, decoder: msgspec.json.Decoder[T]) -> T:
+    """``body`` decoded and validated by ``decoder``.
+
+    Raises:
+        InvalidRequest: not JSON, or a wrong or missing field (named in the message and
+            ``param``).
+    """
+    try:
+        return decoder.decode(body)
+    except msgspec.ValidationError as exc:
+        message = str(exc)
+        param = field_param(message)
+        raise invalid(f"{param}: {message}" if param else message, param) from None
+    except msgspec.DecodeError as exc:
+        raise invalid(f"The request body is not valid JSON: {exc}") from None
 
 
 def anthropic_door(route: Route) -> Route:

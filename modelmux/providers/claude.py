@@ -12,11 +12,11 @@ from collections.abc import AsyncGenerator
 
 import msgspec
 
-from modelmux.codec.sse import DONE, SSEDecoder, encode_data
 from modelmux.errors import InvalidRequest, ModelMuxError, UpstreamError
 from modelmux.providers import claude_native
-from modelmux.providers.base import ChatCall, Provider, RetryPolicy, Tokens
+from modelmux.providers.base import ChatCall, Provider, RetryPolicy
 from modelmux.providers.claude_endpoint import ClaudeEndpoint
+from modelmux.providers.event_relay import SSERelay
 from modelmux.providers.errors import error_from_payload
 from modelmux.providers.transport import Upstream
 from modelmux.schemas import anthropic
@@ -31,7 +31,7 @@ from modelmux.upstream import ConnectionPool, Timeouts
 _encode = msgspec.json.Encoder().encode
 
 
-class MessagesRelay:
+class MessagesRelay(SSERelay[MessagesStreamTranslator]):
     """Anthropic SSE bytes in, OpenAI SSE chunks out, through the shared stream translator.
 
     An ``error`` event before any output, or a translator failure on the very first event,
@@ -39,24 +39,8 @@ class MessagesRelay:
     """
 
     def __init__(self, translator: MessagesStreamTranslator, provider: str) -> None:
+        super().__init__(translator)
         self.provider = provider
-        self.early_error: ModelMuxError | None = None
-        self._translator = translator
-        self._decoder = SSEDecoder()
-        self._started = False
-
-    @property
-    def started(self) -> bool:
-        return self._started
-
-    @property
-    def finished(self) -> bool:
-        return self._translator.done or self._translator.failed or self.early_error is not None
-
-    @property
-    def usage(self) -> Tokens | None:
-        usage = self._translator.usage
-        return None if usage is None else (usage.prompt_tokens, usage.completion_tokens)
 
     def feed(self, data: bytes) -> list[bytes]:
         """Framed OpenAI chunks completed by ``data`` (``[DONE]`` after ``message_stop``).
@@ -75,24 +59,12 @@ class MessagesRelay:
                 break
         return out
 
-    def close(self) -> list[bytes]:
-        """End of the upstream body: an error unless ``message_stop`` or an error came."""
-        out: list[bytes] = []
-        if not self.finished:
-            self._emit(self._translator.close(), out)
-        return out
-
-    def _emit(self, payloads: list[bytes], out: list[bytes]) -> None:
-        translator = self._translator
-        if translator.failed and not self._started and not out and len(payloads) == 1:
-            self.early_error = error_from_payload(self.provider, payloads[0]) or UpstreamError(
-                f"provider {self.provider!r} sent an unreadable stream"
-            )
-            return
-        out.extend(encode_data(payload) for payload in payloads)
-        if translator.done:
-            out.append(DONE)
-        self._started = self._started or bool(out)
+    def _early(self, payloads: list[bytes]) -> ModelMuxError | None:
+        """A failure on the first event: the provider's error payload, as its error."""
+        if not self._translator.failed or len(payloads) != 1:
+            return None
+        return error_from_payload(self.provider, payloads[0]) or UpstreamError(
+            f"provider {self.provider!r} sent an unreadable stream")
 
     def _error_event(self, data: bytes) -> ModelMuxError:
         """"Streaming Messages > Error events": ``{"type": "error", "error": {type, message}}``."""

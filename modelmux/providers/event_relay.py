@@ -1,4 +1,5 @@
-"""A relay for upstreams that stream JSON events over SSE in their own format (Gemini, Cohere).
+"""Relays for upstreams that stream JSON events over SSE: the shared ``SSERelay`` (Claude's
+``MessagesRelay`` too) and ``EventRelay`` for formats with one event kind (Gemini, Cohere).
 
 The SSE bytes are decoded (``codec.sse``), each event's ``data`` goes through the format's
 stream translator, and its OpenAI chunk payloads are framed back to back. A translator failure
@@ -8,33 +9,53 @@ status (or the call stage retries).
 
 from __future__ import annotations
 
-from typing import Protocol
+from collections.abc import AsyncGenerator, Callable
+from typing import Generic, Protocol, TypeVar
+
+import msgspec
 
 from modelmux.codec.sse import DONE, SSEDecoder, encode_data
-from modelmux.errors import ModelMuxError
-from modelmux.providers.base import Tokens
-from modelmux.schemas.openai_chat import Usage
+from modelmux.errors import Headers, ModelMuxError
+from modelmux.providers.base import CallStats, ChatCall, Tokens
+from modelmux.providers.transport import Upstream
+from modelmux.schemas.openai_chat import ChatCompletion, Usage
+
+_encode = msgspec.json.Encoder().encode
 
 
-class EventTranslator(Protocol):
-    """What a per-format stream translator offers (see ``translate.gemini_stream``)."""
+class StreamTranslator(Protocol):
+    """What every upstream stream translator offers a relay."""
 
     usage: Usage | None
-    error: ModelMuxError | None
-    done: bool
+
+    @property
+    def done(self) -> bool: ...
 
     @property
     def failed(self) -> bool: ...
 
-    def feed(self, data: bytes) -> list[bytes]: ...
-
     def close(self) -> list[bytes]: ...
 
 
-class EventRelay:
-    """Upstream SSE bytes in, framed OpenAI chunks out (``[DONE]`` once the translator is done)."""
+class EventTranslator(StreamTranslator, Protocol):
+    """What a per-format stream translator offers (see ``translate.gemini_stream``)."""
 
-    def __init__(self, translator: EventTranslator) -> None:
+    error: ModelMuxError | None
+
+    def feed(self, data: bytes) -> list[bytes]: ...
+
+
+Tr = TypeVar("Tr", bound=StreamTranslator)
+
+
+class SSERelay(Generic[Tr]):
+    """The relay over a translator of upstream SSE events: its state, its end and its framing.
+
+    A subclass decodes the events in ``feed`` and says in ``_early`` which translator output,
+    before anything reached the client, is an ``early_error`` instead.
+    """
+
+    def __init__(self, translator: Tr) -> None:
         self.early_error: ModelMuxError | None = None
         self._translator = translator
         self._decoder = SSEDecoder()
@@ -54,6 +75,32 @@ class EventRelay:
         usage = self._translator.usage
         return None if usage is None else (usage.prompt_tokens, usage.completion_tokens)
 
+    def close(self) -> list[bytes]:
+        """End of the upstream body: the translator's last chunks, or its error."""
+        out: list[bytes] = []
+        if not self.finished:
+            self._emit(self._translator.close(), out)
+        return out
+
+    def _early(self, payloads: list[bytes]) -> ModelMuxError | None:
+        """The error ``payloads`` stand for when they would be the first output, else None."""
+        raise NotImplementedError
+
+    def _emit(self, payloads: list[bytes], out: list[bytes]) -> None:
+        if not self._started and not out:
+            error = self._early(payloads)
+            if error is not None:
+                self.early_error = error
+                return
+        out.extend(encode_data(payload) for payload in payloads)
+        if self._translator.done:
+            out.append(DONE)
+        self._started = self._started or bool(out)
+
+
+class EventRelay(SSERelay[EventTranslator]):
+    """Upstream SSE bytes in, framed OpenAI chunks out (``[DONE]`` once the translator is done)."""
+
     def feed(self, data: bytes) -> list[bytes]:
         """Framed chunks completed by ``data``.
 
@@ -70,19 +117,26 @@ class EventRelay:
                     break
         return out
 
-    def close(self) -> list[bytes]:
-        """End of the upstream body: the translator's last chunks, or its error."""
-        out: list[bytes] = []
-        if not self.finished:
-            self._emit(self._translator.close(), out)
-        return out
+    def _early(self, payloads: list[bytes]) -> ModelMuxError | None:
+        return self._translator.error
 
-    def _emit(self, payloads: list[bytes], out: list[bytes]) -> None:
-        translator = self._translator
-        if translator.error is not None and not self._started and not out:
-            self.early_error = translator.error
-            return
-        out.extend(encode_data(payload) for payload in payloads)
-        if translator.done:
-            out.append(DONE)
-        self._started = self._started or bool(out)
+
+def chat_answer(completion: ChatCompletion, stats: CallStats) -> bytes:
+    """A translated answer as the client's JSON body; its usage goes on ``stats``."""
+    if completion.usage is not None:
+        stats.tokens = (completion.usage.prompt_tokens, completion.usage.completion_tokens)
+    return _encode(completion)
+
+
+def relay_events(upstream: Upstream, url: str, headers: Headers, body: bytes, call: ChatCall,
+                 translator: Callable[..., EventTranslator]) -> AsyncGenerator[bytes, None]:
+    """The upstream's SSE answer to ``body``, through a new ``translator`` (built with the
+    call's model, id, time and ``include_usage``) and ``EventRelay`` each attempt."""
+
+    def relay() -> EventRelay:
+        return EventRelay(translator(
+            model=call.public_model, completion_id=call.completion_id, created=call.created,
+            include_usage=call.include_usage))
+
+    return upstream.relay(url, [*headers, (b"accept", b"text/event-stream")], body, relay,
+                          call.stats)

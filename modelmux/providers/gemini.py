@@ -17,7 +17,7 @@ from modelmux.config.schema import GeminiConfig
 from modelmux.errors import Headers, InvalidRequest
 from modelmux.providers.base import ChatCall, Provider, RetryPolicy
 from modelmux.providers.env import expand_env
-from modelmux.providers.event_relay import EventRelay
+from modelmux.providers.event_relay import chat_answer, relay_events
 from modelmux.providers.headers import check_base_url, extra_headers, json_headers, merge_headers
 from modelmux.providers.transport import Auth, StaticAuth, Upstream
 from modelmux.translate.chat_to_gemini import chat_to_gemini
@@ -104,22 +104,12 @@ class GeminiProvider(Provider):
                                            call.stats)
         completion = gemini_to_chat(answer, model=call.public_model,
                                     completion_id=call.completion_id, created=call.created)
-        if completion.usage is not None:
-            call.stats.tokens = (completion.usage.prompt_tokens,
-                                 completion.usage.completion_tokens)
-        return _encode(completion)
+        return chat_answer(completion, call.stats)
 
     def stream(self, call: ChatCall) -> AsyncGenerator[bytes, None]:
         body = self.body(call)
-
-        def relay() -> EventRelay:
-            return EventRelay(GeminiStreamTranslator(
-                model=call.public_model, completion_id=call.completion_id, created=call.created,
-                include_usage=call.include_usage))
-
-        return self.upstream.relay(self.url(call.model, True),
-                                   [*self.headers, (b"accept", b"text/event-stream")],
-                                   body, relay, call.stats)
+        return relay_events(self.upstream, self.url(call.model, True), self.headers, body, call,
+                            GeminiStreamTranslator)
 
 
 def build_gemini(config: GeminiConfig, pool: ConnectionPool) -> GeminiProvider:
