@@ -26,10 +26,10 @@ class RequestContext:
     """One request in flight through the pipeline.
 
     ``request`` is the decoded internal call (OpenAI chat's shape; an ``EmbeddingRequest`` or
-    a ``CompletionRequest`` at the ``openai.embeddings`` and ``openai.completions`` doors) and ``body`` the bytes it was decoded from: the two always
-    agree (``replace_body``/``replace_json`` re-decode). ``plan`` is the route stage's ordered
-    deployments. After the answer: ``status``, ``answer`` (a
-    non-streamed body; None for a stream) and ``error``. ``state`` is for stages and plugins to
+    a ``CompletionRequest`` at the ``openai.embeddings`` and ``openai.completions`` doors) and
+    ``body`` the bytes it was decoded from: the two always agree (``replace_body`` and
+    ``replace_json`` re-decode). ``plan`` is the route stage's ordered deployments. After the
+    answer: ``status``, ``answer`` (a non-streamed body; None for a stream) and ``error``. ``state`` is for stages and plugins to
     leave notes for later stages, keyed by their own name.
     """
 
