@@ -166,7 +166,7 @@ class Upstream:
             status = response.status
             if watch is not None:
                 watch.attempt_status(status)
-            kept = self._kept(response.headers)
+            kept = [] if self.keep_prefix is None else self._kept(response.headers)
             if 200 <= status < 300:
                 stats.headers = kept
                 return response
