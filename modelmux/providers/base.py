@@ -157,14 +157,14 @@ class ChatCall:
         return bool(options is not None and options.include_usage)
 
 
-class EmbedCall:
-    """One embeddings request, as a provider sees it: ``raw`` is the client's body (its
-    ``model`` is ``public_model``); ``stats`` is for the provider to fill in."""
+class _RawCall:
+    """A request passed through by its raw body: ``raw`` is the client's body (its ``model`` is
+    ``public_model``); ``stats`` is for the provider to fill in."""
 
     __slots__ = ("request", "raw", "model", "public_model", "request_id", "stats")
 
-    def __init__(self, request: EmbeddingRequest, raw: bytes, *, model: str, public_model: str,
-                 request_id: str) -> None:
+    def __init__(self, request: EmbeddingRequest | CompletionRequest, raw: bytes, *, model: str,
+                 public_model: str, request_id: str) -> None:
         self.request = request
         self.raw = raw
         self.model = model
@@ -173,20 +173,24 @@ class EmbedCall:
         self.stats = CallStats()
 
 
-class TextCall:
+class EmbedCall(_RawCall):
+    """One embeddings request, as a provider sees it."""
+
+    __slots__ = ()
+    request: EmbeddingRequest
+
+
+class TextCall(_RawCall):
     """One legacy text completion (``/v1/completions``), as a provider sees it: passed through,
     so only the client's ``raw`` body, the names and the stream flags matter."""
 
-    __slots__ = ("request", "raw", "model", "public_model", "request_id", "stats", "sent_stream")
+    __slots__ = ("sent_stream",)
+    request: CompletionRequest
 
     def __init__(self, request: CompletionRequest, raw: bytes, *, model: str, public_model: str,
                  request_id: str) -> None:
-        self.request = request
-        self.raw = raw
-        self.model = model
-        self.public_model = public_model
-        self.request_id = request_id
-        self.stats = CallStats()
+        super().__init__(request, raw, model=model, public_model=public_model,
+                         request_id=request_id)
         self.sent_stream = bool(request.stream)
 
 

@@ -24,6 +24,7 @@ from modelmux.schemas.openai_chat import (
     ToolCallDelta,
     Usage,
 )
+from modelmux.translate.chunks import CHUNK_OBJECT, Chunk
 from modelmux.translate.finish_reason import finish_reason
 from modelmux.translate.messages_to_chat import chat_usage, upstream_error
 
@@ -31,21 +32,6 @@ _T = TypeVar("_T")
 _encode = msgspec.json.Encoder().encode
 _SLOT = "\x00slot\x00"
 _SLOT_JSON = _encode(_SLOT)
-
-
-class _Chunk(msgspec.Struct, omit_defaults=True):
-    """The wire shape of ``ChatCompletionChunk`` in OpenAI's field order, without ``usage: null``
-    on every chunk; it decodes as that Struct (a test checks it)."""
-
-    id: str
-    object: str
-    created: int
-    model: str
-    choices: list[ChunkChoice]
-    usage: Usage | None = None
-
-
-_CHUNK_OBJECT = "chat.completion.chunk"
 
 
 class _State(enum.Enum):
@@ -195,8 +181,8 @@ class MessagesStreamTranslator:
         self._state = _State.DONE
         out = [] if self._finish_sent else [self._finish(finish_reason(None))]
         if self.include_usage and self.usage is not None:
-            shell = _Chunk(
-                self.completion_id, _CHUNK_OBJECT, self.created, self.model, [], self.usage
+            shell = Chunk(
+                self.completion_id, CHUNK_OBJECT, self.created, self.model, [], self.usage
             )
             out.append(_encode(shell))
         return out
@@ -233,7 +219,7 @@ class MessagesStreamTranslator:
 
     def _chunk(self, delta: Delta, finish: str | None = None) -> bytes:
         choice = ChunkChoice(index=0, delta=delta, finish_reason=finish)
-        chunk = _Chunk(self.completion_id, _CHUNK_OBJECT, self.created, self.model, [choice])
+        chunk = Chunk(self.completion_id, CHUNK_OBJECT, self.created, self.model, [choice])
         return _encode(chunk)
 
     def _finish(self, reason: str) -> bytes:
