@@ -66,7 +66,10 @@ class Response:
 
     def get_header(self, name: bytes) -> bytes | None:
         """The first value of header ``name`` (lower-case), or None."""
-        return next((value for key, value in self.headers if key == name), None)
+        for key, value in self.headers:
+            if key == name:
+                return value
+        return None
 
     def iter_bytes(self) -> AsyncIterator[bytes]:
         """Body chunks as they arrive; the upstream may only send as fast as this is read."""
@@ -102,7 +105,8 @@ class Response:
                 (``upstream_response_too_large``).
             UpstreamBufferFull: the body does not fit in what is left of the budget.
         """
-        declared = None if self._started else _declared_length(self.headers)
+        length = None if self._started else self.get_header(b"content-length")
+        declared = int(length) if length is not None and length.isdigit() else None
         if declared is not None and declared > max_bytes:
             raise self._too_large(max_bytes, f"of {declared} bytes (declared) exceeds")
         budget = self._budget
@@ -175,14 +179,6 @@ class Response:
             self._conn.response_closed()
         if self._on_release is not None:
             self._on_release()
-
-
-def _declared_length(headers: list[tuple[bytes, bytes]]) -> int | None:
-    """The Content-Length the head declares, or None (absent or not a number)."""
-    for name, value in headers:
-        if name == b"content-length":
-            return int(value) if value.isdigit() else None
-    return None
 
 
 class _BodyIterator:
