@@ -11,6 +11,8 @@ from typing import Annotated, Any, Literal
 import msgspec
 from msgspec import Struct, field
 
+from modelmux.config.features import (AnalyticsConfig, AuthConfig, CacheConfig, MetricsConfig,
+                                      PriceConfig)
 from modelmux.config.routing import AdminConfig, RoutingConfig
 from modelmux.config.settings import H2Settings, ServerLimits, Timeouts
 from modelmux.config.state import StateConfig
@@ -352,6 +354,11 @@ class Config(Struct, forbid_unknown_fields=True, frozen=True):
     admin: AdminConfig = field(default_factory=AdminConfig)
     state: StateConfig = field(default_factory=StateConfig)
     middleware: list[MiddlewareConfig] = field(default_factory=list)
+    auth: AuthConfig = field(default_factory=AuthConfig)
+    metrics: MetricsConfig = field(default_factory=MetricsConfig)
+    cache: CacheConfig = field(default_factory=CacheConfig)
+    prices: list[PriceConfig] = field(default_factory=list)
+    analytics: AnalyticsConfig = field(default_factory=AnalyticsConfig)
 
     def model_aliases(self) -> list[tuple[str, str, bool]]:
         """``[models]`` as (public name, target, ignore_case) triples, in file order."""

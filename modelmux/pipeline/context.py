@@ -20,6 +20,7 @@ if TYPE_CHECKING:
     from modelmux.observability.record import RequestRecord
     from modelmux.routing.models import DeploymentSpec
     from modelmux.routing.router import Estimate
+    from modelmux.tenancy.records import Identity
 
 
 class RequestContext:
@@ -34,7 +35,7 @@ class RequestContext:
     """
 
     __slots__ = ("door", "request", "body", "headers", "request_id", "record", "streamed",
-                 "estimate", "facts", "plan", "status", "answer", "error", "state")
+                 "estimate", "facts", "plan", "status", "answer", "error", "state", "identity")
 
     def __init__(self, door: str,
                  request: ChatCompletionRequest | EmbeddingRequest | CompletionRequest,
@@ -53,6 +54,7 @@ class RequestContext:
         self.answer: bytes | None = None
         self.error: Exception | None = None
         self.state: dict[str, Any] = {}
+        self.identity: Identity | None = None  # set by the authenticate stage when auth is on
 
     @property
     def model(self) -> str:
