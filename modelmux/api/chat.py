@@ -106,7 +106,7 @@ async def create_chat_completion(app: Services, exchange: Exchange) -> None:
     request = decode_request(body)
     record.model = request.model
     ctx = RequestContext(DOOR, request, body, exchange.headers, record.request_id, record,
-                         exchange.extra_headers)
+                         response_headers=exchange.extra_headers)
     if app.pipeline.observes:
         await run_observed(app, exchange, ctx, _call)
     else:  # the default: no stage observes answers, so no frame to record the outcome in

@@ -45,7 +45,7 @@ async def create_embeddings(app: Services, exchange: Exchange) -> None:
     record = app.record(exchange)
     record.model, record.mode = request.model, "never"
     ctx = RequestContext(DOOR, request, body, exchange.headers, app.request_id(exchange), record,
-                         exchange.extra_headers)
+                         response_headers=exchange.extra_headers)
     await run_observed(app, exchange, ctx, _call)
 
 

@@ -40,7 +40,7 @@ class RequestContext:
 
     def __init__(self, door: str,
                  request: ChatCompletionRequest | EmbeddingRequest | CompletionRequest,
-                 body: bytes, headers: Headers, request_id: str, record: RequestRecord,
+                 body: bytes, headers: Headers, request_id: str, record: RequestRecord, *,
                  response_headers: Headers | None = None) -> None:
         self.door = door
         self.request = request
