@@ -127,10 +127,11 @@ class App:
         auth = self.config.auth
         if auth.mode != "keys":
             return None
-        from modelmux.tenancy.factory import build_store
+        from modelmux.config.paths import state_dir
+        from modelmux.tenancy.open import open_store
 
         failures = self.metrics.auth_failures
-        return Authenticator(auth, build_store(auth), admin_key=self.config.admin.key,
+        return Authenticator(auth, open_store(auth, state_dir()), admin_key=self.config.admin.key,
                              on_failure=lambda reason: failures.inc((reason,)))
 
     async def __call__(self, exchange: Exchange) -> None:

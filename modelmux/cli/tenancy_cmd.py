@@ -166,11 +166,12 @@ async def via_store(ns: argparse.Namespace) -> Any:
         Failed: auth is off or the store cannot be opened; ModelMuxError: a refused change.
     """
     from modelmux.config.load import load_config
-    from modelmux.tenancy.factory import build_store
+    from modelmux.config.paths import state_dir
+    from modelmux.tenancy.open import open_store
     from modelmux.tenancy.manage import Manager
 
     config = load_config(Path(ns.config) if ns.config else None).config
-    store = build_store(config.auth)
+    store = open_store(config.auth, state_dir())
     await store.open()
     try:
         manager = Manager(store)

@@ -12,7 +12,6 @@ key by its id or prefix.
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import hmac
 import logging
 import time
@@ -21,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 from modelmux.errors import AuthenticationFailed, Headers, RateLimited
 from modelmux.tenancy.access import FailureWindow, client_host, credential, looks_like_jwt
+from modelmux.tenancy.keys import hash_key, well_formed
 from modelmux.tenancy.records import Identity, Key
 
 if TYPE_CHECKING:
@@ -35,11 +35,6 @@ TOUCH_SECONDS = 5.0
 
 _HINT = ("Pass an API key as `Authorization: Bearer <key>` or `x-api-key: <key>`; "
          "ask your ModelMux admin for one.")
-
-
-def key_hash(token: bytes) -> str:
-    """The stored form of a key: hex SHA-256 of the whole key."""
-    return hashlib.sha256(token).hexdigest()
 
 
 class Authenticator:
@@ -93,7 +88,8 @@ class Authenticator:
                 headers=[(b"retry-after", b"%d" % max(1, int(wait + 0.999)))])
         if token is None:
             self._refuse(host, now, "missing", "No API key was provided. " + _HINT)
-        hashed = key_hash(token)
+        text = token.decode("latin-1")
+        hashed = hash_key(text)
         cached = self._cache.get(hashed)
         if cached is not None and cached[0] > now:
             identity = cached[1]
@@ -108,6 +104,8 @@ class Authenticator:
                 return MASTER
         if self._jwt_on() and looks_like_jwt(token):
             return await self._verify_jwt(token, host, now)
+        if not well_formed(text):  # a typo or a guess: no store lookup
+            self._refuse(host, now, "unknown", "Incorrect API key provided. " + _HINT)
         identity = await self._lookup(hashed, host, now)
         if self._ttl > 0:
             if len(self._cache) >= 65_536:

@@ -9,7 +9,6 @@ key itself only in the answer that created it.
 from __future__ import annotations
 
 import datetime
-import secrets
 import time
 from typing import Any
 
@@ -17,7 +16,7 @@ import msgspec
 from msgspec import UNSET, Struct, UnsetType
 
 from modelmux.errors import InvalidRequest, NotFound, PermissionDenied
-from modelmux.tenancy.authn import key_hash
+from modelmux.tenancy.keys import generate_key, new_id
 from modelmux.tenancy.records import PERIODS, ROLES, Key, Limited, Team, User
 from modelmux.tenancy.store import TenancyStore
 
@@ -54,21 +53,7 @@ class KeyBody(_Limits, forbid_unknown_fields=True, kw_only=True):
 
 
 _BODIES: dict[str, type[_Limits]] = {"teams": TeamBody, "users": UserBody, "keys": KeyBody}
-_ID_PREFIX = {"teams": "team_", "users": "user_", "keys": "key_"}
-KEY_PREFIX = "sk-mm-"
-_BASE62 = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
-SHOWN_PREFIX = 12
-"""Characters of a key kept as its prefix (``sk-mm-`` and six more): safe to show and log."""
-
-
-def mint_key() -> str:
-    """A new key: ``sk-mm-`` and 32 random bytes in base62."""
-    n = int.from_bytes(secrets.token_bytes(32), "big")
-    digits = []
-    while n:
-        n, r = divmod(n, 62)
-        digits.append(_BASE62[r])
-    return KEY_PREFIX + "".join(reversed(digits)).rjust(43, "0")
+_ID_KIND = {"teams": "team", "users": "user", "keys": "key"}
 
 
 def view(record: Record) -> dict[str, Any]:
@@ -120,7 +105,7 @@ class Manager:
         """
         fields = await self._changes(kind, _decode(kind, body))
         now = self.clock()
-        ident = _ID_PREFIX[kind] + secrets.token_hex(8)
+        ident = new_id(_ID_KIND[kind])
         if kind == "teams":
             self._admin_only("create teams")
             if "name" not in fields:
@@ -137,11 +122,10 @@ class Manager:
             user = User(id=ident, created_at=now, **fields)
             await self.store.create_user(user)
             return view(user)
-        secret = mint_key()
-        key = Key(id=ident, prefix=secret[:SHOWN_PREFIX], hash=key_hash(secret.encode()),
-                  created_at=now, **fields)
+        new = generate_key()
+        key = Key(id=ident, prefix=new.prefix, hash=new.hash, created_at=now, **fields)
         await self.store.create_key(key)
-        return {**view(key), "key": secret}
+        return {**view(key), "key": new.secret}
 
     async def list_all(self, kind: str) -> list[dict[str, Any]]:
         """Every record of ``kind`` the caller may see."""
@@ -196,14 +180,13 @@ class Manager:
         """
         old = await self._find("keys", ident)
         assert isinstance(old, Key)
-        secret = mint_key()
+        new = generate_key()
         key = msgspec.structs.replace(
-            old, id=_ID_PREFIX["keys"] + secrets.token_hex(8), prefix=secret[:SHOWN_PREFIX],
-            hash=key_hash(secret.encode()), created_at=self.clock(), last_used_at=None,
-            revoked_at=None)
+            old, id=new_id(_ID_KIND["keys"]), prefix=new.prefix, hash=new.hash,
+            created_at=self.clock(), last_used_at=None, revoked_at=None)
         await self.store.create_key(key)
         await self.store.revoke_key(old.id, self.clock())
-        return {**view(key), "key": secret, "replaces": old.id}
+        return {**view(key), "key": new.secret, "replaces": old.id}
 
     async def _find(self, kind: str, ident: str) -> Record:
         found: Record | None

@@ -14,11 +14,12 @@ from modelmux.pipeline.authenticate import AuthenticateStage
 from modelmux.pipeline.context import RequestContext
 from modelmux.pipeline.stage import Pipeline, Stage
 from modelmux.schemas.openai_chat import request_decoder
-from modelmux.tenancy.authn import Authenticator, key_hash
+from modelmux.tenancy.authn import Authenticator
+from modelmux.tenancy.keys import generate_key, hash_key
 from modelmux.tenancy.records import Key, Team
 from tests.tenancy.memstore import MemoryStore
 
-SECRET = "sk-mm-" + "b" * 43
+SECRET = generate_key().secret
 
 
 def context(model: str, token: str | None) -> RequestContext:
@@ -33,7 +34,7 @@ def context(model: str, token: str | None) -> RequestContext:
 def stage() -> AuthenticateStage:
     store = MemoryStore()
     store.teams["t"] = Team(id="t", name="t", models=("gpt-*", "fast"))
-    store.keys["k"] = Key(id="k", prefix=SECRET[:12], hash=key_hash(SECRET.encode()),
+    store.keys["k"] = Key(id="k", prefix=SECRET[:12], hash=hash_key(SECRET),
                           team_id="t", models=("gpt-4o", "fast"))
     auth = Authenticator(AuthConfig(mode="keys", master_key="m"), store)
     return AuthenticateStage(auth, {"fast": "gpt-4o-mini"})

@@ -9,11 +9,12 @@ import pytest
 
 from modelmux.config.features import AuthConfig
 from modelmux.errors import AuthenticationFailed, RateLimited
-from modelmux.tenancy.authn import Authenticator, key_hash
+from modelmux.tenancy.authn import Authenticator
+from modelmux.tenancy.keys import generate_key, hash_key
 from modelmux.tenancy.records import Key, Team, User
 from tests.tenancy.memstore import MemoryStore
 
-SECRET = "sk-mm-" + "a" * 43
+SECRET = generate_key().secret
 
 
 class Clock:
@@ -29,7 +30,7 @@ def setup(**auth: object) -> tuple[Authenticator, MemoryStore, Clock, list[str]]
     team = Team(id="t1", name="research", models=("m*",))
     user = User(id="u1", name="ann", team_id="t1")
     store.teams[team.id], store.users[user.id] = team, user
-    store.keys["k1"] = Key(id="k1", prefix=SECRET[:12], hash=key_hash(SECRET.encode()),
+    store.keys["k1"] = Key(id="k1", prefix=SECRET[:12], hash=hash_key(SECRET),
                            user_id="u1")
     config = AuthConfig(mode="keys", master_key="master-secret", **auth)  # type: ignore[arg-type]
     return (Authenticator(config, store, clock=clock, on_failure=failures.append), store, clock,
@@ -99,7 +100,7 @@ def test_missing_or_unknown_is_401(headers: list[tuple[bytes, bytes]], reason: s
 
 def test_expired_key_fails_even_from_the_cache() -> None:
     auth, store, clock, failures = setup()
-    store.keys["k1"] = Key(id="k1", prefix="p", hash=key_hash(SECRET.encode()),
+    store.keys["k1"] = Key(id="k1", prefix="p", hash=hash_key(SECRET),
                            expires_at=clock.now + 10)
 
     async def go() -> None:
@@ -144,3 +145,13 @@ def test_last_used_is_written_in_batches_off_the_request() -> None:
     asyncio.run(go())
     assert store.touched == [{"k1": 1005.0}]
     assert store.closed == 1
+
+
+def test_a_malformed_key_is_refused_without_a_store_lookup_a_well_formed_one_is_looked_up() -> None:
+    auth, store, _, failures = setup()
+    with pytest.raises(AuthenticationFailed):
+        asyncio.run(auth.identify(bearer("sk-mm-typo"), "h:1"))
+    assert store.lookups == 0
+    with pytest.raises(AuthenticationFailed):
+        asyncio.run(auth.identify(bearer(generate_key().secret), "h:1"))
+    assert store.lookups == 1 and failures == ["unknown", "unknown"]
