@@ -46,6 +46,7 @@ async def create_embeddings(app: Services, exchange: Exchange) -> None:
     record.model, record.mode = request.model, "never"
     ctx = RequestContext(DOOR, request, body, exchange.headers, app.request_id(exchange), record,
                          response_headers=exchange.extra_headers)
+    ctx.client = exchange.client
     await run_observed(app, exchange, ctx, _call)
 
 
