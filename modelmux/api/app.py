@@ -26,6 +26,7 @@ from modelmux.observability.calls import Watcher
 from modelmux.observability.gateway import GatewayMetrics
 from modelmux.observability.record import RequestRecord
 from modelmux.observability.tracing import build_tracer
+from modelmux.pipeline.admit import build_admit_stage
 from modelmux.pipeline.authenticate import AuthenticateStage
 from modelmux.pipeline.plugins import build_middlewares
 from modelmux.pipeline.route import RouteStage
@@ -116,6 +117,9 @@ class App:
         if self.auth is not None:
             aliases = {name: target for name, target, _ in self.config.model_aliases()}
             stages.insert(0, AuthenticateStage(self.auth, aliases))
+        admit = build_admit_stage(self.config, self.limits)
+        if admit is not None:
+            stages.insert(1, admit)
         return Pipeline(stages)
 
     def build_auth(self) -> Authenticator | None:
