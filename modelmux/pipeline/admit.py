@@ -55,36 +55,49 @@ def scope_spec(scope: str, ident: str, limits: Limited) -> DeploymentSpec:
                           rpm=rpm, tpm=tpm, max_concurrent=parallel)
 
 
-def duration(seconds: float) -> str:
-    """A wait as OpenAI's ``x-ratelimit-reset-*`` headers write it: ``20ms``, ``1.5s``,
-    ``6m0s``."""
-    if seconds < 1:
-        return f"{max(0, math.ceil(seconds * 1000))}ms"
-    minutes, rest = divmod(round(seconds, 3), 60)
-    text = f"{rest:.3f}".rstrip("0").rstrip(".") + "s"
-    return f"{int(minutes)}m{text}" if minutes else text
+def duration(seconds: float) -> bytes:
+    """A wait as OpenAI's ``x-ratelimit-reset-*`` headers write it: ``20ms`` below a second,
+    else whole seconds rounded up, ``45s`` or ``6m0s``."""
+    ms = math.ceil(seconds * 1000)
+    if ms < 1000:
+        return b"%dms" % (ms if ms > 0 else 0)
+    whole = (ms + 999) // 1000
+    return b"%ds" % whole if whole < 60 else b"%dm%ds" % divmod(whole, 60)
+
+
+_REQUESTS = (b"x-ratelimit-limit-requests", b"x-ratelimit-remaining-requests",
+             b"x-ratelimit-reset-requests")
+_TOKENS = (b"x-ratelimit-limit-tokens", b"x-ratelimit-remaining-tokens",
+           b"x-ratelimit-reset-tokens")
+
+
+def _described(headers: Headers, names: tuple[bytes, bytes, bytes], left: float,
+               limit: int) -> None:
+    if left < 0.0:
+        left = 0.0
+    elif left > limit:
+        left = limit
+    headers += ((names[0], b"%d" % limit), (names[1], b"%d" % left),
+                (names[2], duration((limit - left) * 60 / limit)))
 
 
 def ratelimit_headers(store: LimitStore, specs: list[DeploymentSpec]) -> Headers:
     """OpenAI's ``x-ratelimit-*`` headers for the scope with the fewest requests (and, apart,
     the fewest tokens) left; none for a kind of limit no scope has."""
-    headers: Headers = []
-    requests: tuple[float, int] | None = None
-    tokens: tuple[float, int] | None = None
+    requests = tokens = None
+    rpm_least = tpm_least = math.inf
     for spec in specs:
-        rpm_left, tpm_left = store.available(spec)
-        if spec.rpm and rpm_left is not None and (requests is None or rpm_left < requests[0]):
-            requests = (rpm_left, spec.rpm)
-        if spec.tpm and tpm_left is not None and (tokens is None or tpm_left < tokens[0]):
-            tokens = (tpm_left, spec.tpm)
-    for kind, found in ((b"requests", requests), (b"tokens", tokens)):
-        if found is not None:
-            left, limit = found
-            left = min(max(left, 0.0), limit)
-            headers += [(b"x-ratelimit-limit-" + kind, b"%d" % limit),
-                        (b"x-ratelimit-remaining-" + kind, b"%d" % left),
-                        (b"x-ratelimit-reset-" + kind,
-                         duration((limit - left) * 60 / limit).encode())]
+        if spec.rpm or spec.tpm:
+            rpm_left, tpm_left = store.available(spec)
+            if spec.rpm and rpm_left is not None and rpm_left < rpm_least:
+                requests, rpm_least = spec.rpm, rpm_left
+            if spec.tpm and tpm_left is not None and tpm_left < tpm_least:
+                tokens, tpm_least = spec.tpm, tpm_left
+    headers: Headers = []
+    if requests is not None:
+        _described(headers, _REQUESTS, rpm_least, requests)
+    if tokens is not None:
+        _described(headers, _TOKENS, tpm_least, tokens)
     return headers
 
 
@@ -135,7 +148,7 @@ class AdmitStage(Stage):
                 if tokens < 0:
                     tokens = request_tokens(ctx)
                 # oversized: admitted by a full bucket, which its real count puts in debt
-                cost = min(tokens, spec.tpm / self._share)
+                cost = tokens if tokens * self._share <= spec.tpm else spec.tpm / self._share
             got = self._now(spec, cost) if self._now is not None \
                 else await self.limits.acquire(spec, cost)
             if not isinstance(got, Lease):

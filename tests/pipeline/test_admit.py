@@ -206,10 +206,10 @@ def test_headers_go_out_through_the_pipeline_and_a_refusal_is_observed() -> None
     pipeline.after_answer(ctx)
 
 
-@pytest.mark.parametrize("seconds, text", [(0, "0ms"), (0.0201, "21ms"), (1, "1s"),
-                                           (1.5, "1.5s"), (59.9999, "1m0s"), (360, "6m0s"),
-                                           (61.25, "1m1.25s")])
-def test_duration(seconds: float, text: str) -> None:
+@pytest.mark.parametrize("seconds, text", [(0, b"0ms"), (0.0201, b"21ms"), (1, b"1s"),
+                                           (1.5, b"2s"), (59.9999, b"1m0s"), (360, b"6m0s"),
+                                           (61.25, b"1m2s"), (59.0, b"59s")])
+def test_duration(seconds: float, text: bytes) -> None:
     assert duration(seconds) == text
 
 
