@@ -135,3 +135,37 @@ key_prefix = "e2e:"
     finally:
         for proc in hosts:
             assert proc.stop() == 0, "\n".join(proc.lines)
+
+
+def test_the_gateways_headers_replace_the_upstreams(tmp_path: Path) -> None:
+    from tests.fakes.openai import FakeOpenAI
+
+    upstream_rate = [("x-ratelimit-limit-requests", "500"),
+                     ("x-ratelimit-remaining-tokens", "149984")]
+
+    async def body() -> None:
+        async with FakeOpenAI(api_key="sk-test", answer_headers=upstream_rate) as up:
+            provider = f"""
+[[provider]]
+name = "openai"
+type = "openai"
+api_key = "sk-test"
+base_url = "{up.origin}/v1"
+models = ["gpt-4o-mini"]
+max_retries = 0
+"""
+            async with gateway(toml(tmp_path / "mm.db", provider)) as gw:
+                base = f"http://127.0.0.1:{gw.port}"
+                limited = await asyncio.to_thread(admin, base, "/admin/keys", {"rpm": 7})
+                free = await asyncio.to_thread(admin, base, "/admin/keys", {"name": "free"})
+                for made, requests, tokens in ((limited, ["7"], []),
+                                               (free, ["500"], ["149984"])):
+                    sdk = openai.AsyncOpenAI(base_url=base + "/v1", api_key=made["key"],
+                                             max_retries=0)
+                    async with sdk:
+                        raw = await sdk.chat.completions.with_raw_response.create(
+                            model="gpt-4o-mini", messages=MESSAGES)
+                    assert raw.headers.get_list("x-ratelimit-limit-requests") == requests
+                    assert raw.headers.get_list("x-ratelimit-remaining-tokens") == tokens
+
+    asyncio.run(body())
