@@ -60,7 +60,7 @@ def duration(seconds: float) -> bytes:
     else whole seconds rounded up, ``45s`` or ``6m0s``."""
     ms = math.ceil(seconds * 1000)
     if ms < 1000:
-        return b"%dms" % (ms if ms > 0 else 0)
+        return b"%dms" % max(0, ms)
     whole = (ms + 999) // 1000
     return b"%ds" % whole if whole < 60 else b"%dm%ds" % divmod(whole, 60)
 

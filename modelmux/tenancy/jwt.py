@@ -24,15 +24,13 @@ import msgspec
 
 from modelmux.config.features import JwtConfig
 from modelmux.config.problems import ConfigError
+from modelmux.config.validate import jwt_problem
 from modelmux.errors import AuthenticationFailed, ModelMuxError
 from modelmux.tenancy.records import ROLES, Identity, Team, User
 from modelmux.upstream import ConnectionPool, Timeouts
 
 log = logging.getLogger("modelmux.tenancy")
 
-ALGORITHMS = frozenset({"RS256", "RS384", "RS512", "PS256", "PS384", "PS512",
-                        "ES256", "ES384", "ES512"})
-"""Public-key algorithms ``algorithms`` may list."""
 _CURVES = {"ES256": "P-256", "ES384": "P-384", "ES512": "P-521"}
 _PRIVILEGE = ("admin", "team_admin", "user", "viewer")  # most privileged first
 REFETCH_SECONDS = 10.0
@@ -90,12 +88,9 @@ class JwtVerifier:
             import jwt
         except ImportError:
             raise ConfigError("[auth.jwt] needs PyJWT: pip install 'modelmux[jwt]'") from None
-        if (config.jwks_url is None) == (config.jwks_file is None):
-            raise ConfigError("[auth.jwt] needs exactly one of jwks_url and jwks_file")
-        wrong = [a for a in config.algorithms if a not in ALGORITHMS]
-        if wrong or not config.algorithms:
-            raise ConfigError(f"[auth.jwt] algorithms may list only {', '.join(sorted(ALGORITHMS))}"
-                              f" (public-key signatures); got {', '.join(wrong) or 'none'}")
+        problem = jwt_problem(config.jwks_url, config.jwks_file, config.algorithms)
+        if problem is not None:
+            raise ConfigError(f"[auth.jwt] {problem[0]}")
         self._jwt = jwt
         self.config = config
         self.algorithms = frozenset(config.algorithms)
