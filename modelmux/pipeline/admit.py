@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from modelmux.config.schema import Config
 from modelmux.errors import Headers, RateLimited
 from modelmux.pipeline.context import RequestContext
-from modelmux.pipeline.stage import Stage
+from modelmux.pipeline.stage import Pipeline, Stage
 from modelmux.routing.facts import DEFAULT_OUTPUT_TOKENS, estimate_prompt_tokens, max_tokens_of
 from modelmux.routing.memory import MemoryLimits
 from modelmux.routing.models import DeploymentSpec
@@ -128,6 +128,14 @@ class AdmitStage(Stage):
         self._specs[scope, ident] = (limits, spec)
         return spec
 
+    def adopt(self, old: AdmitStage) -> None:
+        """After a reload: count on in ``old``'s in-process buckets of every scope, so a reload
+        does not reset a key's limits (with Redis the shared counts live on there anyway)."""
+        source = getattr(old.limits, "fallback", old.limits)
+        if isinstance(source, MemoryLimits):
+            self.limits.carry(old.limits,
+                              [i for i in source.limits if i.startswith(SCOPE_PREFIX)])
+
     async def on_request(self, ctx: RequestContext) -> None:
         """Raises:
             RateLimited: some scope is over its rpm, tpm or max_parallel (429, with
@@ -200,6 +208,14 @@ def request_tokens(ctx: RequestContext) -> int:
     output = max_tokens_of(ctx.request)
     return estimate_prompt_tokens(ctx.body) + (DEFAULT_OUTPUT_TOKENS if output is None
                                                else output)
+
+
+def carry_admission(old: Pipeline, new: Pipeline) -> None:
+    """After a reload: ``new``'s admit stage adopts ``old``'s counts (when both have one)."""
+    before = next((s for s in old.stages if isinstance(s, AdmitStage)), None)
+    after = next((s for s in new.stages if isinstance(s, AdmitStage)), None)
+    if before is not None and after is not None:
+        after.adopt(before)
 
 
 def build_admit_stage(config: Config, limits: LimitStore) -> AdmitStage | None:

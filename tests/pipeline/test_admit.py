@@ -16,6 +16,7 @@ from modelmux.observability.record import RequestRecord
 from modelmux.pipeline.admit import (
     AdmitStage,
     build_admit_stage,
+    carry_admission,
     duration,
     request_tokens,
     scope_spec,
@@ -226,3 +227,17 @@ def test_identity_records_are_frozen_so_the_spec_cache_is_safe() -> None:
     with pytest.raises(AttributeError):
         k.rpm = 5  # type: ignore[misc]
     assert msgspec.structs.replace(k, rpm=5).rpm == 5
+
+
+def test_a_reload_keeps_counting_in_the_same_buckets() -> None:
+    clock = Clock()
+    old = stage(clock)
+    in_flight = admit(old, context(who(key(rpm=2, max_parallel=5))))
+    admit(old, context(who(key(rpm=2, max_parallel=5))))
+    new = stage(clock)
+    carry_admission(Pipeline([old]), Pipeline([new]))
+    refused(new, context(who(key(rpm=2, max_parallel=5))))
+    answer(old, in_flight, (1, 1))  # the old App's request settles into the shared buckets
+    spec = scope_spec("key", "k1", key(rpm=2, max_parallel=5))
+    limits = new.limits.of(spec)  # type: ignore[attr-defined]
+    assert limits.concurrency is not None and limits.concurrency.in_flight == 1
