@@ -114,8 +114,7 @@ class App:
         """
         stages = [*build_middlewares(self.config.middleware), RouteStage(self.models, self.router)]
         if self.auth is not None:
-            aliases = {name: target for name, target, _ in self.config.model_aliases()}
-            stages.insert(0, AuthenticateStage(self.auth, aliases))
+            stages.insert(0, AuthenticateStage(self.auth))
         return Pipeline(stages)
 
     def build_auth(self) -> Authenticator | None:
@@ -131,8 +130,9 @@ class App:
         from modelmux.tenancy.open import open_store
 
         failures = self.metrics.auth_failures
+        aliases = {name: target for name, target, _ in self.config.model_aliases()}
         return Authenticator(auth, open_store(auth, state_dir()), admin_key=self.config.admin.key,
-                             on_failure=lambda reason: failures.inc((reason,)))
+                             aliases=aliases, on_failure=lambda reason: failures.inc((reason,)))
 
     async def __call__(self, exchange: Exchange) -> None:
         if self.breakers is not None:
