@@ -14,10 +14,11 @@ from __future__ import annotations
 
 import asyncio
 import hmac
+import importlib
 import logging
 import time
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NoReturn
 
 from modelmux.errors import AuthenticationFailed, Headers, PermissionDenied, RateLimited
 from modelmux.tenancy.access import (
@@ -178,16 +179,16 @@ class Authenticator:
                         user=user, team=team)
 
     async def _verify_jwt(self, token: bytes, client: str, now: float) -> Identity:
-        if self._jwt is None:
-            from modelmux.tenancy.jwt import JwtVerifier
-            self._jwt = JwtVerifier(self.config.jwt)
+        if self._jwt is None:  # loaded only when [auth.jwt] is set and a JWT arrives
+            verifier = importlib.import_module("modelmux.tenancy.jwt").JwtVerifier
+            self._jwt = verifier(self.config.jwt)
         try:
             identity: Identity = await self._jwt.verify(token.decode("ascii"))
         except AuthenticationFailed as exc:
             self._refuse(client, now, "jwt", exc.message)
         return identity
 
-    def _refuse(self, client: str, now: float, reason: str, message: str) -> Any:
+    def _refuse(self, client: str, now: float, reason: str, message: str) -> NoReturn:
         self._failures.failed(client_host(client), now)
         self._failed(reason)
         raise AuthenticationFailed(message, headers=[(b"www-authenticate",
@@ -217,7 +218,7 @@ class Authenticator:
         touched, self._touched = self._touched, {}
         try:
             await self.store.touch_keys(touched)
-        except Exception as exc:  # the store is down: a missed last_used_at is no error
+        except Exception as exc:  # noqa: BLE001  # the store is down: a missed last_used_at is no error
             log.warning("could not record keys' last use: %s", exc)
 
     async def aclose(self) -> None:
