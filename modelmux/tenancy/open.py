@@ -30,12 +30,15 @@ def open_store(auth: AuthConfig, state_dir: str | os.PathLike[str], *,
     Raises:
         ConfigError: postgres without ``postgres_dsn``, or without the asyncpg package.
     """
+    store: TenancyStore
     if auth.store == "postgres":
         if not auth.postgres_dsn:
             raise ConfigError('[auth] store = "postgres" needs [auth] postgres_dsn')
         from modelmux.tenancy.postgres import PostgresStore
 
-        return PostgresStore(auth.postgres_dsn, components=components)
-    from modelmux.tenancy.sqlite import SqliteStore
+        store = PostgresStore(auth.postgres_dsn, components=components)
+    else:
+        from modelmux.tenancy.sqlite import SqliteStore
 
-    return SqliteStore(sqlite_path(auth, state_dir), components=components)
+        store = SqliteStore(sqlite_path(auth, state_dir), components=components)
+    return store

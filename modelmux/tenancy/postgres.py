@@ -30,7 +30,7 @@ MIGRATION_LOCK = 0x6D6D736368656D61
 
 def _asyncpg() -> Any:
     try:
-        import asyncpg
+        import asyncpg  # type: ignore[import-untyped,unused-ignore]
     except ImportError:
         raise ConfigError('[auth] store = "postgres" needs the asyncpg package: '
                           "pip install 'modelmux[postgres]'") from None
@@ -129,6 +129,8 @@ class PostgresStore(StoreBase):
 
     async def _keep_listening(self) -> None:
         """Ping the LISTEN connection; when it fails, reopen it and say "drop everything"."""
+        asyncpg = _asyncpg()
+        errors = (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError)
         lost = False
         while True:
             await asyncio.sleep(self.ping_seconds)
@@ -136,13 +138,13 @@ class PostgresStore(StoreBase):
                 try:
                     await asyncio.wait_for(self._listener.fetchval("SELECT 1"), self.ping_seconds)
                     continue
-                except Exception as exc:
+                except errors as exc:
                     log.warning("tenancy LISTEN connection lost (%s); reconnecting", exc)
                     self._listener.terminate()
                     self._listener = None
             try:
                 await self._listen()
-            except Exception as exc:
+            except errors as exc:
                 if not lost:
                     log.warning("tenancy LISTEN reconnect failed (%s); retrying", exc)
                 lost = True
@@ -181,6 +183,7 @@ class PostgresStore(StoreBase):
         return None if row is None else rows.from_row(kind, row)
 
     async def _all(self, kind: str, team_id: str | None) -> list[Any]:
+        args: tuple[str, ...]
         sql, args = _select(kind), ()
         if team_id is not None:
             sql, args = sql + " WHERE team_id = $1", (team_id,)
@@ -220,7 +223,7 @@ class PostgresStore(StoreBase):
                 raise Conflict(f"{kind} {id} still has {keys} active key(s) and {users} "
                                "user(s); revoke or move them first")
             status = await conn.execute(f"DELETE FROM {rows.TABLES[kind]} WHERE id = $1", id)
-            deleted = status != "DELETE 0"
+            deleted: bool = status != "DELETE 0"
             if deleted:
                 await self._notify(conn, kind, id)
         if deleted:
@@ -231,7 +234,7 @@ class PostgresStore(StoreBase):
         async with self._acquire() as conn, conn.transaction():
             status = await conn.execute("UPDATE tenancy_keys SET revoked_at = "
                                         "COALESCE(revoked_at, $1) WHERE id = $2", at, id)
-            found = status != "UPDATE 0"
+            found: bool = status != "UPDATE 0"
             if found:
                 await self._notify(conn, "key", id)
         if found:

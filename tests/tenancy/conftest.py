@@ -12,7 +12,7 @@ from modelmux.tenancy.postgres import PostgresStore
 from modelmux.tenancy.sqlite import SqliteStore
 from tests.tenancy.postgres_server import PostgresServer, postgres_server
 
-__all__ = ["postgres_server", "make_store"]
+__all__ = ["make_store", "postgres_server"]
 
 StoreFactory = Callable[..., Any]
 
