@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 from collections.abc import Iterable
 from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
 
 from modelmux.config.features import AuthConfig
 from modelmux.config.paths import expand_user
@@ -22,6 +23,32 @@ def sqlite_path(auth: AuthConfig, state_dir: str | os.PathLike[str]) -> Path:
     return Path(state_dir) / DB_NAME
 
 
+def redact_dsn(dsn: str) -> str:
+    """``dsn`` with any password replaced by ``***``: safe to print and log."""
+    parts = urlsplit(dsn)
+    if parts.password is None:
+        return dsn
+    host = parts.netloc.rpartition("@")[2]
+    return urlunsplit(parts._replace(netloc=f"{parts.username or ''}:***@{host}"))
+
+
+def describe_store(auth: AuthConfig, state_dir: str | os.PathLike[str]) -> str:
+    """Which store ``auth`` names and where, without secrets (for CLI output and logs).
+
+    Raises:
+        ConfigError: postgres without ``postgres_dsn``.
+    """
+    if auth.store == "postgres":
+        return f"postgres {redact_dsn(_dsn(auth))}"
+    return f"sqlite {sqlite_path(auth, state_dir)}"
+
+
+def _dsn(auth: AuthConfig) -> str:
+    if not auth.postgres_dsn:
+        raise ConfigError('[auth] store = "postgres" needs [auth] postgres_dsn')
+    return auth.postgres_dsn
+
+
 def open_store(auth: AuthConfig, state_dir: str | os.PathLike[str], *,
                components: Iterable[Component] = ()) -> TenancyStore:
     """The store ``auth.store`` names, not yet open; ``components`` are extra schemas
@@ -32,11 +59,9 @@ def open_store(auth: AuthConfig, state_dir: str | os.PathLike[str], *,
     """
     store: TenancyStore
     if auth.store == "postgres":
-        if not auth.postgres_dsn:
-            raise ConfigError('[auth] store = "postgres" needs [auth] postgres_dsn')
         from modelmux.tenancy.postgres import PostgresStore
 
-        store = PostgresStore(auth.postgres_dsn, components=components)
+        store = PostgresStore(_dsn(auth), components=components)
     else:
         from modelmux.tenancy.sqlite import SqliteStore
 
