@@ -15,9 +15,9 @@ from typing import Any
 import msgspec
 
 from modelmux.config import vertex1x
+from modelmux.config.features import AuthConfig
 from modelmux.config.layers import Layer, Origins, move_value, origin_of, pop_value
 from modelmux.config.problems import KeyPath, Origin, Problem, format_path
-from modelmux.config.features import AuthConfig
 from modelmux.config.schema import Config, ServerConfig, StreamingConfig
 
 LEGACY_SERVER_KEYS = ("log_level", "enable_retries", "max_retry_attempts")
