@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from modelmux.config.load import load_config
 from modelmux.config.migrate import is_legacy
 
@@ -28,3 +30,10 @@ def test_1x_service_account_auth_is_still_1x() -> None:
     assert is_legacy({"auth": {}})
     assert not is_legacy({"auth": {"mode": "keys", "master_key": "x"}})
     assert is_legacy({"auth": {"mode": "keys"}, "vertex": {"project": "p"}})
+
+
+def test_postgres_store_needs_a_dsn(tmp_path: Path) -> None:
+    from modelmux.config.problems import ConfigError
+
+    with pytest.raises(ConfigError, match="postgres_dsn"):
+        load(tmp_path, '[auth]\nstore = "postgres"\n')
