@@ -269,8 +269,8 @@ def check_config(data: Mapping[str, Any], origins: Origins) -> list[Problem]:
     if isinstance(state, dict) and state.get("backend") == "redis" and not _importable("redis"):
         add("backend = \"redis\" needs the redis extra: the redis package is not installed "
             "(pip install 'modelmux[redis]')", ("state", "backend"))
-    for message, key in _auth_store(data.get("auth")):
-        add(message, ("auth", key))
+    for message, name in _auth_store(data.get("auth")):
+        add(message, ("auth", name))
     return problems
 
 

@@ -5,11 +5,11 @@ from __future__ import annotations
 import os
 from collections.abc import Iterable
 from pathlib import Path
-from urllib.parse import urlsplit, urlunsplit
 
 from modelmux.config.features import AuthConfig
 from modelmux.config.paths import expand_user
 from modelmux.config.problems import ConfigError
+from modelmux.config.state import hide_password
 from modelmux.tenancy.migrations import Component
 from modelmux.tenancy.store import TenancyStore
 
@@ -23,15 +23,6 @@ def sqlite_path(auth: AuthConfig, state_dir: str | os.PathLike[str]) -> Path:
     return Path(state_dir) / DB_NAME
 
 
-def redact_dsn(dsn: str) -> str:
-    """``dsn`` with any password replaced by ``***``: safe to print and log."""
-    parts = urlsplit(dsn)
-    if parts.password is None:
-        return dsn
-    host = parts.netloc.rpartition("@")[2]
-    return urlunsplit(parts._replace(netloc=f"{parts.username or ''}:***@{host}"))
-
-
 def describe_store(auth: AuthConfig, state_dir: str | os.PathLike[str]) -> str:
     """Which store ``auth`` names and where, without secrets (for CLI output and logs).
 
@@ -39,7 +30,7 @@ def describe_store(auth: AuthConfig, state_dir: str | os.PathLike[str]) -> str:
         ConfigError: postgres without ``postgres_dsn``.
     """
     if auth.store == "postgres":
-        return f"postgres {redact_dsn(_dsn(auth))}"
+        return f"postgres {hide_password(_dsn(auth))}"
     return f"sqlite {sqlite_path(auth, state_dir)}"
 
 

@@ -35,7 +35,7 @@ def test_postgres_dsn_from_the_environment_with_the_password_hidden(
     write(user_config(tmp_path), '[auth]\nstore = "postgres"\npostgres_dsn = "${PG_DSN}"\n')
     out = run(tmp_path, "db", "upgrade", PG_DSN=dsn)
     assert out.returncode == 0, out.stderr
-    assert out.stdout.splitlines() == [f"store: postgres {dsn.replace('s3cret-pw', '***')}",
+    assert out.stdout.splitlines() == [f"store: postgres {dsn.replace('s3cret-pw', '<redacted>')}",
                                        "tenancy: version 0 -> 1"]
     again = run(tmp_path, "db", "upgrade", "--store", "postgres", "--postgres-dsn", dsn)
     assert again.stdout.endswith("tenancy: version 1 (up to date)\n")
