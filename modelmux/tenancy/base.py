@@ -24,7 +24,7 @@ class StoreBase:
         self._callbacks.add(callback)
 
     def _changed(self, kind: str, id: str) -> None:
-        """Called by the subclass after a write committed."""
+        """Tell subscribers: after this process's write committed, or on another's notice."""
         self._callbacks.fire(kind, id)
 
     async def _insert(self, kind: str, record: Any) -> None:

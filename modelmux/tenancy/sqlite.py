@@ -71,7 +71,7 @@ def connect(path: Path) -> sqlite3.Connection:
     path.parent.mkdir(parents=True, exist_ok=True)
     if not path.exists():
         os.close(os.open(path, os.O_CREAT | os.O_WRONLY, 0o600))
-    conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+    conn = sqlite3.connect(path, isolation_level=None)
     conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
     conn.execute("PRAGMA journal_mode = WAL")
     conn.execute("PRAGMA synchronous = NORMAL")
@@ -155,7 +155,7 @@ class SqliteStore(StoreBase):
                 if seq in self._own:
                     self._own.discard(seq)
                 else:
-                    self._callbacks.fire(kind, id)
+                    self._changed(kind, id)
 
     async def _write(self, kind: str, fn: Callable[..., tuple[T, tuple[str, str] | None]],
                      *args: Any) -> T:
