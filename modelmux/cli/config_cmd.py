@@ -133,6 +133,11 @@ def redact(data: Any, key: str = "") -> Any:
                    else redact(v, k)) for k, v in data.items()}
         if key == "state" and isinstance(out.get("url"), str):  # redis://user:password@host
             out["url"] = hide_password(out["url"], REDACTED)
+        if key == "auth":  # the master key; postgresql://user:password@host/db
+            if out.get("master_key"):
+                out["master_key"] = REDACTED
+            if isinstance(out.get("postgres_dsn"), str):
+                out["postgres_dsn"] = hide_password(out["postgres_dsn"], REDACTED)
         return out
     if isinstance(data, list):
         return [redact(v, key) for v in data]

@@ -51,3 +51,14 @@ def test_unreachable_postgres_fails_and_missing_dsn_is_invalid(tmp_path: Path) -
     assert "cannot upgrade postgres" in down.stderr and "s3cret-pw" not in down.stderr
     missing = run(tmp_path, "db", "upgrade", "--store", "postgres")
     assert missing.returncode == 2 and "postgres_dsn" in missing.stderr
+
+
+def test_config_show_hides_the_dsn_password_and_the_master_key(tmp_path: Path) -> None:
+    write(user_config(tmp_path), '[auth]\nstore = "postgres"\nmaster_key = "sk-master-hush"\n'
+          'postgres_dsn = "postgresql://mm:s3cret-pw@db:5432/mm"\n'
+          '[[provider]]\nname = "m"\ntype = "mock"\nmodels = ["m"]\n')
+    out = run(tmp_path, "config", "show")
+    assert out.returncode == 0, out.stderr
+    assert 'postgres_dsn = "postgresql://mm:<redacted>@db:5432/mm"' in out.stdout
+    assert 'master_key = "<redacted>"' in out.stdout
+    assert "s3cret-pw" not in out.stdout + out.stderr and "hush" not in out.stdout + out.stderr
