@@ -115,8 +115,7 @@ class App:
         """
         stages = [*build_middlewares(self.config.middleware), RouteStage(self.models, self.router)]
         if self.auth is not None:
-            aliases = {name: target for name, target, _ in self.config.model_aliases()}
-            stages.insert(0, AuthenticateStage(self.auth, aliases))
+            stages.insert(0, AuthenticateStage(self.auth))
         admit = build_admit_stage(self.config, self.limits)
         if admit is not None:
             stages.insert(1, admit)
@@ -135,8 +134,9 @@ class App:
         from modelmux.tenancy.open import open_store
 
         failures = self.metrics.auth_failures
+        aliases = {name: target for name, target, _ in self.config.model_aliases()}
         return Authenticator(auth, open_store(auth, state_dir()), admin_key=self.config.admin.key,
-                             on_failure=lambda reason: failures.inc((reason,)))
+                             aliases=aliases, on_failure=lambda reason: failures.inc((reason,)))
 
     async def __call__(self, exchange: Exchange) -> None:
         if self.breakers is not None:

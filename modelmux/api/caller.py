@@ -9,8 +9,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from modelmux.errors import ModelMuxError, PermissionDenied
-from modelmux.pipeline.authenticate import check_model, model_names
-from modelmux.tenancy.access import allows
+from modelmux.tenancy.access import allows, model_names
 
 if TYPE_CHECKING:
     from collections.abc import Iterable
@@ -56,9 +55,8 @@ async def check_model_access(app: Services, exchange: Exchange, model: str) -> N
     Raises:
         AuthenticationFailed, RateLimited, PermissionDenied: as the authenticate stage.
     """
-    identity = await caller(app, exchange)
-    if identity is not None and identity.kind != "master":
-        check_model(identity, model, aliases_of(app))
+    if app.auth is not None:
+        await app.auth.identify(exchange.headers, exchange.client, model)
 
 
 def visible(identity: Identity | None, models: list[tuple[str, str]],
@@ -70,4 +68,5 @@ def visible(identity: Identity | None, models: list[tuple[str, str]],
 
 
 def aliases_of(app: Services) -> dict[str, str]:
-    return {name: target for name, target, _ in app.config.model_aliases()}
+    """Public model name -> its alias target (empty with auth off)."""
+    return app.auth.aliases if app.auth is not None else {}

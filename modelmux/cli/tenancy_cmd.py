@@ -14,6 +14,7 @@ import json
 import os
 import sys
 import urllib.error
+import urllib.parse
 import urllib.request
 from pathlib import Path
 from typing import Any
@@ -147,7 +148,7 @@ def via_server(ns: argparse.Namespace) -> Any:
         if action == "create" and kind != "keys":
             body["name"] = ns.name
     if action in ("show", "update", "revoke", "delete", "rotate"):
-        path += "/" + urllib.request.quote(ns.id, safe="")
+        path += "/" + urllib.parse.quote(ns.id, safe="")
     if action == "rotate":
         path += "/rotate"
     answer = request(ns, _VERBS[action], path, body, key)
@@ -167,8 +168,8 @@ async def via_store(ns: argparse.Namespace) -> Any:
     """
     from modelmux.config.load import load_config
     from modelmux.config.paths import state_dir
-    from modelmux.tenancy.open import open_store
     from modelmux.tenancy.manage import Manager
+    from modelmux.tenancy.open import open_store
 
     config = load_config(Path(ns.config) if ns.config else None).config
     store = open_store(config.auth, state_dir())

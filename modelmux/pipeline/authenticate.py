@@ -5,28 +5,9 @@ Built only when ``[auth] mode = "keys"``; with auth off a request meets no stage
 
 from __future__ import annotations
 
-from modelmux.errors import PermissionDenied
 from modelmux.pipeline.context import RequestContext
 from modelmux.pipeline.stage import Stage
-from modelmux.tenancy.access import allows
 from modelmux.tenancy.authn import Authenticator
-from modelmux.tenancy.records import Identity
-
-
-def model_names(model: str, aliases: dict[str, str]) -> tuple[str, ...]:
-    """The names a model list may match: the name asked for and its alias's target."""
-    target = aliases.get(model)
-    return (model,) if target is None or target == model else (model, target)
-
-
-def check_model(identity: Identity, model: str, aliases: dict[str, str]) -> None:
-    """Raises:
-        PermissionDenied: ``model`` is outside the key's, user's or team's list (403,
-            ``model_not_allowed``).
-    """
-    if not allows(identity, model_names(model, aliases)):
-        raise PermissionDenied(f"This API key may not use the model `{model}`.",
-                               param="model", code="model_not_allowed")
 
 
 class AuthenticateStage(Stage):
@@ -36,15 +17,13 @@ class AuthenticateStage(Stage):
     kind = "authenticate"
     name = "authenticate"
 
-    def __init__(self, authenticator: Authenticator, aliases: dict[str, str]) -> None:
+    def __init__(self, authenticator: Authenticator) -> None:
         self.authenticator = authenticator
-        self.aliases = aliases
 
     async def on_request(self, ctx: RequestContext) -> None:
         """Raises:
-            AuthenticationFailed, RateLimited: see ``Authenticator.identify``.
-            PermissionDenied: see ``check_model``.
+            AuthenticationFailed, RateLimited, PermissionDenied: see
+                ``Authenticator.identify``.
         """
-        identity = ctx.identity = await self.authenticator.identify(ctx.headers, ctx.client)
-        if identity.kind != "master":
-            check_model(identity, ctx.request.model, self.aliases)
+        ctx.identity = await self.authenticator.identify(ctx.headers, ctx.client,
+                                                         ctx.request.model)

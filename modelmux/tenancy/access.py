@@ -60,6 +60,12 @@ def level_allows(limits: Limited, names: Iterable[str]) -> bool:
     return any(_matches(name, patterns) for name in names)
 
 
+def model_names(model: str, aliases: dict[str, str]) -> tuple[str, ...]:
+    """The names a model list may match: the name asked for and its alias's target."""
+    target = aliases.get(model)
+    return (model,) if target is None or target == model else (model, target)
+
+
 def allows(identity: Identity, names: Iterable[str]) -> bool:
     """True when the key's, the user's and the team's model lists all admit the model."""
     names = tuple(names)
@@ -73,12 +79,16 @@ class FailureWindow:
     keep guessing. Memory is bounded: past ``max_addresses`` the oldest windows are dropped.
     """
 
-    __slots__ = ("per_minute", "max_addresses", "_seen")
+    __slots__ = ("_seen", "max_addresses", "per_minute")
 
     def __init__(self, per_minute: int, max_addresses: int = 65_536) -> None:
         self.per_minute = per_minute
         self.max_addresses = max_addresses
         self._seen: dict[str, tuple[float, int]] = {}
+
+    def __len__(self) -> int:
+        """Addresses with failures counted (none: nothing to check)."""
+        return len(self._seen)
 
     def blocked(self, host: str, now: float) -> float | None:
         """Seconds until ``host`` may try again, or None when it may try now."""

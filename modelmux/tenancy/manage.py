@@ -17,7 +17,7 @@ from msgspec import UNSET, Struct, UnsetType
 
 from modelmux.errors import InvalidRequest, NotFound, PermissionDenied
 from modelmux.tenancy.keys import generate_key, new_id
-from modelmux.tenancy.records import PERIODS, ROLES, Key, Limited, Team, User
+from modelmux.tenancy.records import PERIODS, ROLES, Key, Team, User
 from modelmux.tenancy.store import TenancyStore
 
 Record = Team | User | Key
@@ -79,12 +79,12 @@ def _when(value: float | str | None) -> float | None:
     if value is None or isinstance(value, (int, float)):
         return value
     try:
-        parsed = datetime.datetime.fromisoformat(value.replace("Z", "+00:00"))
+        parsed = datetime.datetime.fromisoformat(value)
     except ValueError:
         raise InvalidRequest(f"expires_at: {value!r} is neither Unix seconds nor an ISO 8601 "
                              "time.", param="expires_at", code="invalid_value") from None
     if parsed.tzinfo is None:
-        parsed = parsed.replace(tzinfo=datetime.timezone.utc)
+        parsed = parsed.replace(tzinfo=datetime.UTC)
     return parsed.timestamp()
 
 

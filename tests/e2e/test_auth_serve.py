@@ -176,19 +176,18 @@ def test_model_outside_the_keys_or_teams_list_is_403_and_models_are_filtered(
 
 def test_messages_door_answers_401_in_anthropics_shape(gateway: ServeProcess) -> None:
     with anthropic.Anthropic(base_url=gateway.url, api_key="sk-mm-wrong", max_retries=0,
-                             timeout=10) as client:
-        with pytest.raises(anthropic.AuthenticationError) as caught:
-            client.messages.create(model="claude-sonnet-4-5", max_tokens=10,
-                                   messages=[{"role": "user", "content": "hi"}])
+                             timeout=10) as client, \
+            pytest.raises(anthropic.AuthenticationError) as caught:
+        client.messages.create(model="claude-sonnet-4-5", max_tokens=10,
+                               messages=[{"role": "user", "content": "hi"}])
     assert caught.value.status_code == 401
     body = caught.value.response.json()
     assert body["type"] == "error" and body["error"]["type"] == "authentication_error"
     key = new_key(gateway, name="claude-only", models=["gpt-4o"])
     with anthropic.Anthropic(base_url=gateway.url, api_key=key["key"], max_retries=0,
-                             timeout=10) as client:
-        with pytest.raises(anthropic.PermissionDeniedError):
-            client.messages.create(model="claude-sonnet-4-5", max_tokens=10,
-                                   messages=[{"role": "user", "content": "hi"}])
+                             timeout=10) as client, pytest.raises(anthropic.PermissionDeniedError):
+        client.messages.create(model="claude-sonnet-4-5", max_tokens=10,
+                               messages=[{"role": "user", "content": "hi"}])
 
 
 def test_the_clients_key_reaches_no_provider_and_no_log(gateway: ServeProcess,
@@ -280,7 +279,7 @@ def cli(home: Path, *args: str) -> subprocess.CompletedProcess[str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("MODELMUX_")}
     env.update(HOME=str(home), MODELMUX_MASTER_KEY=MASTER)
     return subprocess.run([*modelmux_command(), *args], capture_output=True, text=True,
-                          env=env, timeout=60)
+                          env=env, timeout=60, check=False)
 
 
 def test_keys_made_by_the_cli_survive_a_restart(tmp_path: Path, upstreams: Upstreams) -> None:
@@ -318,6 +317,6 @@ def test_refuses_to_serve_unauthenticated_on_a_public_address(tmp_path: Path) ->
     env["HOME"] = str(tmp_path)
     done = subprocess.run([*modelmux_command(), "serve", "--config", str(path), "--host",
                            "0.0.0.0", "--port", "0"], capture_output=True, text=True, env=env,
-                          timeout=60)
+                          timeout=60, check=False)
     assert done.returncode == 2
     assert "allow_unauthenticated" in done.stderr and "listening on" not in done.stderr
