@@ -108,11 +108,11 @@ def test_off(benchmark: Any) -> None:
 
 def test_key(benchmark: Any, keyed: tuple[Any, list[Any]]) -> None:
     auth, (plain, _) = keyed
-    stages = [AuthenticateStage(auth, {}), AdmitStage(MemoryLimits())]
+    stages = [AuthenticateStage(auth), AdmitStage(MemoryLimits())]
     _run(benchmark, _rounds(Pipeline(stages), plain))
 
 
 def test_key_limited(benchmark: Any, keyed: tuple[Any, list[Any]]) -> None:
     auth, (_, limited) = keyed
-    stages = [AuthenticateStage(auth, {}), AdmitStage(MemoryLimits())]
+    stages = [AuthenticateStage(auth), AdmitStage(MemoryLimits())]
     _run(benchmark, _rounds(Pipeline(stages), limited))
