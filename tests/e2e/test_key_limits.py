@@ -14,6 +14,7 @@ from typing import Any
 
 import anthropic
 import openai
+import pytest
 
 from tests.e2e.proc import ServeProcess
 from tests.providers.harness import gateway
@@ -169,3 +170,56 @@ max_retries = 0
                     assert raw.headers.get_list("x-ratelimit-remaining-tokens") == tokens
 
     asyncio.run(body())
+
+
+def test_jwt_callers_through_both_doors(tmp_path: Path,
+                                        caplog: pytest.LogCaptureFixture) -> None:
+    import logging
+    import time
+
+    from tests.tenancy.test_jwt import AUDIENCE, EC_KEY, ISSUER, RSA_KEY, jwk, jwks, token
+
+    keys = tmp_path / "jwks.json"
+    keys.write_bytes(jwks(jwk(RSA_KEY, "k1"), jwk(EC_KEY, "e1")))
+    table = f"""
+[auth.jwt]
+issuer = "{ISSUER}"
+audience = "{AUDIENCE}"
+jwks_file = "{keys}"
+"""
+
+    async def body() -> None:
+        async with gateway(toml(tmp_path / "mm.db", table)) as gw:
+            base = f"http://127.0.0.1:{gw.port}"
+            good = token(EC_KEY, "e1", "ES256", team="ml", role="user")
+            async with openai.AsyncOpenAI(base_url=base + "/v1", api_key=good,
+                                          max_retries=0) as sdk:
+                done = await sdk.chat.completions.create(model="mock", messages=MESSAGES)
+                assert done.choices[0].message.content
+            expired = token(exp=int(time.time()) - 3600)
+            async with openai.AsyncOpenAI(base_url=base + "/v1", api_key=expired,
+                                          max_retries=0) as sdk:
+                try:
+                    await sdk.chat.completions.create(model="mock", messages=MESSAGES)
+                    raise AssertionError("an expired JWT was served")
+                except openai.AuthenticationError as exc:
+                    assert exc.code == "invalid_api_key" and "expired" in exc.message
+                    assert expired not in exc.message
+            wrong = token(aud="someone-else")
+            async with anthropic.AsyncAnthropic(base_url=base, api_key=wrong,
+                                                max_retries=0) as claude:
+                try:
+                    await claude.messages.create(model="mock", max_tokens=16,
+                                                 messages=MESSAGES)
+                    raise AssertionError("a JWT for another audience was served")
+                except anthropic.AuthenticationError as exc:
+                    assert exc.body["error"]["type"] == "authentication_error"  # type: ignore[index]
+                    assert "wrong audience" in exc.body["error"]["message"]  # type: ignore[index]
+            seen.extend((good, expired, wrong))
+
+    seen: list[str] = []
+    caplog.set_level(logging.DEBUG)
+    asyncio.run(body())
+    assert "status=401" in caplog.text
+    for credential in seen:  # no log line holds a token, nor its signature
+        assert credential not in caplog.text and credential[-30:] not in caplog.text
