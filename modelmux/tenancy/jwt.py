@@ -2,12 +2,12 @@
 mapped to the caller's user, team and role (``[auth.jwt]``).
 
 Signatures are checked by PyJWT (``modelmux[jwt]``) with public keys only: RS*, PS* and ES*
-algorithms from the configured allow-list; "none" and the HS* family are refused at build. Keys
-come from a JWKS document (``jwks_file`` or ``jwks_url``, fetched over the gateway's own
-connection pool), kept in memory, refreshed in the background every ``jwks_refresh_seconds``
-and at once when a token names an unknown ``kid``; such refetches are at most one per
-``REFETCH_SECONDS``, so unknown kids cannot force a fetch storm. A failed fetch keeps the keys
-held. Errors never contain the token.
+algorithms from the configured allow-list; "none" and the HS* family are refused at build.
+Keys come from a JWKS document (``jwks_file``, or ``jwks_url`` fetched with the gateway's own
+HTTP client: a pool passed in, else one opened and closed per fetch), kept in memory,
+refreshed in the background every ``jwks_refresh_seconds`` and at once when a token names an
+unknown ``kid``; such refetches are at most one per ``REFETCH_SECONDS``, so unknown kids
+cannot force a fetch storm. A failed fetch keeps the keys held. Errors never hold the token.
 """
 
 from __future__ import annotations
@@ -97,8 +97,7 @@ class JwtVerifier:
         self.lookup = lookup
         self.clock = clock
         self.fetches = 0
-        self._own_pool = pool is None and config.jwks_url is not None
-        self.pool = ConnectionPool() if self._own_pool else pool
+        self.pool = pool  # None: each fetch opens a pool of its own and closes it
         self._keys: dict[str, _Key] = {}  # by kid ("" when the document names none)
         self._fetched_at: float | None = None
         self._inflight: asyncio.Task[None] | None = None
@@ -214,14 +213,18 @@ class JwtVerifier:
         self._keys = self.parse(document)
 
     async def _download(self) -> bytes:
-        assert self.pool is not None and self.config.jwks_url is not None
+        assert self.config.jwks_url is not None
+        pool = self.pool or ConnectionPool(max_connections_per_origin=1)
         try:
-            response = await self.pool.request(
+            response = await pool.request(
                 b"GET", self.config.jwks_url, [(b"accept", b"application/json")], b"", _TIMEOUTS)
             async with response:
                 status, body = response.status, await response.read(_MAX_JWKS)
         except ModelMuxError as exc:
             raise OSError(f"cannot fetch: {exc.message}") from None
+        finally:
+            if pool is not self.pool:
+                await pool.aclose()
         if status != 200:
             raise OSError(f"HTTP {status}")
         return body
@@ -251,13 +254,12 @@ class JwtVerifier:
         return found
 
     async def aclose(self) -> None:
+        """Stop a fetch in progress (the pool, when one was given, is its owner's to close)."""
         task = self._inflight
         if task is not None:
             task.cancel()
             with suppress(asyncio.CancelledError, Exception):
                 await task
-        if self._own_pool and self.pool is not None:
-            await self.pool.aclose()
 
 
 def role_of(claim: object) -> str | None:
