@@ -122,6 +122,12 @@ class Manager:
             user = User(id=ident, created_at=now, **fields)
             await self.store.create_user(user)
             return view(user)
+        if "role" not in fields and fields.get("user_id"):  # a user's role is its keys' default
+            user = await self.store.get_user(fields["user_id"])
+            if user is not None:
+                fields["role"] = user.role
+                if user.role == "admin":
+                    self._admin_only("make a key with the admin role")
         new = generate_key()
         key = Key(id=ident, prefix=new.prefix, hash=new.hash, created_at=now, **fields)
         await self.store.create_key(key)

@@ -87,6 +87,8 @@ def test_revoke_rotate_update_delete() -> None:
         assert await admin.delete("keys", rotated["id"]) == {"id": rotated["id"], "revoked": True}
         user = await admin.create("users", {"name": "ann", "role": "viewer"})
         assert (await admin.get("users", "ann"))["role"] == "viewer"
+        assert (await admin.create("keys", {"user": "ann"}))["role"] == "viewer"
+        assert (await admin.create("keys", {"user": "ann", "role": "user"}))["role"] == "user"
         assert (await admin.delete("users", user["id"]))["deleted"] is True
         with pytest.raises(NotFound):
             await admin.get("users", user["id"])
