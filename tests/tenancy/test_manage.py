@@ -94,3 +94,22 @@ def test_revoke_rotate_update_delete() -> None:
             await admin.get("users", user["id"])
 
     asyncio.run(go())
+
+
+def test_team_and_user_names_are_unique() -> None:
+    store = MemoryStore()
+
+    async def go() -> None:
+        admin = Manager(store)
+        await admin.create("teams", {"name": "a"})
+        b = await admin.create("teams", {"name": "b"})
+        await admin.create("users", {"name": "ann"})
+        for kind, body in (("teams", {"name": "a"}), ("users", {"name": "ann"})):
+            with pytest.raises(InvalidRequest) as caught:
+                await admin.create(kind, body)
+            assert caught.value.code == "already_exists"
+        with pytest.raises(InvalidRequest):
+            await admin.update("teams", b["id"], {"name": "a"})
+        assert (await admin.update("teams", b["id"], {"name": "b"}))["name"] == "b"
+
+    asyncio.run(go())
