@@ -31,6 +31,10 @@ _VERBS = {"create": "POST", "list": "GET", "show": "GET", "update": "PATCH", "re
 DEFAULT_URL = "http://127.0.0.1:3000"
 TIMEOUT = 30.0
 
+DESCRIPTION = """Manage API keys, teams and users. Each command is one admin API call to the
+running server (--url), with the admin credential from MODELMUX_MASTER_KEY; with --store it
+acts on the configured [auth] store directly (no server needed). Answers print as JSON; a new
+key is shown once, in the answer that created it."""
 EPILOG = """EXAMPLES:
   export MODELMUX_MASTER_KEY=...        # the server's [auth] master_key
   modelmux teams create research --models 'gpt-4o*,claude-*' --rpm 600
@@ -49,7 +53,7 @@ class Failed(Exception):
 def add_parser(commands: Any) -> None:
     for kind, actions in ACTIONS.items():
         parser = commands.add_parser(kind, help=f"manage {kind} (admin API or --store)",
-                                     epilog=EPILOG, description=__doc__)
+                                     epilog=EPILOG, description=DESCRIPTION)
         sub = parser.add_subparsers(dest="action", metavar="ACTION", required=True)
         for action in actions:
             one = sub.add_parser(action, help=f"{action} {kind}")

@@ -24,6 +24,8 @@ from modelmux.tenancy.store import Conflict
 
 log = logging.getLogger("modelmux.tenancy")
 
+PING_TIMEOUT = 5.0
+"""Seconds the LISTEN connection has to answer a ping before it counts as lost."""
 MIGRATION_LOCK = 0x6D6D736368656D61
 """``pg_advisory_xact_lock`` key ("mmschema"): instances starting together migrate in turn."""
 
@@ -136,7 +138,7 @@ class PostgresStore(StoreBase):
             await asyncio.sleep(self.ping_seconds)
             if self._listener is not None:
                 try:
-                    await asyncio.wait_for(self._listener.fetchval("SELECT 1"), self.ping_seconds)
+                    await asyncio.wait_for(self._listener.fetchval("SELECT 1"), PING_TIMEOUT)
                     continue
                 except errors as exc:
                     log.warning("tenancy LISTEN connection lost (%s); reconnecting", exc)

@@ -9,8 +9,10 @@ import asyncio
 import http.client
 import json
 import os
+import signal
 import subprocess
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -320,3 +322,25 @@ def test_refuses_to_serve_unauthenticated_on_a_public_address(tmp_path: Path) ->
                           timeout=60, check=False)
     assert done.returncode == 2
     assert "allow_unauthenticated" in done.stderr and "listening on" not in done.stderr
+
+
+def test_keys_keep_working_across_a_reload(tmp_path: Path, upstreams: Upstreams) -> None:
+    text = config(upstreams, tmp_path / "keys.db")
+    proc = serve(tmp_path, text)
+    try:
+        key = new_key(proc, name="steady", models=["gpt-4o", "smart"])
+        client = sdk(proc, key["key"])
+        assert chat(client) != ""
+        (tmp_path / "config.toml").write_text(text + 'smart = "gpt-4o"\n')
+        proc.proc.send_signal(signal.SIGHUP)
+        for _ in range(200):  # the signal is handled asynchronously; bounded wait
+            if "smart" in {m.id for m in client.models.list()}:
+                break
+            time.sleep(0.02)
+        assert sorted(m.id for m in client.models.list()) == ["gpt-4o", "smart"]
+        assert chat(client, "smart") != ""  # the new App's store finds the key
+        assert call(proc, "DELETE", f"/admin/keys/{key['id']}")[0] == 200
+        with pytest.raises(openai.AuthenticationError):
+            chat(client)
+    finally:
+        assert proc.stop() == 0

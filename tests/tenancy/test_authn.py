@@ -8,7 +8,7 @@ import asyncio
 import pytest
 
 from modelmux.config.features import AuthConfig, JwtConfig
-from modelmux.errors import AuthenticationFailed, RateLimited
+from modelmux.errors import AuthenticationFailed, RateLimited, ServiceUnavailable
 from modelmux.tenancy.authn import Authenticator
 from modelmux.tenancy.keys import generate_key, hash_key
 from modelmux.tenancy.records import Identity, Key, Team, User
@@ -191,3 +191,32 @@ def test_without_jwt_config_a_jwt_shaped_token_is_just_an_unknown_key() -> None:
     with pytest.raises(AuthenticationFailed):
         asyncio.run(auth.identify(bearer("aaa.bbb.ccc"), "h:1"))
     assert failures == ["unknown"]
+
+
+class Broken(MemoryStore):
+    def __init__(self) -> None:
+        super().__init__()
+        self.down = True
+
+    async def open(self) -> None:
+        self.opened += 1
+        if self.down:
+            raise OSError("disk I/O error")
+
+
+def test_a_store_that_cannot_open_answers_503_and_is_tried_again() -> None:
+    store = Broken()
+    auth = Authenticator(AuthConfig(mode="keys"), store)
+    secret = generate_key()
+
+    async def go() -> None:
+        with pytest.raises(ServiceUnavailable) as caught:
+            await auth.identify(bearer(secret.secret), "h:1")
+        assert caught.value.status == 503 and secret.secret not in caught.value.message
+        store.down = False
+        store.keys["k"] = Key(id="k", prefix=secret.prefix, hash=secret.hash)
+        assert (await auth.identify(bearer(secret.secret), "h:1")).key is not None
+        await auth.aclose()
+
+    asyncio.run(go())
+    assert store.opened == 2

@@ -60,3 +60,11 @@ def test_ids_are_short_random_and_named() -> None:
     assert len(ids) == 200
     assert all(i.startswith("key_") and len(i) == 4 + keys.ID_CHARS for i in ids)
     assert len(keys.new_id()) == keys.ID_CHARS
+
+
+def test_mint_gives_the_secret_once_and_a_record_without_it() -> None:
+    secret, key = keys.mint(name="ci", team_id="t1", rpm=5)
+    assert keys.well_formed(secret) and key.id.startswith("key_")
+    assert (key.prefix, key.hash) == (keys.key_prefix(secret), keys.hash_key(secret))
+    assert (key.name, key.team_id, key.rpm) == ("ci", "t1", 5)
+    assert secret not in repr(key)

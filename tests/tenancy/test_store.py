@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from modelmux.tenancy.keys import generate_key, new_id
+from modelmux.tenancy.keys import mint
 from modelmux.tenancy.migrations import TENANCY, Component, Migration
 from modelmux.tenancy.records import Key, Team, User
 from modelmux.tenancy.store import Conflict, TenancyStore
@@ -33,8 +33,7 @@ def with_store(make_store: Callable[..., Any],
 
 
 def new_key(**fields: Any) -> Key:
-    made = generate_key()
-    return Key(id=new_id("key"), prefix=made.prefix, hash=made.hash, **fields)
+    return mint(**fields)[1]
 
 
 def test_stores_offer_every_protocol_method(make_store: Callable[..., Any]) -> None:
