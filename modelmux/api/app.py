@@ -26,6 +26,8 @@ from modelmux.observability.calls import Watcher
 from modelmux.observability.gateway import GatewayMetrics
 from modelmux.observability.record import RequestRecord
 from modelmux.observability.tracing import build_tracer
+from modelmux.pipeline.admit import build_admit_stage
+from modelmux.pipeline.authenticate import AuthenticateStage
 from modelmux.pipeline.plugins import build_middlewares
 from modelmux.pipeline.route import RouteStage
 from modelmux.pipeline.stage import Pipeline
@@ -35,6 +37,7 @@ from modelmux.routing.models import ModelIndex
 from modelmux.routing.router import Router, compile_rules
 from modelmux.server.exchange import Exchange
 from modelmux.state.build import build_limits, shared_breakers
+from modelmux.tenancy.authn import Authenticator
 from modelmux.upstream import ConnectionPool
 from modelmux.upstream.budget import BodyBudget
 
@@ -99,6 +102,7 @@ class App:
         bodies = _body_log(config)
         self.watcher = Watcher(self.tracer, bodies) if self.tracer or bodies else None
         self.dispatcher = Dispatcher(self.router, routing, self.metrics, watcher=self.watcher)
+        self.auth = self.build_auth()
         self.pipeline = self.build_pipeline()
         self.active = 0
         self._idle: asyncio.Event | None = None
@@ -109,8 +113,30 @@ class App:
         Raises:
             ConfigError: a ``[[middleware]]`` plugin cannot be built.
         """
-        return Pipeline([*build_middlewares(self.config.middleware),
-                         RouteStage(self.models, self.router)])
+        stages = [*build_middlewares(self.config.middleware), RouteStage(self.models, self.router)]
+        if self.auth is not None:
+            stages.insert(0, AuthenticateStage(self.auth))
+        admit = build_admit_stage(self.config, self.limits)
+        if admit is not None:
+            stages.insert(1, admit)
+        return Pipeline(stages)
+
+    def build_auth(self) -> Authenticator | None:
+        """The authenticator when ``[auth] mode = "keys"``, else None (no stage is built).
+
+        Raises:
+            ConfigError: the store cannot be built from ``[auth]``.
+        """
+        auth = self.config.auth
+        if auth.mode != "keys":
+            return None
+        from modelmux.config.paths import state_dir
+        from modelmux.tenancy.open import open_store
+
+        failures = self.metrics.auth_failures
+        aliases = {name: target for name, target, _ in self.config.model_aliases()}
+        return Authenticator(auth, open_store(auth, state_dir()), admin_key=self.config.admin.key,
+                             aliases=aliases, on_failure=lambda reason: failures.inc((reason,)))
 
     async def __call__(self, exchange: Exchange) -> None:
         if self.breakers is not None:
@@ -211,5 +237,7 @@ class App:
         if self.breakers is not None:
             await self.breakers.aclose()
         await self.limits.aclose()
+        if self.auth is not None:
+            await self.auth.aclose()
         if self.tracer is not None:
             await self.tracer.aclose()

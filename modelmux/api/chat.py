@@ -48,6 +48,7 @@ _UNSENDABLE = re.compile(r"[^\x20-\x7e]")
 OVERHEAD_HEADER = b"x-modelmux-overhead-ms"
 PROVIDER_HEADER = b"x-modelmux-provider"
 ATTEMPTS_HEADER = b"x-modelmux-attempts"
+RATELIMIT = b"x-ratelimit-"
 DOOR = "openai.chat"
 
 
@@ -104,7 +105,9 @@ async def create_chat_completion(app: Services, exchange: Exchange) -> None:
         watcher.request_body(record.request_id, body)
     request = decode_request(body)
     record.model = request.model
-    ctx = RequestContext(DOOR, request, body, exchange.headers, record.request_id, record)
+    ctx = RequestContext(DOOR, request, body, exchange.headers, record.request_id, record,
+                         response_headers=exchange.extra_headers)
+    ctx.client = exchange.client
     if app.pipeline.observes:
         await run_observed(app, exchange, ctx, _call)
     else:  # the default: no stage observes answers, so no frame to record the outcome in
@@ -258,11 +261,15 @@ def observed_headers(record: RequestRecord, exchange: Exchange, provider: Provid
               stats: CallStats) -> Headers:
     """The response head's headers: overhead (time since the request arrived, less the time
     waiting on the upstream), provider, attempts and the upstream headers the provider passes
-    on; the overhead is kept on ``record``."""
+    on, less its ``x-ratelimit-*`` when the admit stage sent the caller's own; the overhead is
+    kept on ``record``."""
     overhead = max(time.perf_counter_ns() - exchange.received_ns - stats.wait_ns, 0)
     record.overhead_ns = overhead
+    passed = stats.headers
+    if passed and any(name.startswith(RATELIMIT) for name, _ in exchange.extra_headers):
+        passed = [(name, value) for name, value in passed if not name.startswith(RATELIMIT)]
     return [(OVERHEAD_HEADER, b"%.3f" % (overhead / 1e6)), *upstream_headers(provider, stats),
-            *stats.headers]
+            *passed]
 
 
 def upstream_headers(provider: Provider, stats: CallStats) -> Headers:

@@ -91,7 +91,9 @@ async def create_message(app: Services, exchange: Exchange) -> None:
         raise invalid(f"The request cannot be expressed for this gateway: {exc}") from None
     record = app.record(exchange)
     record.model = request.model
-    ctx = RequestContext(DOOR, chat_request, internal_body, exchange.headers, request_id, record)
+    ctx = RequestContext(DOOR, chat_request, internal_body, exchange.headers, request_id, record,
+                         response_headers=exchange.extra_headers)
+    ctx.client = exchange.client
     ctx.state[DOOR] = MessagesState(body, request, dropped.header())
     ctx.streamed = bool(request.stream)
     await run_observed(app, exchange, ctx, _call)

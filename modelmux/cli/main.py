@@ -22,6 +22,10 @@ COMMANDS = {
     "reload": "modelmux.cli.reload",
     "upgrade": "modelmux.cli.upgrade",
     "bench": "modelmux.cli.bench",
+    "keys": "modelmux.cli.tenancy_cmd",
+    "teams": "modelmux.cli.tenancy_cmd",
+    "users": "modelmux.cli.tenancy_cmd",
+    "db": "modelmux.cli.db",
 }
 
 DESCRIPTION = f"""ModelMux {__version__}: one OpenAI-compatible front door for many model providers
@@ -56,6 +60,7 @@ EXAMPLES:
   modelmux config show
   modelmux doctor
   modelmux logs -f
+  modelmux keys create --name ci --team research
 
 EXIT CODES:
   0 success, 1 failure (a doctor check, a refused overwrite, the port is taken),

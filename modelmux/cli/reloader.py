@@ -27,6 +27,7 @@ from modelmux.config.layers import origin_of
 from modelmux.config.load import LoadedConfig
 from modelmux.config.problems import ConfigError, Problem
 from modelmux.config.schema import Config
+from modelmux.pipeline.admit import carry_admission
 from modelmux.server.lifecycle import Server
 from modelmux.server.tls import server_context
 
@@ -140,6 +141,7 @@ class Reloader:
         old = self.app
         app.started_at = old.started_at  # uptime is the process's, not the configuration's
         carried = app.router.adopt(old.router, unchanged_deployments(old, app))
+        carry_admission(old.pipeline, app.pipeline)
         lines = changes(old.config, loaded.config)
         app.ready = True
         if context is not None and self.server.tls is not None:

@@ -9,6 +9,11 @@ import msgspec
 from msgspec import Struct, field
 
 
+JWT_ALGORITHMS = frozenset({"RS256", "RS384", "RS512", "PS256", "PS384", "PS512",
+                            "ES256", "ES384", "ES512"})
+"""What ``[auth.jwt] algorithms`` may list: public-key signatures only (no "none", no HS*)."""
+
+
 class JwtConfig(Struct, forbid_unknown_fields=True, frozen=True):
     """``[auth.jwt]``: bearer JWTs (RS256/ES256) accepted beside keys; claims map to the
     caller's user, team and role. One of ``jwks_url`` and ``jwks_file`` is required."""

@@ -15,6 +15,11 @@ from typing import Any, Protocol
 from modelmux.tenancy.records import Key, Team, User
 
 
+class Conflict(ValueError):
+    """A write a store refuses: a name or key hash already taken, or a team or user deleted
+    while active keys or members still name it. The admin API answers 409."""
+
+
 class TenancyStore(Protocol):
     """Teams, users and keys. Lookups by id or by name (teams, users); keys by hash."""
 
@@ -53,5 +58,10 @@ class TenancyStore(Protocol):
 
     def on_change(self, callback: Callable[[str, str], None]) -> None:
         """Call ``callback(kind, id)`` ("key", "user", "team") when any instance changes or
-        revokes a record, so authentication caches drop it within a second."""
+        revokes a record, so authentication caches drop it within a second.
+
+        This instance's own writes are told before the write call returns; a notice may
+        come more than once. ``("*", "")`` means notices may have been missed (a lost
+        connection came back): drop every cached record. Callbacks run on the event loop
+        and must not block."""
         ...
