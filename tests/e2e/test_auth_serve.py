@@ -344,3 +344,18 @@ def test_keys_keep_working_across_a_reload(tmp_path: Path, upstreams: Upstreams)
             chat(client)
     finally:
         assert proc.stop() == 0
+
+
+def test_a_store_that_cannot_open_stops_the_start(tmp_path: Path) -> None:
+    path = tmp_path / "config.toml"
+    blocker = tmp_path / "not-a-dir"
+    blocker.write_text("")  # a file where the database's folder should be
+    path.write_text(LOOPBACK_SERVER + f'[auth]\nmode = "keys"\nsqlite_path = "{blocker}/db"\n'
+                    '[[provider]]\nname = "m"\ntype = "mock"\nmodels = ["mock"]\n')
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MODELMUX_")}
+    env["HOME"] = str(tmp_path)
+    done = subprocess.run([*modelmux_command(), "serve", "--config", str(path)],
+                          capture_output=True, text=True, env=env, timeout=60, check=False)
+    assert done.returncode == 1
+    assert "cannot open the [auth] sqlite store" in done.stderr
+    assert "listening on" not in done.stderr
