@@ -62,8 +62,10 @@ def upstreams() -> Iterator[Upstreams]:
         ups.close()
 
 
-def config(ups: Upstreams, db: Path, *, failed_per_minute: int = 1000) -> str:
-    return LOOPBACK_SERVER + f"""
+def config(ups: Upstreams, db: Path, *, failed_per_minute: int = 1000, debug: bool = False
+           ) -> str:
+    logging = '[logging]\nlevel = "debug"\ndebug_bodies = true\n' if debug else ""
+    return LOOPBACK_SERVER + logging + f"""
 [auth]
 mode = "keys"
 master_key = "${{MODELMUX_MASTER_KEY}}"
@@ -128,7 +130,7 @@ def chat(client: openai.OpenAI, model: str = "gpt-4o") -> str:
 def gateway(tmp_path_factory: pytest.TempPathFactory, upstreams: Upstreams
             ) -> Iterator[ServeProcess]:
     home = tmp_path_factory.mktemp("auth")
-    proc = serve(home, config(upstreams, home / "modelmux.db"))
+    proc = serve(home, config(upstreams, home / "modelmux.db", debug=True))  # logs all it can
     try:
         yield proc
     finally:
@@ -208,6 +210,7 @@ def test_the_clients_key_reaches_no_provider_and_no_log(gateway: ServeProcess,
     for headers in seen:
         assert all(secret not in value and MASTER not in value for value in headers.values())
     call(gateway, "GET", "/admin/keys")
+    assert gateway.wait_for_log("upstream POST")  # debug_bodies logged the upstream calls
     assert not any(secret in line or MASTER in line for line in gateway.lines)
 
 
