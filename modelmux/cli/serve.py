@@ -128,24 +128,11 @@ def _server(app: App, config: Config) -> Server:
                   http2=config.server.http2.settings(), http1=config.server.http1)
 
 
-async def open_auth(app: App) -> str | None:
-    """Open the ``[auth]`` store (applying its migrations) before serving; the reason it
-    cannot be opened, or None."""
-    if app.auth is None:
-        return None
-    try:
-        await app.auth.open()
-    except Exception as exc:  # noqa: BLE001  # sqlite3, asyncpg, OS errors alike: refuse to start
-        log.error("cannot open the [auth] %s store: %s", app.config.auth.store, exc)
-        return f"cannot open the [auth] store: {exc}"
-    return None
-
-
 async def serve(config: Config, host: str, port: int, ns: argparse.Namespace,
                 takeover: Takeover | None = None) -> int:
     """Run one server process until a stop signal or a hand-over; returns the exit code."""
     app = App(config)
-    trouble = await open_auth(app)
+    trouble = await app.open()
     if trouble is not None:
         if takeover is not None:
             takeover.fail(trouble)
@@ -200,7 +187,7 @@ async def serve_worker(config: Config, fds: list[int], ready_fd: int, lifeline_f
                        ns: argparse.Namespace) -> int:
     """A worker under ``--workers``: serve on inherited sockets, report ready, stop with the rest."""
     app = App(config)
-    if await open_auth(app) is not None:
+    if await app.open() is not None:
         await app.aclose()
         return 1
     if getattr(ns, "metrics_dir", None):  # /metrics answers with every worker's totals

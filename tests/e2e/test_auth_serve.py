@@ -62,8 +62,10 @@ def upstreams() -> Iterator[Upstreams]:
         ups.close()
 
 
-def config(ups: Upstreams, db: Path, *, failed_per_minute: int = 1000) -> str:
-    return LOOPBACK_SERVER + f"""
+def config(ups: Upstreams, db: Path, *, failed_per_minute: int = 1000, debug: bool = False
+           ) -> str:
+    logging = '[logging]\nlevel = "debug"\ndebug_bodies = true\n' if debug else ""
+    return LOOPBACK_SERVER + logging + f"""
 [auth]
 mode = "keys"
 master_key = "${{MODELMUX_MASTER_KEY}}"
@@ -128,7 +130,7 @@ def chat(client: openai.OpenAI, model: str = "gpt-4o") -> str:
 def gateway(tmp_path_factory: pytest.TempPathFactory, upstreams: Upstreams
             ) -> Iterator[ServeProcess]:
     home = tmp_path_factory.mktemp("auth")
-    proc = serve(home, config(upstreams, home / "modelmux.db"))
+    proc = serve(home, config(upstreams, home / "modelmux.db", debug=True))  # logs all it can
     try:
         yield proc
     finally:
@@ -208,6 +210,7 @@ def test_the_clients_key_reaches_no_provider_and_no_log(gateway: ServeProcess,
     for headers in seen:
         assert all(secret not in value and MASTER not in value for value in headers.values())
     call(gateway, "GET", "/admin/keys")
+    assert gateway.wait_for_log("upstream POST")  # debug_bodies logged the upstream calls
     assert not any(secret in line or MASTER in line for line in gateway.lines)
 
 
@@ -344,3 +347,18 @@ def test_keys_keep_working_across_a_reload(tmp_path: Path, upstreams: Upstreams)
             chat(client)
     finally:
         assert proc.stop() == 0
+
+
+def test_a_store_that_cannot_open_stops_the_start(tmp_path: Path) -> None:
+    path = tmp_path / "config.toml"
+    blocker = tmp_path / "not-a-dir"
+    blocker.write_text("")  # a file where the database's folder should be
+    path.write_text(LOOPBACK_SERVER + f'[auth]\nmode = "keys"\nsqlite_path = "{blocker}/db"\n'
+                    '[[provider]]\nname = "m"\ntype = "mock"\nmodels = ["mock"]\n')
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MODELMUX_")}
+    env["HOME"] = str(tmp_path)
+    done = subprocess.run([*modelmux_command(), "serve", "--config", str(path)],
+                          capture_output=True, text=True, env=env, timeout=60, check=False)
+    assert done.returncode == 1
+    assert "cannot open the [auth] sqlite store" in done.stderr
+    assert "listening on" not in done.stderr
