@@ -65,6 +65,12 @@ def vertex_gemini_url(origin: str, project: str, region: str, model: str, stream
             f"/publishers/google/models/{quote(model, safe='')}:{method}")
 
 
+class VertexGemini(GeminiProvider):
+    """The Gemini half of a ``vertex`` provider: its errors name the ``vertex`` type."""
+
+    type = "vertex"
+
+
 class GoogleBearerAuth:
     """``Authorization: Bearer`` from a ``GoogleTokenSource``; a 401 forces one refresh."""
 
@@ -130,7 +136,7 @@ class VertexProvider(ClaudeProvider):
         headers = merge_headers(json_headers(), extra_headers(config.headers, where))
         auth = GoogleBearerAuth(self.tokens)
         policy = retry or RetryPolicy(max_retries=config.max_retries)
-        self.gemini = GeminiProvider(
+        self.gemini = VertexGemini(
             config.name, list(config.models), pool,
             url=lambda model, stream: vertex_gemini_url(origin, project, region, model, stream),
             headers=headers, auth=auth, timeouts=config.timeouts.timeouts(), retry=policy,
