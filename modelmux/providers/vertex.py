@@ -20,17 +20,17 @@ from modelmux.auth.google import CredentialsError, GoogleTokenSource, load_crede
 from modelmux.config.load import ConfigError
 from modelmux.config.schema import VertexConfig
 from modelmux.errors import Headers
+from modelmux.providers.base import ChatCall, RetryPolicy
 from modelmux.providers.claude import ClaudeProvider
 from modelmux.providers.claude_endpoint import ClaudeEndpoint
 from modelmux.providers.env import expand_env
+from modelmux.providers.gemini import GeminiProvider
 from modelmux.providers.headers import (
     check_base_url,
     extra_headers,
     json_headers,
     merge_headers,
 )
-from modelmux.providers.base import ChatCall, RetryPolicy
-from modelmux.providers.gemini import GeminiProvider
 from modelmux.upstream import ConnectionPool
 
 VERTEX_ANTHROPIC_VERSION = "vertex-2023-10-16"

@@ -24,12 +24,12 @@ class _Embedding(msgspec.Struct):
 
 
 class _Usage(msgspec.Struct):
-    promptTokenCount: int = 0  # noqa: N815  (Gemini's field name)
+    promptTokenCount: int = 0
 
 
 class _Answer(msgspec.Struct):
     embeddings: list[_Embedding] = []
-    usageMetadata: _Usage | None = None  # noqa: N815  (not sent today; counted if it ever is)
+    usageMetadata: _Usage | None = None
 
 
 _answer = msgspec.json.Decoder(_Answer)
