@@ -156,7 +156,8 @@ class AnthropicConfig(Struct, tag_field="type", tag="anthropic", forbid_unknown_
 
 class VertexConfig(Struct, tag_field="type", tag="vertex", forbid_unknown_fields=True,
                    frozen=True):
-    """Claude on Google Vertex AI (``rawPredict`` / ``streamRawPredict``).
+    """Claude (``rawPredict`` / ``streamRawPredict``), Gemini (``generateContent``) and Google
+    text embedding models (``predict``) on Google Vertex AI.
 
     At most one of ``credentials_file``, ``credentials_json`` (inline JSON) and
     ``credentials_env`` (name of a variable holding base64 JSON); none means Application
@@ -172,6 +173,8 @@ class VertexConfig(Struct, tag_field="type", tag="vertex", forbid_unknown_fields
     credentials_json: str | None = None
     credentials_env: str | None = None
     default_max_tokens: MaxTokens = 4096
+    embed_batch_size: Annotated[int, msgspec.Meta(ge=1, le=250)] = 250  # :predict instances
+    embed_task_type: str | None = None  # task_type of every embed instance
     headers: dict[str, str] = field(default_factory=dict)
     timeouts: TimeoutsConfig = field(default_factory=TimeoutsConfig)
     max_retries: MaxRetries = 2

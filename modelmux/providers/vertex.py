@@ -7,22 +7,25 @@ anthropic/models/{model}:rawPredict`` (``:streamRawPredict`` to stream; region `
 ``aiplatform.googleapis.com``), OAuth ``Authorization: Bearer``, and a body without ``model``
 that carries ``"anthropic_version": "vertex-2023-10-16"``. Gemini models (``gemini-*``): Vertex AI
 "Generate content with the Gemini API": ``.../publishers/google/models/{model}:generateContent``
-(``:streamGenerateContent?alt=sse``), the AI Studio body, the same OAuth token.
+(``:streamGenerateContent?alt=sse``), the AI Studio body, the same OAuth token. Embeddings:
+"Get text embeddings", ``.../publishers/google/models/{model}:predict``
+(``translate.embed_vertex``).
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import AsyncGenerator
+from collections.abc import AsyncGenerator, Callable
 from urllib.parse import quote
 
 from modelmux.auth.google import CredentialsError, GoogleTokenSource, load_credentials
 from modelmux.config.load import ConfigError
 from modelmux.config.schema import VertexConfig
 from modelmux.errors import Headers
-from modelmux.providers.base import ChatCall, RetryPolicy
+from modelmux.providers.base import ChatCall, EmbedCall, RetryPolicy
 from modelmux.providers.claude import ClaudeProvider
 from modelmux.providers.claude_endpoint import ClaudeEndpoint
+from modelmux.providers.embed_batch import embed_batches
 from modelmux.providers.env import expand_env
 from modelmux.providers.gemini import GeminiProvider
 from modelmux.providers.headers import (
@@ -31,6 +34,8 @@ from modelmux.providers.headers import (
     json_headers,
     merge_headers,
 )
+from modelmux.translate.embed_vertex import vertex_embed_batch, vertex_embed_body, vertex_vectors
+from modelmux.translate.embeddings import embed_options, text_inputs
 from modelmux.upstream import ConnectionPool
 
 VERTEX_ANTHROPIC_VERSION = "vertex-2023-10-16"
@@ -61,8 +66,13 @@ def is_gemini(model: str) -> bool:
 def vertex_gemini_url(origin: str, project: str, region: str, model: str, stream: bool) -> str:
     """The publishers/google ``generateContent`` (or streaming) URL, segments percent-encoded."""
     method = "streamGenerateContent?alt=sse" if stream else "generateContent"
+    return google_url(origin, project, region, model, method)
+
+
+def google_url(origin: str, project: str, region: str, model: str, method: str) -> str:
+    """``method`` of a publishers/google model, every path segment percent-encoded."""
     return (f"{origin}/v1/projects/{quote(project, safe='')}/locations/{quote(region, safe='')}"
-            f"/publishers/google/models/{quote(model, safe='')}:{method}")
+            f"/publishers/google/models/{quote(model, safe='@')}:{method}")
 
 
 class VertexGemini(GeminiProvider):
@@ -136,6 +146,10 @@ class VertexProvider(ClaudeProvider):
         headers = merge_headers(json_headers(), extra_headers(config.headers, where))
         auth = GoogleBearerAuth(self.tokens)
         policy = retry or RetryPolicy(max_retries=config.max_retries)
+        self.embed_url: Callable[[str], str] = (
+            lambda model: google_url(origin, project, region, model, "predict"))
+        self.embed_batch_size = config.embed_batch_size
+        self.embed_task_type = config.embed_task_type
         self.gemini = VertexGemini(
             config.name, list(config.models), pool,
             url=lambda model, stream: vertex_gemini_url(origin, project, region, model, stream),
@@ -174,6 +188,23 @@ class VertexProvider(ClaudeProvider):
         if is_gemini(call.model):
             return self.gemini.stream(call)
         return super().stream(call)
+
+    async def embed(self, call: EmbedCall) -> bytes:
+        """Google text embedding models through ``:predict``, ``embed_batch_size`` instances a
+        request (one for ``gemini-embedding-*``); usage from Vertex's token statistics.
+
+        Raises:
+            InvalidRequest: token-array input or a non-string ``task_type``.
+        """
+        texts = text_inputs(call.request, self.name, self.type)
+        task = embed_options(call.raw).task_type or self.embed_task_type
+        dimensions = call.request.dimensions
+        size = vertex_embed_batch(call.model, self.embed_batch_size)
+        return await embed_batches(
+            self.gemini.upstream, self.embed_url(call.model), self.gemini.headers, call, texts,
+            size,
+            lambda batch: vertex_embed_body(batch, dimensions=dimensions, task_type=task),
+            lambda answer, want: vertex_vectors(answer, self.name, want))
 
     async def aclose(self) -> None:
         await self.tokens.aclose()

@@ -11,7 +11,8 @@ fault name per coming request.
 Embeddings per Gemini API "Embeddings": ``:batchEmbedContents`` with at most 100 requests, each
 naming the URL's model; ``{"embeddings": [{"values"}]}``, no token counts; a model not in
 ``embed_models`` is a 404. With ``token_ok`` the fake is Vertex AI's publishers/google instead:
-``/v1/projects/{p}/locations/{r}/publishers/google/models/{m}:...`` with an OAuth bearer token.
+``/v1/projects/{p}/locations/{r}/publishers/google/models/{m}:...`` with an OAuth bearer token,
+whose text embeddings are Vertex's ``:predict`` (``predict_reply``).
 """
 
 from __future__ import annotations
@@ -26,7 +27,8 @@ from tests.fakes.answers import TEXT, Answer, pieces
 from tests.fakes.http import FakeServer, Reply, Request, Split, json_reply, whole
 from tests.fakes.openai import vector_of
 
-_METHODS = r"(?P<method>generateContent|streamGenerateContent\?alt=sse|batchEmbedContents)"
+_METHODS = (r"(?P<method>generateContent|streamGenerateContent\?alt=sse|batchEmbedContents"
+            r"|predict)")
 _PATH = re.compile(r"/v1beta/models/(?P<model>[^/:?]+):" + _METHODS)
 _VERTEX_PATH = re.compile(r"/v1/projects/(?P<project>[^/]+)/locations/(?P<region>[^/]+)"
                           r"/publishers/google/models/(?P<model>[^/:?]+):" + _METHODS)
@@ -105,6 +107,31 @@ def embed_reply(model: str, body: dict[str, Any]) -> Reply:
     return json_reply(200, {"embeddings": out})
 
 
+def predict_reply(model: str, body: dict[str, Any]) -> Reply:
+    """Vertex "Get text embeddings": ``instances`` in, ``predictions`` with token statistics
+    (one token a word) out; at most 250 instances, one for ``gemini-embedding-001``."""
+    if model not in EMBED_MODELS | {"text-embedding-005"}:
+        return json_reply(404, google_error(404, f"Publisher Model `publishers/google/models/"
+                                                 f"{model}` not found."))
+    instances = body.get("instances") or []
+    limit = 1 if model == "gemini-embedding-001" else 250
+    if len(instances) > limit:
+        return json_reply(400, google_error(400, f"{len(instances)} instances exceed the "
+                                                 f"limit of {limit} for {model}."))
+    dims = (body.get("parameters") or {}).get("outputDimensionality") or 3
+    out = []
+    for instance in instances:
+        task = instance.get("task_type")
+        if task is not None and task not in TASK_TYPES:
+            return json_reply(400, google_error(400, f"Unsupported task type: {task}"))
+        text = instance["content"]
+        out.append({"embeddings": {"values": vector_of(text, dims), "statistics": {
+            "token_count": float(len(text.split())), "truncated": False}}})
+    return json_reply(200, {"predictions": out,
+                            "metadata": {"billableCharacterCount": sum(len(i["content"])
+                                                                       for i in instances)}})
+
+
 class FakeGemini(FakeServer):
     def __init__(self, *, api_key: str = "AIza-test", answer: Answer = TEXT, split: Split = whole,
                  retry_after: str = "0", token_ok: Callable[[str], bool] | None = None) -> None:
@@ -135,12 +162,14 @@ class FakeGemini(FakeServer):
             return json_reply(400, google_error(400, "content-type must be application/json"))
         self.paths.append(match.groupdict())
         body = request.json()
-        if match["method"] == "batchEmbedContents":
+        if match["method"] in ("batchEmbedContents", "predict"):
             self.embed_bodies.append(body)
             fault = self.faults.popleft() if self.faults else None
             if fault is not None:
                 code = int(fault)
                 return json_reply(code, google_error(code, f"fake {_STATUS[code]}"))
+            if match["method"] == "predict":
+                return predict_reply(match["model"], body)
             return embed_reply(match["model"], body)
         self.bodies.append(body)
         self.models.append(match["model"])

@@ -1,6 +1,7 @@
 """Gemini models on the ``vertex`` type, beside Claude in one provider: the official SDKs → the
 gateway → a fake Vertex AI host serving ``publishers/google`` and ``publishers/anthropic`` with
-one OAuth token check. The model name picks the publisher, path and wire format."""
+one OAuth token check. The model name picks the publisher, path and wire format; embeddings go
+to Google's ``:predict``."""
 
 from __future__ import annotations
 
@@ -12,9 +13,11 @@ from dataclasses import dataclass
 import openai
 import pytest
 
+from tests.api.test_embeddings import floats
 from tests.fakes.answers import TEXT, TOOLS, Answer
 from tests.fakes.google_oauth import FakeGoogleOAuth
 from tests.fakes.http import SPLITS, Split, whole
+from tests.fakes.openai import vector_of
 from tests.fakes.vertex import FakeVertex
 from tests.messages.helpers import client as anthropic_client
 from tests.providers.harness import (
@@ -45,7 +48,8 @@ async def vertex_gateway(*, answer: Answer = TEXT, split: Split = whole,
             FakeVertex(token_ok=oauth.valid, answer=answer, split=split) as vertex:
         toml = (f'[[provider]]\nname = "vtx"\ntype = "vertex"\nproject = "fake-project"\n'
                 f'region = "us-central1"\nbase_url = "{vertex.origin}"\n'
-                f'models = ["sonnet", "gemini-2.0-flash"]\n'
+                f'models = ["sonnet", "gemini-2.0-flash", "text-embedding-005", '
+                f'"gemini-embedding-001"]\n'
                 f"credentials_json = '''{json.dumps(oauth.service_account_info())}'''\n{extra}\n")
         async with gateway(toml) as gw:
             yield Setup(gw, vertex, oauth)
@@ -143,8 +147,50 @@ def test_errors_name_the_vertex_provider_and_keep_google_messages() -> None:
             with pytest.raises(openai.BadRequestError) as bad:
                 await client.chat.completions.create(model="gemini-2.0-flash", messages=MESSAGES)
             assert "fake INVALID_ARGUMENT" in bad.value.message
-            with pytest.raises(openai.BadRequestError) as no_embed:
+            with pytest.raises(openai.NotFoundError) as no_embed:
                 await client.embeddings.create(model="gemini-2.0-flash", input="x")
-            assert no_embed.value.code == "embeddings_not_supported"
+            assert "Publisher Model" in no_embed.value.message
+
+    run("asyncio", main())
+
+
+@pytest.mark.parametrize("encoding", ["float", "base64"])
+def test_vertex_embeddings_through_predict(encoding: str) -> None:
+    texts = [f"passage number {i}" for i in range(260)]
+
+    async def main() -> None:
+        async with vertex_gateway() as s, s.gw.client() as client:
+            got = await client.embeddings.create(model="text-embedding-005", input=texts,
+                                                 encoding_format=encoding)  # type: ignore[arg-type]
+            assert [floats(d.embedding) for d in got.data] == [vector_of(t) for t in texts]
+            gemini = s.vertex.gemini
+            assert [len(b["instances"]) for b in gemini.embed_bodies] == [250, 10]
+            assert {p["method"] for p in gemini.paths} == {"predict"}
+            assert got.usage.prompt_tokens == 3 * len(texts)  # Vertex's token statistics
+            assert gemini.embed_bodies[0]["instances"][0] == {"content": texts[0]}
+            await client.embeddings.create(model="gemini-embedding-001", input=texts[:3],
+                                           dimensions=5,
+                                           extra_body={"task_type": "RETRIEVAL_QUERY"})
+            sent = gemini.embed_bodies[2:]
+            assert [len(b["instances"]) for b in sent] == [1, 1, 1]  # one a request
+            assert sent[0] == {"instances": [{"content": texts[0],
+                                              "task_type": "RETRIEVAL_QUERY"}],
+                               "parameters": {"outputDimensionality": 5}}
+
+    run("asyncio", main(), timeout=30)
+
+
+def test_vertex_embed_batch_and_task_type_from_config() -> None:
+    async def main() -> None:
+        extra = 'embed_batch_size = 2\nembed_task_type = "CLUSTERING"'
+        async with vertex_gateway(extra=extra) as s, s.gw.client() as client:
+            await client.embeddings.create(model="text-embedding-005", input=["a", "b", "c"])
+            bodies = s.vertex.gemini.embed_bodies
+            assert [len(b["instances"]) for b in bodies] == [2, 1]
+            assert bodies[0]["instances"][0]["task_type"] == "CLUSTERING"
+            with pytest.raises(openai.BadRequestError) as bad:
+                await client.embeddings.create(model="text-embedding-005", input="x",
+                                               extra_body={"task_type": "POETRY"})
+            assert "Unsupported task type: POETRY" in bad.value.message
 
     run("asyncio", main())

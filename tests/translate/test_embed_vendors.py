@@ -1,4 +1,4 @@
-"""The Gemini and Cohere embeddings translators, without sockets: request bodies, answers
+"""The Gemini, Vertex and Cohere embeddings translators, without sockets: request bodies, answers
 read back, OpenAI's answer in float and base64, and what a malformed answer becomes."""
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ from modelmux.errors import InvalidRequest, UpstreamError
 from modelmux.schemas.openai_embeddings import EmbeddingRequest
 from modelmux.translate.embed_cohere import cohere_embed_body, cohere_vectors
 from modelmux.translate.embed_gemini import gemini_embed_body, gemini_vectors
+from modelmux.translate.embed_vertex import vertex_embed_batch, vertex_embed_body, vertex_vectors
 from modelmux.translate.embeddings import embed_options, openai_embeddings, slices, text_inputs
 
 
@@ -77,3 +78,20 @@ def test_inputs_options_and_slices() -> None:
     with pytest.raises(InvalidRequest):
         embed_options(b'{"task_type": 3}')
     assert slices(5, 2) == [(0, 2), (2, 4), (4, 5)] and slices(2, 96) == [(0, 2)]
+
+
+def test_vertex_predict_body_answer_and_batch() -> None:
+    body = json.loads(vertex_embed_body(["a", "b"], dimensions=None, task_type=None))
+    assert body == {"instances": [{"content": "a"}, {"content": "b"}]}
+    tuned = json.loads(vertex_embed_body(["a"], dimensions=4, task_type="CLUSTERING"))
+    assert tuned == {"instances": [{"content": "a", "task_type": "CLUSTERING"}],
+                     "parameters": {"outputDimensionality": 4}}
+    answer = (b'{"predictions": [{"embeddings": {"values": [1, 2], "statistics": '
+              b'{"token_count": 3.0, "truncated": false}}}, {"embeddings": {"values": [3]}}]}')
+    assert vertex_vectors(answer, "v", 2) == ([[1.0, 2.0], [3.0]], 3)
+    with pytest.raises(UpstreamError, match="2 embeddings for 1 inputs"):
+        vertex_vectors(answer, "v", 1)
+    with pytest.raises(UpstreamError, match="unreadable"):
+        vertex_vectors(b'{"predictions": [{}]}', "v", 1)
+    assert vertex_embed_batch("gemini-embedding-001", 250) == 1
+    assert vertex_embed_batch("text-embedding-005", 250) == 250
