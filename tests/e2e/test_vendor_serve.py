@@ -1,6 +1,6 @@
 """``modelmux serve`` as a process in front of fake Gemini, Cohere and Vertex AI servers: the
-official ``openai`` SDK embeds through ``gemini`` and ``cohere`` (batched to their limits) and
-chats with a Gemini model on ``vertex``, streamed and not."""
+official ``openai`` SDK embeds through ``gemini``, ``cohere`` and ``vertex`` (batched to their
+limits) and chats with a Gemini model on ``vertex``, streamed and not."""
 
 from __future__ import annotations
 
@@ -49,7 +49,7 @@ type = "vertex"
 project = "p1"
 region = "europe-west4"
 base_url = "{vertex.origin}"
-models = ["gemini-2.0-flash"]
+models = ["gemini-2.0-flash", "text-embedding-005"]
 credentials_json = '''{json.dumps(oauth.service_account_info())}'''
 """
             proc = await asyncio.to_thread(serve_config, tmp_path, config)
@@ -78,6 +78,12 @@ credentials_json = '''{json.dumps(oauth.service_account_info())}'''
                                     if c.choices])
                     assert text == TEXT.text
                     assert vertex.gemini.paths[0]["region"] == "europe-west4"
+                    got = await client.embeddings.create(model="text-embedding-005",
+                                                         input=TEXTS)
+                    assert [floats(d.embedding) for d in got.data] == [vector_of(t)
+                                                                       for t in TEXTS]
+                    assert got.usage.prompt_tokens == 2 * len(TEXTS)
+                    assert vertex.gemini.paths[-1]["method"] == "predict"
             finally:
                 assert await asyncio.to_thread(proc.stop) == 0
 
