@@ -72,10 +72,18 @@ def _base64(vector: list[float]) -> str:
 
 def openai_embeddings(vectors: list[list[float]], *, model: str, encoding_format: str,
                       prompt_tokens: int) -> bytes:
-    """OpenAI's ``object: list`` answer for ``vectors`` in input order."""
+    """OpenAI's ``object: list`` answer for ``vectors`` in input order.
+
+    Raises:
+        UpstreamError: base64 was asked for and a value does not fit in a float32.
+    """
     as_base64 = encoding_format == "base64"
-    data = [{"object": "embedding", "index": index,
-             "embedding": _base64(vector) if as_base64 else vector}
-            for index, vector in enumerate(vectors)]
+    try:
+        data = [{"object": "embedding", "index": index,
+                 "embedding": _base64(vector) if as_base64 else vector}
+                for index, vector in enumerate(vectors)]
+    except OverflowError:
+        raise UpstreamError("the provider sent an embedding value outside float32's range",
+                            code="upstream_protocol_error") from None
     return _encode({"object": "list", "data": data, "model": model,
                     "usage": {"prompt_tokens": prompt_tokens, "total_tokens": prompt_tokens}})

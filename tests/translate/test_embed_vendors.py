@@ -66,6 +66,8 @@ def test_openai_answer_in_float_and_base64() -> None:
                                           prompt_tokens=0))
     raw = [base64.b64decode(d["embedding"]) for d in packed["data"]]
     assert [list(struct.unpack("<2f", r)) for r in raw] == vectors
+    with pytest.raises(UpstreamError, match="float32"):
+        openai_embeddings([[1e300]], model="m", encoding_format="base64", prompt_tokens=0)
 
 
 def test_inputs_options_and_slices() -> None:
