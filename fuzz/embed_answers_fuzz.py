@@ -19,11 +19,11 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from modelmux.errors import UpstreamError  # noqa: E402
-from modelmux.translate.embed_cohere import cohere_vectors  # noqa: E402
-from modelmux.translate.embed_gemini import gemini_vectors  # noqa: E402
-from modelmux.translate.embed_vertex import vertex_vectors  # noqa: E402
-from modelmux.translate.embeddings import openai_embeddings  # noqa: E402
+from modelmux.errors import UpstreamError
+from modelmux.translate.embed_cohere import cohere_vectors
+from modelmux.translate.embed_gemini import gemini_vectors
+from modelmux.translate.embed_vertex import vertex_vectors
+from modelmux.translate.embeddings import openai_embeddings
 
 Reader = Callable[[bytes, str, int], tuple[list[list[float]], int]]
 READERS: list[Reader] = [gemini_vectors, vertex_vectors, cohere_vectors]
