@@ -101,7 +101,8 @@ async def create_message(app: Services, exchange: Exchange) -> None:
 
 def is_native(spec: DeploymentSpec) -> bool:
     """True when the deployment speaks Messages itself (Anthropic, Vertex Claude)."""
-    return isinstance(spec.provider, ClaudeProvider)
+    provider = spec.provider
+    return isinstance(provider, ClaudeProvider) and provider.speaks_messages(spec.model)
 
 
 async def _call(app: Services, exchange: Exchange, ctx: RequestContext) -> None:
