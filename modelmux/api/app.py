@@ -26,6 +26,8 @@ from modelmux.observability.calls import Watcher
 from modelmux.observability.gateway import GatewayMetrics
 from modelmux.observability.record import RequestRecord
 from modelmux.observability.tracing import build_tracer
+from modelmux.cache.backend import build_backend
+from modelmux.pipeline.cache import ResponseCache
 from modelmux.pipeline.plugins import build_middlewares
 from modelmux.pipeline.route import RouteStage
 from modelmux.pipeline.stage import Pipeline
@@ -99,6 +101,7 @@ class App:
         bodies = _body_log(config)
         self.watcher = Watcher(self.tracer, bodies) if self.tracer or bodies else None
         self.dispatcher = Dispatcher(self.router, routing, self.metrics, watcher=self.watcher)
+        self.cache = self.build_cache()
         self.pipeline = self.build_pipeline()
         self.active = 0
         self._idle: asyncio.Event | None = None
@@ -109,8 +112,24 @@ class App:
         Raises:
             ConfigError: a ``[[middleware]]`` plugin cannot be built.
         """
-        return Pipeline([*build_middlewares(self.config.middleware),
-                         RouteStage(self.models, self.router)])
+        stages = [*build_middlewares(self.config.middleware), RouteStage(self.models, self.router)]
+        if self.cache is not None:
+            self.cache.models = self.models
+            stages += self.cache.stages()
+        return Pipeline(stages)
+
+    def build_cache(self) -> ResponseCache | None:
+        """The response cache when ``[cache] enabled``, else None (its stages are not built).
+
+        Raises:
+            ConfigError: the Redis backend without the ``redis`` package.
+        """
+        config = self.config.cache
+        if not config.enabled:
+            return None
+        errors = self.metrics.cache_errors
+        backend = build_backend(config, self.config.state, lambda: errors.inc(()))
+        return ResponseCache(config, backend, self.models, self.metrics)
 
     async def __call__(self, exchange: Exchange) -> None:
         if self.breakers is not None:
@@ -211,5 +230,7 @@ class App:
         if self.breakers is not None:
             await self.breakers.aclose()
         await self.limits.aclose()
+        if self.cache is not None:
+            await self.cache.aclose()
         if self.tracer is not None:
             await self.tracer.aclose()
