@@ -1,4 +1,5 @@
-"""``GET /admin/providers``: providers, their deployments and each one's live routing state.
+"""``GET /admin/providers``: providers, their deployments and each one's live routing state;
+``GET /admin/cache`` (response cache stats) and ``DELETE /admin/cache`` (drop every entry).
 
 Off (404) unless ``[admin] key`` is set; then the request must carry it as
 ``Authorization: Bearer <key>``: none is a 401, a wrong one a 403, both in OpenAI's error shape.
@@ -49,4 +50,22 @@ async def providers(app: Services, exchange: Exchange) -> None:
                 if view["provider"] == provider.name]
         out.append({"name": provider.name, "type": provider.type, "deployments": mine})
     body = {"object": "list", "strategy": app.router.strategy, "data": out}
+    await send_json(exchange, 200, body, [(b"cache-control", b"no-store")])
+
+
+async def cache(app: Services, exchange: Exchange) -> None:
+    """``GET``: the response cache's backend, entries and bytes; ``DELETE``: clear it.
+
+    Raises:
+        NotFound: the response cache is off.
+    """
+    check_admin(app, exchange)
+    responses = app.cache
+    if responses is None:
+        raise NotFound("The response cache is off; set [cache] enabled = true.",
+                       code="cache_disabled")
+    if exchange.method == "DELETE":
+        body: dict[str, object] = {"cleared": await responses.clear()}
+    else:
+        body = responses.stats()
     await send_json(exchange, 200, body, [(b"cache-control", b"no-store")])

@@ -58,14 +58,19 @@ class MemoryCache:
         old = self._entries.pop(key, None)
         if old is not None:
             self.bytes -= old[2]
+        evicted = self.trim(size)
+        self._entries[key] = (entry, self.clock() + ttl, size)
+        self.bytes += size
+        return evicted
+
+    def trim(self, room: int = 0) -> int:
+        """Evict least recently used entries until ``room`` more bytes fit; how many went."""
         evicted = 0
         entries = self._entries
-        while entries and self.bytes + size > self.max_bytes:
+        while entries and self.bytes + room > self.max_bytes:
             _, (_, _, dropped) = entries.popitem(last=False)
             self.bytes -= dropped
             evicted += 1
-        entries[key] = (entry, self.clock() + ttl, size)
-        self.bytes += size
         self.evictions += evicted
         return evicted
 

@@ -158,7 +158,8 @@ async def serve(config: Config, host: str, port: int, ns: argparse.Namespace,
     stopping = Stopping()
     tasks = _handle_signals(stopping, reloader.reload)
     upgrader = Upgrader(server.listening_fds, stopping.hand_over, lambda: _validate(ns))
-    running = Running(ns, {"reload": reloader.reload, "upgrade": upgrader.upgrade}, upgrader)
+    running = Running(ns, {"reload": reloader.reload, "upgrade": upgrader.upgrade,
+                           "cache": lambda arg: cache_command(reloader, arg)}, upgrader)
     app.ready = True
     freeze_start_up()
     try:
@@ -175,6 +176,19 @@ async def serve(config: Config, host: str, port: int, ns: argparse.Namespace,
         return await _until_stopped(reloader, server, stopping, tasks, control=running.control)
     finally:
         await running.release()
+
+
+async def cache_command(reloader: Reloader, arg: str) -> tuple[bool, str]:
+    """``modelmux cache stats|clear`` on the serving App's response cache."""
+    cache = reloader.app.cache
+    if cache is None:
+        return False, "the response cache is off ([cache] enabled = false)"
+    return await cache.command(arg.strip())
+
+
+async def _workers_cache(arg: str) -> tuple[bool, str]:
+    return False, ("under --workers each worker keeps its own cache: use GET or DELETE "
+                   "/admin/cache (with the Redis backend one DELETE clears every worker's)")
 
 
 async def serve_worker(config: Config, fds: list[int], ready_fd: int, lifeline_fd: int,
@@ -223,7 +237,8 @@ async def supervise(config: Config, host: str, port: int, workers: int, worker_a
 
     upgrader = Upgrader(lambda: [sock.fileno() for sock in sockets], supervisor.hand_over,
                         lambda: _validate(ns))
-    running = Running(ns, {"reload": reload_all, "upgrade": upgrader.upgrade}, upgrader)
+    running = Running(ns, {"reload": reload_all, "upgrade": upgrader.upgrade,
+                           "cache": _workers_cache}, upgrader)
     supervisor.on_ready = lambda: running.start(takeover)
     loop = asyncio.get_running_loop()
     tasks: set[asyncio.Task[object]] = set()

@@ -85,6 +85,7 @@ class ResponseCache:
         self.clock = clock
         self.rules = CacheRules(config.rules)
         self.flights: dict[str, asyncio.Future[None]] = {}
+        self.waiting = 0  # requests waiting for an identical miss to finish
         self._groups: dict[str, tuple[tuple[str, str], ...]] = {}
         self._tasks: set[asyncio.Task[None]] = set()
 
@@ -142,6 +143,25 @@ class ResponseCache:
             if flight is not None and not flight.done():
                 flight.set_result(None)
 
+    def adopt(self, old: ResponseCache) -> bool:
+        """After a reload: keep the previous App's memory entries when both use the memory
+        backend (entries of changed deployments just never match again); True when kept."""
+        mine, theirs = self.backend, old.backend
+        if not (isinstance(mine, MemoryCache) and isinstance(theirs, MemoryCache)):
+            return False
+        theirs.max_bytes, theirs.max_entry_bytes = mine.max_bytes, mine.max_entry_bytes
+        theirs.trim()
+        self.backend, old.backend = theirs, mine
+        return True
+
+    async def command(self, arg: str) -> tuple[bool, str]:
+        """The control socket's ``cache stats`` and ``cache clear`` (``modelmux cache``)."""
+        if arg == "clear":
+            return True, f"cleared {await self.clear()} entries"
+        if arg in ("", "stats"):
+            return True, "\n".join(f"{name}: {value}" for name, value in self.stats().items())
+        return False, f"unknown cache command {arg!r}; known: stats, clear"
+
     async def clear(self) -> int:
         """Drop every stored answer; how many went."""
         count = await self.backend.clear()
@@ -149,7 +169,7 @@ class ResponseCache:
         return count
 
     def stats(self) -> dict[str, object]:
-        return {**self.backend.stats(), "in_flight": len(self.flights)}
+        return {**self.backend.stats(), "in_flight": len(self.flights), "waiting": self.waiting}
 
     async def aclose(self) -> None:
         if self._tasks:
@@ -204,7 +224,11 @@ class CacheLookup(Stage):
             if entry is None:
                 flight = cache.flights.get(key)
                 if flight is not None:
-                    await asyncio.shield(flight)
+                    cache.waiting += 1
+                    try:
+                        await asyncio.shield(flight)
+                    finally:
+                        cache.waiting -= 1
                     entry = await cache.backend.get(key)
             if entry is not None:
                 lookup.status, lookup.store = "hit", False
