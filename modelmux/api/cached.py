@@ -111,8 +111,8 @@ def begin(exchange: Exchange, ctx: RequestContext, limit: int) -> Exchange:
 async def replay(exchange: Exchange, ctx: RequestContext, entry: Entry) -> None:
     """Answer ``ctx`` with a stored answer: the same JSON body, or the same event stream."""
     record = ctx.record
-    record.provider, record.upstream_model = entry.provider or None, entry.model or None
-    record.provider_type = "cache"
+    record.provider = record.provider_type = "cache"
+    record.upstream_model = entry.model or None
     hit = (CACHE_HEADER, b"hit")
     if entry.form == JSON:
         ctx.answer = entry.body

@@ -22,14 +22,14 @@ from typing import TYPE_CHECKING, TypeVar
 
 import msgspec
 
-from modelmux.pipeline.cache import CacheHit
-from modelmux.pipeline.call import Failed, NewCall, Served
 from modelmux.api.cached import begin, replay
 from modelmux.api.ids import new_hex_id
 from modelmux.api.responses import JSON_HEADERS, SSE_HEADERS, error_event
 from modelmux.api.streaming import MODE_HEADER, Coalescer, choose_mode
 from modelmux.errors import Headers, InternalError, InvalidRequest, ModelMuxError
 from modelmux.observability.record import RequestRecord
+from modelmux.pipeline.cache import CacheHit
+from modelmux.pipeline.call import Failed, NewCall, Served
 from modelmux.pipeline.context import RequestContext
 from modelmux.providers.base import Call, CallStats, ChatCall, Provider, usage_of
 from modelmux.routing.models import DeploymentSpec

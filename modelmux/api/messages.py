@@ -20,13 +20,13 @@ import msgspec
 
 from modelmux.api.cached import begin, replay
 from modelmux.api.chat import observed_headers, relay_as_is, run_observed, serve_call
-from modelmux.pipeline.cache import CacheHit
-from modelmux.pipeline.call import Served
 from modelmux.api.ids import new_hex_id
 from modelmux.api.messages_door import DROPPED_HEADER, anthropic_door, decode_anthropic, invalid
 from modelmux.api.responses import JSON_HEADERS, SSE_HEADERS
 from modelmux.codec.sse import SSEDecoder, SSEProtocolError
 from modelmux.errors import InternalError, ModelMuxError
+from modelmux.pipeline.cache import CacheHit
+from modelmux.pipeline.call import Served
 from modelmux.pipeline.context import RequestContext
 from modelmux.providers.base import ChatCall, usage_of
 from modelmux.providers.claude import ClaudeProvider

@@ -13,7 +13,7 @@ ENTRY_OVERHEAD = 256
 """Bytes counted per entry beyond its body and key (the objects that hold it)."""
 
 
-class Entry(msgspec.Struct, array_like=True, frozen=True):
+class Entry(msgspec.Struct, array_like=True, frozen=True, gc=False):
     form: str
     body: bytes
     provider: str = ""

@@ -27,6 +27,7 @@ TTL_HEADER = b"x-modelmux-cache-ttl"
 CACHE_CONTROL = b"cache-control"
 
 _top = msgspec.json.Decoder(dict[str, msgspec.Raw])
+_pack = msgspec.msgpack.Encoder().encode
 
 
 class Directives(NamedTuple):
@@ -97,22 +98,8 @@ def request_key(space: str, door: str, form: str, deployments: Iterable[tuple[st
         msgspec.DecodeError, msgspec.ValidationError: a body is not a JSON object (the doors
             have decoded it already, so this does not happen for a served request).
     """
-    digest = hashlib.blake2b(digest_size=20)
-    put = digest.update
-
-    def part(tag: bytes, data: bytes) -> None:  # length-prefixed: no two inputs collide
-        put(tag + b"%d:" % len(data) + data)
-
-    part(b"D", door.encode())
-    part(b"F", form.encode())
-    for provider, model in sorted(deployments):
-        part(b"P", provider.encode())
-        part(b"M", model.encode())
-    for body in bodies:
-        part(b"B", b"")
-        fields = _top.decode(body)
-        for name in sorted(fields):
-            if name not in IGNORED:
-                part(b"N", name.encode())
-                part(b"V", bytes(fields[name]))
+    fields = [[(name, bytes(value)) for name, value in sorted(_top.decode(body).items())
+               if name not in IGNORED] for body in bodies]
+    material = _pack((door, form, sorted(deployments), fields))  # length-prefixed: no collisions
+    digest = hashlib.blake2b(material, digest_size=20)
     return space + ":" + digest.hexdigest()

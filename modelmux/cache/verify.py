@@ -12,6 +12,7 @@ from __future__ import annotations
 from typing import Any
 
 import msgspec
+from msgspec import Struct
 
 from modelmux.cache.entry import JSON
 from modelmux.codec.sse import SSEDecoder, SSEProtocolError
@@ -19,15 +20,42 @@ from modelmux.codec.sse import SSEDecoder, SSEProtocolError
 OPENAI, ANTHROPIC = "openai.chat", "anthropic.messages"
 FILTERED = frozenset({"content_filter", "refusal"})
 
-_json = msgspec.json.Decoder(dict[str, Any])
+
+
+class _Choice(Struct):
+    finish_reason: str | None = None
+
+
+class _Chat(Struct):
+    """The parts of a completion, or of one chunk, that say how it ended."""
+
+    choices: list[_Choice] | None = None
+    error: Any = None
+
+
+class _Delta(Struct):
+    stop_reason: str | None = None
+
+
+class _Message(Struct):
+    """A Message, or the data of a ``message_delta`` event."""
+
+    type: str = ""
+    stop_reason: str | None = None
+    delta: _Delta | None = None
+
+
+_chat = msgspec.json.Decoder(_Chat)
+_message = msgspec.json.Decoder(_Message)
 
 
 def storable(door: str, form: str, body: bytes) -> bool:
     """True when ``body`` (as delivered by ``door``, in ``form``) is a complete success."""
     try:
         if form == JSON:
-            doc = _json.decode(body)
-            return _openai_done([doc]) if door == OPENAI else _message_done(doc)
+            if door == OPENAI:
+                return _openai_done([_chat.decode(body)])
+            return _message_done(_message.decode(body))
         events = SSEDecoder().feed(body)
     except (msgspec.DecodeError, msgspec.ValidationError, SSEProtocolError):
         return False
@@ -35,30 +63,30 @@ def storable(door: str, form: str, body: bytes) -> bool:
         if not events or events[-1].data != b"[DONE]":
             return False
         try:
-            docs = [_json.decode(e.data) for e in events[:-1] if e.data]
+            docs = [_chat.decode(e.data) for e in events[:-1] if e.data]
         except (msgspec.DecodeError, msgspec.ValidationError):
             return False
         return _openai_done(docs)
     return _events_done(events)
 
 
-def _openai_done(docs: list[dict[str, Any]]) -> bool:
+def _openai_done(docs: list[_Chat]) -> bool:
     """Every finish_reason is a normal one, at least one choice finished, no error."""
     finished = False
     for doc in docs:
-        if "error" in doc:
+        if doc.error is not None:
             return False
-        for choice in doc.get("choices") or ():
-            reason = choice.get("finish_reason") if isinstance(choice, dict) else None
+        for choice in doc.choices or ():
+            reason = choice.finish_reason
             if reason in FILTERED:
                 return False
             finished = finished or reason is not None
     return finished
 
 
-def _message_done(doc: dict[str, Any]) -> bool:
-    reason = doc.get("stop_reason")
-    return doc.get("type") == "message" and reason is not None and reason not in FILTERED
+def _message_done(doc: _Message) -> bool:
+    reason = doc.stop_reason
+    return doc.type == "message" and reason is not None and reason not in FILTERED
 
 
 def _events_done(events: list[Any]) -> bool:
@@ -70,9 +98,9 @@ def _events_done(events: list[Any]) -> bool:
             stopped = True
         elif event.event == "message_delta":
             try:
-                delta = _json.decode(event.data).get("delta") or {}
+                delta = _message.decode(event.data).delta
             except (msgspec.DecodeError, msgspec.ValidationError):
                 return False
-            if delta.get("stop_reason") in FILTERED:
+            if delta is not None and delta.stop_reason in FILTERED:
                 return False
     return stopped

@@ -3,7 +3,7 @@
 Lookup (before route): a request the cache may serve gets its key; a stored answer is a
 ``CacheHit`` (the door replays it; no later stage runs and no provider is called). A miss
 makes the request the leader of its key: identical requests that miss while it runs wait for
-it (single flight, within this process) and then look again. Store (after account): the
+it (single flight, within this process; at most ``FLIGHT_WAIT_SECONDS``) and then look again. Store (after account): the
 leader's answer, captured by the door, is kept when it is a complete success; then its
 waiters are released. Both stages are built only when ``[cache] enabled``.
 
@@ -42,6 +42,9 @@ log = logging.getLogger("modelmux.cache")
 DOORS = frozenset({"openai.chat", "anthropic.messages"})
 """The doors whose answers are cached (embeddings and legacy completions are not)."""
 NOTE, LOOKUP = "cache", "cache.lookup"
+FLIGHT_WAIT_SECONDS = 60.0
+"""How long an identical miss waits for the leader before calling the provider itself (a
+leader held up by a slow client or a stalled upstream does not hold its followers longer)."""
 MAX_GROUPS = 1024
 """Resolved models remembered for keys; the memo is emptied when it grows past this."""
 
@@ -58,7 +61,7 @@ class Lookup:
     """One request's cache decision (``ctx.state["cache.lookup"]``); ``capture`` is set by
     the door when the answer is to be stored, and read back by the store stage."""
 
-    __slots__ = ("status", "key", "ttl", "store", "leader", "capture")
+    __slots__ = ("capture", "key", "leader", "status", "store", "ttl")
 
     def __init__(self, status: str, key: str = "", ttl: float = 0.0, store: bool = False
                  ) -> None:
@@ -86,6 +89,7 @@ class ResponseCache:
         self.rules = CacheRules(config.rules)
         self.flights: dict[str, asyncio.Future[None]] = {}
         self.waiting = 0  # requests waiting for an identical miss to finish
+        self.flight_wait = FLIGHT_WAIT_SECONDS
         self._groups: dict[str, tuple[tuple[str, str], ...]] = {}
         self._tasks: set[asyncio.Task[None]] = set()
 
@@ -226,7 +230,9 @@ class CacheLookup(Stage):
                 if flight is not None:
                     cache.waiting += 1
                     try:
-                        await asyncio.shield(flight)
+                        await asyncio.wait_for(asyncio.shield(flight), cache.flight_wait)
+                    except TimeoutError:
+                        pass
                     finally:
                         cache.waiting -= 1
                     entry = await cache.backend.get(key)

@@ -189,7 +189,7 @@ def test_concurrent_identical_misses_make_one_upstream_call(run) -> None:
                 before = len(fake.raw_bodies)
                 tasks = [asyncio.ensure_future(post(port, ask(stream=stream)))
                          for _ in range(count)]
-                await fake.wait_for(lambda: fake.arrived == 1 + before, DEADLINE)
+                await fake.wait_for(lambda before=before: fake.arrived == 1 + before, DEADLINE)
                 async with asyncio.timeout(DEADLINE):
                     while app.cache.waiting < count - 1:  # bounded by the timeout
                         await asyncio.sleep(0.01)
@@ -201,6 +201,35 @@ def test_concurrent_identical_misses_make_one_upstream_call(run) -> None:
                 bodies = {payloads(body)[-2] if stream else body for _, _, body in answers}
                 assert len(bodies) == 1
             assert not app.cache.flights and app.cache.waiting == 0
+    run(main())
+
+
+def test_a_follower_stops_waiting_for_a_stuck_leader(run) -> None:
+    class Stuck(FakeOpenAI):
+        def __init__(self, **kwargs: Any) -> None:
+            super().__init__(**kwargs)
+            self.gate = asyncio.Event()
+            self.arrived = 0
+
+        async def handle(self, request: Request) -> Reply:
+            self.arrived += 1
+            self._notify()
+            if self.arrived == 1:
+                await self.gate.wait()
+            return await super().handle(request)
+
+    async def main() -> None:
+        async with Stuck(answer=ANSWER) as fake, gateway(config(fake.origin)) as (app, port):
+            assert app.cache is not None
+            app.cache.flight_wait = 0.05
+            leader = asyncio.ensure_future(post(port, ask()))
+            await fake.wait_for(lambda: fake.arrived == 1, DEADLINE)
+            status, headers, _ = await post(port, ask())  # gives up waiting, calls itself
+            assert status == 200 and headers["x-modelmux-cache"] == "miss"
+            assert fake.arrived == 2
+            fake.gate.set()
+            status, headers, _ = await leader
+            assert status == 200 and headers["x-modelmux-cache"] == "miss"
     run(main())
 
 
@@ -220,7 +249,7 @@ def test_no_store_no_cache_and_a_shorter_ttl(run) -> None:
             assert status == 400 and json.loads(body)["error"]["param"] == "x-modelmux-cache-ttl"
             _, headers, _ = await post(port, ask(n=1), {"x-modelmux-cache-ttl": "0.5"})
             backend: Any = app.cache.backend
-            (key, (_, expires, _)), = [item for item in backend._entries.items()
-                                       if item[0] != next(iter(backend._entries))]
+            (_, (_, expires, _)), = [item for item in backend._entries.items()
+                                     if item[0] != next(iter(backend._entries))]
             assert expires - backend.clock() <= 0.5
     run(main())

@@ -45,7 +45,8 @@ class Served:
 
     def cli(self, action: str) -> subprocess.CompletedProcess[str]:
         return subprocess.run([*modelmux_command(), "cache", action, "--control-socket",
-                               str(self.socket)], capture_output=True, text=True, timeout=30)
+                               str(self.socket)], capture_output=True, text=True, timeout=30,
+                              check=False)
 
     def admin(self, method: str) -> tuple[int, Any]:
         conn = http.client.HTTPConnection(self.proc.host, self.proc.port, timeout=10)
