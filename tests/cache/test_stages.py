@@ -10,9 +10,11 @@ import json
 from collections.abc import AsyncIterator
 from typing import Any
 
+import msgspec
+
 from modelmux.api.app import App
 from modelmux.config.features import CacheConfig, CacheRule
-from modelmux.config.schema import Config, OpenAICompatibleConfig
+from modelmux.config.schema import AdminConfig, Config, OpenAICompatibleConfig
 from modelmux.pipeline.context import RequestContext
 from modelmux.pipeline.stage import Pipeline, Stage
 from modelmux.tenancy.records import Identity, Key, Team
@@ -20,7 +22,7 @@ from tests.api.helpers import chat, payloads, post
 from tests.fakes.answers import Answer
 from tests.fakes.http import Reply, Request, json_reply
 from tests.fakes.openai import FakeOpenAI, completion_json
-from tests.server.helpers import DEADLINE, running
+from tests.server.helpers import DEADLINE, read_response, running
 
 ANSWER = Answer(text="The cached fox. " * 3)
 
@@ -252,4 +254,53 @@ def test_no_store_no_cache_and_a_shorter_ttl(run) -> None:
             (_, (_, expires, _)), = [item for item in backend._entries.items()
                                      if item[0] != next(iter(backend._entries))]
             assert expires - backend.clock() <= 0.5
+    run(main())
+
+
+def test_a_reload_keeps_the_memory_entries(run) -> None:
+    async def main() -> None:
+        async with FakeOpenAI(answer=ANSWER) as fake:
+            old, new = App(config(fake.origin)), App(config(fake.origin, max_bytes=1 << 20))
+            try:
+                async with running(old) as (_, port):
+                    await post(port, ask())
+                assert old.cache is not None and new.cache is not None
+                assert new.cache.adopt(old.cache)
+                async with running(new) as (_, port):
+                    _, headers, _ = await post(port, ask())
+                assert headers["x-modelmux-cache"] == "hit"
+                assert new.cache.stats()["max_bytes"] == 1 << 20
+                assert old.cache.stats()["entries"] == 0  # closing the old App drops nothing
+            finally:
+                await old.aclose()
+                await new.aclose()
+    run(main())
+
+
+def test_the_admin_cache_api(run) -> None:
+    async def call(port: int, method: str, key: str = "sesame") -> tuple[int, Any]:
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        try:
+            writer.write(f"{method} /admin/cache HTTP/1.1\r\nHost: t\r\nAuthorization: Bearer "
+                         f"{key}\r\nContent-Length: 0\r\n\r\n".encode())
+            status, _, body = await read_response(reader)
+            return status, json.loads(body)
+        finally:
+            writer.close()
+
+    async def main() -> None:
+        async with FakeOpenAI(answer=ANSWER) as fake:
+            on = msgspec.structs.replace(config(fake.origin), admin=AdminConfig(key="sesame"))
+            async with gateway(on) as (_, port):
+                await post(port, ask())
+                status, stats = await call(port, "GET")
+                assert status == 200 and stats["entries"] == 1 and stats["bytes"] > 0
+                assert (await call(port, "GET", "wrong"))[0] == 403
+                assert await call(port, "DELETE") == (200, {"cleared": 1})
+                _, headers, _ = await post(port, ask())
+                assert headers["x-modelmux-cache"] == "miss"
+            off = msgspec.structs.replace(on, cache=CacheConfig())
+            async with gateway(off) as (_, port):
+                status, body = await call(port, "DELETE")
+                assert status == 404 and body["error"]["code"] == "cache_disabled"
     run(main())
