@@ -13,14 +13,16 @@ from typing import Any
 import msgspec
 
 from modelmux.api.app import App
+from modelmux.codec.sse import SSEDecoder
 from modelmux.config.features import CacheConfig, CacheRule
-from modelmux.config.schema import AdminConfig, Config, OpenAICompatibleConfig
+from modelmux.config.schema import AdminConfig, AnthropicConfig, Config, OpenAICompatibleConfig
 from modelmux.pipeline.context import RequestContext
 from modelmux.pipeline.stage import Pipeline, Stage
 from modelmux.tenancy.records import Identity, Key, Team
 from tests.api.helpers import chat, payloads, post
-from tests.fakes.answers import Answer
-from tests.fakes.http import Reply, Request, json_reply
+from tests.fakes.answers import Answer, ToolCall
+from tests.fakes.claude import FakeClaude
+from tests.fakes.http import Reply, Request, json_reply, random_pieces
 from tests.fakes.openai import FakeOpenAI, completion_json
 from tests.server.helpers import DEADLINE, read_response, running
 
@@ -303,4 +305,43 @@ def test_the_admin_cache_api(run) -> None:
             async with gateway(off) as (_, port):
                 status, body = await call(port, "DELETE")
                 assert status == 404 and body["error"]["code"] == "cache_disabled"
+    run(main())
+
+
+def test_the_messages_door_replays_a_native_claude_stream(run) -> None:
+    answer = Answer(text="Native and cached.", tool_calls=(ToolCall("toolu_1", "weather",
+                                                                    '{"city": "Oslo"}'),))
+    payload = {"model": "claude-x", "max_tokens": 50, "stream": True,
+               "messages": [{"role": "user", "content": "Weather?"}]}
+
+    async def call(port: int, stream: bool) -> tuple[int, dict[str, str], bytes]:
+        body = json.dumps({**payload, "stream": stream}).encode()
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        try:
+            writer.write(b"POST /v1/messages HTTP/1.1\r\nHost: t\r\ncontent-type: application/"
+                         b"json\r\ncontent-length: %d\r\n\r\n" % len(body) + body)
+            return await read_response(reader)
+        finally:
+            writer.close()
+
+    async def main() -> None:
+        async with FakeClaude(answer=answer, split=random_pieces(3)) as fake:
+            provider = AnthropicConfig(name="claude", models=["claude-x"], api_key="sk-ant-test",
+                                       base_url=fake.origin)
+            cfg = Config(provider=[provider], cache=CacheConfig(enabled=True))
+            async with gateway(cfg) as (_, port):
+                replays = {}
+                for stream in (True, False):
+                    _, first_headers, first = await call(port, stream)
+                    _, headers, second = await call(port, stream)
+                    assert (first_headers["x-modelmux-cache"], headers["x-modelmux-cache"]) == (
+                        "miss", "hit")
+                    assert second == first
+                    replays[stream] = second
+                assert len(fake.bodies) == 2
+                events = SSEDecoder().feed(replays[True])
+                assert events[-1].event == "message_stop"
+                assert any(b'"input_json_delta"' in event.data for event in events)
+                message = json.loads(replays[False])
+                assert message["stop_reason"] == "tool_use"
     run(main())
