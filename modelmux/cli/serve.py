@@ -21,6 +21,7 @@ from pathlib import Path
 
 from modelmux import __version__, _accel
 from modelmux.api.app import App
+from modelmux.cli.cache import cache_command, workers_cache
 from modelmux.cli.preflight import build_problems
 from modelmux.cli.reloader import Reloader, needs_restart, tls_context
 from modelmux.cli.running import Running, Stopping
@@ -178,19 +179,6 @@ async def serve(config: Config, host: str, port: int, ns: argparse.Namespace,
         await running.release()
 
 
-async def cache_command(reloader: Reloader, arg: str) -> tuple[bool, str]:
-    """``modelmux cache stats|clear`` on the serving App's response cache."""
-    cache = reloader.app.cache
-    if cache is None:
-        return False, "the response cache is off ([cache] enabled = false)"
-    return await cache.command(arg.strip())
-
-
-async def _workers_cache(arg: str) -> tuple[bool, str]:
-    return False, ("under --workers each worker keeps its own cache: use GET or DELETE "
-                   "/admin/cache (with the Redis backend one DELETE clears every worker's)")
-
-
 async def serve_worker(config: Config, fds: list[int], ready_fd: int, lifeline_fd: int,
                        ns: argparse.Namespace) -> int:
     """A worker under ``--workers``: serve on inherited sockets, report ready, stop with the rest."""
@@ -238,7 +226,7 @@ async def supervise(config: Config, host: str, port: int, workers: int, worker_a
     upgrader = Upgrader(lambda: [sock.fileno() for sock in sockets], supervisor.hand_over,
                         lambda: _validate(ns))
     running = Running(ns, {"reload": reload_all, "upgrade": upgrader.upgrade,
-                           "cache": _workers_cache}, upgrader)
+                           "cache": workers_cache}, upgrader)
     supervisor.on_ready = lambda: running.start(takeover)
     loop = asyncio.get_running_loop()
     tasks: set[asyncio.Task[object]] = set()
