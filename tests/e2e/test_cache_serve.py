@@ -1,7 +1,7 @@
 """``modelmux serve`` with ``[cache]`` on, as users call it: the official ``openai`` SDK (a hit
 after a miss, a replayed stream equal to the original with tool calls and usage,
 ``no-store``/``no-cache``), the ``anthropic`` SDK on the Messages door, the admin API and
-``modelmux cache stats|clear``."""
+``modelmux cache stats|clear``; two servers sharing a Redis-backed cache."""
 
 from __future__ import annotations
 
@@ -16,7 +16,10 @@ import anthropic
 import openai
 import pytest
 
-from tests.e2e.proc import ServeProcess, modelmux_command
+from tests.e2e.proc import ServeProcess, modelmux_command, serve_config
+from tests.state.redis_server import RedisServer, redis_server
+
+__all__ = ["redis_server"]
 
 CONFIG = """
 [[provider]]
@@ -177,3 +180,29 @@ def test_stats_and_clear_by_admin_api_and_cli(served: Served) -> None:
                     ) == "miss"
     status, body = served.admin("DELETE")
     assert status == 200 and body == {"cleared": 1}
+
+
+def test_two_servers_share_a_redis_cache(tmp_path: Path, redis_server: RedisServer) -> None:
+    config = CONFIG.replace('[cache]\nenabled = true', '[cache]\nenabled = true\n'
+                            'backend = "redis"') + f'\n[state]\nurl = "{redis_server.url}"\n'
+    procs = []
+    try:
+        for name in ("one", "two"):
+            home = tmp_path / name
+            home.mkdir()
+            procs.append(serve_config(home, config))
+        first, second = (openai.OpenAI(base_url=proc.url + "/v1", api_key="unused",
+                                       max_retries=0, timeout=10) for proc in procs)
+        body: Any = {"model": "mock", "messages": [{"role": "user", "content": "shared"}]}
+        miss = first.chat.completions.with_raw_response.create(**body)
+        assert cache_of(miss) == "miss"
+        hit = None
+        for _ in range(50):  # the store is written to Redis just after the answer: bounded
+            hit = second.chat.completions.with_raw_response.create(**body)
+            if cache_of(hit) == "hit":
+                break
+        assert hit is not None and cache_of(hit) == "hit"
+        assert hit.parse().id == miss.parse().id
+    finally:
+        for proc in procs:
+            assert proc.stop() == 0
