@@ -5,7 +5,8 @@ the resolved deployments (provider and upstream model of each, in a stable order
 top-level field of the request body except those that do not change the answer (``stream``
 is the form; ``user``, ``metadata`` and ``store`` are labels). Request ids and tracing
 headers are headers, so they never reach it. Values are hashed as the client sent them, so
-the same request sent again gets the same key; a reordered JSON object is another key.
+the same request sent again gets the same key (top-level fields in any order; an object
+nested inside a field with its keys reordered is another key).
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ CACHE_CONTROL = b"cache-control"
 
 _top = msgspec.json.Decoder(dict[str, msgspec.Raw])
 _pack = msgspec.msgpack.Encoder().encode
+_sorted_json = msgspec.json.Encoder(order="sorted").encode
 
 
 class Directives(NamedTuple):
@@ -90,16 +92,24 @@ def namespace(identity: Identity | None, scope: str) -> str:
     return f"{identity.kind}:{identity.label}"
 
 
-def request_key(space: str, door: str, form: str, deployments: Iterable[tuple[str, str]],
-                *bodies: bytes) -> str:
-    """``space`` + a digest of everything that decides the answer.
+def deployment_set(deployments: Iterable[tuple[str, str]]) -> bytes:
+    """The (provider, upstream model) pairs a model resolves to, in a stable order, as bytes
+    for ``request_key`` (worth keeping per model: it changes only with the config)."""
+    return _pack(sorted(deployments))
+
+
+def request_key(space: str, door: str, form: str, deployments: bytes, *bodies: bytes) -> str:
+    """``space`` + a digest of everything that decides the answer; ``deployments`` is
+    ``deployment_set``'s.
 
     Raises:
         msgspec.DecodeError, msgspec.ValidationError: a body is not a JSON object (the doors
             have decoded it already, so this does not happen for a served request).
     """
-    fields = [[(name, bytes(value)) for name, value in sorted(_top.decode(body).items())
-               if name not in IGNORED] for body in bodies]
-    material = _pack((door, form, sorted(deployments), fields))  # length-prefixed: no collisions
-    digest = hashlib.blake2b(material, digest_size=20)
+    digest = hashlib.blake2b(_pack((door, form, deployments)), digest_size=20)
+    for body in bodies:
+        fields = _top.decode(body)
+        for name in IGNORED:
+            fields.pop(name, None)
+        digest.update(_sorted_json(fields))  # a JSON object: unambiguous, keys in order
     return space + ":" + digest.hexdigest()

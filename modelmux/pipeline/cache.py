@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 
 from modelmux.cache.backend import CacheBackend
 from modelmux.cache.entry import JSON, SSE, Entry
-from modelmux.cache.keys import directives, namespace, request_key
+from modelmux.cache.keys import deployment_set, directives, namespace, request_key
 from modelmux.cache.memory import MemoryCache
 from modelmux.cache.rules import CacheRules
 from modelmux.cache.verify import storable
@@ -90,14 +90,14 @@ class ResponseCache:
         self.flights: dict[str, asyncio.Future[None]] = {}
         self.waiting = 0  # requests waiting for an identical miss to finish
         self.flight_wait = FLIGHT_WAIT_SECONDS
-        self._groups: dict[str, tuple[tuple[str, str], ...]] = {}
+        self._groups: dict[str, bytes] = {}
         self._tasks: set[asyncio.Task[None]] = set()
 
     def stages(self) -> list[Stage]:
         return [CacheLookup(self), CacheStore(self)]
 
-    def deployments(self, model: str) -> tuple[tuple[str, str], ...]:
-        """(provider, upstream model) of each deployment serving ``model``, memoised.
+    def deployments(self, model: str) -> bytes:
+        """The deployments serving ``model`` as ``keys.deployment_set`` gives them, memoised.
 
         Raises:
             ModelNotFound: nothing serves ``model``.
@@ -105,7 +105,7 @@ class ResponseCache:
         found = self._groups.get(model)
         if found is None:
             group = self.models.group(model)
-            found = tuple(sorted((d.provider.name, d.model) for d in group.deployments))
+            found = deployment_set((d.provider.name, d.model) for d in group.deployments)
             if len(self._groups) >= MAX_GROUPS:
                 self._groups.clear()
             self._groups[model] = found

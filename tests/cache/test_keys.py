@@ -8,7 +8,14 @@ from typing import Any
 
 import pytest
 
-from modelmux.cache.keys import NONE, Directives, directives, namespace, request_key
+from modelmux.cache.keys import (
+    NONE,
+    Directives,
+    deployment_set,
+    directives,
+    namespace,
+    request_key,
+)
 from modelmux.errors import InvalidRequest
 from modelmux.tenancy.records import Identity, Key, Team
 
@@ -19,7 +26,7 @@ BASE: dict[str, Any] = {"model": "m", "messages": [{"role": "user", "content": "
 
 def key(body: dict[str, Any], *, space: str = "global", door: str = "openai.chat",
         form: str = "json", deployments: tuple[tuple[str, str], ...] = DEPLOYMENTS) -> str:
-    return request_key(space, door, form, deployments, json.dumps(body).encode())
+    return request_key(space, door, form, deployment_set(deployments), json.dumps(body).encode())
 
 
 def test_the_same_request_has_the_same_key_whatever_its_labels() -> None:
@@ -57,11 +64,17 @@ def test_door_form_deployments_and_space_change_the_key() -> None:
     assert key(BASE, space="team:a") != key(BASE, space="team:b")
 
 
+def test_key_order_inside_the_body_does_not_matter_at_the_top_level() -> None:
+    swapped = {"temperature": 0, "messages": BASE["messages"], "model": "m"}
+    assert key(swapped) == key(BASE)
+
+
 def test_two_bodies_each_count() -> None:
     one = json.dumps(BASE).encode()
     two = json.dumps({**BASE, "top_k": 3}).encode()
-    assert request_key("g", "d", "json", DEPLOYMENTS, one, one) != request_key(
-        "g", "d", "json", DEPLOYMENTS, one, two)
+    group = deployment_set(DEPLOYMENTS)
+    assert request_key("g", "d", "json", group, one, one) != request_key(
+        "g", "d", "json", group, one, two)
 
 
 def identity(team: str | None, key_id: str = "k1") -> Identity:
