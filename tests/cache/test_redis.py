@@ -96,3 +96,22 @@ def test_two_gateways_share_one_redis_cache(redis_server: RedisServer) -> None:
                 _, headers, _ = await post(port_one, chat(stream=False, model="gpt-x"))
                 assert headers["x-modelmux-cache"] == "miss"
     asyncio.run(main())
+
+
+def test_requests_are_served_while_the_cache_redis_is_down(redis_server: RedisServer) -> None:
+    async def main() -> None:
+        redis_server.stop()
+        async with FakeOpenAI(answer=ANSWER) as fake:
+            provider = OpenAICompatibleConfig(name="up", models=["gpt-x"],
+                                              base_url=f"{fake.origin}/v1")
+            cfg = Config(provider=[provider], state=StateConfig(url=redis_server.url),
+                         cache=CacheConfig(enabled=True, backend="redis"))
+            async with gateway(cfg) as (app, port):
+                for _ in range(2):
+                    status, headers, _ = await post(port, chat(stream=False, model="gpt-x"))
+                    assert status == 200 and headers["x-modelmux-cache"] == "miss"
+                assert len(fake.raw_bodies) == 2
+                errors = [line for line in app.metrics.render().decode().splitlines()
+                          if line.startswith("modelmux_cache_errors_total ")]
+                assert errors and float(errors[0].split()[1]) >= 1
+    asyncio.run(main())
