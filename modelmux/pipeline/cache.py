@@ -8,8 +8,8 @@ leader's answer, captured by the door, is kept when it is a complete success; th
 waiters are released. Both stages are built only when ``[cache] enabled``.
 
 ``ctx.state["cache"]`` is the note later stages read (spend): ``status`` ("hit", "miss",
-"bypass"), ``hit``, and on a hit the ``provider``, ``model`` and ``usage`` (input, output
-tokens) of the call that produced the stored answer, i.e. what the hit saved.
+"bypass"), ``hit``, and on a hit the ``provider``, upstream ``model`` and ``usage`` (input,
+output tokens, or None) of the call that produced the stored answer, i.e. what the hit saved.
 """
 
 from __future__ import annotations
