@@ -1,5 +1,6 @@
-"""The admin API's gate, and ``GET /admin/providers``: providers, their deployments and each
-one's live routing state.
+"""The admin API's gate; ``GET /admin/providers``: providers, their deployments and each one's
+live routing state; ``GET /admin/cache`` (response cache stats) and ``DELETE /admin/cache``
+(drop every entry).
 
 An admin credential is the ``[admin] key``, or with ``[auth] mode = "keys"`` the master key or
 a key whose role is admin; a team_admin key reaches its own team's records only. Without auth
@@ -67,4 +68,22 @@ async def providers(app: Services, exchange: Exchange) -> None:
                 if view["provider"] == provider.name]
         out.append({"name": provider.name, "type": provider.type, "deployments": mine})
     body = {"object": "list", "strategy": app.router.strategy, "data": out}
+    await send_json(exchange, 200, body, [(b"cache-control", b"no-store")])
+
+
+async def cache(app: Services, exchange: Exchange) -> None:
+    """``GET``: the response cache's backend, entries and bytes; ``DELETE``: clear it.
+
+    Raises:
+        NotFound: the response cache is off.
+    """
+    await admin_scope(app, exchange)
+    responses = app.cache
+    if responses is None:
+        raise NotFound("The response cache is off; set [cache] enabled = true.",
+                       code="cache_disabled")
+    if exchange.method == "DELETE":
+        body: dict[str, object] = {"cleared": await responses.clear()}
+    else:
+        body = responses.stats()
     await send_json(exchange, 200, body, [(b"cache-control", b"no-store")])

@@ -28,6 +28,8 @@ from modelmux.observability.record import RequestRecord
 from modelmux.observability.tracing import build_tracer
 from modelmux.pipeline.admit import build_admit_stage
 from modelmux.pipeline.authenticate import AuthenticateStage
+from modelmux.cache.backend import build_backend
+from modelmux.pipeline.cache import ResponseCache
 from modelmux.pipeline.plugins import build_middlewares
 from modelmux.pipeline.route import RouteStage
 from modelmux.pipeline.stage import Pipeline
@@ -103,6 +105,7 @@ class App:
         self.watcher = Watcher(self.tracer, bodies) if self.tracer or bodies else None
         self.dispatcher = Dispatcher(self.router, routing, self.metrics, watcher=self.watcher)
         self.auth = self.build_auth()
+        self.cache = self.build_cache()
         self.pipeline = self.build_pipeline()
         self.active = 0
         self._idle: asyncio.Event | None = None
@@ -119,6 +122,9 @@ class App:
         admit = build_admit_stage(self.config, self.limits)
         if admit is not None:
             stages.insert(1, admit)
+        if self.cache is not None:
+            self.cache.models = self.models
+            stages += self.cache.stages()
         return Pipeline(stages)
 
     def build_auth(self) -> Authenticator | None:
@@ -149,6 +155,19 @@ class App:
             log.error("cannot open the [auth] %s store: %s", self.config.auth.store, exc)
             return f"cannot open the [auth] store: {exc}"
         return None
+
+    def build_cache(self) -> ResponseCache | None:
+        """The response cache when ``[cache] enabled``, else None (its stages are not built).
+
+        Raises:
+            ConfigError: the Redis backend without the ``redis`` package.
+        """
+        config = self.config.cache
+        if not config.enabled:
+            return None
+        errors = self.metrics.cache_errors
+        backend = build_backend(config, self.config.state, lambda: errors.inc(()))
+        return ResponseCache(config, backend, self.models, self.metrics)
 
     async def __call__(self, exchange: Exchange) -> None:
         if self.breakers is not None:
@@ -251,5 +270,7 @@ class App:
         await self.limits.aclose()
         if self.auth is not None:
             await self.auth.aclose()
+        if self.cache is not None:
+            await self.cache.aclose()
         if self.tracer is not None:
             await self.tracer.aclose()

@@ -22,12 +22,14 @@ from typing import TYPE_CHECKING, TypeVar
 
 import msgspec
 
-from modelmux.pipeline.call import Failed, NewCall, Served
+from modelmux.api.cached import begin, replay
 from modelmux.api.ids import new_hex_id
 from modelmux.api.responses import JSON_HEADERS, SSE_HEADERS, error_event
 from modelmux.api.streaming import MODE_HEADER, Coalescer, choose_mode
 from modelmux.errors import Headers, InternalError, InvalidRequest, ModelMuxError
 from modelmux.observability.record import RequestRecord
+from modelmux.pipeline.cache import CacheHit
+from modelmux.pipeline.call import Failed, NewCall, Served
 from modelmux.pipeline.context import RequestContext
 from modelmux.providers.base import Call, CallStats, ChatCall, Provider, usage_of
 from modelmux.routing.models import DeploymentSpec
@@ -144,7 +146,14 @@ async def _call(app: Services, exchange: Exchange, ctx: RequestContext) -> None:
     )
     log.debug("stream mode %s for a stream=%s request (%s)", delivery, asked, reason)
     streamed = ctx.streamed = delivery != "never"
-    await app.pipeline.before_call(ctx)
+    try:
+        await app.pipeline.before_call(ctx)
+    except CacheHit as hit:
+        record.model, record.mode = ctx.model, delivery
+        await replay(exchange, ctx, hit.entry)
+        return
+    if app.cache is not None:
+        exchange = begin(exchange, ctx, app.cache.config.max_entry_bytes)
     request, body = ctx.request, ctx.body
     record.model, record.mode = request.model, delivery
     if asked and not streamed:  # the provider is asked for, and the client gets, one JSON body

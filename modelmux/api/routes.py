@@ -35,6 +35,7 @@ ROUTES: dict[str, dict[str, Route]] = {
     "/admin/providers": {"GET": admin.providers},
     **{f"/admin/{kind}": {"GET": admin_tenancy.collection, "POST": admin_tenancy.collection}
        for kind in ("teams", "users", "keys")},
+    "/admin/cache": {"GET": admin.cache, "DELETE": admin.cache},
 }
 
 PREFIX_ROUTES: dict[str, dict[str, Route]] = {

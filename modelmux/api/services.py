@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Protocol
 
 if TYPE_CHECKING:
+    from modelmux.pipeline.cache import ResponseCache
     from modelmux.pipeline.call import Dispatcher
     from modelmux.config.schema import Config
     from modelmux.observability.calls import Watcher
@@ -40,6 +41,7 @@ class Services(Protocol):
     pipeline: Pipeline
     watcher: Watcher | None
     auth: Authenticator | None
+    cache: ResponseCache | None
     ready: bool
 
     def request_id(self, exchange: Exchange) -> str: ...

@@ -142,6 +142,8 @@ class Reloader:
         app.started_at = old.started_at  # uptime is the process's, not the configuration's
         carried = app.router.adopt(old.router, unchanged_deployments(old, app))
         carry_admission(old.pipeline, app.pipeline)
+        if app.cache is not None and old.cache is not None:
+            app.cache.adopt(old.cache)
         lines = changes(old.config, loaded.config)
         app.ready = True
         if context is not None and self.server.tls is not None:

@@ -24,6 +24,7 @@ from modelmux.config.layers import Origins, origin_of
 from modelmux.config.problems import KeyPath, Problem
 from modelmux.config.schema import Config, ProviderConfig
 from modelmux.config.validate_routing import (
+    check_cache,
     check_routing,
     deployment_providers,
     group_names,
@@ -254,6 +255,7 @@ def check_config(data: Mapping[str, Any], origins: Origins) -> list[Problem]:
             add(f"alias `{name}` hides the model of that name listed by provider[{owner[name]}]",
                 ("models", name), warning=True)
     problems += check_routing(data, origins, names, owner)
+    problems += check_cache(data, origins)
     problems += _middleware(data.get("middleware"), origins)
     if not providers:
         add("no [[provider]] configured: every chat request will get 404", (), warning=True)
@@ -278,6 +280,11 @@ def check_config(data: Mapping[str, Any], origins: Origins) -> list[Problem]:
         if found is not None:
             add(found[0], ("auth", "jwt", *found[1]))
     state = data.get("state")
+    cache = data.get("cache")
+    if isinstance(cache, dict) and cache.get("enabled") is True \
+            and cache.get("backend") == "redis" and not _importable("redis"):
+        add("backend = \"redis\" needs the redis extra: the redis package is not installed "
+            "(pip install 'modelmux[redis]')", ("cache", "backend"))
     if isinstance(state, dict) and state.get("backend") == "redis" and not _importable("redis"):
         add("backend = \"redis\" needs the redis extra: the redis package is not installed "
             "(pip install 'modelmux[redis]')", ("state", "backend"))
