@@ -1,0 +1,187 @@
+"""The AWS event stream framing (``application/vnd.amazon.eventstream``), sans I/O.
+
+Reference: AWS "Event stream encoding" (Transcribe / Lex developer guides; Bedrock's
+ConverseStream answers in it). A message is a 12-byte prelude (total length, headers length,
+CRC32 of those 8 bytes), the headers, the payload and a CRC32 of everything before it, all
+big-endian. ``EventStreamDecoder`` takes bytes cut anywhere and returns whole messages;
+``encode_message`` writes one (for fakes, tests and benchmarks). What the messages mean is the
+translator's business.
+"""
+
+from __future__ import annotations
+
+import struct
+from zlib import crc32
+
+from modelmux.errors import UpstreamError
+
+HeaderValue = bool | int | bytes | str
+
+PRELUDE = 12
+OVERHEAD = 16  # the prelude and the message CRC
+MAX_MESSAGE = 16 * 1024 * 1024
+"""Largest message accepted (the AWS SDKs refuse above 16 MiB as well)."""
+
+_PRELUDE = struct.Struct(">III")
+_U16 = struct.Struct(">H")
+_FIXED = {2: struct.Struct(">b"), 3: struct.Struct(">h"), 4: struct.Struct(">i"),
+          5: struct.Struct(">q"), 8: struct.Struct(">q")}
+"""Header value types of fixed width: byte, short, integer, long, timestamp (ms)."""
+
+
+class EventStreamError(UpstreamError):
+    """The upstream sent bytes that are not a well-formed event stream (CRC, lengths, types)."""
+
+    status = 502
+    code = "upstream_bad_event_stream"
+
+
+class Message:
+    """One decoded message: its headers by name and its payload bytes."""
+
+    __slots__ = ("headers", "payload")
+
+    def __init__(self, headers: dict[str, HeaderValue], payload: bytes) -> None:
+        self.headers = headers
+        self.payload = payload
+
+    def text(self, name: str) -> str:
+        """A string header's value, or "" when absent or not a string."""
+        value = self.headers.get(name)
+        return value if isinstance(value, str) else ""
+
+    def __repr__(self) -> str:
+        return f"Message({self.headers!r}, {self.payload!r})"
+
+
+class EventStreamDecoder:
+    """Bytes in, whole ``Message`` objects out; both CRCs are checked.
+
+    After an error the decoder is broken: every further ``feed`` raises again.
+    """
+
+    __slots__ = ("_buffer", "_error", "max_message")
+
+    def __init__(self, max_message: int = MAX_MESSAGE) -> None:
+        self.max_message = max_message
+        self._buffer = bytearray()
+        self._error: EventStreamError | None = None
+
+    @property
+    def pending(self) -> int:
+        """Bytes held of a message not complete yet."""
+        return len(self._buffer)
+
+    def feed(self, data: bytes) -> list[Message]:
+        """The messages ``data`` completes, in order.
+
+        Raises:
+            EventStreamError: a CRC mismatch, impossible lengths or an unknown header type.
+        """
+        if self._error is not None:
+            raise self._error
+        buffer = self._buffer
+        buffer += data
+        out: list[Message] = []
+        at = 0
+        end = len(buffer)
+        try:
+            while end - at >= PRELUDE:
+                total, header_len, prelude_crc = _PRELUDE.unpack_from(buffer, at)
+                if crc32(memoryview(buffer)[at:at + 8]) != prelude_crc:
+                    raise EventStreamError("event stream prelude CRC mismatch")
+                if total < OVERHEAD or header_len > total - OVERHEAD:
+                    raise EventStreamError(
+                        f"event stream lengths are impossible: total {total}, headers "
+                        f"{header_len}")
+                if total > self.max_message:
+                    raise EventStreamError(f"event stream message of {total} bytes is over the "
+                                           f"{self.max_message}-byte limit")
+                if end - at < total:
+                    break
+                view = memoryview(buffer)[at:at + total]
+                (message_crc,) = struct.unpack_from(">I", view, total - 4)
+                if crc32(view[:total - 4]) != message_crc:
+                    raise EventStreamError("event stream message CRC mismatch")
+                headers = parse_headers(bytes(view[PRELUDE:PRELUDE + header_len]))
+                out.append(Message(headers, bytes(view[PRELUDE + header_len:total - 4])))
+                view.release()
+                at += total
+        except EventStreamError as exc:
+            self._error = exc
+            raise
+        if at:
+            del buffer[:at]
+        return out
+
+    def close(self) -> None:
+        """End of input.
+
+        Raises:
+            EventStreamError: the input ended inside a message.
+        """
+        if self._buffer and self._error is None:
+            self._error = EventStreamError(
+                f"event stream ended inside a message ({len(self._buffer)} bytes left over)")
+            raise self._error
+
+
+def parse_headers(data: bytes) -> dict[str, HeaderValue]:
+    """The headers section of one message.
+
+    Raises:
+        EventStreamError: a header runs past the section or has an unknown value type.
+    """
+    headers: dict[str, HeaderValue] = {}
+    at, end = 0, len(data)
+    try:
+        while at < end:
+            name_len = data[at]
+            name = data[at + 1:at + 1 + name_len].decode("utf-8")
+            at += 1 + name_len
+            kind = data[at]
+            at += 1
+            value: HeaderValue
+            if kind <= 1:
+                value = kind == 0
+            elif kind in _FIXED:
+                fixed = _FIXED[kind]
+                (value,) = fixed.unpack_from(data, at)
+                at += fixed.size
+            elif kind in (6, 7):
+                (size,) = _U16.unpack_from(data, at)
+                raw = data[at + 2:at + 2 + size]
+                if len(raw) != size:
+                    raise EventStreamError("event stream header value runs past its section")
+                value = raw.decode("utf-8") if kind == 7 else raw
+                at += 2 + size
+            elif kind == 9:
+                value = data[at:at + 16]
+                at += 16
+            else:
+                raise EventStreamError(f"event stream header {name!r} has unknown type {kind}")
+            if at > end or len(name.encode()) != name_len:
+                raise EventStreamError("event stream header runs past its section")
+            headers[name] = value
+    except (IndexError, struct.error, UnicodeDecodeError) as exc:
+        raise EventStreamError(f"event stream headers are malformed: {exc}") from None
+    return headers
+
+
+def encode_headers(headers: dict[str, str]) -> bytes:
+    """String headers (type 7) in the wire layout."""
+    out = bytearray()
+    for name, value in headers.items():
+        raw_name, raw_value = name.encode(), value.encode()
+        out += bytes((len(raw_name),)) + raw_name + b"\x07" + _U16.pack(len(raw_value))
+        out += raw_value
+    return bytes(out)
+
+
+def encode_message(headers: dict[str, str], payload: bytes) -> bytes:
+    """One whole message with string headers and both CRCs."""
+    raw_headers = encode_headers(headers)
+    total = OVERHEAD + len(raw_headers) + len(payload)
+    prelude = struct.pack(">II", total, len(raw_headers))
+    head = prelude + struct.pack(">I", crc32(prelude)) + raw_headers + payload
+    return head + struct.pack(">I", crc32(head))
