@@ -24,6 +24,7 @@ MAX_MESSAGE = 16 * 1024 * 1024
 
 _PRELUDE = struct.Struct(">III")
 _U16 = struct.Struct(">H")
+_U32 = struct.Struct(">I")
 _FIXED = {2: struct.Struct(">b"), 3: struct.Struct(">h"), 4: struct.Struct(">i"),
           5: struct.Struct(">q"), 8: struct.Struct(">q")}
 """Header value types of fixed width: byte, short, integer, long, timestamp (ms)."""
@@ -57,7 +58,9 @@ class Message:
 class EventStreamDecoder:
     """Bytes in, whole ``Message`` objects out; both CRCs are checked.
 
-    After an error the decoder is broken: every further ``feed`` raises again.
+    A ``feed`` that completes good messages before a bad one returns them and raises on the
+    next call (or ``close``), so the output does not depend on where the input was cut. After
+    an error the decoder is broken: every further call raises it again.
     """
 
     __slots__ = ("_buffer", "_error", "max_message")
@@ -85,31 +88,34 @@ class EventStreamDecoder:
         out: list[Message] = []
         at = 0
         end = len(buffer)
-        try:
-            while end - at >= PRELUDE:
-                total, header_len, prelude_crc = _PRELUDE.unpack_from(buffer, at)
-                if crc32(memoryview(buffer)[at:at + 8]) != prelude_crc:
-                    raise EventStreamError("event stream prelude CRC mismatch")
-                if total < OVERHEAD or header_len > total - OVERHEAD:
-                    raise EventStreamError(
-                        f"event stream lengths are impossible: total {total}, headers "
-                        f"{header_len}")
-                if total > self.max_message:
-                    raise EventStreamError(f"event stream message of {total} bytes is over the "
-                                           f"{self.max_message}-byte limit")
-                if end - at < total:
-                    break
-                view = memoryview(buffer)[at:at + total]
-                (message_crc,) = struct.unpack_from(">I", view, total - 4)
-                if crc32(view[:total - 4]) != message_crc:
-                    raise EventStreamError("event stream message CRC mismatch")
-                headers = parse_headers(bytes(view[PRELUDE:PRELUDE + header_len]))
-                out.append(Message(headers, bytes(view[PRELUDE + header_len:total - 4])))
-                view.release()
-                at += total
-        except EventStreamError as exc:
-            self._error = exc
-            raise
+        with memoryview(buffer) as view:
+            try:
+                while end - at >= PRELUDE:
+                    total, header_len, prelude_crc = _PRELUDE.unpack_from(view, at)
+                    if crc32(view[at:at + 8]) != prelude_crc:
+                        raise EventStreamError("event stream prelude CRC mismatch")
+                    if total < OVERHEAD or header_len > total - OVERHEAD:
+                        raise EventStreamError(
+                            f"event stream lengths are impossible: total {total}, headers "
+                            f"{header_len}")
+                    if total > self.max_message:
+                        raise EventStreamError(f"event stream message of {total} bytes is over "
+                                               f"the {self.max_message}-byte limit")
+                    if end - at < total:
+                        break
+                    stop = at + total - 4
+                    (message_crc,) = _U32.unpack_from(view, stop)
+                    if crc32(view[at:stop]) != message_crc:
+                        raise EventStreamError("event stream message CRC mismatch")
+                    body = at + PRELUDE + header_len
+                    out.append(Message(parse_headers(bytes(view[at + PRELUDE:body])),
+                                       bytes(view[body:stop])))
+                    at += total
+            except EventStreamError as exc:
+                self._error = exc
+                if not out:
+                    raise
+                # the messages before the bad one are handed out; the error comes next call
         if at:
             del buffer[:at]
         return out
@@ -118,9 +124,11 @@ class EventStreamDecoder:
         """End of input.
 
         Raises:
-            EventStreamError: the input ended inside a message.
+            EventStreamError: the input ended inside a message, or an error is pending.
         """
-        if self._buffer and self._error is None:
+        if self._error is not None:
+            raise self._error
+        if self._buffer:
             self._error = EventStreamError(
                 f"event stream ended inside a message ({len(self._buffer)} bytes left over)")
             raise self._error

@@ -110,3 +110,12 @@ def test_every_header_type() -> None:
     for bad in (h("x", 10, b""), h("x", 7, b"\x00\x09ab"), b"\x05ab", h("x", 4, b"\x00")):
         with pytest.raises(EventStreamError):
             parse_headers(bad)
+
+
+def test_good_messages_before_a_bad_one_come_out_first() -> None:
+    bad = bytearray(encode_message(EVENT, b"{}"))
+    bad[-1] ^= 1
+    decoder = EventStreamDecoder()
+    assert len(decoder.feed(STREAM[:len(STREAM) // 2] + STREAM[len(STREAM) // 2:] + bad)) == 4
+    with pytest.raises(EventStreamError, match="CRC"):
+        decoder.close()
