@@ -214,7 +214,11 @@ class AwsCredentialSource:
         token = env.get("AWS_CONTAINER_AUTHORIZATION_TOKEN")
         token_file = env.get("AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE")
         if token_file:
-            token = (await asyncio.to_thread(Path(token_file).read_text)).strip()
+            try:
+                token = (await asyncio.to_thread(Path(token_file).read_text)).strip()
+            except (OSError, UnicodeDecodeError) as exc:
+                raise UpstreamAuthFailed(f"{self.label}: cannot read "
+                                         f"AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE: {exc}") from None
         headers: Headers = [(b"accept", b"application/json")]
         if token:
             headers.append((b"authorization", token.encode("latin-1")))
