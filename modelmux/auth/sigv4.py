@@ -14,6 +14,7 @@ import hashlib
 import hmac
 import time
 from dataclasses import dataclass
+from functools import lru_cache
 from urllib.parse import quote, urlsplit
 
 from modelmux.errors import Headers
@@ -89,10 +90,13 @@ def canonical_headers(headers: list[tuple[str, str]]) -> tuple[str, str]:
 def canonical_request(method: str, path: str, query: str, headers: list[tuple[str, str]],
                       payload_hash: str) -> tuple[str, str]:
     """(the canonical request, the signed header names)."""
+    return _canonical(method, canonical_uri(path), canonical_query(query), headers, payload_hash)
+
+
+def _canonical(method: str, uri: str, query: str, headers: list[tuple[str, str]],
+               payload_hash: str) -> tuple[str, str]:
     block, signed = canonical_headers(headers)
-    request = "\n".join((method.upper(), canonical_uri(path), canonical_query(query), block,
-                         signed, payload_hash))
-    return request, signed
+    return "\n".join((method.upper(), uri, query, block, signed, payload_hash)), signed
 
 
 def credential_scope(date: str, region: str, service: str) -> str:
@@ -108,7 +112,7 @@ def signing_key(secret: str, date: str, region: str, service: str) -> bytes:
     """HMAC chain ``AWS4<secret>`` → date → region → service → ``aws4_request``."""
     key = ("AWS4" + secret).encode("utf-8")
     for part in (date, region, service, "aws4_request"):
-        key = hmac.new(key, part.encode("utf-8"), hashlib.sha256).digest()
+        key = hmac.digest(key, part.encode("utf-8"), "sha256")
     return key
 
 
@@ -139,25 +143,34 @@ class SigV4Signer:
              credentials: AwsCredentials, now: float) -> Headers:
         """``headers`` plus ``host`` (when absent), ``x-amz-date``, ``x-amz-security-token``
         (temporary credentials) and ``authorization``, for sending ``body`` to ``url``."""
-        parts = urlsplit(url)
+        path, query, host = _split(url)
         timestamp = amz_date(now)
         out: Headers = list(headers)
         if not any(name.lower() == b"host" for name, _ in out):
-            out.insert(0, (b"host", host_of(url).encode("ascii")))
+            out.insert(0, (b"host", host))
         out.append((b"x-amz-date", timestamp.encode("ascii")))
         if credentials.session_token:
             out.append((b"x-amz-security-token", credentials.session_token.encode("latin-1")))
         signed_headers = [(name.decode("latin-1"), value.decode("latin-1")) for name, value in out
                           if name.lower().decode("latin-1") not in UNSIGNED_HEADERS]
-        request, signed = canonical_request(method, parts.path, parts.query, signed_headers,
-                                            hashlib.sha256(body).hexdigest())
+        request, signed = _canonical(method, path, query, signed_headers,
+                                     hashlib.sha256(body).hexdigest())
         scope = credential_scope(timestamp[:8], self.region, self.service)
         key = self.key(credentials.secret_access_key, timestamp[:8])
-        signature = hmac.new(key, string_to_sign(timestamp, scope, request).encode("utf-8"),
-                             hashlib.sha256).hexdigest()
+        signature = hmac.digest(key, string_to_sign(timestamp, scope, request).encode("utf-8"),
+                                "sha256").hex()
         out.append((b"authorization",
                     authorization(credentials.access_key_id, scope, signed, signature).encode()))
         return out
+
+
+@lru_cache(maxsize=256)
+def _split(url: str) -> tuple[str, str, bytes]:
+    """(canonical URI, canonical query, host header value) of ``url``; cached, a provider
+    signs few URLs."""
+    parts = urlsplit(url)
+    return (canonical_uri(parts.path), canonical_query(parts.query),
+            host_of(url).encode("ascii"))
 
 
 def host_of(url: str) -> str:

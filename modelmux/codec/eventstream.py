@@ -25,6 +25,7 @@ MAX_MESSAGE = 16 * 1024 * 1024
 _PRELUDE = struct.Struct(">III")
 _U16 = struct.Struct(">H")
 _U32 = struct.Struct(">I")
+_CACHED_HEADERS = 64
 _FIXED = {2: struct.Struct(">b"), 3: struct.Struct(">h"), 4: struct.Struct(">i"),
           5: struct.Struct(">q"), 8: struct.Struct(">q")}
 """Header value types of fixed width: byte, short, integer, long, timestamp (ms)."""
@@ -60,20 +61,24 @@ class EventStreamDecoder:
 
     A ``feed`` that completes good messages before a bad one returns them and raises on the
     next call (or ``close``), so the output does not depend on where the input was cut. After
-    an error the decoder is broken: every further call raises it again.
+    an error the decoder is broken: every further call raises it again. Header sections seen
+    before are not parsed again (a stream repeats a handful): messages may share one headers
+    dict, which is read-only by contract.
     """
 
-    __slots__ = ("_buffer", "_error", "max_message")
+    __slots__ = ("_cache", "_error", "_need", "_pending", "max_message")
 
     def __init__(self, max_message: int = MAX_MESSAGE) -> None:
         self.max_message = max_message
-        self._buffer = bytearray()
+        self._pending = bytearray()
+        self._need = 0  # length of the message whose start is pending, once its prelude is in
         self._error: EventStreamError | None = None
+        self._cache: dict[bytes, dict[str, HeaderValue]] = {}
 
     @property
     def pending(self) -> int:
         """Bytes held of a message not complete yet."""
-        return len(self._buffer)
+        return len(self._pending)
 
     def feed(self, data: bytes) -> list[Message]:
         """The messages ``data`` completes, in order.
@@ -83,41 +88,52 @@ class EventStreamDecoder:
         """
         if self._error is not None:
             raise self._error
-        buffer = self._buffer
-        buffer += data
+        pending = self._pending
+        if pending:
+            pending += data
+            if len(pending) < self._need:
+                return []
+            buf = bytes(pending)
+            pending.clear()
+        else:
+            buf = data if type(data) is bytes else bytes(data)
         out: list[Message] = []
-        at = 0
-        end = len(buffer)
-        with memoryview(buffer) as view:
-            try:
-                while end - at >= PRELUDE:
-                    total, header_len, prelude_crc = _PRELUDE.unpack_from(view, at)
-                    if crc32(view[at:at + 8]) != prelude_crc:
-                        raise EventStreamError("event stream prelude CRC mismatch")
-                    if total < OVERHEAD or header_len > total - OVERHEAD:
-                        raise EventStreamError(
-                            f"event stream lengths are impossible: total {total}, headers "
-                            f"{header_len}")
-                    if total > self.max_message:
-                        raise EventStreamError(f"event stream message of {total} bytes is over "
-                                               f"the {self.max_message}-byte limit")
-                    if end - at < total:
-                        break
-                    stop = at + total - 4
-                    (message_crc,) = _U32.unpack_from(view, stop)
-                    if crc32(view[at:stop]) != message_crc:
-                        raise EventStreamError("event stream message CRC mismatch")
-                    body = at + PRELUDE + header_len
-                    out.append(Message(parse_headers(bytes(view[at + PRELUDE:body])),
-                                       bytes(view[body:stop])))
-                    at += total
-            except EventStreamError as exc:
-                self._error = exc
-                if not out:
-                    raise
-                # the messages before the bad one are handed out; the error comes next call
-        if at:
-            del buffer[:at]
+        at, end, total = 0, len(buf), 0
+        view = memoryview(buf)
+        try:
+            while end - at >= PRELUDE:
+                total, header_len, prelude_crc = _PRELUDE.unpack_from(buf, at)
+                if crc32(view[at:at + 8]) != prelude_crc:
+                    raise EventStreamError("event stream prelude CRC mismatch")
+                if total < OVERHEAD or header_len > total - OVERHEAD:
+                    raise EventStreamError(f"event stream lengths are impossible: total {total},"
+                                           f" headers {header_len}")
+                if total > self.max_message:
+                    raise EventStreamError(f"event stream message of {total} bytes is over the "
+                                           f"{self.max_message}-byte limit")
+                if end - at < total:
+                    break
+                stop = at + total - 4
+                if crc32(view[at:stop]) != _U32.unpack_from(buf, stop)[0]:
+                    raise EventStreamError("event stream message CRC mismatch")
+                body = at + PRELUDE + header_len
+                raw = buf[at + PRELUDE:body]
+                headers = self._cache.get(raw)
+                if headers is None:
+                    headers = parse_headers(raw)
+                    if len(self._cache) < _CACHED_HEADERS:
+                        self._cache[raw] = headers
+                out.append(Message(headers, buf[body:stop]))
+                at += total
+                total = 0
+        except EventStreamError as exc:
+            self._error = exc
+            if not out:
+                raise
+            return out  # the messages before the bad one; the error comes next call
+        if at < end:
+            pending += view[at:]
+            self._need = total
         return out
 
     def close(self) -> None:
@@ -128,9 +144,9 @@ class EventStreamDecoder:
         """
         if self._error is not None:
             raise self._error
-        if self._buffer:
+        if self._pending:
             self._error = EventStreamError(
-                f"event stream ended inside a message ({len(self._buffer)} bytes left over)")
+                f"event stream ended inside a message ({len(self._pending)} bytes left over)")
             raise self._error
 
 
