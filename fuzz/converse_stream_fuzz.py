@@ -18,9 +18,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from modelmux.codec.eventstream import EventStreamError, encode_message  # noqa: E402
-from modelmux.providers.bedrock import ConverseRelay  # noqa: E402
-from modelmux.translate.converse_stream import ConverseStreamTranslator  # noqa: E402
+from modelmux.codec.eventstream import EventStreamError, encode_message
+from modelmux.providers.bedrock import ConverseRelay
+from modelmux.translate.converse_stream import ConverseStreamTranslator
 
 
 def _event(kind: str, payload: bytes) -> tuple[dict[str, str], bytes]:

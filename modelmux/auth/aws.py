@@ -89,7 +89,7 @@ def expiry(text: str | None) -> float | None:
     if not text:
         return None
     try:
-        when = datetime.datetime.fromisoformat(text.replace("Z", "+00:00"))
+        when = datetime.datetime.fromisoformat(text)
     except ValueError:
         return None
     if when.tzinfo is None:

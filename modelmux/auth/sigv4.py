@@ -96,7 +96,7 @@ def canonical_request(method: str, path: str, query: str, headers: list[tuple[st
 def _canonical(method: str, uri: str, query: str, headers: list[tuple[str, str]],
                payload_hash: str) -> tuple[str, str]:
     block, signed = canonical_headers(headers)
-    return "\n".join((method.upper(), uri, query, block, signed, payload_hash)), signed
+    return f"{method.upper()}\n{uri}\n{query}\n{block}\n{signed}\n{payload_hash}", signed
 
 
 def credential_scope(date: str, region: str, service: str) -> str:
@@ -124,7 +124,7 @@ def authorization(access_key_id: str, scope: str, signed: str, signature: str) -
 class SigV4Signer:
     """Signs requests for one region and service; caches the last signing key."""
 
-    __slots__ = ("region", "service", "_key", "_key_for")
+    __slots__ = ("_key", "_key_for", "region", "service")
 
     def __init__(self, region: str, service: str) -> None:
         self.region = region

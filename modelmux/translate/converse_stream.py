@@ -17,6 +17,7 @@ from modelmux.schemas.openai_chat import Usage
 from modelmux.translate.chunks import ChunkWriter
 from modelmux.translate.converse_to_chat import converse_error, converse_usage, stop_reason
 
+
 class ConverseStreamTranslator:
     """Event stream messages in, ``chat.completion.chunk`` payloads out.
 

@@ -17,9 +17,9 @@ from hypothesis import strategies as st
 from modelmux.auth.sigv4 import AwsCredentials, SigV4Signer, canonical_uri, host_of
 
 botocore = pytest.importorskip("botocore")
-from botocore.auth import SigV4Auth  # noqa: E402
-from botocore.awsrequest import AWSRequest  # noqa: E402
-from botocore.credentials import Credentials  # noqa: E402
+from botocore.auth import SigV4Auth
+from botocore.awsrequest import AWSRequest
+from botocore.credentials import Credentials
 
 SEGMENT = st.text(st.characters(codec="utf-8", exclude_characters="/?#"), min_size=0,
                   max_size=12)

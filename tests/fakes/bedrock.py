@@ -31,8 +31,8 @@ ERRORS = {
     "not_ready": (429, "ModelNotReadyException", "Model is not ready."),
     "500": (500, "InternalServerException", "Internal failure."),
     "503": (503, "ServiceUnavailableException", "Service is unavailable."),
-    "expired": (403, "ExpiredTokenException", "The security token included in the request "
-                                               "is expired"),
+    "expired": (403, "ExpiredTokenException", ("The security token included in the request "
+                                               "is expired")),
 }
 STREAM_FAULTS = {"exception_first", "exception_mid", "bad_crc", "no_end", "reset",
                  "reset_early"}
@@ -41,8 +41,8 @@ ARGS = "@@args{}@@"
 
 def error_reply(status: int, name: str, message: str) -> Reply:
     return json_reply(status, {"message": message},
-                      [("x-amzn-errortype", f"{name}:http://internal.amazon.com/coral/"
-                                            "com.amazon.bedrock/")])
+                      [("x-amzn-errortype", (f"{name}:http://internal.amazon.com/coral/"
+                                            "com.amazon.bedrock/"))])
 
 
 def usage(answer: Answer) -> dict[str, int]:

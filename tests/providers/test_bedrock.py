@@ -10,6 +10,7 @@ and after the first chunk, a broken CRC, and credentials dropped after an expire
 from __future__ import annotations
 
 import contextlib
+import json
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -74,23 +75,24 @@ def test_sdk_sees_the_same_answer_in_every_split(loop: str, split: str) -> None:
 
 def test_request_shape_and_tool_result_follow_up() -> None:
     image = "data:image/png;base64,iVBORw0KGgo="
+
     async def main() -> None:
-        async with bedrock_gateway(answer=TOOLS, token="sess-token") as (gw, fake):
-            async with gw.client() as client:
-                first = await client.chat.completions.create(
-                    model=MODEL, tools=TOOLS_PARAM, max_tokens=77, temperature=0.3, top_p=0.9,
-                    stop=["END", "STOP"],
-                    tool_choice={"type": "function", "function": {"name": "get_time"}},
-                    messages=[*MESSAGES[:1], {"role": "user", "content": [
-                        {"type": "text", "text": "What is this?"},
-                        {"type": "image_url", "image_url": {"url": image}}]}])
-                message = first.choices[0].message
-                assert message.tool_calls is not None
-                follow = [*MESSAGES, message.model_dump(exclude_none=True),
-                          *({"role": "tool", "tool_call_id": c.id, "content": f"result {i}"}
-                            for i, c in enumerate(message.tool_calls))]
-                await client.chat.completions.create(model=MODEL, messages=follow, stream=True,
-                                                     tools=TOOLS_PARAM, tool_choice="required")
+        async with bedrock_gateway(answer=TOOLS, token="sess-token") as (gw, fake), \
+                gw.client() as client:
+            first = await client.chat.completions.create(
+                model=MODEL, tools=TOOLS_PARAM, max_tokens=77, temperature=0.3, top_p=0.9,
+                stop=["END", "STOP"],
+                tool_choice={"type": "function", "function": {"name": "get_time"}},
+                messages=[*MESSAGES[:1], {"role": "user", "content": [
+                    {"type": "text", "text": "What is this?"},
+                    {"type": "image_url", "image_url": {"url": image}}]}])
+            message = first.choices[0].message
+            assert message.tool_calls is not None
+            follow = [*MESSAGES, message.model_dump(exclude_none=True),
+                      *({"role": "tool", "tool_call_id": c.id, "content": f"result {i}"}
+                        for i, c in enumerate(message.tool_calls))]
+            await client.chat.completions.create(model=MODEL, messages=follow, stream=True,
+                                                 tools=TOOLS_PARAM, tool_choice="required")
         body = fake.bodies[0]
         assert fake.requests[0].headers["x-amz-security-token"] == "sess-token"
         assert body["inferenceConfig"] == {"maxTokens": 77, "temperature": 0.3, "topP": 0.9,
@@ -106,8 +108,8 @@ def test_request_shape_and_tool_result_follow_up() -> None:
         assert second["toolConfig"]["toolChoice"] == {"any": {}}
         assert second["messages"][1] == {"role": "assistant", "content": [
             {"text": TOOLS.text},
-            *({"toolUse": {"toolUseId": c.id, "name": c.name, "input": __import__("json").loads(
-                c.arguments)}} for c in TOOLS.tool_calls)]}
+            *({"toolUse": {"toolUseId": c.id, "name": c.name, "input": json.loads(c.arguments)}}
+              for c in TOOLS.tool_calls)]}
         assert second["messages"][2] == {"role": "user", "content": [
             {"toolResult": {"toolUseId": c.id, "content": [{"text": f"result {i}"}]}}
             for i, c in enumerate(TOOLS.tool_calls)]}

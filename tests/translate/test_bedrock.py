@@ -4,6 +4,7 @@ every split of the event stream bytes."""
 
 from __future__ import annotations
 
+import itertools
 import json
 from typing import Any
 
@@ -167,7 +168,7 @@ def test_any_split_gives_the_same_client_stream(answer: Answer, include_usage: b
     raw = wire(answer)
     cuts = sorted(data.draw(st.lists(st.integers(0, len(raw)), max_size=20)))
     points = [0, *cuts, len(raw)]
-    pieces = [raw[a:b] for a, b in zip(points, points[1:])]
+    pieces = [raw[a:b] for a, b in itertools.pairwise(points)]
     assert relay_out(pieces, include_usage) == relay_out([raw], include_usage)
 
 
