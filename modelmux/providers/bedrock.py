@@ -9,6 +9,7 @@ the model id percent-encoded as one path segment. Requests are SigV4-signed (ser
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import AsyncGenerator, Callable, Mapping
 from typing import Any
@@ -22,19 +23,22 @@ from modelmux.codec.eventstream import EventStreamDecoder
 from modelmux.config.load import ConfigError
 from modelmux.config.schema import BedrockConfig
 from modelmux.errors import Headers, InvalidRequest, ModelMuxError
-from modelmux.providers.base import ChatCall, ClientSink, Provider, RetryPolicy
+from modelmux.providers.base import ChatCall, ClientSink, EmbedCall, Provider, RetryPolicy
 from modelmux.providers.env import expand_env
 from modelmux.providers.errors import error_from_response
 from modelmux.providers.event_relay import SSERelay, chat_answer
 from modelmux.providers.headers import check_base_url, extra_headers, json_headers, merge_headers
 from modelmux.providers.transport import StaticAuth, Upstream
+from modelmux.translate import bedrock_embed as embeds
 from modelmux.translate.chat_to_converse import chat_to_converse
 from modelmux.translate.converse_stream import ConverseStreamTranslator
 from modelmux.translate.converse_to_chat import converse_error, converse_to_chat, error_name
-from modelmux.upstream import ConnectionPool
+from modelmux.upstream import ConnectionPool, UpstreamClosed
 
 _encode = msgspec.json.Encoder().encode
 EVENTSTREAM = b"application/vnd.amazon.eventstream"
+TITAN_CONCURRENCY = 8
+"""Titan embeds one text a request: at most this many of a call's requests are in flight."""
 _STALE = frozenset({"ExpiredTokenException", "UnrecognizedClientException",
                     "InvalidSignatureException"})
 """Errors after which held temporary credentials are dropped and fetched again."""
@@ -118,6 +122,7 @@ class BedrockProvider(Provider):
         self.credentials = AwsCredentialSource(pool, label=where, static=_static(config, where),
                                                env=env, clock=clock)
         self.headers = merge_headers(json_headers(), extra_headers(config.headers, where))
+        self.input_type = config.input_type
         self.retry = retry or RetryPolicy(max_retries=config.max_retries)
         self.upstream = Upstream(config.name, pool, StaticAuth([]), config.timeouts.timeouts(),
                                  self.retry, http2=config.http2, errors=self._error)
@@ -172,6 +177,55 @@ class BedrockProvider(Provider):
                 sent = yield chunk
         finally:
             await chunks.aclose()
+
+    async def embed(self, call: EmbedCall) -> bytes:
+        """InvokeModel on a Titan (one text a request, up to ``TITAN_CONCURRENCY`` at once) or
+        Cohere (96 texts a request) embed model; the vectors joined in input order."""
+        family, texts = embeds.texts_of(call.request, call.model, self.name)
+        url = self.url(call.model, "invoke")
+        vectors: list[list[float]] = []
+        tokens = 0
+        if family == "titan":
+            gate = asyncio.Semaphore(TITAN_CONCURRENCY)
+
+            async def one(text: str) -> tuple[list[float], int]:
+                async with gate:
+                    answer, _ = await self.invoke(url, embeds.titan_body(
+                        text, call.request.dimensions), call)
+                return embeds.titan_answer(answer, self.name)
+
+            for vector, count in await asyncio.gather(*map(one, texts)):
+                vectors.append(vector)
+                tokens += count
+        else:
+            for start in range(0, len(texts), embeds.COHERE_BATCH):
+                batch = texts[start:start + embeds.COHERE_BATCH]
+                answer, count = await self.invoke(
+                    url, embeds.cohere_body(batch, self.input_type), call)
+                vectors += embeds.cohere_answer(answer, self.name, len(batch))
+                tokens += count
+        call.stats.tokens = (tokens, 0)
+        return embeds.openai_embeddings(vectors, tokens, call.public_model,
+                                        call.request.encoding_format)
+
+    async def invoke(self, url: str, body: bytes, call: EmbedCall) -> tuple[bytes, int]:
+        """One signed InvokeModel: the answer body and the input tokens Bedrock's
+        ``x-amzn-bedrock-input-token-count`` header reports (0 without it).
+
+        Raises:
+            ModelMuxError: as ``Upstream.post``; a reset while reading is retryable.
+        """
+        headers = await self.signed(url, [*self.headers, (b"accept", b"application/json")],
+                                    body)
+        response = await self.upstream.post(url, headers, body, call.stats)
+        try:
+            async with response:
+                answer = await response.read()
+        except UpstreamClosed as exc:
+            exc.retryable = True
+            raise
+        count = response.get_header(b"x-amzn-bedrock-input-token-count") or b"0"
+        return answer, int(count) if count.isdigit() else 0
 
     def _error(self, provider: str, status: int, headers: Headers, body: bytes) -> ModelMuxError:
         error = bedrock_error(provider, status, headers, body)

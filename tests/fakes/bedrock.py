@@ -93,6 +93,11 @@ def stream_events(answer: Answer) -> list[bytes]:
     return events
 
 
+def vector_of(text: str, dimensions: int) -> list[float]:
+    """A vector that tells its input apart: its length, then halves."""
+    return [float(len(text))] + [0.5 * i for i in range(1, dimensions)]
+
+
 class FakeBedrock(FakeServer):
     def __init__(self, *, access_key: str = "AKIDFAKE000000000001", secret: str = "fake/secret",
                  token: str | None = None, region: str = "us-east-1", answer: Answer = TEXT,
@@ -103,6 +108,26 @@ class FakeBedrock(FakeServer):
         self.faults: deque[str] = deque()
         self.bodies: list[dict[str, Any]] = []
         self.models: list[str] = []
+
+    def invoke(self, model: str, body: dict[str, Any]) -> Reply:
+        """Titan: one ``inputText``; Cohere: up to 96 ``texts`` with an ``input_type``."""
+        fault = self.faults.popleft() if self.faults else None
+        if fault in ERRORS:
+            return error_reply(*ERRORS[fault])
+        if "titan-embed" in model:
+            if not isinstance(body.get("inputText"), str) or set(body) - {
+                    "inputText", "dimensions", "normalize"}:
+                return error_reply(400, "ValidationException", "malformed Titan input")
+            vector = vector_of(body["inputText"], body.get("dimensions", 4))
+            return json_reply(200, {"embedding": vector, "inputTextTokenCount": len(
+                body["inputText"].split()), "embeddingsByType": {"float": vector}})
+        texts = body.get("texts")
+        if not isinstance(texts, list) or not 0 < len(texts) <= 96 or not body.get("input_type"):
+            return error_reply(400, "ValidationException", "texts: 1 to 96, input_type needed")
+        tokens = sum(len(t.split()) for t in texts)
+        return json_reply(200, {"id": "e1", "response_type": "embeddings_floats",
+                                "texts": texts, "embeddings": [vector_of(t, 4) for t in texts]},
+                          [("x-amzn-bedrock-input-token-count", str(tokens))])
 
     def check_signature(self, request: Request) -> str | None:
         """Why the signature is wrong, or None when it is the one the known keys give."""
@@ -132,7 +157,7 @@ class FakeBedrock(FakeServer):
     async def handle(self, request: Request) -> Reply:
         parts = request.path.split("/")
         if request.method != "POST" or len(parts) != 4 or parts[1] != "model" or parts[3] not in (
-                "converse", "converse-stream"):
+                "converse", "converse-stream", "invoke"):
             return error_reply(404, "UnknownOperationException", f"{request.path} not found")
         why = self.check_signature(request)
         if why is not None:
@@ -140,6 +165,8 @@ class FakeBedrock(FakeServer):
         self.models.append(unquote(parts[2]))
         body = request.json()
         self.bodies.append(body)
+        if parts[3] == "invoke":
+            return self.invoke(unquote(parts[2]), body)
         if not body.get("messages"):
             return error_reply(400, "ValidationException", "messages are required")
         fault = self.faults.popleft() if self.faults else None
