@@ -50,9 +50,34 @@ def chat_to_converse(req: ChatCompletionRequest, *, provider: str) -> dict[str, 
     if config:
         body["inferenceConfig"] = config
     tools = _tool_config(req)
+    if tools is None and (used := _tools_used(messages)):
+        tools = {"tools": [_spec(name, None, None) for name in used]}
     if tools is not None:
         body["toolConfig"] = tools
     return body
+
+
+def _tools_used(messages: list[dict[str, Any]]) -> list[str]:
+    """Names of the tools the history called: Converse refuses ``toolUse`` and ``toolResult``
+    blocks without a ``toolConfig``, so one is declared for them (empty schemas) when the
+    request brings none or says ``tool_choice: none``."""
+    names: dict[str, None] = {}
+    for message in messages:
+        for block in message["content"]:
+            if "toolUse" in block:
+                names[block["toolUse"]["name"]] = None
+    if not names and any("toolResult" in b for m in messages for b in m["content"]):
+        raise InvalidRequest("tool messages need the assistant tool_calls they answer",
+                             param="messages")
+    return list(names)
+
+
+def _spec(name: str, description: str | None, schema: dict[str, Any] | None) -> Block:
+    spec: Block = {"name": name, "inputSchema": {
+        "json": schema or {"type": "object", "properties": {}}}}
+    if description:
+        spec["description"] = description
+    return {"toolSpec": spec}
 
 
 def _reject_unsupported(req: ChatCompletionRequest, provider: str) -> None:
@@ -187,18 +212,15 @@ def _tool_result(msg: ToolMessage) -> Block:
 
 def _tool_config(req: ChatCompletionRequest) -> dict[str, Any] | None:
     """Function tools as ``toolSpec``; tool_choice auto → auto, required → any, a named
-    function → tool; ``none`` sends no tools at all (Converse has no such choice)."""
+    function → tool; ``none`` sends no tools (Converse has no such choice) unless the history
+    holds tool calls, which need them declared (see ``_tools_used``)."""
     choice = req.tool_choice
     tools: list[Block] = []
     for i, tool in enumerate(req.tools or ()):
         if tool.type != "function" or tool.function is None:
             raise InvalidRequest("only function tools are supported", param=f"tools[{i}].type")
         fn = tool.function
-        spec: Block = {"name": fn.name, "inputSchema": {
-            "json": fn.parameters or {"type": "object", "properties": {}}}}
-        if fn.description:
-            spec["description"] = fn.description
-        tools.append({"toolSpec": spec})
+        tools.append(_spec(fn.name, fn.description, fn.parameters))
     if not tools:
         if choice is None or choice in ("auto", "none"):
             return None

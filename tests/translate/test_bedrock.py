@@ -196,3 +196,25 @@ def test_truncated_and_unknown_events() -> None:
                                   ":error-message": "boom"}, b"")
     out, _, _ = relay_out([events[0] + error_frame])
     assert b"boom" in out and b"[DONE]" not in out
+
+
+def test_tool_history_without_tools_declares_the_called_tools() -> None:
+    history = [{"role": "user", "content": "q"},
+               {"role": "assistant", "content": None, "tool_calls": [
+                   {"id": "t1", "type": "function", "function": {"name": "f", "arguments": "{}"}},
+                   {"id": "t2", "type": "function", "function": {"name": "g", "arguments": ""}}]},
+               {"role": "tool", "tool_call_id": "t1", "content": "1"},
+               {"role": "tool", "tool_call_id": "t2", "content": ""}]
+    for extra in ({}, {"tools": [{"type": "function", "function": {"name": "f"}}],
+                       "tool_choice": "none"}):
+        body = chat_to_converse(_request(messages=history, **extra), provider="p")
+        assert body["toolConfig"] == {"tools": [
+            {"toolSpec": {"name": n, "inputSchema": {"json": {"type": "object",
+                                                              "properties": {}}}}}
+            for n in ("f", "g")]}
+        assert body["messages"][2]["content"] == [
+            {"toolResult": {"toolUseId": "t1", "content": [{"text": "1"}]}},
+            {"toolResult": {"toolUseId": "t2", "content": [{"text": " "}]}}]
+    with pytest.raises(InvalidRequest) as caught:
+        chat_to_converse(_request(messages=[history[0], history[2]]), provider="p")
+    assert caught.value.param == "messages"
