@@ -1,7 +1,9 @@
 """AWS credentials for Bedrock: the configured keys, else the standard chain, kept fresh.
 
 The chain, first match wins (as the AWS SDKs document it): environment variables
-(``AWS_ACCESS_KEY_ID``, ``AWS_SECRET_ACCESS_KEY``, ``AWS_SESSION_TOKEN``); the shared
+(``AWS_ACCESS_KEY_ID``, ``AWS_SECRET_ACCESS_KEY``, ``AWS_SESSION_TOKEN``); a web identity
+token (``AWS_WEB_IDENTITY_TOKEN_FILE`` and ``AWS_ROLE_ARN``, exchanged with STS
+AssumeRoleWithWebIdentity; ``AWS_ENDPOINT_URL_STS`` overrides the endpoint); the shared
 credentials file (``AWS_SHARED_CREDENTIALS_FILE``, default ``~/.aws/credentials``) and config
 file (``AWS_CONFIG_FILE``, ``~/.aws/config``) for profile ``AWS_PROFILE`` (static keys only);
 container credentials (``AWS_CONTAINER_CREDENTIALS_FULL_URI`` or ``..._RELATIVE_URI`` under
@@ -22,6 +24,8 @@ import time
 from collections.abc import Callable, Mapping
 from contextlib import suppress
 from pathlib import Path
+from urllib.parse import urlencode
+from xml.etree import ElementTree
 
 import msgspec
 
@@ -103,9 +107,11 @@ class AwsCredentialSource:
 
     def __init__(self, pool: ConnectionPool, *, label: str,
                  static: AwsCredentials | None = None, env: Mapping[str, str] | None = None,
-                 margin: float = REFRESH_MARGIN, clock: Callable[[], float] = time.time) -> None:
+                 region: str = "", margin: float = REFRESH_MARGIN,
+                 clock: Callable[[], float] = time.time) -> None:
         self.pool = pool
         self.label = label
+        self.region = region
         self.static = static
         self.env = os.environ if env is None else env
         self.margin = margin
@@ -163,6 +169,8 @@ class AwsCredentialSource:
         found = from_env(self.env)
         source = "environment"
         if found is None:
+            found, source = await self._web_identity(), "web identity"
+        if found is None:
             found, source = await asyncio.to_thread(from_files, self.env), "shared files"
         if found is None:
             found, source = await self._container(), "container"
@@ -182,16 +190,19 @@ class AwsCredentialSource:
             self._refresh_at = found.expires_at - min(self.margin, lifetime / 2)
         return found
 
-    async def _get(self, method: bytes, url: str, headers: Headers, what: str) -> bytes:
+    async def _get(self, method: bytes, url: str, headers: Headers, what: str,
+                   body: bytes = b"") -> bytes:
         try:
-            response = await self.pool.request(method, url, headers, b"", _TIMEOUTS)
+            response = await self.pool.request(method, url, headers, body, _TIMEOUTS)
             async with response:
                 status, body = response.status, await response.read(_MAX_BODY)
         except ModelMuxError as exc:
             raise UpstreamConnectError(f"{self.label}: cannot reach the {what}: {exc.message}",
                                        code="upstream_auth_unreachable") from None
         if status != 200:
-            raise UpstreamAuthFailed(f"{self.label}: the {what} answered HTTP {status}")
+            why = _xml_fields(body).get("Message", "")
+            raise UpstreamAuthFailed(f"{self.label}: the {what} answered HTTP {status}"
+                                     + (f": {why}" if why else ""))
         return body
 
     def _parse(self, body: bytes, what: str) -> AwsCredentials:
@@ -203,6 +214,33 @@ class AwsCredentialSource:
             raise UpstreamAuthFailed(f"{self.label}: the {what} sent no credentials")
         return AwsCredentials(answer.access_key_id, answer.secret_access_key, answer.token,
                               expiry(answer.expiration))
+
+    async def _web_identity(self) -> AwsCredentials | None:
+        """STS AssumeRoleWithWebIdentity with the token file's contents (no signature)."""
+        env = self.env
+        token_file, role = env.get("AWS_WEB_IDENTITY_TOKEN_FILE"), env.get("AWS_ROLE_ARN")
+        if not token_file or not role:
+            return None
+        try:
+            token = (await asyncio.to_thread(Path(token_file).read_text)).strip()
+        except (OSError, UnicodeDecodeError) as exc:
+            raise UpstreamAuthFailed(f"{self.label}: cannot read AWS_WEB_IDENTITY_TOKEN_FILE: "
+                                     f"{exc}") from None
+        region = env.get("AWS_REGION") or self.region
+        endpoint = env.get("AWS_ENDPOINT_URL_STS") or (
+            f"https://sts.{region}.amazonaws.com" if region else "https://sts.amazonaws.com")
+        form = urlencode({"Action": "AssumeRoleWithWebIdentity", "Version": "2011-06-15",
+                          "RoleArn": role, "WebIdentityToken": token,
+                          "RoleSessionName": env.get("AWS_ROLE_SESSION_NAME")
+                          or f"modelmux-{int(self.clock())}"}).encode()
+        what = "STS web identity endpoint"
+        answer = await self._get(b"POST", endpoint.rstrip("/") + "/", [
+            (b"content-type", b"application/x-www-form-urlencoded")], what, form)
+        fields = _xml_fields(answer)
+        if not fields.get("AccessKeyId") or not fields.get("SecretAccessKey"):
+            raise UpstreamAuthFailed(f"{self.label}: the {what} sent no credentials")
+        return AwsCredentials(fields["AccessKeyId"], fields["SecretAccessKey"],
+                              fields.get("SessionToken"), expiry(fields.get("Expiration")))
 
     async def _container(self) -> AwsCredentials | None:
         env = self.env
@@ -238,3 +276,14 @@ class AwsCredentialSource:
         if not role:
             raise UpstreamAuthFailed(f"{self.label}: the instance has no IAM role")
         return self._parse(await self._get(b"GET", roles + role[0], auth, what), what)
+
+
+def _xml_fields(body: bytes) -> dict[str, str]:
+    """Leaf element texts of an STS (AWS query protocol) XML answer by local name; {} if the
+    body is not XML. STS is the only XML this reads, over TLS from the configured endpoint."""
+    try:
+        root = ElementTree.fromstring(body)
+    except ElementTree.ParseError:
+        return {}
+    return {element.tag.rpartition("}")[2]: (element.text or "").strip()
+            for element in root.iter() if len(element) == 0}

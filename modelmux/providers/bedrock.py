@@ -120,7 +120,7 @@ class BedrockProvider(Provider):
         self._held: AwsCredentials | None = None  # what the last request was signed with
         self.signer = SigV4Signer(region, "bedrock")
         self.credentials = AwsCredentialSource(pool, label=where, static=_static(config, where),
-                                               env=env, clock=clock)
+                                               env=env, region=region, clock=clock)
         self.headers = merge_headers(json_headers(), extra_headers(config.headers, where))
         self.input_type = config.input_type
         self.retry = retry or RetryPolicy(max_retries=config.max_retries)

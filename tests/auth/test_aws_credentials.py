@@ -126,3 +126,24 @@ def test_imds_v2_and_refresh_ahead_of_expiry(tmp_path: Path) -> None:
 def test_no_credentials_anywhere(tmp_path: Path) -> None:
     with pytest.raises(UpstreamAuthFailed, match="no AWS credentials"):
         run("asyncio", resolve({"HOME": str(tmp_path), **NO_IMDS}))
+
+
+def test_web_identity_token_through_sts(tmp_path: Path) -> None:
+    async def main() -> None:
+        async with FakeCredentialEndpoints(expires=4_000_000_000) as fake:
+            token = tmp_path / "oidc"
+            token.write_text("oidc-token\n")
+            env = {"HOME": str(tmp_path), **NO_IMDS, "AWS_WEB_IDENTITY_TOKEN_FILE": str(token),
+                   "AWS_ROLE_ARN": "arn:aws:iam::123456789012:role/gw",
+                   "AWS_ENDPOINT_URL_STS": fake.origin}
+            creds, source = await resolve(env)
+            assert (creds.access_key_id, creds.secret_access_key, creds.session_token,
+                    creds.expires_at, source) == ("ASIAFAKE000000000001", "secret-1", "token-1",
+                                                  4_000_000_000, "web identity")
+            form = fake.requests[0].body.decode()
+            assert "Action=AssumeRoleWithWebIdentity" in form and "RoleSessionName=" in form
+            token.write_text("stale")
+            with pytest.raises(UpstreamAuthFailed, match="HTTP 400: Incorrect token"):
+                await resolve(env)
+
+    run("asyncio", main())
