@@ -139,6 +139,8 @@ def _aws_check(provider: BedrockConfig, label: str) -> Check:
         return "ok", label, "AWS keys set in the config"
     if from_env(os.environ) is not None:
         return "ok", label, "AWS keys from the environment"
+    if os.environ.get("AWS_WEB_IDENTITY_TOKEN_FILE") and os.environ.get("AWS_ROLE_ARN"):
+        return "ok", label, f"web identity for {os.environ['AWS_ROLE_ARN']} (not exchanged)"
     if from_files(os.environ) is not None:
         profile = os.environ.get("AWS_PROFILE") or os.environ.get("AWS_DEFAULT_PROFILE") or "default"
         return "ok", label, f"AWS keys from the shared files, profile {profile}"
