@@ -108,6 +108,7 @@ class FakeBedrock(FakeServer):
         self.faults: deque[str] = deque()
         self.bodies: list[dict[str, Any]] = []
         self.models: list[str] = []
+        self.authority = ""  # set when served over HTTP/2 (tests.fakes.h2.H2Fake)
 
     def invoke(self, model: str, body: dict[str, Any]) -> Reply:
         """Titan: one ``inputText``; Cohere: up to 96 ``texts`` with an ``input_type``."""
@@ -145,8 +146,11 @@ class FakeBedrock(FakeServer):
         if "host" not in signed or "x-amz-date" not in signed:
             return "host and x-amz-date must be signed"
         path, _, query = request.path.partition("?")
+        values = {**request.headers}
+        if "host" not in values and self.authority:  # HTTP/2: the host is :authority
+            values["host"] = self.authority
         canonical, _ = canonical_request(request.method, path, query,
-                                         [(n, request.headers[n]) for n in signed],
+                                         [(n, values.get(n, "")) for n in signed],
                                          hashlib.sha256(request.body).hexdigest())
         scope = credential_scope(date, region, service)
         want = hmac.new(signing_key(self.secret, date, region, service),

@@ -19,6 +19,7 @@ import pytest
 
 from tests.fakes.answers import TEXT, TOOLS, Answer
 from tests.fakes.bedrock import FakeBedrock
+from tests.fakes.h2 import H2Fake
 from tests.fakes.http import SPLITS, Split, whole
 from tests.providers.harness import (
     MESSAGES,
@@ -229,5 +230,24 @@ def test_unsupported_fields_are_refused_without_an_upstream_call() -> None:
                 assert caught.value.param == param  # type: ignore[attr-defined]
                 assert "provider 'br' (bedrock)" in caught.value.message
             assert fake.requests == []
+
+    run("asyncio", main())
+
+
+def test_signed_over_h2c() -> None:
+    async def main() -> None:
+        app = FakeBedrock(answer=TOOLS)
+        async with H2Fake(app) as fake:
+            app.authority = f"127.0.0.1:{fake.port}"
+            toml = (f'[[provider]]\nname = "br"\ntype = "bedrock"\nregion = "us-east-1"\n'
+                    f'models = ["{MODEL}"]\nbase_url = "{fake.base_url}"\nhttp2 = true\n{KEYS}')
+            async with gateway(toml) as gw, gw.client() as client:
+                done = await client.chat.completions.create(model=MODEL, messages=MESSAGES)
+                same(from_completion(done), expected(TOOLS, MODEL))
+                stream = await client.chat.completions.create(
+                    model=MODEL, messages=MESSAGES, stream=True,
+                    stream_options={"include_usage": True})
+                same(await collect(stream), expected(TOOLS, MODEL))
+            assert fake.connections == 1 and fake.h1_connections == 0
 
     run("asyncio", main())
