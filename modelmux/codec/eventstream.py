@@ -39,13 +39,20 @@ class EventStreamError(UpstreamError):
 
 
 class Message:
-    """One decoded message: its headers by name and its payload bytes."""
+    """One decoded message: its headers by name, its payload bytes, and the two headers every
+    consumer reads first, ``:message-type`` (``kind``, "event" when absent) and
+    ``:event-type`` (``event``)."""
 
-    __slots__ = ("headers", "payload")
+    __slots__ = ("event", "headers", "kind", "payload")
 
-    def __init__(self, headers: dict[str, HeaderValue], payload: bytes) -> None:
+    def __init__(self, headers: dict[str, HeaderValue], payload: bytes, kind: str | None = None,
+                 event: str | None = None) -> None:
+        """``kind`` and ``event`` are read from ``headers`` unless given (the decoder knows
+        them per header section)."""
         self.headers = headers
         self.payload = payload
+        self.kind = kind if kind is not None else (self.text(":message-type") or "event")
+        self.event = event if event is not None else self.text(":event-type")
 
     def text(self, name: str) -> str:
         """A string header's value, or "" when absent or not a string."""
@@ -73,7 +80,7 @@ class EventStreamDecoder:
         self._pending = bytearray()
         self._need = 0  # length of the message whose start is pending, once its prelude is in
         self._error: EventStreamError | None = None
-        self._cache: dict[bytes, dict[str, HeaderValue]] = {}
+        self._cache: dict[bytes, Message] = {}  # header section -> a message without payload
 
     @property
     def pending(self) -> int:
@@ -118,12 +125,12 @@ class EventStreamDecoder:
                     raise EventStreamError("event stream message CRC mismatch")
                 body = at + PRELUDE + header_len
                 raw = buf[at + PRELUDE:body]
-                headers = self._cache.get(raw)
-                if headers is None:
-                    headers = parse_headers(raw)
+                known = self._cache.get(raw)
+                if known is None:
+                    known = Message(parse_headers(raw), b"")
                     if len(self._cache) < _CACHED_HEADERS:
-                        self._cache[raw] = headers
-                out.append(Message(headers, buf[body:stop]))
+                        self._cache[raw] = known
+                out.append(Message(known.headers, buf[body:stop], known.kind, known.event))
                 at += total
                 total = 0
         except EventStreamError as exc:

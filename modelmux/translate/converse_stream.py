@@ -45,10 +45,9 @@ class ConverseStreamTranslator:
         """Translate one event stream message."""
         if self.done or self.error is not None:
             return []
-        kind = message.text(":message-type") or "event"
-        if kind != "event":
-            return self._exception(message, kind)
-        event = message.text(":event-type")
+        if message.kind != "event":
+            return self._exception(message, message.kind)
+        event = message.event
         out: list[bytes] = []
         if not self._started:
             self._started = True
