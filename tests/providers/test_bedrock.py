@@ -14,6 +14,7 @@ import json
 from collections.abc import AsyncIterator
 from typing import Any
 
+import anthropic
 import openai
 import pytest
 
@@ -249,5 +250,26 @@ def test_signed_over_h2c() -> None:
                     stream_options={"include_usage": True})
                 same(await collect(stream), expected(TOOLS, MODEL))
             assert fake.connections == 1 and fake.h1_connections == 0
+
+    run("asyncio", main())
+
+
+def test_anthropic_sdk_through_the_messages_door() -> None:
+    async def main() -> None:
+        async with bedrock_gateway(answer=TOOLS) as (gw, fake):
+            sdk = anthropic.AsyncAnthropic(base_url=f"http://127.0.0.1:{gw.port}",
+                                           api_key="x", max_retries=0, timeout=10)
+            async with sdk:
+                done = await sdk.messages.create(model=MODEL, max_tokens=50, messages=[
+                    {"role": "user", "content": "Weather?"}])
+                assert done.stop_reason == "tool_use"
+                assert [b.type for b in done.content] == ["text", "tool_use", "tool_use"]
+                async with sdk.messages.stream(model=MODEL, max_tokens=50, messages=[
+                        {"role": "user", "content": "Weather?"}]) as stream:
+                    final = await stream.get_final_message()
+                assert final.content[1].input == json.loads(  # type: ignore[union-attr]
+                    TOOLS.tool_calls[0].arguments)
+                assert final.usage.output_tokens == TOOLS.completion_tokens
+            assert fake.bodies[0]["inferenceConfig"] == {"maxTokens": 50}
 
     run("asyncio", main())
