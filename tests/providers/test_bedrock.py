@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import json
 from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any
 
 import anthropic
@@ -19,6 +20,7 @@ import openai
 import pytest
 
 from tests.fakes.answers import TEXT, TOOLS, Answer
+from tests.fakes.aws_metadata import FakeCredentialEndpoints
 from tests.fakes.bedrock import FakeBedrock
 from tests.fakes.h2 import H2Fake
 from tests.fakes.http import SPLITS, Split, whole
@@ -271,5 +273,36 @@ def test_anthropic_sdk_through_the_messages_door() -> None:
                     TOOLS.tool_calls[0].arguments)
                 assert final.usage.output_tokens == TOOLS.completion_tokens
             assert fake.bodies[0]["inferenceConfig"] == {"maxTokens": 50}
+
+    run("asyncio", main())
+
+
+def test_chain_credentials_are_fetched_again_after_an_expired_token(
+        monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    async def main() -> None:
+        async with FakeCredentialEndpoints(expires=4_000_000_000) as creds, FakeBedrock(
+                access_key="ASIAFAKE000000000001", secret="secret-1", token="token-1") as fake:
+            for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_PROFILE",
+                         "AWS_WEB_IDENTITY_TOKEN_FILE"):
+                monkeypatch.delenv(name, raising=False)
+            monkeypatch.setenv("HOME", str(tmp_path))
+            monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
+            monkeypatch.setenv("AWS_CONTAINER_CREDENTIALS_FULL_URI",
+                               f"{creds.origin}/container/creds")
+            monkeypatch.setenv("AWS_CONTAINER_AUTHORIZATION_TOKEN", "container-secret")
+            toml = (f'[[provider]]\nname = "br"\ntype = "bedrock"\nregion = "us-east-1"\n'
+                    f'models = ["{MODEL}"]\nbase_url = "{fake.origin}"\nmax_retries = 0\n')
+            async with gateway(toml) as gw, gw.client() as client:
+                await client.chat.completions.create(model=MODEL, messages=MESSAGES)
+                await client.chat.completions.create(model=MODEL, messages=MESSAGES)
+                assert creds.issued == 1
+                fake.faults.append("expired")
+                with pytest.raises(openai.InternalServerError) as caught:
+                    await client.chat.completions.create(model=MODEL, messages=MESSAGES)
+                assert caught.value.code == "upstream_auth_failed"  # type: ignore[attr-defined]
+                fake.access_key, fake.secret, fake.token = (
+                    "ASIAFAKE000000000002", "secret-2", "token-2")
+                await client.chat.completions.create(model=MODEL, messages=MESSAGES)
+                assert creds.issued == 2
 
     run("asyncio", main())
