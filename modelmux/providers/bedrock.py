@@ -194,7 +194,13 @@ class BedrockProvider(Provider):
                         text, call.request.dimensions), call)
                 return embeds.titan_answer(answer, self.name)
 
-            for vector, count in await asyncio.gather(*map(one, texts)):
+            tasks = [asyncio.ensure_future(one(text)) for text in texts]
+            try:
+                done = await asyncio.gather(*tasks)
+            finally:
+                for task in tasks:  # one failed: the rest would be wasted
+                    task.cancel()
+            for vector, count in done:
                 vectors.append(vector)
                 tokens += count
         else:

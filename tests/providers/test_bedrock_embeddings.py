@@ -87,3 +87,14 @@ def test_throttling_is_retried_then_reported() -> None:
                 await client.embeddings.create(model=COHERE, input=["a"])
 
     run("asyncio", main())
+
+
+def test_one_failed_titan_request_fails_the_call() -> None:
+    async def main() -> None:
+        async with FakeBedrock() as fake, gateway(config(
+                fake.origin, "max_retries = 0\n")) as gw, gw.client() as client:
+            fake.faults.append("403")
+            with pytest.raises(openai.PermissionDeniedError):
+                await client.embeddings.create(model=TITAN, input=["a", "b", "c"])
+
+    run("asyncio", main())
