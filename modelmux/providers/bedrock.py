@@ -30,7 +30,7 @@ from modelmux.providers.event_relay import SSERelay, chat_answer
 from modelmux.providers.headers import check_base_url, extra_headers, json_headers, merge_headers
 from modelmux.providers.transport import StaticAuth, Upstream
 from modelmux.translate import bedrock_embed as embeds
-from modelmux.translate.chat_to_converse import chat_to_converse
+from modelmux.translate.chat_to_converse import JSON_TOOL, chat_to_converse, json_mode
 from modelmux.translate.converse_stream import ConverseStreamTranslator
 from modelmux.translate.converse_to_chat import converse_error, converse_to_chat, error_name
 from modelmux.upstream import ConnectionPool, UpstreamClosed
@@ -150,7 +150,8 @@ class BedrockProvider(Provider):
         answer = await self.upstream.fetch(url, await self.signed(url, self.headers, body), body,
                                            call.stats)
         completion = converse_to_chat(answer, model=call.public_model,
-                                      completion_id=call.completion_id, created=call.created)
+                                      completion_id=call.completion_id, created=call.created,
+                                      json_tool=JSON_TOOL if json_mode(call.request) else None)
         return chat_answer(completion, call.stats)
 
     def stream(self, call: ChatCall) -> AsyncGenerator[bytes, None]:
@@ -164,7 +165,8 @@ class BedrockProvider(Provider):
         def relay() -> ConverseRelay:
             return ConverseRelay(ConverseStreamTranslator(
                 model=call.public_model, completion_id=call.completion_id, created=call.created,
-                include_usage=call.include_usage))
+                include_usage=call.include_usage,
+                json_tool=JSON_TOOL if json_mode(call.request) else None))
 
         chunks = self.upstream.relay(url, headers, body, relay, call.stats)
         sent: ClientSink | None = None

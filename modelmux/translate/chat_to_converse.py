@@ -30,6 +30,8 @@ from modelmux.schemas.openai_chat import (
 from modelmux.translate.chat_to_messages import _data_url
 
 Block = dict[str, Any]
+JSON_TOOL = "json_response"
+"""The tool that carries a JSON-mode answer (see ``_json_tool``)."""
 IMAGE_FORMATS = {"image/png": "png", "image/jpeg": "jpeg", "image/jpg": "jpeg",
                  "image/gif": "gif", "image/webp": "webp"}
 """Image media types Converse reads → its ``format`` names."""
@@ -49,12 +51,30 @@ def chat_to_converse(req: ChatCompletionRequest, *, provider: str) -> dict[str, 
     config = _inference_config(req)
     if config:
         body["inferenceConfig"] = config
-    tools = _tool_config(req)
-    if tools is None and (used := _tools_used(messages)):
-        tools = {"tools": [_spec(name, None, None) for name in used]}
+    tools = _json_tool(req) if json_mode(req) else _tool_config(req)
+    used = _tools_used(messages) if tools is None or json_mode(req) else []
+    if used:
+        tools = tools or {"tools": []}
+        tools["tools"] += [_spec(name, None, None) for name in used if name != JSON_TOOL]
     if tools is not None:
         body["toolConfig"] = tools
     return body
+
+
+def json_mode(req: ChatCompletionRequest) -> bool:
+    """True when the client asked for a JSON answer (``json_object`` or ``json_schema``)."""
+    return req.response_format is not None and req.response_format.type != "text"
+
+
+def _json_tool(req: ChatCompletionRequest) -> dict[str, Any]:
+    """JSON mode as Converse can do it: one tool whose input schema is the wanted JSON, forced
+    with ``toolChoice``; its input comes back as the answer's content."""
+    fmt = req.response_format
+    schema = None
+    if fmt is not None and fmt.json_schema is not None and fmt.json_schema.schema:
+        schema = fmt.json_schema.schema
+    spec = _spec(JSON_TOOL, "Give the answer as this tool's input.", schema)
+    return {"tools": [spec], "toolChoice": {"tool": {"name": JSON_TOOL}}}
 
 
 def _tools_used(messages: list[dict[str, Any]]) -> list[str]:
@@ -94,9 +114,9 @@ def _reject_unsupported(req: ChatCompletionRequest, provider: str) -> None:
     if req.functions is not None or req.function_call is not None:
         raise InvalidRequest("the legacy functions API is not supported; use tools",
                              param="functions" if req.functions is not None else "function_call")
-    if req.response_format is not None and req.response_format.type != "text":
-        raise InvalidRequest("response_format (JSON mode) is not supported by Bedrock Converse; "
-                             "describe the JSON in the prompt or use a tool",
+    if json_mode(req) and req.tools:
+        raise InvalidRequest("response_format together with tools is not supported for Bedrock "
+                             "(JSON mode is itself a forced tool call there)",
                              param="response_format")
 
 

@@ -27,7 +27,9 @@ class ConverseStreamTranslator:
     """
 
     def __init__(self, *, model: str, completion_id: str, created: int,
-                 include_usage: bool) -> None:
+                 include_usage: bool, json_tool: str | None = None) -> None:
+        """``json_tool`` names the tool whose input is a JSON-mode answer: its input pieces
+        become content and its ``tool_use`` stop a ``stop``; text before it is dropped."""
         self.writer = ChunkWriter(model=model, completion_id=completion_id, created=created)
         self.include_usage = include_usage
         self.usage: Usage | None = None
@@ -36,6 +38,8 @@ class ConverseStreamTranslator:
         self._started = False
         self._stopped = False
         self._tools: dict[int, int] = {}  # contentBlockIndex -> OpenAI tool call index
+        self.json_tool = json_tool
+        self._json_block: int | None = None  # contentBlockIndex of the JSON-mode tool call
 
     @property
     def failed(self) -> bool:
@@ -61,7 +65,10 @@ class ConverseStreamTranslator:
                 reason = bedrock.message_stop_decoder.decode(message.payload).stop_reason
                 self._stopped = True
                 called = bool(self._tools) and reason in (None, "end_turn")
-                out.append(self.writer.finish("tool_calls" if called else stop_reason(reason)))
+                finish = "tool_calls" if called else stop_reason(reason)
+                if self._json_block is not None and not self._tools and finish == "tool_calls":
+                    finish = "stop"
+                out.append(self.writer.finish(finish))
             elif event == "metadata":
                 usage = bedrock.metadata_decoder.decode(message.payload).usage
                 if usage is not None:
@@ -78,7 +85,9 @@ class ConverseStreamTranslator:
     def _start(self, payload: bytes, out: list[bytes]) -> None:
         event = bedrock.block_start_decoder.decode(payload)
         use = event.start.tool_use if event.start is not None else None
-        if use is not None and event.content_block_index not in self._tools:
+        if use is not None and self.json_tool is not None and use.name == self.json_tool:
+            self._json_block = event.content_block_index
+        elif use is not None and event.content_block_index not in self._tools:
             index = self._tools[event.content_block_index] = len(self._tools)
             out.append(self.writer.tool_start(index, use.tool_use_id, use.name))
 
@@ -88,8 +97,12 @@ class ConverseStreamTranslator:
         if delta is None:
             return
         if delta.text:
-            out.append(self.writer.text(delta.text))
+            if self.json_tool is None:  # in JSON mode only the tool's input is the answer
+                out.append(self.writer.text(delta.text))
         elif delta.tool_use is not None and delta.tool_use.input:
+            if event.content_block_index == self._json_block:
+                out.append(self.writer.text(delta.tool_use.input))
+                return
             index = self._tools.get(event.content_block_index)
             if index is None:
                 raise ValueError(f"tool input for block {event.content_block_index}, which "

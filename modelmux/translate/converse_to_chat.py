@@ -94,10 +94,11 @@ def converse_error(name: str, message: str, status: int | None = None) -> ModelM
     return cls(text, code=code)
 
 
-def converse_to_chat(body: bytes, *, model: str, completion_id: str,
-                     created: int) -> ChatCompletion:
+def converse_to_chat(body: bytes, *, model: str, completion_id: str, created: int,
+                     json_tool: str | None = None) -> ChatCompletion:
     """The ChatCompletion for a 200 Converse body: text blocks joined, ``toolUse`` blocks as
-    ``tool_calls`` (Bedrock's ``toolUseId`` as the id, ``input`` as the arguments' JSON).
+    ``tool_calls`` (Bedrock's ``toolUseId`` as the id, ``input`` as the arguments' JSON). In
+    JSON mode the input of the ``json_tool`` call is the content, and the answer a ``stop``.
 
     Raises:
         UpstreamError: the body is not a ``ConverseResponse``.
@@ -109,19 +110,28 @@ def converse_to_chat(body: bytes, *, model: str, completion_id: str,
                             code="upstream_protocol_error") from exc
     texts: list[str] = []
     calls: list[ToolCall] = []
+    json_text: str | None = None
     message = answer.output.message if answer.output is not None else None
     for block in message.content if message is not None else ():
         if block.tool_use is not None:
             use = block.tool_use
+            if json_tool is not None and use.name == json_tool:
+                json_text = bytes(use.input).decode("utf-8")
+                continue
             calls.append(ToolCall(id=use.tool_use_id, function=FunctionCall(
                 use.name, bytes(use.input).decode("utf-8"))))
         elif block.text:
             texts.append(block.text)
+    reason = stop_reason(answer.stop_reason)
+    if json_text is not None:
+        texts = [json_text]  # the JSON is the whole answer; text before the call is dropped
+        if not calls and reason == "tool_calls":
+            reason = "stop"
     return ChatCompletion(
         id=completion_id,
         created=created,
         model=model,
-        choices=[Choice(index=0, finish_reason=stop_reason(answer.stop_reason),
+        choices=[Choice(index=0, finish_reason=reason,
                         message=ResponseMessage(content="".join(texts) if texts or not calls
                                                 else None, tool_calls=calls or None))],
         usage=converse_usage(answer.usage) if answer.usage is not None else None,

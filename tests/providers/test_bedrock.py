@@ -19,7 +19,7 @@ import anthropic
 import openai
 import pytest
 
-from tests.fakes.answers import TEXT, TOOLS, Answer
+from tests.fakes.answers import TEXT, TOOLS, Answer, ToolCall
 from tests.fakes.aws_metadata import FakeCredentialEndpoints
 from tests.fakes.bedrock import FakeBedrock
 from tests.fakes.h2 import H2Fake
@@ -225,8 +225,8 @@ def test_unsupported_fields_are_refused_without_an_upstream_call() -> None:
     async def main() -> None:
         async with bedrock_gateway() as (gw, fake), gw.client() as client:
             for kwargs, param in (({"n": 2}, "n"),
-                                  ({"response_format": {"type": "json_object"}},
-                                   "response_format")):
+                                  ({"response_format": {"type": "json_object"},
+                                    "tools": TOOLS_PARAM}, "response_format")):
                 with pytest.raises(openai.BadRequestError) as caught:
                     await client.chat.completions.create(model=MODEL, messages=MESSAGES,
                                                          **kwargs)
@@ -304,5 +304,28 @@ def test_chain_credentials_are_fetched_again_after_an_expired_token(
                     "ASIAFAKE000000000002", "secret-2", "token-2")
                 await client.chat.completions.create(model=MODEL, messages=MESSAGES)
                 assert creds.issued == 2
+
+    run("asyncio", main())
+
+
+def test_json_mode_through_the_sdk() -> None:
+    answer = Answer(tool_calls=(ToolCall("tooluse_J", "json_response", '{"city": "Paris"}'),))
+    fmt: Any = {"type": "json_schema", "json_schema": {"name": "w", "schema": {
+        "type": "object", "properties": {"city": {"type": "string"}}}}}
+
+    async def main() -> None:
+        async with bedrock_gateway(answer=answer) as (gw, fake), gw.client() as client:
+            done = await client.chat.completions.create(model=MODEL, messages=MESSAGES,
+                                                        response_format=fmt)
+            assert done.choices[0].message.content == '{"city": "Paris"}'
+            assert done.choices[0].finish_reason == "stop"
+            stream = await client.chat.completions.create(
+                model=MODEL, messages=MESSAGES, response_format={"type": "json_object"},
+                stream=True)
+            seen = await collect(stream)
+            assert (seen.text, seen.finish_reason, seen.tool_calls) == (
+                '{"city": "Paris"}', "stop", {})
+            assert fake.bodies[0]["toolConfig"]["toolChoice"] == {
+                "tool": {"name": "json_response"}}
 
     run("asyncio", main())

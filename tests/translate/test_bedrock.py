@@ -26,7 +26,7 @@ from modelmux.schemas.openai_chat import request_decoder
 from modelmux.translate.chat_to_converse import chat_to_converse
 from modelmux.translate.converse_stream import ConverseStreamTranslator
 from modelmux.translate.converse_to_chat import STOP_REASONS, converse_error, converse_to_chat
-from tests.fakes.answers import TEXT, TOOLS, Answer
+from tests.fakes.answers import TEXT, TOOLS, Answer, ToolCall
 from tests.fakes.bedrock import event, exception, response_body, stream_events
 
 
@@ -56,7 +56,8 @@ def test_default_tool_choice_is_auto_and_empty_schema_is_an_object() -> None:
 @pytest.mark.parametrize(("fields", "param"), [
     ({"n": 2}, "n"), ({"top_logprobs": 2}, "logprobs"), ({"tool_choice": "required"},
                                                          "tool_choice"),
-    ({"response_format": {"type": "json_object"}}, "response_format"),
+    ({"response_format": {"type": "json_object"},
+      "tools": [{"type": "function", "function": {"name": "f"}}]}, "response_format"),
     ({"messages": [{"role": "user", "content": [{"type": "image_url", "image_url": {
         "url": "https://x/y.png"}}]}]}, "messages[0].content[0].image_url.url"),
     ({"messages": [{"role": "user", "content": [{"type": "image_url", "image_url": {
@@ -218,3 +219,39 @@ def test_tool_history_without_tools_declares_the_called_tools() -> None:
     with pytest.raises(InvalidRequest) as caught:
         chat_to_converse(_request(messages=[history[0], history[2]]), provider="p")
     assert caught.value.param == "messages"
+
+
+JSON_ANSWER = Answer(tool_calls=(ToolCall("tooluse_J", "json_response",
+                                          '{"city": "Paris", "n": [1, 2]}'),))
+
+
+def test_json_mode_is_a_forced_tool_and_its_input_is_the_content() -> None:
+    schema = {"type": "object", "properties": {"city": {"type": "string"}}}
+    body = chat_to_converse(_request(response_format={"type": "json_schema", "json_schema": {
+        "name": "w", "schema": schema}}), provider="p")
+    assert body["toolConfig"] == {"tools": [{"toolSpec": {
+        "name": "json_response", "description": "Give the answer as this tool's input.",
+        "inputSchema": {"json": schema}}}], "toolChoice": {"tool": {"name": "json_response"}}}
+    plain = chat_to_converse(_request(response_format={"type": "json_object"}), provider="p")
+    assert plain["toolConfig"]["tools"][0]["toolSpec"]["inputSchema"] == {
+        "json": {"type": "object", "properties": {}}}
+    done = converse_to_chat(response_body(JSON_ANSWER), model="m", completion_id="c",
+                            created=1, json_tool="json_response")
+    assert done.choices[0].message.content == '{"city": "Paris", "n": [1, 2]}'
+    assert done.choices[0].message.tool_calls is None
+    assert done.choices[0].finish_reason == "stop"
+
+
+def test_json_mode_stream() -> None:
+    relay = ConverseRelay(ConverseStreamTranslator(model="m", completion_id="chatcmpl-x",
+                                                   created=1, include_usage=False,
+                                                   json_tool="json_response"))
+    raw = wire(JSON_ANSWER)
+    frames = [f for i in range(0, len(raw), 7) for f in relay.feed(raw[i:i + 7])]
+    out = b"".join([*frames, *relay.close()])
+    docs = chunks(out)
+    text = "".join(d["choices"][0]["delta"].get("content") or "" for d in docs)
+    assert text == '{"city": "Paris", "n": [1, 2]}'
+    assert not any(d["choices"][0]["delta"].get("tool_calls") for d in docs)
+    assert [d["choices"][0]["finish_reason"] for d in docs if d["choices"][0][
+        "finish_reason"]] == ["stop"]
