@@ -5,7 +5,7 @@ client bytes and ends in the same state; only ``EventStreamError`` escapes; othe
 ``close()`` the relay is finished and its output ends with ``[DONE]`` or one error event, or it
 holds an early error and output nothing. Runs under atheris (``python
 fuzz/converse_stream_fuzz.py``) or without it (``--smoke N``). The first input byte picks
-``include_usage`` and seeds the cuts.
+``include_usage`` and JSON mode and seeds the cuts.
 """
 
 from __future__ import annotations
@@ -45,9 +45,11 @@ SEEDS: list[tuple[dict[str, str], bytes]] = [
 ]
 
 
-def _run(include_usage: bool, pieces: list[bytes]) -> tuple[object, ...]:
+def _run(include_usage: bool, pieces: list[bytes], json_tool: str | None = None) -> tuple[
+        object, ...]:
     relay = ConverseRelay(ConverseStreamTranslator(model="m", completion_id="chatcmpl-f",
-                                                   created=0, include_usage=include_usage))
+                                                   created=0, include_usage=include_usage,
+                                                   json_tool=json_tool))
     out: list[bytes] = []
     try:
         for piece in pieces:
@@ -71,13 +73,14 @@ def test_one_input(data: bytes) -> None:
     if not data:
         return
     include_usage = bool(data[0] & 0x80)
+    json_tool = "f" if data[0] & 0x40 else None  # JSON mode: tool "f" carries the answer
     body = data[1:]
-    whole = _run(include_usage, [body])
+    whole = _run(include_usage, [body], json_tool)
     rng = random.Random(data[0])
     cuts = sorted(rng.randrange(len(body) + 1) for _ in range(rng.randrange(6)))
     pieces = [body[a:b] for a, b in zip([0, *cuts], [*cuts, len(body)], strict=True)]
-    assert _run(include_usage, pieces) == whole
-    assert _run(include_usage, [body[i:i + 1] for i in range(len(body))]) == whole
+    assert _run(include_usage, pieces, json_tool) == whole
+    assert _run(include_usage, [body[i:i + 1] for i in range(len(body))], json_tool) == whole
 
 
 def mutate(rng: random.Random) -> bytes:
