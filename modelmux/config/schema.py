@@ -284,7 +284,8 @@ class BedrockConfig(Struct, tag_field="type", tag="bedrock", forbid_unknown_fiel
     access_key_id: str | None = None
     secret_access_key: str | None = None
     session_token: str | None = None
-    input_type: str = "search_document"  # Cohere embed models' input_type
+    embed_input_type: Literal["search_document", "search_query", "classification",
+                              "clustering"] = "search_document"  # Cohere embed models
     headers: dict[str, str] = field(default_factory=dict)
     timeouts: TimeoutsConfig = field(default_factory=TimeoutsConfig)
     max_retries: MaxRetries = 2

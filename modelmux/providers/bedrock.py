@@ -122,7 +122,7 @@ class BedrockProvider(Provider):
         self.credentials = AwsCredentialSource(pool, label=where, static=_static(config, where),
                                                env=env, region=region, clock=clock)
         self.headers = merge_headers(json_headers(), extra_headers(config.headers, where))
-        self.input_type = config.input_type
+        self.embed_input_type = config.embed_input_type
         self.retry = retry or RetryPolicy(max_retries=config.max_retries)
         self.upstream = Upstream(config.name, pool, StaticAuth([]), config.timeouts.timeouts(),
                                  self.retry, http2=config.http2, errors=self._error)
@@ -209,7 +209,7 @@ class BedrockProvider(Provider):
             for start in range(0, len(texts), embeds.COHERE_BATCH):
                 batch = texts[start:start + embeds.COHERE_BATCH]
                 answer, count = await self.invoke(
-                    url, embeds.cohere_body(batch, self.input_type), call)
+                    url, embeds.cohere_body(batch, self.embed_input_type), call)
                 vectors += embeds.cohere_answer(answer, self.name, len(batch))
                 tokens += count
         call.stats.tokens = (tokens, 0)

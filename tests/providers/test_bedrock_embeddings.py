@@ -45,7 +45,7 @@ def test_titan_one_request_per_text() -> None:
 def test_cohere_batches_of_96_in_order_with_the_configured_input_type() -> None:
     async def main() -> None:
         async with FakeBedrock() as fake, gateway(config(
-                fake.origin, 'input_type = "search_query"\n')) as gw, gw.client() as client:
+                fake.origin, 'embed_input_type = "search_query"\n')) as gw, gw.client() as client:
             texts = [f"text {'w ' * (i % 5)}{i}" for i in range(200)]
             done = await client.embeddings.create(model=COHERE, input=texts)
             assert [d.index for d in done.data] == list(range(200))
