@@ -282,9 +282,30 @@ class AzureConfig(Struct, tag_field="type", tag="azure", forbid_unknown_fields=T
     http2: bool | None = None  # unset: ALPN over TLS; true: HTTP/2 only; false: HTTP/1.1 only
 
 
+class BedrockConfig(Struct, tag_field="type", tag="bedrock", forbid_unknown_fields=True,
+                    frozen=True):
+    """AWS Bedrock's Converse API, SigV4-signed; ``base_url`` defaults to
+    ``https://bedrock-runtime.{region}.amazonaws.com``. Without ``access_key_id`` and
+    ``secret_access_key`` the standard AWS credential chain is used (docs/providers.md)."""
+
+    name: str
+    models: list[str]
+    region: str
+    base_url: str | None = None
+    access_key_id: str | None = None
+    secret_access_key: str | None = None
+    session_token: str | None = None
+    embed_input_type: Literal["search_document", "search_query", "classification",
+                              "clustering"] = "search_document"  # Cohere embed models
+    headers: dict[str, str] = field(default_factory=dict)
+    timeouts: TimeoutsConfig = field(default_factory=TimeoutsConfig)
+    max_retries: MaxRetries = 2
+    http2: bool | None = None  # unset: ALPN over TLS; true: HTTP/2 only; false: HTTP/1.1 only
+
+
 ProviderConfig = (MockProviderConfig | OpenAICompatibleConfig | AnthropicConfig | VertexConfig
                   | GeminiConfig | CohereConfig | OpenAIConfig | HuggingFaceConfig
-                  | AzureConfig)
+                  | AzureConfig | BedrockConfig)
 
 
 StreamMode = Literal["auto", "standard", "buffered", "never", "always"]

@@ -6,6 +6,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+from modelmux.providers.bedrock import BedrockProvider
 from modelmux.providers.anthropic import AnthropicProvider
 from modelmux.providers.azure import AzureProvider
 from modelmux.providers.base import Provider
@@ -40,7 +41,7 @@ CLASSES: dict[str, type[Provider]] = {
     "mock": MockProvider, "openai_compatible": OpenAICompatibleProvider,
     "anthropic": AnthropicProvider, "vertex": VertexProvider, "gemini": GeminiProvider,
     "cohere": CohereProvider, "openai": OpenAIProvider, "huggingface": HuggingFaceProvider,
-    "azure": AzureProvider,
+    "azure": AzureProvider, "bedrock": BedrockProvider,
 }
 
 
