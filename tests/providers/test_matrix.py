@@ -6,10 +6,10 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from modelmux.providers.bedrock import BedrockProvider
 from modelmux.providers.anthropic import AnthropicProvider
 from modelmux.providers.azure import AzureProvider
 from modelmux.providers.base import Provider
+from modelmux.providers.bedrock import BedrockProvider
 from modelmux.providers.claude import ClaudeProvider
 from modelmux.providers.cohere import CohereProvider
 from modelmux.providers.gemini import GeminiProvider
