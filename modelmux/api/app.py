@@ -34,6 +34,8 @@ from modelmux.providers.registry import build_provider
 from modelmux.routing.models import ModelIndex
 from modelmux.routing.router import Router, compile_rules
 from modelmux.server.exchange import Exchange
+from modelmux.spend.prices import PriceTable
+from modelmux.spend.service import build_spend
 from modelmux.state.build import build_limits, shared_breakers
 from modelmux.upstream import ConnectionPool
 from modelmux.upstream.budget import BodyBudget
@@ -85,7 +87,11 @@ class App:
         self.pool = ConnectionPool(http1=config.server.http1, budget=budget)
         self.providers: list[Provider] = [build_provider(p, self.pool) for p in config.provider]
         routing = config.routing
-        self.models = ModelIndex(self.providers, config.model_aliases(), routing.group)
+        prices = PriceTable(config.prices)
+        self.models = ModelIndex(self.providers, config.model_aliases(), routing.group,
+                                 price_of=lambda model: (p.per_1k() if (p := prices.lookup(model))
+                                                         else None))
+        self.spend = build_spend(config, prices)
         self.metrics = metrics or GatewayMetrics(self.version,
                                                  (m for m, _ in self.models.public_models()))
         self.limits = build_limits(config.state, config.server.workers, self.metrics)
@@ -109,8 +115,9 @@ class App:
         Raises:
             ConfigError: a ``[[middleware]]`` plugin cannot be built.
         """
+        account = [self.spend.account] if self.spend is not None else []
         return Pipeline([*build_middlewares(self.config.middleware),
-                         RouteStage(self.models, self.router)])
+                         RouteStage(self.models, self.router), *account])
 
     async def __call__(self, exchange: Exchange) -> None:
         if self.breakers is not None:
@@ -205,6 +212,8 @@ class App:
         the final ``--workers`` metrics snapshot: the metrics object lives on in the new App."""
         if last and self.metrics.shared is not None:
             self.metrics.shared.close(self.metrics.registry)
+        if self.spend is not None:
+            await self.spend.aclose()
         for provider in self.providers:
             await provider.aclose()
         await self.pool.aclose()

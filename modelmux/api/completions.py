@@ -62,6 +62,8 @@ async def _call(app: Services, exchange: Exchange, ctx: RequestContext) -> None:
     served = await serve_call(app, exchange, ctx, new_call, streamed)
     if not streamed:
         ctx.answer = served.answer
+        if app.pipeline.heads:
+            exchange.extra_headers += app.pipeline.answer_headers(ctx)
     try:
         await deliver(app, exchange, record, served, delivery)
     finally:

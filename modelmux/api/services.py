@@ -20,6 +20,7 @@ if TYPE_CHECKING:
     from modelmux.routing.router import Router
     from modelmux.routing.store import LimitStore
     from modelmux.server.exchange import Exchange
+    from modelmux.spend.service import Spend
     from modelmux.upstream import ConnectionPool
 
 
@@ -38,6 +39,7 @@ class Services(Protocol):
     dispatcher: Dispatcher
     pipeline: Pipeline
     watcher: Watcher | None
+    spend: Spend | None
     ready: bool
 
     def request_id(self, exchange: Exchange) -> str: ...
