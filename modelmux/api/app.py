@@ -91,10 +91,11 @@ class App:
         self.models = ModelIndex(self.providers, config.model_aliases(), routing.group,
                                  price_of=lambda model: (p.per_1k() if (p := prices.lookup(model))
                                                          else None))
-        self.spend = build_spend(config, prices)
+
         self.metrics = metrics or GatewayMetrics(self.version,
                                                  (m for m, _ in self.models.public_models()))
         self.limits = build_limits(config.state, config.server.workers, self.metrics)
+        self.spend = build_spend(config, prices, self.limits)
         self.router = Router(policy=routing.breaker.policy(), strategy=routing.strategy,
                              rules=compile_rules(routing.rules), limits=self.limits)
         self.router.add(self.models.specs.values())  # live state per deployment, shown at once
@@ -115,9 +116,9 @@ class App:
         Raises:
             ConfigError: a ``[[middleware]]`` plugin cannot be built.
         """
-        account = [self.spend.account] if self.spend is not None else []
+        spend = self.spend.stages if self.spend is not None else []
         return Pipeline([*build_middlewares(self.config.middleware),
-                         RouteStage(self.models, self.router), *account])
+                         RouteStage(self.models, self.router), *spend])
 
     async def __call__(self, exchange: Exchange) -> None:
         if self.breakers is not None:

@@ -32,6 +32,7 @@ ROUTES: dict[str, dict[str, Route]] = {
     "/health": {"GET": info.health},
     "/metrics": {"GET": metrics.scrape},
     "/admin/providers": {"GET": admin.providers},
+    "/admin/usage": {"GET": admin.usage},
 }
 
 PREFIX_ROUTES: dict[str, dict[str, Route]] = {

@@ -23,6 +23,7 @@ COMMANDS = {
     "upgrade": "modelmux.cli.upgrade",
     "bench": "modelmux.cli.bench",
     "prices": "modelmux.cli.prices",
+    "usage": "modelmux.cli.usage",
 }
 
 DESCRIPTION = f"""ModelMux {__version__}: one OpenAI-compatible front door for many model providers

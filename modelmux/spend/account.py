@@ -21,7 +21,7 @@ from modelmux.providers.base import note_answer_usage
 from modelmux.spend.cost import cost_usd, format_cost
 from modelmux.spend.prices import PriceTable
 
-__all__ = ["COST_HEADER", "AccountStage", "SpendRow"]
+__all__ = ["COST_HEADER", "AccountStage", "Sink", "SpendRow"]
 
 log = logging.getLogger("modelmux.spend")
 
@@ -49,6 +49,11 @@ class SpendRow(Struct, frozen=True, kw_only=True):
     cache_hit: bool = False
 
 
+Sink = Callable[[RequestContext, SpendRow], None]
+"""What gets each request's row: the spend log, the budget counters. Called on the event
+loop; must not block (queue the work)."""
+
+
 class AccountStage(Stage):
     """Costs each request; ``sinks`` (spend log, budgets) get one ``SpendRow`` per request
     that reached a deployment."""
@@ -56,7 +61,7 @@ class AccountStage(Stage):
     kind = "account"
     name = "spend"
 
-    def __init__(self, prices: PriceTable, sinks: Sequence[Callable[[SpendRow], None]] = (),
+    def __init__(self, prices: PriceTable, sinks: Sequence[Sink] = (),
                  clock: Callable[[], float] = time.time) -> None:
         self.prices = prices
         self.sinks = tuple(sinks)
@@ -111,7 +116,7 @@ class AccountStage(Stage):
             status=ctx.status)
         for sink in self.sinks:
             try:
-                sink(row)
+                sink(ctx, row)
             except Exception:
                 log.exception("spend sink failed for request %s", ctx.request_id)
 

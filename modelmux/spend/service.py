@@ -1,40 +1,124 @@
-"""``Spend``: the spend parts one App builds from ``[[prices]]`` and ``[analytics]``.
+"""``Spend``: the spend parts one App builds from ``[[prices]]``, ``[analytics]`` and ``[auth]``.
 
-It owns the price table and the account stage, and (when they are on) the spend log writer,
-the budgets and the alerts, with their start and stop. None of it is built when
-``[analytics.cost_tracking] enabled = false``.
+Always (while ``[analytics.cost_tracking] enabled``, the default): the price table and the
+account stage. The spend log when ``[analytics] spend_log`` is true, or unset with
+``[auth] mode = "keys"``. Budgets when a global ``monthly_budget`` is set or auth is on (keys,
+users and teams may carry ``max_budget_usd``); their counters live in Redis when
+``[state] backend = "redis"``. Alerts when a webhook or an email address is configured.
 """
 
 from __future__ import annotations
 
-from modelmux.config.schema import Config
-from modelmux.spend.account import AccountStage
-from modelmux.spend.prices import PriceTable
+import logging
+from collections.abc import Callable
+from typing import Any
 
-__all__ = ["Spend", "build_spend"]
+from modelmux.config.paths import state_dir
+from modelmux.config.schema import Config
+from modelmux.pipeline.stage import Stage
+from modelmux.routing.store import LimitStore
+from modelmux.spend.account import AccountStage, Sink
+from modelmux.spend.alerts import Alerter
+from modelmux.spend.budget import BudgetStage
+from modelmux.spend.counters import Counters, MemoryCounters, RedisCounters
+from modelmux.spend.log import SpendLog
+from modelmux.spend.prices import PriceTable
+from modelmux.spend.schema import SPEND
+from modelmux.tenancy.open import open_store
+
+__all__ = ["Spend", "SpendStore", "build_spend"]
+
+log = logging.getLogger("modelmux.spend")
+
+
+class SpendStore:
+    """The shared store, opened on first use, as ``SpendLog``'s and the reports' ``run``."""
+
+    def __init__(self, config: Config) -> None:
+        self.store: Any = open_store(config.auth, state_dir(), components=(SPEND,))
+        self._opened = False
+
+    async def run(self, fn: Callable[..., Any], *args: Any) -> Any:
+        if not self._opened:
+            await self.store.open()
+            self._opened = True
+        return await self.store.run(fn, *args)
+
+    async def aclose(self) -> None:
+        if self._opened:
+            await self.store.close()
+            self._opened = False
+
+
+def _counters(config: Config, limits: LimitStore | None) -> Counters:
+    if config.state.backend == "redis" and limits is not None:
+        from modelmux.state.redis import RedisLimits
+
+        if isinstance(limits, RedisLimits):
+            return RedisCounters(limits.client, config.state.key_prefix,
+                                 config.state.timeout_ms / 1000, limits.errors)
+    return MemoryCounters()
 
 
 class Spend:
-    """Prices and the account stage of one configuration."""
+    """Prices, the account stage and, when on, the spend log, budgets and alerts."""
 
-    def __init__(self, config: Config, prices: PriceTable | None = None) -> None:
+    def __init__(self, config: Config, prices: PriceTable | None = None,
+                 limits: LimitStore | None = None) -> None:
+        analytics = config.analytics
+        tracking = analytics.cost_tracking
         self.config = config
         self.prices = prices or PriceTable(config.prices)
-        self.account = AccountStage(self.prices)
+        keeps_log = analytics.spend_log
+        if keeps_log is None:
+            keeps_log = config.auth.mode == "keys"
+        if keeps_log and config.auth.store != "sqlite":
+            log.warning("the spend log is kept in SQLite only for now; [auth] store = %r "
+                        "keeps no spend log", config.auth.store)
+            keeps_log = False
+        self.store = SpendStore(config) if keeps_log else None
+        self.log = (SpendLog(self.store.run, retention_days=analytics.spend_log_retention_days)
+                    if self.store is not None else None)
+        self.alerts = (Alerter(webhook=tracking.alert_webhook, emails=tracking.alert_email,
+                               smtp=analytics.smtp)
+                       if tracking.alert_webhook or tracking.alert_email else None)
+        self.budgets = None
+        if tracking.monthly_budget is not None or config.auth.mode == "keys":
+            self.budgets = BudgetStage(_counters(config, limits),
+                                       global_limit=tracking.monthly_budget,
+                                       alert_at=tracking.alert_at, alerts=self.alerts)
+        sinks: list[Sink] = []
+        if self.log is not None:
+            spend_log = self.log
+            sinks.append(lambda ctx, row: spend_log.add(row))
+        if self.budgets is not None:
+            sinks.append(self.budgets.count)
+        self.account = AccountStage(self.prices, sinks)
+
+    @property
+    def stages(self) -> list[Stage]:
+        """The pipeline stages spend adds: budgets (admit) and the account stage."""
+        return [s for s in (self.budgets, self.account) if s is not None]
 
     def priced(self, model: str) -> bool:
         """True when upstream ``model`` has a price (so a stream is worth costing)."""
         return self.prices.lookup(model) is not None
 
-    async def start(self) -> None:
-        """Start the background parts (spend log writer, alerts)."""
-
     async def aclose(self) -> None:
-        """Flush and stop the background parts."""
+        """Count what is under way, send pending alerts, flush the spend log, close the store."""
+        if self.budgets is not None:
+            await self.budgets.aclose()
+        if self.alerts is not None:
+            await self.alerts.aclose()
+        if self.log is not None:
+            await self.log.aclose()
+        if self.store is not None:
+            await self.store.aclose()
 
 
-def build_spend(config: Config, prices: PriceTable | None = None) -> Spend | None:
+def build_spend(config: Config, prices: PriceTable | None = None,
+                limits: LimitStore | None = None) -> Spend | None:
     """The spend parts, or None when cost tracking is off."""
     if not config.analytics.cost_tracking.enabled:
         return None
-    return Spend(config, prices)
+    return Spend(config, prices, limits)

@@ -1,4 +1,4 @@
-"""A fake upstream (``tests.fakes``) on its own event-loop thread, for tests that drive a real
+"""A fake server (``tests.fakes``: upstream, webhook, SMTP) on its own event-loop thread, for tests that drive a real
 ``modelmux serve`` process from synchronous code."""
 
 from __future__ import annotations
@@ -7,11 +7,9 @@ import asyncio
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import TypeVar
+from typing import Any, TypeVar
 
-from tests.fakes.http import FakeServer
-
-F = TypeVar("F", bound=FakeServer)
+F = TypeVar("F", bound=Any)
 
 
 @contextmanager
