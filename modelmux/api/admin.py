@@ -1,9 +1,11 @@
-"""``GET /admin/providers``: providers, their deployments and each one's live routing state;
-``GET /admin/usage``: spend log totals by key, team, user, model, provider or day.
+"""The admin API's gate, ``GET /admin/providers``: providers, their deployments and each one's
+live routing state, and ``GET /admin/usage``: spend log totals by key, team, user, model,
+provider or day.
 
-Off (404) unless ``[admin] key`` is set; then the request must carry it as
-``Authorization: Bearer <key>``: none is a 401, a wrong one a 403, both in OpenAI's error shape.
-The key is compared in constant time.
+An admin credential is the ``[admin] key``, or with ``[auth] mode = "keys"`` the master key or
+a key whose role is admin; a team_admin key reaches its own team's records only. Without auth
+and without ``[admin] key`` the admin API is off (404). No credential is a 401, a credential
+that may not act a 403. Keys are compared in constant time.
 """
 
 from __future__ import annotations
@@ -24,19 +26,34 @@ if TYPE_CHECKING:
     from modelmux.api.services import Services
     from modelmux.server.exchange import Exchange
 
+ADMIN = "admin"
+TEAM_ADMIN = "team_admin"
 
-def check_admin(app: Services, exchange: Exchange) -> None:
-    """Let the request through only with the configured admin key.
+
+async def admin_scope(app: Services, exchange: Exchange, *, team_admin: bool = False
+                      ) -> str | None:
+    """Let an admin through (None: every team); with ``team_admin``, a team admin too (its
+    team's id).
 
     Raises:
-        NotFound: no admin key is configured (the admin API is off).
-        AuthenticationFailed: no bearer token.
-        PermissionDenied: a token that is not the admin key.
+        NotFound: the admin API is off (no auth, no ``[admin] key``).
+        AuthenticationFailed: no credential, or one auth does not know (401).
+        RateLimited: the address failed too often.
+        PermissionDenied: a credential that may not act here (403).
     """
+    if app.auth is not None:
+        identity = await app.auth.identify(exchange.headers, exchange.client)
+        if identity.role == ADMIN:
+            return None
+        if team_admin and identity.role == TEAM_ADMIN and identity.team_id is not None:
+            return identity.team_id
+        raise PermissionDenied(f"This credential (role {identity.role}) may not use "
+                               f"{exchange.path}.", code="permission_denied")
     key = app.config.admin.key
     if not key:
         raise NotFound(f"Invalid URL ({exchange.method} {exchange.path}): the admin API is off; "
-                       "set [admin] key to turn it on.", code="unknown_url")
+                       "set [admin] key (or [auth] mode = \"keys\") to turn it on.",
+                       code="unknown_url")
     given = exchange.header(b"authorization") or b""
     scheme, _, token = given.partition(b" ")
     if scheme.lower() != b"bearer" or not token.strip():
@@ -44,11 +61,12 @@ def check_admin(app: Services, exchange: Exchange) -> None:
                                    headers=[(b"www-authenticate", b'Bearer realm="modelmux-admin"')])
     if not hmac.compare_digest(token.strip(), key.encode()):
         raise PermissionDenied("That is not the admin key.", code="invalid_admin_key")
+    return None
 
 
 async def providers(app: Services, exchange: Exchange) -> None:
     """Each provider with its deployments: breaker, in flight, TTFT EWMA and limits."""
-    check_admin(app, exchange)
+    await admin_scope(app, exchange)
     deployments = app.router.snapshot()
     out = []
     for provider in app.providers:
@@ -60,8 +78,9 @@ async def providers(app: Services, exchange: Exchange) -> None:
 
 
 async def usage(app: Services, exchange: Exchange) -> None:
-    """``GET /admin/usage?group_by=…&since=…&until=…[&format=csv]``: spend log totals."""
-    check_admin(app, exchange)
+    """``GET /admin/usage?group_by=…&since=…&until=…[&format=csv]``: spend log totals (a team
+    admin sees its own team's only)."""
+    team = await admin_scope(app, exchange, team_admin=True)
     spend = app.spend
     if spend is None or spend.store is None:
         raise NotFound("The spend log is off: set [analytics] spend_log = true (or turn on "
@@ -85,7 +104,7 @@ async def usage(app: Services, exchange: Exchange) -> None:
                              code="invalid_value")
     if spend.log is not None:
         await spend.log.flush()  # what this instance answered so far is in the answer
-    rows = await spend.store.run(db_usage, group_by, since, until)
+    rows = await spend.store.run(db_usage, group_by, since, until, team)
     if fmt == "csv":
         await exchange.respond(200, [(b"content-type", b"text/csv; charset=utf-8"),
                                      (b"cache-control", b"no-store")], as_csv(rows).encode())

@@ -26,6 +26,7 @@ from modelmux.observability.calls import Watcher
 from modelmux.observability.gateway import GatewayMetrics
 from modelmux.observability.record import RequestRecord
 from modelmux.observability.tracing import build_tracer
+from modelmux.pipeline.authenticate import AuthenticateStage
 from modelmux.pipeline.plugins import build_middlewares
 from modelmux.pipeline.route import RouteStage
 from modelmux.pipeline.stage import Pipeline
@@ -35,8 +36,10 @@ from modelmux.routing.models import ModelIndex
 from modelmux.routing.router import Router, compile_rules
 from modelmux.server.exchange import Exchange
 from modelmux.spend.prices import PriceTable
+from modelmux.spend.schema import SPEND
 from modelmux.spend.service import build_spend
 from modelmux.state.build import build_limits, shared_breakers
+from modelmux.tenancy.authn import Authenticator
 from modelmux.upstream import ConnectionPool
 from modelmux.upstream.budget import BodyBudget
 
@@ -91,11 +94,9 @@ class App:
         self.models = ModelIndex(self.providers, config.model_aliases(), routing.group,
                                  price_of=lambda model: (p.per_1k() if (p := prices.lookup(model))
                                                          else None))
-
         self.metrics = metrics or GatewayMetrics(self.version,
                                                  (m for m, _ in self.models.public_models()))
         self.limits = build_limits(config.state, config.server.workers, self.metrics)
-        self.spend = build_spend(config, prices, self.limits)
         self.router = Router(policy=routing.breaker.policy(), strategy=routing.strategy,
                              rules=compile_rules(routing.rules), limits=self.limits)
         self.router.add(self.models.specs.values())  # live state per deployment, shown at once
@@ -106,6 +107,8 @@ class App:
         bodies = _body_log(config)
         self.watcher = Watcher(self.tracer, bodies) if self.tracer or bodies else None
         self.dispatcher = Dispatcher(self.router, routing, self.metrics, watcher=self.watcher)
+        self.auth = self.build_auth()
+        self.spend = build_spend(config, prices, self.limits, self.auth)
         self.pipeline = self.build_pipeline()
         self.active = 0
         self._idle: asyncio.Event | None = None
@@ -116,9 +119,30 @@ class App:
         Raises:
             ConfigError: a ``[[middleware]]`` plugin cannot be built.
         """
-        spend = self.spend.stages if self.spend is not None else []
-        return Pipeline([*build_middlewares(self.config.middleware),
-                         RouteStage(self.models, self.router), *spend])
+        stages = [*build_middlewares(self.config.middleware), RouteStage(self.models, self.router)]
+        if self.auth is not None:
+            stages.insert(0, AuthenticateStage(self.auth))
+        if self.spend is not None:
+            stages += self.spend.stages
+        return Pipeline(stages)
+
+    def build_auth(self) -> Authenticator | None:
+        """The authenticator when ``[auth] mode = "keys"``, else None (no stage is built).
+
+        Raises:
+            ConfigError: the store cannot be built from ``[auth]``.
+        """
+        auth = self.config.auth
+        if auth.mode != "keys":
+            return None
+        from modelmux.config.paths import state_dir
+        from modelmux.tenancy.open import open_store
+
+        failures = self.metrics.auth_failures
+        aliases = {name: target for name, target, _ in self.config.model_aliases()}
+        store = open_store(auth, state_dir(), components=(SPEND,))  # the spend log shares it
+        return Authenticator(auth, store, admin_key=self.config.admin.key,
+                             aliases=aliases, on_failure=lambda reason: failures.inc((reason,)))
 
     async def __call__(self, exchange: Exchange) -> None:
         if self.breakers is not None:
@@ -221,5 +245,7 @@ class App:
         if self.breakers is not None:
             await self.breakers.aclose()
         await self.limits.aclose()
+        if self.auth is not None:
+            await self.auth.aclose()
         if self.tracer is not None:
             await self.tracer.aclose()

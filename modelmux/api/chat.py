@@ -105,6 +105,7 @@ async def create_chat_completion(app: Services, exchange: Exchange) -> None:
     request = decode_request(body)
     record.model = request.model
     ctx = RequestContext(DOOR, request, body, exchange.headers, record.request_id, record)
+    ctx.client = exchange.client
     if app.pipeline.observes:
         await run_observed(app, exchange, ctx, _call)
     else:  # the default: no stage observes answers, so no frame to record the outcome in

@@ -40,6 +40,7 @@ async def create_completion(app: Services, exchange: Exchange) -> None:
     record = app.record(exchange)
     record.model = request.model
     ctx = RequestContext(DOOR, request, body, exchange.headers, app.request_id(exchange), record)
+    ctx.client = exchange.client
     await run_observed(app, exchange, ctx, _call)
 
 

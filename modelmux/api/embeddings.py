@@ -45,6 +45,7 @@ async def create_embeddings(app: Services, exchange: Exchange) -> None:
     record = app.record(exchange)
     record.model, record.mode = request.model, "never"
     ctx = RequestContext(DOOR, request, body, exchange.headers, app.request_id(exchange), record)
+    ctx.client = exchange.client
     await run_observed(app, exchange, ctx, _call)
 
 

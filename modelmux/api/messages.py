@@ -92,6 +92,7 @@ async def create_message(app: Services, exchange: Exchange) -> None:
     record = app.record(exchange)
     record.model = request.model
     ctx = RequestContext(DOOR, chat_request, internal_body, exchange.headers, request_id, record)
+    ctx.client = exchange.client
     ctx.state[DOOR] = MessagesState(body, request, dropped.header())
     ctx.streamed = bool(request.stream)
     await run_observed(app, exchange, ctx, _call)

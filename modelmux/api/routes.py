@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING
 
 from modelmux.api import (
     admin,
+    admin_tenancy,
     chat,
     completions,
     count_tokens,
@@ -33,10 +34,14 @@ ROUTES: dict[str, dict[str, Route]] = {
     "/metrics": {"GET": metrics.scrape},
     "/admin/providers": {"GET": admin.providers},
     "/admin/usage": {"GET": admin.usage},
+    **{f"/admin/{kind}": {"GET": admin_tenancy.collection, "POST": admin_tenancy.collection}
+       for kind in ("teams", "users", "keys")},
 }
 
 PREFIX_ROUTES: dict[str, dict[str, Route]] = {
     info.MODEL_PREFIX: {"GET": info.retrieve_model},
+    **{prefix: {method: admin_tenancy.item for method in ("GET", "PATCH", "DELETE", "POST")}
+       for prefix in admin_tenancy.PREFIXES},
 }
 """Paths that end in an id (which may hold ``/``): ``prefix + id``, labelled ``prefix{id}``."""
 

@@ -21,6 +21,7 @@ if TYPE_CHECKING:
     from modelmux.routing.store import LimitStore
     from modelmux.server.exchange import Exchange
     from modelmux.spend.service import Spend
+    from modelmux.tenancy.authn import Authenticator
     from modelmux.upstream import ConnectionPool
 
 
@@ -40,6 +41,7 @@ class Services(Protocol):
     pipeline: Pipeline
     watcher: Watcher | None
     spend: Spend | None
+    auth: Authenticator | None
     ready: bool
 
     def request_id(self, exchange: Exchange) -> str: ...

@@ -40,7 +40,8 @@ from modelmux.config.state import hide_password
 from modelmux.config.tomltext import dumps
 from modelmux.config.validate import check_config, check_schema
 
-SECRET_KEYS = {"api_key", "credentials_json", "key"}  # key: [admin] key
+SECRET_KEYS = {"api_key", "credentials_json", "key", "master_key", "postgres_dsn", "password"}
+# key: [admin] key; master_key, postgres_dsn: [auth]; password: [analytics.smtp]
 SECRET_HEADER = re.compile(r"authorization|cookie|key|token|secret|password", re.IGNORECASE)
 REDACTED = "<redacted>"
 

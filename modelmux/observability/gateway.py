@@ -121,6 +121,9 @@ class GatewayMetrics:
         self.state_local = r.counter(
             "modelmux_state_local_decisions_total", "Rate-limit decisions made by this "
             "process alone because Redis was unreachable.")
+        self.auth_failures = r.counter(
+            "modelmux_auth_failures_total", "Refused credentials, by reason (missing, unknown, "
+            "revoked, expired, jwt; throttled: an address that failed too often).", ("reason",))
         self.errors = r.counter("modelmux_upstream_errors_total",
                                 "Failed upstream attempts, by error code.", ("provider", "code"))
         self.pool = {

@@ -46,18 +46,23 @@ def prune(conn: sqlite3.Connection, before: float) -> int:
     return conn.execute("DELETE FROM spend_log WHERE time < ?", (before,)).rowcount
 
 
-def usage(conn: sqlite3.Connection, group_by: str, since: float, until: float
-          ) -> list[dict[str, Any]]:
-    """Totals per group for ``since <= time < until``, most expensive first.
+def usage(conn: sqlite3.Connection, group_by: str, since: float, until: float,
+          team: str | None = None) -> list[dict[str, Any]]:
+    """Totals per group for ``since <= time < until`` (of one ``team`` only, if given), most
+    expensive first.
 
     Raises:
         KeyError: ``group_by`` is not one of ``GROUPS``.
     """
     column = GROUPS[group_by]
+    where, args = "time >= ? AND time < ?", [since, until]
+    if team is not None:
+        where += " AND team = ?"
+        args.append(team)
     cursor = conn.execute(
         f"SELECT {column} AS g, COUNT(*), SUM(input_tokens), SUM(output_tokens), "
-        f"SUM(cost_usd), SUM(cost_usd IS NULL) FROM spend_log WHERE time >= ? AND time < ? "
-        f"GROUP BY g ORDER BY SUM(COALESCE(cost_usd, 0)) DESC, g", (since, until))
+        f"SUM(cost_usd), SUM(cost_usd IS NULL) FROM spend_log WHERE {where} "
+        f"GROUP BY g ORDER BY SUM(COALESCE(cost_usd, 0)) DESC, g", args)
     return [{"group": group, "requests": count, "input_tokens": tokens_in or 0,
              "output_tokens": tokens_out or 0, "cost_usd": round(cost or 0.0, 10),
              "unpriced_requests": unpriced or 0}

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Protocol
 
 from modelmux.config.paths import state_dir
 from modelmux.config.schema import Config
@@ -31,23 +31,34 @@ __all__ = ["Spend", "SpendStore", "build_spend"]
 log = logging.getLogger("modelmux.spend")
 
 
-class SpendStore:
-    """The shared store, opened on first use, as ``SpendLog``'s and the reports' ``run``."""
+class Shared(Protocol):
+    """The authenticator, whose store (built with the ``spend`` component) the log shares."""
 
-    def __init__(self, config: Config) -> None:
-        self.store: Any = open_store(config.auth, state_dir(), components=(SPEND,))
+    store: Any
+
+    async def open(self) -> None: ...
+
+
+class SpendStore:
+    """The store, opened on first use, as ``SpendLog``'s and the reports' ``run``: the
+    authenticator's own when auth is on (it opens and closes it), else one of its own."""
+
+    def __init__(self, config: Config, shared: Shared | None = None) -> None:
+        self.shared = shared
+        self.store: Any = (shared.store if shared is not None
+                           else open_store(config.auth, state_dir(), components=(SPEND,)))
         self._opened = False
 
     async def run(self, fn: Callable[..., Any], *args: Any) -> Any:
         if not self._opened:
-            await self.store.open()
+            await (self.shared.open() if self.shared is not None else self.store.open())
             self._opened = True
         return await self.store.run(fn, *args)
 
     async def aclose(self) -> None:
-        if self._opened:
+        if self._opened and self.shared is None:
             await self.store.close()
-            self._opened = False
+        self._opened = False
 
 
 def _counters(config: Config, limits: LimitStore | None) -> Counters:
@@ -64,7 +75,7 @@ class Spend:
     """Prices, the account stage and, when on, the spend log, budgets and alerts."""
 
     def __init__(self, config: Config, prices: PriceTable | None = None,
-                 limits: LimitStore | None = None) -> None:
+                 limits: LimitStore | None = None, shared: Shared | None = None) -> None:
         analytics = config.analytics
         tracking = analytics.cost_tracking
         self.config = config
@@ -76,7 +87,7 @@ class Spend:
             log.warning("the spend log is kept in SQLite only for now; [auth] store = %r "
                         "keeps no spend log", config.auth.store)
             keeps_log = False
-        self.store = SpendStore(config) if keeps_log else None
+        self.store = SpendStore(config, shared) if keeps_log else None
         self.log = (SpendLog(self.store.run, retention_days=analytics.spend_log_retention_days)
                     if self.store is not None else None)
         self.alerts = (Alerter(webhook=tracking.alert_webhook, emails=tracking.alert_email,
@@ -117,8 +128,9 @@ class Spend:
 
 
 def build_spend(config: Config, prices: PriceTable | None = None,
-                limits: LimitStore | None = None) -> Spend | None:
-    """The spend parts, or None when cost tracking is off."""
+                limits: LimitStore | None = None, shared: Shared | None = None) -> Spend | None:
+    """The spend parts, or None when cost tracking is off; ``shared`` is the authenticator
+    when auth is on (its store keeps the spend log too)."""
     if not config.analytics.cost_tracking.enabled:
         return None
-    return Spend(config, prices, limits)
+    return Spend(config, prices, limits, shared)
