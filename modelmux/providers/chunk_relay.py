@@ -180,9 +180,12 @@ class UsageHidden:
         return self._relay.cache
 
     def feed(self, data: bytes) -> list[bytes]:
-        """As ``ChunkRelay.feed``, without the usage."""
-        out = self._relay.feed(data)
-        if any(carries_usage(frame) for frame in out):
+        """As ``ChunkRelay.feed``, without the usage; a feed whose events brought no usage
+        object (the relay's note of it is unchanged) passes as it is."""
+        relay = self._relay
+        before = relay._usage
+        out = relay.feed(data)
+        if relay._usage is not before:
             out = [hidden for frame in out if (hidden := _hide(frame))]
         return out
 

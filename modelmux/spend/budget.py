@@ -20,7 +20,7 @@ from modelmux.pipeline.context import RequestContext
 from modelmux.pipeline.stage import Stage
 from modelmux.spend.account import SpendRow
 from modelmux.spend.counters import Counters, MemoryCounters
-from modelmux.spend.periods import period_bounds, period_label
+from modelmux.spend.periods import Labels, period_bounds, period_label
 from modelmux.tenancy.records import Identity
 
 __all__ = ["Budget", "BudgetStage", "Crossing"]
@@ -38,8 +38,8 @@ class Budget(NamedTuple):
     limit: float
     period: str
 
-    def key(self, now: float) -> str:
-        return f"{self.scope}:{self.ident}:{period_label(self.period, now)}"
+    def key(self, now: float, labels: Callable[[str, float], str] = period_label) -> str:
+        return f"{self.scope}:{self.ident}:{labels(self.period, now)}"
 
 
 class Crossing(NamedTuple):
@@ -68,6 +68,7 @@ class BudgetStage(Stage):
         self.thresholds = tuple(sorted({alert_at, 1.0}))
         self.alerts = alerts
         self.clock = clock
+        self.labels = Labels()
         self._tasks: set[asyncio.Task[None]] = set()
 
     def applicable(self, identity: Identity | None) -> list[Budget]:
@@ -86,7 +87,7 @@ class BudgetStage(Stage):
         if not budgets:
             return
         now = self.clock()
-        keys = [b.key(now) for b in budgets]
+        keys = [b.key(now, self.labels) for b in budgets]
         counters = self.counters
         spent = (counters.spent_now(keys) if isinstance(counters, MemoryCounters)
                  else await counters.spent(keys))
@@ -95,7 +96,7 @@ class BudgetStage(Stage):
                 who = "global" if budget.scope == "global" else f"{budget.scope} {budget.ident}"
                 raise BudgetExceeded(
                     f"The {who} budget of ${budget.limit:g} for this {budget.period} period "
-                    f"({period_label(budget.period, now)}) is spent (${total:.4f}); requests "
+                    f"({self.labels(budget.period, now)}) is spent (${total:.4f}); requests "
                     "are refused until the next period or a higher budget.")
         ctx.state[STATE] = budgets
 
@@ -106,7 +107,7 @@ class BudgetStage(Stage):
             return
         if isinstance(self.counters, MemoryCounters):  # no I/O: counted before the next request
             now = self.clock()
-            keys = [b.key(now) for b in budgets]
+            keys = [b.key(now, self.labels) for b in budgets]
             self._crossed(budgets, self.counters.add_now(keys, row.cost_usd), row.cost_usd, now)
             return
         task = asyncio.get_running_loop().create_task(self._add(budgets, row.cost_usd))
@@ -116,7 +117,7 @@ class BudgetStage(Stage):
     async def _add(self, budgets: list[Budget], usd: float) -> None:
         now = self.clock()
         ttl = max(period_bounds(b.period, now)[1] - now for b in budgets) + 86_400
-        totals = await self.counters.add([b.key(now) for b in budgets], usd, ttl)
+        totals = await self.counters.add([b.key(now, self.labels) for b in budgets], usd, ttl)
         self._crossed(budgets, totals, usd, now)
 
     def _crossed(self, budgets: list[Budget], totals: list[float], usd: float,
@@ -129,7 +130,7 @@ class BudgetStage(Stage):
                 mark = threshold * budget.limit
                 if total - usd < mark <= total:
                     self.alerts.fire(Crossing(budget, total, threshold,
-                                              period_label(budget.period, now)))
+                                              self.labels(budget.period, now)))
 
     async def aclose(self) -> None:
         """Wait for the counting under way."""

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 
-__all__ = ["period_bounds", "period_label"]
+__all__ = ["Labels", "period_bounds", "period_label"]
 
 _UTC = dt.timezone.utc
 
@@ -47,3 +47,20 @@ def period_label(period: str, now: float) -> str:
     if period == "monthly":
         return at.strftime("%Y-%m")
     raise ValueError(f"unknown budget period {period!r}")
+
+
+class Labels:
+    """``period_label`` remembered while its period lasts: per request it is one comparison,
+    not a calendar computation."""
+
+    def __init__(self) -> None:
+        self._current: dict[str, tuple[float, float, str]] = {}
+
+    def __call__(self, period: str, now: float) -> str:
+        held = self._current.get(period)
+        if held is not None and held[0] <= now < held[1]:
+            return held[2]
+        start, end = period_bounds(period, now)
+        label = period_label(period, now)
+        self._current[period] = (start, end, label)
+        return label
