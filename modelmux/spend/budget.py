@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import NamedTuple, Protocol
 
 from modelmux.errors import BudgetExceeded
@@ -62,8 +62,14 @@ class BudgetStage(Stage):
     name = "budgets"
 
     def __init__(self, counters: Counters, *, global_limit: float | None, alert_at: float,
-                 alerts: Alerts | None = None, clock: Callable[[], float] = time.time) -> None:
+                 alerts: Alerts | None = None, clock: Callable[[], float] = time.time,
+                 seed: Callable[[Callable[[str, float], str]], Awaitable[dict[str, float]]]
+                 | None = None) -> None:
+        """``seed`` (in-process counters with a spend log) gives the totals the counters
+        start from, keyed as ``Budget.key`` names them, before the first request is admitted."""
         self.counters = counters
+        self._seed = seed
+        self._seeding: asyncio.Future[None] | None = None
         self.global_limit = global_limit
         self.thresholds = tuple(sorted({alert_at, 1.0}))
         self.alerts = alerts
@@ -86,6 +92,8 @@ class BudgetStage(Stage):
         budgets = self.applicable(ctx.identity)
         if not budgets:
             return
+        if self._seed is not None:
+            await self._seeded()
         now = self.clock()
         keys = [b.key(now, self.labels) for b in budgets]
         counters = self.counters
@@ -99,6 +107,25 @@ class BudgetStage(Stage):
                     f"({self.labels(budget.period, now)}) is spent (${total:.4f}); requests "
                     "are refused until the next period or a higher budget.")
         ctx.state[STATE] = budgets
+
+    async def _seeded(self) -> None:
+        """Load the seed once; concurrent first requests wait for the same load."""
+        if self._seeding is None:
+            self._seeding = asyncio.ensure_future(self._load())
+        await asyncio.shield(self._seeding)
+
+    async def _load(self) -> None:
+        seed = self._seed
+        assert seed is not None and isinstance(self.counters, MemoryCounters)
+        try:
+            totals = await seed(self.labels)
+        except Exception as exc:
+            log.warning("budgets: the spend so far could not be read from the spend log (%s); "
+                        "counting starts from zero", exc)
+            totals = {}
+        for key, usd in totals.items():
+            self.counters.totals[key] = self.counters.totals.get(key, 0.0) + usd
+        self._seed = None
 
     def count(self, ctx: RequestContext, row: SpendRow) -> None:
         """Add the request's cost to its budgets' counters (in a task: no request waits)."""

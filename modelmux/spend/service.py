@@ -10,6 +10,7 @@ users and teams may carry ``max_budget_usd``); their counters live in Redis when
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable
 from typing import Any, Protocol
 
@@ -21,10 +22,13 @@ from modelmux.spend.account import AccountStage, Sink
 from modelmux.spend.alerts import Alerter
 from modelmux.spend.budget import BudgetStage
 from modelmux.spend.counters import Counters, MemoryCounters, RedisCounters
+from modelmux.spend import db
 from modelmux.spend.log import SpendLog
+from modelmux.spend.periods import period_bounds
 from modelmux.spend.prices import PriceTable
 from modelmux.spend.schema import SPEND
 from modelmux.tenancy.open import open_store
+from modelmux.tenancy.records import PERIODS
 
 __all__ = ["Spend", "SpendStore", "build_spend"]
 
@@ -95,9 +99,12 @@ class Spend:
                        if tracking.alert_webhook or tracking.alert_email else None)
         self.budgets = None
         if tracking.monthly_budget is not None or config.auth.mode == "keys":
-            self.budgets = BudgetStage(_counters(config, limits),
-                                       global_limit=tracking.monthly_budget,
-                                       alert_at=tracking.alert_at, alerts=self.alerts)
+            counters = _counters(config, limits)
+            seed = (self._seed if isinstance(counters, MemoryCounters) and self.log is not None
+                    else None)
+            self.budgets = BudgetStage(counters, global_limit=tracking.monthly_budget,
+                                       alert_at=tracking.alert_at, alerts=self.alerts,
+                                       seed=seed)
         sinks: list[Sink] = []
         if self.log is not None:
             spend_log = self.log
@@ -105,6 +112,19 @@ class Spend:
         if self.budgets is not None:
             sinks.append(self.budgets.count)
         self.account = AccountStage(self.prices, sinks)
+
+    async def _seed(self, labels: Callable[[str, float], str]) -> dict[str, float]:
+        """What each budget's period has spent so far, from the spend log (in-process
+        counters start from it, so a restart forgets nothing that was written)."""
+        assert self.store is not None and self.log is not None
+        await self.log.flush()
+        now = time.time()
+        out: dict[str, float] = {}
+        for period in PERIODS:
+            spent = await self.store.run(db.spent_since, period_bounds(period, now)[0])
+            for (scope, ident), usd in spent.items():
+                out[f"{scope}:{ident}:{labels(period, now)}"] = usd
+        return out
 
     @property
     def stages(self) -> list[Stage]:

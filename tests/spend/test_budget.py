@@ -128,3 +128,41 @@ def test_alerts_are_retried_with_backoff_to_the_webhook_and_mailed(run: Any) -> 
 
     run(main())
     assert waits == [0.5, 1.0]
+
+
+def test_in_process_counters_start_from_the_spend_log_after_a_restart(
+        run: Any, tmp_path: Any) -> None:
+    from modelmux.config.features import (AnalyticsConfig, AuthConfig, CostTrackingConfig)
+    from modelmux.config.schema import Config
+    from modelmux.spend.service import Spend
+
+    config = Config(auth=AuthConfig(sqlite_path=str(tmp_path / "m.db")),
+                    analytics=AnalyticsConfig(spend_log=True,
+                                              cost_tracking=CostTrackingConfig(
+                                                  monthly_budget=1.0)))
+
+    async def main() -> None:
+        before = Spend(config)
+        assert before.budgets is not None and before.log is not None
+        first = ctx(None)
+        await before.budgets.on_request(first)
+        row = spend(1.0)
+        before.log.add(msgspec_replace(row))
+        before.budgets.count(first, row)
+        await before.aclose()  # a graceful stop: the row is written
+
+        after = Spend(config)  # a restart: in-process counters are empty
+        assert after.budgets is not None
+        with pytest.raises(BudgetExceeded, match="global budget"):
+            await after.budgets.on_request(ctx(None))
+        await after.aclose()
+
+    run(main())
+
+
+def msgspec_replace(row: SpendRow) -> SpendRow:
+    import time
+
+    import msgspec
+
+    return msgspec.structs.replace(row, time=time.time())
