@@ -147,6 +147,8 @@ class App:
     async def __call__(self, exchange: Exchange) -> None:
         if self.breakers is not None:
             self.breakers.start()  # reads the other replicas' open circuits from now on
+        if self.spend is not None:
+            self.spend.start()  # scheduled reports and the forecast check
         self.active += 1
         try:
             await self._dispatch(exchange)

@@ -13,7 +13,7 @@ from typing import Any
 from modelmux.spend.account import SpendRow
 from modelmux.spend.schema import COLUMNS
 
-__all__ = ["GROUPS", "insert", "prune", "spent_since", "usage"]
+__all__ = ["GROUPS", "claim", "insert", "prune", "spent_since", "usage"]
 
 GROUPS = {"key": "key", "team": "team", "user": "user_id", "model": "model",
           "provider": "provider", "day": "date(time, 'unixepoch')"}
@@ -82,3 +82,11 @@ def spent_since(conn: sqlite3.Connection, since: float) -> dict[tuple[str, str],
                 f"{column} IS NOT NULL GROUP BY {column}", (since,)):
             out[scope, ident] = spent or 0.0
     return out
+
+
+def claim(conn: sqlite3.Connection, name: str, at: float) -> bool:
+    """Record that notice ``name`` (a report or alert of one period) is being sent; False
+    when some instance claimed it already."""
+    cursor = conn.execute("INSERT INTO spend_notices (name, sent_at) VALUES (?, ?) "
+                          "ON CONFLICT (name) DO NOTHING", (name, at))
+    return cursor.rowcount == 1

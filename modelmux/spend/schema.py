@@ -27,6 +27,7 @@ def _v1(real: str, integer: str, boolean: str) -> tuple[str, ...]:
         "CREATE INDEX spend_log_time ON spend_log (time)",
         "CREATE INDEX spend_log_team_time ON spend_log (team, time)",
         "CREATE INDEX spend_log_key_time ON spend_log (key, time)",
+        f"CREATE TABLE spend_notices (name TEXT PRIMARY KEY, sent_at {real} NOT NULL)",
     )
 
 
@@ -34,4 +35,6 @@ SPEND = Component("spend", (
     Migration(1, sqlite=_v1("REAL", "INTEGER", "INTEGER"),
               postgres=_v1("DOUBLE PRECISION", "BIGINT", "BOOLEAN")),
 ))
-"""One row per answered request (``spend_log``), indexed by time, team and key."""
+"""One row per answered request (``spend_log``), indexed by time, team and key; and the
+scheduled reports and forecast alerts already sent (``spend_notices``), so that of several
+instances sharing the store exactly one sends each."""

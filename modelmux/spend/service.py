@@ -26,6 +26,7 @@ from modelmux.spend import db
 from modelmux.spend.log import SpendLog
 from modelmux.spend.periods import period_bounds
 from modelmux.spend.prices import PriceTable
+from modelmux.spend.reports import Reporter
 from modelmux.spend.schema import SPEND
 from modelmux.tenancy.open import open_store
 from modelmux.tenancy.records import PERIODS
@@ -94,9 +95,19 @@ class Spend:
         self.store = SpendStore(config, shared) if keeps_log else None
         self.log = (SpendLog(self.store.run, retention_days=analytics.spend_log_retention_days)
                     if self.store is not None else None)
-        self.alerts = (Alerter(webhook=tracking.alert_webhook, emails=tracking.alert_email,
-                               smtp=analytics.smtp)
-                       if tracking.alert_webhook or tracking.alert_email else None)
+        self.alerts = Alerter(webhook=tracking.alert_webhook, emails=tracking.alert_email,
+                              smtp=analytics.smtp)
+        self.reporter: Reporter | None = None
+        reports = analytics.usage_reports
+        wanted = bool(reports and reports.destinations) or (
+            tracking.monthly_budget is not None and bool(tracking.alert_webhook
+                                                         or tracking.alert_email))
+        if wanted and self.store is not None:
+            self.reporter = Reporter(self.store.run, self.alerts, analytics)
+        elif reports and reports.destinations:
+            log.warning("[analytics.usage_reports] needs the spend log: set [analytics] "
+                        "spend_log = true; no report is sent")
+        self._started = False
         self.budgets = None
         if tracking.monthly_budget is not None or config.auth.mode == "keys":
             counters = _counters(config, limits)
@@ -131,16 +142,25 @@ class Spend:
         """The pipeline stages spend adds: budgets (admit) and the account stage."""
         return [s for s in (self.budgets, self.account) if s is not None]
 
+    def start(self) -> None:
+        """Start the background parts that run on a schedule (once; cheap to call again)."""
+        if self._started:
+            return
+        self._started = True
+        if self.reporter is not None:
+            self.reporter.start()
+
     def priced(self, model: str) -> bool:
         """True when upstream ``model`` has a price (so a stream is worth costing)."""
         return self.prices.lookup(model) is not None
 
     async def aclose(self) -> None:
         """Count what is under way, send pending alerts, flush the spend log, close the store."""
+        if self.reporter is not None:
+            await self.reporter.aclose()
         if self.budgets is not None:
             await self.budgets.aclose()
-        if self.alerts is not None:
-            await self.alerts.aclose()
+        await self.alerts.aclose()
         if self.log is not None:
             await self.log.aclose()
         if self.store is not None:
