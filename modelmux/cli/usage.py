@@ -109,9 +109,6 @@ def run(ns: argparse.Namespace) -> int:
     if loaded is None:
         return 2
     config = loaded.config
-    if config.auth.store != "sqlite":
-        print("modelmux: the spend log is kept in SQLite only for now", file=sys.stderr)
-        return 1
     now = time.time()
     try:
         since = parse_time(ns.since, now) if ns.since else period_bounds("monthly", now)[0]

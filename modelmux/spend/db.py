@@ -61,7 +61,8 @@ def usage(conn: sqlite3.Connection, group_by: str, since: float, until: float,
         args.append(team)
     cursor = conn.execute(
         f"SELECT {column} AS g, COUNT(*), SUM(input_tokens), SUM(output_tokens), "
-        f"SUM(cost_usd), SUM(cost_usd IS NULL) FROM spend_log WHERE {where} "
+        f"SUM(cost_usd), SUM(CASE WHEN cost_usd IS NULL THEN 1 ELSE 0 END) FROM spend_log "
+        f"WHERE {where} "
         f"GROUP BY g ORDER BY SUM(COALESCE(cost_usd, 0)) DESC, g", args)
     return [{"group": group, "requests": count, "input_tokens": tokens_in or 0,
              "output_tokens": tokens_out or 0, "cost_usd": round(cost or 0.0, 10),

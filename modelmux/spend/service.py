@@ -55,10 +55,18 @@ class SpendStore:
         self._opened = False
 
     async def run(self, fn: Callable[..., Any], *args: Any) -> Any:
+        """``fn(connection, *args)`` of ``spend.db``: on SQLite's thread, or its PostgreSQL
+        twin (``spend.db_pg``) on a pooled connection."""
         if not self._opened:
             await (self.shared.open() if self.shared is not None else self.store.open())
             self._opened = True
-        return await self.store.run(fn, *args)
+        pool = getattr(self.store, "pool", None)
+        if pool is None:
+            return await self.store.run(fn, *args)
+        from modelmux.spend.db_pg import TWINS
+
+        async with pool.acquire() as conn:
+            return await TWINS[fn](conn, *args)
 
     async def aclose(self) -> None:
         if self._opened and self.shared is None:
@@ -88,10 +96,6 @@ class Spend:
         keeps_log = analytics.spend_log
         if keeps_log is None:
             keeps_log = config.auth.mode == "keys"
-        if keeps_log and config.auth.store != "sqlite":
-            log.warning("the spend log is kept in SQLite only for now; [auth] store = %r "
-                        "keeps no spend log", config.auth.store)
-            keeps_log = False
         self.store = SpendStore(config, shared) if keeps_log else None
         self.log = (SpendLog(self.store.run, retention_days=analytics.spend_log_retention_days)
                     if self.store is not None else None)
