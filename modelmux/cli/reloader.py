@@ -140,6 +140,8 @@ class Reloader:
         old = self.app
         app.started_at = old.started_at  # uptime is the process's, not the configuration's
         carried = app.router.adopt(old.router, unchanged_deployments(old, app))
+        if app.spend is not None and old.spend is not None:
+            app.spend.adopt(old.spend)  # budget counters live on across the reload
         lines = changes(old.config, loaded.config)
         app.ready = True
         if context is not None and self.server.tls is not None:

@@ -108,6 +108,11 @@ class BudgetStage(Stage):
                     "are refused until the next period or a higher budget.")
         ctx.state[STATE] = budgets
 
+    def adopt(self, old: BudgetStage) -> None:
+        """Share ``old``'s counters (and whatever it loaded from the spend log) from now on."""
+        self.counters = old.counters
+        self._seed, self._seeding = old._seed, old._seeding
+
     async def _seeded(self) -> None:
         """Load the seed once; concurrent first requests wait for the same load."""
         if self._seeding is None:

@@ -146,6 +146,15 @@ class Spend:
         """The pipeline stages spend adds: budgets (admit) and the account stage."""
         return [s for s in (self.budgets, self.account) if s is not None]
 
+    def adopt(self, old: Spend) -> None:
+        """After a reload: keep counting in the in-process budget counters of the
+        configuration this one replaces (Redis counters are shared anyway)."""
+        mine, theirs = self.budgets, old.budgets
+        if (mine is not None and theirs is not None
+                and isinstance(mine.counters, MemoryCounters)
+                and isinstance(theirs.counters, MemoryCounters)):
+            mine.adopt(theirs)
+
     def start(self) -> None:
         """Start the background parts that run on a schedule (once; cheap to call again)."""
         if self._started:

@@ -8,6 +8,7 @@ import json
 import sqlite3
 import subprocess
 import time
+import urllib.error
 import urllib.request
 from collections.abc import Callable
 from pathlib import Path
@@ -29,8 +30,11 @@ BUDGET = 0.01  # spent after 4 requests; alerts at 0.005 (2nd) and 0.01 (4th)
 ADMIN = "admin-secret-key"
 
 
-def config(upstream: str, webhook: str, smtp_port: int) -> str:
+def config(upstream: str, webhook: str, smtp_port: int, db: Path) -> str:
     return f"""
+[auth]
+sqlite_path = "{db}"
+
 [[provider]]
 name = "up"
 type = "openai_compatible"
@@ -80,7 +84,8 @@ def admin_get(proc: ServeProcess, path: str) -> tuple[int, bytes]:
 def test_global_budget_alerts_spend_log_usage_api_and_cli(tmp_path: Path) -> None:
     with threaded(FakeOpenAI(answer=ANSWER)) as upstream, threaded(Webhook()) as hook, \
             threaded(FakeSMTP()) as smtp:
-        proc = serve_config(tmp_path, config(upstream.origin, hook.origin, smtp.port))
+        db = tmp_path / "spend.db"
+        proc = serve_config(tmp_path, config(upstream.origin, hook.origin, smtp.port, db))
         try:
             with openai.OpenAI(base_url=proc.url + "/v1", api_key="x", max_retries=0,
                                timeout=10) as sdk:
@@ -120,11 +125,17 @@ def test_global_budget_alerts_spend_log_usage_api_and_cli(tmp_path: Path) -> Non
             assert api[0]["cost_usd"] == pytest.approx(4 * COST)
             _, csv_body = admin_get(proc, "/admin/usage?group_by=provider&format=csv")
             assert csv_body.decode().splitlines()[1].startswith("up,4,4000,1000,")
+            for bad in ("group_by=colour", "since=yesterday-ish", "format=xml"):
+                with pytest.raises(urllib.error.HTTPError) as refused_query:
+                    admin_get(proc, "/admin/usage?" + bad)
+                assert refused_query.value.code == 400
+                error = json.loads(refused_query.value.read())["error"]
+                assert error["type"] == "invalid_request_error" and error["param"] == \
+                    bad.split("=")[0]
         finally:
             assert proc.stop() == 0
     assert len(hook.received) == 2 and len(smtp.messages) == 2  # one per threshold
 
-    db = tmp_path / ".local" / "state" / "modelmux" / "modelmux.db"
     with sqlite3.connect(db) as conn:
         rows = conn.execute("SELECT model, provider, input_tokens, output_tokens, cost_usd, "
                             "status FROM spend_log").fetchall()

@@ -166,3 +166,24 @@ def msgspec_replace(row: SpendRow) -> SpendRow:
     import msgspec
 
     return msgspec.structs.replace(row, time=time.time())
+
+
+def test_a_reload_keeps_the_in_process_counters(run: Any) -> None:
+    from modelmux.config.features import AnalyticsConfig, CostTrackingConfig
+    from modelmux.config.schema import Config
+    from modelmux.spend.service import Spend
+
+    config = Config(analytics=AnalyticsConfig(
+        cost_tracking=CostTrackingConfig(monthly_budget=1.0)))
+
+    async def main() -> None:
+        old, new = Spend(config), Spend(config)
+        assert old.budgets is not None and new.budgets is not None
+        first = ctx(None)
+        await old.budgets.on_request(first)
+        old.budgets.count(first, spend(1.0))
+        new.adopt(old)
+        with pytest.raises(BudgetExceeded):
+            await new.budgets.on_request(ctx(None))
+
+    run(main())
