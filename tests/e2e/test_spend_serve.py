@@ -15,6 +15,7 @@ import pytest
 from tests.e2e.proc import ServeProcess, serve_config
 from tests.e2e.threaded import threaded
 from tests.fakes.answers import Answer
+from tests.fakes.claude import FakeClaude
 from tests.fakes.openai import FakeOpenAI
 
 ANSWER = Answer(text="costed hello", prompt_tokens=1000, completion_tokens=200, cached_tokens=400)
@@ -53,7 +54,7 @@ def sdk(proc: ServeProcess) -> openai.OpenAI:
 
 
 def access_lines(proc: ServeProcess) -> list[str]:
-    return [line for line in proc.lines if "path=/v1/chat/completions" in line]
+    return [line for line in proc.lines if "modelmux.access" in line and " path=/v1/" in line]
 
 
 def wait_lines(proc: ServeProcess, needle: str, count: int, timeout: float = 10.0) -> list[str]:
@@ -107,3 +108,54 @@ def test_stream_is_costed_without_showing_usage_the_client_did_not_ask_for(
     streamed = wait_lines(proc, "stream_mode=standard", 2)
     assert len(streamed) == 2
     assert all("cost_usd=0.003 " in line for line in streamed)
+
+
+CLAUDE = Answer(text="cached hello", prompt_tokens=1000, completion_tokens=200,
+                cached_tokens=400, cache_write_tokens=100)
+CLAUDE_COST = (500 * 3.0 + 400 * 0.3 + 100 * 3.75 + 200 * 15.0) / 1e6  # 0.004995 USD
+
+
+def test_claude_cache_reads_and_writes_are_priced_on_both_doors(tmp_path: Path) -> None:
+    import anthropic
+
+    with threaded(FakeClaude(answer=CLAUDE, api_key="sk-ant-up")) as upstream:
+        proc = serve_config(tmp_path, f"""
+[[provider]]
+name = "claude"
+type = "anthropic"
+base_url = "{upstream.origin}"
+api_key = "sk-ant-up"
+models = ["claude-x"]
+max_retries = 0
+
+[[prices]]
+model = "claude-x"
+input_per_mtok = 3.0
+output_per_mtok = 15.0
+cached_input_per_mtok = 0.3
+cache_write_per_mtok = 3.75
+""")
+        try:
+            messages = [{"role": "user", "content": "hi"}]
+            with sdk(proc) as client:
+                raw = client.chat.completions.with_raw_response.create(model="claude-x",
+                                                                       messages=messages)
+                assert float(raw.headers["x-modelmux-cost-usd"]) == pytest.approx(CLAUDE_COST)
+                chunks = list(client.chat.completions.create(model="claude-x",
+                                                             messages=messages, stream=True))
+                assert all(c.usage is None for c in chunks)
+            with anthropic.Anthropic(base_url=proc.url, api_key="x", max_retries=0,
+                                     timeout=10) as claude:
+                native = claude.messages.with_raw_response.create(
+                    model="claude-x", max_tokens=50, messages=messages)
+                assert float(native.headers["x-modelmux-cost-usd"]) == \
+                    pytest.approx(CLAUDE_COST)
+                with claude.messages.stream(model="claude-x", max_tokens=50,
+                                            messages=messages) as stream:
+                    assert stream.get_final_text() == CLAUDE.text
+            lines = wait_lines(proc, "provider=claude", 4)
+            assert len(lines) == 4
+            costs = [float(line.split("cost_usd=")[1].split()[0]) for line in lines]
+            assert costs == pytest.approx([CLAUDE_COST] * 4)
+        finally:
+            assert proc.stop() == 0
