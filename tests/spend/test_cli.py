@@ -109,3 +109,35 @@ def test_usage_by_team_compare_and_forecast(tmp_path: Path) -> None:
 
     bad = run(tmp_path, "usage", "--since", "last tuesday", "--config", str(config))
     assert bad.returncode == 2 and "is not a time" in bad.stderr
+
+
+def test_config_validate_names_spend_settings_that_lead_nowhere(tmp_path: Path) -> None:
+    config = tmp_path / "c.toml"
+    config.write_text("""
+[[provider]]
+name = "a"
+type = "mock"
+models = ["m"]
+
+[[prices]]
+model = "m"
+input_per_mtok = 1
+output_per_mtok = 1
+
+[[prices]]
+model = "m"
+input_per_mtok = 2
+output_per_mtok = 2
+
+[analytics.cost_tracking]
+alert_webhook = "ftp://hooks.example.com"
+
+[analytics.usage_reports]
+destinations = ["email"]
+""")
+    checked = run(tmp_path, "config", "validate", str(config))
+    assert checked.returncode == 2
+    text = checked.stderr + checked.stdout
+    assert "analytics.cost_tracking.alert_webhook" in text and "http://" in text
+    assert '"email" needs' in text
+    assert "priced again" in text and "spend log, which is off" in text
