@@ -144,6 +144,18 @@ class App:
         return Authenticator(auth, store, admin_key=self.config.admin.key,
                              aliases=aliases, on_failure=lambda reason: failures.inc((reason,)))
 
+    async def open(self) -> str | None:
+        """Open what must be open before serving: the ``[auth]`` store (its migrations run).
+        Returns why it cannot be opened (logged), or None."""
+        if self.auth is None:
+            return None
+        try:
+            await self.auth.open()
+        except Exception as exc:  # noqa: BLE001  # sqlite3, asyncpg, OS errors alike
+            log.error("cannot open the [auth] %s store: %s", self.config.auth.store, exc)
+            return f"cannot open the [auth] store: {exc}"
+        return None
+
     async def __call__(self, exchange: Exchange) -> None:
         if self.breakers is not None:
             self.breakers.start()  # reads the other replicas' open circuits from now on

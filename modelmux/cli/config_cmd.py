@@ -40,8 +40,8 @@ from modelmux.config.state import hide_password
 from modelmux.config.tomltext import dumps
 from modelmux.config.validate import check_config, check_schema
 
-SECRET_KEYS = {"api_key", "credentials_json", "key", "master_key", "postgres_dsn", "password"}
-# key: [admin] key; master_key, postgres_dsn: [auth]; password: [analytics.smtp]
+SECRET_KEYS = {"api_key", "credentials_json", "key", "password"}
+# key: [admin] key; password: [analytics.smtp]
 SECRET_HEADER = re.compile(r"authorization|cookie|key|token|secret|password", re.IGNORECASE)
 REDACTED = "<redacted>"
 
@@ -134,6 +134,11 @@ def redact(data: Any, key: str = "") -> Any:
                    else redact(v, k)) for k, v in data.items()}
         if key == "state" and isinstance(out.get("url"), str):  # redis://user:password@host
             out["url"] = hide_password(out["url"], REDACTED)
+        if key == "auth":  # the master key; postgresql://user:password@host/db
+            if out.get("master_key"):
+                out["master_key"] = REDACTED
+            if isinstance(out.get("postgres_dsn"), str):
+                out["postgres_dsn"] = hide_password(out["postgres_dsn"], REDACTED)
         return out
     if isinstance(data, list):
         return [redact(v, key) for v in data]

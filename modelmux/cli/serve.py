@@ -132,6 +132,12 @@ async def serve(config: Config, host: str, port: int, ns: argparse.Namespace,
                 takeover: Takeover | None = None) -> int:
     """Run one server process until a stop signal or a hand-over; returns the exit code."""
     app = App(config)
+    trouble = await app.open()
+    if trouble is not None:
+        if takeover is not None:
+            takeover.fail(trouble)
+        await app.aclose()
+        return 1
     try:
         server = _server(app, config)
     except OSError as exc:  # ssl.SSLError is an OSError
@@ -181,6 +187,9 @@ async def serve_worker(config: Config, fds: list[int], ready_fd: int, lifeline_f
                        ns: argparse.Namespace) -> int:
     """A worker under ``--workers``: serve on inherited sockets, report ready, stop with the rest."""
     app = App(config)
+    if await app.open() is not None:
+        await app.aclose()
+        return 1
     if getattr(ns, "metrics_dir", None):  # /metrics answers with every worker's totals
         app.metrics.shared = SharedMetrics(ns.metrics_dir)
     server = _server(app, config)
