@@ -1,6 +1,7 @@
 """The admin API's gate; ``GET /admin/providers``: providers, their deployments and each one's
 live routing state; ``GET /admin/cache`` (response cache stats) and ``DELETE /admin/cache``
-(drop every entry).
+(drop every entry); ``GET /admin/usage``: spend log totals by key, team, user, model,
+provider or day.
 
 An admin credential is the ``[admin] key``, or with ``[auth] mode = "keys"`` the master key or
 a key whose role is admin; a team_admin key reaches its own team's records only. Without auth
@@ -11,10 +12,16 @@ that may not act a 403. Keys are compared in constant time.
 from __future__ import annotations
 
 import hmac
+import time
 from typing import TYPE_CHECKING
+from urllib.parse import parse_qsl
 
 from modelmux.api.responses import send_json
-from modelmux.errors import AuthenticationFailed, NotFound, PermissionDenied
+from modelmux.errors import AuthenticationFailed, InvalidRequest, NotFound, PermissionDenied
+from modelmux.spend.db import GROUPS
+from modelmux.spend.db import usage as db_usage
+from modelmux.spend.periods import period_bounds
+from modelmux.spend.report import as_csv, parse_time
 
 if TYPE_CHECKING:
     from modelmux.api.services import Services
@@ -87,3 +94,40 @@ async def cache(app: Services, exchange: Exchange) -> None:
     else:
         body = responses.stats()
     await send_json(exchange, 200, body, [(b"cache-control", b"no-store")])
+
+
+async def usage(app: Services, exchange: Exchange) -> None:
+    """``GET /admin/usage?group_by=…&since=…&until=…[&format=csv]``: spend log totals (a team
+    admin sees its own team's only)."""
+    team = await admin_scope(app, exchange, team_admin=True)
+    spend = app.spend
+    if spend is None or spend.store is None:
+        raise NotFound("The spend log is off: set [analytics] spend_log = true (or turn on "
+                       "[auth] mode = \"keys\").", code="spend_log_off")
+    query = dict(parse_qsl(exchange.query, keep_blank_values=True))
+    group_by = query.get("group_by", "model")
+    if group_by not in GROUPS:
+        raise InvalidRequest(f"group_by must be one of {', '.join(GROUPS)}.", param="group_by",
+                             code="invalid_value")
+    now = time.time()
+    try:
+        since = parse_time(query["since"], now) if "since" in query else \
+            period_bounds("monthly", now)[0]
+        until = parse_time(query["until"], now) if "until" in query else now + 1
+    except ValueError as exc:
+        raise InvalidRequest(str(exc), param="since" if "since" in query else "until",
+                             code="invalid_value") from None
+    fmt = query.get("format", "json")
+    if fmt not in ("json", "csv"):
+        raise InvalidRequest("format must be json or csv.", param="format",
+                             code="invalid_value")
+    if spend.log is not None:
+        await spend.log.flush()  # what this instance answered so far is in the answer
+    rows = await spend.store.run(db_usage, group_by, since, until, team)
+    if fmt == "csv":
+        await exchange.respond(200, [(b"content-type", b"text/csv; charset=utf-8"),
+                                     (b"cache-control", b"no-store")], as_csv(rows).encode())
+        return
+    await send_json(exchange, 200, {"object": "list", "group_by": group_by, "since": since,
+                                    "until": until, "data": rows},
+                    [(b"cache-control", b"no-store")])

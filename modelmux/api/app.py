@@ -38,6 +38,9 @@ from modelmux.providers.registry import build_provider
 from modelmux.routing.models import ModelIndex
 from modelmux.routing.router import Router, compile_rules
 from modelmux.server.exchange import Exchange
+from modelmux.spend.prices import PriceTable
+from modelmux.spend.schema import SPEND
+from modelmux.spend.service import build_spend
 from modelmux.state.build import build_limits, shared_breakers
 from modelmux.tenancy.authn import Authenticator
 from modelmux.upstream import ConnectionPool
@@ -90,7 +93,10 @@ class App:
         self.pool = ConnectionPool(http1=config.server.http1, budget=budget)
         self.providers: list[Provider] = [build_provider(p, self.pool) for p in config.provider]
         routing = config.routing
-        self.models = ModelIndex(self.providers, config.model_aliases(), routing.group)
+        prices = PriceTable(config.prices)
+        self.models = ModelIndex(self.providers, config.model_aliases(), routing.group,
+                                 price_of=lambda model: (p.per_1k() if (p := prices.lookup(model))
+                                                         else None))
         self.metrics = metrics or GatewayMetrics(self.version,
                                                  (m for m, _ in self.models.public_models()))
         self.limits = build_limits(config.state, config.server.workers, self.metrics)
@@ -106,6 +112,7 @@ class App:
         self.dispatcher = Dispatcher(self.router, routing, self.metrics, watcher=self.watcher)
         self.auth = self.build_auth()
         self.cache = self.build_cache()
+        self.spend = build_spend(config, prices, self.limits, self.auth)
         self.pipeline = self.build_pipeline()
         self.active = 0
         self._idle: asyncio.Event | None = None
@@ -125,6 +132,8 @@ class App:
         if self.cache is not None:
             self.cache.models = self.models
             stages += self.cache.stages()
+        if self.spend is not None:
+            stages += self.spend.stages
         return Pipeline(stages)
 
     def build_auth(self) -> Authenticator | None:
@@ -141,7 +150,8 @@ class App:
 
         failures = self.metrics.auth_failures
         aliases = {name: target for name, target, _ in self.config.model_aliases()}
-        return Authenticator(auth, open_store(auth, state_dir()), admin_key=self.config.admin.key,
+        store = open_store(auth, state_dir(), components=(SPEND,))  # the spend log shares it
+        return Authenticator(auth, store, admin_key=self.config.admin.key,
                              aliases=aliases, on_failure=lambda reason: failures.inc((reason,)))
 
     async def open(self) -> str | None:
@@ -172,6 +182,8 @@ class App:
     async def __call__(self, exchange: Exchange) -> None:
         if self.breakers is not None:
             self.breakers.start()  # reads the other replicas' open circuits from now on
+        if self.spend is not None:
+            self.spend.start()  # scheduled reports and the forecast check
         self.active += 1
         try:
             await self._dispatch(exchange)
@@ -262,6 +274,8 @@ class App:
         the final ``--workers`` metrics snapshot: the metrics object lives on in the new App."""
         if last and self.metrics.shared is not None:
             self.metrics.shared.close(self.metrics.registry)
+        if self.spend is not None:
+            await self.spend.aclose()
         for provider in self.providers:
             await provider.aclose()
         await self.pool.aclose()

@@ -70,6 +70,8 @@ async def _call(app: Services, exchange: Exchange, ctx: RequestContext) -> None:
     try:
         if stats.tokens is None:
             stats.tokens = usage_of(served.answer)
+        if app.pipeline.heads:
+            exchange.extra_headers += app.pipeline.answer_headers(ctx)
         await exchange.respond(200, [*JSON_HEADERS,
                                      *observed_headers(record, exchange, provider, stats)],
                                served.answer)

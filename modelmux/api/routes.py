@@ -33,6 +33,7 @@ ROUTES: dict[str, dict[str, Route]] = {
     "/health": {"GET": info.health},
     "/metrics": {"GET": metrics.scrape},
     "/admin/providers": {"GET": admin.providers},
+    "/admin/usage": {"GET": admin.usage},
     **{f"/admin/{kind}": {"GET": admin_tenancy.collection, "POST": admin_tenancy.collection}
        for kind in ("teams", "users", "keys")},
     "/admin/cache": {"GET": admin.cache, "DELETE": admin.cache},

@@ -21,6 +21,7 @@ if TYPE_CHECKING:
     from modelmux.routing.router import Router
     from modelmux.routing.store import LimitStore
     from modelmux.server.exchange import Exchange
+    from modelmux.spend.service import Spend
     from modelmux.tenancy.authn import Authenticator
     from modelmux.upstream import ConnectionPool
 
@@ -40,6 +41,7 @@ class Services(Protocol):
     dispatcher: Dispatcher
     pipeline: Pipeline
     watcher: Watcher | None
+    spend: Spend | None
     auth: Authenticator | None
     cache: ResponseCache | None
     ready: bool

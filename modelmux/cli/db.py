@@ -19,9 +19,10 @@ from modelmux.config.load import Override
 from modelmux.config.paths import state_dir
 from modelmux.config.problems import ConfigError
 from modelmux.tenancy.migrations import Applied, Component
+from modelmux.spend.schema import SPEND
 from modelmux.tenancy.open import describe_store, open_store
 
-COMPONENTS: tuple[Component, ...] = ()
+COMPONENTS: tuple[Component, ...] = (SPEND,)
 """Schemas besides tenancy's that share the database; each part with tables adds its own."""
 
 EPILOG = """EXAMPLES:

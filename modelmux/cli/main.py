@@ -23,6 +23,8 @@ COMMANDS = {
     "cache": "modelmux.cli.cache",
     "upgrade": "modelmux.cli.upgrade",
     "bench": "modelmux.cli.bench",
+    "prices": "modelmux.cli.prices",
+    "usage": "modelmux.cli.usage",
     "keys": "modelmux.cli.tenancy_cmd",
     "teams": "modelmux.cli.tenancy_cmd",
     "users": "modelmux.cli.tenancy_cmd",

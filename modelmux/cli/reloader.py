@@ -144,6 +144,8 @@ class Reloader:
         carry_admission(old.pipeline, app.pipeline)
         if app.cache is not None and old.cache is not None:
             app.cache.adopt(old.cache)
+        if app.spend is not None and old.spend is not None:
+            app.spend.adopt(old.spend)  # budget counters live on across the reload
         lines = changes(old.config, loaded.config)
         app.ready = True
         if context is not None and self.server.tls is not None:
