@@ -12,18 +12,24 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import Awaitable, Callable
 
 from modelmux import __version__
+from modelmux.api.access import Access
 from modelmux.api.cors import Cors
+from modelmux.api.static import StaticFiles
+from modelmux.observability.events import EventHub
 from modelmux.pipeline.call import Dispatcher
 from modelmux.api.ids import new_hex_id
 from modelmux.api.routes import match
+from modelmux.config.overrides import Overrides
 from modelmux.config.schema import Config
 from modelmux.errors import MethodNotAllowed, NotFound
 from modelmux.observability.access import AccessLog
 from modelmux.observability.bodies import BodyLog
 from modelmux.observability.calls import Watcher
 from modelmux.observability.gateway import GatewayMetrics
+from modelmux.observability.live import LiveView
 from modelmux.observability.record import RequestRecord
 from modelmux.observability.tracing import build_tracer
 from modelmux.pipeline.plugins import build_middlewares
@@ -70,9 +76,12 @@ class App:
     """Everything a request needs, built once from the config."""
 
     def __init__(self, config: Config, *, metrics: GatewayMetrics | None = None,
-                 budget: BodyBudget | None = None) -> None:
+                 budget: BodyBudget | None = None, overrides: Overrides | None = None,
+                 events: EventHub | None = None) -> None:
         """``metrics`` carries counters over from the App a reload replaces, ``budget`` its
-        upstream buffer budget (one per process).
+        upstream buffer budget (one per process), ``events`` its admin event stream (whose
+        subscribers stay connected). ``overrides`` are the operator's runtime changes (read
+        again now); without it none are kept.
 
         Raises:
             ConfigError: a provider or a middleware plugin cannot be built, or tracing is on
@@ -85,13 +94,21 @@ class App:
         self.pool = ConnectionPool(http1=config.server.http1, budget=budget)
         self.providers: list[Provider] = [build_provider(p, self.pool) for p in config.provider]
         routing = config.routing
-        self.models = ModelIndex(self.providers, config.model_aliases(), routing.group)
+        self.overrides = overrides or Overrides()
+        self.overrides.read()
+        if self.overrides.problem:
+            log.warning("%s", self.overrides.problem)
+        self.models = ModelIndex(self.providers, config.model_aliases(), routing.group,
+                                 self.overrides.limits())
         self.metrics = metrics or GatewayMetrics(self.version,
                                                  (m for m, _ in self.models.public_models()))
         self.limits = build_limits(config.state, config.server.workers, self.metrics)
         self.router = Router(policy=routing.breaker.policy(), strategy=routing.strategy,
                              rules=compile_rules(routing.rules), limits=self.limits)
         self.router.add(self.models.specs.values())  # live state per deployment, shown at once
+        for ident in self.overrides.pinned_open():
+            if ident in self.router.live:
+                self.router.force(ident, "open")
         self.breakers = shared_breakers(config.state, self.limits, self.router)
         self.cors = Cors(config.server.cors)
         self.access_log = AccessLog(enabled=config.logging.access_log)
@@ -100,6 +117,12 @@ class App:
         self.watcher = Watcher(self.tracer, bodies) if self.tracer or bodies else None
         self.dispatcher = Dispatcher(self.router, routing, self.metrics, watcher=self.watcher)
         self.pipeline = self.build_pipeline()
+        self.access = Access(config)
+        self.static = StaticFiles()
+        self.events = events or EventHub(LiveView(self.metrics), self.router.snapshot)
+        self.events.deployments = self.router.snapshot
+        self.reload: Callable[[], Awaitable[tuple[bool, str]]] | None = None  # set by serve
+        self.last_reload: dict[str, object] | None = None
         self.active = 0
         self._idle: asyncio.Event | None = None
 
@@ -203,6 +226,8 @@ class App:
     async def aclose(self, *, last: bool = True) -> None:
         """Close providers, pool and tracer. ``last`` (not a reload's retiring App) also writes
         the final ``--workers`` metrics snapshot: the metrics object lives on in the new App."""
+        if last:
+            self.events.close()
         if last and self.metrics.shared is not None:
             self.metrics.shared.close(self.metrics.registry)
         for provider in self.providers:

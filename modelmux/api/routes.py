@@ -10,7 +10,9 @@ from modelmux.api import (
     chat,
     completions,
     count_tokens,
+    dashboard,
     embeddings,
+    events,
     info,
     messages,
     metrics,
@@ -32,10 +34,18 @@ ROUTES: dict[str, dict[str, Route]] = {
     "/health": {"GET": info.health},
     "/metrics": {"GET": metrics.scrape},
     "/admin/providers": {"GET": admin.providers},
+    "/admin/breaker": {"POST": admin.set_breaker},
+    "/admin/limits": {"POST": admin.set_limits},
+    "/admin/config": {"GET": admin.config},
+    "/admin/events": {"GET": events.stream},
+    "/dashboard": {"GET": dashboard.index},
+    "/dashboard/session": {"GET": dashboard.session, "POST": dashboard.session},
+    "/dashboard/signout": {"POST": dashboard.sign_out},
 }
 
 PREFIX_ROUTES: dict[str, dict[str, Route]] = {
     info.MODEL_PREFIX: {"GET": info.retrieve_model},
+    dashboard.PREFIX: {"GET": dashboard.asset},
 }
 """Paths that end in an id (which may hold ``/``): ``prefix + id``, labelled ``prefix{id}``."""
 

@@ -9,6 +9,12 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Protocol
 
 if TYPE_CHECKING:
+    from collections.abc import Awaitable, Callable
+
+    from modelmux.api.access import Access
+    from modelmux.api.static import StaticFiles
+    from modelmux.config.overrides import Overrides
+    from modelmux.observability.events import EventHub
     from modelmux.pipeline.call import Dispatcher
     from modelmux.config.schema import Config
     from modelmux.observability.calls import Watcher
@@ -39,6 +45,12 @@ class Services(Protocol):
     pipeline: Pipeline
     watcher: Watcher | None
     ready: bool
+    access: Access
+    static: StaticFiles
+    events: EventHub
+    overrides: Overrides
+    reload: Callable[[], Awaitable[tuple[bool, str]]] | None
+    last_reload: dict[str, object] | None
 
     def request_id(self, exchange: Exchange) -> str: ...
     def record(self, exchange: Exchange) -> RequestRecord: ...

@@ -26,6 +26,9 @@ from modelmux.cli.reloader import Reloader, needs_restart, tls_context
 from modelmux.cli.running import Running, Stopping
 from modelmux.cli.upgrader import Upgrader
 from modelmux.config.load import ConfigError, LoadedConfig, Override, candidate_paths, load_config
+from modelmux.config.overrides import FILE_NAME as OVERRIDES_FILE
+from modelmux.config.overrides import Overrides
+from modelmux.config.paths import state_dir
 from modelmux.config.schema import Config
 from modelmux.observability import logs
 from modelmux.observability.shared import SharedMetrics, worker_directory
@@ -63,6 +66,7 @@ async def _until_stopped(reloader: Reloader, server: Server, stopping: Stopping,
             await control.close()
         for sig in (signal.SIGTERM, signal.SIGINT):  # a second signal cuts the drain short
             loop.add_signal_handler(sig, _force, server)
+        reloader.app.events.close()  # admin event streams never end on their own
         await server.shutdown(handover=stopping.handover)
     finally:
         if lifeline_fd is not None:
@@ -131,7 +135,7 @@ def _server(app: App, config: Config) -> Server:
 async def serve(config: Config, host: str, port: int, ns: argparse.Namespace,
                 takeover: Takeover | None = None) -> int:
     """Run one server process until a stop signal or a hand-over; returns the exit code."""
-    app = App(config)
+    app = App(config, overrides=Overrides(state_dir() / OVERRIDES_FILE))
     try:
         server = _server(app, config)
     except OSError as exc:  # ssl.SSLError is an OSError
@@ -180,7 +184,7 @@ async def serve(config: Config, host: str, port: int, ns: argparse.Namespace,
 async def serve_worker(config: Config, fds: list[int], ready_fd: int, lifeline_fd: int,
                        ns: argparse.Namespace) -> int:
     """A worker under ``--workers``: serve on inherited sockets, report ready, stop with the rest."""
-    app = App(config)
+    app = App(config, overrides=Overrides(state_dir() / OVERRIDES_FILE))
     if getattr(ns, "metrics_dir", None):  # /metrics answers with every worker's totals
         app.metrics.shared = SharedMetrics(ns.metrics_dir)
     server = _server(app, config)
