@@ -65,7 +65,8 @@ class EventHub:
 
     def snapshot(self) -> dict[str, Any]:
         """One sample now (also what the first event of a new stream carries)."""
-        return self.view.sample(self.clock(), self.deployments(), self.extra())
+        return self.view.sample(self.clock(), self.deployments(), self.extra(),
+                                watchers=len(self._queues))
 
     def publish(self) -> None:
         """Sample once and hand the event to every subscriber."""

@@ -8,12 +8,13 @@ supplies the clock, so tests need none.
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field
 from typing import Any
 
 from modelmux.observability.gateway import GatewayMetrics
 from modelmux.observability.metrics import Histogram
+
+WATCHING = ("/admin/", "/dashboard")
 
 
 def percentile(bounds: tuple[float, ...], counts: list[int], q: float) -> float | None:
@@ -60,6 +61,12 @@ def _sum_by(items: list[tuple[tuple[str, ...], float]], index: int) -> dict[str,
     return out
 
 
+def _traffic(items: list[tuple[tuple[str, ...], float]]) -> dict[str, float]:
+    """Requests by status, leaving out the admin API and dashboard (watching is not traffic)."""
+    return _sum_by([(labels, value) for labels, value in items
+                    if not labels[0].startswith(WATCHING)], 3)
+
+
 def _ms(seconds: float | None) -> float | None:
     return None if seconds is None else round(seconds * 1e3, 3)
 
@@ -77,22 +84,24 @@ class LiveView:
 
     def _totals(self, now: float) -> _Totals:
         m = self.metrics
-        return _Totals(now, _sum_by(m.requests.items(), 3), _sum_by(m.errors.items(), 1),
+        return _Totals(now, _traffic(m.requests.items()), _sum_by(m.errors.items(), 1),
                        _sum_by(m.tokens.items(), 2), m.server_duration.merged_counts(),
                        m.overhead.merged_counts())
 
     def sample(self, now: float, deployments: dict[str, dict[str, object]],
-               extra: dict[str, Any] | None = None) -> dict[str, Any]:
-        """The figures since the previous sample (the first sample has rates of None).
+               extra: dict[str, Any] | None = None, watchers: int = 0) -> dict[str, Any]:
+        """The figures since the previous sample (the first sample has rates of None and
+        percentiles since start). Requests to the admin API and dashboard are left out.
 
-        ``deployments`` is ``Router.snapshot()``; ``extra`` adds fields (cache, cost) of
+        ``deployments`` is ``Router.snapshot()``; ``watchers`` how many of the requests in
+        flight are event streams (left out too); ``extra`` adds fields (cache, cost) of
         features that exist.
         """
         totals, last = self._totals(now), self._last
         self._last = totals
         elapsed = now - last.at if last is not None else 0.0
         out: dict[str, Any] = {"at": now, "interval": round(elapsed, 3) if last else None,
-                               "in_flight": int(self.metrics.in_flight.value())}
+                               "in_flight": max(0, int(self.metrics.in_flight.value()) - watchers)}
         out["requests_total"] = int(sum(totals.requests.values()))
         if last is None or elapsed <= 0:
             out.update(requests_per_s=None, errors={}, upstream_errors={}, tokens_per_s=None,
@@ -121,8 +130,3 @@ def _quantiles(histogram: Histogram, counts: list[int]) -> dict[str, float | Non
     """p50 and p99 of ``counts`` in milliseconds (None without observations)."""
     p50, p99 = (percentile(histogram.bounds, counts, q) for q in (0.5, 0.99))
     return {"p50": _ms(p50), "p99": _ms(p99), "count": sum(counts)}
-
-
-def finite(value: float) -> float | None:
-    """``value``, or None when it is infinite or NaN (JSON has neither)."""
-    return value if math.isfinite(value) else None
