@@ -1,0 +1,166 @@
+"""The dashboard in a real headless Chromium (Debian's ``chromium``, driven by Playwright's
+Python package pointed at it: no browser download) against a real ``modelmux serve``.
+
+Screenshots of each page go to the test's temporary folder; the log names each file.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.dashboard.conftest import (
+    ADMIN_KEY,
+    MARKUP_MODEL,
+    VIEWER_KEY,
+    breaker_of,
+    chat,
+)
+from tests.e2e.proc import ServeProcess
+
+playwright_api = pytest.importorskip("playwright.sync_api")
+
+CHROMIUM = os.environ.get("MODELMUX_CHROMIUM") or shutil.which("chromium") or "/usr/bin/chromium"
+WAIT_MS = 15_000
+
+pytestmark = pytest.mark.skipif(not Path(CHROMIUM).exists() and not os.environ.get("CI"),
+                                reason="no chromium here (CI installs it)")
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Any]:
+    with playwright_api.sync_playwright() as driver:
+        launched = driver.chromium.launch(executable_path=CHROMIUM, headless=True)
+        yield launched
+        launched.close()
+
+
+class Page:
+    """A fresh browser context on the dashboard, collecting console errors and dialogs."""
+
+    def __init__(self, browser: Any, gateway: ServeProcess) -> None:
+        self.context = browser.new_context()
+        self.page = self.context.new_page()
+        self.errors: list[str] = []
+        self.dialogs: list[str] = []
+        self.page.on("console", lambda m: m.type == "error" and self.errors.append(m.text))
+        self.page.on("pageerror", lambda e: self.errors.append(str(e)))
+        self.page.on("dialog", self._dialog)
+        self.response = self.page.goto(f"{gateway.url}/dashboard")
+
+    def _dialog(self, dialog: Any) -> None:
+        self.dialogs.append(dialog.message)
+        dialog.dismiss()
+
+    def sign_in(self, key: str) -> None:
+        self.page.fill("#key", key)
+        self.page.click("#signin-form button")
+        self.page.wait_for_selector("#nav:not([hidden])", timeout=WAIT_MS)
+
+    def shot(self, tmp_path: Path, name: str) -> None:
+        path = tmp_path / f"dashboard-{name}.png"
+        self.page.screenshot(path=str(path), full_page=True)
+        print(f"screenshot: {path}")
+
+    def close(self) -> None:
+        self.context.close()
+
+
+@pytest.fixture
+def admin_page(browser: Any, gateway: ServeProcess) -> Iterator[Page]:
+    page = Page(browser, gateway)
+    page.sign_in(ADMIN_KEY)
+    yield page
+    page.close()
+
+
+def test_sign_in_shows_live_traffic_with_a_strict_csp_and_no_console_errors(
+        admin_page: Page, gateway: ServeProcess, tmp_path: Path) -> None:
+    page = admin_page.page
+    csp = admin_page.response.headers["content-security-policy"]
+    assert "script-src 'self'" in csp and "style-src 'self'" in csp and "unsafe" not in csp
+    page.wait_for_function("() => document.getElementById('requests-total').textContent !== '–'",
+                           timeout=WAIT_MS)
+    before = int(page.text_content("#requests-total") or "0")
+    for _ in range(5):
+        assert chat(gateway)[0] == 200
+    page.wait_for_function(f"() => Number(document.getElementById('requests-total').textContent) "
+                           f">= {before + 5}", timeout=WAIT_MS)
+    page.wait_for_selector("#chart-rps canvas", timeout=WAIT_MS)
+    admin_page.shot(tmp_path, "overview")
+    page.click("nav a[data-page=config]")
+    page.wait_for_function("() => document.getElementById('config-text').textContent.includes('admin')",
+                           timeout=WAIT_MS)
+    assert ADMIN_KEY not in (page.text_content("#config-text") or "")
+    admin_page.shot(tmp_path, "config")
+    assert admin_page.errors == []
+
+
+def test_a_breaker_opened_from_the_page_makes_the_router_skip_it(
+        admin_page: Page, gateway: ServeProcess, tmp_path: Path) -> None:
+    page = admin_page.page
+    page.click("nav a[data-page=providers]")
+    row = 'tr[data-deployment="a/mock"]'
+    page.wait_for_selector(f"{row} .breaker-toggle", timeout=WAIT_MS)
+    page.click(f"{row} .breaker-toggle")
+    try:
+        page.wait_for_function(
+            "() => document.querySelector('tr[data-deployment=\"a/mock\"] .breaker')"
+            ".textContent.startsWith('open')", timeout=WAIT_MS)
+        assert breaker_of(gateway, "a/mock")["state"] == "open"
+        assert {chat(gateway) for _ in range(4)} == {(200, "b")}
+        admin_page.shot(tmp_path, "providers")
+        page.click(f"{row} .breaker-toggle")
+        page.wait_for_function(
+            "() => document.querySelector('tr[data-deployment=\"a/mock\"] .breaker')"
+            ".textContent.startsWith('closed')", timeout=WAIT_MS)
+    finally:
+        if breaker_of(gateway, "a/mock")["state"] != "closed":
+            from tests.dashboard.conftest import bearer, call
+            call(gateway, "POST", "/admin/breaker", {"deployment": "a/mock", "state": "closed"},
+                 bearer())
+    assert breaker_of(gateway, "a/mock")["state"] == "closed"
+    assert admin_page.errors == []
+
+
+def test_a_model_named_like_a_script_tag_renders_as_text(admin_page: Page) -> None:
+    page = admin_page.page
+    page.click("nav a[data-page=providers]")
+    ident = f"a/{MARKUP_MODEL}"
+    cells = page.locator("td.deployment-id")
+    cells.first.wait_for(timeout=WAIT_MS)
+    page.wait_for_function(
+        "ident => [...document.querySelectorAll('td.deployment-id')]"
+        ".some(td => td.textContent === ident)", arg=ident, timeout=WAIT_MS)
+    assert page.evaluate("document.querySelectorAll('main script').length") == 0
+    assert admin_page.dialogs == [] and admin_page.errors == []
+
+
+def test_a_post_without_the_csrf_token_is_refused(admin_page: Page, gateway: ServeProcess) -> None:
+    status, code = admin_page.page.evaluate("""async () => {
+        const r = await fetch('/admin/breaker', {method: 'POST', credentials: 'same-origin',
+            headers: {'content-type': 'application/json'},
+            body: JSON.stringify({deployment: 'a/mock', state: 'open'})});
+        return [r.status, (await r.json()).error.code];
+    }""")
+    assert (status, code) == (403, "csrf_failed")
+    assert breaker_of(gateway, "a/mock")["state"] == "closed"
+
+
+def test_a_viewer_sees_no_controls_and_cannot_change(browser: Any, gateway: ServeProcess) -> None:
+    viewer = Page(browser, gateway)
+    try:
+        viewer.sign_in(VIEWER_KEY)
+        page = viewer.page
+        page.click("nav a[data-page=providers]")
+        page.wait_for_selector('tr[data-deployment="a/mock"]', timeout=WAIT_MS)
+        assert not page.is_visible('tr[data-deployment="a/mock"] .breaker-toggle')
+        assert page.text_content("#who") == "signed in: viewer"
+        assert viewer.errors == []
+    finally:
+        viewer.close()
