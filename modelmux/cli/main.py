@@ -22,6 +22,7 @@ COMMANDS = {
     "reload": "modelmux.cli.reload",
     "upgrade": "modelmux.cli.upgrade",
     "bench": "modelmux.cli.bench",
+    "tui": "modelmux.cli.tui",
 }
 
 DESCRIPTION = f"""ModelMux {__version__}: one OpenAI-compatible front door for many model providers
