@@ -15,7 +15,7 @@ from textual.binding import Binding
 from textual.widgets import DataTable, Footer, Header, Sparkline, Static, TabbedContent, TabPane
 
 from modelmux.cli.admin_client import AdminClient, AdminError
-from modelmux.cli.tui import Recent, deployment_rows, overview_lines
+from modelmux.cli.tui_views import Recent, deployment_rows, overview_lines
 
 COLUMNS = ("deployment", "breaker", "in flight", "ttft ms", "rpm", "tpm")
 

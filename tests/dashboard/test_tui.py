@@ -9,7 +9,7 @@ from collections.abc import Callable
 import pytest
 
 from modelmux.cli.admin_client import AdminClient, AdminError
-from modelmux.cli.tui import Recent, deployment_rows, overview_lines
+from modelmux.cli.tui_views import Recent, deployment_rows, overview_lines
 from tests.dashboard.conftest import ADMIN_KEY, VIEWER_KEY, breaker_of, call, bearer, chat
 from tests.e2e.proc import ServeProcess
 
