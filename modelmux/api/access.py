@@ -152,8 +152,8 @@ def require(access: Access, exchange: Exchange, role: str) -> str:
         assert session is not None
         if exchange.method not in ("GET", "HEAD"):
             access.check_origin(exchange)
-            token = (exchange.header(b"x-csrf-token") or b"").decode("latin-1")
-            if not hmac.compare_digest(token, access.csrf(session)):
+            csrf = (exchange.header(b"x-csrf-token") or b"").decode("latin-1")
+            if not hmac.compare_digest(csrf.encode(), access.csrf(session).encode()):
                 raise PermissionDenied("Missing or wrong CSRF token.", code="csrf_failed")
     if RANK[found] < RANK[role]:
         raise PermissionDenied(f"This needs the {role} role; you are {found}.",

@@ -17,21 +17,21 @@ from collections.abc import Awaitable, Callable
 from modelmux import __version__
 from modelmux.api.access import Access
 from modelmux.api.cors import Cors
-from modelmux.api.static import StaticFiles
-from modelmux.observability.events import EventHub
-from modelmux.pipeline.call import Dispatcher
 from modelmux.api.ids import new_hex_id
 from modelmux.api.routes import match
+from modelmux.api.static import StaticFiles
 from modelmux.config.overrides import Overrides
 from modelmux.config.schema import Config
 from modelmux.errors import MethodNotAllowed, NotFound
 from modelmux.observability.access import AccessLog
 from modelmux.observability.bodies import BodyLog
 from modelmux.observability.calls import Watcher
+from modelmux.observability.events import EventHub
 from modelmux.observability.gateway import GatewayMetrics
 from modelmux.observability.live import LiveView
 from modelmux.observability.record import RequestRecord
 from modelmux.observability.tracing import build_tracer
+from modelmux.pipeline.call import Dispatcher
 from modelmux.pipeline.plugins import build_middlewares
 from modelmux.pipeline.route import RouteStage
 from modelmux.pipeline.stage import Pipeline

@@ -14,12 +14,12 @@ if TYPE_CHECKING:
     from modelmux.api.access import Access
     from modelmux.api.static import StaticFiles
     from modelmux.config.overrides import Overrides
-    from modelmux.observability.events import EventHub
-    from modelmux.pipeline.call import Dispatcher
     from modelmux.config.schema import Config
     from modelmux.observability.calls import Watcher
+    from modelmux.observability.events import EventHub
     from modelmux.observability.gateway import GatewayMetrics
     from modelmux.observability.record import RequestRecord
+    from modelmux.pipeline.call import Dispatcher
     from modelmux.pipeline.stage import Pipeline
     from modelmux.providers.base import Provider
     from modelmux.routing.models import ModelIndex

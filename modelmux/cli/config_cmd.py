@@ -39,7 +39,6 @@ from modelmux.config.redact import redact
 from modelmux.config.tomltext import dumps
 from modelmux.config.validate import check_config, check_schema
 
-
 CONFIG_EPILOG = """EXAMPLES:
   modelmux config init
   modelmux config init --non-interactive --provider openai_compatible --models llama \\

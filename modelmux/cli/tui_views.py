@@ -52,11 +52,11 @@ def overview_lines(snap: dict[str, Any]) -> list[str]:
 
 def deployment_rows(snap: dict[str, Any]) -> list[tuple[str, ...]]:
     """One row per deployment: id, breaker, in flight, TTFT, rpm, tpm."""
-    rows = []
+    rows: list[tuple[str, ...]] = []
     for ident, view in sorted((snap.get("deployments") or {}).items()):
         breaker = view.get("breaker") or {}
         state = str(breaker.get("state", "?")) + (" (held)" if breaker.get("pinned") else "")
         limits = view.get("limits") or {}
-        rows.append((ident, state, str(view.get("in_flight", 0)), _num(view.get("ewma_ttft_ms")),
+        rows.append((str(ident), state, str(view.get("in_flight", 0)), _num(view.get("ewma_ttft_ms")),
                      str(limits.get("rpm") or "–"), str(limits.get("tpm") or "–")))
     return rows

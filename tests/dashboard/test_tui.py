@@ -10,7 +10,7 @@ import pytest
 
 from modelmux.cli.admin_client import AdminClient, AdminError
 from modelmux.cli.tui_views import Recent, deployment_rows, overview_lines
-from tests.dashboard.conftest import ADMIN_KEY, VIEWER_KEY, breaker_of, call, bearer, chat
+from tests.dashboard.conftest import ADMIN_KEY, VIEWER_KEY, bearer, breaker_of, call, chat
 from tests.e2e.proc import ServeProcess
 
 pytest.importorskip("textual")
@@ -29,8 +29,9 @@ async def until(pilot: object, ready: Callable[[], bool], what: str) -> None:
 
 
 def test_views_render_update_with_traffic_and_keys_navigate(gateway: ServeProcess) -> None:
-    from modelmux.cli.tui_app import GatewayApp
     from textual.widgets import DataTable, Static, TabbedContent
+
+    from modelmux.cli.tui_app import GatewayApp
 
     async def main() -> None:
         client = AdminClient(gateway.url, ADMIN_KEY)
