@@ -40,14 +40,17 @@ def _b64(data: bytes) -> str:
 class Access:
     """The credentials of one App and the sessions signed with them."""
 
-    def __init__(self, config: Config, clock: Callable[[], float] = time.time) -> None:
+    def __init__(self, config: Config, clock: Callable[[], float] = time.time,
+                 seed: bytes | None = None) -> None:
+        """``seed`` signs keyless sessions (pass the previous App's, so a reload keeps them)."""
         admin = config.admin
         self.keys = {k.encode(): role for k, role in ((admin.key, "admin"),
                                                       (admin.viewer_key, "viewer")) if k}
         self.open = not self.keys and config.server.host in LOOPBACK
         self.tls = config.server.tls is not None
         self.clock = clock
-        material = b"\0".join(sorted(self.keys)) if self.keys else secrets.token_bytes(32)
+        self.seed = seed or secrets.token_bytes(32)
+        material = b"\0".join(sorted(self.keys)) if self.keys else self.seed
         self._secret = hashlib.sha256(b"modelmux-dashboard-session\0" + material).digest()
 
     @property

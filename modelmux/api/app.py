@@ -77,10 +77,11 @@ class App:
 
     def __init__(self, config: Config, *, metrics: GatewayMetrics | None = None,
                  budget: BodyBudget | None = None, overrides: Overrides | None = None,
-                 events: EventHub | None = None) -> None:
+                 events: EventHub | None = None, session_seed: bytes | None = None) -> None:
         """``metrics`` carries counters over from the App a reload replaces, ``budget`` its
         upstream buffer budget (one per process), ``events`` its admin event stream (whose
-        subscribers stay connected). ``overrides`` are the operator's runtime changes (read
+        subscribers stay connected), ``session_seed`` its keyless sessions' signing seed.
+        ``overrides`` are the operator's runtime changes (read
         again now); without it none are kept.
 
         Raises:
@@ -117,7 +118,7 @@ class App:
         self.watcher = Watcher(self.tracer, bodies) if self.tracer or bodies else None
         self.dispatcher = Dispatcher(self.router, routing, self.metrics, watcher=self.watcher)
         self.pipeline = self.build_pipeline()
-        self.access = Access(config)
+        self.access = Access(config, seed=session_seed)
         self.static = StaticFiles()
         self.events = events or EventHub(LiveView(self.metrics), self.router.snapshot)
         self.events.deployments = self.router.snapshot

@@ -141,7 +141,8 @@ class Reloader:
             loaded = self.load(self.ns)
             context = tls_context(loaded)
             app = App(loaded.config, metrics=self.app.metrics, budget=self.app.pool.budget,
-                      overrides=self.app.overrides, events=self.app.events)
+                      overrides=self.app.overrides, events=self.app.events,
+                      session_seed=self.app.access.seed)
         except ConfigError as exc:
             log.error("reload rejected; the running configuration stays: %s", exc)
             text = f"reload rejected; the running configuration stays.\n{exc}"

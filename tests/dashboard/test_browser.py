@@ -164,3 +164,24 @@ def test_a_viewer_sees_no_controls_and_cannot_change(browser: Any, gateway: Serv
         assert viewer.errors == []
     finally:
         viewer.close()
+
+
+def test_limits_set_from_the_page_show_as_overrides_of_the_config(
+        admin_page: Page, gateway: ServeProcess) -> None:
+    from tests.dashboard.conftest import bearer, call
+
+    page = admin_page.page
+    page.click("nav a[data-page=providers]")
+    row = 'tr[data-deployment="b/mock"]'
+    page.wait_for_selector(f"{row} .rpm-input", timeout=WAIT_MS)
+    page.fill(f"{row} .rpm-input", "900")
+    page.click(f"{row} .limits-apply")
+    try:
+        page.wait_for_selector(f"{row} span.override", timeout=WAIT_MS)
+        assert "config: none" in (page.text_content(row) or "")
+        status, _, body = call(gateway, "GET", "/admin/providers", headers=bearer())
+        found = {d["id"]: d for p in body["data"] for d in p["deployments"]}
+        assert found["b/mock"]["limits"]["rpm"] == 900
+    finally:
+        call(gateway, "POST", "/admin/limits", {"deployment": "b/mock", "rpm": None}, bearer())
+    assert admin_page.errors == []

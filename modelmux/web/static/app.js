@@ -200,7 +200,7 @@ async function showConfig() {
 }
 
 function handle(error) {
-  if (error.status === 401) { signedOut(); say("Your session ended; sign in again."); return; }
+  if (error.status === 401) { signedOut(); start("Your session ended; sign in again."); return; }
   say(error.message);
 }
 
@@ -234,5 +234,12 @@ $("signout").addEventListener("click", async () => {
 
 window.addEventListener("hashchange", route);
 
-api("/dashboard/session").then((session) => (session.role ? signedIn(session) : signedOut()),
-  (error) => { signedOut(); say(error.message); });
+function start(note) {
+  api("/dashboard/session").then((session) => {
+    if (session.role) { signedIn(session); return; }
+    signedOut();
+    say(note || "");
+  }, (error) => { signedOut(); say(error.message); });
+}
+
+start();

@@ -1,0 +1,60 @@
+"""Who may use the admin API: keys, roles, signed sessions and the keyless loopback mode."""
+
+from __future__ import annotations
+
+import msgspec
+import pytest
+
+from modelmux.api.access import SESSION_SECONDS, Access
+from modelmux.config.schema import Config
+
+
+def config(host: str = "127.0.0.1", **admin: str) -> Config:
+    return msgspec.convert({"server": {"host": host}, "admin": admin}, Config)
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 1_000_000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+@pytest.mark.parametrize(("host", "enabled"), [("127.0.0.1", True), ("::1", True),
+                                                ("0.0.0.0", False), ("192.0.2.7", False)])
+def test_without_a_key_only_a_loopback_listener_is_open(host: str, enabled: bool) -> None:
+    access = Access(config(host))
+    assert access.open is enabled and access.enabled is enabled
+
+
+def test_a_key_turns_the_open_mode_off_even_on_loopback() -> None:
+    access = Access(config(key="k"))
+    assert not access.open and access.enabled
+    assert access.role_of_key(b"k") == "admin" and access.role_of_key(b"x") is None
+
+
+def test_sessions_are_signed_expire_and_end_when_the_key_changes() -> None:
+    clock = Clock()
+    access = Access(config(key="k", viewer_key="v"), clock)
+    value = access.issue("viewer")
+    assert access.verify(value) == "viewer"
+    role, expiry, nonce, signature = value.split(".")
+    assert access.verify(f"admin.{expiry}.{nonce}.{signature}") is None  # forged role
+    assert access.verify(value + "x") is None
+    assert Access(config(key="other", viewer_key="v"), clock).verify(value) is None
+    assert Access(config(key="k", viewer_key="v"), clock).verify(value) == "viewer"  # workers
+    clock.now += SESSION_SECONDS + 1
+    assert access.verify(value) is None
+
+
+def test_the_csrf_token_is_bound_to_its_session() -> None:
+    access = Access(config(key="k"))
+    one, two = access.issue("admin"), access.issue("admin")
+    assert access.csrf(one) != access.csrf(two) and access.csrf(one) == access.csrf(one)
+
+
+def test_the_cookie_is_http_only_same_site_strict_and_secure_under_tls() -> None:
+    name, value = Access(config(key="k")).set_cookie("abc")
+    assert name == b"set-cookie"
+    assert b"HttpOnly" in value and b"SameSite=Strict" in value and b"Secure" not in value
