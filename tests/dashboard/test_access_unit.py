@@ -39,7 +39,7 @@ def test_sessions_are_signed_expire_and_end_when_the_key_changes() -> None:
     access = Access(config(key="k", viewer_key="v"), clock)
     value = access.issue("viewer")
     assert access.verify(value) == "viewer"
-    role, expiry, nonce, signature = value.split(".")
+    _role, expiry, nonce, signature = value.split(".")
     assert access.verify(f"admin.{expiry}.{nonce}.{signature}") is None  # forged role
     assert access.verify(value + "x") is None
     assert Access(config(key="other", viewer_key="v"), clock).verify(value) is None
@@ -58,3 +58,20 @@ def test_the_cookie_is_http_only_same_site_strict_and_secure_under_tls() -> None
     name, value = Access(config(key="k")).set_cookie("abc")
     assert name == b"set-cookie"
     assert b"HttpOnly" in value and b"SameSite=Strict" in value and b"Secure" not in value
+
+
+def test_the_config_view_redacts_every_secret() -> None:
+    from modelmux.config.redact import REDACTED, redact
+
+    data = {"admin": {"key": "a", "viewer_key": "v"},
+            "auth": {"master_key": "m", "postgres_dsn": "postgresql://u:pw@db/x"},
+            "analytics": {"alert_webhook": "https://hooks.example/T/secret",
+                          "smtp": {"password": "p", "username": "u"}},
+            "provider": [{"api_key": "k", "headers": {"X-Api-Token": "t", "X-Trace": "ok"}}]}
+    out = redact(data)
+    text = repr(out)
+    for secret in ("'a'", "'v'", "'m'", ":pw@", "secret", "'p'", "'k'", "'t'"):
+        assert secret not in text, secret
+    assert out["auth"]["postgres_dsn"].startswith("postgresql://u:")
+    assert out["analytics"]["smtp"]["username"] == "u" and REDACTED in text
+    assert out["provider"][0]["headers"]["X-Trace"] == "ok"

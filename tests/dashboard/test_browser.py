@@ -179,7 +179,7 @@ def test_limits_set_from_the_page_show_as_overrides_of_the_config(
     try:
         page.wait_for_selector(f"{row} span.override", timeout=WAIT_MS)
         assert "config: none" in (page.text_content(row) or "")
-        status, _, body = call(gateway, "GET", "/admin/providers", headers=bearer())
+        _, _, body = call(gateway, "GET", "/admin/providers", headers=bearer())
         found = {d["id"]: d for p in body["data"] for d in p["deployments"]}
         assert found["b/mock"]["limits"]["rpm"] == 900
     finally:
