@@ -14,8 +14,6 @@ import os
 import sys
 from typing import Any
 
-from modelmux.cli.admin_client import AdminClient, AdminError
-
 KEY_ENV = "MODELMUX_MASTER_KEY"
 EPILOG = f"""EXAMPLES:
   modelmux tui                                 the gateway on 127.0.0.1:3000
@@ -40,6 +38,8 @@ def add_parser(commands: Any) -> None:
 
 
 def run(ns: argparse.Namespace) -> int:
+    from modelmux.cli.admin_client import AdminClient, AdminError  # not at parser build time
+
     try:
         from modelmux.cli.tui_app import GatewayApp
     except ImportError:

@@ -96,3 +96,17 @@ def test_recent_errors_and_rows_are_plain_data() -> None:
         "limits": {"rpm": 5}}}}
     assert deployment_rows(snap) == [("p/[b]m", "open (held)", "1", "–", "5", "–")]
     assert overview_lines(snap)[0] == "requests      4"
+
+
+def test_the_command_exits_1_with_a_reason_when_no_gateway_answers(
+        capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
+    import socket
+
+    from modelmux.cli.main import main
+
+    with socket.socket() as probe:  # a port nobody listens on
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    monkeypatch.delenv("MODELMUX_MASTER_KEY", raising=False)
+    assert main(["tui", "--url", f"http://127.0.0.1:{port}"]) == 1
+    assert "modelmux tui: cannot reach" in capsys.readouterr().err
