@@ -26,7 +26,8 @@ class GatewayApp(App[None]):
     TITLE = "ModelMux"
     CSS = """
     #figures { height: auto; padding: 0 1; }
-    #rates { height: 4; margin: 1 1 0 1; }
+    #rates-label { margin: 1 1 0 1; color: $text-muted; }
+    #rates { height: 4; margin: 0 1; }
     #status { height: 1; padding: 0 1; color: $warning; }
     """
     BINDINGS: ClassVar[list[Binding | tuple[str, str] | tuple[str, str, str]]] = [
@@ -50,6 +51,7 @@ class GatewayApp(App[None]):
         with TabbedContent(initial="overview"):
             with TabPane("Overview", id="overview"):
                 yield Static(id="figures")
+                yield Static("requests/s, last minute", id="rates-label")
                 yield Sparkline([], id="rates")
             with TabPane("Providers", id="providers"):
                 yield DataTable(id="deployments", cursor_type="row", zebra_stripes=True)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
+from pathlib import Path
 
 import pytest
 
@@ -28,7 +29,8 @@ async def until(pilot: object, ready: Callable[[], bool], what: str) -> None:
         await pilot.pause(0.05)  # type: ignore[attr-defined]
 
 
-def test_views_render_update_with_traffic_and_keys_navigate(gateway: ServeProcess) -> None:
+def test_views_render_update_with_traffic_and_keys_navigate(gateway: ServeProcess,
+                                                            tmp_path: Path) -> None:
     from textual.widgets import DataTable, Static, TabbedContent
 
     from modelmux.cli.tui_app import GatewayApp
@@ -45,6 +47,8 @@ def test_views_render_update_with_traffic_and_keys_navigate(gateway: ServeProces
                         "the request counter to move")
             figures = str(app.query_one("#figures", Static).render())
             assert f"requests      {app.snapshot['requests_total']}" in figures
+            shot = app.save_screenshot("tui-overview.svg", str(tmp_path))
+            print(f"screenshot: {shot}")
             await pilot.press("2")
             assert app.query_one(TabbedContent).active == "providers"
             table = app.query_one("#deployments", DataTable)
@@ -52,6 +56,7 @@ def test_views_render_update_with_traffic_and_keys_navigate(gateway: ServeProces
             ids = [str(table.get_row_at(i)[0]) for i in range(table.row_count)]
             assert "a/<script>alert(1)</script>" in ids  # shown as plain text
             assert ids == sorted(ids)  # a/<script>..., a/mock, b/mock
+            print(f"screenshot: {app.save_screenshot('tui-providers.svg', str(tmp_path))}")
             await pilot.press("down", "down", "up")
             assert app.selected_deployment() == "a/mock"
             await pilot.press("b")
