@@ -81,8 +81,8 @@ class App:
         """``metrics`` carries counters over from the App a reload replaces, ``budget`` its
         upstream buffer budget (one per process), ``events`` its admin event stream (whose
         subscribers stay connected), ``session_seed`` its keyless sessions' signing seed.
-        ``overrides`` are the operator's runtime changes (read
-        again now); without it none are kept.
+        ``overrides`` are the operator's runtime changes (read again now); without it none
+        are kept.
 
         Raises:
             ConfigError: a provider or a middleware plugin cannot be built, or tracing is on

@@ -58,11 +58,13 @@ class Overrides:
                 if fields.get("breaker") == "open"]
 
     def update(self, ident: str, **fields: Any) -> None:
-        """Set (a value) or drop (None) fields of ``ident`` and write the file atomically.
+        """Set (a value) or drop (None) fields of ``ident`` and write the file atomically,
+        over what the file holds now (another worker may have written it).
 
         Raises:
             OSError: the state folder cannot be written.
         """
+        self.read()
         current = dict(self.deployments.get(ident, {}))
         for key, value in fields.items():
             if value is None:

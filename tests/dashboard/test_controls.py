@@ -55,3 +55,11 @@ def test_a_damaged_overrides_file_reads_as_empty_and_says_why(tmp_path: Path, te
     path.write_text(text)
     store = Overrides(path)
     assert store.deployments == {} and store.problem and str(path) in store.problem
+
+
+def test_an_update_keeps_what_another_process_wrote_meanwhile(tmp_path: Path) -> None:
+    path = tmp_path / "overrides.json"
+    mine, theirs = Overrides(path), Overrides(path)
+    theirs.update("p/n", rpm=3)
+    mine.update("p/m", tpm=7)
+    assert Overrides(path).deployments == {"p/n": {"rpm": 3}, "p/m": {"tpm": 7}}
