@@ -39,6 +39,7 @@ ROUTES: dict[str, dict[str, Route]] = {
     "/admin/config": {"GET": admin.config},
     "/admin/events": {"GET": events.stream},
     "/dashboard": {"GET": dashboard.index},
+    "/dashboard/": {"GET": dashboard.index},
     "/dashboard/session": {"GET": dashboard.session, "POST": dashboard.session},
     "/dashboard/signout": {"POST": dashboard.sign_out},
 }

@@ -46,7 +46,9 @@ def test_a_wrong_key_cannot_sign_in_and_the_page_carries_a_strict_csp(gateway: S
     status, headers, _ = call(gateway, "GET", "/dashboard")
     csp = headers["content-security-policy"]
     assert status == 200 and "script-src 'self'" in csp and "unsafe-inline" not in csp
+    assert call(gateway, "GET", "/dashboard/")[0] == 200
     assert call(gateway, "GET", "/dashboard/../config.toml")[0] == 404
+    assert call(gateway, "GET", "/dashboard/nothing.js")[0] == 404
     assert call(gateway, "GET", "/dashboard/uPlot.LICENSE")[0] == 200
 
 
