@@ -20,7 +20,7 @@ import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
-from modelmux.errors import AuthenticationFailed, NotFound, PermissionDenied
+from modelmux.errors import AuthenticationFailed, NotFound, PermissionDenied, RateLimited
 
 if TYPE_CHECKING:
     from modelmux.config.schema import Config
@@ -28,6 +28,9 @@ if TYPE_CHECKING:
 
 COOKIE = "mm_session"
 SESSION_SECONDS = 12 * 3600
+MAX_FAILURES = 10
+"""Wrong keys one client address may try per minute (sign-in or bearer) before a 429."""
+MAX_TRACKED = 10_000
 RANK = {"viewer": 0, "admin": 1}
 LOOPBACK = ("127.0.0.1", "::1", "localhost")
 _BEARER_CHALLENGE = [(b"www-authenticate", b'Bearer realm="modelmux-admin"')]
@@ -50,6 +53,7 @@ class Access:
         self.tls = config.server.tls is not None
         self.clock = clock
         self.seed = seed or secrets.token_bytes(32)
+        self._failures: dict[str, list[float]] = {}
         material = b"\0".join(sorted(self.keys)) if self.keys else self.seed
         self._secret = hashlib.sha256(b"modelmux-dashboard-session\0" + material).digest()
 
@@ -57,6 +61,38 @@ class Access:
     def enabled(self) -> bool:
         """Whether the admin API and dashboard answer at all."""
         return bool(self.keys) or self.open
+
+    def throttle(self, client: str) -> None:
+        """Refuse a client address that gave ``MAX_FAILURES`` wrong keys in the last minute.
+
+        Raises:
+            RateLimited: too many recent failures (with ``retry-after``).
+        """
+        address = client.rpartition(":")[0] or client
+        if address not in self._failures:
+            return
+        recent = self._recent(client)
+        if len(recent) >= MAX_FAILURES:
+            wait = max(1, int(recent[0] + 60 - self.clock()) + 1)
+            raise RateLimited("Too many wrong keys from this address; try again later.",
+                              code="too_many_failures",
+                              headers=[(b"retry-after", str(wait).encode())])
+
+    def failed(self, client: str) -> None:
+        """Count one wrong key from ``client`` (memory bounded: the oldest addresses go)."""
+        self._recent(client).append(self.clock())
+
+    def _recent(self, client: str) -> list[float]:
+        """The address's failures of the last minute (kept only for addresses that failed)."""
+        address = client.rpartition(":")[0] or client
+        seen = self._failures.get(address)
+        if seen is None:
+            seen = []
+            if len(self._failures) >= MAX_TRACKED:
+                self._failures.pop(next(iter(self._failures)))
+        cutoff = self.clock() - 60
+        kept = self._failures[address] = [t for t in seen if t > cutoff]
+        return kept
 
     def role_of_key(self, given: bytes) -> str | None:
         """The role of a credential (compared in constant time against each), or None."""
@@ -141,8 +177,10 @@ def require(access: Access, exchange: Exchange, role: str) -> str:
         if scheme.lower() != b"bearer" or not token.strip():
             raise AuthenticationFailed("The admin API needs `Authorization: Bearer <admin key>`.",
                                        headers=_BEARER_CHALLENGE)
+        access.throttle(exchange.client)
         found = access.role_of_key(token.strip())
         if found is None:
+            access.failed(exchange.client)
             raise PermissionDenied("That is not an admin or viewer key.", code="invalid_admin_key")
     else:
         session = session_of(exchange)

@@ -75,8 +75,10 @@ async def session(app: Services, exchange: Exchange) -> None:
             given = msgspec.json.decode(await exchange.read_body(), type=SignIn)
         except (msgspec.ValidationError, msgspec.DecodeError):
             raise InvalidRequest("Sign in with a JSON body {\"key\": \"...\"}.") from None
+        access.throttle(exchange.client)
         role = "admin" if access.open else access.role_of_key(given.key.encode())
         if role is None:
+            access.failed(exchange.client)
             log.warning("dashboard: failed sign-in from %s", exchange.client)
             raise PermissionDenied("That is not an admin or viewer key.", code="invalid_admin_key")
         await _opened(app, exchange, access.issue(role), role)

@@ -75,3 +75,27 @@ def test_the_config_view_redacts_every_secret() -> None:
     assert out["auth"]["postgres_dsn"].startswith("postgresql://u:")
     assert out["analytics"]["smtp"]["username"] == "u" and REDACTED in text
     assert out["provider"][0]["headers"]["X-Trace"] == "ok"
+
+
+def test_an_address_that_keeps_guessing_is_refused_for_a_minute() -> None:
+    from modelmux.api.access import MAX_FAILURES
+    from modelmux.errors import RateLimited
+
+    clock = Clock()
+    access = Access(config(key="k"), clock)
+    for _ in range(MAX_FAILURES):
+        access.throttle("192.0.2.1:5000")
+        access.failed("192.0.2.1:5000")
+    with pytest.raises(RateLimited) as refused:
+        access.throttle("192.0.2.1:6000")  # another port, same address
+    assert dict(refused.value.headers)[b"retry-after"] == b"61"
+    access.throttle("192.0.2.2:5000")  # other addresses are not affected
+    clock.now += 61
+    access.throttle("192.0.2.1:5000")
+
+
+def test_addresses_that_never_failed_are_not_remembered() -> None:
+    access = Access(config(key="k"))
+    for port in range(100):
+        access.throttle(f"192.0.2.{port}:1")
+    assert access._failures == {}
