@@ -233,6 +233,12 @@ $("signout").addEventListener("click", async () => {
 });
 
 window.addEventListener("hashchange", route);
+window.addEventListener("resize", () => {
+  for (const [name, chart] of Object.entries(state.charts)) {
+    const width = $(`chart-${name}`).clientWidth;
+    if (width) chart.setSize({ width, height: 200 });
+  }
+});
 
 function start(note) {
   api("/dashboard/session").then((session) => {
