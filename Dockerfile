@@ -69,4 +69,6 @@ STOPSIGNAL SIGTERM
 HEALTHCHECK --interval=30s --timeout=5s --start-period=15s --retries=3 \
     CMD ["python", "-c", "import os, urllib.request; urllib.request.urlopen(os.environ['MODELMUX_HEALTHCHECK_URL'], timeout=4)"]
 
+# The example config turns API keys on: run with -e MODELMUX_MASTER_KEY=<a long random string>
+# (docs/auth.md). Serving without keys on 0.0.0.0 is refused unless [auth] allow_unauthenticated.
 CMD ["modelmux", "serve", "--config", "/etc/modelmux/config.toml", "--host", "0.0.0.0"]

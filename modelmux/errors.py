@@ -122,6 +122,14 @@ class RateLimited(ModelMuxError):
     code = "rate_limit_exceeded"
 
 
+class BudgetExceeded(ModelMuxError):
+    """A key's, user's, team's or the global budget is spent for its period."""
+
+    status = 429
+    type = "insufficient_quota"
+    code = "budget_exceeded"
+
+
 class InternalError(ModelMuxError):
     status = 500
     type = "server_error"

@@ -49,18 +49,21 @@ class Access:
         admin = config.admin
         self.keys = {k.encode(): role for k, role in ((admin.key, "admin"),
                                                       (admin.viewer_key, "viewer")) if k}
-        self.open = not self.keys and config.server.host in LOOPBACK
+        self.tenancy = config.auth.mode == "keys"  # API keys and JWTs may be admins too
+        self.open = not self.keys and not self.tenancy and config.server.host in LOOPBACK
         self.tls = config.server.tls is not None
         self.clock = clock
         self.seed = seed or secrets.token_bytes(32)
         self._failures: dict[str, list[float]] = {}
-        material = b"\0".join(sorted(self.keys)) if self.keys else self.seed
+        masters = sorted(self.keys) + ([config.auth.master_key.encode()]
+                                       if self.tenancy and config.auth.master_key else [])
+        material = b"\0".join(masters) if masters else self.seed
         self._secret = hashlib.sha256(b"modelmux-dashboard-session\0" + material).digest()
 
     @property
     def enabled(self) -> bool:
         """Whether the admin API and dashboard answer at all."""
-        return bool(self.keys) or self.open
+        return bool(self.keys) or self.open or self.tenancy
 
     def throttle(self, client: str) -> None:
         """Refuse a client address that gave ``MAX_FAILURES`` wrong keys in the last minute.

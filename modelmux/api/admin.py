@@ -1,8 +1,8 @@
-"""The admin API: providers and their live state, operator controls, the effective config.
+"""The admin API: providers and their live state, operator controls, the effective config,
+and ``GET /admin/usage``: spend log totals by key, team, user, model, provider or day.
 
-Off (404) unless ``[admin] key`` (or ``viewer_key``) is set, or the listener is loopback with
-no key (``api.access``). Reads need the viewer role, changes the admin role; a browser session
-also needs its CSRF token. Errors are in OpenAI's shape. Controls are persisted in the
+Who may call is ``api.admin_gate``'s: reads need a viewer, changes an admin (a team admin
+reads its own team's usage). Errors are in OpenAI's shape. Controls are persisted in the
 overrides file (``config.overrides``): a breaker opened here stays open until closed here,
 and an ``rpm``/``tpm`` set here replaces the configured one from the next reload on (which the
 change triggers at once).
@@ -11,14 +11,20 @@ change triggers at once).
 from __future__ import annotations
 
 import logging
+import time
 from typing import TYPE_CHECKING, Any
+from urllib.parse import parse_qsl
 
 import msgspec
 
-from modelmux.api.access import require
+from modelmux.api.admin_gate import gate
 from modelmux.api.responses import send_json
 from modelmux.config.redact import redact
 from modelmux.errors import InvalidRequest, NotFound, ServiceUnavailable
+from modelmux.spend.db import GROUPS
+from modelmux.spend.db import usage as db_usage
+from modelmux.spend.periods import period_bounds
+from modelmux.spend.report import as_csv, parse_time
 
 if TYPE_CHECKING:
     from modelmux.api.services import Services
@@ -62,7 +68,7 @@ def deployments_view(app: Services) -> list[dict[str, Any]]:
 
 async def providers(app: Services, exchange: Exchange) -> None:
     """Each provider with its deployments: breaker, in flight, TTFT EWMA, limits, overrides."""
-    require(app.access, exchange, "viewer")
+    await gate(app, exchange, "viewer")
     body = {"object": "list", "strategy": app.router.strategy, "data": deployments_view(app)}
     await send_json(exchange, 200, body, NO_STORE)
 
@@ -86,7 +92,7 @@ def _known(app: Services, ident: str) -> None:
 
 async def set_breaker(app: Services, exchange: Exchange) -> None:
     """``{"deployment": "p/m", "state": "open"|"closed"}``: hold a circuit open, or close it."""
-    require(app.access, exchange, "admin")
+    await gate(app, exchange, "admin")
     change = await _decode(exchange, BreakerChange)
     _known(app, change.deployment)
     if change.state not in ("open", "closed"):
@@ -102,7 +108,7 @@ async def set_breaker(app: Services, exchange: Exchange) -> None:
 async def set_limits(app: Services, exchange: Exchange) -> None:
     """``{"deployment": "p/m", "rpm": 10, "tpm": null}``: replace the deployment's limits
     (null: back to the configured value) and reload so they apply."""
-    require(app.access, exchange, "admin")
+    await gate(app, exchange, "admin")
     change = await _decode(exchange, LimitsChange)
     _known(app, change.deployment)
     for name, value in (("rpm", change.rpm), ("tpm", change.tpm)):
@@ -129,10 +135,47 @@ def _persist(app: Services, ident: str, **fields: Any) -> None:
 
 async def config(app: Services, exchange: Exchange) -> None:
     """The effective configuration (secrets redacted), the last reload and the overrides."""
-    require(app.access, exchange, "viewer")
+    await gate(app, exchange, "viewer")
     body = {"config": redact(msgspec.to_builtins(app.config)), "last_reload": app.last_reload,
             "restart_needed_for": ["server.host", "server.port", "server.workers",
                                    "server.tls (on/off)"],
             "overrides": app.overrides.deployments, "overrides_file": str(app.overrides.path or ""),
             "overrides_problem": app.overrides.problem, "version": app.version}
     await send_json(exchange, 200, body, NO_STORE)
+
+
+async def usage(app: Services, exchange: Exchange) -> None:
+    """``GET /admin/usage?group_by=…&since=…&until=…[&format=csv]``: spend log totals (a team
+    admin sees its own team's only)."""
+    team = await gate(app, exchange, "viewer", team_admin=True)
+    spend = app.spend
+    if spend is None or spend.store is None:
+        raise NotFound("The spend log is off: set [analytics] spend_log = true (or turn on "
+                       "[auth] mode = \"keys\").", code="spend_log_off")
+    query = dict(parse_qsl(exchange.query, keep_blank_values=True))
+    group_by = query.get("group_by", "model")
+    if group_by not in GROUPS:
+        raise InvalidRequest(f"group_by must be one of {', '.join(GROUPS)}.", param="group_by",
+                             code="invalid_value")
+    now = time.time()
+    try:
+        since = parse_time(query["since"], now) if "since" in query else \
+            period_bounds("monthly", now)[0]
+        until = parse_time(query["until"], now) if "until" in query else now + 1
+    except ValueError as exc:
+        raise InvalidRequest(str(exc), param="since" if "since" in query else "until",
+                             code="invalid_value") from None
+    fmt = query.get("format", "json")
+    if fmt not in ("json", "csv"):
+        raise InvalidRequest("format must be json or csv.", param="format",
+                             code="invalid_value")
+    if spend.log is not None:
+        await spend.log.flush()  # what this instance answered so far is in the answer
+    rows = await spend.store.run(db_usage, group_by, since, until, team)
+    if fmt == "csv":
+        await exchange.respond(200, [(b"content-type", b"text/csv; charset=utf-8"),
+                                     (b"cache-control", b"no-store")], as_csv(rows).encode())
+        return
+    await send_json(exchange, 200, {"object": "list", "group_by": group_by, "since": since,
+                                    "until": until, "data": rows},
+                    [(b"cache-control", b"no-store")])

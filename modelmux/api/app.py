@@ -31,6 +31,7 @@ from modelmux.observability.gateway import GatewayMetrics
 from modelmux.observability.live import LiveView
 from modelmux.observability.record import RequestRecord
 from modelmux.observability.tracing import build_tracer
+from modelmux.pipeline.authenticate import AuthenticateStage
 from modelmux.pipeline.call import Dispatcher
 from modelmux.pipeline.plugins import build_middlewares
 from modelmux.pipeline.route import RouteStage
@@ -40,7 +41,11 @@ from modelmux.providers.registry import build_provider
 from modelmux.routing.models import ModelIndex
 from modelmux.routing.router import Router, compile_rules
 from modelmux.server.exchange import Exchange
+from modelmux.spend.prices import PriceTable
+from modelmux.spend.schema import SPEND
+from modelmux.spend.service import build_spend
 from modelmux.state.build import build_limits, shared_breakers
+from modelmux.tenancy.authn import Authenticator
 from modelmux.upstream import ConnectionPool
 from modelmux.upstream.budget import BodyBudget
 
@@ -99,8 +104,11 @@ class App:
         self.overrides.read()
         if self.overrides.problem:
             log.warning("%s", self.overrides.problem)
+        prices = PriceTable(config.prices)
         self.models = ModelIndex(self.providers, config.model_aliases(), routing.group,
-                                 self.overrides.limits())
+                                 price_of=lambda model: (p.per_1k() if (p := prices.lookup(model))
+                                                         else None),
+                                 limits=self.overrides.limits())
         self.metrics = metrics or GatewayMetrics(self.version,
                                                  (m for m, _ in self.models.public_models()))
         self.limits = build_limits(config.state, config.server.workers, self.metrics)
@@ -117,6 +125,8 @@ class App:
         bodies = _body_log(config)
         self.watcher = Watcher(self.tracer, bodies) if self.tracer or bodies else None
         self.dispatcher = Dispatcher(self.router, routing, self.metrics, watcher=self.watcher)
+        self.auth = self.build_auth()
+        self.spend = build_spend(config, prices, self.limits, self.auth)
         self.pipeline = self.build_pipeline()
         self.access = Access(config, seed=session_seed)
         self.static = StaticFiles()
@@ -133,12 +143,36 @@ class App:
         Raises:
             ConfigError: a ``[[middleware]]`` plugin cannot be built.
         """
-        return Pipeline([*build_middlewares(self.config.middleware),
-                         RouteStage(self.models, self.router)])
+        stages = [*build_middlewares(self.config.middleware), RouteStage(self.models, self.router)]
+        if self.auth is not None:
+            stages.insert(0, AuthenticateStage(self.auth))
+        if self.spend is not None:
+            stages += self.spend.stages
+        return Pipeline(stages)
+
+    def build_auth(self) -> Authenticator | None:
+        """The authenticator when ``[auth] mode = "keys"``, else None (no stage is built).
+
+        Raises:
+            ConfigError: the store cannot be built from ``[auth]``.
+        """
+        auth = self.config.auth
+        if auth.mode != "keys":
+            return None
+        from modelmux.config.paths import state_dir
+        from modelmux.tenancy.open import open_store
+
+        failures = self.metrics.auth_failures
+        aliases = {name: target for name, target, _ in self.config.model_aliases()}
+        store = open_store(auth, state_dir(), components=(SPEND,))  # the spend log shares it
+        return Authenticator(auth, store, admin_key=self.config.admin.key,
+                             aliases=aliases, on_failure=lambda reason: failures.inc((reason,)))
 
     async def __call__(self, exchange: Exchange) -> None:
         if self.breakers is not None:
             self.breakers.start()  # reads the other replicas' open circuits from now on
+        if self.spend is not None:
+            self.spend.start()  # scheduled reports and the forecast check
         self.active += 1
         try:
             await self._dispatch(exchange)
@@ -231,11 +265,15 @@ class App:
             self.events.close()
         if last and self.metrics.shared is not None:
             self.metrics.shared.close(self.metrics.registry)
+        if self.spend is not None:
+            await self.spend.aclose()
         for provider in self.providers:
             await provider.aclose()
         await self.pool.aclose()
         if self.breakers is not None:
             await self.breakers.aclose()
         await self.limits.aclose()
+        if self.auth is not None:
+            await self.auth.aclose()
         if self.tracer is not None:
             await self.tracer.aclose()

@@ -29,7 +29,7 @@ from modelmux.api.streaming import MODE_HEADER, Coalescer, choose_mode
 from modelmux.errors import Headers, InternalError, InvalidRequest, ModelMuxError
 from modelmux.observability.record import RequestRecord
 from modelmux.pipeline.context import RequestContext
-from modelmux.providers.base import Call, CallStats, ChatCall, Provider, usage_of
+from modelmux.providers.base import Call, CallStats, ChatCall, Provider, note_answer_usage
 from modelmux.routing.models import DeploymentSpec
 from modelmux.schemas.openai_chat import ChatCompletionRequest, request_decoder
 from modelmux.server.exchange import ClientDisconnected, Sink
@@ -105,6 +105,7 @@ async def create_chat_completion(app: Services, exchange: Exchange) -> None:
     request = decode_request(body)
     record.model = request.model
     ctx = RequestContext(DOOR, request, body, exchange.headers, record.request_id, record)
+    ctx.client = exchange.client
     if app.pipeline.observes:
         await run_observed(app, exchange, ctx, _call)
     else:  # the default: no stage observes answers, so no frame to record the outcome in
@@ -151,15 +152,24 @@ async def _call(app: Services, exchange: Exchange, ctx: RequestContext) -> None:
     completion_id, created = "chatcmpl-" + new_hex_id(), int(time.time())
     request_id = ctx.request_id
     public_model = ctx.model
+    spend = app.spend
+    options = request.stream_options
+    costed = spend is not None and streamed and not (options and options.include_usage)
 
     def new_call(spec: DeploymentSpec) -> ChatCall:
-        return ChatCall(request, body, model=spec.model, public_model=public_model,
+        call = ChatCall(request, body, model=spec.model, public_model=public_model,
                         completion_id=completion_id, created=created, request_id=request_id,
                         sent_stream=asked)
+        if costed:
+            assert spend is not None
+            call.hide_usage = spend.priced(spec.model)
+        return call
 
     served = await serve_call(app, exchange, ctx, new_call, streamed)
     if not streamed:
         ctx.answer = served.answer
+        if app.pipeline.heads:
+            exchange.extra_headers += app.pipeline.answer_headers(ctx)
     try:
         await deliver(app, exchange, record, served, delivery)
     finally:
@@ -222,7 +232,7 @@ async def deliver(app: Services, exchange: Exchange, record: RequestRecord, serv
     streamed = delivery != "never"
     if not streamed:
         if stats.tokens is None:  # a traced answer was read already
-            stats.tokens = usage_of(answer)
+            note_answer_usage(stats, answer)
         head = [*JSON_HEADERS, *observed_headers(record, exchange, provider, stats)]
         await exchange.respond(200, head, answer)
         return

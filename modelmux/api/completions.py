@@ -40,6 +40,7 @@ async def create_completion(app: Services, exchange: Exchange) -> None:
     record = app.record(exchange)
     record.model = request.model
     ctx = RequestContext(DOOR, request, body, exchange.headers, app.request_id(exchange), record)
+    ctx.client = exchange.client
     await run_observed(app, exchange, ctx, _call)
 
 
@@ -62,6 +63,8 @@ async def _call(app: Services, exchange: Exchange, ctx: RequestContext) -> None:
     served = await serve_call(app, exchange, ctx, new_call, streamed)
     if not streamed:
         ctx.answer = served.answer
+        if app.pipeline.heads:
+            exchange.extra_headers += app.pipeline.answer_headers(ctx)
     try:
         await deliver(app, exchange, record, served, delivery)
     finally:

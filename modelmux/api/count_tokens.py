@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING
 import msgspec
 
 from modelmux.api.chat import upstream_headers
+from modelmux.api.caller import check_model_access
 from modelmux.api.messages_door import TOKEN_COUNT_HEADER, anthropic_door, decode_anthropic
 from modelmux.api.responses import JSON_HEADERS
 from modelmux.providers import claude_native
@@ -73,6 +74,8 @@ async def count_tokens(app: Services, exchange: Exchange) -> None:
     """
     body = await exchange.read_body()
     request = decode_anthropic(body, count_decoder)
+    if app.auth is not None:
+        await check_model_access(app, exchange, request.model)
     record = app.record(exchange)
     record.model = request.model
     spec = app.models.group(request.model).deployments[0]

@@ -14,7 +14,8 @@ from typing import TYPE_CHECKING
 
 import msgspec
 
-from modelmux.api.access import require, session_of
+from modelmux.api.access import session_of
+from modelmux.api.admin_gate import gate, role_of_token
 from modelmux.api.responses import send_json
 from modelmux.errors import Headers, InvalidRequest, NotFound, PermissionDenied
 
@@ -77,7 +78,9 @@ async def session(app: Services, exchange: Exchange) -> None:
             raise InvalidRequest("Sign in with a JSON body {\"key\": \"...\"}.") from None
         access.throttle(exchange.client)
         role = "admin" if access.open else access.role_of_key(given.key.encode())
-        if role is None:
+        if role is None and app.auth is not None and given.key:
+            role, _ = await role_of_token(app, given.key.encode(), exchange)
+        if role not in ("admin", "viewer"):
             access.failed(exchange.client)
             log.warning("dashboard: failed sign-in from %s", exchange.client)
             raise PermissionDenied("That is not an admin or viewer key.", code="invalid_admin_key")
@@ -102,6 +105,6 @@ async def _opened(app: Services, exchange: Exchange, value: str, role: str) -> N
 
 async def sign_out(app: Services, exchange: Exchange) -> None:
     """Forget the session cookie in this browser (the signed value expires on its own)."""
-    require(app.access, exchange, "viewer")
+    await gate(app, exchange, "viewer")
     await send_json(exchange, 200, {"signed_out": True},
                     [*SECURITY_HEADERS, app.access.set_cookie("", max_age=0)])

@@ -45,6 +45,7 @@ async def create_embeddings(app: Services, exchange: Exchange) -> None:
     record = app.record(exchange)
     record.model, record.mode = request.model, "never"
     ctx = RequestContext(DOOR, request, body, exchange.headers, app.request_id(exchange), record)
+    ctx.client = exchange.client
     await run_observed(app, exchange, ctx, _call)
 
 
@@ -68,6 +69,8 @@ async def _call(app: Services, exchange: Exchange, ctx: RequestContext) -> None:
     try:
         if stats.tokens is None:
             stats.tokens = usage_of(served.answer)
+        if app.pipeline.heads:
+            exchange.extra_headers += app.pipeline.answer_headers(ctx)
         await exchange.respond(200, [*JSON_HEADERS,
                                      *observed_headers(record, exchange, provider, stats)],
                                served.answer)

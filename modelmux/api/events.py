@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from modelmux.api.access import require
+from modelmux.api.admin_gate import gate
 from modelmux.api.responses import SSE_HEADERS
 from modelmux.codec.sse import encode_comment
 
@@ -20,7 +20,7 @@ if TYPE_CHECKING:
 
 async def stream(app: Services, exchange: Exchange) -> None:
     """Send snapshots until the client leaves or the server stops."""
-    require(app.access, exchange, "viewer")
+    await gate(app, exchange, "viewer")
     hub = app.events
     queue = hub.subscribe()
     try:

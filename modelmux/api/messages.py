@@ -26,7 +26,7 @@ from modelmux.api.responses import JSON_HEADERS, SSE_HEADERS
 from modelmux.codec.sse import SSEDecoder, SSEProtocolError
 from modelmux.errors import InternalError, ModelMuxError
 from modelmux.pipeline.context import RequestContext
-from modelmux.providers.base import ChatCall, usage_of
+from modelmux.providers.base import ChatCall, note_answer_usage
 from modelmux.providers.claude import ClaudeProvider
 from modelmux.providers.claude_native import FORWARDED_HEADERS, MessagesCall
 from modelmux.routing.models import DeploymentSpec
@@ -92,6 +92,7 @@ async def create_message(app: Services, exchange: Exchange) -> None:
     record = app.record(exchange)
     record.model = request.model
     ctx = RequestContext(DOOR, chat_request, internal_body, exchange.headers, request_id, record)
+    ctx.client = exchange.client
     ctx.state[DOOR] = MessagesState(body, request, dropped.header())
     ctx.streamed = bool(request.stream)
     await run_observed(app, exchange, ctx, _call)
@@ -130,11 +131,13 @@ async def _call(app: Services, exchange: Exchange, ctx: RequestContext) -> None:
         if not streamed:
             answer = served.answer
             if stats.tokens is None:
-                stats.tokens = usage_of(answer)
+                note_answer_usage(stats, answer)
             if not native:
                 answer = chat_to_messages_answer(answer, model=public_model, message_id=message_id,
                                                  stop_sequences=state.request.stop_sequences)
             ctx.answer = answer
+            if app.pipeline.heads:
+                exchange.extra_headers += app.pipeline.answer_headers(ctx)
             await exchange.respond(200, [*JSON_HEADERS, *observed_headers(record, exchange, provider,
                                                                     stats)], answer)
             return

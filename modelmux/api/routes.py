@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING
 
 from modelmux.api import (
     admin,
+    admin_tenancy,
     chat,
     completions,
     count_tokens,
@@ -42,11 +43,16 @@ ROUTES: dict[str, dict[str, Route]] = {
     "/dashboard/": {"GET": dashboard.index},
     "/dashboard/session": {"GET": dashboard.session, "POST": dashboard.session},
     "/dashboard/signout": {"POST": dashboard.sign_out},
+    "/admin/usage": {"GET": admin.usage},
+    **{f"/admin/{kind}": {"GET": admin_tenancy.collection, "POST": admin_tenancy.collection}
+       for kind in ("teams", "users", "keys")},
 }
 
 PREFIX_ROUTES: dict[str, dict[str, Route]] = {
     info.MODEL_PREFIX: {"GET": info.retrieve_model},
     dashboard.PREFIX: {"GET": dashboard.asset},
+    **{prefix: {method: admin_tenancy.item for method in ("GET", "PATCH", "DELETE", "POST")}
+       for prefix in admin_tenancy.PREFIXES},
 }
 """Paths that end in an id (which may hold ``/``): ``prefix + id``, labelled ``prefix{id}``."""
 

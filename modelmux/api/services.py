@@ -26,6 +26,8 @@ if TYPE_CHECKING:
     from modelmux.routing.router import Router
     from modelmux.routing.store import LimitStore
     from modelmux.server.exchange import Exchange
+    from modelmux.spend.service import Spend
+    from modelmux.tenancy.authn import Authenticator
     from modelmux.upstream import ConnectionPool
 
 
@@ -44,6 +46,8 @@ class Services(Protocol):
     dispatcher: Dispatcher
     pipeline: Pipeline
     watcher: Watcher | None
+    spend: Spend | None
+    auth: Authenticator | None
     ready: bool
     access: Access
     static: StaticFiles

@@ -14,6 +14,7 @@ import asyncio
 import http.client
 import importlib.metadata
 import json
+import os
 import platform
 import socket
 import ssl
@@ -183,6 +184,8 @@ def port_check(host: str, port: int, tls: bool = False) -> Check:
         if found is None:
             return "FAIL", label, f"cannot listen: {exc.strerror or exc}"
         state = "" if found.get("status") == "ok" else f"{found.get('status')}, "
+        if "version" not in found:  # auth is on and no MODELMUX_MASTER_KEY: the status only
+            return "ok", label, f"a server answers /health there ({found.get('status')})"
         detail = f"modelmux {found['version']} is running there ({state}pid {found.get('pid', '?')})"
         return "ok", label, detail
     return "ok", label, "free"
@@ -200,7 +203,8 @@ def running_modelmux(host: str, port: int, tls: bool) -> dict[str, Any] | None:
     else:
         conn = http.client.HTTPConnection(target, port, timeout=HEALTH_TIMEOUT)
     try:
-        conn.request("GET", "/health")
+        key = os.environ.get("MODELMUX_MASTER_KEY")  # with auth on, /health tells it the details
+        conn.request("GET", "/health", headers={"authorization": f"Bearer {key}"} if key else {})
         answer = json.loads(conn.getresponse().read(MAX_HEALTH))
     except (OSError, http.client.HTTPException, ValueError):
         return None
@@ -209,6 +213,8 @@ def running_modelmux(host: str, port: int, tls: bool) -> dict[str, Any] | None:
     if isinstance(answer, dict) and isinstance(answer.get("version"), str) \
             and answer.get("status") in ("ok", "starting") and "uptime_seconds" in answer:
         return answer
+    if answer in ({"status": "ok"}, {"status": "starting"}):  # auth on, asked anonymously
+        return answer  # type: ignore[no-any-return]
     return None
 
 

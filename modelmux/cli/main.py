@@ -23,6 +23,11 @@ COMMANDS = {
     "upgrade": "modelmux.cli.upgrade",
     "bench": "modelmux.cli.bench",
     "tui": "modelmux.cli.tui",
+    "prices": "modelmux.cli.prices",
+    "usage": "modelmux.cli.usage",
+    "keys": "modelmux.cli.tenancy_cmd",
+    "teams": "modelmux.cli.tenancy_cmd",
+    "users": "modelmux.cli.tenancy_cmd",
 }
 
 DESCRIPTION = f"""ModelMux {__version__}: one OpenAI-compatible front door for many model providers
@@ -57,6 +62,7 @@ EXAMPLES:
   modelmux config show
   modelmux doctor
   modelmux logs -f
+  modelmux keys create --name ci --team research
 
 EXIT CODES:
   0 success, 1 failure (a doctor check, a refused overwrite, the port is taken),

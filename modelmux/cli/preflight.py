@@ -7,6 +7,8 @@ Building does no I/O beyond reading credentials files; nothing is connected or m
 
 from __future__ import annotations
 
+import ipaddress
+
 from modelmux.config.layers import Origins, origin_of
 from modelmux.config.problems import ConfigError, Problem
 from modelmux.config.schema import Config
@@ -45,6 +47,32 @@ def middleware_problems(config: Config, origins: Origins) -> list[Problem]:
     return problems
 
 
+def is_loopback(host: str) -> bool:
+    """True for ``localhost`` and loopback address literals; any other name may be public."""
+    if host.lower() in ("localhost", "localhost."):
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+def auth_problems(config: Config, origins: Origins) -> list[Problem]:
+    """Serving without authentication on an address other machines can reach is refused
+    unless ``[auth] allow_unauthenticated`` says it is meant."""
+    auth, host = config.auth, config.server.host
+    if auth.mode != "none" or auth.allow_unauthenticated or is_loopback(host):
+        return []
+    path = ("auth", "mode")
+    return [Problem(f"refusing to serve without authentication on {host!r}, which other "
+                    "machines may reach: set [auth] mode = \"keys\" (with master_key = "
+                    "\"${MODELMUX_MASTER_KEY}\"), listen on 127.0.0.1, or set [auth] "
+                    "allow_unauthenticated = true if an outer layer authenticates callers",
+                    path, origin_of(origins, path))]
+
+
 def build_problems(config: Config, origins: Origins) -> list[Problem]:
-    """``provider_problems`` and ``middleware_problems``: what serving would fail to build."""
-    return provider_problems(config, origins) + middleware_problems(config, origins)
+    """``provider_problems``, ``middleware_problems`` and ``auth_problems``: what serving would
+    fail to build, or must not serve."""
+    return (provider_problems(config, origins) + middleware_problems(config, origins)
+            + auth_problems(config, origins))

@@ -156,6 +156,8 @@ class Reloader:
             if ident in app.router.live:
                 app.router.force(ident, "open")
         app.reload = self.reload
+        if app.spend is not None and old.spend is not None:
+            app.spend.adopt(old.spend)  # budget counters live on across the reload
         lines = changes(old.config, loaded.config)
         app.ready = True
         if context is not None and self.server.tls is not None:

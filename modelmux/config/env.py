@@ -47,6 +47,7 @@ LEGACY_ENV_PATHS: dict[str, KeyPath] = {
 NOT_SETTINGS: frozenset[str] = frozenset({
     "MODELMUX_PURE_PYTHON", "MODELMUX_REQUIRE_NATIVE",  # native or pure build (modelmux._accel)
     "MODELMUX_HEALTHCHECK_URL",  # the container image's HEALTHCHECK
+    "MODELMUX_MASTER_KEY",  # read as ${MODELMUX_MASTER_KEY} by [auth] master_key; the CLI's admin key
 })
 """``MODELMUX_*`` variables ModelMux reads that are not settings: no warning for them."""
 PLAIN_ENV_PATHS: dict[str, KeyPath] = {

@@ -113,3 +113,4 @@ class AnalyticsConfig(Struct, forbid_unknown_fields=True, frozen=True):
     usage_reports: UsageReportsConfig | None = None
     smtp: SmtpConfig = field(default_factory=SmtpConfig)
     spend_log_retention_days: Annotated[int, msgspec.Meta(ge=1)] = 400
+    spend_log: bool | None = None  # None: kept when [auth] mode = "keys" (a store exists)

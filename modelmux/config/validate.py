@@ -22,6 +22,7 @@ from modelmux.config.extras import INSTALL_HINT, missing_extra
 from modelmux.config.layers import Origins, origin_of
 from modelmux.config.problems import KeyPath, Problem
 from modelmux.config.schema import Config, ProviderConfig
+from modelmux.config.validate_spend import check_spend
 from modelmux.config.validate_routing import (
     check_routing,
     deployment_providers,
@@ -254,6 +255,7 @@ def check_config(data: Mapping[str, Any], origins: Origins) -> list[Problem]:
                 ("models", name), warning=True)
     problems += check_routing(data, origins, names, owner)
     problems += _middleware(data.get("middleware"), origins)
+    problems += check_spend(data, origins)
     if not providers:
         add("no [[provider]] configured: every chat request will get 404", (), warning=True)
     logging = data.get("logging")

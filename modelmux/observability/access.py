@@ -38,7 +38,7 @@ def status_of(exchange: Exchange) -> int:
 
 
 FIELDS = ("request_id", "client", "method", "path", "status", "model", "provider", "stream_mode",
-          "attempts", "tokens_in", "tokens_out", "latency_ms", "ttft_ms", "overhead_ms",
+          "attempts", "tokens_in", "tokens_out", "cost_usd", "latency_ms", "ttft_ms", "overhead_ms",
           "bytes_received", "bytes_sent", "completed", "trace_id")
 """The access log's fields, in line order."""
 
@@ -71,7 +71,7 @@ def access_values(record: RequestRecord, exchange: Exchange, now_ns: int,
         tokens_in, tokens_out = (None, None) if tokens is None else tokens
     return (record.request_id, exchange.client, exchange.method, exchange.path, status,
             model[:MAX_TEXT] if model is not None else None, record.provider, record.mode,
-            attempts, tokens_in, tokens_out, ms(now_ns - exchange.started_ns), ttft,
+            attempts, tokens_in, tokens_out, record.cost_usd, ms(now_ns - exchange.started_ns), ttft,
             ms(overhead) if overhead is not None else None, exchange.bytes_received,
             exchange.bytes_sent, exchange.ended, span.trace_id if span is not None else None)
 
@@ -147,7 +147,7 @@ class AccessLine:
         values = access_values(record, exchange, now_ns, _ms_text)
         message, plain = _message(values)
         (request_id, client, method, path, status, model, provider, mode, attempts, tokens_in,
-         tokens_out, latency, ttft, overhead, received, sent, completed, trace_id) = values
+         tokens_out, cost, latency, ttft, overhead, received, sent, completed, trace_id) = values
         if plain:  # every string plain: each is "value", the message has no quote or backslash
             quoted = f'"{message}"'
             request_id, client, method, path = (f'"{request_id}"', f'"{client}"', f'"{method}"',
@@ -167,6 +167,7 @@ class AccessLine:
                 f'"attempts": {"null" if attempts is None else attempts}, '
                 f'"tokens_in": {"null" if tokens_in is None else tokens_in}, '
                 f'"tokens_out": {"null" if tokens_out is None else tokens_out}, '
+                f'"cost_usd": {"null" if cost is None else cost}, '
                 f'"latency_ms": {latency}, "ttft_ms": {"null" if ttft is None else ttft}, '
                 f'"overhead_ms": {"null" if overhead is None else overhead}, '
                 f'"bytes_received": {received}, "bytes_sent": {sent}, '
@@ -178,7 +179,7 @@ def _message(values: tuple) -> tuple[str, bool]:  # type: ignore[type-arg]
     """``logfmt`` of ``access_values``, and whether every string in it
     was plain (printable, no space, quote, ``=`` or backslash, not empty)."""
     (request_id, client, method, path, status, model, provider, mode, attempts, tokens_in,
-     tokens_out, latency, ttft, overhead, received, sent, completed, trace_id) = values
+     tokens_out, cost, latency, ttft, overhead, received, sent, completed, trace_id) = values
     probe = (f"{request_id}{client}{method}{path}{model or ''}{provider or ''}{mode or ''}"
              f"{trace_id or ''}")
     plain = (probe.isprintable() and _QUOTED.search(probe) is None
@@ -192,7 +193,8 @@ def _message(values: tuple) -> tuple[str, bool]:  # type: ignore[type-arg]
             f"stream_mode={'-' if mode is None else mode} "
             f"attempts={'-' if attempts is None else attempts} "
             f"tokens_in={'-' if tokens_in is None else tokens_in} "
-            f"tokens_out={'-' if tokens_out is None else tokens_out} latency_ms={latency} "
+            f"tokens_out={'-' if tokens_out is None else tokens_out} "
+            f"cost_usd={'-' if cost is None else cost} latency_ms={latency} "
             f"ttft_ms={'-' if ttft is None else ttft} "
             f"overhead_ms={'-' if overhead is None else overhead} bytes_received={received} "
             f"bytes_sent={sent} completed={'true' if completed else 'false'} "

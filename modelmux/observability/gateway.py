@@ -91,6 +91,9 @@ class GatewayMetrics:
             TTFT_BUCKETS)
         self.tokens = r.counter("modelmux_tokens_total", "Tokens the upstream reported, by type "
                                 "(input or output).", ("model", "provider", "type"))
+        self.cost = r.counter("modelmux_cost_usd_total", "USD spent upstream, from usage and "
+                              "the price table (requests whose price is unknown add nothing).",
+                              ("provider", "model", "team"))
         self.retries = r.counter("modelmux_upstream_retries_total",
                                  "Upstream attempts retried after a failure.", ("provider",))
         self.fallbacks = r.counter("modelmux_fallbacks_total",
@@ -118,6 +121,9 @@ class GatewayMetrics:
         self.state_local = r.counter(
             "modelmux_state_local_decisions_total", "Rate-limit decisions made by this "
             "process alone because Redis was unreachable.")
+        self.auth_failures = r.counter(
+            "modelmux_auth_failures_total", "Refused credentials, by reason (missing, unknown, "
+            "revoked, expired, jwt; throttled: an address that failed too often).", ("reason",))
         self.errors = r.counter("modelmux_upstream_errors_total",
                                 "Failed upstream attempts, by error code.", ("provider", "code"))
         self.pool = {
@@ -182,6 +188,8 @@ class GatewayMetrics:
             self.operation_duration.observe((*asked, self._code(error)), stats.total_ns / 1e9)
             if record.streamed and not failed:
                 self.upstream_ttft.observe((provider, model), stats.wait_ns / 1e9)
+        if record.cost_usd is not None:
+            self.cost.inc((provider, asked[2], record.team or ""), record.cost_usd)
         if stats.tokens is not None:
             for kind, count in zip(("input", "output"), stats.tokens, strict=True):
                 self.tokens.inc((model, provider, kind), count)

@@ -35,11 +35,13 @@ class RequestContext:
     """
 
     __slots__ = ("door", "request", "body", "headers", "request_id", "record", "streamed",
-                 "estimate", "facts", "plan", "status", "answer", "error", "state", "identity")
+                 "estimate", "facts", "plan", "status", "answer", "error", "state", "identity",
+                 "client")
 
     def __init__(self, door: str,
                  request: ChatCompletionRequest | EmbeddingRequest | CompletionRequest,
-                 body: bytes, headers: Headers, request_id: str, record: RequestRecord) -> None:
+                 body: bytes, headers: Headers, request_id: str, record: RequestRecord,
+                 client: str = "") -> None:
         self.door = door
         self.request = request
         self.body = body
@@ -55,6 +57,7 @@ class RequestContext:
         self.error: Exception | None = None
         self.state: dict[str, Any] = {}
         self.identity: Identity | None = None  # set by the authenticate stage when auth is on
+        self.client = client  # the peer as "host:port" (failed logins are counted per host)
 
     @property
     def model(self) -> str:

@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterable
 
-from modelmux.errors import ModelMuxError, PluginFailed
+from modelmux.errors import Headers, ModelMuxError, PluginFailed
 from modelmux.pipeline.context import RequestContext
 
 __all__ = ["ORDER", "Pipeline", "PluginFailed", "Stage"]
@@ -39,6 +39,11 @@ class Stage:
             ModelMuxError: to answer the client now, with that error, instead of calling.
         """
 
+    def answer_headers(self, ctx: RequestContext) -> Headers:
+        """Just before a whole (non-streamed) answer is sent, ``ctx.answer`` set: headers to add
+        to it (the account stage's cost)."""
+        return []
+
     def on_answer(self, ctx: RequestContext) -> None:
         """After the answer (or the error) went to the client: ``ctx.status``, ``ctx.answer``
         and ``ctx.error`` are set. Observe only."""
@@ -55,7 +60,7 @@ class Pipeline:
         ValueError: a stage's ``kind`` is not one of ``ORDER``.
     """
 
-    __slots__ = ("stages", "observes", "_before", "_after")
+    __slots__ = ("stages", "observes", "heads", "_before", "_after", "_heads")
 
     def __init__(self, stages: Iterable[Stage] = ()) -> None:
         stages = list(stages)
@@ -68,6 +73,9 @@ class Pipeline:
         self._after = tuple(reversed([s for s in self.stages if _overrides(s, "on_answer")]))
         self.observes = bool(self._after)
         """True when some stage has an ``on_answer`` hook to run."""
+        self._heads = tuple(s for s in self.stages if _overrides(s, "answer_headers"))
+        self.heads = bool(self._heads)
+        """True when some stage adds headers to whole answers."""
 
     async def before_call(self, ctx: RequestContext) -> None:
         """Run every ``on_request`` hook in order.
@@ -86,6 +94,18 @@ class Pipeline:
                     raise
                 log.exception("plugin %s failed on request %s", stage.name, ctx.request_id)
                 raise PluginFailed.naming(stage.name, exc) from None
+
+    def answer_headers(self, ctx: RequestContext) -> Headers:
+        """Every stage's headers for the whole answer in ``ctx.answer``; a failing stage is
+        logged and adds none."""
+        out: Headers = []
+        for stage in self._heads:
+            try:
+                out += stage.answer_headers(ctx)
+            except Exception:
+                log.exception("stage %s failed heading the answer to request %s",
+                              stage.name, ctx.request_id)
+        return out
 
     def after_answer(self, ctx: RequestContext) -> None:
         """Run every ``on_answer`` hook, innermost stage first; a failing one is logged."""

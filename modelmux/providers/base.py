@@ -24,16 +24,42 @@ from modelmux.schemas.openai_embeddings import EmbeddingRequest
 Tokens = tuple[int, int]
 """(input, output) tokens as the upstream reported them."""
 
+Cache = tuple[int, int]
+"""(cache read, cache write) tokens: the part of the input tokens served from, or written to,
+the provider's prompt cache (priced apart by ``spend``)."""
+
+
+class _Details(msgspec.Struct):
+    cached_tokens: int | None = None
+    cache_creation_tokens: int | None = None  # ModelMux's name for Anthropic's cache writes
+
 
 class Usage(msgspec.Struct):
     """An OpenAI ``usage`` object, the part of it that is counted."""
 
     prompt_tokens: int = 0
     completion_tokens: int = 0
+    prompt_tokens_details: _Details | None = None
 
     @property
     def tokens(self) -> Tokens:
         return (self.prompt_tokens, self.completion_tokens)
+
+    @property
+    def cache(self) -> Cache | None:
+        return cache_of(self.prompt_tokens_details)
+
+
+def cache_of(details: object) -> Cache | None:
+    """(cache read, cache write) from OpenAI's ``prompt_tokens_details`` (a Struct or a dict);
+    None when neither is there."""
+    if details is None:
+        return None
+    get = details.get if isinstance(details, dict) else lambda name: getattr(details, name, None)
+    read, write = get("cached_tokens"), get("cache_creation_tokens")
+    if not read and not write:
+        return None
+    return (read or 0, write or 0)
 
 
 class _UsageOnly(msgspec.Struct):
@@ -52,16 +78,38 @@ def usage_of(body: bytes) -> Tokens | None:
     return None if usage is None else usage.tokens
 
 
+def note_answer_usage(stats: CallStats, body: bytes) -> None:
+    """Put the ``usage`` of an OpenAI completion on ``stats`` (tokens and cache), decoding
+    nothing else; leaves ``stats`` alone when there is none."""
+    try:
+        usage = _usage_only.decode(body).usage
+    except (msgspec.DecodeError, msgspec.ValidationError):
+        return
+    if usage is not None:
+        stats.tokens, stats.cache = usage.tokens, usage.cache
+
+
 _usage = msgspec.json.Decoder(Usage | None)
 
 
 def usage_from(usage: bytes) -> Tokens | None:
     """The token counts of a ``usage`` value given as its own JSON; None if null or not one."""
+    found = _usage_value(usage)
+    return None if found is None else found.tokens
+
+
+def note_usage(stats: CallStats, usage: bytes) -> None:
+    """Put a ``usage`` value given as its own JSON on ``stats`` (tokens and cache)."""
+    found = _usage_value(usage)
+    if found is not None:
+        stats.tokens, stats.cache = found.tokens, found.cache
+
+
+def _usage_value(usage: bytes) -> Usage | None:
     try:
-        found = _usage.decode(usage)
+        return _usage.decode(usage)
     except (msgspec.DecodeError, msgspec.ValidationError):
         return None
-    return None if found is None else found.tokens
 
 
 def carries_usage(payload: bytes) -> bool:
@@ -99,11 +147,12 @@ class CallStats:
     ``total_ns`` runs to the end of the upstream body. ``errors`` holds the code of every
     failed attempt. ``watch``
     (``observability.calls.CallWatch``) is set only while tracing or ``debug_bodies`` is on.
-    ``headers`` are the upstream answer headers a provider passes on to the client.
+    ``headers`` are the upstream answer headers a provider passes on to the client. ``cache``
+    is the part of the input tokens read from or written to the provider's prompt cache.
     """
 
     __slots__ = ("attempts", "retries", "errors", "started_ns", "wait_ns", "total_ns", "tokens",
-                 "watch", "headers")
+                 "cache", "watch", "headers")
 
     def __init__(self) -> None:
         self.started_ns = 0  # perf_counter_ns of the first try, set by the call stage
@@ -113,6 +162,7 @@ class CallStats:
         self.wait_ns = 0
         self.total_ns = 0
         self.tokens: Tokens | None = None
+        self.cache: Cache | None = None
         self.watch: AttemptWatch | None = None
         self.headers: Headers = []  # upstream answer headers the client gets too (x-ratelimit-*)
 
@@ -121,7 +171,7 @@ class ChatCall:
     """One chat completion request, as a provider sees it; ``stats`` is for it to fill in."""
 
     __slots__ = ("request", "raw", "model", "public_model", "completion_id", "created",
-                 "request_id", "stats", "sent_stream")
+                 "request_id", "stats", "sent_stream", "hide_usage")
 
     def __init__(
         self,
@@ -146,6 +196,9 @@ class ChatCall:
         self.request_id = request_id
         self.stats = CallStats()
         self.sent_stream = bool(request.stream) if sent_stream is None else sent_stream
+        self.hide_usage = False
+        """Set by the door when a stream must be costed though its client did not ask for
+        usage: an OpenAI-format upstream is asked for it, and the usage chunk kept back."""
 
     @property
     def stream(self) -> bool:

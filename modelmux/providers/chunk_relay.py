@@ -14,10 +14,10 @@ import msgspec
 
 from modelmux.codec.sse import DONE, SSEDecoder, encode_data
 from modelmux.errors import ModelMuxError, UpstreamError
-from modelmux.providers.base import Tokens, carries_usage, usage_of
+from modelmux.providers.base import Cache, Tokens, Usage, carries_usage
 from modelmux.providers.errors import error_from_payload
 
-__all__ = ["ChunkRelay"]
+__all__ = ["ChunkRelay", "UsageHidden"]
 
 _encode = msgspec.json.Encoder().encode
 
@@ -27,6 +27,13 @@ class _Model(msgspec.Struct):
 
 
 _model_only = msgspec.json.Decoder(_Model)
+
+
+class _UsageOnly(msgspec.Struct):
+    usage: Usage | None = None
+
+
+_usage_only = msgspec.json.Decoder(_UsageOnly)
 
 
 class ChunkRelay:
@@ -58,7 +65,22 @@ class ChunkRelay:
     @property
     def usage(self) -> Tokens | None:
         """From the final usage chunk (``stream_options.include_usage``), when one came."""
-        return None if self._usage is None else usage_of(self._usage)
+        found = self._found_usage()
+        return None if found is None else found.tokens
+
+    @property
+    def cache(self) -> Cache | None:
+        """The usage chunk's cache reads and writes, when it has them."""
+        found = self._found_usage()
+        return None if found is None else found.cache
+
+    def _found_usage(self) -> Usage | None:
+        if self._usage is None:
+            return None
+        try:
+            return _usage_only.decode(self._usage).usage
+        except (msgspec.DecodeError, msgspec.ValidationError):
+            return None
 
     def feed(self, data: bytes) -> list[bytes]:
         """Framed client chunks completed by ``data``.
@@ -123,3 +145,63 @@ class ChunkRelay:
         if found is None:
             return b"", b""
         return found.group(0), b'"model":' + self._public
+
+
+_fields = msgspec.json.Decoder(dict[str, msgspec.Raw])
+_NULL = msgspec.Raw(b"null")
+
+
+class UsageHidden:
+    """A ``ChunkRelay`` whose usage the client did not ask for: the relay still reads it (for
+    the cost), but the usage-only chunk (``choices: []``) is dropped and a usage object on any
+    other chunk becomes ``null``. Only chunks that carry usage are looked at twice."""
+
+    def __init__(self, relay: ChunkRelay) -> None:
+        self._relay = relay
+
+    @property
+    def early_error(self) -> ModelMuxError | None:
+        return self._relay.early_error
+
+    @property
+    def started(self) -> bool:
+        return self._relay.started
+
+    @property
+    def finished(self) -> bool:
+        return self._relay.finished
+
+    @property
+    def usage(self) -> Tokens | None:
+        return self._relay.usage
+
+    @property
+    def cache(self) -> Cache | None:
+        return self._relay.cache
+
+    def feed(self, data: bytes) -> list[bytes]:
+        """As ``ChunkRelay.feed``, without the usage; a feed whose events brought no usage
+        object (the relay's note of it is unchanged) passes as it is."""
+        relay = self._relay
+        before = relay._usage
+        out = relay.feed(data)
+        if relay._usage is not before:
+            out = [hidden for frame in out if (hidden := _hide(frame))]
+        return out
+
+    def close(self) -> list[bytes]:
+        return self._relay.close()
+
+
+def _hide(frame: bytes) -> bytes:
+    """One framed event (``data: {...}\n\n``) without its usage; ``b""`` to drop it."""
+    if not carries_usage(frame) or not frame.startswith(b"data: "):
+        return frame
+    try:
+        fields = _fields.decode(frame[6:].rstrip(b"\n"))
+    except (msgspec.DecodeError, msgspec.ValidationError):
+        return frame
+    if fields.get("choices", _NULL) in (msgspec.Raw(b"[]"), _NULL):
+        return b""
+    fields["usage"] = _NULL
+    return encode_data(_encode(fields))

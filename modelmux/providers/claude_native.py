@@ -18,7 +18,7 @@ import msgspec
 
 from modelmux.codec.sse import SSEDecoder
 from modelmux.errors import ModelMuxError, UpstreamError
-from modelmux.providers.base import CallStats, ChatCall, Tokens
+from modelmux.providers.base import Cache, CallStats, ChatCall, Tokens
 from modelmux.schemas import anthropic
 from modelmux.schemas.openai_chat import ChatCompletionRequest
 from modelmux.translate.messages_errors import error_event, status_and_type
@@ -101,15 +101,15 @@ def with_model(body: bytes, model: str) -> bytes:
     return _encode(members)
 
 
-def message_tokens(body: bytes) -> Tokens | None:
-    """(input, output) tokens of a Message body, cache reads and writes counted as input."""
+def message_usage(body: bytes) -> tuple[Tokens, Cache | None] | None:
+    """A Message body's (input, output) tokens and its (cache read, cache write) part."""
     try:
         usage = anthropic.message_decoder.decode(body).usage
     except (msgspec.DecodeError, msgspec.ValidationError):
         return None
-    total = (usage.input_tokens + (usage.cache_creation_input_tokens or 0)
-             + (usage.cache_read_input_tokens or 0))
-    return total, usage.output_tokens
+    read, write = usage.cache_read_input_tokens or 0, usage.cache_creation_input_tokens or 0
+    return ((usage.input_tokens + read + write, usage.output_tokens),
+            (read, write) if read or write else None)
 
 
 class PassthroughRelay:
@@ -126,6 +126,7 @@ class PassthroughRelay:
         self._started = False
         self._finished = False
         self._input = self._output = 0
+        self.cache: Cache | None = None
         self._counted = False
         self._seen = False  # an event was decoded
 
@@ -209,8 +210,10 @@ class PassthroughRelay:
         try:
             if name == "message_start":
                 usage = _start_decoder.decode(data).message.usage
-                self._input = (usage.input_tokens + (usage.cache_creation_input_tokens or 0)
-                               + (usage.cache_read_input_tokens or 0))
+                read = usage.cache_read_input_tokens or 0
+                write = usage.cache_creation_input_tokens or 0
+                self._input = usage.input_tokens + read + write
+                self.cache = (read, write) if read or write else None
                 self._output = usage.output_tokens
             else:
                 delta = _delta_decoder.decode(data).usage
@@ -241,7 +244,9 @@ async def complete(provider: ClaudeProvider, call: MessagesCall) -> bytes:
     body = _body(provider, call)
     answer = await provider.upstream.fetch(endpoint.url(call.model, False),
                                            [*endpoint.headers, *call.forward], body, call.stats)
-    call.stats.tokens = message_tokens(answer)
+    counted = message_usage(answer)
+    if counted is not None:
+        call.stats.tokens, call.stats.cache = counted
     return with_model(answer, call.public_model)
 
 

@@ -16,7 +16,7 @@ import msgspec
 
 from modelmux.codec.sse import DONE, SSEDecoder, encode_data
 from modelmux.errors import Headers, ModelMuxError
-from modelmux.providers.base import CallStats, ChatCall, Tokens
+from modelmux.providers.base import Cache, CallStats, ChatCall, Tokens, cache_of
 from modelmux.providers.transport import Upstream
 from modelmux.schemas.openai_chat import ChatCompletion, Usage
 
@@ -75,6 +75,11 @@ class SSERelay(Generic[Tr]):
         usage = self._translator.usage
         return None if usage is None else (usage.prompt_tokens, usage.completion_tokens)
 
+    @property
+    def cache(self) -> Cache | None:
+        usage = self._translator.usage
+        return None if usage is None else cache_of(usage.prompt_tokens_details)
+
     def close(self) -> list[bytes]:
         """End of the upstream body: the translator's last chunks, or its error."""
         out: list[bytes] = []
@@ -125,6 +130,7 @@ def chat_answer(completion: ChatCompletion, stats: CallStats) -> bytes:
     """A translated answer as the client's JSON body; its usage goes on ``stats``."""
     if completion.usage is not None:
         stats.tokens = (completion.usage.prompt_tokens, completion.usage.completion_tokens)
+        stats.cache = cache_of(completion.usage.prompt_tokens_details)
     return _encode(completion)
 
 

@@ -27,7 +27,7 @@ from modelmux.providers.base import (
     Provider,
     RetryPolicy,
     TextCall,
-    usage_from,
+    note_usage,
 )
 from modelmux.providers.embed_batch import batch_bodies, join_answers
 from modelmux.providers.env import expand_env
@@ -39,7 +39,8 @@ from modelmux.providers.headers import (
     json_headers,
     merge_headers,
 )
-from modelmux.providers.transport import Auth, StaticAuth, Upstream
+from modelmux.providers.chunk_relay import UsageHidden
+from modelmux.providers.transport import Auth, Relay, StaticAuth, Upstream
 from modelmux.upstream import ConnectionPool
 
 _encode = msgspec.json.Encoder().encode
@@ -48,15 +49,17 @@ _fields = msgspec.json.Decoder(dict[str, msgspec.Raw])
 
 ChunkRelay = _accel.load("chunk_relay", "modelmux.providers.chunk_relay").ChunkRelay
 """The stream relay: the native twin (``_speedups/chunk_relay.pyx``) or the pure class."""
+_NULL = msgspec.Raw(b"null")
 _TRUE = msgspec.Raw(b"true")
 _FALSE = msgspec.Raw(b"false")
 
 
 def upstream_body(raw: bytes, *, sent_model: str, sent_stream: bool, model: str,
-                  stream: bool) -> bytes:
+                  stream: bool, ask_usage: bool = False) -> bytes:
     """The client's body for the upstream: ``raw`` itself when ``model`` and ``stream`` match
     what the client sent (``sent_model``, ``sent_stream``: known from the front door's decode,
-    so the common case parses nothing again).
+    so the common case parses nothing again) and no usage is to be asked for (``ask_usage``:
+    ``stream_options.include_usage`` set for a stream the account stage must cost).
 
     Otherwise only those members change (the front door may turn a stream into one JSON
     answer or back; ``stream_options`` goes when streaming is turned off).
@@ -64,7 +67,8 @@ def upstream_body(raw: bytes, *, sent_model: str, sent_stream: bool, model: str,
     Raises:
         msgspec.DecodeError / msgspec.ValidationError: ``raw`` is not a JSON object.
     """
-    if sent_model == model and sent_stream == stream:
+    ask_usage = ask_usage and stream
+    if sent_model == model and sent_stream == stream and not ask_usage:
         return raw
     fields = _fields.decode(raw)
     fields["model"] = msgspec.Raw(_encode(model))
@@ -72,6 +76,11 @@ def upstream_body(raw: bytes, *, sent_model: str, sent_stream: bool, model: str,
         fields["stream"] = _TRUE if stream else _FALSE
         if not stream:
             fields.pop("stream_options", None)
+    if ask_usage:
+        options = _fields.decode(fields["stream_options"]) if fields.get(
+            "stream_options", _NULL) != _NULL else {}
+        options["include_usage"] = _TRUE
+        fields["stream_options"] = msgspec.Raw(_encode(options))
     return _encode(fields)
 
 
@@ -166,16 +175,22 @@ class OpenAICompatibleProvider(Provider):
             raise error  # some servers answer 200 with an error body
         fields["model"] = msgspec.Raw(_encode(call.public_model))
         if (usage := fields.get("usage")) is not None:
-            call.stats.tokens = usage_from(usage)  # counted here: no second decode of the answer
+            note_usage(call.stats, usage)  # counted here: no second decode of the answer
         return _encode(fields)
 
     def _relay(self, call: ChatCall | TextCall, path: str) -> AsyncGenerator[bytes, None]:
+        hide = isinstance(call, ChatCall) and call.hide_usage
+
+        def relay() -> Relay:
+            plain = ChunkRelay(self.name, call.public_model)
+            return UsageHidden(plain) if hide else plain
+
         return self.upstream.relay(
             self.url_for(call.model, path),
             [*self.headers, (b"accept", b"text/event-stream")],
             upstream_body(call.raw, sent_model=call.public_model, sent_stream=call.sent_stream,
-                          model=call.model, stream=True),
-            lambda: ChunkRelay(self.name, call.public_model),
+                          model=call.model, stream=True, ask_usage=hide),
+            relay,
             call.stats,
         )
 

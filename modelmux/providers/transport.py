@@ -292,6 +292,7 @@ class Upstream:
                 stats.wait_ns = stats.total_ns
             if relay is not None:
                 stats.tokens = relay.usage
+                stats.cache = getattr(relay, "cache", None)
 
 
 def _failed(stats: CallStats, code: str) -> None:

@@ -9,7 +9,7 @@ config order); ``provider/model`` is a group of one. Aliases (``[models]``, a gr
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Protocol
 
@@ -17,6 +17,10 @@ from modelmux.config.routing import DeploymentConfig, GroupConfig
 from modelmux.errors import ModelNotFound
 
 FALLBACK = "*"
+
+PriceOf = Callable[[str], "tuple[float, float] | None"]
+"""(input, output) USD per 1k tokens of an upstream model name, or None when unknown: the
+spend price table, for deployments whose config sets no price."""
 
 
 class ProviderRef(Protocol):
@@ -58,12 +62,16 @@ class Group:
     fallback_group: str | None = None
 
 
-def _spec(provider: ProviderRef, model: str, config: DeploymentConfig | None = None
-          ) -> DeploymentSpec:
+def _spec(provider: ProviderRef, model: str, config: DeploymentConfig | None = None,
+          price_of: PriceOf | None = None) -> DeploymentSpec:
+    """A deployment; one whose config gives no price (both 0) takes the price table's."""
+    prices = (0.0, 0.0) if config is None else (config.input_cost_per_1k,
+                                                config.output_cost_per_1k)
+    if prices == (0.0, 0.0) and price_of is not None:
+        prices = price_of(model) or prices
     if config is None:
-        return DeploymentSpec(provider, model)
-    return DeploymentSpec(provider, model, config.weight, config.priority,
-                          config.input_cost_per_1k, config.output_cost_per_1k,
+        return DeploymentSpec(provider, model, 1, 0, *prices)
+    return DeploymentSpec(provider, model, config.weight, config.priority, *prices,
                           frozenset(config.tags), config.rpm, config.tpm, config.max_concurrent)
 
 
@@ -72,11 +80,13 @@ class ModelIndex:
 
     def __init__(self, providers: Iterable[ProviderRef],
                  aliases: Iterable[tuple[str, str, bool]] = (),
-                 groups: Iterable[GroupConfig] = (),
+                 groups: Iterable[GroupConfig] = (), price_of: PriceOf | None = None,
                  limits: Mapping[str, Mapping[str, int | None]] | None = None) -> None:
         """``aliases`` are (public name, target, ignore_case); the first of a name wins.
-        ``groups`` must name configured providers (the config check makes sure). ``limits``
-        replaces the ``rpm``/``tpm`` of deployments by id (an operator's runtime overrides)."""
+        ``groups`` must name configured providers (the config check makes sure). ``price_of``
+        prices the deployments whose config sets no price (the ``cost`` strategy's input).
+        ``limits`` replaces the ``rpm``/``tpm`` of deployments by id (an operator's runtime
+        overrides)."""
         self.providers = {p.name: p for p in providers}
         self.specs: dict[str, DeploymentSpec] = {}
         self.groups: dict[str, Group] = {}
@@ -88,7 +98,8 @@ class ModelIndex:
                 provider = self.providers.get(d.provider)
                 if provider is not None:
                     spec = self.specs.setdefault(f"{provider.name}/{d.model or config.name}",
-                                                 _spec(provider, d.model or config.name, d))
+                                                 _spec(provider, d.model or config.name, d,
+                                                       price_of))
                     specs.append(spec)
             group = Group(config.name, tuple(specs), config.strategy, frozenset(config.tags),
                           config.fallback_group)
@@ -98,7 +109,8 @@ class ModelIndex:
         serving: dict[str, list[DeploymentSpec]] = {}
         for provider in self.providers.values():
             for model in provider.models:
-                spec = self.specs.setdefault(f"{provider.name}/{model}", _spec(provider, model))
+                spec = self.specs.setdefault(f"{provider.name}/{model}",
+                                             _spec(provider, model, None, price_of))
                 listed = serving.setdefault(model, [])
                 if spec not in listed:
                     listed.append(spec)

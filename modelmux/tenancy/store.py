@@ -15,6 +15,11 @@ from typing import Any, Protocol
 from modelmux.tenancy.records import Key, Team, User
 
 
+class Conflict(ValueError):
+    """A write a store refuses: a name or key hash already taken, or a team or user deleted
+    while active keys or members still name it. The admin API answers 409."""
+
+
 class TenancyStore(Protocol):
     """Teams, users and keys. Lookups by id or by name (teams, users); keys by hash."""
 

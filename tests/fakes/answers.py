@@ -25,6 +25,8 @@ class Answer:
     tool_calls: tuple[ToolCall, ...] = ()
     prompt_tokens: int = 17
     completion_tokens: int = 9
+    cached_tokens: int = 0  # of prompt_tokens: OpenAI's prompt_tokens_details.cached_tokens
+    cache_write_tokens: int = 0  # of prompt_tokens: Anthropic's cache_creation_input_tokens
 
     @property
     def stop_reason(self) -> str:

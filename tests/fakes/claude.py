@@ -45,13 +45,25 @@ def message_json(answer: Answer, model: str) -> dict[str, Any]:
     return {
         "id": "msg_01Fake", "type": "message", "role": "assistant", "model": model,
         "content": content, "stop_reason": answer.stop_reason, "stop_sequence": None,
-        "usage": {"input_tokens": answer.prompt_tokens, "output_tokens": answer.completion_tokens},
+        "usage": _usage(answer),
     }
+
+
+def _usage(answer: Answer) -> dict[str, int]:
+    """Anthropic's usage: ``input_tokens`` excludes the cache reads and writes, counted apart."""
+    usage = {"input_tokens": answer.prompt_tokens - answer.cached_tokens
+             - answer.cache_write_tokens, "output_tokens": answer.completion_tokens}
+    if answer.cached_tokens or answer.cache_write_tokens:
+        usage["cache_read_input_tokens"] = answer.cached_tokens
+        usage["cache_creation_input_tokens"] = answer.cache_write_tokens
+    return usage
 
 
 def message_events(answer: Answer, model: str) -> list[bytes]:
     """The full event stream for ``answer``, one SSE frame per list item."""
-    shell = message_json(Answer(prompt_tokens=answer.prompt_tokens, completion_tokens=1), model)
+    shell = message_json(Answer(prompt_tokens=answer.prompt_tokens, completion_tokens=1,
+                                cached_tokens=answer.cached_tokens,
+                                cache_write_tokens=answer.cache_write_tokens), model)
     shell.update(content=[], stop_reason=None)
     events = [sse("message_start", {"type": "message_start", "message": shell}),
               sse("ping", {"type": "ping"})]

@@ -101,9 +101,13 @@ def completion_json(answer: Answer, model: str) -> dict[str, Any]:
     }
 
 
-def _usage(answer: Answer) -> dict[str, int]:
-    return {"prompt_tokens": answer.prompt_tokens, "completion_tokens": answer.completion_tokens,
-            "total_tokens": answer.prompt_tokens + answer.completion_tokens}
+def _usage(answer: Answer) -> dict[str, Any]:
+    usage: dict[str, Any] = {
+        "prompt_tokens": answer.prompt_tokens, "completion_tokens": answer.completion_tokens,
+        "total_tokens": answer.prompt_tokens + answer.completion_tokens}
+    if answer.cached_tokens:
+        usage["prompt_tokens_details"] = {"cached_tokens": answer.cached_tokens}
+    return usage
 
 
 def chunk_events(answer: Answer, model: str, include_usage: bool) -> list[bytes]:

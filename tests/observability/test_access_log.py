@@ -21,7 +21,7 @@ CHAT = "/v1/chat/completions"
 CLIENT_KEY = "sk-client-SECRET-5f5f"
 PROMPT = "PROMPT-SECRET-my bank password is hunter2"
 FIELDS = ["request_id", "client", "method", "path", "status", "model", "provider", "stream_mode",
-          "attempts", "tokens_in", "tokens_out", "latency_ms", "ttft_ms", "overhead_ms",
+          "attempts", "tokens_in", "tokens_out", "cost_usd", "latency_ms", "ttft_ms", "overhead_ms",
           "bytes_received", "bytes_sent", "completed", "trace_id"]
 
 

@@ -304,7 +304,7 @@ def _count_watcher_work(monkeypatch: pytest.MonkeyPatch) -> list[str]:
 
     monkeypatch.setattr(calls, "request_attributes", counted("request", calls.request_attributes))
     monkeypatch.setattr(calls, "read_answer", counted("answer", calls.read_answer))
-    monkeypatch.setattr(chat, "usage_of", counted("chat usage", chat.usage_of))
+    monkeypatch.setattr(chat, "note_answer_usage", counted("chat usage", chat.note_answer_usage))
     monkeypatch.setattr(calls, "StreamReader", CountedReader)
     monkeypatch.setattr(otel, "status_of", counted("server span", otel.status_of))
     return work

@@ -42,6 +42,10 @@ def clean_env(**extra: str) -> dict[str, str]:
     return env
 
 
+EXAMPLE_MASTER_KEY = "example-master-key-for-tests"
+"""``MODELMUX_MASTER_KEY`` for servers run on the shipped example config (it turns keys on)."""
+
+
 def run(cmd: list[str], timeout: float = 300, check: bool = True, **kwargs: object) -> subprocess.CompletedProcess[str]:
     """Run a command, capturing text output; on failure show what it printed."""
     proc = subprocess.run(cmd, check=False, capture_output=True, text=True, timeout=timeout, **kwargs)  # type: ignore[call-overload]
@@ -50,12 +54,13 @@ def run(cmd: list[str], timeout: float = 300, check: bool = True, **kwargs: obje
     return proc  # type: ignore[no-any-return]
 
 
-def get_json(url: str, path: str) -> tuple[int, dict[str, object]]:
+def get_json(url: str, path: str, headers: dict[str, str] | None = None
+             ) -> tuple[int, dict[str, object]]:
     """GET ``path`` from a loopback ``http://host:port`` URL without any proxy."""
     host, port = url.split("//", 1)[1].rsplit(":", 1)
     conn = http.client.HTTPConnection(host.strip("[]"), int(port), timeout=10)
     try:
-        conn.request("GET", path)
+        conn.request("GET", path, headers=headers or {})
         response = conn.getresponse()
         return response.status, json.loads(response.read())
     finally:

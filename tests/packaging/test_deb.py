@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 
 from tests.packaging.helpers import (
+    EXAMPLE_MASTER_KEY,
     PACKAGING,
     clean_env,
     get_json,
@@ -176,10 +177,13 @@ def test_unpacked_package_serves_its_example_config(deb_root: Path, tmp_path: Pa
     config = tmp_path / "config.toml"
     shutil.copy(deb_root / "etc/modelmux/config.toml.example", config)
     cmd = [*launcher(deb_root), "serve", "--config", str(config), "--host", "127.0.0.1", "--port", "0"]
-    with serving(cmd, env=clean_env(HOME=str(tmp_path))) as served:
+    with serving(cmd, env=clean_env(HOME=str(tmp_path),
+                                    MODELMUX_MASTER_KEY=EXAMPLE_MASTER_KEY)) as served:
         status, body = get_json(served.url, "/health")
-        assert status == 200 and body["status"] == "ok", body
-        assert body["version"] == project_version()
+        assert status == 200 and body == {"status": "ok"}, body  # anonymous: the status only
+        status, body = get_json(served.url, "/health",
+                                {"authorization": f"Bearer {EXAMPLE_MASTER_KEY}"})
+        assert status == 200 and body["version"] == project_version()
         assert served.stop() == 0, "\n".join(served.lines)
 
 

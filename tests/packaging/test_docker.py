@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from modelmux.cli.main import build_parser
-from tests.packaging.helpers import REPO, clean_env, serving
+from tests.packaging.helpers import EXAMPLE_MASTER_KEY, REPO, clean_env, serving
 
 DOCKERFILE = REPO / "Dockerfile"
 DOCKERIGNORE = REPO / ".dockerignore"
@@ -119,7 +119,8 @@ def test_healthcheck_command_passes_on_a_ready_server(
     config = tmp_path / "config.toml"
     config.write_text((REPO / "packaging/config.toml.example").read_text())
     cmd = [sys.executable, "-m", "modelmux", "serve", "--config", str(config), "--port", "0"]
-    with serving(cmd, env=clean_env(HOME=str(tmp_path))) as served:
+    with serving(cmd, env=clean_env(HOME=str(tmp_path),
+                                    MODELMUX_MASTER_KEY=EXAMPLE_MASTER_KEY)) as served:
         check = subprocess.run(argv, check=False, env=clean_env(MODELMUX_HEALTHCHECK_URL=served.url + "/health"),
                                capture_output=True, text=True, timeout=30)
         assert check.returncode == 0, check.stderr

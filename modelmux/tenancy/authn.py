@@ -1,0 +1,230 @@
+"""``Authenticator``: from a request's credential to its ``Identity``, with the cache that keeps
+a known key off the store and the throttle that keeps an address from guessing keys.
+
+The master key is compared in constant time and is admin. A credential is first looked up in
+memory (keyed by the credential itself, for ``key_cache_seconds``; all dropped whenever the
+store reports a change), then by its hash in the store, with its user and team loaded; a
+cached entry remembers which models its caller may use. ``last_used_at`` is gathered per request and
+written in batches by a background task, off the request path. Tokens shaped like a JWT go to
+``tenancy.jwt`` when ``[auth.jwt]`` is set. Errors never carry the credential; logs name a
+key by its id or prefix.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hmac
+import logging
+import time
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+from modelmux.errors import AuthenticationFailed, Headers, PermissionDenied, RateLimited
+from modelmux.tenancy.access import (
+    FailureWindow,
+    allows,
+    client_host,
+    credential,
+    looks_like_jwt,
+    model_names,
+)
+from modelmux.tenancy.keys import hash_key, well_formed
+from modelmux.tenancy.records import Identity, Key
+
+if TYPE_CHECKING:
+    from modelmux.config.features import AuthConfig
+    from modelmux.tenancy.store import TenancyStore
+
+log = logging.getLogger("modelmux.auth")
+
+MASTER = Identity(kind="master", label="master", role="admin")
+TOUCH_SECONDS = 5.0
+"""How often ``last_used_at`` is written to the store."""
+
+MAX_CACHED = 65_536
+_HINT = ("Pass an API key as `Authorization: Bearer <key>` or `x-api-key: <key>`; "
+         "ask your ModelMux admin for one.")
+
+
+class _Entry:
+    """A cached identity, and the models it was found to be allowed (or not) to use."""
+
+    __slots__ = ("expires", "identity", "models")
+
+    def __init__(self, expires: float, identity: Identity) -> None:
+        self.expires = expires
+        self.identity = identity
+        self.models: dict[str, bool] = {}
+
+
+class Authenticator:
+    """Who a request is (``identify``); built only when ``[auth] mode = "keys"``.
+
+    ``on_failure(reason)`` is told of every refused credential ("missing", "unknown",
+    "revoked", "expired", "jwt", "throttled") for metrics. ``clock`` is wall time in seconds.
+    """
+
+    def __init__(self, config: AuthConfig, store: TenancyStore, *,
+                 admin_key: str | None = None, aliases: dict[str, str] | None = None,
+                 on_failure: Callable[[str], None] | None = None,
+                 clock: Callable[[], float] = time.time) -> None:
+        self.config = config
+        self.store = store
+        self.clock = clock
+        self.on_failure = on_failure
+        self._masters = tuple(k.encode() for k in (config.master_key, admin_key) if k)
+        self._ttl = config.key_cache_seconds
+        self.aliases = aliases or {}  # public model name -> its target, for model lists
+        self._cache: dict[bytes, _Entry] = {}
+        self._failures = FailureWindow(config.failed_auth_per_minute)
+        self._touched: dict[str, float] = {}
+        self._toucher: asyncio.Task[None] | None = None
+        self._opened: asyncio.Task[None] | None = None
+        self._jwt: Any = None
+        store.on_change(self._changed)
+
+    async def open(self) -> None:
+        """Open the store (apply its migrations) once; later calls wait for the first."""
+        if self._opened is None:
+            self._opened = asyncio.ensure_future(self.store.open())
+        await asyncio.shield(self._opened)
+
+    async def identify(self, headers: Headers, client: str, model: str | None = None
+                       ) -> Identity:
+        """The caller's identity; with ``model``, also checks the caller may use it.
+
+        Raises:
+            RateLimited: ``client`` failed too often this minute (429, ``retry-after``).
+            AuthenticationFailed: no credential, or an unknown, revoked or expired one
+                (401, ``invalid_api_key``).
+            PermissionDenied: ``model`` is outside the key's, user's or team's list (403,
+                ``model_not_allowed``).
+        """
+        token = credential(headers)
+        now = self.clock()
+        failures = self._failures
+        if failures:
+            wait = failures.blocked(client_host(client), now)
+            if wait is not None:
+                self._failed("throttled")
+                raise RateLimited(
+                    "Too many failed authentications from this address; try again later.",
+                    code="too_many_failed_authentications",
+                    headers=[(b"retry-after", b"%d" % max(1, int(wait + 0.999)))])
+        if token is None:
+            self._refuse(client, now, "missing", "No API key was provided. " + _HINT)
+        entry = self._cache.get(token)
+        if entry is None or entry.expires <= now:
+            entry = await self._fresh(token, client, now)
+        identity = entry.identity
+        key = identity.key
+        if key is not None:
+            if key.expires_at is not None and key.expires_at <= now:
+                self._refuse(client, now, "expired", "This API key has expired.")
+            self._touched[key.id] = now
+        if model is not None and identity.kind != "master":
+            allowed = entry.models.get(model)
+            if allowed is None:
+                if len(entry.models) >= 1024:
+                    entry.models.clear()
+                allowed = entry.models[model] = allows(identity,
+                                                       model_names(model, self.aliases))
+            if not allowed:
+                raise PermissionDenied(f"This API key may not use the model `{model}`.",
+                                       param="model", code="model_not_allowed")
+        return identity
+
+    async def _fresh(self, token: bytes, client: str, now: float) -> _Entry:
+        """The entry for a token the cache does not hold (cached, unless it is a JWT)."""
+        identity: Identity | None = None
+        for master in self._masters:
+            if hmac.compare_digest(token, master):
+                identity = MASTER
+        if identity is None and self.config.jwt is not None and looks_like_jwt(token):
+            return _Entry(now, await self._verify_jwt(token, client, now))
+        if identity is None:
+            text = token.decode("latin-1")
+            if not well_formed(text):  # a typo or a guess: no store lookup
+                self._refuse(client, now, "unknown", "Incorrect API key provided. " + _HINT)
+            identity = await self._lookup(hash_key(text), client, now)
+        entry = _Entry(now + self._ttl, identity)
+        if self._ttl > 0:
+            if len(self._cache) >= MAX_CACHED:
+                self._cache.clear()
+            self._cache[token] = entry
+        return entry
+
+    async def _lookup(self, hashed: str, client: str, now: float) -> Identity:
+        await self.open()
+        key = await self.store.key_by_hash(hashed)
+        if key is None or not hmac.compare_digest(key.hash, hashed):
+            self._refuse(client, now, "unknown", "Incorrect API key provided. " + _HINT)
+        if key.revoked_at is not None:
+            log.info("refused revoked key %s (%s)", key.id, key.prefix)
+            self._refuse(client, now, "revoked", "This API key has been revoked.")
+        if key.expires_at is not None and key.expires_at <= now:
+            log.info("refused expired key %s (%s)", key.id, key.prefix)
+            self._refuse(client, now, "expired", "This API key has expired.")
+        self._touched[key.id] = now
+        self._start_toucher()
+        return await self.identity_of(key)
+
+    async def identity_of(self, key: Key) -> Identity:
+        """``key``'s identity with its user and team loaded from the store."""
+        user = await self.store.get_user(key.user_id) if key.user_id else None
+        team_id = key.team_id or (user.team_id if user is not None else None)
+        team = await self.store.get_team(team_id) if team_id else None
+        return Identity(kind="key", label=key.prefix or key.id, role=key.role, key=key,
+                        user=user, team=team)
+
+    async def _verify_jwt(self, token: bytes, client: str, now: float) -> Identity:
+        if self._jwt is None:
+            from modelmux.tenancy.jwt import JwtVerifier
+            self._jwt = JwtVerifier(self.config.jwt)
+        try:
+            identity: Identity = await self._jwt.verify(token.decode("ascii"))
+        except AuthenticationFailed as exc:
+            self._refuse(client, now, "jwt", exc.message)
+        return identity
+
+    def _refuse(self, client: str, now: float, reason: str, message: str) -> Any:
+        self._failures.failed(client_host(client), now)
+        self._failed(reason)
+        raise AuthenticationFailed(message, headers=[(b"www-authenticate",
+                                                       b'Bearer realm="modelmux"')])
+
+    def _failed(self, reason: str) -> None:
+        if self.on_failure is not None:
+            self.on_failure(reason)
+
+    def _changed(self, kind: str, ident: str) -> None:
+        """A record changed somewhere: forget every cached identity (cheap, and safe)."""
+        self._cache.clear()
+
+    def _start_toucher(self) -> None:
+        if self._toucher is None or self._toucher.done():
+            self._toucher = asyncio.get_running_loop().create_task(self._touch_loop())
+
+    async def _touch_loop(self) -> None:
+        while True:
+            await asyncio.sleep(TOUCH_SECONDS)
+            await self.flush()
+
+    async def flush(self) -> None:
+        """Write the gathered ``last_used_at`` times now."""
+        if not self._touched:
+            return
+        touched, self._touched = self._touched, {}
+        try:
+            await self.store.touch_keys(touched)
+        except Exception as exc:  # the store is down: a missed last_used_at is no error
+            log.warning("could not record keys' last use: %s", exc)
+
+    async def aclose(self) -> None:
+        """Write pending ``last_used_at`` times and close the store."""
+        if self._toucher is not None:
+            self._toucher.cancel()
+            await asyncio.gather(self._toucher, return_exceptions=True)
+        if self._opened is not None and self._opened.done() and not self._opened.exception():
+            await self.flush()
+        await self.store.close()
