@@ -40,6 +40,18 @@ def gateway(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServeProcess]:
     assert proc.stop() == 0
 
 
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Any]:
+    """Headless Chromium from the system (tests/dashboard/pages.py says which)."""
+    sync_api = pytest.importorskip("playwright.sync_api")
+    from tests.dashboard.pages import CHROMIUM
+
+    with sync_api.sync_playwright() as driver:
+        launched = driver.chromium.launch(executable_path=CHROMIUM, headless=True)
+        yield launched
+        launched.close()
+
+
 def call(proc: ServeProcess, method: str, path: str, body: Any = None,
          headers: dict[str, str] | None = None) -> tuple[int, dict[str, str], Any]:
     """One request; the JSON answer decoded (raw bytes when it is not JSON)."""

@@ -1,47 +1,9 @@
 // The ModelMux dashboard: reads /admin/events and the admin API; holds no state of its own.
 // Every string from the server is set with textContent, never parsed as HTML.
+import { $, api, el, fmt, say, state } from "./common.js";
+import { showKeys, showUsage, wire } from "./tenancy.js";
 
 const POINTS = 300;
-const state = { role: null, csrf: null, events: null, page: null, charts: {}, series: null };
-
-const $ = (id) => document.getElementById(id);
-
-function el(tag, text, attrs) {
-  const node = document.createElement(tag);
-  if (text !== undefined && text !== null) node.textContent = String(text);
-  for (const [key, value] of Object.entries(attrs || {})) {
-    if (key === "class") node.className = value;
-    else if (key.startsWith("data-")) node.dataset[key.slice(5)] = value;
-    else node.setAttribute(key, value);
-  }
-  return node;
-}
-
-function say(text) { $("message").textContent = text || ""; }
-
-async function api(path, options) {
-  const init = Object.assign({ credentials: "same-origin", headers: {} }, options || {});
-  if (init.body !== undefined) {
-    init.method = init.method || "POST";
-    init.headers["content-type"] = "application/json";
-    if (state.csrf) init.headers["x-csrf-token"] = state.csrf;
-  }
-  const response = await fetch(path, init);
-  let body = null;
-  try { body = await response.json(); } catch (_) { body = null; }
-  if (!response.ok) {
-    const text = body && body.error ? body.error.message : `HTTP ${response.status}`;
-    const error = new Error(text);
-    error.status = response.status;
-    throw error;
-  }
-  return body;
-}
-
-function fmt(value, digits) {
-  if (value === null || value === undefined) return "–";
-  return Number(value).toFixed(digits === undefined ? 1 : digits);
-}
 
 function signedIn(session) {
   state.role = session.role;
@@ -207,13 +169,15 @@ function handle(error) {
 function route() {
   if (!state.role) return;
   const page = (location.hash || "#overview").slice(1);
-  state.page = ["overview", "providers", "config"].includes(page) ? page : "overview";
+  state.page = ["overview", "providers", "keys", "usage", "config"].includes(page) ? page : "overview";
   for (const section of document.querySelectorAll(".page"))
     section.hidden = section.id !== `page-${state.page}`;
   for (const link of document.querySelectorAll("nav a"))
     link.classList.toggle("active", link.dataset.page === state.page);
   if (state.page === "providers") refreshProviders();
   if (state.page === "config") showConfig();
+  if (state.page === "keys") showKeys(handle);
+  if (state.page === "usage") showUsage(handle);
 }
 
 $("signin-form").addEventListener("submit", async (event) => {
@@ -233,6 +197,7 @@ $("signout").addEventListener("click", async () => {
 });
 
 window.addEventListener("hashchange", route);
+wire(handle);
 window.addEventListener("resize", () => {
   for (const [name, chart] of Object.entries(state.charts)) {
     const width = $(`chart-${name}`).clientWidth;
