@@ -20,7 +20,7 @@ EPILOG = f"""EXAMPLES:
   {KEY_ENV}=... modelmux tui --url https://gw.example:8443
 
 KEYS:
-  1 2 3   overview, providers, errors     b   open/close the selected breaker (admin)
+  1 2 3 4 overview, providers, errors, spend   b  open/close the selected breaker (admin)
   r       reconnect                        q   quit
 """
 
@@ -28,7 +28,8 @@ KEYS:
 def add_parser(commands: Any) -> None:
     parser = commands.add_parser(
         "tui", help="watch a gateway in the terminal (needs the `tui` extra)", epilog=EPILOG,
-        description="A terminal dashboard: live traffic, providers and breakers, recent errors. "
+        description="A terminal dashboard: live traffic, providers and breakers, recent errors, "
+                    "top teams and keys by spend. "
                     f"The admin key comes from ${KEY_ENV} (or --key); with none, a loopback "
                     "gateway that has no key configured is watched as admin.")
     parser.add_argument("--url", default="http://127.0.0.1:3000",

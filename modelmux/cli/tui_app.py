@@ -15,9 +15,11 @@ from textual.binding import Binding
 from textual.widgets import DataTable, Footer, Header, Sparkline, Static, TabbedContent, TabPane
 
 from modelmux.cli.admin_client import AdminClient, AdminError
-from modelmux.cli.tui_views import Recent, deployment_rows, overview_lines
+from modelmux.cli.tui_views import Recent, deployment_rows, overview_lines, spend_rows
 
 COLUMNS = ("deployment", "breaker", "in flight", "ttft ms", "rpm", "tpm")
+SPEND_EVERY = 10
+"""While the spend view shows, it reloads every this many snapshots (seconds)."""
 
 
 class GatewayApp(App[None]):
@@ -29,11 +31,13 @@ class GatewayApp(App[None]):
     #rates-label { margin: 1 1 0 1; color: $text-muted; }
     #rates { height: 4; margin: 0 1; }
     #status { height: 1; padding: 0 1; color: $warning; }
+    #top-teams, #top-keys { height: 1fr; }
     """
     BINDINGS: ClassVar[list[Binding | tuple[str, str] | tuple[str, str, str]]] = [
         Binding("1", "show('overview')", "Overview"),
         Binding("2", "show('providers')", "Providers"),
         Binding("3", "show('errors')", "Errors"),
+        Binding("4", "show('spend')", "Spend"),
         Binding("b", "toggle_breaker", "Breaker"),
         Binding("r", "reconnect", "Reconnect"),
         Binding("q", "quit", "Quit"),
@@ -45,6 +49,7 @@ class GatewayApp(App[None]):
         self.recent = Recent()
         self.snapshot: dict[str, Any] = {}
         self.snapshots_seen = 0
+        self.spend_loaded = 0
 
     def compose(self) -> ComposeResult:
         yield Header()
@@ -57,6 +62,9 @@ class GatewayApp(App[None]):
                 yield DataTable(id="deployments", cursor_type="row", zebra_stripes=True)
             with TabPane("Errors", id="errors"):
                 yield DataTable(id="error-log", cursor_type="row")
+            with TabPane("Spend", id="spend"):
+                yield DataTable(id="top-teams", cursor_type="row")
+                yield DataTable(id="top-keys", cursor_type="row")
         yield Static(id="status")
         yield Footer()
 
@@ -64,6 +72,8 @@ class GatewayApp(App[None]):
         self.sub_title = f"{self.client.url} ({self.client.role})"
         self.query_one("#deployments", DataTable).add_columns(*COLUMNS)
         self.query_one("#error-log", DataTable).add_columns("time", "error", "count")
+        for table, label in (("#top-teams", "team"), ("#top-keys", "key")):
+            self.query_one(table, DataTable).add_columns(label, "requests", "cost USD")
         self.watch_events()
 
     @work(thread=True, exclusive=True, group="events")
@@ -91,6 +101,8 @@ class GatewayApp(App[None]):
             table.add_row(*(Text(v) for v in values), key=values[0])
         if table.row_count:
             table.move_cursor(row=min(row, table.row_count - 1))
+        if self.query_one(TabbedContent).active == "spend" and self.snapshots_seen % SPEND_EVERY == 1:
+            self.load_spend()
         log = self.query_one("#error-log", DataTable)
         log.clear()
         for stamp, kind, count in self.recent.errors:
@@ -100,6 +112,26 @@ class GatewayApp(App[None]):
         self.query_one(TabbedContent).active = tab
         if tab == "providers":
             self.query_one("#deployments", DataTable).focus()
+        if tab == "spend":
+            self.load_spend()
+
+    @work(thread=True, exclusive=True, group="spend")
+    def load_spend(self) -> None:
+        try:
+            found = {group: self.client.get(f"/admin/usage?group_by={group}")["data"]
+                     for group in ("team", "key")}
+        except AdminError as exc:
+            self.call_from_thread(self.say, str(exc))
+            return
+        self.call_from_thread(self.show_spend, found)
+
+    def show_spend(self, found: dict[str, list[dict[str, Any]]]) -> None:
+        self.spend_loaded += 1
+        for group, table_id in (("team", "#top-teams"), ("key", "#top-keys")):
+            table = self.query_one(table_id, DataTable)
+            table.clear()
+            for values in spend_rows(found[group]):
+                table.add_row(*(Text(v) for v in values))
 
     def selected_deployment(self) -> str | None:
         table = self.query_one("#deployments", DataTable)

@@ -60,3 +60,9 @@ def deployment_rows(snap: dict[str, Any]) -> list[tuple[str, ...]]:
         rows.append((str(ident), state, str(view.get("in_flight", 0)), _num(view.get("ewma_ttft_ms")),
                      str(limits.get("rpm") or "–"), str(limits.get("tpm") or "–")))
     return rows
+
+
+def spend_rows(rows: list[dict[str, Any]], top: int = 10) -> list[tuple[str, ...]]:
+    """The ``top`` most expensive groups of a ``/admin/usage`` answer (it sorts them)."""
+    return [(str(row.get("group") or "–"), str(row.get("requests", 0)),
+             f"{float(row.get('cost_usd') or 0):.4f}") for row in rows[:top]]

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from modelmux.cli.admin_client import AdminClient, AdminError
-from modelmux.cli.tui_views import Recent, deployment_rows, overview_lines
+from modelmux.cli.tui_views import Recent, deployment_rows, overview_lines, spend_rows
 from tests.dashboard.conftest import ADMIN_KEY, VIEWER_KEY, bearer, breaker_of, call, chat
 from tests.e2e.proc import ServeProcess
 
@@ -115,3 +115,39 @@ def test_the_command_exits_1_with_a_reason_when_no_gateway_answers(
     monkeypatch.delenv("MODELMUX_MASTER_KEY", raising=False)
     assert main(["tui", "--url", f"http://127.0.0.1:{port}"]) == 1
     assert "modelmux tui: cannot reach" in capsys.readouterr().err
+
+
+def test_the_spend_view_lists_top_teams_and_keys(tmp_path: Path) -> None:
+    from textual.widgets import DataTable
+
+    from modelmux.cli.tui_app import GatewayApp
+    from tests.dashboard.test_browser_keys import CONFIG, MASTER, chat_with
+    from tests.e2e.proc import serve_config
+
+    proc = serve_config(tmp_path, CONFIG)
+    try:
+        headers = {"authorization": f"Bearer {MASTER}", "content-type": "application/json"}
+        assert call(proc, "POST", "/admin/teams", {"name": "red"}, headers)[0] == 201
+        status, _, made = call(proc, "POST", "/admin/keys", {"name": "k1", "team": "red"}, headers)
+        assert status == 201 and chat_with(proc, made["key"]) == 200
+
+        async def main() -> None:
+            client = AdminClient(proc.url, MASTER)
+            client.connect()
+            app = GatewayApp(client)
+            async with app.run_test(size=(80, 24)) as pilot:
+                await pilot.press("4")
+                await until(pilot, lambda: app.spend_loaded >= 1, "the spend view")
+                keys = app.query_one("#top-keys", DataTable)
+                assert keys.row_count == 1 and str(keys.get_row_at(0)[1]) == "1"
+                assert app.query_one("#top-teams", DataTable).row_count == 1
+                await pilot.press("q")
+
+        asyncio.run(main())
+    finally:
+        assert proc.stop() == 0
+
+
+def test_spend_rows_keep_the_top_ones() -> None:
+    rows = [{"group": f"k{i}", "requests": i, "cost_usd": 1.0 / (i + 1)} for i in range(12)]
+    assert spend_rows(rows, top=2) == [("k0", "0", "1.0000"), ("k1", "1", "0.5000")]
