@@ -46,6 +46,7 @@ def overview_lines(snap: dict[str, Any]) -> list[str]:
         f"latency ms    p50 {_num(latency.get('p50'))}   p99 {_num(latency.get('p99'))}",
         f"overhead ms   p50 {_num(overhead.get('p50'), 2)}   p99 {_num(overhead.get('p99'), 2)}",
         f"tokens/s      in {_num(tokens.get('input'))}   out {_num(tokens.get('output'))}",
+        f"cost USD/h    {_num(snap.get('cost_per_hour_usd'), 4)}",
         f"cache hits    {_num(cache['hit_ratio'] * 100) + ' %' if cache else 'no cache'}",
     ]
 

@@ -52,6 +52,7 @@ class _Totals:
     tokens: dict[str, float] = field(default_factory=dict)  # input / output
     duration: list[int] = field(default_factory=list)
     overhead: list[int] = field(default_factory=list)
+    cost: float = 0.0
 
 
 def _sum_by(items: list[tuple[tuple[str, ...], float]], index: int) -> dict[str, float]:
@@ -86,7 +87,7 @@ class LiveView:
         m = self.metrics
         return _Totals(now, _traffic(m.requests.items()), _sum_by(m.errors.items(), 1),
                        _sum_by(m.tokens.items(), 2), m.server_duration.merged_counts(),
-                       m.overhead.merged_counts())
+                       m.overhead.merged_counts(), sum(v for _, v in m.cost.items()))
 
     def sample(self, now: float, deployments: dict[str, dict[str, object]],
                extra: dict[str, Any] | None = None, watchers: int = 0) -> dict[str, Any]:
@@ -105,6 +106,7 @@ class LiveView:
         out["requests_total"] = int(sum(totals.requests.values()))
         if last is None or elapsed <= 0:
             out.update(requests_per_s=None, errors={}, upstream_errors={}, tokens_per_s=None,
+                       cost_per_hour_usd=None,
                        latency_ms=_quantiles(self.metrics.server_duration, totals.duration),
                        overhead_ms=_quantiles(self.metrics.overhead, totals.overhead))
         else:
@@ -117,6 +119,7 @@ class LiveView:
                                       if v > last.upstream_errors.get(k, 0)}
             out["tokens_per_s"] = {k: round((totals.tokens.get(k, 0) - last.tokens.get(k, 0))
                                             / elapsed, 3) for k in ("input", "output")}
+            out["cost_per_hour_usd"] = round((totals.cost - last.cost) / elapsed * 3600, 6)
             out["latency_ms"] = _quantiles(self.metrics.server_duration,
                                            _diff(totals.duration, last.duration))
             out["overhead_ms"] = _quantiles(self.metrics.overhead,

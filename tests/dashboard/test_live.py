@@ -33,6 +33,7 @@ def test_rates_cover_only_the_interval_and_leave_the_admin_api_out() -> None:
     count(metrics, "/admin/providers", "200", 50)
     metrics.tokens.inc(("m", "p", "output"), 40)
     metrics.errors.inc(("p", "upstream_timeout"))
+    metrics.cost.inc(("p", "m", ""), 0.01)
     for seconds in (0.05, 0.05, 0.3):
         metrics.server_duration.observe(("chat", "openai", "m", ""), seconds)
     second = view.sample(12.0, {"p/m": {"breaker": {"state": "closed"}}})
@@ -40,6 +41,7 @@ def test_rates_cover_only_the_interval_and_leave_the_admin_api_out() -> None:
     assert second["errors"] == {"502": 1}
     assert second["upstream_errors"] == {"upstream_timeout": 1}
     assert second["tokens_per_s"] == {"input": 0.0, "output": 20.0}
+    assert second["cost_per_hour_usd"] == 18.0  # 0.01 USD in 2 s
     assert second["latency_ms"]["count"] == 3
     assert 40 <= second["latency_ms"]["p50"] <= 80 and second["latency_ms"]["p99"] <= 320
     assert second["deployments"]["p/m"]["breaker"]["state"] == "closed"

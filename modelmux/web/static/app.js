@@ -60,6 +60,7 @@ function show(snap) {
   $("overhead").textContent = `${fmt(snap.overhead_ms.p50, 2)} / ${fmt(snap.overhead_ms.p99, 2)}`;
   const tokens = snap.tokens_per_s;
   $("tokens").textContent = tokens ? `${fmt(tokens.input)} / ${fmt(tokens.output)}` : "–";
+  $("cost").textContent = fmt(snap.cost_per_hour_usd, 4);
   $("cache").textContent = snap.cache ? fmt(snap.cache.hit_ratio * 100) + " %" : "no cache";
   const errors = $("errors");
   errors.replaceChildren();
