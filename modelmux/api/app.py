@@ -137,6 +137,11 @@ class App:
         self.active = 0
         self._idle: asyncio.Event | None = None
 
+    @classmethod
+    def serving(cls, config: Config) -> App:
+        """The App of a serving process: it keeps runtime overrides in the state folder."""
+        return cls(config, overrides=Overrides.of_state_dir())
+
     def build_pipeline(self) -> Pipeline:
         """The stages every chat request runs, from this App's parts.
 
@@ -167,6 +172,18 @@ class App:
         store = open_store(auth, state_dir(), components=(SPEND,))  # the spend log shares it
         return Authenticator(auth, store, admin_key=self.config.admin.key,
                              aliases=aliases, on_failure=lambda reason: failures.inc((reason,)))
+
+    async def open(self) -> str | None:
+        """Open what must be open before serving: the ``[auth]`` store (its migrations run).
+        Returns why it cannot be opened (logged), or None."""
+        if self.auth is None:
+            return None
+        try:
+            await self.auth.open()
+        except Exception as exc:  # noqa: BLE001  # sqlite3, asyncpg, OS errors alike
+            log.error("cannot open the [auth] %s store: %s", self.config.auth.store, exc)
+            return f"cannot open the [auth] store: {exc}"
+        return None
 
     async def __call__(self, exchange: Exchange) -> None:
         if self.breakers is not None:

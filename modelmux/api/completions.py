@@ -55,10 +55,17 @@ async def _call(app: Services, exchange: Exchange, ctx: RequestContext) -> None:
     delivery = "standard" if streamed else "never"
     record.model, record.mode = request.model, delivery
     public_model, request_id = ctx.model, ctx.request_id
+    spend = app.spend
+    options = request.stream_options
+    costed = spend is not None and streamed and not (options and options.include_usage)
 
     def new_call(spec: DeploymentSpec) -> TextCall:
-        return TextCall(request, body, model=spec.model, public_model=public_model,
+        call = TextCall(request, body, model=spec.model, public_model=public_model,
                         request_id=request_id)
+        if costed:
+            assert spend is not None
+            call.hide_usage = spend.priced(spec.model)
+        return call
 
     served = await serve_call(app, exchange, ctx, new_call, streamed)
     if not streamed:

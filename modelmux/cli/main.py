@@ -28,6 +28,7 @@ COMMANDS = {
     "keys": "modelmux.cli.tenancy_cmd",
     "teams": "modelmux.cli.tenancy_cmd",
     "users": "modelmux.cli.tenancy_cmd",
+    "db": "modelmux.cli.db",
 }
 
 DESCRIPTION = f"""ModelMux {__version__}: one OpenAI-compatible front door for many model providers

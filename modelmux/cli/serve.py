@@ -26,9 +26,6 @@ from modelmux.cli.reloader import Reloader, needs_restart, tls_context
 from modelmux.cli.running import Running, Stopping
 from modelmux.cli.upgrader import Upgrader
 from modelmux.config.load import ConfigError, LoadedConfig, Override, candidate_paths, load_config
-from modelmux.config.overrides import FILE_NAME as OVERRIDES_FILE
-from modelmux.config.overrides import Overrides
-from modelmux.config.paths import state_dir
 from modelmux.config.schema import Config
 from modelmux.observability import logs
 from modelmux.observability.shared import SharedMetrics, worker_directory
@@ -135,7 +132,13 @@ def _server(app: App, config: Config) -> Server:
 async def serve(config: Config, host: str, port: int, ns: argparse.Namespace,
                 takeover: Takeover | None = None) -> int:
     """Run one server process until a stop signal or a hand-over; returns the exit code."""
-    app = App(config, overrides=Overrides(state_dir() / OVERRIDES_FILE))
+    app = App.serving(config)
+    trouble = await app.open()
+    if trouble is not None:
+        if takeover is not None:
+            takeover.fail(trouble)
+        await app.aclose()
+        return 1
     try:
         server = _server(app, config)
     except OSError as exc:  # ssl.SSLError is an OSError
@@ -184,7 +187,10 @@ async def serve(config: Config, host: str, port: int, ns: argparse.Namespace,
 async def serve_worker(config: Config, fds: list[int], ready_fd: int, lifeline_fd: int,
                        ns: argparse.Namespace) -> int:
     """A worker under ``--workers``: serve on inherited sockets, report ready, stop with the rest."""
-    app = App(config, overrides=Overrides(state_dir() / OVERRIDES_FILE))
+    app = App.serving(config)
+    if await app.open() is not None:
+        await app.aclose()
+        return 1
     if getattr(ns, "metrics_dir", None):  # /metrics answers with every worker's totals
         app.metrics.shared = SharedMetrics(ns.metrics_dir)
     server = _server(app, config)

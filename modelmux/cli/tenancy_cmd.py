@@ -14,6 +14,7 @@ import json
 import os
 import sys
 import urllib.error
+import urllib.parse
 import urllib.request
 from pathlib import Path
 from typing import Any
@@ -30,6 +31,10 @@ _VERBS = {"create": "POST", "list": "GET", "show": "GET", "update": "PATCH", "re
 DEFAULT_URL = "http://127.0.0.1:3000"
 TIMEOUT = 30.0
 
+DESCRIPTION = """Manage API keys, teams and users. Each command is one admin API call to the
+running server (--url), with the admin credential from MODELMUX_MASTER_KEY; with --store it
+acts on the configured [auth] store directly (no server needed). Answers print as JSON; a new
+key is shown once, in the answer that created it."""
 EPILOG = """EXAMPLES:
   export MODELMUX_MASTER_KEY=...        # the server's [auth] master_key
   modelmux teams create research --models 'gpt-4o*,claude-*' --rpm 600
@@ -48,7 +53,7 @@ class Failed(Exception):
 def add_parser(commands: Any) -> None:
     for kind, actions in ACTIONS.items():
         parser = commands.add_parser(kind, help=f"manage {kind} (admin API or --store)",
-                                     epilog=EPILOG, description=__doc__)
+                                     epilog=EPILOG, description=DESCRIPTION)
         sub = parser.add_subparsers(dest="action", metavar="ACTION", required=True)
         for action in actions:
             one = sub.add_parser(action, help=f"{action} {kind}")
@@ -147,7 +152,7 @@ def via_server(ns: argparse.Namespace) -> Any:
         if action == "create" and kind != "keys":
             body["name"] = ns.name
     if action in ("show", "update", "revoke", "delete", "rotate"):
-        path += "/" + urllib.request.quote(ns.id, safe="")
+        path += "/" + urllib.parse.quote(ns.id, safe="")
     if action == "rotate":
         path += "/rotate"
     answer = request(ns, _VERBS[action], path, body, key)
@@ -167,8 +172,8 @@ async def via_store(ns: argparse.Namespace) -> Any:
     """
     from modelmux.config.load import load_config
     from modelmux.config.paths import state_dir
-    from modelmux.tenancy.open import open_store
     from modelmux.tenancy.manage import Manager
+    from modelmux.tenancy.open import open_store
 
     config = load_config(Path(ns.config) if ns.config else None).config
     store = open_store(config.auth, state_dir())

@@ -15,9 +15,9 @@ from typing import Any
 import msgspec
 
 from modelmux.config import vertex1x
+from modelmux.config.features import AuthConfig
 from modelmux.config.layers import Layer, Origins, move_value, origin_of, pop_value
 from modelmux.config.problems import KeyPath, Origin, Problem, format_path
-from modelmux.config.features import AuthConfig
 from modelmux.config.schema import Config, ServerConfig, StreamingConfig
 
 LEGACY_SERVER_KEYS = ("log_level", "enable_retries", "max_retry_attempts")
@@ -33,19 +33,18 @@ def _names(struct: type[msgspec.Struct]) -> set[str]:
     return {f.encode_name for f in msgspec.structs.fields(struct)}
 
 
-def legacy_auth(auth: Any) -> bool:
-    """Whether an ``[auth]`` table is 1.x's (its service account keys, or nothing of 2.x's
-    ``AuthConfig``) rather than 2.x's tenancy settings."""
-    if not isinstance(auth, dict) or not auth:
-        return False
-    return any(key in auth for key in AUTH_KEYS) or not set(auth) & _names(AuthConfig)
+def is_2x_auth(auth: Any) -> bool:
+    """Whether an ``[auth]`` table is 2.x's (who may call: any ``AuthConfig`` key) rather
+    than 1.x's (the Vertex service account)."""
+    return isinstance(auth, dict) and any(key in auth for key in _names(AuthConfig))
 
 
 def is_legacy(data: Mapping[str, Any]) -> bool:
     """Whether a parsed file uses 1.x's format (1.x's ``[auth]``, ``[vertex]`` or 1.x server
     keys)."""
     server = data.get("server")
-    return legacy_auth(data.get("auth")) or "vertex" in data or (
+    auth_1x = "auth" in data and not is_2x_auth(data["auth"])
+    return auth_1x or "vertex" in data or (
         isinstance(server, dict) and any(key in server for key in LEGACY_SERVER_KEYS))
 
 
@@ -85,9 +84,10 @@ def split_legacy(layer: Layer) -> list[Problem]:
         for key in [k for k in streaming if k not in _names(StreamingConfig)]:
             drop(("streaming", key))
     auth = data.get("auth")
-    if legacy_auth(auth):
-        for key in [k for k in auth if k not in AUTH_KEYS]:
-            drop(("auth", key))
+    if not is_2x_auth(auth):
+        if isinstance(auth, dict):
+            for key in [k for k in auth if k not in AUTH_KEYS]:
+                drop(("auth", key))
         move_value(layer, ("auth",), ("_legacy", "auth"))
     move_value(layer, ("vertex",), ("_legacy", "vertex"))
     for key in [k for k in data if k not in _names(Config) and k != "_legacy"]:

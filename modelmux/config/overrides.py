@@ -14,6 +14,8 @@ import os
 from pathlib import Path
 from typing import Any
 
+from modelmux.config.paths import state_dir
+
 FILE_NAME = "overrides.json"
 LIMIT_FIELDS = ("rpm", "tpm")
 
@@ -28,6 +30,11 @@ class Overrides:
         self.problem: str | None = None
         self.deployments: Deployments = {}
         self.read()
+
+    @classmethod
+    def of_state_dir(cls) -> Overrides:
+        """The overrides file of this user's state folder (``overrides.json``)."""
+        return cls(state_dir() / FILE_NAME)
 
     def read(self) -> Deployments:
         """Load the file again (another worker may have written it); returns the overrides."""

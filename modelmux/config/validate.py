@@ -271,7 +271,23 @@ def check_config(data: Mapping[str, Any], origins: Origins) -> list[Problem]:
     if isinstance(state, dict) and state.get("backend") == "redis" and not _importable("redis"):
         add("backend = \"redis\" needs the redis extra: the redis package is not installed "
             "(pip install 'modelmux[redis]')", ("state", "backend"))
+    for message, name in _auth_store(data.get("auth")):
+        add(message, ("auth", name))
     return problems
+
+
+def _auth_store(auth: Any) -> list[tuple[str, str]]:
+    """``[auth] store = "postgres"``: a DSN, and the ``postgres`` extra installed."""
+    if not (isinstance(auth, dict) and auth.get("store") == "postgres"):
+        return []
+    out = []
+    if not auth.get("postgres_dsn"):
+        out.append(('store = "postgres" needs postgres_dsn (postgresql://user@host/db)',
+                    "postgres_dsn"))
+    if not _importable("asyncpg"):
+        out.append(('store = "postgres" needs the postgres extra: the asyncpg package is not '
+                    "installed (pip install 'modelmux[postgres]')", "store"))
+    return out
 
 
 def _middleware(tables: Any, origins: Origins) -> list[Problem]:

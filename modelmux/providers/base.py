@@ -237,7 +237,7 @@ class TextCall(_RawCall):
     """One legacy text completion (``/v1/completions``), as a provider sees it: passed through,
     so only the client's ``raw`` body, the names and the stream flags matter."""
 
-    __slots__ = ("sent_stream",)
+    __slots__ = ("sent_stream", "hide_usage")
     request: CompletionRequest
 
     def __init__(self, request: CompletionRequest, raw: bytes, *, model: str, public_model: str,
@@ -245,6 +245,7 @@ class TextCall(_RawCall):
         super().__init__(request, raw, model=model, public_model=public_model,
                          request_id=request_id)
         self.sent_stream = bool(request.stream)
+        self.hide_usage = False  # as ``ChatCall.hide_usage``
 
 
 Call = ChatCall | EmbedCall | TextCall

@@ -179,7 +179,7 @@ class OpenAICompatibleProvider(Provider):
         return _encode(fields)
 
     def _relay(self, call: ChatCall | TextCall, path: str) -> AsyncGenerator[bytes, None]:
-        hide = isinstance(call, ChatCall) and call.hide_usage
+        hide = call.hide_usage
 
         def relay() -> Relay:
             plain = ChunkRelay(self.name, call.public_model)

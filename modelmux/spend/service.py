@@ -115,6 +115,9 @@ class Spend:
         self.budgets = None
         if tracking.monthly_budget is not None or config.auth.mode == "keys":
             counters = _counters(config, limits)
+            if isinstance(counters, MemoryCounters) and config.server.workers > 1:
+                log.warning("budgets are counted by each of the %d workers alone; set [state] "
+                            "backend = \"redis\" for one total", config.server.workers)
             seed = (self._seed if isinstance(counters, MemoryCounters) and self.log is not None
                     else None)
             self.budgets = BudgetStage(counters, global_limit=tracking.monthly_budget,

@@ -79,7 +79,7 @@ class FailureWindow:
     keep guessing. Memory is bounded: past ``max_addresses`` the oldest windows are dropped.
     """
 
-    __slots__ = ("per_minute", "max_addresses", "_seen")
+    __slots__ = ("_seen", "max_addresses", "per_minute")
 
     def __init__(self, per_minute: int, max_addresses: int = 65_536) -> None:
         self.per_minute = per_minute

@@ -14,12 +14,19 @@ from __future__ import annotations
 
 import asyncio
 import hmac
+import importlib
 import logging
 import time
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NoReturn
 
-from modelmux.errors import AuthenticationFailed, Headers, PermissionDenied, RateLimited
+from modelmux.errors import (
+    AuthenticationFailed,
+    Headers,
+    PermissionDenied,
+    RateLimited,
+    ServiceUnavailable,
+)
 from modelmux.tenancy.access import (
     FailureWindow,
     allows,
@@ -84,10 +91,21 @@ class Authenticator:
         store.on_change(self._changed)
 
     async def open(self) -> None:
-        """Open the store (apply its migrations) once; later calls wait for the first."""
+        """Open the store (apply its migrations) once; later calls wait for the first, and
+        a failed open is tried again by the next call.
+
+        Raises:
+            Exception: whatever the store's ``open`` raised.
+        """
         if self._opened is None:
             self._opened = asyncio.ensure_future(self.store.open())
-        await asyncio.shield(self._opened)
+        opened = self._opened
+        try:
+            await asyncio.shield(opened)
+        except Exception:
+            if opened.done() and self._opened is opened:
+                self._opened = None
+            raise
 
     async def identify(self, headers: Headers, client: str, model: str | None = None
                        ) -> Identity:
@@ -155,8 +173,15 @@ class Authenticator:
         return entry
 
     async def _lookup(self, hashed: str, client: str, now: float) -> Identity:
-        await self.open()
-        key = await self.store.key_by_hash(hashed)
+        try:
+            await self.open()
+            key = await self.store.key_by_hash(hashed)
+        except Exception as exc:  # noqa: BLE001  # sqlite3, asyncpg, OS: the store is down
+            log.warning("cannot look up a key in the [auth] store: %s: %s",
+                        type(exc).__name__, exc)
+            raise ServiceUnavailable("The key store is unavailable; try again shortly.",
+                                     code="auth_store_unavailable",
+                                     headers=[(b"retry-after", b"1")]) from None
         if key is None or not hmac.compare_digest(key.hash, hashed):
             self._refuse(client, now, "unknown", "Incorrect API key provided. " + _HINT)
         if key.revoked_at is not None:
@@ -167,7 +192,14 @@ class Authenticator:
             self._refuse(client, now, "expired", "This API key has expired.")
         self._touched[key.id] = now
         self._start_toucher()
-        return await self.identity_of(key)
+        try:
+            return await self.identity_of(key)
+        except Exception as exc:  # noqa: BLE001  # as above
+            log.warning("cannot load key %s's user or team: %s: %s", key.id,
+                        type(exc).__name__, exc)
+            raise ServiceUnavailable("The key store is unavailable; try again shortly.",
+                                     code="auth_store_unavailable",
+                                     headers=[(b"retry-after", b"1")]) from None
 
     async def identity_of(self, key: Key) -> Identity:
         """``key``'s identity with its user and team loaded from the store."""
@@ -178,16 +210,16 @@ class Authenticator:
                         user=user, team=team)
 
     async def _verify_jwt(self, token: bytes, client: str, now: float) -> Identity:
-        if self._jwt is None:
-            from modelmux.tenancy.jwt import JwtVerifier
-            self._jwt = JwtVerifier(self.config.jwt)
+        if self._jwt is None:  # loaded only when [auth.jwt] is set and a JWT arrives
+            verifier = importlib.import_module("modelmux.tenancy.jwt").JwtVerifier
+            self._jwt = verifier(self.config.jwt)
         try:
             identity: Identity = await self._jwt.verify(token.decode("ascii"))
         except AuthenticationFailed as exc:
             self._refuse(client, now, "jwt", exc.message)
         return identity
 
-    def _refuse(self, client: str, now: float, reason: str, message: str) -> Any:
+    def _refuse(self, client: str, now: float, reason: str, message: str) -> NoReturn:
         self._failures.failed(client_host(client), now)
         self._failed(reason)
         raise AuthenticationFailed(message, headers=[(b"www-authenticate",
@@ -217,7 +249,7 @@ class Authenticator:
         touched, self._touched = self._touched, {}
         try:
             await self.store.touch_keys(touched)
-        except Exception as exc:  # the store is down: a missed last_used_at is no error
+        except Exception as exc:  # noqa: BLE001  # the store is down: a missed last_used_at is no error
             log.warning("could not record keys' last use: %s", exc)
 
     async def aclose(self) -> None:
@@ -225,6 +257,8 @@ class Authenticator:
         if self._toucher is not None:
             self._toucher.cancel()
             await asyncio.gather(self._toucher, return_exceptions=True)
-        if self._opened is not None and self._opened.done() and not self._opened.exception():
+        opened = self._opened
+        if opened is not None and opened.done() and not opened.cancelled() \
+                and opened.exception() is None:
             await self.flush()
         await self.store.close()

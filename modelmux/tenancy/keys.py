@@ -12,7 +12,9 @@ import hmac
 import secrets
 import string
 import zlib
-from typing import NamedTuple
+from typing import Any, NamedTuple
+
+from modelmux.tenancy.records import Key
 
 KEY_TAG = "sk-mm-"
 BASE62 = string.digits + string.ascii_uppercase + string.ascii_lowercase
@@ -63,6 +65,13 @@ def generate_key() -> NewKey:
     body = base62(int.from_bytes(secrets.token_bytes(SECRET_BYTES), "big"), BODY_CHARS)
     secret = KEY_TAG + body + _check(body)
     return NewKey(secret, key_prefix(secret), hash_key(secret))
+
+
+def mint(**fields: Any) -> tuple[str, Key]:
+    """A new key: the secret to show once, and the ``Key`` record to store (a fresh id,
+    prefix and hash; ``fields`` are the rest: name, team_id, limits, ...)."""
+    made = generate_key()
+    return made.secret, Key(id=new_id("key"), prefix=made.prefix, hash=made.hash, **fields)
 
 
 def well_formed(text: str) -> bool:

@@ -16,8 +16,8 @@ import msgspec
 from msgspec import UNSET, Struct, UnsetType
 
 from modelmux.errors import InvalidRequest, NotFound, PermissionDenied
-from modelmux.tenancy.keys import generate_key, new_id
-from modelmux.tenancy.records import PERIODS, ROLES, Key, Limited, Team, User
+from modelmux.tenancy.keys import generate_key, mint, new_id
+from modelmux.tenancy.records import PERIODS, ROLES, Key, Team, User
 from modelmux.tenancy.store import TenancyStore
 
 Record = Team | User | Key
@@ -79,12 +79,12 @@ def _when(value: float | str | None) -> float | None:
     if value is None or isinstance(value, (int, float)):
         return value
     try:
-        parsed = datetime.datetime.fromisoformat(value.replace("Z", "+00:00"))
+        parsed = datetime.datetime.fromisoformat(value)
     except ValueError:
         raise InvalidRequest(f"expires_at: {value!r} is neither Unix seconds nor an ISO 8601 "
                              "time.", param="expires_at", code="invalid_value") from None
     if parsed.tzinfo is None:
-        parsed = parsed.replace(tzinfo=datetime.timezone.utc)
+        parsed = parsed.replace(tzinfo=datetime.UTC)
     return parsed.timestamp()
 
 
@@ -110,22 +110,27 @@ class Manager:
             self._admin_only("create teams")
             if "name" not in fields:
                 raise InvalidRequest("A team needs a `name`.", param="name")
-            if await self.store.get_team(fields["name"]) is not None:
-                raise InvalidRequest(f"A team named {fields['name']!r} exists already.",
-                                     param="name", code="already_exists")
-            await self.store.create_team(Team(id=ident, created_at=now, **fields))
-            return {"id": ident, **view(Team(id=ident, created_at=now, **fields))}
+            await self._name_free(kind, fields["name"])
+            team = Team(id=ident, created_at=now, **fields)
+            await self.store.create_team(team)
+            return view(team)
         fields.setdefault("team_id", self.scope)
         if kind == "users":
             if "name" not in fields:
                 raise InvalidRequest("A user needs a `name`.", param="name")
+            await self._name_free(kind, fields["name"])
             user = User(id=ident, created_at=now, **fields)
             await self.store.create_user(user)
             return view(user)
-        new = generate_key()
-        key = Key(id=ident, prefix=new.prefix, hash=new.hash, created_at=now, **fields)
+        if "role" not in fields and fields.get("user_id"):  # a user's role is its keys' default
+            user = await self.store.get_user(fields["user_id"])
+            if user is not None:
+                fields["role"] = user.role
+                if user.role == "admin":
+                    self._admin_only("make a key with the admin role")
+        secret, key = mint(created_at=now, **fields)
         await self.store.create_key(key)
-        return {**view(key), "key": new.secret}
+        return {**view(key), "key": secret}
 
     async def list_all(self, kind: str) -> list[dict[str, Any]]:
         """Every record of ``kind`` the caller may see."""
@@ -150,6 +155,8 @@ class Manager:
         if kind == "teams":
             self._admin_only("change teams")
         changes = await self._changes(kind, _decode(kind, body))
+        if kind != "keys" and "name" in changes:
+            await self._name_free(kind, changes["name"], record.id)
         update = {"teams": self.store.update_team, "users": self.store.update_user,
                   "keys": self.store.update_key}[kind]
         changed = await update(record.id, changes)
@@ -202,6 +209,14 @@ class Manager:
         if found is None or (self.scope is not None and team != self.scope):
             raise self._missing(kind, ident)
         return found
+
+    async def _name_free(self, kind: str, name: str, mine: str | None = None) -> None:
+        """Raises: InvalidRequest: another team (or user) has ``name`` (names are unique)."""
+        get = self.store.get_team if kind == "teams" else self.store.get_user
+        found = await get(name)
+        if found is not None and found.id != mine:
+            raise InvalidRequest(f"A {kind[:-1]} named {name!r} exists already.",
+                                 param="name", code="already_exists")
 
     @staticmethod
     def _missing(kind: str, ident: str) -> NotFound:

@@ -9,6 +9,7 @@ from pathlib import Path
 from modelmux.config.features import AuthConfig
 from modelmux.config.paths import expand_user
 from modelmux.config.problems import ConfigError
+from modelmux.config.state import hide_password
 from modelmux.tenancy.migrations import Component
 from modelmux.tenancy.store import TenancyStore
 
@@ -22,6 +23,23 @@ def sqlite_path(auth: AuthConfig, state_dir: str | os.PathLike[str]) -> Path:
     return Path(state_dir) / DB_NAME
 
 
+def describe_store(auth: AuthConfig, state_dir: str | os.PathLike[str]) -> str:
+    """Which store ``auth`` names and where, without secrets (for CLI output and logs).
+
+    Raises:
+        ConfigError: postgres without ``postgres_dsn``.
+    """
+    if auth.store == "postgres":
+        return f"postgres {hide_password(_dsn(auth))}"
+    return f"sqlite {sqlite_path(auth, state_dir)}"
+
+
+def _dsn(auth: AuthConfig) -> str:
+    if not auth.postgres_dsn:
+        raise ConfigError('[auth] store = "postgres" needs [auth] postgres_dsn')
+    return auth.postgres_dsn
+
+
 def open_store(auth: AuthConfig, state_dir: str | os.PathLike[str], *,
                components: Iterable[Component] = ()) -> TenancyStore:
     """The store ``auth.store`` names, not yet open; ``components`` are extra schemas
@@ -30,12 +48,13 @@ def open_store(auth: AuthConfig, state_dir: str | os.PathLike[str], *,
     Raises:
         ConfigError: postgres without ``postgres_dsn``, or without the asyncpg package.
     """
+    store: TenancyStore
     if auth.store == "postgres":
-        if not auth.postgres_dsn:
-            raise ConfigError('[auth] store = "postgres" needs [auth] postgres_dsn')
         from modelmux.tenancy.postgres import PostgresStore
 
-        return PostgresStore(auth.postgres_dsn, components=components)
-    from modelmux.tenancy.sqlite import SqliteStore
+        store = PostgresStore(_dsn(auth), components=components)
+    else:
+        from modelmux.tenancy.sqlite import SqliteStore
 
-    return SqliteStore(sqlite_path(auth, state_dir), components=components)
+        store = SqliteStore(sqlite_path(auth, state_dir), components=components)
+    return store

@@ -21,9 +21,8 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from modelmux.tenancy import rows
-from modelmux.tenancy.changes import Callback, Callbacks
+from modelmux.tenancy.base import StoreBase
 from modelmux.tenancy.migrations import SCHEMA_VERSION_TABLE, Applied, Component, with_tenancy
-from modelmux.tenancy.records import Key, Team, User
 from modelmux.tenancy.store import Conflict
 
 log = logging.getLogger("modelmux.tenancy")
@@ -72,25 +71,25 @@ def connect(path: Path) -> sqlite3.Connection:
     path.parent.mkdir(parents=True, exist_ok=True)
     if not path.exists():
         os.close(os.open(path, os.O_CREAT | os.O_WRONLY, 0o600))
-    conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+    conn = sqlite3.connect(path, isolation_level=None)
     conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
     conn.execute("PRAGMA journal_mode = WAL")
     conn.execute("PRAGMA synchronous = NORMAL")
     return conn
 
 
-class SqliteStore:
+class SqliteStore(StoreBase):
     """``TenancyStore`` over one SQLite file at ``path``."""
 
     def __init__(self, path: str | os.PathLike[str], *, components: Iterable[Component] = (),
                  poll_seconds: float = 0.25) -> None:
+        super().__init__()
         self.path = Path(path)
         self.components = with_tenancy(components)
         self.poll_seconds = poll_seconds
         self.applied: list[Applied] = []
         self._executor: ThreadPoolExecutor | None = None
         self._conn: sqlite3.Connection | None = None  # touched only on the executor's thread
-        self._callbacks = Callbacks()
         self._poller: asyncio.Task[None] | None = None
         self._seen = 0  # highest tenancy_changes.seq already delivered
         self._own: set[int] = set()  # seqs this store wrote (already delivered locally)
@@ -139,10 +138,6 @@ class SqliteStore:
             self._conn = None
         executor.shutdown(wait=True)
 
-    def on_change(self, callback: Callback) -> None:
-        """Processes sharing this file (``[server] workers``) are told via the change log."""
-        self._callbacks.add(callback)
-
     async def _poll(self) -> None:
         failing = False
         while True:
@@ -160,7 +155,7 @@ class SqliteStore:
                 if seq in self._own:
                     self._own.discard(seq)
                 else:
-                    self._callbacks.fire(kind, id)
+                    self._changed(kind, id)
 
     async def _write(self, kind: str, fn: Callable[..., tuple[T, tuple[str, str] | None]],
                      *args: Any) -> T:
@@ -170,65 +165,25 @@ class SqliteStore:
         if change is not None:
             seq, id = change
             self._own.add(seq)
-            self._callbacks.fire(kind, id)
+            self._changed(kind, id)
         return result
 
-    async def _create(self, kind: str, record: Any) -> None:
-        await self._write(kind, _insert, kind, rows.created(record))
+    async def _insert(self, kind: str, record: Any) -> None:
+        await self._write(kind, _insert, kind, record)
 
-    async def _get(self, kind: str, id_or_name: str) -> Any:
-        return await self.run(_select_one, kind, id_or_name, kind != "key")
+    async def _find(self, kind: str, column: str, value: str) -> Any:
+        return await self.run(_select_where, kind, column, value)
 
-    async def create_team(self, team: Team) -> None:
-        await self._create("team", team)
+    async def _all(self, kind: str, team_id: str | None) -> list[Any]:
+        return await self.run(_select_all, kind, team_id)
 
-    async def get_team(self, id_or_name: str) -> Team | None:
-        team: Team | None = await self._get("team", id_or_name)
-        return team
+    async def _update(self, kind: str, id: str, changes: dict[str, Any]) -> Any:
+        return await self._write(kind, _update, kind, id, changes)
 
-    async def list_teams(self) -> list[Team]:
-        return await self.run(_select_all, "team", None)
+    async def _delete(self, kind: str, id: str) -> bool:
+        return await self._write(kind, _delete, kind, id)
 
-    async def update_team(self, id: str, changes: dict[str, Any]) -> Team | None:
-        return await self._write("team", _update, "team", id, changes)
-
-    async def delete_team(self, id: str) -> bool:
-        return await self._write("team", _delete, "team", id)
-
-    async def create_user(self, user: User) -> None:
-        await self._create("user", user)
-
-    async def get_user(self, id_or_name: str) -> User | None:
-        user: User | None = await self._get("user", id_or_name)
-        return user
-
-    async def list_users(self, team_id: str | None = None) -> list[User]:
-        return await self.run(_select_all, "user", team_id)
-
-    async def update_user(self, id: str, changes: dict[str, Any]) -> User | None:
-        return await self._write("user", _update, "user", id, changes)
-
-    async def delete_user(self, id: str) -> bool:
-        return await self._write("user", _delete, "user", id)
-
-    async def create_key(self, key: Key) -> None:
-        await self._create("key", key)
-
-    async def get_key(self, id: str) -> Key | None:
-        key: Key | None = await self._get("key", id)
-        return key
-
-    async def key_by_hash(self, hash: str) -> Key | None:
-        key: Key | None = await self.run(_select_where, "key", "hash", hash)
-        return key
-
-    async def list_keys(self, team_id: str | None = None) -> list[Key]:
-        return await self.run(_select_all, "key", team_id)
-
-    async def update_key(self, id: str, changes: dict[str, Any]) -> Key | None:
-        return await self._write("key", _update, "key", id, changes)
-
-    async def revoke_key(self, id: str, at: float) -> bool:
+    async def _revoke(self, id: str, at: float) -> bool:
         return await self._write("key", _revoke, id, at)
 
     async def touch_keys(self, last_used: dict[str, float]) -> None:
@@ -284,14 +239,6 @@ def _select_where(conn: sqlite3.Connection, kind: str, column: str, value: str) 
     return None if row is None else rows.from_row(kind, row)
 
 
-def _select_one(conn: sqlite3.Connection, kind: str, id_or_name: str, by_name: bool) -> Any:
-    """By id, else (teams, users) by name."""
-    found = _select_where(conn, kind, "id", id_or_name)
-    if found is None and by_name:
-        found = _select_where(conn, kind, "name", id_or_name)
-    return found
-
-
 def _select_all(conn: sqlite3.Connection, kind: str, team_id: str | None) -> list[Any]:
     sql = f"SELECT {', '.join(rows.columns(kind))} FROM {rows.TABLES[kind]}"
     params: tuple[Any, ...] = ()
@@ -303,7 +250,7 @@ def _select_all(conn: sqlite3.Connection, kind: str, team_id: str | None) -> lis
 
 def _update(conn: sqlite3.Connection, kind: str, id: str,
             changes: dict[str, Any]) -> tuple[Any, tuple[str, str] | None]:
-    current = _select_one(conn, kind, id, False)
+    current = _select_where(conn, kind, "id", id)
     if current is None:
         return None, None
     record = rows.changed(current, changes)
@@ -333,7 +280,6 @@ def _delete(conn: sqlite3.Connection, kind: str, id: str) -> tuple[bool, tuple[s
 
 
 def _revoke(conn: sqlite3.Connection, id: str, at: float) -> tuple[bool, tuple[str, str] | None]:
-    """The first revocation time is kept; revoking again still tells every instance."""
     found = conn.execute("UPDATE tenancy_keys SET revoked_at = COALESCE(revoked_at, ?) "
                          "WHERE id = ?", (at, id)).rowcount > 0
     return found, ("key", id) if found else None

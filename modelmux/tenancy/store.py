@@ -58,5 +58,10 @@ class TenancyStore(Protocol):
 
     def on_change(self, callback: Callable[[str, str], None]) -> None:
         """Call ``callback(kind, id)`` ("key", "user", "team") when any instance changes or
-        revokes a record, so authentication caches drop it within a second."""
+        revokes a record, so authentication caches drop it within a second.
+
+        This instance's own writes are told before the write call returns; a notice may
+        come more than once. ``("*", "")`` means notices may have been missed (a lost
+        connection came back): drop every cached record. Callbacks run on the event loop
+        and must not block."""
         ...

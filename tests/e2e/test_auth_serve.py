@@ -9,8 +9,10 @@ import asyncio
 import http.client
 import json
 import os
+import signal
 import subprocess
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -60,8 +62,10 @@ def upstreams() -> Iterator[Upstreams]:
         ups.close()
 
 
-def config(ups: Upstreams, db: Path, *, failed_per_minute: int = 1000) -> str:
-    return LOOPBACK_SERVER + f"""
+def config(ups: Upstreams, db: Path, *, failed_per_minute: int = 1000, debug: bool = False
+           ) -> str:
+    logging = '[logging]\nlevel = "debug"\ndebug_bodies = true\n' if debug else ""
+    return LOOPBACK_SERVER + logging + f"""
 [auth]
 mode = "keys"
 master_key = "${{MODELMUX_MASTER_KEY}}"
@@ -126,7 +130,7 @@ def chat(client: openai.OpenAI, model: str = "gpt-4o") -> str:
 def gateway(tmp_path_factory: pytest.TempPathFactory, upstreams: Upstreams
             ) -> Iterator[ServeProcess]:
     home = tmp_path_factory.mktemp("auth")
-    proc = serve(home, config(upstreams, home / "modelmux.db"))
+    proc = serve(home, config(upstreams, home / "modelmux.db", debug=True))  # logs all it can
     try:
         yield proc
     finally:
@@ -176,19 +180,18 @@ def test_model_outside_the_keys_or_teams_list_is_403_and_models_are_filtered(
 
 def test_messages_door_answers_401_in_anthropics_shape(gateway: ServeProcess) -> None:
     with anthropic.Anthropic(base_url=gateway.url, api_key="sk-mm-wrong", max_retries=0,
-                             timeout=10) as client:
-        with pytest.raises(anthropic.AuthenticationError) as caught:
-            client.messages.create(model="claude-sonnet-4-5", max_tokens=10,
-                                   messages=[{"role": "user", "content": "hi"}])
+                             timeout=10) as client, \
+            pytest.raises(anthropic.AuthenticationError) as caught:
+        client.messages.create(model="claude-sonnet-4-5", max_tokens=10,
+                               messages=[{"role": "user", "content": "hi"}])
     assert caught.value.status_code == 401
     body = caught.value.response.json()
     assert body["type"] == "error" and body["error"]["type"] == "authentication_error"
     key = new_key(gateway, name="claude-only", models=["gpt-4o"])
     with anthropic.Anthropic(base_url=gateway.url, api_key=key["key"], max_retries=0,
-                             timeout=10) as client:
-        with pytest.raises(anthropic.PermissionDeniedError):
-            client.messages.create(model="claude-sonnet-4-5", max_tokens=10,
-                                   messages=[{"role": "user", "content": "hi"}])
+                             timeout=10) as client, pytest.raises(anthropic.PermissionDeniedError):
+        client.messages.create(model="claude-sonnet-4-5", max_tokens=10,
+                               messages=[{"role": "user", "content": "hi"}])
 
 
 def test_the_clients_key_reaches_no_provider_and_no_log(gateway: ServeProcess,
@@ -207,6 +210,7 @@ def test_the_clients_key_reaches_no_provider_and_no_log(gateway: ServeProcess,
     for headers in seen:
         assert all(secret not in value and MASTER not in value for value in headers.values())
     call(gateway, "GET", "/admin/keys")
+    assert gateway.wait_for_log("upstream POST")  # debug_bodies logged the upstream calls
     assert not any(secret in line or MASTER in line for line in gateway.lines)
 
 
@@ -280,7 +284,7 @@ def cli(home: Path, *args: str) -> subprocess.CompletedProcess[str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("MODELMUX_")}
     env.update(HOME=str(home), MODELMUX_MASTER_KEY=MASTER)
     return subprocess.run([*modelmux_command(), *args], capture_output=True, text=True,
-                          env=env, timeout=60)
+                          env=env, timeout=60, check=False)
 
 
 def test_keys_made_by_the_cli_survive_a_restart(tmp_path: Path, upstreams: Upstreams) -> None:
@@ -318,6 +322,43 @@ def test_refuses_to_serve_unauthenticated_on_a_public_address(tmp_path: Path) ->
     env["HOME"] = str(tmp_path)
     done = subprocess.run([*modelmux_command(), "serve", "--config", str(path), "--host",
                            "0.0.0.0", "--port", "0"], capture_output=True, text=True, env=env,
-                          timeout=60)
+                          timeout=60, check=False)
     assert done.returncode == 2
     assert "allow_unauthenticated" in done.stderr and "listening on" not in done.stderr
+
+
+def test_keys_keep_working_across_a_reload(tmp_path: Path, upstreams: Upstreams) -> None:
+    text = config(upstreams, tmp_path / "keys.db")
+    proc = serve(tmp_path, text)
+    try:
+        key = new_key(proc, name="steady", models=["gpt-4o", "smart"])
+        client = sdk(proc, key["key"])
+        assert chat(client) != ""
+        (tmp_path / "config.toml").write_text(text + 'smart = "gpt-4o"\n')
+        proc.proc.send_signal(signal.SIGHUP)
+        for _ in range(200):  # the signal is handled asynchronously; bounded wait
+            if "smart" in {m.id for m in client.models.list()}:
+                break
+            time.sleep(0.02)
+        assert sorted(m.id for m in client.models.list()) == ["gpt-4o", "smart"]
+        assert chat(client, "smart") != ""  # the new App's store finds the key
+        assert call(proc, "DELETE", f"/admin/keys/{key['id']}")[0] == 200
+        with pytest.raises(openai.AuthenticationError):
+            chat(client)
+    finally:
+        assert proc.stop() == 0
+
+
+def test_a_store_that_cannot_open_stops_the_start(tmp_path: Path) -> None:
+    path = tmp_path / "config.toml"
+    blocker = tmp_path / "not-a-dir"
+    blocker.write_text("")  # a file where the database's folder should be
+    path.write_text(LOOPBACK_SERVER + f'[auth]\nmode = "keys"\nsqlite_path = "{blocker}/db"\n'
+                    '[[provider]]\nname = "m"\ntype = "mock"\nmodels = ["mock"]\n')
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MODELMUX_")}
+    env["HOME"] = str(tmp_path)
+    done = subprocess.run([*modelmux_command(), "serve", "--config", str(path)],
+                          capture_output=True, text=True, env=env, timeout=60, check=False)
+    assert done.returncode == 1
+    assert "cannot open the [auth] sqlite store" in done.stderr
+    assert "listening on" not in done.stderr

@@ -105,8 +105,13 @@ def test_stream_is_costed_without_showing_usage_the_client_did_not_ask_for(
             model="priced-model", messages=[{"role": "user", "content": "hi"}], stream=True,
             stream_options={"include_usage": True}))
         assert chunks[-1].usage is not None and chunks[-1].usage.completion_tokens == 200
-    streamed = wait_lines(proc, "stream_mode=standard", 2)
-    assert len(streamed) == 2
+        legacy = list(client.completions.create(model="priced-model", prompt="hi",
+                                                stream=True))
+        assert "".join(c.choices[0].text for c in legacy if c.choices) == ANSWER.text
+        assert all(c.usage is None and c.choices for c in legacy)
+        assert json.loads(upstream.raw_bodies[-1])["stream_options"] == {"include_usage": True}
+    streamed = wait_lines(proc, "stream_mode=standard", 3)
+    assert len(streamed) == 3
     assert all("cost_usd=0.003 " in line for line in streamed)
 
 

@@ -1,9 +1,8 @@
-"""The spend log's PostgreSQL twins against a real PostgreSQL (the tenancy tests' server):
-the same answers as the SQLite queries for the same rows."""
+"""The spend log on a real PostgreSQL (the tenancy tests' server): the twins answer as the
+SQLite queries do for the same rows, and the spend log writes through the PostgreSQL store."""
 
 from __future__ import annotations
 
-import importlib.util
 from pathlib import Path
 from typing import Any
 
@@ -15,9 +14,6 @@ from modelmux.spend.account import SpendRow
 from modelmux.spend.schema import SPEND
 from modelmux.tenancy.open import open_store
 
-if importlib.util.find_spec("tests.tenancy.postgres_server") is None:  # before the store merge
-    pytest.skip("needs tests/tenancy/postgres_server.py (the tenancy store branch)",
-                allow_module_level=True)
 asyncpg = pytest.importorskip("asyncpg")
 
 from tests.tenancy.postgres_server import PostgresServer, postgres_server  # noqa: E402
@@ -67,3 +63,29 @@ def test_postgres_twins_answer_as_sqlite_does(run: Any, tmp_path: Path,
     pg = run(_postgres(postgres_server.database()))
     assert pg == lite
     assert lite["claims"] == [True, False] and lite["pruned"] == 3
+
+
+def test_the_spend_log_through_the_postgres_store(run: Any,
+                                                  postgres_server: PostgresServer) -> None:
+    from modelmux.config.features import AnalyticsConfig
+    from modelmux.config.schema import Config
+    from modelmux.spend.service import Spend
+
+    config = Config(auth=AuthConfig(store="postgres", postgres_dsn=postgres_server.database()),
+                    analytics=AnalyticsConfig(spend_log=True))
+
+    async def main() -> list[dict[str, Any]]:
+        spend = Spend(config)
+        assert spend.log is not None and spend.store is not None
+        for row in ROWS:
+            spend.log.add(row)
+        await spend.log.flush()
+        answer = await spend.store.run(db.usage, "team", 0.0, 5000.0)
+        await spend.aclose()
+        return list(answer)
+
+    assert run(main()) == [
+        {"group": "t", "requests": 4, "input_tokens": 120, "output_tokens": 12,
+         "cost_usd": 2.0, "unpriced_requests": 1},
+        {"group": None, "requests": 2, "input_tokens": 30, "output_tokens": 3,
+         "cost_usd": 0.75, "unpriced_requests": 0}]

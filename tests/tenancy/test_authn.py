@@ -7,11 +7,11 @@ import asyncio
 
 import pytest
 
-from modelmux.config.features import AuthConfig
-from modelmux.errors import AuthenticationFailed, RateLimited
+from modelmux.config.features import AuthConfig, JwtConfig
+from modelmux.errors import AuthenticationFailed, RateLimited, ServiceUnavailable
 from modelmux.tenancy.authn import Authenticator
 from modelmux.tenancy.keys import generate_key, hash_key
-from modelmux.tenancy.records import Key, Team, User
+from modelmux.tenancy.records import Identity, Key, Team, User
 from tests.tenancy.memstore import MemoryStore
 
 SECRET = generate_key().secret
@@ -155,3 +155,68 @@ def test_a_malformed_key_is_refused_without_a_store_lookup_a_well_formed_one_is_
     with pytest.raises(AuthenticationFailed):
         asyncio.run(auth.identify(bearer(generate_key().secret), "h:1"))
     assert store.lookups == 1 and failures == ["unknown", "unknown"]
+
+
+class Verifier:
+    """Stands in for ``tenancy.jwt.JwtVerifier`` (its own tests cover the tokens)."""
+
+    def __init__(self) -> None:
+        self.seen: list[str] = []
+
+    async def verify(self, token: str) -> Identity:
+        self.seen.append(token)
+        if token.endswith(".bad"):
+            raise AuthenticationFailed("The token's signature does not verify.")
+        return Identity(kind="jwt", label="alice", role="viewer")
+
+
+JWT_CONFIG = {"jwt": JwtConfig(issuer="https://login.example/", audience="modelmux",
+                               jwks_file="/nonexistent")}
+
+
+def test_jwt_shaped_tokens_go_to_the_verifier_when_jwt_is_set() -> None:
+    auth, store, _, failures = setup(**JWT_CONFIG)
+    verifier = auth._jwt = Verifier()
+    identity = asyncio.run(auth.identify(bearer("aaa.bbb.ccc"), "h:1"))
+    assert identity.kind == "jwt" and identity.role == "viewer"
+    with pytest.raises(AuthenticationFailed) as caught:
+        asyncio.run(auth.identify(bearer("aaa.bbb.bad"), "h:1"))
+    assert caught.value.status == 401 and caught.value.code == "invalid_api_key"
+    assert verifier.seen == ["aaa.bbb.ccc", "aaa.bbb.bad"]
+    assert failures == ["jwt"] and store.lookups == 0
+
+
+def test_without_jwt_config_a_jwt_shaped_token_is_just_an_unknown_key() -> None:
+    auth, _, _, failures = setup()
+    with pytest.raises(AuthenticationFailed):
+        asyncio.run(auth.identify(bearer("aaa.bbb.ccc"), "h:1"))
+    assert failures == ["unknown"]
+
+
+class Broken(MemoryStore):
+    def __init__(self) -> None:
+        super().__init__()
+        self.down = True
+
+    async def open(self) -> None:
+        self.opened += 1
+        if self.down:
+            raise OSError("disk I/O error")
+
+
+def test_a_store_that_cannot_open_answers_503_and_is_tried_again() -> None:
+    store = Broken()
+    auth = Authenticator(AuthConfig(mode="keys"), store)
+    secret = generate_key()
+
+    async def go() -> None:
+        with pytest.raises(ServiceUnavailable) as caught:
+            await auth.identify(bearer(secret.secret), "h:1")
+        assert caught.value.status == 503 and secret.secret not in caught.value.message
+        store.down = False
+        store.keys["k"] = Key(id="k", prefix=secret.prefix, hash=secret.hash)
+        assert (await auth.identify(bearer(secret.secret), "h:1")).key is not None
+        await auth.aclose()
+
+    asyncio.run(go())
+    assert store.opened == 2

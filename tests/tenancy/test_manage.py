@@ -87,8 +87,29 @@ def test_revoke_rotate_update_delete() -> None:
         assert await admin.delete("keys", rotated["id"]) == {"id": rotated["id"], "revoked": True}
         user = await admin.create("users", {"name": "ann", "role": "viewer"})
         assert (await admin.get("users", "ann"))["role"] == "viewer"
+        assert (await admin.create("keys", {"user": "ann"}))["role"] == "viewer"
+        assert (await admin.create("keys", {"user": "ann", "role": "user"}))["role"] == "user"
         assert (await admin.delete("users", user["id"]))["deleted"] is True
         with pytest.raises(NotFound):
             await admin.get("users", user["id"])
+
+    asyncio.run(go())
+
+
+def test_team_and_user_names_are_unique() -> None:
+    store = MemoryStore()
+
+    async def go() -> None:
+        admin = Manager(store)
+        await admin.create("teams", {"name": "a"})
+        b = await admin.create("teams", {"name": "b"})
+        await admin.create("users", {"name": "ann"})
+        for kind, body in (("teams", {"name": "a"}), ("users", {"name": "ann"})):
+            with pytest.raises(InvalidRequest) as caught:
+                await admin.create(kind, body)
+            assert caught.value.code == "already_exists"
+        with pytest.raises(InvalidRequest):
+            await admin.update("teams", b["id"], {"name": "a"})
+        assert (await admin.update("teams", b["id"], {"name": "b"}))["name"] == "b"
 
     asyncio.run(go())
