@@ -1,5 +1,6 @@
 """The admin API: providers and their live state, operator controls, the effective config,
-and ``GET /admin/usage``: spend log totals by key, team, user, model, provider or day.
+the response cache (``GET``/``DELETE /admin/cache``) and ``GET /admin/usage``: spend log
+totals by key, team, user, model, provider or day.
 
 Who may call is ``api.admin_gate``'s: reads need a viewer, changes an admin (a team admin
 reads its own team's usage). Errors are in OpenAI's shape. Controls are persisted in the
@@ -141,6 +142,24 @@ async def config(app: Services, exchange: Exchange) -> None:
                                    "server.tls (on/off)"],
             "overrides": app.overrides.deployments, "overrides_file": str(app.overrides.path or ""),
             "overrides_problem": app.overrides.problem, "version": app.version}
+    await send_json(exchange, 200, body, NO_STORE)
+
+
+async def cache(app: Services, exchange: Exchange) -> None:
+    """``GET``: the response cache's backend, entries and bytes; ``DELETE``: clear it.
+
+    Raises:
+        NotFound: the response cache is off.
+    """
+    await gate(app, exchange, "viewer" if exchange.method == "GET" else "admin")
+    responses = app.cache
+    if responses is None:
+        raise NotFound("The response cache is off; set [cache] enabled = true.",
+                       code="cache_disabled")
+    if exchange.method == "DELETE":
+        body: dict[str, object] = {"cleared": await responses.clear()}
+    else:
+        body = responses.stats()
     await send_json(exchange, 200, body, NO_STORE)
 
 

@@ -20,6 +20,7 @@ from modelmux.api.cors import Cors
 from modelmux.api.ids import new_hex_id
 from modelmux.api.routes import match
 from modelmux.api.static import StaticFiles
+from modelmux.cache.backend import build_backend
 from modelmux.config.overrides import Overrides
 from modelmux.config.schema import Config
 from modelmux.errors import MethodNotAllowed, NotFound
@@ -31,7 +32,9 @@ from modelmux.observability.gateway import GatewayMetrics
 from modelmux.observability.live import LiveView
 from modelmux.observability.record import RequestRecord
 from modelmux.observability.tracing import build_tracer
+from modelmux.pipeline.admit import build_admit_stage
 from modelmux.pipeline.authenticate import AuthenticateStage
+from modelmux.pipeline.cache import ResponseCache
 from modelmux.pipeline.call import Dispatcher
 from modelmux.pipeline.plugins import build_middlewares
 from modelmux.pipeline.route import RouteStage
@@ -126,6 +129,7 @@ class App:
         self.watcher = Watcher(self.tracer, bodies) if self.tracer or bodies else None
         self.dispatcher = Dispatcher(self.router, routing, self.metrics, watcher=self.watcher)
         self.auth = self.build_auth()
+        self.cache = self.build_cache()
         self.spend = build_spend(config, prices, self.limits, self.auth)
         self.pipeline = self.build_pipeline()
         self.access = Access(config, seed=session_seed)
@@ -151,6 +155,12 @@ class App:
         stages = [*build_middlewares(self.config.middleware), RouteStage(self.models, self.router)]
         if self.auth is not None:
             stages.insert(0, AuthenticateStage(self.auth))
+        admit = build_admit_stage(self.config, self.limits)
+        if admit is not None:
+            stages.insert(1, admit)
+        if self.cache is not None:
+            self.cache.models = self.models
+            stages += self.cache.stages()
         if self.spend is not None:
             stages += self.spend.stages
         return Pipeline(stages)
@@ -184,6 +194,19 @@ class App:
             log.error("cannot open the [auth] %s store: %s", self.config.auth.store, exc)
             return f"cannot open the [auth] store: {exc}"
         return None
+
+    def build_cache(self) -> ResponseCache | None:
+        """The response cache when ``[cache] enabled``, else None (its stages are not built).
+
+        Raises:
+            ConfigError: the Redis backend without the ``redis`` package.
+        """
+        config = self.config.cache
+        if not config.enabled:
+            return None
+        errors = self.metrics.cache_errors
+        backend = build_backend(config, self.config.state, lambda: errors.inc(()))
+        return ResponseCache(config, backend, self.models, self.metrics)
 
     async def __call__(self, exchange: Exchange) -> None:
         if self.breakers is not None:
@@ -292,5 +315,7 @@ class App:
         await self.limits.aclose()
         if self.auth is not None:
             await self.auth.aclose()
+        if self.cache is not None:
+            await self.cache.aclose()
         if self.tracer is not None:
             await self.tracer.aclose()

@@ -22,12 +22,14 @@ from typing import TYPE_CHECKING, TypeVar
 
 import msgspec
 
-from modelmux.pipeline.call import Failed, NewCall, Served
+from modelmux.api.cached import begin, replay
 from modelmux.api.ids import new_hex_id
 from modelmux.api.responses import JSON_HEADERS, SSE_HEADERS, error_event
 from modelmux.api.streaming import MODE_HEADER, Coalescer, choose_mode
 from modelmux.errors import Headers, InternalError, InvalidRequest, ModelMuxError
 from modelmux.observability.record import RequestRecord
+from modelmux.pipeline.cache import CacheHit
+from modelmux.pipeline.call import Failed, NewCall, Served
 from modelmux.pipeline.context import RequestContext
 from modelmux.providers.base import Call, CallStats, ChatCall, Provider, note_answer_usage
 from modelmux.routing.models import DeploymentSpec
@@ -48,6 +50,7 @@ _UNSENDABLE = re.compile(r"[^\x20-\x7e]")
 OVERHEAD_HEADER = b"x-modelmux-overhead-ms"
 PROVIDER_HEADER = b"x-modelmux-provider"
 ATTEMPTS_HEADER = b"x-modelmux-attempts"
+RATELIMIT = b"x-ratelimit-"
 DOOR = "openai.chat"
 
 
@@ -104,7 +107,8 @@ async def create_chat_completion(app: Services, exchange: Exchange) -> None:
         watcher.request_body(record.request_id, body)
     request = decode_request(body)
     record.model = request.model
-    ctx = RequestContext(DOOR, request, body, exchange.headers, record.request_id, record)
+    ctx = RequestContext(DOOR, request, body, exchange.headers, record.request_id, record,
+                         response_headers=exchange.extra_headers)
     ctx.client = exchange.client
     if app.pipeline.observes:
         await run_observed(app, exchange, ctx, _call)
@@ -142,7 +146,14 @@ async def _call(app: Services, exchange: Exchange, ctx: RequestContext) -> None:
     )
     log.debug("stream mode %s for a stream=%s request (%s)", delivery, asked, reason)
     streamed = ctx.streamed = delivery != "never"
-    await app.pipeline.before_call(ctx)
+    try:
+        await app.pipeline.before_call(ctx)
+    except CacheHit as hit:
+        record.model, record.mode = ctx.model, delivery
+        await replay(exchange, ctx, hit.entry)
+        return
+    if app.cache is not None:
+        exchange = begin(exchange, ctx, app.cache.config.max_entry_bytes)
     request, body = ctx.request, ctx.body
     record.model, record.mode = request.model, delivery
     if asked and not streamed:  # the provider is asked for, and the client gets, one JSON body
@@ -268,11 +279,15 @@ def observed_headers(record: RequestRecord, exchange: Exchange, provider: Provid
               stats: CallStats) -> Headers:
     """The response head's headers: overhead (time since the request arrived, less the time
     waiting on the upstream), provider, attempts and the upstream headers the provider passes
-    on; the overhead is kept on ``record``."""
+    on, less its ``x-ratelimit-*`` when the admit stage sent the caller's own; the overhead is
+    kept on ``record``."""
     overhead = max(time.perf_counter_ns() - exchange.received_ns - stats.wait_ns, 0)
     record.overhead_ns = overhead
+    passed = stats.headers
+    if passed and any(name.startswith(RATELIMIT) for name, _ in exchange.extra_headers):
+        passed = [(name, value) for name, value in passed if not name.startswith(RATELIMIT)]
     return [(OVERHEAD_HEADER, b"%.3f" % (overhead / 1e6)), *upstream_headers(provider, stats),
-            *stats.headers]
+            *passed]
 
 
 def upstream_headers(provider: Provider, stats: CallStats) -> Headers:

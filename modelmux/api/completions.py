@@ -39,7 +39,8 @@ async def create_completion(app: Services, exchange: Exchange) -> None:
     request = decode_completion_request(body)
     record = app.record(exchange)
     record.model = request.model
-    ctx = RequestContext(DOOR, request, body, exchange.headers, app.request_id(exchange), record)
+    ctx = RequestContext(DOOR, request, body, exchange.headers, app.request_id(exchange), record,
+                         response_headers=exchange.extra_headers)
     ctx.client = exchange.client
     await run_observed(app, exchange, ctx, _call)
 

@@ -82,7 +82,8 @@ async def count_tokens(app: Services, exchange: Exchange) -> None:
     provider = spec.provider
     record.provider, record.provider_type, record.upstream_model = (
         provider.name, provider.type, spec.model)
-    if isinstance(provider, ClaudeProvider) and provider.endpoint.count_url is not None:
+    if (isinstance(provider, ClaudeProvider) and provider.endpoint.count_url is not None
+            and provider.speaks_messages(spec.model)):
         stats = record.stats = CallStats()
         forward = [(k, v) for k, v in exchange.headers if k in claude_native.FORWARDED_HEADERS]
         answer = await claude_native.count_tokens(provider, body, model=spec.model,

@@ -44,7 +44,8 @@ async def create_embeddings(app: Services, exchange: Exchange) -> None:
     request = decode_embedding_request(body)
     record = app.record(exchange)
     record.model, record.mode = request.model, "never"
-    ctx = RequestContext(DOOR, request, body, exchange.headers, app.request_id(exchange), record)
+    ctx = RequestContext(DOOR, request, body, exchange.headers, app.request_id(exchange), record,
+                         response_headers=exchange.extra_headers)
     ctx.client = exchange.client
     await run_observed(app, exchange, ctx, _call)
 

@@ -18,13 +18,15 @@ from typing import TYPE_CHECKING
 
 import msgspec
 
+from modelmux.api.cached import begin, replay
 from modelmux.api.chat import observed_headers, relay_as_is, run_observed, serve_call
-from modelmux.pipeline.call import Served
 from modelmux.api.ids import new_hex_id
 from modelmux.api.messages_door import DROPPED_HEADER, anthropic_door, decode_anthropic, invalid
 from modelmux.api.responses import JSON_HEADERS, SSE_HEADERS
 from modelmux.codec.sse import SSEDecoder, SSEProtocolError
 from modelmux.errors import InternalError, ModelMuxError
+from modelmux.pipeline.cache import CacheHit
+from modelmux.pipeline.call import Served
 from modelmux.pipeline.context import RequestContext
 from modelmux.providers.base import ChatCall, note_answer_usage
 from modelmux.providers.claude import ClaudeProvider
@@ -91,7 +93,8 @@ async def create_message(app: Services, exchange: Exchange) -> None:
         raise invalid(f"The request cannot be expressed for this gateway: {exc}") from None
     record = app.record(exchange)
     record.model = request.model
-    ctx = RequestContext(DOOR, chat_request, internal_body, exchange.headers, request_id, record)
+    ctx = RequestContext(DOOR, chat_request, internal_body, exchange.headers, request_id, record,
+                         response_headers=exchange.extra_headers)
     ctx.client = exchange.client
     ctx.state[DOOR] = MessagesState(body, request, dropped.header())
     ctx.streamed = bool(request.stream)
@@ -100,14 +103,22 @@ async def create_message(app: Services, exchange: Exchange) -> None:
 
 def is_native(spec: DeploymentSpec) -> bool:
     """True when the deployment speaks Messages itself (Anthropic, Vertex Claude)."""
-    return isinstance(spec.provider, ClaudeProvider)
+    provider = spec.provider
+    return isinstance(provider, ClaudeProvider) and provider.speaks_messages(spec.model)
 
 
 async def _call(app: Services, exchange: Exchange, ctx: RequestContext) -> None:
     """The stages before the call, the call (every attempt), then the delivery."""
     record = ctx.record
     streamed = ctx.streamed
-    await app.pipeline.before_call(ctx)
+    try:
+        await app.pipeline.before_call(ctx)
+    except CacheHit as hit:
+        record.model, record.mode = ctx.model, "standard" if streamed else "never"
+        await replay(exchange, ctx, hit.entry)
+        return
+    if app.cache is not None:
+        exchange = begin(exchange, ctx, app.cache.config.max_entry_bytes)
     state: MessagesState = ctx.state[DOOR]
     request, body = ctx.request, ctx.body
     record.model, record.mode = request.model, "standard" if streamed else "never"

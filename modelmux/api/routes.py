@@ -46,6 +46,7 @@ ROUTES: dict[str, dict[str, Route]] = {
     "/admin/usage": {"GET": admin.usage},
     **{f"/admin/{kind}": {"GET": admin_tenancy.collection, "POST": admin_tenancy.collection}
        for kind in ("teams", "users", "keys")},
+    "/admin/cache": {"GET": admin.cache, "DELETE": admin.cache},
 }
 
 PREFIX_ROUTES: dict[str, dict[str, Route]] = {

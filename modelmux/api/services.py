@@ -14,6 +14,8 @@ if TYPE_CHECKING:
     from modelmux.api.access import Access
     from modelmux.api.static import StaticFiles
     from modelmux.config.overrides import Overrides
+    from modelmux.pipeline.cache import ResponseCache
+    from modelmux.pipeline.call import Dispatcher
     from modelmux.config.schema import Config
     from modelmux.observability.calls import Watcher
     from modelmux.observability.events import EventHub
@@ -48,6 +50,7 @@ class Services(Protocol):
     watcher: Watcher | None
     spend: Spend | None
     auth: Authenticator | None
+    cache: ResponseCache | None
     ready: bool
     access: Access
     static: StaticFiles

@@ -40,7 +40,7 @@ level = "info"       # trace, debug, info, warn, error
 [[provider]]
 name = "mock"
 type = "mock"        # mock, openai_compatible, openai, azure, huggingface, anthropic, vertex,
-                     # gemini, cohere
+                     # gemini, cohere, bedrock
 models = ["mock"]
 
 # [[provider]]

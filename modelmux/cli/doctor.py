@@ -31,6 +31,7 @@ from modelmux.config.problems import ConfigError
 from modelmux.config.schema import (
     AnthropicConfig,
     AzureConfig,
+    BedrockConfig,
     HuggingFaceConfig,
     OpenAICompatibleConfig,
     OpenAIConfig,
@@ -71,6 +72,8 @@ def origin_of(provider: ProviderConfig) -> str | None:
         from modelmux.providers.vertex import vertex_origin
 
         return vertex_origin(provider.region, provider.base_url)
+    if isinstance(provider, BedrockConfig):
+        return provider.base_url or f"https://bedrock-runtime.{provider.region}.amazonaws.com"
     return None
 
 
@@ -118,11 +121,32 @@ def credential_check(provider: ProviderConfig, offline: bool) -> Check | None:
     if isinstance(provider, AzureConfig) and provider.entra_id:
         way = "client credentials" if provider.client_secret else "managed identity"
         return "ok", label, f"Entra ID {way} (no token fetched by doctor)"
+    if isinstance(provider, BedrockConfig):
+        return _aws_check(provider, label)
     if isinstance(provider, OPENAI_FORMAT + (AnthropicConfig,)):
         if provider.api_key:
             return "ok", label, "API key set"
         return "warn", label, "no API key (fine for servers that need none)"
     return None
+
+
+def _aws_check(provider: BedrockConfig, label: str) -> Check:
+    """Where the AWS keys come from, without the network (no container or instance query)."""
+    import os
+
+    from modelmux.auth.aws import from_env, from_files
+
+    if provider.access_key_id is not None:
+        return "ok", label, "AWS keys set in the config"
+    if from_env(os.environ) is not None:
+        return "ok", label, "AWS keys from the environment"
+    if os.environ.get("AWS_WEB_IDENTITY_TOKEN_FILE") and os.environ.get("AWS_ROLE_ARN"):
+        return "ok", label, f"web identity for {os.environ['AWS_ROLE_ARN']} (not exchanged)"
+    if from_files(os.environ) is not None:
+        profile = os.environ.get("AWS_PROFILE") or os.environ.get("AWS_DEFAULT_PROFILE") or "default"
+        return "ok", label, f"AWS keys from the shared files, profile {profile}"
+    return "warn", label, ("no AWS keys in the config, the environment or the shared files: a "
+                           "container or instance role must provide them")
 
 
 def checks(loaded: LoadedConfig | None, error: ConfigError | None, offline: bool) -> Iterator[Check]:

@@ -20,6 +20,7 @@ COMMANDS = {
     "doctor": "modelmux.cli.doctor",
     "logs": "modelmux.cli.logs",
     "reload": "modelmux.cli.reload",
+    "cache": "modelmux.cli.cache",
     "upgrade": "modelmux.cli.upgrade",
     "bench": "modelmux.cli.bench",
     "tui": "modelmux.cli.tui",

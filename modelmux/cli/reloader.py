@@ -28,6 +28,7 @@ from modelmux.config.layers import origin_of
 from modelmux.config.load import LoadedConfig
 from modelmux.config.problems import ConfigError, Problem
 from modelmux.config.schema import Config
+from modelmux.pipeline.admit import carry_admission
 from modelmux.server.lifecycle import Server
 from modelmux.server.tls import server_context
 
@@ -156,6 +157,9 @@ class Reloader:
             if ident in app.router.live:
                 app.router.force(ident, "open")
         app.reload = self.reload
+        carry_admission(old.pipeline, app.pipeline)
+        if app.cache is not None and old.cache is not None:
+            app.cache.adopt(old.cache)
         if app.spend is not None and old.spend is not None:
             app.spend.adopt(old.spend)  # budget counters live on across the reload
         lines = changes(old.config, loaded.config)

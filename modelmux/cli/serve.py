@@ -21,6 +21,7 @@ from pathlib import Path
 
 from modelmux import __version__, _accel
 from modelmux.api.app import App
+from modelmux.cli.cache import cache_command, workers_cache
 from modelmux.cli.preflight import build_problems
 from modelmux.cli.reloader import Reloader, needs_restart, tls_context
 from modelmux.cli.running import Running, Stopping
@@ -165,7 +166,8 @@ async def serve(config: Config, host: str, port: int, ns: argparse.Namespace,
     stopping = Stopping()
     tasks = _handle_signals(stopping, reloader.reload)
     upgrader = Upgrader(server.listening_fds, stopping.hand_over, lambda: _validate(ns))
-    running = Running(ns, {"reload": reloader.reload, "upgrade": upgrader.upgrade}, upgrader)
+    running = Running(ns, {"reload": reloader.reload, "upgrade": upgrader.upgrade,
+                           "cache": lambda arg: cache_command(reloader, arg)}, upgrader)
     app.ready = True
     freeze_start_up()
     try:
@@ -233,7 +235,8 @@ async def supervise(config: Config, host: str, port: int, workers: int, worker_a
 
     upgrader = Upgrader(lambda: [sock.fileno() for sock in sockets], supervisor.hand_over,
                         lambda: _validate(ns))
-    running = Running(ns, {"reload": reload_all, "upgrade": upgrader.upgrade}, upgrader)
+    running = Running(ns, {"reload": reload_all, "upgrade": upgrader.upgrade,
+                           "cache": workers_cache}, upgrader)
     supervisor.on_ready = lambda: running.start(takeover)
     loop = asyncio.get_running_loop()
     tasks: set[asyncio.Task[object]] = set()

@@ -9,6 +9,11 @@ import msgspec
 from msgspec import Struct, field
 
 
+JWT_ALGORITHMS = frozenset({"RS256", "RS384", "RS512", "PS256", "PS384", "PS512",
+                            "ES256", "ES384", "ES512"})
+"""What ``[auth.jwt] algorithms`` may list: public-key signatures only (no "none", no HS*)."""
+
+
 class JwtConfig(Struct, forbid_unknown_fields=True, frozen=True):
     """``[auth.jwt]``: bearer JWTs (RS256/ES256) accepted beside keys; claims map to the
     caller's user, team and role. One of ``jwks_url`` and ``jwks_file`` is required."""
@@ -77,9 +82,13 @@ class PriceConfig(Struct, forbid_unknown_fields=True, frozen=True):
 
 
 class CostTrackingConfig(Struct, forbid_unknown_fields=True, frozen=True):
-    """``[analytics.cost_tracking]``: the global budget and its alerts."""
+    """``[analytics.cost_tracking]``: cost per request, the global budget and its alerts.
 
-    enabled: bool = True
+    ``enabled`` unset means on when something uses cost: ``[auth] mode = "keys"`` (budgets
+    and the spend log per key), ``[analytics] spend_log = true`` or a ``monthly_budget``; off
+    otherwise, so the default gateway's request path carries none of it."""
+
+    enabled: bool | None = None
     monthly_budget: Annotated[float, msgspec.Meta(ge=0)] | None = None
     alert_at: Annotated[float, msgspec.Meta(gt=0, le=1)] = 0.8
     alert_webhook: str | None = None
@@ -114,3 +123,12 @@ class AnalyticsConfig(Struct, forbid_unknown_fields=True, frozen=True):
     smtp: SmtpConfig = field(default_factory=SmtpConfig)
     spend_log_retention_days: Annotated[int, msgspec.Meta(ge=1)] = 400
     spend_log: bool | None = None  # None: kept when [auth] mode = "keys" (a store exists)
+
+    def cost_tracking_on(self, auth_mode: str) -> bool:
+        """Whether cost is tracked: ``cost_tracking.enabled``, or when unset, whether auth
+        keys, the spend log or a global budget need it."""
+        enabled = self.cost_tracking.enabled
+        if enabled is not None:
+            return enabled
+        return (auth_mode == "keys" or bool(self.spend_log)
+                or self.cost_tracking.monthly_budget is not None)

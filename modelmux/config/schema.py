@@ -156,7 +156,8 @@ class AnthropicConfig(Struct, tag_field="type", tag="anthropic", forbid_unknown_
 
 class VertexConfig(Struct, tag_field="type", tag="vertex", forbid_unknown_fields=True,
                    frozen=True):
-    """Claude on Google Vertex AI (``rawPredict`` / ``streamRawPredict``).
+    """Claude (``rawPredict`` / ``streamRawPredict``), Gemini (``generateContent``) and Google
+    text embedding models (``predict``) on Google Vertex AI.
 
     At most one of ``credentials_file``, ``credentials_json`` (inline JSON) and
     ``credentials_env`` (name of a variable holding base64 JSON); none means Application
@@ -172,6 +173,8 @@ class VertexConfig(Struct, tag_field="type", tag="vertex", forbid_unknown_fields
     credentials_json: str | None = None
     credentials_env: str | None = None
     default_max_tokens: MaxTokens = 4096
+    embed_batch_size: Annotated[int, msgspec.Meta(ge=1, le=250)] = 250  # :predict instances
+    embed_task_type: str | None = None  # task_type of every embed instance
     headers: dict[str, str] = field(default_factory=dict)
     timeouts: TimeoutsConfig = field(default_factory=TimeoutsConfig)
     max_retries: MaxRetries = 2
@@ -193,6 +196,8 @@ class GeminiConfig(Struct, tag_field="type", tag="gemini", forbid_unknown_fields
     models: list[str]
     api_key: str = "${GEMINI_API_KEY}"
     base_url: str = "https://generativelanguage.googleapis.com"
+    embed_batch_size: Annotated[int, msgspec.Meta(ge=1, le=100)] = 100  # batchEmbedContents
+    embed_task_type: str | None = None  # taskType of every embed request, e.g. RETRIEVAL_QUERY
     headers: dict[str, str] = field(default_factory=dict)
     timeouts: TimeoutsConfig = field(default_factory=TimeoutsConfig)
     max_retries: MaxRetries = 2
@@ -219,14 +224,20 @@ class OpenAIConfig(Struct, tag_field="type", tag="openai", forbid_unknown_fields
     http2: bool | None = None  # unset: ALPN over TLS; true: HTTP/2 only; false: HTTP/1.1 only
 
 
+CohereInputType = Literal["search_document", "search_query", "classification", "clustering"]
+
+
 class CohereConfig(Struct, tag_field="type", tag="cohere", forbid_unknown_fields=True,
                    frozen=True):
-    """Cohere's v2 chat API, ``POST {base_url}/v2/chat`` with ``Authorization: Bearer``."""
+    """Cohere's v2 API, ``POST {base_url}/v2/chat`` and ``/v2/embed`` with ``Authorization:
+    Bearer``; ``embed_input_type`` is the ``input_type`` of embed requests that name none."""
 
     name: str
     models: list[str]
     api_key: str = "${COHERE_API_KEY}"
     base_url: str = "https://api.cohere.com"
+    embed_batch_size: Annotated[int, msgspec.Meta(ge=1, le=96)] = 96  # texts per /v2/embed
+    embed_input_type: CohereInputType = "search_document"
     headers: dict[str, str] = field(default_factory=dict)
     timeouts: TimeoutsConfig = field(default_factory=TimeoutsConfig)
     max_retries: MaxRetries = 2
@@ -271,9 +282,30 @@ class AzureConfig(Struct, tag_field="type", tag="azure", forbid_unknown_fields=T
     http2: bool | None = None  # unset: ALPN over TLS; true: HTTP/2 only; false: HTTP/1.1 only
 
 
+class BedrockConfig(Struct, tag_field="type", tag="bedrock", forbid_unknown_fields=True,
+                    frozen=True):
+    """AWS Bedrock's Converse API, SigV4-signed; ``base_url`` defaults to
+    ``https://bedrock-runtime.{region}.amazonaws.com``. Without ``access_key_id`` and
+    ``secret_access_key`` the standard AWS credential chain is used (docs/providers.md)."""
+
+    name: str
+    models: list[str]
+    region: str
+    base_url: str | None = None
+    access_key_id: str | None = None
+    secret_access_key: str | None = None
+    session_token: str | None = None
+    embed_input_type: Literal["search_document", "search_query", "classification",
+                              "clustering"] = "search_document"  # Cohere embed models
+    headers: dict[str, str] = field(default_factory=dict)
+    timeouts: TimeoutsConfig = field(default_factory=TimeoutsConfig)
+    max_retries: MaxRetries = 2
+    http2: bool | None = None  # unset: ALPN over TLS; true: HTTP/2 only; false: HTTP/1.1 only
+
+
 ProviderConfig = (MockProviderConfig | OpenAICompatibleConfig | AnthropicConfig | VertexConfig
                   | GeminiConfig | CohereConfig | OpenAIConfig | HuggingFaceConfig
-                  | AzureConfig)
+                  | AzureConfig | BedrockConfig)
 
 
 StreamMode = Literal["auto", "standard", "buffered", "never", "always"]

@@ -19,11 +19,13 @@ import msgspec
 
 from modelmux.config import plugins
 from modelmux.config.extras import INSTALL_HINT, missing_extra
+from modelmux.config.features import JWT_ALGORITHMS
 from modelmux.config.layers import Origins, origin_of
 from modelmux.config.problems import KeyPath, Problem
 from modelmux.config.schema import Config, ProviderConfig
 from modelmux.config.validate_spend import check_spend
 from modelmux.config.validate_routing import (
+    check_cache,
     check_routing,
     deployment_providers,
     group_names,
@@ -254,6 +256,7 @@ def check_config(data: Mapping[str, Any], origins: Origins) -> list[Problem]:
             add(f"alias `{name}` hides the model of that name listed by provider[{owner[name]}]",
                 ("models", name), warning=True)
     problems += check_routing(data, origins, names, owner)
+    problems += check_cache(data, origins)
     problems += _middleware(data.get("middleware"), origins)
     problems += check_spend(data, origins)
     if not providers:
@@ -267,13 +270,45 @@ def check_config(data: Mapping[str, Any], origins: Origins) -> list[Problem]:
     if isinstance(telemetry, dict):
         for message, key in _telemetry(telemetry):
             add(message, ("telemetry", *key))
+    auth = data.get("auth")
+    jwt = auth.get("jwt") if isinstance(auth, dict) else None
+    if isinstance(jwt, dict):
+        algorithms = jwt.get("algorithms", ["RS256"])
+        found = jwt_problem(jwt.get("jwks_url"), jwt.get("jwks_file"),
+                            algorithms if isinstance(algorithms, list) else ["RS256"])
+        if found is None and not _importable("jwt"):
+            found = ("JWTs need the jwt extra: the PyJWT package is not installed (pip "
+                     "install 'modelmux[jwt]')"), ()
+        if found is not None:
+            add(found[0], ("auth", "jwt", *found[1]))
     state = data.get("state")
+    cache = data.get("cache")
+    if isinstance(cache, dict) and cache.get("enabled") is True \
+            and cache.get("backend") == "redis" and not _importable("redis"):
+        add("backend = \"redis\" needs the redis extra: the redis package is not installed "
+            "(pip install 'modelmux[redis]')", ("cache", "backend"))
     if isinstance(state, dict) and state.get("backend") == "redis" and not _importable("redis"):
         add("backend = \"redis\" needs the redis extra: the redis package is not installed "
             "(pip install 'modelmux[redis]')", ("state", "backend"))
     for message, name in _auth_store(data.get("auth")):
         add(message, ("auth", name))
     return problems
+
+
+def jwt_problem(url: object, file: object, algorithms: list[Any]) -> tuple[str, KeyPath] | None:
+    """What is wrong with ``[auth.jwt]``'s key source and algorithms (message, key), if
+    anything: exactly one of ``jwks_url`` (http or https) and ``jwks_file``; only public-key
+    algorithms."""
+    if (url is None) == (file is None):
+        return "needs exactly one of jwks_url and jwks_file", ()
+    if isinstance(url, str) and not url.startswith(("https://", "http://")):
+        return f"expected an http(s) URL, got {url[:80]!r}", ("jwks_url",)
+    wrong = [str(a) for a in algorithms if a not in JWT_ALGORITHMS]
+    if wrong or not algorithms:
+        listed = ", ".join(sorted(JWT_ALGORITHMS))
+        return (f"algorithms may list only {listed} (public-key signatures); got "
+                f"{', '.join(wrong) or 'none'}"), ("algorithms",)
+    return None
 
 
 def _auth_store(auth: Any) -> list[tuple[str, str]]:

@@ -1,4 +1,5 @@
-"""Cross-field checks of ``[routing]``: groups, deployments, fallback groups and rules.
+"""Cross-field checks of ``[routing]`` (groups, deployments, fallback groups, rules) and of
+``[[cache.rules]]``.
 
 Works on the raw merged data, like ``validate.check_config``, so it runs even when the schema
 check found problems (values of the wrong type are skipped). Each rule's ``when`` is compiled
@@ -160,4 +161,31 @@ def _rule(rule: dict[str, Any], here: KeyPath, origins: Origins, providers: Mapp
         path = (*here, "group")
         out.append(Problem(f"unknown group `{group}` (expected a [[routing.group]] name or "
                            "alias, or a model a provider lists)", path, origin_of(origins, path)))
+    return out
+
+
+def check_cache(data: Mapping[str, Any], origins: Origins) -> list[Problem]:
+    """``[cache]``: each ``[[cache.rules]]`` gives exactly one of ``cache_if`` and ``skip_if``,
+    and it compiles; the Redis backend needs ``[state] url`` (always has a default)."""
+    out: list[Problem] = []
+    cache = data.get("cache")
+    if not isinstance(cache, dict):
+        return out
+    for index, rule in enumerate(_list(cache.get("rules"))):
+        if not isinstance(rule, dict):
+            continue
+        here: KeyPath = ("cache", "rules", index)
+        given = [name for name in ("cache_if", "skip_if") if name in rule]
+        if len(given) != 1:
+            out.append(Problem("give exactly one of `cache_if` and `skip_if`", here,
+                               origin_of(origins, here)))
+            continue
+        text = rule[given[0]]
+        if isinstance(text, str):
+            try:
+                compile_rule(text)
+            except RuleError as exc:
+                path = (*here, given[0])
+                out.append(Problem(f"{exc.message} at column {exc.column}", path,
+                                   origin_of(origins, path)))
     return out

@@ -44,11 +44,19 @@ FIELDS = ("request_id", "client", "method", "path", "status", "model", "provider
 
 
 def _ms(ns: int) -> float:
-    return round(ns / 1e6, 3)
+    """Nanoseconds as milliseconds, to the microsecond (half up)."""
+    return ((ns + 500) // 1000) / 1000
+
+
+_FRACTION = [f"{us:03d}".rstrip("0") or "0" for us in range(1000)]
 
 
 def _ms_text(ns: int) -> str:
-    return str(round(ns / 1e6, 3))
+    """``str(_ms(ns))``, from integers: no float rounding or repr on the per-request path."""
+    if ns < 0:
+        return str(_ms(ns))
+    ms, us = divmod((ns + 500) // 1000, 1000)
+    return f"{ms}.{_FRACTION[us]}"
 
 
 def access_values(record: RequestRecord, exchange: Exchange, now_ns: int,
@@ -139,8 +147,8 @@ class AccessLine:
 
     def text(self, record: RequestRecord, exchange: Exchange, now_ns: int) -> str:
         """``TEXT_FORMAT`` with the logfmt message, and its newline."""
-        message = _message(access_values(record, exchange, now_ns))[0]
-        return f"{self.stamp(time.time())}{self.text_prefix}{message}\n"
+        message = _message(access_values(record, exchange, now_ns, _ms_text))[0]
+        return f"{self.stamp.at(time.time_ns())}{self.text_prefix}{message}\n"
 
     def json(self, record: RequestRecord, exchange: Exchange, now_ns: int) -> str:
         """``JsonFormatter``'s keys (time, level, logger, pid, message), then every field."""
@@ -160,7 +168,7 @@ class AccessLine:
             quoted = _json(message)
             request_id, client, method, path, model, provider, mode, trace_id = map(
                 _json, (request_id, client, method, path, model, provider, mode, trace_id))
-        return (f'{{"time": "{self.stamp(time.time())}{self.json_prefix}{quoted}, '
+        return (f'{{"time": "{self.stamp.at(time.time_ns())}{self.json_prefix}{quoted}, '
                 f'"request_id": {request_id}, "client": {client}, "method": {method}, '
                 f'"path": {path}, "status": {status}, "model": {model}, '
                 f'"provider": {provider}, "stream_mode": {mode}, '
@@ -182,7 +190,8 @@ def _message(values: tuple) -> tuple[str, bool]:  # type: ignore[type-arg]
      tokens_out, cost, latency, ttft, overhead, received, sent, completed, trace_id) = values
     probe = (f"{request_id}{client}{method}{path}{model or ''}{provider or ''}{mode or ''}"
              f"{trace_id or ''}")
-    plain = (probe.isprintable() and _QUOTED.search(probe) is None
+    plain = (probe.isprintable() and " " not in probe and '"' not in probe and "=" not in probe
+             and "\\" not in probe
              and "" not in (request_id, client, method, path, model, provider, mode, trace_id))
     if not plain:
         request_id, client, method, path, model, provider, mode, trace_id = map(

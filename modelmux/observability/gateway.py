@@ -124,6 +124,17 @@ class GatewayMetrics:
         self.auth_failures = r.counter(
             "modelmux_auth_failures_total", "Refused credentials, by reason (missing, unknown, "
             "revoked, expired, jwt; throttled: an address that failed too often).", ("reason",))
+        self.cache_requests = r.counter(
+            "modelmux_cache_requests_total", "Chat and Messages requests by what the response "
+            "cache did: hit, miss or bypass.", ("result",))
+        self.cache_bytes = r.gauge("modelmux_cache_bytes",
+                                   "Bytes held by the memory response cache.", merge="sum")
+        self.cache_evictions = r.counter(
+            "modelmux_cache_evictions_total", "Entries the memory response cache dropped to stay "
+            "within max_bytes.")
+        self.cache_errors = r.counter(
+            "modelmux_cache_errors_total", "Response cache calls to Redis that failed (the "
+            "request was served without the cache).")
         self.errors = r.counter("modelmux_upstream_errors_total",
                                 "Failed upstream attempts, by error code.", ("provider", "code"))
         self.pool = {

@@ -32,7 +32,8 @@ def operation_of(route: str) -> str:
     return ROUTE_OPERATIONS.get(route, OPERATION)
 
 GENAI_PROVIDERS = {"openai_compatible": "openai", "openai": "openai", "azure": "azure.ai.openai",
-                   "anthropic": "anthropic", "claude": "anthropic", "vertex": "gcp.vertex_ai"}
+                   "anthropic": "anthropic", "claude": "anthropic", "vertex": "gcp.vertex_ai",
+                   "bedrock": "aws.bedrock"}
 """Provider ``type`` → ``gen_ai.provider.name`` (a well-known value; others pass as they are)."""
 
 _DEFAULT_PORTS = {"http": 80, "https": 443}

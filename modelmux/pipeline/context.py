@@ -36,12 +36,12 @@ class RequestContext:
 
     __slots__ = ("door", "request", "body", "headers", "request_id", "record", "streamed",
                  "estimate", "facts", "plan", "status", "answer", "error", "state", "identity",
-                 "client")
+                 "client", "response_headers")
 
     def __init__(self, door: str,
                  request: ChatCompletionRequest | EmbeddingRequest | CompletionRequest,
                  body: bytes, headers: Headers, request_id: str, record: RequestRecord,
-                 client: str = "") -> None:
+                 client: str = "", *, response_headers: Headers | None = None) -> None:
         self.door = door
         self.request = request
         self.body = body
@@ -58,6 +58,7 @@ class RequestContext:
         self.state: dict[str, Any] = {}
         self.identity: Identity | None = None  # set by the authenticate stage when auth is on
         self.client = client  # the peer as "host:port" (failed logins are counted per host)
+        self.response_headers: Headers = [] if response_headers is None else response_headers
 
     @property
     def model(self) -> str:

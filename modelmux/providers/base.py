@@ -305,7 +305,8 @@ class Provider(abc.ABC):
         """
         raise InvalidRequest(
             f"provider {self.name!r} (type {self.type}) does not serve embeddings; route the "
-            "model to an openai, azure, openai_compatible, huggingface or mock provider.",
+            "model to an openai, azure, openai_compatible, huggingface, gemini, vertex, cohere "
+            "or mock provider.",
             param="model", code="embeddings_not_supported")
 
     async def complete_text(self, call: TextCall) -> bytes:

@@ -99,6 +99,11 @@ class ClaudeProvider(Provider):
         self.retry = retry
         self.upstream = Upstream(name, pool, endpoint.auth, timeouts, retry, http2=http2)
 
+    def speaks_messages(self, model: str) -> bool:
+        """True when upstream ``model`` is served in Messages format (the Messages door and
+        count_tokens then go native); Vertex also serves Gemini models, which are not."""
+        return True
+
     def body(self, call: ChatCall) -> bytes:
         """The Messages request body for ``call``, with the profile's tweaks.
 

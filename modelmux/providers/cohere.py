@@ -2,7 +2,8 @@
 
 Reference: Cohere API "Chat" (``POST {base}/v2/chat``, ``Authorization: Bearer <key>``,
 ``"stream": true`` for SSE). Translation is ``translate.chat_to_cohere``, ``cohere_to_chat``
-and ``CohereStreamTranslator``; streaming goes through the shared ``EventRelay``.
+and ``CohereStreamTranslator``; streaming goes through the shared ``EventRelay``. Embeddings go to
+Cohere API "Embed (v2)", ``POST {base}/v2/embed``, through ``translate.embed_cohere``.
 """
 
 from __future__ import annotations
@@ -13,7 +14,8 @@ import msgspec
 
 from modelmux.config.schema import CohereConfig
 from modelmux.errors import InvalidRequest
-from modelmux.providers.base import ChatCall, Provider, RetryPolicy
+from modelmux.providers.base import ChatCall, EmbedCall, Provider, RetryPolicy
+from modelmux.providers.embed_batch import embed_batches
 from modelmux.providers.env import expand_env
 from modelmux.providers.event_relay import chat_answer, relay_events
 from modelmux.providers.gemini import api_key_auth
@@ -22,6 +24,8 @@ from modelmux.providers.transport import Upstream
 from modelmux.translate.chat_to_cohere import chat_to_cohere
 from modelmux.translate.cohere_stream import CohereStreamTranslator
 from modelmux.translate.cohere_to_chat import cohere_to_chat
+from modelmux.translate.embed_cohere import cohere_embed_body, cohere_vectors
+from modelmux.translate.embeddings import embed_options, text_inputs
 from modelmux.upstream import ConnectionPool
 
 _encode = msgspec.json.Encoder().encode
@@ -39,6 +43,9 @@ class CohereProvider(Provider):
         where = f"provider {config.name!r}"
         base = check_base_url(expand_env(config.base_url, where=f"{where}: base_url"), where)
         self.url = base.removesuffix("/v2") + "/v2/chat"
+        self.embed_url = base.removesuffix("/v2") + "/v2/embed"
+        self.embed_batch_size = config.embed_batch_size
+        self.embed_input_type = config.embed_input_type
         key = expand_env(config.api_key, where=f"{where}: api_key")
         self.headers = merge_headers(json_headers(), extra_headers(config.headers, where))
         self.retry = retry or RetryPolicy(max_retries=config.max_retries)
@@ -65,3 +72,19 @@ class CohereProvider(Provider):
         body = self.body(call)
         return relay_events(self.upstream, self.url, self.headers, body, call,
                             CohereStreamTranslator)
+
+    async def embed(self, call: EmbedCall) -> bytes:
+        """``/v2/embed`` in batches of ``embed_batch_size`` texts; ``input_type`` in the
+        client's body, else the provider's ``embed_input_type``, is sent with each.
+
+        Raises:
+            InvalidRequest: token-array input or a non-string ``input_type``.
+        """
+        texts = text_inputs(call.request, self.name, self.type)
+        input_type = embed_options(call.raw).input_type or self.embed_input_type
+        dimensions = call.request.dimensions
+        return await embed_batches(
+            self.upstream, self.embed_url, self.headers, call, texts, self.embed_batch_size,
+            lambda batch: cohere_embed_body(batch, model=call.model, input_type=input_type,
+                                            dimensions=dimensions),
+            lambda answer, want: cohere_vectors(answer, self.name, want))

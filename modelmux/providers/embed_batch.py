@@ -3,16 +3,22 @@
 An OpenAI-format ``/embeddings`` server takes at most so many inputs a request (OpenAI: 2048).
 A longer list goes out as several requests, each the client's body with ``model`` and ``input``
 replaced; the answers' ``data`` are joined with ``index`` counted across batches and ``usage``
-summed, so the client sees one answer.
+summed, so the client sees one answer. Vendor APIs with their own embed format (Gemini,
+Cohere) batch through ``embed_batches`` with their translators.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import msgspec
 
-from modelmux.errors import UpstreamError
+from modelmux.errors import Headers, UpstreamError
+from modelmux.providers.base import EmbedCall
 from modelmux.providers.errors import error_from_payload
+from modelmux.providers.transport import Upstream
 from modelmux.schemas.openai_embeddings import EmbeddingRequest
+from modelmux.translate.embeddings import openai_embeddings, slices
 
 _encode = msgspec.json.Encoder().encode
 _fields = msgspec.json.Decoder(dict[str, msgspec.Raw])
@@ -89,3 +95,21 @@ def join_answers(provider: str, answers: list[bytes], sizes: list[int],
     first["model"] = msgspec.Raw(_encode(public_model))
     first["usage"] = msgspec.Raw(_encode({"prompt_tokens": prompt, "total_tokens": total}))
     return _encode(first), prompt
+
+
+async def embed_batches(upstream: Upstream, url: str, headers: Headers, call: EmbedCall,
+                        texts: list[str], size: int, body: Callable[[list[str]], bytes],
+                        read: Callable[[bytes, int], tuple[list[list[float]], int]]) -> bytes:
+    """Embed ``texts`` through a vendor API that takes at most ``size`` a request: ``body``
+    makes each batch's request, ``read`` its vectors and prompt tokens; the batches go one
+    after another and the client gets OpenAI's answer, in input order, usage summed."""
+    vectors: list[list[float]] = []
+    tokens = 0
+    for start, end in slices(len(texts), size):
+        answer = await upstream.fetch(url, headers, body(texts[start:end]), call.stats)
+        got, used = read(answer, end - start)
+        vectors += got
+        tokens += used
+    call.stats.tokens = (tokens, 0)
+    return openai_embeddings(vectors, model=call.public_model,
+                             encoding_format=call.request.encoding_format, prompt_tokens=tokens)

@@ -26,7 +26,8 @@ _encode = msgspec.json.Encoder().encode
 class StreamTranslator(Protocol):
     """What every upstream stream translator offers a relay."""
 
-    usage: Usage | None
+    @property
+    def usage(self) -> Usage | None: ...
 
     @property
     def done(self) -> bool: ...

@@ -2,7 +2,8 @@
 
 Reference: Gemini API "Generating content": ``POST {base}/v1beta/models/{model}:generateContent``
 and ``:streamGenerateContent?alt=sse``, the key in ``x-goog-api-key``. Translation is
-``translate.chat_to_gemini``, ``gemini_to_chat`` and ``GeminiStreamTranslator``.
+``translate.chat_to_gemini``, ``gemini_to_chat`` and ``GeminiStreamTranslator``; embeddings go
+to Gemini API "Embeddings" ``:batchEmbedContents`` through ``translate.embed_gemini``.
 """
 
 from __future__ import annotations
@@ -15,12 +16,15 @@ import msgspec
 from modelmux.config.load import ConfigError
 from modelmux.config.schema import GeminiConfig
 from modelmux.errors import Headers, InvalidRequest
-from modelmux.providers.base import ChatCall, Provider, RetryPolicy
+from modelmux.providers.base import ChatCall, EmbedCall, Provider, RetryPolicy
+from modelmux.providers.embed_batch import embed_batches
 from modelmux.providers.env import expand_env
 from modelmux.providers.event_relay import chat_answer, relay_events
 from modelmux.providers.headers import check_base_url, extra_headers, json_headers, merge_headers
 from modelmux.providers.transport import Auth, StaticAuth, Upstream
 from modelmux.translate.chat_to_gemini import chat_to_gemini
+from modelmux.translate.embed_gemini import gemini_embed_body, gemini_vectors
+from modelmux.translate.embeddings import embed_options, text_inputs
 from modelmux.translate.gemini_stream import GeminiStreamTranslator
 from modelmux.translate.gemini_to_chat import gemini_to_chat
 from modelmux.upstream import ConnectionPool, Timeouts
@@ -32,6 +36,11 @@ def studio_url(base: str, model: str, stream: bool) -> str:
     """The AI Studio URL for ``model``; the model name is one percent-encoded path segment."""
     method = "streamGenerateContent?alt=sse" if stream else "generateContent"
     return f"{base}/v1beta/models/{quote(model, safe='')}:{method}"
+
+
+def studio_embed_url(base: str, model: str) -> str:
+    """The AI Studio ``batchEmbedContents`` URL for ``model``."""
+    return f"{base}/v1beta/models/{quote(model, safe='')}:batchEmbedContents"
 
 
 def api_key_auth(key: str, header: bytes, where: str, prefix: bytes = b"") -> StaticAuth:
@@ -49,7 +58,8 @@ def api_key_auth(key: str, header: bytes, where: str, prefix: bytes = b"") -> St
 
 
 class GeminiProvider(Provider):
-    """Gemini through any endpoint that speaks ``generateContent`` (``url(model, stream)``)."""
+    """Gemini through any endpoint that speaks ``generateContent`` (``url(model, stream)``);
+    embeddings where ``embed_url(model)`` is given (AI Studio), else the base refusal."""
 
     type = "gemini"
 
@@ -65,9 +75,15 @@ class GeminiProvider(Provider):
         timeouts: Timeouts,
         retry: RetryPolicy,
         http2: bool | None = None,
+        embed_url: Callable[[str], str] | None = None,
+        embed_batch_size: int = 100,
+        embed_task_type: str | None = None,
     ) -> None:
         super().__init__(name, models)
         self.url = url
+        self.embed_url = embed_url
+        self.embed_batch_size = embed_batch_size
+        self.embed_task_type = embed_task_type
         self.headers = headers
         self.retry = retry
         self.upstream = Upstream(name, pool, auth, timeouts, retry, http2=http2)
@@ -88,6 +104,9 @@ class GeminiProvider(Provider):
             timeouts=config.timeouts.timeouts(),
             retry=retry or RetryPolicy(max_retries=config.max_retries),
             http2=config.http2,
+            embed_url=lambda model: studio_embed_url(base, model),
+            embed_batch_size=config.embed_batch_size,
+            embed_task_type=config.embed_task_type,
         )
 
     def body(self, call: ChatCall) -> bytes:
@@ -110,6 +129,25 @@ class GeminiProvider(Provider):
         body = self.body(call)
         return relay_events(self.upstream, self.url(call.model, True), self.headers, body, call,
                             GeminiStreamTranslator)
+
+    async def embed(self, call: EmbedCall) -> bytes:
+        """``batchEmbedContents`` in batches of ``embed_batch_size`` texts; ``task_type`` in
+        the client's body, else the provider's ``embed_task_type``, becomes ``taskType``.
+
+        Raises:
+            InvalidRequest: token-array input, a bad ``task_type``, or no embeddings here.
+        """
+        if self.embed_url is None:
+            return await super().embed(call)
+        texts = text_inputs(call.request, self.name, self.type)
+        task = embed_options(call.raw).task_type or self.embed_task_type
+        dimensions = call.request.dimensions
+        return await embed_batches(
+            self.upstream, self.embed_url(call.model), self.headers, call, texts,
+            self.embed_batch_size,
+            lambda batch: gemini_embed_body(batch, model=call.model, dimensions=dimensions,
+                                            task_type=task),
+            lambda answer, want: gemini_vectors(answer, self.name, want))
 
 
 def build_gemini(config: GeminiConfig, pool: ConnectionPool) -> GeminiProvider:

@@ -13,6 +13,7 @@ from typing import Any
 from modelmux.config.plugins import PluginProviderConfig
 from modelmux.config.schema import (
     AnthropicConfig,
+    BedrockConfig,
     CohereConfig,
     GeminiConfig,
     AzureConfig,
@@ -25,6 +26,7 @@ from modelmux.config.schema import (
 )
 from modelmux.providers.anthropic import AnthropicProvider
 from modelmux.providers.base import Provider
+from modelmux.providers.bedrock import BedrockProvider
 from modelmux.providers.cohere import CohereProvider
 from modelmux.providers.gemini import build_gemini
 from modelmux.providers.azure import AzureProvider
@@ -46,6 +48,7 @@ PROVIDERS: Mapping[type[Any], Callable[[Any, ConnectionPool], Provider]] = Mappi
         OpenAIConfig: OpenAIProvider,
         HuggingFaceConfig: HuggingFaceProvider,
         AzureConfig: AzureProvider,
+        BedrockConfig: BedrockProvider,
     }
 )
 """Config Struct (one per ``type``) → constructor taking (config, pool)."""

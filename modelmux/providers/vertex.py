@@ -1,31 +1,41 @@
-"""The ``vertex`` provider: Claude on Google Vertex AI, an endpoint profile over ``claude``.
+"""The ``vertex`` provider: Claude on Google Vertex AI, an endpoint profile over ``claude``,
+and Gemini models of the same project through the ``gemini`` provider's translators.
 
 Reference: Google Cloud "Use Claude models" / Anthropic "Claude on Vertex AI": ``POST
 https://{region}-aiplatform.googleapis.com/v1/projects/{project}/locations/{region}/publishers/
 anthropic/models/{model}:rawPredict`` (``:streamRawPredict`` to stream; region ``global`` uses
 ``aiplatform.googleapis.com``), OAuth ``Authorization: Bearer``, and a body without ``model``
-that carries ``"anthropic_version": "vertex-2023-10-16"``.
+that carries ``"anthropic_version": "vertex-2023-10-16"``. Gemini models (``gemini-*``): Vertex AI
+"Generate content with the Gemini API": ``.../publishers/google/models/{model}:generateContent``
+(``:streamGenerateContent?alt=sse``), the AI Studio body, the same OAuth token. Embeddings:
+"Get text embeddings", ``.../publishers/google/models/{model}:predict``
+(``translate.embed_vertex``).
 """
 
 from __future__ import annotations
 
 import re
+from collections.abc import AsyncGenerator, Callable
 from urllib.parse import quote
 
 from modelmux.auth.google import CredentialsError, GoogleTokenSource, load_credentials
 from modelmux.config.load import ConfigError
 from modelmux.config.schema import VertexConfig
 from modelmux.errors import Headers
+from modelmux.providers.base import ChatCall, EmbedCall, RetryPolicy
 from modelmux.providers.claude import ClaudeProvider
 from modelmux.providers.claude_endpoint import ClaudeEndpoint
+from modelmux.providers.embed_batch import embed_batches
 from modelmux.providers.env import expand_env
+from modelmux.providers.gemini import GeminiProvider
 from modelmux.providers.headers import (
     check_base_url,
     extra_headers,
     json_headers,
     merge_headers,
 )
-from modelmux.providers.base import RetryPolicy
+from modelmux.translate.embed_vertex import vertex_embed_batch, vertex_embed_body, vertex_vectors
+from modelmux.translate.embeddings import embed_options, text_inputs
 from modelmux.upstream import ConnectionPool
 
 VERTEX_ANTHROPIC_VERSION = "vertex-2023-10-16"
@@ -46,6 +56,29 @@ def vertex_url(origin: str, project: str, region: str, model: str, stream: bool)
     method = "streamRawPredict" if stream else "rawPredict"
     return (f"{origin}/v1/projects/{quote(project, safe='')}/locations/{quote(region, safe='')}"
             f"/publishers/anthropic/models/{quote(model, safe='@')}:{method}")
+
+
+def is_gemini(model: str) -> bool:
+    """True for a model Vertex serves under ``publishers/google`` (``gemini-2.0-flash``, ...)."""
+    return model.startswith("gemini")
+
+
+def vertex_gemini_url(origin: str, project: str, region: str, model: str, stream: bool) -> str:
+    """The publishers/google ``generateContent`` (or streaming) URL, segments percent-encoded."""
+    method = "streamGenerateContent?alt=sse" if stream else "generateContent"
+    return google_url(origin, project, region, model, method)
+
+
+def google_url(origin: str, project: str, region: str, model: str, method: str) -> str:
+    """``method`` of a publishers/google model, every path segment percent-encoded."""
+    return (f"{origin}/v1/projects/{quote(project, safe='')}/locations/{quote(region, safe='')}"
+            f"/publishers/google/models/{quote(model, safe='@')}:{method}")
+
+
+class VertexGemini(GeminiProvider):
+    """The Gemini half of a ``vertex`` provider: its errors name the ``vertex`` type."""
+
+    type = "vertex"
 
 
 class GoogleBearerAuth:
@@ -84,7 +117,8 @@ def token_source(config: VertexConfig) -> GoogleTokenSource:
 
 
 class VertexProvider(ClaudeProvider):
-    """Claude models in one Google Cloud project and region."""
+    """Claude and Gemini models in one Google Cloud project and region; the model name picks
+    the publisher (``is_gemini``)."""
 
     type = "vertex"
 
@@ -109,10 +143,22 @@ class VertexProvider(ClaudeProvider):
             base = check_base_url(expand_env(base, where=f"{where}: base_url"), where)
         origin = vertex_origin(region, base)
         self.tokens = tokens or token_source(config)
+        headers = merge_headers(json_headers(), extra_headers(config.headers, where))
+        auth = GoogleBearerAuth(self.tokens)
+        policy = retry or RetryPolicy(max_retries=config.max_retries)
+        self.embed_url: Callable[[str], str] = (
+            lambda model: google_url(origin, project, region, model, "predict"))
+        self.embed_batch_size = config.embed_batch_size
+        self.embed_task_type = config.embed_task_type
+        self.gemini = VertexGemini(
+            config.name, list(config.models), pool,
+            url=lambda model, stream: vertex_gemini_url(origin, project, region, model, stream),
+            headers=headers, auth=auth, timeouts=config.timeouts.timeouts(), retry=policy,
+            http2=config.http2)
         endpoint = ClaudeEndpoint(
             url=lambda model, stream: vertex_url(origin, project, region, model, stream),
-            headers=merge_headers(json_headers(), extra_headers(config.headers, where)),
-            auth=GoogleBearerAuth(self.tokens),
+            headers=headers,
+            auth=auth,
             model_in_body=False,
             body_fields={"anthropic_version": VERTEX_ANTHROPIC_VERSION},
             # "Claude on Vertex AI > Token counting": one count-tokens model, the model in the body
@@ -125,10 +171,40 @@ class VertexProvider(ClaudeProvider):
             endpoint,
             pool,
             timeouts=config.timeouts.timeouts(),
-            retry=retry or RetryPolicy(max_retries=config.max_retries),
+            retry=policy,
             default_max_tokens=config.default_max_tokens,
             http2=config.http2,
         )
+
+    def speaks_messages(self, model: str) -> bool:
+        return not is_gemini(model)
+
+    async def complete(self, call: ChatCall) -> bytes:
+        if is_gemini(call.model):
+            return await self.gemini.complete(call)
+        return await super().complete(call)
+
+    def stream(self, call: ChatCall) -> AsyncGenerator[bytes, None]:
+        if is_gemini(call.model):
+            return self.gemini.stream(call)
+        return super().stream(call)
+
+    async def embed(self, call: EmbedCall) -> bytes:
+        """Google text embedding models through ``:predict``, ``embed_batch_size`` instances a
+        request (one for ``gemini-embedding-*``); usage from Vertex's token statistics.
+
+        Raises:
+            InvalidRequest: token-array input or a non-string ``task_type``.
+        """
+        texts = text_inputs(call.request, self.name, self.type)
+        task = embed_options(call.raw).task_type or self.embed_task_type
+        dimensions = call.request.dimensions
+        size = vertex_embed_batch(call.model, self.embed_batch_size)
+        return await embed_batches(
+            self.gemini.upstream, self.embed_url(call.model), self.gemini.headers, call, texts,
+            size,
+            lambda batch: vertex_embed_body(batch, dimensions=dimensions, task_type=task),
+            lambda answer, want: vertex_vectors(answer, self.name, want))
 
     async def aclose(self) -> None:
         await self.tokens.aclose()

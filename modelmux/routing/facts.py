@@ -4,7 +4,8 @@ embeddings or legacy completions).
 ``request_facts`` builds the mapping ``rules.Rule.matches`` reads (names in ``rules.FACTS``,
 plus ``headers`` and ``metadata``). The prompt token count is an estimate from the body size
 (4 bytes a token), good enough to route on and to reserve tokens-per-minute with.
-``cost_sensitive`` comes from the ``x-modelmux-cost-sensitive`` request header. Pure.
+``cost_sensitive`` comes from the ``x-modelmux-cost-sensitive`` request header;
+``deterministic`` is true when ``temperature`` is 0 or a ``seed`` is set. Pure.
 """
 
 from __future__ import annotations
@@ -77,6 +78,12 @@ def request_facts(request: ChatCompletionRequest, body: bytes,
     limit = max_tokens_of(request)
     if limit is not None:
         facts["max_tokens"] = limit
+    temperature, seed = request.temperature, request.seed
+    if temperature is not None:
+        facts["temperature"] = temperature
+    if seed is not None:
+        facts["seed"] = seed
+    facts["deterministic"] = temperature == 0 or seed is not None
     return facts
 
 

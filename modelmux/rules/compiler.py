@@ -20,7 +20,8 @@ __all__ = ["FACTS", "Rule", "RuleError", "compile_rule"]
 Facts = Mapping[str, object]
 STR, NUM, BOOL = "string", "number", "boolean"
 FACTS = {"model": STR, "stream": BOOL, "prompt_tokens": NUM, "max_tokens": NUM,
-         "has_tools": BOOL, "has_images": BOOL, "user": STR, "key": STR, "cost_sensitive": BOOL}
+         "has_tools": BOOL, "has_images": BOOL, "user": STR, "key": STR, "cost_sensitive": BOOL,
+         "temperature": NUM, "seed": NUM, "deterministic": BOOL}
 LOOKUPS = {"header": "headers", "metadata": "metadata"}
 MAX_DEPTH = 32
 _ORDER: dict[str, Callable[[Any, Any], bool]] = {

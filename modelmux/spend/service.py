@@ -1,7 +1,7 @@
 """``Spend``: the spend parts one App builds from ``[[prices]]``, ``[analytics]`` and ``[auth]``.
 
-Always (while ``[analytics.cost_tracking] enabled``, the default): the price table and the
-account stage. The spend log when ``[analytics] spend_log`` is true, or unset with
+While cost is tracked (``AnalyticsConfig.cost_tracking_on``: set, or by default with auth
+keys, a spend log or a global budget): the price table and the account stage. The spend log when ``[analytics] spend_log`` is true, or unset with
 ``[auth] mode = "keys"``. Budgets when a global ``monthly_budget`` is set or auth is on (keys,
 users and teams may carry ``max_budget_usd``); their counters live in Redis when
 ``[state] backend = "redis"``. Alerts when a webhook or an email address is configured.
@@ -187,6 +187,6 @@ def build_spend(config: Config, prices: PriceTable | None = None,
                 limits: LimitStore | None = None, shared: Shared | None = None) -> Spend | None:
     """The spend parts, or None when cost tracking is off; ``shared`` is the authenticator
     when auth is on (its store keeps the spend log too)."""
-    if not config.analytics.cost_tracking.enabled:
+    if not config.analytics.cost_tracking_on(config.auth.mode):
         return None
     return Spend(config, prices, limits, shared)

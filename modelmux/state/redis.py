@@ -34,7 +34,7 @@ SLOT_POLL = 0.05
 """Seconds a request queued for a full ``max_concurrent`` waits before asking Redis again."""
 
 
-def _client(config: StateConfig) -> Any:
+def redis_client(config: StateConfig) -> Any:
     """A redis-py asyncio client with bounded, non-retrying calls.
 
     Raises:
@@ -68,7 +68,7 @@ class RedisLimits:
         self.fallback = fallback
         self.metrics = metrics
         self.clock = clock
-        self.client = _client(config)
+        self.client = redis_client(config)
         self.errors: tuple[type[BaseException], ...] = (RedisError, OSError, TimeoutError)
         self._noscript: type[BaseException] = NoScriptError
         self._sent: set[str] = set()  # SHAs Redis has run for this process

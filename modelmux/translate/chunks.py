@@ -19,6 +19,8 @@ from modelmux.schemas.openai_chat import (
 
 _encode = msgspec.json.Encoder().encode
 CHUNK_OBJECT = "chat.completion.chunk"
+_SLOT = "\x00slot\x00"
+_SLOT_JSON = _encode(_SLOT)
 
 
 class Chunk(msgspec.Struct, omit_defaults=True):
@@ -33,14 +35,27 @@ class Chunk(msgspec.Struct, omit_defaults=True):
 
 
 class ChunkWriter:
-    """Encodes the chunks of one completion (its id, model and creation time)."""
+    """Encodes the chunks of one completion (its id, model and creation time).
 
-    __slots__ = ("completion_id", "created", "model")
+    Text and argument deltas, the per-event ones, are spliced: the chunk around a string slot
+    is encoded once per stream (per tool call from its second fragment for arguments), then
+    each delta is one string encode and a join, the same bytes as a whole encode.
+    """
+
+    __slots__ = ("completion_id", "created", "model", "_text_splice", "_argument_splices")
 
     def __init__(self, *, model: str, completion_id: str, created: int) -> None:
         self.model = model
         self.completion_id = completion_id
         self.created = created
+        self._text_splice: tuple[bytes, bytes] | None = None
+        self._argument_splices: dict[int, tuple[bytes, bytes] | None] = {}
+
+    def _splice(self, delta: Delta) -> tuple[bytes, bytes]:
+        """The chunk bytes around the slot string in ``delta`` (its last string, hence
+        ``rpartition``: id and model come first)."""
+        head, _, tail = self.chunk(delta).rpartition(_SLOT_JSON)
+        return head, tail
 
     def chunk(self, delta: Delta, finish: str | None = None) -> bytes:
         choice = ChunkChoice(index=0, delta=delta, finish_reason=finish)
@@ -51,7 +66,10 @@ class ChunkWriter:
         return self.chunk(Delta(role="assistant", content=""))
 
     def text(self, text: str) -> bytes:
-        return self.chunk(Delta(content=text))
+        splice = self._text_splice
+        if splice is None:
+            splice = self._text_splice = self._splice(Delta(content=_SLOT))
+        return splice[0] + _encode(text) + splice[1]
 
     def tool_start(self, index: int, call_id: str, name: str, arguments: str = "") -> bytes:
         """The one chunk that names tool call ``index``: its id, name and first arguments."""
@@ -60,8 +78,16 @@ class ChunkWriter:
         return self.chunk(Delta(tool_calls=[call]))
 
     def arguments(self, index: int, fragment: str) -> bytes:
-        call = ToolCallDelta(index=index, function=FunctionCallDelta(arguments=fragment))
-        return self.chunk(Delta(tool_calls=[call]))
+        splices = self._argument_splices
+        splice = splices.get(index)
+        if splice is None:
+            if index not in splices:  # a call's first fragment, often its only one (Gemini)
+                splices[index] = None
+                call = ToolCallDelta(index=index, function=FunctionCallDelta(arguments=fragment))
+                return self.chunk(Delta(tool_calls=[call]))
+            call = ToolCallDelta(index=index, function=FunctionCallDelta(arguments=_SLOT))
+            splice = splices[index] = self._splice(Delta(tool_calls=[call]))
+        return splice[0] + _encode(fragment) + splice[1]
 
     def finish(self, reason: str) -> bytes:
         return self.chunk(Delta(), reason)

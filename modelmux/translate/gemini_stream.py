@@ -33,13 +33,18 @@ class GeminiStreamTranslator:
         self.writer = ChunkWriter(model=model, completion_id=completion_id, created=created)
         self.completion_id = completion_id
         self.include_usage = include_usage
-        self.usage: Usage | None = None
+        self._meta: gemini.UsageMetadata | None = None
         self.error: ModelMuxError | None = None
         self.done = False
         self._started = False
         self._tools = 0
         self._reason: str | None = None
         self._blocked = False
+
+    @property
+    def usage(self) -> Usage | None:
+        """The last ``usageMetadata`` as OpenAI usage, built only when asked (not per event)."""
+        return None if self._meta is None else gemini_usage(self._meta)
 
     @property
     def failed(self) -> bool:
@@ -61,7 +66,7 @@ class GeminiStreamTranslator:
             self._started = True
             out.append(self.writer.role())
         if event.usage_metadata is not None:
-            self.usage = gemini_usage(event.usage_metadata)
+            self._meta = event.usage_metadata
         if event.prompt_feedback is not None and event.prompt_feedback.block_reason:
             self._blocked = True
         for candidate in event.candidates:
@@ -93,8 +98,9 @@ class GeminiStreamTranslator:
         reason = ("content_filter" if self._reason is None
                   else gemini_finish_reason(self._reason, self._tools > 0))
         out.append(self.writer.finish(reason))
-        if self.include_usage and self.usage is not None:
-            out.append(self.writer.usage(self.usage))
+        usage = self.usage
+        if self.include_usage and usage is not None:
+            out.append(self.writer.usage(usage))
         return out
 
     def _fail(self, error: ModelMuxError) -> list[bytes]:

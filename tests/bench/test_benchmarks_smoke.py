@@ -28,6 +28,7 @@ PACKAGES = {"nginx": "nginx", "wrk": "wrk", "h2load": "nghttp2-client",
 # script: (its tiny run's arguments, the tools it needs)
 TINY: dict[str, tuple[list[str], list[str]]] = {
     "paced_stream.py": (["--streams", "40", "--events", "3", "--gap-ms", "0"], []),
+    "cache_cpu.py": (["--requests", "200", "--rounds", "1"], []),
     "lean_path.py": (["--requests", "200"], ["nginx"]),
     "floor_relay.py": (["--requests", "200"], ["nginx"]),
     "soak_memory.py": (["--requests", "2000", "--warmup", "200", "--every", "0.5"],

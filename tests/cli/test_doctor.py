@@ -158,3 +158,15 @@ def test_openai_family_types_are_reached_and_their_keys_checked(tmp_path: Path,
     assert checks["provider az"] == "ok" and checks["credentials az"] == "ok"
     assert checks["credentials mi"] == "ok" and "Entra ID managed identity" in out
     assert checks["provider hf"] == "FAIL" and checks["credentials hf"] == "warn"
+
+
+def test_bedrock_credentials_and_endpoint(tmp_path: Path, listener: int) -> None:
+    table = ('[[provider]]\nname = "{n}"\ntype = "bedrock"\nregion = "us-east-1"\n'
+             'models = ["m"]\nbase_url = "http://127.0.0.1:{p}"\n')
+    write(user_config(tmp_path), "[server]\nport = 0\n" + table.format(n="br", p=listener))
+    out = run(tmp_path, "doctor", AWS_ACCESS_KEY_ID="", AWS_PROFILE="").stdout
+    assert lines(out)["provider br"] == "ok" and lines(out)["credentials br"] == "warn"
+    write(tmp_path / ".aws/credentials", "[default]\naws_access_key_id = AKID\n"
+          "aws_secret_access_key = s\n")
+    out = run(tmp_path, "doctor", "--offline", AWS_ACCESS_KEY_ID="", AWS_PROFILE="").stdout
+    assert lines(out)["credentials br"] == "ok" and "profile default" in out

@@ -36,6 +36,9 @@ model = "priced-model"
 input_per_mtok = {PRICES["input"]}
 output_per_mtok = {PRICES["output"]}
 cached_input_per_mtok = {PRICES["cached"]}
+
+[analytics.cost_tracking]
+enabled = true
 """
 
 
@@ -139,6 +142,9 @@ input_per_mtok = 3.0
 output_per_mtok = 15.0
 cached_input_per_mtok = 0.3
 cache_write_per_mtok = 3.75
+
+[analytics.cost_tracking]
+enabled = true
 """)
         try:
             messages = [{"role": "user", "content": "hi"}]

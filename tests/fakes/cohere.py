@@ -6,6 +6,10 @@ Wire format per Cohere API "Chat" (v2) and "Chat with Streaming": a whole answer
 in the data): message-start, content-start/delta/end, tool-plan-delta, tool-call-start/delta/
 end with arguments split mid-token, citation events, message-end. Errors are
 ``{"id", "message"}``. ``faults`` holds one fault name per coming request.
+
+Embeddings per Cohere API "Embed (v2)": ``POST /v2/embed`` with at most 96 ``texts``, a required
+``input_type`` and ``embedding_types``; ``{"embeddings": {"float": [...]}, "meta":
+{"billed_units": {"input_tokens"}}}``; a model not in ``EMBED_MODELS`` is a 404.
 """
 
 from __future__ import annotations
@@ -16,6 +20,37 @@ from typing import Any
 
 from tests.fakes.answers import TEXT, Answer, pieces
 from tests.fakes.http import FakeServer, Reply, Request, Split, json_reply, whole
+from tests.fakes.openai import vector_of
+
+EMBED_MODELS = frozenset({"embed-english-v3.0", "embed-v4.0"})
+INPUT_TYPES = frozenset({"search_document", "search_query", "classification", "clustering"})
+
+
+def embed_tokens(text: str) -> int:
+    """The fake's billed tokens for one text: one per word."""
+    return len(text.split()) or 1
+
+
+def embed_reply(body: dict[str, Any]) -> Reply:
+    """``/v2/embed`` as the real API checks and answers it."""
+    model, texts = body.get("model"), body.get("texts") or []
+    if model not in EMBED_MODELS:
+        return json_reply(404, error_doc(f"model '{model}' not found, make sure the correct "
+                                         "model ID was used and that you have access to the "
+                                         "model."))
+    if len(texts) > 96:
+        return json_reply(400, error_doc("invalid request: total number of texts must be at "
+                                         f"most 96 - received {len(texts)}"))
+    if body.get("input_type") not in INPUT_TYPES:
+        return json_reply(400, error_doc("invalid request: valid input_type must be provided "
+                                         "with the provided model"))
+    dims = body.get("output_dimension") or 3
+    vectors = {kind: [vector_of(text, dims) for text in texts]
+               for kind in body.get("embedding_types") or ["float"]}
+    tokens = sum(embed_tokens(text) for text in texts)
+    return json_reply(200, {"id": "embed-1", "texts": texts, "embeddings": vectors,
+                            "meta": {"api_version": {"version": "2"},
+                                     "billed_units": {"input_tokens": tokens}}})
 
 FAULTS = {"400", "401", "429", "500", "error_end", "reset", "reset_early", "no_end"}
 TEMPLATE_TOKENS = 200
@@ -88,13 +123,20 @@ class FakeCohere(FakeServer):
         self.retry_after = retry_after
         self.faults: deque[str] = deque()
         self.bodies: list[dict[str, Any]] = []
+        self.embed_bodies: list[dict[str, Any]] = []
 
     async def handle(self, request: Request) -> Reply:
-        if request.method != "POST" or request.path != "/v2/chat":
+        if request.method != "POST" or request.path not in ("/v2/chat", "/v2/embed"):
             return json_reply(404, error_doc(f"{request.path} not found"))
         if request.headers.get("authorization") != f"Bearer {self.api_key}":
             return json_reply(401, error_doc("invalid api token"))
         body = request.json()
+        if request.path == "/v2/embed":
+            self.embed_bodies.append(body)
+            if self.faults:
+                fault = int(self.faults.popleft())
+                return json_reply(fault, error_doc(f"fake {fault}"))
+            return embed_reply(body)
         self.bodies.append(body)
         if "model" not in body or not body.get("messages"):
             return json_reply(400, error_doc("invalid request: model and messages are required"))

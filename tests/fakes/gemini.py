@@ -7,6 +7,12 @@ a thought part first, whole ``functionCall`` parts (no ids), ``finishReason`` an
 ``usageMetadata`` on the last event. Errors are Google's ``{"error": {code, message,
 status}}``; a bad key is a 400 ``API_KEY_INVALID`` as the real API answers. ``faults`` holds one
 fault name per coming request.
+
+Embeddings per Gemini API "Embeddings": ``:batchEmbedContents`` with at most 100 requests, each
+naming the URL's model; ``{"embeddings": [{"values"}]}``, no token counts; a model not in
+``embed_models`` is a 404. With ``token_ok`` the fake is Vertex AI's publishers/google instead:
+``/v1/projects/{p}/locations/{r}/publishers/google/models/{m}:...`` with an OAuth bearer token,
+whose text embeddings are Vertex's ``:predict`` (``predict_reply``).
 """
 
 from __future__ import annotations
@@ -14,13 +20,22 @@ from __future__ import annotations
 import json
 import re
 from collections import deque
+from collections.abc import Callable
 from typing import Any
 
 from tests.fakes.answers import TEXT, Answer, pieces
 from tests.fakes.http import FakeServer, Reply, Request, Split, json_reply, whole
+from tests.fakes.openai import vector_of
 
-_PATH = re.compile(r"/v1beta/models/(?P<model>[^/:?]+):(?P<method>generateContent|"
-                   r"streamGenerateContent\?alt=sse)")
+_METHODS = (r"(?P<method>generateContent|streamGenerateContent\?alt=sse|batchEmbedContents"
+            r"|predict)")
+_PATH = re.compile(r"/v1beta/models/(?P<model>[^/:?]+):" + _METHODS)
+_VERTEX_PATH = re.compile(r"/v1/projects/(?P<project>[^/]+)/locations/(?P<region>[^/]+)"
+                          r"/publishers/google/models/(?P<model>[^/:?]+):" + _METHODS)
+EMBED_MODELS = frozenset({"text-embedding-004", "gemini-embedding-001"})
+TASK_TYPES = frozenset({"RETRIEVAL_QUERY", "RETRIEVAL_DOCUMENT", "SEMANTIC_SIMILARITY",
+                        "CLASSIFICATION", "CLUSTERING", "QUESTION_ANSWERING", "FACT_VERIFICATION",
+                        "CODE_RETRIEVAL_QUERY"})
 FAULTS = {"400", "403", "429", "500", "503", "error_event", "error_first", "reset", "reset_early",
           "no_finish"}
 _STATUS = {400: "INVALID_ARGUMENT", 403: "PERMISSION_DENIED", 404: "NOT_FOUND",
@@ -70,11 +85,61 @@ def stream_events(answer: Answer) -> list[bytes]:
     return events
 
 
+def embed_reply(model: str, body: dict[str, Any]) -> Reply:
+    """``batchEmbedContents`` as the real API checks and answers it."""
+    if model not in EMBED_MODELS:
+        return json_reply(404, google_error(404, f"models/{model} is not found for API version "
+                                                 "v1beta, or is not supported for embedContent."))
+    requests = body.get("requests") or []
+    if len(requests) > 100:
+        return json_reply(400, google_error(400, "* BatchEmbedContentsRequest.requests: at most "
+                                                 "100 requests can be in one batch"))
+    out = []
+    for at, request in enumerate(requests):
+        task = request.get("taskType")
+        if task is not None and task not in TASK_TYPES:
+            return json_reply(400, google_error(400, f"Invalid value at 'requests[{at}].task_type' "
+                                                     f'(TYPE_ENUM), "{task}"'))
+        if request.get("model") != f"models/{model}":
+            return json_reply(400, google_error(400, "Model in the request must match the URL."))
+        text = "".join(part["text"] for part in request["content"]["parts"])
+        out.append({"values": vector_of(text, request.get("outputDimensionality") or 3)})
+    return json_reply(200, {"embeddings": out})
+
+
+def predict_reply(model: str, body: dict[str, Any]) -> Reply:
+    """Vertex "Get text embeddings": ``instances`` in, ``predictions`` with token statistics
+    (one token a word) out; at most 250 instances, one for ``gemini-embedding-001``."""
+    if model not in EMBED_MODELS | {"text-embedding-005"}:
+        return json_reply(404, google_error(404, f"Publisher Model `publishers/google/models/"
+                                                 f"{model}` not found."))
+    instances = body.get("instances") or []
+    limit = 1 if model == "gemini-embedding-001" else 250
+    if len(instances) > limit:
+        return json_reply(400, google_error(400, f"{len(instances)} instances exceed the "
+                                                 f"limit of {limit} for {model}."))
+    dims = (body.get("parameters") or {}).get("outputDimensionality") or 3
+    out = []
+    for instance in instances:
+        task = instance.get("task_type")
+        if task is not None and task not in TASK_TYPES:
+            return json_reply(400, google_error(400, f"Unsupported task type: {task}"))
+        text = instance["content"]
+        out.append({"embeddings": {"values": vector_of(text, dims), "statistics": {
+            "token_count": float(len(text.split())), "truncated": False}}})
+    return json_reply(200, {"predictions": out,
+                            "metadata": {"billableCharacterCount": sum(len(i["content"])
+                                                                       for i in instances)}})
+
+
 class FakeGemini(FakeServer):
     def __init__(self, *, api_key: str = "AIza-test", answer: Answer = TEXT, split: Split = whole,
-                 retry_after: str = "0") -> None:
+                 retry_after: str = "0", token_ok: Callable[[str], bool] | None = None) -> None:
         super().__init__(split=split)
         self.api_key = api_key
+        self.token_ok = token_ok
+        self.paths: list[dict[str, str]] = []
+        self.embed_bodies: list[dict[str, Any]] = []
         self.answer = answer
         self.retry_after = retry_after
         self.faults: deque[str] = deque()
@@ -82,15 +147,30 @@ class FakeGemini(FakeServer):
         self.models: list[str] = []
 
     async def handle(self, request: Request) -> Reply:
-        match = _PATH.fullmatch(request.path)
+        match = (_PATH if self.token_ok is None else _VERTEX_PATH).fullmatch(request.path)
         if request.method != "POST" or match is None:
             return json_reply(404, google_error(404, f"{request.path} not found"))
-        if request.headers.get("x-goog-api-key") != self.api_key:
+        if self.token_ok is None and request.headers.get("x-goog-api-key") != self.api_key:
             doc = google_error(400, "API key not valid. Please pass a valid API key.")
             return json_reply(400, doc)
+        auth = request.headers.get("authorization", "")
+        if self.token_ok is not None and not (auth.startswith("Bearer ")
+                                              and self.token_ok(auth[7:])):
+            return json_reply(401, {"error": {"code": 401, "status": "UNAUTHENTICATED", "message":
+                                              "Request had invalid authentication credentials."}})
         if request.headers.get("content-type") != "application/json":
             return json_reply(400, google_error(400, "content-type must be application/json"))
+        self.paths.append(match.groupdict())
         body = request.json()
+        if match["method"] in ("batchEmbedContents", "predict"):
+            self.embed_bodies.append(body)
+            fault = self.faults.popleft() if self.faults else None
+            if fault is not None:
+                code = int(fault)
+                return json_reply(code, google_error(code, f"fake {_STATUS[code]}"))
+            if match["method"] == "predict":
+                return predict_reply(match["model"], body)
+            return embed_reply(match["model"], body)
         self.bodies.append(body)
         self.models.append(match["model"])
         if not body.get("contents"):

@@ -16,10 +16,13 @@ from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from modelmux.observability import logs
-from modelmux.observability.access import MAX_TEXT, AccessLine, AccessLog, access_fields, logfmt
-from modelmux.observability.linelog import FLUSH_BYTES, LineLog, Target
+from modelmux.observability.access import (MAX_TEXT, AccessLine, AccessLog, _ms, _ms_text,
+                                           access_fields, logfmt)
+from modelmux.observability.linelog import FLUSH_BYTES, LineLog, Stamp, Target
 from modelmux.observability.logs import ONE_LINE, JsonFormatter, TextFormatter
 from modelmux.observability.record import RequestRecord
 from modelmux.providers.base import CallStats
@@ -223,3 +226,21 @@ def test_a_stalled_destination_bounds_the_buffer_and_reports_drops(
     assert received == line.encode() * (count - dropped)  # whole lines, none cut
     assert [r.getMessage() for r in caplog.records] == [
         f"{dropped} access log line(s) dropped: the log destination did not keep up"]
+
+
+@given(st.integers(min_value=-10**15, max_value=10**15))
+def test_durations_from_integers_are_the_float_milliseconds_text(ns: int) -> None:
+    """The fast line's text of a duration is ``str`` of the float the logging record holds,
+    within half a microsecond of the exact value."""
+    assert _ms_text(ns) == str(_ms(ns))
+    assert abs(_ms(ns) * 1e6 - ns) <= 500 + abs(ns) * 1e-15
+
+
+def test_the_stamp_is_the_formatters_time() -> None:
+    """``Stamp.at`` agrees with ``logging.Formatter.formatTime`` at every millisecond."""
+    stamp, formatter = Stamp(), logging.Formatter()
+    for ns in (1_733_480_000_000_000_000, 1_733_480_000_999_000_000, 1_733_480_001_000_000_000,
+               1_733_480_001_123_456_789):
+        rec = logging.makeLogRecord({})
+        rec.created, rec.msecs = ns / 1e9, (ns // 1_000_000) % 1000
+        assert stamp.at(ns) == formatter.formatTime(rec)

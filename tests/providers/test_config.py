@@ -81,7 +81,8 @@ def test_each_provider_type_decodes_with_its_fields() -> None:
          '[provider.timeouts]\nread = 0'), "read"),
         (('type = "openai_compatible"\nmodels = []\nbase_url = "http://x"\n'
          '[provider.timeouts]\nwrite = 1'), "write"),
-        ('type = "bedrock"\nmodels = []', "bedrock"),
+        ('type = "sagemaker"\nmodels = []', "sagemaker"),
+        ('type = "bedrock"\nmodels = []', "region"),
     ],
 )
 def test_invalid_tables_are_rejected_naming_the_field(table: str, message: str) -> None:

@@ -1,0 +1,139 @@
+"""Fuzz target for the AWS event stream decoder and the Bedrock ConverseStream translator.
+
+Invariant: for any upstream body, fed whole or cut anywhere, ``ConverseRelay`` returns the same
+client bytes and ends in the same state; only ``EventStreamError`` escapes; otherwise after
+``close()`` the relay is finished and its output ends with ``[DONE]`` or one error event, or it
+holds an early error and output nothing. Runs under atheris (``python
+fuzz/converse_stream_fuzz.py``) or without it (``--smoke N``). The first input byte picks
+``include_usage`` and JSON mode and seeds the cuts.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import random
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from modelmux.codec.eventstream import EventStreamError, encode_message
+from modelmux.providers.bedrock import ConverseRelay
+from modelmux.translate.converse_stream import ConverseStreamTranslator
+
+
+def _event(kind: str, payload: bytes) -> tuple[dict[str, str], bytes]:
+    return {":event-type": kind, ":message-type": "event",
+            ":content-type": "application/json"}, payload
+
+
+SEEDS: list[tuple[dict[str, str], bytes]] = [
+    _event("messageStart", b'{"role":"assistant","p":"ab"}'),
+    _event("contentBlockDelta", b'{"delta":{"text":"H\\u00e9llo"},"contentBlockIndex":0}'),
+    _event("contentBlockStop", b'{"contentBlockIndex":0}'),
+    _event("contentBlockStart", b'{"start":{"toolUse":{"toolUseId":"t1","name":"f"}},'
+                                b'"contentBlockIndex":1}'),
+    _event("contentBlockDelta", b'{"delta":{"toolUse":{"input":"{\\"a\\": 1"}},'
+                                b'"contentBlockIndex":1}'),
+    _event("contentBlockDelta", b'{"delta":{"toolUse":{"input":"}"}},"contentBlockIndex":1}'),
+    _event("messageStop", b'{"stopReason":"tool_use"}'),
+    _event("metadata", b'{"usage":{"inputTokens":3,"outputTokens":2,"totalTokens":5},'
+                       b'"metrics":{"latencyMs":1}}'),
+    ({":message-type": "exception", ":exception-type": "throttlingException"},
+     b'{"message":"slow"}'),
+]
+
+
+def _run(include_usage: bool, pieces: list[bytes], json_tool: str | None = None) -> tuple[
+        object, ...]:
+    relay = ConverseRelay(ConverseStreamTranslator(model="m", completion_id="chatcmpl-f",
+                                                   created=0, include_usage=include_usage,
+                                                   json_tool=json_tool))
+    out: list[bytes] = []
+    try:
+        for piece in pieces:
+            out += relay.feed(piece)
+        out += relay.close()
+    except EventStreamError as exc:
+        return ("eventstream_error", b"".join(out), exc.message)
+    early = relay.early_error
+    assert relay.finished
+    if early is not None:
+        assert out == [] and not relay.started, out
+    else:
+        last = out[-1]
+        assert last == b"data: [DONE]\n\n" or b'"error"' in last, out
+        for frame in out[:-1]:
+            assert json.loads(frame.removeprefix(b"data: "))["object"] == "chat.completion.chunk"
+    return (b"".join(out), relay.usage, None if early is None else (early.status, early.code))
+
+
+def test_one_input(data: bytes) -> None:
+    if not data:
+        return
+    include_usage = bool(data[0] & 0x80)
+    json_tool = "f" if data[0] & 0x40 else None  # JSON mode: tool "f" carries the answer
+    body = data[1:]
+    whole = _run(include_usage, [body], json_tool)
+    rng = random.Random(data[0])
+    cuts = sorted(rng.randrange(len(body) + 1) for _ in range(rng.randrange(6)))
+    pieces = [body[a:b] for a, b in zip([0, *cuts], [*cuts, len(body)], strict=True)]
+    assert _run(include_usage, pieces, json_tool) == whole
+    assert _run(include_usage, [body[i:i + 1] for i in range(len(body))], json_tool) == whole
+
+
+def mutate(rng: random.Random) -> bytes:
+    """The seed messages reordered, dropped, doubled, their payloads cut or bit-flipped, and
+    sometimes the framed bytes themselves flipped or cut (CRC and length errors)."""
+    messages = list(SEEDS)
+    if rng.random() < 0.2:
+        rng.shuffle(messages)
+    for _ in range(rng.randint(0, 3)):
+        i = rng.randrange(len(messages))
+        headers, payload = messages[i]
+        action = rng.randrange(4)
+        if action == 0:
+            del messages[i]
+        elif action == 1:
+            messages.insert(i, (headers, payload))
+        elif action == 2 and payload:
+            pos = rng.randrange(len(payload))
+            flipped = payload[:pos] + bytes([payload[pos] ^ (1 << rng.randrange(8))])
+            messages[i] = (headers, flipped + payload[pos + 1:])
+        else:
+            messages[i] = (headers, payload[:rng.randrange(len(payload) + 1)])
+        if not messages:
+            break
+    stream = bytearray(b"".join(encode_message(h, p) for h, p in messages))
+    if stream and rng.random() < 0.15:
+        stream[rng.randrange(len(stream))] ^= 1 << rng.randrange(8)
+    if rng.random() < 0.15:
+        del stream[rng.randrange(len(stream) + 1):]
+    return bytes([rng.randrange(256)]) + bytes(stream)
+
+
+def smoke(n: int, seed: int = 0) -> int:
+    rng = random.Random(seed)
+    for _ in range(n):
+        test_one_input(mutate(rng))
+    print(f"converse_stream_fuzz: {n} inputs ok")
+    return n
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--smoke", type=int, metavar="N", help="run N inputs without atheris")
+    args, rest = parser.parse_known_args()
+    if args.smoke is not None:
+        smoke(args.smoke)
+        return
+    import atheris  # type: ignore[import-untyped]
+
+    atheris.instrument_all()  # the decoder and translator modules are already imported above
+    atheris.Setup([sys.argv[0], *rest], test_one_input)
+    atheris.Fuzz()
+
+
+if __name__ == "__main__":
+    main()

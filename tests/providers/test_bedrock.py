@@ -1,0 +1,331 @@
+"""``bedrock`` end to end: the official SDK → the gateway → a fake Bedrock runtime that checks
+every SigV4 signature.
+
+Every byte split of the event stream, text and parallel tool calls, usage, a tool-result
+follow-up, the request shape (URL-escaped model id, inferenceConfig, toolConfig, images),
+Bedrock's error names, retries of throttling before the first byte, exception frames before
+and after the first chunk, a broken CRC, and credentials dropped after an expired token.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import anthropic
+import openai
+import pytest
+
+from tests.fakes.answers import TEXT, TOOLS, Answer, ToolCall
+from tests.fakes.aws_metadata import FakeCredentialEndpoints
+from tests.fakes.bedrock import FakeBedrock
+from tests.fakes.h2 import H2Fake
+from tests.fakes.http import SPLITS, Split, whole
+from tests.providers.harness import (
+    MESSAGES,
+    TOOLS_PARAM,
+    Gateway,
+    collect,
+    expected,
+    from_completion,
+    gateway,
+    same,
+)
+from tests.upstream import LOOPS, run
+
+MODEL = "anthropic.claude-3-5-sonnet-20241022-v2:0"
+KEYS = 'access_key_id = "AKIDFAKE000000000001"\nsecret_access_key = "fake/secret"\n'
+
+
+@contextlib.asynccontextmanager
+async def bedrock_gateway(*, answer: Answer = TEXT, split: Split = whole, extra: str = "",
+                          token: str | None = None) -> AsyncIterator[tuple[Gateway, FakeBedrock]]:
+    async with FakeBedrock(answer=answer, split=split, token=token) as fake:
+        toml = (f'[[provider]]\nname = "br"\ntype = "bedrock"\nregion = "us-east-1"\n'
+                f'models = ["{MODEL}"]\nbase_url = "{fake.origin}"\n{KEYS}'
+                + (f'session_token = "{token}"\n' if token else "") + f"{extra}\n")
+        async with gateway(toml) as gw:
+            yield gw, fake
+
+
+@pytest.mark.parametrize("split", list(SPLITS))
+@pytest.mark.parametrize("loop", LOOPS)
+def test_sdk_sees_the_same_answer_in_every_split(loop: str, split: str) -> None:
+    async def main() -> None:
+        for answer in (TEXT, TOOLS):
+            async with bedrock_gateway(answer=answer, split=SPLITS[split]) as (gw, fake):
+                async with gw.client() as client:
+                    done = await client.chat.completions.create(
+                        model=MODEL, messages=MESSAGES, tools=TOOLS_PARAM)
+                    same(from_completion(done), expected(answer, MODEL))
+                    stream = await client.chat.completions.create(
+                        model=MODEL, messages=MESSAGES, tools=TOOLS_PARAM, stream=True,
+                        stream_options={"include_usage": True})
+                    same(await collect(stream), expected(answer, MODEL))
+                    plain = await client.chat.completions.create(
+                        model=MODEL, messages=MESSAGES, stream=True)
+                    same(await collect(plain), expected(answer, MODEL, usage=False))
+                assert fake.models == [MODEL] * 3
+                assert fake.bodies[-1]["system"] == [{"text": "Be brief."}]
+                paths = [r.path for r in fake.requests]
+                assert paths[0] == "/model/anthropic.claude-3-5-sonnet-20241022-v2%3A0/converse"
+                assert paths[1].endswith("%3A0/converse-stream")
+
+    run(loop, main(), timeout=60)
+
+
+def test_request_shape_and_tool_result_follow_up() -> None:
+    image = "data:image/png;base64,iVBORw0KGgo="
+
+    async def main() -> None:
+        async with bedrock_gateway(answer=TOOLS, token="sess-token") as (gw, fake), \
+                gw.client() as client:
+            first = await client.chat.completions.create(
+                model=MODEL, tools=TOOLS_PARAM, max_tokens=77, temperature=0.3, top_p=0.9,
+                stop=["END", "STOP"],
+                tool_choice={"type": "function", "function": {"name": "get_time"}},
+                messages=[*MESSAGES[:1], {"role": "user", "content": [
+                    {"type": "text", "text": "What is this?"},
+                    {"type": "image_url", "image_url": {"url": image}}]}])
+            message = first.choices[0].message
+            assert message.tool_calls is not None
+            follow = [*MESSAGES, message.model_dump(exclude_none=True),
+                      *({"role": "tool", "tool_call_id": c.id, "content": f"result {i}"}
+                        for i, c in enumerate(message.tool_calls))]
+            await client.chat.completions.create(model=MODEL, messages=follow, stream=True,
+                                                 tools=TOOLS_PARAM, tool_choice="required")
+        body = fake.bodies[0]
+        assert fake.requests[0].headers["x-amz-security-token"] == "sess-token"
+        assert body["inferenceConfig"] == {"maxTokens": 77, "temperature": 0.3, "topP": 0.9,
+                                           "stopSequences": ["END", "STOP"]}
+        assert body["toolConfig"]["toolChoice"] == {"tool": {"name": "get_time"}}
+        assert body["toolConfig"]["tools"][0] == {"toolSpec": {
+            "name": "get_weather", "description": "Weather", "inputSchema": {"json": {
+                "type": "object", "properties": {"city": {"type": "string"}}}}}}
+        assert body["messages"] == [{"role": "user", "content": [
+            {"text": "What is this?"},
+            {"image": {"format": "png", "source": {"bytes": "iVBORw0KGgo="}}}]}]
+        second = fake.bodies[1]
+        assert second["toolConfig"]["toolChoice"] == {"any": {}}
+        assert second["messages"][1] == {"role": "assistant", "content": [
+            {"text": TOOLS.text},
+            *({"toolUse": {"toolUseId": c.id, "name": c.name, "input": json.loads(c.arguments)}}
+              for c in TOOLS.tool_calls)]}
+        assert second["messages"][2] == {"role": "user", "content": [
+            {"toolResult": {"toolUseId": c.id, "content": [{"text": f"result {i}"}]}}
+            for i, c in enumerate(TOOLS.tool_calls)]}
+
+    run("asyncio", main())
+
+
+ERRORS = [
+    ("400", openai.BadRequestError, 400, "invalid_request"),
+    ("403", openai.PermissionDeniedError, 403, "upstream_access_denied"),
+    ("404", openai.NotFoundError, 404, "model_not_found"),
+    ("429", openai.RateLimitError, 429, "rate_limit_exceeded"),
+    ("not_ready", openai.InternalServerError, 503, "service_unavailable"),
+    ("503", openai.InternalServerError, 503, "service_unavailable"),
+    ("500", openai.InternalServerError, 502, "upstream_server_error"),
+]
+
+
+@pytest.mark.parametrize(("fault", "exc", "status", "code"), ERRORS, ids=[e[0] for e in ERRORS])
+@pytest.mark.parametrize("stream", [False, True], ids=["whole", "stream"])
+def test_error_names(fault: str, exc: type, status: int, code: str, stream: bool) -> None:
+    async def main() -> None:
+        async with bedrock_gateway(extra="max_retries = 0") as (gw, fake), gw.client() as client:
+            fake.faults.append(fault)
+            with pytest.raises(exc) as caught:
+                answer: Any = await client.chat.completions.create(
+                    model=MODEL, messages=MESSAGES, stream=stream)
+                if stream:
+                    await collect(answer)
+            assert caught.value.status_code == status
+            assert caught.value.code == code  # type: ignore[attr-defined]
+            assert "Bedrock" in caught.value.message
+            assert len(fake.requests) == 1
+
+    run("asyncio", main())
+
+
+def test_validation_message_reaches_the_client() -> None:
+    async def main() -> None:
+        async with bedrock_gateway() as (gw, fake), gw.client() as client:
+            fake.faults.append("400")
+            with pytest.raises(openai.BadRequestError) as caught:
+                await client.chat.completions.create(model=MODEL, messages=MESSAGES)
+            assert "The provided model identifier is invalid." in caught.value.message
+
+    run("asyncio", main())
+
+
+@pytest.mark.parametrize("faults", [["429"], ["not_ready"], ["503", "429"], ["exception_first"],
+                                    ["reset_early"]],
+                         ids=["429", "not_ready", "503-429", "exception_first", "reset_early"])
+def test_retries_recover_before_the_first_byte(faults: list[str]) -> None:
+    async def main() -> None:
+        async with bedrock_gateway(answer=TOOLS) as (gw, fake), gw.client() as client:
+            fake.faults.extend(faults)
+            stream = await client.chat.completions.create(model=MODEL, messages=MESSAGES,
+                                                          stream=True)
+            same(await collect(stream), expected(TOOLS, MODEL, usage=False))
+            assert len(fake.requests) == len(faults) + 1
+
+    run("asyncio", main())
+
+
+def test_exception_frame_first_is_a_429_when_not_retried() -> None:
+    async def main() -> None:
+        async with bedrock_gateway(extra="max_retries = 0") as (gw, fake), gw.client() as client:
+            fake.faults.append("exception_first")
+            with pytest.raises(openai.RateLimitError) as caught:
+                await collect(await client.chat.completions.create(
+                    model=MODEL, messages=MESSAGES, stream=True))
+            assert "Too many tokens" in caught.value.message
+
+    run("asyncio", main())
+
+
+@pytest.mark.parametrize("fault", ["exception_mid", "bad_crc", "no_end", "reset"])
+def test_mid_stream_failure_reaches_the_sdk_as_an_error(fault: str) -> None:
+    async def main() -> None:
+        async with bedrock_gateway() as (gw, fake), gw.client() as client:
+            fake.faults.append(fault)
+            stream = await client.chat.completions.create(model=MODEL, messages=MESSAGES,
+                                                          stream=True)
+            with pytest.raises(openai.APIError) as caught:
+                await collect(stream)
+            want = {"exception_mid": "upstream_server_error",
+                    "bad_crc": "upstream_bad_event_stream",
+                    "no_end": "upstream_stream_truncated", "reset": "upstream_closed"}[fault]
+            assert caught.value.code == want  # type: ignore[attr-defined]
+            assert len(fake.requests) == 1
+
+    run("asyncio", main())
+
+
+def test_wrong_secret_is_refused_by_the_signature_check() -> None:
+    async def main() -> None:
+        async with FakeBedrock(secret="another") as fake:
+            toml = (f'[[provider]]\nname = "br"\ntype = "bedrock"\nregion = "us-east-1"\n'
+                    f'models = ["{MODEL}"]\nbase_url = "{fake.origin}"\n{KEYS}')
+            async with gateway(toml) as gw, gw.client() as client:
+                with pytest.raises(openai.InternalServerError) as caught:
+                    await client.chat.completions.create(model=MODEL, messages=MESSAGES)
+                assert caught.value.code == "upstream_auth_failed"  # type: ignore[attr-defined]
+                assert "signature mismatch" in caught.value.message
+
+    run("asyncio", main())
+
+
+def test_unsupported_fields_are_refused_without_an_upstream_call() -> None:
+    async def main() -> None:
+        async with bedrock_gateway() as (gw, fake), gw.client() as client:
+            for kwargs, param in (({"n": 2}, "n"),
+                                  ({"response_format": {"type": "json_object"},
+                                    "tools": TOOLS_PARAM}, "response_format")):
+                with pytest.raises(openai.BadRequestError) as caught:
+                    await client.chat.completions.create(model=MODEL, messages=MESSAGES,
+                                                         **kwargs)
+                assert caught.value.param == param  # type: ignore[attr-defined]
+                assert "provider 'br' (bedrock)" in caught.value.message
+            assert fake.requests == []
+
+    run("asyncio", main())
+
+
+def test_signed_over_h2c() -> None:
+    async def main() -> None:
+        app = FakeBedrock(answer=TOOLS)
+        async with H2Fake(app) as fake:
+            app.authority = f"127.0.0.1:{fake.port}"
+            toml = (f'[[provider]]\nname = "br"\ntype = "bedrock"\nregion = "us-east-1"\n'
+                    f'models = ["{MODEL}"]\nbase_url = "{fake.base_url}"\nhttp2 = true\n{KEYS}')
+            async with gateway(toml) as gw, gw.client() as client:
+                done = await client.chat.completions.create(model=MODEL, messages=MESSAGES)
+                same(from_completion(done), expected(TOOLS, MODEL))
+                stream = await client.chat.completions.create(
+                    model=MODEL, messages=MESSAGES, stream=True,
+                    stream_options={"include_usage": True})
+                same(await collect(stream), expected(TOOLS, MODEL))
+            assert fake.connections == 1 and fake.h1_connections == 0
+
+    run("asyncio", main())
+
+
+def test_anthropic_sdk_through_the_messages_door() -> None:
+    async def main() -> None:
+        async with bedrock_gateway(answer=TOOLS) as (gw, fake):
+            sdk = anthropic.AsyncAnthropic(base_url=f"http://127.0.0.1:{gw.port}",
+                                           api_key="x", max_retries=0, timeout=10)
+            async with sdk:
+                done = await sdk.messages.create(model=MODEL, max_tokens=50, messages=[
+                    {"role": "user", "content": "Weather?"}])
+                assert done.stop_reason == "tool_use"
+                assert [b.type for b in done.content] == ["text", "tool_use", "tool_use"]
+                async with sdk.messages.stream(model=MODEL, max_tokens=50, messages=[
+                        {"role": "user", "content": "Weather?"}]) as stream:
+                    final = await stream.get_final_message()
+                assert final.content[1].input == json.loads(  # type: ignore[union-attr]
+                    TOOLS.tool_calls[0].arguments)
+                assert final.usage.output_tokens == TOOLS.completion_tokens
+            assert fake.bodies[0]["inferenceConfig"] == {"maxTokens": 50}
+
+    run("asyncio", main())
+
+
+def test_chain_credentials_are_fetched_again_after_an_expired_token(
+        monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    async def main() -> None:
+        async with FakeCredentialEndpoints(expires=4_000_000_000) as creds, FakeBedrock(
+                access_key="ASIAFAKE000000000001", secret="secret-1", token="token-1") as fake:
+            for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_PROFILE",
+                         "AWS_WEB_IDENTITY_TOKEN_FILE"):
+                monkeypatch.delenv(name, raising=False)
+            monkeypatch.setenv("HOME", str(tmp_path))
+            monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
+            monkeypatch.setenv("AWS_CONTAINER_CREDENTIALS_FULL_URI",
+                               f"{creds.origin}/container/creds")
+            monkeypatch.setenv("AWS_CONTAINER_AUTHORIZATION_TOKEN", "container-secret")
+            toml = (f'[[provider]]\nname = "br"\ntype = "bedrock"\nregion = "us-east-1"\n'
+                    f'models = ["{MODEL}"]\nbase_url = "{fake.origin}"\nmax_retries = 0\n')
+            async with gateway(toml) as gw, gw.client() as client:
+                await client.chat.completions.create(model=MODEL, messages=MESSAGES)
+                await client.chat.completions.create(model=MODEL, messages=MESSAGES)
+                assert creds.issued == 1
+                fake.faults.append("expired")
+                with pytest.raises(openai.InternalServerError) as caught:
+                    await client.chat.completions.create(model=MODEL, messages=MESSAGES)
+                assert caught.value.code == "upstream_auth_failed"  # type: ignore[attr-defined]
+                fake.access_key, fake.secret, fake.token = (
+                    "ASIAFAKE000000000002", "secret-2", "token-2")
+                await client.chat.completions.create(model=MODEL, messages=MESSAGES)
+                assert creds.issued == 2
+
+    run("asyncio", main())
+
+
+def test_json_mode_through_the_sdk() -> None:
+    answer = Answer(tool_calls=(ToolCall("tooluse_J", "json_response", '{"city": "Paris"}'),))
+    fmt: Any = {"type": "json_schema", "json_schema": {"name": "w", "schema": {
+        "type": "object", "properties": {"city": {"type": "string"}}}}}
+
+    async def main() -> None:
+        async with bedrock_gateway(answer=answer) as (gw, fake), gw.client() as client:
+            done = await client.chat.completions.create(model=MODEL, messages=MESSAGES,
+                                                        response_format=fmt)
+            assert done.choices[0].message.content == '{"city": "Paris"}'
+            assert done.choices[0].finish_reason == "stop"
+            stream = await client.chat.completions.create(
+                model=MODEL, messages=MESSAGES, response_format={"type": "json_object"},
+                stream=True)
+            seen = await collect(stream)
+            assert (seen.text, seen.finish_reason, seen.tool_calls) == (
+                '{"city": "Paris"}', "stop", {})
+            assert fake.bodies[0]["toolConfig"]["toolChoice"] == {
+                "tool": {"name": "json_response"}}
+
+    run("asyncio", main())

@@ -1,0 +1,13 @@
+"""The ConverseStream fuzz target's invariant (cuts change nothing, one clean end or one error,
+only EventStreamError escapes), as a bounded run."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.fuzz_targets import load
+
+
+def test_converse_stream_fuzz_smoke(capsys: pytest.CaptureFixture[str]) -> None:
+    load("converse_stream_fuzz").smoke(1500, seed=11)
+    assert "1500 inputs ok" in capsys.readouterr().out
