@@ -80,6 +80,11 @@ def _body_log(config: Config) -> BodyLog | None:
     return bodies
 
 
+def _cache_off() -> dict[str, object]:
+    """The event stream's cache figures when the response cache is off."""
+    return {"cache": None}
+
+
 class App:
     """Everything a request needs, built once from the config."""
 
@@ -136,6 +141,7 @@ class App:
         self.static = StaticFiles()
         self.events = events or EventHub(LiveView(self.metrics), self.router.snapshot)
         self.events.deployments = self.router.snapshot
+        self.events.extra = dict if self.cache is not None else _cache_off
         self.reload: Callable[[], Awaitable[tuple[bool, str]]] | None = None  # set by serve
         self.last_reload: dict[str, object] | None = None
         self.active = 0

@@ -34,6 +34,13 @@ def _num(value: Any, digits: int = 1) -> str:
     return "–" if value is None else f"{float(value):.{digits}f}"
 
 
+def _ratio(cache: dict[str, Any] | None) -> str:
+    if not cache:
+        return "no cache"
+    ratio = cache.get("hit_ratio")
+    return "–" if ratio is None else f"{ratio * 100:.1f} %"
+
+
 def overview_lines(snap: dict[str, Any]) -> list[str]:
     """The overview's figures as lines of plain text."""
     latency, overhead = snap.get("latency_ms") or {}, snap.get("overhead_ms") or {}
@@ -47,7 +54,7 @@ def overview_lines(snap: dict[str, Any]) -> list[str]:
         f"overhead ms   p50 {_num(overhead.get('p50'), 2)}   p99 {_num(overhead.get('p99'), 2)}",
         f"tokens/s      in {_num(tokens.get('input'))}   out {_num(tokens.get('output'))}",
         f"cost USD/h    {_num(snap.get('cost_per_hour_usd'), 4)}",
-        f"cache hits    {_num(cache['hit_ratio'] * 100) + ' %' if cache else 'no cache'}",
+        f"cache hits    {_ratio(cache)}",
     ]
 
 

@@ -53,6 +53,7 @@ class _Totals:
     duration: list[int] = field(default_factory=list)
     overhead: list[int] = field(default_factory=list)
     cost: float = 0.0
+    cache: dict[str, float] = field(default_factory=dict)  # hit / miss / bypass
 
 
 def _sum_by(items: list[tuple[tuple[str, ...], float]], index: int) -> dict[str, float]:
@@ -87,7 +88,8 @@ class LiveView:
         m = self.metrics
         return _Totals(now, _traffic(m.requests.items()), _sum_by(m.errors.items(), 1),
                        _sum_by(m.tokens.items(), 2), m.server_duration.merged_counts(),
-                       m.overhead.merged_counts(), sum(v for _, v in m.cost.items()))
+                       m.overhead.merged_counts(), sum(v for _, v in m.cost.items()),
+                       _sum_by(m.cache_requests.items(), 0))
 
     def sample(self, now: float, deployments: dict[str, dict[str, object]],
                extra: dict[str, Any] | None = None, watchers: int = 0) -> dict[str, Any]:
@@ -106,7 +108,7 @@ class LiveView:
         out["requests_total"] = int(sum(totals.requests.values()))
         if last is None or elapsed <= 0:
             out.update(requests_per_s=None, errors={}, upstream_errors={}, tokens_per_s=None,
-                       cost_per_hour_usd=None,
+                       cost_per_hour_usd=None, cache=_cache(totals.cache, {}),
                        latency_ms=_quantiles(self.metrics.server_duration, totals.duration),
                        overhead_ms=_quantiles(self.metrics.overhead, totals.overhead))
         else:
@@ -120,6 +122,7 @@ class LiveView:
             out["tokens_per_s"] = {k: round((totals.tokens.get(k, 0) - last.tokens.get(k, 0))
                                             / elapsed, 3) for k in ("input", "output")}
             out["cost_per_hour_usd"] = round((totals.cost - last.cost) / elapsed * 3600, 6)
+            out["cache"] = _cache(totals.cache, last.cache)
             out["latency_ms"] = _quantiles(self.metrics.server_duration,
                                            _diff(totals.duration, last.duration))
             out["overhead_ms"] = _quantiles(self.metrics.overhead,
@@ -127,6 +130,13 @@ class LiveView:
         out["deployments"] = deployments
         out.update(extra or {})
         return out
+
+
+def _cache(now: dict[str, float], before: dict[str, float]) -> dict[str, Any]:
+    """Hits and misses in the interval and their ratio (None without lookups)."""
+    hits, misses = (int(now.get(k, 0) - before.get(k, 0)) for k in ("hit", "miss"))
+    return {"hits": hits, "misses": misses,
+            "hit_ratio": round(hits / (hits + misses), 4) if hits + misses else None}
 
 
 def _quantiles(histogram: Histogram, counts: list[int]) -> dict[str, float | None]:

@@ -63,3 +63,14 @@ def test_shutdown_ends_open_streams(run: Runner) -> None:
             await app.aclose()
 
     run(main())
+
+
+def test_the_stream_says_no_cache_when_the_cache_is_off_and_counts_it_when_on() -> None:
+    off = App(msgspec.convert(CONFIG, Config))
+    on = App(msgspec.convert({**CONFIG, "cache": {"enabled": True}}, Config))
+    try:
+        assert off.events.snapshot()["cache"] is None
+        assert on.events.snapshot()["cache"] == {"hits": 0, "misses": 0, "hit_ratio": None}
+    finally:
+        asyncio.run(off.aclose())
+        asyncio.run(on.aclose())

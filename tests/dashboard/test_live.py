@@ -34,6 +34,8 @@ def test_rates_cover_only_the_interval_and_leave_the_admin_api_out() -> None:
     metrics.tokens.inc(("m", "p", "output"), 40)
     metrics.errors.inc(("p", "upstream_timeout"))
     metrics.cost.inc(("p", "m", ""), 0.01)
+    metrics.cache_requests.inc(("hit",), 3)
+    metrics.cache_requests.inc(("miss",), 1)
     for seconds in (0.05, 0.05, 0.3):
         metrics.server_duration.observe(("chat", "openai", "m", ""), seconds)
     second = view.sample(12.0, {"p/m": {"breaker": {"state": "closed"}}})
@@ -42,11 +44,13 @@ def test_rates_cover_only_the_interval_and_leave_the_admin_api_out() -> None:
     assert second["upstream_errors"] == {"upstream_timeout": 1}
     assert second["tokens_per_s"] == {"input": 0.0, "output": 20.0}
     assert second["cost_per_hour_usd"] == 18.0  # 0.01 USD in 2 s
+    assert second["cache"] == {"hits": 3, "misses": 1, "hit_ratio": 0.75}
     assert second["latency_ms"]["count"] == 3
     assert 40 <= second["latency_ms"]["p50"] <= 80 and second["latency_ms"]["p99"] <= 320
     assert second["deployments"]["p/m"]["breaker"]["state"] == "closed"
     third = view.sample(13.0, {})
     assert third["requests_per_s"] == 0.0 and third["latency_ms"]["p50"] is None
+    assert third["cache"]["hit_ratio"] is None
 
 
 def test_the_hub_runs_no_task_unless_someone_subscribes(run: Runner) -> None:

@@ -61,7 +61,9 @@ function show(snap) {
   const tokens = snap.tokens_per_s;
   $("tokens").textContent = tokens ? `${fmt(tokens.input)} / ${fmt(tokens.output)}` : "–";
   $("cost").textContent = fmt(snap.cost_per_hour_usd, 4);
-  $("cache").textContent = snap.cache ? fmt(snap.cache.hit_ratio * 100) + " %" : "no cache";
+  const cache = snap.cache;
+  $("cache").textContent = !cache ? "no cache"
+    : (cache.hit_ratio === null ? "–" : `${fmt(cache.hit_ratio * 100)} %`);
   const errors = $("errors");
   errors.replaceChildren();
   for (const [status, count] of Object.entries(snap.errors || {}))
