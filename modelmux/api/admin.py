@@ -1,23 +1,27 @@
-"""The admin API's gate; ``GET /admin/providers``: providers, their deployments and each one's
-live routing state; ``GET /admin/cache`` (response cache stats) and ``DELETE /admin/cache``
-(drop every entry); ``GET /admin/usage``: spend log totals by key, team, user, model,
-provider or day.
+"""The admin API: providers and their live state, operator controls, the effective config,
+the response cache (``GET``/``DELETE /admin/cache``) and ``GET /admin/usage``: spend log
+totals by key, team, user, model, provider or day.
 
-An admin credential is the ``[admin] key``, or with ``[auth] mode = "keys"`` the master key or
-a key whose role is admin; a team_admin key reaches its own team's records only. Without auth
-and without ``[admin] key`` the admin API is off (404). No credential is a 401, a credential
-that may not act a 403. Keys are compared in constant time.
+Who may call is ``api.admin_gate``'s: reads need a viewer, changes an admin (a team admin
+reads its own team's usage). Errors are in OpenAI's shape. Controls are persisted in the
+overrides file (``config.overrides``): a breaker opened here stays open until closed here,
+and an ``rpm``/``tpm`` set here replaces the configured one from the next reload on (which the
+change triggers at once).
 """
 
 from __future__ import annotations
 
-import hmac
+import logging
 import time
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl
 
+import msgspec
+
+from modelmux.api.admin_gate import gate
 from modelmux.api.responses import send_json
-from modelmux.errors import AuthenticationFailed, InvalidRequest, NotFound, PermissionDenied
+from modelmux.config.redact import redact
+from modelmux.errors import InvalidRequest, NotFound, ServiceUnavailable
 from modelmux.spend.db import GROUPS
 from modelmux.spend.db import usage as db_usage
 from modelmux.spend.periods import period_bounds
@@ -27,55 +31,118 @@ if TYPE_CHECKING:
     from modelmux.api.services import Services
     from modelmux.server.exchange import Exchange
 
-ADMIN = "admin"
-TEAM_ADMIN = "team_admin"
+log = logging.getLogger("modelmux.admin")
+
+NO_STORE = [(b"cache-control", b"no-store")]
+MAX_CONTROL_BODY = 4096
 
 
-async def admin_scope(app: Services, exchange: Exchange, *, team_admin: bool = False
-                      ) -> str | None:
-    """Let an admin through (None: every team); with ``team_admin``, a team admin too (its
-    team's id).
+class BreakerChange(msgspec.Struct, forbid_unknown_fields=True):
+    deployment: str
+    state: str
 
-    Raises:
-        NotFound: the admin API is off (no auth, no ``[admin] key``).
-        AuthenticationFailed: no credential, or one auth does not know (401).
-        RateLimited: the address failed too often.
-        PermissionDenied: a credential that may not act here (403).
-    """
-    if app.auth is not None:
-        identity = await app.auth.identify(exchange.headers, exchange.client)
-        if identity.role == ADMIN:
-            return None
-        if team_admin and identity.role == TEAM_ADMIN and identity.team_id is not None:
-            return identity.team_id
-        raise PermissionDenied(f"This credential (role {identity.role}) may not use "
-                               f"{exchange.path}.", code="permission_denied")
-    key = app.config.admin.key
-    if not key:
-        raise NotFound(f"Invalid URL ({exchange.method} {exchange.path}): the admin API is off; "
-                       "set [admin] key (or [auth] mode = \"keys\") to turn it on.",
-                       code="unknown_url")
-    given = exchange.header(b"authorization") or b""
-    scheme, _, token = given.partition(b" ")
-    if scheme.lower() != b"bearer" or not token.strip():
-        raise AuthenticationFailed("The admin API needs `Authorization: Bearer <admin key>`.",
-                                   headers=[(b"www-authenticate", b'Bearer realm="modelmux-admin"')])
-    if not hmac.compare_digest(token.strip(), key.encode()):
-        raise PermissionDenied("That is not the admin key.", code="invalid_admin_key")
-    return None
+
+class LimitsChange(msgspec.Struct, forbid_unknown_fields=True):
+    deployment: str
+    rpm: int | None = None
+    tpm: int | None = None
+
+
+def deployments_view(app: Services) -> list[dict[str, Any]]:
+    """Each provider with its deployments: live state plus the operator's overrides."""
+    deployments = app.router.snapshot()
+    overrides = app.overrides.deployments
+    configured = app.models.configured
+    out = []
+    for provider in app.providers:
+        mine = []
+        for ident, view in deployments.items():
+            if view["provider"] != provider.name:
+                continue
+            spec = configured.get(ident)
+            mine.append({"id": ident, **view, "overrides": overrides.get(ident, {}),
+                         "configured": {"rpm": spec.rpm if spec else None,
+                                        "tpm": spec.tpm if spec else None}})
+        out.append({"name": provider.name, "type": provider.type, "deployments": mine})
+    return out
 
 
 async def providers(app: Services, exchange: Exchange) -> None:
-    """Each provider with its deployments: breaker, in flight, TTFT EWMA and limits."""
-    await admin_scope(app, exchange)
-    deployments = app.router.snapshot()
-    out = []
-    for provider in app.providers:
-        mine = [{"id": ident, **view} for ident, view in deployments.items()
-                if view["provider"] == provider.name]
-        out.append({"name": provider.name, "type": provider.type, "deployments": mine})
-    body = {"object": "list", "strategy": app.router.strategy, "data": out}
-    await send_json(exchange, 200, body, [(b"cache-control", b"no-store")])
+    """Each provider with its deployments: breaker, in flight, TTFT EWMA, limits, overrides."""
+    await gate(app, exchange, "viewer")
+    body = {"object": "list", "strategy": app.router.strategy, "data": deployments_view(app)}
+    await send_json(exchange, 200, body, NO_STORE)
+
+
+async def _decode(exchange: Exchange, kind: type[Any]) -> Any:
+    body = await exchange.read_body()
+    if len(body) > MAX_CONTROL_BODY:
+        raise InvalidRequest("The request body is too large for a control.")
+    try:
+        return msgspec.json.decode(body, type=kind)
+    except msgspec.ValidationError as exc:
+        raise InvalidRequest(f"Invalid control: {exc}") from None
+    except msgspec.DecodeError:
+        raise InvalidRequest("The body must be a JSON object.") from None
+
+
+def _known(app: Services, ident: str) -> None:
+    if ident not in app.router.live:
+        raise NotFound(f"No deployment `{ident}`.", param="deployment", code="unknown_deployment")
+
+
+async def set_breaker(app: Services, exchange: Exchange) -> None:
+    """``{"deployment": "p/m", "state": "open"|"closed"}``: hold a circuit open, or close it."""
+    await gate(app, exchange, "admin")
+    change = await _decode(exchange, BreakerChange)
+    _known(app, change.deployment)
+    if change.state not in ("open", "closed"):
+        raise InvalidRequest("`state` must be `open` or `closed`.", param="state")
+    app.router.force(change.deployment, change.state)
+    _persist(app, change.deployment, breaker="open" if change.state == "open" else None)
+    log.info("admin: breaker of %s forced %s", change.deployment, change.state)
+    await send_json(exchange, 200, {"deployment": change.deployment,
+                                    "breaker": app.router.live[change.deployment]
+                                    .breaker.snapshot(app.router.clock())}, NO_STORE)
+
+
+async def set_limits(app: Services, exchange: Exchange) -> None:
+    """``{"deployment": "p/m", "rpm": 10, "tpm": null}``: replace the deployment's limits
+    (null: back to the configured value) and reload so they apply."""
+    await gate(app, exchange, "admin")
+    change = await _decode(exchange, LimitsChange)
+    _known(app, change.deployment)
+    for name, value in (("rpm", change.rpm), ("tpm", change.tpm)):
+        if value is not None and value <= 0:
+            raise InvalidRequest(f"`{name}` must be a positive integer or null.", param=name)
+    reload = app.reload
+    if reload is None:
+        raise ServiceUnavailable("Limits can only change in a serving process (it reloads).")
+    _persist(app, change.deployment, rpm=change.rpm, tpm=change.tpm)
+    log.info("admin: limits of %s set to rpm=%s tpm=%s", change.deployment, change.rpm, change.tpm)
+    ok, text = await reload()
+    await send_json(exchange, 200 if ok else 409, {"deployment": change.deployment,
+                                                   "reloaded": ok, "result": text}, NO_STORE)
+
+
+def _persist(app: Services, ident: str, **fields: Any) -> None:
+    try:
+        app.overrides.update(ident, **fields)
+    except OSError as exc:
+        log.error("cannot write the overrides file %s: %s", app.overrides.path, exc)
+        raise ServiceUnavailable("The override applies now but could not be saved; see the "
+                                 "server log.") from None
+
+
+async def config(app: Services, exchange: Exchange) -> None:
+    """The effective configuration (secrets redacted), the last reload and the overrides."""
+    await gate(app, exchange, "viewer")
+    body = {"config": redact(msgspec.to_builtins(app.config)), "last_reload": app.last_reload,
+            "restart_needed_for": ["server.host", "server.port", "server.workers",
+                                   "server.tls (on/off)"],
+            "overrides": app.overrides.deployments, "overrides_file": str(app.overrides.path or ""),
+            "overrides_problem": app.overrides.problem, "version": app.version}
+    await send_json(exchange, 200, body, NO_STORE)
 
 
 async def cache(app: Services, exchange: Exchange) -> None:
@@ -84,7 +151,7 @@ async def cache(app: Services, exchange: Exchange) -> None:
     Raises:
         NotFound: the response cache is off.
     """
-    await admin_scope(app, exchange)
+    await gate(app, exchange, "viewer" if exchange.method == "GET" else "admin")
     responses = app.cache
     if responses is None:
         raise NotFound("The response cache is off; set [cache] enabled = true.",
@@ -93,13 +160,13 @@ async def cache(app: Services, exchange: Exchange) -> None:
         body: dict[str, object] = {"cleared": await responses.clear()}
     else:
         body = responses.stats()
-    await send_json(exchange, 200, body, [(b"cache-control", b"no-store")])
+    await send_json(exchange, 200, body, NO_STORE)
 
 
 async def usage(app: Services, exchange: Exchange) -> None:
     """``GET /admin/usage?group_by=…&since=…&until=…[&format=csv]``: spend log totals (a team
     admin sees its own team's only)."""
-    team = await admin_scope(app, exchange, team_admin=True)
+    team = await gate(app, exchange, "viewer", team_admin=True)
     spend = app.spend
     if spend is None or spend.store is None:
         raise NotFound("The spend log is off: set [analytics] spend_log = true (or turn on "

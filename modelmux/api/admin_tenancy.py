@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from modelmux.api.admin import admin_scope
+from modelmux.api.admin_gate import admin_scope
 from modelmux.api.responses import send_json
 from modelmux.errors import MethodNotAllowed, NotFound
 from modelmux.tenancy.manage import Manager

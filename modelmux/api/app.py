@@ -12,24 +12,30 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import Awaitable, Callable
 
 from modelmux import __version__
+from modelmux.api.access import Access
 from modelmux.api.cors import Cors
-from modelmux.pipeline.call import Dispatcher
 from modelmux.api.ids import new_hex_id
 from modelmux.api.routes import match
+from modelmux.api.static import StaticFiles
+from modelmux.cache.backend import build_backend
+from modelmux.config.overrides import Overrides
 from modelmux.config.schema import Config
 from modelmux.errors import MethodNotAllowed, NotFound
 from modelmux.observability.access import AccessLog
 from modelmux.observability.bodies import BodyLog
 from modelmux.observability.calls import Watcher
+from modelmux.observability.events import EventHub
 from modelmux.observability.gateway import GatewayMetrics
+from modelmux.observability.live import LiveView
 from modelmux.observability.record import RequestRecord
 from modelmux.observability.tracing import build_tracer
 from modelmux.pipeline.admit import build_admit_stage
 from modelmux.pipeline.authenticate import AuthenticateStage
-from modelmux.cache.backend import build_backend
 from modelmux.pipeline.cache import ResponseCache
+from modelmux.pipeline.call import Dispatcher
 from modelmux.pipeline.plugins import build_middlewares
 from modelmux.pipeline.route import RouteStage
 from modelmux.pipeline.stage import Pipeline
@@ -74,13 +80,22 @@ def _body_log(config: Config) -> BodyLog | None:
     return bodies
 
 
+def _cache_off() -> dict[str, object]:
+    """The event stream's cache figures when the response cache is off."""
+    return {"cache": None}
+
+
 class App:
     """Everything a request needs, built once from the config."""
 
     def __init__(self, config: Config, *, metrics: GatewayMetrics | None = None,
-                 budget: BodyBudget | None = None) -> None:
+                 budget: BodyBudget | None = None, overrides: Overrides | None = None,
+                 events: EventHub | None = None, session_seed: bytes | None = None) -> None:
         """``metrics`` carries counters over from the App a reload replaces, ``budget`` its
-        upstream buffer budget (one per process).
+        upstream buffer budget (one per process), ``events`` its admin event stream (whose
+        subscribers stay connected), ``session_seed`` its keyless sessions' signing seed.
+        ``overrides`` are the operator's runtime changes (read again now); without it none
+        are kept.
 
         Raises:
             ConfigError: a provider or a middleware plugin cannot be built, or tracing is on
@@ -93,16 +108,24 @@ class App:
         self.pool = ConnectionPool(http1=config.server.http1, budget=budget)
         self.providers: list[Provider] = [build_provider(p, self.pool) for p in config.provider]
         routing = config.routing
+        self.overrides = overrides or Overrides()
+        self.overrides.read()
+        if self.overrides.problem:
+            log.warning("%s", self.overrides.problem)
         prices = PriceTable(config.prices)
         self.models = ModelIndex(self.providers, config.model_aliases(), routing.group,
                                  price_of=lambda model: (p.per_1k() if (p := prices.lookup(model))
-                                                         else None))
+                                                         else None),
+                                 limits=self.overrides.limits())
         self.metrics = metrics or GatewayMetrics(self.version,
                                                  (m for m, _ in self.models.public_models()))
         self.limits = build_limits(config.state, config.server.workers, self.metrics)
         self.router = Router(policy=routing.breaker.policy(), strategy=routing.strategy,
                              rules=compile_rules(routing.rules), limits=self.limits)
         self.router.add(self.models.specs.values())  # live state per deployment, shown at once
+        for ident in self.overrides.pinned_open():
+            if ident in self.router.live:
+                self.router.force(ident, "open")
         self.breakers = shared_breakers(config.state, self.limits, self.router)
         self.cors = Cors(config.server.cors)
         self.access_log = AccessLog(enabled=config.logging.access_log)
@@ -114,8 +137,20 @@ class App:
         self.cache = self.build_cache()
         self.spend = build_spend(config, prices, self.limits, self.auth)
         self.pipeline = self.build_pipeline()
+        self.access = Access(config, seed=session_seed)
+        self.static = StaticFiles()
+        self.events = events or EventHub(LiveView(self.metrics), self.router.snapshot)
+        self.events.deployments = self.router.snapshot
+        self.events.extra = dict if self.cache is not None else _cache_off
+        self.reload: Callable[[], Awaitable[tuple[bool, str]]] | None = None  # set by serve
+        self.last_reload: dict[str, object] | None = None
         self.active = 0
         self._idle: asyncio.Event | None = None
+
+    @classmethod
+    def serving(cls, config: Config) -> App:
+        """The App of a serving process: it keeps runtime overrides in the state folder."""
+        return cls(config, overrides=Overrides.of_state_dir())
 
     def build_pipeline(self) -> Pipeline:
         """The stages every chat request runs, from this App's parts.
@@ -272,6 +307,8 @@ class App:
     async def aclose(self, *, last: bool = True) -> None:
         """Close providers, pool and tracer. ``last`` (not a reload's retiring App) also writes
         the final ``--workers`` metrics snapshot: the metrics object lives on in the new App."""
+        if last:
+            self.events.close()
         if last and self.metrics.shared is not None:
             self.metrics.shared.close(self.metrics.registry)
         if self.spend is not None:

@@ -11,7 +11,9 @@ from modelmux.api import (
     chat,
     completions,
     count_tokens,
+    dashboard,
     embeddings,
+    events,
     info,
     messages,
     metrics,
@@ -33,6 +35,14 @@ ROUTES: dict[str, dict[str, Route]] = {
     "/health": {"GET": info.health},
     "/metrics": {"GET": metrics.scrape},
     "/admin/providers": {"GET": admin.providers},
+    "/admin/breaker": {"POST": admin.set_breaker},
+    "/admin/limits": {"POST": admin.set_limits},
+    "/admin/config": {"GET": admin.config},
+    "/admin/events": {"GET": events.stream},
+    "/dashboard": {"GET": dashboard.index},
+    "/dashboard/": {"GET": dashboard.index},
+    "/dashboard/session": {"GET": dashboard.session, "POST": dashboard.session},
+    "/dashboard/signout": {"POST": dashboard.sign_out},
     "/admin/usage": {"GET": admin.usage},
     **{f"/admin/{kind}": {"GET": admin_tenancy.collection, "POST": admin_tenancy.collection}
        for kind in ("teams", "users", "keys")},
@@ -41,6 +51,7 @@ ROUTES: dict[str, dict[str, Route]] = {
 
 PREFIX_ROUTES: dict[str, dict[str, Route]] = {
     info.MODEL_PREFIX: {"GET": info.retrieve_model},
+    dashboard.PREFIX: {"GET": dashboard.asset},
     **{prefix: {method: admin_tenancy.item for method in ("GET", "PATCH", "DELETE", "POST")}
        for prefix in admin_tenancy.PREFIXES},
 }

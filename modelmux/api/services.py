@@ -9,12 +9,19 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Protocol
 
 if TYPE_CHECKING:
+    from collections.abc import Awaitable, Callable
+
+    from modelmux.api.access import Access
+    from modelmux.api.static import StaticFiles
+    from modelmux.config.overrides import Overrides
     from modelmux.pipeline.cache import ResponseCache
     from modelmux.pipeline.call import Dispatcher
     from modelmux.config.schema import Config
     from modelmux.observability.calls import Watcher
+    from modelmux.observability.events import EventHub
     from modelmux.observability.gateway import GatewayMetrics
     from modelmux.observability.record import RequestRecord
+    from modelmux.pipeline.call import Dispatcher
     from modelmux.pipeline.stage import Pipeline
     from modelmux.providers.base import Provider
     from modelmux.routing.models import ModelIndex
@@ -45,6 +52,12 @@ class Services(Protocol):
     auth: Authenticator | None
     cache: ResponseCache | None
     ready: bool
+    access: Access
+    static: StaticFiles
+    events: EventHub
+    overrides: Overrides
+    reload: Callable[[], Awaitable[tuple[bool, str]]] | None
+    last_reload: dict[str, object] | None
 
     def request_id(self, exchange: Exchange) -> str: ...
     def record(self, exchange: Exchange) -> RequestRecord: ...

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import re
 import shutil
 import sys
 import tomllib
@@ -36,14 +35,9 @@ from modelmux.config.load import LoadedConfig, candidate_paths, gather
 from modelmux.config.migrate import LEGACY_ENV, is_legacy
 from modelmux.config.paths import user_config_file
 from modelmux.config.problems import ConfigError, KeyPath
-from modelmux.config.state import hide_password
+from modelmux.config.redact import redact
 from modelmux.config.tomltext import dumps
 from modelmux.config.validate import check_config, check_schema
-
-SECRET_KEYS = {"api_key", "credentials_json", "key", "password"}
-# key: [admin] key; password: [analytics.smtp]
-SECRET_HEADER = re.compile(r"authorization|cookie|key|token|secret|password", re.IGNORECASE)
-REDACTED = "<redacted>"
 
 CONFIG_EPILOG = """EXAMPLES:
   modelmux config init
@@ -125,24 +119,6 @@ def _notes(data: Any, origins: Origins, path: KeyPath, notes: dict[KeyPath, str]
     else:
         origin = origins.get(path)
         notes[path] = origin.describe() if origin else "default"
-
-
-def redact(data: Any, key: str = "") -> Any:
-    """A copy of ``data`` with secrets (keys, inline credentials, auth headers) replaced."""
-    if isinstance(data, dict):
-        out = {k: (REDACTED if v and (k in SECRET_KEYS or (key == "headers" and SECRET_HEADER.search(k)))
-                   else redact(v, k)) for k, v in data.items()}
-        if key == "state" and isinstance(out.get("url"), str):  # redis://user:password@host
-            out["url"] = hide_password(out["url"], REDACTED)
-        if key == "auth":  # the master key; postgresql://user:password@host/db
-            if out.get("master_key"):
-                out["master_key"] = REDACTED
-            if isinstance(out.get("postgres_dsn"), str):
-                out["postgres_dsn"] = hide_password(out["postgres_dsn"], REDACTED)
-        return out
-    if isinstance(data, list):
-        return [redact(v, key) for v in data]
-    return data
 
 
 def show(ns: argparse.Namespace) -> int:

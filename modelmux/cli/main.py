@@ -23,6 +23,7 @@ COMMANDS = {
     "cache": "modelmux.cli.cache",
     "upgrade": "modelmux.cli.upgrade",
     "bench": "modelmux.cli.bench",
+    "tui": "modelmux.cli.tui",
     "prices": "modelmux.cli.prices",
     "usage": "modelmux.cli.usage",
     "keys": "modelmux.cli.tenancy_cmd",

@@ -17,6 +17,7 @@ import dataclasses
 import logging
 import re
 import ssl
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -128,19 +129,34 @@ class Reloader:
         self.load = load
         self.listening = app.config  # what the sockets were opened with; a reload cannot change it
         self._retiring: set[asyncio.Task[None]] = set()
+        app.reload = self.reload
+
+    def _record(self, app: App, ok: bool, text: str) -> None:
+        """What the admin API shows as the last reload."""
+        app.last_reload = {"ok": ok, "at": time.time(), "result": text,
+                           "restart": needs_restart(self.listening, app.config) if ok else []}
 
     async def reload(self, arg: str = "") -> tuple[bool, str]:
         """Validate the config as it is now and switch to it; returns (ok, what happened)."""
         try:
             loaded = self.load(self.ns)
             context = tls_context(loaded)
-            app = App(loaded.config, metrics=self.app.metrics, budget=self.app.pool.budget)
+            app = App(loaded.config, metrics=self.app.metrics, budget=self.app.pool.budget,
+                      overrides=self.app.overrides, events=self.app.events,
+                      session_seed=self.app.access.seed)
         except ConfigError as exc:
             log.error("reload rejected; the running configuration stays: %s", exc)
-            return False, f"reload rejected; the running configuration stays.\n{exc}"
+            text = f"reload rejected; the running configuration stays.\n{exc}"
+            self._record(self.app, False, text)
+            self.app.events.deployments = self.app.router.snapshot
+            return False, text
         old = self.app
         app.started_at = old.started_at  # uptime is the process's, not the configuration's
         carried = app.router.adopt(old.router, unchanged_deployments(old, app))
+        for ident in app.overrides.pinned_open():  # a breaker made afresh by a policy change
+            if ident in app.router.live:
+                app.router.force(ident, "open")
+        app.reload = self.reload
         carry_admission(old.pipeline, app.pipeline)
         if app.cache is not None and old.cache is not None:
             app.cache.adopt(old.cache)
@@ -171,7 +187,9 @@ class Reloader:
         restart = needs_restart(self.listening, loaded.config)
         for line in restart:
             log.warning("not applied: %s", line)
-        return True, "\n".join([summary, *lines, *restart])
+        text = "\n".join([summary, *lines, *restart])
+        self._record(app, True, text)
+        return True, text
 
     async def aclose(self) -> None:
         """Close the serving App and wait for retiring ones."""

@@ -64,6 +64,7 @@ async def _until_stopped(reloader: Reloader, server: Server, stopping: Stopping,
             await control.close()
         for sig in (signal.SIGTERM, signal.SIGINT):  # a second signal cuts the drain short
             loop.add_signal_handler(sig, _force, server)
+        reloader.app.events.close()  # admin event streams never end on their own
         await server.shutdown(handover=stopping.handover)
     finally:
         if lifeline_fd is not None:
@@ -132,7 +133,7 @@ def _server(app: App, config: Config) -> Server:
 async def serve(config: Config, host: str, port: int, ns: argparse.Namespace,
                 takeover: Takeover | None = None) -> int:
     """Run one server process until a stop signal or a hand-over; returns the exit code."""
-    app = App(config)
+    app = App.serving(config)
     trouble = await app.open()
     if trouble is not None:
         if takeover is not None:
@@ -188,7 +189,7 @@ async def serve(config: Config, host: str, port: int, ns: argparse.Namespace,
 async def serve_worker(config: Config, fds: list[int], ready_fd: int, lifeline_fd: int,
                        ns: argparse.Namespace) -> int:
     """A worker under ``--workers``: serve on inherited sockets, report ready, stop with the rest."""
-    app = App(config)
+    app = App.serving(config)
     if await app.open() is not None:
         await app.aclose()
         return 1

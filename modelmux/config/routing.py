@@ -108,6 +108,9 @@ class RoutingConfig(Struct, forbid_unknown_fields=True, frozen=True):
 
 
 class AdminConfig(Struct, forbid_unknown_fields=True, frozen=True):
-    """The admin API (``/admin/...``): off unless ``key`` is set; clients send it as a bearer."""
+    """The admin API (``/admin/...``) and dashboard: off unless a key is set (or the listener
+    is loopback with no key). Clients send a key as a bearer or sign in with it; ``key`` may
+    change things, ``viewer_key`` may only look."""
 
     key: str | None = None
+    viewer_key: str | None = None

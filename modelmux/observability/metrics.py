@@ -107,6 +107,10 @@ class _Scalar(Family):
     def value(self, labels: LabelValues = ()) -> float:
         return self._values.get(labels, 0)
 
+    def items(self) -> list[tuple[LabelValues, float]]:
+        """Every (label values, value) pair, for a reader that adds series up."""
+        return list(self._values.items())
+
     def samples(self) -> Iterator[str]:
         for labels, value in self._values.items():
             yield f"{self.name}{self._label_text(labels)} {format_value(value)}"
@@ -209,6 +213,13 @@ class Histogram(Family):
         for bound, count in zip((*self.bounds, math.inf), counts, strict=True):
             running += count
             out.append((bound, running))
+        return out
+
+    def merged_counts(self) -> list[int]:
+        """Per-bucket counts (not cumulative, the last is +Inf) added over every series."""
+        out = [0] * (len(self.bounds) + 1)
+        for series in self._series.values():
+            out = [a + b for a, b in zip(out, series.counts, strict=True)]
         return out
 
     def count(self, labels: LabelValues = ()) -> int:

@@ -38,10 +38,11 @@ class CircuitBreaker:
         self._consecutive = 0
         self._probes = 0
         self._opened = 0
+        self._pinned = False
         self._buckets: deque[list[float]] = deque()
 
     def _advance(self, now: float) -> None:
-        if self._state is BreakerState.OPEN and now >= self._open_until:
+        if self._state is BreakerState.OPEN and now >= self._open_until and not self._pinned:
             self._state = BreakerState.HALF_OPEN
             self._probes = 0
 
@@ -74,7 +75,9 @@ class CircuitBreaker:
 
     def open_for(self, now: float) -> float:
         """Seconds until an open circuit turns half-open; 0 when it is not open."""
-        return max(0.0, self._open_until - now) if self.state(now) is BreakerState.OPEN else 0.0
+        if self.state(now) is not BreakerState.OPEN or self._pinned:
+            return 0.0
+        return max(0.0, self._open_until - now)
 
     def hold_open(self, now: float, duration: float) -> bool:
         """Another replica opened this deployment's circuit: be open for at least ``duration``.
@@ -93,6 +96,27 @@ class CircuitBreaker:
             self._buckets.clear()
         self._open_until = until
         return True
+
+    @property
+    def pinned(self) -> bool:
+        """An operator opened this circuit: it stays open until ``reset``."""
+        return self._pinned
+
+    def pin_open(self, now: float) -> None:
+        """Open the circuit until an operator closes it (no cooldown, no probes)."""
+        self._open(now, 0.0)
+        self._opened -= 1  # not a verdict of this breaker's own
+        self._pinned = True
+
+    def reset(self, now: float) -> None:
+        """Close the circuit now and forget its failures and cooldown (an operator's call)."""
+        self._state = BreakerState.CLOSED
+        self._pinned = False
+        self._open_until = now
+        self._cooldown = self.policy.cooldown
+        self._probes = 0
+        self._consecutive = 0
+        self._buckets.clear()
 
     def state(self, now: float) -> BreakerState:
         """The state at ``now`` (an expired open circuit reads as half-open)."""
@@ -168,4 +192,5 @@ class CircuitBreaker:
             "cooldown": self._cooldown,
             "probes_in_flight": self._probes,
             "times_opened": self._opened,
+            "pinned": self._pinned,
         }

@@ -9,8 +9,8 @@ config order); ``provider/model`` is a group of one. Aliases (``[models]``, a gr
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field, replace
 from typing import Protocol
 
 from modelmux.config.routing import DeploymentConfig, GroupConfig
@@ -80,10 +80,13 @@ class ModelIndex:
 
     def __init__(self, providers: Iterable[ProviderRef],
                  aliases: Iterable[tuple[str, str, bool]] = (),
-                 groups: Iterable[GroupConfig] = (), price_of: PriceOf | None = None) -> None:
+                 groups: Iterable[GroupConfig] = (), price_of: PriceOf | None = None,
+                 limits: Mapping[str, Mapping[str, int | None]] | None = None) -> None:
         """``aliases`` are (public name, target, ignore_case); the first of a name wins.
         ``groups`` must name configured providers (the config check makes sure). ``price_of``
-        prices the deployments whose config sets no price (the ``cost`` strategy's input)."""
+        prices the deployments whose config sets no price (the ``cost`` strategy's input).
+        ``limits`` replaces the ``rpm``/``tpm`` of deployments by id (an operator's runtime
+        overrides)."""
         self.providers = {p.name: p for p in providers}
         self.specs: dict[str, DeploymentSpec] = {}
         self.groups: dict[str, Group] = {}
@@ -112,6 +115,9 @@ class ModelIndex:
                 if spec not in listed:
                     listed.append(spec)
         self._listed = {model: Group(model, tuple(specs)) for model, specs in serving.items()}
+        self.configured = dict(self.specs)  # as the config has them, before ``limits``
+        if limits:
+            self._override(limits)
         self._aliases: dict[str, str] = {}
         self._folded: dict[str, str] = {}
         self._fallback: str | None = None
@@ -122,6 +128,22 @@ class ModelIndex:
             self._aliases.setdefault(name, target)
             if ignore_case:
                 self._folded.setdefault(name.casefold(), target)
+
+    def _override(self, limits: Mapping[str, Mapping[str, int | None]]) -> None:
+        changed: dict[str, DeploymentSpec] = {}
+        for ident, fields in limits.items():
+            spec = self.specs.get(ident)
+            wanted = {k: v for k, v in fields.items() if k in ("rpm", "tpm")}
+            if spec is not None and wanted:
+                changed[ident] = self.specs[ident] = replace(spec, **wanted)  # type: ignore[arg-type]
+        if not changed:
+            return
+
+        def swap(group: Group) -> Group:
+            return replace(group, deployments=tuple(changed.get(d.id, d)
+                                                    for d in group.deployments))
+        self.groups = {name: swap(group) for name, group in self.groups.items()}
+        self._listed = {name: swap(group) for name, group in self._listed.items()}
 
     def group_named(self, name: str) -> Group | None:
         """The group a group name, group alias or listed model names; ``provider/model`` is a

@@ -216,6 +216,15 @@ class Router:
         live = self.live.get(deployment_id)
         return live is not None and live.breaker.hold_open(self.clock(), seconds)
 
+    def force(self, deployment_id: str, state: str) -> None:
+        """An operator's ``open`` (held until closed) or ``closed`` (anything else) for a
+        known deployment. Raises: KeyError: no such deployment."""
+        breaker = self.live[deployment_id].breaker
+        if state == "open":
+            breaker.pin_open(self.clock())
+        else:
+            breaker.reset(self.clock())
+
     def add(self, specs: Iterable[DeploymentSpec]) -> None:
         """Make the live records of ``specs`` now (so they show before their first request)."""
         for spec in specs:

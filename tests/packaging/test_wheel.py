@@ -28,6 +28,9 @@ def test_wheel_carries_both_licenses_and_the_console_script(dists: Dists) -> Non
         assert {"LICENSE-MIT", "LICENSE-APACHE"} <= licenses, licenses
         entry_points = wheel.read(dist_info + "entry_points.txt").decode()
     assert "modelmux = modelmux.cli.main:main" in entry_points
+    dashboard = {"index.html", "app.js", "style.css", "uPlot.iife.min.js", "uPlot.min.css",
+                 "uPlot.LICENSE"}  # package data: the dashboard works from the wheel alone
+    assert {f"modelmux/web/static/{name}" for name in dashboard} <= set(names)
     # Sources and tests stay in the sdist.
     assert not [n for n in names if n.startswith("tests/") or n.endswith((".pyx", ".c"))]
 

@@ -132,7 +132,7 @@ def bad(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
     (35, "routing.rules[2]", "give exactly one of `provider` and `group`"),
     (39, "routing.fallback.backoff", "expected one of exponential, constant, got 'linear'"),
     (41, "routing.breaker", "cooldown must not be above max_cooldown"),
-    (45, "admin.token", "unknown field `token` (expected one of: key)"),
+    (45, "admin.token", "unknown field `token` (expected one of: key, viewer_key)"),
 ])
 def test_every_routing_problem_is_reported_with_its_line(bad: tuple[Path, str], line: int,
                                                           path: str, reason: str) -> None:

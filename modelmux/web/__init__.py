@@ -1,0 +1,1 @@
+"""The dashboard's static files (``static/``), shipped as package data; no Python code."""
