@@ -1,8 +1,9 @@
 """Claude Code itself (the ``@anthropic-ai/claude-code`` npm package, a pinned version) driven
 in print mode against a real ``modelmux serve``: once on the mock through a ``[models]`` alias
 with ``[auth]`` on and the key in ``ANTHROPIC_AUTH_TOKEN`` (every request translated, a tool
-call refused by Claude Code and answered with a tool_result), once on a fake Anthropic upstream (every request native: its beta header,
-system blocks, cache_control and tools reach the upstream as Claude Code sent them).
+call refused by Claude Code and answered with a tool_result), once on a fake Anthropic
+upstream (every request native: its beta header, system blocks, cache_control, thinking and
+tools reach the upstream as Claude Code sent them).
 
 The package is installed once into a cache directory (``MODELMUX_TEST_CACHE``, else
 ``~/.cache/modelmux-tests``) with ``npm install``; it runs offline once installed. The test is
