@@ -18,6 +18,7 @@ from modelmux.api.cors import Cors
 from modelmux.pipeline.call import Dispatcher
 from modelmux.api.ids import new_hex_id
 from modelmux.api.routes import match
+from modelmux.api.token_estimate import TokenEstimator
 from modelmux.config.schema import Config
 from modelmux.errors import MethodNotAllowed, NotFound
 from modelmux.observability.access import AccessLog
@@ -106,6 +107,7 @@ class App:
         self.dispatcher = Dispatcher(self.router, routing, self.metrics, watcher=self.watcher)
         self.auth = self.build_auth()
         self.cache = self.build_cache()
+        self.tokens = TokenEstimator()
         self.pipeline = self.build_pipeline()
         self.active = 0
         self._idle: asyncio.Event | None = None

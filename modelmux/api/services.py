@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Protocol
 
 if TYPE_CHECKING:
+    from modelmux.api.token_estimate import TokenEstimator
     from modelmux.pipeline.cache import ResponseCache
     from modelmux.pipeline.call import Dispatcher
     from modelmux.config.schema import Config
@@ -42,6 +43,7 @@ class Services(Protocol):
     watcher: Watcher | None
     auth: Authenticator | None
     cache: ResponseCache | None
+    tokens: TokenEstimator
     ready: bool
 
     def request_id(self, exchange: Exchange) -> str: ...
