@@ -12,8 +12,8 @@ from typing import TYPE_CHECKING
 
 import msgspec
 
-from modelmux.api.chat import upstream_headers
 from modelmux.api.caller import check_model_access
+from modelmux.api.chat import upstream_headers
 from modelmux.api.messages_door import TOKEN_COUNT_HEADER, anthropic_door, decode_anthropic
 from modelmux.api.responses import JSON_HEADERS
 from modelmux.providers import claude_native

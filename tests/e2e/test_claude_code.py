@@ -69,7 +69,7 @@ def run_claude(cli: Path, base_url: str, home: Path, prompt: str,
            "ANTHROPIC_BASE_URL": base_url, credential[0]: credential[1],
            "DISABLE_TELEMETRY": "1", "DISABLE_AUTOUPDATER": "1", "DISABLE_ERROR_REPORTING": "1",
            "CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC": "1"}
-    done = subprocess.run(["node", str(cli), "-p", prompt, "--output-format", "json"],
+    done = subprocess.run(["node", str(cli), "-p", prompt, "--output-format", "json"], check=False,
                           env=env, cwd=home, stdin=subprocess.DEVNULL, capture_output=True,
                           text=True, timeout=RUN_TIMEOUT)
     assert done.returncode == 0, (done.stdout, done.stderr)
