@@ -8,7 +8,7 @@ import re
 import sys
 import tomllib
 
-EXTRAS = ("redis", "otel", "postgres", "jwt")  # optional runtime features; test and fuzz tools are not pinned
+EXTRAS = ("redis", "otel", "postgres", "jwt", "tokenizers")  # optional runtime features; test and fuzz tools are not pinned
 
 
 def lower_bounds(pyproject: dict) -> list[str]:

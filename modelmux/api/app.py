@@ -22,6 +22,7 @@ from modelmux.api.routes import match
 from modelmux.api.static import StaticFiles
 from modelmux.cache.backend import build_backend
 from modelmux.config.overrides import Overrides
+from modelmux.api.token_estimate import TokenEstimator
 from modelmux.config.schema import Config
 from modelmux.errors import MethodNotAllowed, NotFound
 from modelmux.observability.access import AccessLog
@@ -136,6 +137,7 @@ class App:
         self.auth = self.build_auth()
         self.cache = self.build_cache()
         self.spend = build_spend(config, prices, self.limits, self.auth)
+        self.tokens = TokenEstimator()
         self.pipeline = self.build_pipeline()
         self.access = Access(config, seed=session_seed)
         self.static = StaticFiles()

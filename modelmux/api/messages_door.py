@@ -29,7 +29,8 @@ REQUEST_ID_HEADER = b"request-id"
 DROPPED_HEADER = b"x-modelmux-dropped-fields"
 """Names the request fields a translated call had to leave out (comma-separated)."""
 TOKEN_COUNT_HEADER = b"x-modelmux-token-count"
-"""``native`` (the provider counted) or ``estimate`` (ModelMux estimated) on count_tokens."""
+"""``native`` (the provider counted) or ``estimate; tokenizer=NAME`` (ModelMux estimated with
+``o200k_base``, or ``chars``: four characters a token) on count_tokens."""
 
 Route = Callable[["Services", "Exchange"], Awaitable[None]]
 T = TypeVar("T")

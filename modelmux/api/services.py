@@ -14,6 +14,7 @@ if TYPE_CHECKING:
     from modelmux.api.access import Access
     from modelmux.api.static import StaticFiles
     from modelmux.config.overrides import Overrides
+    from modelmux.api.token_estimate import TokenEstimator
     from modelmux.pipeline.cache import ResponseCache
     from modelmux.pipeline.call import Dispatcher
     from modelmux.config.schema import Config
@@ -51,6 +52,7 @@ class Services(Protocol):
     spend: Spend | None
     auth: Authenticator | None
     cache: ResponseCache | None
+    tokens: TokenEstimator
     ready: bool
     access: Access
     static: StaticFiles

@@ -40,6 +40,8 @@ class ClaudeProvider(Protocol):
 _fields = msgspec.json.Decoder(dict[str, msgspec.Raw])
 _encode = msgspec.json.Encoder().encode
 _FRAME_END = re.compile(rb"\r\n\r\n|\n\n|\r\r")
+_WATCHED = frozenset({"message_start", "message_delta", "message_stop", "error"})
+"""The events the relay reads; every other one (deltas, pings, block starts) only passes."""
 FORWARDED_HEADERS = (b"anthropic-beta",)
 """Client request headers a native call passes on (new features are switched on by them)."""
 
@@ -148,12 +150,14 @@ class PassthroughRelay:
         Raises:
             SSEProtocolError: the upstream event stream is malformed.
         """
-        if self.finished:
+        if self._finished or self.early_error is not None:
             return []
         for event in self._decoder.feed(data):
-            self._observe(event.event, event.data)
-            if self.early_error is not None:
-                return []
+            if event.event in _WATCHED:
+                self._observe(event.event, event.data)
+                if self.early_error is not None:
+                    return []
+            self._seen = True
         if self._held is None:
             return [data]
         held = self._held + data
@@ -193,13 +197,11 @@ class PassthroughRelay:
         return head + b"data: " + renamed + b"\n\n"
 
     def _observe(self, name: str, data: bytes) -> None:
-        first, self._seen = not self._seen, True
-        if name == "message" or not name:
-            return
+        """One of the ``_WATCHED`` events."""
         if name == "message_stop":
             self._finished = True
         elif name == "error":
-            if first:  # nothing came before it: the client can still get a status
+            if not self._seen:  # nothing came before it: the client can still get a status
                 self.early_error = _error(self.provider, data)
             else:
                 self._finished = True

@@ -161,7 +161,8 @@ class VertexProvider(ClaudeProvider):
             auth=auth,
             model_in_body=False,
             body_fields={"anthropic_version": VERTEX_ANTHROPIC_VERSION},
-            # "Claude on Vertex AI > Token counting": one count-tokens model, the model in the body
+            # Google Cloud "Count tokens for Claude models": rawPredict on the one count-tokens
+            # model, the counted model in the body; betas stay in the anthropic-beta header
             count_url=lambda model: vertex_url(origin, project, region, "count-tokens", False),
             count_fields={"anthropic_version": VERTEX_ANTHROPIC_VERSION},
         )

@@ -134,3 +134,24 @@ def test_overload_mid_stream_is_an_error_event() -> None:
                 "type": "overloaded_error", "message": "Overloaded"}})
 
     run("asyncio", main())
+
+
+def test_vertex_gets_anthropic_beta_as_a_header_on_both_routes() -> None:
+    """As Anthropic's own Vertex client sends it (only Bedrock moves betas into the body)."""
+    async def main() -> None:
+        async with claude_gateway("vertex", extra=ALIAS) as s:
+            beta = {"anthropic-beta": "context-1m-2025-08-07,future-2099-01-01"}
+            count = (b'{"model": "claude-sonnet-4-5", '
+                     b'"messages": [{"role": "user", "content": "hi"}]}')
+            for path, body in (("/v1/messages", raw_request("claude-sonnet-4-5")),
+                               ("/v1/messages/count_tokens", count)):
+                status, _, answer = await post(s.gw.port, path, body, beta)
+                assert status == 200, answer
+                sent = s.claude.requests[-1]
+                assert sent.headers["anthropic-beta"] == beta["anthropic-beta"]
+                assert "anthropic_beta" not in json.loads(sent.body)
+            assert s.claude.requests[-1].path == (
+                "/v1/projects/fake-project/locations/us-east5/publishers/anthropic/models/"
+                "count-tokens:rawPredict")
+
+    run("asyncio", main())

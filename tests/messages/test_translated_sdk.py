@@ -143,7 +143,7 @@ def test_count_tokens_is_an_estimate_for_translated_providers() -> None:
         async with gateway(MOCK_TOML) as gw, client(gw) as sdk:
             raw = await sdk.messages.with_raw_response.count_tokens(
                 model="claude-sonnet-4-5", messages=[{"role": "user", "content": "x" * 400}])
-            assert raw.headers["x-modelmux-token-count"] == "estimate"
+            assert raw.headers["x-modelmux-token-count"] == "estimate; tokenizer=chars"
             assert (await raw.parse()).input_tokens == 100
 
     run("asyncio", main())
