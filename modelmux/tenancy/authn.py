@@ -40,6 +40,7 @@ from modelmux.tenancy.records import Identity, Key
 
 if TYPE_CHECKING:
     from modelmux.config.features import AuthConfig
+    from modelmux.tenancy.fanout import RedisFanout
     from modelmux.tenancy.store import TenancyStore
 
 log = logging.getLogger("modelmux.auth")
@@ -74,11 +75,13 @@ class Authenticator:
     def __init__(self, config: AuthConfig, store: TenancyStore, *,
                  admin_key: str | None = None, aliases: dict[str, str] | None = None,
                  on_failure: Callable[[str], None] | None = None,
+                 fanout: RedisFanout | None = None,
                  clock: Callable[[], float] = time.time) -> None:
         self.config = config
         self.store = store
         self.clock = clock
         self.on_failure = on_failure
+        self.fanout = fanout
         self._masters = tuple(k.encode() for k in (config.master_key, admin_key) if k)
         self._ttl = config.key_cache_seconds
         self.aliases = aliases or {}  # public model name -> its target, for model lists
@@ -98,7 +101,7 @@ class Authenticator:
             Exception: whatever the store's ``open`` raised.
         """
         if self._opened is None:
-            self._opened = asyncio.ensure_future(self.store.open())
+            self._opened = asyncio.ensure_future(self._open())
         opened = self._opened
         try:
             await asyncio.shield(opened)
@@ -106,6 +109,11 @@ class Authenticator:
             if opened.done() and self._opened is opened:
                 self._opened = None
             raise
+
+    async def _open(self) -> None:
+        await self.store.open()
+        if self.fanout is not None:
+            await self.fanout.start()
 
     async def identify(self, headers: Headers, client: str, model: str | None = None
                        ) -> Identity:
@@ -261,4 +269,6 @@ class Authenticator:
         if opened is not None and opened.done() and not opened.cancelled() \
                 and opened.exception() is None:
             await self.flush()
+        if self.fanout is not None:
+            await self.fanout.close()
         await self.store.close()

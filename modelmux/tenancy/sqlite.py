@@ -165,7 +165,7 @@ class SqliteStore(StoreBase):
         if change is not None:
             seq, id = change
             self._own.add(seq)
-            self._changed(kind, id)
+            self._wrote(kind, id)
         return result
 
     async def _insert(self, kind: str, record: Any) -> None:
