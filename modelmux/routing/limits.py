@@ -127,7 +127,7 @@ class DeploymentLimits:
 
         Underestimates put the TPM bucket into debt, so later requests wait longer.
         """
-        if self.tpm:
+        if self.tpm is not None and actual != estimate:
             if actual < estimate:
                 self.tpm.give_back(now, estimate - actual)
             else:
