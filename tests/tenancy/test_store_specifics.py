@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import sqlite3
 import sys
+import threading
 from pathlib import Path
 
 from modelmux.tenancy.changes import EVERYTHING
@@ -98,8 +99,6 @@ def test_sqlite_changes_reach_another_process(tmp_path: Path) -> None:
 def test_processes_opening_a_new_file_at_once_all_get_wal(tmp_path: Path) -> None:
     """Switching to WAL does not wait out ``busy_timeout``; ``connect`` retries it (without
     the retry a run of these rounds failed about one time in three, "database is locked")."""
-    import threading
-
     from modelmux.tenancy.migrations import with_tenancy
     from modelmux.tenancy.sqlite import connect, migrate
 
