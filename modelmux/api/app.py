@@ -188,8 +188,13 @@ class App:
         failures = self.metrics.auth_failures
         aliases = {name: target for name, target, _ in self.config.model_aliases()}
         store = open_store(auth, state_dir(), components=(SPEND,))  # the spend log shares it
-        return Authenticator(auth, store, admin_key=self.config.admin.key,
-                             aliases=aliases, on_failure=lambda reason: failures.inc((reason,)))
+        fanout = None
+        if self.config.state.backend == "redis":
+            from modelmux.tenancy.fanout import RedisFanout
+
+            fanout = RedisFanout(self.config.state, store)
+        return Authenticator(auth, store, admin_key=self.config.admin.key, aliases=aliases,
+                             on_failure=lambda reason: failures.inc((reason,)), fanout=fanout)
 
     async def open(self) -> str | None:
         """Open what must be open before serving: the ``[auth]`` store (its migrations run).

@@ -1,7 +1,8 @@
 """CORS for browser clients: origin checks, preflight answers and response headers.
 
 Off unless ``[server.cors] allow_origins`` lists origins (``"*"`` allows any). Header names in
-``allow_headers`` may end in ``*`` to allow a family such as the OpenAI SDK's ``x-stainless-*``.
+``allow_headers`` may end in ``*`` to allow a family such as the OpenAI SDK's ``x-stainless-*``;
+the default also allows the Anthropic SDK's ``x-api-key`` and ``anthropic-*`` headers.
 """
 
 from __future__ import annotations
@@ -12,6 +13,10 @@ from modelmux.config.schema import CorsConfig
 from modelmux.errors import Headers
 
 _METHODS = b"GET, POST, OPTIONS"
+_EXPOSED = (b"x-request-id, retry-after, x-ratelimit-limit-requests, "
+            b"x-ratelimit-remaining-requests, x-ratelimit-reset-requests, "
+            b"x-ratelimit-limit-tokens, x-ratelimit-remaining-tokens, x-ratelimit-reset-tokens")
+"""Answer headers a browser script may read: the request id, and a limited key's limits."""
 
 
 class Cors:
@@ -34,7 +39,7 @@ class Cors:
         """Headers for an actual (non-preflight) cross-origin request."""
         return [
             (b"access-control-allow-origin", origin),
-            (b"access-control-expose-headers", b"x-request-id"),
+            (b"access-control-expose-headers", _EXPOSED),
             (b"vary", b"origin"),
         ]
 

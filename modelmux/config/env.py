@@ -1,7 +1,7 @@
 """The environment as config layers, and ``${VAR}``/``~`` expansion of config strings.
 
-``MODELMUX_<SECTION>_<KEY>`` (``MODELMUX_SERVER_PORT``, ``MODELMUX_STREAMING_MODE``) sits above
-the files; 1.x's plain names (``PORT``, ``HOST``, ``LOG_LEVEL``, ...) sit below them, as 1.3.5
+``MODELMUX_<SECTION>_<KEY>`` (``MODELMUX_SERVER_PORT``, ``MODELMUX_STREAMING_MODE``,
+``MODELMUX_AUTH_JWT_ISSUER``) sits above the files; 1.x's plain names (``PORT``, ``HOST``, ``LOG_LEVEL``, ...) sit below them, as 1.3.5
 let a file win over them. The 1.x Vertex variables (``VERTEX_*``, ``LLM_*``) are read by
 ``modelmux.config.migrate``, which keeps 1.x's own precedence for them.
 """
@@ -10,12 +10,14 @@ from __future__ import annotations
 
 import difflib
 import re
+import types
 import typing
 from collections.abc import Collection, Mapping
 from typing import Any
 
 import msgspec
 
+from modelmux.config.features import AuthConfig, MetricsConfig
 from modelmux.config.layers import Layer, Origins, origin_of, set_value
 from modelmux.config.paths import expand_user
 from modelmux.config.problems import KeyPath, Origin, Problem
@@ -25,7 +27,8 @@ from modelmux.config.state import StateConfig
 PREFIX = "MODELMUX_"
 SECTIONS: dict[str, type[msgspec.Struct]] = {
     "server": ServerConfig, "streaming": StreamingConfig, "logging": LoggingConfig,
-    "telemetry": TelemetryConfig, "state": StateConfig,
+    "telemetry": TelemetryConfig, "state": StateConfig, "auth": AuthConfig,
+    "metrics": MetricsConfig,
 }
 _TRUE = {"true", "yes", "1", "on", "enabled"}
 _FALSE = {"false", "no", "0", "off", "disabled"}
@@ -77,6 +80,9 @@ def env_names() -> dict[str, tuple[KeyPath, Any]]:
         for info in msgspec.structs.fields(struct):
             here = (*path, info.encode_name)
             kind = info.type
+            table = [a for a in typing.get_args(kind) if a is not type(None)]
+            if typing.get_origin(kind) in (typing.Union, types.UnionType) and len(table) == 1:
+                kind = table[0]  # an optional table ([auth.jwt]): its keys, one by one
             if isinstance(kind, type) and issubclass(kind, msgspec.Struct):
                 visit(kind, here)
             elif typing.get_origin(kind) is not dict:

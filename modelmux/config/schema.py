@@ -26,8 +26,8 @@ class CorsConfig(Struct, forbid_unknown_fields=True, frozen=True):
     allow_origins: list[str] = field(default_factory=list)
     allow_headers: list[str] = field(
         default_factory=lambda: ["authorization", "content-type", "x-request-id", "openai-organization",
-                                 "openai-project", "x-stainless-*", "x-modelmux-stream-mode",
-                                 "x-modelmux-cost-sensitive"]
+                                 "openai-project", "x-stainless-*", "x-api-key", "anthropic-*",
+                                 "x-modelmux-stream-mode", "x-modelmux-cost-sensitive"]
     )
     max_age: int = 600
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import logging
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from modelmux.config.schema import Config
@@ -23,7 +24,7 @@ from modelmux.routing.facts import DEFAULT_OUTPUT_TOKENS, estimate_prompt_tokens
 from modelmux.routing.memory import MemoryLimits
 from modelmux.routing.models import DeploymentSpec
 from modelmux.routing.store import Lease, LimitStore
-from modelmux.tenancy.records import Limited
+from modelmux.tenancy.records import Identity, Limited
 
 log = logging.getLogger("modelmux.pipeline")
 
@@ -58,46 +59,86 @@ def scope_spec(scope: str, ident: str, limits: Limited) -> DeploymentSpec:
 def duration(seconds: float) -> bytes:
     """A wait as OpenAI's ``x-ratelimit-reset-*`` headers write it: ``20ms`` below a second,
     else whole seconds rounded up, ``45s`` or ``6m0s``."""
-    ms = math.ceil(seconds * 1000)
+    return duration_ms(math.ceil(seconds * 1000))
+
+
+def duration_ms(ms: int) -> bytes:
+    """``duration`` of a wait already in whole milliseconds."""
     if ms < 1000:
         return b"%dms" % max(0, ms)
     whole = (ms + 999) // 1000
     return b"%ds" % whole if whole < 60 else b"%dm%ds" % divmod(whole, 60)
 
 
+Available = Callable[[DeploymentSpec], tuple[float | None, float | None]]
+
 _REQUESTS = (b"x-ratelimit-limit-requests", b"x-ratelimit-remaining-requests",
              b"x-ratelimit-reset-requests")
 _TOKENS = (b"x-ratelimit-limit-tokens", b"x-ratelimit-remaining-tokens",
            b"x-ratelimit-reset-tokens")
+class Meter:
+    """One limited scope of a caller: its spec, and the last ``x-ratelimit-*`` headers it
+    wrote, kept encoded: a caller under its limits usually finds its buckets as full as last
+    time, so the same bytes are sent again without formatting."""
+
+    __slots__ = ("ident", "rpm", "rpm_last", "rpm_sent", "scope", "spec", "tpm", "tpm_last",
+                 "tpm_sent")
+
+    def __init__(self, spec: DeploymentSpec, scope: str = "", ident: str = "") -> None:
+        self.spec, self.scope, self.ident = spec, scope, ident
+        self.rpm, self.tpm = spec.rpm or 0, spec.tpm or 0
+        self.rpm_last = self.tpm_last = (-1, -1)
+        self.rpm_sent: tuple[tuple[bytes, bytes], ...] = ()
+        self.tpm_sent: tuple[tuple[bytes, bytes], ...] = ()
+
+    def requests(self, left: float) -> tuple[tuple[bytes, bytes], ...]:
+        """The three ``x-ratelimit-*-requests`` headers for ``left`` requests left."""
+        limit = self.rpm
+        left = 0.0 if left < 0.0 else min(left, limit)
+        last = (int(left), math.ceil((limit - left) * 60_000 / limit))
+        if last != self.rpm_last:
+            self.rpm_last, self.rpm_sent = last, _headers(_REQUESTS, limit, *last)
+        return self.rpm_sent
+
+    def tokens(self, left: float) -> tuple[tuple[bytes, bytes], ...]:
+        """The three ``x-ratelimit-*-tokens`` headers for ``left`` tokens left."""
+        limit = self.tpm
+        left = 0.0 if left < 0.0 else min(left, limit)
+        last = (int(left), math.ceil((limit - left) * 60_000 / limit))
+        if last != self.tpm_last:
+            self.tpm_last, self.tpm_sent = last, _headers(_TOKENS, limit, *last)
+        return self.tpm_sent
 
 
-def _described(headers: Headers, names: tuple[bytes, bytes, bytes], left: float,
-               limit: int) -> None:
-    if left < 0.0:
-        left = 0.0
-    elif left > limit:
-        left = limit
-    headers += ((names[0], b"%d" % limit), (names[1], b"%d" % left),
-                (names[2], duration((limit - left) * 60 / limit)))
+def _headers(names: tuple[bytes, bytes, bytes], limit: int, left: int, reset_ms: int
+             ) -> tuple[tuple[bytes, bytes], ...]:
+    return ((names[0], b"%d" % limit), (names[1], b"%d" % left),
+            (names[2], duration_ms(reset_ms)))
+
+
+def describe(available: Available, meters: list[Meter], headers: Headers) -> None:
+    """Append OpenAI's ``x-ratelimit-*`` headers for the scope with the fewest requests (and,
+    apart, the fewest tokens) left; none for a kind of limit no scope has. ``available`` is
+    the store's (``LimitStore.available``, or ``MemoryLimits.left`` right after acquiring)."""
+    requests = tokens = None
+    rpm_least = tpm_least = math.inf
+    for meter in meters:
+        if meter.rpm or meter.tpm:
+            rpm_left, tpm_left = available(meter.spec)
+            if meter.rpm and rpm_left is not None and rpm_left < rpm_least:
+                requests, rpm_least = meter, rpm_left
+            if meter.tpm and tpm_left is not None and tpm_left < tpm_least:
+                tokens, tpm_least = meter, tpm_left
+    if requests is not None:
+        headers += requests.requests(rpm_least)
+    if tokens is not None:
+        headers += tokens.tokens(tpm_least)
 
 
 def ratelimit_headers(store: LimitStore, specs: list[DeploymentSpec]) -> Headers:
-    """OpenAI's ``x-ratelimit-*`` headers for the scope with the fewest requests (and, apart,
-    the fewest tokens) left; none for a kind of limit no scope has."""
-    requests = tokens = None
-    rpm_least = tpm_least = math.inf
-    for spec in specs:
-        if spec.rpm or spec.tpm:
-            rpm_left, tpm_left = store.available(spec)
-            if spec.rpm and rpm_left is not None and rpm_left < rpm_least:
-                requests, rpm_least = spec.rpm, rpm_left
-            if spec.tpm and tpm_left is not None and tpm_left < tpm_least:
-                tokens, tpm_least = spec.tpm, tpm_left
+    """``describe`` for bare specs: the headers as a new list."""
     headers: Headers = []
-    if requests is not None:
-        _described(headers, _REQUESTS, rpm_least, requests)
-    if tokens is not None:
-        _described(headers, _TOKENS, tpm_least, tokens)
+    describe(store.available, [Meter(spec) for spec in specs], headers)
     return headers
 
 
@@ -110,8 +151,10 @@ class AdmitStage(Stage):
     def __init__(self, limits: LimitStore) -> None:
         self.limits = limits
         self._specs: dict[tuple[str, str], tuple[Limited, DeploymentSpec]] = {}
+        self._plans: dict[int, tuple[Identity, list[Meter]]] = {}
         # the in-process store decides without I/O: skip the coroutine
         self._now = limits.try_acquire if isinstance(limits, MemoryLimits) else None
+        self._left = limits.left if isinstance(limits, MemoryLimits) else limits.available
         local = getattr(limits, "fallback", limits)
         self._share = local.share if isinstance(local, MemoryLimits) else 1
 
@@ -127,6 +170,22 @@ class AdmitStage(Stage):
             self._specs.clear()
         self._specs[scope, ident] = (limits, spec)
         return spec
+
+    def meters(self, identity: Identity) -> list[Meter]:
+        """The limited scopes of ``identity``, worked out once per identity object (the
+        authenticate stage hands out the same one while it holds the credential; a changed
+        record comes as a new object)."""
+        held = self._plans.get(id(identity))
+        if held is not None and held[0] is identity:
+            return held[1]
+        meters = [Meter(self.spec(scope, ident, limits), scope, ident)
+                  for scope, ident, limits in identity.scopes()
+                  if limits.rpm is not None or limits.tpm is not None
+                  or limits.max_parallel is not None]
+        if len(self._plans) >= 65_536:
+            self._plans.clear()
+        self._plans[id(identity)] = (identity, meters)  # holding it keeps its id unique
+        return meters
 
     def adopt(self, old: AdmitStage) -> None:
         """After a reload: count on in ``old``'s in-process buckets of every scope, so a reload
@@ -144,33 +203,30 @@ class AdmitStage(Stage):
         identity = ctx.identity
         if identity is None:
             return
-        granted: list[tuple[DeploymentSpec, Lease]] | None = None
+        meters = self.meters(identity)
+        if not meters:
+            return
+        granted: list[tuple[DeploymentSpec, Lease]] = []
         tokens = -1
         cost: float
-        for scope, ident, limits in identity.scopes():
-            if limits.rpm is None and limits.tpm is None and limits.max_parallel is None:
-                continue
-            spec = self.spec(scope, ident, limits)
+        for n, meter in enumerate(meters):
+            spec = meter.spec
             cost = 0.0
-            if spec.tpm:
+            if meter.tpm:
                 if tokens < 0:
                     tokens = request_tokens(ctx)
                 # oversized: admitted by a full bucket, which its real count puts in debt
-                cost = tokens if tokens * self._share <= spec.tpm else spec.tpm / self._share
+                cost = tokens if tokens * self._share <= meter.tpm else meter.tpm / self._share
             got = self._now(spec, cost) if self._now is not None \
                 else await self.limits.acquire(spec, cost)
             if not isinstance(got, Lease):
-                specs = [s for s, _ in granted or ()]
-                for _, lease in granted or ():
+                for _, lease in granted:
                     self.limits.settle(lease, 0.0)
-                ctx.response_headers += ratelimit_headers(self.limits, [*specs, spec])
-                raise self.refusal(scope, ident, spec, cost, got)
-            if granted is None:
-                granted = []
+                describe(self._left, meters[:n + 1], ctx.response_headers)
+                raise self.refusal(meter.scope, meter.ident, spec, cost, got)
             granted.append((spec, got))
-        if granted is not None:
-            ctx.state[NAME] = granted
-            ctx.response_headers += ratelimit_headers(self.limits, [s for s, _ in granted])
+        ctx.state[NAME] = granted
+        describe(self._left, meters, ctx.response_headers)
 
     def on_answer(self, ctx: RequestContext) -> None:
         """Settle the grants with the tokens the answer reported (its estimate when it

@@ -12,38 +12,42 @@ from dataclasses import dataclass
 
 
 class TokenBucket:
-    """``capacity`` tokens, refilled continuously at ``rate`` per second; may run into debt."""
+    """``capacity`` tokens, refilled continuously at ``rate`` per second; may run into debt.
+
+    ``tokens`` is the count as of the last refill (any call that takes ``now``)."""
+
+    __slots__ = ("_last", "capacity", "rate", "tokens")
 
     def __init__(self, capacity: float, rate: float, now: float = 0.0) -> None:
         if capacity <= 0 or rate <= 0:
             raise ValueError("capacity and rate must be positive")
         self.capacity = float(capacity)
         self.rate = float(rate)
-        self._tokens = float(capacity)
+        self.tokens = float(capacity)
         self._last = now
 
     def _refill(self, now: float) -> None:
         if now > self._last:
-            self._tokens = min(self.capacity, self._tokens + (now - self._last) * self.rate)
+            self.tokens = min(self.capacity, self.tokens + (now - self._last) * self.rate)
             self._last = now
 
     def available(self, now: float) -> float:
         """Tokens available at ``now`` (negative while in debt)."""
         self._refill(now)
-        return self._tokens
+        return self.tokens
 
     def wait_time(self, now: float, cost: float) -> float:
         """Seconds until ``cost`` tokens are there: 0 if now, ``inf`` if never (over capacity)."""
         self._refill(now)
         if cost > self.capacity:
             return math.inf
-        if cost <= self._tokens:
+        if cost <= self.tokens:
             return 0.0
-        return (cost - self._tokens) / self.rate
+        return (cost - self.tokens) / self.rate
 
     def take(self, cost: float) -> None:
         """Take ``cost`` unconditionally (call after ``wait_time`` said 0)."""
-        self._tokens -= cost
+        self.tokens -= cost
 
     def try_acquire(self, now: float, cost: float = 1.0) -> float:
         """Take ``cost`` tokens if they are there: 0 when granted, else seconds to wait."""
@@ -55,7 +59,7 @@ class TokenBucket:
     def give_back(self, now: float, amount: float) -> None:
         """Return tokens (a reservation that overestimated); never above capacity."""
         self._refill(now)
-        self._tokens = min(self.capacity, self._tokens + amount)
+        self.tokens = min(self.capacity, self.tokens + amount)
 
 
 def per_minute(limit: float, now: float = 0.0) -> TokenBucket:
@@ -101,17 +105,21 @@ class DeploymentLimits:
 
         The wait is the longest of the limits that refused; nothing is taken on refusal.
         """
-        wait = max(self.rpm.wait_time(now, 1.0) if self.rpm else 0.0,
-                   self.tpm.wait_time(now, cost) if self.tpm else 0.0,
-                   self.concurrency.wait_time(now) if self.concurrency else 0.0)
+        rpm, tpm, concurrency = self.rpm, self.tpm, self.concurrency
+        wait = rpm.wait_time(now, 1.0) if rpm is not None else 0.0
+        if tpm is not None:
+            tpm_wait = tpm.wait_time(now, cost)
+            wait = max(wait, tpm_wait)
+        if concurrency is not None and concurrency.in_flight + 1 > concurrency.limit:
+            wait = math.inf
         if wait > 0.0:
             return wait
-        if self.rpm:
-            self.rpm.take(1.0)
-        if self.tpm:
-            self.tpm.take(cost)
-        if self.concurrency:
-            self.concurrency.try_acquire(now)
+        if rpm is not None:
+            rpm.tokens -= 1.0
+        if tpm is not None:
+            tpm.tokens -= cost
+        if concurrency is not None:
+            concurrency.in_flight += 1
         return 0.0
 
     def settle(self, now: float, estimate: float, actual: float) -> None:
@@ -119,7 +127,7 @@ class DeploymentLimits:
 
         Underestimates put the TPM bucket into debt, so later requests wait longer.
         """
-        if self.tpm:
+        if self.tpm is not None and actual != estimate:
             if actual < estimate:
                 self.tpm.give_back(now, estimate - actual)
             else:

@@ -63,6 +63,13 @@ class MemoryLimits:
             if limits is not None:
                 self.limits[ident] = limits
 
+    def left(self, spec: DeploymentSpec) -> tuple[float | None, float | None]:
+        """``available`` as of the last acquire, settle or ``available`` of ``spec``, without
+        reading the clock: right after ``try_acquire`` it is the same, for less."""
+        limits = self.of(spec)
+        rpm, tpm = limits.rpm, limits.tpm
+        return (rpm.tokens if rpm is not None else None, tpm.tokens if tpm is not None else None)
+
     def available(self, spec: DeploymentSpec) -> tuple[float | None, float | None]:
         limits, now = self.of(spec), self.clock()
         return (limits.rpm.available(now) if limits.rpm else None,

@@ -40,6 +40,7 @@ from modelmux.tenancy.records import Identity, Key
 
 if TYPE_CHECKING:
     from modelmux.config.features import AuthConfig
+    from modelmux.tenancy.fanout import RedisFanout
     from modelmux.tenancy.store import TenancyStore
 
 log = logging.getLogger("modelmux.auth")
@@ -49,6 +50,8 @@ TOUCH_SECONDS = 5.0
 """How often ``last_used_at`` is written to the store."""
 
 MAX_CACHED = 65_536
+MAX_TOKENS = 4096
+"""Verified JWTs remembered at most (all dropped when full)."""
 _HINT = ("Pass an API key as `Authorization: Bearer <key>` or `x-api-key: <key>`; "
          "ask your ModelMux admin for one.")
 
@@ -74,15 +77,18 @@ class Authenticator:
     def __init__(self, config: AuthConfig, store: TenancyStore, *,
                  admin_key: str | None = None, aliases: dict[str, str] | None = None,
                  on_failure: Callable[[str], None] | None = None,
+                 fanout: RedisFanout | None = None,
                  clock: Callable[[], float] = time.time) -> None:
         self.config = config
         self.store = store
         self.clock = clock
         self.on_failure = on_failure
+        self.fanout = fanout
         self._masters = tuple(k.encode() for k in (config.master_key, admin_key) if k)
         self._ttl = config.key_cache_seconds
         self.aliases = aliases or {}  # public model name -> its target, for model lists
         self._cache: dict[bytes, _Entry] = {}
+        self._tokens: dict[bytes, _Entry] = {}  # verified JWTs
         self._failures = FailureWindow(config.failed_auth_per_minute)
         self._touched: dict[str, float] = {}
         self._toucher: asyncio.Task[None] | None = None
@@ -98,7 +104,7 @@ class Authenticator:
             Exception: whatever the store's ``open`` raised.
         """
         if self._opened is None:
-            self._opened = asyncio.ensure_future(self.store.open())
+            self._opened = asyncio.ensure_future(self._open())
         opened = self._opened
         try:
             await asyncio.shield(opened)
@@ -106,6 +112,11 @@ class Authenticator:
             if opened.done() and self._opened is opened:
                 self._opened = None
             raise
+
+    async def _open(self) -> None:
+        await self.store.open()
+        if self.fanout is not None:
+            await self.fanout.start()
 
     async def identify(self, headers: Headers, client: str, model: str | None = None
                        ) -> Identity:
@@ -159,7 +170,7 @@ class Authenticator:
             if hmac.compare_digest(token, master):
                 identity = MASTER
         if identity is None and self.config.jwt is not None and looks_like_jwt(token):
-            return _Entry(now, await self._verify_jwt(token, client, now))
+            return await self._jwt_entry(token, client, now)
         if identity is None:
             text = token.decode("latin-1")
             if not well_formed(text):  # a typo or a guess: no store lookup
@@ -209,15 +220,46 @@ class Authenticator:
         return Identity(kind="key", label=key.prefix or key.id, role=key.role, key=key,
                         user=user, team=team)
 
-    async def _verify_jwt(self, token: bytes, client: str, now: float) -> Identity:
+    async def _jwt_entry(self, token: bytes, client: str, now: float) -> _Entry:
+        """A verified JWT's entry, remembered (in ``_tokens``) until its ``exp`` and at most
+        ``key_cache_seconds``, so a repeated token skips the signature check."""
         if self._jwt is None:  # loaded only when [auth.jwt] is set and a JWT arrives
             verifier = importlib.import_module("modelmux.tenancy.jwt").JwtVerifier
-            self._jwt = verifier(self.config.jwt)
+            self._jwt = verifier(self.config.jwt, lookup=self._stored)
+        entry = self._tokens.get(token)
+        if entry is not None and entry.expires > now:
+            return entry
         try:
-            identity: Identity = await self._jwt.verify(token.decode("ascii"))
+            identity, exp = await self._jwt.check(token.decode("ascii"))
         except AuthenticationFailed as exc:
             self._refuse(client, now, "jwt", exc.message)
-        return identity
+        entry = _Entry(min(exp, now + self._ttl), identity)
+        if entry.expires > now:
+            if len(self._tokens) >= MAX_TOKENS:
+                self._tokens.clear()
+            self._tokens[token] = entry
+        return entry
+
+    async def _stored(self, identity: Identity) -> Identity:
+        """A JWT caller with its stored user and team (by the claim's id or name), so their
+        limits and models apply; claims naming no stored record keep the bare claim values."""
+        user, team = identity.user, identity.team
+        try:
+            await self.open()
+            found_user = await self.store.get_user(user.id) if user is not None else None
+            team_ref = team.id if team is not None else (
+                found_user.team_id if found_user is not None else None)
+            found_team = await self.store.get_team(team_ref) if team_ref else None
+        except Exception as exc:  # noqa: BLE001  # sqlite3, asyncpg, OS: the store is down
+            log.warning("cannot look up a JWT caller's user or team: %s: %s",
+                        type(exc).__name__, exc)
+            raise ServiceUnavailable("The key store is unavailable; try again shortly.",
+                                     code="auth_store_unavailable",
+                                     headers=[(b"retry-after", b"1")]) from None
+        if found_user is None and found_team is None:
+            return identity
+        return Identity(kind=identity.kind, label=identity.label, role=identity.role,
+                        user=found_user or user, team=found_team or team)
 
     def _refuse(self, client: str, now: float, reason: str, message: str) -> NoReturn:
         self._failures.failed(client_host(client), now)
@@ -232,6 +274,7 @@ class Authenticator:
     def _changed(self, kind: str, ident: str) -> None:
         """A record changed somewhere: forget every cached identity (cheap, and safe)."""
         self._cache.clear()
+        self._tokens.clear()
 
     def _start_toucher(self) -> None:
         if self._toucher is None or self._toucher.done():
@@ -261,4 +304,6 @@ class Authenticator:
         if opened is not None and opened.done() and not opened.cancelled() \
                 and opened.exception() is None:
             await self.flush()
+        if self.fanout is not None:
+            await self.fanout.close()
         await self.store.close()

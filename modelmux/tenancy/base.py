@@ -19,13 +19,28 @@ class StoreBase:
 
     def __init__(self) -> None:
         self._callbacks = Callbacks()
+        self._writes = Callbacks()
 
     def on_change(self, callback: Callback) -> None:
         self._callbacks.add(callback)
 
+    def on_write(self, callback: Callback) -> None:
+        """Call ``callback(kind, id)`` after each write of this process commits (not for
+        other instances' notices): what a fan-out such as ``tenancy.fanout`` publishes."""
+        self._writes.add(callback)
+
+    def notice(self, kind: str, id: str) -> None:
+        """A change heard from elsewhere (another instance's notice): tell subscribers."""
+        self._callbacks.fire(kind, id)
+
     def _changed(self, kind: str, id: str) -> None:
         """Tell subscribers: after this process's write committed, or on another's notice."""
         self._callbacks.fire(kind, id)
+
+    def _wrote(self, kind: str, id: str) -> None:
+        """This process's write committed: tell subscribers and the fan-outs."""
+        self._callbacks.fire(kind, id)
+        self._writes.fire(kind, id)
 
     async def _insert(self, kind: str, record: Any) -> None:
         raise NotImplementedError

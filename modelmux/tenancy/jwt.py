@@ -106,6 +106,14 @@ class JwtVerifier:
         """The identity a valid token stands for.
 
         Raises:
+            AuthenticationFailed: see ``check``.
+        """
+        return (await self.check(token))[0]
+
+    async def check(self, token: str) -> tuple[Identity, float]:
+        """The identity a valid token stands for, and its ``exp`` (Unix seconds).
+
+        Raises:
             AuthenticationFailed: malformed, badly signed, expired or not yet valid, wrong
                 issuer or audience, unknown signing key, or a role claim naming no known role.
         """
@@ -143,7 +151,10 @@ class JwtVerifier:
         except jwt.PyJWTError:
             raise _refused("not a valid JWT") from None
         identity = self.identity(claims)
-        return await self.lookup(identity) if self.lookup is not None else identity
+        if self.lookup is not None:
+            identity = await self.lookup(identity)
+        exp = claims["exp"]
+        return identity, float(exp) if isinstance(exp, int | float) else 0.0
 
     def identity(self, claims: dict[str, Any]) -> Identity:
         """The identity the (verified) ``claims`` name.

@@ -177,7 +177,7 @@ class PostgresStore(StoreBase):
                                f"{'id or hash' if kind == 'key' else 'id or name'} "
                                "already exists") from None
             await self._notify(conn, kind, record.id)
-        self._changed(kind, record.id)
+        self._wrote(kind, record.id)
 
     async def _find(self, kind: str, column: str, value: str) -> Any:
         async with self._acquire() as conn:
@@ -209,7 +209,7 @@ class PostgresStore(StoreBase):
                 raise Conflict(f"another {kind} already has this "
                                f"{'hash' if kind == 'key' else 'name'}") from None
             await self._notify(conn, kind, id)
-        self._changed(kind, id)
+        self._wrote(kind, id)
         return record
 
     async def _delete(self, kind: str, id: str) -> bool:
@@ -229,7 +229,7 @@ class PostgresStore(StoreBase):
             if deleted:
                 await self._notify(conn, kind, id)
         if deleted:
-            self._changed(kind, id)
+            self._wrote(kind, id)
         return deleted
 
     async def _revoke(self, id: str, at: float) -> bool:
@@ -240,7 +240,7 @@ class PostgresStore(StoreBase):
             if found:
                 await self._notify(conn, "key", id)
         if found:
-            self._changed("key", id)
+            self._wrote("key", id)
         return found
 
     async def touch_keys(self, last_used: dict[str, float]) -> None:

@@ -73,9 +73,24 @@ def connect(path: Path) -> sqlite3.Connection:
         os.close(os.open(path, os.O_CREAT | os.O_WRONLY, 0o600))
     conn = sqlite3.connect(path, isolation_level=None)
     conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
-    conn.execute("PRAGMA journal_mode = WAL")
+    _wal(conn)
     conn.execute("PRAGMA synchronous = NORMAL")
     return conn
+
+
+def _wal(conn: sqlite3.Connection) -> None:
+    """Switch to WAL. The switch answers "database is locked" at once, without waiting
+    ``busy_timeout``, while another process opening the same new file holds its lock (workers
+    starting together), so it is tried again for up to that long."""
+    for _ in range(BUSY_TIMEOUT_MS // 50):
+        try:
+            conn.execute("PRAGMA journal_mode = WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) and "busy" not in str(exc):
+                raise
+            time.sleep(0.05)
+    conn.execute("PRAGMA journal_mode = WAL")
 
 
 class SqliteStore(StoreBase):
@@ -165,7 +180,7 @@ class SqliteStore(StoreBase):
         if change is not None:
             seq, id = change
             self._own.add(seq)
-            self._changed(kind, id)
+            self._wrote(kind, id)
         return result
 
     async def _insert(self, kind: str, record: Any) -> None:

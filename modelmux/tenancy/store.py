@@ -65,3 +65,11 @@ class TenancyStore(Protocol):
         connection came back): drop every cached record. Callbacks run on the event loop
         and must not block."""
         ...
+
+    def on_write(self, callback: Callable[[str, str], None]) -> None:
+        """Call ``callback(kind, id)`` after each of this process's own writes commits."""
+        ...
+
+    def notice(self, kind: str, id: str) -> None:
+        """A change heard from another instance (a fan-out): tell ``on_change`` subscribers."""
+        ...

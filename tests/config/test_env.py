@@ -124,3 +124,36 @@ def test_variables_that_are_not_settings_do_not_warn(tmp_path: Path) -> None:
                "MODELMUX_GREETING": "hi"}  # a name the config file asks for
     loaded = load(tmp_path, config, environ=environ)
     assert loaded.warnings == [] and loaded.config.provider[0].text == "hi"
+
+
+def test_auth_and_jwt_settings_have_variables_beside_1x_service_account_names(
+        tmp_path: Path) -> None:
+    file = write(tmp_path / "mm.toml", MOCK + '[auth]\nmode = "keys"\n[auth.jwt]\n'
+                 'issuer = "https://login.example/"\naudience = "file"\n'
+                 'jwks_file = "/etc/jwks.json"\n')
+    loaded = load(tmp_path, file, environ={
+        "MODELMUX_AUTH_MASTER_KEY": "sk-master-from-env-0123",
+        "MODELMUX_AUTH_STORE": "postgres",
+        "MODELMUX_AUTH_POSTGRES_DSN": "postgresql://mm@db/mm",
+        "MODELMUX_AUTH_KEY_CACHE_SECONDS": "5",
+        "MODELMUX_AUTH_JWT_AUDIENCE": "modelmux",
+        "MODELMUX_AUTH_JWT_ALGORITHMS": "ES256",
+        "MODELMUX_METRICS_PUBLIC": "yes"})
+    auth = loaded.config.auth
+    assert (auth.mode, auth.master_key, auth.store, auth.key_cache_seconds) == (
+        "keys", "sk-master-from-env-0123", "postgres", 5.0)
+    assert auth.jwt is not None and auth.jwt.audience == "modelmux"
+    assert auth.jwt.issuer == "https://login.example/" and auth.jwt.algorithms == ["ES256"]
+    assert loaded.config.metrics.public is True
+    assert not loaded.warnings
+    names = env_names()
+    assert "MODELMUX_AUTH_JWT" not in names  # the table itself is no setting
+    assert "MODELMUX_AUTH_SERVICE_ACCOUNT_FILE" not in names  # 1.x's, mapped apart
+
+
+def test_a_1x_auth_variable_and_a_2x_one_each_go_their_own_way(tmp_path: Path) -> None:
+    layer, problems = environment_layer({"MODELMUX_AUTH_SERVICE_ACCOUNT_JSON": "{}",
+                                         "MODELMUX_AUTH_MODE": "keys"})
+    assert layer.data == {"_legacy": {"auth": {"service_account_json": "{}"}},
+                          "auth": {"mode": "keys"}}
+    assert [p.origin.name for p in problems if p.origin] == ["MODELMUX_AUTH_SERVICE_ACCOUNT_JSON"]

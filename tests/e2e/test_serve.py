@@ -176,8 +176,16 @@ def test_cors_preflight_and_response_headers(server: ServeProcess) -> None:
     assert headers["access-control-allow-origin"] == "https://app.example"
     assert "POST" in headers["access-control-allow-methods"]
     assert headers["access-control-allow-headers"] == "authorization, content-type, x-stainless-os"
+    status, headers, _ = request(server, "OPTIONS", "/v1/messages", headers={
+        "origin": "https://app.example", "access-control-request-method": "POST",
+        "access-control-request-headers": "x-api-key, anthropic-version, anthropic-beta, "
+                                          "anthropic-dangerous-direct-browser-access"})
+    assert status == 204
+    assert headers["access-control-allow-headers"] == (
+        "x-api-key, anthropic-version, anthropic-beta, anthropic-dangerous-direct-browser-access")
     status, headers, _ = request(server, "GET", "/v1/models", headers={"origin": "https://app.example"})
     assert status == 200 and headers["access-control-allow-origin"] == "https://app.example"
+    assert "x-ratelimit-remaining-requests" in headers["access-control-expose-headers"]
     status, headers, _ = request(server, "GET", "/v1/models", headers={"origin": "https://evil.example"})
     assert status == 200 and "access-control-allow-origin" not in headers
 

@@ -18,6 +18,7 @@ from modelmux.pipeline.admit import (
     build_admit_stage,
     carry_admission,
     duration,
+    duration_ms,
     request_tokens,
     scope_spec,
 )
@@ -241,3 +242,25 @@ def test_a_reload_keeps_counting_in_the_same_buckets() -> None:
     spec = scope_spec("key", "k1", key(rpm=2, max_parallel=5))
     limits = new.limits.of(spec)  # type: ignore[attr-defined]
     assert limits.concurrency is not None and limits.concurrency.in_flight == 1
+
+
+@pytest.mark.parametrize("ms", [0, 7, 999, 1000, 1001, 59_999, 60_000, 360_000])
+def test_duration_ms_writes_what_duration_does(ms: int) -> None:
+    assert duration_ms(ms) == duration(ms / 1000)
+
+
+def test_one_identity_reuses_its_headers_while_its_buckets_stand_still() -> None:
+    clock = Clock()
+    s = stage(clock)
+    identity = who(key(rpm=60, tpm=6000))
+    sent = [admit(s, context(identity)).response_headers for _ in range(2)]
+    left = [dict(h)[b"x-ratelimit-remaining-requests"] for h in sent]
+    assert left == [b"59", b"58"]
+    clock.now += 120  # both buckets full again: the same values as the first answer
+    again = admit(s, context(identity)).response_headers
+    assert again == sent[0]
+    assert dict(again)[b"x-ratelimit-reset-requests"] == b"1s"
+    # a changed record is a new identity: its new limit shows at once
+    changed = admit(s, context(who(key(rpm=10, tpm=6000)))).response_headers
+    assert dict(changed)[b"x-ratelimit-limit-requests"] == b"10"
+    assert dict(changed)[b"x-ratelimit-remaining-requests"] == b"9"

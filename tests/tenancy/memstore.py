@@ -33,6 +33,12 @@ class MemoryStore:
     def on_change(self, callback: Callable[[str, str], None]) -> None:
         self._listeners.append(callback)
 
+    def on_write(self, callback: Callable[[str, str], None]) -> None:
+        pass
+
+    def notice(self, kind: str, ident: str) -> None:
+        self._tell(kind, ident)
+
     @staticmethod
     def _named(table: dict[str, Any], id_or_name: str) -> Any:
         found = table.get(id_or_name)

@@ -160,14 +160,15 @@ def test_a_malformed_key_is_refused_without_a_store_lookup_a_well_formed_one_is_
 class Verifier:
     """Stands in for ``tenancy.jwt.JwtVerifier`` (its own tests cover the tokens)."""
 
-    def __init__(self) -> None:
+    def __init__(self, exp: float = 10_000.0) -> None:
         self.seen: list[str] = []
+        self.exp = exp
 
-    async def verify(self, token: str) -> Identity:
+    async def check(self, token: str) -> tuple[Identity, float]:
         self.seen.append(token)
         if token.endswith(".bad"):
             raise AuthenticationFailed("The token's signature does not verify.")
-        return Identity(kind="jwt", label="alice", role="viewer")
+        return Identity(kind="jwt", label="alice", role="viewer"), self.exp
 
 
 JWT_CONFIG = {"jwt": JwtConfig(issuer="https://login.example/", audience="modelmux",

@@ -39,7 +39,7 @@ def new_key(**fields: Any) -> Key:
 def test_stores_offer_every_protocol_method(make_store: Callable[..., Any]) -> None:
     store = make_store()
     methods = [name for name in vars(TenancyStore) if not name.startswith("_")]
-    assert len(methods) == 20
+    assert len(methods) == 22
     for name in methods:
         assert callable(getattr(store, name)), name
 
