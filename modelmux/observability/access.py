@@ -37,9 +37,9 @@ def status_of(exchange: Exchange) -> int:
     return exchange.status if exchange.started else CLIENT_CLOSED
 
 
-FIELDS = ("request_id", "client", "method", "path", "status", "model", "provider", "stream_mode",
-          "attempts", "tokens_in", "tokens_out", "cost_usd", "latency_ms", "ttft_ms", "overhead_ms",
-          "bytes_received", "bytes_sent", "completed", "trace_id")
+FIELDS = ("request_id", "client", "key", "method", "path", "status", "model", "provider",
+          "stream_mode", "attempts", "tokens_in", "tokens_out", "cost_usd", "latency_ms", "ttft_ms",
+          "overhead_ms", "bytes_received", "bytes_sent", "completed", "trace_id")
 """The access log's fields, in line order."""
 
 
@@ -77,11 +77,12 @@ def access_values(record: RequestRecord, exchange: Exchange, now_ns: int,
         attempts = stats.attempts
         tokens = stats.tokens
         tokens_in, tokens_out = (None, None) if tokens is None else tokens
-    return (record.request_id, exchange.client, exchange.method, exchange.path, status,
-            model[:MAX_TEXT] if model is not None else None, record.provider, record.mode,
-            attempts, tokens_in, tokens_out, record.cost_usd, ms(now_ns - exchange.started_ns), ttft,
-            ms(overhead) if overhead is not None else None, exchange.bytes_received,
-            exchange.bytes_sent, exchange.ended, span.trace_id if span is not None else None)
+    return (record.request_id, exchange.client, record.key, exchange.method, exchange.path,
+            status, model[:MAX_TEXT] if model is not None else None, record.provider,
+            record.mode, attempts, tokens_in, tokens_out, record.cost_usd,
+            ms(now_ns - exchange.started_ns), ttft, ms(overhead) if overhead is not None else None,
+            exchange.bytes_received, exchange.bytes_sent, exchange.ended,
+            span.trace_id if span is not None else None)
 
 
 def access_fields(record: RequestRecord, exchange: Exchange, now_ns: int) -> Fields:
@@ -154,8 +155,9 @@ class AccessLine:
         """``JsonFormatter``'s keys (time, level, logger, pid, message), then every field."""
         values = access_values(record, exchange, now_ns, _ms_text)
         message, plain = _message(values)
-        (request_id, client, method, path, status, model, provider, mode, attempts, tokens_in,
-         tokens_out, cost, latency, ttft, overhead, received, sent, completed, trace_id) = values
+        (request_id, client, key, method, path, status, model, provider, mode, attempts,
+         tokens_in, tokens_out, cost, latency, ttft, overhead, received, sent, completed,
+         trace_id) = values
         if plain:  # every string plain: each is "value", the message has no quote or backslash
             quoted = f'"{message}"'
             request_id, client, method, path = (f'"{request_id}"', f'"{client}"', f'"{method}"',
@@ -164,12 +166,14 @@ class AccessLine:
             provider = "null" if provider is None else f'"{provider}"'
             mode = "null" if mode is None else f'"{mode}"'
             trace_id = "null" if trace_id is None else f'"{trace_id}"'
+            key = "null" if key is None else f'"{key}"'
         else:
             quoted = _json(message)
-            request_id, client, method, path, model, provider, mode, trace_id = map(
-                _json, (request_id, client, method, path, model, provider, mode, trace_id))
+            request_id, client, key, method, path, model, provider, mode, trace_id = map(
+                _json, (request_id, client, key, method, path, model, provider, mode, trace_id))
         return (f'{{"time": "{self.stamp.at(time.time_ns())}{self.json_prefix}{quoted}, '
-                f'"request_id": {request_id}, "client": {client}, "method": {method}, '
+                f'"request_id": {request_id}, "client": {client}, "key": {key}, '
+                f'"method": {method}, '
                 f'"path": {path}, "status": {status}, "model": {model}, '
                 f'"provider": {provider}, "stream_mode": {mode}, '
                 f'"attempts": {"null" if attempts is None else attempts}, '
@@ -186,17 +190,20 @@ class AccessLine:
 def _message(values: tuple) -> tuple[str, bool]:  # type: ignore[type-arg]
     """``logfmt`` of ``access_values``, and whether every string in it
     was plain (printable, no space, quote, ``=`` or backslash, not empty)."""
-    (request_id, client, method, path, status, model, provider, mode, attempts, tokens_in,
-     tokens_out, cost, latency, ttft, overhead, received, sent, completed, trace_id) = values
-    probe = (f"{request_id}{client}{method}{path}{model or ''}{provider or ''}{mode or ''}"
-             f"{trace_id or ''}")
+    (request_id, client, key, method, path, status, model, provider, mode, attempts,
+     tokens_in, tokens_out, cost, latency, ttft, overhead, received, sent, completed,
+     trace_id) = values
+    probe = (f"{request_id}{client}{key or ''}{method}{path}{model or ''}{provider or ''}"
+             f"{mode or ''}{trace_id or ''}")
     plain = (probe.isprintable() and " " not in probe and '"' not in probe and "=" not in probe
              and "\\" not in probe
-             and "" not in (request_id, client, method, path, model, provider, mode, trace_id))
+             and "" not in (request_id, client, key, method, path, model, provider, mode,
+                            trace_id))
     if not plain:
-        request_id, client, method, path, model, provider, mode, trace_id = map(
-            _text, (request_id, client, method, path, model, provider, mode, trace_id))
-    return (f"request_id={request_id} client={client} method={method} path={path} "
+        request_id, client, key, method, path, model, provider, mode, trace_id = map(
+            _text, (request_id, client, key, method, path, model, provider, mode, trace_id))
+    return (f"request_id={request_id} client={client} key={'-' if key is None else key} "
+            f"method={method} path={path} "
             f"status={status} model={'-' if model is None else model} "
             f"provider={'-' if provider is None else provider} "
             f"stream_mode={'-' if mode is None else mode} "

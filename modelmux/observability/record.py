@@ -25,7 +25,7 @@ class RequestRecord:
     """What one request did; routes fill in the chat fields, the exchange supplies the rest."""
 
     __slots__ = ("request_id", "route", "model", "provider", "provider_type", "upstream_model",
-                 "mode", "stats", "overhead_ns", "span", "cost_usd", "team", "_done")
+                 "mode", "stats", "overhead_ns", "span", "cost_usd", "team", "key", "_done")
 
     def __init__(
         self,
@@ -45,6 +45,7 @@ class RequestRecord:
         self.span: ServerSpan | None = None  # set only when tracing is on
         self.cost_usd: float | None = None  # set by the account stage when the price is known
         self.team: str | None = None  # the caller's team, when auth knows one
+        self.key: str | None = None  # the caller's key prefix or JWT subject (never the key)
         self._done = done
 
     @property

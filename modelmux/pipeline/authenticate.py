@@ -25,5 +25,6 @@ class AuthenticateStage(Stage):
             AuthenticationFailed, RateLimited, PermissionDenied: see
                 ``Authenticator.identify``.
         """
-        ctx.identity = await self.authenticator.identify(ctx.headers, ctx.client,
-                                                         ctx.request.model)
+        identity = await self.authenticator.identify(ctx.headers, ctx.client, ctx.request.model)
+        ctx.identity = identity
+        ctx.record.key = identity.label

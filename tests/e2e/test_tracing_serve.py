@@ -68,7 +68,7 @@ def _post(proc: ServeProcess, payload: dict[str, object], headers: dict[str, str
         conn.close()
 
 
-ACCESS_FIELDS = {"request_id", "client", "method", "path", "status", "model", "provider",
+ACCESS_FIELDS = {"request_id", "client", "key", "method", "path", "status", "model", "provider",
                  "stream_mode", "attempts", "tokens_in", "tokens_out", "cost_usd", "latency_ms", "ttft_ms",
                  "overhead_ms", "bytes_received", "bytes_sent", "completed", "trace_id"}
 

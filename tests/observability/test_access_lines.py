@@ -244,3 +244,20 @@ def test_the_stamp_is_the_formatters_time() -> None:
         rec = logging.makeLogRecord({})
         rec.created, rec.msecs = ns / 1e9, (ns // 1_000_000) % 1000
         assert stamp.at(ns) == formatter.formatTime(rec)
+
+
+@pytest.mark.parametrize("fmt", ["text", "json"])
+@pytest.mark.parametrize("label", ["sk-mm-7Hq2Lx", 'sub with "quotes"', None])
+def test_the_key_field_names_the_caller_as_the_formatter_would(fmt: str, label: str | None
+                                                               ) -> None:
+    """The caller's key label is a field of both lines, quoted when it needs it."""
+    rec = record()
+    rec.key = label
+    line = AccessLine("modelmux.access", 7)
+    fast = (line.json if fmt == "json" else line.text)(rec, exchange(), 2_000_000_000)
+    fields = access_fields(rec, exchange(), 2_000_000_000)
+    assert fields["key"] == label
+    if fmt == "json":
+        assert json.loads(fast)["key"] == label
+    else:
+        assert f" key={'-' if label is None else logfmt({'k': label})[2:]} " in fast

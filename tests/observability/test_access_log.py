@@ -20,9 +20,9 @@ from tests.observability.helpers import (
 CHAT = "/v1/chat/completions"
 CLIENT_KEY = "sk-client-SECRET-5f5f"
 PROMPT = "PROMPT-SECRET-my bank password is hunter2"
-FIELDS = ["request_id", "client", "method", "path", "status", "model", "provider", "stream_mode",
-          "attempts", "tokens_in", "tokens_out", "cost_usd", "latency_ms", "ttft_ms", "overhead_ms",
-          "bytes_received", "bytes_sent", "completed", "trace_id"]
+FIELDS = ["request_id", "client", "key", "method", "path", "status", "model", "provider",
+          "stream_mode", "attempts", "tokens_in", "tokens_out", "cost_usd", "latency_ms", "ttft_ms",
+          "overhead_ms", "bytes_received", "bytes_sent", "completed", "trace_id"]
 
 
 def access(caplog: pytest.LogCaptureFixture) -> list[logging.LogRecord]:
