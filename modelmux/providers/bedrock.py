@@ -47,9 +47,11 @@ _STALE = frozenset({"ExpiredTokenException", "UnrecognizedClientException",
 class ConverseRelay(SSERelay[ConverseStreamTranslator]):
     """Event stream bytes in, framed OpenAI chunks out (``[DONE]`` once the translator is done)."""
 
-    def __init__(self, translator: ConverseStreamTranslator) -> None:
+    def __init__(self, translator: ConverseStreamTranslator,
+                 frames: EventStreamDecoder | None = None) -> None:
+        """``frames`` is the event stream decoder (tests pass a chosen twin)."""
         super().__init__(translator)
-        self._frames = EventStreamDecoder()
+        self._frames = EventStreamDecoder() if frames is None else frames
 
     def feed(self, data: bytes) -> list[bytes]:
         """Framed chunks completed by ``data``.
