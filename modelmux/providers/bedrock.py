@@ -20,6 +20,7 @@ import msgspec
 from modelmux.auth.aws import AwsCredentialSource
 from modelmux.auth.sigv4 import AwsCredentials, SigV4Signer
 from modelmux.codec.eventstream import EventStreamDecoder
+from modelmux.codec.sse import encode_data
 from modelmux.config.load import ConfigError
 from modelmux.config.schema import BedrockConfig
 from modelmux.errors import Headers, InvalidRequest, ModelMuxError
@@ -62,8 +63,14 @@ class ConverseRelay(SSERelay[ConverseStreamTranslator]):
         out: list[bytes] = []
         if self.finished:
             return out
+        translator = self._translator
         for message in self._frames.feed(data):
-            self._emit(self._translator.feed(message), out)
+            payloads = translator.feed(message)
+            if (self._started and len(payloads) == 1 and not translator.done
+                    and translator.error is None):  # a delta mid-stream: what _emit would do
+                out.append(encode_data(payloads[0]))
+                continue
+            self._emit(payloads, out)
             if self.finished:
                 break
         return out

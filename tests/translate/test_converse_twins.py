@@ -16,6 +16,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from modelmux import _accel
 from modelmux.codec import _eventstream_py
 from modelmux.codec.eventstream import EventStreamError, encode_message
 from modelmux.providers.bedrock import ConverseRelay
@@ -29,6 +30,8 @@ PURE = (_converse_stream_py.ConverseStreamTranslator, _eventstream_py.EventStrea
 
 @pytest.fixture(scope="module")
 def native() -> tuple[type, type]:
+    if _accel.pure_forced():
+        pytest.skip("MODELMUX_PURE_PYTHON=1: the native twins are off")
     return (import_twin("modelmux._speedups.converse_stream").ConverseStreamTranslator,
             import_twin("modelmux._speedups.eventstream").EventStreamDecoder)
 
