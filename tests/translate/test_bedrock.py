@@ -26,8 +26,8 @@ from modelmux.errors import (
 )
 from modelmux.providers.bedrock import ConverseRelay, bedrock_error
 from modelmux.schemas.openai_chat import request_decoder
-from modelmux.translate.chat_to_converse import chat_to_converse
 from modelmux.translate import _converse_stream_py as pure_twin
+from modelmux.translate.chat_to_converse import chat_to_converse
 from modelmux.translate.converse_to_chat import STOP_REASONS, converse_error, converse_to_chat
 from tests.fakes.answers import TEXT, TOOLS, Answer, ToolCall
 from tests.fakes.bedrock import event, exception, response_body, stream_events
