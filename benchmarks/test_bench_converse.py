@@ -86,6 +86,7 @@ def test_cohere_relay_per_chunk(benchmark) -> None:  # type: ignore[no-untyped-d
     relay = EventRelay(CohereStreamTranslator(model="m", completion_id="chatcmpl-b", created=1,
                                               include_usage=True))
     relay.feed(b'data: {"type":"message-start","id":"r","delta":{"message":{}}}\n\n')
+    relay.feed(COHERE)  # the role chunk goes out with the first delta
     assert len(benchmark(relay.feed, COHERE)) == 1
 
 
