@@ -177,7 +177,10 @@ cdef object _fast(object self, object message):
     if (self.done or self.error is not None or not self._started
             or message.kind != _EVENT or message.event != _DELTA):
         return None
-    data = message.payload
+    payload = message.payload
+    if type(payload) is not bytes:
+        return None
+    data = <bytes>payload
     p = <const unsigned char*>PyBytes_AS_STRING(data)
     d.kind = NO_KIND
     d.escaped = 0
