@@ -2,7 +2,8 @@
 
 Run: ``python -m pytest benchmarks/test_bench_converse.py``. Per chunk: one ``contentBlockDelta``
 text frame through the event stream decoder alone, and through the whole ``ConverseRelay``
-(decode, translate, frame as SSE), beside Cohere's SSE ``EventRelay`` on the same text. Per
+(decode, translate, frame as SSE), each with the pure and the native twins (``[py]``,
+``[native]``), beside Cohere's SSE ``EventRelay`` on the same text. Per
 request: the SigV4 signer on a 1 KiB body, beside botocore's ``SigV4Auth`` (the reference);
 and a whole non-streamed call's CPU (request translation, signing, answer translation) beside
 Cohere's (no signature).
@@ -10,13 +11,13 @@ Cohere's (no signature).
 
 from __future__ import annotations
 
+import importlib
 import json
 
 import msgspec
 import pytest
 
 from modelmux.auth.sigv4 import AwsCredentials, SigV4Signer
-from modelmux.codec.eventstream import EventStreamDecoder
 from modelmux.providers.bedrock import ConverseRelay
 from modelmux.providers.event_relay import EventRelay
 from modelmux.schemas.openai_chat import request_decoder
@@ -24,11 +25,11 @@ from modelmux.translate.chat_to_cohere import chat_to_cohere
 from modelmux.translate.chat_to_converse import chat_to_converse
 from modelmux.translate.cohere_stream import CohereStreamTranslator
 from modelmux.translate.cohere_to_chat import cohere_to_chat
-from modelmux.translate.converse_stream import ConverseStreamTranslator
 from modelmux.translate.converse_to_chat import converse_to_chat
 from tests.fakes.answers import TOOLS
 from tests.fakes.bedrock import event, response_body
 from tests.fakes.cohere import response_json as cohere_response
+from tests.twins import import_twin
 
 pytest.importorskip("pytest_benchmark")
 _encode = msgspec.json.Encoder().encode
@@ -46,20 +47,38 @@ CREDS = AwsCredentials("AKIDEXAMPLE000000001", "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEX
 HEADERS = [(b"content-type", b"application/json"), (b"accept", b"application/json")]
 
 
-def _converse() -> ConverseRelay:
-    relay = ConverseRelay(ConverseStreamTranslator(model="m", completion_id="chatcmpl-b",
-                                                   created=1, include_usage=True))
+TWINS = {"py": ("modelmux.codec._eventstream_py", "modelmux.translate._converse_stream_py"),
+         "native": ("modelmux._speedups.eventstream", "modelmux._speedups.converse_stream")}
+"""The decoder and translator modules of each twin."""
+
+
+def _twin(name: str) -> tuple[type, type]:
+    decoder, translator = TWINS[name]
+    if name == "py":
+        return (importlib.import_module(decoder).EventStreamDecoder,
+                importlib.import_module(translator).ConverseStreamTranslator)
+    return (import_twin(decoder).EventStreamDecoder,
+            import_twin(translator).ConverseStreamTranslator)
+
+
+def _converse(twin: str) -> ConverseRelay:
+    decoder, translator = _twin(twin)
+    relay = ConverseRelay(translator(model="m", completion_id="chatcmpl-b", created=1,
+                                     include_usage=True), decoder())
     relay.feed(event("messageStart", {"role": "assistant"}))
+    relay.feed(FRAME)  # the first text delta builds the chunk splice
     return relay
 
 
-def test_eventstream_decode_per_chunk(benchmark) -> None:  # type: ignore[no-untyped-def]
-    decoder = EventStreamDecoder()
+@pytest.mark.parametrize("twin", list(TWINS))
+def test_eventstream_decode_per_chunk(benchmark, twin: str) -> None:  # type: ignore[no-untyped-def]
+    decoder = _twin(twin)[0]()
     assert len(benchmark(decoder.feed, FRAME)) == 1
 
 
-def test_converse_relay_per_chunk(benchmark) -> None:  # type: ignore[no-untyped-def]
-    relay = _converse()
+@pytest.mark.parametrize("twin", list(TWINS))
+def test_converse_relay_per_chunk(benchmark, twin: str) -> None:  # type: ignore[no-untyped-def]
+    relay = _converse(twin)
     assert len(benchmark(relay.feed, FRAME)) == 1
 
 
@@ -67,7 +86,7 @@ def test_cohere_relay_per_chunk(benchmark) -> None:  # type: ignore[no-untyped-d
     relay = EventRelay(CohereStreamTranslator(model="m", completion_id="chatcmpl-b", created=1,
                                               include_usage=True))
     relay.feed(b'data: {"type":"message-start","id":"r","delta":{"message":{}}}\n\n')
-    relay.feed(COHERE)  # the first delta also carries the role
+    relay.feed(COHERE)  # the role chunk goes out with the first delta
     assert len(benchmark(relay.feed, COHERE)) == 1
 
 

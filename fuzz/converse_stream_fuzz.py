@@ -1,16 +1,18 @@
 """Fuzz target for the AWS event stream decoder and the Bedrock ConverseStream translator.
 
 Invariant: for any upstream body, fed whole or cut anywhere, ``ConverseRelay`` returns the same
-client bytes and ends in the same state; only ``EventStreamError`` escapes; otherwise after
-``close()`` the relay is finished and its output ends with ``[DONE]`` or one error event, or it
-holds an early error and output nothing. Runs under atheris (``python
-fuzz/converse_stream_fuzz.py``) or without it (``--smoke N``). The first input byte picks
-``include_usage`` and JSON mode and seeds the cuts.
+client bytes and ends in the same state with the pure and the native twins (decoder and
+translator); only ``EventStreamError`` escapes; otherwise after ``close()`` the relay is
+finished and its output ends with ``[DONE]`` or one error event, or it holds an early error and
+output nothing. Runs under atheris (``python fuzz/converse_stream_fuzz.py``) or without it
+(``--smoke N``); without a native build (or with ``MODELMUX_PURE_PYTHON=1``) only the pure
+twins run. The first input byte picks ``include_usage`` and JSON mode and seeds the cuts.
 """
 
 from __future__ import annotations
 
 import argparse
+import importlib
 import json
 import random
 import sys
@@ -18,9 +20,31 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from modelmux import _accel
 from modelmux.codec.eventstream import EventStreamError, encode_message
 from modelmux.providers.bedrock import ConverseRelay
-from modelmux.translate.converse_stream import ConverseStreamTranslator
+
+Twins = tuple[type, type]  # the translator class and the decoder class
+
+
+def _twins() -> list[Twins]:
+    """The pure pair, and the native one when built (and not turned off)."""
+    pairs = [(importlib.import_module("modelmux.translate._converse_stream_py")
+              .ConverseStreamTranslator,
+              importlib.import_module("modelmux.codec._eventstream_py").EventStreamDecoder)]
+    if not _accel.pure_forced():
+        try:
+            pairs.append((importlib.import_module("modelmux._speedups.converse_stream")
+                          .ConverseStreamTranslator,
+                          importlib.import_module("modelmux._speedups.eventstream")
+                          .EventStreamDecoder))
+        except ImportError:
+            if _accel.native_required():
+                raise
+    return pairs
+
+
+TWINS = _twins()
 
 
 def _event(kind: str, payload: bytes) -> tuple[dict[str, str], bytes]:
@@ -45,11 +69,11 @@ SEEDS: list[tuple[dict[str, str], bytes]] = [
 ]
 
 
-def _run(include_usage: bool, pieces: list[bytes], json_tool: str | None = None) -> tuple[
-        object, ...]:
-    relay = ConverseRelay(ConverseStreamTranslator(model="m", completion_id="chatcmpl-f",
-                                                   created=0, include_usage=include_usage,
-                                                   json_tool=json_tool))
+def _run(twins: Twins, include_usage: bool, pieces: list[bytes],
+         json_tool: str | None = None) -> tuple[object, ...]:
+    translator, decoder = twins
+    relay = ConverseRelay(translator(model="m", completion_id="chatcmpl-f", created=0,
+                                     include_usage=include_usage, json_tool=json_tool), decoder())
     out: list[bytes] = []
     try:
         for piece in pieces:
@@ -75,12 +99,14 @@ def test_one_input(data: bytes) -> None:
     include_usage = bool(data[0] & 0x80)
     json_tool = "f" if data[0] & 0x40 else None  # JSON mode: tool "f" carries the answer
     body = data[1:]
-    whole = _run(include_usage, [body], json_tool)
+    whole = _run(TWINS[0], include_usage, [body], json_tool)
     rng = random.Random(data[0])
     cuts = sorted(rng.randrange(len(body) + 1) for _ in range(rng.randrange(6)))
     pieces = [body[a:b] for a, b in zip([0, *cuts], [*cuts, len(body)], strict=True)]
-    assert _run(include_usage, pieces, json_tool) == whole
-    assert _run(include_usage, [body[i:i + 1] for i in range(len(body))], json_tool) == whole
+    for twins in TWINS:
+        for split in ([body], pieces, [body[i:i + 1] for i in range(len(body))]):
+            got = _run(twins, include_usage, split, json_tool)
+            assert got == whole, (twins[0].__module__, split, got, whole)
 
 
 def mutate(rng: random.Random) -> bytes:
@@ -117,7 +143,7 @@ def smoke(n: int, seed: int = 0) -> int:
     rng = random.Random(seed)
     for _ in range(n):
         test_one_input(mutate(rng))
-    print(f"converse_stream_fuzz: {n} inputs ok")
+    print(f"converse_stream_fuzz: {n} inputs ok ({len(TWINS)} twins)")
     return n
 
 

@@ -20,6 +20,7 @@ import msgspec
 from modelmux.auth.aws import AwsCredentialSource
 from modelmux.auth.sigv4 import AwsCredentials, SigV4Signer
 from modelmux.codec.eventstream import EventStreamDecoder
+from modelmux.codec.sse import encode_data
 from modelmux.config.load import ConfigError
 from modelmux.config.schema import BedrockConfig
 from modelmux.errors import Headers, InvalidRequest, ModelMuxError
@@ -33,6 +34,7 @@ from modelmux.translate import bedrock_embed as embeds
 from modelmux.translate.chat_to_converse import JSON_TOOL, chat_to_converse, json_mode
 from modelmux.translate.converse_stream import ConverseStreamTranslator
 from modelmux.translate.converse_to_chat import converse_error, converse_to_chat, error_name
+from modelmux.translate.embeddings import embed_options, openai_embeddings, slices
 from modelmux.upstream import ConnectionPool, UpstreamClosed
 
 _encode = msgspec.json.Encoder().encode
@@ -47,9 +49,11 @@ _STALE = frozenset({"ExpiredTokenException", "UnrecognizedClientException",
 class ConverseRelay(SSERelay[ConverseStreamTranslator]):
     """Event stream bytes in, framed OpenAI chunks out (``[DONE]`` once the translator is done)."""
 
-    def __init__(self, translator: ConverseStreamTranslator) -> None:
+    def __init__(self, translator: ConverseStreamTranslator,
+                 frames: EventStreamDecoder | None = None) -> None:
+        """``frames`` is the event stream decoder (tests pass a chosen twin)."""
         super().__init__(translator)
-        self._frames = EventStreamDecoder()
+        self._frames = EventStreamDecoder() if frames is None else frames
 
     def feed(self, data: bytes) -> list[bytes]:
         """Framed chunks completed by ``data``.
@@ -60,8 +64,14 @@ class ConverseRelay(SSERelay[ConverseStreamTranslator]):
         out: list[bytes] = []
         if self.finished:
             return out
+        translator = self._translator
         for message in self._frames.feed(data):
-            self._emit(self._translator.feed(message), out)
+            payloads = translator.feed(message)
+            if (self._started and len(payloads) == 1 and not translator.done
+                    and translator.error is None):  # a delta mid-stream: what _emit would do
+                out.append(encode_data(payloads[0]))
+                continue
+            self._emit(payloads, out)
             if self.finished:
                 break
         return out
@@ -182,7 +192,12 @@ class BedrockProvider(Provider):
 
     async def embed(self, call: EmbedCall) -> bytes:
         """InvokeModel on a Titan (one text a request, up to ``TITAN_CONCURRENCY`` at once) or
-        Cohere (96 texts a request) embed model; the vectors joined in input order."""
+        Cohere (96 texts a request; ``input_type`` in the client's body, else the provider's
+        ``embed_input_type``) embed model; the vectors joined in input order.
+
+        Raises:
+            InvalidRequest: no embed model, token-array input, or a non-string ``input_type``.
+        """
         family, texts = embeds.texts_of(call.request, call.model, self.name)
         url = self.url(call.model, "invoke")
         vectors: list[list[float]] = []
@@ -206,15 +221,16 @@ class BedrockProvider(Provider):
                 vectors.append(vector)
                 tokens += count
         else:
-            for start in range(0, len(texts), embeds.COHERE_BATCH):
-                batch = texts[start:start + embeds.COHERE_BATCH]
+            input_type = embed_options(call.raw).input_type or self.embed_input_type
+            for start, end in slices(len(texts), embeds.COHERE_BATCH):
                 answer, count = await self.invoke(
-                    url, embeds.cohere_body(batch, self.embed_input_type), call)
-                vectors += embeds.cohere_answer(answer, self.name, len(batch))
+                    url, embeds.cohere_body(texts[start:end], input_type), call)
+                vectors += embeds.cohere_answer(answer, self.name, end - start)
                 tokens += count
         call.stats.tokens = (tokens, 0)
-        return embeds.openai_embeddings(vectors, tokens, call.public_model,
-                                        call.request.encoding_format)
+        return openai_embeddings(vectors, model=call.public_model,
+                                 encoding_format=call.request.encoding_format,
+                                 prompt_tokens=tokens)
 
     async def invoke(self, url: str, body: bytes, call: EmbedCall) -> tuple[bytes, int]:
         """One signed InvokeModel: the answer body and the input tokens Bedrock's

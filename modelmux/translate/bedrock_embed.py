@@ -4,19 +4,19 @@ Reference: Amazon Bedrock User Guide, "Amazon Titan Embeddings G1 - Text" (V1 an
 ``inputText`` per request, ``dimensions`` 256/512/1024 and ``normalize`` on V2; answer
 ``embedding`` and ``inputTextTokenCount``) and "Cohere Embed v3" (``texts`` (at most 96),
 ``input_type``; answer ``embeddings``, token count in the ``X-Amzn-Bedrock-Input-Token-Count``
-header); OpenAI "Embeddings > Create embeddings" for the answer shape.
+header). The texts of the request, the client's ``input_type`` and OpenAI's answer are
+``translate.embeddings``', shared with the other vendors.
 """
 
 from __future__ import annotations
 
-import base64
-import struct
 from typing import Literal
 
 import msgspec
 
 from modelmux.errors import InvalidRequest, UpstreamError
 from modelmux.schemas.openai_embeddings import EmbeddingRequest
+from modelmux.translate.embeddings import text_inputs, vector_count_error
 
 Family = Literal["titan", "cohere"]
 COHERE_BATCH = 96
@@ -59,14 +59,11 @@ def texts_of(request: EmbeddingRequest, model: str, provider: str) -> tuple[Fami
         raise InvalidRequest(f"provider {provider!r} (bedrock) embeds with Titan "
                              "(amazon.titan-embed-*) or Cohere (cohere.embed-*) models only, "
                              f"not {model!r}", param="model", code="embeddings_not_supported")
-    items = request.items()
-    if any(not isinstance(item, str) for item in items):
-        raise InvalidRequest("Bedrock embedding models take text, not token arrays",
-                             param="input")
+    texts = text_inputs(request, provider, "bedrock")
     if family == "cohere" and request.dimensions is not None:
         raise InvalidRequest("dimensions is not supported by Cohere embed models on Bedrock",
                              param="dimensions")
-    return family, items  # type: ignore[return-value]  # all strings, checked above
+    return family, texts
 
 
 def titan_body(text: str, dimensions: int | None) -> bytes:
@@ -101,19 +98,5 @@ def cohere_answer(body: bytes, provider: str, count: int) -> list[list[float]]:
     except (msgspec.DecodeError, msgspec.ValidationError) as exc:
         raise _unreadable(provider, exc) from None
     if len(vectors) != count:
-        raise UpstreamError(f"provider {provider!r} sent {len(vectors)} vectors for {count} "
-                            "inputs", code="upstream_protocol_error")
+        raise vector_count_error(provider, len(vectors), count)
     return vectors
-
-
-def openai_embeddings(vectors: list[list[float]], tokens: int, model: str,
-                      encoding: str) -> bytes:
-    """OpenAI's ``object: list`` answer, vectors as floats or base64 little-endian float32."""
-    data = []
-    for index, vector in enumerate(vectors):
-        encoded: object = vector
-        if encoding == "base64":
-            encoded = base64.b64encode(struct.pack(f"<{len(vector)}f", *vector)).decode()
-        data.append({"object": "embedding", "index": index, "embedding": encoded})
-    return _encode({"object": "list", "data": data, "model": model,
-                    "usage": {"prompt_tokens": tokens, "total_tokens": tokens}})

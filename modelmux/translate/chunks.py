@@ -39,10 +39,20 @@ class ChunkWriter:
 
     Text and argument deltas, the per-event ones, are spliced: the chunk around a string slot
     is encoded once per stream (per tool call from its second fragment for arguments), then
-    each delta is one string encode and a join, the same bytes as a whole encode.
+    each delta is one string encode and a join, the same bytes as a whole encode. A call's
+    first chunk and first fragment are spliced too, as one encoded tool call in the
+    ``tool_calls`` slot of a chunk encoded once per stream (msgspec writes a nested Struct the
+    same inside a chunk or alone).
     """
 
-    __slots__ = ("completion_id", "created", "model", "_text_splice", "_argument_splices")
+    __slots__ = (
+        "_argument_splices",
+        "_call_splice",
+        "_text_splice",
+        "completion_id",
+        "created",
+        "model",
+    )
 
     def __init__(self, *, model: str, completion_id: str, created: int) -> None:
         self.model = model
@@ -50,6 +60,7 @@ class ChunkWriter:
         self.created = created
         self._text_splice: tuple[bytes, bytes] | None = None
         self._argument_splices: dict[int, tuple[bytes, bytes] | None] = {}
+        self._call_splice: tuple[bytes, bytes] | None = None
 
     def _splice(self, delta: Delta) -> tuple[bytes, bytes]:
         """The chunk bytes around the slot string in ``delta`` (its last string, hence
@@ -71,11 +82,17 @@ class ChunkWriter:
             splice = self._text_splice = self._splice(Delta(content=_SLOT))
         return splice[0] + _encode(text) + splice[1]
 
+    def _call(self, call: ToolCallDelta) -> bytes:
+        """The chunk whose delta holds the one tool call ``call``."""
+        splice = self._call_splice
+        if splice is None:  # the slot stands where the call goes: encode does not type-check
+            splice = self._call_splice = self._splice(Delta(tool_calls=[_SLOT]))  # type: ignore[list-item]
+        return splice[0] + _encode(call) + splice[1]
+
     def tool_start(self, index: int, call_id: str, name: str, arguments: str = "") -> bytes:
         """The one chunk that names tool call ``index``: its id, name and first arguments."""
-        call = ToolCallDelta(index=index, id=call_id, type="function",
-                             function=FunctionCallDelta(name=name, arguments=arguments))
-        return self.chunk(Delta(tool_calls=[call]))
+        return self._call(ToolCallDelta(index=index, id=call_id, type="function", function=(
+            FunctionCallDelta(name=name, arguments=arguments))))
 
     def arguments(self, index: int, fragment: str) -> bytes:
         splices = self._argument_splices
@@ -83,8 +100,8 @@ class ChunkWriter:
         if splice is None:
             if index not in splices:  # a call's first fragment, often its only one (Gemini)
                 splices[index] = None
-                call = ToolCallDelta(index=index, function=FunctionCallDelta(arguments=fragment))
-                return self.chunk(Delta(tool_calls=[call]))
+                return self._call(ToolCallDelta(index=index, function=FunctionCallDelta(
+                    arguments=fragment)))
             call = ToolCallDelta(index=index, function=FunctionCallDelta(arguments=_SLOT))
             splice = splices[index] = self._splice(Delta(tool_calls=[call]))
         return splice[0] + _encode(fragment) + splice[1]

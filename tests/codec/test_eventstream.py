@@ -1,22 +1,32 @@
 """The event stream decoder: every byte split gives the same messages; CRCs and lengths are
-checked; header value types are read; the error is sticky."""
+checked; header value types are read; the error is sticky. Every test runs on both twins."""
 
 from __future__ import annotations
 
 import itertools
 import struct
+from collections.abc import Iterator
 from zlib import crc32
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from modelmux.codec.eventstream import (
-    EventStreamDecoder,
-    EventStreamError,
-    encode_message,
-    parse_headers,
-)
+from modelmux.codec import _eventstream_py as pure_twin
+from modelmux.codec.eventstream import EventStreamError, encode_message, parse_headers
+from tests.twins import import_twin, twin_params
+
+EventStreamDecoder = pure_twin.EventStreamDecoder
+
+
+@pytest.fixture(scope="module", autouse=True,
+                params=twin_params("eventstream", pure_twin.__name__))
+def twin(request: pytest.FixtureRequest) -> Iterator[str]:
+    """Run every test of this module on each twin (module scope: hypothesis allows no other)."""
+    global EventStreamDecoder
+    EventStreamDecoder = import_twin(request.param).EventStreamDecoder
+    yield request.param
+    EventStreamDecoder = pure_twin.EventStreamDecoder
 
 EVENT = {":event-type": "contentBlockDelta", ":content-type": "application/json",
          ":message-type": "event"}
@@ -120,3 +130,12 @@ def test_good_messages_before_a_bad_one_come_out_first() -> None:
     assert len(decoder.feed(STREAM[:len(STREAM) // 2] + STREAM[len(STREAM) // 2:] + bad)) == 4
     with pytest.raises(EventStreamError, match="CRC"):
         decoder.close()
+
+
+def test_the_native_crc_is_zlibs(twin: str) -> None:
+    if twin == pure_twin.__name__:
+        pytest.skip("the pure twin calls zlib.crc32 itself")
+    native_crc = import_twin(twin).crc32
+    data = bytes(range(256)) * 3
+    for size in (0, 1, 7, 8, 9, 15, 16, 17, 63, 64, 65, 300, 768):
+        assert native_crc(data[:size]) == crc32(data[:size]), size

@@ -6,6 +6,7 @@ import fnmatch
 import tarfile
 import zipfile
 
+from modelmux._accel import NATIVE_MODULES
 from tests.packaging.conftest import Dists
 from tests.packaging.helpers import project_version
 
@@ -16,7 +17,8 @@ def test_wheel_is_a_platform_wheel_with_the_native_modules(dists: Dists) -> None
     assert name.startswith(f"modelmux-{version}-cp3"), name
     assert not name.endswith("-none-any.whl"), f"{name} is a pure wheel: the native build did not happen"
     names = zipfile.ZipFile(dists.wheel).namelist()
-    assert fnmatch.filter(names, "modelmux/_speedups/sse*.so"), names
+    for module in NATIVE_MODULES:
+        assert fnmatch.filter(names, f"modelmux/_speedups/{module}.*.so"), (module, names)
 
 
 def test_wheel_carries_both_licenses_and_the_console_script(dists: Dists) -> None:
@@ -42,6 +44,7 @@ def test_sdist_has_the_native_sources_and_the_tests(dists: Dists) -> None:
         names = {n.removeprefix(prefix) for n in sdist.getnames()}
     expected = {
         "_speedups/sse.pyx",  # without it the wheel built from this sdist would be pure Python
+        "_speedups/_json_scan.pxi",  # included by two .pyx files
         "setup.py", "pyproject.toml", "MANIFEST.in", "README.md", "LICENSE-MIT", "LICENSE-APACHE",
         "tests/conftest.py", "tests/test_accel.py", "tests/packaging/test_wheel.py",
         "fuzz/translate_stream_fuzz.py",  # imported by tests/translate

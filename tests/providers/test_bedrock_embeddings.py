@@ -1,6 +1,7 @@
 """``bedrock`` embeddings through ``/v1/embeddings`` with the official SDK: Titan (one text per
 signed InvokeModel, ``dimensions`` passed on) and Cohere (96 texts a request, ``input_type``
-from the config), vectors in input order as floats or base64, usage summed, refusals."""
+from the client's body, else the config), vectors in input order as floats or base64, usage
+summed, refusals."""
 
 from __future__ import annotations
 
@@ -53,6 +54,22 @@ def test_cohere_batches_of_96_in_order_with_the_configured_input_type() -> None:
             assert [len(b["texts"]) for b in fake.bodies] == [96, 96, 8]
             assert {b["input_type"] for b in fake.bodies} == {"search_query"}
             assert done.usage.prompt_tokens == sum(len(t.split()) for t in texts)
+
+    run("asyncio", main())
+
+
+def test_cohere_takes_the_clients_input_type_over_the_configured_one() -> None:
+    async def main() -> None:
+        async with FakeBedrock() as fake, gateway(config(
+                fake.origin, 'embed_input_type = "search_query"\n')) as gw, gw.client() as client:
+            done = await client.embeddings.create(model=COHERE, input=["a", "b"],
+                                                  extra_body={"input_type": "classification"})
+            assert len(done.data) == 2
+            assert [b["input_type"] for b in fake.bodies] == ["classification"]
+            with pytest.raises(openai.BadRequestError, match="input_type"):
+                await client.embeddings.create(model=COHERE, input=["a"],
+                                               extra_body={"input_type": 3})
+            assert len(fake.requests) == 1
 
     run("asyncio", main())
 

@@ -1,17 +1,20 @@
 """Bedrock Converse translators, sans I/O: request mapping, answers, stop reasons, usage, error
 names, and the stream translator behind ``ConverseRelay`` giving the same client stream for
-every split of the event stream bytes."""
+every split of the event stream bytes. The stream tests run on both twins (decoder and
+translator together)."""
 
 from __future__ import annotations
 
 import itertools
 import json
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from modelmux.codec import _eventstream_py
 from modelmux.codec.eventstream import EventStreamError, encode_message
 from modelmux.errors import (
     InvalidRequest,
@@ -23,11 +26,36 @@ from modelmux.errors import (
 )
 from modelmux.providers.bedrock import ConverseRelay, bedrock_error
 from modelmux.schemas.openai_chat import request_decoder
+from modelmux.translate import _converse_stream_py as pure_twin
 from modelmux.translate.chat_to_converse import chat_to_converse
-from modelmux.translate.converse_stream import ConverseStreamTranslator
 from modelmux.translate.converse_to_chat import STOP_REASONS, converse_error, converse_to_chat
 from tests.fakes.answers import TEXT, TOOLS, Answer, ToolCall
 from tests.fakes.bedrock import event, exception, response_body, stream_events
+from tests.twins import import_twin, twin_params
+
+TWINS = {pure_twin.__name__: _eventstream_py.__name__,
+         "modelmux._speedups.converse_stream": "modelmux._speedups.eventstream"}
+"""Each translator twin with the decoder twin of the same kind."""
+ConverseStreamTranslator = pure_twin.ConverseStreamTranslator
+EventStreamDecoder = _eventstream_py.EventStreamDecoder
+
+
+@pytest.fixture(scope="module", autouse=True,
+                params=twin_params("converse_stream", pure_twin.__name__))
+def twin(request: pytest.FixtureRequest) -> Iterator[str]:
+    """Run every test of this module on each pair of twins (module scope, for hypothesis)."""
+    global ConverseStreamTranslator, EventStreamDecoder
+    ConverseStreamTranslator = import_twin(request.param).ConverseStreamTranslator
+    EventStreamDecoder = import_twin(TWINS[request.param]).EventStreamDecoder
+    yield request.param
+    ConverseStreamTranslator = pure_twin.ConverseStreamTranslator
+    EventStreamDecoder = _eventstream_py.EventStreamDecoder
+
+
+def new_relay(include_usage: bool = True, json_tool: str | None = None) -> ConverseRelay:
+    return ConverseRelay(ConverseStreamTranslator(model="m", completion_id="chatcmpl-x",
+                                                  created=1, include_usage=include_usage,
+                                                  json_tool=json_tool), EventStreamDecoder())
 
 
 def _request(**fields: Any) -> Any:
@@ -122,8 +150,7 @@ def wire(answer: Answer) -> bytes:
 
 
 def relay_out(pieces: list[bytes], include_usage: bool = True) -> tuple[bytes, Any, Any]:
-    relay = ConverseRelay(ConverseStreamTranslator(model="m", completion_id="chatcmpl-x",
-                                                   created=1, include_usage=include_usage))
+    relay = new_relay(include_usage)
     out: list[bytes] = []
     try:
         for piece in pieces:
@@ -243,9 +270,7 @@ def test_json_mode_is_a_forced_tool_and_its_input_is_the_content() -> None:
 
 
 def test_json_mode_stream() -> None:
-    relay = ConverseRelay(ConverseStreamTranslator(model="m", completion_id="chatcmpl-x",
-                                                   created=1, include_usage=False,
-                                                   json_tool="json_response"))
+    relay = new_relay(False, "json_response")
     raw = wire(JSON_ANSWER)
     frames = [f for i in range(0, len(raw), 7) for f in relay.feed(raw[i:i + 7])]
     out = b"".join([*frames, *relay.close()])
