@@ -18,16 +18,13 @@ from modelmux.errors import InvalidRequest
 from modelmux.schemas.openai_chat import (
     AssistantMessage,
     ChatCompletionRequest,
-    DeveloperMessage,
-    ImagePart,
     Message,
     NamedToolChoice,
-    SystemMessage,
     TextPart,
     ToolMessage,
-    UserMessage,
 )
 from modelmux.translate.chat_to_messages import _data_url
+from modelmux.translate.turns import alternate, text_blocks, user_blocks
 
 Block = dict[str, Any]
 JSON_TOOL = "json_response"
@@ -140,52 +137,11 @@ def _inference_config(req: ChatCompletionRequest) -> dict[str, Any]:
 
 def _messages(messages: list[Message]) -> tuple[list[Block], list[dict[str, Any]]]:
     """System blocks, and the turns with same-role neighbours merged (Converse alternates)."""
-    system: list[Block] = []
-    turns: list[tuple[str, list[Block]]] = []
-    for i, msg in enumerate(messages):
-        param = f"messages[{i}]"
-        if isinstance(msg, (SystemMessage, DeveloperMessage)):
-            system.extend(_texts(msg.content))
-            continue
-        if isinstance(msg, UserMessage):
-            role, blocks = "user", _user_blocks(msg.content, f"{param}.content")
-        elif isinstance(msg, AssistantMessage):
-            role, blocks = "assistant", _assistant_blocks(msg, param)
-        elif isinstance(msg, ToolMessage):
-            role, blocks = "user", [_tool_result(msg)]
-        else:
-            raise InvalidRequest("role 'function' is not supported; use tools", param=param)
-        if not blocks:
-            continue
-        if turns and turns[-1][0] == role:
-            turns[-1][1].extend(blocks)
-        else:
-            turns.append((role, blocks))
-    if not turns:
-        raise InvalidRequest("messages must include user or assistant content", param="messages")
+    system, turns = alternate(
+        messages, assistant_role="assistant",
+        user=lambda content, param: user_blocks(content, param, _image, "Bedrock"),
+        assistant=_assistant_blocks, tool=lambda msg, _param: _tool_result(msg))
     return system, [{"role": role, "content": blocks} for role, blocks in turns]
-
-
-def _texts(content: str | list[TextPart]) -> list[Block]:
-    if isinstance(content, str):
-        return [{"text": content}] if content else []
-    return [{"text": part.text} for part in content if part.text]
-
-
-def _user_blocks(content: str | list[Any], param: str) -> list[Block]:
-    if isinstance(content, str):
-        return [{"text": content}] if content else []
-    blocks: list[Block] = []
-    for j, part in enumerate(content):
-        if isinstance(part, TextPart):
-            if part.text:
-                blocks.append({"text": part.text})
-        elif isinstance(part, ImagePart):
-            blocks.append(_image(part.image_url.url, f"{param}[{j}].image_url.url"))
-        else:
-            raise InvalidRequest("only text and image parts are supported for Bedrock",
-                                 param=f"{param}[{j}]")
-    return blocks
 
 
 def _image(url: str, param: str) -> Block:
@@ -203,7 +159,7 @@ def _image(url: str, param: str) -> Block:
 def _assistant_blocks(msg: AssistantMessage, param: str) -> list[Block]:
     blocks: list[Block] = []
     if isinstance(msg.content, str):
-        blocks.extend(_texts(msg.content))
+        blocks.extend(text_blocks(msg.content))
     elif msg.content is not None:
         blocks.extend({"text": p.text} for p in msg.content if isinstance(p, TextPart) and p.text)
     for j, call in enumerate(msg.tool_calls or ()):

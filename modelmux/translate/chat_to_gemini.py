@@ -17,16 +17,13 @@ from modelmux.errors import InvalidRequest
 from modelmux.schemas.openai_chat import (
     AssistantMessage,
     ChatCompletionRequest,
-    DeveloperMessage,
-    ImagePart,
     Message,
     NamedToolChoice,
-    SystemMessage,
     TextPart,
     ToolMessage,
-    UserMessage,
 )
 from modelmux.translate.chat_to_messages import _data_url
+from modelmux.translate.turns import alternate, text_blocks, user_blocks
 
 Part = dict[str, Any]
 
@@ -106,53 +103,13 @@ def _generation_config(req: ChatCompletionRequest) -> dict[str, Any]:
 
 def _contents(messages: list[Message]) -> tuple[list[Part], list[dict[str, Any]]]:
     """System parts, and the user/model turns with same-role neighbours merged."""
-    system: list[Part] = []
-    turns: list[tuple[str, list[Part]]] = []
     names: dict[str, str] = {}  # tool call id -> function name, for functionResponse
-    for i, msg in enumerate(messages):
-        param = f"messages[{i}]"
-        if isinstance(msg, (SystemMessage, DeveloperMessage)):
-            system.extend(_texts(msg.content))
-            continue
-        if isinstance(msg, UserMessage):
-            role, parts = "user", _user_parts(msg.content, f"{param}.content")
-        elif isinstance(msg, AssistantMessage):
-            role, parts = "model", _model_parts(msg, param, names)
-        elif isinstance(msg, ToolMessage):
-            role, parts = "user", [_function_response(msg, names, param)]
-        else:
-            raise InvalidRequest("role 'function' is not supported; use tools", param=param)
-        if not parts:
-            continue
-        if turns and turns[-1][0] == role:
-            turns[-1][1].extend(parts)
-        else:
-            turns.append((role, parts))
-    if not turns:
-        raise InvalidRequest("messages must include user or assistant content", param="messages")
+    system, turns = alternate(
+        messages, assistant_role="model",
+        user=lambda content, param: user_blocks(content, param, _image, "Gemini"),
+        assistant=lambda msg, param: _model_parts(msg, param, names),
+        tool=lambda msg, param: _function_response(msg, names, param))
     return system, [{"role": role, "parts": parts} for role, parts in turns]
-
-
-def _texts(content: str | list[TextPart]) -> list[Part]:
-    if isinstance(content, str):
-        return [{"text": content}] if content else []
-    return [{"text": part.text} for part in content if part.text]
-
-
-def _user_parts(content: str | list[Any], param: str) -> list[Part]:
-    if isinstance(content, str):
-        return [{"text": content}] if content else []
-    parts: list[Part] = []
-    for j, part in enumerate(content):
-        if isinstance(part, TextPart):
-            if part.text:
-                parts.append({"text": part.text})
-        elif isinstance(part, ImagePart):
-            parts.append(_image(part.image_url.url, f"{param}[{j}].image_url.url"))
-        else:
-            raise InvalidRequest("only text and image parts are supported for Gemini",
-                                 param=f"{param}[{j}]")
-    return parts
 
 
 def _image(url: str, param: str) -> Part:
@@ -169,7 +126,7 @@ def _image(url: str, param: str) -> Part:
 def _model_parts(msg: AssistantMessage, param: str, names: dict[str, str]) -> list[Part]:
     parts: list[Part] = []
     if isinstance(msg.content, str):
-        parts.extend(_texts(msg.content))
+        parts.extend(text_blocks(msg.content))
     elif msg.content is not None:
         parts.extend({"text": p.text} for p in msg.content if isinstance(p, TextPart) and p.text)
     for j, call in enumerate(msg.tool_calls or ()):
