@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Sequence
+from typing import Any
 
 from msgspec import Struct
 
@@ -26,6 +27,9 @@ __all__ = ["COST_HEADER", "AccountStage", "Sink", "SpendRow"]
 log = logging.getLogger("modelmux.spend")
 
 COST_HEADER = b"x-modelmux-cost-usd"
+CACHE_NOTE = "cache"
+"""``ctx.state`` key of the response cache's note (``pipeline.cache``): on a hit, the stored
+answer's provider, upstream model and usage."""
 MAX_WARNED = 1000
 
 
@@ -47,6 +51,7 @@ class SpendRow(Struct, frozen=True, kw_only=True):
     latency_ms: float
     status: int
     cache_hit: bool = False
+    saved_usd: float | None = None  # a cache hit: what its stored answer cost when it was made
 
 
 Sink = Callable[[RequestContext, SpendRow], None]
@@ -97,6 +102,10 @@ class AccountStage(Stage):
         identity = ctx.identity
         if identity is not None:
             record.team = identity.team_id
+        hit = ctx.state.get(CACHE_NOTE)
+        if hit is not None and hit.get("hit"):
+            self._account_hit(ctx, hit)
+            return
         cost = self.cost(ctx)
         stats = record.stats
         if stats is None or record.provider is None or not self.sinks:
@@ -114,6 +123,33 @@ class AccountStage(Stage):
             latency_ms=round((time.perf_counter_ns() - stats.started_ns) / 1e6, 3)
             if stats.started_ns else 0.0,
             status=ctx.status)
+        self._emit(ctx, row)
+
+    def _account_hit(self, ctx: RequestContext, hit: dict[str, Any]) -> None:
+        """A response-cache hit costs nothing; its row keeps what the stored answer cost when
+        it was made (``saved_usd``; None when that call reported no usage or has no price)."""
+        ctx.record.cost_usd = 0.0
+        if not self.sinks:
+            return
+        model, usage = hit.get("model") or ctx.model, hit.get("usage")
+        saved = None
+        if usage is not None:
+            price = self.prices.lookup(model)
+            if price is None:
+                self._warn(model)
+            else:
+                saved = cost_usd(price, usage[0], usage[1], None)
+        identity = ctx.identity
+        row = SpendRow(
+            time=self.clock(), request_id=ctx.request_id,
+            key=identity.key.id if identity is not None and identity.key is not None else None,
+            user=identity.user.id if identity is not None and identity.user is not None else None,
+            team=ctx.record.team, model=model, provider=hit.get("provider") or "cache",
+            input_tokens=0, output_tokens=0, cached_tokens=0, cache_write_tokens=0,
+            cost_usd=0.0, latency_ms=0.0, status=ctx.status, cache_hit=True, saved_usd=saved)
+        self._emit(ctx, row)
+
+    def _emit(self, ctx: RequestContext, row: SpendRow) -> None:
         for sink in self.sinks:
             try:
                 sink(ctx, row)

@@ -21,7 +21,7 @@ _INSERT = (f"INSERT INTO spend_log ({', '.join(COLUMNS)}) "
 def _values(row: SpendRow) -> tuple[Any, ...]:
     return (row.time, row.request_id, row.key, row.user, row.team, row.model, row.provider,
             row.input_tokens, row.output_tokens, row.cached_tokens, row.cache_write_tokens,
-            row.cost_usd, row.latency_ms, row.status, row.cache_hit)
+            row.cost_usd, row.latency_ms, row.status, row.cache_hit, row.saved_usd)
 
 
 async def insert(conn: Any, rows: Sequence[SpendRow]) -> int:

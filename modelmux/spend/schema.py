@@ -12,7 +12,7 @@ __all__ = ["COLUMNS", "SPEND"]
 
 COLUMNS = ("time", "request_id", "key", "user_id", "team", "model", "provider", "input_tokens",
            "output_tokens", "cached_tokens", "cache_write_tokens", "cost_usd", "latency_ms",
-           "status", "cache_hit")
+           "status", "cache_hit", "saved_usd")
 """The ``spend_log`` columns in ``SpendRow`` order (``user`` is a reserved word in SQL)."""
 
 
@@ -34,7 +34,10 @@ def _v1(real: str, integer: str, boolean: str) -> tuple[str, ...]:
 SPEND = Component("spend", (
     Migration(1, sqlite=_v1("REAL", "INTEGER", "INTEGER"),
               postgres=_v1("DOUBLE PRECISION", "BIGINT", "BOOLEAN")),
+    Migration(2, sqlite=("ALTER TABLE spend_log ADD COLUMN saved_usd REAL",),
+              postgres=("ALTER TABLE spend_log ADD COLUMN saved_usd DOUBLE PRECISION",)),
 ))
-"""One row per answered request (``spend_log``), indexed by time, team and key; and the
+"""One row per answered request (``spend_log``; version 2 adds ``saved_usd``, what a
+response-cache hit's stored answer cost), indexed by time, team and key; and the
 scheduled reports and forecast alerts already sent (``spend_notices``), so that of several
 instances sharing the store exactly one sends each."""

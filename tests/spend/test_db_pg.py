@@ -45,8 +45,9 @@ async def _postgres(dsn: str) -> dict[str, Any]:
 
     conn = await asyncpg.connect(dsn)
     try:
-        for statement in SPEND.migrations[0].postgres:
-            await conn.execute(statement)
+        for migration in SPEND.migrations:
+            for statement in migration.postgres:
+                await conn.execute(statement)
         await TWINS[db.insert](conn, ROWS)
         return {by: await TWINS[db.usage](conn, by, 0.0, 5000.0) for by in db.GROUPS} | {
             "spent": await TWINS[db.spent_since](conn, 1002.0),

@@ -14,11 +14,11 @@ def test_sqlite_in_the_state_dir_by_default_then_up_to_date(tmp_path: Path) -> N
     db = tmp_path / ".local/state/modelmux/modelmux.db"
     first = run(tmp_path, "db", "upgrade")
     assert first.returncode == 0, first.stderr
-    assert first.stdout == f"store: sqlite {db}\ntenancy: version 0 -> 1\nspend: version 0 -> 1\n"
+    assert first.stdout == f"store: sqlite {db}\ntenancy: version 0 -> 1\nspend: version 0 -> 2\n"
     assert stat.S_IMODE(db.stat().st_mode) == 0o600
     again = run(tmp_path, "db", "upgrade")
     assert again.returncode == 0 and again.stdout.endswith(
-        "tenancy: version 1 (up to date)\nspend: version 1 (up to date)\n")
+        "tenancy: version 1 (up to date)\nspend: version 2 (up to date)\n")
 
 
 def test_sqlite_path_from_the_config_and_from_the_flag(tmp_path: Path) -> None:
@@ -37,9 +37,9 @@ def test_postgres_dsn_from_the_environment_with_the_password_hidden(
     out = run(tmp_path, "db", "upgrade", PG_DSN=dsn)
     assert out.returncode == 0, out.stderr
     assert out.stdout.splitlines() == [f"store: postgres {dsn.replace('s3cret-pw', '<redacted>')}",
-                                       "tenancy: version 0 -> 1", "spend: version 0 -> 1"]
+                                       "tenancy: version 0 -> 1", "spend: version 0 -> 2"]
     again = run(tmp_path, "db", "upgrade", "--store", "postgres", "--postgres-dsn", dsn)
-    assert again.stdout.endswith("tenancy: version 1 (up to date)\nspend: version 1 (up to date)\n")
+    assert again.stdout.endswith("tenancy: version 1 (up to date)\nspend: version 2 (up to date)\n")
     assert "s3cret-pw" not in out.stdout + out.stderr + again.stdout + again.stderr
 
 
