@@ -29,9 +29,10 @@ COPY modelmux/ modelmux/
 
 # MODELMUX_REQUIRE_NATIVE=1: a failed native build is an error, never a quiet pure-Python wheel.
 # `pip wheel` also collects a wheel for every dependency, so the runtime stage installs offline;
-# the image carries the otel, redis, jwt and postgres extras: a container user cannot add them.
+# the image carries the otel, redis, jwt, postgres and tokenizers extras: a container user
+# cannot add them.
 RUN MODELMUX_REQUIRE_NATIVE=1 pip wheel --no-cache-dir --disable-pip-version-check \
-        --wheel-dir /wheels '.[otel,redis,jwt,postgres]' \
+        --wheel-dir /wheels '.[otel,redis,jwt,postgres,tokenizers]' \
     && python -c "import glob, sys, zipfile; \
 names = zipfile.ZipFile(glob.glob('/wheels/modelmux-*.whl')[0]).namelist(); \
 sys.exit(not any(n.startswith('modelmux/_speedups/') and n.endswith('.so') for n in names))"
@@ -50,7 +51,7 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
     MODELMUX_HEALTHCHECK_URL=http://127.0.0.1:3000/health
 
 RUN --mount=type=bind,from=builder,source=/wheels,target=/wheels \
-    pip install --no-cache-dir --disable-pip-version-check --no-index --find-links=/wheels 'modelmux[otel,redis,jwt,postgres]' \
+    pip install --no-cache-dir --disable-pip-version-check --no-index --find-links=/wheels 'modelmux[otel,redis,jwt,postgres,tokenizers]' \
     && modelmux --version | grep -F 'native ('
 
 RUN groupadd --system --gid 10001 modelmux \

@@ -92,7 +92,7 @@ mkdir -p "$lib" "$stage/usr/bin" "$stage/usr/lib/systemd/system" "$stage/usr/lib
 echo "== installing modelmux $version and its dependencies for Python $pyver" >&2
 env -u MODELMUX_PURE_PYTHON PIP_ROOT_USER_ACTION=ignore "$PYTHON" -m pip install --quiet \
     --disable-pip-version-check --no-compile --no-warn-script-location \
-    --only-binary=:all: --target "$lib" "$wheel[otel,redis,jwt,postgres]" >&2  # a .deb cannot add extras later
+    --only-binary=:all: --target "$lib" "$wheel[otel,redis,jwt,postgres,tokenizers,tui]" >&2  # a .deb cannot add extras later
 rm -rf "$lib/bin"  # console scripts with the build interpreter's shebang; the launcher replaces them
 # Byte-compile as if already installed, so tracebacks name /opt/modelmux/lib paths.
 "$PYTHON" -m compileall -q -j 0 -s "$stage" -p / "$lib" >/dev/null
