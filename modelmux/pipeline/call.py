@@ -48,14 +48,11 @@ class Served:
 
     attempt: Attempt
     call: Call
+    provider: Provider  # the attempt's deployment's
     answer: bytes = b""
     chunks: AsyncGenerator[bytes, None] | None = None
     first: bytes = b""
     errors_before: int = 0  # len(call.stats.errors) at the first byte
-
-    @property
-    def provider(self) -> Provider:
-        return self.attempt.spec.provider
 
 
 class Failed(Exception):
@@ -94,11 +91,11 @@ async def complete(provider: Provider, call: Call) -> bytes:
     """
     while True:
         try:
+            if isinstance(call, ChatCall):  # the common case first: one check
+                return await provider.complete(call)
             if isinstance(call, EmbedCall):
                 return await provider.embed(call)
-            if isinstance(call, TextCall):
-                return await provider.complete_text(call)
-            return await provider.complete(call)
+            return await provider.complete_text(call)
         except ModelMuxError as exc:
             if not await _again(provider, call, exc):
                 raise
@@ -240,6 +237,9 @@ class Dispatcher:
                     streamed: bool, record: RequestRecord | None = None) -> Served:
         """Try ``plan`` until a deployment produces its first byte.
 
+        ``record``, when given, names the deployment being tried, then the served one, and
+        gets the served call's stats (or, on failure, every attempt's).
+
         Raises:
             Failed: a client error (not retried elsewhere), or every attempt failed, or
                 every deployment stayed at its rate limit past ``queue_timeout_ms``
@@ -262,12 +262,16 @@ class Dispatcher:
             """Start an attempt: as a task when hedging (to race it), else run it to its
             first byte here and keep the outcome in a finished future (no task, no hop)."""
             nonlocal first_ns, last
-            call = new_call(attempt.spec)
+            spec = attempt.spec
+            provider = last = spec.provider
+            if record is not None:
+                record.provider, record.provider_type = provider.name, provider.type
+                record.upstream_model = spec.model
+            call = new_call(spec)
             started = time.perf_counter_ns()
             first_ns = first_ns or started
             tried.append(attempt)
-            last = attempt.spec.provider
-            coro = _first(attempt.spec.provider, call, streamed, self.watcher, record)
+            coro = _first(provider, call, streamed, self.watcher, record)
             if hedging:
                 running[asyncio.ensure_future(coro)] = (attempt, call, started)
                 return
@@ -380,12 +384,21 @@ class Dispatcher:
                     stats.wait_ns += started - first_ns
                     if attempt is not tried[0]:
                         self.metrics.fallbacks.inc(())
-                    return Served(attempt, call, answer, chunks, first, len(stats.errors))
-        except BaseException:
+                    provider = attempt.spec.provider
+                    if record is not None:  # the winner, when a hedge raced it
+                        record.provider, record.provider_type = provider.name, provider.type
+                        record.upstream_model, record.stats = attempt.spec.model, stats
+                    return Served(attempt, call, provider, answer, chunks, first,
+                                  len(stats.errors))
+        except BaseException as exc:
             await self._cancel(running, total)
+            if record is not None and isinstance(exc, Failed):
+                record.stats = exc.stats
             raise
         if failure is None:
             failure = InternalError("no deployment could be tried")
+        if record is not None:
+            record.stats = total
         raise Failed(failure, last, total)
 
     async def _until_hedge(self, running: Running) -> set[asyncio.Future[First]]:
