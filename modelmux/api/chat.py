@@ -140,8 +140,7 @@ async def create_chat_completion(app: Services, exchange: Exchange) -> None:
             elif streamed and not asked:
                 request = msgspec.structs.replace(request, stream=True)
             completion_id, created = "chatcmpl-" + new_hex_id(), int(time.time())
-            request_id = ctx.request_id
-            public_model = ctx.model
+            request_id, public_model = ctx.request_id, record.model
 
             def new_call(spec: DeploymentSpec) -> ChatCall:
                 return ChatCall(request, body, model=spec.model, public_model=public_model,
