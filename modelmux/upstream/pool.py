@@ -25,7 +25,7 @@ from modelmux.http1.client import Backend
 from modelmux.upstream.budget import BodyBudget
 from modelmux.upstream.connection import HIGH_WATER, LOW_WATER, HTTP11Connection
 from modelmux.upstream.dial import open_tls
-from modelmux.upstream.errors import UpstreamConnectError, map_errors
+from modelmux.upstream.errors import UpstreamConnectError, map_errors, raise_mapped
 from modelmux.upstream.h2connection import HTTP2Connection
 from modelmux.upstream.h2stream import StreamRefused
 from modelmux.upstream.origin import Origin
@@ -66,6 +66,12 @@ def parse_url(url: str) -> tuple[Origin, bytes]:
     return Origin(scheme, host, port), target.encode("ascii")
 
 
+@lru_cache(maxsize=1024)
+def _host(origin: Origin) -> bytes:
+    """``origin.authority_bytes``, worked out once per origin rather than per request."""
+    return origin.authority_bytes
+
+
 def request_headers(method: bytes, headers: Headers, origin: Origin, body: bytes) -> Headers:
     """``headers`` plus Host and Content-Length when the caller did not set them."""
     has_host = has_length = False
@@ -75,7 +81,7 @@ def request_headers(method: bytes, headers: Headers, origin: Origin, body: bytes
             has_host = True
         elif lname == b"content-length" or lname == b"transfer-encoding":
             has_length = True
-    out = list(headers) if has_host else [(b"host", origin.authority_bytes), *headers]
+    out = list(headers) if has_host else [(b"host", _host(origin)), *headers]
     if not has_length and (body or method.upper() in _BODY_METHODS):
         out.append((b"content-length", b"%d" % len(body)))
     return out
@@ -216,8 +222,11 @@ class ConnectionPool:
             op = self._origins.get((origin, http2))
             if op is None:
                 op = self._origins[origin, http2] = _OriginPool(origin, http2)
-            with map_errors("pool", origin):
+            try:  # map_errors("pool"), as a try: nothing to pay per request
                 conn = await self._acquire(op, t.pool)
+            except Exception as exc:
+                raise_mapped(exc, "pool", origin)
+                raise
             if conn is None:
                 conn = await self._dial(op, t)
             release = partial(self._release, op, conn)
