@@ -90,7 +90,8 @@ def request_headers(method: bytes, headers: Headers, origin: Origin, body: bytes
 class _OriginPool:
     """One origin's connections for one ``http2`` choice (None: by ALPN, True, False)."""
 
-    __slots__ = ("connections", "dialing", "http2", "idle", "learned", "origin", "waiters")
+    __slots__ = ("connections", "dialing", "http2", "idle", "key", "learned", "multiplexed",
+                 "origin", "waiters")
 
     def __init__(self, origin: Origin, http2: bool | None) -> None:
         self.origin = origin
@@ -100,16 +101,9 @@ class _OriginPool:
         self.waiters: deque[asyncio.Future[Connection | None]] = deque()  # None: go and dial
         self.dialing = 0
         self.learned: bool | None = None  # ALPN said h2 (True) or HTTP/1.1 (False)
-
-    @property
-    def key(self) -> tuple[Origin, bool | None]:
-        return self.origin, self.http2
-
-    def may_multiplex(self) -> bool:
+        self.key = (origin, http2)  # attributes, not properties: read on every request
+        self.multiplexed = origin.scheme == "https" if http2 is None else http2
         """HTTP/2 connections can be among ``connections`` (prior knowledge or ALPN over TLS)."""
-        if self.http2 is None:
-            return self.origin.scheme == "https"
-        return self.http2
 
     def take_idle(self, now: float) -> HTTP11Connection | None:
         """Pop the most recently released idle HTTP/1.1 connection; expired ones are aborted.
@@ -301,7 +295,7 @@ class ConnectionPool:
         if self._closed:
             raise _pool_closed(op.origin)
         loop = asyncio.get_running_loop()
-        if not op.waiters and not op.may_multiplex():  # the usual case: no queue, no HTTP/2
+        if not op.waiters and not op.multiplexed:  # the usual case: no queue, no HTTP/2
             free = op.take_idle(loop.time())
             if free is not None:
                 free.claim()
@@ -344,7 +338,7 @@ class ConnectionPool:
         if self._origins.get(op.key) is not op:
             return
         now = asyncio.get_running_loop().time()
-        multiplexed = op.may_multiplex()
+        multiplexed = op.multiplexed
         pruned = prune or multiplexed
         if pruned:
             op.prune(now)
