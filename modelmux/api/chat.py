@@ -119,7 +119,8 @@ async def create_chat_completion(app: Services, exchange: Exchange) -> None:
     try:
         asked = bool(request.stream)
         delivery, reason = choose_mode(
-            app.config.streaming, asked_stream=asked, user_agent=exchange.header(b"user-agent"),
+            app.config.streaming, asked_stream=asked,
+            user_agent=exchange.header(b"user-agent") if asked else None,  # read only for streams
             headers=exchange.headers, override=exchange.header(MODE_HEADER),
         )
         log.debug("stream mode %s for a stream=%s request (%s)", delivery, asked, reason)
