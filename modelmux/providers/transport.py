@@ -134,8 +134,6 @@ class Upstream:
         self.provider = provider
         self.pool = pool
         self.auth = auth
-        self._fixed: Headers | None = auth._headers if type(auth) is StaticAuth else None
-        """A fixed key's headers: read without awaiting ``auth`` on every request."""
         self.timeouts = timeouts
         self.retry = retry
         self.http2 = http2
@@ -153,8 +151,7 @@ class Upstream:
         watch = stats.watch  # tracing or debug_bodies; None when both are off
         refreshed = False
         while True:
-            fixed = self._fixed
-            sent = fixed if fixed is not None else await self.auth.headers()
+            sent = await self.auth.headers()
             stats.attempts += 1
             out = [*headers, *sent]
             if watch is not None:
