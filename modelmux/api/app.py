@@ -18,7 +18,7 @@ from modelmux import __version__
 from modelmux.api.access import Access
 from modelmux.api.cors import Cors
 from modelmux.api.ids import new_hex_id
-from modelmux.api.routes import match
+from modelmux.api.routes import Route, match
 from modelmux.api.static import StaticFiles
 from modelmux.cache.backend import build_backend
 from modelmux.config.overrides import Overrides
@@ -228,7 +228,7 @@ class App:
             self.spend.start()  # scheduled reports and the forecast check
         self.active += 1
         try:
-            await self._dispatch(exchange)
+            await self._route(exchange)(self, exchange)  # one frame less than an async dispatch
         finally:
             self.active -= 1
             if not self.active and self._idle is not None:
@@ -245,7 +245,13 @@ class App:
                             self.active)
         await self.aclose(last=False)
 
-    async def _dispatch(self, exchange: Exchange) -> None:
+    def _route(self, exchange: Exchange) -> Route:
+        """Stamp the request id, attach the record, count the request, apply CORS; the route
+        to run (a preflight answers ``OPTIONS``).
+
+        Raises:
+            NotFound, MethodNotAllowed: no route for the path, or not for its method.
+        """
         request_id = _request_id(exchange)
         exchange.extra_headers.append((b"x-request-id", request_id))
         matched = match(exchange.path)
@@ -266,8 +272,10 @@ class App:
                 headers = self.cors.preflight_headers(origin, exchange.header(b"access-control-request-headers"))
             else:
                 headers = [(b"allow", b", ".join(m.encode() for m in (*methods, "OPTIONS")))]
-            await exchange.respond(204, headers)
-            return
+
+            async def preflight(_: object, exchange: Exchange) -> None:
+                await exchange.respond(204, headers)
+            return preflight
         if cors_ok:
             assert origin is not None
             exchange.extra_headers.extend(self.cors.response_headers(origin))
@@ -282,7 +290,7 @@ class App:
                 f"Method {exchange.method} is not allowed for {exchange.path}; use {allow}.",
                 headers=[(b"allow", allow.encode())],
             )
-        await route(self, exchange)
+        return route
 
     def request_id(self, exchange: Exchange) -> str:
         return exchange.extra_headers[0][1].decode()

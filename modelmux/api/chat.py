@@ -31,7 +31,8 @@ from modelmux.observability.record import RequestRecord
 from modelmux.pipeline.cache import CacheHit
 from modelmux.pipeline.call import Failed, NewCall, Served
 from modelmux.pipeline.context import RequestContext
-from modelmux.providers.base import Call, CallStats, ChatCall, Provider, note_answer_usage
+from modelmux.pipeline.stage import Pipeline
+from modelmux.providers.base import CallStats, ChatCall, Provider, note_answer_usage
 from modelmux.routing.models import DeploymentSpec
 from modelmux.schemas.openai_chat import ChatCompletionRequest, request_decoder
 from modelmux.server.exchange import ClientDisconnected, Sink
@@ -99,7 +100,11 @@ def decode_request(body: bytes) -> ChatCompletionRequest:
 async def create_chat_completion(app: Services, exchange: Exchange) -> None:
     """Answer one chat request as JSON or SSE, as ``choose_mode`` decides, through the
     pipeline: its stages before the call (middleware, route), the call (every attempt) and
-    the delivery, then the stages that observe answers (only when one does)."""
+    the delivery, then the stages that observe answers (only when one does).
+
+    What ``run_observed`` and ``serve_call`` do for the other doors is written out here: this
+    door is the hot path, and each coroutine it awaits through costs on every resume.
+    """
     body = await exchange.read_body()
     record = app.record(exchange)
     watcher = app.watcher  # tracing or debug_bodies; None when both are off
@@ -110,10 +115,80 @@ async def create_chat_completion(app: Services, exchange: Exchange) -> None:
     ctx = RequestContext(DOOR, request, body, exchange.headers, record.request_id, record,
                          response_headers=exchange.extra_headers)
     ctx.client = exchange.client
-    if app.pipeline.observes:
-        await run_observed(app, exchange, ctx, _call)
-    else:  # the default: no stage observes answers, so no frame to record the outcome in
-        await _call(app, exchange, ctx)
+    pipeline = app.pipeline
+    try:
+        asked = bool(request.stream)
+        delivery, reason = choose_mode(
+            app.config.streaming, asked_stream=asked,
+            user_agent=exchange.header(b"user-agent") if asked else None,  # read only for streams
+            headers=exchange.headers, override=exchange.header(MODE_HEADER),
+        )
+        log.debug("stream mode %s for a stream=%s request (%s)", delivery, asked, reason)
+        streamed = ctx.streamed = delivery != "never"
+        try:
+            await pipeline.before_call(ctx)
+        except CacheHit as hit:
+            record.model, record.mode = ctx.model, delivery
+            await replay(exchange, ctx, hit.entry)
+        else:
+            out = exchange  # what the answer goes through: a Tee when the cache stores it
+            if app.cache is not None:
+                out = begin(exchange, ctx, app.cache.config.max_entry_bytes)
+            request, body = ctx.request, ctx.body
+            record.model, record.mode = request.model, delivery
+            if asked and not streamed:  # the provider is asked for, and the client gets, one JSON body
+                request = msgspec.structs.replace(request, stream=False, stream_options=None)
+            elif streamed and not asked:
+                request = msgspec.structs.replace(request, stream=True)
+            completion_id, created = "chatcmpl-" + new_hex_id(), int(time.time())
+            request_id, public_model = ctx.request_id, record.model
+            spend = app.spend
+            options = request.stream_options
+            costed = spend is not None and streamed and not (options and options.include_usage)
+
+            def new_call(spec: DeploymentSpec) -> ChatCall:
+                call = ChatCall(request, body, model=spec.model, public_model=public_model,
+                                completion_id=completion_id, created=created,
+                                request_id=request_id, sent_stream=asked)
+                if costed:  # the upstream is asked for usage the client does not see
+                    assert spend is not None
+                    call.hide_usage = spend.priced(spec.model)
+                return call
+
+            estimate = ctx.estimate
+            assert estimate is not None  # the route stage always runs
+            try:
+                served = await app.dispatcher.serve(
+                    ctx.plan, estimate.prompt_tokens + estimate.output_tokens, new_call, streamed,
+                    record)
+            except Failed as failed:
+                raise failed_error(out, failed) from None
+            if not streamed:
+                ctx.answer = served.answer
+                if pipeline.heads:
+                    exchange.extra_headers += pipeline.answer_headers(ctx)
+            try:
+                await deliver(app, out, record, served, delivery)
+            finally:
+                app.dispatcher.finish(served)
+    except BaseException as exc:  # the client left (499), or the error the server answers
+        if pipeline.observes:
+            answered(pipeline, ctx, exchange, exc)
+        raise
+    if pipeline.observes:
+        answered(pipeline, ctx, exchange, None)
+
+
+def answered(pipeline: Pipeline, ctx: RequestContext, exchange: Exchange,
+             exc: BaseException | None) -> None:
+    """Record the outcome on ``ctx`` (``exc``: the call raised it) and run the stages'
+    ``on_answer`` hooks."""
+    if exc is None:
+        ctx.status = exchange.status
+    else:
+        ctx.status = exc.status if isinstance(exc, ModelMuxError) else 500
+        ctx.error = exc
+    pipeline.after_answer(ctx)
 
 
 async def run_observed(app: Services, exchange: Exchange, ctx: RequestContext,
@@ -128,70 +203,24 @@ async def run_observed(app: Services, exchange: Exchange, ctx: RequestContext,
     try:
         await call(app, exchange, ctx)
     except BaseException as exc:  # the client left (499), or the error the server answers
-        ctx.status = exc.status if isinstance(exc, ModelMuxError) else 500
-        ctx.error = exc
-        pipeline.after_answer(ctx)
+        answered(pipeline, ctx, exchange, exc)
         raise
-    ctx.status = exchange.status
-    pipeline.after_answer(ctx)
+    answered(pipeline, ctx, exchange, None)
 
 
-async def _call(app: Services, exchange: Exchange, ctx: RequestContext) -> None:
-    """The stages before the call, then the call itself (every attempt) and the delivery."""
-    record = ctx.record
-    asked = bool(ctx.request.stream)
-    delivery, reason = choose_mode(
-        app.config.streaming, asked_stream=asked, user_agent=exchange.header(b"user-agent"),
-        headers=exchange.headers, override=exchange.header(MODE_HEADER),
-    )
-    log.debug("stream mode %s for a stream=%s request (%s)", delivery, asked, reason)
-    streamed = ctx.streamed = delivery != "never"
-    try:
-        await app.pipeline.before_call(ctx)
-    except CacheHit as hit:
-        record.model, record.mode = ctx.model, delivery
-        await replay(exchange, ctx, hit.entry)
-        return
-    if app.cache is not None:
-        exchange = begin(exchange, ctx, app.cache.config.max_entry_bytes)
-    request, body = ctx.request, ctx.body
-    record.model, record.mode = request.model, delivery
-    if asked and not streamed:  # the provider is asked for, and the client gets, one JSON body
-        request = msgspec.structs.replace(request, stream=False, stream_options=None)
-    elif streamed and not asked:
-        request = msgspec.structs.replace(request, stream=True)
-    completion_id, created = "chatcmpl-" + new_hex_id(), int(time.time())
-    request_id = ctx.request_id
-    public_model = ctx.model
-    spend = app.spend
-    options = request.stream_options
-    costed = spend is not None and streamed and not (options and options.include_usage)
-
-    def new_call(spec: DeploymentSpec) -> ChatCall:
-        call = ChatCall(request, body, model=spec.model, public_model=public_model,
-                        completion_id=completion_id, created=created, request_id=request_id,
-                        sent_stream=asked)
-        if costed:
-            assert spend is not None
-            call.hide_usage = spend.priced(spec.model)
-        return call
-
-    served = await serve_call(app, exchange, ctx, new_call, streamed)
-    if not streamed:
-        ctx.answer = served.answer
-        if app.pipeline.heads:
-            exchange.extra_headers += app.pipeline.answer_headers(ctx)
-    try:
-        await deliver(app, exchange, record, served, delivery)
-    finally:
-        app.dispatcher.finish(served)
+def failed_error(exchange: Exchange, failed: Failed) -> ModelMuxError:
+    """The client's error when every attempt failed, the upstream headers (provider,
+    attempts) added to the answer."""
+    if failed.provider is not None:
+        exchange.extra_headers += upstream_headers(failed.provider, failed.stats)
+    return failed.error
 
 
 async def serve_call(app: Services, exchange: Exchange, ctx: RequestContext,
                      new_call: NewCall, streamed: bool, *,
                      with_output: bool = True) -> Served:
-    """Serve ``ctx`` through the call stage (``new_call`` builds each attempt's call) and
-    note the deployment tried and the served call's stats on ``ctx.record``.
+    """Serve ``ctx`` through the call stage (``new_call`` builds each attempt's call), which
+    notes the deployment tried and the served call's stats on ``ctx.record``.
 
     The estimate counts the expected output tokens too, unless ``with_output`` is False.
 
@@ -199,28 +228,13 @@ async def serve_call(app: Services, exchange: Exchange, ctx: RequestContext,
         ModelMuxError: the failure's error, once the failed attempts' stats are recorded and
             the upstream headers (provider, attempts) added to the answer.
     """
-    record = ctx.record
     estimate = ctx.estimate
     assert estimate is not None  # the route stage always runs
     tokens = estimate.prompt_tokens + (estimate.output_tokens if with_output else 0)
-
-    def attempt(spec: DeploymentSpec) -> Call:
-        record.provider, record.provider_type = spec.provider.name, spec.provider.type
-        record.upstream_model = spec.model
-        return new_call(spec)
-
     try:
-        served = await app.dispatcher.serve(ctx.plan, tokens, attempt, streamed, record)
+        return await app.dispatcher.serve(ctx.plan, tokens, new_call, streamed, ctx.record)
     except Failed as failed:
-        record.stats = failed.stats
-        if failed.provider is not None:
-            exchange.extra_headers += upstream_headers(failed.provider, failed.stats)
-        raise failed.error from None
-    provider = served.provider
-    record.provider, record.provider_type, record.upstream_model = (
-        provider.name, provider.type, served.attempt.spec.model)
-    record.stats = served.call.stats
-    return served
+        raise failed_error(exchange, failed) from None
 
 
 async def relay_as_is(exchange: Exchange, chunks: AsyncGenerator[bytes, None],
@@ -286,8 +300,9 @@ def observed_headers(record: RequestRecord, exchange: Exchange, provider: Provid
     passed = stats.headers
     if passed and any(name.startswith(RATELIMIT) for name, _ in exchange.extra_headers):
         passed = [(name, value) for name, value in passed if not name.startswith(RATELIMIT)]
-    return [(OVERHEAD_HEADER, b"%.3f" % (overhead / 1e6)), *upstream_headers(provider, stats),
-            *passed]
+    return [(OVERHEAD_HEADER, b"%.3f" % (overhead / 1e6)),
+            (PROVIDER_HEADER, _header_text(provider.name)),  # upstream_headers, inlined
+            (ATTEMPTS_HEADER, b"%d" % stats.attempts), *passed]
 
 
 def upstream_headers(provider: Provider, stats: CallStats) -> Headers:

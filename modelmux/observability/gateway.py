@@ -176,12 +176,13 @@ class GatewayMetrics:
             return
         system = GENAI_PROVIDERS.get(record.provider_type, record.provider_type)
         failed = status >= 400
-        stream = "true" if record.streamed else "false"
+        streamed = record.streamed
+        stream = "true" if streamed else "false"
         operation = operation_of(record.route)
         served = (operation, system, model)
         seconds = (now_ns - exchange.started_ns) / 1e9
         self.server_duration.observe((*served, str(status) if failed else ""), seconds)
-        if record.streamed and not failed and exchange.head_ns:
+        if streamed and not failed and exchange.head_ns:
             self.server_ttft.observe(served, (exchange.head_ns - exchange.started_ns) / 1e9)
         if record.overhead_ns is not None:
             self.overhead.observe((provider, stream), record.overhead_ns / 1e9)
@@ -197,7 +198,7 @@ class GatewayMetrics:
             error = (stats.errors[-1] if stats.errors else str(status)) if failed else ""
             self.upstream_duration.observe((provider, model, stream), stats.total_ns / 1e9)
             self.operation_duration.observe((*asked, self._code(error)), stats.total_ns / 1e9)
-            if record.streamed and not failed:
+            if streamed and not failed:
                 self.upstream_ttft.observe((provider, model), stats.wait_ns / 1e9)
         if record.cost_usd is not None:
             self.cost.inc((provider, asked[2], record.team or ""), record.cost_usd)

@@ -97,7 +97,7 @@ class _Scalar(Family):
         super().__init__(name, doc, labels)
         self._values: dict[LabelValues, float] = {} if self.labels else {(): 0}
 
-    def _add(self, labels: LabelValues, amount: float) -> None:
+    def _add(self, labels: LabelValues = (), amount: float = 1) -> None:
         current = self._values.get(labels)
         if current is None:
             self._check(labels)
@@ -132,7 +132,11 @@ class Counter(_Scalar):
         """
         if amount < 0:
             raise ValueError(f"{self.name}: a counter cannot go down")
-        self._add(labels, amount)
+        current = self._values.get(labels)  # _add's body: one frame less per count
+        if current is None:
+            self._check(labels)
+            current = 0
+        self._values[labels] = current + amount
 
 
 class Gauge(_Scalar):
@@ -150,8 +154,7 @@ class Gauge(_Scalar):
     def snapshot(self) -> Snapshot:
         return {**super().snapshot(), "merge": self.merge}
 
-    def inc(self, labels: LabelValues = (), amount: float = 1) -> None:
-        self._add(labels, amount)
+    inc = _Scalar._add  # the same method: no second frame per count
 
     def dec(self, labels: LabelValues = (), amount: float = 1) -> None:
         self._add(labels, -amount)

@@ -18,7 +18,7 @@ import logging
 import math
 import random
 import time
-from collections.abc import AsyncGenerator, Awaitable, Callable
+from collections.abc import AsyncGenerator, Awaitable, Callable, Coroutine
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -39,7 +39,8 @@ log = logging.getLogger("modelmux.api")
 
 NewCall = Callable[[DeploymentSpec], Call]
 First = tuple[bytes, AsyncGenerator[bytes, None] | None, bytes]
-Running = dict[asyncio.Future[First], tuple[Attempt, Call, int]]
+Entry = tuple[Attempt, Call, int]  # the attempt, its call, when it started (ns)
+Running = dict[asyncio.Future[First], Entry]
 
 
 @dataclass(slots=True)
@@ -48,14 +49,11 @@ class Served:
 
     attempt: Attempt
     call: Call
+    provider: Provider  # the attempt's deployment's
     answer: bytes = b""
     chunks: AsyncGenerator[bytes, None] | None = None
     first: bytes = b""
     errors_before: int = 0  # len(call.stats.errors) at the first byte
-
-    @property
-    def provider(self) -> Provider:
-        return self.attempt.spec.provider
 
 
 class Failed(Exception):
@@ -94,11 +92,11 @@ async def complete(provider: Provider, call: Call) -> bytes:
     """
     while True:
         try:
+            if isinstance(call, ChatCall):  # the common case first: one check
+                return await provider.complete(call)
             if isinstance(call, EmbedCall):
                 return await provider.embed(call)
-            if isinstance(call, TextCall):
-                return await provider.complete_text(call)
-            return await provider.complete(call)
+            return await provider.complete_text(call)
         except ModelMuxError as exc:
             if not await _again(provider, call, exc):
                 raise
@@ -240,6 +238,9 @@ class Dispatcher:
                     streamed: bool, record: RequestRecord | None = None) -> Served:
         """Try ``plan`` until a deployment produces its first byte.
 
+        ``record``, when given, names the deployment being tried, then the served one, and
+        gets the served call's stats (or, on failure, every attempt's).
+
         Raises:
             Failed: a client error (not retried elsewhere), or every attempt failed, or
                 every deployment stayed at its rate limit past ``queue_timeout_ms``
@@ -258,28 +259,25 @@ class Dispatcher:
         last: Provider | None = plan[0].provider if plan else None
         first_ns = 0
 
-        async def launch(attempt: Attempt) -> None:
-            """Start an attempt: as a task when hedging (to race it), else run it to its
-            first byte here and keep the outcome in a finished future (no task, no hop)."""
+        def launch(attempt: Attempt) -> tuple[Coroutine[object, None, First], Entry] | None:
+            """Start an attempt: as a task when hedging (to race it), else hand back its
+            coroutine, for ``serve`` to run to its first byte in its own frame (no task, no
+            hop, no frame between), and the entry that goes into ``running`` with it."""
             nonlocal first_ns, last
-            call = new_call(attempt.spec)
+            spec = attempt.spec
+            provider = last = spec.provider
+            if record is not None:
+                record.provider, record.provider_type = provider.name, provider.type
+                record.upstream_model = spec.model
+            call = new_call(spec)
             started = time.perf_counter_ns()
             first_ns = first_ns or started
             tried.append(attempt)
-            last = attempt.spec.provider
-            coro = _first(attempt.spec.provider, call, streamed, self.watcher, record)
+            coro = _first(provider, call, streamed, self.watcher, record)
             if hedging:
                 running[asyncio.ensure_future(coro)] = (attempt, call, started)
-                return
-            outcome: asyncio.Future[First] = loop.create_future()
-            try:
-                outcome.set_result(await coro)
-            except ModelMuxError as exc:
-                outcome.set_exception(exc)
-            except BaseException:
-                self.router.released(attempt)
-                raise
-            running[outcome] = (attempt, call, started)
+                return None
+            return coro, (attempt, call, started)
 
         async def next_attempt(allow_wait: bool, limit: int = budget) -> Attempt | None:
             """Admit the next candidate of the plan while fewer than ``limit`` were tried;
@@ -287,9 +285,12 @@ class Dispatcher:
             while len(tried) < limit:
                 waits = []
                 for spec in plan:
-                    if any(a.spec.id == spec.id for a in tried):
+                    if tried and any(a.spec.id == spec.id for a in tried):
                         continue
-                    got = await self._admit(spec, tokens)
+                    # _admit, written out: no coroutine unless the deployment has limits
+                    got = self.router.admit(spec, tokens)
+                    if got is not None and has_limits(spec):
+                        got = await self._acquire(got, spec, tokens)
                     if isinstance(got, Attempt):
                         return got
                     if got is not None:
@@ -333,7 +334,18 @@ class Dispatcher:
                             except BaseException:
                                 self.router.released(attempt)
                                 raise
-                    await launch(attempt)
+                    to_run = launch(attempt)
+                    if to_run is not None:  # not hedging: the outcome in a finished future
+                        coro, entry = to_run
+                        outcome: asyncio.Future[First] = loop.create_future()
+                        try:
+                            outcome.set_result(await coro)
+                        except ModelMuxError as exc:
+                            outcome.set_exception(exc)
+                        except BaseException:
+                            self.router.released(attempt)
+                            raise
+                        running[outcome] = entry
                 if not hedging:
                     done = set(running)  # finished already
                 elif len(running) == 1 and len(tried) < hedge_budget:
@@ -346,7 +358,7 @@ class Dispatcher:
                         log.info("hedging: %s slow to its first byte, also trying %s",
                                  tried[-1].spec.id, extra.spec.id)
                         self.metrics.hedges.inc(())
-                        await launch(extra)
+                        launch(extra)  # hedging: a task
                     else:
                         await asyncio.wait(running, return_when=asyncio.FIRST_COMPLETED)
                     continue
@@ -380,12 +392,21 @@ class Dispatcher:
                     stats.wait_ns += started - first_ns
                     if attempt is not tried[0]:
                         self.metrics.fallbacks.inc(())
-                    return Served(attempt, call, answer, chunks, first, len(stats.errors))
-        except BaseException:
+                    provider = attempt.spec.provider
+                    if record is not None:  # the winner, when a hedge raced it
+                        record.provider, record.provider_type = provider.name, provider.type
+                        record.upstream_model, record.stats = attempt.spec.model, stats
+                    return Served(attempt, call, provider, answer, chunks, first,
+                                  len(stats.errors))
+        except BaseException as exc:
             await self._cancel(running, total)
+            if record is not None and isinstance(exc, Failed):
+                record.stats = exc.stats
             raise
         if failure is None:
             failure = InternalError("no deployment could be tried")
+        if record is not None:
+            record.stats = total
         raise Failed(failure, last, total)
 
     async def _until_hedge(self, running: Running) -> set[asyncio.Future[First]]:
@@ -406,6 +427,12 @@ class Dispatcher:
         attempt = self.router.admit(spec, tokens, guarded=guarded)
         if attempt is None or not has_limits(spec):
             return attempt
+        return await self._acquire(attempt, spec, tokens)
+
+    async def _acquire(self, attempt: Attempt, spec: DeploymentSpec, tokens: float
+                       ) -> Attempt | float:
+        """``_admit``'s second half, for a deployment with limits: the attempt with its lease,
+        or (the attempt released) the seconds to wait."""
         try:
             got = await self.router.limits.acquire(spec, tokens)
         except BaseException:

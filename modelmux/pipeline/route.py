@@ -35,9 +35,9 @@ class RouteStage(Stage):
         """
         request, body = ctx.request, ctx.body
         group = self.models.group(request.model)
-        chat = isinstance(request, ChatCompletionRequest)
         if self.router.rules:
-            ctx.facts = (request_facts(request, body, ctx.headers) if chat
+            ctx.facts = (request_facts(request, body, ctx.headers)
+                         if isinstance(request, ChatCompletionRequest)
                          else input_facts(request, body, ctx.headers))
         first = group.deployments[0]
         record = ctx.record

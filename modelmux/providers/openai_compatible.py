@@ -112,6 +112,7 @@ class OpenAICompatibleProvider(Provider):
         self.headers: Headers = merge_headers(
             json_headers(), self.own_headers(config), extra_headers(config.headers, where)
         )
+        self.stream_headers: Headers = [*self.headers, (b"accept", b"text/event-stream")]
         policy = self.retry = retry or RetryPolicy(max_retries=config.max_retries)
         self.upstream = Upstream(config.name, pool, self.build_auth(config, pool),
                                  config.timeouts.timeouts(), policy, http2=config.http2,
@@ -144,22 +145,17 @@ class OpenAICompatibleProvider(Provider):
         """The client's error for a non-2xx upstream answer (``providers.errors``' table)."""
         return error_from_response(provider, status, headers, body)
 
-    async def complete(self, call: ChatCall) -> bytes:
-        return await self._answer(call, "/chat/completions")
-
-    def stream(self, call: ChatCall) -> AsyncGenerator[bytes, None]:
-        return self._relay(call, "/chat/completions")
-
     async def complete_text(self, call: TextCall) -> bytes:
         """The legacy ``/completions`` door, passed through as chat is."""
-        return await self._answer(call, "/completions")
+        return await self.complete(call, "/completions")
 
     def stream_text(self, call: TextCall) -> AsyncGenerator[bytes, None]:
-        return self._relay(call, "/completions")
+        return self.stream(call, "/completions")
 
-    async def _answer(self, call: ChatCall | TextCall, path: str) -> bytes:
-        """POST the client's body (``model``, ``stream`` adjusted) to ``path``; the answer with
-        the client's model name, its usage counted."""
+    async def complete(self, call: ChatCall | TextCall,  # type: ignore[override]
+                       path: str = "/chat/completions") -> bytes:
+        """POST the client's body (``model``, ``stream`` adjusted) to ``path`` (chat's unless
+        told); the answer with the client's model name, its usage counted."""
         sent = upstream_body(call.raw, sent_model=call.public_model, sent_stream=call.sent_stream,
                              model=call.model, stream=False)
         url = self.url_for(call.model, path)
@@ -178,7 +174,11 @@ class OpenAICompatibleProvider(Provider):
             note_usage(call.stats, usage)  # counted here: no second decode of the answer
         return _encode(fields)
 
-    def _relay(self, call: ChatCall | TextCall, path: str) -> AsyncGenerator[bytes, None]:
+    def stream(self, call: ChatCall | TextCall,  # type: ignore[override]
+               path: str = "/chat/completions") -> AsyncGenerator[bytes, None]:
+        """The stream of ``path`` (chat's unless told), relayed as the client's chunks; with
+        ``hide_usage`` the upstream is asked for usage and its usage chunk is kept from the
+        client."""
         hide = call.hide_usage
 
         def relay() -> Relay:
@@ -187,7 +187,7 @@ class OpenAICompatibleProvider(Provider):
 
         return self.upstream.relay(
             self.url_for(call.model, path),
-            [*self.headers, (b"accept", b"text/event-stream")],
+            self.stream_headers,
             upstream_body(call.raw, sent_model=call.public_model, sent_stream=call.sent_stream,
                           model=call.model, stream=True, ask_usage=hide),
             relay,

@@ -54,11 +54,11 @@ def _flag(header: str, value: str) -> bool:
 def max_tokens_of(request: ChatCompletionRequest | EmbeddingRequest | CompletionRequest
                   ) -> int | None:
     """``max_completion_tokens`` or, failing that, ``max_tokens``; 0 for embeddings."""
+    if isinstance(request, ChatCompletionRequest):  # the common case first: one check
+        return request.max_completion_tokens or request.max_tokens
     if isinstance(request, EmbeddingRequest):
         return 0
-    if isinstance(request, CompletionRequest):
-        return request.max_tokens
-    return request.max_completion_tokens or request.max_tokens
+    return request.max_tokens
 
 
 def request_facts(request: ChatCompletionRequest, body: bytes,

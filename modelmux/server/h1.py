@@ -156,8 +156,11 @@ class H1Protocol(asyncio.Protocol):
         self._heads += 1
         self._disarm()
         headers: Headers = event.headers
-        if any(n == b"http2-settings" for n, _ in headers) and self.server.upgrade_h2c(self, event):
-            return
+        for name, _ in headers:  # a loop, not any(genexpr): that resumes a generator per header
+            if name == b"http2-settings":
+                if self.server.upgrade_h2c(self, event):
+                    return
+                break
         exchange = Exchange(
             self,
             event.method.decode("ascii"),

@@ -29,6 +29,7 @@ from modelmux.upstream.errors import (
     UpstreamProtocolError,
     UpstreamTLSError,
     map_errors,
+    raise_mapped,
 )
 from modelmux.upstream.origin import Origin, ResponseHead
 
@@ -222,7 +223,7 @@ class HTTP11Connection(asyncio.Protocol):
         self._body_end, self._deferred = False, None
         loop = asyncio.get_running_loop()
         deadline = None if timeouts.first_byte is None else loop.time() + timeouts.first_byte
-        with map_errors("first_byte", self._label):
+        try:  # map_errors("first_byte"), as a try: nothing to pay per request
             if self._eof or self._state is _State.CLOSED:
                 raise self._closed_error("before the request was sent")
             transport = self._transport
@@ -231,6 +232,9 @@ class HTTP11Connection(asyncio.Protocol):
             while self._writing_paused and not self._eof and self._state is _State.ACTIVE:
                 await self._wait(deadline)  # the peer is not reading our request yet
             event = await self._next_event(deadline, None)
+        except Exception as exc:
+            raise_mapped(exc, "first_byte", self._label)
+            raise
         if type(event) is not tuple:
             raise UpstreamProtocolError(f"{self._label}: unexpected {event!r}")
         status, response_headers, reason = event
@@ -246,7 +250,7 @@ class HTTP11Connection(asyncio.Protocol):
         if self._body_end:
             self._body_end = False
             return None
-        with map_errors("read", self._label):
+        try:  # map_errors("read"), as a try: nothing to pay per request
             self._raise_deferred()
             while True:
                 event = await self._next_event(None, read_timeout)
@@ -257,6 +261,9 @@ class HTTP11Connection(asyncio.Protocol):
                     return None
                 else:
                     raise UpstreamProtocolError(f"{self._label}: unexpected {event!r}")
+        except Exception as exc:
+            raise_mapped(exc, "read", self._label)
+            raise
 
     def _gather(self, first: bytes) -> bytes:
         """``first`` and every body byte already received after it, as one piece.
@@ -321,7 +328,7 @@ class HTTP11Connection(asyncio.Protocol):
         if self._body_end:
             self._body_end = False
             return True
-        with map_errors("read", self._label):
+        try:  # map_errors("read"), as a try: nothing to pay per stream
             self._raise_deferred()
             fut: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
             self._push, self._pushed, self._push_idle = on_body, fut, read_timeout
@@ -331,6 +338,9 @@ class HTTP11Connection(asyncio.Protocol):
             finally:
                 self._push = self._pushed = None
                 self._timer.finish()
+        except Exception as exc:
+            raise_mapped(exc, "read", self._label)
+            raise
 
     def _pump(self) -> None:
         """Splice: parse what arrived, give its body bytes to the consumer, settle the end."""

@@ -25,7 +25,7 @@ from modelmux.http1.client import Backend
 from modelmux.upstream.budget import BodyBudget
 from modelmux.upstream.connection import HIGH_WATER, LOW_WATER, HTTP11Connection
 from modelmux.upstream.dial import open_tls
-from modelmux.upstream.errors import UpstreamConnectError, map_errors
+from modelmux.upstream.errors import UpstreamConnectError, map_errors, raise_mapped
 from modelmux.upstream.h2connection import HTTP2Connection
 from modelmux.upstream.h2stream import StreamRefused
 from modelmux.upstream.origin import Origin
@@ -66,6 +66,12 @@ def parse_url(url: str) -> tuple[Origin, bytes]:
     return Origin(scheme, host, port), target.encode("ascii")
 
 
+@lru_cache(maxsize=1024)
+def _host(origin: Origin) -> bytes:
+    """``origin.authority_bytes``, worked out once per origin rather than per request."""
+    return origin.authority_bytes
+
+
 def request_headers(method: bytes, headers: Headers, origin: Origin, body: bytes) -> Headers:
     """``headers`` plus Host and Content-Length when the caller did not set them."""
     has_host = has_length = False
@@ -75,7 +81,7 @@ def request_headers(method: bytes, headers: Headers, origin: Origin, body: bytes
             has_host = True
         elif lname == b"content-length" or lname == b"transfer-encoding":
             has_length = True
-    out = list(headers) if has_host else [(b"host", origin.authority_bytes), *headers]
+    out = list(headers) if has_host else [(b"host", _host(origin)), *headers]
     if not has_length and (body or method.upper() in _BODY_METHODS):
         out.append((b"content-length", b"%d" % len(body)))
     return out
@@ -84,7 +90,8 @@ def request_headers(method: bytes, headers: Headers, origin: Origin, body: bytes
 class _OriginPool:
     """One origin's connections for one ``http2`` choice (None: by ALPN, True, False)."""
 
-    __slots__ = ("connections", "dialing", "http2", "idle", "learned", "origin", "waiters")
+    __slots__ = ("connections", "dialing", "http2", "idle", "key", "learned", "multiplexed",
+                 "origin", "waiters")
 
     def __init__(self, origin: Origin, http2: bool | None) -> None:
         self.origin = origin
@@ -94,16 +101,9 @@ class _OriginPool:
         self.waiters: deque[asyncio.Future[Connection | None]] = deque()  # None: go and dial
         self.dialing = 0
         self.learned: bool | None = None  # ALPN said h2 (True) or HTTP/1.1 (False)
-
-    @property
-    def key(self) -> tuple[Origin, bool | None]:
-        return self.origin, self.http2
-
-    def may_multiplex(self) -> bool:
+        self.key = (origin, http2)  # attributes, not properties: read on every request
+        self.multiplexed = origin.scheme == "https" if http2 is None else http2
         """HTTP/2 connections can be among ``connections`` (prior knowledge or ALPN over TLS)."""
-        if self.http2 is None:
-            return self.origin.scheme == "https"
-        return self.http2
 
     def take_idle(self, now: float) -> HTTP11Connection | None:
         """Pop the most recently released idle HTTP/1.1 connection; expired ones are aborted.
@@ -216,8 +216,11 @@ class ConnectionPool:
             op = self._origins.get((origin, http2))
             if op is None:
                 op = self._origins[origin, http2] = _OriginPool(origin, http2)
-            with map_errors("pool", origin):
+            try:  # map_errors("pool"), as a try: nothing to pay per request
                 conn = await self._acquire(op, t.pool)
+            except Exception as exc:
+                raise_mapped(exc, "pool", origin)
+                raise
             if conn is None:
                 conn = await self._dial(op, t)
             release = partial(self._release, op, conn)
@@ -292,7 +295,7 @@ class ConnectionPool:
         if self._closed:
             raise _pool_closed(op.origin)
         loop = asyncio.get_running_loop()
-        if not op.waiters and not op.may_multiplex():  # the usual case: no queue, no HTTP/2
+        if not op.waiters and not op.multiplexed:  # the usual case: no queue, no HTTP/2
             free = op.take_idle(loop.time())
             if free is not None:
                 free.claim()
@@ -335,7 +338,7 @@ class ConnectionPool:
         if self._origins.get(op.key) is not op:
             return
         now = asyncio.get_running_loop().time()
-        multiplexed = op.may_multiplex()
+        multiplexed = op.multiplexed
         pruned = prune or multiplexed
         if pruned:
             op.prune(now)
