@@ -16,9 +16,9 @@ from typing import Any
 from modelmux.cli.common import add_config_option, load_or_report
 from modelmux.config.schema import Config
 from modelmux.spend import db
+from modelmux.spend.forecast import forecasts
 from modelmux.spend.periods import period_bounds
 from modelmux.spend.prices import PriceTable
-from modelmux.spend.forecast import forecasts
 from modelmux.spend.report import (as_csv, as_table, compare, forecast, forecast_lines,
                                    parse_time)
 from modelmux.spend.service import SpendStore

@@ -32,19 +32,19 @@ Run = Callable[..., Awaitable[Any]]
 async def _budgets(store: Any, global_budget: float | None,
                    now: float) -> list[tuple[str, str | None, float, str, str | None]]:
     """(scope, id, budget, period, team) of each budget that has a period."""
-    out: list[tuple[str, str | None, float, str, str | None]] = []
+    out: list[tuple[str, str | None, float | None, str, str | None]] = []
     if global_budget is not None:
         out.append(("global", None, global_budget, "monthly", None))
-    if store is None:
-        return out
-    for team in await store.list_teams():
-        out.append(("team", team.id, team.max_budget_usd, team.budget_period, team.id))
-    for user in await store.list_users():
-        out.append(("user", user.id, user.max_budget_usd, user.budget_period, user.team_id))
-    for key in await store.list_keys():
-        if key.revoked_at is None and (key.expires_at is None or key.expires_at > now):
-            out.append(("key", key.id, key.max_budget_usd, key.budget_period, key.team_id))
-    return [b for b in out if b[2] is not None and b[3] != "total"]
+    if store is not None:
+        for team in await store.list_teams():
+            out.append(("team", team.id, team.max_budget_usd, team.budget_period, team.id))
+        for user in await store.list_users():
+            out.append(("user", user.id, user.max_budget_usd, user.budget_period, user.team_id))
+        for key in await store.list_keys():
+            if key.revoked_at is None and (key.expires_at is None or key.expires_at > now):
+                out.append(("key", key.id, key.max_budget_usd, key.budget_period, key.team_id))
+    return [(scope, ident, budget, period, team) for scope, ident, budget, period, team in out
+            if budget is not None and period != "total"]
 
 
 async def forecasts(run: Run, store: Any, global_budget: float | None, now: float,
@@ -64,9 +64,14 @@ async def forecasts(run: Run, store: Any, global_budget: float | None, now: floa
         out.append({"scope": scope, "id": ident, "team": owner, "period": period,
                     "period_label": period_label(period, now), "spent": round(so_far, 6),
                     "forecast": round(forecast(so_far, period, now), 6), "budget": budget})
-    out.sort(key=lambda f: (-f["forecast"] / f["budget"] if f["budget"] else 0.0,
-                            f["scope"], f["id"] or ""))
+    out.sort(key=_order)
     return out
+
+
+def _order(item: dict[str, Any]) -> tuple[float, str, str]:
+    """Most over its budget first, then by scope and id."""
+    share = item["forecast"] / item["budget"] if item["budget"] else 0.0
+    return -share, item["scope"], item["id"] or ""
 
 
 def notice_name(item: dict[str, Any]) -> str:

@@ -21,8 +21,8 @@ from modelmux.routing.store import LimitStore
 from modelmux.spend.account import AccountStage, Sink
 from modelmux.spend.alerts import Alerter
 from modelmux.spend.budget import BudgetStage
-from modelmux.spend.forecast import Forecaster
 from modelmux.spend.counters import Counters, MemoryCounters, RedisCounters
+from modelmux.spend.forecast import Forecaster
 from modelmux.spend import db
 from modelmux.spend.log import SpendLog
 from modelmux.spend.periods import period_bounds

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from tests.e2e.proc import LOOPBACK_SERVER, ServeProcess, modelmux_command
-from tests.e2e.test_spend_auth_serve import COST, MASTER, ANSWER, ask, call
+from tests.e2e.test_spend_auth_serve import ANSWER, COST, MASTER, ask, call
 from tests.e2e.threaded import threaded
 from tests.fakes.openai import FakeOpenAI
 from tests.fakes.webhook import Webhook
