@@ -71,7 +71,9 @@ def test_daily_report_and_forecast_alert_are_sent_once(run: Any, tmp_path: Path)
             assert len(smtp.messages) == 1
             assert smtp.messages[0]["To"] == "boss@example.com"
             assert "2026-12-05" in smtp.messages[0]["Subject"]
-            assert "By team:" in smtp.messages[0].get_payload()
+            text = smtp.messages[0].get_payload()
+            assert "By team:" in text
+            assert "global - monthly 2026-12: $14.0000 spent, forecast $" in text
         await store.close()
 
     run(main())
