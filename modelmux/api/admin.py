@@ -1,6 +1,6 @@
 """The admin API: providers and their live state, operator controls, the effective config,
 the response cache (``GET``/``DELETE /admin/cache``) and ``GET /admin/usage``: spend log
-totals by key, team, user, model, provider or day.
+totals by key, team, user, model, provider or day (``forecast=true`` adds budget forecasts).
 
 Who may call is ``api.admin_gate``'s: reads need a viewer, changes an admin (a team admin
 reads its own team's usage). Errors are in OpenAI's shape. Controls are persisted in the
@@ -24,8 +24,9 @@ from modelmux.config.redact import redact
 from modelmux.errors import InvalidRequest, NotFound, ServiceUnavailable
 from modelmux.spend.db import GROUPS
 from modelmux.spend.db import usage as db_usage
+from modelmux.spend.forecast import forecasts
 from modelmux.spend.periods import period_bounds
-from modelmux.spend.report import as_csv, parse_time
+from modelmux.spend.report import as_csv, forecast, parse_time
 
 if TYPE_CHECKING:
     from modelmux.api.services import Services
@@ -185,6 +186,14 @@ async def usage(app: Services, exchange: Exchange) -> None:
         raise InvalidRequest(str(exc), param="since" if "since" in query else "until",
                              code="invalid_value") from None
     fmt = query.get("format", "json")
+    flag = query.get("forecast", "false").lower()
+    if flag not in ("true", "false", "1", "0"):
+        raise InvalidRequest("forecast must be true or false.", param="forecast",
+                             code="invalid_value")
+    wants_forecast = flag in ("true", "1")
+    if wants_forecast and fmt == "csv":
+        raise InvalidRequest("forecast=true needs format=json.", param="forecast",
+                             code="invalid_value")
     if fmt not in ("json", "csv"):
         raise InvalidRequest("format must be json or csv.", param="format",
                              code="invalid_value")
@@ -195,6 +204,26 @@ async def usage(app: Services, exchange: Exchange) -> None:
         await exchange.respond(200, [(b"content-type", b"text/csv; charset=utf-8"),
                                      (b"cache-control", b"no-store")], as_csv(rows).encode())
         return
-    await send_json(exchange, 200, {"object": "list", "group_by": group_by, "since": since,
-                                    "until": until, "data": rows},
-                    [(b"cache-control", b"no-store")])
+    body: dict[str, Any] = {"object": "list", "group_by": group_by, "since": since,
+                            "until": until, "data": rows}
+    if wants_forecast:
+        body.update(await _forecast(spend, now, team))
+    await send_json(exchange, 200, body, [(b"cache-control", b"no-store")])
+
+
+async def _forecast(spend: Any, now: float, team: str | None) -> dict[str, Any]:
+    """The fields ``modelmux usage --forecast`` adds: this month's spend so far and its
+    projection (the whole gateway's; not for a team admin), and each budget's forecast."""
+    assert spend.store is not None
+    budget = spend.config.analytics.cost_tracking.monthly_budget
+    out: dict[str, Any] = {}
+    if team is None:
+        month = await spend.store.run(db_usage, "model", period_bounds("monthly", now)[0],
+                                      now + 1)
+        spent = sum(r["cost_usd"] for r in month)
+        out = {"month_to_date_usd": round(spent, 6),
+               "forecast_usd": round(forecast(spent, "monthly", now), 6),
+               "monthly_budget": budget}
+    out["forecasts"] = await forecasts(spend.store.run, await spend.store.opened(),
+                                       None if team is not None else budget, now, team)
+    return out

@@ -16,9 +16,11 @@ from typing import Any
 from modelmux.cli.common import add_config_option, load_or_report
 from modelmux.config.schema import Config
 from modelmux.spend import db
+from modelmux.spend.forecast import forecasts
 from modelmux.spend.periods import period_bounds
 from modelmux.spend.prices import PriceTable
-from modelmux.spend.report import as_csv, as_table, compare, forecast, parse_time
+from modelmux.spend.report import (as_csv, as_table, compare, forecast, forecast_lines,
+                                   parse_time)
 from modelmux.spend.service import SpendStore
 
 EPILOG = """EXAMPLES:
@@ -26,7 +28,7 @@ EPILOG = """EXAMPLES:
   modelmux usage --by team --since 7d
   modelmux usage --by key --since 2026-12-01 --until 2026-12-08 --format csv
   modelmux usage --compare --since 30d    the same tokens priced at every deployment
-  modelmux usage --forecast               this month so far, and where it ends at this rate
+  modelmux usage --forecast               this month so far, and each budget's forecast
 """
 
 
@@ -44,7 +46,8 @@ def add_parser(commands: Any) -> None:
     parser.add_argument("--compare", action="store_true",
                         help="price each model's tokens at every deployment that serves it")
     parser.add_argument("--forecast", action="store_true",
-                        help="this month's spend and its projection to the month's end")
+                        help="this month's spend and its projection to the month's end, "
+                             "and each budget's projection to its period's end")
     add_config_option(parser)
 
 
@@ -74,6 +77,15 @@ async def _query(config: Config, by: str, since: float, until: float) -> list[di
     store = SpendStore(config)
     try:
         return list(await store.run(db.usage, by, since, until))
+    finally:
+        await store.aclose()
+
+
+async def _forecasts(config: Config, now: float) -> list[dict[str, Any]]:
+    store = SpendStore(config)
+    try:
+        return await forecasts(store.run, await store.opened(),
+                               config.analytics.cost_tracking.monthly_budget, now)
     finally:
         await store.aclose()
 
@@ -130,10 +142,13 @@ def run(ns: argparse.Namespace) -> int:
         extra["forecast_usd"] = round(forecast(spent, "monthly", now), 6)
         budget = config.analytics.cost_tracking.monthly_budget
         extra["monthly_budget"] = budget
+        extra["forecasts"] = asyncio.run(_forecasts(config, now))
     _emit(rows, ns.format, by, extra)
     if ns.forecast and ns.format == "table":
         budget_text = "" if extra["monthly_budget"] is None else \
             f" of a ${extra['monthly_budget']:g} budget"
         print(f"this month: ${extra['month_to_date_usd']:.4f} so far; forecast "
               f"${extra['forecast_usd']:.4f} by the month's end{budget_text}")
+        for line in forecast_lines(extra["forecasts"]):
+            print(line)
     return 0

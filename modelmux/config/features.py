@@ -93,6 +93,7 @@ class CostTrackingConfig(Struct, forbid_unknown_fields=True, frozen=True):
     alert_at: Annotated[float, msgspec.Meta(gt=0, le=1)] = 0.8
     alert_webhook: str | None = None
     alert_email: list[str] = field(default_factory=list)
+    forecast_interval: Annotated[float, msgspec.Meta(gt=0)] = 300.0  # seconds between checks
 
 
 class UsageReportsConfig(Struct, forbid_unknown_fields=True, frozen=True):

@@ -1,4 +1,4 @@
-"""Usage reports, pure: time bounds from text, rows as JSON/CSV/table, forecast, comparison.
+"""Usage reports, pure: time bounds from text, rows as JSON/CSV/table, forecasts, comparison.
 
 Rows come from ``spend.db.usage``: {"group", "requests", "input_tokens", "output_tokens",
 "cost_usd", "unpriced_requests"}. Nothing here does I/O.
@@ -17,7 +17,7 @@ from modelmux.spend.cost import cost_usd
 from modelmux.spend.periods import period_bounds
 from modelmux.spend.prices import PriceTable
 
-__all__ = ["FIELDS", "as_csv", "as_table", "compare", "forecast", "parse_time"]
+__all__ = ["FIELDS", "as_csv", "as_table", "compare", "forecast", "forecast_lines", "parse_time"]
 
 FIELDS = ("group", "requests", "input_tokens", "output_tokens", "cost_usd")
 _RELATIVE = re.compile(r"(\d+(?:\.\d+)?)([smhdw])")
@@ -77,12 +77,28 @@ def as_table(rows: list[dict[str, Any]], by: str) -> str:
                      for line in lines) + "\n"
 
 
+MIN_FRACTION = 1 / 24
+"""Early in a period the elapsed fraction counts as at least this, so a forecast is at most
+24 times the spend so far (the first minutes' rate says little about a whole period)."""
+
+
 def forecast(spent: float, period: str, now: float) -> float:
     """The spend at the end of ``period`` (the one holding ``now``) if it goes on at the rate
-    so far: ``spent`` / elapsed × length."""
+    so far: ``spent`` / the elapsed fraction of the period (at least ``MIN_FRACTION``);
+    ``spent`` itself for "total"."""
     start, end = period_bounds(period, now)
-    elapsed = max(now - start, 1.0)
-    return spent * (end - start) / elapsed
+    if end == float("inf"):
+        return spent
+    fraction = max((now - start) / (end - start), MIN_FRACTION)
+    return spent / fraction
+
+
+def forecast_lines(items: list[dict[str, Any]]) -> list[str]:
+    """One line per budget forecast, as reports and ``modelmux usage --forecast`` show them."""
+    return [f"{item['scope']} {item['id'] or '-'} {item['period']} {item['period_label']}: "
+            f"${item['spent']:.4f} spent, forecast ${item['forecast']:.4f} of "
+            f"${item['budget']:g}{' (over)' if item['forecast'] > item['budget'] else ''}"
+            for item in items]
 
 
 def compare(rows: Iterable[dict[str, Any]], deployments: dict[str, list[tuple[str, str]]],

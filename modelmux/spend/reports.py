@@ -1,17 +1,15 @@
-"""Scheduled usage reports and the forecast alert, sent by a background task.
+"""Scheduled usage reports, sent by a background task.
 
 After each UTC day (``schedule = "daily"``) or ISO week (``"weekly"``) ends, the totals of that
 period by team, key and model go to the ``[analytics.usage_reports]`` destinations, with this
-month's spend so far and its forecast. Once a day has passed in the month, the month's forecast
-is checked hourly against the global ``monthly_budget``; passing it sends one alert a month.
-Each report and alert is claimed in the store first (``spend_notices``), so of several
-instances sharing it exactly one sends it.
+month's spend so far, its forecast and every budget's forecast (``spend.forecast``). Each
+report is claimed in the store first (``spend_notices``), so of several instances sharing it
+exactly one sends it. Forecast alerts are ``spend.forecast.Forecaster``'s.
 """
 
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import time
 from collections.abc import Awaitable, Callable
@@ -20,26 +18,29 @@ from typing import Any
 from modelmux.config.features import AnalyticsConfig
 from modelmux.spend import db
 from modelmux.spend.alerts import Alerter
+from modelmux.spend.forecast import forecasts
 from modelmux.spend.periods import period_bounds, period_label
-from modelmux.spend.report import forecast
+from modelmux.spend.report import forecast, forecast_lines
 
 __all__ = ["Reporter"]
 
 log = logging.getLogger("modelmux.spend")
 
 HOUR = 3600.0
-DAY = 86_400.0
 Run = Callable[..., Awaitable[Any]]
 
 
 class Reporter:
-    """Sends each period's report after it ends, and the forecast alert; ``tick`` does one
-    round of checks (the loop calls it; tests call it with their own clock)."""
+    """Sends each period's report after it ends; ``tick`` does one round of checks (the
+    loop calls it; tests call it with their own clock). ``store`` gives the tenancy store
+    whose keys, users and teams carry budgets (None: the global budget only)."""
 
     def __init__(self, run: Run, alerter: Alerter, analytics: AnalyticsConfig, *,
+                 store: Callable[[], Awaitable[Any]] | None = None,
                  clock: Callable[[], float] = time.time,
                  sleep: Callable[[float], Awaitable[None]] = asyncio.sleep) -> None:
         self.run = run
+        self.store = store
         self.alerter = alerter
         self.reports = analytics.usage_reports
         self.budget = analytics.cost_tracking.monthly_budget
@@ -72,12 +73,10 @@ class Reporter:
         return max(min(HOUR, period_bounds(period, now)[1] - now + 1.0), 1.0)
 
     async def tick(self) -> None:
-        """Send the last period's report and the forecast alert if due and not yet sent."""
+        """Send the last period's report if due and not yet sent."""
         now = self.clock()
         if self.reports is not None and self.reports.destinations:
             await self._report(now)
-        if self.budget is not None and (self.alert_webhook or self.alert_email):
-            await self._forecast(now)
 
     async def _report(self, now: float) -> None:
         assert self.reports is not None
@@ -107,26 +106,11 @@ class Reporter:
         spent = sum(r["cost_usd"] for r in rows)
         return {"month_to_date_usd": round(spent, 6),
                 "forecast_usd": round(forecast(spent, "monthly", now), 6),
-                "monthly_budget": self.budget}
+                "monthly_budget": self.budget,
+                "forecasts": await forecasts(self.run, await self._tenancy(), self.budget, now)}
 
-    async def _forecast(self, now: float) -> None:
-        assert self.budget is not None
-        if now - period_bounds("monthly", now)[0] < DAY:
-            return  # one hour's rate says little about a month
-        month = await self._month(now)
-        if month["forecast_usd"] <= self.budget:
-            return
-        label = period_label("monthly", now)
-        if not await self.run(db.claim, f"forecast:{label}", now):
-            return
-        payload = {"type": "forecast_alert", "scope": "global", "id": None,
-                   "spent": month["month_to_date_usd"], "forecast": month["forecast_usd"],
-                   "budget": self.budget, "period": "monthly", "period_label": label}
-        subject = (f"ModelMux: the month's spend is forecast at ${month['forecast_usd']:.2f}, "
-                   f"over the ${self.budget:g} budget ({label})")
-        log.warning("%s", subject.removeprefix("ModelMux: "))
-        self.alerter.send(payload, subject, json.dumps(payload, indent=2), self.alert_webhook,
-                          self.alert_email)
+    async def _tenancy(self) -> Any:
+        return None if self.store is None else await self.store()
 
     async def aclose(self) -> None:
         task, self._task = self._task, None
@@ -147,4 +131,7 @@ def _text(payload: dict[str, Any]) -> str:
         lines.append("")
     lines.append(f"This month so far: ${payload['month_to_date_usd']:.4f}; forecast for the "
                  f"month: ${payload['forecast_usd']:.4f}")
+    if payload["forecasts"]:
+        lines += ["", "Budgets (spent so far, forecast for the period's end):"]
+        lines += [f"  {line}" for line in forecast_lines(payload["forecasts"])]
     return "\n".join(lines) + "\n"

@@ -22,6 +22,7 @@ from modelmux.spend.account import AccountStage, Sink
 from modelmux.spend.alerts import Alerter
 from modelmux.spend.budget import BudgetStage
 from modelmux.spend.counters import Counters, MemoryCounters, RedisCounters
+from modelmux.spend.forecast import Forecaster
 from modelmux.spend import db
 from modelmux.spend.log import SpendLog
 from modelmux.spend.periods import period_bounds
@@ -54,12 +55,17 @@ class SpendStore:
                            else open_store(config.auth, state_dir(), components=(SPEND,)))
         self._opened = False
 
-    async def run(self, fn: Callable[..., Any], *args: Any) -> Any:
-        """``fn(connection, *args)`` of ``spend.db``: on SQLite's thread, or its PostgreSQL
-        twin (``spend.db_pg``) on a pooled connection."""
+    async def opened(self) -> Any:
+        """The tenancy store (keys, users, teams), opened."""
         if not self._opened:
             await (self.shared.open() if self.shared is not None else self.store.open())
             self._opened = True
+        return self.store
+
+    async def run(self, fn: Callable[..., Any], *args: Any) -> Any:
+        """``fn(connection, *args)`` of ``spend.db``: on SQLite's thread, or its PostgreSQL
+        twin (``spend.db_pg``) on a pooled connection."""
+        await self.opened()
         pool = getattr(self.store, "pool", None)
         if pool is None:
             return await self.store.run(fn, *args)
@@ -102,12 +108,16 @@ class Spend:
         self.alerts = Alerter(webhook=tracking.alert_webhook, emails=tracking.alert_email,
                               smtp=analytics.smtp)
         self.reporter: Reporter | None = None
+        self.forecaster: Forecaster | None = None
         reports = analytics.usage_reports
-        wanted = bool(reports and reports.destinations) or (
-            tracking.monthly_budget is not None and bool(tracking.alert_webhook
-                                                         or tracking.alert_email))
-        if wanted and self.store is not None:
-            self.reporter = Reporter(self.store.run, self.alerts, analytics)
+        if self.store is not None and (tracking.alert_webhook or tracking.alert_email):
+            self.forecaster = Forecaster(
+                self.store.run, self.store.opened, self.alerts,
+                global_budget=tracking.monthly_budget, webhook=tracking.alert_webhook,
+                emails=tracking.alert_email, interval=tracking.forecast_interval)
+        if reports and reports.destinations and self.store is not None:
+            self.reporter = Reporter(self.store.run, self.alerts, analytics,
+                                     store=self.store.opened)
         elif reports and reports.destinations:
             log.warning("[analytics.usage_reports] needs the spend log: set [analytics] "
                         "spend_log = true; no report is sent")
@@ -165,6 +175,8 @@ class Spend:
         self._started = True
         if self.reporter is not None:
             self.reporter.start()
+        if self.forecaster is not None:
+            self.forecaster.start()
 
     def priced(self, model: str) -> bool:
         """True when upstream ``model`` has a price (so a stream is worth costing)."""
@@ -174,6 +186,8 @@ class Spend:
         """Count what is under way, send pending alerts, flush the spend log, close the store."""
         if self.reporter is not None:
             await self.reporter.aclose()
+        if self.forecaster is not None:
+            await self.forecaster.aclose()
         if self.budgets is not None:
             await self.budgets.aclose()
         await self.alerts.aclose()

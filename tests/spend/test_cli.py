@@ -106,6 +106,10 @@ def test_usage_by_team_compare_and_forecast(tmp_path: Path) -> None:
     doc = json.loads(forecast.stdout)
     assert doc["monthly_budget"] == 100
     assert doc["forecast_usd"] >= doc["month_to_date_usd"] > 0
+    assert [(f["scope"], f["budget"], f["forecast"]) for f in doc["forecasts"]] == [
+        ("global", 100, doc["forecast_usd"])]
+    table = run(tmp_path, "usage", "--forecast", "--config", str(config))
+    assert "global - monthly " in table.stdout.splitlines()[-1]
 
     bad = run(tmp_path, "usage", "--since", "last tuesday", "--config", str(config))
     assert bad.returncode == 2 and "is not a time" in bad.stderr

@@ -12,6 +12,7 @@ from modelmux.config.features import (AnalyticsConfig, AuthConfig, CostTrackingC
 from modelmux.spend import db
 from modelmux.spend.account import SpendRow
 from modelmux.spend.alerts import Alerter
+from modelmux.spend.forecast import Forecaster
 from modelmux.spend.reports import Reporter
 from modelmux.spend.schema import SPEND
 from modelmux.tenancy.open import open_store
@@ -48,8 +49,12 @@ def test_daily_report_and_forecast_alert_are_sent_once(run: Any, tmp_path: Path)
                               smtp=analytics.smtp)
             reporters = [Reporter(store.run, alerter, analytics, clock=lambda: NOW)
                          for _ in range(2)]
-            for reporter in reporters * 2:  # two instances, two rounds each
-                await reporter.tick()
+            forecasters = [Forecaster(store.run, None, alerter, global_budget=20.0,
+                                      webhook=hook.origin + "/alerts", emails=[],
+                                      interval=60.0, clock=lambda: NOW) for _ in range(2)]
+            for reporter, forecaster in zip(reporters * 2, forecasters * 2):
+                await reporter.tick()  # two instances, two rounds each
+                await forecaster.tick()
             await alerter.aclose()
             kinds = sorted(doc["type"] for doc in hook.received)
             assert kinds == ["forecast_alert", "usage_report"]
@@ -59,13 +64,16 @@ def test_daily_report_and_forecast_alert_are_sent_once(run: Any, tmp_path: Path)
                 ("a", 0.75), ("b", 0.25)]
             assert report["total_usd"] == 1.0
             assert report["month_to_date_usd"] == 14.0
+            assert [(f["scope"], f["spent"]) for f in report["forecasts"]] == [("global", 14.0)]
             alert = next(doc for doc in hook.received if doc["type"] == "forecast_alert")
             assert alert["budget"] == 20.0 and alert["forecast"] > 20.0
             assert alert["period_label"] == "2026-12"
             assert len(smtp.messages) == 1
             assert smtp.messages[0]["To"] == "boss@example.com"
             assert "2026-12-05" in smtp.messages[0]["Subject"]
-            assert "By team:" in smtp.messages[0].get_payload()
+            text = smtp.messages[0].get_payload()
+            assert "By team:" in text
+            assert "global - monthly 2026-12: $14.0000 spent, forecast $" in text
         await store.close()
 
     run(main())
