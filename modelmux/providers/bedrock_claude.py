@@ -23,7 +23,12 @@ import msgspec
 
 from modelmux.codec.eventstream import EventStreamDecoder, Message
 from modelmux.errors import ModelMuxError, UpstreamError
-from modelmux.providers.claude_native import MessagesCall, PassthroughRelay, message_usage, with_model
+from modelmux.providers.claude_native import (
+    MessagesCall,
+    PassthroughRelay,
+    message_usage,
+    with_model,
+)
 from modelmux.translate.converse_to_chat import converse_error
 from modelmux.translate.messages_errors import error_event, status_and_type
 
@@ -49,7 +54,7 @@ class _Typed(msgspec.Struct):
 
 
 class _Count(msgspec.Struct):
-    inputTokens: int  # noqa: N815 - Bedrock's name
+    inputTokens: int
 
 
 _part = msgspec.json.Decoder(_Part)
