@@ -41,6 +41,8 @@ BEDROCK_ANTHROPIC_VERSION = "bedrock-2023-05-31"
 _CLAUDE = re.compile(r"(?:[a-z]{2,6}\.)?anthropic\.")
 """A Claude model id, bare (``anthropic.claude-...``) or an inference profile (``us.``,
 ``eu.``, ``apac.``, ``global.`` ...)."""
+_WATCHED = frozenset({"message_start", "message_delta", "message_stop", "error"})
+"""The events ``PassthroughRelay._observe`` reads; the rest (deltas, pings) only pass."""
 _fields = msgspec.json.Decoder(dict[str, msgspec.Raw])
 _encode = msgspec.json.Encoder().encode
 
@@ -112,6 +114,32 @@ def invoke_body(body: bytes, forward: Headers, *, need_max_tokens: bool = False)
     return _encode(members)
 
 
+def _part_text(payload: bytes) -> bytes:
+    """The base64 text of a ``PayloadPart`` (``{"bytes":"..."}``): sliced out when the
+    payload is that one member, compact, else decoded (base64 holds no quote).
+
+    Raises:
+        msgspec.DecodeError, msgspec.ValidationError: not a ``PayloadPart``.
+    """
+    if payload.startswith(b'{"bytes":"') and payload.find(b'"', 10) == len(payload) - 2:
+        return payload[10:-2]
+    return _part.decode(payload).bytes.encode("ascii")
+
+
+def _type_of(data: bytes) -> str:
+    """An Anthropic event's ``type``: read off its first member when it leads (as Anthropic
+    writes it), else decoded.
+
+    Raises:
+        msgspec.DecodeError, msgspec.ValidationError: not a JSON object with a ``type``.
+    """
+    if data.startswith(b'{"type":"'):
+        end = data.find(b'"', 9)
+        if end > 0 and b"\\" not in data[9:end]:
+            return data[9:end].decode()
+    return _typed.decode(data).type
+
+
 class InvokeStreamRelay(PassthroughRelay):
     """InvokeModelWithResponseStream bytes in, Anthropic SSE out: each ``chunk``'s payload is
     written as ``event: <type>`` with its JSON unchanged (``message_start`` carries the
@@ -124,6 +152,7 @@ class InvokeStreamRelay(PassthroughRelay):
         super().__init__(provider, public_model)
         self._held = None
         self._frames = EventStreamDecoder() if frames is None else frames
+        self._heads: dict[str, bytes] = {}  # "event: NAME\ndata: " per event name met
 
     def feed(self, data: bytes) -> list[bytes]:
         """The SSE frames ``data`` completes.
@@ -153,20 +182,24 @@ class InvokeStreamRelay(PassthroughRelay):
 
     def _chunk(self, payload: bytes, out: list[bytes]) -> None:
         try:
-            data = base64.b64decode(_part.decode(payload).bytes, validate=True)
-            name = _typed.decode(data).type
-        except (msgspec.DecodeError, msgspec.ValidationError, binascii.Error):
+            data = binascii.a2b_base64(_part_text(payload), strict_mode=True)
+            name = _type_of(data)
+        except (msgspec.DecodeError, msgspec.ValidationError, binascii.Error, UnicodeError):
             self._fail(UpstreamError(f"provider {self.provider!r} sent an unreadable chunk",
                                      code="upstream_protocol_error"), out)
             return
-        if b"\n" in data or b"\r" in data:  # a line break would end the SSE event early
+        if data.find(b"\n") >= 0 or data.find(b"\r") >= 0:  # it would end the SSE event
             data = _encode(msgspec.json.decode(data))
         if name == "message_start":
             data = with_model(data, self.public_model)
-        self._observe(name, data)
+        if name in _WATCHED:
+            self._observe(name, data)
         if self.early_error is None:
             self._seen = True
-            out.append(b"event: " + name.encode() + b"\ndata: " + data + b"\n\n")
+            head = self._heads.get(name)
+            if head is None:
+                head = self._heads[name] = b"event: " + name.encode() + b"\ndata: "
+            out.append(head + data + b"\n\n")
 
     def _exception(self, message: Message, out: list[bytes]) -> None:
         """A ``:message-type exception`` (``{"message"}``), as Bedrock's named error."""

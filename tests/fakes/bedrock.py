@@ -104,7 +104,8 @@ def chunk(doc: dict[str, Any]) -> bytes:
     """One InvokeModelWithResponseStream ``chunk`` event carrying ``doc`` as base64 JSON."""
     data = base64.b64encode(json.dumps(doc, ensure_ascii=False).encode()).decode()
     return encode_message({":event-type": "chunk", ":content-type": "application/json",
-                           ":message-type": "event"}, json.dumps({"bytes": data}).encode())
+                           ":message-type": "event"},
+                          json.dumps({"bytes": data}, separators=(",", ":")).encode())
 
 
 def claude_docs(answer: Answer, model: str) -> list[dict[str, Any]]:

@@ -259,3 +259,15 @@ def test_exception_frames_before_and_after_the_first_event() -> None:
     with pytest.raises(_eventstream_py.EventStreamError):
         broken.feed(chunk(THINKING[0])[:-3] + b"\x00\x00\x00")
         broken.close()
+
+
+@pytest.mark.parametrize("wrap", ['{{"bytes":"{}"}}', '{{"bytes": "{}" }}', '{{"bytes":"{}","p":"abc"}}',
+                                  '{{"p":"ab","bytes":"{}"}}'])
+def test_every_payload_part_spelling_is_read(wrap: str) -> None:
+    data = base64.b64encode(json.dumps({"type": "ping"}).encode()).decode()
+    frame = _eventstream_py.encode_message(
+        {":event-type": "chunk", ":content-type": "application/json", ":message-type": "event"},
+        wrap.format(data).encode())
+    relay = InvokeStreamRelay("br", ALIAS)
+    relay.feed(chunk(THINKING[0]))
+    assert relay.feed(frame) == [b'event: ping\ndata: {"type": "ping"}\n\n']
