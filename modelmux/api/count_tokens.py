@@ -16,8 +16,9 @@ from modelmux.api.caller import check_model_access
 from modelmux.api.chat import upstream_headers
 from modelmux.api.messages_door import TOKEN_COUNT_HEADER, anthropic_door, decode_anthropic
 from modelmux.api.responses import JSON_HEADERS
-from modelmux.providers import claude_native
+from modelmux.providers import bedrock_claude, claude_native
 from modelmux.providers.base import CallStats
+from modelmux.providers.bedrock import BedrockProvider
 from modelmux.providers.claude import ClaudeProvider
 from modelmux.schemas.anthropic_request import count_decoder
 
@@ -47,6 +48,14 @@ async def count_tokens(app: Services, exchange: Exchange) -> None:
     provider = spec.provider
     record.provider, record.provider_type, record.upstream_model = (
         provider.name, provider.type, spec.model)
+    if isinstance(provider, BedrockProvider) and provider.speaks_messages(spec.model):
+        stats = record.stats = CallStats()
+        forward = [(k, v) for k, v in exchange.headers if k in claude_native.FORWARDED_HEADERS]
+        answer = await bedrock_claude.count_tokens(provider, body, model=spec.model,
+                                                   forward=forward, stats=stats)
+        await exchange.respond(200, [*JSON_HEADERS, (TOKEN_COUNT_HEADER, b"native"),
+                                     *upstream_headers(provider, stats)], answer)
+        return
     if (isinstance(provider, ClaudeProvider) and provider.endpoint.count_url is not None
             and provider.speaks_messages(spec.model)):
         stats = record.stats = CallStats()

@@ -28,8 +28,7 @@ from modelmux.errors import InternalError, ModelMuxError
 from modelmux.pipeline.cache import CacheHit
 from modelmux.pipeline.call import Served
 from modelmux.pipeline.context import RequestContext
-from modelmux.providers.base import ChatCall, note_answer_usage
-from modelmux.providers.claude import ClaudeProvider
+from modelmux.providers.base import ChatCall, Provider, note_answer_usage
 from modelmux.providers.claude_native import FORWARDED_HEADERS, MessagesCall
 from modelmux.routing.models import DeploymentSpec
 from modelmux.schemas.anthropic_request import MessagesRequest, fields_decoder, request_decoder
@@ -102,9 +101,9 @@ async def create_message(app: Services, exchange: Exchange) -> None:
 
 
 def is_native(spec: DeploymentSpec) -> bool:
-    """True when the deployment speaks Messages itself (Anthropic, Vertex Claude)."""
+    """True when the deployment speaks Messages itself (Anthropic, Vertex and Bedrock Claude)."""
     provider = spec.provider
-    return isinstance(provider, ClaudeProvider) and provider.speaks_messages(spec.model)
+    return isinstance(provider, Provider) and provider.speaks_messages(spec.model)
 
 
 async def _call(app: Services, exchange: Exchange, ctx: RequestContext) -> None:

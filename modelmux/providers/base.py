@@ -289,6 +289,11 @@ class Provider(abc.ABC):
         self.name = name
         self.models = models
 
+    def speaks_messages(self, model: str) -> bool:
+        """True when upstream ``model`` takes an Anthropic Messages body as it is (the Messages
+        door then goes native, ``claude_native.MessagesCall``)."""
+        return False
+
     @abc.abstractmethod
     async def complete(self, call: ChatCall) -> bytes:
         """The OpenAI ``chat.completion`` JSON body for a non-streaming call."""

@@ -24,12 +24,15 @@ from modelmux.codec.sse import encode_data
 from modelmux.config.load import ConfigError
 from modelmux.config.schema import BedrockConfig
 from modelmux.errors import Headers, InvalidRequest, ModelMuxError
+from modelmux.providers import bedrock_claude
 from modelmux.providers.base import ChatCall, ClientSink, EmbedCall, Provider, RetryPolicy
+from modelmux.providers.bedrock_claude import InvokeStreamRelay, invoke_body, is_claude
+from modelmux.providers.claude_native import MessagesCall
 from modelmux.providers.env import expand_env
 from modelmux.providers.errors import error_from_response
 from modelmux.providers.event_relay import SSERelay, chat_answer
 from modelmux.providers.headers import check_base_url, extra_headers, json_headers, merge_headers
-from modelmux.providers.transport import StaticAuth, Upstream
+from modelmux.providers.transport import Relay, StaticAuth, Upstream
 from modelmux.translate import bedrock_embed as embeds
 from modelmux.translate.chat_to_converse import JSON_TOOL, chat_to_converse, json_mode
 from modelmux.translate.converse_stream import ConverseStreamTranslator
@@ -137,6 +140,10 @@ class BedrockProvider(Provider):
         self.upstream = Upstream(config.name, pool, StaticAuth([]), config.timeouts.timeouts(),
                                  self.retry, http2=config.http2, errors=self._error)
 
+    def speaks_messages(self, model: str) -> bool:
+        """Claude models take the Messages door's body through InvokeModel (``bedrock_claude``)."""
+        return is_claude(model)
+
     def url(self, model: str, operation: str) -> str:
         return f"{self.base}/model/{quote(model, safe='')}/{operation}"
 
@@ -155,6 +162,8 @@ class BedrockProvider(Provider):
         return self.signer.sign("POST", url, headers, body, held, self.clock())
 
     async def complete(self, call: ChatCall) -> bytes:
+        if isinstance(call, MessagesCall):  # the Messages door to Claude: no translation
+            return await bedrock_claude.complete(self, call)
         body = self.body(call)
         url = self.url(call.model, "converse")
         answer = await self.upstream.fetch(url, await self.signed(url, self.headers, body), body,
@@ -165,12 +174,11 @@ class BedrockProvider(Provider):
         return chat_answer(completion, call.stats)
 
     def stream(self, call: ChatCall) -> AsyncGenerator[bytes, None]:
-        return self._stream(call, self.body(call))
-
-    async def _stream(self, call: ChatCall, body: bytes) -> AsyncGenerator[bytes, None]:
-        """The relay's chunks, with any ``Sink`` sent in passed on to it (the splice)."""
-        url = self.url(call.model, "converse-stream")
-        headers = await self.signed(url, [*self.headers, (b"accept", EVENTSTREAM)], body)
+        if isinstance(call, MessagesCall):
+            public = call.public_model
+            return self._stream(call, self.url(call.model, "invoke-with-response-stream"),
+                                invoke_body(call.messages_body, call.forward),
+                                lambda: InvokeStreamRelay(self.name, public))
 
         def relay() -> ConverseRelay:
             return ConverseRelay(ConverseStreamTranslator(
@@ -178,6 +186,12 @@ class BedrockProvider(Provider):
                 include_usage=call.include_usage,
                 json_tool=JSON_TOOL if json_mode(call.request) else None))
 
+        return self._stream(call, self.url(call.model, "converse-stream"), self.body(call), relay)
+
+    async def _stream(self, call: ChatCall, url: str, body: bytes,
+                      relay: Callable[[], Relay]) -> AsyncGenerator[bytes, None]:
+        """The relay's chunks, with any ``Sink`` sent in passed on to it (the splice)."""
+        headers = await self.signed(url, [*self.headers, (b"accept", EVENTSTREAM)], body)
         chunks = self.upstream.relay(url, headers, body, relay, call.stats)
         sent: ClientSink | None = None
         try:

@@ -4,13 +4,18 @@ Wire format per the Amazon Bedrock API Reference: ``POST /model/{modelId}/conver
 ``ConverseResponse`` (``output.message.content`` text and ``toolUse`` blocks, ``stopReason``,
 ``usage``, ``metrics``); ``/converse-stream`` answers ``application/vnd.amazon.eventstream``
 messages (messageStart, contentBlockStart/Delta/Stop, messageStop, metadata, each payload with
-the ``p`` padding field Bedrock adds). Errors carry ``x-amzn-ErrorType`` and ``{"message"}``.
+the ``p`` padding field Bedrock adds). Claude models also answer InvokeModel (``/invoke``: the
+Anthropic Message), ``/invoke-with-response-stream`` (``chunk`` events, each ``{"bytes":
+base64 of one Anthropic stream event}``) and ``/count-tokens`` (``{"inputTokens": N}``); their
+body must carry ``anthropic_version: bedrock-2023-05-31`` and neither ``model`` nor
+``stream``. Errors carry ``x-amzn-ErrorType`` and ``{"message"}``.
 Every request's signature is recomputed from the known keys and refused when it differs.
 ``faults`` holds one fault name per coming request.
 """
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import hmac
 import json
@@ -21,6 +26,7 @@ from urllib.parse import unquote
 from modelmux.auth.sigv4 import canonical_request, credential_scope, signing_key, string_to_sign
 from modelmux.codec.eventstream import encode_message
 from tests.fakes.answers import TEXT, Answer, pieces
+from tests.fakes.claude import COUNTED_TOKENS, message_events, message_json
 from tests.fakes.http import FakeServer, Reply, Request, Split, json_reply, whole
 
 ERRORS = {
@@ -36,6 +42,7 @@ ERRORS = {
 }
 STREAM_FAULTS = {"exception_first", "exception_mid", "bad_crc", "no_end", "reset",
                  "reset_early"}
+INVOKE_OPS = ("invoke", "invoke-with-response-stream", "count-tokens")
 ARGS = "@@args{}@@"
 
 
@@ -93,6 +100,24 @@ def stream_events(answer: Answer) -> list[bytes]:
     return events
 
 
+def chunk(doc: dict[str, Any]) -> bytes:
+    """One InvokeModelWithResponseStream ``chunk`` event carrying ``doc`` as base64 JSON."""
+    data = base64.b64encode(json.dumps(doc, ensure_ascii=False).encode()).decode()
+    return encode_message({":event-type": "chunk", ":content-type": "application/json",
+                           ":message-type": "event"},
+                          json.dumps({"bytes": data}, separators=(",", ":")).encode())
+
+
+def claude_docs(answer: Answer, model: str) -> list[dict[str, Any]]:
+    """The Anthropic stream events for ``answer``, as Bedrock sends them (``message_stop``
+    with its ``amazon-bedrock-invocationMetrics``)."""
+    docs = [json.loads(frame.split(b"data: ", 1)[1]) for frame in message_events(answer, model)]
+    docs[-1]["amazon-bedrock-invocationMetrics"] = {
+        "inputTokenCount": answer.prompt_tokens, "outputTokenCount": answer.completion_tokens,
+        "invocationLatency": 321, "firstByteLatency": 12}
+    return docs
+
+
 def vector_of(text: str, dimensions: int) -> list[float]:
     """A vector that tells its input apart: its length, then halves."""
     return [float(len(text))] + [0.5 * i for i in range(1, dimensions)]
@@ -109,6 +134,42 @@ class FakeBedrock(FakeServer):
         self.bodies: list[dict[str, Any]] = []
         self.models: list[str] = []
         self.authority = ""  # set when served over HTTP/2 (tests.fakes.h2.H2Fake)
+        self.claude_docs: list[dict[str, Any]] | None = None  # a scripted Claude stream
+        self.raw_bodies: list[bytes] = []
+
+    def claude(self, operation: str, model: str, body: dict[str, Any]) -> Reply:
+        """InvokeModel, its stream and CountTokens for a Claude model."""
+        if operation == "count-tokens":
+            try:
+                inner = json.loads(base64.b64decode(body["input"]["invokeModel"]["body"]))
+            except (KeyError, TypeError, ValueError):
+                return error_reply(400, "ValidationException", "input.invokeModel.body needed")
+            body = inner
+        extra = [k for k in ("model", "stream") if k in body]
+        if extra:
+            return error_reply(400, "ValidationException", "Malformed input request: " + "".join(
+                f"#: extraneous key [{k}] is not permitted" for k in extra))
+        if body.get("anthropic_version") != "bedrock-2023-05-31" or "max_tokens" not in body:
+            return error_reply(400, "ValidationException", "anthropic_version and max_tokens "
+                               "are required")
+        beta = body.get("anthropic_beta", [])
+        if not isinstance(beta, list) or not all(isinstance(b, str) for b in beta):
+            return error_reply(400, "ValidationException", "anthropic_beta: expected a list")
+        fault = self.faults.popleft() if self.faults else None
+        if fault in ERRORS:
+            return error_reply(*ERRORS[fault])
+        if operation == "count-tokens":
+            return json_reply(200, {"inputTokens": COUNTED_TOKENS})
+        if operation == "invoke":
+            return json_reply(200, message_json(self.answer, model))
+        docs = self.claude_docs or claude_docs(self.answer, model)
+        events = [chunk(doc) for doc in docs]
+        if fault == "exception_first":
+            events[:] = [exception("throttlingException", "Too many tokens, slow down.")]
+        elif fault == "exception_mid":
+            events[4:] = [exception("modelStreamErrorException", "The model failed mid-way.")]
+        return Reply(200, [("content-type", "application/vnd.amazon.eventstream")],
+                     events=events)
 
     def invoke(self, model: str, body: dict[str, Any]) -> Reply:
         """Titan: one ``inputText``; Cohere: up to 96 ``texts`` with an ``input_type``."""
@@ -161,7 +222,7 @@ class FakeBedrock(FakeServer):
     async def handle(self, request: Request) -> Reply:
         parts = request.path.split("/")
         if request.method != "POST" or len(parts) != 4 or parts[1] != "model" or parts[3] not in (
-                "converse", "converse-stream", "invoke"):
+                "converse", "converse-stream", *INVOKE_OPS):
             return error_reply(404, "UnknownOperationException", f"{request.path} not found")
         why = self.check_signature(request)
         if why is not None:
@@ -169,6 +230,9 @@ class FakeBedrock(FakeServer):
         self.models.append(unquote(parts[2]))
         body = request.json()
         self.bodies.append(body)
+        self.raw_bodies.append(request.body)
+        if parts[3] in INVOKE_OPS and "anthropic." in parts[2]:
+            return self.claude(parts[3], unquote(parts[2]), body)
         if parts[3] == "invoke":
             return self.invoke(unquote(parts[2]), body)
         if not body.get("messages"):

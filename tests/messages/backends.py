@@ -29,8 +29,8 @@ from tests.providers.test_claude import claude_gateway
 
 ALIAS = "claude-sonnet-4-5"
 KINDS = ["mock", "openai_compatible", "openai", "azure", "huggingface", "anthropic",
-         "vertex-claude", "vertex-gemini", "gemini", "cohere", "bedrock"]
-NATIVE = {"anthropic", "vertex-claude"}
+         "vertex-claude", "vertex-gemini", "gemini", "cohere", "bedrock", "bedrock-claude"]
+NATIVE = {"anthropic", "vertex-claude", "bedrock-claude"}
 
 _OPENAI_FAULTS = {"429": "429", "500": "500", "mid": "error_event"}
 FAULTS: dict[str, dict[str, str]] = {
@@ -42,6 +42,7 @@ FAULTS: dict[str, dict[str, str]] = {
     "gemini": {"429": "429", "500": "500", "mid": "error_event"},
     "cohere": {"429": "429", "500": "500", "mid": "error_end"},
     "bedrock": {"429": "429", "500": "500", "mid": "exception_mid"},
+    "bedrock-claude": {"429": "429", "500": "500", "mid": "exception_mid"},
 }
 """Each fake's name for: an upstream 429, an upstream 500, a failure after the stream began."""
 
@@ -50,6 +51,7 @@ TOOL_RESULT_MARK = {
     "huggingface": '"role": "tool"', "anthropic": '"tool_result"',
     "vertex-claude": '"tool_result"', "vertex-gemini": '"functionResponse"',
     "gemini": '"functionResponse"', "cohere": '"role": "tool"', "bedrock": '"toolResult"',
+    "bedrock-claude": '"tool_result"',
 }
 """How a tool result looks in each upstream's own request format."""
 
@@ -127,9 +129,10 @@ async def backend(kind: str) -> AsyncIterator[Backend]:
                                      f'models = ["command-r-plus"]\napi_key = "co-test"\n'
                                      f'base_url = "{fake.origin}"\n' + _alias("command-r-plus")))
             yield Backend(kind, gw, fake.faults, lambda: fake.bodies)
-        elif kind == "bedrock":
+        elif kind in ("bedrock", "bedrock-claude"):
             fake = await enter(FakeBedrock(answer=TOOLS))
-            model = "anthropic.claude-3-5-sonnet-20241022-v2:0"
+            model = ("us.anthropic.claude-sonnet-4-5-20250929-v1:0" if kind == "bedrock-claude"
+                     else "meta.llama3-1-70b-instruct-v1:0")
             gw = await enter(gateway(
                 f'[[provider]]\nname = "br"\ntype = "bedrock"\nregion = "us-east-1"\n'
                 f'models = ["{model}"]\nbase_url = "{fake.origin}"\n'

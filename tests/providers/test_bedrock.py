@@ -272,7 +272,9 @@ def test_anthropic_sdk_through_the_messages_door() -> None:
                 assert final.content[1].input == json.loads(  # type: ignore[union-attr]
                     TOOLS.tool_calls[0].arguments)
                 assert final.usage.output_tokens == TOOLS.completion_tokens
-            assert fake.bodies[0]["inferenceConfig"] == {"maxTokens": 50}
+            assert fake.bodies[0] == {  # a Claude model: the Messages body through InvokeModel
+                "max_tokens": 50, "messages": [{"role": "user", "content": "Weather?"}],
+                "anthropic_version": "bedrock-2023-05-31"}
 
     run("asyncio", main())
 

@@ -10,6 +10,7 @@ from modelmux.providers.anthropic import AnthropicProvider
 from modelmux.providers.azure import AzureProvider
 from modelmux.providers.base import Provider
 from modelmux.providers.bedrock import BedrockProvider
+from modelmux.providers.bedrock_claude import is_claude
 from modelmux.providers.claude import ClaudeProvider
 from modelmux.providers.cohere import CohereProvider
 from modelmux.providers.gemini import GeminiProvider
@@ -45,6 +46,10 @@ CLASSES: dict[str, type[Provider]] = {
 }
 
 
+BEDROCK_SAMPLES = {"Claude models": "us.anthropic.claude-sonnet-4-5-20250929-v1:0",
+                   "other models": "meta.llama3-1-70b-instruct-v1:0"}
+
+
 def test_every_type_has_a_row_that_matches_the_code() -> None:
     rows = matrix()
     assert set(CLASSES) == {config.__struct_config__.tag for config in PROVIDERS}
@@ -52,7 +57,7 @@ def test_every_type_has_a_row_that_matches_the_code() -> None:
     for (name, kind), row in rows.items():
         cls = CLASSES[name]
         embeds = cls.embed is not Provider.embed
-        if kind == "Claude models":
+        if (name, kind) == ("vertex", "Claude models"):
             embeds = False  # Vertex embeds with Google's models only
         if kind == "Google models":
             assert name == "vertex"
@@ -61,6 +66,8 @@ def test_every_type_has_a_row_that_matches_the_code() -> None:
         completes = cls.complete_text is not Provider.complete_text
         assert (row["completions"] == "yes") == completes, (name, kind)
         native = issubclass(cls, ClaudeProvider)
+        if name == "bedrock":  # Claude model ids count with Bedrock's CountTokens
+            native = is_claude(BEDROCK_SAMPLES[kind])
         assert row["count_tokens"] == ("native" if native else "estimate"), (name, kind)
 
 
