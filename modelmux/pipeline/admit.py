@@ -81,18 +81,24 @@ class Meter:
     wrote, kept encoded: a caller under its limits usually finds its buckets as full as last
     time, so the same bytes are sent again without formatting."""
 
-    __slots__ = ("ident", "rpm", "rpm_last", "rpm_sent", "scope", "spec", "tpm", "tpm_last",
-                 "tpm_sent")
+    __slots__ = ("ident", "key", "rpm", "rpm_at", "rpm_last", "rpm_sent", "scope", "spec", "tpm",
+                 "tpm_at", "tpm_last", "tpm_sent")
 
     def __init__(self, spec: DeploymentSpec, scope: str = "", ident: str = "") -> None:
         self.spec, self.scope, self.ident = spec, scope, ident
+        self.key = spec.id
+        """The limit store's key of this scope, as a ``Lease`` names it."""
         self.rpm, self.tpm = spec.rpm or 0, spec.tpm or 0
+        self.rpm_at = self.tpm_at = math.nan  # the ``left`` last written: nan equals nothing
         self.rpm_last = self.tpm_last = (-1, -1)
         self.rpm_sent: tuple[tuple[bytes, bytes], ...] = ()
         self.tpm_sent: tuple[tuple[bytes, bytes], ...] = ()
 
     def requests(self, left: float) -> tuple[tuple[bytes, bytes], ...]:
         """The three ``x-ratelimit-*-requests`` headers for ``left`` requests left."""
+        if left == self.rpm_at:
+            return self.rpm_sent
+        self.rpm_at = left
         limit = self.rpm
         left = 0.0 if left < 0.0 else min(left, limit)
         last = (int(left), math.ceil((limit - left) * 60_000 / limit))
@@ -102,6 +108,9 @@ class Meter:
 
     def tokens(self, left: float) -> tuple[tuple[bytes, bytes], ...]:
         """The three ``x-ratelimit-*-tokens`` headers for ``left`` tokens left."""
+        if left == self.tpm_at:
+            return self.tpm_sent
+        self.tpm_at = left
         limit = self.tpm
         left = 0.0 if left < 0.0 else min(left, limit)
         last = (int(left), math.ceil((limit - left) * 60_000 / limit))
@@ -152,8 +161,8 @@ class AdmitStage(Stage):
         self.limits = limits
         self._specs: dict[tuple[str, str], tuple[Limited, DeploymentSpec]] = {}
         self._plans: dict[int, tuple[Identity, list[Meter]]] = {}
-        # the in-process store decides without I/O: skip the coroutine
-        self._now = limits.try_acquire if isinstance(limits, MemoryLimits) else None
+        # the in-process store decides without I/O: its buckets are used directly, no lease
+        self._here = limits if isinstance(limits, MemoryLimits) else None
         self._left = limits.left if isinstance(limits, MemoryLimits) else limits.available
         local = getattr(limits, "fallback", limits)
         self._share = local.share if isinstance(local, MemoryLimits) else 1
@@ -203,8 +212,12 @@ class AdmitStage(Stage):
         identity = ctx.identity
         if identity is None:
             return
-        meters = self.meters(identity)
+        held = self._plans.get(id(identity))
+        meters = held[1] if held is not None and held[0] is identity else self.meters(identity)
         if not meters:
+            return
+        if self._here is not None:
+            self._admit_here(self._here, ctx, meters)
             return
         granted: list[tuple[DeploymentSpec, Lease]] = []
         tokens = -1
@@ -217,8 +230,7 @@ class AdmitStage(Stage):
                     tokens = request_tokens(ctx)
                 # oversized: admitted by a full bucket, which its real count puts in debt
                 cost = tokens if tokens * self._share <= meter.tpm else meter.tpm / self._share
-            got = self._now(spec, cost) if self._now is not None \
-                else await self.limits.acquire(spec, cost)
+            got = await self.limits.acquire(spec, cost)
             if not isinstance(got, Lease):
                 for _, lease in granted:
                     self.limits.settle(lease, 0.0)
@@ -228,6 +240,42 @@ class AdmitStage(Stage):
         ctx.state[NAME] = granted
         describe(self._left, meters, ctx.response_headers)
 
+    def _admit_here(self, store: MemoryLimits, ctx: RequestContext, meters: list[Meter]
+                    ) -> None:
+        """``on_request`` with the in-process store: the same decisions on its buckets, read
+        directly at one clock reading; what is held is ``(tokens, meter)`` per scope."""
+        buckets_of = store.limits
+        now = store.clock()
+        tokens = -1
+        granted: list[tuple[float, Meter]] = []
+        cost: float
+        for meter in meters:
+            cost = 0.0
+            if meter.tpm:
+                if tokens < 0:
+                    tokens = request_tokens(ctx)
+                # oversized: admitted by a full bucket, which its real count puts in debt
+                cost = tokens if tokens * self._share <= meter.tpm else meter.tpm / self._share
+            buckets = buckets_of.get(meter.key)
+            if buckets is None:
+                buckets = store.of(meter.spec)
+            wait = buckets.try_acquire(now, cost)
+            if wait != 0.0:
+                for taken, held in granted:
+                    store.give_back(held.key, taken)
+                describe(self._left, meters[:len(granted) + 1], ctx.response_headers)
+                raise self.refusal(meter.scope, meter.ident, meter.spec, cost, wait)
+            granted.append((cost, meter))
+        ctx.state[NAME] = granted
+        if len(meters) == 1:  # ``describe`` for one scope, whose buckets are at hand
+            headers = ctx.response_headers
+            if buckets.rpm is not None:
+                headers += meter.requests(buckets.rpm.tokens)
+            if buckets.tpm is not None:
+                headers += meter.tokens(buckets.tpm.tokens)
+        else:
+            describe(self._left, meters, ctx.response_headers)
+
     def on_answer(self, ctx: RequestContext) -> None:
         """Settle the grants with the tokens the answer reported (its estimate when it
         reported none; nothing when no answer came)."""
@@ -236,6 +284,13 @@ class AdmitStage(Stage):
             return
         stats = ctx.record.stats
         counted = stats.tokens if stats is not None else None
+        here = self._here
+        if here is not None:
+            for reserved, meter in granted:
+                used = (sum(counted) if counted is not None
+                        else 0.0 if ctx.error is not None else reserved)
+                here.settle_here(meter.key, reserved, used)
+            return
         for _, lease in granted:
             used = (sum(counted) if counted is not None
                     else 0.0 if ctx.error is not None else lease.tokens)

@@ -38,12 +38,17 @@ class TokenBucket:
 
     def wait_time(self, now: float, cost: float) -> float:
         """Seconds until ``cost`` tokens are there: 0 if now, ``inf`` if never (over capacity)."""
-        self._refill(now)
+        tokens = self.tokens
+        if now > self._last:  # ``_refill``, inline: this runs for every request
+            tokens += (now - self._last) * self.rate
+            if tokens > self.capacity:
+                tokens = self.capacity
+            self.tokens, self._last = tokens, now
         if cost > self.capacity:
             return math.inf
-        if cost <= self.tokens:
+        if cost <= tokens:
             return 0.0
-        return (cost - self.tokens) / self.rate
+        return (cost - tokens) / self.rate
 
     def take(self, cost: float) -> None:
         """Take ``cost`` unconditionally (call after ``wait_time`` said 0)."""
