@@ -81,8 +81,8 @@ class Meter:
     wrote, kept encoded: a caller under its limits usually finds its buckets as full as last
     time, so the same bytes are sent again without formatting."""
 
-    __slots__ = ("ident", "key", "rpm", "rpm_at", "rpm_last", "rpm_sent", "scope", "spec", "tpm",
-                 "tpm_at", "tpm_last", "tpm_sent")
+    __slots__ = ("ident", "key", "rpm", "rpm_at", "rpm_last", "rpm_sent", "scope", "seen", "sent",
+                 "spec", "tpm", "tpm_at", "tpm_last", "tpm_sent")
 
     def __init__(self, spec: DeploymentSpec, scope: str = "", ident: str = "") -> None:
         self.spec, self.scope, self.ident = spec, scope, ident
@@ -90,6 +90,8 @@ class Meter:
         """The limit store's key of this scope, as a ``Lease`` names it."""
         self.rpm, self.tpm = spec.rpm or 0, spec.tpm or 0
         self.rpm_at = self.tpm_at = math.nan  # the ``left`` last written: nan equals nothing
+        self.seen: tuple[float | None, float | None] = (math.nan, math.nan)
+        self.sent: tuple[tuple[bytes, bytes], ...] = ()
         self.rpm_last = self.tpm_last = (-1, -1)
         self.rpm_sent: tuple[tuple[bytes, bytes], ...] = ()
         self.tpm_sent: tuple[tuple[bytes, bytes], ...] = ()
@@ -105,6 +107,19 @@ class Meter:
         if last != self.rpm_last:
             self.rpm_last, self.rpm_sent = last, _headers(_REQUESTS, limit, *last)
         return self.rpm_sent
+
+    def headers(self, rpm_left: float | None, tpm_left: float | None
+                ) -> tuple[tuple[bytes, bytes], ...]:
+        """``requests`` and ``tokens`` together, when this is the only limited scope (None: no
+        such limit), remembered while both counts hold."""
+        seen = self.seen
+        if rpm_left == seen[0] and tpm_left == seen[1]:
+            return self.sent
+        sent = self.requests(rpm_left) if rpm_left is not None else ()
+        if tpm_left is not None:
+            sent += self.tokens(tpm_left)
+        self.seen, self.sent = (rpm_left, tpm_left), sent
+        return sent
 
     def tokens(self, left: float) -> tuple[tuple[bytes, bytes], ...]:
         """The three ``x-ratelimit-*-tokens`` headers for ``left`` tokens left."""
@@ -216,8 +231,12 @@ class AdmitStage(Stage):
         meters = held[1] if held is not None and held[0] is identity else self.meters(identity)
         if not meters:
             return
-        if self._here is not None:
-            self._admit_here(self._here, ctx, meters)
+        here = self._here
+        if here is not None:
+            if len(meters) == 1:
+                self._admit_one(here, ctx, meters[0])
+            else:
+                self._admit_here(here, ctx, meters)
             return
         granted: list[tuple[DeploymentSpec, Lease]] = []
         tokens = -1
@@ -267,14 +286,32 @@ class AdmitStage(Stage):
                 raise self.refusal(meter.scope, meter.ident, meter.spec, cost, wait)
             granted.append((cost, meter))
         ctx.state[NAME] = granted
-        if len(meters) == 1:  # ``describe`` for one scope, whose buckets are at hand
-            headers = ctx.response_headers
-            if buckets.rpm is not None:
-                headers += meter.requests(buckets.rpm.tokens)
-            if buckets.tpm is not None:
-                headers += meter.tokens(buckets.tpm.tokens)
-        else:
-            describe(self._left, meters, ctx.response_headers)
+        describe(self._left, meters, ctx.response_headers)
+
+    def _admit_one(self, store: MemoryLimits, ctx: RequestContext, meter: Meter) -> None:
+        """``_admit_here`` for a caller limited at one scope only (the usual case), its
+        ``describe`` done with the buckets at hand."""
+        cost = 0.0
+        tpm = meter.tpm
+        if tpm:
+            tokens = request_tokens(ctx)
+            share = self._share
+            # oversized: admitted by a full bucket, which its real count puts in debt
+            cost = tokens if tokens * share <= tpm else tpm / share
+        buckets = store.limits.get(meter.key)
+        if buckets is None:
+            buckets = store.of(meter.spec)
+        wait = buckets.try_acquire(store.clock(), cost)
+        if wait != 0.0:
+            describe(self._left, [meter], ctx.response_headers)
+            raise self.refusal(meter.scope, meter.ident, meter.spec, cost, wait)
+        ctx.state[NAME] = ((cost, meter),)
+        rpm, tpm_bucket = buckets.rpm, buckets.tpm
+        rpm_left = rpm.tokens if rpm is not None else None
+        tpm_left = tpm_bucket.tokens if tpm_bucket is not None else None
+        seen = meter.seen  # ``meter.headers``' own first look, without the call
+        ctx.response_headers += (meter.sent if rpm_left == seen[0] and tpm_left == seen[1]
+                                 else meter.headers(rpm_left, tpm_left))
 
     def on_answer(self, ctx: RequestContext) -> None:
         """Settle the grants with the tokens the answer reported (its estimate when it
@@ -289,7 +326,8 @@ class AdmitStage(Stage):
             for reserved, meter in granted:
                 used = (sum(counted) if counted is not None
                         else 0.0 if ctx.error is not None else reserved)
-                here.settle_here(meter.key, reserved, used)
+                if used != reserved or meter.spec.max_concurrent:  # else nothing to correct
+                    here.settle_here(meter.key, reserved, used)
             return
         for _, lease in granted:
             used = (sum(counted) if counted is not None

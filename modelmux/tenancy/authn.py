@@ -155,7 +155,7 @@ class Authenticator:
         Raises:
             AuthenticationFailed, PermissionDenied: as ``identify`` (expired key, model).
         """
-        if self._failures:
+        if self._failures.seen:
             return None
         token = credential(headers)
         if token is None:
