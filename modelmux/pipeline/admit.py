@@ -20,7 +20,7 @@ from modelmux.config.schema import Config
 from modelmux.errors import Headers, RateLimited
 from modelmux.pipeline.context import RequestContext
 from modelmux.pipeline.stage import Pipeline, Stage
-from modelmux.routing.facts import DEFAULT_OUTPUT_TOKENS, estimate_prompt_tokens, max_tokens_of
+from modelmux.routing.facts import expected_tokens
 from modelmux.routing.memory import MemoryLimits
 from modelmux.routing.models import DeploymentSpec
 from modelmux.routing.store import Lease, LimitStore
@@ -232,12 +232,37 @@ class AdmitStage(Stage):
         if not meters:
             return
         here = self._here
-        if here is not None:
-            if len(meters) == 1:
-                self._admit_one(here, ctx, meters[0])
-            else:
-                self._admit_here(here, ctx, meters)
+        if here is None:
+            await self._admit_there(ctx, meters)
             return
+        if len(meters) > 1:
+            self._admit_here(here, ctx, meters)
+            return
+        meter = meters[0]  # one limited scope, the usual case: ``_admit_here`` written out,
+        cost = 0.0  # its ``describe`` done with the buckets at hand
+        tpm = meter.tpm
+        if tpm:
+            tokens = expected_tokens(ctx.request, ctx.body)  # ``request_tokens``
+            share = self._share
+            # oversized: admitted by a full bucket, which its real count puts in debt
+            cost = tokens if tokens * share <= tpm else tpm / share
+        buckets = here.limits.get(meter.key)
+        if buckets is None:
+            buckets = here.of(meter.spec)
+        wait = buckets.try_acquire(here.clock(), cost)
+        if wait != 0.0:
+            describe(self._left, meters, ctx.response_headers)
+            raise self.refusal(meter.scope, meter.ident, meter.spec, cost, wait)
+        ctx.state[NAME] = ((cost, meter),)
+        rpm, tpm_bucket = buckets.rpm, buckets.tpm
+        rpm_left = rpm.tokens if rpm is not None else None
+        tpm_left = tpm_bucket.tokens if tpm_bucket is not None else None
+        seen = meter.seen  # ``meter.headers``' own first look, without the call
+        ctx.response_headers += (meter.sent if rpm_left == seen[0] and tpm_left == seen[1]
+                                 else meter.headers(rpm_left, tpm_left))
+
+    async def _admit_there(self, ctx: RequestContext, meters: list[Meter]) -> None:
+        """``on_request`` with a store that may do I/O (Redis): a lease per scope."""
         granted: list[tuple[DeploymentSpec, Lease]] = []
         tokens = -1
         cost: float
@@ -288,31 +313,6 @@ class AdmitStage(Stage):
         ctx.state[NAME] = granted
         describe(self._left, meters, ctx.response_headers)
 
-    def _admit_one(self, store: MemoryLimits, ctx: RequestContext, meter: Meter) -> None:
-        """``_admit_here`` for a caller limited at one scope only (the usual case), its
-        ``describe`` done with the buckets at hand."""
-        cost = 0.0
-        tpm = meter.tpm
-        if tpm:
-            tokens = request_tokens(ctx)
-            share = self._share
-            # oversized: admitted by a full bucket, which its real count puts in debt
-            cost = tokens if tokens * share <= tpm else tpm / share
-        buckets = store.limits.get(meter.key)
-        if buckets is None:
-            buckets = store.of(meter.spec)
-        wait = buckets.try_acquire(store.clock(), cost)
-        if wait != 0.0:
-            describe(self._left, [meter], ctx.response_headers)
-            raise self.refusal(meter.scope, meter.ident, meter.spec, cost, wait)
-        ctx.state[NAME] = ((cost, meter),)
-        rpm, tpm_bucket = buckets.rpm, buckets.tpm
-        rpm_left = rpm.tokens if rpm is not None else None
-        tpm_left = tpm_bucket.tokens if tpm_bucket is not None else None
-        seen = meter.seen  # ``meter.headers``' own first look, without the call
-        ctx.response_headers += (meter.sent if rpm_left == seen[0] and tpm_left == seen[1]
-                                 else meter.headers(rpm_left, tpm_left))
-
     def on_answer(self, ctx: RequestContext) -> None:
         """Settle the grants with the tokens the answer reported (its estimate when it
         reported none; nothing when no answer came)."""
@@ -354,9 +354,7 @@ class AdmitStage(Stage):
 def request_tokens(ctx: RequestContext) -> int:
     """The tokens a request is expected to use: its prompt (body bytes / 4) and its output
     (``max_tokens``, else the router's default), as the call stage estimates them."""
-    output = max_tokens_of(ctx.request)
-    return estimate_prompt_tokens(ctx.body) + (DEFAULT_OUTPUT_TOKENS if output is None
-                                               else output)
+    return expected_tokens(ctx.request, ctx.body)
 
 
 def carry_admission(old: Pipeline, new: Pipeline) -> None:

@@ -64,6 +64,17 @@ def max_tokens_of(request: ChatCompletionRequest | EmbeddingRequest | Completion
     return request.max_completion_tokens or request.max_tokens
 
 
+def expected_tokens(request: ChatCompletionRequest | EmbeddingRequest | CompletionRequest,
+                    body: bytes) -> int:
+    """``estimate_prompt_tokens`` plus the output (``max_tokens_of``, else
+    ``DEFAULT_OUTPUT_TOKENS``): what a request reserves of a tokens-per-minute limit. Written
+    out in one function: the admit stage asks it on every limited request."""
+    prompt = len(body) // BYTES_PER_TOKEN
+    output = (request.max_completion_tokens or request.max_tokens
+              if type(request) is ChatCompletionRequest else max_tokens_of(request))
+    return (prompt if prompt > 0 else 1) + (DEFAULT_OUTPUT_TOKENS if output is None else output)
+
+
 def request_facts(request: ChatCompletionRequest, body: bytes,
                   headers: Iterable[tuple[bytes, bytes]], key: str | None = None
                   ) -> dict[str, object]:
