@@ -41,7 +41,7 @@ class TokenBucket:
         tokens = self.tokens
         if now > self._last:  # ``_refill``, inline: this runs for every request
             tokens += (now - self._last) * self.rate
-            if tokens > self.capacity:
+            if tokens > self.capacity:  # noqa: PLR1730 (``min`` is a call more)
                 tokens = self.capacity
             self.tokens, self._last = tokens, now
         if cost > self.capacity:
@@ -116,7 +116,7 @@ class DeploymentLimits:
             left, capacity = rpm.tokens, rpm.capacity
             if now > rpm._last:
                 left += (now - rpm._last) * rpm.rate
-                if left > capacity:
+                if left > capacity:  # noqa: PLR1730
                     left = capacity
                 rpm.tokens, rpm._last = left, now
             if capacity < 1.0:
@@ -127,7 +127,7 @@ class DeploymentLimits:
             left, capacity = tpm.tokens, tpm.capacity
             if now > tpm._last:
                 left += (now - tpm._last) * tpm.rate
-                if left > capacity:
+                if left > capacity:  # noqa: PLR1730
                     left = capacity
                 tpm.tokens, tpm._last = left, now
             if cost > capacity:
