@@ -20,7 +20,7 @@ from modelmux.config.schema import Config
 from modelmux.errors import Headers, RateLimited
 from modelmux.pipeline.context import RequestContext
 from modelmux.pipeline.stage import Pipeline, Stage
-from modelmux.routing.facts import DEFAULT_OUTPUT_TOKENS, estimate_prompt_tokens, max_tokens_of
+from modelmux.routing.facts import expected_tokens
 from modelmux.routing.memory import MemoryLimits
 from modelmux.routing.models import DeploymentSpec
 from modelmux.routing.store import Lease, LimitStore
@@ -81,18 +81,26 @@ class Meter:
     wrote, kept encoded: a caller under its limits usually finds its buckets as full as last
     time, so the same bytes are sent again without formatting."""
 
-    __slots__ = ("ident", "rpm", "rpm_last", "rpm_sent", "scope", "spec", "tpm", "tpm_last",
-                 "tpm_sent")
+    __slots__ = ("ident", "key", "rpm", "rpm_at", "rpm_last", "rpm_sent", "scope", "seen", "sent",
+                 "spec", "tpm", "tpm_at", "tpm_last", "tpm_sent")
 
     def __init__(self, spec: DeploymentSpec, scope: str = "", ident: str = "") -> None:
         self.spec, self.scope, self.ident = spec, scope, ident
+        self.key = spec.id
+        """The limit store's key of this scope, as a ``Lease`` names it."""
         self.rpm, self.tpm = spec.rpm or 0, spec.tpm or 0
+        self.rpm_at = self.tpm_at = math.nan  # the ``left`` last written: nan equals nothing
+        self.seen: tuple[float | None, float | None] = (math.nan, math.nan)
+        self.sent: tuple[tuple[bytes, bytes], ...] = ()
         self.rpm_last = self.tpm_last = (-1, -1)
         self.rpm_sent: tuple[tuple[bytes, bytes], ...] = ()
         self.tpm_sent: tuple[tuple[bytes, bytes], ...] = ()
 
     def requests(self, left: float) -> tuple[tuple[bytes, bytes], ...]:
         """The three ``x-ratelimit-*-requests`` headers for ``left`` requests left."""
+        if left == self.rpm_at:
+            return self.rpm_sent
+        self.rpm_at = left
         limit = self.rpm
         left = 0.0 if left < 0.0 else min(left, limit)
         last = (int(left), math.ceil((limit - left) * 60_000 / limit))
@@ -100,8 +108,24 @@ class Meter:
             self.rpm_last, self.rpm_sent = last, _headers(_REQUESTS, limit, *last)
         return self.rpm_sent
 
+    def headers(self, rpm_left: float | None, tpm_left: float | None
+                ) -> tuple[tuple[bytes, bytes], ...]:
+        """``requests`` and ``tokens`` together, when this is the only limited scope (None: no
+        such limit), remembered while both counts hold."""
+        seen = self.seen
+        if rpm_left == seen[0] and tpm_left == seen[1]:
+            return self.sent
+        sent = self.requests(rpm_left) if rpm_left is not None else ()
+        if tpm_left is not None:
+            sent += self.tokens(tpm_left)
+        self.seen, self.sent = (rpm_left, tpm_left), sent
+        return sent
+
     def tokens(self, left: float) -> tuple[tuple[bytes, bytes], ...]:
         """The three ``x-ratelimit-*-tokens`` headers for ``left`` tokens left."""
+        if left == self.tpm_at:
+            return self.tpm_sent
+        self.tpm_at = left
         limit = self.tpm
         left = 0.0 if left < 0.0 else min(left, limit)
         last = (int(left), math.ceil((limit - left) * 60_000 / limit))
@@ -152,8 +176,8 @@ class AdmitStage(Stage):
         self.limits = limits
         self._specs: dict[tuple[str, str], tuple[Limited, DeploymentSpec]] = {}
         self._plans: dict[int, tuple[Identity, list[Meter]]] = {}
-        # the in-process store decides without I/O: skip the coroutine
-        self._now = limits.try_acquire if isinstance(limits, MemoryLimits) else None
+        # the in-process store decides without I/O: its buckets are used directly, no lease
+        self._here = limits if isinstance(limits, MemoryLimits) else None
         self._left = limits.left if isinstance(limits, MemoryLimits) else limits.available
         local = getattr(limits, "fallback", limits)
         self._share = local.share if isinstance(local, MemoryLimits) else 1
@@ -203,9 +227,42 @@ class AdmitStage(Stage):
         identity = ctx.identity
         if identity is None:
             return
-        meters = self.meters(identity)
+        held = self._plans.get(id(identity))
+        meters = held[1] if held is not None and held[0] is identity else self.meters(identity)
         if not meters:
             return
+        here = self._here
+        if here is None:
+            await self._admit_there(ctx, meters)
+            return
+        if len(meters) > 1:
+            self._admit_here(here, ctx, meters)
+            return
+        meter = meters[0]  # one limited scope, the usual case: ``_admit_here`` written out,
+        cost = 0.0  # its ``describe`` done with the buckets at hand
+        tpm = meter.tpm
+        if tpm:
+            tokens = expected_tokens(ctx.request, ctx.body)  # ``request_tokens``
+            share = self._share
+            # oversized: admitted by a full bucket, which its real count puts in debt
+            cost = tokens if tokens * share <= tpm else tpm / share
+        buckets = here.limits.get(meter.key)
+        if buckets is None:
+            buckets = here.of(meter.spec)
+        wait = buckets.try_acquire(here.clock(), cost)
+        if wait != 0.0:
+            describe(self._left, meters, ctx.response_headers)
+            raise self.refusal(meter.scope, meter.ident, meter.spec, cost, wait)
+        ctx.state[NAME] = ((cost, meter),)
+        rpm, tpm_bucket = buckets.rpm, buckets.tpm
+        rpm_left = rpm.tokens if rpm is not None else None
+        tpm_left = tpm_bucket.tokens if tpm_bucket is not None else None
+        seen = meter.seen  # ``meter.headers``' own first look, without the call
+        ctx.response_headers += (meter.sent if rpm_left == seen[0] and tpm_left == seen[1]
+                                 else meter.headers(rpm_left, tpm_left))
+
+    async def _admit_there(self, ctx: RequestContext, meters: list[Meter]) -> None:
+        """``on_request`` with a store that may do I/O (Redis): a lease per scope."""
         granted: list[tuple[DeploymentSpec, Lease]] = []
         tokens = -1
         cost: float
@@ -217,14 +274,42 @@ class AdmitStage(Stage):
                     tokens = request_tokens(ctx)
                 # oversized: admitted by a full bucket, which its real count puts in debt
                 cost = tokens if tokens * self._share <= meter.tpm else meter.tpm / self._share
-            got = self._now(spec, cost) if self._now is not None \
-                else await self.limits.acquire(spec, cost)
+            got = await self.limits.acquire(spec, cost)
             if not isinstance(got, Lease):
                 for _, lease in granted:
                     self.limits.settle(lease, 0.0)
                 describe(self._left, meters[:n + 1], ctx.response_headers)
                 raise self.refusal(meter.scope, meter.ident, spec, cost, got)
             granted.append((spec, got))
+        ctx.state[NAME] = granted
+        describe(self._left, meters, ctx.response_headers)
+
+    def _admit_here(self, store: MemoryLimits, ctx: RequestContext, meters: list[Meter]
+                    ) -> None:
+        """``on_request`` with the in-process store: the same decisions on its buckets, read
+        directly at one clock reading; what is held is ``(tokens, meter)`` per scope."""
+        buckets_of = store.limits
+        now = store.clock()
+        tokens = -1
+        granted: list[tuple[float, Meter]] = []
+        cost: float
+        for meter in meters:
+            cost = 0.0
+            if meter.tpm:
+                if tokens < 0:
+                    tokens = request_tokens(ctx)
+                # oversized: admitted by a full bucket, which its real count puts in debt
+                cost = tokens if tokens * self._share <= meter.tpm else meter.tpm / self._share
+            buckets = buckets_of.get(meter.key)
+            if buckets is None:
+                buckets = store.of(meter.spec)
+            wait = buckets.try_acquire(now, cost)
+            if wait != 0.0:
+                for taken, held in granted:
+                    store.give_back(held.key, taken)
+                describe(self._left, meters[:len(granted) + 1], ctx.response_headers)
+                raise self.refusal(meter.scope, meter.ident, meter.spec, cost, wait)
+            granted.append((cost, meter))
         ctx.state[NAME] = granted
         describe(self._left, meters, ctx.response_headers)
 
@@ -236,6 +321,14 @@ class AdmitStage(Stage):
             return
         stats = ctx.record.stats
         counted = stats.tokens if stats is not None else None
+        here = self._here
+        if here is not None:
+            for reserved, meter in granted:
+                used = (sum(counted) if counted is not None
+                        else 0.0 if ctx.error is not None else reserved)
+                if used != reserved or meter.spec.max_concurrent:  # else nothing to correct
+                    here.settle_here(meter.key, reserved, used)
+            return
         for _, lease in granted:
             used = (sum(counted) if counted is not None
                     else 0.0 if ctx.error is not None else lease.tokens)
@@ -261,9 +354,7 @@ class AdmitStage(Stage):
 def request_tokens(ctx: RequestContext) -> int:
     """The tokens a request is expected to use: its prompt (body bytes / 4) and its output
     (``max_tokens``, else the router's default), as the call stage estimates them."""
-    output = max_tokens_of(ctx.request)
-    return estimate_prompt_tokens(ctx.body) + (DEFAULT_OUTPUT_TOKENS if output is None
-                                               else output)
+    return expected_tokens(ctx.request, ctx.body)
 
 
 def carry_admission(old: Pipeline, new: Pipeline) -> None:

@@ -25,6 +25,9 @@ class AuthenticateStage(Stage):
             AuthenticationFailed, RateLimited, PermissionDenied: see
                 ``Authenticator.identify``.
         """
-        identity = await self.authenticator.identify(ctx.headers, ctx.client, ctx.request.model)
+        authenticator = self.authenticator
+        identity = authenticator.cached(ctx.headers, ctx.client, ctx.request.model)
+        if identity is None:  # not cached, or refused: the full check says which
+            identity = await authenticator.identify(ctx.headers, ctx.client, ctx.request.model)
         ctx.identity = identity
         ctx.record.key = identity.label

@@ -38,12 +38,17 @@ class TokenBucket:
 
     def wait_time(self, now: float, cost: float) -> float:
         """Seconds until ``cost`` tokens are there: 0 if now, ``inf`` if never (over capacity)."""
-        self._refill(now)
+        tokens = self.tokens
+        if now > self._last:  # ``_refill``, inline: this runs for every request
+            tokens += (now - self._last) * self.rate
+            if tokens > self.capacity:  # noqa: PLR1730 (``min`` is a call more)
+                tokens = self.capacity
+            self.tokens, self._last = tokens, now
         if cost > self.capacity:
             return math.inf
-        if cost <= self.tokens:
+        if cost <= tokens:
             return 0.0
-        return (cost - self.tokens) / self.rate
+        return (cost - tokens) / self.rate
 
     def take(self, cost: float) -> None:
         """Take ``cost`` unconditionally (call after ``wait_time`` said 0)."""
@@ -106,10 +111,29 @@ class DeploymentLimits:
         The wait is the longest of the limits that refused; nothing is taken on refusal.
         """
         rpm, tpm, concurrency = self.rpm, self.tpm, self.concurrency
-        wait = rpm.wait_time(now, 1.0) if rpm is not None else 0.0
-        if tpm is not None:
-            tpm_wait = tpm.wait_time(now, cost)
-            wait = max(wait, tpm_wait)
+        wait = 0.0
+        if rpm is not None:  # ``rpm.wait_time(now, 1.0)``, inline: this runs for every request
+            left, capacity = rpm.tokens, rpm.capacity
+            if now > rpm._last:
+                left += (now - rpm._last) * rpm.rate
+                if left > capacity:  # noqa: PLR1730
+                    left = capacity
+                rpm.tokens, rpm._last = left, now
+            if capacity < 1.0:
+                wait = math.inf
+            elif left < 1.0:
+                wait = (1.0 - left) / rpm.rate
+        if tpm is not None:  # and ``tpm.wait_time(now, cost)``
+            left, capacity = tpm.tokens, tpm.capacity
+            if now > tpm._last:
+                left += (now - tpm._last) * tpm.rate
+                if left > capacity:  # noqa: PLR1730
+                    left = capacity
+                tpm.tokens, tpm._last = left, now
+            if cost > capacity:
+                wait = math.inf
+            elif cost > left and (cost - left) / tpm.rate > wait:
+                wait = (cost - left) / tpm.rate
         if concurrency is not None and concurrency.in_flight + 1 > concurrency.limit:
             wait = math.inf
         if wait > 0.0:

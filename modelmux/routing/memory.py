@@ -54,6 +54,17 @@ class MemoryLimits:
         if limits is not None:
             limits.settle(self.clock(), lease.tokens, used)
 
+    def settle_here(self, key: str, reserved: float, used: float) -> None:
+        """``settle`` of a grant made on the buckets of ``key`` without a lease (read by the
+        caller itself, as the admit stage does); reads the clock only when it has to."""
+        limits = self.limits.get(key)
+        if limits is not None and (used != reserved or limits.concurrency is not None):
+            limits.settle(self.clock(), reserved, used)
+
+    def give_back(self, key: str, reserved: float) -> None:
+        """``settle_here`` of a grant that never ran."""
+        self.settle_here(key, reserved, 0.0)
+
     def carry(self, old: LimitStore, ids: Iterable[str]) -> None:
         source = getattr(old, "fallback", old)  # a Redis store's own buckets
         if not isinstance(source, MemoryLimits) or source.share != self.share:

@@ -79,12 +79,14 @@ class FailureWindow:
     keep guessing. Memory is bounded: past ``max_addresses`` the oldest windows are dropped.
     """
 
-    __slots__ = ("_seen", "max_addresses", "per_minute")
+    __slots__ = ("_seen", "max_addresses", "per_minute", "seen")
 
     def __init__(self, per_minute: int, max_addresses: int = 65_536) -> None:
         self.per_minute = per_minute
         self.max_addresses = max_addresses
         self._seen: dict[str, tuple[float, int]] = {}
+        self.seen = self._seen
+        """Read-only: each address with failures counted, its (window start, count)."""
 
     def __len__(self) -> int:
         """Addresses with failures counted (none: nothing to check)."""

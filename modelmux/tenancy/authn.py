@@ -145,6 +145,29 @@ class Authenticator:
         entry = self._cache.get(token)
         if entry is None or entry.expires <= now:
             entry = await self._fresh(token, client, now)
+        return self._let_in(entry, client, now, model)
+
+    def cached(self, headers: Headers, client: str, model: str | None = None
+               ) -> Identity | None:
+        """``identify`` without a coroutine for a credential the cache holds; None when the
+        full ``identify`` must decide (no credential, not cached, or some address throttled).
+
+        Raises:
+            AuthenticationFailed, PermissionDenied: as ``identify`` (expired key, model).
+        """
+        if self._failures.seen:
+            return None
+        token = credential(headers)
+        if token is None:
+            return None
+        entry = self._cache.get(token)
+        now = self.clock()
+        if entry is None or entry.expires <= now:
+            return None
+        return self._let_in(entry, client, now, model)
+
+    def _let_in(self, entry: _Entry, client: str, now: float, model: str | None) -> Identity:
+        """The identity of a found ``entry``, if its key is unexpired and may use ``model``."""
         identity = entry.identity
         key = identity.key
         if key is not None:
