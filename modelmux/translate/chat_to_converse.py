@@ -24,6 +24,7 @@ from modelmux.schemas.openai_chat import (
     ToolMessage,
 )
 from modelmux.translate.chat_to_messages import _data_url
+from modelmux.translate.sampling import sampling
 from modelmux.translate.turns import alternate, text_blocks, user_blocks
 
 Block = dict[str, Any]
@@ -118,20 +119,7 @@ def _reject_unsupported(req: ChatCompletionRequest, provider: str) -> None:
 
 
 def _inference_config(req: ChatCompletionRequest) -> dict[str, Any]:
-    config: dict[str, Any] = {}
-    tokens = req.max_completion_tokens if req.max_completion_tokens is not None else req.max_tokens
-    if tokens is not None:
-        if tokens < 1:
-            raise InvalidRequest("max_tokens must be at least 1", param="max_tokens")
-        config["maxTokens"] = tokens
-    if req.temperature is not None:
-        config["temperature"] = req.temperature
-    if req.top_p is not None:
-        config["topP"] = req.top_p
-    if req.stop is not None:
-        stops = [s for s in ([req.stop] if isinstance(req.stop, str) else req.stop) if s]
-        if stops:
-            config["stopSequences"] = stops
+    config = sampling(req, "maxTokens")
     return config
 
 

@@ -23,6 +23,7 @@ from modelmux.schemas.openai_chat import (
     ToolMessage,
 )
 from modelmux.translate.chat_to_messages import _data_url
+from modelmux.translate.sampling import sampling
 from modelmux.translate.turns import alternate, text_blocks, user_blocks
 
 Part = dict[str, Any]
@@ -74,20 +75,7 @@ def _reject_unsupported(req: ChatCompletionRequest, provider: str) -> None:
 
 
 def _generation_config(req: ChatCompletionRequest) -> dict[str, Any]:
-    config: dict[str, Any] = {}
-    tokens = req.max_completion_tokens if req.max_completion_tokens is not None else req.max_tokens
-    if tokens is not None:
-        if tokens < 1:
-            raise InvalidRequest("max_tokens must be at least 1", param="max_tokens")
-        config["maxOutputTokens"] = tokens
-    if req.temperature is not None:
-        config["temperature"] = req.temperature
-    if req.top_p is not None:
-        config["topP"] = req.top_p
-    if req.stop is not None:
-        stops = [s for s in ([req.stop] if isinstance(req.stop, str) else req.stop) if s]
-        if stops:
-            config["stopSequences"] = stops
+    config = sampling(req, "maxOutputTokens")
     for name, key in (("presence_penalty", "presencePenalty"),
                       ("frequency_penalty", "frequencyPenalty"), ("seed", "seed")):
         value = getattr(req, name)
