@@ -120,7 +120,7 @@ def cohere_pieces(texts: list[str], provider: str) -> list[str]:
         CountUnavailable: the prompt needs more than ``COHERE_MAX_PIECES`` pieces.
     """
     text = "\n".join(piece for piece in texts if piece)
-    pieces = []
+    pieces: list[str] = []
     while text:
         if len(pieces) == COHERE_MAX_PIECES:
             raise CountUnavailable(provider, "too-long")
