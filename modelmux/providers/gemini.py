@@ -31,12 +31,12 @@ from modelmux.providers.token_count import (
     total_tokens,
 )
 from modelmux.providers.transport import Auth, StaticAuth, Upstream
+from modelmux.schemas.openai_chat import ChatCompletionRequest
 from modelmux.translate.chat_to_gemini import chat_to_gemini
 from modelmux.translate.embed_gemini import gemini_embed_body, gemini_vectors
 from modelmux.translate.embeddings import embed_options, text_inputs
 from modelmux.translate.gemini_stream import GeminiStreamTranslator
 from modelmux.translate.gemini_to_chat import gemini_to_chat
-from modelmux.schemas.openai_chat import ChatCompletionRequest
 from modelmux.upstream import ConnectionPool, Timeouts
 
 _encode = msgspec.json.Encoder().encode
