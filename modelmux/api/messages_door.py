@@ -29,8 +29,10 @@ REQUEST_ID_HEADER = b"request-id"
 DROPPED_HEADER = b"x-modelmux-dropped-fields"
 """Names the request fields a translated call had to leave out (comma-separated)."""
 TOKEN_COUNT_HEADER = b"x-modelmux-token-count"
-"""``native`` (the provider counted) or ``estimate; tokenizer=NAME`` (ModelMux estimated with
-``o200k_base``, or ``chars``: four characters a token) on count_tokens."""
+"""``native`` (the provider counted), ``native; text`` (the provider's tokenizer counted the
+prompt's text) or ``estimate; tokenizer=NAME`` (ModelMux estimated with ``o200k_base``, or
+``chars``: four characters a token; ``; fallback=REASON`` when the provider could not count)
+on count_tokens."""
 
 Route = Callable[["Services", "Exchange"], Awaitable[None]]
 T = TypeVar("T")

@@ -137,6 +137,7 @@ class OpenAICompatibleConfig(Struct, tag_field="type", tag="openai_compatible",
     max_retries: MaxRetries = 2
     http2: bool | None = None  # unset: ALPN over TLS; true: HTTP/2 only; false: HTTP/1.1 only
     embed_batch_size: Annotated[int, msgspec.Meta(ge=1, le=100_000)] = 2048
+    tokenize: Literal["vllm", "llamacpp"] | None = None  # count_tokens asks the server to count
 
 
 class AnthropicConfig(Struct, tag_field="type", tag="anthropic", forbid_unknown_fields=True,

@@ -17,6 +17,7 @@ from typing import ClassVar, Protocol
 import msgspec
 
 from modelmux.errors import Headers, InvalidRequest
+from modelmux.providers.token_count import CountInput, Counted, CountUnavailable
 from modelmux.schemas.openai_chat import ChatCompletionRequest
 from modelmux.schemas.openai_completions import CompletionRequest
 from modelmux.schemas.openai_embeddings import EmbeddingRequest
@@ -293,6 +294,20 @@ class Provider(abc.ABC):
         """True when upstream ``model`` takes an Anthropic Messages body as it is (the Messages
         door then goes native, ``claude_native.MessagesCall``)."""
         return False
+
+    def counts_tokens(self, model: str) -> bool:
+        """True when upstream ``model`` has a counting endpoint ``count_tokens`` uses; the
+        Anthropic door estimates for the others."""
+        return False
+
+    async def count_tokens(self, prompt: CountInput, model: str, stats: CallStats) -> Counted:
+        """The upstream's own token count of ``prompt`` for ``model`` (when ``counts_tokens``).
+
+        Raises:
+            CountUnavailable: the upstream cannot count it (the door estimates instead).
+            ModelMuxError: the upstream's error.
+        """
+        raise CountUnavailable(self.name, "unsupported")
 
     @abc.abstractmethod
     async def complete(self, call: ChatCall) -> bytes:

@@ -4,6 +4,7 @@ Reference: Cohere API "Chat" (``POST {base}/v2/chat``, ``Authorization: Bearer <
 ``"stream": true`` for SSE). Translation is ``translate.chat_to_cohere``, ``cohere_to_chat``
 and ``CohereStreamTranslator``; streaming goes through the shared ``EventRelay``. Embeddings go to
 Cohere API "Embed (v2)", ``POST {base}/v2/embed``, through ``translate.embed_cohere``.
+count_tokens goes to Cohere API "Tokenize", ``POST {base}/v1/tokenize`` (``providers.token_count``).
 """
 
 from __future__ import annotations
@@ -14,12 +15,20 @@ import msgspec
 
 from modelmux.config.schema import CohereConfig
 from modelmux.errors import InvalidRequest
-from modelmux.providers.base import ChatCall, EmbedCall, Provider, RetryPolicy
+from modelmux.providers.base import CallStats, ChatCall, EmbedCall, Provider, RetryPolicy
 from modelmux.providers.embed_batch import embed_batches
 from modelmux.providers.env import expand_env
 from modelmux.providers.event_relay import chat_answer, relay_events
 from modelmux.providers.gemini import api_key_auth
 from modelmux.providers.headers import check_base_url, extra_headers, json_headers, merge_headers
+from modelmux.providers.token_count import (
+    TEXT_ONLY,
+    CountInput,
+    Counted,
+    cohere_pieces,
+    cohere_tokenize_body,
+    token_list_length,
+)
 from modelmux.providers.transport import Upstream
 from modelmux.translate.chat_to_cohere import chat_to_cohere
 from modelmux.translate.cohere_stream import CohereStreamTranslator
@@ -44,6 +53,7 @@ class CohereProvider(Provider):
         base = check_base_url(expand_env(config.base_url, where=f"{where}: base_url"), where)
         self.url = base.removesuffix("/v2") + "/v2/chat"
         self.embed_url = base.removesuffix("/v2") + "/v2/embed"
+        self.tokenize_url = base.removesuffix("/v2") + "/v1/tokenize"
         self.embed_batch_size = config.embed_batch_size
         self.embed_input_type = config.embed_input_type
         key = expand_env(config.api_key, where=f"{where}: api_key")
@@ -88,3 +98,23 @@ class CohereProvider(Provider):
             lambda batch: cohere_embed_body(batch, model=call.model, input_type=input_type,
                                             dimensions=dimensions),
             lambda answer, want: cohere_vectors(answer, self.name, want))
+
+    def counts_tokens(self, model: str) -> bool:
+        return True
+
+    async def count_tokens(self, prompt: CountInput, model: str, stats: CallStats) -> Counted:
+        """The prompt's texts (system, turns, tool calls and results, tool definitions) through
+        Cohere's tokenizer for ``model``, one ``/v1/tokenize`` call per 65536 characters.
+
+        Not counted: the chat template Cohere wraps turns and tools in (tens of tokens a
+        turn); each image or document adds ``token_estimate.IMAGE_TOKENS``, an estimate.
+
+        Raises:
+            CountUnavailable: the prompt needs more than ``COHERE_MAX_PIECES`` calls.
+        """
+        tokens = prompt.media_tokens
+        for piece in cohere_pieces(prompt.texts, self.name):
+            answer = await self.upstream.fetch(self.tokenize_url, self.headers,
+                                               cohere_tokenize_body(piece, model), stats)
+            tokens += token_list_length(answer, self.name)
+        return Counted(tokens, TEXT_ONLY)

@@ -3,12 +3,14 @@
 Reference: Gemini API "Generating content": ``POST {base}/v1beta/models/{model}:generateContent``
 and ``:streamGenerateContent?alt=sse``, the key in ``x-goog-api-key``. Translation is
 ``translate.chat_to_gemini``, ``gemini_to_chat`` and ``GeminiStreamTranslator``; embeddings go
-to Gemini API "Embeddings" ``:batchEmbedContents`` through ``translate.embed_gemini``.
+to Gemini API "Embeddings" ``:batchEmbedContents`` through ``translate.embed_gemini``;
+count_tokens to Gemini API "Counting tokens" ``:countTokens`` (``providers.token_count``).
 """
 
 from __future__ import annotations
 
 from collections.abc import AsyncGenerator, Callable
+from typing import Any
 from urllib.parse import quote
 
 import msgspec
@@ -16,12 +18,20 @@ import msgspec
 from modelmux.config.load import ConfigError
 from modelmux.config.schema import GeminiConfig
 from modelmux.errors import Headers, InvalidRequest
-from modelmux.providers.base import ChatCall, EmbedCall, Provider, RetryPolicy
+from modelmux.providers.base import CallStats, ChatCall, EmbedCall, Provider, RetryPolicy
 from modelmux.providers.embed_batch import embed_batches
 from modelmux.providers.env import expand_env
 from modelmux.providers.event_relay import chat_answer, relay_events
 from modelmux.providers.headers import check_base_url, extra_headers, json_headers, merge_headers
+from modelmux.providers.token_count import (
+    NATIVE,
+    CountInput,
+    Counted,
+    gemini_count_body,
+    total_tokens,
+)
 from modelmux.providers.transport import Auth, StaticAuth, Upstream
+from modelmux.schemas.openai_chat import ChatCompletionRequest
 from modelmux.translate.chat_to_gemini import chat_to_gemini
 from modelmux.translate.embed_gemini import gemini_embed_body, gemini_vectors
 from modelmux.translate.embeddings import embed_options, text_inputs
@@ -36,6 +46,11 @@ def studio_url(base: str, model: str, stream: bool) -> str:
     """The AI Studio URL for ``model``; the model name is one percent-encoded path segment."""
     method = "streamGenerateContent?alt=sse" if stream else "generateContent"
     return f"{base}/v1beta/models/{quote(model, safe='')}:{method}"
+
+
+def studio_count_url(base: str, model: str) -> str:
+    """The AI Studio ``countTokens`` URL for ``model``."""
+    return f"{base}/v1beta/models/{quote(model, safe='')}:countTokens"
 
 
 def studio_embed_url(base: str, model: str) -> str:
@@ -59,7 +74,8 @@ def api_key_auth(key: str, header: bytes, where: str, prefix: bytes = b"") -> St
 
 class GeminiProvider(Provider):
     """Gemini through any endpoint that speaks ``generateContent`` (``url(model, stream)``);
-    embeddings where ``embed_url(model)`` is given (AI Studio), else the base refusal."""
+    embeddings where ``embed_url(model)`` is given (AI Studio), else the base refusal;
+    count_tokens where ``count_url(model)`` is given."""
 
     type = "gemini"
 
@@ -78,9 +94,11 @@ class GeminiProvider(Provider):
         embed_url: Callable[[str], str] | None = None,
         embed_batch_size: int = 100,
         embed_task_type: str | None = None,
+        count_url: Callable[[str], str] | None = None,
     ) -> None:
         super().__init__(name, models)
         self.url = url
+        self.count_url = count_url
         self.embed_url = embed_url
         self.embed_batch_size = embed_batch_size
         self.embed_task_type = embed_task_type
@@ -107,15 +125,39 @@ class GeminiProvider(Provider):
             embed_url=lambda model: studio_embed_url(base, model),
             embed_batch_size=config.embed_batch_size,
             embed_task_type=config.embed_task_type,
+            count_url=lambda model: studio_count_url(base, model),
         )
 
     def body(self, call: ChatCall) -> bytes:
         """Raises: InvalidRequest: what Gemini cannot do, naming this provider."""
+        return _encode(self.request_json(call.request))
+
+    def request_json(self, request: ChatCompletionRequest) -> dict[str, Any]:
+        """The Gemini request for ``request``, as JSON values.
+
+        Raises:
+            InvalidRequest: what Gemini cannot do, naming this provider.
+        """
         try:
-            return _encode(chat_to_gemini(call.request, provider=self.name))
+            return chat_to_gemini(request, provider=self.name)
         except InvalidRequest as exc:
             raise InvalidRequest(f"provider {self.name!r} ({self.type}): {exc.message}",
                                  param=exc.param, code=exc.code) from None
+
+    def counts_tokens(self, model: str) -> bool:
+        return self.count_url is not None
+
+    def count_body(self, gemini: dict[str, Any], model: str) -> bytes:
+        """The countTokens body for a Gemini request (AI Studio's form)."""
+        return gemini_count_body(gemini, model)
+
+    async def count_tokens(self, prompt: CountInput, model: str, stats: CallStats) -> Counted:
+        """``:countTokens`` on the request as ``generateContent`` would get it."""
+        if self.count_url is None:
+            return await super().count_tokens(prompt, model, stats)
+        body = self.count_body(self.request_json(prompt.chat), model)
+        answer = await self.upstream.fetch(self.count_url(model), self.headers, body, stats)
+        return Counted(total_tokens(answer, self.name), NATIVE)
 
     async def complete(self, call: ChatCall) -> bytes:
         body = self.body(call)

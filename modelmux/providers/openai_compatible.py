@@ -22,6 +22,8 @@ from modelmux.config.schema import (
 )
 from modelmux.errors import Headers, ModelMuxError, UpstreamError
 from modelmux.providers.base import (
+    NO_RETRY,
+    CallStats,
     ChatCall,
     EmbedCall,
     Provider,
@@ -40,6 +42,19 @@ from modelmux.providers.headers import (
     merge_headers,
 )
 from modelmux.providers.chunk_relay import UsageHidden
+from modelmux.providers.token_count import (
+    NATIVE,
+    UNAVAILABLE_STATUSES,
+    CountInput,
+    Counted,
+    CountUnavailable,
+    llamacpp_tokenize_body,
+    template_body,
+    template_prompt,
+    token_list_length,
+    vllm_body,
+    vllm_count,
+)
 from modelmux.providers.transport import Auth, Relay, StaticAuth, Upstream
 from modelmux.upstream import ConnectionPool
 
@@ -117,6 +132,13 @@ class OpenAICompatibleProvider(Provider):
         self.upstream = Upstream(config.name, pool, self.build_auth(config, pool),
                                  config.timeouts.timeouts(), policy, http2=config.http2,
                                  errors=self.map_error, keep_prefix=self.keep_prefix)
+        self.tokenize = config.tokenize if isinstance(config, OpenAICompatibleConfig) else None
+        self.root = self.base.removesuffix("/v1")
+        self.count_upstream: Upstream | None = None
+        if self.tokenize is not None:
+            self.count_upstream = Upstream(config.name, pool, self.upstream.auth,
+                                           config.timeouts.timeouts(), NO_RETRY,
+                                           http2=config.http2, errors=self._count_error)
 
     def url_for(self, model: str, path: str) -> str:
         """The URL of ``path`` (``/chat/completions``, ``/embeddings``) for upstream ``model``."""
@@ -144,6 +166,38 @@ class OpenAICompatibleProvider(Provider):
     def map_error(self, provider: str, status: int, headers: Headers, body: bytes) -> ModelMuxError:
         """The client's error for a non-2xx upstream answer (``providers.errors``' table)."""
         return error_from_response(provider, status, headers, body)
+
+    def _count_error(self, provider: str, status: int, headers: Headers,
+                     body: bytes) -> ModelMuxError:
+        """A count call's error: "no such endpoint" lets the door estimate instead."""
+        if status in UNAVAILABLE_STATUSES:
+            return CountUnavailable(provider, str(status))
+        return self.map_error(provider, status, headers, body)
+
+    def counts_tokens(self, model: str) -> bool:
+        return self.count_upstream is not None
+
+    async def count_tokens(self, prompt: CountInput, model: str, stats: CallStats) -> Counted:
+        """The server's own count, with ``tokenize`` set: vLLM's ``/tokenize`` on the chat
+        turns, or llama.cpp's ``/apply-template`` then ``/tokenize`` on the prompt it made;
+        both at the server's root (``base_url`` without ``/v1``).
+
+        Raises:
+            CountUnavailable: the server answered 404, 405 or 501 (no such endpoint).
+        """
+        upstream = self.count_upstream
+        if upstream is None:
+            return await super().count_tokens(prompt, model, stats)
+        if self.tokenize == "vllm":
+            answer = await upstream.fetch(self.root + "/tokenize", self.headers,
+                                          vllm_body(model, prompt), stats)
+            return Counted(vllm_count(answer, self.name), NATIVE)
+        answer = await upstream.fetch(self.root + "/apply-template", self.headers,
+                                      template_body(prompt), stats)
+        text = template_prompt(answer, self.name)
+        answer = await upstream.fetch(self.root + "/tokenize", self.headers,
+                                      llamacpp_tokenize_body(text), stats)
+        return Counted(token_list_length(answer, self.name), NATIVE)
 
     async def complete_text(self, call: TextCall) -> bytes:
         """The legacy ``/completions`` door, passed through as chat is."""

@@ -9,20 +9,22 @@ that carries ``"anthropic_version": "vertex-2023-10-16"``. Gemini models (``gemi
 "Generate content with the Gemini API": ``.../publishers/google/models/{model}:generateContent``
 (``:streamGenerateContent?alt=sse``), the AI Studio body, the same OAuth token. Embeddings:
 "Get text embeddings", ``.../publishers/google/models/{model}:predict``
-(``translate.embed_vertex``).
+(``translate.embed_vertex``). count_tokens: Claude's count-tokens model (``claude_native``), and
+``.../publishers/google/models/{model}:countTokens`` for Gemini (``providers.token_count``).
 """
 
 from __future__ import annotations
 
 import re
 from collections.abc import AsyncGenerator, Callable
+from typing import Any
 from urllib.parse import quote
 
 from modelmux.auth.google import CredentialsError, GoogleTokenSource, load_credentials
 from modelmux.config.load import ConfigError
 from modelmux.config.schema import VertexConfig
 from modelmux.errors import Headers
-from modelmux.providers.base import ChatCall, EmbedCall, RetryPolicy
+from modelmux.providers.base import CallStats, ChatCall, EmbedCall, RetryPolicy
 from modelmux.providers.claude import ClaudeProvider
 from modelmux.providers.claude_endpoint import ClaudeEndpoint
 from modelmux.providers.embed_batch import embed_batches
@@ -34,6 +36,7 @@ from modelmux.providers.headers import (
     json_headers,
     merge_headers,
 )
+from modelmux.providers.token_count import CountInput, Counted, vertex_count_body
 from modelmux.translate.embed_vertex import vertex_embed_batch, vertex_embed_body, vertex_vectors
 from modelmux.translate.embeddings import embed_options, text_inputs
 from modelmux.upstream import ConnectionPool
@@ -79,6 +82,9 @@ class VertexGemini(GeminiProvider):
     """The Gemini half of a ``vertex`` provider: its errors name the ``vertex`` type."""
 
     type = "vertex"
+
+    def count_body(self, gemini: dict[str, Any], model: str) -> bytes:
+        return vertex_count_body(gemini)
 
 
 class GoogleBearerAuth:
@@ -154,7 +160,8 @@ class VertexProvider(ClaudeProvider):
             config.name, list(config.models), pool,
             url=lambda model, stream: vertex_gemini_url(origin, project, region, model, stream),
             headers=headers, auth=auth, timeouts=config.timeouts.timeouts(), retry=policy,
-            http2=config.http2)
+            http2=config.http2,
+            count_url=lambda model: google_url(origin, project, region, model, "countTokens"))
         endpoint = ClaudeEndpoint(
             url=lambda model, stream: vertex_url(origin, project, region, model, stream),
             headers=headers,
@@ -179,6 +186,14 @@ class VertexProvider(ClaudeProvider):
 
     def speaks_messages(self, model: str) -> bool:
         return not is_gemini(model)
+
+    def counts_tokens(self, model: str) -> bool:
+        return is_gemini(model)
+
+    async def count_tokens(self, prompt: CountInput, model: str, stats: CallStats) -> Counted:
+        if is_gemini(model):
+            return await self.gemini.count_tokens(prompt, model, stats)
+        return await super().count_tokens(prompt, model, stats)
 
     async def complete(self, call: ChatCall) -> bytes:
         if is_gemini(call.model):

@@ -10,6 +10,9 @@ end with arguments split mid-token, citation events, message-end. Errors are
 Embeddings per Cohere API "Embed (v2)": ``POST /v2/embed`` with at most 96 ``texts``, a required
 ``input_type`` and ``embedding_types``; ``{"embeddings": {"float": [...]}, "meta":
 {"billed_units": {"input_tokens"}}}``; a model not in ``EMBED_MODELS`` is a 404.
+
+Tokenize per Cohere API "Tokenize": ``POST /v1/tokenize`` ``{"text", "model"}`` with 1 to
+65536 characters of text; ``{"tokens", "token_strings", "meta"}``, one token a word.
 """
 
 from __future__ import annotations
@@ -51,6 +54,19 @@ def embed_reply(body: dict[str, Any]) -> Reply:
     return json_reply(200, {"id": "embed-1", "texts": texts, "embeddings": vectors,
                             "meta": {"api_version": {"version": "2"},
                                      "billed_units": {"input_tokens": tokens}}})
+
+def tokenize_reply(body: dict[str, Any]) -> Reply:
+    """``/v1/tokenize`` as the real API checks and answers it (the fake's tokens are words)."""
+    text, model = body.get("text"), body.get("model")
+    if not isinstance(model, str) or not isinstance(text, str):
+        return json_reply(400, error_doc("invalid request: text and model are required"))
+    if not 1 <= len(text) <= 65536:
+        return json_reply(400, error_doc("invalid request: text must be between 1 and 65536 "
+                                         "characters"))
+    words = text.split()
+    return json_reply(200, {"tokens": [len(w) for w in words], "token_strings": words,
+                            "meta": {"api_version": {"version": "1"}}})
+
 
 FAULTS = {"400", "401", "429", "500", "error_end", "reset", "reset_early", "no_end"}
 TEMPLATE_TOKENS = 200
@@ -124,13 +140,21 @@ class FakeCohere(FakeServer):
         self.faults: deque[str] = deque()
         self.bodies: list[dict[str, Any]] = []
         self.embed_bodies: list[dict[str, Any]] = []
+        self.tokenize_bodies: list[dict[str, Any]] = []
 
     async def handle(self, request: Request) -> Reply:
-        if request.method != "POST" or request.path not in ("/v2/chat", "/v2/embed"):
+        if request.method != "POST" or request.path not in ("/v2/chat", "/v2/embed",
+                                                            "/v1/tokenize"):
             return json_reply(404, error_doc(f"{request.path} not found"))
         if request.headers.get("authorization") != f"Bearer {self.api_key}":
             return json_reply(401, error_doc("invalid api token"))
         body = request.json()
+        if request.path == "/v1/tokenize":
+            self.tokenize_bodies.append(body)
+            if self.faults:
+                fault = int(self.faults.popleft())
+                return json_reply(fault, error_doc(f"fake {fault}"))
+            return tokenize_reply(body)
         if request.path == "/v2/embed":
             self.embed_bodies.append(body)
             if self.faults:

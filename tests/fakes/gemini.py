@@ -13,6 +13,11 @@ naming the URL's model; ``{"embeddings": [{"values"}]}``, no token counts; a mod
 ``embed_models`` is a 404. With ``token_ok`` the fake is Vertex AI's publishers/google instead:
 ``/v1/projects/{p}/locations/{r}/publishers/google/models/{m}:...`` with an OAuth bearer token,
 whose text embeddings are Vertex's ``:predict`` (``predict_reply``).
+
+Token counts per Gemini API "Counting tokens": ``:countTokens`` with ``contents`` or a whole
+``generateContentRequest`` (naming the model; never both); on Vertex the counted members sit at
+the top and any other member is refused. The fake's tokens are the words of every string in
+``contents``, ``systemInstruction`` and ``tools`` (``words``).
 """
 
 from __future__ import annotations
@@ -28,7 +33,7 @@ from tests.fakes.http import FakeServer, Reply, Request, Split, json_reply, whol
 from tests.fakes.openai import vector_of
 
 _METHODS = (r"(?P<method>generateContent|streamGenerateContent\?alt=sse|batchEmbedContents"
-            r"|predict)")
+            r"|predict|countTokens)")
 _PATH = re.compile(r"/v1beta/models/(?P<model>[^/:?]+):" + _METHODS)
 _VERTEX_PATH = re.compile(r"/v1/projects/(?P<project>[^/]+)/locations/(?P<region>[^/]+)"
                           r"/publishers/google/models/(?P<model>[^/:?]+):" + _METHODS)
@@ -132,6 +137,49 @@ def predict_reply(model: str, body: dict[str, Any]) -> Reply:
                                                                        for i in instances)}})
 
 
+VERTEX_COUNT_FIELDS = frozenset({"contents", "systemInstruction", "tools", "generationConfig",
+                                 "model", "instances"})
+
+
+def words(value: Any) -> int:
+    """The fake tokenizer: the words of every string in ``value`` (keys are not counted)."""
+    if isinstance(value, str):
+        return len(value.split())
+    if isinstance(value, dict):
+        return sum(words(item) for item in value.values())
+    if isinstance(value, list):
+        return sum(words(item) for item in value)
+    return 0
+
+
+def count_reply(model: str, body: dict[str, Any], vertex: bool) -> Reply:
+    """``:countTokens`` as the real APIs check and answer it."""
+    if vertex:
+        unknown = sorted(set(body) - VERTEX_COUNT_FIELDS)
+        if unknown:
+            return json_reply(400, google_error(400, f'Invalid JSON payload received. Unknown '
+                                                     f'name "{unknown[0]}": Cannot find field.'))
+        counted = body
+    elif "generateContentRequest" in body:
+        if "contents" in body:
+            return json_reply(400, google_error(400, "contents and generateContentRequest are "
+                                                     "mutually exclusive"))
+        counted = body["generateContentRequest"]
+        if counted.get("model") != f"models/{model}":
+            return json_reply(400, google_error(400, "Model in the request must match the URL."))
+    else:
+        counted = {"contents": body.get("contents")}
+    if not counted.get("contents"):
+        return json_reply(400, google_error(400, "* CountTokensRequest.contents: contents is "
+                                                 "not specified"))
+    total = words([counted.get(name) for name in ("contents", "systemInstruction", "tools")])
+    doc: dict[str, Any] = {"totalTokens": total,
+                           "promptTokensDetails": [{"modality": "TEXT", "tokenCount": total}]}
+    if vertex:
+        doc["totalBillableCharacters"] = total * 4
+    return json_reply(200, doc)
+
+
 class FakeGemini(FakeServer):
     def __init__(self, *, api_key: str = "AIza-test", answer: Answer = TEXT, split: Split = whole,
                  retry_after: str = "0", token_ok: Callable[[str], bool] | None = None) -> None:
@@ -145,6 +193,7 @@ class FakeGemini(FakeServer):
         self.faults: deque[str] = deque()
         self.bodies: list[dict[str, Any]] = []
         self.models: list[str] = []
+        self.count_bodies: list[dict[str, Any]] = []
 
     async def handle(self, request: Request) -> Reply:
         match = (_PATH if self.token_ok is None else _VERTEX_PATH).fullmatch(request.path)
@@ -171,6 +220,14 @@ class FakeGemini(FakeServer):
             if match["method"] == "predict":
                 return predict_reply(match["model"], body)
             return embed_reply(match["model"], body)
+        if match["method"] == "countTokens":
+            self.count_bodies.append(body)
+            fault = self.faults.popleft() if self.faults else None
+            if fault is not None:
+                code = int(fault)
+                return json_reply(code, google_error(code, f"fake {_STATUS[code]}"),
+                                  [("retry-after", self.retry_after)] if code == 429 else [])
+            return count_reply(match["model"], body, self.token_ok is not None)
         self.bodies.append(body)
         self.models.append(match["model"])
         if not body.get("contents"):

@@ -65,10 +65,17 @@ def test_every_type_has_a_row_that_matches_the_code() -> None:
         assert row["embeddings"].startswith("yes") == embeds, (name, kind)
         completes = cls.complete_text is not Provider.complete_text
         assert (row["completions"] == "yes") == completes, (name, kind)
-        native = issubclass(cls, ClaudeProvider)
+        native = issubclass(cls, ClaudeProvider) or cls.counts_tokens is not Provider.counts_tokens
         if name == "bedrock":  # Claude model ids count with Bedrock's CountTokens
             native = is_claude(BEDROCK_SAMPLES[kind])
-        assert row["count_tokens"] == ("native" if native else "estimate"), (name, kind)
+        want = "native" if native else "estimate"
+        if cls is CohereProvider:
+            want = "native (text)"  # its tokenizer on the prompt's text
+        elif issubclass(cls, OpenAICompatibleProvider):  # only where the config has `tokenize`
+            config = next(c for c in PROVIDERS if c.__struct_config__.tag == name)
+            tokenize = "tokenize" in config.__struct_fields__
+            want = "estimate (native with `tokenize`)" if tokenize else "estimate"
+        assert row["count_tokens"] == want, (name, kind)
 
 
 def test_vertex_picks_the_publisher_by_model_name() -> None:

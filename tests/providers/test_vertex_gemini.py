@@ -126,7 +126,8 @@ def test_messages_door_and_count_tokens_translate_for_gemini_models() -> None:
                 assert s.vertex.claude.bodies == []
                 raw = await claude.messages.with_raw_response.count_tokens(
                     model="gemini-2.0-flash", messages=[{"role": "user", "content": "Hello"}])
-                assert raw.headers["x-modelmux-token-count"] == "estimate; tokenizer=chars"
+                assert raw.headers["x-modelmux-token-count"] == "native"
+                assert s.vertex.gemini.paths[-1]["method"] == "countTokens"
                 native = await claude.messages.with_raw_response.count_tokens(
                     model="sonnet", messages=[{"role": "user", "content": "Hello"}])
                 assert native.headers["x-modelmux-token-count"] == "native"
