@@ -67,7 +67,7 @@ async def count_tokens(app: Services, exchange: Exchange) -> None:
                    *upstream_headers(provider, stats)]
         await exchange.respond(200, headers, answer)
         return
-    tokens, tokenizer = await app.tokens.count(spec.model, request)
+    tokens, tokenizer = await app.tokens.count(spec.model, request, provider=provider.name)
     marked = b"estimate; tokenizer=" + tokenizer.encode()
     await exchange.respond(200, [*JSON_HEADERS, (TOKEN_COUNT_HEADER, marked)],
                            _encode({"input_tokens": tokens}))
