@@ -80,7 +80,7 @@ def load_tokenizer_json(path: Path) -> tokenizers.Tokenizer:
         raise ValueError(f"truncated gzip data ({exc})") from None
     try:
         return Tokenizer.from_str(text)
-    except Exception as exc:  # tokenizers raises only the base class
+    except Exception as exc:  # noqa: BLE001 (tokenizers raises only the base class)
         raise ValueError(f"not a Hugging Face tokenizer.json: {exc}") from None
 
 

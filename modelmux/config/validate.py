@@ -353,8 +353,8 @@ def _tokenizers(providers: list[Any]) -> list[tuple[str, KeyPath, bool]]:
         if isinstance(named, dict):
             files = [(path, (model,)) for model, path in named.items()]
             models = provider.get("models")
-            out += [(f"no model `{model}` in this provider's models: its tokenizer is "
-                     "never used", ("provider", index, "tokenizer", model), True)
+            out += [((f"no model `{model}` in this provider's models: its tokenizer is "
+                      "never used"), ("provider", index, "tokenizer", model), True)
                     for model in named if isinstance(models, list) and model not in models]
         for path, key in files:
             if not isinstance(path, str):
@@ -367,8 +367,9 @@ def _tokenizers(providers: list[Any]) -> list[tuple[str, KeyPath, bool]]:
                 out.append((f"cannot read tokenizer file {path!r}: {exc.strerror or exc}",
                             where, False))
             if not _importable("tokenizers"):
-                out.append(("tokenizer needs the tokenizers extra: the tokenizers package is "
-                            "not installed (pip install 'modelmux[tokenizers]')", where, False))
+                out.append((("tokenizer needs the tokenizers extra: the tokenizers package "
+                             "is not installed (pip install 'modelmux[tokenizers]')"), where,
+                            False))
     return out
 
 
