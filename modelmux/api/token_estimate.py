@@ -212,4 +212,4 @@ def tokenizer_files(providers: Iterable[Any]) -> dict[tuple[str, str | None], Pa
 
 
 def _total(counter: Counter, texts: list[str]) -> int:
-    return sum(counter(text) for text in texts if text)
+    return counter([text for text in texts if text])

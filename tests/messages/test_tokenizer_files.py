@@ -42,7 +42,8 @@ def request(**fields: object) -> object:
 @pytest.mark.parametrize("gzipped", [False, True])
 def test_a_tokenizer_json_counts_its_tokens(tmp_path: Path, gzipped: bool) -> None:
     path = save_word_tokenizer(tmp_path / ("t.json.gz" if gzipped else "t.json"), gzipped)
-    assert tokenizer_json_counter(path)(TEXT) == words(TEXT) == 7
+    assert tokenizer_json_counter(path)([TEXT, TEXT]) == 2 * words(TEXT) == 14
+    assert tokenizer_json_counter(path)([]) == 0
 
 
 def test_the_shipped_claude_tokenizer_is_the_sdks_file() -> None:
