@@ -10,7 +10,6 @@ the tokenizer's work on the prompt's texts (what runs in the worker thread); ``e
 from __future__ import annotations
 
 import asyncio
-from pathlib import Path
 
 import msgspec
 import pytest
@@ -53,8 +52,7 @@ def test_count(benchmark, name: str) -> None:  # type: ignore[no-untyped-def]
     assert benchmark(lambda: _total(counter, prompt_of(REQUEST).texts)) > 100
 
 
-def test_estimate_with_a_configured_tokenizer(benchmark,  # type: ignore[no-untyped-def]
-                                              tmp_path: Path) -> None:
+def test_estimate_with_a_configured_tokenizer(benchmark) -> None:  # type: ignore[no-untyped-def]
     """The whole call on a running loop: prompt, thread hop, tokenizer, frame."""
     estimator = TokenEstimator(files={("local", None): CLAUDE_LEGACY_DATA})
     loop = asyncio.new_event_loop()
