@@ -2,9 +2,10 @@
 
 Checks: the configuration is valid; each provider's credentials load (Vertex: and mint a
 token); each configured ``tokenizer`` file loads; each provider's host answers a TCP (and TLS)
-handshake unless ``--offline``; the listen port is free, or a ModelMux already serves there (its ``/health`` answers); the native build is
-active; versions. A pure-Python build is a warning, not a failure, unless
-``MODELMUX_REQUIRE_NATIVE=1``; that and ``MODELMUX_PURE_PYTHON=1`` together fail.
+handshake unless ``--offline``; the listen port is free, or a ModelMux already serves there
+(its ``/health`` answers); the native build is active; versions. A pure-Python build is a
+warning, not a failure, unless ``MODELMUX_REQUIRE_NATIVE=1``; that and ``MODELMUX_PURE_PYTHON=1``
+together fail.
 """
 
 from __future__ import annotations
