@@ -137,7 +137,7 @@ class App:
         self.auth = self.build_auth()
         self.cache = self.build_cache()
         self.spend = build_spend(config, prices, self.limits, self.auth)
-        self.tokens = TokenEstimator()
+        self.tokens = TokenEstimator.of_config(config.provider)
         self.pipeline = self.build_pipeline()
         self.access = Access(config, seed=session_seed)
         self.static = StaticFiles()

@@ -99,7 +99,7 @@ async def count_tokens(app: Services, exchange: Exchange) -> None:
                 headers.append((DROPPED_HEADER, dropped))
             await exchange.respond(200, headers, _encode({"input_tokens": counted.tokens}))
             return
-    tokens, tokenizer = await app.tokens.count(spec.model, request)
+    tokens, tokenizer = await app.tokens.count(spec.model, request, provider=provider.name)
     marked = b"estimate; tokenizer=" + tokenizer.encode() + fallback
     await exchange.respond(200, [*JSON_HEADERS, (TOKEN_COUNT_HEADER, marked)],
                            _encode({"input_tokens": tokens}))

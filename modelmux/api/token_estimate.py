@@ -1,32 +1,36 @@
-"""count_tokens' estimate when the provider cannot count: a real tokenizer where one ships for
-the deployment's model family, else four characters a token.
+"""count_tokens' estimate when the provider cannot count: a real tokenizer where one is known
+for the deployment, else four characters a token.
 
-The one that ships is OpenAI's ``o200k_base`` (GPT-4o, GPT-4.1, GPT-5, o-series, gpt-oss):
-``data/o200k_base.tiktoken.gz`` is OpenAI's published rank file byte for byte (sha256
-``O200K_SHA256``, the hash ``tiktoken`` checks; MIT, ``data/LICENSE-tiktoken``). Encoding with
-it needs ``tiktoken`` (the ``tokenizers`` extra); the ranks are read on first use, in a thread,
-once per app. Message overheads follow OpenAI's cookbook "How to count tokens with tiktoken".
-No tokenizer of current Claude, Gemini, Llama, Qwen or Command models is public, so those are
-estimated from characters.
+In order: the ``tokenizer`` file the deployment's provider names (a Hugging Face
+``tokenizer.json``), else the shipped tokenizer of the model's family (``token_families``):
+OpenAI's ``o200k_base`` for GPT-4o-family models (needs ``tiktoken``), the legacy Claude
+tokenizer for ``claude-*`` models (needs ``tokenizers``; Anthropic calls it a very rough
+estimate from Claude 3 on). Each is loaded on first use, in a thread, once per app.
 """
 
 from __future__ import annotations
 
 import asyncio
-import base64
-import gzip
 import importlib.util
 import logging
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import Any
 
 import msgspec
 
+from modelmux.api.token_families import CHAT_TEMPLATE, CLAUDE_LEGACY, O200K, Family, family_of
+from modelmux.api.tokenizer_files import (
+    CLAUDE_LEGACY_DATA,
+    EXTRA_HINT,
+    O200K_DATA,
+    Counter,
+    label_of,
+    o200k_counter,
+    tokenizer_json_counter,
+)
 from modelmux.schemas.anthropic_request import Block, CountTokensRequest
-
-if TYPE_CHECKING:
-    import tiktoken
 
 log = logging.getLogger("modelmux.api")
 
@@ -34,34 +38,22 @@ CHARS_PER_TOKEN = 4
 IMAGE_TOKENS = 1600
 """What an image or document block is counted as: about a 1.15-megapixel image
 ("Vision > Calculate image costs": width * height / 750)."""
-O200K = "o200k_base"
-O200K_DATA = Path(__file__).with_name("data") / "o200k_base.tiktoken.gz"
-O200K_SHA256 = "446a9538cb6c348e3516120d7c08b09f57c36495e2acfffe59a5bf8b0cfb1a2d"
-O200K_MODELS = ("gpt-4o", "chatgpt-4o", "gpt-4.1", "gpt-4.5", "gpt-5", "o1", "o3", "o4-mini",
-                "gpt-oss")
-"""Model names (and their dated or suffixed variants) that OpenAI tokenizes with o200k_base."""
-_CONTRACTIONS = "('s|'S|'t|'T|'re|'rE|'Re|'RE|'ve|'vE|'Ve|'VE|'m|'M|'ll|'lL|'Ll|'LL|'d|'D)?"
-_O200K_PATTERN = "|".join([
-    r"[^\r\n\p{L}\p{N}]?[\p{Lu}\p{Lt}\p{Lm}\p{Lo}\p{M}]*[\p{Ll}\p{Lm}\p{Lo}\p{M}]+" + _CONTRACTIONS,
-    r"[^\r\n\p{L}\p{N}]?[\p{Lu}\p{Lt}\p{Lm}\p{Lo}\p{M}]+[\p{Ll}\p{Lm}\p{Lo}\p{M}]*" + _CONTRACTIONS,
-    r"\p{N}{1,3}", r" ?[^\s\p{L}\p{N}]+[\r\n/]*", r"\s*[\r\n]+", r"\s+(?!\S)", r"\s+",
-])
-_O200K_SPECIAL = {"<|endoftext|>": 199999, "<|endofprompt|>": 200018}
-PER_MESSAGE = 4
-"""Tokens OpenAI's chat format adds for each message: 3 around it, 1 for its role."""
-REPLY_PRIMING = 3
-"""Tokens that start the assistant's reply."""
+FORCED_TOOL_CHOICES = ("any", "tool")
 _encode = msgspec.json.Encoder().encode
 
 
 @dataclass
 class Prompt:
-    """The countable parts of a request: its texts, its messages (the system prompt is one),
-    its media blocks."""
+    """The countable parts of a request: its texts, its messages (the system prompt is one, and
+    then ``system`` is set), its media blocks, whether it has tools (``forced`` when
+    ``tool_choice`` makes the model call one)."""
 
     texts: list[str] = field(default_factory=list)
     messages: int = 0
     media: int = 0
+    system: bool = False
+    tools: bool = False
+    forced: bool = False
 
 
 def prompt_of(request: CountTokensRequest) -> Prompt:
@@ -71,10 +63,11 @@ def prompt_of(request: CountTokensRequest) -> Prompt:
     system = request.system
     if isinstance(system, str):
         texts.append(system)
-        prompt.messages += 1
     elif system is not None:
         texts.extend(block.text for block in system)
+    if system is not None:
         prompt.messages += 1
+        prompt.system = True
     blocks: list[Block] = []
     for message in request.messages:
         prompt.messages += 1
@@ -93,6 +86,9 @@ def prompt_of(request: CountTokensRequest) -> Prompt:
             prompt.media += 1
     for tool in request.tools or ():
         texts += [tool.name, tool.description or "", _encode(tool.input_schema).decode()]
+    prompt.tools = bool(request.tools)
+    choice = request.tool_choice
+    prompt.forced = choice is not None and choice.type in FORCED_TOOL_CHOICES
     return prompt
 
 
@@ -110,63 +106,110 @@ def by_characters(prompt: Prompt) -> int:
 
 def uses_o200k(model: str) -> bool:
     """True for a model OpenAI tokenizes with o200k_base (a ``vendor/`` prefix is ignored)."""
-    name = model.rsplit("/", 1)[-1].lower()
-    return any(name == known or name.startswith(known + "-") for known in O200K_MODELS)
+    return family_of(model) is O200K
 
 
-def load_o200k(path: Path = O200K_DATA) -> tiktoken.Encoding:
-    """The o200k_base encoding from the shipped rank file (slow: run it in a thread).
+@dataclass(frozen=True)
+class Source:
+    """A deployment's tokenizer: the file ``path`` built by ``load`` (once per path), named
+    ``name`` in the header, framed as ``family``; ``configured`` when the operator named the
+    file (then even a missing extra is logged)."""
 
-    Raises:
-        ImportError: ``tiktoken`` is not installed.
-        OSError, ValueError: the rank file is missing or damaged.
-    """
-    import tiktoken
+    path: Path
+    name: str
+    family: Family
+    load: Callable[[Path], Counter]
+    installed: bool
+    configured: bool = False
 
-    ranks: dict[bytes, int] = {}
-    with gzip.open(path, "rb") as lines:
-        for line in lines:
-            token, rank = line.split()
-            ranks[base64.b64decode(token)] = int(rank)
-    return tiktoken.Encoding(O200K, pat_str=_O200K_PATTERN, mergeable_ranks=ranks,
-                             special_tokens=_O200K_SPECIAL)
+
+TokenizerFiles = Mapping[tuple[str, str | None], Path]
+"""Configured tokenizer files by (provider, model); model None for all of a provider's."""
 
 
 class TokenEstimator:
-    """Estimates a prompt's tokens for one deployment model; built with the app, it loads
-    nothing until a model with a shipped tokenizer is counted."""
+    """Estimates a prompt's tokens for one deployment; built with the app, it loads nothing
+    until a deployment with a tokenizer is counted."""
 
-    def __init__(self, data: Path = O200K_DATA) -> None:
+    def __init__(self, data: Path = O200K_DATA, files: TokenizerFiles | None = None,
+                 claude: Path = CLAUDE_LEGACY_DATA) -> None:
         self.data = data
+        self.claude = claude
+        self.files = dict(files or {})
         self.available = importlib.util.find_spec("tiktoken") is not None
-        self._loading: asyncio.Future[tiktoken.Encoding | None] | None = None
+        self.hf_available = importlib.util.find_spec("tokenizers") is not None
+        self._loads: dict[Path, asyncio.Future[Counter | None]] = {}
 
-    async def count(self, model: str, request: CountTokensRequest) -> tuple[int, str]:
-        """(tokens, the tokenizer's name: ``o200k_base`` or ``chars``) for ``request`` as
-        ``model`` would see it."""
+    @classmethod
+    def of_config(cls, providers: Iterable[Any]) -> TokenEstimator:
+        """The estimator of a config's ``[[provider]]`` tables and their ``tokenizer`` keys."""
+        return cls(files=tokenizer_files(providers))
+
+    def source(self, provider: str | None, model: str) -> Source | None:
+        """The tokenizer for ``model`` on ``provider``: configured, else its family's."""
+        path = None
+        if provider is not None:
+            path = self.files.get((provider, model)) or self.files.get((provider, None))
+        if path is not None:
+            return Source(path, label_of(path), CHAT_TEMPLATE, tokenizer_json_counter,
+                          self.hf_available, configured=True)
+        family = family_of(model)
+        if family is O200K:
+            return Source(self.data, O200K.tokenizer, O200K, o200k_counter, self.available)
+        if family is CLAUDE_LEGACY:
+            return Source(self.claude, CLAUDE_LEGACY.tokenizer, CLAUDE_LEGACY,
+                          tokenizer_json_counter, self.hf_available)
+        return None
+
+    async def count(self, model: str, request: CountTokensRequest,
+                    provider: str | None = None) -> tuple[int, str]:
+        """(tokens, the tokenizer's name as the header gives it, ``chars`` when estimated from
+        characters) for ``request`` as ``model`` on ``provider`` would see it."""
         prompt = prompt_of(request)
-        encoding = await self._o200k() if uses_o200k(model) else None
-        if encoding is None:
+        source = self.source(provider, model)
+        counter = None if source is None else await self._counter(source)
+        if source is None or counter is None:
             return by_characters(prompt), "chars"
-        tokens = await asyncio.to_thread(_encoded_length, encoding, prompt.texts)
-        tokens += PER_MESSAGE * prompt.messages + REPLY_PRIMING + prompt.media * IMAGE_TOKENS
-        return tokens, O200K
+        tokens = await asyncio.to_thread(_total, counter, prompt.texts)
+        tokens += source.family.overhead(prompt.messages, prompt.system, prompt.tools,
+                                         prompt.forced)
+        return tokens + prompt.media * IMAGE_TOKENS, source.name
 
-    async def _o200k(self) -> tiktoken.Encoding | None:
-        if not self.available:
+    async def _counter(self, source: Source) -> Counter | None:
+        loading = self._loads.get(source.path)
+        if loading is None:
+            loading = asyncio.ensure_future(asyncio.to_thread(self._load, source))
+            self._loads[source.path] = loading
+        return await asyncio.shield(loading)
+
+    def _load(self, source: Source) -> Counter | None:
+        if not source.installed:
+            if source.configured:
+                log.warning("cannot load the tokenizer %s: the tokenizers package is not "
+                            "installed (%s); count_tokens estimates from characters",
+                            source.path, EXTRA_HINT)
             return None
-        if self._loading is None:
-            self._loading = asyncio.ensure_future(asyncio.to_thread(self._load))
-        return await asyncio.shield(self._loading)
-
-    def _load(self) -> tiktoken.Encoding | None:
         try:
-            return load_o200k(self.data)
-        except (OSError, ValueError, EOFError) as exc:
-            log.warning("cannot load the o200k_base tokenizer from %s (%s); count_tokens "
-                        "estimates from characters", self.data, exc)
+            return source.load(source.path)
+        except (ImportError, OSError, ValueError, EOFError) as exc:
+            log.warning("cannot load the %s tokenizer from %s (%s); count_tokens estimates "
+                        "from characters", source.name, source.path, exc)
             return None
 
 
-def _encoded_length(encoding: tiktoken.Encoding, texts: list[str]) -> int:
-    return sum(len(encoding.encode_ordinary(text)) for text in texts if text)
+def tokenizer_files(providers: Iterable[Any]) -> dict[tuple[str, str | None], Path]:
+    """The ``tokenizer`` keys of provider tables: one path for all of a provider's models, or
+    a table of paths by model; ``~`` expanded."""
+    files: dict[tuple[str, str | None], Path] = {}
+    for provider in providers:
+        named = getattr(provider, "tokenizer", None)
+        if isinstance(named, str):
+            files[(provider.name, None)] = Path(named).expanduser()
+        elif isinstance(named, dict):
+            files.update(((provider.name, model), Path(path).expanduser())
+                         for model, path in named.items())
+    return files
+
+
+def _total(counter: Counter, texts: list[str]) -> int:
+    return counter([text for text in texts if text])

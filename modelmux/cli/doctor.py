@@ -1,10 +1,11 @@
 """``modelmux doctor``: one line per check, exit 1 when any check fails.
 
 Checks: the configuration is valid; each provider's credentials load (Vertex: and mint a
-token); each provider's host answers a TCP (and TLS) handshake unless ``--offline``; the listen
-port is free, or a ModelMux already serves there (its ``/health`` answers); the native build is
-active; versions. A pure-Python build is a warning, not a failure, unless
-``MODELMUX_REQUIRE_NATIVE=1``; that and ``MODELMUX_PURE_PYTHON=1`` together fail.
+token); each configured ``tokenizer`` file loads; each provider's host answers a TCP (and TLS)
+handshake unless ``--offline``; the listen port is free, or a ModelMux already serves there
+(its ``/health`` answers); the native build is active; versions. A pure-Python build is a
+warning, not a failure, unless ``MODELMUX_REQUIRE_NATIVE=1``; that and ``MODELMUX_PURE_PYTHON=1``
+together fail.
 """
 
 from __future__ import annotations
@@ -171,6 +172,7 @@ def checks(loaded: LoadedConfig | None, error: ConfigError | None, offline: bool
                 found = credential_check(provider, offline)
                 if found is not None:
                     yield found
+            yield from tokenizer_checks(loaded.config.provider)
         for provider in loaded.config.provider:
             url = origin_of(provider)
             if url is None:
@@ -190,6 +192,22 @@ def checks(loaded: LoadedConfig | None, error: ConfigError | None, offline: bool
     else:
         yield ("FAIL" if _accel.native_required() else "warn"), "native build", implementation
     yield "ok", "versions", versions()
+
+
+def tokenizer_checks(providers: list[ProviderConfig]) -> Iterator[Check]:
+    """Each configured ``tokenizer`` file loaded as count_tokens will load it (config checks
+    only that it is readable; a file that is not a tokenizer shows here, not at start-up)."""
+    from modelmux.api.token_estimate import tokenizer_files
+    from modelmux.api.tokenizer_files import load_tokenizer_json
+
+    for (provider, model), path in tokenizer_files(providers).items():
+        label = f"tokenizer {provider}" + (f"/{model}" if model is not None else "")
+        try:
+            size = load_tokenizer_json(path).get_vocab_size()
+        except (ImportError, OSError, ValueError) as exc:
+            yield "FAIL", label, f"{path}: {exc}"
+        else:
+            yield "ok", label, f"{path} loads ({size} tokens)"
 
 
 def port_check(host: str, port: int, tls: bool = False) -> Check:

@@ -119,6 +119,9 @@ class TimeoutsConfig(Struct, forbid_unknown_fields=True, frozen=True):
 
 MaxRetries = Annotated[int, msgspec.Meta(ge=0, le=10)]
 MaxTokens = Annotated[int, msgspec.Meta(ge=1)]
+TokenizerFile = str | dict[str, str] | None
+"""``tokenizer``: a Hugging Face ``tokenizer.json`` that count_tokens estimates with, for all the
+provider's models or as a table by model (docs/messages.md#count_tokens)."""
 
 
 class OpenAICompatibleConfig(Struct, tag_field="type", tag="openai_compatible",
@@ -138,6 +141,7 @@ class OpenAICompatibleConfig(Struct, tag_field="type", tag="openai_compatible",
     http2: bool | None = None  # unset: ALPN over TLS; true: HTTP/2 only; false: HTTP/1.1 only
     embed_batch_size: Annotated[int, msgspec.Meta(ge=1, le=100_000)] = 2048
     tokenize: Literal["vllm", "llamacpp"] | None = None  # count_tokens asks the server to count
+    tokenizer: TokenizerFile = None
 
 
 class AnthropicConfig(Struct, tag_field="type", tag="anthropic", forbid_unknown_fields=True,
@@ -219,6 +223,7 @@ class OpenAIConfig(Struct, tag_field="type", tag="openai", forbid_unknown_fields
     organization: str | None = None
     project: str | None = None
     embed_batch_size: EmbedBatch = 2048
+    tokenizer: TokenizerFile = None
     headers: dict[str, str] = field(default_factory=dict)
     timeouts: TimeoutsConfig = field(default_factory=TimeoutsConfig)
     max_retries: MaxRetries = 2
@@ -254,6 +259,7 @@ class HuggingFaceConfig(Struct, tag_field="type", tag="huggingface", forbid_unkn
     api_key: str | None = "${HF_TOKEN}"
     base_url: str = "https://router.huggingface.co/v1"
     embed_batch_size: EmbedBatch = 256
+    tokenizer: TokenizerFile = None
     headers: dict[str, str] = field(default_factory=dict)
     timeouts: TimeoutsConfig = field(default_factory=TimeoutsConfig)
     max_retries: MaxRetries = 2
@@ -277,6 +283,7 @@ class AzureConfig(Struct, tag_field="type", tag="azure", forbid_unknown_fields=T
     client_secret: str | None = None
     authority_host: str = "https://login.microsoftonline.com"
     embed_batch_size: EmbedBatch = 2048
+    tokenizer: TokenizerFile = None
     headers: dict[str, str] = field(default_factory=dict)
     timeouts: TimeoutsConfig = field(default_factory=TimeoutsConfig)
     max_retries: MaxRetries = 2
@@ -298,6 +305,7 @@ class BedrockConfig(Struct, tag_field="type", tag="bedrock", forbid_unknown_fiel
     session_token: str | None = None
     embed_input_type: Literal["search_document", "search_query", "classification",
                               "clustering"] = "search_document"  # Cohere embed models
+    tokenizer: TokenizerFile = None
     headers: dict[str, str] = field(default_factory=dict)
     timeouts: TimeoutsConfig = field(default_factory=TimeoutsConfig)
     max_retries: MaxRetries = 2

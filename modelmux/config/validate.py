@@ -8,6 +8,7 @@ unknown and missing keys, each value converted on its own, tagged provider table
 from __future__ import annotations
 
 import importlib.util
+import os
 import re
 import types
 import typing
@@ -255,6 +256,8 @@ def check_config(data: Mapping[str, Any], origins: Origins) -> list[Problem]:
         elif name in owner and name != FALLBACK:
             add(f"alias `{name}` hides the model of that name listed by provider[{owner[name]}]",
                 ("models", name), warning=True)
+    for message, path, warning in _tokenizers(providers):
+        add(message, path, warning)
     problems += check_routing(data, origins, names, owner)
     problems += check_cache(data, origins)
     problems += _middleware(data.get("middleware"), origins)
@@ -338,6 +341,36 @@ def _middleware(tables: Any, origins: Origins) -> list[Problem]:
             here: KeyPath = ("middleware", index, "name")
             problems.append(Problem(str(exc), here, origin_of(origins, here)))
     return problems
+
+
+def _tokenizers(providers: list[Any]) -> list[tuple[str, KeyPath, bool]]:
+    """Each ``tokenizer`` file is readable (read fully only on first count: it may be large),
+    a table names listed models (a warning), and the ``tokenizers`` extra is installed."""
+    out: list[tuple[str, KeyPath, bool]] = []
+    for index, provider in enumerate(providers):
+        named = provider.get("tokenizer") if isinstance(provider, dict) else None
+        files: list[tuple[Any, KeyPath]] = [(named, ())] if isinstance(named, str) else []
+        if isinstance(named, dict):
+            files = [(path, (model,)) for model, path in named.items()]
+            models = provider.get("models")
+            out += [((f"no model `{model}` in this provider's models: its tokenizer is "
+                      "never used"), ("provider", index, "tokenizer", model), True)
+                    for model in named if isinstance(models, list) and model not in models]
+        for path, key in files:
+            if not isinstance(path, str):
+                continue
+            where: KeyPath = ("provider", index, "tokenizer", *key)
+            try:
+                with open(os.path.expanduser(path), "rb"):
+                    pass
+            except OSError as exc:
+                out.append((f"cannot read tokenizer file {path!r}: {exc.strerror or exc}",
+                            where, False))
+            if not _importable("tokenizers"):
+                out.append((("tokenizer needs the tokenizers extra: the tokenizers package "
+                             "is not installed (pip install 'modelmux[tokenizers]')"), where,
+                            False))
+    return out
 
 
 def _importable(name: str) -> bool:

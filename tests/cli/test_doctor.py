@@ -170,3 +170,19 @@ def test_bedrock_credentials_and_endpoint(tmp_path: Path, listener: int) -> None
           "aws_secret_access_key = s\n")
     out = run(tmp_path, "doctor", "--offline", AWS_ACCESS_KEY_ID="", AWS_PROFILE="").stdout
     assert lines(out)["credentials br"] == "ok" and "profile default" in out
+
+
+def test_tokenizer_files_are_loaded(tmp_path: Path) -> None:
+    from tests.messages.word_tokenizer import save_word_tokenizer
+
+    good = save_word_tokenizer(tmp_path / "llama" / "tokenizer.json")
+    bad = write(tmp_path / "bad" / "tokenizer.json", '{"version": "1.0"}')
+    write(user_config(tmp_path), '[server]\nport = 0\n[[provider]]\nname = "local"\n'
+          'type = "openai_compatible"\nmodels = ["a", "b"]\nbase_url = "http://127.0.0.1:9/v1"\n'
+          f'[provider.tokenizer]\na = "{good}"\nb = "{bad}"\n')
+    out = run(tmp_path, "doctor", "--offline")
+    checks = lines(out.stdout)
+    assert out.returncode == 1, out.stdout
+    assert checks["tokenizer local/a"] == "ok" and f"{good} loads (3 tokens)" in out.stdout
+    assert checks["tokenizer local/b"] == "FAIL"
+    assert f"{bad}: not a Hugging Face tokenizer.json" in out.stdout

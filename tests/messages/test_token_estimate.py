@@ -11,13 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from modelmux.api.token_estimate import (
-    O200K_DATA,
-    O200K_SHA256,
-    TokenEstimator,
-    load_o200k,
-    uses_o200k,
-)
+from modelmux.api.token_estimate import TokenEstimator, uses_o200k
+from modelmux.api.tokenizer_files import O200K_DATA, O200K_SHA256, load_o200k
 from modelmux.schemas.anthropic_request import count_decoder
 from tests.fakes.openai import FakeOpenAI
 from tests.messages.helpers import client
