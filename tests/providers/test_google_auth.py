@@ -1,6 +1,6 @@
 """``GoogleTokenSource`` with real google-auth against a fake token endpoint that checks JWTs.
 
-Covers credentials loading (file, inline JSON, base64 env), caching, refresh before expiry,
+Covers credentials loading (file, inline JSON, base64 env), caching, refresh ahead of expiry,
 single-flight under concurrency, refresh in a worker thread, invalidation and error mapping.
 """
 
@@ -121,9 +121,17 @@ def test_token_is_refreshed_before_it_expires() -> None:
                 assert await tokens.token() == "ya29.fake-1"
                 offset = 3600 - 300 - 30  # 30 s before the 5-minute margin: still cached
                 assert await tokens.token() == "ya29.fake-1"
-                offset = 3600 - 300 + 30  # inside the margin: refreshed early
+                oauth.gate = asyncio.Event()
+                offset = 3600 - 300 + 30  # inside the margin: still served, refreshed behind
+                assert await tokens.token() == "ya29.fake-1"
+                await oauth.wait_for(lambda: len(oauth.requests) == 2)
+                oauth.gate.set()
+                offset = 3600 + 30  # expired: joins the refresh already in flight
                 assert await tokens.token() == "ya29.fake-2"
+                assert len(oauth.issued) == 2 and tokens.refreshes == 2
             finally:
+                if oauth.gate is not None:
+                    oauth.gate.set()
                 await tokens.aclose()
 
     run("asyncio", main())
@@ -139,7 +147,24 @@ def test_short_lived_token_uses_half_its_lifetime_as_margin() -> None:
                 offset = 50
                 assert await tokens.token() == "ya29.fake-1"
                 offset = 70
-                assert await tokens.token() == "ya29.fake-2"
+                assert await tokens.token() == "ya29.fake-1"
+                offset = 130
+                assert await tokens.token() == "ya29.fake-2" and len(oauth.issued) == 2
+            finally:
+                await tokens.aclose()
+
+    run("asyncio", main())
+
+
+def test_an_expired_token_is_never_served() -> None:
+    async def main() -> None:
+        async with FakeGoogleOAuth(expires_in=3600) as oauth:
+            offset = 0.0
+            tokens = source_for(oauth, clock=lambda: time.time() + offset)
+            try:
+                assert await tokens.token() == "ya29.fake-1"
+                offset = 3600 + 30  # past expiry: the request waits for a new token
+                assert await tokens.token() == "ya29.fake-2" and tokens.refreshes == 2
             finally:
                 await tokens.aclose()
 
