@@ -9,7 +9,6 @@ it (``--smoke N``). The first input byte picks the format and ``include_usage``.
 
 from __future__ import annotations
 
-import json
 import random
 import sys
 from collections.abc import Callable
@@ -62,16 +61,7 @@ def _run(fmt: str, include_usage: bool, pieces: list[bytes]) -> tuple[object, ..
         out += relay.close()
     except SSEProtocolError as exc:
         return ("sse_error", exc.message)
-    early = relay.early_error
-    assert relay.finished
-    if early is not None:
-        assert out == [] and not relay.started, out
-    else:
-        last = out[-1]
-        assert last == b"data: [DONE]\n\n" or b'"error"' in last, out
-        for frame in out[:-1]:
-            assert json.loads(frame.removeprefix(b"data: "))["object"] == "chat.completion.chunk"
-    return (b"".join(out), relay.usage, None if early is None else (early.status, early.code))
+    return fuzzing.relay_outcome(relay, out)
 
 
 def test_one_input(data: bytes) -> None:

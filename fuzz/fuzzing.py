@@ -8,10 +8,11 @@ no atheris needed. Each target keeps its invariant and its input generator.
 from __future__ import annotations
 
 import argparse
+import json
 import random
 import sys
 from collections.abc import Callable
-from typing import Literal
+from typing import Any, Literal
 
 OneInput = Callable[[bytes], None]
 
@@ -70,3 +71,22 @@ def flip_bit(data: bytes, rng: random.Random) -> bytes:
     """``data`` (not empty) with one random bit flipped."""
     pos = rng.randrange(len(data))
     return data[:pos] + bytes([data[pos] ^ (1 << rng.randrange(8))]) + data[pos + 1:]
+
+
+def relay_outcome(relay: Any, out: list[bytes]) -> tuple[object, ...]:
+    """What a stream relay that took its whole input ended with, once it is checked to have
+    ended cleanly: an early error and no output, or chat chunks and ``[DONE]`` or one error.
+
+    Raises:
+        AssertionError: the relay did not end that way.
+    """
+    early = relay.early_error
+    assert relay.finished
+    if early is not None:
+        assert out == [] and not relay.started, out
+    else:
+        last = out[-1]
+        assert last == b"data: [DONE]\n\n" or b'"error"' in last, out
+        for frame in out[:-1]:
+            assert json.loads(frame.removeprefix(b"data: "))["object"] == "chat.completion.chunk"
+    return (b"".join(out), relay.usage, None if early is None else (early.status, early.code))
