@@ -116,14 +116,10 @@ class AwsCredentialSource(RefreshAhead[AwsCredentials]):
         self.env = os.environ if env is None else env
         self.source = "config" if static is not None else ""
 
-    async def credentials(self) -> AwsCredentials:
-        """Valid credentials; waits only when none are held or they have expired.
-
-        Raises:
-            UpstreamAuthFailed: no source in the chain has credentials, or one refused.
-            UpstreamConnectError: the container or instance metadata endpoint is unreachable.
-        """
-        return await self._current()
+    credentials = RefreshAhead.current
+    """Valid credentials; waits only when none are held or they have expired. Raises
+    ``UpstreamAuthFailed`` when no source in the chain has credentials or one refused,
+    ``UpstreamConnectError`` when a metadata endpoint is unreachable."""
 
     def invalidate(self, value: AwsCredentials | None = None) -> bool:
         """After a refused request: forget ``value`` unless they are the configured keys."""

@@ -70,14 +70,10 @@ class EntraTokenSource(RefreshAhead[str]):
         """``client credentials`` or ``managed identity``: what the tokens are fetched with."""
         return "client credentials" if self.client_secret else "managed identity"
 
-    async def token(self) -> str:
-        """A valid token; waits only when none is held or it has expired.
-
-        Raises:
-            UpstreamAuthFailed: Entra ID refused the credentials.
-            UpstreamConnectError: the token endpoint could not be reached.
-        """
-        return await self._current()
+    token = RefreshAhead.current
+    """A valid token; waits only when none is held or it has expired. Raises
+    ``UpstreamAuthFailed`` when Entra ID refused the credentials, ``UpstreamConnectError`` when
+    the token endpoint could not be reached."""
 
     async def _fetch(self) -> tuple[str, float]:
         started = self.clock()

@@ -113,14 +113,10 @@ class GoogleTokenSource(RefreshAhead[str]):
         self._session: Any = None  # a requests.Session, made in the worker thread on first use
         self._work: asyncio.Future[tuple[str, datetime.datetime | None]] | None = None
 
-    async def token(self) -> str:
-        """A valid access token; waits only when none is held or it has expired.
-
-        Raises:
-            UpstreamAuthFailed: Google refused the credentials, or there are none.
-            UpstreamConnectError: the token endpoint could not be reached.
-        """
-        return await self._current()
+    token = RefreshAhead.current
+    """A valid access token; waits only when none is held or it has expired. Raises
+    ``UpstreamAuthFailed`` when Google refused the credentials or there are none,
+    ``UpstreamConnectError`` when the token endpoint could not be reached."""
 
     async def aclose(self) -> None:
         """Cancel a refresh in flight, let its worker thread finish, then close the HTTP

@@ -54,9 +54,14 @@ class RefreshAhead(Generic[T]):
         """A new credential and when it expires (Unix seconds, None for never)."""
         raise NotImplementedError
 
-    async def _current(self) -> T:
+    async def current(self) -> T:
         """The held credential while valid, starting a background refresh when one is due;
-        otherwise waits, single-flight, for a fetch."""
+        otherwise waits, single-flight, for a fetch. Subclasses name it for what they hold.
+
+        Raises:
+            ModelMuxError: what ``_fetch`` raised (``UpstreamAuthFailed``: refused or none;
+                ``UpstreamConnectError``: the endpoint could not be reached).
+        """
         held = self._held
         if held is not None:
             now = self.clock()

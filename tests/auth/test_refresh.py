@@ -68,10 +68,10 @@ def test_one_fetch_for_many_callers_then_cached(loop: str) -> None:
     async def main() -> None:
         clock = Clock()
         source = Manual(clock)
-        waiters = [asyncio.create_task(source._current()) for _ in range(20)]
+        waiters = [asyncio.create_task(source.current()) for _ in range(20)]
         (await source.next_call()).set_result(("tok-1", clock.now + 3600))
         assert set(await asyncio.gather(*waiters)) == {"tok-1"}
-        assert await source._current() == "tok-1"
+        assert await source.current() == "tok-1"
         assert len(source.calls) == 1 and source.refreshes == 1
 
     run(loop, main())
@@ -81,18 +81,18 @@ def test_refresh_ahead_serves_the_held_token_meanwhile() -> None:
     async def main() -> None:
         clock = Clock()
         source = Manual(clock)
-        first = asyncio.create_task(source._current())
+        first = asyncio.create_task(source.current())
         (await source.next_call()).set_result(("tok-1", clock.now + 3600))
         assert await first == "tok-1"
         clock.now += 3600 - 300 - 1
-        assert await source._current() == "tok-1" and not source.refreshing()
+        assert await source.current() == "tok-1" and not source.refreshing()
         clock.now += 2  # inside the margin
-        assert await source._current() == "tok-1"
+        assert await source.current() == "tok-1"
         call = await source.next_call()
-        assert await source._current() == "tok-1" and len(source.calls) == 2  # one in flight
+        assert await source.current() == "tok-1" and len(source.calls) == 2  # one in flight
         call.set_result(("tok-2", clock.now + 3600))
         await source.settled()
-        assert await source._current() == "tok-2" and source.refreshes == 2
+        assert await source.current() == "tok-2" and source.refreshes == 2
 
     run("asyncio", main())
 
@@ -102,26 +102,26 @@ def test_a_failed_background_refresh_backs_off_with_jitter(
     async def main() -> None:
         clock = Clock()
         source = Manual(clock, jitter=0.5)  # factor 0.75 of the doubling delay
-        first = asyncio.create_task(source._current())
+        first = asyncio.create_task(source.current())
         (await source.next_call()).set_result(("tok-1", clock.now + 3600))
         await first
         clock.now += 3400
         delays = []
         for attempt in range(1, 9):
-            assert await source._current() == "tok-1"  # starts the refresh, serves the old
+            assert await source.current() == "tok-1"  # starts the refresh, serves the old
             (await source.next_call()).set_result(UpstreamAuthFailed("t: refused"))
             await source.settled()
             assert source.failures == attempt
             delay = min(RETRY_CAP, 2.0 ** (attempt - 1)) * 0.75
             clock.now += delay - 0.01
-            assert await source._current() == "tok-1" and not source.refreshing()
+            assert await source.current() == "tok-1" and not source.refreshing()
             clock.now += 0.02
             delays.append(delay)
         assert delays[-1] == RETRY_CAP * 0.75
-        assert await source._current() == "tok-1"
+        assert await source.current() == "tok-1"
         (await source.next_call()).set_result(("tok-2", clock.now + 3600))
         await source.settled()
-        assert source.failures == 0 and await source._current() == "tok-2"
+        assert source.failures == 0 and await source.current() == "tok-2"
 
     with caplog.at_level(logging.WARNING, logger="modelmux.auth"):
         run("asyncio", main())
@@ -134,7 +134,7 @@ def test_without_a_held_token_each_request_fetches_and_sees_the_error() -> None:
         clock = Clock()
         source = Manual(clock)
         for _ in range(2):
-            waiter = asyncio.create_task(source._current())
+            waiter = asyncio.create_task(source.current())
             (await source.next_call()).set_result(UpstreamAuthFailed("t: refused"))
             with pytest.raises(UpstreamAuthFailed):
                 await waiter
@@ -147,20 +147,20 @@ def test_an_expired_token_is_not_served_and_invalidate_spares_a_newer_one() -> N
     async def main() -> None:
         clock = Clock()
         source = Manual(clock)
-        first = asyncio.create_task(source._current())
+        first = asyncio.create_task(source.current())
         (await source.next_call()).set_result(("tok-1", clock.now + 60))
         await first
         clock.now += 61
-        late = asyncio.create_task(source._current())
+        late = asyncio.create_task(source.current())
         (await source.next_call()).set_result(("tok-2", clock.now + 60))
         assert await late == "tok-2"
-        assert not source.invalidate("tok-1") and await source._current() == "tok-2"
+        assert not source.invalidate("tok-1") and await source.current() == "tok-2"
         assert source.invalidate("tok-2")
-        again = asyncio.create_task(source._current())
+        again = asyncio.create_task(source.current())
         (await source.next_call()).set_result(("tok-3", None))
         assert await again == "tok-3"
         clock.now += 10**9  # no expiry: held for good, no refresh
-        assert await source._current() == "tok-3" and not source.refreshing()
+        assert await source.current() == "tok-3" and not source.refreshing()
 
     run("asyncio", main())
 
@@ -168,7 +168,7 @@ def test_an_expired_token_is_not_served_and_invalidate_spares_a_newer_one() -> N
 def test_aclose_cancels_a_fetch_in_flight() -> None:
     async def main() -> None:
         source = Manual(Clock())
-        waiter = asyncio.create_task(source._current())
+        waiter = asyncio.create_task(source.current())
         await source.next_call()
         await source.aclose()
         assert source.cancelled == 1 and source._inflight is None
