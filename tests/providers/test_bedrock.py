@@ -29,17 +29,16 @@ from tests.providers.harness import (
     TOOLS_PARAM,
     Gateway,
     ask_each_way,
-    ask_streamed,
     call_error,
     collect,
     expected,
     from_completion,
     gateway,
-    mid_stream_error,
     provider_toml,
     same,
     serving,
 )
+from tests.providers.scenarios import breaks_mid_stream, fault_error, recovers
 from tests.upstream import LOOPS, run
 
 MODEL = "anthropic.claude-3-5-sonnet-20241022-v2:0"
@@ -134,16 +133,9 @@ ERRORS = [
 @pytest.mark.parametrize(("fault", "exc", "status", "code"), ERRORS, ids=[e[0] for e in ERRORS])
 @pytest.mark.parametrize("stream", [False, True], ids=["whole", "stream"])
 def test_error_names(fault: str, exc: type, status: int, code: str, stream: bool) -> None:
-    async def main() -> None:
-        async with bedrock_gateway(extra="max_retries = 0") as (gw, fake), gw.client() as client:
-            fake.faults.append(fault)
-            error = await call_error(client, MODEL, exc, stream=stream)
-            assert error.status_code == status
-            assert error.code == code
-            assert "Bedrock" in error.message
-            assert len(fake.requests) == 1
-
-    run("asyncio", main())
+    error = run("asyncio", fault_error(bedrock_gateway, MODEL, fault, exc, status, code,
+                                       stream=stream))
+    assert "Bedrock" in error.message
 
 
 def test_validation_message_reaches_the_client() -> None:
@@ -161,13 +153,7 @@ def test_validation_message_reaches_the_client() -> None:
                                     ["reset_early"]],
                          ids=["429", "not_ready", "503-429", "exception_first", "reset_early"])
 def test_retries_recover_before_the_first_byte(faults: list[str]) -> None:
-    async def main() -> None:
-        async with bedrock_gateway(answer=TOOLS) as (gw, fake), gw.client() as client:
-            fake.faults.extend(faults)
-            same(await ask_streamed(client, MODEL), expected(TOOLS, MODEL, usage=False))
-            assert len(fake.requests) == len(faults) + 1
-
-    run("asyncio", main())
+    run("asyncio", recovers(bedrock_gateway, MODEL, faults))
 
 
 def test_exception_frame_first_is_a_429_when_not_retried() -> None:
@@ -180,18 +166,12 @@ def test_exception_frame_first_is_a_429_when_not_retried() -> None:
     run("asyncio", main())
 
 
-@pytest.mark.parametrize("fault", ["exception_mid", "bad_crc", "no_end", "reset"])
-def test_mid_stream_failure_reaches_the_sdk_as_an_error(fault: str) -> None:
-    async def main() -> None:
-        async with bedrock_gateway() as (gw, fake), gw.client() as client:
-            fake.faults.append(fault)
-            want = {"exception_mid": "upstream_server_error",
-                    "bad_crc": "upstream_bad_event_stream",
-                    "no_end": "upstream_stream_truncated", "reset": "upstream_closed"}[fault]
-            assert (await mid_stream_error(client, MODEL)).code == want
-            assert len(fake.requests) == 1
-
-    run("asyncio", main())
+@pytest.mark.parametrize(("fault", "code"), [("exception_mid", "upstream_server_error"),
+                                             ("bad_crc", "upstream_bad_event_stream"),
+                                             ("no_end", "upstream_stream_truncated"),
+                                             ("reset", "upstream_closed")])
+def test_mid_stream_failure_reaches_the_sdk_as_an_error(fault: str, code: str) -> None:
+    run("asyncio", breaks_mid_stream(bedrock_gateway, MODEL, fault, code))
 
 
 def test_wrong_secret_is_refused_by_the_signature_check() -> None:

@@ -21,14 +21,10 @@ from tests.providers.harness import (
     TOOLS_PARAM,
     Gateway,
     ask_each_way,
-    ask_streamed,
-    call_error,
-    expected,
-    mid_stream_error,
     provider_toml,
-    same,
     serving,
 )
+from tests.providers.scenarios import breaks_mid_stream, fault_error, recovers, refuses_n
 from tests.upstream import LOOPS, run
 
 MODEL = "command-r-plus-08-2024"
@@ -100,51 +96,23 @@ ERRORS = [
 @pytest.mark.parametrize(("fault", "exc", "status", "code"), ERRORS, ids=[e[0] for e in ERRORS])
 @pytest.mark.parametrize("stream", [False, True], ids=["whole", "stream"])
 def test_error_statuses(fault: str, exc: type, status: int, code: str, stream: bool) -> None:
-    async def main() -> None:
-        async with cohere_gateway(extra="max_retries = 0") as (gw, fake), gw.client() as client:
-            fake.faults.append(fault)
-            error = await call_error(client, MODEL, exc, stream=stream)
-            assert error.status_code == status
-            assert error.code == code
-            assert f"fake {fault}" in error.message or fault == "429"
-            assert len(fake.requests) == 1
-
-    run("asyncio", main())
+    error = run("asyncio", fault_error(cohere_gateway, MODEL, fault, exc, status, code,
+                                       stream=stream))
+    assert f"fake {fault}" in error.message or fault == "429"
 
 
 @pytest.mark.parametrize("faults", [["429"], ["500", "429"], ["reset_early"]],
                          ids=["429", "500-429", "reset_early"])
 def test_retries_recover_before_the_first_byte(faults: list[str]) -> None:
-    async def main() -> None:
-        async with cohere_gateway(answer=TOOLS) as (gw, fake), gw.client() as client:
-            fake.faults.extend(faults)
-            same(await ask_streamed(client, MODEL), expected(TOOLS, MODEL, usage=False))
-            assert len(fake.requests) == len(faults) + 1
-
-    run("asyncio", main())
+    run("asyncio", recovers(cohere_gateway, MODEL, faults))
 
 
-@pytest.mark.parametrize("fault", ["error_end", "no_end", "reset"])
-def test_mid_stream_failure_reaches_the_sdk_as_an_error(fault: str) -> None:
-    async def main() -> None:
-        async with cohere_gateway() as (gw, fake), gw.client() as client:
-            fake.faults.append(fault)
-            want = {"error_end": "upstream_generation_error",
-                    "no_end": "upstream_stream_truncated", "reset": "upstream_closed"}[fault]
-            assert (await mid_stream_error(client, MODEL)).code == want
-            assert len(fake.requests) == 1
-
-    run("asyncio", main())
+@pytest.mark.parametrize(("fault", "code"), [("error_end", "upstream_generation_error"),
+                                             ("no_end", "upstream_stream_truncated"),
+                                             ("reset", "upstream_closed")])
+def test_mid_stream_failure_reaches_the_sdk_as_an_error(fault: str, code: str) -> None:
+    run("asyncio", breaks_mid_stream(cohere_gateway, MODEL, fault, code))
 
 
 def test_n_above_one_is_refused_naming_the_provider_without_an_upstream_call() -> None:
-    async def main() -> None:
-        async with cohere_gateway() as (gw, fake), gw.client() as client:
-            for stream in (False, True):
-                error = await call_error(client, MODEL, openai.BadRequestError, stream=stream,
-                                         n=2)
-                assert error.param == "n"
-                assert "provider 'co' (cohere)" in error.message
-            assert fake.requests == []
-
-    run("asyncio", main())
+    run("asyncio", refuses_n(cohere_gateway, MODEL, "'co' (cohere)"))

@@ -20,14 +20,11 @@ from tests.providers.harness import (
     MESSAGES,
     Gateway,
     ask_each_way,
-    ask_streamed,
-    call_error,
-    expected,
-    mid_stream_error,
     provider_toml,
     same_minting_ids,
     serving,
 )
+from tests.providers.scenarios import breaks_mid_stream, fault_error, recovers, refuses_n
 from tests.upstream import LOOPS, run
 
 MODEL = "gemini-2.0-flash"
@@ -109,51 +106,21 @@ ERRORS = [
 @pytest.mark.parametrize(("fault", "exc", "status", "code"), ERRORS, ids=[e[0] for e in ERRORS])
 @pytest.mark.parametrize("stream", [False, True], ids=["whole", "stream"])
 def test_error_statuses(fault: str, exc: type, status: int, code: str, stream: bool) -> None:
-    async def main() -> None:
-        async with gemini_gateway(extra="max_retries = 0") as (gw, fake), gw.client() as client:
-            fake.faults.append(fault)
-            error = await call_error(client, MODEL, exc, stream=stream)
-            assert error.status_code == status
-            assert error.code == code
-            assert len(fake.requests) == 1
-
-    run("asyncio", main())
+    run("asyncio", fault_error(gemini_gateway, MODEL, fault, exc, status, code, stream=stream))
 
 
 @pytest.mark.parametrize("faults", [["429"], ["503", "error_first"], ["reset_early"]],
                          ids=["429", "503-error_first", "reset_early"])
 def test_retries_recover_before_the_first_byte(faults: list[str]) -> None:
-    async def main() -> None:
-        async with gemini_gateway(answer=TOOLS) as (gw, fake), gw.client() as client:
-            fake.faults.extend(faults)
-            same_minting_ids(await ask_streamed(client, MODEL),
-                             expected(TOOLS, MODEL, usage=False))
-            assert len(fake.requests) == len(faults) + 1
-
-    run("asyncio", main())
+    run("asyncio", recovers(gemini_gateway, MODEL, faults, same_minting_ids))
 
 
-@pytest.mark.parametrize("fault", ["error_event", "no_finish", "reset"])
-def test_mid_stream_failure_reaches_the_sdk_as_an_error(fault: str) -> None:
-    async def main() -> None:
-        async with gemini_gateway() as (gw, fake), gw.client() as client:
-            fake.faults.append(fault)
-            want = {"error_event": "service_unavailable", "no_finish": "upstream_stream_truncated",
-                    "reset": "upstream_closed"}[fault]
-            assert (await mid_stream_error(client, MODEL)).code == want
-            assert len(fake.requests) == 1
-
-    run("asyncio", main())
+@pytest.mark.parametrize(("fault", "code"), [("error_event", "service_unavailable"),
+                                             ("no_finish", "upstream_stream_truncated"),
+                                             ("reset", "upstream_closed")])
+def test_mid_stream_failure_reaches_the_sdk_as_an_error(fault: str, code: str) -> None:
+    run("asyncio", breaks_mid_stream(gemini_gateway, MODEL, fault, code))
 
 
 def test_n_above_one_is_refused_naming_the_provider_without_an_upstream_call() -> None:
-    async def main() -> None:
-        async with gemini_gateway() as (gw, fake), gw.client() as client:
-            for stream in (False, True):
-                error = await call_error(client, MODEL, openai.BadRequestError, stream=stream,
-                                         n=2)
-                assert error.param == "n"
-                assert "provider 'gem' (gemini)" in error.message
-            assert fake.requests == []
-
-    run("asyncio", main())
+    run("asyncio", refuses_n(gemini_gateway, MODEL, "'gem' (gemini)"))
