@@ -95,20 +95,8 @@ def test_property_content_and_arguments_survive_any_split(
     assert chunks[-1]["usage"]["completion_tokens"] == 9
 
 
-_event_names = st.sampled_from(
-    [
-        "message_start",
-        "content_block_start",
-        "content_block_delta",
-        "content_block_stop",
-        "message_delta",
-        "message_stop",
-        "ping",
-        "error",
-        "",
-        "other",
-    ]
-)
+_FUZZ = load("translate_stream_fuzz")
+_event_names = st.sampled_from([*_FUZZ.EVENT_NAMES, "", "other"])
 _payloads = st.sampled_from(
     [data for _, data in parse_sse(TOOL_USE + "\n" + THINKING + "\n" + OVERLOADED_MID_STREAM)]
     + [b"", b"{", b"null", b"[]", b'{"index":-1,"delta":{}}', b'{"index":0}', b"\xff"]
@@ -129,7 +117,7 @@ def test_property_any_event_sequence_yields_chunks_or_one_final_error(events: li
 
 
 def test_fuzz_target_smoke() -> None:
-    assert load("translate_stream_fuzz").smoke(300, seed=1234) == 300
+    assert _FUZZ.smoke(300, seed=1234) == 300
 
 
 _nasty_text = st.text(
