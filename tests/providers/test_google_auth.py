@@ -92,6 +92,24 @@ def test_a_cancelled_waiter_does_not_cancel_the_refresh() -> None:
     run("asyncio", main())
 
 
+def test_aclose_cancels_a_refresh_and_lets_its_thread_finish_first() -> None:
+    async def main() -> None:
+        async with FakeGoogleOAuth() as oauth:
+            oauth.gate = asyncio.Event()
+            tokens = source_for(oauth)
+            waiter = asyncio.create_task(tokens.token())
+            await oauth.wait_for(lambda: len(oauth.requests) == 1)
+            closing = asyncio.create_task(tokens.aclose())
+            with pytest.raises(asyncio.CancelledError):
+                await waiter  # cancelled at once, while the worker thread still waits
+            assert not closing.done()  # the thread's HTTP session stays open under it
+            oauth.gate.set()
+            await closing
+            assert tokens._session is None and tokens.refreshes == 0
+
+    run("asyncio", main())
+
+
 def test_refresh_runs_in_a_worker_thread_not_on_the_loop() -> None:
     async def main() -> None:
         async with FakeGoogleOAuth() as oauth:
