@@ -11,15 +11,14 @@ twins run. The first input byte picks ``include_usage`` and JSON mode and seeds 
 
 from __future__ import annotations
 
-import argparse
 import importlib
-import json
 import random
 import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from fuzz import fuzzing
 from modelmux import _accel
 from modelmux.codec.eventstream import EventStreamError, encode_message
 from modelmux.providers.bedrock import ConverseRelay
@@ -81,16 +80,7 @@ def _run(twins: Twins, include_usage: bool, pieces: list[bytes],
         out += relay.close()
     except EventStreamError as exc:
         return ("eventstream_error", b"".join(out), exc.message)
-    early = relay.early_error
-    assert relay.finished
-    if early is not None:
-        assert out == [] and not relay.started, out
-    else:
-        last = out[-1]
-        assert last == b"data: [DONE]\n\n" or b'"error"' in last, out
-        for frame in out[:-1]:
-            assert json.loads(frame.removeprefix(b"data: "))["object"] == "chat.completion.chunk"
-    return (b"".join(out), relay.usage, None if early is None else (early.status, early.code))
+    return fuzzing.relay_outcome(relay, out)
 
 
 def test_one_input(data: bytes) -> None:
@@ -100,11 +90,9 @@ def test_one_input(data: bytes) -> None:
     json_tool = "f" if data[0] & 0x40 else None  # JSON mode: tool "f" carries the answer
     body = data[1:]
     whole = _run(TWINS[0], include_usage, [body], json_tool)
-    rng = random.Random(data[0])
-    cuts = sorted(rng.randrange(len(body) + 1) for _ in range(rng.randrange(6)))
-    pieces = [body[a:b] for a, b in zip([0, *cuts], [*cuts, len(body)], strict=True)]
+    pieces = fuzzing.random_pieces(body, random.Random(data[0]))
     for twins in TWINS:
-        for split in ([body], pieces, [body[i:i + 1] for i in range(len(body))]):
+        for split in ([body], pieces, fuzzing.bytewise(body)):
             got = _run(twins, include_usage, split, json_tool)
             assert got == whole, (twins[0].__module__, split, got, whole)
 
@@ -124,9 +112,7 @@ def mutate(rng: random.Random) -> bytes:
         elif action == 1:
             messages.insert(i, (headers, payload))
         elif action == 2 and payload:
-            pos = rng.randrange(len(payload))
-            flipped = payload[:pos] + bytes([payload[pos] ^ (1 << rng.randrange(8))])
-            messages[i] = (headers, flipped + payload[pos + 1:])
+            messages[i] = (headers, fuzzing.flip_bit(payload, rng))
         else:
             messages[i] = (headers, payload[:rng.randrange(len(payload) + 1)])
         if not messages:
@@ -140,26 +126,9 @@ def mutate(rng: random.Random) -> bytes:
 
 
 def smoke(n: int, seed: int = 0) -> int:
-    rng = random.Random(seed)
-    for _ in range(n):
-        test_one_input(mutate(rng))
-    print(f"converse_stream_fuzz: {n} inputs ok ({len(TWINS)} twins)")
-    return n
+    return fuzzing.smoke("converse_stream_fuzz", n, seed, mutate, test_one_input,
+                         f" ({len(TWINS)} twins)")
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--smoke", type=int, metavar="N", help="run N inputs without atheris")
-    args, rest = parser.parse_known_args()
-    if args.smoke is not None:
-        smoke(args.smoke)
-        return
-    import atheris  # type: ignore[import-untyped]
-
-    atheris.instrument_all()  # the decoder and translator modules are already imported above
-    atheris.Setup([sys.argv[0], *rest], test_one_input)
-    atheris.Fuzz()
-
-
-if __name__ == "__main__":
-    main()
+if __name__ == "__main__":  # the decoder and translator modules are already imported above
+    fuzzing.cli(__doc__, smoke, lambda: test_one_input, instrument="all")

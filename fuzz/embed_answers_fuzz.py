@@ -10,7 +10,6 @@ reader and the expected count (0..63).
 
 from __future__ import annotations
 
-import argparse
 import json
 import random
 import sys
@@ -19,6 +18,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from fuzz import fuzzing
 from modelmux.errors import UpstreamError
 from modelmux.translate.embed_cohere import cohere_vectors
 from modelmux.translate.embed_gemini import gemini_vectors
@@ -66,8 +66,7 @@ def mutate(rng: random.Random) -> bytes:
     """A seed answer, cut or bit-flipped, with a head byte that often expects its count."""
     body = rng.choice(SEEDS)
     if rng.random() < 0.5 and body:
-        pos = rng.randrange(len(body))
-        body = body[:pos] + bytes([body[pos] ^ (1 << rng.randrange(8))]) + body[pos + 1:]
+        body = fuzzing.flip_bit(body, rng)
     if rng.random() < 0.2:
         body = body[: rng.randrange(len(body) + 1)]
     reader = rng.randrange(len(READERS))
@@ -76,25 +75,8 @@ def mutate(rng: random.Random) -> bytes:
 
 
 def smoke(n: int, seed: int = 0) -> int:
-    rng = random.Random(seed)
-    for _ in range(n):
-        test_one_input(mutate(rng))
-    print(f"embed_answers_fuzz: {n} inputs ok")
-    return n
-
-
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--smoke", type=int, metavar="N", help="run N inputs without atheris")
-    args, rest = parser.parse_known_args()
-    if args.smoke is not None:
-        smoke(args.smoke)
-        return
-    import atheris  # type: ignore[import-untyped]
-
-    atheris.Setup([sys.argv[0], *rest], test_one_input)
-    atheris.Fuzz()
+    return fuzzing.smoke("embed_answers_fuzz", n, seed, mutate, test_one_input)
 
 
 if __name__ == "__main__":
-    main()
+    fuzzing.cli(__doc__, smoke, lambda: test_one_input)

@@ -9,8 +9,6 @@ it (``--smoke N``). The first input byte picks the format and ``include_usage``.
 
 from __future__ import annotations
 
-import argparse
-import json
 import random
 import sys
 from collections.abc import Callable
@@ -18,6 +16,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from fuzz import fuzzing  # noqa: E402
 from modelmux.codec.sse import SSEProtocolError  # noqa: E402
 from modelmux.providers.event_relay import EventRelay, EventTranslator  # noqa: E402
 from modelmux.translate.cohere_stream import CohereStreamTranslator  # noqa: E402
@@ -62,16 +61,7 @@ def _run(fmt: str, include_usage: bool, pieces: list[bytes]) -> tuple[object, ..
         out += relay.close()
     except SSEProtocolError as exc:
         return ("sse_error", exc.message)
-    early = relay.early_error
-    assert relay.finished
-    if early is not None:
-        assert out == [] and not relay.started, out
-    else:
-        last = out[-1]
-        assert last == b"data: [DONE]\n\n" or b'"error"' in last, out
-        for frame in out[:-1]:
-            assert json.loads(frame.removeprefix(b"data: "))["object"] == "chat.completion.chunk"
-    return (b"".join(out), relay.usage, None if early is None else (early.status, early.code))
+    return fuzzing.relay_outcome(relay, out)
 
 
 def test_one_input(data: bytes) -> None:
@@ -82,11 +72,8 @@ def test_one_input(data: bytes) -> None:
     include_usage = bool(data[0] & 0x80)
     body = data[1:]
     whole = _run(fmt, include_usage, [body])
-    rng = random.Random(data[0])
-    cuts = sorted(rng.randrange(len(body) + 1) for _ in range(rng.randrange(6)))
-    pieces = [body[a:b] for a, b in zip([0, *cuts], [*cuts, len(body)], strict=True)]
-    assert _run(fmt, include_usage, pieces) == whole
-    assert _run(fmt, include_usage, [body[i:i + 1] for i in range(len(body))]) == whole
+    assert _run(fmt, include_usage, fuzzing.random_pieces(body, random.Random(data[0]))) == whole
+    assert _run(fmt, include_usage, fuzzing.bytewise(body)) == whole
 
 
 def mutate(rng: random.Random) -> bytes:
@@ -105,8 +92,7 @@ def mutate(rng: random.Random) -> bytes:
         elif action == 1:
             events.insert(i, body)
         elif action == 2 and body:
-            pos = rng.randrange(len(body))
-            events[i] = body[:pos] + bytes([body[pos] ^ (1 << rng.randrange(8))]) + body[pos + 1:]
+            events[i] = fuzzing.flip_bit(body, rng)
         else:
             events[i] = body[: rng.randrange(len(body) + 1)]
         if not events:
@@ -119,25 +105,8 @@ def mutate(rng: random.Random) -> bytes:
 
 
 def smoke(n: int, seed: int = 0) -> int:
-    rng = random.Random(seed)
-    for _ in range(n):
-        test_one_input(mutate(rng))
-    print(f"event_stream_fuzz: {n} inputs ok")
-    return n
-
-
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--smoke", type=int, metavar="N", help="run N inputs without atheris")
-    args, rest = parser.parse_known_args()
-    if args.smoke is not None:
-        smoke(args.smoke)
-        return
-    import atheris  # type: ignore[import-untyped]
-
-    atheris.Setup([sys.argv[0], *rest], test_one_input)
-    atheris.Fuzz()
+    return fuzzing.smoke("event_stream_fuzz", n, seed, mutate, test_one_input)
 
 
 if __name__ == "__main__":
-    main()
+    fuzzing.cli(__doc__, smoke, lambda: test_one_input)

@@ -15,6 +15,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from fuzz import fuzzing  # noqa: E402
+
 _TOKENS = (
     *(b"GET / HTTP/1.1", b"POST /v1 HTTP/1.0", b"HTTP/2.0", b"\r\n", b"\n", b"\r", b" ", b"\t"),
     *(b"Host: a", b"Content-Length: ", b"Transfer-Encoding: chunked", b"Connection: close"),
@@ -35,27 +37,16 @@ def run_one(check: Callable[[bytes, list[int]], None], data: bytes) -> None:
     check(data[1:], [rng.randint(0, 1 << 16) for _ in range(rng.randint(0, 6))])
 
 
-def smoke(count: int, seed: int = 0) -> None:
+def target() -> fuzzing.OneInput:
     from tests.server.http1_diff import check
 
-    rng = random.Random(seed)
-    for _ in range(count):
-        run_one(check, bytes([rng.randint(0, 255)]) + random_input(rng))
-    print(f"http1_fuzz: {count} inputs ok")
+    return lambda data: run_one(check, data)
 
 
-def main(argv: list[str]) -> None:
-    if len(argv) >= 2 and argv[1] == "--smoke":
-        smoke(int(argv[2]) if len(argv) > 2 else 1000)
-        return
-    import atheris  # only the fuzzing mode needs it
-
-    with atheris.instrument_imports():  # coverage for the pure twin and h11; native is opaque
-        from tests.server.http1_diff import check
-
-    atheris.Setup(argv, lambda data: run_one(check, data))
-    atheris.Fuzz()
+def smoke(count: int, seed: int = 0) -> int:
+    return fuzzing.smoke("http1_fuzz", count, seed,
+                         lambda rng: bytes([rng.randint(0, 255)]) + random_input(rng), target())
 
 
-if __name__ == "__main__":
-    main(sys.argv)
+if __name__ == "__main__":  # coverage for the pure twin and h11; native is opaque
+    fuzzing.cli(__doc__, smoke, target, instrument="imports")

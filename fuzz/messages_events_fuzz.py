@@ -9,7 +9,6 @@ final ``error`` event (``feed`` and ``close`` document no exception). Run
 
 from __future__ import annotations
 
-import argparse
 import json
 import random
 import sys
@@ -17,6 +16,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from fuzz import fuzzing
 from modelmux.codec.sse import SSEDecoder, SSEProtocolError, encode_data
 from modelmux.translate.messages_events import MessagesEventStream
 
@@ -54,9 +54,7 @@ def translate(pieces: list[bytes]) -> list[bytes]:
 def check(body: bytes, cuts: list[int]) -> None:
     """Raises: AssertionError: the invariant does not hold."""
     whole = translate([body])
-    points = sorted({c % (len(body) + 1) for c in cuts})
-    pieces = [body[a:b] for a, b in zip([0, *points], [*points, len(body)], strict=True)]
-    assert translate(pieces) == whole
+    assert translate(fuzzing.split_at(body, sorted({c % (len(body) + 1) for c in cuts}))) == whole
     decoder = SSEDecoder()
     found = [(e.event, json.loads(e.data)) for e in decoder.feed(b"".join(whole))]
     names = [name for name, _ in found]
@@ -88,26 +86,8 @@ def mutate(rng: random.Random) -> bytes:
 
 
 def smoke(n: int, seed: int = 0) -> int:
-    """Run ``n`` mutated inputs through the target without atheris; returns how many ran."""
-    rng = random.Random(seed)
-    for _ in range(n):
-        test_one_input(mutate(rng))
-    print(f"messages_events_fuzz: {n} inputs ok")
-    return n
-
-
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--smoke", type=int, metavar="N", help="run N inputs without atheris")
-    args, rest = parser.parse_known_args()
-    if args.smoke is not None:
-        smoke(args.smoke)
-        return
-    import atheris  # type: ignore[import-untyped]
-
-    atheris.Setup([sys.argv[0], *rest], test_one_input)
-    atheris.Fuzz()
+    return fuzzing.smoke("messages_events_fuzz", n, seed, mutate, test_one_input)
 
 
 if __name__ == "__main__":
-    main()
+    fuzzing.cli(__doc__, smoke, lambda: test_one_input)

@@ -17,6 +17,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from fuzz import fuzzing  # noqa: E402
 from modelmux import _accel  # noqa: E402
 from modelmux.codec.sse import SSEProtocolError  # noqa: E402
 
@@ -63,8 +64,7 @@ def _run(cls: type, pieces: list[bytes]) -> tuple[object, ...]:
 
 def check(body: bytes, cuts: list[int]) -> None:
     """The invariant; any other exception escaping is a finding too."""
-    points = sorted({c % (len(body) + 1) for c in cuts})
-    split = [body[a:b] for a, b in zip([0, *points], [*points, len(body)], strict=True)]
+    split = fuzzing.split_at(body, sorted({c % (len(body) + 1) for c in cuts}))
     whole = _run(_CLASSES[0], [body])
     for cls in _CLASSES:
         for pieces in ([body], split):
@@ -90,23 +90,11 @@ def run_one(data: bytes) -> None:
     check(data[1:], [rng.randint(0, 1 << 16) for _ in range(rng.randint(0, 6))])
 
 
-def smoke(count: int, seed: int = 0) -> None:
-    rng = random.Random(seed)
-    for _ in range(count):
-        run_one(bytes([rng.randint(0, 255)]) + random_input(rng))
-    print(f"relay_fuzz: {count} inputs ok ({len(_CLASSES)} twins)")
+def smoke(count: int, seed: int = 0) -> int:
+    return fuzzing.smoke("relay_fuzz", count, seed,
+                         lambda rng: bytes([rng.randint(0, 255)]) + random_input(rng), run_one,
+                         f" ({len(_CLASSES)} twins)")
 
 
-def main(argv: list[str]) -> None:
-    if len(argv) >= 2 and argv[1] == "--smoke":
-        smoke(int(argv[2]) if len(argv) > 2 else 1000)
-        return
-    import atheris  # only the fuzzing mode needs it
-
-    atheris.instrument_all()  # coverage for the pure twin and the SSE decoder; native is opaque
-    atheris.Setup(argv, run_one)
-    atheris.Fuzz()
-
-
-if __name__ == "__main__":
-    main(sys.argv)
+if __name__ == "__main__":  # coverage for the pure twin and the SSE decoder; native is opaque
+    fuzzing.cli(__doc__, smoke, lambda: run_one, instrument="all")

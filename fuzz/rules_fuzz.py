@@ -13,6 +13,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from fuzz import fuzzing
 from modelmux.rules.compiler import RuleError, compile_rule
 
 SAMPLES: list[dict[str, object]] = [
@@ -78,28 +79,15 @@ def random_input(rng: random.Random) -> str:
     return text
 
 
-def smoke(count: int, seed: int = 0) -> None:
-    """Run ``count`` random inputs through ``check`` without atheris."""
-    rng = random.Random(seed)
-    for _ in range(count):
-        check(random_input(rng))
-    print(f"rules_fuzz: {count} inputs ok")
+def one_input(data: bytes) -> None:
+    check(data.decode("utf-8", "replace"))
 
 
-def main(argv: list[str]) -> None:
-    if len(argv) >= 2 and argv[1] == "--smoke":
-        smoke(int(argv[2]) if len(argv) > 2 else 1000)
-        return
-    import atheris  # only the fuzzing mode needs it
-
-    atheris.instrument_all()  # the rule modules are already imported above
-
-    def one_input(data: bytes) -> None:
-        check(data.decode("utf-8", "replace"))
-
-    atheris.Setup(argv, one_input)
-    atheris.Fuzz()
+def smoke(count: int, seed: int = 0) -> int:
+    return fuzzing.smoke("rules_fuzz", count, seed,
+                         lambda rng: random_input(rng).encode(),
+                         one_input)
 
 
-if __name__ == "__main__":
-    main(sys.argv)
+if __name__ == "__main__":  # the rule modules are already imported above
+    fuzzing.cli(__doc__, smoke, lambda: one_input, instrument="all")

@@ -15,6 +15,7 @@ from types import ModuleType
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from fuzz import fuzzing  # noqa: E402
 from modelmux.codec.sse_common import SSEProtocolError  # noqa: E402
 
 TWINS = ("modelmux.codec._sse_py", "modelmux._speedups.sse")
@@ -60,7 +61,7 @@ def check(data: bytes, twins: list[ModuleType], seed: int = 0) -> None:
     rng = random.Random(seed)
     max_line = MAX_LINES[seed % len(MAX_LINES)]
     results: list[tuple[bool, object]] = []
-    for pieces in ([data], cut(data, rng), [data[i : i + 1] for i in range(len(data))]):
+    for pieces in ([data], cut(data, rng), fuzzing.bytewise(data)):
         traces = [trace(module, pieces, max_line) for module in twins]
         if any(t != traces[0] for t in traces):
             raise AssertionError(f"twins disagree on {pieces!r}: {traces!r}")
@@ -78,30 +79,18 @@ def random_input(rng: random.Random) -> bytes:
     return b"".join(rng.choice(_TOKENS) for _ in range(rng.randint(0, 60)))
 
 
-def smoke(count: int, seed: int = 0) -> None:
-    """Run ``count`` random inputs through ``check`` without atheris."""
+def target() -> fuzzing.OneInput:
+    """The check over the twins, the first input byte its seed."""
     twins = load_twins()
-    rng = random.Random(seed)
-    for i in range(count):
-        check(random_input(rng), twins, seed=i)
-    print(f"sse_fuzz: {count} inputs ok ({', '.join(m.__name__ for m in twins)})")
+    return lambda data: check(data[1:], twins, seed=data[0] if data else 0)
 
 
-def main(argv: list[str]) -> None:
-    if len(argv) >= 2 and argv[1] == "--smoke":
-        smoke(int(argv[2]) if len(argv) > 2 else 1000)
-        return
-    import atheris  # only the fuzzing mode needs it
-
-    with atheris.instrument_imports():  # coverage for the pure twin; the native one is opaque
-        twins = load_twins()
-
-    def one_input(data: bytes) -> None:
-        check(data[1:], twins, seed=data[0] if data else 0)
-
-    atheris.Setup(argv, one_input)
-    atheris.Fuzz()
+def smoke(count: int, seed: int = 0) -> int:
+    names = ", ".join(m.__name__ for m in load_twins())
+    return fuzzing.smoke("sse_fuzz", count, seed,
+                         lambda rng: bytes([rng.randrange(256)]) + random_input(rng), target(),
+                         f" ({names})")
 
 
-if __name__ == "__main__":
-    main(sys.argv)
+if __name__ == "__main__":  # coverage for the pure twin; the native one is opaque
+    fuzzing.cli(__doc__, smoke, target, instrument="imports")

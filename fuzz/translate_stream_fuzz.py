@@ -7,7 +7,6 @@ atheris, or ``python fuzz/translate_stream_fuzz.py --smoke 10000`` anywhere.
 
 from __future__ import annotations
 
-import argparse
 import json
 import random
 import sys
@@ -15,6 +14,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from fuzz import fuzzing
 from modelmux.translate.messages_stream import MessagesStreamTranslator
 
 EVENT_NAMES = (
@@ -134,9 +134,7 @@ def mutate(rng: random.Random) -> bytes:
         elif action == 1:
             events.insert(rng.randrange(len(events) + 1), events[i])
         elif action == 2 and body:
-            pos = rng.randrange(len(body))
-            body = body[:pos] + bytes([body[pos] ^ (1 << rng.randrange(8))]) + body[pos + 1 :]
-            events[i] = (name, body)
+            events[i] = (name, fuzzing.flip_bit(body, rng))
         elif action == 3:
             events[i] = (name, body[: rng.randrange(len(body) + 1)])
         else:
@@ -147,25 +145,8 @@ def mutate(rng: random.Random) -> bytes:
 
 
 def smoke(n: int, seed: int = 0) -> int:
-    """Run ``n`` mutated inputs through the target without atheris; returns how many ran."""
-    rng = random.Random(seed)
-    for _ in range(n):
-        test_one_input(mutate(rng))
-    return n
-
-
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--smoke", type=int, metavar="N", help="run N inputs without atheris")
-    args, rest = parser.parse_known_args()
-    if args.smoke is not None:
-        print(f"translate_stream_fuzz: {smoke(args.smoke)} inputs, invariant held")
-        return
-    import atheris  # type: ignore[import-untyped]
-
-    atheris.Setup([sys.argv[0], *rest], test_one_input)
-    atheris.Fuzz()
+    return fuzzing.smoke("translate_stream_fuzz", n, seed, mutate, test_one_input)
 
 
 if __name__ == "__main__":
-    main()
+    fuzzing.cli(__doc__, smoke, lambda: test_one_input)

@@ -9,8 +9,7 @@ file (``AWS_CONFIG_FILE``, ``~/.aws/config``) for profile ``AWS_PROFILE`` (stati
 container credentials (``AWS_CONTAINER_CREDENTIALS_FULL_URI`` or ``..._RELATIVE_URI`` under
 169.254.170.2, with ``AWS_CONTAINER_AUTHORIZATION_TOKEN(_FILE)``); IMDSv2 (token ``PUT``, then
 the role's credentials; ``AWS_EC2_METADATA_SERVICE_ENDPOINT`` overrides the address). Fetched
-over the gateway's own pool. Once held, requests never wait: a refresh starts in the background
-``margin`` seconds before expiry.
+over the gateway's own pool and kept fresh by ``auth.refresh.RefreshAhead``.
 """
 
 from __future__ import annotations
@@ -22,13 +21,13 @@ import logging
 import os
 import time
 from collections.abc import Callable, Mapping
-from contextlib import suppress
 from pathlib import Path
 from urllib.parse import urlencode
 from xml.etree import ElementTree
 
 import msgspec
 
+from modelmux.auth.refresh import REFRESH_MARGIN, RefreshAhead
 from modelmux.auth.sigv4 import AwsCredentials
 from modelmux.errors import Headers, ModelMuxError, UpstreamAuthFailed
 from modelmux.upstream import ConnectionPool, Timeouts
@@ -38,7 +37,6 @@ log = logging.getLogger("modelmux.auth")
 
 CONTAINER_HOST = "http://169.254.170.2"
 IMDS = "http://169.254.169.254"
-REFRESH_MARGIN = 300.0
 _TIMEOUTS = Timeouts(connect=2.0, first_byte=5.0, read=5.0, pool=2.0)
 _MAX_BODY = 64 * 1024
 
@@ -101,71 +99,33 @@ def expiry(text: str | None) -> float | None:
     return when.timestamp()
 
 
-class AwsCredentialSource:
+class AwsCredentialSource(RefreshAhead[AwsCredentials]):
     """One provider's AWS credentials; ``clock`` is wall-clock seconds, ``env`` the process
-    environment (injectable for tests)."""
+    environment (injectable for tests). Configured keys are held for good."""
+
+    what = "AWS credentials"
 
     def __init__(self, pool: ConnectionPool, *, label: str,
                  static: AwsCredentials | None = None, env: Mapping[str, str] | None = None,
                  region: str = "", margin: float = REFRESH_MARGIN,
                  clock: Callable[[], float] = time.time) -> None:
+        super().__init__(label=label, margin=margin, clock=clock, held=static)
         self.pool = pool
-        self.label = label
         self.region = region
         self.static = static
         self.env = os.environ if env is None else env
-        self.margin = margin
-        self.clock = clock
-        self.refreshes = 0
         self.source = "config" if static is not None else ""
-        self._held: AwsCredentials | None = static
-        self._refresh_at = float("inf")
-        self._inflight: asyncio.Task[AwsCredentials] | None = None
 
-    async def credentials(self) -> AwsCredentials:
-        """Valid credentials; waits only when none are held or they have expired.
+    credentials = RefreshAhead.current
+    """Valid credentials; waits only when none are held or they have expired. Raises
+    ``UpstreamAuthFailed`` when no source in the chain has credentials or one refused,
+    ``UpstreamConnectError`` when a metadata endpoint is unreachable."""
 
-        Raises:
-            UpstreamAuthFailed: no source in the chain has credentials, or one refused.
-            UpstreamConnectError: the container or instance metadata endpoint is unreachable.
-        """
-        held = self._held
-        if held is not None:
-            now = self.clock()
-            if held.expires_at is None or now < held.expires_at:
-                if now >= self._refresh_at and self._inflight is None:
-                    self._start()  # ahead of expiry, off the request path
-                return held
-        task = self._inflight or self._start()
-        return await asyncio.shield(task)
+    def invalidate(self, value: AwsCredentials | None = None) -> bool:
+        """After a refused request: forget ``value`` unless they are the configured keys."""
+        return self._held is not self.static and super().invalidate(value)
 
-    def invalidate(self, held: AwsCredentials) -> bool:
-        """After a refused request: forget ``held`` unless they are the configured keys."""
-        if self._held is held and held is not self.static:
-            self._held = None
-            return True
-        return False
-
-    async def aclose(self) -> None:
-        task = self._inflight
-        if task is not None:
-            task.cancel()
-            with suppress(asyncio.CancelledError, ModelMuxError):
-                await task
-
-    def _start(self) -> asyncio.Task[AwsCredentials]:
-        task = self._inflight = asyncio.get_running_loop().create_task(self._resolve())
-        task.add_done_callback(self._settled)
-        return task
-
-    def _settled(self, task: asyncio.Task[AwsCredentials]) -> None:
-        if self._inflight is task:
-            self._inflight = None
-        if not task.cancelled() and (exc := task.exception()) is not None:
-            log.warning("%s: AWS credentials refresh failed: %s", self.label, exc)
-
-    async def _resolve(self) -> AwsCredentials:
-        started = self.clock()
+    async def _fetch(self) -> tuple[AwsCredentials, float | None]:
         found = from_env(self.env)
         source = "environment"
         if found is None:
@@ -181,14 +141,8 @@ class AwsCredentialSource:
                 f"{self.label}: no AWS credentials: set access_key_id and secret_access_key, "
                 "AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, a shared credentials profile, or run "
                 "with a container or instance role")
-        self._held, self.source = found, source
-        self.refreshes += 1
-        if found.expires_at is None:
-            self._refresh_at = float("inf")
-        else:
-            lifetime = max(found.expires_at - started, 0.0)
-            self._refresh_at = found.expires_at - min(self.margin, lifetime / 2)
-        return found
+        self.source = source
+        return found, found.expires_at
 
     async def _get(self, method: bytes, url: str, headers: Headers, what: str,
                    body: bytes = b"") -> bytes:

@@ -1,9 +1,8 @@
 """Microsoft Entra ID access tokens for Azure OpenAI: client credentials or managed identity.
 
-``EntraTokenSource`` keeps one token. Once a token is held, requests never wait for a refresh:
-when it comes within ``margin`` of expiry a refresh starts in the background and requests go on
-with the still-valid token; only the first request (or one after the token expired or was
-refused) waits, single-flight, for a fetch. Tokens come over the gateway's own connection pool:
+``EntraTokenSource`` keeps one token, fresh by ``auth.refresh.RefreshAhead`` (only the first
+request, or one after the token expired or was refused, waits for a fetch). Tokens come over
+the gateway's own connection pool:
 
 - client credentials: ``POST {authority_host}/{tenant_id}/oauth2/v2.0/token`` (OAuth 2.0
   client credentials grant, scope ``https://cognitiveservices.azure.com/.default``);
@@ -14,28 +13,22 @@ refused) waits, single-flight, for a fetch. Tokens come over the gateway's own c
 
 from __future__ import annotations
 
-import asyncio
-import logging
 import os
 import time
 from collections.abc import Callable
-from contextlib import suppress
 from urllib.parse import quote, urlencode
 
 import msgspec
 
+from modelmux.auth.refresh import REFRESH_MARGIN, RefreshAhead
 from modelmux.errors import Headers, ModelMuxError, UpstreamAuthFailed
 from modelmux.upstream import ConnectionPool, Timeouts
 from modelmux.upstream.errors import UpstreamConnectError
-
-log = logging.getLogger("modelmux.auth")
 
 SCOPE = "https://cognitiveservices.azure.com/.default"
 RESOURCE = "https://cognitiveservices.azure.com"
 AUTHORITY = "https://login.microsoftonline.com"
 IMDS = "http://169.254.169.254/metadata/identity/oauth2/token"
-REFRESH_MARGIN = 300.0
-"""Seconds before expiry at which a background refresh starts (capped at half the lifetime)."""
 _TIMEOUTS = Timeouts(connect=5.0, first_byte=15.0, read=15.0, pool=5.0)
 _MAX_BODY = 64 * 1024
 
@@ -58,72 +51,31 @@ def _seconds(value: int | str | None) -> float | None:
         return None
 
 
-class EntraTokenSource:
+class EntraTokenSource(RefreshAhead[str]):
     """One cached Entra ID token for one provider; ``clock`` is wall-clock seconds."""
+
+    what = "Entra ID token"
 
     def __init__(self, pool: ConnectionPool, *, label: str, tenant_id: str | None = None,
                  client_id: str | None = None, client_secret: str | None = None,
                  authority_host: str = AUTHORITY, margin: float = REFRESH_MARGIN,
                  clock: Callable[[], float] = time.time) -> None:
+        super().__init__(label=label, margin=margin, clock=clock)
         self.pool = pool
-        self.label = label
         self.tenant_id, self.client_id, self.client_secret = tenant_id, client_id, client_secret
         self.authority_host = authority_host.rstrip("/")
-        self.margin = margin
-        self.clock = clock
-        self.refreshes = 0
-        self._token: str | None = None
-        self._expires = 0.0
-        self._refresh_at = 0.0
-        self._inflight: asyncio.Task[str] | None = None
 
     @property
     def kind(self) -> str:
         """``client credentials`` or ``managed identity``: what the tokens are fetched with."""
         return "client credentials" if self.client_secret else "managed identity"
 
-    async def token(self) -> str:
-        """A valid token; waits only when none is held or it has expired.
+    token = RefreshAhead.current
+    """A valid token; waits only when none is held or it has expired. Raises
+    ``UpstreamAuthFailed`` when Entra ID refused the credentials, ``UpstreamConnectError`` when
+    the token endpoint could not be reached."""
 
-        Raises:
-            UpstreamAuthFailed: Entra ID refused the credentials.
-            UpstreamConnectError: the token endpoint could not be reached.
-        """
-        now = self.clock()
-        token = self._token
-        if token is not None and now < self._expires:
-            if now >= self._refresh_at and self._inflight is None:
-                self._start()  # refresh ahead, off the request path
-            return token
-        task = self._inflight or self._start()
-        return await asyncio.shield(task)
-
-    def invalidate(self, token: str | None = None) -> bool:
-        """Forget the cached token (if it is still ``token``); True when one was dropped."""
-        if self._token is not None and (token is None or token == self._token):
-            self._token = None
-            return True
-        return False
-
-    async def aclose(self) -> None:
-        task = self._inflight
-        if task is not None:
-            task.cancel()
-            with suppress(asyncio.CancelledError, ModelMuxError):
-                await task
-
-    def _start(self) -> asyncio.Task[str]:
-        task = self._inflight = asyncio.get_running_loop().create_task(self._refresh())
-        task.add_done_callback(self._settled)
-        return task
-
-    def _settled(self, task: asyncio.Task[str]) -> None:
-        if self._inflight is task:
-            self._inflight = None
-        if not task.cancelled() and (exc := task.exception()) is not None:
-            log.warning("%s: Entra ID token refresh failed: %s", self.label, exc)
-
-    async def _refresh(self) -> str:
+    async def _fetch(self) -> tuple[str, float]:
         started = self.clock()
         if self.client_secret:
             url = f"{self.authority_host}/{quote(self.tenant_id or '', safe='')}/oauth2/v2.0/token"
@@ -153,12 +105,8 @@ class EntraTokenSource:
         lifetime = _seconds(answer.expires_in)
         if lifetime is None and (on := _seconds(answer.expires_on)) is not None:
             lifetime = on - started
-        lifetime = max(lifetime if lifetime is not None else 3600.0, 0.0)
-        self._token = answer.access_token
-        self._expires = started + lifetime
-        self._refresh_at = self._expires - min(self.margin, lifetime / 2)
-        self.refreshes += 1
-        return answer.access_token
+        return answer.access_token, started + max(lifetime if lifetime is not None else 3600.0,
+                                                  0.0)
 
     def _identity_request(self) -> tuple[str, Headers]:
         """The managed identity endpoint's URL and headers (App Service style, else IMDS)."""

@@ -1,8 +1,8 @@
 """Google OAuth access tokens for Vertex AI: credentials loading, a token cache, refresh.
 
-``GoogleTokenSource`` caches one access token and refreshes it a little before it expires, one
-refresh at a time, in a worker thread (google-auth's requests transport blocks). Which request
-needs the token, and what a 401 means, is the provider's business.
+``GoogleTokenSource`` keeps one access token fresh (``auth.refresh.RefreshAhead``), fetching it
+in a worker thread (google-auth's requests transport blocks). Which request needs the token,
+and what a 401 means, is the provider's business.
 """
 
 from __future__ import annotations
@@ -22,12 +22,11 @@ import google.auth.exceptions
 from google.auth.credentials import Credentials
 from google.oauth2 import service_account
 
+from modelmux.auth.refresh import REFRESH_MARGIN, RefreshAhead
 from modelmux.errors import UpstreamAuthFailed
 from modelmux.upstream.errors import UpstreamConnectError
 
 CLOUD_PLATFORM = "https://www.googleapis.com/auth/cloud-platform"
-REFRESH_MARGIN = 300.0
-"""Seconds before expiry at which a token is refreshed (capped at half its lifetime)."""
 
 
 class CredentialsError(ValueError):
@@ -92,12 +91,14 @@ def load_credentials(
     return credentials_from_info(info, source)
 
 
-class GoogleTokenSource:
-    """One cached access token; ``token()`` refreshes it when due, single-flight, off-loop.
+class GoogleTokenSource(RefreshAhead[str]):
+    """One cached access token, kept fresh by ``RefreshAhead``; fetched in a worker thread.
 
     ``credentials`` None means Application Default Credentials, resolved on first use (in the
     worker thread, since it may ask the metadata server). ``clock`` is wall-clock seconds.
     """
+
+    what = "Google access token"
 
     def __init__(
         self,
@@ -107,64 +108,33 @@ class GoogleTokenSource:
         margin: float = REFRESH_MARGIN,
         clock: Callable[[], float] = time.time,
     ) -> None:
-        self.label = label
-        self.margin = margin
-        self.refreshes = 0
+        super().__init__(label=label, margin=margin, clock=clock)
         self._credentials = credentials
-        self._clock = clock
-        self._token: str | None = None
-        self._fresh_until = 0.0
-        self._inflight: asyncio.Task[str] | None = None
         self._session: Any = None  # a requests.Session, made in the worker thread on first use
+        self._work: asyncio.Future[tuple[str, datetime.datetime | None]] | None = None
 
-    async def token(self) -> str:
-        """A valid access token, fetching a new one if none is cached or it is due.
-
-        Raises:
-            UpstreamAuthFailed: Google refused the credentials, or there are none.
-            UpstreamConnectError: the token endpoint could not be reached.
-        """
-        token = self._token
-        if token is not None and self._clock() < self._fresh_until:
-            return token
-        task = self._inflight
-        if task is None:
-            task = self._inflight = asyncio.get_running_loop().create_task(self._refresh())
-            task.add_done_callback(self._settled)
-        return await asyncio.shield(task)
-
-    def invalidate(self, token: str | None = None) -> None:
-        """Forget the cached token (only if it is still ``token``, when given)."""
-        if token is None or token == self._token:
-            self._token = None
+    token = RefreshAhead.current
+    """A valid access token; waits only when none is held or it has expired. Raises
+    ``UpstreamAuthFailed`` when Google refused the credentials or there are none,
+    ``UpstreamConnectError`` when the token endpoint could not be reached."""
 
     async def aclose(self) -> None:
-        """Wait for a refresh in flight, then close the HTTP session used for refreshes."""
-        task = self._inflight
-        if task is not None:
-            await asyncio.wait([task])
+        """Cancel a refresh in flight, let its worker thread finish, then close the HTTP
+        session it used."""
+        await super().aclose()
+        work = self._work
+        if work is not None:
+            await asyncio.wait([work])
+            if not work.cancelled():
+                work.exception()  # seen here, since the cancelled refresh no longer awaits it
         if self._session is not None:
             self._session.close()
             self._session = None
 
-    def _settled(self, task: asyncio.Task[str]) -> None:
-        if self._inflight is task:
-            self._inflight = None
-        if not task.cancelled():
-            task.exception()  # retrieved here, so waiters that left do not leave it unseen
-
-    async def _refresh(self) -> str:
-        started = self._clock()
-        token, expiry = await asyncio.to_thread(self._refresh_blocking)
-        self.refreshes += 1
-        if expiry is None:
-            self._fresh_until = float("inf")
-        else:
-            expires = expiry.replace(tzinfo=datetime.UTC).timestamp()
-            lifetime = max(expires - started, 0.0)
-            self._fresh_until = expires - min(self.margin, lifetime / 2)
-        self._token = token
-        return token
+    async def _fetch(self) -> tuple[str, float | None]:
+        work = self._work = asyncio.ensure_future(asyncio.to_thread(self._refresh_blocking))
+        token, expiry = await asyncio.shield(work)  # a cancel leaves the thread to aclose
+        return token, None if expiry is None else expiry.replace(tzinfo=datetime.UTC).timestamp()
 
     def _refresh_blocking(self) -> tuple[str, datetime.datetime | None]:
         """Runs in a worker thread; one at a time, so the credentials object is not shared."""

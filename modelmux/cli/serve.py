@@ -22,11 +22,11 @@ from pathlib import Path
 from modelmux import __version__, _accel
 from modelmux.api.app import App
 from modelmux.cli.cache import cache_command, workers_cache
-from modelmux.cli.preflight import build_problems
-from modelmux.cli.reloader import Reloader, needs_restart, tls_context
+from modelmux.cli.reloader import Reloader, needs_restart
 from modelmux.cli.running import Running, Stopping
+from modelmux.cli.serve_config import load_checked, load_or_explain, load_validated
 from modelmux.cli.upgrader import Upgrader
-from modelmux.config.load import ConfigError, LoadedConfig, Override, candidate_paths, load_config
+from modelmux.config.load import ConfigError, candidate_paths
 from modelmux.config.schema import Config
 from modelmux.observability import logs
 from modelmux.observability.shared import SharedMetrics, worker_directory
@@ -165,7 +165,7 @@ async def serve(config: Config, host: str, port: int, ns: argparse.Namespace,
     reloader = Reloader(ns, server, app, load_checked)
     stopping = Stopping()
     tasks = _handle_signals(stopping, reloader.reload)
-    upgrader = Upgrader(server.listening_fds, stopping.hand_over, lambda: _validate(ns))
+    upgrader = Upgrader(server.listening_fds, stopping.hand_over, lambda: load_validated(ns))
     running = Running(ns, {"reload": reloader.reload, "upgrade": upgrader.upgrade,
                            "cache": lambda arg: cache_command(reloader, arg)}, upgrader)
     app.ready = True
@@ -225,7 +225,7 @@ async def supervise(config: Config, host: str, port: int, workers: int, worker_a
     async def reload_all(arg: str = "") -> tuple[bool, str]:
         """Validate here first, so an invalid config is reported once and no worker sees it."""
         try:
-            loaded = _validate(ns)
+            loaded = load_validated(ns)
         except ConfigError as exc:
             log.error("reload rejected; the running configuration stays: %s", exc)
             return False, f"reload rejected; the running configuration stays.\n{exc}"
@@ -234,7 +234,7 @@ async def supervise(config: Config, host: str, port: int, workers: int, worker_a
         return True, "\n".join([summary, *needs_restart(config, loaded.config)])
 
     upgrader = Upgrader(lambda: [sock.fileno() for sock in sockets], supervisor.hand_over,
-                        lambda: _validate(ns))
+                        lambda: load_validated(ns))
     running = Running(ns, {"reload": reload_all, "upgrade": upgrader.upgrade,
                            "cache": workers_cache}, upgrader)
     supervisor.on_ready = lambda: running.start(takeover)
@@ -282,54 +282,6 @@ def _run(coro_factory: object, loop_kind: str) -> int:
     return asyncio.run(coro)
 
 
-def overrides(ns: argparse.Namespace) -> list[Override]:
-    """The serve flags as the command-line config layer."""
-    flags = [("host", ("server", "host"), "--host"), ("port", ("server", "port"), "--port"),
-             ("workers", ("server", "workers"), "--workers"),
-             ("log_level", ("logging", "level"), "--log-level")]
-    return [(path, getattr(ns, name), flag) for name, path, flag in flags
-            if getattr(ns, name) is not None]
-
-
-def load_checked(ns: argparse.Namespace) -> LoadedConfig:
-    """Every config layer for these flags, validated, with each provider built once as a check.
-
-    Raises:
-        ConfigError: every problem found.
-    """
-    loaded = load_config(Path(ns.config) if ns.config else None, overrides=overrides(ns))
-    problems = build_problems(loaded.config, loaded.origins)
-    if problems:
-        raise ConfigError.from_problems(problems)
-    return loaded
-
-
-def _validate(ns: argparse.Namespace) -> LoadedConfig:
-    """The config as it is now, checked with its TLS files (before a successor starts, or
-    before a supervisor tells its workers to reload).
-
-    Raises:
-        ConfigError: every problem found.
-    """
-    loaded = load_checked(ns)
-    tls_context(loaded)
-    return loaded
-
-
-def _load(ns: argparse.Namespace, takeover: Takeover | None) -> LoadedConfig | None:
-    """The validated config, or None after logging (and telling the predecessor) why not."""
-    try:
-        return load_checked(ns)
-    except ConfigError as exc:
-        logs.setup("info")
-        log.error("invalid configuration: %s", exc)
-        for warning in exc.warnings:
-            log.warning("%s", warning.render())
-        if takeover is not None:
-            takeover.fail(f"invalid configuration: {exc}")
-        return None
-
-
 def _takeover(ns: argparse.Namespace) -> Takeover | None:
     """With ``--upgrade-from``: the sockets from the running server (None when not upgrading).
 
@@ -365,7 +317,7 @@ def run(ns: argparse.Namespace) -> int:
         logs.setup("info")
         log.error("upgrade: %s", exc)
         return 1
-    loaded = _load(ns, takeover)
+    loaded = load_or_explain(ns, takeover)
     if loaded is None:
         return 2
     config = loaded.config

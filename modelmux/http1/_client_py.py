@@ -13,10 +13,10 @@ the server twin's, so both sides accept the same bytes.
 # (``_speedups/http1_client.pyx`` includes it), and an included file cannot hold one.
 import re
 
-from modelmux.http1._server_py import (
-    _CHUNK_HEAD,
-    _HEAD_END,
-    _comma_tokens,
+from modelmux.http1._head_py import (
+    CHUNK_HEAD,
+    HEAD_END,
+    comma_tokens,
     parse_response_head,
     trailer_end,
 )
@@ -91,7 +91,7 @@ class ClientConnection:
                 length = value
             elif lname == b"transfer-encoding":
                 raise HTTP1LocalError("chunked request bodies are not supported")
-            elif lname == b"connection" and b"close" in _comma_tokens(value):
+            elif lname == b"connection" and b"close" in comma_tokens(value):
                 self.keep_alive = False
         if (b"%d" % len(body) if body or length is not None else None) != length:
             raise HTTP1LocalError(f"body of {len(body)} bytes with Content-Length {length!r}")
@@ -128,7 +128,7 @@ class ClientConnection:
         while True:
             state, buf = self._state, self._buf
             if state == _HEAD:
-                found = _HEAD_END.search(buf)
+                found = HEAD_END.search(buf)
                 if found is None or found.end() > self.max_head:
                     if len(buf) > self.max_head:
                         raise self._fail(f"response head is larger than {self.max_head} bytes")
@@ -191,7 +191,7 @@ class ClientConnection:
             eol = buf.find(b"\r\n")
             if eol < 0:
                 return self._need_more()
-            found = _CHUNK_HEAD.fullmatch(buf, 0, eol + 2)
+            found = CHUNK_HEAD.fullmatch(buf, 0, eol + 2)
             if found is None:
                 raise self._fail("illegal chunk header")
             self._buf, self._remaining = buf[eol + 2:], int(found.group(1), 16)

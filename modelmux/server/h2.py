@@ -11,11 +11,8 @@ import asyncio
 import logging
 from typing import TYPE_CHECKING, cast
 
-import h2.config
-import h2.connection
 import h2.events
 import h2.exceptions
-import h2.settings
 from h2.errors import ErrorCodes
 from hyperframe.frame import GoAwayFrame
 
@@ -27,7 +24,8 @@ from modelmux.server.h2_stream import (
     H2cUpgrade,
     H2ServerStream,
     HeaderBlockBuffer,
-    ServerH2Connection,
+    request_head,
+    server_connection,
 )
 
 __all__ = ["H2Protocol", "H2Settings", "H2cUpgrade"]
@@ -36,8 +34,6 @@ if TYPE_CHECKING:
     from modelmux.server.host import Host
 
 log = logging.getLogger("modelmux.server")
-
-_S = h2.settings.SettingCodes
 
 
 class H2Protocol(asyncio.Protocol):
@@ -50,18 +46,8 @@ class H2Protocol(asyncio.Protocol):
         self.limits = server.limits
         self.settings = settings or H2Settings()
         self.loop = asyncio.get_running_loop()
-        self.conn = ServerH2Connection(h2.config.H2Configuration(client_side=False, header_encoding=None))
+        self.conn = server_connection(self.settings)
         s = self.settings
-        self.conn.local_settings = h2.settings.Settings(client=False, initial_values={
-            _S.MAX_CONCURRENT_STREAMS: s.max_concurrent_streams,
-            _S.INITIAL_WINDOW_SIZE: s.initial_window_size,
-            _S.MAX_FRAME_SIZE: s.max_frame_size,
-            _S.MAX_HEADER_LIST_SIZE: s.max_header_list_size,
-        })
-        self.conn.max_inbound_frame_size = s.max_frame_size
-        self.conn.decoder.max_header_list_size = s.max_header_list_size
-        self.conn.incoming_buffer = HeaderBlockBuffer(max_frames=s.max_continuation_frames,
-                                                      max_bytes=s.max_header_list_size)
         self.transport: asyncio.Transport | None = None
         self.client = "-"
         self.streams: dict[int, H2ServerStream] = {}
@@ -191,26 +177,8 @@ class H2Protocol(asyncio.Protocol):
         if self.server.draining and self.server.handover_grace is None:
             self.conn.reset_stream(sid, ErrorCodes.REFUSED_STREAM)  # not processed: safe to retry
             return
-        method = path = b""
-        authority: bytes | None = None
-        headers: Headers = []
-        declared: int | None = None
-        for name, value in event.headers:
-            name, value = bytes(name), bytes(value)
-            if name[:1] == b":":
-                if name == b":method":
-                    method = value
-                elif name == b":path":
-                    path = value
-                elif name == b":authority":
-                    authority = value
-                continue
-            if name == b"content-length" and value.isdigit():
-                declared = int(value)
-            headers.append((name, value))
-        if authority is not None and not any(n == b"host" for n, _ in headers):
-            headers.append((b"host", authority))
-        self._start_stream(sid, method.decode("ascii"), path.decode("latin-1"), headers, declared,
+        method, target, headers, declared = request_head(event.headers)
+        self._start_stream(sid, method, target, headers, declared,
                            ended=event.stream_ended is not None)
 
     def _start_stream(self, sid: int, method: str, target: str, headers: Headers,

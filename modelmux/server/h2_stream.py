@@ -1,8 +1,10 @@
 """The pieces of one HTTP/2 connection below the protocol class: settings, streams, budgets.
 
 ``H2ServerStream`` is the ``Stream`` an ``Exchange`` writes through; ``ServerH2Connection``
-refuses streams over the limit with REFUSED_STREAM instead of failing the connection; ``HeaderBlockBuffer`` bounds
-one header block (HEADERS + CONTINUATION). No I/O happens here.
+(made by ``server_connection`` from ``H2Settings``) refuses streams over the limit with
+REFUSED_STREAM instead of failing the connection; ``HeaderBlockBuffer`` bounds one header
+block (HEADERS + CONTINUATION); ``request_head`` reads a request's pseudo-headers. No I/O
+happens here.
 """
 
 from __future__ import annotations
@@ -11,15 +13,18 @@ import asyncio
 import time
 from typing import TYPE_CHECKING, Any, Protocol
 
+import h2.config
 import h2.connection
 import h2.exceptions
 import h2.frame_buffer
+import h2.settings
 import msgspec
 from h2.errors import ErrorCodes
 from h2.stream import StreamClosedBy
 from hyperframe.frame import Frame, RstStreamFrame
 
 from modelmux.codec.h2fields import h2_fields
+from modelmux.config.settings import H2Settings
 from modelmux.errors import Headers
 from modelmux.server.exchange import ClientDisconnected, Exchange
 from modelmux.server.host import http_date
@@ -48,6 +53,48 @@ class ServerH2Connection(h2.connection.H2Connection):
             self.highest_inbound_stream_id = max(self.highest_inbound_stream_id, sid)
             self._closed_streams[sid] = StreamClosedBy.SEND_RST_STREAM
             return [RstStreamFrame(sid, error_code=ErrorCodes.REFUSED_STREAM)], []
+
+
+def server_connection(settings: H2Settings) -> ServerH2Connection:
+    """A server-side state machine advertising ``settings``, its header blocks bounded."""
+    codes = h2.settings.SettingCodes
+    conn = ServerH2Connection(h2.config.H2Configuration(client_side=False, header_encoding=None))
+    conn.local_settings = h2.settings.Settings(client=False, initial_values={
+        codes.MAX_CONCURRENT_STREAMS: settings.max_concurrent_streams,
+        codes.INITIAL_WINDOW_SIZE: settings.initial_window_size,
+        codes.MAX_FRAME_SIZE: settings.max_frame_size,
+        codes.MAX_HEADER_LIST_SIZE: settings.max_header_list_size,
+    })
+    conn.max_inbound_frame_size = settings.max_frame_size
+    conn.decoder.max_header_list_size = settings.max_header_list_size
+    conn.incoming_buffer = HeaderBlockBuffer(max_frames=settings.max_continuation_frames,
+                                             max_bytes=settings.max_header_list_size)
+    return conn
+
+
+def request_head(fields: Any) -> tuple[str, str, Headers, int | None]:
+    """Method, target, regular headers (``:authority`` as ``host`` when there is none) and the
+    declared ``content-length`` of a request's header fields."""
+    method = path = b""
+    authority: bytes | None = None
+    headers: Headers = []
+    declared: int | None = None
+    for name, value in fields:
+        name, value = bytes(name), bytes(value)
+        if name[:1] == b":":
+            if name == b":method":
+                method = value
+            elif name == b":path":
+                path = value
+            elif name == b":authority":
+                authority = value
+            continue
+        if name == b"content-length" and value.isdigit():
+            declared = int(value)
+        headers.append((name, value))
+    if authority is not None and not any(n == b"host" for n, _ in headers):
+        headers.append((b"host", authority))
+    return method.decode("ascii"), path.decode("latin-1"), headers, declared
 
 
 class HeaderBlockBuffer(h2.frame_buffer.FrameBuffer):

@@ -28,27 +28,34 @@ from tests.providers.harness import (
     MESSAGES,
     TOOLS_PARAM,
     Gateway,
+    ask_each_way,
+    call_error,
     collect,
     expected,
     from_completion,
     gateway,
+    provider_toml,
     same,
+    serving,
 )
+from tests.providers.scenarios import breaks_mid_stream, fault_error, recovers
 from tests.upstream import LOOPS, run
 
 MODEL = "anthropic.claude-3-5-sonnet-20241022-v2:0"
-KEYS = 'access_key_id = "AKIDFAKE000000000001"\nsecret_access_key = "fake/secret"\n'
+KEYS = 'access_key_id = "AKIDFAKE000000000001"\nsecret_access_key = "fake/secret"'
+
+
+def bedrock_toml(base_url: str, *lines: str) -> str:
+    return provider_toml("br", "bedrock", base_url, [MODEL], 'region = "us-east-1"', *lines)
 
 
 @contextlib.asynccontextmanager
 async def bedrock_gateway(*, answer: Answer = TEXT, split: Split = whole, extra: str = "",
                           token: str | None = None) -> AsyncIterator[tuple[Gateway, FakeBedrock]]:
-    async with FakeBedrock(answer=answer, split=split, token=token) as fake:
-        toml = (f'[[provider]]\nname = "br"\ntype = "bedrock"\nregion = "us-east-1"\n'
-                f'models = ["{MODEL}"]\nbase_url = "{fake.origin}"\n{KEYS}'
-                + (f'session_token = "{token}"\n' if token else "") + f"{extra}\n")
-        async with gateway(toml) as gw:
-            yield gw, fake
+    session = f'session_token = "{token}"' if token else ""
+    async with serving(FakeBedrock(answer=answer, split=split, token=token),
+                       lambda fake: bedrock_toml(fake.origin, KEYS, session, extra)) as served:
+        yield served
 
 
 @pytest.mark.parametrize("split", list(SPLITS))
@@ -58,16 +65,7 @@ def test_sdk_sees_the_same_answer_in_every_split(loop: str, split: str) -> None:
         for answer in (TEXT, TOOLS):
             async with bedrock_gateway(answer=answer, split=SPLITS[split]) as (gw, fake):
                 async with gw.client() as client:
-                    done = await client.chat.completions.create(
-                        model=MODEL, messages=MESSAGES, tools=TOOLS_PARAM)
-                    same(from_completion(done), expected(answer, MODEL))
-                    stream = await client.chat.completions.create(
-                        model=MODEL, messages=MESSAGES, tools=TOOLS_PARAM, stream=True,
-                        stream_options={"include_usage": True})
-                    same(await collect(stream), expected(answer, MODEL))
-                    plain = await client.chat.completions.create(
-                        model=MODEL, messages=MESSAGES, stream=True)
-                    same(await collect(plain), expected(answer, MODEL, usage=False))
+                    await ask_each_way(client, MODEL, answer)
                 assert fake.models == [MODEL] * 3
                 assert fake.bodies[-1]["system"] == [{"text": "Be brief."}]
                 paths = [r.path for r in fake.requests]
@@ -135,20 +133,9 @@ ERRORS = [
 @pytest.mark.parametrize(("fault", "exc", "status", "code"), ERRORS, ids=[e[0] for e in ERRORS])
 @pytest.mark.parametrize("stream", [False, True], ids=["whole", "stream"])
 def test_error_names(fault: str, exc: type, status: int, code: str, stream: bool) -> None:
-    async def main() -> None:
-        async with bedrock_gateway(extra="max_retries = 0") as (gw, fake), gw.client() as client:
-            fake.faults.append(fault)
-            with pytest.raises(exc) as caught:
-                answer: Any = await client.chat.completions.create(
-                    model=MODEL, messages=MESSAGES, stream=stream)
-                if stream:
-                    await collect(answer)
-            assert caught.value.status_code == status
-            assert caught.value.code == code  # type: ignore[attr-defined]
-            assert "Bedrock" in caught.value.message
-            assert len(fake.requests) == 1
-
-    run("asyncio", main())
+    error = run("asyncio", fault_error(bedrock_gateway, MODEL, fault, exc, status, code,
+                                       stream=stream))
+    assert "Bedrock" in error.message
 
 
 def test_validation_message_reaches_the_client() -> None:
@@ -166,53 +153,32 @@ def test_validation_message_reaches_the_client() -> None:
                                     ["reset_early"]],
                          ids=["429", "not_ready", "503-429", "exception_first", "reset_early"])
 def test_retries_recover_before_the_first_byte(faults: list[str]) -> None:
-    async def main() -> None:
-        async with bedrock_gateway(answer=TOOLS) as (gw, fake), gw.client() as client:
-            fake.faults.extend(faults)
-            stream = await client.chat.completions.create(model=MODEL, messages=MESSAGES,
-                                                          stream=True)
-            same(await collect(stream), expected(TOOLS, MODEL, usage=False))
-            assert len(fake.requests) == len(faults) + 1
-
-    run("asyncio", main())
+    run("asyncio", recovers(bedrock_gateway, MODEL, faults))
 
 
 def test_exception_frame_first_is_a_429_when_not_retried() -> None:
     async def main() -> None:
         async with bedrock_gateway(extra="max_retries = 0") as (gw, fake), gw.client() as client:
             fake.faults.append("exception_first")
-            with pytest.raises(openai.RateLimitError) as caught:
-                await collect(await client.chat.completions.create(
-                    model=MODEL, messages=MESSAGES, stream=True))
-            assert "Too many tokens" in caught.value.message
+            error = await call_error(client, MODEL, openai.RateLimitError, stream=True)
+            assert "Too many tokens" in error.message
 
     run("asyncio", main())
 
 
-@pytest.mark.parametrize("fault", ["exception_mid", "bad_crc", "no_end", "reset"])
-def test_mid_stream_failure_reaches_the_sdk_as_an_error(fault: str) -> None:
-    async def main() -> None:
-        async with bedrock_gateway() as (gw, fake), gw.client() as client:
-            fake.faults.append(fault)
-            stream = await client.chat.completions.create(model=MODEL, messages=MESSAGES,
-                                                          stream=True)
-            with pytest.raises(openai.APIError) as caught:
-                await collect(stream)
-            want = {"exception_mid": "upstream_server_error",
-                    "bad_crc": "upstream_bad_event_stream",
-                    "no_end": "upstream_stream_truncated", "reset": "upstream_closed"}[fault]
-            assert caught.value.code == want  # type: ignore[attr-defined]
-            assert len(fake.requests) == 1
-
-    run("asyncio", main())
+@pytest.mark.parametrize(("fault", "code"), [("exception_mid", "upstream_server_error"),
+                                             ("bad_crc", "upstream_bad_event_stream"),
+                                             ("no_end", "upstream_stream_truncated"),
+                                             ("reset", "upstream_closed")])
+def test_mid_stream_failure_reaches_the_sdk_as_an_error(fault: str, code: str) -> None:
+    run("asyncio", breaks_mid_stream(bedrock_gateway, MODEL, fault, code))
 
 
 def test_wrong_secret_is_refused_by_the_signature_check() -> None:
     async def main() -> None:
-        async with FakeBedrock(secret="another") as fake:
-            toml = (f'[[provider]]\nname = "br"\ntype = "bedrock"\nregion = "us-east-1"\n'
-                    f'models = ["{MODEL}"]\nbase_url = "{fake.origin}"\n{KEYS}')
-            async with gateway(toml) as gw, gw.client() as client:
+        async with serving(FakeBedrock(secret="another"),
+                           lambda fake: bedrock_toml(fake.origin, KEYS)) as (gw, _), \
+                gw.client() as client:
                 with pytest.raises(openai.InternalServerError) as caught:
                     await client.chat.completions.create(model=MODEL, messages=MESSAGES)
                 assert caught.value.code == "upstream_auth_failed"  # type: ignore[attr-defined]
@@ -227,11 +193,10 @@ def test_unsupported_fields_are_refused_without_an_upstream_call() -> None:
             for kwargs, param in (({"n": 2}, "n"),
                                   ({"response_format": {"type": "json_object"},
                                     "tools": TOOLS_PARAM}, "response_format")):
-                with pytest.raises(openai.BadRequestError) as caught:
-                    await client.chat.completions.create(model=MODEL, messages=MESSAGES,
-                                                         **kwargs)
-                assert caught.value.param == param  # type: ignore[attr-defined]
-                assert "provider 'br' (bedrock)" in caught.value.message
+                error = await call_error(client, MODEL, openai.BadRequestError, stream=False,
+                                         **kwargs)
+                assert error.param == param
+                assert "provider 'br' (bedrock)" in error.message
             assert fake.requests == []
 
     run("asyncio", main())
@@ -242,8 +207,7 @@ def test_signed_over_h2c() -> None:
         app = FakeBedrock(answer=TOOLS)
         async with H2Fake(app) as fake:
             app.authority = f"127.0.0.1:{fake.port}"
-            toml = (f'[[provider]]\nname = "br"\ntype = "bedrock"\nregion = "us-east-1"\n'
-                    f'models = ["{MODEL}"]\nbase_url = "{fake.base_url}"\nhttp2 = true\n{KEYS}')
+            toml = bedrock_toml(fake.base_url, "http2 = true", KEYS)
             async with gateway(toml) as gw, gw.client() as client:
                 done = await client.chat.completions.create(model=MODEL, messages=MESSAGES)
                 same(from_completion(done), expected(TOOLS, MODEL))
@@ -292,9 +256,8 @@ def test_chain_credentials_are_fetched_again_after_an_expired_token(
             monkeypatch.setenv("AWS_CONTAINER_CREDENTIALS_FULL_URI",
                                f"{creds.origin}/container/creds")
             monkeypatch.setenv("AWS_CONTAINER_AUTHORIZATION_TOKEN", "container-secret")
-            toml = (f'[[provider]]\nname = "br"\ntype = "bedrock"\nregion = "us-east-1"\n'
-                    f'models = ["{MODEL}"]\nbase_url = "{fake.origin}"\nmax_retries = 0\n')
-            async with gateway(toml) as gw, gw.client() as client:
+            async with gateway(bedrock_toml(fake.origin, "max_retries = 0")) as gw, \
+                    gw.client() as client:
                 await client.chat.completions.create(model=MODEL, messages=MESSAGES)
                 await client.chat.completions.create(model=MODEL, messages=MESSAGES)
                 assert creds.issued == 1

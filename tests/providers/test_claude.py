@@ -9,10 +9,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from typing import Any
 
 import openai
 import pytest
@@ -29,7 +27,9 @@ from tests.providers.harness import (
     expected,
     from_completion,
     gateway,
+    json_args,
     same,
+    vertex_keys,
 )
 from tests.upstream import LOOPS, run
 
@@ -56,18 +56,11 @@ async def claude_gateway(flavour: str, *, answer: Answer = TEXT, split: Split = 
         if oauth is None:
             table = f'type = "anthropic"\napi_key = "sk-ant-test"\nbase_url = "{claude.origin}"'
         else:
-            table = (f'type = "vertex"\nproject = "fake-project"\nregion = "us-east5"\n'
-                     f'base_url = "{claude.origin}"\n'
-                     f"credentials_json = '''{json.dumps(oauth.service_account_info())}'''")
+            table = (f'type = "vertex"\nbase_url = "{claude.origin}"\n'
+                     + vertex_keys(oauth, "us-east5"))
         toml = f'[[provider]]\nname = "claude"\nmodels = ["sonnet"]\n{table}\n{extra}\n'
         gw = await stack.enter_async_context(gateway(toml))
         yield Setup(gw, claude, oauth)
-
-
-def _json_args(seen: Any) -> Any:
-    for call in seen.tool_calls.values():
-        call["arguments"] = json.loads(call["arguments"])
-    return seen
 
 
 @pytest.mark.parametrize("split", list(SPLITS))
@@ -80,7 +73,7 @@ def test_sdk_sees_the_same_answer_in_every_split(loop: str, flavour: str, split:
                 async with s.gw.client() as client:
                     done = await client.chat.completions.create(
                         model="sonnet", messages=MESSAGES, tools=TOOLS_PARAM)
-                    same(_json_args(from_completion(done)), _json_args(expected(answer, "sonnet")))
+                    same(json_args(from_completion(done)), json_args(expected(answer, "sonnet")))
                     stream = await client.chat.completions.create(
                         model="sonnet", messages=MESSAGES, tools=TOOLS_PARAM, stream=True,
                         stream_options={"include_usage": True})

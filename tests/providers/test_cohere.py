@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import AsyncIterator
-from typing import Any
 
 import openai
 import pytest
@@ -21,12 +20,11 @@ from tests.providers.harness import (
     MESSAGES,
     TOOLS_PARAM,
     Gateway,
-    collect,
-    expected,
-    from_completion,
-    gateway,
-    same,
+    ask_each_way,
+    provider_toml,
+    serving,
 )
+from tests.providers.scenarios import breaks_mid_stream, fault_error, recovers, refuses_n
 from tests.upstream import LOOPS, run
 
 MODEL = "command-r-plus-08-2024"
@@ -35,11 +33,9 @@ MODEL = "command-r-plus-08-2024"
 @contextlib.asynccontextmanager
 async def cohere_gateway(*, answer: Answer = TEXT, split: Split = whole,
                          extra: str = "") -> AsyncIterator[tuple[Gateway, FakeCohere]]:
-    async with FakeCohere(answer=answer, split=split) as fake:
-        toml = (f'[[provider]]\nname = "co"\ntype = "cohere"\nmodels = ["{MODEL}"]\n'
-                f'api_key = "co-test"\nbase_url = "{fake.origin}"\n{extra}\n')
-        async with gateway(toml) as gw:
-            yield gw, fake
+    async with serving(FakeCohere(answer=answer, split=split), lambda fake: provider_toml(
+            "co", "cohere", fake.origin, [MODEL], 'api_key = "co-test"', extra)) as served:
+        yield served
 
 
 @pytest.mark.parametrize("split", list(SPLITS))
@@ -49,16 +45,7 @@ def test_sdk_sees_the_same_answer_in_every_split(loop: str, split: str) -> None:
         for answer in (TEXT, TOOLS):
             async with cohere_gateway(answer=answer, split=SPLITS[split]) as (gw, fake):
                 async with gw.client() as client:
-                    done = await client.chat.completions.create(
-                        model=MODEL, messages=MESSAGES, tools=TOOLS_PARAM)
-                    same(from_completion(done), expected(answer, MODEL))
-                    stream = await client.chat.completions.create(
-                        model=MODEL, messages=MESSAGES, tools=TOOLS_PARAM, stream=True,
-                        stream_options={"include_usage": True})
-                    same(await collect(stream), expected(answer, MODEL))
-                    plain = await client.chat.completions.create(
-                        model=MODEL, messages=MESSAGES, stream=True)
-                    same(await collect(plain), expected(answer, MODEL, usage=False))
+                    await ask_each_way(client, MODEL, answer)
                 assert fake.bodies[-1]["messages"][0] == {"role": "system",
                                                           "content": "Be brief."}
 
@@ -109,62 +96,23 @@ ERRORS = [
 @pytest.mark.parametrize(("fault", "exc", "status", "code"), ERRORS, ids=[e[0] for e in ERRORS])
 @pytest.mark.parametrize("stream", [False, True], ids=["whole", "stream"])
 def test_error_statuses(fault: str, exc: type, status: int, code: str, stream: bool) -> None:
-    async def main() -> None:
-        async with cohere_gateway(extra="max_retries = 0") as (gw, fake), gw.client() as client:
-            fake.faults.append(fault)
-            with pytest.raises(exc) as caught:
-                answer: Any = await client.chat.completions.create(
-                    model=MODEL, messages=MESSAGES, stream=stream)
-                if stream:
-                    await collect(answer)
-            assert caught.value.status_code == status
-            assert caught.value.code == code  # type: ignore[attr-defined]
-            assert f"fake {fault}" in caught.value.message or fault == "429"
-            assert len(fake.requests) == 1
-
-    run("asyncio", main())
+    error = run("asyncio", fault_error(cohere_gateway, MODEL, fault, exc, status, code,
+                                       stream=stream))
+    assert f"fake {fault}" in error.message or fault == "429"
 
 
 @pytest.mark.parametrize("faults", [["429"], ["500", "429"], ["reset_early"]],
                          ids=["429", "500-429", "reset_early"])
 def test_retries_recover_before_the_first_byte(faults: list[str]) -> None:
-    async def main() -> None:
-        async with cohere_gateway(answer=TOOLS) as (gw, fake), gw.client() as client:
-            fake.faults.extend(faults)
-            stream = await client.chat.completions.create(model=MODEL, messages=MESSAGES,
-                                                          stream=True)
-            same(await collect(stream), expected(TOOLS, MODEL, usage=False))
-            assert len(fake.requests) == len(faults) + 1
-
-    run("asyncio", main())
+    run("asyncio", recovers(cohere_gateway, MODEL, faults))
 
 
-@pytest.mark.parametrize("fault", ["error_end", "no_end", "reset"])
-def test_mid_stream_failure_reaches_the_sdk_as_an_error(fault: str) -> None:
-    async def main() -> None:
-        async with cohere_gateway() as (gw, fake), gw.client() as client:
-            fake.faults.append(fault)
-            stream = await client.chat.completions.create(model=MODEL, messages=MESSAGES,
-                                                          stream=True)
-            with pytest.raises(openai.APIError) as caught:
-                await collect(stream)
-            want = {"error_end": "upstream_generation_error",
-                    "no_end": "upstream_stream_truncated", "reset": "upstream_closed"}[fault]
-            assert caught.value.code == want  # type: ignore[attr-defined]
-            assert len(fake.requests) == 1
-
-    run("asyncio", main())
+@pytest.mark.parametrize(("fault", "code"), [("error_end", "upstream_generation_error"),
+                                             ("no_end", "upstream_stream_truncated"),
+                                             ("reset", "upstream_closed")])
+def test_mid_stream_failure_reaches_the_sdk_as_an_error(fault: str, code: str) -> None:
+    run("asyncio", breaks_mid_stream(cohere_gateway, MODEL, fault, code))
 
 
 def test_n_above_one_is_refused_naming_the_provider_without_an_upstream_call() -> None:
-    async def main() -> None:
-        async with cohere_gateway() as (gw, fake), gw.client() as client:
-            for stream in (False, True):
-                with pytest.raises(openai.BadRequestError) as caught:
-                    await client.chat.completions.create(model=MODEL, messages=MESSAGES, n=2,
-                                                         stream=stream)
-                assert caught.value.param == "n"  # type: ignore[attr-defined]
-                assert "provider 'co' (cohere)" in caught.value.message
-            assert fake.requests == []
-
-    run("asyncio", main())
+    run("asyncio", refuses_n(cohere_gateway, MODEL, "'co' (cohere)"))

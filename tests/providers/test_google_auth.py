@@ -1,6 +1,6 @@
 """``GoogleTokenSource`` with real google-auth against a fake token endpoint that checks JWTs.
 
-Covers credentials loading (file, inline JSON, base64 env), caching, refresh before expiry,
+Covers credentials loading (file, inline JSON, base64 env), caching, refresh ahead of expiry,
 single-flight under concurrency, refresh in a worker thread, invalidation and error mapping.
 """
 
@@ -8,9 +8,11 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import json
 import threading
 import time
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -90,6 +92,24 @@ def test_a_cancelled_waiter_does_not_cancel_the_refresh() -> None:
     run("asyncio", main())
 
 
+def test_aclose_cancels_a_refresh_and_lets_its_thread_finish_first() -> None:
+    async def main() -> None:
+        async with FakeGoogleOAuth() as oauth:
+            oauth.gate = asyncio.Event()
+            tokens = source_for(oauth)
+            waiter = asyncio.create_task(tokens.token())
+            await oauth.wait_for(lambda: len(oauth.requests) == 1)
+            closing = asyncio.create_task(tokens.aclose())
+            with pytest.raises(asyncio.CancelledError):
+                await waiter  # cancelled at once, while the worker thread still waits
+            assert not closing.done()  # the thread's HTTP session stays open under it
+            oauth.gate.set()
+            await closing
+            assert tokens._session is None and tokens.refreshes == 0
+
+    run("asyncio", main())
+
+
 def test_refresh_runs_in_a_worker_thread_not_on_the_loop() -> None:
     async def main() -> None:
         async with FakeGoogleOAuth() as oauth:
@@ -112,36 +132,66 @@ def test_refresh_runs_in_a_worker_thread_not_on_the_loop() -> None:
     run("asyncio", main())
 
 
+class Offset:
+    """Wall-clock time moved by ``by`` seconds: token lifetimes pass without waiting."""
+
+    def __init__(self) -> None:
+        self.by = 0.0
+
+    def __call__(self) -> float:
+        return time.time() + self.by
+
+
+@contextlib.asynccontextmanager
+async def clocked(expires_in: int) -> AsyncIterator[tuple[FakeGoogleOAuth, GoogleTokenSource,
+                                                          Offset]]:
+    async with FakeGoogleOAuth(expires_in=expires_in) as oauth:
+        clock = Offset()
+        tokens = source_for(oauth, clock=clock)
+        try:
+            assert await tokens.token() == "ya29.fake-1"
+            yield oauth, tokens, clock
+        finally:
+            if oauth.gate is not None:
+                oauth.gate.set()
+            await tokens.aclose()
+
+
 def test_token_is_refreshed_before_it_expires() -> None:
     async def main() -> None:
-        async with FakeGoogleOAuth(expires_in=3600) as oauth:
-            offset = 0.0
-            tokens = source_for(oauth, clock=lambda: time.time() + offset)
-            try:
-                assert await tokens.token() == "ya29.fake-1"
-                offset = 3600 - 300 - 30  # 30 s before the 5-minute margin: still cached
-                assert await tokens.token() == "ya29.fake-1"
-                offset = 3600 - 300 + 30  # inside the margin: refreshed early
-                assert await tokens.token() == "ya29.fake-2"
-            finally:
-                await tokens.aclose()
+        async with clocked(3600) as (oauth, tokens, clock):
+            clock.by = 3600 - 300 - 30  # 30 s before the 5-minute margin: still cached
+            assert await tokens.token() == "ya29.fake-1"
+            oauth.gate = asyncio.Event()
+            clock.by = 3600 - 300 + 30  # inside the margin: still served, refreshed behind
+            assert await tokens.token() == "ya29.fake-1"
+            await oauth.wait_for(lambda: len(oauth.requests) == 2)
+            oauth.gate.set()
+            clock.by = 3600 + 30  # expired: joins the refresh already in flight
+            assert await tokens.token() == "ya29.fake-2"
+            assert len(oauth.issued) == 2 and tokens.refreshes == 2
 
     run("asyncio", main())
 
 
 def test_short_lived_token_uses_half_its_lifetime_as_margin() -> None:
     async def main() -> None:
-        async with FakeGoogleOAuth(expires_in=120) as oauth:
-            offset = 0.0
-            tokens = source_for(oauth, clock=lambda: time.time() + offset)
-            try:
-                assert await tokens.token() == "ya29.fake-1"
-                offset = 50
-                assert await tokens.token() == "ya29.fake-1"
-                offset = 70
-                assert await tokens.token() == "ya29.fake-2"
-            finally:
-                await tokens.aclose()
+        async with clocked(120) as (oauth, tokens, clock):
+            clock.by = 50
+            assert await tokens.token() == "ya29.fake-1" and len(oauth.requests) == 1
+            clock.by = 70
+            assert await tokens.token() == "ya29.fake-1"
+            clock.by = 130
+            assert await tokens.token() == "ya29.fake-2" and len(oauth.issued) == 2
+
+    run("asyncio", main())
+
+
+def test_an_expired_token_is_never_served() -> None:
+    async def main() -> None:
+        async with clocked(3600) as (_, tokens, clock):
+            clock.by = 3600 + 30  # past expiry: the request waits for a new token
+            assert await tokens.token() == "ya29.fake-2" and tokens.refreshes == 2
 
     run("asyncio", main())
 

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -26,23 +25,17 @@ from tests.providers.harness import (
     MESSAGES,
     TOOLS_PARAM,
     Gateway,
-    Seen,
     collect,
     expected,
     from_completion,
     gateway,
+    json_args,
     same,
+    vertex_keys,
 )
 from tests.upstream import run
 
 FLAVOURS = ["openai", "anthropic", "vertex"]
-
-
-def _json_args(seen: Seen) -> Seen:
-    """Claude's tool arguments are re-serialised by the translator: compare them as JSON."""
-    for call in seen.tool_calls.values():
-        call["arguments"] = json.loads(call["arguments"])
-    return seen
 
 
 @contextlib.asynccontextmanager
@@ -65,9 +58,7 @@ async def h2_gateway(flavour: str, *, http2: str = "true", tls: Path | None = No
             table = f'type = "anthropic"\napi_key = "sk-ant-test"\nbase_url = "{fake.base_url}"'
         else:
             assert oauth is not None
-            table = (f'type = "vertex"\nproject = "fake-project"\nregion = "us-east5"\n'
-                     f'base_url = "{fake.base_url}"\n'
-                     f"credentials_json = '''{json.dumps(oauth.service_account_info())}'''")
+            table = f'type = "vertex"\nbase_url = "{fake.base_url}"\n' + vertex_keys(oauth, "us-east5")
         line = f"http2 = {http2}\n" if http2 else ""
         toml = f'[[provider]]\nname = "up"\nmodels = ["m"]\n{table}\n{line}'
         gw = await stack.enter_async_context(gateway(toml))
@@ -81,12 +72,12 @@ def test_every_provider_type_streams_and_completes_over_h2c(flavour: str) -> Non
             async with h2_gateway(flavour, answer=answer) as (gw, fake), gw.client() as client:
                 done = await client.chat.completions.create(
                     model="m", messages=MESSAGES, tools=TOOLS_PARAM)
-                want = _json_args(expected(answer, "m"))
-                same(_json_args(from_completion(done)), want)
+                want = json_args(expected(answer, "m"))
+                same(json_args(from_completion(done)), want)
                 stream = await client.chat.completions.create(
                     model="m", messages=MESSAGES, tools=TOOLS_PARAM, stream=True,
                     stream_options={"include_usage": True})
-                same(_json_args(await collect(stream)), want)
+                same(json_args(await collect(stream)), want)
                 streams = [await client.chat.completions.create(
                     model="m", messages=MESSAGES, stream=True) for _ in range(4)]
                 seen = await asyncio.gather(*[collect(s) for s in streams])

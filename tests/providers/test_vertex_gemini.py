@@ -6,7 +6,6 @@ to Google's ``:predict``."""
 from __future__ import annotations
 
 import contextlib
-import json
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
@@ -22,16 +21,19 @@ from tests.fakes.vertex import FakeVertex
 from tests.messages.helpers import client as anthropic_client
 from tests.providers.harness import (
     MESSAGES,
-    TOOLS_PARAM,
     Gateway,
-    collect,
+    ask_each_way,
     expected,
     from_completion,
-    gateway,
+    provider_toml,
     same,
+    same_minting_ids,
+    serving,
+    vertex_keys,
 )
-from tests.providers.test_gemini import _ids_checked, _want
 from tests.upstream import LOOPS, run
+
+MODELS = ["sonnet", "gemini-2.0-flash", "text-embedding-005", "gemini-embedding-001"]
 
 
 @dataclass
@@ -44,15 +46,11 @@ class Setup:
 @contextlib.asynccontextmanager
 async def vertex_gateway(*, answer: Answer = TEXT, split: Split = whole,
                          extra: str = "") -> AsyncIterator[Setup]:
-    async with FakeGoogleOAuth() as oauth, \
-            FakeVertex(token_ok=oauth.valid, answer=answer, split=split) as vertex:
-        toml = (f'[[provider]]\nname = "vtx"\ntype = "vertex"\nproject = "fake-project"\n'
-                f'region = "us-central1"\nbase_url = "{vertex.origin}"\n'
-                f'models = ["sonnet", "gemini-2.0-flash", "text-embedding-005", '
-                f'"gemini-embedding-001"]\n'
-                f"credentials_json = '''{json.dumps(oauth.service_account_info())}'''\n{extra}\n")
-        async with gateway(toml) as gw:
-            yield Setup(gw, vertex, oauth)
+    async with FakeGoogleOAuth() as oauth, serving(
+            FakeVertex(token_ok=oauth.valid, answer=answer, split=split),
+            lambda vertex: provider_toml("vtx", "vertex", vertex.origin, MODELS,
+                                         vertex_keys(oauth, "us-central1"), extra)) as (gw, vertex):
+        yield Setup(gw, vertex, oauth)
 
 
 @pytest.mark.parametrize("split", ["whole", "bytewise"])
@@ -62,13 +60,8 @@ def test_gemini_on_vertex_streamed_and_not_in_every_split(loop: str, split: str)
         for answer in (TEXT, TOOLS):
             async with vertex_gateway(answer=answer, split=SPLITS[split]) as s, \
                     s.gw.client() as client:
-                done = await client.chat.completions.create(
-                    model="gemini-2.0-flash", messages=MESSAGES, tools=TOOLS_PARAM)
-                same(_ids_checked(from_completion(done), answer), _want(answer))
-                stream = await client.chat.completions.create(
-                    model="gemini-2.0-flash", messages=MESSAGES, tools=TOOLS_PARAM,
-                    stream=True, stream_options={"include_usage": True})
-                same(_ids_checked(await collect(stream), answer), _want(answer))
+                await ask_each_way(client, "gemini-2.0-flash", answer, plain=False,
+                                   check=same_minting_ids)
                 gemini = s.vertex.gemini
                 assert gemini.paths == [
                     {"project": "fake-project", "region": "us-central1",
