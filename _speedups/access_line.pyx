@@ -8,9 +8,8 @@ other line (a non-ASCII model name or path, a None request id, a bool where a co
 handed to the pure twin, whose output is the reference; a hypothesis test compares the twins.
 """
 
-from cpython.mem cimport PyMem_Free, PyMem_Malloc, PyMem_Realloc
 from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_GET_SIZE
-from libc.string cimport memcmp, memcpy, strlen
+from libc.string cimport memcmp
 from posix.time cimport CLOCK_REALTIME, clock_gettime, timespec
 
 import time as _time
@@ -39,17 +38,23 @@ cdef enum:
 cdef long long LIMIT = 1LL << 62  # larger counts and clocks go to the pure twin: no overflow
 cdef Py_ssize_t _MAX_TEXT = MAX_TEXT
 
+include "_text_buffer.pxi"
+
+cdef bint PLAIN_CHAR[256]  # may stand bare in the message: printable ASCII but space " = \\
+
+
+cdef void _fill_plain() noexcept:
+    cdef int c
+    for c in range(256):
+        PLAIN_CHAR[c] = BARE[c] and c != 32 and c != 61
+
+
+_fill_plain()
+
 cdef enum:
     ABSENT = 0  # None: "-" in the message, null in JSON
     PLAIN = 1   # written bare in the message
     QUOTED = 2  # JSON-quoted in the message
-
-
-cdef struct Buf:
-    char* data
-    Py_ssize_t size
-    Py_ssize_t cap
-    bint heap
 
 
 cdef struct Text:
@@ -68,116 +73,6 @@ cdef struct Fields:
     long long status, latency, received, sent
     Number attempts, tokens_in, tokens_out, ttft, overhead
     bint completed
-
-
-cdef int _grow(Buf* b, Py_ssize_t more) except -1:
-    cdef Py_ssize_t cap = max(b.cap * 2, b.size + more)
-    cdef char* data
-    if b.heap:
-        data = <char*>PyMem_Realloc(b.data, cap)
-    else:
-        data = <char*>PyMem_Malloc(cap)
-        if data != NULL:
-            memcpy(data, b.data, b.size)
-    if data == NULL:
-        raise MemoryError()
-    b.data, b.cap, b.heap = data, cap, True
-    return 0
-
-
-cdef inline int _lit(Buf* b, const char* s) except -1:
-    return _put(b, s, strlen(s))
-
-
-cdef inline int _put(Buf* b, const char* s, Py_ssize_t n) except -1:
-    if b.size + n > b.cap:
-        _grow(b, n)
-    memcpy(b.data + b.size, s, n)
-    b.size += n
-    return 0
-
-
-cdef int _put_int(Buf* b, long long v) except -1:
-    cdef char digits[24]
-    cdef int at = 24
-    cdef unsigned long long u = <unsigned long long>(-v) if v < 0 else <unsigned long long>v
-    while True:
-        at -= 1
-        digits[at] = <char>(48 + u % 10)
-        u //= 10
-        if u == 0:
-            break
-    if v < 0:
-        at -= 1
-        digits[at] = b'-'
-    return _put(b, digits + at, 24 - at)
-
-
-cdef int _put_ms(Buf* b, long long ns) except -1:
-    """``_ms_text``: milliseconds to the microsecond, half up, trailing zeros dropped."""
-    cdef long long us = (ns + 500) // 1000
-    cdef char frac[4]
-    cdef int n = 3, fraction = <int>(us % 1000)
-    _put_int(b, us // 1000)
-    frac[0] = b'.'
-    frac[1] = <char>(48 + fraction // 100)
-    frac[2] = <char>(48 + fraction // 10 % 10)
-    frac[3] = <char>(48 + fraction % 10)
-    while n > 1 and frac[n] == b'0':
-        n -= 1
-    return _put(b, frac, n + 1)
-
-
-cdef const char* HEX = b"0123456789abcdef"
-cdef bint BARE[256]  # stays as it is in a JSON string: printable ASCII but " and \\
-cdef bint PLAIN_CHAR[256]  # may stand bare in the message: BARE but space and =
-
-
-def _tables():
-    cdef int c
-    for c in range(256):
-        BARE[c] = 32 <= c < 127 and c != 34 and c != 92
-        PLAIN_CHAR[c] = BARE[c] and c != 32 and c != 61
-
-
-_tables()
-
-
-cdef int _put_escaped(Buf* b, const char* s, Py_ssize_t n) except -1:
-    """``json_line(json.dumps(s, ensure_ascii=False))`` of ASCII text, without the quotes: runs
-    of plain characters copied whole, each other one escaped."""
-    cdef Py_ssize_t i = 0, start
-    cdef unsigned char c
-    cdef char esc[6]
-    esc[0] = b'\\'
-    while i < n:
-        start = i
-        while i < n and BARE[<unsigned char>s[i]]:
-            i += 1
-        _put(b, s + start, i - start)
-        if i == n:
-            break
-        c = <unsigned char>s[i]
-        i += 1
-        if c == 34 or c == 92:
-            esc[1] = <char>c
-        elif c == 10:
-            esc[1] = b'n'
-        elif c == 13:
-            esc[1] = b'r'
-        elif c == 9:
-            esc[1] = b't'
-        elif c == 8:
-            esc[1] = b'b'
-        elif c == 12:
-            esc[1] = b'f'
-        else:
-            esc[1], esc[2], esc[3] = b'u', b'0', b'0'
-            esc[4], esc[5] = HEX[c >> 4], HEX[c & 15]
-            _put(b, esc, 6)
-            continue
-        _put(b, esc, 2)
-    return 0
 
 
 cdef int _put_text(Buf* b, Text* t) except -1:
@@ -268,14 +163,6 @@ cdef class AccessLine:
             self._json_prefix = self._pure.json_prefix.encode("ascii")
         self._second = -1
         self._stamp_size = 0
-
-    @property
-    def text_prefix(self):
-        return self._pure.text_prefix
-
-    @property
-    def json_prefix(self):
-        return self._pure.json_prefix
 
     def text(self, record, exchange, now_ns, wall_ns=None):
         """``TEXT_FORMAT`` with the logfmt message, and its newline."""

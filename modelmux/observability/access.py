@@ -13,6 +13,7 @@ import os
 from typing import TYPE_CHECKING
 
 from modelmux import _accel
+from modelmux.observability import _access_line_py
 from modelmux.observability._access_line_py import (CLIENT_CLOSED, MAX_TEXT, _ms, _ms_text,
                                                     access_values)
 from modelmux.observability.logs import ONE_LINE, json_line, line_log
@@ -78,7 +79,7 @@ class AccessLog:
         """``enabled=False`` (``[logging] access_log = false``) writes nothing."""
         self.logger = logger or logging.getLogger("modelmux.access")
         self.enabled = enabled
-        self._line: AccessLine | None = None
+        self._line: _access_line_py.AccessLine | None = None  # either twin: one API
 
     def log(self, record: RequestRecord, exchange: Exchange, now_ns: int) -> None:
         if not self.enabled or not self.logger.isEnabledFor(logging.INFO):
