@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import logging
 import re
+import time
 from types import ModuleType, SimpleNamespace
 from typing import Any
 
@@ -180,8 +181,6 @@ def test_the_durations_are_milliseconds_to_the_microsecond(twin: ModuleType) -> 
 
 def test_without_a_wall_time_the_line_shows_now(twin: ModuleType) -> None:
     """``wall_ns`` None: the native twin reads the same clock as ``time.time_ns``."""
-    import time
-
     done = RequestRecord("r1", "/v1/chat/completions")
     finished = SimpleNamespace(method="GET", path="/health", client="c", status=200,
                                started=True, ended=True, started_ns=0, head_ns=0,
