@@ -38,6 +38,7 @@ TINY: dict[str, tuple[list[str], list[str]]] = {
                           ["nginx", "py-spy"]),
     "callgrind_proxy.py": (["--http1", "fast", "--requests", "20", "--streams", "2"],
                            ["nginx", "valgrind"]),
+    "callgrind_access.py": (["--lines", "200"], ["valgrind"]),
 }
 LIBRARIES = {"nginx.py"}  # helpers of the scripts, no command line of their own
 SLOW_ONLY = {"macro.py": "its fixed 5000-request CPU runs take ~15 s even with "
