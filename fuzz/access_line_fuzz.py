@@ -20,6 +20,7 @@ from types import ModuleType, SimpleNamespace
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from fuzz import fuzzing  # noqa: E402
 from modelmux.observability.record import RequestRecord  # noqa: E402
 from modelmux.providers.base import CallStats  # noqa: E402
 
@@ -90,28 +91,18 @@ def random_input(rng: random.Random) -> bytes:
     return rng.randbytes(8) + b"".join(rng.choice(_TOKENS) for _ in range(rng.randint(0, 40)))
 
 
-def smoke(count: int, seed: int = 0) -> None:
+def smoke(count: int, seed: int = 0) -> int:
     """Run ``count`` random inputs through ``check`` without atheris."""
     lines = load_lines()
-    rng = random.Random(seed)
-    for _ in range(count):
-        check(random_input(rng), lines)
-    print(f"access_line_fuzz: {count} inputs ok "
-          f"({', '.join(type(line).__module__ for line in lines)})")
+    note = f" ({', '.join(type(line).__module__ for line in lines)})"
+    return fuzzing.smoke("access_line_fuzz", count, seed, random_input,
+                         lambda data: check(data, lines), note=note)
 
 
-def main(argv: list[str]) -> None:
-    if len(argv) >= 2 and argv[1] == "--smoke":
-        smoke(int(argv[2]) if len(argv) > 2 else 1000)
-        return
-    import atheris  # only the fuzzing mode needs it
-
-    with atheris.instrument_imports():  # coverage for the pure twin; the native one is opaque
-        lines = load_lines()
-
-    atheris.Setup(argv, lambda data: check(data, lines))
-    atheris.Fuzz()
+def _target() -> fuzzing.OneInput:
+    lines = load_lines()  # instrumented: coverage for the pure twin; the native one is opaque
+    return lambda data: check(data, lines)
 
 
 if __name__ == "__main__":
-    main(sys.argv)
+    fuzzing.cli(__doc__, smoke, _target, instrument="imports")
