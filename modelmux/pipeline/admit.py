@@ -231,10 +231,20 @@ class AdmitStage(Stage):
         meters = held[1] if held is not None and held[0] is identity else self.meters(identity)
         if not meters:
             return
+        if self._here is None:
+            await self.admit_there(ctx, meters)
+        else:
+            self.admit_here(ctx, meters)
+
+    def admit_here(self, ctx: RequestContext, meters: list[Meter]) -> None:
+        """``on_request`` with the in-process store (``meters`` not empty): decided on its
+        buckets, without I/O, so without a coroutine.
+
+        Raises:
+            RateLimited: as ``on_request``.
+        """
         here = self._here
-        if here is None:
-            await self._admit_there(ctx, meters)
-            return
+        assert here is not None
         if len(meters) > 1:
             self._admit_here(here, ctx, meters)
             return
@@ -261,8 +271,12 @@ class AdmitStage(Stage):
         ctx.response_headers += (meter.sent if rpm_left == seen[0] and tpm_left == seen[1]
                                  else meter.headers(rpm_left, tpm_left))
 
-    async def _admit_there(self, ctx: RequestContext, meters: list[Meter]) -> None:
-        """``on_request`` with a store that may do I/O (Redis): a lease per scope."""
+    async def admit_there(self, ctx: RequestContext, meters: list[Meter]) -> None:
+        """``on_request`` with a store that may do I/O (Redis): a lease per scope.
+
+        Raises:
+            RateLimited: as ``on_request``.
+        """
         granted: list[tuple[DeploymentSpec, Lease]] = []
         tokens = -1
         cost: float
