@@ -337,10 +337,12 @@ class AdmitStage(Stage):
         counted = stats.tokens if stats is not None else None
         here = self._here
         if here is not None:
+            spent = (sum(counted) if counted is not None
+                     else 0.0 if ctx.error is not None else None)
             for reserved, meter in granted:
-                used = (sum(counted) if counted is not None
-                        else 0.0 if ctx.error is not None else reserved)
-                if used != reserved or meter.spec.max_concurrent:  # else nothing to correct
+                # a scope without tpm reserved nothing and has nothing to correct
+                used = reserved if spent is None or not meter.tpm else spent
+                if used != reserved or meter.spec.max_concurrent:
                     here.settle_here(meter.key, reserved, used)
             return
         for _, lease in granted:

@@ -151,12 +151,18 @@ class DeploymentLimits:
 
         Underestimates put the TPM bucket into debt, so later requests wait longer.
         """
-        if self.tpm is not None and actual != estimate:
-            if actual < estimate:
-                self.tpm.give_back(now, estimate - actual)
+        tpm = self.tpm
+        if tpm is not None and actual != estimate:
+            if actual < estimate:  # ``tpm.give_back(now, estimate - actual)``, inline
+                tokens = tpm.tokens
+                if now > tpm._last:
+                    tokens += (now - tpm._last) * tpm.rate
+                    tpm._last = now
+                tokens += estimate - actual
+                tpm.tokens = tokens if tokens < tpm.capacity else tpm.capacity
             else:
-                self.tpm.take(actual - estimate)
-        if self.concurrency:
+                tpm.tokens -= actual - estimate
+        if self.concurrency is not None:
             self.concurrency.release()
 
     def cancel(self, now: float, estimate: float) -> None:
