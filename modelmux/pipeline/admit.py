@@ -13,18 +13,21 @@ from __future__ import annotations
 
 import logging
 import math
-from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from modelmux.config.schema import Config
-from modelmux.errors import Headers, RateLimited
+from modelmux.errors import RateLimited
 from modelmux.pipeline.context import RequestContext
+from modelmux.pipeline.ratelimits import Meter, describe, duration, duration_ms
 from modelmux.pipeline.stage import Pipeline, Stage
 from modelmux.routing.facts import expected_tokens
 from modelmux.routing.memory import MemoryLimits
 from modelmux.routing.models import DeploymentSpec
 from modelmux.routing.store import Lease, LimitStore
 from modelmux.tenancy.records import Identity, Limited
+
+__all__ = ["AdmitStage", "Meter", "build_admit_stage", "carry_admission", "duration",
+           "duration_ms", "request_tokens", "scope_spec"]
 
 log = logging.getLogger("modelmux.pipeline")
 
@@ -54,116 +57,6 @@ def scope_spec(scope: str, ident: str, limits: Limited) -> DeploymentSpec:
     rpm, tpm, parallel = limits.rpm, limits.tpm, limits.max_parallel
     return DeploymentSpec(_SCOPES, f"{scope}:{ident}:{rpm or 0}:{tpm or 0}:{parallel or 0}",
                           rpm=rpm, tpm=tpm, max_concurrent=parallel)
-
-
-def duration(seconds: float) -> bytes:
-    """A wait as OpenAI's ``x-ratelimit-reset-*`` headers write it: ``20ms`` below a second,
-    else whole seconds rounded up, ``45s`` or ``6m0s``."""
-    return duration_ms(math.ceil(seconds * 1000))
-
-
-def duration_ms(ms: int) -> bytes:
-    """``duration`` of a wait already in whole milliseconds."""
-    if ms < 1000:
-        return b"%dms" % max(0, ms)
-    whole = (ms + 999) // 1000
-    return b"%ds" % whole if whole < 60 else b"%dm%ds" % divmod(whole, 60)
-
-
-Available = Callable[[DeploymentSpec], tuple[float | None, float | None]]
-
-_REQUESTS = (b"x-ratelimit-limit-requests", b"x-ratelimit-remaining-requests",
-             b"x-ratelimit-reset-requests")
-_TOKENS = (b"x-ratelimit-limit-tokens", b"x-ratelimit-remaining-tokens",
-           b"x-ratelimit-reset-tokens")
-class Meter:
-    """One limited scope of a caller: its spec, and the last ``x-ratelimit-*`` headers it
-    wrote, kept encoded: a caller under its limits usually finds its buckets as full as last
-    time, so the same bytes are sent again without formatting."""
-
-    __slots__ = ("ident", "key", "rpm", "rpm_at", "rpm_last", "rpm_sent", "scope", "seen", "sent",
-                 "spec", "tpm", "tpm_at", "tpm_last", "tpm_sent")
-
-    def __init__(self, spec: DeploymentSpec, scope: str = "", ident: str = "") -> None:
-        self.spec, self.scope, self.ident = spec, scope, ident
-        self.key = spec.id
-        """The limit store's key of this scope, as a ``Lease`` names it."""
-        self.rpm, self.tpm = spec.rpm or 0, spec.tpm or 0
-        self.rpm_at = self.tpm_at = math.nan  # the ``left`` last written: nan equals nothing
-        self.seen: tuple[float | None, float | None] = (math.nan, math.nan)
-        self.sent: tuple[tuple[bytes, bytes], ...] = ()
-        self.rpm_last = self.tpm_last = (-1, -1)
-        self.rpm_sent: tuple[tuple[bytes, bytes], ...] = ()
-        self.tpm_sent: tuple[tuple[bytes, bytes], ...] = ()
-
-    def requests(self, left: float) -> tuple[tuple[bytes, bytes], ...]:
-        """The three ``x-ratelimit-*-requests`` headers for ``left`` requests left."""
-        if left == self.rpm_at:
-            return self.rpm_sent
-        self.rpm_at = left
-        limit = self.rpm
-        left = 0.0 if left < 0.0 else min(left, limit)
-        last = (int(left), math.ceil((limit - left) * 60_000 / limit))
-        if last != self.rpm_last:
-            self.rpm_last, self.rpm_sent = last, _headers(_REQUESTS, limit, *last)
-        return self.rpm_sent
-
-    def headers(self, rpm_left: float | None, tpm_left: float | None
-                ) -> tuple[tuple[bytes, bytes], ...]:
-        """``requests`` and ``tokens`` together, when this is the only limited scope (None: no
-        such limit), remembered while both counts hold."""
-        seen = self.seen
-        if rpm_left == seen[0] and tpm_left == seen[1]:
-            return self.sent
-        sent = self.requests(rpm_left) if rpm_left is not None else ()
-        if tpm_left is not None:
-            sent += self.tokens(tpm_left)
-        self.seen, self.sent = (rpm_left, tpm_left), sent
-        return sent
-
-    def tokens(self, left: float) -> tuple[tuple[bytes, bytes], ...]:
-        """The three ``x-ratelimit-*-tokens`` headers for ``left`` tokens left."""
-        if left == self.tpm_at:
-            return self.tpm_sent
-        self.tpm_at = left
-        limit = self.tpm
-        left = 0.0 if left < 0.0 else min(left, limit)
-        last = (int(left), math.ceil((limit - left) * 60_000 / limit))
-        if last != self.tpm_last:
-            self.tpm_last, self.tpm_sent = last, _headers(_TOKENS, limit, *last)
-        return self.tpm_sent
-
-
-def _headers(names: tuple[bytes, bytes, bytes], limit: int, left: int, reset_ms: int
-             ) -> tuple[tuple[bytes, bytes], ...]:
-    return ((names[0], b"%d" % limit), (names[1], b"%d" % left),
-            (names[2], duration_ms(reset_ms)))
-
-
-def describe(available: Available, meters: list[Meter], headers: Headers) -> None:
-    """Append OpenAI's ``x-ratelimit-*`` headers for the scope with the fewest requests (and,
-    apart, the fewest tokens) left; none for a kind of limit no scope has. ``available`` is
-    the store's (``LimitStore.available``, or ``MemoryLimits.left`` right after acquiring)."""
-    requests = tokens = None
-    rpm_least = tpm_least = math.inf
-    for meter in meters:
-        if meter.rpm or meter.tpm:
-            rpm_left, tpm_left = available(meter.spec)
-            if meter.rpm and rpm_left is not None and rpm_left < rpm_least:
-                requests, rpm_least = meter, rpm_left
-            if meter.tpm and tpm_left is not None and tpm_left < tpm_least:
-                tokens, tpm_least = meter, tpm_left
-    if requests is not None:
-        headers += requests.requests(rpm_least)
-    if tokens is not None:
-        headers += tokens.tokens(tpm_least)
-
-
-def ratelimit_headers(store: LimitStore, specs: list[DeploymentSpec]) -> Headers:
-    """``describe`` for bare specs: the headers as a new list."""
-    headers: Headers = []
-    describe(store.available, [Meter(spec) for spec in specs], headers)
-    return headers
 
 
 class AdmitStage(Stage):
@@ -343,7 +236,9 @@ class AdmitStage(Stage):
                 # a scope without tpm reserved nothing and has nothing to correct
                 used = reserved if spent is None or not meter.tpm else spent
                 if used != reserved or meter.spec.max_concurrent:
-                    here.settle_here(meter.key, reserved, used)
+                    buckets = here.limits.get(meter.key)  # ``here.settle_here``, inline
+                    if buckets is not None:
+                        buckets.settle(here.clock(), reserved, used)
             return
         for _, lease in granted:
             used = (sum(counted) if counted is not None

@@ -159,7 +159,7 @@ class DeploymentLimits:
                     tokens += (now - tpm._last) * tpm.rate
                     tpm._last = now
                 tokens += estimate - actual
-                tpm.tokens = tokens if tokens < tpm.capacity else tpm.capacity
+                tpm.tokens = tokens if tokens < tpm.capacity else tpm.capacity  # noqa: FURB136
             else:
                 tpm.tokens -= actual - estimate
         if self.concurrency is not None:
