@@ -235,10 +235,12 @@ class AdmitStage(Stage):
             for reserved, meter in granted:
                 # a scope without tpm reserved nothing and has nothing to correct
                 used = reserved if spent is None or not meter.tpm else spent
-                if used != reserved or meter.spec.max_concurrent:
-                    buckets = here.limits.get(meter.key)  # ``here.settle_here``, inline
+                if meter.spec.max_concurrent:
+                    here.settle_here(meter.key, reserved, used)
+                elif used != reserved:
+                    buckets = here.limits.get(meter.key)
                     if buckets is not None:
-                        buckets.settle(here.clock(), reserved, used)
+                        buckets.correct(reserved, used)
             return
         for _, lease in granted:
             used = (sum(counted) if counted is not None

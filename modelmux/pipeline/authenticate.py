@@ -60,7 +60,9 @@ class KeyGate(AdmitStage):
         entry = self.authenticator.fast(ctx.headers, ctx.request.model)
         if entry is None:
             return False
-        meters = self.plan(entry)
+        meters = entry.plan  # ``plan``, inline
+        if meters is None:
+            meters = entry.plan = self.meters(entry.identity)
         if meters and self._here is None:  # the store does I/O: ``on_request`` awaits it
             return False
         identity = entry.identity
@@ -97,4 +99,4 @@ class KeyGate(AdmitStage):
         meters = entry.plan
         if meters is None:
             meters = entry.plan = self.meters(entry.identity)
-        return meters  # type: ignore[return-value]
+        return meters  # type: ignore[no-any-return]

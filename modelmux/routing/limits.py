@@ -165,6 +165,15 @@ class DeploymentLimits:
         if self.concurrency is not None:
             self.concurrency.release()
 
+    def correct(self, estimate: float, actual: float) -> None:
+        """``settle`` of a request that holds no concurrency slot, without a clock: tokens
+        given back before or after a refill come to the same count (the bucket is capped at
+        its capacity either way), so none is done."""
+        tpm = self.tpm
+        if tpm is not None:
+            tokens = tpm.tokens + (estimate - actual)
+            tpm.tokens = tokens if tokens < tpm.capacity else tpm.capacity  # noqa: FURB136
+
     def cancel(self, now: float, estimate: float) -> None:
         """The request never ran: return its tokens and slot (the request itself still counts)."""
         self.settle(now, estimate, 0.0)

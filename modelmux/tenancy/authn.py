@@ -77,7 +77,7 @@ class Entry:
                       else min(expires, key.expires_at))
         self.open = identity.kind == "master" or all(
             limits.models is None for _, _, limits in identity.scopes())
-        self.plan: object = None
+        self.plan: Any = None
 
 
 class Authenticator:
