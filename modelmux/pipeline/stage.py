@@ -78,7 +78,7 @@ class Pipeline:
     """
 
     __slots__ = ("stages", "observes", "heads", "before_call", "_before", "_after", "_heads",
-                 "_rest", "_then")
+                 "_enter", "_rest", "_then")
 
     def __init__(self, stages: Iterable[Stage] = ()) -> None:
         stages = list(stages)
@@ -108,7 +108,9 @@ class Pipeline:
         elif len(self._rest) == 1 and not self._rest[0].plugin:
             self._then = self._rest[0].on_request
         first = self._before[0] if self._before else None
+        self._enter: Callable[[RequestContext], bool] | None = None
         if first is not None and not first.plugin and _overrides(first, "enter"):
+            self._enter = first.enter
             self.before_call = self._enter_first
 
     def _enter_first(self, ctx: RequestContext) -> Awaitable[None]:
@@ -118,7 +120,7 @@ class Pipeline:
         Raises:
             ModelMuxError: the first stage answers the client itself (raised at the call).
         """
-        if self._before[0].enter(ctx):
+        if self._enter(ctx):  # type: ignore[misc]  # set whenever this is ``before_call``
             return self._then(ctx)
         return self._run_before(ctx)
 
