@@ -6,7 +6,8 @@ for deployments, so with ``[state] backend = "redis"`` every instance shares the
 A request must be granted at every scope; a refusal is a 429 ``rate_limit_exceeded`` with
 ``retry-after``. Every answer to a limited caller carries OpenAI's ``x-ratelimit-*`` headers
 (for the scope with the least left). The grant is settled with the real token count when the
-answer ends. Built only when auth is on (``build_admit_stage``).
+answer ends. Built only when auth is on: the App builds it with authentication as one stage
+(``pipeline.authenticate.KeyGate``); ``build_admit_stage`` builds it alone.
 """
 
 from __future__ import annotations
