@@ -143,27 +143,24 @@ class AdmitStage(Stage):
             self._admit_here(here, ctx, meters)
             return
         meter = meters[0]  # one limited scope, the usual case: ``_admit_here`` written out,
-        cost = 0.0  # its ``describe`` done with the buckets at hand
-        tpm = meter.tpm
+        tpm = meter.tpm  # its ``describe`` done with the buckets at hand
         if tpm:
-            tokens = expected_tokens(ctx.request, ctx.body)  # ``request_tokens``
-            share = self._share
-            # oversized: admitted by a full bucket, which its real count puts in debt
-            cost = tokens if tokens * share <= tpm else tpm / share
-        buckets = here.limits.get(meter.key)
-        if buckets is None:
-            buckets = here.of(meter.spec)
+            cost: float = expected_tokens(ctx.request, ctx.body)  # ``request_tokens``
+            if cost * self._share > tpm:
+                # oversized: admitted by a full bucket, which its real count puts in debt
+                cost = tpm / self._share
+        else:
+            cost = 0.0
+        buckets = here.limits.get(meter.key) or here.of(meter.spec)
         wait = buckets.try_acquire(here.clock(), cost)
-        if wait != 0.0:
+        if wait:
             describe(self._left, meters, ctx.response_headers)
             raise self.refusal(meter.scope, meter.ident, meter.spec, cost, wait)
         ctx.state[NAME] = ((cost, meter),)
         rpm, tpm_bucket = buckets.rpm, buckets.tpm
-        rpm_left = rpm.tokens if rpm is not None else None
-        tpm_left = tpm_bucket.tokens if tpm_bucket is not None else None
-        seen = meter.seen  # ``meter.headers``' own first look, without the call
-        ctx.response_headers += (meter.sent if rpm_left == seen[0] and tpm_left == seen[1]
-                                 else meter.headers(rpm_left, tpm_left))
+        left = (rpm.tokens if rpm is not None else None,
+                tpm_bucket.tokens if tpm_bucket is not None else None)
+        ctx.response_headers += meter.sent if left == meter.seen else meter.headers(*left)
 
     async def admit_there(self, ctx: RequestContext, meters: list[Meter]) -> None:
         """``on_request`` with a store that may do I/O (Redis): a lease per scope.
@@ -234,14 +231,14 @@ class AdmitStage(Stage):
             spent = (sum(counted) if counted is not None
                      else 0.0 if ctx.error is not None else None)
             for reserved, meter in granted:
-                # a scope without tpm reserved nothing and has nothing to correct
-                used = reserved if spent is None or not meter.tpm else spent
-                if meter.spec.max_concurrent:
-                    here.settle_here(meter.key, reserved, used)
-                elif used != reserved:
+                # a scope without tpm reserved no tokens and has none to correct
+                if meter.spec.max_concurrent:  # a slot to free in any case
+                    here.settle_here(meter.key, reserved,
+                                     reserved if spent is None or not meter.tpm else spent)
+                elif spent is not None and spent != reserved and meter.tpm:
                     buckets = here.limits.get(meter.key)
                     if buckets is not None:
-                        buckets.correct(reserved, used)
+                        buckets.correct(reserved, spent)
             return
         for _, lease in granted:
             used = (sum(counted) if counted is not None
