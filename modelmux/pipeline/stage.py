@@ -4,9 +4,9 @@ A stage sees each request on its way in (``on_request``: read or change the cont
 ``ModelMuxError`` to answer the client itself) and each outcome on its way out (``on_answer``:
 observe only; the answer has been sent). The first stage may also offer ``enter``, its work
 done without a coroutine when nothing needs awaiting (a cached key), so that request skips
-two coroutines. A stage that overrides neither hook, or is not built
-because its feature is off, costs nothing per request. Plugin stages are guarded: anything but
-a ``ModelMuxError`` they raise becomes a 500 that names the plugin, and the server keeps going.
+two coroutines. A stage that overrides neither hook, or is not built because its feature is
+off, costs nothing per request. Plugin stages are guarded: anything but a ``ModelMuxError``
+they raise becomes a 500 that names the plugin, and the server keeps going.
 """
 
 from __future__ import annotations
@@ -44,7 +44,7 @@ class Stage:
 
     def enter(self, ctx: RequestContext) -> bool:
         """``on_request`` done synchronously, when it can be: True when done (``on_request``
-        is then not run for this request), False, having changed nothing, to have
+        is then not run for this request), False, having changed nothing in ``ctx``, to have
         ``on_request`` run instead. Used only for the first stage of a pipeline.
 
         Raises:
