@@ -33,8 +33,7 @@ from modelmux.observability.gateway import GatewayMetrics
 from modelmux.observability.live import LiveView
 from modelmux.observability.record import RequestRecord
 from modelmux.observability.tracing import build_tracer
-from modelmux.pipeline.admit import build_admit_stage
-from modelmux.pipeline.authenticate import AuthenticateStage
+from modelmux.pipeline.authenticate import KeyGate
 from modelmux.pipeline.cache import ResponseCache
 from modelmux.pipeline.call import Dispatcher
 from modelmux.pipeline.plugins import build_middlewares
@@ -161,11 +160,8 @@ class App:
             ConfigError: a ``[[middleware]]`` plugin cannot be built.
         """
         stages = [*build_middlewares(self.config.middleware), RouteStage(self.models, self.router)]
-        if self.auth is not None:
-            stages.insert(0, AuthenticateStage(self.auth))
-        admit = build_admit_stage(self.config, self.limits)
-        if admit is not None:
-            stages.insert(1, admit)
+        if self.auth is not None:  # authentication and the callers' limits, one stage
+            stages.insert(0, KeyGate(self.auth, self.limits))
         if self.cache is not None:
             self.cache.models = self.models
             stages += self.cache.stages()

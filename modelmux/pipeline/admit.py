@@ -6,25 +6,29 @@ for deployments, so with ``[state] backend = "redis"`` every instance shares the
 A request must be granted at every scope; a refusal is a 429 ``rate_limit_exceeded`` with
 ``retry-after``. Every answer to a limited caller carries OpenAI's ``x-ratelimit-*`` headers
 (for the scope with the least left). The grant is settled with the real token count when the
-answer ends. Built only when auth is on (``build_admit_stage``).
+answer ends. Built only when auth is on: the App builds it with authentication as one stage
+(``pipeline.authenticate.KeyGate``); ``build_admit_stage`` builds it alone.
 """
 
 from __future__ import annotations
 
 import logging
 import math
-from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from modelmux.config.schema import Config
-from modelmux.errors import Headers, RateLimited
+from modelmux.errors import RateLimited
 from modelmux.pipeline.context import RequestContext
+from modelmux.pipeline.ratelimits import Meter, describe, duration, duration_ms
 from modelmux.pipeline.stage import Pipeline, Stage
 from modelmux.routing.facts import expected_tokens
 from modelmux.routing.memory import MemoryLimits
 from modelmux.routing.models import DeploymentSpec
 from modelmux.routing.store import Lease, LimitStore
 from modelmux.tenancy.records import Identity, Limited
+
+__all__ = ["AdmitStage", "Meter", "build_admit_stage", "carry_admission", "duration",
+           "duration_ms", "request_tokens", "scope_spec"]
 
 log = logging.getLogger("modelmux.pipeline")
 
@@ -54,116 +58,6 @@ def scope_spec(scope: str, ident: str, limits: Limited) -> DeploymentSpec:
     rpm, tpm, parallel = limits.rpm, limits.tpm, limits.max_parallel
     return DeploymentSpec(_SCOPES, f"{scope}:{ident}:{rpm or 0}:{tpm or 0}:{parallel or 0}",
                           rpm=rpm, tpm=tpm, max_concurrent=parallel)
-
-
-def duration(seconds: float) -> bytes:
-    """A wait as OpenAI's ``x-ratelimit-reset-*`` headers write it: ``20ms`` below a second,
-    else whole seconds rounded up, ``45s`` or ``6m0s``."""
-    return duration_ms(math.ceil(seconds * 1000))
-
-
-def duration_ms(ms: int) -> bytes:
-    """``duration`` of a wait already in whole milliseconds."""
-    if ms < 1000:
-        return b"%dms" % max(0, ms)
-    whole = (ms + 999) // 1000
-    return b"%ds" % whole if whole < 60 else b"%dm%ds" % divmod(whole, 60)
-
-
-Available = Callable[[DeploymentSpec], tuple[float | None, float | None]]
-
-_REQUESTS = (b"x-ratelimit-limit-requests", b"x-ratelimit-remaining-requests",
-             b"x-ratelimit-reset-requests")
-_TOKENS = (b"x-ratelimit-limit-tokens", b"x-ratelimit-remaining-tokens",
-           b"x-ratelimit-reset-tokens")
-class Meter:
-    """One limited scope of a caller: its spec, and the last ``x-ratelimit-*`` headers it
-    wrote, kept encoded: a caller under its limits usually finds its buckets as full as last
-    time, so the same bytes are sent again without formatting."""
-
-    __slots__ = ("ident", "key", "rpm", "rpm_at", "rpm_last", "rpm_sent", "scope", "seen", "sent",
-                 "spec", "tpm", "tpm_at", "tpm_last", "tpm_sent")
-
-    def __init__(self, spec: DeploymentSpec, scope: str = "", ident: str = "") -> None:
-        self.spec, self.scope, self.ident = spec, scope, ident
-        self.key = spec.id
-        """The limit store's key of this scope, as a ``Lease`` names it."""
-        self.rpm, self.tpm = spec.rpm or 0, spec.tpm or 0
-        self.rpm_at = self.tpm_at = math.nan  # the ``left`` last written: nan equals nothing
-        self.seen: tuple[float | None, float | None] = (math.nan, math.nan)
-        self.sent: tuple[tuple[bytes, bytes], ...] = ()
-        self.rpm_last = self.tpm_last = (-1, -1)
-        self.rpm_sent: tuple[tuple[bytes, bytes], ...] = ()
-        self.tpm_sent: tuple[tuple[bytes, bytes], ...] = ()
-
-    def requests(self, left: float) -> tuple[tuple[bytes, bytes], ...]:
-        """The three ``x-ratelimit-*-requests`` headers for ``left`` requests left."""
-        if left == self.rpm_at:
-            return self.rpm_sent
-        self.rpm_at = left
-        limit = self.rpm
-        left = 0.0 if left < 0.0 else min(left, limit)
-        last = (int(left), math.ceil((limit - left) * 60_000 / limit))
-        if last != self.rpm_last:
-            self.rpm_last, self.rpm_sent = last, _headers(_REQUESTS, limit, *last)
-        return self.rpm_sent
-
-    def headers(self, rpm_left: float | None, tpm_left: float | None
-                ) -> tuple[tuple[bytes, bytes], ...]:
-        """``requests`` and ``tokens`` together, when this is the only limited scope (None: no
-        such limit), remembered while both counts hold."""
-        seen = self.seen
-        if rpm_left == seen[0] and tpm_left == seen[1]:
-            return self.sent
-        sent = self.requests(rpm_left) if rpm_left is not None else ()
-        if tpm_left is not None:
-            sent += self.tokens(tpm_left)
-        self.seen, self.sent = (rpm_left, tpm_left), sent
-        return sent
-
-    def tokens(self, left: float) -> tuple[tuple[bytes, bytes], ...]:
-        """The three ``x-ratelimit-*-tokens`` headers for ``left`` tokens left."""
-        if left == self.tpm_at:
-            return self.tpm_sent
-        self.tpm_at = left
-        limit = self.tpm
-        left = 0.0 if left < 0.0 else min(left, limit)
-        last = (int(left), math.ceil((limit - left) * 60_000 / limit))
-        if last != self.tpm_last:
-            self.tpm_last, self.tpm_sent = last, _headers(_TOKENS, limit, *last)
-        return self.tpm_sent
-
-
-def _headers(names: tuple[bytes, bytes, bytes], limit: int, left: int, reset_ms: int
-             ) -> tuple[tuple[bytes, bytes], ...]:
-    return ((names[0], b"%d" % limit), (names[1], b"%d" % left),
-            (names[2], duration_ms(reset_ms)))
-
-
-def describe(available: Available, meters: list[Meter], headers: Headers) -> None:
-    """Append OpenAI's ``x-ratelimit-*`` headers for the scope with the fewest requests (and,
-    apart, the fewest tokens) left; none for a kind of limit no scope has. ``available`` is
-    the store's (``LimitStore.available``, or ``MemoryLimits.left`` right after acquiring)."""
-    requests = tokens = None
-    rpm_least = tpm_least = math.inf
-    for meter in meters:
-        if meter.rpm or meter.tpm:
-            rpm_left, tpm_left = available(meter.spec)
-            if meter.rpm and rpm_left is not None and rpm_left < rpm_least:
-                requests, rpm_least = meter, rpm_left
-            if meter.tpm and tpm_left is not None and tpm_left < tpm_least:
-                tokens, tpm_least = meter, tpm_left
-    if requests is not None:
-        headers += requests.requests(rpm_least)
-    if tokens is not None:
-        headers += tokens.tokens(tpm_least)
-
-
-def ratelimit_headers(store: LimitStore, specs: list[DeploymentSpec]) -> Headers:
-    """``describe`` for bare specs: the headers as a new list."""
-    headers: Headers = []
-    describe(store.available, [Meter(spec) for spec in specs], headers)
-    return headers
 
 
 class AdmitStage(Stage):
@@ -231,38 +125,49 @@ class AdmitStage(Stage):
         meters = held[1] if held is not None and held[0] is identity else self.meters(identity)
         if not meters:
             return
+        if self._here is None:
+            await self.admit_there(ctx, meters)
+        else:
+            self.admit_here(ctx, meters)
+
+    def admit_here(self, ctx: RequestContext, meters: list[Meter]) -> None:
+        """``on_request`` with the in-process store (``meters`` not empty): decided on its
+        buckets, without I/O, so without a coroutine.
+
+        Raises:
+            RateLimited: as ``on_request``.
+        """
         here = self._here
-        if here is None:
-            await self._admit_there(ctx, meters)
-            return
+        assert here is not None
         if len(meters) > 1:
             self._admit_here(here, ctx, meters)
             return
         meter = meters[0]  # one limited scope, the usual case: ``_admit_here`` written out,
-        cost = 0.0  # its ``describe`` done with the buckets at hand
-        tpm = meter.tpm
+        tpm = meter.tpm  # its ``describe`` done with the buckets at hand
         if tpm:
-            tokens = expected_tokens(ctx.request, ctx.body)  # ``request_tokens``
-            share = self._share
-            # oversized: admitted by a full bucket, which its real count puts in debt
-            cost = tokens if tokens * share <= tpm else tpm / share
-        buckets = here.limits.get(meter.key)
-        if buckets is None:
-            buckets = here.of(meter.spec)
+            cost: float = expected_tokens(ctx.request, ctx.body)  # ``request_tokens``
+            if cost * self._share > tpm:
+                # oversized: admitted by a full bucket, which its real count puts in debt
+                cost = tpm / self._share
+        else:
+            cost = 0.0
+        buckets = here.limits.get(meter.key) or here.of(meter.spec)
         wait = buckets.try_acquire(here.clock(), cost)
-        if wait != 0.0:
+        if wait:
             describe(self._left, meters, ctx.response_headers)
             raise self.refusal(meter.scope, meter.ident, meter.spec, cost, wait)
         ctx.state[NAME] = ((cost, meter),)
         rpm, tpm_bucket = buckets.rpm, buckets.tpm
-        rpm_left = rpm.tokens if rpm is not None else None
-        tpm_left = tpm_bucket.tokens if tpm_bucket is not None else None
-        seen = meter.seen  # ``meter.headers``' own first look, without the call
-        ctx.response_headers += (meter.sent if rpm_left == seen[0] and tpm_left == seen[1]
-                                 else meter.headers(rpm_left, tpm_left))
+        left = (rpm.tokens if rpm is not None else None,
+                tpm_bucket.tokens if tpm_bucket is not None else None)
+        ctx.response_headers += meter.sent if left == meter.seen else meter.headers(*left)
 
-    async def _admit_there(self, ctx: RequestContext, meters: list[Meter]) -> None:
-        """``on_request`` with a store that may do I/O (Redis): a lease per scope."""
+    async def admit_there(self, ctx: RequestContext, meters: list[Meter]) -> None:
+        """``on_request`` with a store that may do I/O (Redis): a lease per scope.
+
+        Raises:
+            RateLimited: as ``on_request``.
+        """
         granted: list[tuple[DeploymentSpec, Lease]] = []
         tokens = -1
         cost: float
@@ -323,11 +228,17 @@ class AdmitStage(Stage):
         counted = stats.tokens if stats is not None else None
         here = self._here
         if here is not None:
+            spent = (sum(counted) if counted is not None
+                     else 0.0 if ctx.error is not None else None)
             for reserved, meter in granted:
-                used = (sum(counted) if counted is not None
-                        else 0.0 if ctx.error is not None else reserved)
-                if used != reserved or meter.spec.max_concurrent:  # else nothing to correct
-                    here.settle_here(meter.key, reserved, used)
+                # a scope without tpm reserved no tokens and has none to correct
+                if meter.spec.max_concurrent:  # a slot to free in any case
+                    here.settle_here(meter.key, reserved,
+                                     reserved if spent is None or not meter.tpm else spent)
+                elif spent is not None and spent != reserved and meter.tpm:
+                    buckets = here.limits.get(meter.key)
+                    if buckets is not None:
+                        buckets.correct(reserved, spent)
             return
         for _, lease in granted:
             used = (sum(counted) if counted is not None

@@ -111,37 +111,44 @@ class DeploymentLimits:
         The wait is the longest of the limits that refused; nothing is taken on refusal.
         """
         rpm, tpm, concurrency = self.rpm, self.tpm, self.concurrency
-        wait = 0.0
-        if rpm is not None:  # ``rpm.wait_time(now, 1.0)``, inline: this runs for every request
-            left, capacity = rpm.tokens, rpm.capacity
+        wait = rpm_left = tpm_left = 0.0
+        # ``rpm.wait_time(now, 1.0)`` and ``tpm.wait_time(now, cost)``, inline (this runs for
+        # every request); a refill is stored with what is taken, in one write
+        if rpm is not None:
+            rpm_left = rpm.tokens
             if now > rpm._last:
-                left += (now - rpm._last) * rpm.rate
-                if left > capacity:  # noqa: PLR1730
-                    left = capacity
-                rpm.tokens, rpm._last = left, now
-            if capacity < 1.0:
-                wait = math.inf
-            elif left < 1.0:
-                wait = (1.0 - left) / rpm.rate
-        if tpm is not None:  # and ``tpm.wait_time(now, cost)``
-            left, capacity = tpm.tokens, tpm.capacity
+                rpm_left += (now - rpm._last) * rpm.rate
+                if rpm_left > rpm.capacity:  # noqa: PLR1730
+                    rpm_left = rpm.capacity
+            if rpm_left < 1.0:
+                wait = math.inf if rpm.capacity < 1.0 else (1.0 - rpm_left) / rpm.rate
+        if tpm is not None:
+            tpm_left = tpm.tokens
             if now > tpm._last:
-                left += (now - tpm._last) * tpm.rate
-                if left > capacity:  # noqa: PLR1730
-                    left = capacity
-                tpm.tokens, tpm._last = left, now
-            if cost > capacity:
-                wait = math.inf
-            elif cost > left and (cost - left) / tpm.rate > wait:
-                wait = (cost - left) / tpm.rate
-        if concurrency is not None and concurrency.in_flight + 1 > concurrency.limit:
+                tpm_left += (now - tpm._last) * tpm.rate
+                if tpm_left > tpm.capacity:  # noqa: PLR1730
+                    tpm_left = tpm.capacity
+            if cost > tpm_left:
+                if cost > tpm.capacity:
+                    wait = math.inf
+                elif (cost - tpm_left) / tpm.rate > wait:
+                    wait = (cost - tpm_left) / tpm.rate
+        if concurrency is not None and concurrency.in_flight >= concurrency.limit:
             wait = math.inf
         if wait > 0.0:
+            if rpm is not None and now > rpm._last:
+                rpm.tokens, rpm._last = rpm_left, now
+            if tpm is not None and now > tpm._last:
+                tpm.tokens, tpm._last = tpm_left, now
             return wait
         if rpm is not None:
-            rpm.tokens -= 1.0
+            rpm.tokens = rpm_left - 1.0
+            if now > rpm._last:  # noqa: PLR1730
+                rpm._last = now
         if tpm is not None:
-            tpm.tokens -= cost
+            tpm.tokens = tpm_left - cost
+            if now > tpm._last:  # noqa: PLR1730
+                tpm._last = now
         if concurrency is not None:
             concurrency.in_flight += 1
         return 0.0
@@ -151,13 +158,28 @@ class DeploymentLimits:
 
         Underestimates put the TPM bucket into debt, so later requests wait longer.
         """
-        if self.tpm is not None and actual != estimate:
-            if actual < estimate:
-                self.tpm.give_back(now, estimate - actual)
+        tpm = self.tpm
+        if tpm is not None and actual != estimate:
+            if actual < estimate:  # ``tpm.give_back(now, estimate - actual)``, inline
+                tokens = tpm.tokens
+                if now > tpm._last:
+                    tokens += (now - tpm._last) * tpm.rate
+                    tpm._last = now
+                tokens += estimate - actual
+                tpm.tokens = tokens if tokens < tpm.capacity else tpm.capacity  # noqa: FURB136
             else:
-                self.tpm.take(actual - estimate)
-        if self.concurrency:
+                tpm.tokens -= actual - estimate
+        if self.concurrency is not None:
             self.concurrency.release()
+
+    def correct(self, estimate: float, actual: float) -> None:
+        """``settle`` of a request that holds no concurrency slot, without a clock: tokens
+        given back before or after a refill come to the same count (the bucket is capped at
+        its capacity either way), so none is done."""
+        tpm = self.tpm
+        if tpm is not None:
+            tokens = tpm.tokens + (estimate - actual)
+            tpm.tokens = tokens if tokens < tpm.capacity else tpm.capacity  # noqa: FURB136
 
     def cancel(self, now: float, estimate: float) -> None:
         """The request never ran: return its tokens and slot (the request itself still counts)."""

@@ -22,16 +22,22 @@ METRICS_ROLES = frozenset({"admin", "viewer"})
 
 def credential(headers: Headers) -> bytes | None:
     """The client's credential: ``Authorization: Bearer <token>`` or ``x-api-key``, else None."""
+    found = credential_header(headers)
+    return found[2] if found is not None else None
+
+
+def credential_header(headers: Headers) -> tuple[bytes, bytes, bytes] | None:
+    """``credential`` with the header it came from: (name, raw value, credential)."""
     for name, value in headers:
         if name == b"authorization":
             scheme, _, token = value.partition(b" ")
             token = token.strip()
             if scheme.lower() == b"bearer" and token:
-                return token
+                return name, value, token
         elif name == b"x-api-key":
             token = value.strip()
             if token:
-                return token
+                return name, value, token
     return None
 
 

@@ -4,10 +4,11 @@ a known key off the store and the throttle that keeps an address from guessing k
 The master key is compared in constant time and is admin. A credential is first looked up in
 memory (keyed by the credential itself, for ``key_cache_seconds``; all dropped whenever the
 store reports a change), then by its hash in the store, with its user and team loaded; a
-cached entry remembers which models its caller may use. ``last_used_at`` is gathered per request and
-written in batches by a background task, off the request path. Tokens shaped like a JWT go to
-``tenancy.jwt`` when ``[auth.jwt]`` is set. Errors never carry the credential; logs name a
-key by its id or prefix.
+cached entry remembers which models its caller may use. A header value that carried a cached
+credential is remembered too, so a repeated one is found without parsing (``fast``).
+``last_used_at`` is gathered per request and written in batches by a background task, off the
+request path. Tokens shaped like a JWT go to ``tenancy.jwt`` when ``[auth.jwt]`` is set.
+Errors never carry the credential; logs name a key by its id or prefix.
 """
 
 from __future__ import annotations
@@ -31,7 +32,7 @@ from modelmux.tenancy.access import (
     FailureWindow,
     allows,
     client_host,
-    credential,
+    credential_header,
     looks_like_jwt,
     model_names,
 )
@@ -56,15 +57,27 @@ _HINT = ("Pass an API key as `Authorization: Bearer <key>` or `x-api-key: <key>`
          "ask your ModelMux admin for one.")
 
 
-class _Entry:
-    """A cached identity, and the models it was found to be allowed (or not) to use."""
+class Entry:
+    """A cached identity, and the models it was found to be allowed (or not) to use.
 
-    __slots__ = ("expires", "identity", "models")
+    ``until`` is the sooner of ``expires`` and the key's own expiry; ``open`` says no list
+    limits its models. ``plan`` is left to the admit stage (what it worked out for this
+    identity), so it is worked out once per entry and dropped with it.
+    """
+
+    __slots__ = ("expires", "identity", "key_id", "models", "open", "plan", "until")
 
     def __init__(self, expires: float, identity: Identity) -> None:
         self.expires = expires
         self.identity = identity
         self.models: dict[str, bool] = {}
+        key = identity.key
+        self.key_id = key.id if key is not None else None
+        self.until = (expires if key is None or key.expires_at is None
+                      else min(expires, key.expires_at))
+        self.open = identity.kind == "master" or all(
+            limits.models is None for _, _, limits in identity.scopes())
+        self.plan: Any = None
 
 
 class Authenticator:
@@ -87,8 +100,10 @@ class Authenticator:
         self._masters = tuple(k.encode() for k in (config.master_key, admin_key) if k)
         self._ttl = config.key_cache_seconds
         self.aliases = aliases or {}  # public model name -> its target, for model lists
-        self._cache: dict[bytes, _Entry] = {}
-        self._tokens: dict[bytes, _Entry] = {}  # verified JWTs
+        self._cache: dict[bytes, Entry] = {}
+        self._tokens: dict[bytes, Entry] = {}  # verified JWTs
+        self._bearers: dict[bytes, Entry] = {}  # by the whole authorization header value
+        self._api_keys: dict[bytes, Entry] = {}  # by the whole x-api-key header value
         self._failures = FailureWindow(config.failed_auth_per_minute)
         self._touched: dict[str, float] = {}
         self._toucher: asyncio.Task[None] | None = None
@@ -129,7 +144,7 @@ class Authenticator:
             PermissionDenied: ``model`` is outside the key's, user's or team's list (403,
                 ``model_not_allowed``).
         """
-        token = credential(headers)
+        found = credential_header(headers)
         now = self.clock()
         failures = self._failures
         if failures:
@@ -140,12 +155,51 @@ class Authenticator:
                     "Too many failed authentications from this address; try again later.",
                     code="too_many_failed_authentications",
                     headers=[(b"retry-after", b"%d" % max(1, int(wait + 0.999)))])
-        if token is None:
+        if found is None:
             self._refuse(client, now, "missing", "No API key was provided. " + _HINT)
+        token = found[2]
         entry = self._cache.get(token)
         if entry is None or entry.expires <= now:
             entry = await self._fresh(token, client, now)
-        return self._let_in(entry, client, now, model)
+        identity = self._let_in(entry, client, now, model)
+        self._know(found, entry)
+        return identity
+
+    def fast(self, headers: Headers, model: str | None = None) -> Entry | None:
+        """The entry of a header value seen before, when nothing is left to decide: no
+        address is being throttled, neither the entry nor its key has expired, and ``model``
+        is known to be allowed. None in every other case, for ``identify`` to decide. Never
+        raises and needs no coroutine: this is a cached key's whole check."""
+        if self._failures.seen:
+            return None
+        for name, value in headers:
+            if name == b"authorization":
+                entry = self._bearers.get(value)
+                break
+            if name == b"x-api-key":
+                entry = self._api_keys.get(value)
+                break
+        else:
+            return None
+        if entry is None:
+            return None
+        now = self.clock()
+        if entry.until <= now or (model is not None and not entry.open
+                                  and not entry.models.get(model)):
+            return None
+        key_id = entry.key_id
+        if key_id is not None:
+            self._touched[key_id] = now
+        return entry
+
+    def _know(self, found: tuple[bytes, bytes, bytes], entry: Entry) -> None:
+        """Remember the header value that carried a cached ``entry``'s credential."""
+        if self._ttl <= 0:
+            return
+        known = self._bearers if found[0] == b"authorization" else self._api_keys
+        if len(known) >= MAX_CACHED:
+            known.clear()
+        known[found[1]] = entry
 
     def cached(self, headers: Headers, client: str, model: str | None = None
                ) -> Identity | None:
@@ -155,18 +209,23 @@ class Authenticator:
         Raises:
             AuthenticationFailed, PermissionDenied: as ``identify`` (expired key, model).
         """
+        entry = self.fast(headers, model)
+        if entry is not None:
+            return entry.identity
         if self._failures.seen:
             return None
-        token = credential(headers)
-        if token is None:
+        found = credential_header(headers)
+        if found is None:
             return None
-        entry = self._cache.get(token)
+        entry = self._cache.get(found[2])
         now = self.clock()
         if entry is None or entry.expires <= now:
             return None
-        return self._let_in(entry, client, now, model)
+        identity = self._let_in(entry, client, now, model)
+        self._know(found, entry)
+        return identity
 
-    def _let_in(self, entry: _Entry, client: str, now: float, model: str | None) -> Identity:
+    def _let_in(self, entry: Entry, client: str, now: float, model: str | None) -> Identity:
         """The identity of a found ``entry``, if its key is unexpired and may use ``model``."""
         identity = entry.identity
         key = identity.key
@@ -186,7 +245,7 @@ class Authenticator:
                                        param="model", code="model_not_allowed")
         return identity
 
-    async def _fresh(self, token: bytes, client: str, now: float) -> _Entry:
+    async def _fresh(self, token: bytes, client: str, now: float) -> Entry:
         """The entry for a token the cache does not hold (cached, unless it is a JWT)."""
         identity: Identity | None = None
         for master in self._masters:
@@ -199,7 +258,7 @@ class Authenticator:
             if not well_formed(text):  # a typo or a guess: no store lookup
                 self._refuse(client, now, "unknown", "Incorrect API key provided. " + _HINT)
             identity = await self._lookup(hash_key(text), client, now)
-        entry = _Entry(now + self._ttl, identity)
+        entry = Entry(now + self._ttl, identity)
         if self._ttl > 0:
             if len(self._cache) >= MAX_CACHED:
                 self._cache.clear()
@@ -243,7 +302,7 @@ class Authenticator:
         return Identity(kind="key", label=key.prefix or key.id, role=key.role, key=key,
                         user=user, team=team)
 
-    async def _jwt_entry(self, token: bytes, client: str, now: float) -> _Entry:
+    async def _jwt_entry(self, token: bytes, client: str, now: float) -> Entry:
         """A verified JWT's entry, remembered (in ``_tokens``) until its ``exp`` and at most
         ``key_cache_seconds``, so a repeated token skips the signature check."""
         if self._jwt is None:  # loaded only when [auth.jwt] is set and a JWT arrives
@@ -256,7 +315,7 @@ class Authenticator:
             identity, exp = await self._jwt.check(token.decode("ascii"))
         except AuthenticationFailed as exc:
             self._refuse(client, now, "jwt", exc.message)
-        entry = _Entry(min(exp, now + self._ttl), identity)
+        entry = Entry(min(exp, now + self._ttl), identity)
         if entry.expires > now:
             if len(self._tokens) >= MAX_TOKENS:
                 self._tokens.clear()
@@ -298,6 +357,8 @@ class Authenticator:
         """A record changed somewhere: forget every cached identity (cheap, and safe)."""
         self._cache.clear()
         self._tokens.clear()
+        self._bearers.clear()
+        self._api_keys.clear()
 
     def _start_toucher(self) -> None:
         if self._toucher is None or self._toucher.done():

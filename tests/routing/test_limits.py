@@ -67,3 +67,32 @@ def test_validation() -> None:
         TokenBucket(0, 1.0)
     with pytest.raises(ValueError):
         Concurrency(0)
+
+
+def test_a_refusal_keeps_the_refill_it_read_and_a_grant_takes_from_it() -> None:
+    lim = DeploymentLimits(rpm=per_minute(60), tpm=per_minute(600))
+    assert lim.try_acquire(0.0, 600) == 0.0
+    assert lim.try_acquire(30.0, 400) == pytest.approx(10.0)  # 300 tokens back; 100 short
+    assert lim.tpm is not None and lim.rpm is not None
+    assert lim.tpm.tokens == pytest.approx(300)  # what ``MemoryLimits.left`` reports next
+    assert lim.rpm.tokens == pytest.approx(60)
+    assert lim.try_acquire(20.0, 1) == 0.0  # a clock going back refills nothing
+    assert lim.tpm.tokens == pytest.approx(299) and lim.rpm.tokens == pytest.approx(59)
+    assert lim.try_acquire(40.0, 100) == 0.0
+    assert lim.tpm.available(40.0) == pytest.approx(299)  # 100 refilled, 100 taken
+
+
+def test_correct_comes_to_the_same_count_as_settle() -> None:
+    settled = DeploymentLimits(tpm=per_minute(600))  # 10 tokens a second
+    corrected = DeploymentLimits(tpm=per_minute(600))
+    for when, settle_at, estimate, actual, expected in (
+            (0.0, 6.0, 500, 100, 560),  # 100 left, 60 refilled, 400 back
+            (6.0, 40.0, 500, 100, 600),  # refilled to the cap either way
+            (40.0, 41.0, 550, 700, 600 - 700 + 10)):  # the estimate was short: into debt
+        for lim in (settled, corrected):
+            assert lim.try_acquire(when, estimate) == 0.0
+        settled.settle(settle_at, estimate, actual)
+        corrected.correct(estimate, actual)
+        assert settled.tpm is not None and corrected.tpm is not None
+        assert corrected.tpm.available(settle_at) == pytest.approx(expected)
+        assert settled.tpm.available(settle_at) == pytest.approx(expected)
