@@ -108,6 +108,16 @@ def chunk(doc: dict[str, Any]) -> bytes:
                           json.dumps({"bytes": data}, separators=(",", ":")).encode())
 
 
+def padded_chunk(doc: dict[str, Any], pad: str = "abcdefghijklmnopq") -> bytes:
+    """A ``chunk`` event spelled as Bedrock's own answers read: the event's JSON compact, the
+    ``PayloadPart`` with its ``p`` padding after ``bytes``."""
+    data = base64.b64encode(json.dumps(doc, ensure_ascii=False, separators=(",", ":"))
+                            .encode()).decode()
+    return encode_message({":event-type": "chunk", ":content-type": "application/json",
+                           ":message-type": "event"},
+                          json.dumps({"bytes": data, "p": pad}, separators=(",", ":")).encode())
+
+
 def claude_docs(answer: Answer, model: str) -> list[dict[str, Any]]:
     """The Anthropic stream events for ``answer``, as Bedrock sends them (``message_stop``
     with its ``amazon-bedrock-invocationMetrics``)."""
