@@ -34,6 +34,9 @@ else:
     InvokeStreamRelay = _accel.load("invoke_stream",
                                     "modelmux.providers.invoke_stream").InvokeStreamRelay
 
+__all__ = ["BEDROCK_ANTHROPIC_VERSION", "BedrockClaude", "InvokeStreamRelay", "betas", "complete",
+           "count_tokens", "invoke_body", "is_claude"]
+
 BEDROCK_ANTHROPIC_VERSION = "bedrock-2023-05-31"
 _CLAUDE = re.compile(r"(?:[a-z]{2,6}\.)?anthropic\.")
 """A Claude model id, bare (``anthropic.claude-...``) or an inference profile (``us.``,
