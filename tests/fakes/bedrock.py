@@ -6,8 +6,8 @@ Wire format per the Amazon Bedrock API Reference: ``POST /model/{modelId}/conver
 messages (messageStart, contentBlockStart/Delta/Stop, messageStop, metadata, each payload with
 the ``p`` padding field Bedrock adds). Claude models also answer InvokeModel (``/invoke``: the
 Anthropic Message), ``/invoke-with-response-stream`` (``chunk`` events, each ``{"bytes":
-base64 of one Anthropic stream event}``) and ``/count-tokens`` (``{"inputTokens": N}``); their
-body must carry ``anthropic_version: bedrock-2023-05-31`` and neither ``model`` nor
+base64 of one Anthropic stream event, "p": padding}``) and ``/count-tokens``
+(``{"inputTokens": N}``); their body must carry ``anthropic_version: bedrock-2023-05-31`` and neither ``model`` nor
 ``stream``. Errors carry ``x-amzn-ErrorType`` and ``{"message"}``.
 Every request's signature is recomputed from the known keys and refused when it differs.
 ``faults`` holds one fault name per coming request.
@@ -173,7 +173,8 @@ class FakeBedrock(FakeServer):
         if operation == "invoke":
             return json_reply(200, message_json(self.answer, model))
         docs = self.claude_docs or claude_docs(self.answer, model)
-        events = [chunk(doc) for doc in docs]
+        events = [padded_chunk(doc, "abcdefghijklmnopqrstuvwxyz"[:3 + i % 20])
+                  for i, doc in enumerate(docs)]  # Bedrock's spelling, padding of varied size
         if fault == "exception_first":
             events[:] = [exception("throttlingException", "Too many tokens, slow down.")]
         elif fault == "exception_mid":
