@@ -60,10 +60,11 @@ def type_of(data: bytes) -> str:
         msgspec.DecodeError, msgspec.ValidationError: not a JSON object with a ``type``.
         UnicodeError: the leading type is not UTF-8.
     """
-    if data.startswith(b'{"type":"'):  # compact, the usual spelling: no regex needed
-        end = data.find(b'"', 9)
-        if end > 0 and data.find(b"\\", 9, end) < 0:
-            return data[9:end].decode()
+    start = 9 if data.startswith(b'{"type":"') else 10 if data.startswith(b'{"type": "') else 0
+    if start:  # compact, or as json.dumps spaces it: no regex needed
+        end = data.find(b'"', start)
+        if end > 0 and data.find(b"\\", start, end) < 0:
+            return data[start:end].decode()
     leading = _LEADING_TYPE.match(data)
     if leading is not None:
         return leading.group(1).decode()
