@@ -8,9 +8,10 @@ Run: ``python -m pytest benchmarks/test_bench_bedrock_claude.py benchmarks/test_
 relay after the stream's first delta. ``InvokeStreamRelay`` runs as it was before its twins
 (``before``: the message decoder, native when built, then Python per chunk), as its pure twin
 (``py``, pure decoder) and as its native one-pass twin (``native``); the chunk is spelled as
-the fake writes it (``spaced``: ``json.dumps`` defaults, ``{"bytes"}`` alone) or as Bedrock
-does (``bedrock``: compact JSON, ``p`` padding). Per stream: a fresh relay fed a 100-delta
-stream one event per read, the shape of ``test_bench_passthrough``'s splice figures.
+``tests.fakes.bedrock.chunk`` writes it (``spaced``: ``json.dumps`` defaults, ``{"bytes"}``
+alone) or as Bedrock does (``bedrock``: compact JSON, ``p`` padding). Per stream: a fresh relay
+fed a 100-delta stream one event per read, the shape of ``test_bench_passthrough``'s splice
+figures.
 """
 
 from __future__ import annotations
