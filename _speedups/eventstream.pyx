@@ -8,7 +8,6 @@ with its messages, so both twins give the same messages and the same errors for 
 """
 
 from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize, PyBytes_GET_SIZE
-from libc.stdint cimport uint32_t
 from libc.string cimport memcmp
 
 from modelmux.codec import _eventstream_py as _pure
@@ -24,50 +23,7 @@ cdef enum:
 
 assert (PRELUDE, OVERHEAD) == (_pure.PRELUDE, _pure.OVERHEAD)
 
-cdef uint32_t _TABLE[8][256]
-
-
-cdef void _fill_table() noexcept:
-    cdef uint32_t c
-    cdef int i, k
-    for i in range(256):
-        c = i
-        for k in range(8):
-            c = (c >> 1) ^ (0xEDB88320 if c & 1 else 0)
-        _TABLE[0][i] = c
-    for i in range(256):
-        for k in range(1, 8):
-            _TABLE[k][i] = (_TABLE[k - 1][i] >> 8) ^ _TABLE[0][_TABLE[k - 1][i] & 0xFF]
-
-
-_fill_table()
-
-
-cdef inline uint32_t _le32(const unsigned char* p) noexcept:
-    return <uint32_t>p[0] | (<uint32_t>p[1] << 8) | (<uint32_t>p[2] << 16) | (<uint32_t>p[3] << 24)
-
-
-cdef inline uint32_t _be32(const unsigned char* p) noexcept:
-    return (<uint32_t>p[0] << 24) | (<uint32_t>p[1] << 16) | (<uint32_t>p[2] << 8) | <uint32_t>p[3]
-
-
-cdef uint32_t _crc32(const unsigned char* p, Py_ssize_t n) noexcept:
-    """``zlib.crc32(p[:n])``, eight bytes a step (slicing-by-8)."""
-    cdef uint32_t crc = 0xFFFFFFFF, one, two
-    while n >= 8:
-        one = _le32(p) ^ crc
-        two = _le32(p + 4)
-        crc = (_TABLE[7][one & 0xFF] ^ _TABLE[6][(one >> 8) & 0xFF]
-               ^ _TABLE[5][(one >> 16) & 0xFF] ^ _TABLE[4][one >> 24]
-               ^ _TABLE[3][two & 0xFF] ^ _TABLE[2][(two >> 8) & 0xFF]
-               ^ _TABLE[1][(two >> 16) & 0xFF] ^ _TABLE[0][two >> 24])
-        p += 8
-        n -= 8
-    while n > 0:
-        crc = (crc >> 8) ^ _TABLE[0][(crc ^ p[0]) & 0xFF]
-        p += 1
-        n -= 1
-    return crc ^ 0xFFFFFFFF
+include "_crc32.pxi"
 
 
 def crc32(data: bytes) -> int:

@@ -13,7 +13,8 @@ import os
 from types import ModuleType
 
 NATIVE_MODULES: tuple[str, ...] = ("sse", "messages_stream", "http1", "http1_client",
-                                   "chunk_relay", "eventstream", "converse_stream", "access_line")
+                                   "chunk_relay", "eventstream", "converse_stream", "access_line",
+                                   "invoke_stream")
 
 
 CONFLICT = ("MODELMUX_PURE_PYTHON=1 and MODELMUX_REQUIRE_NATIVE=1 contradict each other: "

@@ -6,8 +6,8 @@ Wire format per the Amazon Bedrock API Reference: ``POST /model/{modelId}/conver
 messages (messageStart, contentBlockStart/Delta/Stop, messageStop, metadata, each payload with
 the ``p`` padding field Bedrock adds). Claude models also answer InvokeModel (``/invoke``: the
 Anthropic Message), ``/invoke-with-response-stream`` (``chunk`` events, each ``{"bytes":
-base64 of one Anthropic stream event}``) and ``/count-tokens`` (``{"inputTokens": N}``); their
-body must carry ``anthropic_version: bedrock-2023-05-31`` and neither ``model`` nor
+base64 of one Anthropic stream event, "p": padding}``) and ``/count-tokens``
+(``{"inputTokens": N}``); their body must carry ``anthropic_version: bedrock-2023-05-31`` and neither ``model`` nor
 ``stream``. Errors carry ``x-amzn-ErrorType`` and ``{"message"}``.
 Every request's signature is recomputed from the known keys and refused when it differs.
 ``faults`` holds one fault name per coming request.
@@ -108,6 +108,16 @@ def chunk(doc: dict[str, Any]) -> bytes:
                           json.dumps({"bytes": data}, separators=(",", ":")).encode())
 
 
+def padded_chunk(doc: dict[str, Any], pad: str = "abcdefghijklmnopq") -> bytes:
+    """A ``chunk`` event spelled as Bedrock's own answers read: the event's JSON compact, the
+    ``PayloadPart`` with its ``p`` padding after ``bytes``."""
+    data = base64.b64encode(json.dumps(doc, ensure_ascii=False, separators=(",", ":"))
+                            .encode()).decode()
+    return encode_message({":event-type": "chunk", ":content-type": "application/json",
+                           ":message-type": "event"},
+                          json.dumps({"bytes": data, "p": pad}, separators=(",", ":")).encode())
+
+
 def claude_docs(answer: Answer, model: str) -> list[dict[str, Any]]:
     """The Anthropic stream events for ``answer``, as Bedrock sends them (``message_stop``
     with its ``amazon-bedrock-invocationMetrics``)."""
@@ -163,7 +173,8 @@ class FakeBedrock(FakeServer):
         if operation == "invoke":
             return json_reply(200, message_json(self.answer, model))
         docs = self.claude_docs or claude_docs(self.answer, model)
-        events = [chunk(doc) for doc in docs]
+        events = [padded_chunk(doc, "abcdefghijklmnopqrstuvwxyz"[:3 + i % 20])
+                  for i, doc in enumerate(docs)]  # Bedrock's spelling, padding of varied size
         if fault == "exception_first":
             events[:] = [exception("throttlingException", "Too many tokens, slow down.")]
         elif fault == "exception_mid":

@@ -1,0 +1,307 @@
+# cython: language_level=3, boundscheck=False, wraparound=False, cdivision=True
+"""Native twin of ``modelmux.providers.invoke_stream``: the same relay, one pass per chunk.
+
+The event stream is framed here (both CRC32s, the pure decoder's checks and messages), and an
+ordinary ``chunk`` goes from the received bytes to ``event: <type>\\ndata: <json>\\n\\n`` in one
+allocation: its ``PayloadPart`` is scanned for the ``bytes`` string, the base64 is decoded
+straight into the output and the ``type`` is read off the event's leading member. A chunk the
+relay must read (``message_*``, ``error``), any payload the scanner is unsure of, and every
+exception go to the pure ``InvokeStreamRelay``, which this class extends, so both paths share
+one state and give the same bytes (a hypothesis test compares them).
+"""
+
+from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize, PyBytes_GET_SIZE
+from libc.string cimport memchr, memcmp, memcpy
+
+from modelmux.codec import _eventstream_py as _pure
+from modelmux.codec._eventstream_py import MAX_MESSAGE, EventStreamError, Message, parse_headers
+from modelmux.providers.invoke_stream import InvokeStreamRelay as _Pure
+
+__all__ = ["InvokeStreamRelay"]
+
+cdef enum:
+    CACHED_HEADERS = 64
+    PRELUDE = 12
+    OVERHEAD = 16  # the prelude and the message CRC
+    DATA_MAX = 65536  # larger events take the pure path
+    SKIP = 0       # what a header section makes of its message
+    CHUNK = 1
+    EXCEPTION = 2
+
+assert (PRELUDE, OVERHEAD) == (_pure.PRELUDE, _pure.OVERHEAD)
+
+include "_crc32.pxi"
+include "_payload_part.pxi"
+
+cdef unsigned char _DATA[DATA_MAX]
+"""An event decoded before it is framed: used between two Python calls only (the GIL)."""
+
+cdef str _START = "message_start"
+cdef str _DELTA = "message_delta"
+cdef str _STOP = "message_stop"
+cdef str _ERROR = "error"
+
+
+cdef inline object _watched(const unsigned char* t, Py_ssize_t n):
+    """The pure twin's ``WATCHED`` name ``t[:n]`` is, or None."""
+    if n == 13:
+        if memcmp(t, b"message_start", 13) == 0:
+            return _START
+        if memcmp(t, b"message_delta", 13) == 0:
+            return _DELTA
+    elif n == 12:
+        if memcmp(t, b"message_stop", 12) == 0:
+            return _STOP
+    elif n == 5 and memcmp(t, b"error", 5) == 0:
+        return _ERROR
+    return None
+
+
+cdef inline Py_ssize_t _spaces(const unsigned char* h, Py_ssize_t i, Py_ssize_t n) noexcept:
+    while i < n and (h[i] == 32 or h[i] == 9):
+        i += 1
+    return i
+
+
+cdef Py_ssize_t _type_at(const unsigned char* h, Py_ssize_t n) noexcept:
+    """Where the value of a leading ``"type"`` member starts in ``h[:n]`` (the pure twin's
+    ``type_of`` reads the same member, compact or spaced), or -1."""
+    cdef Py_ssize_t i
+    if n < 1 or h[0] != 123:  # {
+        return -1
+    i = _spaces(h, 1, n)
+    if n - i < 6 or memcmp(h + i, b'"type"', 6) != 0:
+        return -1
+    i = _spaces(h, i + 6, n)
+    if i >= n or h[i] != 58:  # :
+        return -1
+    i = _spaces(h, i + 1, n)
+    if i >= n or h[i] != 34:
+        return -1
+    return i + 1
+
+
+cdef Py_ssize_t _event(const unsigned char* q, Py_ssize_t n, Py_ssize_t* t0,
+                       Py_ssize_t* t1) noexcept:
+    """Decode a chunk's payload ``q[:n]`` into ``_DATA``: its size, with its type at
+    ``_DATA[t0:t1]`` (printable ASCII) and no line break in it; -1 for the pure path."""
+    cdef Py_ssize_t size, t, start
+    size = _part(q, n, _DATA, DATA_MAX)
+    if size < 0:
+        return -1
+    start = t = _type_at(_DATA, size)
+    if t < 0:
+        return -1
+    while t < size and _DATA[t] != 34:
+        if _DATA[t] <= 0x20 or _DATA[t] >= 0x7F or _DATA[t] == 92:
+            return -1
+        t += 1
+    if t >= size or t == start:
+        return -1
+    if memchr(_DATA, 10, <size_t>size) != NULL or memchr(_DATA, 13, <size_t>size) != NULL:
+        return -1  # a line break would end the SSE event: the pure twin re-encodes
+    t0[0] = start
+    t1[0] = t
+    return size
+
+
+cdef bytes _frame(Py_ssize_t size, Py_ssize_t t0, Py_ssize_t t1):
+    """``event: <type>\\ndata: <json>\\n\\n`` for the event in ``_DATA[:size]``."""
+    cdef Py_ssize_t t = t1 - t0
+    cdef bytes frame = PyBytes_FromStringAndSize(NULL, 7 + t + 7 + size + 2)
+    cdef char* w = PyBytes_AS_STRING(frame)
+    memcpy(w, b"event: ", 7)
+    memcpy(w + 7, _DATA + t0, <size_t>t)
+    memcpy(w + 7 + t, b"\ndata: ", 7)
+    w += 14 + t
+    memcpy(w, _DATA, <size_t>size)
+    w[size] = 10
+    w[size + 1] = 10
+    return frame
+
+
+cdef object _message(object known, bytes payload):
+    cdef object message = Message.__new__(Message)
+    message.headers = known.headers
+    message.payload = payload
+    message.kind = known.kind
+    message.event = known.event
+    return message
+
+
+cdef class _OnePass:
+    """The relay's framing state: the native decoder's, plus what each header section means."""
+
+    cdef bytearray _pending
+    cdef Py_ssize_t _need
+    cdef object _error
+    cdef dict _cache           # header section -> (payload-less Message, SKIP|CHUNK|EXCEPTION)
+    cdef bytes _last_raw
+    cdef object _last
+    cdef int _last_role
+    cdef bint _seen            # relay._seen is set
+    cdef bint _started         # relay._started is set
+    cdef public bint done      # the relay is finished: nothing more is read
+
+    def __init__(self) -> None:
+        self._pending = bytearray()
+        self._need = 0
+        self._error = None
+        self._cache = {}
+        self._last_raw = None
+        self._last = None
+        self._last_role = SKIP
+        self._seen = False
+        self._started = False
+        self.done = False
+
+    @property
+    def pending(self) -> int:
+        """Bytes held of a message not complete yet."""
+        return len(self._pending)
+
+    cdef list feed_relay(self, object relay, object data):
+        """``InvokeStreamRelay.feed``: the SSE frames ``data`` completes."""
+        cdef bytes buf
+        cdef bytearray pending = self._pending
+        cdef list out = []
+        cdef const unsigned char* p
+        cdef Py_ssize_t at = 0, end, total = 0, header_len, stop, body, completed = 0
+        cdef Py_ssize_t size, t0 = 0, t1 = 0
+        cdef int role
+        if self.done:
+            return out
+        if self._error is not None:
+            raise self._error
+        if len(pending):
+            pending += data
+            if len(pending) < self._need:
+                return out
+            buf = bytes(pending)
+            del pending[:]
+        else:
+            buf = data if type(data) is bytes else bytes(data)
+        p = <const unsigned char*>PyBytes_AS_STRING(buf)
+        end = PyBytes_GET_SIZE(buf)
+        try:
+            while end - at >= PRELUDE:
+                total = _be32(p + at)
+                header_len = _be32(p + at + 4)
+                if _crc32(p + at, 8) != _be32(p + at + 8):
+                    raise EventStreamError("event stream prelude CRC mismatch")
+                if total < OVERHEAD or header_len > total - OVERHEAD:
+                    raise EventStreamError(f"event stream lengths are impossible: total {total},"
+                                           f" headers {header_len}")
+                if total > MAX_MESSAGE:
+                    raise EventStreamError(f"event stream message of {total} bytes is over the "
+                                           f"{MAX_MESSAGE}-byte limit")
+                if end - at < total:
+                    break
+                stop = at + total - 4
+                if _crc32(p + at, stop - at) != _be32(p + stop):
+                    raise EventStreamError("event stream message CRC mismatch")
+                body = at + PRELUDE + header_len
+                role = self._role(p + at + PRELUDE, header_len)
+                completed += 1
+                at += total
+                total = 0
+                if role == SKIP:
+                    continue
+                if role == CHUNK:
+                    size = _event(p + body, stop - body, &t0, &t1)
+                    if size >= 0:
+                        name = _watched(_DATA + t0, t1 - t0)
+                        if name is None:
+                            if not self._seen:
+                                relay._seen = self._seen = True
+                            out.append(_frame(size, t0, t1))
+                            continue
+                        relay._event(name, PyBytes_FromStringAndSize(<const char*>_DATA, size),
+                                     out)
+                    else:
+                        relay._chunk(PyBytes_FromStringAndSize(<const char*>p + body,
+                                                               stop - body), out)
+                else:
+                    relay._exception(_message(self._last, PyBytes_FromStringAndSize(
+                        <const char*>p + body, stop - body)), out)
+                if relay._finished or relay.early_error is not None:
+                    self.done = True
+                    at = end  # the rest is never read
+                    break
+        except EventStreamError as exc:
+            self._error = exc
+            if not completed:
+                raise
+            at = end  # the messages before the bad one; the error comes next call
+        if at < end:
+            pending += buf[at:]
+            self._need = total
+        if out and not self._started:
+            relay._started = self._started = True
+        return out
+
+    cdef int _role(self, const unsigned char* raw, Py_ssize_t size) except -1:
+        """What this header section's messages are, parsed once per stream.
+
+        Raises:
+            EventStreamError: the headers are malformed (the pure decoder's message).
+        """
+        cdef bytes last = self._last_raw
+        if (last is not None and PyBytes_GET_SIZE(last) == size
+                and memcmp(PyBytes_AS_STRING(last), raw, <size_t>size) == 0):
+            return self._last_role
+        key = PyBytes_FromStringAndSize(<const char*>raw, size)
+        known = self._cache.get(key)
+        if known is None:
+            message = Message(parse_headers(key), b"")
+            if message.kind == "exception" or message.kind == "error":
+                role = EXCEPTION
+            elif message.event == "chunk":
+                role = CHUNK
+            else:
+                role = SKIP
+            known = (message, role)
+            if len(self._cache) < CACHED_HEADERS:
+                self._cache[key] = known
+        self._last_raw = key
+        self._last = known[0]
+        self._last_role = known[1]
+        return self._last_role
+
+    def close(self) -> None:
+        """End of input.
+
+        Raises:
+            EventStreamError: the input ended inside a message, or an error is pending.
+        """
+        if self._error is not None:
+            raise self._error
+        if len(self._pending):
+            self._error = EventStreamError(
+                f"event stream ended inside a message ({len(self._pending)} bytes left over)")
+            raise self._error
+
+
+class InvokeStreamRelay(_Pure):
+    """See the pure twin; ``feed`` frames and writes ordinary chunks in C, one pass each."""
+
+    _Frames = _OnePass
+
+    def feed(self, data: bytes) -> list[bytes]:
+        """The SSE frames ``data`` completes (the pure twin's, when given a decoder).
+
+        Raises:
+            EventStreamError: the upstream event stream is malformed (a CRC, a length).
+        """
+        frames = self._frames
+        if type(frames) is _OnePass:
+            return (<_OnePass>frames).feed_relay(self, data)
+        return _Pure.feed(self, data)
+
+    def close(self) -> list[bytes]:
+        """Raises: EventStreamError: the body ended inside a message."""
+        out = _Pure.close(self)
+        frames = self._frames
+        if type(frames) is _OnePass:
+            (<_OnePass>frames).done = self.finished
+        return out
