@@ -23,7 +23,7 @@ cdef enum:
 
 assert (PRELUDE, OVERHEAD) == (_pure.PRELUDE, _pure.OVERHEAD)
 
-include "_crc32.pxi"
+include "_event_frame.pxi"
 
 
 def crc32(data: bytes) -> int:
@@ -90,21 +90,12 @@ cdef class EventStreamDecoder:
         end = PyBytes_GET_SIZE(buf)
         try:
             while end - at >= PRELUDE:
-                total = _be32(p + at)
-                header_len = _be32(p + at + 4)
-                if _crc32(p + at, 8) != _be32(p + at + 8):
-                    raise EventStreamError("event stream prelude CRC mismatch")
-                if total < OVERHEAD or header_len > total - OVERHEAD:
-                    raise EventStreamError(f"event stream lengths are impossible: total {total},"
-                                           f" headers {header_len}")
-                if total > self.max_message:
-                    raise EventStreamError(f"event stream message of {total} bytes is over the "
-                                           f"{self.max_message}-byte limit")
+                total = _checked_total(p + at, self.max_message)
                 if end - at < total:
                     break
+                _check_message(p + at, total)
+                header_len = _be32(p + at + 4)
                 stop = at + total - 4
-                if _crc32(p + at, stop - at) != _be32(p + stop):
-                    raise EventStreamError("event stream message CRC mismatch")
                 body = at + PRELUDE + header_len
                 known = self._known(p + at + PRELUDE, header_len)
                 out.append(_message(known.headers,

@@ -30,7 +30,7 @@ cdef enum:
 
 assert (PRELUDE, OVERHEAD) == (_pure.PRELUDE, _pure.OVERHEAD)
 
-include "_crc32.pxi"
+include "_event_frame.pxi"
 include "_payload_part.pxi"
 
 cdef unsigned char _DATA[DATA_MAX]
@@ -185,21 +185,12 @@ cdef class _OnePass:
         end = PyBytes_GET_SIZE(buf)
         try:
             while end - at >= PRELUDE:
-                total = _be32(p + at)
-                header_len = _be32(p + at + 4)
-                if _crc32(p + at, 8) != _be32(p + at + 8):
-                    raise EventStreamError("event stream prelude CRC mismatch")
-                if total < OVERHEAD or header_len > total - OVERHEAD:
-                    raise EventStreamError(f"event stream lengths are impossible: total {total},"
-                                           f" headers {header_len}")
-                if total > MAX_MESSAGE:
-                    raise EventStreamError(f"event stream message of {total} bytes is over the "
-                                           f"{MAX_MESSAGE}-byte limit")
+                total = _checked_total(p + at, MAX_MESSAGE)
                 if end - at < total:
                     break
+                _check_message(p + at, total)
+                header_len = _be32(p + at + 4)
                 stop = at + total - 4
-                if _crc32(p + at, stop - at) != _be32(p + stop):
-                    raise EventStreamError("event stream message CRC mismatch")
                 body = at + PRELUDE + header_len
                 role = self._role(p + at + PRELUDE, header_len)
                 completed += 1

@@ -5,8 +5,7 @@ Anthropic events) and Anthropic's own SSE pass-through.
 
 Run: ``python -m pytest benchmarks/test_bench_bedrock_claude.py benchmarks/test_bench_passthrough.py
 --benchmark-timer=time.process_time``. Per chunk: one text delta of the same text, fed to a live
-relay after the stream's first delta. ``InvokeStreamRelay`` runs as it was before its twins
-(``before``: the message decoder, native when built, then Python per chunk), as its pure twin
+relay after the stream's first delta. ``InvokeStreamRelay`` runs as its pure twin
 (``py``, pure decoder) and as its native one-pass twin (``native``); the chunk is spelled as
 ``tests.fakes.bedrock.chunk`` writes it (``spaced``: ``json.dumps`` defaults, ``{"bytes"}``
 alone) or as Bedrock does (``bedrock``: compact JSON, ``p`` padding). Per stream: a fresh relay
@@ -32,7 +31,6 @@ from modelmux.translate.messages_events import MessagesEventStream
 from tests.fakes.answers import Answer
 from tests.fakes.bedrock import chunk, padded_chunk
 from tests.fakes.claude import message_events
-from tests.providers import invoke_stream_before
 from tests.twins import import_twin
 
 pytest.importorskip("pytest_benchmark")
@@ -42,12 +40,10 @@ DELTA = {"type": "content_block_delta", "index": 0,
 CHUNKS = {"spaced": chunk(DELTA), "bedrock": padded_chunk(DELTA)}
 SSE = ("event: content_block_delta\ndata: " + json.dumps(DELTA) + "\n\n").encode()
 START = [json.loads(f.split(b"data: ", 1)[1]) for f in message_events(Answer(text="x"), "m")][:3]
-RELAYS = ["before", "py"] + ([] if _accel.pure_forced() else ["native"])
+RELAYS = ["py"] + ([] if _accel.pure_forced() else ["native"])
 
 
 def _relay_class(name: str) -> Callable[[], Any]:
-    if name == "before":
-        return lambda: invoke_stream_before.InvokeStreamRelay("br", "claude-sonnet-4-5")
     if name == "py":
         decoder = importlib.import_module("modelmux.codec._eventstream_py").EventStreamDecoder
         return lambda: invoke_stream.InvokeStreamRelay("br", "claude-sonnet-4-5",

@@ -3,8 +3,7 @@
 
 ``run`` feeds a body cut into pieces to one relay and records what each call gave or raised
 (only ``EventStreamError`` may escape) and the end state; ``check`` asserts that the pure twin
-(pure decoder), the native twin and, when asked, the relay as it was before the twins agree
-call for call, that the cuts change nothing, and that a finished stream ends in exactly one
+(pure decoder) and the native twin agree call for call, that the cuts change nothing, and that a finished stream ends in exactly one
 ``message_stop`` or ``error`` event with every frame one ``event:`` line and one ``data:`` line.
 """
 
@@ -18,7 +17,6 @@ from modelmux import _accel
 from modelmux.codec import _eventstream_py
 from modelmux.codec.eventstream import EventStreamError
 from modelmux.providers import invoke_stream
-from tests.providers import invoke_stream_before
 
 MODEL = "claude-sonnet-4-5"
 Make = Callable[[], Any]
@@ -27,11 +25,6 @@ Make = Callable[[], Any]
 def _pure() -> Any:
     return invoke_stream.InvokeStreamRelay("br", MODEL,
                                            frames=_eventstream_py.EventStreamDecoder())
-
-
-def _before() -> Any:
-    return invoke_stream_before.InvokeStreamRelay("br", MODEL,
-                                                  frames=_eventstream_py.EventStreamDecoder())
 
 
 def twins() -> dict[str, Make]:
@@ -85,20 +78,14 @@ def _frames_are_sse(out: bytes) -> None:
     assert len(ends) <= 1 and (not ends or names[-1] == ends[0]), names
 
 
-def check(body: bytes, cuts: list[int], *, before: bool = False) -> tuple[bytes, object]:
+def check(body: bytes, cuts: list[int]) -> tuple[bytes, object]:
     """Assert the twins agree on ``body`` whole, cut at ``cuts`` and one byte at a time.
-
-    ``before`` adds the relay as it was before the twins (for bodies without the inputs it
-    got wrong: see ``invoke_stream_before``). Returns the client bytes and the error, if any.
-    """
+    Returns the client bytes and the error, if any."""
     points = sorted({c % (len(body) + 1) for c in cuts})
     pieces = [body[a:b] for a, b in zip([0, *points], [*points, len(body)], strict=True)]
     splits = [[body], pieces, [body[i:i + 1] for i in range(len(body))]]
     reference = [run(_pure, split) for split in splits]
-    makers = dict(TWINS)
-    if before:
-        makers["before"] = _before
-    for name, make in makers.items():
+    for name, make in TWINS.items():
         for split, (calls, state) in zip(splits, reference, strict=True):
             assert run(make, split) == (calls, state), (name, split)
     whole_calls, whole_state = reference[0]

@@ -48,3 +48,24 @@ cdef uint32_t _crc32(const unsigned char* p, Py_ssize_t n) noexcept:
         p += 1
         n -= 1
     return crc ^ 0xFFFFFFFF
+
+
+cdef inline Py_ssize_t _checked_total(const unsigned char* p, Py_ssize_t limit) except -1:
+    """The length the prelude at ``p`` declares, once its CRC and lengths are checked."""
+    cdef Py_ssize_t total = _be32(p), header_len = _be32(p + 4)
+    if _crc32(p, 8) != _be32(p + 8):
+        raise EventStreamError("event stream prelude CRC mismatch")
+    if total < OVERHEAD or header_len > total - OVERHEAD:
+        raise EventStreamError(f"event stream lengths are impossible: total {total},"
+                               f" headers {header_len}")
+    if total > limit:
+        raise EventStreamError(f"event stream message of {total} bytes is over the "
+                               f"{limit}-byte limit")
+    return total
+
+
+cdef inline int _check_message(const unsigned char* p, Py_ssize_t total) except -1:
+    """Raise unless the whole message at ``p`` ends in its own CRC."""
+    if _crc32(p, total - 4) != _be32(p + total - 4):
+        raise EventStreamError("event stream message CRC mismatch")
+    return 0
