@@ -160,7 +160,7 @@ class AdmitStage(Stage):
         rpm, tpm_bucket = buckets.rpm, buckets.tpm
         left = (rpm.tokens if rpm is not None else None,
                 tpm_bucket.tokens if tpm_bucket is not None else None)
-        ctx.response_headers += meter.sent if left == meter.seen else meter.headers(*left)
+        ctx.response_headers += meter.sent if left == meter.seen else meter.headers(left)
 
     async def admit_there(self, ctx: RequestContext, meters: list[Meter]) -> None:
         """``on_request`` with a store that may do I/O (Redis): a lease per scope.
