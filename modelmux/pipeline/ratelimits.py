@@ -89,14 +89,15 @@ class Gauge:
 class Meter:
     """One limited scope of a caller: its spec and a ``Gauge`` per kind of limit it has."""
 
-    __slots__ = ("ident", "key", "rpm", "rpm_gauge", "scope", "seen", "sent", "spec", "tpm",
-                 "tpm_gauge")
+    __slots__ = ("ident", "key", "parallel", "rpm", "rpm_gauge", "scope", "seen", "sent", "spec",
+                 "tpm", "tpm_gauge")
 
     def __init__(self, spec: DeploymentSpec, scope: str = "", ident: str = "") -> None:
         self.spec, self.scope, self.ident = spec, scope, ident
         self.key = spec.id
         """The limit store's key of this scope, as a ``Lease`` names it."""
         self.rpm, self.tpm = spec.rpm or 0, spec.tpm or 0
+        self.parallel = spec.max_concurrent or 0
         self.rpm_gauge = Gauge(_REQUESTS, self.rpm) if self.rpm else None
         self.tpm_gauge = Gauge(_TOKENS, self.tpm) if self.tpm else None
         self.seen: tuple[float | None, float | None] = (math.nan, math.nan)
