@@ -115,10 +115,8 @@ class Meter:
 
     def headers(self, left: tuple[float | None, float | None]) -> Sent:
         """``requests`` and ``tokens`` together for ``left`` (requests, tokens; None: no such
-        limit), when this is the only limited scope: remembered while both counts hold, and
-        built as one tuple from the gauges' pairs."""
-        if left == self.seen:
-            return self.sent
+        limit), when this is the only limited scope, built as one tuple from the gauges' pairs
+        and kept as ``sent`` for ``seen``: a caller finding ``left == seen`` sends ``sent``."""
         self.seen = left
         rpm_left, tpm_left = left
         rpm, tpm = self.rpm_gauge, self.tpm_gauge
