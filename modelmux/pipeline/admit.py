@@ -22,6 +22,7 @@ from modelmux.pipeline.context import RequestContext
 from modelmux.pipeline.ratelimits import Meter, describe, duration, duration_ms
 from modelmux.pipeline.stage import Pipeline, Stage
 from modelmux.routing.facts import expected_tokens
+from modelmux.routing.limits import DeploymentLimits
 from modelmux.routing.memory import MemoryLimits
 from modelmux.routing.models import DeploymentSpec
 from modelmux.routing.store import Lease, LimitStore
@@ -156,11 +157,11 @@ class AdmitStage(Stage):
         if wait:
             describe(self._left, meters, ctx.response_headers)
             raise self.refusal(meter.scope, meter.ident, meter.spec, cost, wait)
-        ctx.state[NAME] = ((cost, meter),)
+        ctx.state[NAME] = ((cost, meter, buckets),)
         rpm, tpm_bucket = buckets.rpm, buckets.tpm
         left = (rpm.tokens if rpm is not None else None,
                 tpm_bucket.tokens if tpm_bucket is not None else None)
-        ctx.response_headers += meter.sent if left == meter.seen else meter.headers(*left)
+        ctx.response_headers += meter.sent if left == meter.seen else meter.headers(left)
 
     async def admit_there(self, ctx: RequestContext, meters: list[Meter]) -> None:
         """``on_request`` with a store that may do I/O (Redis): a lease per scope.
@@ -192,11 +193,11 @@ class AdmitStage(Stage):
     def _admit_here(self, store: MemoryLimits, ctx: RequestContext, meters: list[Meter]
                     ) -> None:
         """``on_request`` with the in-process store: the same decisions on its buckets, read
-        directly at one clock reading; what is held is ``(tokens, meter)`` per scope."""
+        directly at one clock reading; what is held is ``(tokens, meter, buckets)`` per scope."""
         buckets_of = store.limits
         now = store.clock()
         tokens = -1
-        granted: list[tuple[float, Meter]] = []
+        granted: list[tuple[float, Meter, DeploymentLimits]] = []
         cost: float
         for meter in meters:
             cost = 0.0
@@ -210,11 +211,11 @@ class AdmitStage(Stage):
                 buckets = store.of(meter.spec)
             wait = buckets.try_acquire(now, cost)
             if wait != 0.0:
-                for taken, held in granted:
+                for taken, held, _ in granted:
                     store.give_back(held.key, taken)
                 describe(self._left, meters[:len(granted) + 1], ctx.response_headers)
                 raise self.refusal(meter.scope, meter.ident, meter.spec, cost, wait)
-            granted.append((cost, meter))
+            granted.append((cost, meter, buckets))
         ctx.state[NAME] = granted
         describe(self._left, meters, ctx.response_headers)
 
@@ -228,17 +229,16 @@ class AdmitStage(Stage):
         counted = stats.tokens if stats is not None else None
         here = self._here
         if here is not None:
-            spent = (sum(counted) if counted is not None
+            spent = (counted[0] + counted[1] if counted is not None
                      else 0.0 if ctx.error is not None else None)
-            for reserved, meter in granted:
-                # a scope without tpm reserved no tokens and has none to correct
-                if meter.spec.max_concurrent:  # a slot to free in any case
-                    here.settle_here(meter.key, reserved,
-                                     reserved if spent is None or not meter.tpm else spent)
+            for reserved, meter, buckets in granted:
+                # a scope without tpm reserved no tokens and has none to correct; the buckets
+                # are the ones charged (a reload since may have carried them to a new store)
+                if meter.parallel:  # a slot to free in any case
+                    buckets.settle(here.clock(), reserved,
+                                   reserved if spent is None or not meter.tpm else spent)
                 elif spent is not None and spent != reserved and meter.tpm:
-                    buckets = here.limits.get(meter.key)
-                    if buckets is not None:
-                        buckets.correct(reserved, spent)
+                    buckets.correct(reserved, spent)
             return
         for _, lease in granted:
             used = (sum(counted) if counted is not None

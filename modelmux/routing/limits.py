@@ -120,6 +120,7 @@ class DeploymentLimits:
                 rpm_left += (now - rpm._last) * rpm.rate
                 if rpm_left > rpm.capacity:  # noqa: PLR1730
                     rpm_left = rpm.capacity
+                rpm._last = now  # the refill is stored below, granted or not
             if rpm_left < 1.0:
                 wait = math.inf if rpm.capacity < 1.0 else (1.0 - rpm_left) / rpm.rate
         if tpm is not None:
@@ -128,6 +129,7 @@ class DeploymentLimits:
                 tpm_left += (now - tpm._last) * tpm.rate
                 if tpm_left > tpm.capacity:  # noqa: PLR1730
                     tpm_left = tpm.capacity
+                tpm._last = now
             if cost > tpm_left:
                 if cost > tpm.capacity:
                     wait = math.inf
@@ -136,19 +138,15 @@ class DeploymentLimits:
         if concurrency is not None and concurrency.in_flight >= concurrency.limit:
             wait = math.inf
         if wait > 0.0:
-            if rpm is not None and now > rpm._last:
-                rpm.tokens, rpm._last = rpm_left, now
-            if tpm is not None and now > tpm._last:
-                tpm.tokens, tpm._last = tpm_left, now
+            if rpm is not None:
+                rpm.tokens = rpm_left
+            if tpm is not None:
+                tpm.tokens = tpm_left
             return wait
         if rpm is not None:
             rpm.tokens = rpm_left - 1.0
-            if now > rpm._last:  # noqa: PLR1730
-                rpm._last = now
         if tpm is not None:
             tpm.tokens = tpm_left - cost
-            if now > tpm._last:  # noqa: PLR1730
-                tpm._last = now
         if concurrency is not None:
             concurrency.in_flight += 1
         return 0.0

@@ -106,7 +106,7 @@ def test_every_scope_must_pass_and_a_refusal_gives_back_what_was_taken() -> None
     team = Team(id="t1", name="research", rpm=1, tpm=10_000)
     ident = who(key(rpm=10, tpm=10_000, team_id="t1"), team=team)
     ctx = admit(s, context(ident))
-    assert [lease.key for _, lease in ctx.state["admit"]] == [
+    assert [lease.key for _, lease, _ in ctx.state["admit"]] == [
         "/key:k1:10:10000:0", "/team:t1:1:10000:0"]
     headers = dict(ctx.response_headers)  # the scope with the least left speaks
     assert headers[b"x-ratelimit-limit-requests"] == b"1"
