@@ -305,6 +305,7 @@ class BedrockConfig(Struct, tag_field="type", tag="bedrock", forbid_unknown_fiel
     session_token: str | None = None
     embed_input_type: Literal["search_document", "search_query", "classification",
                               "clustering"] = "search_document"  # Cohere embed models
+    claude_models: list[str] = field(default_factory=list)  # e.g. application profile ARNs
     tokenizer: TokenizerFile = None
     headers: dict[str, str] = field(default_factory=dict)
     timeouts: TimeoutsConfig = field(default_factory=TimeoutsConfig)

@@ -136,13 +136,18 @@ class BedrockProvider(Provider):
                                                env=env, region=region, clock=clock)
         self.headers = merge_headers(json_headers(), extra_headers(config.headers, where))
         self.embed_input_type = config.embed_input_type
+        unknown = [m for m in config.claude_models if m not in config.models]
+        if unknown:
+            raise ConfigError(f"{where}: claude_models {unknown!r} are not in its models")
+        self.claude_models = frozenset(config.claude_models)
         self.retry = retry or RetryPolicy(max_retries=config.max_retries)
         self.upstream = Upstream(config.name, pool, StaticAuth([]), config.timeouts.timeouts(),
                                  self.retry, http2=config.http2, errors=self._error)
 
     def speaks_messages(self, model: str) -> bool:
-        """Claude models take the Messages door's body through InvokeModel (``bedrock_claude``)."""
-        return is_claude(model)
+        """Claude models take the Messages door's body through InvokeModel (``bedrock_claude``):
+        those whose id or ARN says so, and those listed in ``claude_models``."""
+        return model in self.claude_models or is_claude(model)
 
     def url(self, model: str, operation: str) -> str:
         return f"{self.base}/model/{quote(model, safe='')}/{operation}"

@@ -38,9 +38,11 @@ __all__ = ["BEDROCK_ANTHROPIC_VERSION", "BedrockClaude", "InvokeStreamRelay", "b
            "count_tokens", "invoke_body", "is_claude"]
 
 BEDROCK_ANTHROPIC_VERSION = "bedrock-2023-05-31"
-_CLAUDE = re.compile(r"(?:[a-z]{2,6}\.)?anthropic\.")
+_CLAUDE = re.compile(r"(?:arn:aws[a-z-]*:bedrock:[a-z0-9-]*:[0-9]*:"
+                     r"(?:foundation-model|inference-profile)/)?(?:[a-z]{2,6}\.)?anthropic\.")
 """A Claude model id, bare (``anthropic.claude-...``) or an inference profile (``us.``,
-``eu.``, ``apac.``, ``global.`` ...)."""
+``eu.``, ``apac.``, ``global.`` ...), or the ARN of either. An application inference
+profile's ARN does not name its model: the provider's ``claude_models`` marks those."""
 _fields = msgspec.json.Decoder(dict[str, msgspec.Raw])
 _encode = msgspec.json.Encoder().encode
 

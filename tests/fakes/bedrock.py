@@ -143,6 +143,7 @@ class FakeBedrock(FakeServer):
         self.faults: deque[str] = deque()
         self.bodies: list[dict[str, Any]] = []
         self.models: list[str] = []
+        self.claude_profiles: set[str] = set()  # application inference profiles of Claude
         self.authority = ""  # set when served over HTTP/2 (tests.fakes.h2.H2Fake)
         self.claude_docs: list[dict[str, Any]] | None = None  # a scripted Claude stream
         self.raw_bodies: list[bytes] = []
@@ -242,7 +243,8 @@ class FakeBedrock(FakeServer):
         body = request.json()
         self.bodies.append(body)
         self.raw_bodies.append(request.body)
-        if parts[3] in INVOKE_OPS and "anthropic." in parts[2]:
+        if parts[3] in INVOKE_OPS and ("anthropic." in parts[2]
+                                       or unquote(parts[2]) in self.claude_profiles):
             return self.claude(parts[3], unquote(parts[2]), body)
         if parts[3] == "invoke":
             return self.invoke(unquote(parts[2]), body)

@@ -8,6 +8,7 @@ import base64
 import contextlib
 import json
 from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any
 
 import anthropic
@@ -83,191 +84,43 @@ def test_claude_model_ids() -> None:
     assert is_claude("apac.anthropic.claude-3-haiku-20240307-v1:0")
     assert not is_claude("meta.llama3-1-70b-instruct-v1:0")
     assert not is_claude("amazon.nova-pro-v1:0") and not is_claude("cohere.command-r-v1:0")
+    assert is_claude("arn:aws:bedrock:us-east-1::foundation-model/anthropic.claude-3-haiku-20240307-v1:0")
+    assert is_claude("arn:aws:bedrock:eu-west-1:123456789012:inference-profile/eu.anthropic.claude-"
+                     "sonnet-4-5-20250929-v1:0")
+    assert not is_claude("arn:aws:bedrock:us-east-1::foundation-model/meta.llama3-1-70b-instruct-v1:0")
+    assert not is_claude(PROFILE)
 
 
-def test_unknown_fields_reach_bedrock_byte_for_byte_and_betas_move_into_the_body() -> None:
+PROFILE = "arn:aws:bedrock:us-east-1:123456789012:application-inference-profile/a1b2c3d4e5f6"
+
+
+@pytest.mark.parametrize("marked", [True, False])
+def test_an_application_profile_goes_native_when_claude_models_names_it(marked: bool) -> None:
     async def main() -> None:
-        async with bedrock_claude() as (gw, fake):
-            for stream in (False, True):
-                body = raw_request(ALIAS, stream=stream)
-                status, headers, answer = await post(
-                    gw.port, "/v1/messages", body,
-                    {"anthropic-beta": "future-2099-01-01, interleaved-thinking-2025-05-14"})
+        async with FakeBedrock(answer=TOOLS) as fake:
+            fake.claude_profiles.add(PROFILE)
+            mark = f'claude_models = ["{PROFILE}"]\n' if marked else ""
+            toml = (f'[[provider]]\nname = "br"\ntype = "bedrock"\nregion = "us-east-1"\n'
+                    f'models = ["{PROFILE}"]\n{mark}base_url = "{fake.origin}"\n{KEYS}'
+                    f'max_retries = 0\n[models]\n"{ALIAS}" = "{PROFILE}"\n')
+            async with gateway(toml) as gw:
+                status, _, answer = await post(gw.port, "/v1/messages", raw_request(ALIAS))
                 assert status == 200, answer
-                sent = fake.raw_bodies[-1]
-                assert UNKNOWN.split(b":", 1)[1].strip() in sent
-                assert b'"cache_control": {"type": "ephemeral"}' in sent
-                doc = json.loads(sent)
-                assert "model" not in doc and "stream" not in doc
-                assert doc["anthropic_version"] == "bedrock-2023-05-31"
-                assert doc["anthropic_beta"] == ["future-2099-01-01",
-                                                 "interleaved-thinking-2025-05-14"]
-                assert doc["thinking"] == {"type": "enabled", "budget_tokens": 1024}
-                request = fake.requests[-1]
-                assert "anthropic-beta" not in request.headers
-                assert request.path.endswith(
-                    "/invoke-with-response-stream" if stream else "/invoke")
-                assert fake.models[-1] == MODEL
-                assert "x-modelmux-dropped-fields" not in headers
-                if stream:
-                    assert headers["content-type"].startswith("text/event-stream")
-                    found = events(answer)
-                    assert found == client_frames(claude_docs(TOOLS, MODEL), ALIAS)
-                else:
-                    assert json.loads(answer)["model"] == ALIAS
+                assert fake.models[-1] == PROFILE
+                assert fake.requests[-1].path.endswith("/invoke" if marked else "/converse")
+                assert json.loads(answer)["model"] == ALIAS
 
     run("asyncio", main())
 
 
-def test_invoke_body_keeps_every_other_byte() -> None:
-    body = b'{"model":"x","z":{"k": [1,  2]},"stream":true,"anthropic_beta":["a"]}'
-    out = invoke_body(body, [(b"anthropic-beta", b"a,b")])
-    assert out == (b'{"z":{"k": [1,  2]},"anthropic_beta":["a","b"],'
-                   b'"anthropic_version":"bedrock-2023-05-31"}')
+def test_claude_models_outside_models_is_a_config_error(tmp_path: Path) -> None:
+    from modelmux.config.load import ConfigError, load_file
+    from modelmux.providers.bedrock import BedrockProvider
+    from modelmux.upstream.pool import ConnectionPool
 
-
-def test_sdk_stream_with_thinking_and_tool_use_passes_through() -> None:
-    async def main() -> None:
-        async with bedrock_claude() as (gw, fake), client(gw) as sdk:
-            fake.claude_docs = THINKING
-            async with sdk.messages.stream(model=ALIAS, max_tokens=2048, messages=USER,
-                                           tools=[WEATHER], thinking={
-                                               "type": "enabled", "budget_tokens": 1024}) as s:
-                final = await s.get_final_message()
-            assert final.model == ALIAS and final.stop_reason == "tool_use"
-            thinking, tool = final.content
-            assert thinking.type == "thinking" and thinking.thinking == "Paris → weather tool."
-            assert thinking.signature == "EqQBCkYIAxgCIkD=="
-            assert tool.type == "tool_use" and tool.input == {"city": "Paris"}
-            assert final.usage.output_tokens == 21
-            body = json.dumps({"model": ALIAS, "max_tokens": 2048, "messages": USER,
-                               "stream": True}).encode()
-            status, _, answer = await post(gw.port, "/v1/messages", body)
-            assert status == 200 and events(answer) == client_frames(THINKING, ALIAS)
-
-    run("asyncio", main())
-
-
-ERRORS = [("400", anthropic.BadRequestError, 400, "invalid_request_error"),
-          ("429", anthropic.RateLimitError, 429, "rate_limit_error"),
-          ("exception_first", anthropic.RateLimitError, 429, "rate_limit_error")]
-
-
-@pytest.mark.parametrize(("fault", "error", "status", "kind"), ERRORS, ids=[e[0] for e in ERRORS])
-def test_bedrock_errors_in_anthropics_shape(fault: str, error: type, status: int,
-                                            kind: str) -> None:
-    async def main() -> None:
-        async with bedrock_claude() as (gw, fake), client(gw) as sdk:
-            for streamed in (False, True) if fault != "exception_first" else (True,):
-                fake.faults.append(fault)
-                with pytest.raises(error) as caught:
-                    if streamed:
-                        async with sdk.messages.stream(model=ALIAS, max_tokens=8,
-                                                       messages=USER) as stream:
-                            await stream.get_final_message()
-                    else:
-                        await sdk.messages.create(model=ALIAS, max_tokens=8, messages=USER)
-                got: Any = caught.value
-                assert got.status_code == status and got.request_id
-                assert got.body["type"] == "error" and got.body["error"]["type"] == kind
-                if fault == "400":
-                    assert "provided model identifier is invalid" in got.body["error"]["message"]
-            status_after, _, _ = await post(gw.port, "/v1/messages", json.dumps(
-                {"model": ALIAS, "max_tokens": 8, "messages": USER}).encode())
-            assert status_after == 200  # the server keeps serving
-
-    run("asyncio", main())
-
-
-def test_a_mid_stream_exception_is_an_error_event() -> None:
-    async def main() -> None:
-        async with bedrock_claude() as (gw, fake):
-            fake.faults.append("exception_mid")
-            body = json.dumps({"model": ALIAS, "max_tokens": 64, "messages": USER,
-                               "stream": True}).encode()
-            status, _, answer = await post(gw.port, "/v1/messages", body)
-            found = events(answer)
-            assert status == 200 and found[0][0] == "message_start"
-            assert found[-1] == ("error", {"type": "error", "error": {
-                "type": "api_error",
-                "message": found[-1][1]["error"]["message"]}})
-            assert "failed mid-way" in found[-1][1]["error"]["message"]
-            assert "message_stop" not in [name for name, _ in found]
-
-    run("asyncio", main())
-
-
-def test_count_tokens_uses_bedrock_count_tokens() -> None:
-    async def main() -> None:
-        async with bedrock_claude() as (gw, fake), client(gw) as sdk:
-            counted = await sdk.messages.with_raw_response.count_tokens(
-                model=ALIAS, messages=USER, tools=[WEATHER],
-                extra_headers={"anthropic-beta": "token-efficient-tools-2025-02-19"})
-            assert counted.headers["x-modelmux-token-count"] == "native"
-            assert (await counted.parse()).input_tokens == COUNTED_TOKENS
-            assert fake.requests[-1].path.endswith("/count-tokens")
-            inner = json.loads(base64.b64decode(fake.bodies[-1]["input"]["invokeModel"]["body"]))
-            assert inner == {"messages": USER, "tools": [WEATHER], "max_tokens": 1,
-                             "anthropic_version": "bedrock-2023-05-31",
-                             "anthropic_beta": ["token-efficient-tools-2025-02-19"]}
-            fake.faults.append("400")
-            with pytest.raises(anthropic.BadRequestError):
-                await sdk.messages.count_tokens(model=ALIAS, messages=USER)
-
-    run("asyncio", main())
-
-
-def _stream_bytes() -> bytes:
-    docs = [*THINKING[:6], {"type": "ping"}, *THINKING[6:]]
-    return b"".join(chunk(doc) for doc in docs)
-
-
-def _relay_output(decoder: Any, pieces: list[bytes]) -> tuple[bytes, Any]:
-    relay = InvokeStreamRelay("br", ALIAS, frames=decoder)
-    out = b"".join(b"".join(relay.feed(piece)) for piece in pieces) + b"".join(relay.close())
-    return out, (relay.usage, relay.cache, relay.finished, relay.early_error)
-
-
-@pytest.mark.parametrize("module", twin_params("eventstream",
-                                               "modelmux.codec._eventstream_py"))
-@settings(max_examples=60, deadline=None)
-@given(cuts=st.lists(st.integers(min_value=0, max_value=4000), max_size=40))
-def test_any_split_of_the_upstream_stream_gives_the_same_client_stream(
-        module: str, cuts: list[int]) -> None:
-    data = _stream_bytes()
-    twin = import_twin(module)
-    whole, state = _relay_output(_eventstream_py.EventStreamDecoder(), [data])
-    points = sorted({c % (len(data) + 1) for c in cuts})
-    pieces = [data[a:b] for a, b in zip([0, *points], [*points, len(data)], strict=True)]
-    split, split_state = _relay_output(twin.EventStreamDecoder(), pieces)
-    assert split == whole and split_state == state
-    assert state[0] == (35, 21) and state[1] == (5, 0) and state[2]
-    assert whole.startswith(b"event: message_start\ndata: ")
-    assert b'"model":"claude-sonnet-4-5"' in whole
-    assert b"event: x_future_event\n" in whole and b"amazon-bedrock-invocationMetrics" in whole
-
-
-def test_exception_frames_before_and_after_the_first_event() -> None:
-    early = InvokeStreamRelay("br", ALIAS)
-    assert early.feed(exception("throttlingException", "slow down")) == []
-    assert early.early_error is not None and early.early_error.status == 429
-    late = InvokeStreamRelay("br", ALIAS)
-    out = late.feed(chunk(THINKING[0]) + exception("internalServerException", "boom"))
-    assert out[-1].startswith(b"event: error\ndata: ") and late.finished
-    assert late.early_error is None and b"boom" in out[-1]
-    broken = InvokeStreamRelay("br", ALIAS)
-    with pytest.raises(_eventstream_py.EventStreamError):
-        broken.feed(chunk(THINKING[0])[:-3] + b"\x00\x00\x00")
-        broken.close()
-
-
-@pytest.mark.parametrize("wrap", ['{{"bytes":"{}"}}', '{{"bytes": "{}" }}', '{{"bytes":"{}","p":"abc"}}',
-                                  '{{"p":"ab","bytes":"{}"}}'])
-def test_every_payload_part_spelling_is_read(wrap: str) -> None:
-    data = base64.b64encode(json.dumps({"type": "ping"}).encode()).decode()
-    frame = _eventstream_py.encode_message(
-        {":event-type": "chunk", ":content-type": "application/json", ":message-type": "event"},
-        wrap.format(data).encode())
-    relay = InvokeStreamRelay("br", ALIAS)
-    relay.feed(chunk(THINKING[0]))
-    assert relay.feed(frame) == [b'event: ping\ndata: {"type": "ping"}\n\n']
+    path = tmp_path / "modelmux.toml"
+    path.write_text(f'[[provider]]\nname = "br"\ntype = "bedrock"\nregion = "us-east-1"\n'
+                    f'models = ["anthropic.claude-3-haiku-20240307-v1:0"]\n'
+                    f'claude_models = ["{PROFILE}"]\n{KEYS}')
+    with pytest.raises(ConfigError, match="claude_models"):
+        BedrockProvider(load_file(path).provider[0], ConnectionPool())  # type: ignore[arg-type]
