@@ -178,20 +178,21 @@ class H1Protocol(asyncio.Protocol):
         self.task = self.loop.create_task(self._run(exchange))
 
     async def _run(self, exchange: Exchange) -> None:
+        """The request's task: one frame over ``serve_exchange`` (each frame costs on every
+        resume), then the next cycle."""
         try:
-            await self._serve(exchange)
+            await serve_exchange(self.server.handler, exchange, client=self.client,
+                                 gone=self._gone, cut=self._close)
+        except asyncio.CancelledError:
+            self._close()  # cancelled with the client still there: shutdown or a protocol error
+            raise
         finally:
             exchange.done()
         self.task = None
         self._cycle_done()
 
-    async def _serve(self, exchange: Exchange) -> None:
-        try:
-            await serve_exchange(self.server.handler, exchange, client=self.client,
-                                 gone=lambda: self.closed, cut=self._close)
-        except asyncio.CancelledError:
-            self._close()  # cancelled with the client still there: shutdown or a protocol error
-            raise
+    def _gone(self) -> bool:
+        return self.closed
 
     def _cycle_done(self) -> None:
         if self.closed:
