@@ -274,9 +274,9 @@ class _Labels:
     (``upstream_model``, ``error_type``) are resolved on first need, as they were per request,
     so each ``Bounded`` sees the values in the same order."""
 
-    __slots__ = ("requests", "served", "duration", "overhead", "provider", "stream",
-                 "streamed", "upstream", "ttft", "upstream_model", "asked", "succeeded",
-                 "tokens_in", "tokens_out", "usage_in", "usage_out")
+    __slots__ = ("asked", "duration", "overhead", "provider", "requests", "served", "stream",
+                 "streamed", "succeeded", "tokens_in", "tokens_out", "ttft", "upstream",
+                 "upstream_model", "usage_in", "usage_out")
 
     def __init__(self, requests: tuple[str, ...]) -> None:
         self.requests = requests
