@@ -124,7 +124,8 @@ async def create_chat_completion(app: Services, exchange: Exchange) -> None:
             user_agent=exchange.header(b"user-agent") if asked else None,  # read only for streams
             headers=exchange.headers, override=exchange.header(MODE_HEADER),
         )
-        log.debug("stream mode %s for a stream=%s request (%s)", delivery, asked, reason)
+        if log.isEnabledFor(logging.DEBUG):  # one call, not two, when debug is off
+            log.debug("stream mode %s for a stream=%s request (%s)", delivery, asked, reason)
         streamed = ctx.streamed = delivery != "never"
         try:
             await pipeline.before_call(ctx)
