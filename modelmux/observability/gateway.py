@@ -9,12 +9,13 @@ connections) and renders.
 
 from __future__ import annotations
 
+from bisect import bisect_left
 from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
 from modelmux.observability.access import status_of
 from modelmux.observability.genai import GENAI_PROVIDERS, operation_of
-from modelmux.observability.metrics import CONTENT_TYPE, Registry
+from modelmux.observability.metrics import CONTENT_TYPE, Histogram, Registry, Series
 from modelmux.observability.record import STREAMED, RequestRecord
 from modelmux.observability.shared import SharedMetrics
 
@@ -186,12 +187,20 @@ class GatewayMetrics:
             return
         failed = status >= 400
         streamed = labels.streamed
-        self.server_duration.observe(labels.duration, (now_ns - exchange.started_ns) / 1e9)
+        series = labels.h_duration or labels.hold("h_duration", self.server_duration,
+                                                  labels.duration)
+        value = (now_ns - exchange.started_ns) / 1e9  # observed inline: no call per family
+        series.counts[bisect_left(series.bounds, value)] += 1
+        series.total += value
         if streamed and not failed and exchange.head_ns:
             self.server_ttft.observe(labels.served,
                                      (exchange.head_ns - exchange.started_ns) / 1e9)
         if record.overhead_ns is not None:
-            self.overhead.observe(labels.overhead, record.overhead_ns / 1e9)
+            series = labels.h_overhead or labels.hold("h_overhead", self.overhead,
+                                                      labels.overhead)
+            value = record.overhead_ns / 1e9
+            series.counts[bisect_left(series.bounds, value)] += 1
+            series.total += value
         stats = record.stats
         if stats is None or not (stats.attempts or stats.tokens):
             return
@@ -203,13 +212,18 @@ class GatewayMetrics:
             self.retries.inc((provider,), stats.retries)
         if stats.attempts:
             seconds = stats.total_ns / 1e9
-            self.upstream_duration.observe(labels.upstream, seconds)
+            series = labels.h_upstream or labels.hold("h_upstream", self.upstream_duration,
+                                                      labels.upstream)
+            series.counts[bisect_left(series.bounds, seconds)] += 1
+            series.total += seconds
             if failed:
                 error = stats.errors[-1] if stats.errors else str(status)
                 self.operation_duration.observe((*asked, self._code(error)), seconds)
             else:
-                self.operation_duration.observe(labels.succeeded or labels.succeed(self._code),
-                                                seconds)
+                series = labels.h_succeeded or labels.hold(
+                    "h_succeeded", self.operation_duration, labels.succeed(self._code))
+                series.counts[bisect_left(series.bounds, seconds)] += 1
+                series.total += seconds
             if streamed and not failed:
                 self.upstream_ttft.observe(labels.ttft, stats.wait_ns / 1e9)
         if record.cost_usd is not None:
@@ -218,9 +232,15 @@ class GatewayMetrics:
         if tokens is not None:
             given, taken = tokens
             self.tokens.inc(labels.tokens_in, given)
-            self.token_usage.observe(labels.usage_in or labels.use(), given)
+            series = labels.h_usage_in or labels.hold("h_usage_in", self.token_usage,
+                                                      labels.use())
+            series.counts[bisect_left(series.bounds, given)] += 1
+            series.total += given
             self.tokens.inc(labels.tokens_out, taken)
-            self.token_usage.observe(labels.usage_out, taken)
+            series = labels.h_usage_out or labels.hold("h_usage_out", self.token_usage,
+                                                       labels.usage_out)
+            series.counts[bisect_left(series.bounds, taken)] += 1
+            series.total += taken
 
     def _labels_of(self, key: tuple[str, str | None, str | None, str | None, str | None,
                                     str | None, int]) -> _Labels:
@@ -274,8 +294,9 @@ class _Labels:
     (``upstream_model``, ``error_type``) are resolved on first need, as they were per request,
     so each ``Bounded`` sees the values in the same order."""
 
-    __slots__ = ("asked", "duration", "overhead", "provider", "requests", "served", "stream",
-                 "streamed", "succeeded", "tokens_in", "tokens_out", "ttft", "upstream",
+    __slots__ = ("asked", "duration", "h_duration", "h_overhead", "h_succeeded", "h_upstream",
+                 "h_usage_in", "h_usage_out", "overhead", "provider", "requests", "served",
+                 "stream", "streamed", "succeeded", "tokens_in", "tokens_out", "ttft", "upstream",
                  "upstream_model", "usage_in", "usage_out")
 
     def __init__(self, requests: tuple[str, ...]) -> None:
@@ -285,6 +306,15 @@ class _Labels:
         self.asked: tuple[str, ...] | None = None
         self.succeeded: tuple[str, ...] | None = None
         self.usage_in: tuple[str, ...] | None = None
+        self.h_duration = self.h_overhead = self.h_upstream = self.h_succeeded = None
+        self.h_usage_in = self.h_usage_out = None
+
+    def hold(self, slot: str, histogram: Histogram, labels: tuple[str, ...]) -> Series:
+        """The series of ``labels`` in ``histogram``, kept in ``slot`` from its first use on
+        (made at its first observation, as ``Histogram.observe`` would)."""
+        series = histogram.series(labels)
+        setattr(self, slot, series)
+        return series
 
     def serve(self, operation: str, system: str, model: str, provider: str,
               upstream_model: str, streamed: bool, error_type: str) -> None:

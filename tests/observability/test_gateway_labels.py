@@ -55,3 +55,24 @@ def test_past_the_cache_bound_requests_still_count(monkeypatch: Any) -> None:
     assert len(metrics._labels) == 2
     assert metrics.requests.value(("/v1/chat/completions", "m0", "p", "200")) == 1
     assert metrics.requests.value(("/v1/chat/completions", gateway.OTHER, "p", "200")) == 5
+
+
+def test_series_kept_by_the_labels_are_the_ones_rendered() -> None:
+    metrics = GatewayMetrics("t", ["m"])
+    for _ in range(2):
+        _finish(metrics)
+    served = ("chat", "openai", "m", "")
+    assert metrics.server_duration.count(served) == 2
+    assert metrics.server_duration.sum(served) == 2 * 0.002
+    assert metrics.token_usage.buckets(("chat", "openai", "up", "output"))[2] == (16.0, 2)
+    text = metrics.registry.render().decode()
+    assert 'gen_ai_client_token_usage_count{gen_ai_operation_name="chat"' in text
+
+
+def test_a_histogram_series_counts_like_observe() -> None:
+    metrics = GatewayMetrics("t")
+    histogram = metrics.server_duration
+    series = histogram.series(("chat", "openai", "m", ""))
+    assert histogram.series(("chat", "openai", "m", "")) is series
+    histogram.observe(("chat", "openai", "m", ""), 0.03)
+    assert series.counts[2] == 1 and series.total == 0.03
