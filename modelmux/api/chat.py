@@ -40,6 +40,7 @@ from modelmux.server.exchange import ClientDisconnected, Sink
 if TYPE_CHECKING:
     from modelmux.api.services import Services
     from modelmux.server.exchange import Exchange
+    from modelmux.spend.service import Spend
 
 log = logging.getLogger("modelmux.api")
 T = TypeVar("T")
@@ -123,7 +124,8 @@ async def create_chat_completion(app: Services, exchange: Exchange) -> None:
             user_agent=exchange.header(b"user-agent") if asked else None,  # read only for streams
             headers=exchange.headers, override=exchange.header(MODE_HEADER),
         )
-        log.debug("stream mode %s for a stream=%s request (%s)", delivery, asked, reason)
+        if log.isEnabledFor(logging.DEBUG):  # one call, not two, when debug is off
+            log.debug("stream mode %s for a stream=%s request (%s)", delivery, asked, reason)
         streamed = ctx.streamed = delivery != "never"
         try:
             await pipeline.before_call(ctx)
@@ -146,15 +148,9 @@ async def create_chat_completion(app: Services, exchange: Exchange) -> None:
             options = request.stream_options
             costed = spend is not None and streamed and not (options and options.include_usage)
 
-            def new_call(spec: DeploymentSpec) -> ChatCall:
-                call = ChatCall(request, body, model=spec.model, public_model=public_model,
-                                completion_id=completion_id, created=created,
-                                request_id=request_id, sent_stream=asked)
-                if costed:  # the upstream is asked for usage the client does not see
-                    assert spend is not None
-                    call.hide_usage = spend.priced(spec.model)
-                return call
-
+            new_call = functools.partial(  # a partial, not a closure: no cell per variable
+                _chat_call, request, body, public_model, completion_id, created, request_id,
+                asked, spend if costed else None)
             estimate = ctx.estimate
             assert estimate is not None  # the route stage always runs
             try:
@@ -177,6 +173,19 @@ async def create_chat_completion(app: Services, exchange: Exchange) -> None:
         raise
     if pipeline.observes:
         answered(pipeline, ctx, exchange, None)
+
+
+def _chat_call(request: ChatCompletionRequest, body: bytes, public_model: str,
+               completion_id: str, created: int, request_id: str, asked: bool,
+               costed: Spend | None, spec: DeploymentSpec) -> ChatCall:
+    """The call one deployment of a chat request gets; with ``costed``, the upstream is asked
+    for usage the client does not see when the deployment's model is priced."""
+    call = ChatCall(request, body, model=spec.model, public_model=public_model,
+                    completion_id=completion_id, created=created, request_id=request_id,
+                    sent_stream=asked)
+    if costed is not None:
+        call.hide_usage = costed.priced(spec.model)
+    return call
 
 
 def answered(pipeline: Pipeline, ctx: RequestContext, exchange: Exchange,

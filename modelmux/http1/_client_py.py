@@ -15,7 +15,6 @@ import re
 
 from modelmux.http1._head_py import (
     CHUNK_HEAD,
-    HEAD_END,
     comma_tokens,
     parse_response_head,
     trailer_end,
@@ -34,11 +33,22 @@ from modelmux.http1.common import (
 __all__ = ["ClientConnection"]
 
 _TARGET = re.compile(rb"[\x21-\x7e]+")
+_LINES: dict = {}  # (method, target) -> its checked request line: a pool sends to few URLs
+_MAX_LINES = 256
 
 _HEAD, _LENGTH, _CHUNK_SIZE, _CHUNK_DATA, _CHUNK_CRLF, _TRAILER, _UNTIL_CLOSE, _DONE = range(8)
 _COMPLETE, _IDLE, _ERROR = 8, 9, 10  # END returned; no request in flight; failed
 _STATE_OF = {BODY_NONE: _DONE, BODY_LENGTH: _LENGTH, BODY_CHUNKED: _CHUNK_SIZE,
              BODY_UNTIL_CLOSE: _UNTIL_CLOSE}  # the parser state that reads each body framing
+
+
+def _head_end(buf: bytes) -> int:
+    """Where the head ends: just past its first blank line (LF LF or LF CR LF), or -1."""
+    crlf = buf.find(b"\n\r\n")
+    lf = buf.find(b"\n\n", 0, len(buf) if crlf < 0 else crlf + 1)  # only before a CRLF one
+    if lf >= 0:
+        return lf + 2
+    return -1 if crlf < 0 else crlf + 3
 
 
 class ClientConnection:
@@ -95,10 +105,18 @@ class ClientConnection:
                 self.keep_alive = False
         if (b"%d" % len(body) if body or length is not None else None) != length:
             raise HTTP1LocalError(f"body of {len(body)} bytes with Content-Length {length!r}")
-        if _TARGET.fullmatch(target) is None or _TARGET.fullmatch(method) is None:
-            raise HTTP1LocalError(f"illegal request line {method!r} {target!r}")
-        head = b"".join([b"%s %s HTTP/1.1\r\n" % (method, target),
-                         *[b"%s: %s\r\n" % pair for pair in headers], b"\r\n"])
+        line = _LINES.get((method, target))
+        if line is None:
+            if _TARGET.fullmatch(target) is None or _TARGET.fullmatch(method) is None:
+                raise HTTP1LocalError(f"illegal request line {method!r} {target!r}")
+            line = b"%s %s HTTP/1.1\r\n" % (method, target)
+            if len(_LINES) < _MAX_LINES:
+                _LINES[method, target] = line
+        parts = [line]
+        for name, value in headers:  # joined flat: no %-formatting per header
+            parts += (name, b": ", value, b"\r\n")
+        parts.append(b"\r\n")
+        head = b"".join(parts)
         lines = len(headers) + 2
         if head.count(b"\n") != lines or head.count(b"\r") != lines or b"\x00" in head:
             raise HTTP1LocalError(f"illegal request header in {headers!r}")
@@ -128,14 +146,13 @@ class ClientConnection:
         while True:
             state, buf = self._state, self._buf
             if state == _HEAD:
-                found = HEAD_END.search(buf)
-                if found is None or found.end() > self.max_head:
+                end = _head_end(buf)
+                if end < 0 or end > self.max_head:
                     if len(buf) > self.max_head:
                         raise self._fail(f"response head is larger than {self.max_head} bytes")
                     if self._eof:
                         raise self._cut_short()
                     return NEED_DATA
-                end = found.end()
                 try:
                     status, headers, reason, keep, body, size = parse_response_head(buf, end)
                 except HTTP1ProtocolError as exc:

@@ -9,13 +9,14 @@ connections) and renders.
 
 from __future__ import annotations
 
+from bisect import bisect_left
 from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
 from modelmux.observability.access import status_of
 from modelmux.observability.genai import GENAI_PROVIDERS, operation_of
-from modelmux.observability.metrics import CONTENT_TYPE, Registry
-from modelmux.observability.record import RequestRecord
+from modelmux.observability.metrics import CONTENT_TYPE, Histogram, Registry, Series
+from modelmux.observability.record import STREAMED, RequestRecord
 from modelmux.observability.shared import SharedMetrics
 
 if TYPE_CHECKING:
@@ -35,6 +36,7 @@ STATES = ("closed", "open", "half_open")
 OTHER = "other"
 MAX_EXTRA_MODELS = 100
 MAX_ERROR_CODES = 50
+MAX_LABEL_SETS = 1024
 
 _GENAI = ("gen_ai_operation_name", "gen_ai_provider_name", "gen_ai_request_model")
 
@@ -68,6 +70,8 @@ class GatewayMetrics:
         self._model = Bounded(MAX_EXTRA_MODELS, known_models)
         self._upstream_model = Bounded(MAX_EXTRA_MODELS, known_models)
         self._code = Bounded(MAX_ERROR_CODES)
+        self._labels: dict[tuple[str, str | None, str | None, str | None, str | None,
+                                 str | None, int], _Labels] = {}
         self.shared: SharedMetrics | None = None  # serve --workers: totals across workers
         r.gauge("modelmux_build_info", "ModelMux version (value 1).", ("version",),
                 merge="max").set((version,), 1)
@@ -166,46 +170,92 @@ class GatewayMetrics:
         self.in_flight.inc()
 
     def observe(self, record: RequestRecord, exchange: Exchange, now_ns: int) -> None:
-        """Count one finished request; its chat fields feed the chat and upstream families."""
+        """Count one finished request; its chat fields feed the chat and upstream families.
+
+        The label tuples of a (route, model, provider, upstream model, mode, status) are
+        worked out once (``_Labels``): the same few recur on every request.
+        """
         self.in_flight.dec()
         status = status_of(exchange)
-        provider = record.provider or ""
-        model = self._model(record.model) if record.provider and record.model else ""
-        self.requests.inc((record.route, model, provider, str(status)))
-        if not record.provider or record.provider_type is None:
+        key = (record.route, record.model, record.provider, record.provider_type,
+               record.upstream_model, record.mode, status)
+        labels = self._labels.get(key)
+        if labels is None:
+            labels = self._labels_of(key)
+        self.requests.inc(labels.requests)
+        if labels.served is None:
             return
-        system = GENAI_PROVIDERS.get(record.provider_type, record.provider_type)
         failed = status >= 400
-        streamed = record.streamed
-        stream = "true" if streamed else "false"
-        operation = operation_of(record.route)
-        served = (operation, system, model)
-        seconds = (now_ns - exchange.started_ns) / 1e9
-        self.server_duration.observe((*served, str(status) if failed else ""), seconds)
+        streamed = labels.streamed
+        series = labels.h_duration or labels.hold("h_duration", self.server_duration,
+                                                  labels.duration)
+        value = (now_ns - exchange.started_ns) / 1e9  # observed inline: no call per family
+        series.counts[bisect_left(series.bounds, value)] += 1
+        series.total += value
         if streamed and not failed and exchange.head_ns:
-            self.server_ttft.observe(served, (exchange.head_ns - exchange.started_ns) / 1e9)
+            self.server_ttft.observe(labels.served,
+                                     (exchange.head_ns - exchange.started_ns) / 1e9)
         if record.overhead_ns is not None:
-            self.overhead.observe((provider, stream), record.overhead_ns / 1e9)
+            series = labels.h_overhead or labels.hold("h_overhead", self.overhead,
+                                                      labels.overhead)
+            value = record.overhead_ns / 1e9
+            series.counts[bisect_left(series.bounds, value)] += 1
+            series.total += value
         stats = record.stats
         if stats is None or not (stats.attempts or stats.tokens):
             return
-        asked = (operation, system, self._upstream_model(record.upstream_model or ""))
+        asked = labels.asked or labels.ask(self._upstream_model)
+        provider = labels.provider
         for code in stats.errors:
             self.errors.inc((provider, self._code(code)))
         if stats.retries:
             self.retries.inc((provider,), stats.retries)
         if stats.attempts:
-            error = (stats.errors[-1] if stats.errors else str(status)) if failed else ""
-            self.upstream_duration.observe((provider, model, stream), stats.total_ns / 1e9)
-            self.operation_duration.observe((*asked, self._code(error)), stats.total_ns / 1e9)
+            seconds = stats.total_ns / 1e9
+            series = labels.h_upstream or labels.hold("h_upstream", self.upstream_duration,
+                                                      labels.upstream)
+            series.counts[bisect_left(series.bounds, seconds)] += 1
+            series.total += seconds
+            if failed:
+                error = stats.errors[-1] if stats.errors else str(status)
+                self.operation_duration.observe((*asked, self._code(error)), seconds)
+            else:
+                series = labels.h_succeeded or labels.hold(
+                    "h_succeeded", self.operation_duration, labels.succeed(self._code))
+                series.counts[bisect_left(series.bounds, seconds)] += 1
+                series.total += seconds
             if streamed and not failed:
-                self.upstream_ttft.observe((provider, model), stats.wait_ns / 1e9)
+                self.upstream_ttft.observe(labels.ttft, stats.wait_ns / 1e9)
         if record.cost_usd is not None:
             self.cost.inc((provider, asked[2], record.team or ""), record.cost_usd)
-        if stats.tokens is not None:
-            for kind, count in zip(("input", "output"), stats.tokens, strict=True):
-                self.tokens.inc((model, provider, kind), count)
-                self.token_usage.observe((*asked, kind), count)
+        tokens = stats.tokens
+        if tokens is not None:
+            given, taken = tokens
+            self.tokens.inc(labels.tokens_in, given)
+            series = labels.h_usage_in or labels.hold("h_usage_in", self.token_usage,
+                                                      labels.use())
+            series.counts[bisect_left(series.bounds, given)] += 1
+            series.total += given
+            self.tokens.inc(labels.tokens_out, taken)
+            series = labels.h_usage_out or labels.hold("h_usage_out", self.token_usage,
+                                                       labels.usage_out)
+            series.counts[bisect_left(series.bounds, taken)] += 1
+            series.total += taken
+
+    def _labels_of(self, key: tuple[str, str | None, str | None, str | None, str | None,
+                                    str | None, int]) -> _Labels:
+        """The label tuples of ``key``, kept while fewer than ``MAX_LABEL_SETS`` are."""
+        route, model_asked, provider_name, provider_type, _, mode, status = key
+        provider = provider_name or ""
+        model = self._model(model_asked) if provider_name and model_asked else ""
+        labels = _Labels((route, model, provider, str(status)))
+        if provider_name and provider_type is not None:
+            system = GENAI_PROVIDERS.get(provider_type, provider_type)
+            labels.serve(operation_of(route), system, model, provider, key[4] or "",
+                         mode in STREAMED, str(status) if status >= 400 else "")
+        if len(self._labels) < MAX_LABEL_SETS:
+            self._labels[key] = labels
+        return labels
 
     def refresh(self, pool: dict[str, dict[str, int]], connections: int,
                 deployments: dict[str, dict[str, object]] | None = None,
@@ -238,3 +288,59 @@ class GatewayMetrics:
             return self.registry.render()
         return self.shared.merged(self.registry).render()
 
+
+class _Labels:
+    """The label tuples one kind of finished request counts under. The bounded labels
+    (``upstream_model``, ``error_type``) are resolved on first need, as they were per request,
+    so each ``Bounded`` sees the values in the same order."""
+
+    __slots__ = ("asked", "duration", "h_duration", "h_overhead", "h_succeeded", "h_upstream",
+                 "h_usage_in", "h_usage_out", "overhead", "provider", "requests", "served",
+                 "stream", "streamed", "succeeded", "tokens_in", "tokens_out", "ttft", "upstream",
+                 "upstream_model", "usage_in", "usage_out")
+
+    def __init__(self, requests: tuple[str, ...]) -> None:
+        self.requests = requests
+        self.served: tuple[str, ...] | None = None  # set when a provider served (or failed)
+        self.streamed = False
+        self.asked: tuple[str, ...] | None = None
+        self.succeeded: tuple[str, ...] | None = None
+        self.usage_in: tuple[str, ...] | None = None
+        self.h_duration = self.h_overhead = self.h_upstream = self.h_succeeded = None
+        self.h_usage_in = self.h_usage_out = None
+
+    def hold(self, slot: str, histogram: Histogram, labels: tuple[str, ...]) -> Series:
+        """The series of ``labels`` in ``histogram``, kept in ``slot`` from its first use on
+        (made at its first observation, as ``Histogram.observe`` would)."""
+        series = histogram.series(labels)
+        setattr(self, slot, series)
+        return series
+
+    def serve(self, operation: str, system: str, model: str, provider: str,
+              upstream_model: str, streamed: bool, error_type: str) -> None:
+        self.served = served = (operation, system, model)
+        self.duration = (*served, error_type)
+        self.provider, self.streamed = provider, streamed
+        self.stream = stream = "true" if streamed else "false"
+        self.overhead = (provider, stream)
+        self.upstream = (provider, model, stream)
+        self.ttft = (provider, model)
+        self.upstream_model = upstream_model
+        self.tokens_in = (model, provider, "input")
+        self.tokens_out = (model, provider, "output")
+
+    def ask(self, bounded: Bounded) -> tuple[str, ...]:
+        assert self.served is not None
+        self.asked = asked = (*self.served[:2], bounded(self.upstream_model))
+        return asked
+
+    def succeed(self, code: Bounded) -> tuple[str, ...]:
+        assert self.asked is not None
+        self.succeeded = succeeded = (*self.asked, code(""))
+        return succeeded
+
+    def use(self) -> tuple[str, ...]:
+        assert self.asked is not None
+        self.usage_in = usage_in = (*self.asked, "input")
+        self.usage_out = (*self.asked, "output")
+        return usage_in

@@ -169,11 +169,16 @@ class Gauge(_Scalar):
         self._values = {} if self.labels else {(): 0}
 
 
-class _Series:
-    __slots__ = ("counts", "total")
+class Series:
+    """One label set's buckets. A caller that observes the same labels on every request
+    keeps it (``Histogram.series``) and counts into it directly: ``counts[bisect_left(bounds,
+    value)] += 1`` and ``total += value``, what ``Histogram.observe`` does after its lookup."""
 
-    def __init__(self, size: int) -> None:
-        self.counts = [0] * size  # per bucket, not cumulative; the last one is +Inf
+    __slots__ = ("bounds", "counts", "total")
+
+    def __init__(self, bounds: tuple[float, ...]) -> None:
+        self.bounds = bounds
+        self.counts = [0] * (len(bounds) + 1)  # per bucket, not cumulative; the last is +Inf
         self.total: float = 0.0
 
 
@@ -193,7 +198,7 @@ class Histogram(Family):
             raise ValueError(f"{name}: buckets must be strictly increasing and not empty")
         self.bounds: tuple[float, ...] = tuple(bounds)
         self._les = [f'le="{format_value(b)}"' for b in self.bounds] + ['le="+Inf"']
-        self._series: dict[LabelValues, _Series] = {}
+        self._series: dict[LabelValues, Series] = {}
 
     def observe(self, labels: LabelValues, value: float) -> None:
         """Count ``value`` in the first bucket whose bound is at least ``value``.
@@ -204,9 +209,21 @@ class Histogram(Family):
         series = self._series.get(labels)
         if series is None:
             self._check(labels)
-            series = self._series[labels] = _Series(len(self.bounds) + 1)
+            series = self._series[labels] = Series(self.bounds)
         series.counts[bisect_left(self.bounds, value)] += 1
         series.total += value
+
+    def series(self, labels: LabelValues) -> Series:
+        """The series of ``labels``, made (empty) if new, to count into directly.
+
+        Raises:
+            ValueError: the wrong number of label values.
+        """
+        series = self._series.get(labels)
+        if series is None:
+            self._check(labels)
+            series = self._series[labels] = Series(self.bounds)
+        return series
 
     def buckets(self, labels: LabelValues = ()) -> list[tuple[float, int]]:
         """Cumulative (bound, count) pairs, ending with (+inf, count), as exposed."""
@@ -332,7 +349,7 @@ def _add_samples(family: Family, data: Snapshot, alive: bool) -> None:
             key = tuple(labels)
             series = family._series.get(key)
             if series is None:
-                series = family._series[key] = _Series(len(family.bounds) + 1)
+                series = family._series[key] = Series(family.bounds)
             series.counts = [a + b for a, b in zip(series.counts, counts, strict=True)]
             series.total += total
     elif isinstance(family, Gauge):

@@ -20,7 +20,7 @@ import random
 import time
 from collections.abc import AsyncGenerator, Awaitable, Callable, Coroutine
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from modelmux.config.routing import RoutingConfig
 from modelmux.errors import InternalError, ModelMuxError, RateLimited
@@ -259,10 +259,13 @@ class Dispatcher:
         last: Provider | None = plan[0].provider if plan else None
         first_ns = 0
 
-        def launch(attempt: Attempt) -> tuple[Coroutine[object, None, First], Entry] | None:
+        def launch(attempt: Attempt
+                   ) -> tuple[Coroutine[object, None, Any], Entry, bool] | None:
             """Start an attempt: as a task when hedging (to race it), else hand back its
             coroutine, for ``serve`` to run to its first byte in its own frame (no task, no
-            hop, no frame between), and the entry that goes into ``running`` with it."""
+            hop, no frame between), the entry that goes into ``running`` with it, and True
+            when the coroutine is ``complete`` itself (a whole answer with no watcher: its
+            bytes, not a ``First``; ``_first`` would only add a frame)."""
             nonlocal first_ns, last
             spec = attempt.spec
             provider = last = spec.provider
@@ -273,11 +276,15 @@ class Dispatcher:
             started = time.perf_counter_ns()
             first_ns = first_ns or started
             tried.append(attempt)
-            coro = _first(provider, call, streamed, self.watcher, record)
             if hedging:
+                coro = _first(provider, call, streamed, self.watcher, record)
                 running[asyncio.ensure_future(coro)] = (attempt, call, started)
                 return None
-            return coro, (attempt, call, started)
+            if streamed or self.watcher is not None:
+                return (_first(provider, call, streamed, self.watcher, record),
+                        (attempt, call, started), False)
+            call.stats.started_ns = started  # what _first does first
+            return complete(provider, call), (attempt, call, started), True
 
         async def next_attempt(allow_wait: bool, limit: int = budget) -> Attempt | None:
             """Admit the next candidate of the plan while fewer than ``limit`` were tried;
@@ -336,10 +343,11 @@ class Dispatcher:
                                 raise
                     to_run = launch(attempt)
                     if to_run is not None:  # not hedging: the outcome in a finished future
-                        coro, entry = to_run
+                        coro, entry, whole = to_run
                         outcome: asyncio.Future[First] = loop.create_future()
                         try:
-                            outcome.set_result(await coro)
+                            got = await coro
+                            outcome.set_result((got, None, b"") if whole else got)
                         except ModelMuxError as exc:
                             outcome.set_exception(exc)
                         except BaseException:

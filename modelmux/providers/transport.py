@@ -207,8 +207,7 @@ class Upstream:
         try:
             response = await self.post(url, headers, body, stats)
             try:
-                async with response:
-                    return await response.read()
+                return await response.read()  # it gives the connection back, however it ends
             except UpstreamClosed as exc:
                 _failed(stats, exc.code)
                 exc.retryable = True

@@ -128,6 +128,8 @@ class CircuitBreaker:
 
         Every granted request must later report ``on_success``, ``on_failure`` or ``release``.
         """
+        if self._state is BreakerState.CLOSED:  # _advance moves only an open circuit
+            return True
         self._advance(now)
         if self._state is BreakerState.CLOSED:
             return True
@@ -144,7 +146,8 @@ class CircuitBreaker:
 
     def on_success(self, now: float) -> None:
         """A request succeeded; in half-open this closes the circuit and resets the cooldown."""
-        self._advance(now)
+        if self._state is BreakerState.OPEN:  # _advance moves only an open circuit
+            self._advance(now)
         if self._state is BreakerState.HALF_OPEN:
             self._state = BreakerState.CLOSED
             self._cooldown = self.policy.cooldown

@@ -345,8 +345,10 @@ class Router:
         estimate): the breaker's verdict if not given yet (a success, or a failure when it
         ``broke`` after its first byte), then its slot and reservation are settled.
         Idempotent."""
-        self._judge(attempt, "failure" if broke else "success")
-        self._free(attempt, tokens)
+        if attempt.guarded and not attempt.judged:  # _judge's own test: a call less when judged
+            self._judge(attempt, "failure" if broke else "success")
+        if not attempt.done:
+            self._free(attempt, tokens)
 
     def _judge(self, attempt: Attempt, outcome: str, retry_after: float | None = None) -> None:
         """One verdict per guarded attempt: the first reported wins."""

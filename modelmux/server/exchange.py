@@ -52,7 +52,7 @@ class Exchange:
         "method", "path", "query", "headers", "http_version", "client", "extra_headers",
         "started", "ended", "status", "bytes_sent", "observer", "started_ns", "received_ns",
         "head_ns", "_stream", "_max_body", "_body", "_body_len", "_body_complete",
-        "_body_too_large", "_body_waiter", "_body_timeout", "_body_timer",
+        "_body_too_large", "_body_waiter", "_body_timeout", "_body_timer", "_index",
     )
 
     def __init__(
@@ -90,13 +90,17 @@ class Exchange:
         self._body_waiter: asyncio.Future[None] | None = None
         self._body_timeout = body_timeout
         self._body_timer: WaitTimer | None = None  # while read_body waits: the gap timer
+        self._index: dict[bytes, bytes] | None = None  # header name -> first value, on first use
 
     def header(self, name: bytes) -> bytes | None:
-        """The first value of a request header (``name`` in lower case), or None."""
-        for key, value in self.headers:
-            if key == name:
-                return value
-        return None
+        """The first value of a request header (``name`` in lower case), or None.
+
+        The first lookup indexes the headers (in C: cheaper than a second scan in Python).
+        """
+        index = self._index
+        if index is None:
+            index = self._index = dict(reversed(self.headers))  # the first value wins
+        return index.get(name)
 
     @property
     def bytes_received(self) -> int:

@@ -60,6 +60,8 @@ class H1Protocol(asyncio.Protocol):
         self.task: asyncio.Task[None] | None = None
         self.closed = False
         self._timer: asyncio.TimerHandle | None = None
+        self._timer_at = 0.0  # the loop time _timer was set for
+        self._deadline: float | None = None  # the head or idle deadline now running, or None
         self._head_started = False
         self._heads = 0  # request heads parsed on this connection
         self._read_paused = False
@@ -104,7 +106,7 @@ class H1Protocol(asyncio.Protocol):
     def connection_lost(self, exc: Exception | None) -> None:
         self.closed = True
         self.server.connection_lost(self)
-        self._disarm()
+        self._stop_timer()
         for waiter in self._drain_waiters:
             if not waiter.done():
                 waiter.set_result(None)
@@ -178,20 +180,21 @@ class H1Protocol(asyncio.Protocol):
         self.task = self.loop.create_task(self._run(exchange))
 
     async def _run(self, exchange: Exchange) -> None:
+        """The request's task: one frame over ``serve_exchange`` (each frame costs on every
+        resume), then the next cycle."""
         try:
-            await self._serve(exchange)
+            await serve_exchange(self.server.handler, exchange, client=self.client,
+                                 gone=self._gone, cut=self._close)
+        except asyncio.CancelledError:
+            self._close()  # cancelled with the client still there: shutdown or a protocol error
+            raise
         finally:
             exchange.done()
         self.task = None
         self._cycle_done()
 
-    async def _serve(self, exchange: Exchange) -> None:
-        try:
-            await serve_exchange(self.server.handler, exchange, client=self.client,
-                                 gone=lambda: self.closed, cut=self._close)
-        except asyncio.CancelledError:
-            self._close()  # cancelled with the client still there: shutdown or a protocol error
-            raise
+    def _gone(self) -> bool:
+        return self.closed
 
     def _cycle_done(self) -> None:
         if self.closed:
@@ -229,16 +232,36 @@ class H1Protocol(asyncio.Protocol):
     # timers ---------------------------------------------------------------------------------------
 
     def _arm(self, seconds: float) -> None:
-        self._disarm()
-        self._timer = self.loop.call_later(seconds, self._on_timeout)
+        """Time out ``seconds`` from now. A pending loop timer that fires no later is kept
+        (firing early, it re-arms for the rest), so a keep-alive connection arms about one
+        loop timer per timeout period instead of one per request."""
+        deadline = self.loop.time() + seconds
+        self._deadline = deadline
+        if self._timer is None or self._timer_at > deadline:
+            self._stop_timer()
+            self._timer = self.loop.call_at(deadline, self._on_timeout)
+            self._timer_at = deadline
 
     def _disarm(self) -> None:
+        """No deadline runs now; a pending loop timer lapses when it fires."""
+        self._deadline = None
+
+    def _stop_timer(self) -> None:
+        self._deadline = None
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
 
     def _on_timeout(self) -> None:
         self._timer = None
+        deadline = self._deadline
+        if deadline is None:
+            return
+        if deadline > self._timer_at:  # armed again since: wait for the rest
+            self._timer = self.loop.call_at(deadline, self._on_timeout)
+            self._timer_at = deadline
+            return
+        self._deadline = None
         if self.exchange is not None or self.closed:
             return
         if self._head_started:
@@ -348,7 +371,7 @@ class H1Protocol(asyncio.Protocol):
     def _close(self) -> None:
         if self.transport is not None and not self.transport.is_closing():
             self.transport.close()
-        self._disarm()
+        self._stop_timer()
 
     def shutdown(self) -> None:
         """Graceful stop: close now if idle, else after the current response."""

@@ -368,7 +368,9 @@ class HTTP11Connection(asyncio.Protocol):
         """The response was read to the end or abandoned: go idle if reusable, else close."""
         if self._state is not _State.ACTIVE:
             return
-        self._timer.stop()
+        # The timer stays armed while idle: the next request's first-byte wait reuses it
+        # (a wait with no deadline lets it lapse), so a pooled request arms no loop timer.
+        self._timer.finish()
         if not self._reusable():
             self.abort()
             return

@@ -463,7 +463,8 @@ class ConnectionPool:
             if self._sweep is None and expires is not None:
                 loop = asyncio.get_running_loop()
                 self._sweep = loop.call_at(expires + _SWEEP_SLACK, self._on_sweep)
-        self._assign(op)
+        if op.waiters or op.multiplexed or not op.connections:  # else _assign has nothing to do
+            self._assign(op)
 
     def _on_sweep(self) -> None:
         self._sweep = None
