@@ -56,11 +56,15 @@ def dump_total(tmp: Path, pid: int, before: set[Path]) -> int:
 
 
 def measure(tmp: Path, upstream: macro.Upstream, http1: str, requests: int,
-            streams: int) -> dict[str, float]:
-    """Instructions per non-stream request and per 100-chunk stream for one backend."""
+            streams: int, access_log: bool = False) -> dict[str, float]:
+    """Instructions per non-stream request and per 100-chunk stream for one backend;
+    ``access_log`` turns the access log on, as the default config has it."""
     config = tmp / f"proxy-{http1}.toml"
     port = nginx.free_port()
-    config.write_text(macro.proxy_config(upstream, http1).replace("port = 0", f"port = {port}"))
+    text = macro.proxy_config(upstream, http1).replace("port = 0", f"port = {port}")
+    if access_log:
+        text = text.replace("access_log = false", "access_log = true")
+    config.write_text(text)
     proc = subprocess.Popen(["valgrind", "--tool=callgrind", sys.executable, "-m", "modelmux",
                              "serve", "--config", str(config)], cwd=tmp,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -86,6 +90,8 @@ def main() -> int:
     parser.add_argument("--http1", choices=macro.BACKENDS, action="append")
     parser.add_argument("--requests", type=int, default=1000)
     parser.add_argument("--streams", type=int, default=200)
+    parser.add_argument("--access-log", action="store_true",
+                        help="access log on (the default config; macro.py's turns it off)")
     ns = parser.parse_args()
     if not shutil.which("valgrind") or nginx.binary() is None:
         print("needs valgrind and nginx (apt-get install -y valgrind nginx)", file=sys.stderr)
@@ -97,7 +103,7 @@ def main() -> int:
             upstream = macro.start_upstream(tmp, argparse.Namespace(modelmux_mock=False), [],
                                             procs, [])
             for http1 in ns.http1 or macro.BACKENDS:
-                counts = measure(tmp, upstream, http1, ns.requests, ns.streams)
+                counts = measure(tmp, upstream, http1, ns.requests, ns.streams, ns.access_log)
                 print(f"http1={http1}: " + ", ".join(f"{k} {v:,.0f} instructions/request"
                                                      for k, v in counts.items()), flush=True)
         finally:
