@@ -83,20 +83,7 @@ def mutate(rng: random.Random) -> bytes:
     fmt = names[head % len(names)]
     events = list(SEEDS[fmt])
     rng.shuffle(events) if rng.random() < 0.2 else None
-    for _ in range(rng.randint(0, 3)):
-        i = rng.randrange(len(events))
-        body = events[i]
-        action = rng.randrange(4)
-        if action == 0:
-            del events[i]
-        elif action == 1:
-            events.insert(i, body)
-        elif action == 2 and body:
-            events[i] = fuzzing.flip_bit(body, rng)
-        else:
-            events[i] = body[: rng.randrange(len(body) + 1)]
-        if not events:
-            break
+    fuzzing.damage(events, rng)
     sep = rng.choice([b"\n\n", b"\r\n\r\n", b"\r\r"])
     stream = b"".join(b"data: " + e + sep for e in events)
     if rng.random() < 0.2:

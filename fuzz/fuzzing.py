@@ -73,6 +73,25 @@ def flip_bit(data: bytes, rng: random.Random) -> bytes:
     return data[:pos] + bytes([data[pos] ^ (1 << rng.randrange(8))]) + data[pos + 1:]
 
 
+def damage(events: list[bytes], rng: random.Random, most: int = 3) -> None:
+    """Up to ``most`` edits of ``events`` in place, each one event dropped, doubled,
+    bit-flipped or cut short; stops when none is left."""
+    for _ in range(rng.randint(0, most)):
+        i = rng.randrange(len(events))
+        body = events[i]
+        action = rng.randrange(4)
+        if action == 0:
+            del events[i]
+        elif action == 1:
+            events.insert(i, body)
+        elif action == 2 and body:
+            events[i] = flip_bit(body, rng)
+        else:
+            events[i] = body[:rng.randrange(len(body) + 1)]
+        if not events:
+            break
+
+
 def relay_outcome(relay: Any, out: list[bytes]) -> tuple[object, ...]:
     """What a stream relay that took its whole input ended with, once it is checked to have
     ended cleanly: an early error and no output, or chat chunks and ``[DONE]`` or one error.

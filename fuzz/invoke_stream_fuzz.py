@@ -62,21 +62,7 @@ def mutate(rng: random.Random) -> bytes:
     events = list(EVENTS)
     if rng.random() < 0.3:
         rng.shuffle(events)
-    for _ in range(rng.randint(0, 3)):
-        i = rng.randrange(len(events))
-        body = events[i]
-        action = rng.randrange(4)
-        if action == 0:
-            del events[i]
-        elif action == 1:
-            events.insert(i, body)
-        elif action == 2 and body:
-            pos = rng.randrange(len(body))
-            events[i] = body[:pos] + bytes([body[pos] ^ (1 << rng.randrange(8))]) + body[pos + 1:]
-        else:
-            events[i] = body[:rng.randrange(len(body) + 1)]
-        if not events:
-            break
+    fuzzing.damage(events, rng)
     stream = bytearray(b"".join(_message(rng, e) for e in events))
     if stream and rng.random() < 0.15:
         stream[rng.randrange(len(stream))] ^= 1 << rng.randrange(8)
