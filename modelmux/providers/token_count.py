@@ -146,12 +146,17 @@ def token_list_length(answer: bytes, provider: str) -> int:
     return len(_read(answer, _Tokens, provider).tokens)
 
 
-def vllm_body(model: str, prompt: CountInput) -> bytes:
-    """vLLM's chat tokenize body: the chat template is applied with the generation prompt."""
-    body: dict[str, Any] = {"model": model, "messages": prompt.messages}
+def _chat_turns(prompt: CountInput, **fields: Any) -> bytes:
+    """``fields`` with the chat turns and, when there are any, the tools, as chat takes them."""
+    body: dict[str, Any] = {**fields, "messages": prompt.messages}
     if prompt.tools:
         body["tools"] = prompt.tools
     return _encode(body)
+
+
+def vllm_body(model: str, prompt: CountInput) -> bytes:
+    """vLLM's chat tokenize body: the chat template is applied with the generation prompt."""
+    return _chat_turns(prompt, model=model)
 
 
 def vllm_count(answer: bytes, provider: str) -> int:
@@ -165,10 +170,7 @@ def vllm_count(answer: bytes, provider: str) -> int:
 
 def template_body(prompt: CountInput) -> bytes:
     """llama.cpp's ``/apply-template`` body: the chat turns (and tools) as chat takes them."""
-    body: dict[str, Any] = {"messages": prompt.messages}
-    if prompt.tools:
-        body["tools"] = prompt.tools
-    return _encode(body)
+    return _chat_turns(prompt)
 
 
 def template_prompt(answer: bytes, provider: str) -> str:
