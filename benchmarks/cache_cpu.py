@@ -25,7 +25,8 @@ sys.path.insert(0, _repo or str(Path(__file__).resolve().parent.parent))
 
 from modelmux.api.app import App
 from modelmux.config.features import CacheConfig
-from modelmux.config.schema import Config, LoggingConfig, MockProviderConfig
+from modelmux.config.providers import MockProviderConfig
+from modelmux.config.schema import Config, LoggingConfig
 from modelmux.server.exchange import Exchange, serve_exchange
 
 

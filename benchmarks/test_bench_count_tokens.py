@@ -16,7 +16,7 @@ import pytest
 
 from modelmux.api.count_tokens import count_input
 from modelmux.api.token_estimate import by_characters, prompt_of
-from modelmux.config.schema import GeminiConfig
+from modelmux.config.providers import GeminiConfig
 from modelmux.providers.gemini import GeminiProvider
 from modelmux.providers.token_count import (
     cohere_pieces,

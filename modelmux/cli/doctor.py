@@ -29,7 +29,7 @@ from modelmux.cli.common import FAILED, OK, add_config_option
 from modelmux.cli.preflight import build_problems
 from modelmux.config.load import LoadedConfig, load_config
 from modelmux.config.problems import ConfigError
-from modelmux.config.schema import (
+from modelmux.config.providers import (
     AnthropicConfig,
     AzureConfig,
     BedrockConfig,

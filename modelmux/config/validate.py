@@ -23,7 +23,8 @@ from modelmux.config.extras import INSTALL_HINT, missing_extra
 from modelmux.config.features import JWT_ALGORITHMS
 from modelmux.config.layers import Origins, origin_of
 from modelmux.config.problems import KeyPath, Problem
-from modelmux.config.schema import Config, ProviderConfig
+from modelmux.config.providers import ProviderConfig
+from modelmux.config.schema import Config
 from modelmux.config.validate_spend import check_spend
 from modelmux.config.validate_routing import (
     check_cache,

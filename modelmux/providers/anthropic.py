@@ -8,7 +8,7 @@ profile lives here; translation and streaming are ``claude.ClaudeProvider``'s.
 from __future__ import annotations
 
 from modelmux.config.load import ConfigError
-from modelmux.config.schema import AnthropicConfig
+from modelmux.config.providers import AnthropicConfig
 from modelmux.providers.claude import ClaudeProvider
 from modelmux.providers.claude_endpoint import ClaudeEndpoint
 from modelmux.providers.env import expand_env

@@ -19,7 +19,7 @@ import msgspec
 
 from modelmux.auth.entra import EntraAuth, EntraTokenSource
 from modelmux.config.load import ConfigError
-from modelmux.config.schema import AzureConfig
+from modelmux.config.providers import AzureConfig
 from modelmux.errors import Headers, ModelMuxError
 from modelmux.providers.env import expand_env
 from modelmux.providers.errors import error_from_response

@@ -22,7 +22,7 @@ from modelmux.auth.sigv4 import AwsCredentials, SigV4Signer
 from modelmux.codec.eventstream import EventStreamDecoder
 from modelmux.codec.sse import encode_data
 from modelmux.config.load import ConfigError
-from modelmux.config.schema import BedrockConfig
+from modelmux.config.providers import BedrockConfig
 from modelmux.errors import Headers, InvalidRequest, ModelMuxError
 from modelmux.providers import bedrock_claude
 from modelmux.providers.base import ChatCall, ClientSink, EmbedCall, Provider, RetryPolicy

@@ -13,7 +13,7 @@ from collections.abc import AsyncGenerator
 
 import msgspec
 
-from modelmux.config.schema import CohereConfig
+from modelmux.config.providers import CohereConfig
 from modelmux.errors import InvalidRequest
 from modelmux.providers.base import CallStats, ChatCall, EmbedCall, Provider, RetryPolicy
 from modelmux.providers.embed_batch import embed_batches

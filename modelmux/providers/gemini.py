@@ -16,7 +16,7 @@ from urllib.parse import quote
 import msgspec
 
 from modelmux.config.load import ConfigError
-from modelmux.config.schema import GeminiConfig
+from modelmux.config.providers import GeminiConfig
 from modelmux.errors import Headers, InvalidRequest
 from modelmux.providers.base import CallStats, ChatCall, EmbedCall, Provider, RetryPolicy
 from modelmux.providers.embed_batch import embed_batches

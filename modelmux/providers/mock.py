@@ -19,7 +19,7 @@ from typing import Protocol
 import msgspec
 
 from modelmux.codec.sse import DONE, encode_data
-from modelmux.config.schema import MockProviderConfig
+from modelmux.config.providers import MockProviderConfig
 from modelmux.providers.base import ChatCall, EmbedCall, Provider
 from modelmux.providers.mock_tools import choice_count, example_arguments, tool_to_call
 from modelmux.schemas.openai_embeddings import EmbeddingRequest, Tokens

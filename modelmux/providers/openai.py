@@ -12,7 +12,7 @@ from __future__ import annotations
 import math
 import msgspec
 
-from modelmux.config.schema import OpenAIConfig
+from modelmux.config.providers import OpenAIConfig
 from modelmux.errors import Headers, ModelMuxError, ServiceUnavailable
 from modelmux.providers.errors import error_from_response, upstream_message
 from modelmux.providers.headers import header_value

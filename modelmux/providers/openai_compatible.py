@@ -14,7 +14,7 @@ from typing import Any
 import msgspec
 
 from modelmux import _accel
-from modelmux.config.schema import (
+from modelmux.config.providers import (
     AzureConfig,
     HuggingFaceConfig,
     OpenAICompatibleConfig,

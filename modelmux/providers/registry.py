@@ -11,7 +11,7 @@ from types import MappingProxyType
 from typing import Any
 
 from modelmux.config.plugins import PluginProviderConfig
-from modelmux.config.schema import (
+from modelmux.config.providers import (
     AnthropicConfig,
     BedrockConfig,
     CohereConfig,

@@ -22,7 +22,7 @@ from urllib.parse import quote
 
 from modelmux.auth.google import CredentialsError, GoogleTokenSource, load_credentials
 from modelmux.config.load import ConfigError
-from modelmux.config.schema import VertexConfig
+from modelmux.config.providers import VertexConfig
 from modelmux.errors import Headers
 from modelmux.providers.base import CallStats, ChatCall, EmbedCall, RetryPolicy
 from modelmux.providers.claude import ClaudeProvider

@@ -10,7 +10,8 @@ from typing import Any
 
 from modelmux.api.app import App
 from modelmux.codec.sse import SSEDecoder, encode_data
-from modelmux.config.schema import Config, MockProviderConfig, StreamingConfig, StreamMode
+from modelmux.config.providers import MockProviderConfig
+from modelmux.config.schema import Config, StreamingConfig, StreamMode
 from modelmux.providers.base import ChatCall, Provider
 from modelmux.routing.models import ModelIndex
 from tests.server.helpers import DEADLINE, connect, read_response, running

@@ -10,7 +10,8 @@ import json
 
 import pytest
 
-from modelmux.config.schema import Config, OpenAICompatibleConfig, StreamingConfig
+from modelmux.config.providers import OpenAICompatibleConfig
+from modelmux.config.schema import Config, StreamingConfig
 from tests.api.helpers import chat, payloads, post, serving, text_of
 from tests.fakes.answers import Answer
 from tests.fakes.openai import FakeOpenAI

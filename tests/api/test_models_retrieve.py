@@ -7,7 +7,8 @@ import json
 import openai
 import pytest
 
-from modelmux.config.schema import Config, MockProviderConfig
+from modelmux.config.providers import MockProviderConfig
+from modelmux.config.schema import Config
 from modelmux.errors import ModelNotFound
 from tests.api.helpers import serving
 from tests.observability.helpers import request

@@ -11,7 +11,8 @@ import pytest
 from modelmux.cache.entry import Entry
 from modelmux.cache.redis import RedisCache
 from modelmux.config.features import CacheConfig
-from modelmux.config.schema import Config, OpenAICompatibleConfig
+from modelmux.config.providers import OpenAICompatibleConfig
+from modelmux.config.schema import Config
 from modelmux.config.state import StateConfig
 from tests.api.helpers import chat, post
 from tests.cache.test_stages import ANSWER, gateway

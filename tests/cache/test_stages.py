@@ -15,7 +15,8 @@ import msgspec
 from modelmux.api.app import App
 from modelmux.codec.sse import SSEDecoder
 from modelmux.config.features import CacheConfig, CacheRule
-from modelmux.config.schema import AdminConfig, AnthropicConfig, Config, OpenAICompatibleConfig
+from modelmux.config.providers import AnthropicConfig, OpenAICompatibleConfig
+from modelmux.config.schema import AdminConfig, Config
 from modelmux.pipeline.context import RequestContext
 from modelmux.pipeline.stage import Pipeline, Stage
 from modelmux.tenancy.records import Identity, Key, Team

@@ -114,7 +114,7 @@ def test_follow_in_a_subprocess_across_rotation(tmp_path: Path) -> None:
         write(path, "rotated\n")
         expect("rotated")
         proc.send_signal(signal.SIGINT)
-        assert proc.wait(15) == 0
+        assert proc.wait(60) == 0  # generous: a loaded CI machine, not a timing check
     finally:
         if proc.poll() is None:
             proc.kill()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from modelmux.config.schema import MockProviderConfig
+from modelmux.config.providers import MockProviderConfig
 from modelmux.errors import ModelNotFound
 from modelmux.providers.mock import MockProvider
 from modelmux.routing.models import ModelIndex

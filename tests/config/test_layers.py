@@ -8,7 +8,7 @@ import pytest
 
 from modelmux.config.layers import Layer, merge
 from modelmux.config.problems import ConfigError, Origin
-from modelmux.config.schema import MockProviderConfig
+from modelmux.config.providers import MockProviderConfig
 from tests.config.helpers import load, write
 
 SYSTEM = """

@@ -10,7 +10,8 @@ import pytest
 
 from modelmux.config.load import LoadedConfig
 from modelmux.config.problems import ConfigError
-from modelmux.config.schema import Config, VertexConfig
+from modelmux.config.providers import VertexConfig
+from modelmux.config.schema import Config
 from modelmux.providers.base import ChatCall, Provider
 from modelmux.routing.models import ModelIndex
 from tests.config.helpers import load, write

@@ -15,7 +15,7 @@ import openai
 import pytest
 
 from modelmux.config.problems import ConfigError
-from modelmux.config.schema import AnthropicConfig, VertexConfig
+from modelmux.config.providers import AnthropicConfig, VertexConfig
 from modelmux.errors import InvalidRequest
 from modelmux.routing.facts import request_facts
 from modelmux.rules.compiler import compile_rule

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from modelmux.config.problems import ConfigError
-from modelmux.config.schema import OpenAICompatibleConfig
+from modelmux.config.providers import OpenAICompatibleConfig
 from tests.config.helpers import load, write
 from tests.messages.word_tokenizer import save_word_tokenizer
 

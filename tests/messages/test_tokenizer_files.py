@@ -24,7 +24,7 @@ from modelmux.api.tokenizer_files import (
     load_tokenizer_json,
     tokenizer_json_counter,
 )
-from modelmux.config.schema import MockProviderConfig, OpenAICompatibleConfig
+from modelmux.config.providers import MockProviderConfig, OpenAICompatibleConfig
 from modelmux.schemas.anthropic_request import count_decoder
 from tests.messages.word_tokenizer import save_word_tokenizer, words
 from tests.upstream import run

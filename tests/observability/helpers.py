@@ -12,13 +12,8 @@ from prometheus_client.parser import text_string_to_metric_families
 from prometheus_client.samples import Sample
 
 from modelmux.api.app import App
-from modelmux.config.schema import (
-    AnthropicConfig,
-    Config,
-    MockProviderConfig,
-    OpenAICompatibleConfig,
-    StreamingConfig,
-)
+from modelmux.config.providers import AnthropicConfig, MockProviderConfig, OpenAICompatibleConfig
+from modelmux.config.schema import Config, StreamingConfig
 from modelmux.providers.base import RetryPolicy
 from tests.fakes.answers import Answer
 from tests.fakes.claude import FakeClaude

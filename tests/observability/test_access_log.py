@@ -126,7 +126,8 @@ def test_nothing_is_built_when_the_access_logger_is_off(run, logs: pytest.LogCap
 
 def test_access_log_setting_turns_the_line_off(run, logs: pytest.LogCaptureFixture) -> None:
     from modelmux.api.app import App
-    from modelmux.config.schema import Config, LoggingConfig, MockProviderConfig
+    from modelmux.config.providers import MockProviderConfig
+    from modelmux.config.schema import Config, LoggingConfig
 
     off = App(Config(logging=LoggingConfig(access_log=False),
                      provider=[MockProviderConfig(name="m", models=["m"])]))

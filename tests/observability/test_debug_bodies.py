@@ -13,7 +13,8 @@ import pytest
 from modelmux.api.app import App
 from modelmux.cli.reloader import changes
 from modelmux.config.extras import missing_extra
-from modelmux.config.schema import Config, LoggingConfig, MockProviderConfig, TelemetryConfig
+from modelmux.config.providers import MockProviderConfig
+from modelmux.config.schema import Config, LoggingConfig, TelemetryConfig
 from modelmux.observability.bodies import (
     MAX_BODY,
     REDACTED,

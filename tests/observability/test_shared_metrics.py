@@ -11,7 +11,8 @@ from typing import Any
 from prometheus_client.parser import text_string_to_metric_families
 
 from modelmux.api.app import App
-from modelmux.config.schema import Config, MockProviderConfig
+from modelmux.config.providers import MockProviderConfig
+from modelmux.config.schema import Config
 from modelmux.observability.gateway import GatewayMetrics
 from modelmux.observability.metrics import Registry, merge
 from modelmux.observability.shared import SharedMetrics, worker_directory

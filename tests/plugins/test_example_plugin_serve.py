@@ -12,7 +12,7 @@ from pathlib import Path
 import openai
 import pytest
 
-from modelmux.config.schema import ProviderConfig
+from modelmux.config.providers import ProviderConfig
 from tests.e2e.proc import LOOPBACK_SERVER, ServeProcess, modelmux_command
 
 CONFIG = """

@@ -13,7 +13,7 @@ import pytest
 from modelmux.cli.preflight import build_problems
 from modelmux.config import plugins
 from modelmux.config.problems import ConfigError
-from modelmux.config.schema import ProviderConfig
+from modelmux.config.providers import ProviderConfig
 from modelmux.errors import PluginFailed
 from modelmux.pipeline.plugins import build_middlewares
 from modelmux.providers.base import ChatCall

@@ -9,12 +9,8 @@ import msgspec
 import pytest
 
 from modelmux.config.load import ConfigError
-from modelmux.config.schema import (
-    AnthropicConfig,
-    OpenAICompatibleConfig,
-    VertexConfig,
-    decode,
-)
+from modelmux.config.providers import AnthropicConfig, OpenAICompatibleConfig, VertexConfig
+from modelmux.config.schema import decode
 from modelmux.providers.anthropic import AnthropicProvider
 from modelmux.providers.env import expand_env
 from modelmux.providers.openai_compatible import OpenAICompatibleProvider

@@ -5,7 +5,7 @@ from __future__ import annotations
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from modelmux.config.schema import MockProviderConfig
+from modelmux.config.providers import MockProviderConfig
 from modelmux.providers.mock import MockProvider
 
 

@@ -12,7 +12,7 @@ import json
 import pytest
 
 from modelmux.pipeline.call import complete, open_stream
-from modelmux.config.schema import AnthropicConfig, OpenAICompatibleConfig
+from modelmux.config.providers import AnthropicConfig, OpenAICompatibleConfig
 from modelmux.errors import ModelMuxError, RateLimited, ServiceUnavailable
 from modelmux.providers.anthropic import AnthropicProvider
 from modelmux.providers.base import ChatCall

@@ -21,7 +21,7 @@ import h2.events
 import pytest
 
 from modelmux.codec.sse import SSEDecoder
-from modelmux.config.schema import OpenAICompatibleConfig
+from modelmux.config.providers import OpenAICompatibleConfig
 from modelmux.providers.base import ChatCall
 from modelmux.providers.openai_compatible import OpenAICompatibleProvider
 from modelmux.schemas.openai_chat import request_decoder

@@ -14,7 +14,7 @@ from typing import Any
 import openai
 import pytest
 
-from modelmux.config.schema import MockProviderConfig
+from modelmux.config.providers import MockProviderConfig
 from modelmux.errors import (
     InvalidRequest,
     ModelNotFound,

@@ -61,7 +61,7 @@ def test_no_hedge_when_the_first_answers_within_the_delay() -> None:
 
 def test_the_hedge_delay_follows_a_ttft_percentile_once_there_are_samples() -> None:
     from modelmux.pipeline.call import Dispatcher
-    from modelmux.config.schema import MockProviderConfig
+    from modelmux.config.providers import MockProviderConfig
     from modelmux.observability.gateway import GatewayMetrics
     from modelmux.providers.mock import MockProvider
 

@@ -10,7 +10,7 @@ import pytest
 
 from modelmux.pipeline.call import Dispatcher
 from modelmux.config.routing import RoutingConfig
-from modelmux.config.schema import MockProviderConfig
+from modelmux.config.providers import MockProviderConfig
 from modelmux.observability.gateway import GatewayMetrics
 from modelmux.providers.mock import MockProvider
 from modelmux.routing.models import DeploymentSpec

@@ -8,7 +8,7 @@ import pytest
 
 from modelmux.config.problems import ConfigError
 from modelmux.config.routing import DeploymentConfig, GroupConfig
-from modelmux.config.schema import MockProviderConfig
+from modelmux.config.providers import MockProviderConfig
 from modelmux.errors import ModelNotFound
 from modelmux.providers.mock import MockProvider
 from modelmux.routing.models import ModelIndex

@@ -70,7 +70,7 @@ def test_a_reload_carries_live_state_over_for_unchanged_deployments(tmp_path: Pa
 
 
 def test_a_changed_breaker_policy_starts_carried_breakers_afresh() -> None:
-    from modelmux.config.schema import MockProviderConfig
+    from modelmux.config.providers import MockProviderConfig
     from modelmux.config.settings import BreakerPolicy
     from modelmux.providers.mock import MockProvider
     from modelmux.routing.models import DeploymentSpec

@@ -12,7 +12,7 @@ from collections import Counter
 import pytest
 
 from modelmux.config.routing import DeploymentConfig, GroupConfig, RuleConfig
-from modelmux.config.schema import MockProviderConfig
+from modelmux.config.providers import MockProviderConfig
 from modelmux.providers.mock import MockProvider
 from modelmux.routing.memory import MemoryLimits
 from modelmux.routing.models import ModelIndex

@@ -189,7 +189,8 @@ def test_openai_sdk_streams_a_chat_completion_over_http2(run, tls: bool, tmp_pat
     import openai
 
     from modelmux.api.app import App
-    from modelmux.config.schema import Config, MockProviderConfig
+    from modelmux.config.providers import MockProviderConfig
+    from modelmux.config.schema import Config
     from modelmux.server.tls import server_context
 
     cert, key, client_ctx = make_certs(tmp_path)

@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from modelmux.config.schema import MockProviderConfig
+from modelmux.config.providers import MockProviderConfig
 from modelmux.config.state import StateConfig
 from modelmux.providers.mock import MockProvider
 from modelmux.routing.memory import MemoryLimits
