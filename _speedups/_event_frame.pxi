@@ -69,3 +69,16 @@ cdef inline int _check_message(const unsigned char* p, Py_ssize_t total) except 
     if _crc32(p, total - 4) != _be32(p + total - 4):
         raise EventStreamError("event stream message CRC mismatch")
     return 0
+
+
+cdef inline object _with_pending(bytearray pending, object data, Py_ssize_t need):
+    """``data`` after the bytes held of an unfinished message, as ``bytes``; None while the
+    held message is still short of ``need`` bytes (``data`` is then held too)."""
+    if len(pending):
+        pending += data
+        if len(pending) < need:
+            return None
+        buf = bytes(pending)
+        del pending[:]
+        return buf
+    return data if type(data) is bytes else bytes(data)

@@ -173,14 +173,10 @@ cdef class _OnePass:
             return out
         if self._error is not None:
             raise self._error
-        if len(pending):
-            pending += data
-            if len(pending) < self._need:
-                return out
-            buf = bytes(pending)
-            del pending[:]
-        else:
-            buf = data if type(data) is bytes else bytes(data)
+        taken = _with_pending(pending, data, self._need)
+        if taken is None:
+            return out
+        buf = taken
         p = <const unsigned char*>PyBytes_AS_STRING(buf)
         end = PyBytes_GET_SIZE(buf)
         try:
