@@ -51,15 +51,16 @@ class Upstream(NamedTuple):
     pid: int
 
 
-def proxy_config(upstream: Upstream, http1: str) -> str:
+def proxy_config(upstream: Upstream, http1: str, access_log: bool = False) -> str:
     """The proxy: ``mock`` relayed to the JSON mock, ``mock-stream`` to the SSE mock, and
     ``claude-stream`` to the Anthropic mock (translated to OpenAI chunks) when there is one.
 
-    nginx runs with ``access_log off``, so ModelMux's access log is off too.
+    nginx runs with ``access_log off``, so ModelMux's access log is off too, unless
+    ``access_log`` turns both on (each project's default configuration).
     """
     return (
         f'[server]\nhost = "127.0.0.1"\nport = 0\nhttp1 = "{http1}"\n\n'
-        '[logging]\nlevel = "info"\naccess_log = false\n\n'
+        f'[logging]\nlevel = "info"\naccess_log = {"true" if access_log else "false"}\n\n'
         '[[provider]]\nname = "json"\ntype = "openai_compatible"\nmodels = ["mock"]\n'
         f'base_url = "{upstream.json_url}/v1"\n\n'
         '[[provider]]\nname = "sse"\ntype = "openai_compatible"\nmodels = ["mock-stream"]\n'
@@ -217,6 +218,8 @@ def main() -> int:
                         help="use ModelMux's mock provider as the upstream instead of nginx")
     parser.add_argument("--http1", choices=BACKENDS, action="append",
                         help="proxy backends to measure (default: both)")
+    parser.add_argument("--access-log", action="store_true",
+                        help="access logs on in ModelMux and nginx, as their default configs have them")
     ns = parser.parse_args()
     macro = Macro(ns.duration, ns.warmup)
     targets: dict[str, Target] = {}
@@ -227,12 +230,15 @@ def main() -> int:
         procs: list[subprocess.Popen[bytes]] = []
         try:
             upstream = start_upstream(tmp, ns, notes, procs, servers)
+            if ns.access_log:
+                notes.append("access logs on: ModelMux's default line to its stderr pipe, nginx's "
+                             "combined format to a file, one write a request")
             json_url, sse_url = upstream.json_url, upstream.sse_url
             targets["direct (mock)"] = Target(json_url, sse_url, upstream.pid)
             for backend in ns.http1 or BACKENDS:
                 try:
-                    proxy = ServeProcess(f"proxy-{backend}", proxy_config(upstream, backend),
-                                         tmp, {PROXY_CPU})
+                    config = proxy_config(upstream, backend, ns.access_log)
+                    proxy = ServeProcess(f"proxy-{backend}", config, tmp, {PROXY_CPU})
                 except StartError as exc:
                     notes.append(f"ModelMux proxy ({backend}) not measured: {exc}")
                     continue
@@ -242,7 +248,8 @@ def main() -> int:
             if not ns.no_nginx:
                 ports = [nginx.free_port(), nginx.free_port()]
                 pairs = list(zip(ports, (int(u.rsplit(":", 1)[1]) for u in (json_url, sse_url))))
-                started = nginx.start("proxy", nginx.proxy_servers(pairs), ports, tmp, pin(PROXY_CPU))
+                started = nginx.start("proxy", nginx.proxy_servers(pairs), ports, tmp, pin(PROXY_CPU),
+                                      access_log=ns.access_log)
                 if isinstance(started, str):
                     notes.append(f"nginx proxy not measured: {started}")
                 else:

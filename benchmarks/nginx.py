@@ -25,7 +25,7 @@ error_log {tmp}/{name}-error.log warn;
 pid {tmp}/{name}.pid;
 events {{ worker_connections 4096; }}
 http {{
-    access_log off;
+    access_log {access_log};
     keepalive_requests 1000000;
     client_body_temp_path {tmp}/{name}-body;
     proxy_temp_path {tmp}/{name}-proxy;
@@ -105,13 +105,18 @@ def capture_bodies(tmp: Path, chunks: int = 100) -> tuple[bytes, bytes]:
 
 
 def start(name: str, servers: str, ports: list[int], tmp: Path,
-          pin: list[str]) -> subprocess.Popen[bytes] | str:
-    """nginx with ``servers`` (``server`` blocks), pinned by ``pin``; the process, or why not."""
+          pin: list[str], access_log: bool = False) -> subprocess.Popen[bytes] | str:
+    """nginx with ``servers`` (``server`` blocks), pinned by ``pin``; the process, or why not.
+
+    ``access_log`` writes nginx's default access log (combined format, one write a request) to
+    a file in ``tmp``, as its stock configuration does; off otherwise.
+    """
     path = binary()
     if path is None:
         return "nginx is not installed (apt-get install -y nginx)"
     conf = tmp / f"{name}.conf"
-    conf.write_text(HEAD.format(tmp=tmp, name=name, servers=servers))
+    log = f"{tmp}/{name}-access.log" if access_log else "off"
+    conf.write_text(HEAD.format(tmp=tmp, name=name, servers=servers, access_log=log))
     proc = subprocess.Popen([*pin, path, "-p", str(tmp), "-c", str(conf)],
                             stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
                             stderr=subprocess.DEVNULL)
