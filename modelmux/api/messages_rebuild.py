@@ -31,11 +31,14 @@ _DECIDED = frozenset({"model", "stream"})
 def rebuilt_messages_body(body: bytes, before: ChatCompletionRequest,
                           after: ChatCompletionRequest) -> bytes:
     """``body`` (the client's Messages request) with what changed from ``before`` (the internal
-    call the door made from it) to ``after`` (the one the middleware left).
+    call the door made from it) to ``after`` (the one the middleware left); ``body`` itself
+    when the two are equal (a middleware that replaced the request with the same one).
 
     Raises:
         InvalidRequest: ``after`` holds something a Claude model cannot take (naming it).
     """
+    if after == before:
+        return body
     new = chat_to_messages(after, model=None)
     try:
         old = chat_to_messages(before, model=None)

@@ -109,3 +109,8 @@ def test_a_change_claude_cannot_take_is_a_400_naming_it() -> None:
     with pytest.raises(InvalidRequest) as caught:
         rebuilt(BODY, change)
     assert caught.value.param == "n"
+
+
+def test_a_request_replaced_by_an_equal_one_keeps_the_clients_bytes() -> None:
+    before = internal(BODY)
+    assert rebuilt_messages_body(BODY, before, changed(before, lambda value: None)) is BODY
