@@ -3,9 +3,11 @@
 The body is decoded into msgspec Structs (a missing or wrong-typed field is a 400 naming it),
 translated into the internal call (OpenAI chat's shape) that the pipeline's stages and the call
 stage see, and answered by the plan's deployments. A Claude deployment gets the client's own
-body (``providers.claude_native``) and its answer comes back as it is; any other provider gets
-the internal call, and its answer or stream is translated back (``translate.messages_answer``,
-``translate.messages_events``). Errors on this door are Anthropic's shape (``errors``).
+body (``providers.claude_native``), with any change a middleware made to the internal call
+carried into it (``messages_rebuild``), and its answer comes back as it is; any other provider
+gets the internal call, and its answer or stream is translated back
+(``translate.messages_answer``, ``translate.messages_events``). Errors on this door are
+Anthropic's shape (``errors``).
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from modelmux.api.cached import begin, replay
 from modelmux.api.chat import observed_headers, relay_as_is, run_observed, serve_call
 from modelmux.api.ids import new_hex_id
 from modelmux.api.messages_door import DROPPED_HEADER, anthropic_door, decode_anthropic, invalid
+from modelmux.api.messages_rebuild import rebuilt_messages_body
 from modelmux.api.responses import JSON_HEADERS, SSE_HEADERS
 from modelmux.codec.sse import SSEDecoder, SSEProtocolError
 from modelmux.errors import InternalError, ModelMuxError
@@ -32,6 +35,7 @@ from modelmux.providers.base import ChatCall, Provider, note_answer_usage
 from modelmux.providers.claude_native import FORWARDED_HEADERS, MessagesCall
 from modelmux.routing.models import DeploymentSpec
 from modelmux.schemas.anthropic_request import MessagesRequest, fields_decoder, request_decoder
+from modelmux.schemas.openai_chat import ChatCompletionRequest
 from modelmux.schemas.openai_chat import request_decoder as chat_decoder
 from modelmux.server.exchange import ClientDisconnected
 from modelmux.translate.messages_answer import chat_to_messages_answer
@@ -53,14 +57,18 @@ Write = Callable[[bytes], Awaitable[None]]
 
 
 class MessagesState:
-    """What the door keeps in ``ctx.state[DOOR]``: the client's body and its decoded form."""
+    """What the door keeps in ``ctx.state[DOOR]``: the client's body, its decoded form, and
+    the internal call as the door made it (a middleware that changes ``ctx.request`` leaves
+    this one, so the door can tell)."""
 
-    __slots__ = ("body", "request", "dropped")
+    __slots__ = ("body", "dropped", "internal", "request")
 
-    def __init__(self, body: bytes, request: MessagesRequest, dropped: bytes) -> None:
+    def __init__(self, body: bytes, request: MessagesRequest, dropped: bytes,
+                 internal: ChatCompletionRequest) -> None:
         self.body = body
         self.request = request
         self.dropped = dropped
+        self.internal = internal
 
 
 def decode_messages(body: bytes) -> tuple[MessagesRequest, list[str]]:
@@ -95,7 +103,7 @@ async def create_message(app: Services, exchange: Exchange) -> None:
     ctx = RequestContext(DOOR, chat_request, internal_body, exchange.headers, request_id, record,
                          response_headers=exchange.extra_headers)
     ctx.client = exchange.client
-    ctx.state[DOOR] = MessagesState(body, request, dropped.header())
+    ctx.state[DOOR] = MessagesState(body, request, dropped.header(), chat_request)
     ctx.streamed = bool(request.stream)
     await run_observed(app, exchange, ctx, _call)
 
@@ -124,12 +132,16 @@ async def _call(app: Services, exchange: Exchange, ctx: RequestContext) -> None:
     message_id, created = "msg_" + new_hex_id(), int(time.time())
     public_model = ctx.model
     forward = [(name, value) for name, value in ctx.headers if name in FORWARDED_HEADERS]
+    native_body = state.body
+    if request is not state.internal and any(map(is_native, ctx.plan)):
+        assert isinstance(request, ChatCompletionRequest)  # replace_body keeps its kind
+        native_body = rebuilt_messages_body(state.body, state.internal, request)
 
     def new_call(spec: DeploymentSpec) -> ChatCall:
         common = dict(model=spec.model, public_model=public_model, completion_id=message_id,
                       created=created, request_id=ctx.request_id, sent_stream=streamed)
         if is_native(spec):
-            return MessagesCall(request, body, state.body, state.request.model, forward, **common)
+            return MessagesCall(request, body, native_body, state.request.model, forward, **common)
         return ChatCall(request, body, **common)  # type: ignore[arg-type]
 
     served = await serve_call(app, exchange, ctx, new_call, streamed)

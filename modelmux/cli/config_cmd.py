@@ -30,7 +30,7 @@ from modelmux.cli.common import (
 )
 from modelmux.cli.preflight import build_problems
 from modelmux.config.env import LEGACY_ENV_PATHS, PLAIN_ENV_PATHS
-from modelmux.config.layers import Origins
+from modelmux.config.layers import ValueOrigins
 from modelmux.config.load import LoadedConfig, candidate_paths, gather
 from modelmux.config.migrate import LEGACY_ENV, is_legacy
 from modelmux.config.paths import user_config_file
@@ -109,7 +109,7 @@ def run(ns: argparse.Namespace) -> int:
     return handler(ns)
 
 
-def _notes(data: Any, origins: Origins, path: KeyPath, notes: dict[KeyPath, str]) -> None:
+def _notes(data: Any, origins: ValueOrigins, path: KeyPath, notes: dict[KeyPath, str]) -> None:
     if isinstance(data, dict) and data:
         for key, value in data.items():
             _notes(value, origins, (*path, key), notes)

@@ -9,12 +9,12 @@ from __future__ import annotations
 
 import ipaddress
 
-from modelmux.config.layers import Origins, origin_of
+from modelmux.config.layers import ValueOrigins, origin_of
 from modelmux.config.problems import ConfigError, Problem
 from modelmux.config.schema import Config
 
 
-def provider_problems(config: Config, origins: Origins) -> list[Problem]:
+def provider_problems(config: Config, origins: ValueOrigins) -> list[Problem]:
     """One problem per provider that cannot be built from its table."""
     from modelmux.providers.registry import build_provider
     from modelmux.upstream import ConnectionPool
@@ -31,7 +31,7 @@ def provider_problems(config: Config, origins: Origins) -> list[Problem]:
     return problems
 
 
-def middleware_problems(config: Config, origins: Origins) -> list[Problem]:
+def middleware_problems(config: Config, origins: ValueOrigins) -> list[Problem]:
     """One problem per enabled ``[[middleware]]`` whose plugin cannot be built."""
     from modelmux.pipeline.plugins import build_middleware
 
@@ -57,7 +57,7 @@ def is_loopback(host: str) -> bool:
         return False
 
 
-def auth_problems(config: Config, origins: Origins) -> list[Problem]:
+def auth_problems(config: Config, origins: ValueOrigins) -> list[Problem]:
     """Serving without authentication on an address other machines can reach is refused
     unless ``[auth] allow_unauthenticated`` says it is meant."""
     auth, host = config.auth, config.server.host
@@ -71,7 +71,7 @@ def auth_problems(config: Config, origins: Origins) -> list[Problem]:
                     path, origin_of(origins, path))]
 
 
-def build_problems(config: Config, origins: Origins) -> list[Problem]:
+def build_problems(config: Config, origins: ValueOrigins) -> list[Problem]:
     """``provider_problems``, ``middleware_problems`` and ``auth_problems``: what serving would
     fail to build, or must not serve."""
     return (provider_problems(config, origins) + middleware_problems(config, origins)

@@ -18,9 +18,9 @@ from typing import Any
 import msgspec
 
 from modelmux.config.features import AuthConfig, MetricsConfig
-from modelmux.config.layers import Layer, Origins, origin_of, set_value
+from modelmux.config.layers import Layer, ValueOrigins, origin_of, set_value
 from modelmux.config.paths import expand_user
-from modelmux.config.problems import KeyPath, Origin, Problem
+from modelmux.config.problems import KeyPath, Problem, ValueOrigin
 from modelmux.config.schema import LoggingConfig, ServerConfig, StreamingConfig, TelemetryConfig
 from modelmux.config.state import StateConfig
 
@@ -147,7 +147,7 @@ def environment_layer(environ: Mapping[str, str],
     for name in sorted(environ):
         if not name.startswith(PREFIX):
             continue
-        origin = Origin("environment", name=name)
+        origin = ValueOrigin("environment", name=name)
         section = name[len(PREFIX):].split("_", 1)[0].lower()
         if name in names:
             path, kind = names[name]
@@ -204,7 +204,7 @@ def plain_environment_layer(environ: Mapping[str, str]) -> tuple[Layer, list[Pro
         raw = environ.get(name)
         if raw is None:
             continue
-        origin = Origin("environment", name=name)
+        origin = ValueOrigin("environment", name=name)
         if path[-1] == "service_account_key_env":
             set_value(layer, path, name, origin)
             continue
@@ -228,7 +228,7 @@ def references(data: Any) -> set[str]:
     return set().union(*map(references, items))
 
 
-def expand_strings(data: Any, origins: Origins, environ: Mapping[str, str],
+def expand_strings(data: Any, origins: ValueOrigins, environ: Mapping[str, str],
                    path: KeyPath = ()) -> list[Problem]:
     """Replace ``${VAR}`` and a leading ``~`` in every string of ``data``, in place.
 

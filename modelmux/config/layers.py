@@ -1,7 +1,7 @@
 """Config layers as plain data, and merging them with the origin of every value kept.
 
 A ``Layer`` is the raw TOML-shaped dict one source gives (a file, the environment, the command
-line) plus an ``Origin`` for each key path in it. ``merge`` deep-merges tables key by key;
+line) plus a ``ValueOrigin`` for each key path in it. ``merge`` deep-merges tables key by key;
 arrays of tables and the paths named ``atomic`` are replaced whole by a higher layer.
 """
 
@@ -14,10 +14,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from modelmux.config.problems import ConfigError, KeyPath, Origin, Problem
+from modelmux.config.problems import ConfigError, KeyPath, Problem, ValueOrigin
 from modelmux.config.tomltext import key_lines, line_of
 
-Origins = dict[KeyPath, Origin]
+ValueOrigins = dict[KeyPath, ValueOrigin]
 _TOML_POSITION = re.compile(r"\s*\(at line (\d+), column \d+\)$|\s*\(at end of document\)$")
 
 
@@ -27,7 +27,7 @@ class Layer:
 
     label: str
     data: dict[str, Any]
-    origins: Origins = field(default_factory=dict)
+    origins: ValueOrigins = field(default_factory=dict)
     path: Path | None = None
 
 
@@ -54,10 +54,11 @@ def read_file(path: Path, label: str = "file") -> Layer:
         text = path.read_bytes().decode("utf-8")
     except OSError as exc:
         raise ConfigError.from_problems(
-            [Problem(f"cannot read: {exc.strerror or exc}", origin=Origin("file", path))]) from None
+            [Problem(f"cannot read: {exc.strerror or exc}",
+                     origin=ValueOrigin("file", path))]) from None
     except UnicodeDecodeError as exc:
         raise ConfigError.from_problems(
-            [Problem(f"not UTF-8 text: {exc.reason}", origin=Origin("file", path))]) from None
+            [Problem(f"not UTF-8 text: {exc.reason}", origin=ValueOrigin("file", path))]) from None
     return parse_text(text, path, label)
 
 
@@ -76,14 +77,14 @@ def parse_text(text: str, path: Path, label: str = "file") -> Layer:
         if match:
             line = int(match.group(1)) if match.group(1) else text.count("\n") + 1
             message = message[:match.start()]
-        problem = Problem(f"not valid TOML: {message}", origin=Origin("file", path, line=line))
+        problem = Problem(f"not valid TOML: {message}", origin=ValueOrigin("file", path, line=line))
         raise ConfigError.from_problems([problem]) from None
     lines = key_lines(text)
-    origins = {key: Origin("file", path, key, line=line_of(lines, key)) for key in walk(data)}
+    origins = {key: ValueOrigin("file", path, key, line=line_of(lines, key)) for key in walk(data)}
     return Layer(label, data, origins, path)
 
 
-def set_value(layer: Layer, path: KeyPath, value: Any, origin: Origin) -> None:
+def set_value(layer: Layer, path: KeyPath, value: Any, origin: ValueOrigin) -> None:
     """Set ``path`` (string keys only) in ``layer.data``, creating tables on the way."""
     table = layer.data
     for index, key in enumerate(path[:-1]):
@@ -98,7 +99,7 @@ def set_value(layer: Layer, path: KeyPath, value: Any, origin: Origin) -> None:
         layer.origins[sub] = origin
 
 
-def pop_value(layer: Layer, path: KeyPath) -> tuple[Any, Origins] | None:
+def pop_value(layer: Layer, path: KeyPath) -> tuple[Any, ValueOrigins] | None:
     """Remove ``path`` from the layer; returns its value and the origins under it."""
     table: Any = layer.data
     for key in path[:-1]:
@@ -126,24 +127,25 @@ def move_value(layer: Layer, source: KeyPath, target: KeyPath) -> bool:
     return True
 
 
-def merge(layers: Sequence[Layer], atomic: Iterable[KeyPath] = ()) -> tuple[dict[str, Any], Origins]:
+def merge(layers: Sequence[Layer], atomic: Iterable[KeyPath] = ()
+          ) -> tuple[dict[str, Any], ValueOrigins]:
     """Deep-merge ``layers`` (lowest first) into one dict and its origins."""
     atomic = set(atomic)
     merged: dict[str, Any] = {}
-    origins: Origins = {}
+    origins: ValueOrigins = {}
 
     def into(base: dict[str, Any], top: dict[str, Any], path: KeyPath, layer: Layer) -> None:
         for key, value in top.items():
             here = (*path, key)
             current = base.get(key)
             if isinstance(value, dict) and isinstance(current, dict) and here not in atomic:
-                origins.setdefault(here, layer.origins.get(here, Origin(layer.label)))
+                origins.setdefault(here, layer.origins.get(here, ValueOrigin(layer.label)))
                 into(current, value, here, layer)
                 continue
             for old in [k for k in origins if k[:len(here)] == here]:
                 del origins[old]
             base[key] = _copy(value)
-            origins[here] = layer.origins.get(here, Origin(layer.label))
+            origins[here] = layer.origins.get(here, ValueOrigin(layer.label))
             for sub in walk(value, here):
                 origins[sub] = layer.origins.get(sub, origins[here])
 
@@ -160,7 +162,7 @@ def _copy(value: Any) -> Any:
     return value
 
 
-def origin_of(origins: Origins, path: KeyPath) -> Origin | None:
+def origin_of(origins: ValueOrigins, path: KeyPath) -> ValueOrigin | None:
     """The origin of ``path``, else of its nearest recorded parent."""
     for end in range(len(path), 0, -1):
         found = origins.get(path[:end])

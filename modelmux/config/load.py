@@ -26,10 +26,10 @@ from modelmux.config.env import (
     plain_environment_layer,
     references,
 )
-from modelmux.config.layers import Layer, Origins, merge, read_file, set_value
+from modelmux.config.layers import Layer, ValueOrigins, merge, read_file, set_value
 from modelmux.config.migrate import split_legacy, synthesize
 from modelmux.config.paths import SYSTEM_CONFIG_FILE, user_config_file
-from modelmux.config.problems import ConfigError, KeyPath, Origin, Problem
+from modelmux.config.problems import ConfigError, KeyPath, Problem, ValueOrigin
 from modelmux.config.schema import Config, default_config
 from modelmux.config.shorthand import expand_shorthands
 from modelmux.config.validate import check_config, check_schema, to_config
@@ -47,7 +47,7 @@ class LoadedConfig:
 
     config: Config
     data: dict[str, Any]
-    origins: Origins
+    origins: ValueOrigins
     files: list[Path] = field(default_factory=list)
     warnings: list[Problem] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
@@ -100,7 +100,7 @@ def _read(paths: list[tuple[Path | None, str]], required: bool,
     return layers
 
 
-def _plain_env_warnings(layer: Layer, origins: Origins) -> list[Problem]:
+def _plain_env_warnings(layer: Layer, origins: ValueOrigins) -> list[Problem]:
     """Each 1.x plain variable in use: deprecated, or ignored because a file sets the key."""
     warnings = []
     for name, path in PLAIN_ENV_PATHS.items():
@@ -123,7 +123,7 @@ def _plain_env_warnings(layer: Layer, origins: Origins) -> list[Problem]:
 def gather(config_file: Path | None = None, *, overrides: Sequence[Override] = (),
            environ: Mapping[str, str] | None = None, system_file: Path = SYSTEM_CONFIG_FILE,
            migrate_macos: bool = True, read_files: bool = True
-           ) -> tuple[dict[str, Any], Origins, list[Path], list[Problem], list[str]]:
+           ) -> tuple[dict[str, Any], ValueOrigins, list[Path], list[Problem], list[str]]:
     """Read and merge every layer, mapping 1.x settings; returns (data, origins, files,
     problems, notes) with nothing expanded or validated yet."""
     environ = os.environ if environ is None else environ
@@ -135,7 +135,7 @@ def gather(config_file: Path | None = None, *, overrides: Sequence[Override] = (
     env, env_problems = environment_layer(environ, references([layer.data for layer in files]))
     cli = Layer("command line", {})
     for path, value, flag in overrides:
-        set_value(cli, path, value, Origin("command line", name=flag))
+        set_value(cli, path, value, ValueOrigin("command line", name=flag))
     for layer in files:
         problems += split_legacy(layer) + expand_shorthands(layer)
     data, origins = merge([plain, *files, env, cli], ATOMIC)
@@ -160,7 +160,7 @@ def load_config(config_file: Path | None = None, *, overrides: Sequence[Override
     if defaulted:
         mock = msgspec.to_builtins(default_config().provider[0])
         data["provider"] = [mock]
-        origins[("provider",)] = Origin("default")
+        origins[("provider",)] = ValueOrigin("default")
     if expand:
         problems += expand_strings(data, origins, environ)
     problems += check_schema(data, origins) + check_config(data, origins)

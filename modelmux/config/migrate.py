@@ -16,8 +16,8 @@ import msgspec
 
 from modelmux.config import vertex1x
 from modelmux.config.features import AuthConfig
-from modelmux.config.layers import Layer, Origins, move_value, origin_of, pop_value
-from modelmux.config.problems import KeyPath, Origin, Problem, format_path
+from modelmux.config.layers import Layer, ValueOrigins, move_value, origin_of, pop_value
+from modelmux.config.problems import KeyPath, Problem, ValueOrigin, format_path
 from modelmux.config.schema import Config, ServerConfig, StreamingConfig
 
 LEGACY_SERVER_KEYS = ("log_level", "enable_retries", "max_retry_attempts")
@@ -59,7 +59,7 @@ def split_legacy(layer: Layer) -> list[Problem]:
     if not (isinstance(server, dict) and "host" in server):
         note += " (1.x listened on all interfaces; 2.x listens on 127.0.0.1 unless [server] " \
                 "host is set)"
-    problems = [Problem(note, origin=Origin("file", layer.path, line=1), warning=True)]
+    problems = [Problem(note, origin=ValueOrigin("file", layer.path, line=1), warning=True)]
 
     def drop(path: KeyPath) -> None:
         problems.append(Problem("unknown key; ignored (as in 1.x)", path,
@@ -95,7 +95,7 @@ def split_legacy(layer: Layer) -> list[Problem]:
     return problems
 
 
-def _check(value: Any, kind: type, path: KeyPath, origins: Origins) -> Problem | None:
+def _check(value: Any, kind: type, path: KeyPath, origins: ValueOrigins) -> Problem | None:
     ok = isinstance(value, kind) and not (kind is int and isinstance(value, bool))
     if ok and kind is int and value < 0:
         ok = False
@@ -105,8 +105,8 @@ def _check(value: Any, kind: type, path: KeyPath, origins: Origins) -> Problem |
     return Problem(f"expected {expected}, got {value!r}", path, origin_of(origins, path))
 
 
-def _retries(legacy: Mapping[str, Any], origins: Origins,
-             problems: list[Problem]) -> tuple[int | None, Origin | None]:
+def _retries(legacy: Mapping[str, Any], origins: ValueOrigins,
+             problems: list[Problem]) -> tuple[int | None, ValueOrigin | None]:
     """1.x ``enable_retries``/``max_retry_attempts`` (total attempts) as 2.x ``max_retries``."""
     server = legacy.get("server", {})
     enable, attempts = server.get("enable_retries"), server.get("max_retry_attempts")
@@ -126,8 +126,8 @@ def _retries(legacy: Mapping[str, Any], origins: Origins,
     return min(max(attempts - 1, 0), 10), where
 
 
-def _credentials(legacy: Mapping[str, Any], origins: Origins,
-                 problems: list[Problem]) -> tuple[dict[str, str], Origin | None]:
+def _credentials(legacy: Mapping[str, Any], origins: ValueOrigins,
+                 problems: list[Problem]) -> tuple[dict[str, str], ValueOrigin | None]:
     """1.x ``[auth]`` (and ``GCP_SERVICE_ACCOUNT_KEY``) as one 2.x ``credentials_*`` setting."""
     auth = legacy.get("auth", {})
     found: dict[str, str] = {}
@@ -140,7 +140,7 @@ def _credentials(legacy: Mapping[str, Any], origins: Origins,
             else:
                 found[key] = auth[key]
 
-    def where(key: str) -> Origin | None:
+    def where(key: str) -> ValueOrigin | None:
         return origin_of(origins, ("_legacy", "auth", key))
 
     if "service_account_json" in found:
@@ -157,7 +157,8 @@ def _credentials(legacy: Mapping[str, Any], origins: Origins,
     return {}, None
 
 
-def synthesize(data: dict[str, Any], origins: Origins, environ: Mapping[str, str]) -> list[Problem]:
+def synthesize(data: dict[str, Any], origins: ValueOrigins,
+               environ: Mapping[str, str]) -> list[Problem]:
     """Replace ``_legacy`` in merged data by 2.x providers and aliases; returns the problems."""
     legacy = data.pop("_legacy", {})
     given = data.get("provider")
@@ -169,11 +170,12 @@ def synthesize(data: dict[str, Any], origins: Origins, environ: Mapping[str, str
     problems: list[Problem] = []
     if not use_env and env_used:
         problems.append(Problem(f"ignored: {', '.join(env_used)} (1.x variables) because the config "
-                                "has [[provider]] tables", origin=Origin("environment", name="1.x"),
+                                "has [[provider]] tables",
+                                origin=ValueOrigin("environment", name="1.x"),
                                 warning=True))
     if use_env and "LLM_PROVIDER" in environ:
         kind = environ["LLM_PROVIDER"].strip().lower()
-        where = Origin("environment", name="LLM_PROVIDER")
+        where = ValueOrigin("environment", name="LLM_PROVIDER")
         if kind in _UNIMPLEMENTED:
             problems.append(Problem(f"{kind!r} was never implemented in 1.x; configure a "
                                     "[[provider]] table with type = \"openai_compatible\"", origin=where))
@@ -215,8 +217,8 @@ def _relabel(problems: list[Problem]) -> list[Problem]:
                     p.warning) for p in problems]
 
 
-def _share_credentials(providers: list[Any], origins: Origins, credentials: dict[str, str],
-                       where: Origin | None, problems: list[Problem]) -> None:
+def _share_credentials(providers: list[Any], origins: ValueOrigins, credentials: dict[str, str],
+                       where: ValueOrigin | None, problems: list[Problem]) -> None:
     """1.x ``[auth]`` with no ``[vertex]``: vertex providers that name no credentials use it."""
     used = False
     for index, provider in enumerate(providers):
@@ -224,16 +226,16 @@ def _share_credentials(providers: list[Any], origins: Origins, credentials: dict
                 key in provider for key in _CREDENTIALS):
             provider.update(credentials)
             for key in credentials:
-                origins[("provider", index, key)] = where or Origin("file")
+                origins[("provider", index, key)] = where or ValueOrigin("file")
             used = True
     if not used:
         problems.append(Problem("unused: no vertex provider takes its credentials from here",
                                 ("auth",), where, warning=True))
 
 
-def _add_providers(data: dict[str, Any], origins: Origins, res: vertex1x.Resolution,
-                   retries: int | None, retries_origin: Origin | None,
-                   credentials: dict[str, str], credentials_origin: Origin | None,
+def _add_providers(data: dict[str, Any], origins: ValueOrigins, res: vertex1x.Resolution,
+                   retries: int | None, retries_origin: ValueOrigin | None,
+                   credentials: dict[str, str], credentials_origin: ValueOrigin | None,
                    problems: list[Problem]) -> None:
     """One ``vertex`` provider per (project, region, host); aliases for the 1.x public names."""
     assert res.default is not None
@@ -265,7 +267,7 @@ def _add_providers(data: dict[str, Any], origins: Origins, res: vertex1x.Resolut
             index = len(providers)
             providers.append(table)
             base: KeyPath = ("provider", index)
-            origins[base] = target.origin or Origin("environment")
+            origins[base] = target.origin or ValueOrigin("environment")
             for key in table:
                 origins[(*base, key)] = target.origins.get(key) or origins[base]
             for key in credentials:
@@ -292,17 +294,18 @@ def _add_providers(data: dict[str, Any], origins: Origins, res: vertex1x.Resolut
         goal = default if target is None else place(target, key)
         if goal is not None:
             added[name] = {"target": goal, "ignore_case": True}
-            origins[("models", name)] = origin_of(origins, path) or Origin("file")
+            origins[("models", name)] = origin_of(origins, path) or ValueOrigin("file")
     if default is not None:
         if res.display and res.display.casefold() not in folded:
             added = {res.display: default, **added}
-            origins[("models", res.display)] = res.display_origin or Origin("environment")
+            origins[("models", res.display)] = res.display_origin or ValueOrigin("environment")
         added["*"] = default
-        origins[("models", "*")] = res.default.origin or Origin("environment")
+        origins[("models", "*")] = res.default.origin or ValueOrigin("environment")
     for name, value in added.items():
         aliases.setdefault(name, value)
     if res.used_env:
         problems.append(Problem("ModelMux 1.x variables (deprecated): they now set the `vertex` "
                                 "provider; `modelmux config migrate` writes them into the config "
-                                "file", origin=Origin("environment", name=", ".join(res.used_env)),
+                                "file",
+                                origin=ValueOrigin("environment", name=", ".join(res.used_env)),
                                 warning=True))

@@ -1,6 +1,6 @@
 """What went wrong in a configuration, and where: problems, their origins, ``ConfigError``.
 
-An ``Origin`` says which layer gave a value (a file and its key path, an environment variable,
+An ``ValueOrigin`` says which layer gave a value (a file and its key path, an environment variable,
 a command-line flag, or the default); a ``Problem`` pairs a message with the key path and the
 origin, and renders as ``file:line: provider[1].base_url: expected ...``.
 """
@@ -26,7 +26,7 @@ def format_path(path: KeyPath) -> str:
 
 
 @dataclass(frozen=True)
-class Origin:
+class ValueOrigin:
     """Where one value came from.
 
     ``layer`` is ``file``, ``environment``, ``command line`` or ``default``; ``file`` and ``key``
@@ -54,7 +54,7 @@ class Problem:
 
     message: str
     path: KeyPath = ()
-    origin: Origin | None = None
+    origin: ValueOrigin | None = None
     warning: bool = False
 
     def render(self) -> str:

@@ -21,7 +21,7 @@ import msgspec
 from modelmux.config import plugins
 from modelmux.config.extras import INSTALL_HINT, missing_extra
 from modelmux.config.features import JWT_ALGORITHMS
-from modelmux.config.layers import Origins, origin_of
+from modelmux.config.layers import ValueOrigins, origin_of
 from modelmux.config.problems import KeyPath, Problem
 from modelmux.config.providers import ProviderConfig
 from modelmux.config.schema import Config
@@ -87,12 +87,12 @@ def to_config(data: Mapping[str, Any]) -> Config:
     return msgspec.structs.replace(config, provider=merged)
 
 
-def check_schema(data: Mapping[str, Any], origins: Origins) -> list[Problem]:
+def check_schema(data: Mapping[str, Any], origins: ValueOrigins) -> list[Problem]:
     """Every schema problem in the merged raw config, each with its path and origin."""
     return _struct(data, Config, (), origins)
 
 
-def _struct(value: Any, struct: Any, path: KeyPath, origins: Origins) -> list[Problem]:
+def _struct(value: Any, struct: Any, path: KeyPath, origins: ValueOrigins) -> list[Problem]:
     if not isinstance(value, dict):
         return [Problem(f"expected a table, got {_kind(value)}", path, origin_of(origins, path))]
     fields = {f.encode_name: f for f in msgspec.structs.fields(struct)}
@@ -120,7 +120,7 @@ def _struct(value: Any, struct: Any, path: KeyPath, origins: Origins) -> list[Pr
     return problems
 
 
-def _value(value: Any, kind: Any, path: KeyPath, origins: Origins) -> list[Problem]:
+def _value(value: Any, kind: Any, path: KeyPath, origins: ValueOrigins) -> list[Problem]:
     bare = _strip(kind)
     if _is_struct(bare):
         return _struct(value, bare, path, origins)
@@ -148,7 +148,8 @@ def _value(value: Any, kind: Any, path: KeyPath, origins: Origins) -> list[Probl
     return []
 
 
-def _union(value: Any, members: tuple[Any, ...], path: KeyPath, origins: Origins) -> list[Problem]:
+def _union(value: Any, members: tuple[Any, ...], path: KeyPath,
+           origins: ValueOrigins) -> list[Problem]:
     tag_field = members[0].__struct_config__.tag_field
     tags = {m.__struct_config__.tag: m for m in members}
     if not isinstance(value, dict):
@@ -165,7 +166,7 @@ def _union(value: Any, members: tuple[Any, ...], path: KeyPath, origins: Origins
 
 
 def _plugin_provider(value: dict[str, Any], tag: str, builtin: tuple[str, ...], path: KeyPath,
-                     origins: Origins) -> list[Problem]:
+                     origins: ValueOrigins) -> list[Problem]:
     """A ``[[provider]]`` of a type no built-in has: checked against its plugin's ``Config``."""
     here = (*path, "type")
     if tag not in plugins.installed(plugins.PROVIDER_GROUP):
@@ -197,7 +198,7 @@ def _aliases(data: Mapping[str, Any]) -> list[tuple[str, str]]:
     return out
 
 
-def check_config(data: Mapping[str, Any], origins: Origins) -> list[Problem]:
+def check_config(data: Mapping[str, Any], origins: ValueOrigins) -> list[Problem]:
     """Cross-field problems (errors) and warnings; works on raw data, so it runs even when
     ``check_schema`` found problems (values of the wrong type are skipped here)."""
     problems: list[Problem] = []
@@ -329,7 +330,7 @@ def _auth_store(auth: Any) -> list[tuple[str, str]]:
     return out
 
 
-def _middleware(tables: Any, origins: Origins) -> list[Problem]:
+def _middleware(tables: Any, origins: ValueOrigins) -> list[Problem]:
     """Each enabled ``[[middleware]]`` names a plugin that is installed and imports."""
     problems = []
     for index, table in enumerate(tables if isinstance(tables, list) else ()):

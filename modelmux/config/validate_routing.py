@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from modelmux.config.layers import Origins, origin_of
+from modelmux.config.layers import ValueOrigins, origin_of
 from modelmux.config.problems import KeyPath, Problem, format_path
 from modelmux.rules.compiler import RuleError, compile_rule
 
@@ -44,7 +44,7 @@ def deployment_providers(data: Mapping[str, Any]) -> set[str]:
             if isinstance(d, dict) and isinstance(d.get("provider"), str)}
 
 
-def check_routing(data: Mapping[str, Any], origins: Origins, providers: Mapping[str, int],
+def check_routing(data: Mapping[str, Any], origins: ValueOrigins, providers: Mapping[str, int],
                   listed: Mapping[str, int]) -> list[Problem]:
     """Problems in ``[routing]``; ``providers`` and ``listed`` are the provider names and the
     models providers list (each to its provider's index)."""
@@ -139,7 +139,7 @@ def _split_warnings(deployment: Mapping[str, Any], workers: int) -> list[str]:
     return out
 
 
-def _rule(rule: dict[str, Any], here: KeyPath, origins: Origins, providers: Mapping[str, int],
+def _rule(rule: dict[str, Any], here: KeyPath, origins: ValueOrigins, providers: Mapping[str, int],
           groups: set[str]) -> list[Problem]:
     out = []
     when = rule.get("when")
@@ -164,7 +164,7 @@ def _rule(rule: dict[str, Any], here: KeyPath, origins: Origins, providers: Mapp
     return out
 
 
-def check_cache(data: Mapping[str, Any], origins: Origins) -> list[Problem]:
+def check_cache(data: Mapping[str, Any], origins: ValueOrigins) -> list[Problem]:
     """``[cache]``: each ``[[cache.rules]]`` gives exactly one of ``cache_if`` and ``skip_if``,
     and it compiles; the Redis backend needs ``[state] url`` (always has a default)."""
     out: list[Problem] = []

@@ -7,7 +7,7 @@ from collections.abc import Mapping
 from typing import Any
 from urllib.parse import urlsplit
 
-from modelmux.config.layers import Origins, origin_of
+from modelmux.config.layers import ValueOrigins, origin_of
 from modelmux.config.problems import KeyPath, Problem
 
 __all__ = ["check_spend"]
@@ -17,7 +17,7 @@ def _table(value: Any) -> dict[str, Any]:
     return value if isinstance(value, dict) else {}
 
 
-def check_spend(data: Mapping[str, Any], origins: Origins) -> list[Problem]:
+def check_spend(data: Mapping[str, Any], origins: ValueOrigins) -> list[Problem]:
     """Problems and warnings of the spend settings."""
     problems: list[Problem] = []
 

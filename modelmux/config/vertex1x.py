@@ -13,8 +13,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from modelmux.config.layers import Origins, origin_of
-from modelmux.config.problems import KeyPath, Origin, Problem
+from modelmux.config.layers import ValueOrigins, origin_of
+from modelmux.config.problems import KeyPath, Problem, ValueOrigin
 
 VERTEX_ENV = ("VERTEX_PROJECT", "VERTEX_REGION", "VERTEX_LOCATION", "VERTEX_PUBLISHER",
               "VERTEX_MODEL_ID")
@@ -56,8 +56,8 @@ class VertexTarget:
     base_url: str | None
     model: str
     publisher: str = "anthropic"
-    origin: Origin | None = None
-    origins: Mapping[str, Origin] = field(default_factory=dict)
+    origin: ValueOrigin | None = None
+    origins: Mapping[str, ValueOrigin] = field(default_factory=dict)
 
     @property
     def group(self) -> tuple[str, str, str | None]:
@@ -65,14 +65,14 @@ class VertexTarget:
 
 
 def _target(origin: str, project: str, location: str, publisher: str, model: str,
-            where: Origin | None, origins: Mapping[str, Origin]) -> VertexTarget:
+            where: ValueOrigin | None, origins: Mapping[str, ValueOrigin]) -> VertexTarget:
     location = location.strip().lower()
     base = None if origin.lower() == host_origin(location).lower() else origin
     return VertexTarget(project.strip(), location, base, model.strip(), publisher.strip(),
                         where, origins)
 
 
-def parse_url(url: str, where: Origin | None, path: KeyPath) -> tuple[VertexTarget | None,
+def parse_url(url: str, where: ValueOrigin | None, path: KeyPath) -> tuple[VertexTarget | None,
                                                                         list[Problem]]:
     """A full 1.x resource URL split into a target (``None`` and a problem when unparseable)."""
     match = _URL.fullmatch(strip_method(url))
@@ -95,7 +95,7 @@ class Resolution:
 
     default: VertexTarget | None = None
     display: str | None = None
-    display_origin: Origin | None = None
+    display_origin: ValueOrigin | None = None
     entries: list[tuple[str, VertexTarget | None, KeyPath]] = field(default_factory=list)
     used_env: list[str] = field(default_factory=list)
     problems: list[Problem] = field(default_factory=list)
@@ -110,7 +110,7 @@ def _text(table: Mapping[str, Any], key: str) -> tuple[str | None, str]:
     return None, key
 
 
-def resolve(vertex: Mapping[str, Any] | None, vpath: KeyPath, origins: Origins,
+def resolve(vertex: Mapping[str, Any] | None, vpath: KeyPath, origins: ValueOrigins,
             environ: Mapping[str, str], use_env: bool = True) -> Resolution:
     """Resolve the default model and every ``[[vertex.models]]`` entry as 1.x did."""
     out = Resolution()
@@ -124,7 +124,7 @@ def resolve(vertex: Mapping[str, Any] | None, vpath: KeyPath, origins: Origins,
             out.problems.append(Problem(f"expected a string, got {type(value).__name__}", here,
                                         origin_of(origins, here)))
 
-    def at(key: str) -> Origin | None:
+    def at(key: str) -> ValueOrigin | None:
         return origin_of(origins, (*vpath, _text(table, key)[1]))
 
     env = {name: environ[name] for name in ("LLM_URL", "LLM_MODEL_DISPLAY_NAME", "LLM_MODEL",
@@ -138,7 +138,7 @@ def resolve(vertex: Mapping[str, Any] | None, vpath: KeyPath, origins: Origins,
         tail = strip_method(url).rsplit("/", 1)[-1]
         fallback_name = fields["model"] or tail
     elif env.get("LLM_URL", "").strip():
-        where = Origin("environment", name="LLM_URL")
+        where = ValueOrigin("environment", name="LLM_URL")
         out.default, problems = parse_url(env["LLM_URL"], where, ())
         out.problems += problems
         out.used_env.append("LLM_URL")
@@ -156,22 +156,23 @@ def resolve(vertex: Mapping[str, Any] | None, vpath: KeyPath, origins: Origins,
         empty = [name for name, value in values.items() if not value]
         if empty:
             out.problems.append(Problem(f"{', '.join(empty)} set but empty",
-                                        origin=Origin("environment", name="VERTEX_*")))
+                                        origin=ValueOrigin("environment", name="VERTEX_*")))
         else:
             variables = {"project": "VERTEX_PROJECT", "region": "VERTEX_LOCATION",
                          "base_url": "VERTEX_REGION", "model": "VERTEX_MODEL_ID"}
             out.default = _target(host_origin(values["VERTEX_REGION"]), values["VERTEX_PROJECT"],
                                   values["VERTEX_LOCATION"], values["VERTEX_PUBLISHER"],
                                   values["VERTEX_MODEL_ID"],
-                                  Origin("environment", name="VERTEX_*"),
-                                  {k: Origin("environment", name=v) for k, v in variables.items()})
+                                  ValueOrigin("environment", name="VERTEX_*"),
+                                  {k: ValueOrigin("environment", name=v)
+                                   for k, v in variables.items()})
         fallback_name = values["VERTEX_MODEL_ID"]
     else:
         fallback_name = ""
     for name in ("LLM_MODEL_DISPLAY_NAME", "LLM_MODEL"):
         if env.get(name, "").strip():
             out.display = env[name].strip()
-            out.display_origin = Origin("environment", name=name)
+            out.display_origin = ValueOrigin("environment", name=name)
             out.used_env.append(name)
             break
     else:
@@ -182,7 +183,7 @@ def resolve(vertex: Mapping[str, Any] | None, vpath: KeyPath, origins: Origins,
     return out
 
 
-def _entries(out: Resolution, table: Mapping[str, Any], vpath: KeyPath, origins: Origins,
+def _entries(out: Resolution, table: Mapping[str, Any], vpath: KeyPath, origins: ValueOrigins,
              parent: Mapping[str, str], parent_url: str) -> None:
     """1.x §3.5: each ``[[vertex.models]]`` entry → a target, or None for "the default model"."""
     entries = table.get("models", [])

@@ -32,7 +32,7 @@ from modelmux.providers.env import expand_env
 from modelmux.providers.errors import error_from_response
 from modelmux.providers.event_relay import SSERelay, chat_answer
 from modelmux.providers.headers import check_base_url, extra_headers, json_headers, merge_headers
-from modelmux.providers.transport import Relay, StaticAuth, Upstream
+from modelmux.providers.transport import ProviderClient, Relay, StaticAuth
 from modelmux.translate import bedrock_embed as embeds
 from modelmux.translate.chat_to_converse import JSON_TOOL, chat_to_converse, json_mode
 from modelmux.translate.converse_stream import ConverseStreamTranslator
@@ -141,8 +141,9 @@ class BedrockProvider(Provider):
             raise ConfigError(f"{where}: claude_models {unknown!r} are not in its models")
         self.claude_models = frozenset(config.claude_models)
         self.retry = retry or RetryPolicy(max_retries=config.max_retries)
-        self.upstream = Upstream(config.name, pool, StaticAuth([]), config.timeouts.timeouts(),
-                                 self.retry, http2=config.http2, errors=self._error)
+        self.upstream = ProviderClient(config.name, pool, StaticAuth([]),
+                                       config.timeouts.timeouts(), self.retry,
+                                       http2=config.http2, errors=self._error)
 
     def speaks_messages(self, model: str) -> bool:
         """Claude models take the Messages door's body through InvokeModel (``bedrock_claude``):
@@ -256,7 +257,7 @@ class BedrockProvider(Provider):
         ``x-amzn-bedrock-input-token-count`` header reports (0 without it).
 
         Raises:
-            ModelMuxError: as ``Upstream.post``; a reset while reading is retryable.
+            ModelMuxError: as ``ProviderClient.post``; a reset while reading is retryable.
         """
         headers = await self.signed(url, [*self.headers, (b"accept", b"application/json")],
                                     body)

@@ -29,7 +29,7 @@ if TYPE_CHECKING:  # both twins share one API; type checkers see it through the 
     from modelmux.errors import Headers
     from modelmux.providers.base import CallStats
     from modelmux.providers.invoke_stream import InvokeStreamRelay
-    from modelmux.providers.transport import Upstream
+    from modelmux.providers.transport import ProviderClient
 else:
     InvokeStreamRelay = _accel.load("invoke_stream",
                                     "modelmux.providers.invoke_stream").InvokeStreamRelay
@@ -59,7 +59,7 @@ class BedrockClaude(Protocol):
 
     name: str
     headers: Headers
-    upstream: Upstream
+    upstream: ProviderClient
 
     def url(self, model: str, operation: str) -> str: ...
 

@@ -18,7 +18,7 @@ from modelmux.providers.base import ChatCall, Provider, RetryPolicy
 from modelmux.providers.claude_endpoint import ClaudeEndpoint
 from modelmux.providers.event_relay import SSERelay
 from modelmux.providers.errors import error_from_payload
-from modelmux.providers.transport import Upstream
+from modelmux.providers.transport import ProviderClient
 from modelmux.schemas import anthropic
 from modelmux.translate import (
     MessagesStreamTranslator,
@@ -97,7 +97,7 @@ class ClaudeProvider(Provider):
         self.endpoint = endpoint
         self.default_max_tokens = default_max_tokens
         self.retry = retry
-        self.upstream = Upstream(name, pool, endpoint.auth, timeouts, retry, http2=http2)
+        self.upstream = ProviderClient(name, pool, endpoint.auth, timeouts, retry, http2=http2)
 
     def speaks_messages(self, model: str) -> bool:
         """True when upstream ``model`` is served in Messages format (the Messages door and

@@ -27,7 +27,7 @@ from modelmux.translate.messages_to_chat import upstream_error
 if TYPE_CHECKING:
     from modelmux.errors import Headers
     from modelmux.providers.claude_endpoint import ClaudeEndpoint
-    from modelmux.providers.transport import Upstream
+    from modelmux.providers.transport import ProviderClient
 
 
 class ClaudeProvider(Protocol):
@@ -35,7 +35,7 @@ class ClaudeProvider(Protocol):
 
     name: str
     endpoint: ClaudeEndpoint
-    upstream: Upstream
+    upstream: ProviderClient
 
 _fields = msgspec.json.Decoder(dict[str, msgspec.Raw])
 _encode = msgspec.json.Encoder().encode

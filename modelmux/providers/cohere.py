@@ -29,7 +29,7 @@ from modelmux.providers.token_count import (
     cohere_tokenize_body,
     token_list_length,
 )
-from modelmux.providers.transport import Upstream
+from modelmux.providers.transport import ProviderClient
 from modelmux.translate.chat_to_cohere import chat_to_cohere
 from modelmux.translate.cohere_stream import CohereStreamTranslator
 from modelmux.translate.cohere_to_chat import cohere_to_chat
@@ -59,9 +59,9 @@ class CohereProvider(Provider):
         key = expand_env(config.api_key, where=f"{where}: api_key")
         self.headers = merge_headers(json_headers(), extra_headers(config.headers, where))
         self.retry = retry or RetryPolicy(max_retries=config.max_retries)
-        self.upstream = Upstream(config.name, pool,
-                                 api_key_auth(key, b"authorization", where, b"Bearer "),
-                                 config.timeouts.timeouts(), self.retry, http2=config.http2)
+        self.upstream = ProviderClient(config.name, pool,
+                                       api_key_auth(key, b"authorization", where, b"Bearer "),
+                                       config.timeouts.timeouts(), self.retry, http2=config.http2)
 
     def body(self, call: ChatCall) -> bytes:
         """Raises: InvalidRequest: what Cohere cannot do, naming this provider."""

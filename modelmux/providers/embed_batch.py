@@ -16,7 +16,7 @@ import msgspec
 from modelmux.errors import Headers, UpstreamError
 from modelmux.providers.base import EmbedCall
 from modelmux.providers.errors import error_from_payload
-from modelmux.providers.transport import Upstream
+from modelmux.providers.transport import ProviderClient
 from modelmux.schemas.openai_embeddings import EmbeddingRequest
 from modelmux.translate.embeddings import openai_embeddings, slices
 
@@ -97,7 +97,7 @@ def join_answers(provider: str, answers: list[bytes], sizes: list[int],
     return _encode(first), prompt
 
 
-async def embed_batches(upstream: Upstream, url: str, headers: Headers, call: EmbedCall,
+async def embed_batches(upstream: ProviderClient, url: str, headers: Headers, call: EmbedCall,
                         texts: list[str], size: int, body: Callable[[list[str]], bytes],
                         read: Callable[[bytes, int], tuple[list[list[float]], int]]) -> bytes:
     """Embed ``texts`` through a vendor API that takes at most ``size`` a request: ``body``

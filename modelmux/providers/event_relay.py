@@ -17,7 +17,7 @@ import msgspec
 from modelmux.codec.sse import DONE, SSEDecoder, encode_data
 from modelmux.errors import Headers, ModelMuxError
 from modelmux.providers.base import Cache, CallStats, ChatCall, Tokens, cache_of
-from modelmux.providers.transport import Upstream
+from modelmux.providers.transport import ProviderClient
 from modelmux.schemas.openai_chat import ChatCompletion, Usage
 
 _encode = msgspec.json.Encoder().encode
@@ -135,7 +135,7 @@ def chat_answer(completion: ChatCompletion, stats: CallStats) -> bytes:
     return _encode(completion)
 
 
-def relay_events(upstream: Upstream, url: str, headers: Headers, body: bytes, call: ChatCall,
+def relay_events(upstream: ProviderClient, url: str, headers: Headers, body: bytes, call: ChatCall,
                  translator: Callable[..., EventTranslator]) -> AsyncGenerator[bytes, None]:
     """The upstream's SSE answer to ``body``, through a new ``translator`` (built with the
     call's model, id, time and ``include_usage``) and ``EventRelay`` each attempt."""

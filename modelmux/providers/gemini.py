@@ -30,7 +30,7 @@ from modelmux.providers.token_count import (
     gemini_count_body,
     total_tokens,
 )
-from modelmux.providers.transport import Auth, StaticAuth, Upstream
+from modelmux.providers.transport import Auth, ProviderClient, StaticAuth
 from modelmux.schemas.openai_chat import ChatCompletionRequest
 from modelmux.translate.chat_to_gemini import chat_to_gemini
 from modelmux.translate.embed_gemini import gemini_embed_body, gemini_vectors
@@ -104,7 +104,7 @@ class GeminiProvider(Provider):
         self.embed_task_type = embed_task_type
         self.headers = headers
         self.retry = retry
-        self.upstream = Upstream(name, pool, auth, timeouts, retry, http2=http2)
+        self.upstream = ProviderClient(name, pool, auth, timeouts, retry, http2=http2)
 
     @classmethod
     def from_config(cls, config: GeminiConfig, pool: ConnectionPool,

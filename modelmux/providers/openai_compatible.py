@@ -55,7 +55,7 @@ from modelmux.providers.token_count import (
     vllm_body,
     vllm_count,
 )
-from modelmux.providers.transport import Auth, Relay, StaticAuth, Upstream
+from modelmux.providers.transport import Auth, ProviderClient, Relay, StaticAuth
 from modelmux.upstream import ConnectionPool
 
 _encode = msgspec.json.Encoder().encode
@@ -129,16 +129,16 @@ class OpenAICompatibleProvider(Provider):
         )
         self.stream_headers: Headers = [*self.headers, (b"accept", b"text/event-stream")]
         policy = self.retry = retry or RetryPolicy(max_retries=config.max_retries)
-        self.upstream = Upstream(config.name, pool, self.build_auth(config, pool),
-                                 config.timeouts.timeouts(), policy, http2=config.http2,
-                                 errors=self.map_error, keep_prefix=self.keep_prefix)
+        self.upstream = ProviderClient(config.name, pool, self.build_auth(config, pool),
+                                       config.timeouts.timeouts(), policy, http2=config.http2,
+                                       errors=self.map_error, keep_prefix=self.keep_prefix)
         self.tokenize = config.tokenize if isinstance(config, OpenAICompatibleConfig) else None
         self.root = self.base.removesuffix("/v1")
-        self.count_upstream: Upstream | None = None
+        self.count_upstream: ProviderClient | None = None
         if self.tokenize is not None:
-            self.count_upstream = Upstream(config.name, pool, self.upstream.auth,
-                                           config.timeouts.timeouts(), NO_RETRY,
-                                           http2=config.http2, errors=self._count_error)
+            self.count_upstream = ProviderClient(config.name, pool, self.upstream.auth,
+                                                 config.timeouts.timeouts(), NO_RETRY,
+                                                 http2=config.http2, errors=self._count_error)
 
     def url_for(self, model: str, path: str) -> str:
         """The URL of ``path`` (``/chat/completions``, ``/embeddings``) for upstream ``model``."""

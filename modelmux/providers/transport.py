@@ -3,7 +3,7 @@
 Each method makes one try (re-sent once after a 401 when the credentials refresh). A failure
 another try may cure (connect errors, resets before the head, 429, 5xx, 529, a stream that
 failed before its first chunk) is raised with ``retryable`` set and the upstream's
-``retry_after``; the call stage decides whether and when to try again. ``Upstream.relay``
+``retry_after``; the call stage decides whether and when to try again. ``ProviderClient.relay``
 drives a sans-I/O ``Relay`` over the body. Wire formats are the relays' business, not this
 module's. Each try fills in the call's ``CallStats`` (attempts, errors, time waiting, tokens).
 """
@@ -111,7 +111,7 @@ def _retryable_exception(exc: ModelMuxError) -> bool:
     return isinstance(exc, UpstreamClosed)
 
 
-class Upstream:
+class ProviderClient:
     """The pool, auth and timeouts of one configured provider; ``retry`` is its declared
     policy, which the call stage applies."""
 

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from modelmux.config.layers import Layer, merge
-from modelmux.config.problems import ConfigError, Origin
+from modelmux.config.problems import ConfigError, ValueOrigin
 from modelmux.config.providers import MockProviderConfig
 from tests.config.helpers import load, write
 
@@ -65,7 +65,7 @@ def test_environment_over_files_and_flags_over_everything(home: Path) -> None:
     loaded = load(home, environ={"MODELMUX_SERVER_PORT": "3333", "MODELMUX_SERVER_HOST": "::1"},
                   overrides=[(("server", "port"), 4444, "--port")])
     assert loaded.config.server.port == 4444 and loaded.config.server.host == "::1"
-    assert loaded.origins[("server", "port")] == Origin("command line", name="--port")
+    assert loaded.origins[("server", "port")] == ValueOrigin("command line", name="--port")
     assert loaded.origins[("server", "host")].name == "MODELMUX_SERVER_HOST"
 
 

@@ -9,6 +9,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+from tests.e2e.proc import LOOPBACK_SERVER, ServeProcess
+
 EXAMPLE = Path(__file__).parent / "example_plugin"
 
 
@@ -64,3 +66,11 @@ def fake_dist(where: Path, name: str, entry_points: dict[str, dict[str, str]],
     for module, text in modules.items():
         (where / f"{module}.py").write_text(text)
     return where
+
+
+def serve(home: Path, site: Path, config: str) -> ServeProcess:
+    """``modelmux serve`` on loopback with ``config``, the plugins in ``site`` importable."""
+    path = home / "config.toml"
+    path.write_text(LOOPBACK_SERVER + config)
+    return ServeProcess(["serve", "--config", str(path)], env={"PYTHONPATH": str(site)},
+                        home=home)

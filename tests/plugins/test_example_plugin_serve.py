@@ -14,6 +14,7 @@ import pytest
 
 from modelmux.config.providers import ProviderConfig
 from tests.e2e.proc import LOOPBACK_SERVER, ServeProcess, modelmux_command
+from tests.plugins.helpers import serve
 
 CONFIG = """
 [[provider]]
@@ -35,13 +36,6 @@ REDACTED = "you said: mail [hidden] or call [hidden], thanks"
 
 BUILT_IN = ", ".join(m.__struct_config__.tag for m in typing.get_args(ProviderConfig))
 """The built-in provider types, in the order the schema declares them."""
-
-
-def serve(home: Path, site: Path, config: str) -> ServeProcess:
-    path = home / "config.toml"
-    path.write_text(LOOPBACK_SERVER + config)
-    return ServeProcess(["serve", "--config", str(path)], env={"PYTHONPATH": str(site)},
-                        home=home)
 
 
 @pytest.fixture(scope="module")

@@ -1,4 +1,4 @@
-"""A stream spliced to the client: ``Upstream.relay`` given a sink writes the rest itself.
+"""A stream spliced to the client: ``ProviderClient.relay`` given a sink writes the rest itself.
 
 After the first chunk, a ``Sink`` sent into the relay generator takes every later chunk from
 the upstream connection's read callback. These tests drive the OpenAI-compatible provider
