@@ -27,6 +27,8 @@ from modelmux.tenancy.records import Key, Team
 from tests.pipeline.test_admit import Clock
 from tests.tenancy.memstore import MemoryStore
 
+pytestmark = pytest.mark.usefixtures("gate_twin")
+
 SECRET = generate_key().secret
 
 
