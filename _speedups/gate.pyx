@@ -15,6 +15,8 @@ from libc.math cimport ceil, floor, isnan
 from libc.stdio cimport snprintf
 from posix.time cimport CLOCK_MONOTONIC, clock_gettime, timespec
 
+from modelmux._speedups.limits cimport DeploymentLimits, TokenBucket
+
 import math as _math
 import time as _time
 
@@ -209,8 +211,19 @@ cdef class Meter:
 
 cdef double _acquire(object buckets, double now, double cost, double* r_left, double* t_left
                      ) except? -1.0:
-    """``DeploymentLimits.try_acquire`` on the buckets' own attributes; what is left of each
-    bucket afterwards in ``r_left`` and ``t_left``."""
+    """``DeploymentLimits.try_acquire``; what is left of each bucket afterwards in ``r_left``
+    and ``t_left``. The native buckets' fields are read directly, the pure ones' attributes
+    (as under a mixed build) through Python."""
+    cdef DeploymentLimits native
+    cdef double got
+    if type(buckets) is DeploymentLimits:
+        native = <DeploymentLimits>buckets
+        got = native.grant(now, cost)
+        if native.rpm is not None:
+            r_left[0] = native.rpm.tokens
+        if native.tpm is not None:
+            t_left[0] = native.tpm.tokens
+        return got
     cdef object rpm = buckets.rpm, tpm = buckets.tpm, concurrency = buckets.concurrency
     cdef double wait = 0.0, rl = 0.0, tl = 0.0, last, rate, capacity
     if rpm is not None:
@@ -268,6 +281,9 @@ def acquire(buckets, double now, double cost):
 
 
 cdef int _correct(object buckets, double estimate, double actual) except -1:
+    if type(buckets) is DeploymentLimits:
+        (<DeploymentLimits>buckets).fix(estimate, actual)
+        return 0
     cdef object tpm = buckets.tpm
     cdef double tokens, capacity
     if tpm is not None:

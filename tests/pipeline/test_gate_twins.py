@@ -13,11 +13,13 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from modelmux.errors import RateLimited
-from modelmux.pipeline import _gate_py, admit
+from modelmux.pipeline import _gate_py
 from modelmux.pipeline.admit import AdmitStage, scope_spec
+from modelmux.routing import _limits_py
 from modelmux.routing.limits import DeploymentLimits
 from modelmux.routing.memory import MemoryLimits, split_limits
 from modelmux.tenancy.records import Key
+from tests.pipeline.conftest import use_twins
 from tests.pipeline.test_admit import Clock, answer, context, key, who
 from tests.twins import import_twin
 
@@ -41,6 +43,20 @@ def native() -> ModuleType:
     return import_twin("modelmux._speedups.gate")
 
 
+@pytest.fixture(scope="module")
+def native_limits() -> ModuleType:
+    return import_twin("modelmux._speedups.limits")
+
+
+def split(limits: ModuleType, spec: Any, share: int) -> DeploymentLimits:
+    """``split_limits`` with the buckets of the ``limits`` twin."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr("modelmux.routing.memory.DeploymentLimits", limits.DeploymentLimits)
+        patch.setattr("modelmux.routing.memory.Concurrency", limits.Concurrency)
+        patch.setattr("modelmux.routing.memory.per_minute", limits.per_minute)
+        return split_limits(spec, 100.0, share)
+
+
 def state(buckets: DeploymentLimits) -> tuple[Any, ...]:
     rpm, tpm, slots = buckets.rpm, buckets.tpm, buckets.concurrency
     return (None if rpm is None else (rpm.tokens, rpm._last),
@@ -51,24 +67,30 @@ def state(buckets: DeploymentLimits) -> tuple[Any, ...]:
 @PROPERTY
 @given(rpm=limits, tpm=limits, parallel=st.none() | st.integers(1, 4),
        share=st.integers(1, 3), run=ops)
-def test_the_bucket_arithmetic_is_the_same(native: ModuleType, rpm: int | None,
-                                           tpm: int | None, parallel: int | None, share: int,
+def test_the_bucket_arithmetic_is_the_same(native: ModuleType, native_limits: ModuleType,
+                                           rpm: int | None, tpm: int | None,
+                                           parallel: int | None, share: int,
                                            run: list[tuple[str, float, float]]) -> None:
+    """The native gate on native buckets, and on pure ones (a mixed build), against the pure
+    gate on pure buckets."""
     spec = scope_spec("key", "k", Key(id="k", prefix="p", hash="h", rpm=rpm, tpm=tpm,
                                       max_parallel=parallel))
-    pure, fast = split_limits(spec, 100.0, share), split_limits(spec, 100.0, share)
+    pure = split(_limits_py, spec, share)
+    fast, mixed = split(native_limits, spec, share), split(_limits_py, spec, share)
     now = 100.0
     for op, a, b in run:
         if op == "acquire":
             now += a
-            assert native.acquire(fast, now, b) == _gate_py.acquire(pure, now, b)
+            wait = _gate_py.acquire(pure, now, b)
+            assert native.acquire(fast, now, b) == wait == native.acquire(mixed, now, b)
         elif op == "correct":
-            native.correct(fast, a, b)
             _gate_py.correct(pure, a, b)
-        elif pure.concurrency is not None and fast.concurrency is not None:
-            pure.concurrency.release()
-            fast.concurrency.release()
-        assert state(fast) == state(pure), (op, a, b)
+            native.correct(fast, a, b)
+            native.correct(mixed, a, b)
+        elif pure.concurrency is not None:
+            for buckets in (pure, fast, mixed):
+                buckets.concurrency.release()  # type: ignore[union-attr]
+        assert state(fast) == state(pure) == state(mixed), (op, a, b)
 
 
 @PROPERTY
@@ -114,13 +136,12 @@ requests = st.lists(st.tuples(
     st.booleans()), min_size=1, max_size=25)  # an error answered
 
 
-def _serve(twin: ModuleType, limits_of: dict[str, Any], run: list[Any],
+def _serve(twin: ModuleType, limits: ModuleType, limits_of: dict[str, Any], run: list[Any],
            share: int) -> list[Any]:
     """The headers, refusals and bucket states of ``run`` through an admit stage whose gate
-    and meters are ``twin``'s."""
+    and meters are ``twin``'s, on ``limits``' buckets."""
     with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(admit, "Gate", twin.Gate)
-        patch.setattr(admit, "Meter", twin.Meter)
+        use_twins(patch, twin, limits)
         clock = Clock()
         stage = AdmitStage(MemoryLimits(share=share, clock=clock))
         ident = who(key(**limits_of))
@@ -151,10 +172,12 @@ def _serve(twin: ModuleType, limits_of: dict[str, Any], run: list[Any],
 @PROPERTY
 @given(rpm=st.none() | st.integers(1, 50), tpm=st.none() | st.integers(100, 20_000),
        parallel=st.none() | st.integers(1, 2), share=st.integers(1, 2), run=requests)
-def test_the_gates_admit_and_settle_alike(native: ModuleType, rpm: int | None,
-                                          tpm: int | None, parallel: int | None, share: int,
+def test_the_gates_admit_and_settle_alike(native: ModuleType, native_limits: ModuleType,
+                                          rpm: int | None, tpm: int | None,
+                                          parallel: int | None, share: int,
                                           run: list[Any]) -> None:
     if rpm is None and tpm is None and parallel is None:
         rpm = 3
     limits_of = {"rpm": rpm, "tpm": tpm, "max_parallel": parallel}
-    assert _serve(native, limits_of, run, share) == _serve(_gate_py, limits_of, run, share)
+    expected = _serve(_gate_py, _limits_py, limits_of, run, share)
+    assert _serve(native, native_limits, limits_of, run, share) == expected
