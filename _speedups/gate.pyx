@@ -11,6 +11,8 @@ large for a C integer is formatted by the pure twin's code.
 """
 
 from cpython.bytes cimport PyBytes_FromStringAndSize
+from cpython.object cimport PyObject
+from cpython.ref cimport Py_INCREF, Py_XDECREF
 from libc.math cimport ceil, floor, isnan
 from libc.stdio cimport snprintf
 from posix.time cimport CLOCK_MONOTONIC, clock_gettime, timespec
@@ -21,8 +23,11 @@ import math as _math
 import time as _time
 
 from modelmux.pipeline import _gate_py as _pure
+from modelmux.observability.record import RequestRecord
+from modelmux.pipeline.context import RequestContext
 from modelmux.routing.facts import BYTES_PER_TOKEN, DEFAULT_OUTPUT_TOKENS, expected_tokens
 from modelmux.schemas.openai_chat import ChatCompletionRequest
+from modelmux.tenancy.authn import Entry
 
 __all__ = ["NAME", "Gate", "Gauge", "Meter", "acquire", "correct", "duration_ms"]
 
@@ -59,6 +64,69 @@ cdef bytes _duration_ms(long long ms):
         else:
             n = snprintf(buf, sizeof(buf), "%lldm%llds", whole // 60, whole % 60)
     return PyBytes_FromStringAndSize(buf, n)
+
+
+cdef extern from "Python.h":
+    ctypedef struct PyMemberDef:
+        Py_ssize_t offset
+    ctypedef struct PyMemberDescrObject:
+        PyMemberDef* d_member
+
+
+cdef object _MEMBER = type(RequestContext.__dict__["door"])  # a ``__slots__`` attribute's type
+
+
+cdef Py_ssize_t _offset(type cls, str name) except -1:
+    """Where ``cls``'s slot ``name`` lives in its instances (what CPython's own attribute
+    cache reads)."""
+    descr = cls.__dict__[name]
+    if type(descr) is not _MEMBER:
+        raise TypeError(f"{cls.__name__}.{name} is not a slot")
+    return (<PyMemberDescrObject*>descr).d_member.offset
+
+
+cdef type _CTX = RequestContext
+cdef type _RECORD = RequestRecord
+cdef type _ENTRY = Entry
+cdef Py_ssize_t _HEADERS = _offset(RequestContext, "headers")
+cdef Py_ssize_t _REQUEST = _offset(RequestContext, "request")
+cdef Py_ssize_t _BODY = _offset(RequestContext, "body")
+cdef Py_ssize_t _IDENTITY = _offset(RequestContext, "identity")
+cdef Py_ssize_t _RECORD_AT = _offset(RequestContext, "record")
+cdef Py_ssize_t _STATE = _offset(RequestContext, "state")
+cdef Py_ssize_t _ANSWER_HEADERS = _offset(RequestContext, "response_headers")
+cdef Py_ssize_t _ERROR = _offset(RequestContext, "error")
+cdef Py_ssize_t _KEY = _offset(RequestRecord, "key")
+cdef Py_ssize_t _STATS = _offset(RequestRecord, "stats")
+cdef Py_ssize_t _PLAN = _offset(Entry, "plan")
+cdef Py_ssize_t _WHO = _offset(Entry, "identity")
+
+
+cdef inline object _get(object obj, type cls, Py_ssize_t offset, str name):
+    """``obj.name``, read from its slot when ``obj`` is exactly ``cls`` (a subclass, or an
+    empty slot, goes through ``getattr``)."""
+    cdef PyObject* value
+    if type(obj) is cls:
+        value = (<PyObject**>((<char*><PyObject*>obj) + offset))[0]
+        if value is not NULL:
+            return <object>value
+    return getattr(obj, name)
+
+
+cdef inline int _set(object obj, type cls, Py_ssize_t offset, str name, object value
+                     ) except -1:
+    """``obj.name = value``, written to its slot when ``obj`` is exactly ``cls``."""
+    cdef PyObject** slot
+    cdef PyObject* old
+    if type(obj) is not cls:
+        setattr(obj, name, value)
+        return 0
+    slot = <PyObject**>((<char*><PyObject*>obj) + offset)
+    old = slot[0]
+    Py_INCREF(value)
+    slot[0] = <PyObject*>value
+    Py_XDECREF(old)
+    return 0
 
 
 def duration_ms(ms):
@@ -314,15 +382,16 @@ cdef class Gate:
         finds; False (nothing done) otherwise."""
         if self.fast is None:
             return False
-        entry = self.fast(ctx.headers, ctx.request.model)
+        entry = self.fast(_get(ctx, _CTX, _HEADERS, "headers"),
+                          _get(ctx, _CTX, _REQUEST, "request").model)
         if entry is None:
             return False
-        meters = entry.plan
+        identity = _get(entry, _ENTRY, _WHO, "identity")
+        meters = _get(entry, _ENTRY, _PLAN, "plan")
         if meters is None:
-            meters = entry.plan = self.stage.meters(entry.identity)
-        identity = entry.identity
-        ctx.identity = identity
-        ctx.record.key = identity.label
+            meters = entry.plan = self.stage.meters(identity)
+        _set(ctx, _CTX, _IDENTITY, "identity", identity)
+        _set(_get(ctx, _CTX, _RECORD_AT, "record"), _RECORD, _KEY, "key", identity.label)
         if meters:
             self._admit(ctx, meters)
         return True
@@ -354,9 +423,9 @@ cdef class Gate:
         wait = _acquire(buckets, now, cost, &r, &t)
         if wait:
             self.stage.refuse(ctx, meters, meter, cost, wait)
-        ctx.state[_NAME] = ((cost, meter, buckets),)
+        _get(ctx, _CTX, _STATE, "state")[_NAME] = ((cost, meter, buckets),)
         sent = meter._headers(buckets.rpm is not None, r, buckets.tpm is not None, t)
-        headers = ctx.response_headers
+        headers = _get(ctx, _CTX, _ANSWER_HEADERS, "response_headers")
         if type(headers) is list:
             (<list>headers).extend(sent)
         else:
@@ -369,17 +438,18 @@ cdef class Gate:
         an oversized one."""
         cdef long long prompt
         cdef double cost
-        request = ctx.request
+        request = _get(ctx, _CTX, _REQUEST, "request")
+        body = _get(ctx, _CTX, _BODY, "body")
         if type(request) is _chat:
             output = request.max_completion_tokens or request.max_tokens
             if output is None or (type(output) is int and -_EXACT < output < _EXACT):
-                prompt = len(ctx.body) // _PER_TOKEN
+                prompt = len(body) // _PER_TOKEN
                 cost = <double>(prompt if prompt > 0 else 1) + (
                     _OUTPUT if output is None else <double><long long>output)
                 if cost * self.share > tpm:
                     cost = tpm / self.share
                 return cost
-        tokens = expected_tokens(request, ctx.body)
+        tokens = expected_tokens(request, body)
         if tokens * self.share > tpm:
             return tpm / self.share
         return tokens
@@ -387,14 +457,14 @@ cdef class Gate:
     def on_answer(self, ctx):
         """Settle the grants with the tokens the answer reported (its estimate when it
         reported none; nothing when no answer came)."""
-        granted = (<dict?>ctx.state).pop(_NAME, None)
+        granted = (<dict?>_get(ctx, _CTX, _STATE, "state")).pop(_NAME, None)
         if granted is None:
             return
-        stats = ctx.record.stats
+        stats = _get(_get(ctx, _CTX, _RECORD_AT, "record"), _RECORD, _STATS, "stats")
         counted = stats.tokens if stats is not None else None
         if counted is not None:
             spent = counted[0] + counted[1]
-        elif ctx.error is not None:
+        elif _get(ctx, _CTX, _ERROR, "error") is not None:
             spent = 0.0
         else:
             spent = None
