@@ -217,14 +217,14 @@ class Gate:
             cost = 0.0
         here = self.here
         buckets = here.limits.get(meter.key) or here.of(meter.spec)
-        wait = acquire(buckets, here.clock(), cost)
+        wait = buckets.try_acquire(here.clock(), cost)  # ``acquire``, a call less
         if wait:
             self.stage.refuse(ctx, meters, meter, cost, wait)
         ctx.state[NAME] = ((cost, meter, buckets),)
         rpm, tpm_bucket = buckets.rpm, buckets.tpm
-        ctx.response_headers += meter.headers(
-            (rpm.tokens if rpm is not None else None,
-             tpm_bucket.tokens if tpm_bucket is not None else None))
+        left = (rpm.tokens if rpm is not None else None,
+                tpm_bucket.tokens if tpm_bucket is not None else None)
+        ctx.response_headers += meter.sent if left == meter.seen else meter.headers(left)
 
     def on_answer(self, ctx: RequestContext) -> None:
         """Settle the grants with the tokens the answer reported (its estimate when it
@@ -243,4 +243,4 @@ class Gate:
                 buckets.settle(self.here.clock(), reserved,
                                reserved if spent is None or not meter.tpm else spent)
             elif spent is not None and spent != reserved and meter.tpm:
-                correct(buckets, reserved, spent)
+                buckets.correct(reserved, spent)  # ``correct``
