@@ -45,6 +45,7 @@ class KeyGate(AdmitStage):
 
     kind = "authenticate"
     name = "authenticate"
+    authenticator: Authenticator
 
     def __init__(self, authenticator: Authenticator, limits: LimitStore) -> None:
         self.authenticator = authenticator

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import pytest
 
-from modelmux.pipeline.admit import scope_spec
 from modelmux.pipeline import ratelimits
+from modelmux.pipeline.admit import scope_spec
 from modelmux.tenancy.records import Key
 
 pytestmark = pytest.mark.usefixtures("gate_twin")
