@@ -5,9 +5,11 @@ in-process store, in C.
 The same API and the same results: the token-bucket arithmetic of ``DeploymentLimits`` done on
 C doubles in the order the pure twin writes it (so every count is the same float), the
 ``x-ratelimit-*`` values formatted with ``snprintf``, and a cached key let in, charged and
-settled without a Python frame of the gate's own. The buckets stay the pure
-``routing.limits`` objects (the call stage and the Redis fallback share them). A count too
-large for a C integer is formatted by the pure twin's code.
+settled without a Python frame of the gate's own. The native buckets' fields are read directly
+(``modelmux/_speedups/limits.pxd``), pure ones' through their attributes; the slots of the
+request context, its record and the cache entry are read at their member offsets when the
+object is exactly of that class. A count too large for a C integer is formatted by the pure
+twin's code.
 """
 
 from cpython.bytes cimport PyBytes_FromStringAndSize
@@ -22,8 +24,8 @@ from modelmux._speedups.limits cimport DeploymentLimits, TokenBucket
 import math as _math
 import time as _time
 
-from modelmux.pipeline import _gate_py as _pure
 from modelmux.observability.record import RequestRecord
+from modelmux.pipeline import _gate_py as _pure
 from modelmux.pipeline.context import RequestContext
 from modelmux.routing.facts import BYTES_PER_TOKEN, DEFAULT_OUTPUT_TOKENS, expected_tokens
 from modelmux.schemas.openai_chat import ChatCompletionRequest
@@ -404,7 +406,6 @@ cdef class Gate:
     cdef int _admit(self, object ctx, object meters) except -1:
         cdef Meter meter
         cdef double cost, tpm, now, wait, r = 0.0, t = 0.0
-        cdef long long prompt
         if len(meters) != 1 or type(meters[0]) is not Meter:
             self.stage.admit_many(self.here, ctx, meters)
             return 0
