@@ -7,7 +7,8 @@ A request must be granted at every scope; a refusal is a 429 ``rate_limit_exceed
 ``retry-after``. Every answer to a limited caller carries OpenAI's ``x-ratelimit-*`` headers
 (for the scope with the least left). The grant is settled with the real token count when the
 answer ends. Built only when auth is on: the App builds it with authentication as one stage
-(``pipeline.authenticate.KeyGate``); ``build_admit_stage`` builds it alone.
+(``pipeline.authenticate.KeyGate``); ``build_admit_stage`` builds it alone. With the
+in-process store the per-request work is a ``Gate`` (``_gate_py`` or its native twin).
 """
 
 from __future__ import annotations
@@ -92,7 +93,8 @@ class AdmitStage(Stage):
     def hold(self, here: MemoryLimits | None) -> None:
         """Decide on ``here``'s buckets directly (the in-process store: no I/O, so no lease
         and no coroutine), through a ``Gate`` whose ``on_answer`` (and, for a ``KeyGate``,
-        ``enter``) take the place of this stage's; None: through the store's coroutines."""
+        ``enter``) take the place of this stage's; None: through the store's coroutines.
+        A ``Pipeline`` takes the hooks when it is built, so this comes before."""
         self._here = here
         for hook in ("enter", "on_answer"):
             self.__dict__.pop(hook, None)
