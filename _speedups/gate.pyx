@@ -13,8 +13,6 @@ twin's code.
 """
 
 from cpython.bytes cimport PyBytes_FromStringAndSize
-from cpython.object cimport PyObject
-from cpython.ref cimport Py_INCREF, Py_XDECREF
 from libc.math cimport ceil, floor, isnan
 from libc.stdio cimport snprintf
 from posix.time cimport CLOCK_MONOTONIC, clock_gettime, timespec
@@ -30,6 +28,8 @@ from modelmux.pipeline.context import RequestContext
 from modelmux.routing.facts import BYTES_PER_TOKEN, DEFAULT_OUTPUT_TOKENS, expected_tokens
 from modelmux.schemas.openai_chat import ChatCompletionRequest
 from modelmux.tenancy.authn import Entry
+
+include "_slots.pxi"
 
 __all__ = ["NAME", "Gate", "Gauge", "Meter", "acquire", "correct", "duration_ms"]
 
@@ -68,25 +68,6 @@ cdef bytes _duration_ms(long long ms):
     return PyBytes_FromStringAndSize(buf, n)
 
 
-cdef extern from "Python.h":
-    ctypedef struct PyMemberDef:
-        Py_ssize_t offset
-    ctypedef struct PyMemberDescrObject:
-        PyMemberDef* d_member
-
-
-cdef object _MEMBER = type(RequestContext.__dict__["door"])  # a ``__slots__`` attribute's type
-
-
-cdef Py_ssize_t _offset(type cls, str name) except -1:
-    """Where ``cls``'s slot ``name`` lives in its instances (what CPython's own attribute
-    cache reads)."""
-    descr = cls.__dict__[name]
-    if type(descr) is not _MEMBER:
-        raise TypeError(f"{cls.__name__}.{name} is not a slot")
-    return (<PyMemberDescrObject*>descr).d_member.offset
-
-
 cdef type _CTX = RequestContext
 cdef type _RECORD = RequestRecord
 cdef type _ENTRY = Entry
@@ -102,33 +83,6 @@ cdef Py_ssize_t _KEY = _offset(RequestRecord, "key")
 cdef Py_ssize_t _STATS = _offset(RequestRecord, "stats")
 cdef Py_ssize_t _PLAN = _offset(Entry, "plan")
 cdef Py_ssize_t _WHO = _offset(Entry, "identity")
-
-
-cdef inline object _get(object obj, type cls, Py_ssize_t offset, str name):
-    """``obj.name``, read from its slot when ``obj`` is exactly ``cls`` (a subclass, or an
-    empty slot, goes through ``getattr``)."""
-    cdef PyObject* value
-    if type(obj) is cls:
-        value = (<PyObject**>((<char*><PyObject*>obj) + offset))[0]
-        if value is not NULL:
-            return <object>value
-    return getattr(obj, name)
-
-
-cdef inline int _set(object obj, type cls, Py_ssize_t offset, str name, object value
-                     ) except -1:
-    """``obj.name = value``, written to its slot when ``obj`` is exactly ``cls``."""
-    cdef PyObject** slot
-    cdef PyObject* old
-    if type(obj) is not cls:
-        setattr(obj, name, value)
-        return 0
-    slot = <PyObject**>((<char*><PyObject*>obj) + offset)
-    old = slot[0]
-    Py_INCREF(value)
-    slot[0] = <PyObject*>value
-    Py_XDECREF(old)
-    return 0
 
 
 def duration_ms(ms):
