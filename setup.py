@@ -50,7 +50,10 @@ def extensions():
         Extension(f"modelmux._speedups.{pyx.stem}", [str(pyx.relative_to(HERE))], extra_compile_args=["-O3"])
         for pyx in sorted((HERE / "_speedups").glob("*.pyx"))
     ]
-    return cythonize(exts, language_level=3, compiler_directives={"boundscheck": False, "wraparound": False})
+    # the root on the include path: ``modelmux/_speedups/<name>.pxd`` declares a module's C
+    # layout for another to cimport (``gate`` reads ``limits``' buckets)
+    return cythonize(exts, language_level=3, include_path=[str(HERE)],
+                     compiler_directives={"boundscheck": False, "wraparound": False})
 
 
 class OptionalBuildExt(build_ext):

@@ -14,7 +14,7 @@ from types import ModuleType
 
 NATIVE_MODULES: tuple[str, ...] = ("sse", "messages_stream", "http1", "http1_client",
                                    "chunk_relay", "eventstream", "converse_stream", "access_line",
-                                   "invoke_stream")
+                                   "invoke_stream", "gate", "limits")
 
 
 CONFLICT = ("MODELMUX_PURE_PYTHON=1 and MODELMUX_REQUIRE_NATIVE=1 contradict each other: "

@@ -7,7 +7,8 @@ A request must be granted at every scope; a refusal is a 429 ``rate_limit_exceed
 ``retry-after``. Every answer to a limited caller carries OpenAI's ``x-ratelimit-*`` headers
 (for the scope with the least left). The grant is settled with the real token count when the
 answer ends. Built only when auth is on: the App builds it with authentication as one stage
-(``pipeline.authenticate.KeyGate``); ``build_admit_stage`` builds it alone.
+(``pipeline.authenticate.KeyGate``); ``build_admit_stage`` builds it alone. With the
+in-process store the per-request work is a ``Gate`` (``_gate_py`` or its native twin).
 """
 
 from __future__ import annotations
@@ -15,9 +16,12 @@ from __future__ import annotations
 import logging
 import math
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, NoReturn
 
+from modelmux import _accel
 from modelmux.config.schema import Config
 from modelmux.errors import RateLimited
+from modelmux.pipeline._gate_py import NAME
 from modelmux.pipeline.context import RequestContext
 from modelmux.pipeline.ratelimits import Meter, describe, duration, duration_ms
 from modelmux.pipeline.stage import Pipeline, Stage
@@ -28,12 +32,17 @@ from modelmux.routing.models import DeploymentSpec
 from modelmux.routing.store import Lease, LimitStore
 from modelmux.tenancy.records import Identity, Limited
 
+if TYPE_CHECKING:
+    from modelmux.pipeline._gate_py import Gate
+    from modelmux.tenancy.authn import Authenticator
+else:  # the native twin when built (``_accel``), else the pure one
+    Gate = _accel.load("gate", "modelmux.pipeline._gate_py").Gate
+
 __all__ = ["AdmitStage", "Meter", "build_admit_stage", "carry_admission", "duration",
            "duration_ms", "request_tokens", "scope_spec"]
 
 log = logging.getLogger("modelmux.pipeline")
 
-NAME = "admit"
 SCOPE_PREFIX = "/"
 """Every scope spec's id starts here: no configured provider has an empty name, so no
 deployment id (``provider/model``) can be one."""
@@ -67,15 +76,36 @@ class AdmitStage(Stage):
     kind = "admit"
     name = NAME
 
+    authenticator: Authenticator | None = None
+    """Set by ``KeyGate``: the gate then lets a cached key in through ``Gate.enter``."""
+
     def __init__(self, limits: LimitStore) -> None:
         self.limits = limits
         self._specs: dict[tuple[str, str], tuple[Limited, DeploymentSpec]] = {}
         self._plans: dict[int, tuple[Identity, list[Meter]]] = {}
-        # the in-process store decides without I/O: its buckets are used directly, no lease
-        self._here = limits if isinstance(limits, MemoryLimits) else None
         self._left = limits.left if isinstance(limits, MemoryLimits) else limits.available
         local = getattr(limits, "fallback", limits)
         self._share = local.share if isinstance(local, MemoryLimits) else 1
+        self._here: MemoryLimits | None = None
+        self._gate: Gate | None = None
+        self.hold(limits if isinstance(limits, MemoryLimits) else None)
+
+    def hold(self, here: MemoryLimits | None) -> None:
+        """Decide on ``here``'s buckets directly (the in-process store: no I/O, so no lease
+        and no coroutine), through a ``Gate`` whose ``on_answer`` (and, for a ``KeyGate``,
+        ``enter``) take the place of this stage's; None: through the store's coroutines.
+        A ``Pipeline`` takes the hooks when it is built, so this comes before."""
+        self._here = here
+        for hook in ("enter", "on_answer"):
+            self.__dict__.pop(hook, None)
+        if here is None:
+            self._gate = None
+            return
+        fast = self.authenticator.fast if self.authenticator is not None else None
+        gate = self._gate = Gate(self, here, fast)
+        self.on_answer = gate.on_answer  # type: ignore[method-assign]
+        if fast is not None:
+            self.enter = gate.enter  # type: ignore[method-assign]
 
     def spec(self, scope: str, ident: str, limits: Limited) -> DeploymentSpec:
         """``scope_spec``, made once per record (records are cached by the authenticate stage)."""
@@ -133,35 +163,24 @@ class AdmitStage(Stage):
 
     def admit_here(self, ctx: RequestContext, meters: list[Meter]) -> None:
         """``on_request`` with the in-process store (``meters`` not empty): decided on its
-        buckets, without I/O, so without a coroutine.
+        buckets, without I/O, so without a coroutine (``Gate.admit``).
 
         Raises:
             RateLimited: as ``on_request``.
         """
-        here = self._here
-        assert here is not None
-        if len(meters) > 1:
-            self._admit_here(here, ctx, meters)
-            return
-        meter = meters[0]  # one limited scope, the usual case: ``_admit_here`` written out,
-        tpm = meter.tpm  # its ``describe`` done with the buckets at hand
-        if tpm:
-            cost: float = expected_tokens(ctx.request, ctx.body)  # ``request_tokens``
-            if cost * self._share > tpm:
-                # oversized: admitted by a full bucket, which its real count puts in debt
-                cost = tpm / self._share
-        else:
-            cost = 0.0
-        buckets = here.limits.get(meter.key) or here.of(meter.spec)
-        wait = buckets.try_acquire(here.clock(), cost)
-        if wait:
-            describe(self._left, meters, ctx.response_headers)
-            raise self.refusal(meter.scope, meter.ident, meter.spec, cost, wait)
-        ctx.state[NAME] = ((cost, meter, buckets),)
-        rpm, tpm_bucket = buckets.rpm, buckets.tpm
-        left = (rpm.tokens if rpm is not None else None,
-                tpm_bucket.tokens if tpm_bucket is not None else None)
-        ctx.response_headers += meter.sent if left == meter.seen else meter.headers(left)
+        assert self._gate is not None
+        self._gate.admit(ctx, meters)
+
+    def refuse(self, ctx: RequestContext, meters: list[Meter], meter: Meter, cost: float,
+               wait: float) -> NoReturn:
+        """Refuse a request that ``meter``'s scope (the last of ``meters`` asked) cannot
+        grant: the ``x-ratelimit-*`` headers of ``meters`` added, then the 429.
+
+        Raises:
+            RateLimited: always.
+        """
+        describe(self._left, meters, ctx.response_headers)
+        raise self.refusal(meter.scope, meter.ident, meter.spec, cost, wait)
 
     async def admit_there(self, ctx: RequestContext, meters: list[Meter]) -> None:
         """``on_request`` with a store that may do I/O (Redis): a lease per scope.
@@ -190,10 +209,10 @@ class AdmitStage(Stage):
         ctx.state[NAME] = granted
         describe(self._left, meters, ctx.response_headers)
 
-    def _admit_here(self, store: MemoryLimits, ctx: RequestContext, meters: list[Meter]
-                    ) -> None:
-        """``on_request`` with the in-process store: the same decisions on its buckets, read
-        directly at one clock reading; what is held is ``(tokens, meter, buckets)`` per scope."""
+    def admit_many(self, store: MemoryLimits, ctx: RequestContext, meters: list[Meter]
+                   ) -> None:
+        """``admit_here`` for several limited scopes: the same decisions on their buckets,
+        read at one clock reading; what is held is ``(tokens, meter, buckets)`` per scope."""
         buckets_of = store.limits
         now = store.clock()
         tokens = -1
@@ -222,24 +241,14 @@ class AdmitStage(Stage):
     def on_answer(self, ctx: RequestContext) -> None:
         """Settle the grants with the tokens the answer reported (its estimate when it
         reported none; nothing when no answer came)."""
+        if self._gate is not None:  # grants on the in-process buckets
+            self._gate.on_answer(ctx)
+            return
         granted = ctx.state.pop(NAME, None)
         if granted is None:
             return
         stats = ctx.record.stats
         counted = stats.tokens if stats is not None else None
-        here = self._here
-        if here is not None:
-            spent = (counted[0] + counted[1] if counted is not None
-                     else 0.0 if ctx.error is not None else None)
-            for reserved, meter, buckets in granted:
-                # a scope without tpm reserved no tokens and has none to correct; the buckets
-                # are the ones charged (a reload since may have carried them to a new store)
-                if meter.parallel:  # a slot to free in any case
-                    buckets.settle(here.clock(), reserved,
-                                   reserved if spent is None or not meter.tpm else spent)
-                elif spent is not None and spent != reserved and meter.tpm:
-                    buckets.correct(reserved, spent)
-            return
         for _, lease in granted:
             used = (sum(counted) if counted is not None
                     else 0.0 if ctx.error is not None else lease.tokens)

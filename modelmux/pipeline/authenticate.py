@@ -45,14 +45,16 @@ class KeyGate(AdmitStage):
 
     kind = "authenticate"
     name = "authenticate"
+    authenticator: Authenticator
 
     def __init__(self, authenticator: Authenticator, limits: LimitStore) -> None:
-        super().__init__(limits)
         self.authenticator = authenticator
+        super().__init__(limits)
 
     def enter(self, ctx: RequestContext) -> bool:
         """The whole stage for a key ``Authenticator.fast`` finds, with no limit or with the
-        in-process store; False (nothing done) otherwise.
+        in-process store; False (nothing done) otherwise. With the in-process store the
+        gate's own ``enter`` (``Gate.enter``, the same work) takes this method's place.
 
         Raises:
             RateLimited: as ``AdmitStage.on_request``.

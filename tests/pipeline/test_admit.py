@@ -29,6 +29,8 @@ from modelmux.routing.memory import MemoryLimits
 from modelmux.schemas.openai_chat import request_decoder
 from modelmux.tenancy.records import Identity, Key, Team, User
 
+pytestmark = pytest.mark.usefixtures("gate_twin")
+
 BODY = b'{"model": "m", "max_tokens": 100, "messages": [{"role": "user", "content": "hi"}]}'
 
 

@@ -3,9 +3,13 @@ hands back the slot and tokens taken at the others, and an answer frees every sl
 
 from __future__ import annotations
 
+import pytest
+
 from modelmux.pipeline.admit import request_tokens, scope_spec
 from modelmux.tenancy.records import Team
 from tests.pipeline.test_admit import admit, answer, context, key, refused, stage, who
+
+pytestmark = pytest.mark.usefixtures("gate_twin")
 
 
 def test_a_refusal_at_the_team_frees_the_slot_taken_at_the_key() -> None:

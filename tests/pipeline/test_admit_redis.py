@@ -17,6 +17,8 @@ from modelmux.state.redis import RedisLimits
 from tests.pipeline.test_admit import answer, context, key, who
 from tests.state.redis_server import RedisServer, redis_server
 
+pytestmark = pytest.mark.usefixtures("gate_twin")
+
 __all__ = ["redis_server"]
 
 

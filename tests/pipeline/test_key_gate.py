@@ -27,6 +27,8 @@ from modelmux.tenancy.records import Key, Team
 from tests.pipeline.test_admit import Clock
 from tests.tenancy.memstore import MemoryStore
 
+pytestmark = pytest.mark.usefixtures("gate_twin")
+
 SECRET = generate_key().secret
 
 
@@ -143,7 +145,7 @@ class IoLimits(MemoryLimits):
 def test_a_store_doing_io_is_awaited_in_on_request() -> None:
     limits = IoLimits()
     g, _ = gate(limits, rpm=5)
-    g._here = None  # what the gate holds for a store other than the in-process one
+    g.hold(None)  # what the gate holds for a store other than the in-process one
     pipeline = Pipeline([g, Seen()])
     for _ in range(3):
         run(pipeline, context())

@@ -3,10 +3,26 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator
+from types import ModuleType
 
 import pytest
 
 from modelmux.routing.limits import Concurrency, DeploymentLimits, TokenBucket, per_minute
+from tests.twins import import_twin, twin_params
+
+TWIN_NAMES = ("Concurrency", "DeploymentLimits", "TokenBucket", "per_minute")
+
+
+@pytest.fixture(autouse=True, scope="module",
+                params=twin_params("limits", "modelmux.routing._limits_py"))
+def limits_twin(request: pytest.FixtureRequest) -> Iterator[ModuleType]:
+    """Every test here runs on each twin: the names above are the twin's while it is used."""
+    twin = import_twin(request.param)
+    with pytest.MonkeyPatch.context() as patch:
+        for name in TWIN_NAMES:
+            patch.setitem(globals(), name, getattr(twin, name))
+        yield twin
 
 
 def test_bucket_grants_then_reports_wait() -> None:
