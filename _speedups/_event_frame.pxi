@@ -84,6 +84,17 @@ cdef inline int _check_message(const unsigned char* p, Py_ssize_t total) except 
     return 0
 
 
+cdef inline Py_ssize_t _header_len(const unsigned char* p, Py_ssize_t have, Py_ssize_t limit,
+                                   Py_ssize_t* total) except -2:
+    """The header length of the message at ``p`` once all ``total`` bytes of it are among the
+    ``have`` and both CRCs check; -1 while it is incomplete (``total`` is known then)."""
+    total[0] = _checked_total(p, limit)
+    if have < total[0]:
+        return -1
+    _check_message(p, total[0])
+    return _be32(p + 4)
+
+
 cdef inline object _with_pending(bytearray pending, object data, Py_ssize_t need):
     """``data`` after the bytes held of an unfinished message, as ``bytes``; None while the
     held message is still short of ``need`` bytes (``data`` is then held too)."""
@@ -150,3 +161,23 @@ cdef class _Reader:
             self._error = EventStreamError(
                 f"event stream ended inside a message ({len(self._pending)} bytes left over)")
             raise self._error
+
+
+cdef inline object _take(_Reader reader, object data):
+    """The bytes to read now (those held, then ``data``); None while the held message is still
+    short.
+
+    Raises:
+        EventStreamError: the error an earlier call met.
+    """
+    if reader._error is not None:
+        raise reader._error
+    return _with_pending(reader._pending, data, reader._need)
+
+
+cdef inline int _hold(_Reader reader, bytes buf, Py_ssize_t at, Py_ssize_t total) except -1:
+    """Keep ``buf[at:]``, the start of a message of ``total`` bytes (0 while unknown)."""
+    if at < PyBytes_GET_SIZE(buf):
+        reader._pending += buf[at:]
+        reader._need = total
+    return 0

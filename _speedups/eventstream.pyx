@@ -43,13 +43,10 @@ cdef class EventStreamDecoder(_Reader):
             EventStreamError: a CRC mismatch, impossible lengths or an unknown header type.
         """
         cdef bytes buf
-        cdef bytearray pending = self._pending
         cdef list out = []
         cdef const unsigned char* p
         cdef Py_ssize_t at = 0, end, total = 0, header_len, stop, body
-        if self._error is not None:
-            raise self._error
-        taken = _with_pending(pending, data, self._need)
+        taken = _take(self, data)
         if taken is None:
             return out
         buf = taken
@@ -57,11 +54,9 @@ cdef class EventStreamDecoder(_Reader):
         end = PyBytes_GET_SIZE(buf)
         try:
             while end - at >= PRELUDE:
-                total = _checked_total(p + at, self.max_message)
-                if end - at < total:
+                header_len = _header_len(p + at, end - at, self.max_message, &total)
+                if header_len < 0:
                     break
-                _check_message(p + at, total)
-                header_len = _be32(p + at + 4)
                 stop = at + total - 4
                 body = at + PRELUDE + header_len
                 known = self._section(p + at + PRELUDE, header_len)
@@ -75,9 +70,7 @@ cdef class EventStreamDecoder(_Reader):
             if not out:
                 raise
             return out  # the messages before the bad one; the error comes next call
-        if at < end:
-            pending += buf[at:]
-            self._need = total
+        _hold(self, buf, at, total)
         return out
 
     cdef object _parse(self, bytes raw):

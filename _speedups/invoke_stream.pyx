@@ -139,7 +139,6 @@ cdef class _OnePass(_Reader):
     cdef list feed_relay(self, object relay, object data):
         """``InvokeStreamRelay.feed``: the SSE frames ``data`` completes."""
         cdef bytes buf
-        cdef bytearray pending = self._pending
         cdef list out = []
         cdef const unsigned char* p
         cdef Py_ssize_t at = 0, end, total = 0, header_len, stop, body, completed = 0
@@ -148,9 +147,7 @@ cdef class _OnePass(_Reader):
         cdef _Section section
         if self.done:
             return out
-        if self._error is not None:
-            raise self._error
-        taken = _with_pending(pending, data, self._need)
+        taken = _take(self, data)
         if taken is None:
             return out
         buf = taken
@@ -158,11 +155,9 @@ cdef class _OnePass(_Reader):
         end = PyBytes_GET_SIZE(buf)
         try:
             while end - at >= PRELUDE:
-                total = _checked_total(p + at, MAX_MESSAGE)
-                if end - at < total:
+                header_len = _header_len(p + at, end - at, MAX_MESSAGE, &total)
+                if header_len < 0:
                     break
-                _check_message(p + at, total)
-                header_len = _be32(p + at + 4)
                 stop = at + total - 4
                 body = at + PRELUDE + header_len
                 section = <_Section>self._section(p + at + PRELUDE, header_len)
@@ -198,9 +193,7 @@ cdef class _OnePass(_Reader):
             if not completed:
                 raise
             at = end  # the messages before the bad one; the error comes next call
-        if at < end:
-            pending += buf[at:]
-            self._need = total
+        _hold(self, buf, at, total)
         if out and not self._started:
             relay._started = self._started = True
         return out
