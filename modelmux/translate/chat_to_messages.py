@@ -9,8 +9,6 @@ from __future__ import annotations
 
 from typing import Any
 
-import msgspec
-
 from modelmux.errors import InvalidRequest
 from modelmux.schemas.openai_chat import (
     AssistantMessage,
@@ -27,6 +25,7 @@ from modelmux.schemas.openai_chat import (
     ToolMessage,
     UserMessage,
 )
+from modelmux.translate.turns import json_arguments
 
 Block = dict[str, Any]
 
@@ -289,18 +288,7 @@ def _tool_use(call: ToolCall, param: str) -> Block:
         raise InvalidRequest(
             f"tool call type {call.type!r} is not supported", param=f"{param}.type"
         )
-    arguments = call.function.arguments
-    if not arguments.strip():
-        tool_input: Any = {}
-    else:
-        try:
-            tool_input = msgspec.json.decode(arguments)
-        except (ValueError, RecursionError):
-            tool_input = None
-        if not isinstance(tool_input, dict):
-            raise InvalidRequest(
-                "function.arguments must be a JSON object", param=f"{param}.function.arguments"
-            )
+    tool_input = json_arguments(call.function.arguments, f"{param}.function.arguments")
     return {"type": "tool_use", "id": call.id, "name": call.function.name, "input": tool_input}
 
 
