@@ -1,10 +1,12 @@
-"""OpenAI chat messages as alternating vendor turns: the walk Gemini and Bedrock Converse share.
+"""OpenAI chat messages as alternating vendor turns: the walk Gemini, Bedrock Converse and
+Claude's Messages share.
 
-Both APIs take system text apart from the turns, want user and assistant turns to alternate
+They take system text apart from the turns, want user and assistant turns to alternate
 (same-role neighbours are merged, so tool results after a tool call join one user turn), and
-write text as ``{"text": ...}``. Each translator supplies what differs: its assistant role
-name, how an assistant message, a tool result and an image become its blocks. Tool-call
-arguments are read here too, for every translator that sends them as an object.
+write text as ``{"text": ...}`` (Claude's translator passes its own ``system_blocks``). Each
+translator supplies what differs: its assistant role name, how an assistant message, a tool
+result and an image become its blocks. Tool-call arguments are read here too, for every
+translator that sends them as an object.
 """
 
 from __future__ import annotations
@@ -88,6 +90,7 @@ def alternate(messages: list[Message], *, assistant_role: str,
               user: Callable[[Any, str], list[Block]],
               assistant: Callable[[AssistantMessage, str], list[Block]],
               tool: Callable[[ToolMessage, str], Block],
+              system_blocks: Callable[[Any], list[Block]] = text_blocks,
               ) -> tuple[list[Block], list[tuple[str, list[Block]]]]:
     """System text blocks, and (role, blocks) turns with same-role neighbours merged.
 
@@ -99,7 +102,7 @@ def alternate(messages: list[Message], *, assistant_role: str,
     for i, msg in enumerate(messages):
         param = f"messages[{i}]"
         if isinstance(msg, (SystemMessage, DeveloperMessage)):
-            system.extend(text_blocks(msg.content))
+            system.extend(system_blocks(msg.content))
             continue
         if isinstance(msg, UserMessage):
             role, blocks = "user", user(msg.content, f"{param}.content")
