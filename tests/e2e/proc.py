@@ -119,16 +119,16 @@ def priced_upstream(origin: str) -> str:
     """Config for model ``priced`` on an OpenAI-compatible upstream at ``origin`` (provider
     ``up``), priced at 1 USD per million input tokens and 8 per million output tokens."""
     return f"""
+[[prices]]
+model = "priced"
+input_per_mtok = 1.0
+output_per_mtok = 8.0
+
 [[provider]]
 name = "up"
 type = "openai_compatible"
 base_url = "{origin}/v1"
 models = ["priced"]
-
-[[prices]]
-model = "priced"
-input_per_mtok = 1.0
-output_per_mtok = 8.0
 """
 
 
