@@ -274,18 +274,18 @@ cdef class AccessLine:
                 _lit(&out, '{"time": "')
                 self._put_stamp(&out, millis)
                 _put(&out, PyBytes_AS_STRING(self._json_prefix), PyBytes_GET_SIZE(self._json_prefix))
-                _message(&msg, &f)
+                _fields(&msg, &f, TEXT)
                 _lit(&out, '"')
                 if _any_quoted(&f):
                     _put_escaped(&out, msg.data, msg.size)
                 else:  # bare values, numbers, "-": nothing to escape
                     _put(&out, msg.data, msg.size)
                 _lit(&out, '"')
-                _json_fields(&out, &f)
+                _fields(&out, &f, JSON)
             else:
                 self._put_stamp(&out, millis)
                 _put(&out, PyBytes_AS_STRING(self._text_prefix), PyBytes_GET_SIZE(self._text_prefix))
-                _message(&out, &f)
+                _fields(&out, &f, TEXT)
                 _lit(&out, "\n")
             line = PyUnicode_New(out.size, 127)
             memcpy(PyUnicode_DATA(line), out.data, out.size)
@@ -313,91 +313,87 @@ cdef bint _any_quoted(Fields* f):
             or f.trace_id.state == QUOTED)
 
 
-cdef int _message(Buf* b, Fields* f) except -1:
-    """The logfmt message: ``request_id=... trace_id=...``."""
-    _lit(b, "request_id=")
-    _put_text(b, &f.request_id)
-    _lit(b, " client=")
-    _put_text(b, &f.client)
-    _lit(b, " key=")
-    _put_text(b, &f.key)
-    _lit(b, " method=")
-    _put_text(b, &f.method)
-    _lit(b, " path=")
-    _put_text(b, &f.path)
-    _lit(b, " status=")
-    _put_int(b, f.status)
-    _lit(b, " model=")
-    _put_text(b, &f.model)
-    _lit(b, " provider=")
-    _put_text(b, &f.provider)
-    _lit(b, " stream_mode=")
-    _put_text(b, &f.mode)
-    _lit(b, " attempts=")
-    _put_number(b, &f.attempts, False, False)
-    _lit(b, " tokens_in=")
-    _put_number(b, &f.tokens_in, False, False)
-    _lit(b, " tokens_out=")
-    _put_number(b, &f.tokens_out, False, False)
-    _lit(b, " cost_usd=")
-    _put_text(b, &f.cost)
-    _lit(b, " latency_ms=")
-    _put_ms(b, f.latency)
-    _lit(b, " ttft_ms=")
-    _put_number(b, &f.ttft, False, True)
-    _lit(b, " overhead_ms=")
-    _put_number(b, &f.overhead, False, True)
-    _lit(b, " bytes_received=")
-    _put_int(b, f.received)
-    _lit(b, " bytes_sent=")
-    _put_int(b, f.sent)
-    _lit(b, " completed=true") if f.completed else _lit(b, " completed=false")
-    _lit(b, " trace_id=")
-    return _put_text(b, &f.trace_id)
+cdef struct AsText:
+    char unused
 
 
-cdef int _json_fields(Buf* b, Fields* f) except -1:
-    """The fields after ``message``, and the closing brace and newline."""
-    _lit(b, ', "request_id": ')
-    _put_json(b, &f.request_id)
-    _lit(b, ', "client": ')
-    _put_json(b, &f.client)
-    _lit(b, ', "key": ')
-    _put_json(b, &f.key)
-    _lit(b, ', "method": ')
-    _put_json(b, &f.method)
-    _lit(b, ', "path": ')
-    _put_json(b, &f.path)
-    _lit(b, ', "status": ')
+cdef struct AsJson:
+    char unused
+
+
+ctypedef fused Style:  # which writer ``_fields`` is; Cython builds one copy of it per style
+    AsText
+    AsJson
+
+cdef AsText TEXT
+cdef AsJson JSON
+
+
+cdef inline int _key(Buf* b, Style style, const char* text_key, const char* json_key) except -1:
+    if Style is AsJson:
+        return _lit(b, json_key)
+    else:
+        return _lit(b, text_key)
+
+
+cdef inline int _put_str(Buf* b, Text* t, Style style) except -1:
+    if Style is AsJson:
+        return _put_json(b, t)
+    else:
+        return _put_text(b, t)
+
+
+cdef int _fields(Buf* b, Fields* f, Style style) except -1:
+    """Every field in order: as ``TEXT`` the logfmt message (``request_id=... trace_id=...``),
+    as ``JSON`` the members after ``message``, then the closing brace and newline."""
+    _key(b, style, "request_id=", ', "request_id": ')
+    _put_str(b, &f.request_id, style)
+    _key(b, style, " client=", ', "client": ')
+    _put_str(b, &f.client, style)
+    _key(b, style, " key=", ', "key": ')
+    _put_str(b, &f.key, style)
+    _key(b, style, " method=", ', "method": ')
+    _put_str(b, &f.method, style)
+    _key(b, style, " path=", ', "path": ')
+    _put_str(b, &f.path, style)
+    _key(b, style, " status=", ', "status": ')
     _put_int(b, f.status)
-    _lit(b, ', "model": ')
-    _put_json(b, &f.model)
-    _lit(b, ', "provider": ')
-    _put_json(b, &f.provider)
-    _lit(b, ', "stream_mode": ')
-    _put_json(b, &f.mode)
-    _lit(b, ', "attempts": ')
-    _put_number(b, &f.attempts, True, False)
-    _lit(b, ', "tokens_in": ')
-    _put_number(b, &f.tokens_in, True, False)
-    _lit(b, ', "tokens_out": ')
-    _put_number(b, &f.tokens_out, True, False)
-    _lit(b, ', "cost_usd": ')
-    if f.cost.state == ABSENT:
+    _key(b, style, " model=", ', "model": ')
+    _put_str(b, &f.model, style)
+    _key(b, style, " provider=", ', "provider": ')
+    _put_str(b, &f.provider, style)
+    _key(b, style, " stream_mode=", ', "stream_mode": ')
+    _put_str(b, &f.mode, style)
+    _key(b, style, " attempts=", ', "attempts": ')
+    _put_number(b, &f.attempts, Style is AsJson, False)
+    _key(b, style, " tokens_in=", ', "tokens_in": ')
+    _put_number(b, &f.tokens_in, Style is AsJson, False)
+    _key(b, style, " tokens_out=", ', "tokens_out": ')
+    _put_number(b, &f.tokens_out, Style is AsJson, False)
+    _key(b, style, " cost_usd=", ', "cost_usd": ')
+    if Style is AsText:
+        _put_text(b, &f.cost)
+    elif f.cost.state == ABSENT:
         _lit(b, "null")
     else:
         _put(b, f.cost.data, f.cost.size)
-    _lit(b, ', "latency_ms": ')
+    _key(b, style, " latency_ms=", ', "latency_ms": ')
     _put_ms(b, f.latency)
-    _lit(b, ', "ttft_ms": ')
-    _put_number(b, &f.ttft, True, True)
-    _lit(b, ', "overhead_ms": ')
-    _put_number(b, &f.overhead, True, True)
-    _lit(b, ', "bytes_received": ')
+    _key(b, style, " ttft_ms=", ', "ttft_ms": ')
+    _put_number(b, &f.ttft, Style is AsJson, True)
+    _key(b, style, " overhead_ms=", ', "overhead_ms": ')
+    _put_number(b, &f.overhead, Style is AsJson, True)
+    _key(b, style, " bytes_received=", ', "bytes_received": ')
     _put_int(b, f.received)
-    _lit(b, ', "bytes_sent": ')
+    _key(b, style, " bytes_sent=", ', "bytes_sent": ')
     _put_int(b, f.sent)
-    _lit(b, ', "completed": true') if f.completed else _lit(b, ', "completed": false')
-    _lit(b, ', "trace_id": ')
-    _put_json(b, &f.trace_id)
-    return _lit(b, "}\n")
+    if f.completed:
+        _key(b, style, " completed=true", ', "completed": true')
+    else:
+        _key(b, style, " completed=false", ', "completed": false')
+    _key(b, style, " trace_id=", ', "trace_id": ')
+    _put_str(b, &f.trace_id, style)
+    if Style is AsJson:
+        return _lit(b, "}\n")
+    else:
+        return 0

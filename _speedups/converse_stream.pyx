@@ -12,14 +12,10 @@ this class extends, so both paths share one state and give the same bytes.
 from cpython.dict cimport PyDict_GetItem
 from cpython.object cimport PyObject
 
-import msgspec
-
 from modelmux.translate._converse_stream_py import ConverseStreamTranslator as _Pure
 
 __all__ = ["ConverseStreamTranslator"]
 
-cdef object _decode_str = msgspec.json.Decoder(str).decode
-cdef object _encode = msgspec.json.Encoder().encode
 cdef str _EVENT = "event"
 cdef str _DELTA = "contentBlockDelta"
 
@@ -29,29 +25,7 @@ cdef enum:
     INPUT = 2
 
 
-cdef struct Delta:
-    int kind
-    long index
-    Py_ssize_t start   # the string value, quotes included: data[start:end]
-    Py_ssize_t end
-    int escaped
-
-
 include "_json_scan.pxi"
-
-
-cdef Py_ssize_t _key(const unsigned char* p, Py_ssize_t i, Py_ssize_t n, Py_ssize_t* k1) noexcept:
-    """Read ``"key" :`` at ``p[i]``: the start of its value (``k1`` ends the key), or -1."""
-    if i >= n or p[i] != 34:
-        return -1
-    k1[0] = _plain(p, i, n)
-    if k1[0] < 0:
-        return -1
-    i = _skip_ws(p, k1[0], n)
-    if i >= n or p[i] != 58:  # :
-        return -1
-    i = _skip_ws(p, i + 1, n)
-    return i if i < n else -1
 
 
 cdef Py_ssize_t _close(const unsigned char* p, Py_ssize_t i, Py_ssize_t n) noexcept:
@@ -100,9 +74,9 @@ cdef bint _scan(const unsigned char* p, Py_ssize_t n, Delta* out) noexcept:
     non-negative integers, a ``p`` that is not a plain string, and anything after the object
     make it fall back.
     """
-    cdef Py_ssize_t i, k0, k1 = 0, v, d
+    cdef Py_ssize_t i, k0, k1 = 0, v
     cdef int seen_delta = 0, seen_index = 0, seen_pad = 0, pad_escaped = 0
-    cdef long index = 0
+    cdef bint closed = False
     i = _skip_ws(p, 0, n)
     if i >= n or p[i] != 123:
         return False
@@ -121,15 +95,7 @@ cdef bint _scan(const unsigned char* p, Py_ssize_t n, Delta* out) noexcept:
             if seen_index:
                 return False
             seen_index = 1
-            d = v
-            while v < n and 48 <= p[v] <= 57:
-                index = index * 10 + (p[v] - 48)
-                v += 1
-            d = v - d
-            if d == 0 or d > MAX_DIGITS or (d > 1 and p[v - d] == 48):
-                return False
-            if v < n and (p[v] == 46 or p[v] == 101 or p[v] == 69):  # . e E
-                return False
+            v = _index(p, v, n, &out.index)
         elif _is(p, k0, k1, "p", 1):
             if seen_pad or p[v] != 34:
                 return False
@@ -141,17 +107,11 @@ cdef bint _scan(const unsigned char* p, Py_ssize_t n, Delta* out) noexcept:
             return False
         if v < 0:
             return False
-        i = _skip_ws(p, v, n)
-        if i >= n:
+        i = _next_member(p, v, n, &closed)
+        if i < 0:
             return False
-        if p[i] == 125:
-            if not (seen_delta and seen_index):
-                return False
-            out.index = index
-            return _skip_ws(p, i + 1, n) == n
-        if p[i] != 44:
-            return False
-        i = _skip_ws(p, i + 1, n)
+        if closed:
+            return seen_delta and seen_index and _skip_ws(p, i, n) == n
 
 
 class ConverseStreamTranslator(_Pure):
@@ -201,10 +161,5 @@ cdef object _fast(object self, object message):
         splice = writer._argument_splices.get(<object>found)
     if splice is None:
         return None  # the first chunk of its kind: the pure twin builds the splice
-    if d.escaped:
-        try:
-            value = _encode(_decode_str(data[d.start:d.end]))
-        except Exception:  # a lone surrogate escape and the like: the pure twin reports it
-            return None
-        return [splice[0] + value + splice[1]]
-    return [_join(splice[0], p, d.start, d.end, splice[1])]
+    payload = _spliced(splice, data, &d)
+    return None if payload is None else [payload]

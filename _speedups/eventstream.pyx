@@ -7,21 +7,9 @@ without a lookup. Headers are parsed, and every error is raised, by the pure mod
 with its messages, so both twins give the same messages and the same errors for any split.
 """
 
-from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize, PyBytes_GET_SIZE
-from libc.string cimport memcmp
-
-from modelmux.codec import _eventstream_py as _pure
-from modelmux.codec._eventstream_py import MAX_MESSAGE
-from modelmux.codec._eventstream_py import EventStreamError, Message, parse_headers
+from modelmux.codec._eventstream_py import MAX_MESSAGE, Message, parse_headers
 
 __all__ = ["EventStreamDecoder"]
-
-cdef enum:
-    CACHED_HEADERS = 64
-    PRELUDE = 12
-    OVERHEAD = 16  # the prelude and the message CRC
-
-assert (PRELUDE, OVERHEAD) == (_pure.PRELUDE, _pure.OVERHEAD)
 
 include "_event_frame.pxi"
 
@@ -40,30 +28,13 @@ cdef object _message(object headers, bytes payload, object kind, object event):
     return message
 
 
-cdef class EventStreamDecoder:
+cdef class EventStreamDecoder(_Reader):
     """Bytes in, whole ``Message`` objects out; both CRCs are checked. See the pure twin."""
 
     cdef public Py_ssize_t max_message
-    cdef bytearray _pending
-    cdef Py_ssize_t _need
-    cdef object _error
-    cdef dict _cache
-    cdef bytes _last_raw
-    cdef object _last
 
     def __init__(self, max_message: int = MAX_MESSAGE) -> None:
         self.max_message = max_message
-        self._pending = bytearray()
-        self._need = 0
-        self._error = None
-        self._cache = {}
-        self._last_raw = None
-        self._last = None
-
-    @property
-    def pending(self) -> int:
-        """Bytes held of a message not complete yet."""
-        return len(self._pending)
 
     def feed(self, data) -> list:
         """The messages ``data`` completes, in order.
@@ -72,13 +43,10 @@ cdef class EventStreamDecoder:
             EventStreamError: a CRC mismatch, impossible lengths or an unknown header type.
         """
         cdef bytes buf
-        cdef bytearray pending = self._pending
         cdef list out = []
         cdef const unsigned char* p
         cdef Py_ssize_t at = 0, end, total = 0, header_len, stop, body
-        if self._error is not None:
-            raise self._error
-        taken = _with_pending(pending, data, self._need)
+        taken = _take(self, data)
         if taken is None:
             return out
         buf = taken
@@ -86,14 +54,12 @@ cdef class EventStreamDecoder:
         end = PyBytes_GET_SIZE(buf)
         try:
             while end - at >= PRELUDE:
-                total = _checked_total(p + at, self.max_message)
-                if end - at < total:
+                header_len = _header_len(p + at, end - at, self.max_message, &total)
+                if header_len < 0:
                     break
-                _check_message(p + at, total)
-                header_len = _be32(p + at + 4)
                 stop = at + total - 4
                 body = at + PRELUDE + header_len
-                known = self._known(p + at + PRELUDE, header_len)
+                known = self._section(p + at + PRELUDE, header_len)
                 out.append(_message(known.headers,
                                     PyBytes_FromStringAndSize(<const char*>p + body, stop - body),
                                     known.kind, known.event))
@@ -104,36 +70,9 @@ cdef class EventStreamDecoder:
             if not out:
                 raise
             return out  # the messages before the bad one; the error comes next call
-        if at < end:
-            pending += buf[at:]
-            self._need = total
+        _hold(self, buf, at, total)
         return out
 
-    cdef object _known(self, const unsigned char* raw, Py_ssize_t size):
-        """A payload-less ``Message`` for this header section, parsed once per stream."""
-        cdef bytes last = self._last_raw
-        if (last is not None and PyBytes_GET_SIZE(last) == size
-                and memcmp(PyBytes_AS_STRING(last), raw, <size_t>size) == 0):
-            return self._last
-        key = PyBytes_FromStringAndSize(<const char*>raw, size)
-        known = self._cache.get(key)
-        if known is None:
-            known = Message(parse_headers(key), b"")
-            if len(self._cache) < CACHED_HEADERS:
-                self._cache[key] = known
-        self._last_raw = key
-        self._last = known
-        return known
-
-    def close(self) -> None:
-        """End of input.
-
-        Raises:
-            EventStreamError: the input ended inside a message, or an error is pending.
-        """
-        if self._error is not None:
-            raise self._error
-        if len(self._pending):
-            self._error = EventStreamError(
-                f"event stream ended inside a message ({len(self._pending)} bytes left over)")
-            raise self._error
+    cdef object _parse(self, bytes raw):
+        """A payload-less ``Message`` for this header section."""
+        return Message(parse_headers(raw), b"")

@@ -10,25 +10,18 @@ exception go to the pure ``InvokeStreamRelay``, which this class extends, so bot
 one state and give the same bytes (a hypothesis test compares them).
 """
 
-from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize, PyBytes_GET_SIZE
-from libc.string cimport memchr, memcmp, memcpy
+from libc.string cimport memchr, memcpy
 
-from modelmux.codec import _eventstream_py as _pure
-from modelmux.codec._eventstream_py import MAX_MESSAGE, EventStreamError, Message, parse_headers
+from modelmux.codec._eventstream_py import MAX_MESSAGE, Message, parse_headers
 from modelmux.providers.invoke_stream import InvokeStreamRelay as _Pure
 
 __all__ = ["InvokeStreamRelay"]
 
 cdef enum:
-    CACHED_HEADERS = 64
-    PRELUDE = 12
-    OVERHEAD = 16  # the prelude and the message CRC
     DATA_MAX = 65536  # larger events take the pure path
     SKIP = 0       # what a header section makes of its message
     CHUNK = 1
     EXCEPTION = 2
-
-assert (PRELUDE, OVERHEAD) == (_pure.PRELUDE, _pure.OVERHEAD)
 
 include "_event_frame.pxi"
 include "_payload_part.pxi"
@@ -129,51 +122,32 @@ cdef object _message(object known, bytes payload):
     return message
 
 
-cdef class _OnePass:
+cdef class _Section:
+    """A header section as the relay reads it: a payload-less ``Message`` and its role."""
+
+    cdef object message
+    cdef int role
+
+
+cdef class _OnePass(_Reader):
     """The relay's framing state: the native decoder's, plus what each header section means."""
 
-    cdef bytearray _pending
-    cdef Py_ssize_t _need
-    cdef object _error
-    cdef dict _cache           # header section -> (payload-less Message, SKIP|CHUNK|EXCEPTION)
-    cdef bytes _last_raw
-    cdef object _last
-    cdef int _last_role
     cdef bint _seen            # relay._seen is set
     cdef bint _started         # relay._started is set
     cdef public bint done      # the relay is finished: nothing more is read
 
-    def __init__(self) -> None:
-        self._pending = bytearray()
-        self._need = 0
-        self._error = None
-        self._cache = {}
-        self._last_raw = None
-        self._last = None
-        self._last_role = SKIP
-        self._seen = False
-        self._started = False
-        self.done = False
-
-    @property
-    def pending(self) -> int:
-        """Bytes held of a message not complete yet."""
-        return len(self._pending)
-
     cdef list feed_relay(self, object relay, object data):
         """``InvokeStreamRelay.feed``: the SSE frames ``data`` completes."""
         cdef bytes buf
-        cdef bytearray pending = self._pending
         cdef list out = []
         cdef const unsigned char* p
         cdef Py_ssize_t at = 0, end, total = 0, header_len, stop, body, completed = 0
         cdef Py_ssize_t size, t0 = 0, t1 = 0
         cdef int role
+        cdef _Section section
         if self.done:
             return out
-        if self._error is not None:
-            raise self._error
-        taken = _with_pending(pending, data, self._need)
+        taken = _take(self, data)
         if taken is None:
             return out
         buf = taken
@@ -181,14 +155,13 @@ cdef class _OnePass:
         end = PyBytes_GET_SIZE(buf)
         try:
             while end - at >= PRELUDE:
-                total = _checked_total(p + at, MAX_MESSAGE)
-                if end - at < total:
+                header_len = _header_len(p + at, end - at, MAX_MESSAGE, &total)
+                if header_len < 0:
                     break
-                _check_message(p + at, total)
-                header_len = _be32(p + at + 4)
                 stop = at + total - 4
                 body = at + PRELUDE + header_len
-                role = self._role(p + at + PRELUDE, header_len)
+                section = <_Section>self._section(p + at + PRELUDE, header_len)
+                role = section.role
                 completed += 1
                 at += total
                 total = 0
@@ -209,7 +182,7 @@ cdef class _OnePass:
                         relay._chunk(PyBytes_FromStringAndSize(<const char*>p + body,
                                                                stop - body), out)
                 else:
-                    relay._exception(_message(self._last, PyBytes_FromStringAndSize(
+                    relay._exception(_message(section.message, PyBytes_FromStringAndSize(
                         <const char*>p + body, stop - body)), out)
                 if relay._finished or relay.early_error is not None:
                     self.done = True
@@ -220,53 +193,26 @@ cdef class _OnePass:
             if not completed:
                 raise
             at = end  # the messages before the bad one; the error comes next call
-        if at < end:
-            pending += buf[at:]
-            self._need = total
+        _hold(self, buf, at, total)
         if out and not self._started:
             relay._started = self._started = True
         return out
 
-    cdef int _role(self, const unsigned char* raw, Py_ssize_t size) except -1:
-        """What this header section's messages are, parsed once per stream.
+    cdef object _parse(self, bytes raw):
+        """SKIP, CHUNK or EXCEPTION for this header section's messages.
 
         Raises:
             EventStreamError: the headers are malformed (the pure decoder's message).
         """
-        cdef bytes last = self._last_raw
-        if (last is not None and PyBytes_GET_SIZE(last) == size
-                and memcmp(PyBytes_AS_STRING(last), raw, <size_t>size) == 0):
-            return self._last_role
-        key = PyBytes_FromStringAndSize(<const char*>raw, size)
-        known = self._cache.get(key)
-        if known is None:
-            message = Message(parse_headers(key), b"")
-            if message.kind == "exception" or message.kind == "error":
-                role = EXCEPTION
-            elif message.event == "chunk":
-                role = CHUNK
-            else:
-                role = SKIP
-            known = (message, role)
-            if len(self._cache) < CACHED_HEADERS:
-                self._cache[key] = known
-        self._last_raw = key
-        self._last = known[0]
-        self._last_role = known[1]
-        return self._last_role
-
-    def close(self) -> None:
-        """End of input.
-
-        Raises:
-            EventStreamError: the input ended inside a message, or an error is pending.
-        """
-        if self._error is not None:
-            raise self._error
-        if len(self._pending):
-            self._error = EventStreamError(
-                f"event stream ended inside a message ({len(self._pending)} bytes left over)")
-            raise self._error
+        cdef _Section section = _Section.__new__(_Section)
+        section.message = message = Message(parse_headers(raw), b"")
+        if message.kind == "exception" or message.kind == "error":
+            section.role = EXCEPTION
+        elif message.event == "chunk":
+            section.role = CHUNK
+        else:
+            section.role = SKIP
+        return section
 
 
 class InvokeStreamRelay(_Pure):

@@ -7,12 +7,8 @@ what msgspec would write. Every other event, and any delta the scanner is unsure
 pure ``MessagesStreamTranslator``, which this class extends, so both paths share one state.
 """
 
-from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize, PyBytes_GET_SIZE
 from cpython.dict cimport PyDict_GetItem
 from cpython.object cimport PyObject
-from libc.string cimport memcmp, memcpy
-
-import msgspec
 
 from modelmux.translate.messages_stream import MessagesStreamTranslator as _Pure
 from modelmux.translate.messages_stream import _State, anthropic_event_type
@@ -20,8 +16,6 @@ from modelmux.translate.messages_stream import _State, anthropic_event_type
 __all__ = ["MessagesStreamTranslator", "anthropic_event_type"]
 
 cdef object _STREAMING = _State.STREAMING
-cdef object _decode_str = msgspec.json.Decoder(str).decode
-cdef object _encode = msgspec.json.Encoder().encode
 cdef str _EVENT = "content_block_delta"
 cdef str _TEXT = "text"
 cdef str _TOOL = "tool"
@@ -33,14 +27,6 @@ cdef enum:
     FALLBACK = -1     # hand the event to the pure twin
 
 
-cdef struct Delta:
-    int kind
-    long index
-    Py_ssize_t start   # the string value, quotes included: data[start:end]
-    Py_ssize_t end
-    int escaped
-
-
 include "_json_scan.pxi"
 
 
@@ -48,28 +34,20 @@ cdef Py_ssize_t _delta_object(
     const unsigned char* p, Py_ssize_t i, Py_ssize_t n, Delta* out
 ) noexcept:
     """Scan ``{"type": ..., "text"|"partial_json": ...}`` at ``p[i]``: its end, or -1."""
-    cdef Py_ssize_t k0, k1, v0, v1
+    cdef Py_ssize_t k0, k1 = 0, v0, v1
     cdef int seen_type = 0, seen_value = 0, value_key = NO_KIND
+    cdef bint closed = False
     i = _skip_ws(p, i + 1, n)
     while True:
-        if i >= n or p[i] != 34:
-            return -1
         k0 = i
-        k1 = _plain(p, i, n)
-        if k1 < 0:
+        v0 = _key(p, k0, n, &k1)
+        if v0 < 0 or p[v0] != 34:
             return -1
-        i = _skip_ws(p, k1, n)
-        if i >= n or p[i] != 58:  # :
-            return -1
-        i = _skip_ws(p, i + 1, n)
-        if i >= n or p[i] != 34:
-            return -1
-        v0 = i
         if _is(p, k0, k1, "type", 4):
             if seen_type:
                 return -1
             seen_type = 1
-            v1 = _plain(p, i, n)
+            v1 = _plain(p, v0, n)
             if v1 < 0:
                 return -1
             if _is(p, v0, v1, "text_delta", 10):
@@ -90,21 +68,16 @@ cdef Py_ssize_t _delta_object(
             else:
                 return -1
             seen_value = 1
-            v1 = _string(p, i, n, &out.escaped)
+            v1 = _string(p, v0, n, &out.escaped)
             if v1 < 0:
                 return -1
             out.start = v0
             out.end = v1
-        i = _skip_ws(p, v1, n)
-        if i >= n:
+        i = _next_member(p, v1, n, &closed)
+        if i < 0:
             return -1
-        if p[i] == 125:  # }
-            if not (seen_type and seen_value and value_key == out.kind):
-                return -1
-            return i + 1
-        if p[i] != 44:  # ,
-            return -1
-        i = _skip_ws(p, i + 1, n)
+        if closed:
+            return i if seen_type and seen_value and value_key == out.kind else -1
 
 
 cdef bint _scan(const unsigned char* p, Py_ssize_t n, bint need_type, Delta* out) noexcept:
@@ -113,68 +86,45 @@ cdef bint _scan(const unsigned char* p, Py_ssize_t n, bint need_type, Delta* out
     Keys other than type, index and delta, repeated keys, numbers other than plain non-negative
     integers, and anything after the object make it fall back.
     """
-    cdef Py_ssize_t i, k0, k1, v0, v1, d
+    cdef Py_ssize_t i, k0, k1 = 0, v0, v1
     cdef int seen_type = 0, seen_index = 0, seen_delta = 0
-    cdef long index = 0
+    cdef bint closed = False
     i = _skip_ws(p, 0, n)
     if i >= n or p[i] != 123:  # {
         return False
     i = _skip_ws(p, i + 1, n)
     while True:
-        if i >= n or p[i] != 34:
-            return False
         k0 = i
-        k1 = _plain(p, i, n)
-        if k1 < 0:
-            return False
-        i = _skip_ws(p, k1, n)
-        if i >= n or p[i] != 58:
-            return False
-        i = _skip_ws(p, i + 1, n)
-        if i >= n:
+        v0 = _key(p, k0, n, &k1)
+        if v0 < 0:
             return False
         if _is(p, k0, k1, "type", 4):
-            if seen_type or p[i] != 34:
+            if seen_type or p[v0] != 34:
                 return False
             seen_type = 1
-            v0 = i
-            v1 = _plain(p, i, n)
+            v1 = _plain(p, v0, n)
             if v1 < 0 or (need_type and not _is(p, v0, v1, "content_block_delta", 19)):
                 return False
         elif _is(p, k0, k1, "index", 5):
             if seen_index:
                 return False
             seen_index = 1
-            v1 = i
-            while v1 < n and 48 <= p[v1] <= 57:
-                index = index * 10 + (p[v1] - 48)
-                v1 += 1
-            d = v1 - i
-            if d == 0 or d > MAX_DIGITS or (d > 1 and p[i] == 48):
-                return False
-            if v1 < n and (p[v1] == 46 or p[v1] == 101 or p[v1] == 69):  # . e E
-                return False
+            v1 = _index(p, v0, n, &out.index)
         elif _is(p, k0, k1, "delta", 5):
-            if seen_delta or p[i] != 123:
+            if seen_delta or p[v0] != 123:
                 return False
             seen_delta = 1
-            v1 = _delta_object(p, i, n, out)
-            if v1 < 0:
-                return False
+            v1 = _delta_object(p, v0, n, out)
         else:
             return False
-        i = _skip_ws(p, v1, n)
-        if i >= n:
+        if v1 < 0:
             return False
-        if p[i] == 125:
-            if not (seen_index and seen_delta and (seen_type or not need_type)):
-                return False
-            out.index = index
-            return _skip_ws(p, i + 1, n) == n
-        if p[i] != 44:
+        i = _next_member(p, v1, n, &closed)
+        if i < 0:
             return False
-        i = _skip_ws(p, i + 1, n)
-
+        if closed:
+            return (seen_index and seen_delta and (seen_type or not need_type)
+                    and _skip_ws(p, i, n) == n)
 
 
 class MessagesStreamTranslator(_Pure):
@@ -223,14 +173,9 @@ cdef object _fast(object self, object event, object data):
         splice = self._arguments_splices.get(block.tool_index)
         if splice is None:
             return None  # the first arguments chunk of a call: the pure twin builds the splice
-    if d.escaped:
-        try:
-            value = _encode(_decode_str(data[d.start:d.end]))
-        except Exception:  # a lone surrogate escape and the like: the pure twin reports it
-            return None
-        if d.kind == JSON_DELTA:
-            block.saw_input = True
-        return [splice[0] + value + splice[1]]
+    payload = _spliced(splice, data, &d)
+    if payload is None:
+        return None
     if d.kind == JSON_DELTA:
         block.saw_input = True
-    return [_join(splice[0], p, d.start, d.end, splice[1])]
+    return [payload]

@@ -25,6 +25,7 @@ from modelmux.observability.access import CLIENT_CLOSED, MAX_TEXT, AccessLog
 from modelmux.observability.logs import ONE_LINE, JsonFormatter, TextFormatter, json_line
 from modelmux.observability.record import STREAMED, RequestRecord
 from modelmux.providers.base import CallStats
+from tests.logging_state import restored_logging
 
 pytest.importorskip("pytest_benchmark")
 
@@ -99,15 +100,8 @@ def before_log(logger: logging.Logger, record: RequestRecord, exchange: Any, now
 
 @pytest.fixture
 def modelmux_logger() -> Iterator[logging.Logger]:
-    root = logging.getLogger("modelmux")
-    saved = (list(root.handlers), root.level, root.propagate)
-    try:
+    with restored_logging() as root:
         yield root
-    finally:
-        for handler in root.handlers:
-            if handler not in saved[0]:
-                handler.close()
-        root.handlers[:], root.level, root.propagate = saved
 
 
 @pytest.fixture

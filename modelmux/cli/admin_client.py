@@ -22,6 +22,14 @@ from modelmux.codec.sse import SSEDecoder
 TIMEOUT = 30.0
 
 
+def error_message(exc: urllib.error.HTTPError) -> str:
+    """The ``error.message`` of an admin API error body, else the HTTP reason phrase."""
+    try:
+        return str(json.loads(exc.read())["error"]["message"])
+    except (ValueError, KeyError, TypeError):
+        return str(exc.reason)
+
+
 class AdminError(Exception):
     """The gateway refused or could not be reached; the message says which and why."""
 
@@ -60,11 +68,7 @@ class AdminClient:
         try:
             return urllib.request.urlopen(request, timeout=timeout or self.timeout)
         except urllib.error.HTTPError as exc:
-            try:
-                message = json.loads(exc.read())["error"]["message"]
-            except (ValueError, KeyError, TypeError):
-                message = exc.reason
-            raise AdminError(f"{path}: HTTP {exc.code}: {message}") from None
+            raise AdminError(f"{path}: HTTP {exc.code}: {error_message(exc)}") from None
         except (urllib.error.URLError, OSError) as exc:
             raise AdminError(f"cannot reach {self.url}: {getattr(exc, 'reason', exc)}") from None
 

@@ -19,6 +19,7 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
+from modelmux.cli.admin_client import error_message
 from modelmux.cli.common import FAILED, INVALID, OK
 
 ACTIONS = {
@@ -126,11 +127,7 @@ def request(ns: argparse.Namespace, method: str, path: str, body: dict[str, Any]
         with urllib.request.urlopen(req, timeout=TIMEOUT) as answer:
             return json.loads(answer.read() or b"null")
     except urllib.error.HTTPError as exc:
-        try:
-            message = json.loads(exc.read())["error"]["message"]
-        except (ValueError, KeyError, TypeError):
-            message = exc.reason
-        raise Failed(f"{method} {path}: {exc.code} {message}") from None
+        raise Failed(f"{method} {path}: {exc.code} {error_message(exc)}") from None
     except (urllib.error.URLError, OSError) as exc:
         raise Failed(f"cannot reach {ns.url}: {getattr(exc, 'reason', exc)}") from None
 

@@ -23,6 +23,7 @@ from modelmux.schemas.openai_chat import (
     ToolMessage,
     UserMessage,
 )
+from modelmux.translate.unsupported import reject_unsupported
 
 Doc = dict[str, Any]
 
@@ -33,7 +34,7 @@ def chat_to_cohere(req: ChatCompletionRequest, *, model: str, provider: str) -> 
     Raises:
         InvalidRequest: a field Cohere cannot honour, or a malformed message, naming the param.
     """
-    _reject_unsupported(req, provider)
+    reject_unsupported(req, provider, "Cohere")
     body: Doc = {"model": model, "messages": _messages(req)}
     _tools(req, body)
     tokens = req.max_completion_tokens if req.max_completion_tokens is not None else req.max_tokens
@@ -60,21 +61,6 @@ def chat_to_cohere(req: ChatCompletionRequest, *, model: str, provider: str) -> 
     if req.stream:
         body["stream"] = True
     return body
-
-
-def _reject_unsupported(req: ChatCompletionRequest, provider: str) -> None:
-    if req.n is not None and req.n != 1:
-        raise InvalidRequest(f"n must be 1: provider {provider!r} returns one choice", param="n")
-    if req.logprobs or req.top_logprobs:
-        raise InvalidRequest(f"logprobs are not available from provider {provider!r}",
-                             param="logprobs")
-    if req.logit_bias:
-        raise InvalidRequest("logit_bias is not supported by Cohere", param="logit_bias")
-    if req.audio is not None or (req.modalities and set(req.modalities) - {"text"}):
-        raise InvalidRequest("only text output is supported", param="modalities")
-    if req.functions is not None or req.function_call is not None:
-        raise InvalidRequest("the legacy functions API is not supported; use tools",
-                             param="functions" if req.functions is not None else "function_call")
 
 
 def _text(content: str | list[Any]) -> str:

@@ -12,20 +12,18 @@ from __future__ import annotations
 
 from typing import Any
 
-import msgspec
-
 from modelmux.errors import InvalidRequest
 from modelmux.schemas.openai_chat import (
     AssistantMessage,
     ChatCompletionRequest,
     Message,
     NamedToolChoice,
-    TextPart,
     ToolMessage,
 )
 from modelmux.translate.chat_to_messages import _data_url
 from modelmux.translate.sampling import sampling
-from modelmux.translate.turns import alternate, text_blocks, user_blocks
+from modelmux.translate.turns import alternate, assistant_text, json_arguments, user_blocks
+from modelmux.translate.unsupported import reject_unsupported
 
 Block = dict[str, Any]
 JSON_TOOL = "json_response"
@@ -99,19 +97,7 @@ def _spec(name: str, description: str | None, schema: dict[str, Any] | None) -> 
 
 
 def _reject_unsupported(req: ChatCompletionRequest, provider: str) -> None:
-    if req.n is not None and req.n != 1:
-        raise InvalidRequest(f"n must be 1: provider {provider!r} returns one choice", param="n")
-    if req.logprobs or req.top_logprobs:
-        raise InvalidRequest(f"logprobs are not available from provider {provider!r}",
-                             param="logprobs")
-    if req.logit_bias:
-        raise InvalidRequest("logit_bias is not supported by Bedrock Converse",
-                             param="logit_bias")
-    if req.audio is not None or (req.modalities and set(req.modalities) - {"text"}):
-        raise InvalidRequest("only text output is supported", param="modalities")
-    if req.functions is not None or req.function_call is not None:
-        raise InvalidRequest("the legacy functions API is not supported; use tools",
-                             param="functions" if req.functions is not None else "function_call")
+    reject_unsupported(req, provider, "Bedrock Converse")
     if json_mode(req) and req.tools:
         raise InvalidRequest("response_format together with tools is not supported for Bedrock "
                              "(JSON mode is itself a forced tool call there)",
@@ -145,28 +131,12 @@ def _image(url: str, param: str) -> Block:
 
 
 def _assistant_blocks(msg: AssistantMessage, param: str) -> list[Block]:
-    blocks: list[Block] = []
-    if isinstance(msg.content, str):
-        blocks.extend(text_blocks(msg.content))
-    elif msg.content is not None:
-        blocks.extend({"text": p.text} for p in msg.content if isinstance(p, TextPart) and p.text)
+    blocks: list[Block] = assistant_text(msg)
     for j, call in enumerate(msg.tool_calls or ()):
         where = f"{param}.tool_calls[{j}].function.arguments"
         blocks.append({"toolUse": {"toolUseId": call.id, "name": call.function.name,
-                                   "input": _json_object(call.function.arguments, where)}})
+                                   "input": json_arguments(call.function.arguments, where)}})
     return blocks
-
-
-def _json_object(text: str, param: str) -> dict[str, Any]:
-    if not text.strip():
-        return {}
-    try:
-        value = msgspec.json.decode(text)
-    except (ValueError, RecursionError):
-        value = None
-    if not isinstance(value, dict):
-        raise InvalidRequest("function.arguments must be a JSON object", param=param)
-    return value
 
 
 def _tool_result(msg: ToolMessage) -> Block:

@@ -19,12 +19,12 @@ from modelmux.schemas.openai_chat import (
     ChatCompletionRequest,
     Message,
     NamedToolChoice,
-    TextPart,
     ToolMessage,
 )
 from modelmux.translate.chat_to_messages import _data_url
 from modelmux.translate.sampling import sampling
-from modelmux.translate.turns import alternate, text_blocks, user_blocks
+from modelmux.translate.turns import alternate, assistant_text, json_arguments, user_blocks
+from modelmux.translate.unsupported import reject_unsupported
 
 Part = dict[str, Any]
 
@@ -45,7 +45,7 @@ def chat_to_gemini(req: ChatCompletionRequest, *, provider: str) -> dict[str, An
     Raises:
         InvalidRequest: a field Gemini cannot honour, or a malformed message, naming the param.
     """
-    _reject_unsupported(req, provider)
+    reject_unsupported(req, provider, "Gemini")
     system, contents = _contents(req.messages)
     body: dict[str, Any] = {"contents": contents}
     if system:
@@ -56,22 +56,6 @@ def chat_to_gemini(req: ChatCompletionRequest, *, provider: str) -> dict[str, An
     if config:
         body["generationConfig"] = config
     return body
-
-
-def _reject_unsupported(req: ChatCompletionRequest, provider: str) -> None:
-    if req.n is not None and req.n != 1:
-        raise InvalidRequest(f"n must be 1: provider {provider!r} returns one choice",
-                             param="n")
-    if req.logprobs or req.top_logprobs:
-        raise InvalidRequest(f"logprobs are not available from provider {provider!r}",
-                             param="logprobs")
-    if req.logit_bias:
-        raise InvalidRequest("logit_bias is not supported by Gemini", param="logit_bias")
-    if req.audio is not None or (req.modalities and set(req.modalities) - {"text"}):
-        raise InvalidRequest("only text output is supported", param="modalities")
-    if req.functions is not None or req.function_call is not None:
-        raise InvalidRequest("the legacy functions API is not supported; use tools",
-                             param="functions" if req.functions is not None else "function_call")
 
 
 def _generation_config(req: ChatCompletionRequest) -> dict[str, Any]:
@@ -112,29 +96,13 @@ def _image(url: str, param: str) -> Part:
 
 
 def _model_parts(msg: AssistantMessage, param: str, names: dict[str, str]) -> list[Part]:
-    parts: list[Part] = []
-    if isinstance(msg.content, str):
-        parts.extend(text_blocks(msg.content))
-    elif msg.content is not None:
-        parts.extend({"text": p.text} for p in msg.content if isinstance(p, TextPart) and p.text)
+    parts: list[Part] = assistant_text(msg)
     for j, call in enumerate(msg.tool_calls or ()):
         where = f"{param}.tool_calls[{j}].function.arguments"
-        args = _json_object(call.function.arguments, where)
+        args = json_arguments(call.function.arguments, where)
         names[call.id] = call.function.name
         parts.append({"functionCall": {"name": call.function.name, "args": args}})
     return parts
-
-
-def _json_object(text: str, param: str) -> dict[str, Any]:
-    if not text.strip():
-        return {}
-    try:
-        value = msgspec.json.decode(text)
-    except (ValueError, RecursionError):
-        value = None
-    if not isinstance(value, dict):
-        raise InvalidRequest("function.arguments must be a JSON object", param=param)
-    return value
 
 
 def _function_response(msg: ToolMessage, names: dict[str, str], param: str) -> Part:

@@ -9,24 +9,20 @@ from __future__ import annotations
 
 from typing import Any
 
-import msgspec
-
 from modelmux.errors import InvalidRequest
 from modelmux.schemas.openai_chat import (
     AssistantMessage,
     ChatCompletionRequest,
-    DeveloperMessage,
     FilePart,
     ImagePart,
     Message,
     NamedToolChoice,
     RefusalPart,
-    SystemMessage,
     TextPart,
     ToolCall,
     ToolMessage,
-    UserMessage,
 )
+from modelmux.translate.turns import alternate, json_arguments
 
 Block = dict[str, Any]
 
@@ -137,29 +133,9 @@ def _conversation(messages: list[Message]) -> tuple[list[Block], list[Block]]:
     Raises:
         InvalidRequest: a malformed message, or no user or assistant content at all.
     """
-    system: list[Block] = []
-    turns: list[tuple[str, list[Block]]] = []
-    for i, msg in enumerate(messages):
-        param = f"messages[{i}]"
-        if isinstance(msg, (SystemMessage, DeveloperMessage)):
-            system.extend(_text_blocks(msg.content))
-            continue
-        if isinstance(msg, UserMessage):
-            role, blocks = "user", _user_blocks(msg.content, f"{param}.content")
-        elif isinstance(msg, AssistantMessage):
-            role, blocks = "assistant", _assistant_blocks(msg, param)
-        elif isinstance(msg, ToolMessage):
-            role, blocks = "user", [_tool_result(msg)]
-        else:
-            raise InvalidRequest("role 'function' is not supported; use tools", param=param)
-        if not blocks:
-            continue
-        if turns and turns[-1][0] == role:
-            turns[-1][1].extend(blocks)
-        else:
-            turns.append((role, blocks))
-    if not turns:
-        raise InvalidRequest("messages must include user or assistant content", param="messages")
+    system, turns = alternate(messages, assistant_role="assistant", system_blocks=_text_blocks,
+                              user=_user_blocks, assistant=_assistant_blocks,
+                              tool=lambda msg, _param: _tool_result(msg))
     if turns[0][0] == "assistant":
         turns.insert(0, ("user", [{"type": "text", "text": LEADING_USER_TEXT}]))
     _trim_final_assistant(turns[-1])
@@ -289,18 +265,7 @@ def _tool_use(call: ToolCall, param: str) -> Block:
         raise InvalidRequest(
             f"tool call type {call.type!r} is not supported", param=f"{param}.type"
         )
-    arguments = call.function.arguments
-    if not arguments.strip():
-        tool_input: Any = {}
-    else:
-        try:
-            tool_input = msgspec.json.decode(arguments)
-        except (ValueError, RecursionError):
-            tool_input = None
-        if not isinstance(tool_input, dict):
-            raise InvalidRequest(
-                "function.arguments must be a JSON object", param=f"{param}.function.arguments"
-            )
+    tool_input = json_arguments(call.function.arguments, f"{param}.function.arguments")
     return {"type": "tool_use", "id": call.id, "name": call.function.name, "input": tool_input}
 
 

@@ -14,12 +14,11 @@ from modelmux.errors import UpstreamError
 from modelmux.schemas import cohere
 from modelmux.schemas.openai_chat import (
     ChatCompletion,
-    Choice,
     FunctionCall,
-    ResponseMessage,
     ToolCall,
     Usage,
 )
+from modelmux.translate.completion import one_choice
 
 COHERE_FINISH_REASONS: Mapping[str, str] = MappingProxyType({
     "COMPLETE": "stop",
@@ -72,10 +71,6 @@ def cohere_to_chat(body: bytes, *, model: str, completion_id: str, created: int)
              for i, c in enumerate(message.tool_calls) if c.function is not None]
     if not text and message.tool_plan:
         text = message.tool_plan
-    return ChatCompletion(
-        id=completion_id, created=created, model=model,
-        choices=[Choice(index=0, finish_reason=cohere_finish_reason(answer.finish_reason),
-                        message=ResponseMessage(content=text if text or not calls else None,
-                                                tool_calls=calls or None))],
-        usage=cohere_usage(answer.usage) if answer.usage is not None else None,
-    )
+    usage = cohere_usage(answer.usage) if answer.usage is not None else None
+    return one_choice(completion_id, created, model, [text] if text else [], calls,
+                      cohere_finish_reason(answer.finish_reason), usage)

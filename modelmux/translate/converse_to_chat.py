@@ -24,12 +24,11 @@ from modelmux.errors import (
 from modelmux.schemas import bedrock
 from modelmux.schemas.openai_chat import (
     ChatCompletion,
-    Choice,
     FunctionCall,
-    ResponseMessage,
     ToolCall,
     Usage,
 )
+from modelmux.translate.completion import one_choice
 from modelmux.translate.status_errors import error_for_status
 
 STOP_REASONS: Mapping[str, str] = MappingProxyType({
@@ -127,12 +126,5 @@ def converse_to_chat(body: bytes, *, model: str, completion_id: str, created: in
         texts = [json_text]  # the JSON is the whole answer; text before the call is dropped
         if not calls and reason == "tool_calls":
             reason = "stop"
-    return ChatCompletion(
-        id=completion_id,
-        created=created,
-        model=model,
-        choices=[Choice(index=0, finish_reason=reason,
-                        message=ResponseMessage(content="".join(texts) if texts or not calls
-                                                else None, tool_calls=calls or None))],
-        usage=converse_usage(answer.usage) if answer.usage is not None else None,
-    )
+    usage = converse_usage(answer.usage) if answer.usage is not None else None
+    return one_choice(completion_id, created, model, texts, calls, reason, usage)

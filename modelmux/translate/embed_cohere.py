@@ -13,8 +13,7 @@ from typing import Any
 
 import msgspec
 
-from modelmux.errors import UpstreamError
-from modelmux.translate.embeddings import vector_count_error
+from modelmux.translate.embeddings import decode_answer, vector_count_error
 
 _encode = msgspec.json.Encoder().encode
 
@@ -55,11 +54,7 @@ def cohere_vectors(answer: bytes, provider: str, want: int) -> tuple[list[list[f
     Raises:
         UpstreamError: the answer is not that shape, or holds other than ``want`` vectors.
     """
-    try:
-        decoded = _answer.decode(answer)
-    except (msgspec.DecodeError, msgspec.ValidationError) as exc:
-        raise UpstreamError(f"provider {provider!r} sent an unreadable embed answer: {exc}",
-                            code="upstream_protocol_error") from None
+    decoded = decode_answer(_answer, answer, provider, "embed answer")
     vectors = decoded.embeddings.values
     if len(vectors) != want:
         raise vector_count_error(provider, len(vectors), want)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import base64
 import struct
+from typing import TypeVar
 
 import msgspec
 
@@ -17,6 +18,7 @@ from modelmux.errors import InvalidRequest, UpstreamError
 from modelmux.schemas.openai_embeddings import EmbeddingRequest
 
 _encode = msgspec.json.Encoder().encode
+T = TypeVar("T")
 
 
 class EmbedOptions(msgspec.Struct, frozen=True):
@@ -59,6 +61,20 @@ def text_inputs(request: EmbeddingRequest, provider: str, kind: str) -> list[str
 def slices(count: int, size: int) -> list[tuple[int, int]]:
     """``(start, end)`` of each batch of at most ``size`` among ``count`` inputs, in order."""
     return [(start, min(start + size, count)) for start in range(0, count, size)]
+
+
+def decode_answer(decoder: msgspec.json.Decoder[T], answer: bytes, provider: str,
+                  what: str) -> T:
+    """A vendor's embeddings ``answer`` through ``decoder``.
+
+    Raises:
+        UpstreamError: the answer is not that shape (``what`` names it in the message).
+    """
+    try:
+        return decoder.decode(answer)
+    except (msgspec.DecodeError, msgspec.ValidationError) as exc:
+        raise UpstreamError(f"provider {provider!r} sent an unreadable {what}: {exc}",
+                            code="upstream_protocol_error") from None
 
 
 def vector_count_error(provider: str, got: int, want: int) -> UpstreamError:

@@ -14,12 +14,11 @@ from modelmux.errors import ModelMuxError, UpstreamError
 from modelmux.schemas import gemini
 from modelmux.schemas.openai_chat import (
     ChatCompletion,
-    Choice,
     FunctionCall,
-    ResponseMessage,
     ToolCall,
     Usage,
 )
+from modelmux.translate.completion import one_choice
 from modelmux.translate.status_errors import error_for_status
 
 GEMINI_FINISH_REASONS: Mapping[str, str] = MappingProxyType({
@@ -110,12 +109,5 @@ def gemini_to_chat(body: bytes, *, model: str, completion_id: str, created: int)
         blocked = answer.prompt_feedback is not None and answer.prompt_feedback.block_reason
         finish = "content_filter" if blocked else "stop"
     meta = answer.usage_metadata
-    return ChatCompletion(
-        id=completion_id,
-        created=created,
-        model=model,
-        choices=[Choice(index=0, finish_reason=finish,
-                        message=ResponseMessage(content="".join(texts) if texts or not calls
-                                                else None, tool_calls=calls or None))],
-        usage=gemini_usage(meta) if meta is not None else None,
-    )
+    usage = gemini_usage(meta) if meta is not None else None
+    return one_choice(completion_id, created, model, texts, calls, finish, usage)

@@ -1,15 +1,20 @@
-"""OpenAI chat messages as alternating vendor turns: the walk Gemini and Bedrock Converse share.
+"""OpenAI chat messages as alternating vendor turns: the walk Gemini, Bedrock Converse and
+Claude's Messages share.
 
-Both APIs take system text apart from the turns, want user and assistant turns to alternate
+They take system text apart from the turns, want user and assistant turns to alternate
 (same-role neighbours are merged, so tool results after a tool call join one user turn), and
-write text as ``{"text": ...}``. Each translator supplies what differs: its assistant role
-name, how an assistant message, a tool result and an image become its blocks.
+write text as ``{"text": ...}`` (Claude's translator passes its own ``system_blocks``). Each
+translator supplies what differs: its assistant role name, how an assistant message, a tool
+result and an image become its blocks. Tool-call arguments are read here too, for every
+translator that sends them as an object.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from typing import Any
+
+import msgspec
 
 from modelmux.errors import InvalidRequest
 from modelmux.schemas.openai_chat import (
@@ -31,6 +36,32 @@ def text_blocks(content: str | list[TextPart]) -> list[Block]:
     if isinstance(content, str):
         return [{"text": content}] if content else []
     return [{"text": part.text} for part in content if part.text]
+
+
+def assistant_text(msg: AssistantMessage) -> list[Block]:
+    """An assistant message's text as ``{"text": ...}`` blocks (refusal parts left out)."""
+    if isinstance(msg.content, str):
+        return text_blocks(msg.content)
+    if msg.content is None:
+        return []
+    return [{"text": p.text} for p in msg.content if isinstance(p, TextPart) and p.text]
+
+
+def json_arguments(text: str, param: str) -> dict[str, Any]:
+    """A tool call's ``function.arguments`` as the object vendors want; blank text is ``{}``.
+
+    Raises:
+        InvalidRequest: arguments that are not a JSON object.
+    """
+    if not text.strip():
+        return {}
+    try:
+        value = msgspec.json.decode(text)
+    except (ValueError, RecursionError):
+        value = None
+    if not isinstance(value, dict):
+        raise InvalidRequest("function.arguments must be a JSON object", param=param)
+    return value
 
 
 def user_blocks(content: str | list[Any], param: str, image: Callable[[str, str], Block],
@@ -59,6 +90,7 @@ def alternate(messages: list[Message], *, assistant_role: str,
               user: Callable[[Any, str], list[Block]],
               assistant: Callable[[AssistantMessage, str], list[Block]],
               tool: Callable[[ToolMessage, str], Block],
+              system_blocks: Callable[[Any], list[Block]] = text_blocks,
               ) -> tuple[list[Block], list[tuple[str, list[Block]]]]:
     """System text blocks, and (role, blocks) turns with same-role neighbours merged.
 
@@ -70,7 +102,7 @@ def alternate(messages: list[Message], *, assistant_role: str,
     for i, msg in enumerate(messages):
         param = f"messages[{i}]"
         if isinstance(msg, (SystemMessage, DeveloperMessage)):
-            system.extend(text_blocks(msg.content))
+            system.extend(system_blocks(msg.content))
             continue
         if isinstance(msg, UserMessage):
             role, blocks = "user", user(msg.content, f"{param}.content")

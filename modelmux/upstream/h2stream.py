@@ -1,7 +1,8 @@
 """One HTTP/2 client stream: the response head, its buffered body chunks and their release.
 
-The connection (``h2connection.HTTP2Connection``) feeds it events; the consumer reads through
-``receive_body_chunk``/``iter_bytes``, which hands flow-control credit back as bytes are taken.
+The connection (``h2link.H2Link``, the receive side of ``h2connection.HTTP2Connection``) feeds
+it events; the consumer reads through ``receive_body_chunk``/``iter_bytes``, which hands
+flow-control credit back as bytes are taken.
 Closing a stream before its end resets that stream only, never the connection.
 """
 
@@ -21,7 +22,7 @@ __all__ = ["H2ClientStream", "StreamOwner", "StreamRefused"]
 
 
 class StreamOwner(Protocol):
-    """What a stream asks of its connection (``h2connection.HTTP2Connection``)."""
+    """What a stream asks of its connection (``h2link.H2Link``)."""
 
     origin: Origin
     label: str

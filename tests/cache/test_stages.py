@@ -172,19 +172,24 @@ def test_no_hit_crosses_teams_unless_the_namespace_is_global(run) -> None:
     run(main())
 
 
-def test_concurrent_identical_misses_make_one_upstream_call(run) -> None:
-    class Gated(FakeOpenAI):
-        def __init__(self, **kwargs: Any) -> None:
-            super().__init__(**kwargs)
-            self.gate = asyncio.Event()
-            self.arrived = 0
+class Gated(FakeOpenAI):
+    """Holds each request (or, ``first_only``, the first) until ``gate`` is set; counts them."""
 
-        async def handle(self, request: Request) -> Reply:
-            self.arrived += 1
-            self._notify()
+    def __init__(self, *, first_only: bool = False, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.first_only = first_only
+        self.gate = asyncio.Event()
+        self.arrived = 0
+
+    async def handle(self, request: Request) -> Reply:
+        self.arrived += 1
+        self._notify()
+        if not self.first_only or self.arrived == 1:
             await self.gate.wait()
-            return await super().handle(request)
+        return await super().handle(request)
 
+
+def test_concurrent_identical_misses_make_one_upstream_call(run) -> None:
     async def main() -> None:
         count = 6
         async with Gated(answer=ANSWER) as fake, gateway(config(fake.origin)) as (app, port):
@@ -210,21 +215,8 @@ def test_concurrent_identical_misses_make_one_upstream_call(run) -> None:
 
 
 def test_a_follower_stops_waiting_for_a_stuck_leader(run) -> None:
-    class Stuck(FakeOpenAI):
-        def __init__(self, **kwargs: Any) -> None:
-            super().__init__(**kwargs)
-            self.gate = asyncio.Event()
-            self.arrived = 0
-
-        async def handle(self, request: Request) -> Reply:
-            self.arrived += 1
-            self._notify()
-            if self.arrived == 1:
-                await self.gate.wait()
-            return await super().handle(request)
-
     async def main() -> None:
-        async with Stuck(answer=ANSWER) as fake, gateway(config(fake.origin)) as (app, port):
+        async with Gated(answer=ANSWER, first_only=True) as fake, gateway(config(fake.origin)) as (app, port):
             assert app.cache is not None
             app.cache.flight_wait = 0.05
             leader = asyncio.ensure_future(post(port, ask()))

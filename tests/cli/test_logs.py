@@ -16,6 +16,7 @@ from modelmux.cli.logs import Follower, tail
 from modelmux.observability import logs
 from tests.cli.helpers import clean_env, run, user_config, write
 from tests.e2e.proc import modelmux_command
+from tests.logging_state import restored_logging
 
 NUMBERS = "".join(f"line {n}\n" for n in range(1, 101))
 
@@ -132,16 +133,9 @@ def test_follow_in_a_subprocess_across_rotation(tmp_path: Path) -> None:
 
 
 def test_json_format_to_a_file(tmp_path: Path) -> None:
-    root = logging.getLogger("modelmux")
-    saved = (list(root.handlers), root.level, root.propagate)
-    try:
+    with restored_logging():
         assert logs.setup("debug", "json", str(tmp_path / "deep/mm.log")) is None
         logging.getLogger("modelmux.test").info("hello %s", "there")
         entry = json.loads((tmp_path / "deep/mm.log").read_text().splitlines()[-1])
         assert entry["message"] == "hello there" and entry["level"] == "info"
         assert "cannot write" in (logs.setup("info", "text", str(tmp_path / "deep")) or "")
-    finally:
-        for handler in root.handlers:
-            if handler not in saved[0]:
-                handler.close()
-        root.handlers[:], root.level, root.propagate = saved

@@ -17,6 +17,7 @@ from modelmux.codec import sse as face
 from modelmux.codec import sse_common
 from modelmux.errors import ModelMuxError, UpstreamError
 from tests.codec import PROPERTY, decode, ev, feed_all, split_at
+from tests.fuzz_targets import load
 from tests.twins import import_twin, twin_params
 
 Event = sse_common.Event
@@ -252,18 +253,7 @@ def test_negative_max_line_rejected(sse: ModuleType) -> None:
         sse.SSEDecoder(max_line=-1)
 
 
-def run_trace(module: ModuleType, pieces: list[bytes], max_line: int) -> list[object]:
-    """What each call returned, ending at the first SSEProtocolError (recorded as "error")."""
-    decoder = module.SSEDecoder(max_line=max_line)
-    trace: list[object] = []
-    try:
-        for piece in pieces:
-            trace.append(decoder.feed(piece))
-        trace.append(decoder.close())
-    except SSEProtocolError:
-        trace.append("error")
-    trace.append((decoder.last_event_id, decoder.retry))
-    return trace
+run_trace = load("sse_fuzz").trace  # the fuzz target's record of one run, shared with it
 
 
 _sse_ish = st.lists(

@@ -115,6 +115,23 @@ LOOPBACK_SERVER = '[server]\nhost = "127.0.0.1"\nport = 0\n'
 """The ``[server]`` table of a test config: loopback, a free port (read from the ready line)."""
 
 
+def priced_upstream(origin: str) -> str:
+    """Config for model ``priced`` on an OpenAI-compatible upstream at ``origin`` (provider
+    ``up``), priced at 1 USD per million input tokens and 8 per million output tokens."""
+    return f"""
+[[prices]]
+model = "priced"
+input_per_mtok = 1.0
+output_per_mtok = 8.0
+
+[[provider]]
+name = "up"
+type = "openai_compatible"
+base_url = "{origin}/v1"
+models = ["priced"]
+"""
+
+
 def serve_config(home: Path, config: str, name: str = "config.toml") -> ServeProcess:
     """``modelmux serve`` on ``LOOPBACK_SERVER`` + ``config``, written to ``home/name``, with
     ``home`` as its HOME."""

@@ -12,7 +12,7 @@ from typing import Any
 import openai
 import pytest
 
-from tests.e2e.proc import LOOPBACK_SERVER, ServeProcess
+from tests.e2e.proc import LOOPBACK_SERVER, ServeProcess, priced_upstream
 from tests.e2e.threaded import threaded
 from tests.fakes.answers import Answer
 from tests.fakes.openai import FakeOpenAI
@@ -56,17 +56,7 @@ mode = "keys"
 master_key = "{MASTER}"
 sqlite_path = "{tmp_path / 'mm.db'}"
 
-[[provider]]
-name = "up"
-type = "openai_compatible"
-base_url = "{upstream.origin}/v1"
-models = ["priced"]
-
-[[prices]]
-model = "priced"
-input_per_mtok = 1.0
-output_per_mtok = 8.0
-""")
+{priced_upstream(upstream.origin)}""")
         proc = ServeProcess(["serve", "--config", str(path)], home=tmp_path)
         try:
             status, team = call(proc, "POST", "/admin/teams",

@@ -17,7 +17,7 @@ import anthropic
 import openai
 import pytest
 
-from tests.e2e.proc import ServeProcess, modelmux_command, serve_config
+from tests.e2e.proc import ServeProcess, modelmux_command, priced_upstream, serve_config
 from tests.e2e.threaded import threaded
 from tests.fakes.answers import Answer
 from tests.fakes.openai import FakeOpenAI
@@ -35,17 +35,7 @@ def config(upstream: str, webhook: str, smtp_port: int, db: Path) -> str:
 [auth]
 sqlite_path = "{db}"
 
-[[provider]]
-name = "up"
-type = "openai_compatible"
-base_url = "{upstream}/v1"
-models = ["priced"]
-
-[[prices]]
-model = "priced"
-input_per_mtok = 1.0
-output_per_mtok = 8.0
-
+{priced_upstream(upstream)}
 [admin]
 key = "{ADMIN}"
 

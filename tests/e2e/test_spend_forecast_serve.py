@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.e2e.proc import LOOPBACK_SERVER, ServeProcess, modelmux_command
+from tests.e2e.proc import LOOPBACK_SERVER, ServeProcess, modelmux_command, priced_upstream
 from tests.e2e.test_spend_auth_serve import ANSWER, COST, MASTER, ask, call
 from tests.e2e.threaded import threaded
 from tests.fakes.openai import FakeOpenAI
@@ -41,17 +41,7 @@ mode = "keys"
 master_key = "{MASTER}"
 sqlite_path = "{db}"
 
-[[provider]]
-name = "up"
-type = "openai_compatible"
-base_url = "{upstream.origin}/v1"
-models = ["priced"]
-
-[[prices]]
-model = "priced"
-input_per_mtok = 1.0
-output_per_mtok = 8.0
-
+{priced_upstream(upstream.origin)}
 [analytics.cost_tracking]
 alert_at = 1.0
 alert_webhook = "{hook.origin}/hook"

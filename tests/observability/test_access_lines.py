@@ -11,7 +11,6 @@ import json
 import logging
 import os
 import re
-from collections.abc import Iterator
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -20,13 +19,20 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from modelmux.observability import logs
-from modelmux.observability.access import (MAX_TEXT, AccessLine, AccessLog, _ms, _ms_text,
-                                           access_fields, logfmt)
+from modelmux.observability.access import (
+    MAX_TEXT,
+    AccessLine,
+    AccessLog,
+    _ms,
+    _ms_text,
+    access_fields,
+    logfmt,
+)
 from modelmux.observability.linelog import FLUSH_BYTES, LineLog, Stamp, Target
 from modelmux.observability.logs import ONE_LINE, JsonFormatter, TextFormatter
 from modelmux.observability.record import RequestRecord
 from modelmux.providers.base import CallStats
-from tests.observability.test_log_injection import EVIL, checked_lines
+from tests.observability.test_log_injection import EVIL, checked_lines, log_file
 
 TIME = re.compile(r'^\{"time": "[^"]*"|^[^A-Z]*')
 
@@ -84,22 +90,6 @@ def test_the_line_is_the_formatters_line(case: str, fmt: str) -> None:
                                   stamp.group())
 
 
-@contextlib.contextmanager
-def set_up(tmp_path: Path, fmt: str = "text", level: str = "info") -> Iterator[Path]:
-    """``logs.setup`` with a log file; the previous handlers restored afterwards."""
-    root = logging.getLogger("modelmux")
-    saved = (list(root.handlers), root.level, root.propagate)
-    path = tmp_path / "mm.log"
-    try:
-        assert logs.setup(level, fmt, str(path)) is None
-        yield path
-    finally:
-        for handler in root.handlers:
-            if handler not in saved[0]:
-                handler.close()
-        root.handlers[:], root.level, root.propagate = saved
-
-
 @pytest.mark.parametrize("fmt", ["text", "json"])
 def test_under_setup_lines_wait_then_come_out_whole_and_in_order(run, tmp_path: Path,
                                                                   fmt: str) -> None:
@@ -114,7 +104,7 @@ def test_under_setup_lines_wait_then_come_out_whole_and_in_order(run, tmp_path: 
         logging.getLogger("modelmux.server").warning("an ordinary line")
         return [waiting, path.read_text()]
 
-    with set_up(tmp_path, fmt) as path:
+    with log_file(tmp_path, fmt) as path:
         before, after = run(main())
     assert before == ""  # buffered: no write per request
     lines = checked_lines(path, fmt)
@@ -134,7 +124,7 @@ def test_nothing_is_written_at_warn_or_when_off(run, tmp_path: Path, level: str,
         AccessLog(enabled=enabled).log(*CASES["plain"], 2_000_000_000)  # type: ignore[arg-type]
         logging.getLogger("modelmux.server").error("the only line")
 
-    with set_up(tmp_path, level=level) as path:
+    with log_file(tmp_path, "text", level) as path:
         run(main())
     (line,) = path.read_text().splitlines()
     assert "the only line" in line

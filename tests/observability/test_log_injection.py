@@ -18,6 +18,7 @@ import pytest
 from modelmux.config.schema import Config, LoggingConfig
 from modelmux.observability import logs
 from modelmux.observability.access import MAX_TEXT, logfmt
+from tests.logging_state import restored_logging
 from tests.observability.helpers import chat_body, gateway, request
 from tests.server.h2_helpers import RawH2
 from tests.server.helpers import connect, read_response
@@ -37,17 +38,10 @@ TEXT_LINE = re.compile(
 @contextlib.contextmanager
 def log_file(tmp_path: Path, fmt: str, level: str = "info") -> Iterator[Path]:
     """``logs.setup`` as ``modelmux serve`` calls it, writing to a file; restored afterwards."""
-    root = logging.getLogger("modelmux")
-    saved = (list(root.handlers), root.level, root.propagate)
     path = tmp_path / "mm.log"
-    try:
+    with restored_logging():
         assert logs.setup(level, fmt, str(path)) is None
         yield path
-    finally:
-        for handler in root.handlers:
-            if handler not in saved[0]:
-                handler.close()
-        root.handlers[:], root.level, root.propagate = saved
 
 
 def checked_lines(path: Path, fmt: str) -> list[str]:

@@ -13,10 +13,12 @@ from typing import Any
 
 import openai
 
-from tests.fakes.answers import TOOLS
+from tests.fakes.answers import TEXT, TOOLS
+from tests.fakes.http import Split
 from tests.providers.harness import (
     Gateway,
     Seen,
+    ask_each_way,
     ask_streamed,
     call_error,
     expected,
@@ -25,6 +27,17 @@ from tests.providers.harness import (
 )
 
 Serve = Callable[..., AbstractAsyncContextManager[tuple[Gateway, Any]]]
+
+
+async def every_way(serve: Serve, model: str, split: Split, then: Callable[[Any], None], *,
+                    check: Callable[[Seen, Seen], None] = same) -> None:
+    """A text answer and a tool-call answer, cut as ``split``, reach the SDK whole and streamed
+    as they were sent (``ask_each_way``); ``then(fake)`` checks what the upstream saw."""
+    for answer in (TEXT, TOOLS):
+        async with serve(answer=answer, split=split) as (gw, fake):
+            async with gw.client() as client:
+                await ask_each_way(client, model, answer, check=check)
+            then(fake)
 
 
 async def fault_error(serve: Serve, model: str, fault: str, exc: type[openai.APIStatusError],

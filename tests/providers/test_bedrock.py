@@ -28,7 +28,6 @@ from tests.providers.harness import (
     MESSAGES,
     TOOLS_PARAM,
     Gateway,
-    ask_each_way,
     call_error,
     collect,
     expected,
@@ -38,7 +37,7 @@ from tests.providers.harness import (
     same,
     serving,
 )
-from tests.providers.scenarios import breaks_mid_stream, fault_error, recovers
+from tests.providers.scenarios import breaks_mid_stream, every_way, fault_error, recovers
 from tests.upstream import LOOPS, run
 
 MODEL = "anthropic.claude-3-5-sonnet-20241022-v2:0"
@@ -61,18 +60,14 @@ async def bedrock_gateway(*, answer: Answer = TEXT, split: Split = whole, extra:
 @pytest.mark.parametrize("split", list(SPLITS))
 @pytest.mark.parametrize("loop", LOOPS)
 def test_sdk_sees_the_same_answer_in_every_split(loop: str, split: str) -> None:
-    async def main() -> None:
-        for answer in (TEXT, TOOLS):
-            async with bedrock_gateway(answer=answer, split=SPLITS[split]) as (gw, fake):
-                async with gw.client() as client:
-                    await ask_each_way(client, MODEL, answer)
-                assert fake.models == [MODEL] * 3
-                assert fake.bodies[-1]["system"] == [{"text": "Be brief."}]
-                paths = [r.path for r in fake.requests]
-                assert paths[0] == "/model/anthropic.claude-3-5-sonnet-20241022-v2%3A0/converse"
-                assert paths[1].endswith("%3A0/converse-stream")
+    def converse_paths(fake: FakeBedrock) -> None:
+        assert fake.models == [MODEL] * 3
+        assert fake.bodies[-1]["system"] == [{"text": "Be brief."}]
+        paths = [r.path for r in fake.requests]
+        assert paths[0] == "/model/anthropic.claude-3-5-sonnet-20241022-v2%3A0/converse"
+        assert paths[1].endswith("%3A0/converse-stream")
 
-    run(loop, main(), timeout=60)
+    run(loop, every_way(bedrock_gateway, MODEL, SPLITS[split], converse_paths), timeout=60)
 
 
 def test_request_shape_and_tool_result_follow_up() -> None:

@@ -20,11 +20,16 @@ from tests.providers.harness import (
     MESSAGES,
     TOOLS_PARAM,
     Gateway,
-    ask_each_way,
     provider_toml,
     serving,
 )
-from tests.providers.scenarios import breaks_mid_stream, fault_error, recovers, refuses_n
+from tests.providers.scenarios import (
+    breaks_mid_stream,
+    every_way,
+    fault_error,
+    recovers,
+    refuses_n,
+)
 from tests.upstream import LOOPS, run
 
 MODEL = "command-r-plus-08-2024"
@@ -41,15 +46,10 @@ async def cohere_gateway(*, answer: Answer = TEXT, split: Split = whole,
 @pytest.mark.parametrize("split", list(SPLITS))
 @pytest.mark.parametrize("loop", LOOPS)
 def test_sdk_sees_the_same_answer_in_every_split(loop: str, split: str) -> None:
-    async def main() -> None:
-        for answer in (TEXT, TOOLS):
-            async with cohere_gateway(answer=answer, split=SPLITS[split]) as (gw, fake):
-                async with gw.client() as client:
-                    await ask_each_way(client, MODEL, answer)
-                assert fake.bodies[-1]["messages"][0] == {"role": "system",
-                                                          "content": "Be brief."}
+    def system_first(fake: FakeCohere) -> None:
+        assert fake.bodies[-1]["messages"][0] == {"role": "system", "content": "Be brief."}
 
-    run(loop, main(), timeout=60)
+    run(loop, every_way(cohere_gateway, MODEL, SPLITS[split], system_first), timeout=60)
 
 
 def test_request_shape_and_tool_result_follow_up() -> None:

@@ -19,12 +19,17 @@ from tests.fakes.http import SPLITS, Split, whole
 from tests.providers.harness import (
     MESSAGES,
     Gateway,
-    ask_each_way,
     provider_toml,
     same_minting_ids,
     serving,
 )
-from tests.providers.scenarios import breaks_mid_stream, fault_error, recovers, refuses_n
+from tests.providers.scenarios import (
+    breaks_mid_stream,
+    every_way,
+    fault_error,
+    recovers,
+    refuses_n,
+)
 from tests.upstream import LOOPS, run
 
 MODEL = "gemini-2.0-flash"
@@ -41,14 +46,11 @@ async def gemini_gateway(*, answer: Answer = TEXT, split: Split = whole,
 @pytest.mark.parametrize("split", list(SPLITS))
 @pytest.mark.parametrize("loop", LOOPS)
 def test_sdk_sees_the_same_answer_in_every_split(loop: str, split: str) -> None:
-    async def main() -> None:
-        for answer in (TEXT, TOOLS):
-            async with gemini_gateway(answer=answer, split=SPLITS[split]) as (gw, fake):
-                async with gw.client() as client:
-                    await ask_each_way(client, MODEL, answer, check=same_minting_ids)
-                assert fake.bodies[-1]["systemInstruction"] == {"parts": [{"text": "Be brief."}]}
+    def system_apart(fake: FakeGemini) -> None:
+        assert fake.bodies[-1]["systemInstruction"] == {"parts": [{"text": "Be brief."}]}
 
-    run(loop, main(), timeout=60)
+    run(loop, every_way(gemini_gateway, MODEL, SPLITS[split], system_apart,
+                        check=same_minting_ids), timeout=60)
 
 
 def test_request_shape_and_tool_result_follow_up() -> None:

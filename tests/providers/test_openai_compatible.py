@@ -18,12 +18,10 @@ from tests.fakes.http import SPLITS
 from tests.fakes.openai import FakeOpenAI, chunk_events
 from tests.providers.harness import (
     MESSAGES,
-    TOOLS_PARAM,
+    ask_each_way,
     collect,
-    expected,
     from_completion,
     gateway,
-    same,
 )
 from tests.server.helpers import connect, read_response
 from tests.upstream import LOOPS, on_loops, refused_port, run
@@ -51,16 +49,7 @@ def test_sdk_sees_the_same_answer_in_every_split(loop: str, split: str) -> None:
                 gateway(config(up)) as gw,
                 gw.client() as client,
             ):
-                done = await client.chat.completions.create(
-                    model="llama", messages=MESSAGES, tools=TOOLS_PARAM)
-                same(from_completion(done), expected(answer, "llama"))
-                stream = await client.chat.completions.create(
-                    model="llama", messages=MESSAGES, tools=TOOLS_PARAM, stream=True,
-                    stream_options={"include_usage": True})
-                same(await collect(stream), expected(answer, "llama"))
-                plain = await client.chat.completions.create(
-                    model="llama", messages=MESSAGES, stream=True)
-                same(await collect(plain), expected(answer, "llama", usage=False))
+                await ask_each_way(client, "llama", answer)
 
     run(loop, main(), timeout=60)
 

@@ -11,7 +11,7 @@ import pytest
 import redis
 
 from modelmux.spend.periods import period_label
-from tests.e2e.proc import ServeProcess
+from tests.e2e.proc import ServeProcess, priced_upstream
 from tests.e2e.threaded import threaded
 from tests.fakes.answers import Answer
 from tests.fakes.openai import FakeOpenAI
@@ -30,17 +30,7 @@ def test_two_instances_on_redis_enforce_one_budget(tmp_path: Path,
 host = "127.0.0.1"
 port = 0
 
-[[provider]]
-name = "up"
-type = "openai_compatible"
-base_url = "{upstream.origin}/v1"
-models = ["priced"]
-
-[[prices]]
-model = "priced"
-input_per_mtok = 1.0
-output_per_mtok = 8.0
-
+{priced_upstream(upstream.origin)}
 [analytics.cost_tracking]
 monthly_budget = 0.01
 
