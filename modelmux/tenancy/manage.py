@@ -15,7 +15,7 @@ from typing import Any
 import msgspec
 from msgspec import UNSET, Struct, UnsetType
 
-from modelmux.errors import InvalidRequest, NotFound, PermissionDenied
+from modelmux.errors import Conflict, InvalidRequest, NotFound, PermissionDenied
 from modelmux.tenancy.keys import generate_key, mint, new_id
 from modelmux.tenancy.records import PERIODS, ROLES, Key, Team, User
 from modelmux.tenancy.store import TenancyStore
@@ -102,6 +102,7 @@ class Manager:
 
         Raises:
             InvalidRequest: a bad field. PermissionDenied: outside the caller's team.
+            Conflict: the name is taken.
         """
         fields = await self._changes(kind, _decode(kind, body))
         now = self.clock()
@@ -149,7 +150,7 @@ class Manager:
         """Change the fields ``body`` names.
 
         Raises:
-            NotFound, InvalidRequest, PermissionDenied.
+            NotFound, InvalidRequest, PermissionDenied; Conflict: the new name is taken.
         """
         record = await self._find(kind, ident)
         if kind == "teams":
@@ -167,7 +168,8 @@ class Manager:
     async def delete(self, kind: str, ident: str) -> dict[str, Any]:
         """Delete a team or user; revoke a key (it stays listed, with ``revoked_at``).
 
-        Raises: NotFound, PermissionDenied.
+        Raises: NotFound, PermissionDenied; Conflict: a team or user that active keys (or a
+        team's users) still name.
         """
         record = await self._find(kind, ident)
         if kind == "keys":
@@ -211,12 +213,12 @@ class Manager:
         return found
 
     async def _name_free(self, kind: str, name: str, mine: str | None = None) -> None:
-        """Raises: InvalidRequest: another team (or user) has ``name`` (names are unique)."""
+        """Raises: Conflict: another team (or user) has ``name`` (names are unique)."""
         get = self.store.get_team if kind == "teams" else self.store.get_user
         found = await get(name)
         if found is not None and found.id != mine:
-            raise InvalidRequest(f"A {kind[:-1]} named {name!r} exists already.",
-                                 param="name", code="already_exists")
+            raise Conflict(f"A {kind[:-1]} named {name!r} exists already.",
+                           param="name", code="already_exists")
 
     @staticmethod
     def _missing(kind: str, ident: str) -> NotFound:

@@ -315,6 +315,34 @@ def test_keys_made_by_the_cli_survive_a_restart(tmp_path: Path, upstreams: Upstr
         assert proc.stop() == 0
 
 
+def test_a_team_still_in_use_or_a_taken_name_is_a_409_in_the_api_and_the_cli(
+        gateway: ServeProcess, tmp_path: Path) -> None:
+    assert call(gateway, "POST", "/admin/teams", {"name": "busy"})[0] == 201
+    status, body = call(gateway, "POST", "/admin/teams", {"name": "busy"})
+    assert status == 409 and body["error"]["code"] == "already_exists"
+    key = new_key(gateway, name="in-busy", team="busy")
+    status, body = call(gateway, "DELETE", "/admin/teams/busy")
+    assert status == 409 and body["error"]["type"] == "invalid_request_error"
+    assert body["error"]["code"] == "conflict" and "1 active key" in body["error"]["message"]
+    by_api = cli(tmp_path, "teams", "delete", "busy", "--url", gateway.url)
+    by_store = cli(tmp_path, "teams", "delete", "busy", "--store", "--config",
+                   str(gateway_config(gateway)))
+    for done in (by_api, by_store):
+        assert done.returncode == 1 and "active key" in done.stderr, done.stderr
+        assert "Traceback" not in done.stderr and "internal" not in done.stderr
+    assert "409" in by_api.stderr
+    assert call(gateway, "DELETE", f"/admin/keys/{key['id']}")[0] == 200
+    assert call(gateway, "DELETE", "/admin/teams/busy")[0] == 200
+    assert call(gateway, "GET", "/health")[0] == 200
+
+
+def gateway_config(proc: ServeProcess) -> Path:
+    """The config file ``serve`` was started with."""
+    args = proc.proc.args
+    assert isinstance(args, list)
+    return Path(args[args.index("--config") + 1])
+
+
 def test_refuses_to_serve_unauthenticated_on_a_public_address(tmp_path: Path) -> None:
     path = tmp_path / "config.toml"
     path.write_text('[[provider]]\nname = "m"\ntype = "mock"\nmodels = ["mock"]\n')
