@@ -22,6 +22,9 @@ from modelmux.tenancy.store import TenancyStore
 
 Record = Team | User | Key
 KINDS = ("teams", "users", "keys")
+TEAM_GRANTS = ("user", "team_admin")
+"""The roles a team admin may give: admin and viewer (a read-only admin of every team) are
+an admin's to grant."""
 
 
 class _Limits(Struct, forbid_unknown_fields=True, kw_only=True):
@@ -127,8 +130,8 @@ class Manager:
             user = await self.store.get_user(fields["user_id"])
             if user is not None:
                 fields["role"] = user.role
-                if user.role == "admin":
-                    self._admin_only("make a key with the admin role")
+                if user.role not in TEAM_GRANTS:
+                    self._admin_only(f"make a key with the {user.role} role")
         secret, key = mint(created_at=now, **fields)
         await self.store.create_key(key)
         return {**view(key), "key": secret}
@@ -189,6 +192,8 @@ class Manager:
         """
         old = await self._find("keys", ident)
         assert isinstance(old, Key)
+        if old.role not in TEAM_GRANTS:
+            self._admin_only(f"rotate a key with the {old.role} role")
         new = generate_key()
         key = msgspec.structs.replace(
             old, id=new_id(_ID_KIND["keys"]), prefix=new.prefix, hash=new.hash,
@@ -246,8 +251,8 @@ class Manager:
         role = out.get("role")
         if role is not None and role not in ROLES:
             raise InvalidRequest(f"`role` must be one of {', '.join(ROLES)}.", param="role")
-        if role == "admin":
-            self._admin_only("grant the admin role")
+        if role is not None and role not in TEAM_GRANTS:
+            self._admin_only(f"grant the {role} role")
         if "name" in out and not out["name"]:
             raise InvalidRequest("`name` must not be empty.", param="name")
         if "expires_at" in out:

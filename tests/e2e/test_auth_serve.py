@@ -231,6 +231,14 @@ def test_admin_api_needs_an_admin_and_keeps_team_admins_to_their_team(
     assert all("key" not in k and "hash" not in k for k in listed["data"])
     assert call(gateway, "GET", f"/admin/keys/{user['id']}", token=boss["key"])[0] == 404
     assert call(gateway, "POST", "/admin/teams", {"name": "x"}, token=boss["key"])[0] == 403
+    for role in ("viewer", "admin"):  # a viewer reads every team: not a team admin's to give
+        assert call(gateway, "POST", "/admin/keys", {"role": role}, token=boss["key"])[0] == 403
+        status, _ = call(gateway, "PATCH", f"/admin/keys/{made['id']}", {"role": role},
+                         token=boss["key"])
+        assert status == 403
+    status, deputy = call(gateway, "POST", "/admin/keys", {"role": "team_admin"},
+                          token=boss["key"])
+    assert status == 201 and deputy["team_id"] == team["id"]
     status, shown = call(gateway, "GET", f"/admin/keys/{made['id']}")
     assert status == 200 and shown["prefix"] == made["key"][:12] and "key" not in shown
     status, changed = call(gateway, "PATCH", f"/admin/keys/{made['id']}", {"rpm": 9})

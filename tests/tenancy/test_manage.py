@@ -65,8 +65,22 @@ def test_team_admin_is_kept_to_its_team() -> None:
             await scoped.delete("keys", theirs["id"])
         with pytest.raises(PermissionDenied):
             await scoped.create("keys", {"team": "other"})
-        with pytest.raises(PermissionDenied):
-            await scoped.create("keys", {"role": "admin"})
+        for role in ("admin", "viewer"):
+            with pytest.raises(PermissionDenied):
+                await scoped.create("keys", {"role": role})
+            with pytest.raises(PermissionDenied):
+                await scoped.create("users", {"name": f"a-{role}", "role": role})
+            with pytest.raises(PermissionDenied):
+                await scoped.update("keys", created["id"], {"role": role})
+        watcher = await admin.create("users", {"name": "watcher", "team": "mine",
+                                               "role": "viewer"})
+        with pytest.raises(PermissionDenied):  # the user's role would be the key's
+            await scoped.create("keys", {"user": watcher["id"]})
+        viewer_key = await admin.create("keys", {"team": "mine", "role": "viewer"})
+        with pytest.raises(PermissionDenied):  # a new secret for a role it may not grant
+            await scoped.rotate(viewer_key["id"])
+        for role in ("user", "team_admin"):
+            assert (await scoped.create("keys", {"role": role}))["role"] == role
         with pytest.raises(PermissionDenied):
             await scoped.create("teams", {"name": "new"})
         with pytest.raises(PermissionDenied):
