@@ -18,6 +18,7 @@ from modelmux.config.features import AuthConfig
 from modelmux.config.load import Override
 from modelmux.config.paths import state_dir
 from modelmux.config.problems import ConfigError
+from modelmux.config.state import hide_password
 from modelmux.tenancy.migrations import Applied, Component
 from modelmux.spend.schema import SPEND
 from modelmux.tenancy.open import describe_store, open_store
@@ -111,7 +112,10 @@ def run(ns: argparse.Namespace) -> int:
         print(f"modelmux: {exc}", file=sys.stderr)
         return INVALID
     except Exception as exc:  # noqa: BLE001 - any driver error ends the command with its text
-        print(f"modelmux: cannot upgrade {where}: {type(exc).__name__}: {exc}", file=sys.stderr)
+        said = str(exc)
+        if auth.postgres_dsn:  # a driver may quote the DSN it was given
+            said = said.replace(auth.postgres_dsn, hide_password(auth.postgres_dsn))
+        print(f"modelmux: cannot upgrade {where}: {type(exc).__name__}: {said}", file=sys.stderr)
         return FAILED
     for line in render(applied):
         print(line)
