@@ -17,12 +17,15 @@ from modelmux.cli.common import FAILED, INVALID, OK, add_config_option, load_or_
 from modelmux.config.features import AuthConfig
 from modelmux.config.load import Override
 from modelmux.config.paths import state_dir
-from modelmux.config.problems import ConfigError
+from modelmux.config.problems import ConfigError, KeyPath
 from modelmux.config.state import hide_password
 from modelmux.tenancy.migrations import Applied, Component
 from modelmux.spend.schema import SPEND
 from modelmux.tenancy.open import describe_store, open_store
 
+STORE_UNUSED: tuple[KeyPath, ...] = (("auth", "master_key"),)
+"""Settings a command that works on the store directly never reads: their ``${VAR}`` (the
+server's ``MODELMUX_MASTER_KEY``) need not be set where it runs."""
 COMPONENTS: tuple[Component, ...] = (SPEND,)
 """Schemas besides tenancy's that share the database; each part with tables adds its own."""
 
@@ -96,7 +99,7 @@ async def upgrade(auth: AuthConfig) -> list[Applied]:
 
 
 def run(ns: argparse.Namespace) -> int:
-    loaded = load_or_report(ns.config, store_overrides(ns))
+    loaded = load_or_report(ns.config, store_overrides(ns), unused=STORE_UNUSED)
     if loaded is None:
         return INVALID
     auth = loaded.config.auth

@@ -170,12 +170,13 @@ async def via_store(ns: argparse.Namespace) -> Any:
     Raises:
         Failed: auth is off or the store cannot be opened; ModelMuxError: a refused change.
     """
+    from modelmux.cli.db import STORE_UNUSED
     from modelmux.config.load import load_config
     from modelmux.config.paths import state_dir
     from modelmux.tenancy.manage import Manager
     from modelmux.tenancy.open import open_store
 
-    config = load_config(Path(ns.config) if ns.config else None).config
+    config = load_config(Path(ns.config) if ns.config else None, unused=STORE_UNUSED).config
     store = open_store(config.auth, state_dir())
     await store.open()
     try:

@@ -87,3 +87,16 @@ def test_a_password_in_the_dsn_query_is_hidden_too(tmp_path: Path,
     for secret in ("s3cret-pw", "key-phrase"):
         assert secret not in out.stdout + out.stderr + failed.stdout + failed.stderr
         assert secret not in shown.stdout + shown.stderr
+
+
+def test_store_commands_need_no_master_key_variable(tmp_path: Path) -> None:
+    write(user_config(tmp_path), '[auth]\nmode = "keys"\nmaster_key = "${MODELMUX_MASTER_KEY}"\n'
+          '[[provider]]\nname = "m"\ntype = "mock"\nmodels = ["m"]\n')
+    for args in (("db", "upgrade"), ("teams", "create", "lab", "--store"),
+                 ("keys", "create", "--name", "ci", "--team", "lab", "--store"),
+                 ("keys", "list", "--store"), ("users", "list", "--store")):
+        done = run(tmp_path, *args)
+        assert done.returncode == 0, (args, done.stderr)
+        assert "MODELMUX_MASTER_KEY" not in done.stderr
+    serving = run(tmp_path, "config", "validate")  # the server does read it
+    assert serving.returncode == 2 and "MODELMUX_MASTER_KEY is not set" in serving.stderr
