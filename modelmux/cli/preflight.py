@@ -72,8 +72,10 @@ def auth_problems(config: Config, origins: Origins, host: str | None = None) -> 
     if auth.mode != "none" or auth.allow_unauthenticated or is_loopback(host):
         return []
     path = ("auth", "mode")
-    return [Problem(f"refusing to serve without authentication on {host!r}, which other "
-                    "machines may reach: set [auth] mode = \"keys\" (with master_key = "
+    serving = "" if host == config.server.host else (
+        " (the address this server listens on: a new [server] host needs a restart)")
+    return [Problem(f"refusing to serve without authentication on {host!r}{serving}, which "
+                    "other machines may reach: set [auth] mode = \"keys\" (with master_key = "
                     "\"${MODELMUX_MASTER_KEY}\"), listen on 127.0.0.1, or set [auth] "
                     "allow_unauthenticated = true if an outer layer authenticates callers",
                     path, origin_of(origins, path))]

@@ -22,6 +22,7 @@ from pathlib import Path
 from modelmux import __version__, _accel
 from modelmux.api.app import App
 from modelmux.cli.cache import cache_command, workers_cache
+from modelmux.cli.preflight import auth_problems
 from modelmux.cli.reloader import Reloader, needs_restart
 from modelmux.cli.running import Running, Stopping
 from modelmux.cli.serve_config import load_checked, load_or_explain, load_validated
@@ -226,6 +227,9 @@ async def supervise(config: Config, host: str, port: int, workers: int, worker_a
         """Validate here first, so an invalid config is reported once and no worker sees it."""
         try:
             loaded = load_validated(ns)
+            refused = auth_problems(loaded.config, loaded.origins, config.server.host)
+            if refused:
+                raise ConfigError.from_problems(refused)
         except ConfigError as exc:
             log.error("reload rejected; the running configuration stays: %s", exc)
             return False, f"reload rejected; the running configuration stays.\n{exc}"
