@@ -344,6 +344,23 @@ def test_a_team_still_in_use_or_a_taken_name_is_a_409_in_the_api_and_the_cli(
     assert call(gateway, "GET", "/health")[0] == 200
 
 
+def test_the_cli_sets_metadata_and_refuses_bad_json(gateway: ServeProcess,
+                                                    tmp_path: Path) -> None:
+    made = cli(tmp_path, "keys", "create", "--name", "tagged", "--metadata",
+               '{"owner": "ml", "cost_center": 7}', "--url", gateway.url)
+    assert made.returncode == 0, made.stderr
+    key = json.loads(made.stdout)
+    assert key["metadata"] == {"owner": "ml", "cost_center": 7}
+    changed = cli(tmp_path, "keys", "update", key["id"], "--metadata", '{"owner": "ops"}',
+                  "--store", "--config", str(gateway_config(gateway)))
+    assert changed.returncode == 0, changed.stderr
+    assert call(gateway, "GET", f"/admin/keys/{key['id']}")[1]["metadata"] == {"owner": "ops"}
+    for bad, said in (("{owner: ml}", "not valid JSON"), ('["ml"]', "must be a JSON object")):
+        refused = cli(tmp_path, "keys", "update", key["id"], "--metadata", bad,
+                      "--url", gateway.url)
+        assert refused.returncode == 2 and f"--metadata: {said}" in refused.stderr
+
+
 def gateway_config(proc: ServeProcess) -> Path:
     """The config file ``serve`` was started with."""
     args = proc.proc.args
