@@ -250,6 +250,29 @@ def test_admin_api_needs_an_admin_and_keeps_team_admins_to_their_team(
     assert chat(sdk(gateway, rotated["key"])) != ""
 
 
+def test_a_viewer_reads_every_admin_route_and_changes_nothing(gateway: ServeProcess) -> None:
+    viewer = new_key(gateway, name="auditor", role="viewer")["key"]
+    other = new_key(gateway, name="someone-elses")
+    for path in ("/admin/keys", "/admin/teams", "/admin/users", f"/admin/keys/{other['id']}",
+                 "/admin/usage", "/admin/providers", "/admin/config", "/metrics"):
+        status, body = call(gateway, "GET", path, token=viewer)
+        assert status == 200, (path, body)
+    _, listed = call(gateway, "GET", "/admin/keys", token=viewer)
+    assert other["id"] in {k["id"] for k in listed["data"]}  # every team's, not one
+    assert all("key" not in k and "hash" not in k for k in listed["data"])
+    for method, path, body in (("POST", "/admin/keys", {"name": "x"}),
+                               ("POST", "/admin/teams", {"name": "viewers-team"}),
+                               ("PATCH", f"/admin/keys/{other['id']}", {"rpm": 1}),
+                               ("DELETE", f"/admin/keys/{other['id']}", None),
+                               ("POST", f"/admin/keys/{other['id']}/rotate", None),
+                               ("POST", "/admin/breaker", {"deployment": "up/gpt-4o",
+                                                           "state": "open"})):
+        status, answer = call(gateway, method, path, body, token=viewer)
+        assert status == 403 and answer["error"]["type"] == "permission_error", (path, answer)
+    assert call(gateway, "GET", f"/admin/keys/{other['id']}")[1]["revoked_at"] is None
+    assert chat(sdk(gateway, viewer)) != ""  # and calls models
+
+
 def test_metrics_need_a_viewer_and_health_tells_strangers_only_the_status(
         gateway: ServeProcess) -> None:
     status, health = call(gateway, "GET", "/health", token=None)
