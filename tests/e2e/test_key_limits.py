@@ -7,6 +7,7 @@ exactly across both."""
 from __future__ import annotations
 
 import asyncio
+import http.client
 import json
 import urllib.request
 from pathlib import Path
@@ -103,6 +104,47 @@ def test_rpm_and_headers_on_both_doors(tmp_path: Path) -> None:
                     answer = await free.chat.completions.with_raw_response.create(
                         model="mock", messages=MESSAGES)
                     assert "x-ratelimit-limit-requests" not in answer.headers
+
+    asyncio.run(body())
+
+
+def raw(port: int, method: str, path: str, key: str, body: str | None = None
+        ) -> tuple[int, dict[str, str]]:
+    """(status, x-ratelimit-* headers) of one plain HTTP call."""
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+    try:
+        conn.request(method, path, body=body, headers={"authorization": f"Bearer {key}",
+                                                       "content-type": "application/json"})
+        answer = conn.getresponse()
+        answer.read()
+        return answer.status, {k: v for k, v in answer.getheaders()
+                               if k.startswith("x-ratelimit-")}
+    finally:
+        conn.close()
+
+
+def test_rate_limit_headers_come_only_with_answers_that_reached_the_limit_check(
+        tmp_path: Path) -> None:
+    async def body() -> None:
+        async with gateway(toml(tmp_path / "mm.db")) as gw:
+            base = f"http://127.0.0.1:{gw.port}"
+            made = await asyncio.to_thread(admin, base, "/admin/keys",
+                                           {"rpm": 2, "tpm": 100000, "models": ["mock"]})
+            key = made["key"]
+            chat = json.dumps({"model": "mock", "messages": MESSAGES})
+            before = [("GET", "/v1/models", None), ("POST", "/v1/chat/completions", "{bad"),
+                      ("POST", "/v1/messages", '{"model": "mock"}'),
+                      ("POST", "/v1/chat/completions",
+                       json.dumps({"model": "elsewhere", "messages": MESSAGES})),
+                      ("POST", "/v1/messages/count_tokens",
+                       json.dumps({"model": "mock", "messages": MESSAGES}))]
+            for method, path, sent in before:  # answered before admission: no headers
+                status, headers = await asyncio.to_thread(raw, gw.port, method, path, key, sent)
+                assert status in (200, 400, 403) and headers == {}, (path, status, headers)
+            for expected in (200, 200, 429):  # served and refused at admission: headers
+                status, headers = await asyncio.to_thread(
+                    raw, gw.port, "POST", "/v1/chat/completions", key, chat)
+                assert status == expected and headers["x-ratelimit-limit-requests"] == "2"
 
     asyncio.run(body())
 
