@@ -286,6 +286,24 @@ def test_metrics_need_a_viewer_and_health_tells_strangers_only_the_status(
     assert status == 200 and "modelmux_auth_failures_total" in text
 
 
+@pytest.mark.parametrize("public", [True, False])
+def test_metrics_public_needs_no_credential_and_private_does(tmp_path: Path,
+                                                             upstreams: Upstreams,
+                                                             public: bool) -> None:
+    text = config(upstreams, tmp_path / "keys.db") + f"\n[metrics]\npublic = {str(public).lower()}\n"
+    proc = serve(tmp_path, text)
+    try:
+        user = new_key(proc, name="plain")["key"]
+        anonymous, as_user = (call(proc, "GET", "/metrics", token=token)[0]
+                              for token in (None, user))
+        assert (anonymous, as_user) == ((200, 200) if public else (401, 403))
+        status, body = call(proc, "GET", "/metrics", token=None if public else MASTER)
+        assert status == 200 and "modelmux_auth_failures_total" in body
+        assert call(proc, "GET", "/admin/keys", token=None)[0] == 401  # only /metrics opens
+    finally:
+        assert proc.stop() == 0
+
+
 def test_failed_authentications_are_throttled_and_counted(tmp_path: Path,
                                                           upstreams: Upstreams) -> None:
     proc = serve(tmp_path, config(upstreams, tmp_path / "db.sqlite", failed_per_minute=3))
