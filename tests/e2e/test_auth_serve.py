@@ -290,7 +290,8 @@ def test_metrics_need_a_viewer_and_health_tells_strangers_only_the_status(
 def test_metrics_public_needs_no_credential_and_private_does(tmp_path: Path,
                                                              upstreams: Upstreams,
                                                              public: bool) -> None:
-    text = config(upstreams, tmp_path / "keys.db") + f"\n[metrics]\npublic = {str(public).lower()}\n"
+    text = (config(upstreams, tmp_path / "keys.db")
+            + f"\n[metrics]\npublic = {str(public).lower()}\n")
     proc = serve(tmp_path, text)
     try:
         user = new_key(proc, name="plain")["key"]
