@@ -19,8 +19,8 @@ from modelmux.config.load import Override
 from modelmux.config.paths import state_dir
 from modelmux.config.problems import ConfigError, KeyPath
 from modelmux.config.state import hide_password
-from modelmux.tenancy.migrations import Applied, Component
 from modelmux.spend.schema import SPEND
+from modelmux.tenancy.migrations import Applied, Component
 from modelmux.tenancy.open import describe_store, open_store
 
 STORE_UNUSED: tuple[KeyPath, ...] = (("auth", "master_key"),)

@@ -127,11 +127,11 @@ class Manager:
             await self.store.create_user(user)
             return view(user)
         if "role" not in fields and fields.get("user_id"):  # a user's role is its keys' default
-            user = await self.store.get_user(fields["user_id"])
-            if user is not None:
-                fields["role"] = user.role
-                if user.role not in TEAM_GRANTS:
-                    self._admin_only(f"make a key with the {user.role} role")
+            owner = await self.store.get_user(fields["user_id"])
+            if owner is not None:
+                fields["role"] = owner.role
+                if owner.role not in TEAM_GRANTS:
+                    self._admin_only(f"make a key with the {owner.role} role")
         secret, key = mint(created_at=now, **fields)
         await self.store.create_key(key)
         return {**view(key), "key": secret}
