@@ -121,7 +121,7 @@ def status_of(proc: ServeProcess, path: str) -> int:
 
 
 @pytest.mark.parametrize("workers", [1, 2])
-def test_a_reload_cannot_turn_auth_off_on_the_public_address_it_serves(
+def test_a_reload_or_upgrade_cannot_turn_auth_off_on_the_public_address_it_serves(
         tmp_path: Path, workers: int) -> None:
     config = tmp_path / "config.toml"
     control = tmp_path / "control.sock"
@@ -141,6 +141,12 @@ def test_a_reload_cannot_turn_auth_off_on_the_public_address_it_serves(
         assert "refusing to serve without authentication on '127.1'" in rejected.stderr
         assert "needs a restart" in rejected.stderr
         assert all(status_of(proc, "/v1/models") == 401 for _ in range(4))
+        upgrade = subprocess.run([*modelmux_command(), "upgrade", "--control-socket",
+                                  str(control)], check=False, capture_output=True, text=True,
+                                 timeout=120)  # refused before a successor starts
+        assert upgrade.returncode == 1 and "configuration is invalid" in upgrade.stderr
+        assert "without authentication on '127.1'" in upgrade.stderr
+        assert status_of(proc, "/v1/models") == 401
         config.write_text(keyed + mock(["m", "n"]))
         assert reload(control).returncode == 0
     finally:
