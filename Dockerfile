@@ -4,7 +4,8 @@
 #
 #   docker build -t modelmux .
 #   docker run --init -p 3000:3000 modelmux                      # serves the mock model
-#   docker run --init -p 3000:3000 -v "$PWD/conf:/etc/modelmux:ro" --stop-timeout 40 modelmux
+#   docker run --init -p 3000:3000 -v "$PWD/conf:/etc/modelmux:ro" \
+#       -v modelmux-data:/var/lib/modelmux --stop-timeout 40 modelmux
 #
 # Configuration: /etc/modelmux/config.toml (the image ships the example, which serves the mock
 # model; mount a directory with your own config.toml over /etc/modelmux). Secrets: pass the
@@ -63,6 +64,9 @@ COPY packaging/config.toml.example /etc/modelmux/config.toml.example
 
 USER 10001:10001
 WORKDIR /var/lib/modelmux
+# The state directory ($HOME/.local/state/modelmux) keeps the SQLite file of keys, teams, users
+# and spend: a volume, so they outlive the container (-v modelmux-data:/var/lib/modelmux).
+VOLUME ["/var/lib/modelmux"]
 EXPOSE 3000
 STOPSIGNAL SIGTERM
 

@@ -98,6 +98,14 @@ class RequestTimeout(ModelMuxError):
     code = "request_timeout"
 
 
+class Conflict(ModelMuxError):
+    """The change clashes with what exists: a taken name, a record still in use."""
+
+    status = 409
+    type = "invalid_request_error"
+    code = "conflict"
+
+
 class PayloadTooLarge(ModelMuxError):
     status = 413
     type = "invalid_request_error"

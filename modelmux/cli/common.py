@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from modelmux.config.load import LoadedConfig, Override, load_config
-from modelmux.config.problems import ConfigError, Problem
+from modelmux.config.problems import ConfigError, KeyPath, Problem
 
 OK, FAILED, INVALID = 0, 1, 2
 
@@ -61,10 +61,11 @@ def report_invalid(error: ConfigError, stream: TextIO | None = None) -> None:
 
 
 def load_or_report(config: Path | None, overrides: Sequence[Override] = (), *,
-                   quiet: bool = False) -> LoadedConfig | None:
-    """Load the effective config; on error print every problem and return None."""
+                   quiet: bool = False, unused: Sequence[KeyPath] = ()) -> LoadedConfig | None:
+    """Load the effective config (without the ``unused`` settings); on error print every
+    problem and return None."""
     try:
-        loaded = load_config(config, overrides=overrides)
+        loaded = load_config(config, overrides=overrides, unused=unused)
     except ConfigError as exc:
         report_invalid(exc)
         return None

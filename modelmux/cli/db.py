@@ -17,11 +17,15 @@ from modelmux.cli.common import FAILED, INVALID, OK, add_config_option, load_or_
 from modelmux.config.features import AuthConfig
 from modelmux.config.load import Override
 from modelmux.config.paths import state_dir
-from modelmux.config.problems import ConfigError
-from modelmux.tenancy.migrations import Applied, Component
+from modelmux.config.problems import ConfigError, KeyPath
+from modelmux.config.state import hide_password
 from modelmux.spend.schema import SPEND
+from modelmux.tenancy.migrations import Applied, Component
 from modelmux.tenancy.open import describe_store, open_store
 
+STORE_UNUSED: tuple[KeyPath, ...] = (("auth", "master_key"),)
+"""Settings a command that works on the store directly never reads: their ``${VAR}`` (the
+server's ``MODELMUX_MASTER_KEY``) need not be set where it runs."""
 COMPONENTS: tuple[Component, ...] = (SPEND,)
 """Schemas besides tenancy's that share the database; each part with tables adds its own."""
 
@@ -95,7 +99,7 @@ async def upgrade(auth: AuthConfig) -> list[Applied]:
 
 
 def run(ns: argparse.Namespace) -> int:
-    loaded = load_or_report(ns.config, store_overrides(ns))
+    loaded = load_or_report(ns.config, store_overrides(ns), unused=STORE_UNUSED)
     if loaded is None:
         return INVALID
     auth = loaded.config.auth
@@ -111,7 +115,10 @@ def run(ns: argparse.Namespace) -> int:
         print(f"modelmux: {exc}", file=sys.stderr)
         return INVALID
     except Exception as exc:  # noqa: BLE001 - any driver error ends the command with its text
-        print(f"modelmux: cannot upgrade {where}: {type(exc).__name__}: {exc}", file=sys.stderr)
+        said = str(exc)
+        if auth.postgres_dsn:  # a driver may quote the DSN it was given
+            said = said.replace(auth.postgres_dsn, hide_password(auth.postgres_dsn))
+        print(f"modelmux: cannot upgrade {where}: {type(exc).__name__}: {said}", file=sys.stderr)
         return FAILED
     for line in render(applied):
         print(line)

@@ -57,15 +57,25 @@ def is_loopback(host: str) -> bool:
         return False
 
 
-def auth_problems(config: Config, origins: ValueOrigins) -> list[Problem]:
+def auth_problems(config: Config, origins: ValueOrigins, host: str | None = None) -> list[Problem]:
     """Serving without authentication on an address other machines can reach is refused
-    unless ``[auth] allow_unauthenticated`` says it is meant."""
-    auth, host = config.auth, config.server.host
+    unless ``[auth] allow_unauthenticated`` says it is meant, and so is an empty master key
+    (an environment variable set to nothing). ``host``: the address the process listens on,
+    when it is not ``config``'s (a reload cannot move it)."""
+    auth, host = config.auth, host or config.server.host
+    if auth.mode == "keys" and auth.master_key == "":
+        path = ("auth", "master_key")
+        return [Problem("is empty, so the server would have no admin credential: set the "
+                        "variable it comes from (MODELMUX_MASTER_KEY in the shipped configs) "
+                        "to a long random string, or remove master_key", path,
+                        origin_of(origins, path))]
     if auth.mode != "none" or auth.allow_unauthenticated or is_loopback(host):
         return []
     path = ("auth", "mode")
-    return [Problem(f"refusing to serve without authentication on {host!r}, which other "
-                    "machines may reach: set [auth] mode = \"keys\" (with master_key = "
+    serving = "" if host == config.server.host else (
+        " (the address this server listens on: a new [server] host needs a restart)")
+    return [Problem(f"refusing to serve without authentication on {host!r}{serving}, which "
+                    "other machines may reach: set [auth] mode = \"keys\" (with master_key = "
                     "\"${MODELMUX_MASTER_KEY}\"), listen on 127.0.0.1, or set [auth] "
                     "allow_unauthenticated = true if an outer layer authenticates callers",
                     path, origin_of(origins, path))]

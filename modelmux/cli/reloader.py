@@ -5,7 +5,8 @@ keeps the live routing state of unchanged deployments (so limits hold across the
 old App closes its upstream connections once its requests are done (or ``drain_timeout``
 passes). The ``[server.tls]`` certificate and key are loaded again, for new connections. An
 invalid config (an unreadable certificate included) is rejected with every problem and the old
-one keeps serving. Listening settings (host, port, workers, TLS on or off) need a restart or
+one keeps serving; so is one that would serve without authentication on the address the
+process listens on (``auth_problems`` against that host, not the file's). Listening settings (host, port, workers, TLS on or off) need a restart or
 ``modelmux upgrade``; every reload names those that differ from what the process listens with.
 """
 
@@ -24,6 +25,7 @@ from typing import Any
 import msgspec
 
 from modelmux.api.app import App
+from modelmux.cli.preflight import auth_problems
 from modelmux.config.layers import origin_of
 from modelmux.config.load import LoadedConfig
 from modelmux.config.problems import ConfigError, Problem
@@ -140,6 +142,9 @@ class Reloader:
         """Validate the config as it is now and switch to it; returns (ok, what happened)."""
         try:
             loaded = self.load(self.ns)
+            refused = auth_problems(loaded.config, loaded.origins, self.listening.server.host)
+            if refused:
+                raise ConfigError.from_problems(refused)
             context = tls_context(loaded)
             app = App(loaded.config, metrics=self.app.metrics, budget=self.app.pool.budget,
                       overrides=self.app.overrides, events=self.app.events,

@@ -24,7 +24,7 @@ from modelmux.api.app import App
 from modelmux.cli.cache import cache_command, workers_cache
 from modelmux.cli.reloader import Reloader, needs_restart
 from modelmux.cli.running import Running, Stopping
-from modelmux.cli.serve_config import load_checked, load_or_explain, load_validated
+from modelmux.cli.serve_config import load_checked, load_for_host, load_or_explain
 from modelmux.cli.upgrader import Upgrader
 from modelmux.config.load import ConfigError, candidate_paths
 from modelmux.config.schema import Config
@@ -165,7 +165,8 @@ async def serve(config: Config, host: str, port: int, ns: argparse.Namespace,
     reloader = Reloader(ns, server, app, load_checked)
     stopping = Stopping()
     tasks = _handle_signals(stopping, reloader.reload)
-    upgrader = Upgrader(server.listening_fds, stopping.hand_over, lambda: load_validated(ns))
+    upgrader = Upgrader(server.listening_fds, stopping.hand_over,
+                        lambda: load_for_host(ns, config.server.host))
     running = Running(ns, {"reload": reloader.reload, "upgrade": upgrader.upgrade,
                            "cache": lambda arg: cache_command(reloader, arg)}, upgrader)
     app.ready = True
@@ -225,7 +226,7 @@ async def supervise(config: Config, host: str, port: int, workers: int, worker_a
     async def reload_all(arg: str = "") -> tuple[bool, str]:
         """Validate here first, so an invalid config is reported once and no worker sees it."""
         try:
-            loaded = load_validated(ns)
+            loaded = load_for_host(ns, config.server.host)
         except ConfigError as exc:
             log.error("reload rejected; the running configuration stays: %s", exc)
             return False, f"reload rejected; the running configuration stays.\n{exc}"
@@ -234,7 +235,7 @@ async def supervise(config: Config, host: str, port: int, workers: int, worker_a
         return True, "\n".join([summary, *needs_restart(config, loaded.config)])
 
     upgrader = Upgrader(lambda: [sock.fileno() for sock in sockets], supervisor.hand_over,
-                        lambda: load_validated(ns))
+                        lambda: load_for_host(ns, config.server.host))
     running = Running(ns, {"reload": reload_all, "upgrade": upgrader.upgrade,
                            "cache": workers_cache}, upgrader)
     supervisor.on_ready = lambda: running.start(takeover)

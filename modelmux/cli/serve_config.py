@@ -1,6 +1,7 @@
 """The configuration ``modelmux serve`` starts and reloads with: the serve flags as the
 command-line layer over every other one, validated, each provider and plugin built once as a
-check (``preflight``), and the TLS files read when a successor or reload depends on them.
+check (``preflight``), and the TLS files read when a successor or reload depends on them;
+a successor or reload is also checked against the host the process listens on.
 """
 
 from __future__ import annotations
@@ -9,7 +10,7 @@ import argparse
 import logging
 from pathlib import Path
 
-from modelmux.cli.preflight import build_problems
+from modelmux.cli.preflight import auth_problems, build_problems
 from modelmux.cli.reloader import tls_context
 from modelmux.config.load import ConfigError, LoadedConfig, Override, load_config
 from modelmux.observability import logs
@@ -49,6 +50,20 @@ def load_validated(ns: argparse.Namespace) -> LoadedConfig:
     """
     loaded = load_checked(ns)
     tls_context(loaded)
+    return loaded
+
+
+def load_for_host(ns: argparse.Namespace, host: str) -> LoadedConfig:
+    """``load_validated``, with authentication checked against ``host``, the address the
+    process listens on: a reload or an upgrade keeps the sockets, whatever the file says now.
+
+    Raises:
+        ConfigError: every problem found.
+    """
+    loaded = load_validated(ns)
+    refused = auth_problems(loaded.config, loaded.origins, host)
+    if refused:
+        raise ConfigError.from_problems(refused)
     return loaded
 
 

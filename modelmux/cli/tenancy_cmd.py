@@ -40,6 +40,7 @@ EPILOG = """EXAMPLES:
   export MODELMUX_MASTER_KEY=...        # the server's [auth] master_key
   modelmux teams create research --models 'gpt-4o*,claude-*' --rpm 600
   modelmux keys create --name ci --team research --tpm 100000 --expires-at 2027-01-01
+  modelmux keys update key_0123456789abcdef --metadata '{"owner": "ml-platform"}'
   modelmux keys list
   modelmux keys revoke key_0123456789abcdef
   modelmux keys rotate key_0123456789abcdef
@@ -93,13 +94,30 @@ def _fields(parser: argparse.ArgumentParser, kind: str, action: str) -> None:
     parser.add_argument("--max-parallel", type=int)
     parser.add_argument("--max-budget-usd", type=float)
     parser.add_argument("--budget-period", choices=("daily", "weekly", "monthly", "total"))
+    parser.add_argument("--metadata", type=json_object, metavar="JSON",
+                        help="a JSON object kept with the record (replaces the stored one)")
+
+
+def json_object(text: str) -> dict[str, Any]:
+    """``--metadata``'s value: a JSON object.
+
+    Raises:
+        argparse.ArgumentTypeError: not JSON, or JSON that is not an object.
+    """
+    try:
+        value = json.loads(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"not valid JSON ({exc})") from None
+    if not isinstance(value, dict):
+        raise argparse.ArgumentTypeError("must be a JSON object, like '{\"owner\": \"ml\"}'")
+    return value
 
 
 def body_of(ns: argparse.Namespace) -> dict[str, Any]:
     """The JSON body the flags given describe."""
     body: dict[str, Any] = {}
     for name in ("name", "team", "user", "role", "rpm", "tpm", "max_parallel", "max_budget_usd",
-                 "budget_period", "expires_at"):
+                 "budget_period", "expires_at", "metadata"):
         value = getattr(ns, name, None)
         if value is not None:
             body[name] = value
@@ -167,12 +185,13 @@ async def via_store(ns: argparse.Namespace) -> Any:
     Raises:
         Failed: auth is off or the store cannot be opened; ModelMuxError: a refused change.
     """
+    from modelmux.cli.db import STORE_UNUSED
     from modelmux.config.load import load_config
     from modelmux.config.paths import state_dir
     from modelmux.tenancy.manage import Manager
     from modelmux.tenancy.open import open_store
 
-    config = load_config(Path(ns.config) if ns.config else None).config
+    config = load_config(Path(ns.config) if ns.config else None, unused=STORE_UNUSED).config
     store = open_store(config.auth, state_dir())
     await store.open()
     try:

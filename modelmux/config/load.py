@@ -146,8 +146,11 @@ def gather(config_file: Path | None = None, *, overrides: Sequence[Override] = (
 
 def load_config(config_file: Path | None = None, *, overrides: Sequence[Override] = (),
                 environ: Mapping[str, str] | None = None, system_file: Path = SYSTEM_CONFIG_FILE,
-                migrate_macos: bool = True, expand: bool = True) -> LoadedConfig:
-    """The effective configuration, validated.
+                migrate_macos: bool = True, expand: bool = True,
+                unused: Sequence[KeyPath] = ()) -> LoadedConfig:
+    """The effective configuration, validated. ``unused`` names settings the caller never
+    reads; they are left out before ``${VAR}`` expansion, so a variable only they refer to
+    need not be set (``modelmux db`` needs no ``[auth] master_key``).
 
     Raises:
         ConfigError: any error in any layer; the message lists them all, each with where.
@@ -161,6 +164,8 @@ def load_config(config_file: Path | None = None, *, overrides: Sequence[Override
         mock = msgspec.to_builtins(default_config().provider[0])
         data["provider"] = [mock]
         origins[("provider",)] = ValueOrigin("default")
+    for path in unused:
+        _drop(data, path)
     if expand:
         problems += expand_strings(data, origins, environ)
     problems += check_schema(data, origins) + check_config(data, origins)
@@ -172,6 +177,14 @@ def load_config(config_file: Path | None = None, *, overrides: Sequence[Override
         raise ConfigError.from_problems(problems)
     return LoadedConfig(config, data, origins, files, [p for p in problems if p.warning], notes,
                         defaulted)
+
+
+def _drop(data: dict[str, Any], path: KeyPath) -> None:
+    table: Any = data
+    for key in path[:-1]:
+        table = table.get(key) if isinstance(table, dict) else None
+    if isinstance(table, dict):
+        table.pop(path[-1], None)
 
 
 def load_file(path: Path) -> Config:

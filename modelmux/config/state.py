@@ -5,6 +5,7 @@ Schema only; see docs/configuration.md and docs/routing.md ("Shared limits").
 
 from __future__ import annotations
 
+import re
 from typing import Annotated, Literal
 from urllib.parse import urlsplit
 
@@ -14,14 +15,22 @@ from msgspec import Struct
 SCHEMES = ("redis", "rediss", "unix")
 
 
+SECRET_PARAMS = re.compile(r"(^|&)((?:ssl)?password=)[^&]*", re.IGNORECASE)
+"""libpq's query parameters that hold a secret: ``password`` and ``sslpassword`` (the
+client key's passphrase)."""
+
+
 def hide_password(url: str, mask: str = "<redacted>") -> str:
-    """``url`` with its password (if any) replaced by ``mask``, for ``config show``."""
+    """``url`` with its passwords (in the user part, or a ``password=`` or ``sslpassword=``
+    query parameter) replaced by ``mask``, for ``config show`` and command output."""
     parts = urlsplit(url)
-    if not parts.password:
-        return url
-    user, _, host = parts.netloc.rpartition("@")
-    name = user.partition(":")[0]
-    return parts._replace(netloc=f"{name}:{mask}@{host}").geturl()
+    if parts.password:
+        user, _, host = parts.netloc.rpartition("@")
+        name = user.partition(":")[0]
+        parts = parts._replace(netloc=f"{name}:{mask}@{host}")
+    if parts.query:
+        parts = parts._replace(query=SECRET_PARAMS.sub(lambda m: m[1] + m[2] + mask, parts.query))
+    return parts.geturl()
 
 
 class StateConfig(Struct, forbid_unknown_fields=True, frozen=True):

@@ -15,13 +15,16 @@ from typing import Any
 import msgspec
 from msgspec import UNSET, Struct, UnsetType
 
-from modelmux.errors import InvalidRequest, NotFound, PermissionDenied
+from modelmux.errors import Conflict, InvalidRequest, NotFound, PermissionDenied
 from modelmux.tenancy.keys import generate_key, mint, new_id
 from modelmux.tenancy.records import PERIODS, ROLES, Key, Team, User
 from modelmux.tenancy.store import TenancyStore
 
 Record = Team | User | Key
 KINDS = ("teams", "users", "keys")
+TEAM_GRANTS = ("user", "team_admin")
+"""The roles a team admin may give: admin and viewer (a read-only admin of every team) are
+an admin's to grant."""
 
 
 class _Limits(Struct, forbid_unknown_fields=True, kw_only=True):
@@ -102,6 +105,7 @@ class Manager:
 
         Raises:
             InvalidRequest: a bad field. PermissionDenied: outside the caller's team.
+            Conflict: the name is taken.
         """
         fields = await self._changes(kind, _decode(kind, body))
         now = self.clock()
@@ -123,11 +127,11 @@ class Manager:
             await self.store.create_user(user)
             return view(user)
         if "role" not in fields and fields.get("user_id"):  # a user's role is its keys' default
-            user = await self.store.get_user(fields["user_id"])
-            if user is not None:
-                fields["role"] = user.role
-                if user.role == "admin":
-                    self._admin_only("make a key with the admin role")
+            owner = await self.store.get_user(fields["user_id"])
+            if owner is not None:
+                fields["role"] = owner.role
+                if owner.role not in TEAM_GRANTS:
+                    self._admin_only(f"make a key with the {owner.role} role")
         secret, key = mint(created_at=now, **fields)
         await self.store.create_key(key)
         return {**view(key), "key": secret}
@@ -149,7 +153,7 @@ class Manager:
         """Change the fields ``body`` names.
 
         Raises:
-            NotFound, InvalidRequest, PermissionDenied.
+            NotFound, InvalidRequest, PermissionDenied; Conflict: the new name is taken.
         """
         record = await self._find(kind, ident)
         if kind == "teams":
@@ -167,7 +171,8 @@ class Manager:
     async def delete(self, kind: str, ident: str) -> dict[str, Any]:
         """Delete a team or user; revoke a key (it stays listed, with ``revoked_at``).
 
-        Raises: NotFound, PermissionDenied.
+        Raises: NotFound, PermissionDenied; Conflict: a team or user that active keys (or a
+        team's users) still name.
         """
         record = await self._find(kind, ident)
         if kind == "keys":
@@ -187,6 +192,8 @@ class Manager:
         """
         old = await self._find("keys", ident)
         assert isinstance(old, Key)
+        if old.role not in TEAM_GRANTS:
+            self._admin_only(f"rotate a key with the {old.role} role")
         new = generate_key()
         key = msgspec.structs.replace(
             old, id=new_id(_ID_KIND["keys"]), prefix=new.prefix, hash=new.hash,
@@ -211,12 +218,12 @@ class Manager:
         return found
 
     async def _name_free(self, kind: str, name: str, mine: str | None = None) -> None:
-        """Raises: InvalidRequest: another team (or user) has ``name`` (names are unique)."""
+        """Raises: Conflict: another team (or user) has ``name`` (names are unique)."""
         get = self.store.get_team if kind == "teams" else self.store.get_user
         found = await get(name)
         if found is not None and found.id != mine:
-            raise InvalidRequest(f"A {kind[:-1]} named {name!r} exists already.",
-                                 param="name", code="already_exists")
+            raise Conflict(f"A {kind[:-1]} named {name!r} exists already.",
+                           param="name", code="already_exists")
 
     @staticmethod
     def _missing(kind: str, ident: str) -> NotFound:
@@ -244,8 +251,8 @@ class Manager:
         role = out.get("role")
         if role is not None and role not in ROLES:
             raise InvalidRequest(f"`role` must be one of {', '.join(ROLES)}.", param="role")
-        if role == "admin":
-            self._admin_only("grant the admin role")
+        if role is not None and role not in TEAM_GRANTS:
+            self._admin_only(f"grant the {role} role")
         if "name" in out and not out["name"]:
             raise InvalidRequest("`name` must not be empty.", param="name")
         if "expires_at" in out:

@@ -12,12 +12,14 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any, Protocol
 
+from modelmux import errors
 from modelmux.tenancy.records import Key, Team, User
 
 
-class Conflict(ValueError):
+class Conflict(errors.Conflict, ValueError):
     """A write a store refuses: a name or key hash already taken, or a team or user deleted
-    while active keys or members still name it. The admin API answers 409."""
+    while active keys or members still name it. A ``ModelMuxError``, so the admin API and the
+    CLI answer it as a 409 in their own shape."""
 
 
 class TenancyStore(Protocol):

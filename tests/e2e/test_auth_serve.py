@@ -231,6 +231,14 @@ def test_admin_api_needs_an_admin_and_keeps_team_admins_to_their_team(
     assert all("key" not in k and "hash" not in k for k in listed["data"])
     assert call(gateway, "GET", f"/admin/keys/{user['id']}", token=boss["key"])[0] == 404
     assert call(gateway, "POST", "/admin/teams", {"name": "x"}, token=boss["key"])[0] == 403
+    for role in ("viewer", "admin"):  # a viewer reads every team: not a team admin's to give
+        assert call(gateway, "POST", "/admin/keys", {"role": role}, token=boss["key"])[0] == 403
+        status, _ = call(gateway, "PATCH", f"/admin/keys/{made['id']}", {"role": role},
+                         token=boss["key"])
+        assert status == 403
+    status, deputy = call(gateway, "POST", "/admin/keys", {"role": "team_admin"},
+                          token=boss["key"])
+    assert status == 201 and deputy["team_id"] == team["id"]
     status, shown = call(gateway, "GET", f"/admin/keys/{made['id']}")
     assert status == 200 and shown["prefix"] == made["key"][:12] and "key" not in shown
     status, changed = call(gateway, "PATCH", f"/admin/keys/{made['id']}", {"rpm": 9})
@@ -240,6 +248,29 @@ def test_admin_api_needs_an_admin_and_keeps_team_admins_to_their_team(
     with pytest.raises(openai.AuthenticationError):
         chat(sdk(gateway, made["key"]))
     assert chat(sdk(gateway, rotated["key"])) != ""
+
+
+def test_a_viewer_reads_every_admin_route_and_changes_nothing(gateway: ServeProcess) -> None:
+    viewer = new_key(gateway, name="auditor", role="viewer")["key"]
+    other = new_key(gateway, name="someone-elses")
+    for path in ("/admin/keys", "/admin/teams", "/admin/users", f"/admin/keys/{other['id']}",
+                 "/admin/usage", "/admin/providers", "/admin/config", "/metrics"):
+        status, body = call(gateway, "GET", path, token=viewer)
+        assert status == 200, (path, body)
+    _, listed = call(gateway, "GET", "/admin/keys", token=viewer)
+    assert other["id"] in {k["id"] for k in listed["data"]}  # every team's, not one
+    assert all("key" not in k and "hash" not in k for k in listed["data"])
+    for method, path, body in (("POST", "/admin/keys", {"name": "x"}),
+                               ("POST", "/admin/teams", {"name": "viewers-team"}),
+                               ("PATCH", f"/admin/keys/{other['id']}", {"rpm": 1}),
+                               ("DELETE", f"/admin/keys/{other['id']}", None),
+                               ("POST", f"/admin/keys/{other['id']}/rotate", None),
+                               ("POST", "/admin/breaker", {"deployment": "up/gpt-4o",
+                                                           "state": "open"})):
+        status, answer = call(gateway, method, path, body, token=viewer)
+        assert status == 403 and answer["error"]["type"] == "permission_error", (path, answer)
+    assert call(gateway, "GET", f"/admin/keys/{other['id']}")[1]["revoked_at"] is None
+    assert chat(sdk(gateway, viewer)) != ""  # and calls models
 
 
 def test_metrics_need_a_viewer_and_health_tells_strangers_only_the_status(
@@ -253,6 +284,25 @@ def test_metrics_need_a_viewer_and_health_tells_strangers_only_the_status(
     viewer = new_key(gateway, name="dash", role="viewer")
     status, text = call(gateway, "GET", "/metrics", token=viewer["key"])
     assert status == 200 and "modelmux_auth_failures_total" in text
+
+
+@pytest.mark.parametrize("public", [True, False])
+def test_metrics_public_needs_no_credential_and_private_does(tmp_path: Path,
+                                                             upstreams: Upstreams,
+                                                             public: bool) -> None:
+    text = (config(upstreams, tmp_path / "keys.db")
+            + f"\n[metrics]\npublic = {str(public).lower()}\n")
+    proc = serve(tmp_path, text)
+    try:
+        user = new_key(proc, name="plain")["key"]
+        anonymous, as_user = (call(proc, "GET", "/metrics", token=token)[0]
+                              for token in (None, user))
+        assert (anonymous, as_user) == ((200, 200) if public else (401, 403))
+        status, body = call(proc, "GET", "/metrics", token=None if public else MASTER)
+        assert status == 200 and "modelmux_auth_failures_total" in body
+        assert call(proc, "GET", "/admin/keys", token=None)[0] == 401  # only /metrics opens
+    finally:
+        assert proc.stop() == 0
 
 
 def test_failed_authentications_are_throttled_and_counted(tmp_path: Path,
@@ -313,6 +363,51 @@ def test_keys_made_by_the_cli_survive_a_restart(tmp_path: Path, upstreams: Upstr
             chat(sdk(proc, created["key"]))
     finally:
         assert proc.stop() == 0
+
+
+def test_a_team_still_in_use_or_a_taken_name_is_a_409_in_the_api_and_the_cli(
+        gateway: ServeProcess, tmp_path: Path) -> None:
+    assert call(gateway, "POST", "/admin/teams", {"name": "busy"})[0] == 201
+    status, body = call(gateway, "POST", "/admin/teams", {"name": "busy"})
+    assert status == 409 and body["error"]["code"] == "already_exists"
+    key = new_key(gateway, name="in-busy", team="busy")
+    status, body = call(gateway, "DELETE", "/admin/teams/busy")
+    assert status == 409 and body["error"]["type"] == "invalid_request_error"
+    assert body["error"]["code"] == "conflict" and "1 active key" in body["error"]["message"]
+    by_api = cli(tmp_path, "teams", "delete", "busy", "--url", gateway.url)
+    by_store = cli(tmp_path, "teams", "delete", "busy", "--store", "--config",
+                   str(gateway_config(gateway)))
+    for done in (by_api, by_store):
+        assert done.returncode == 1 and "active key" in done.stderr, done.stderr
+        assert "Traceback" not in done.stderr and "internal" not in done.stderr
+    assert "409" in by_api.stderr
+    assert call(gateway, "DELETE", f"/admin/keys/{key['id']}")[0] == 200
+    assert call(gateway, "DELETE", "/admin/teams/busy")[0] == 200
+    assert call(gateway, "GET", "/health")[0] == 200
+
+
+def test_the_cli_sets_metadata_and_refuses_bad_json(gateway: ServeProcess,
+                                                    tmp_path: Path) -> None:
+    made = cli(tmp_path, "keys", "create", "--name", "tagged", "--metadata",
+               '{"owner": "ml", "cost_center": 7}', "--url", gateway.url)
+    assert made.returncode == 0, made.stderr
+    key = json.loads(made.stdout)
+    assert key["metadata"] == {"owner": "ml", "cost_center": 7}
+    changed = cli(tmp_path, "keys", "update", key["id"], "--metadata", '{"owner": "ops"}',
+                  "--store", "--config", str(gateway_config(gateway)))
+    assert changed.returncode == 0, changed.stderr
+    assert call(gateway, "GET", f"/admin/keys/{key['id']}")[1]["metadata"] == {"owner": "ops"}
+    for bad, said in (("{owner: ml}", "not valid JSON"), ('["ml"]', "must be a JSON object")):
+        refused = cli(tmp_path, "keys", "update", key["id"], "--metadata", bad,
+                      "--url", gateway.url)
+        assert refused.returncode == 2 and f"--metadata: {said}" in refused.stderr
+
+
+def gateway_config(proc: ServeProcess) -> Path:
+    """The config file ``serve`` was started with."""
+    args = proc.proc.args
+    assert isinstance(args, list)
+    return Path(args[args.index("--config") + 1])
 
 
 def test_refuses_to_serve_unauthenticated_on_a_public_address(tmp_path: Path) -> None:

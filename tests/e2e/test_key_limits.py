@@ -1,12 +1,14 @@
-"""Per-key limits end to end, with the official SDKs: a key made through the admin API, its rpm
-and max_parallel refused as 429 ``rate_limit_exceeded`` (OpenAI's shape on /v1, Anthropic's on
-/v1/messages) with ``retry-after`` and the ``x-ratelimit-*`` headers on every answer; and two
+"""Per-key limits end to end, with the official SDKs: a key made through the admin API, its
+rpm, tpm and max_parallel refused as 429 ``rate_limit_exceeded`` (OpenAI's shape on /v1,
+Anthropic's on /v1/messages) with ``retry-after``, and the ``x-ratelimit-*`` headers on the
+answers that reached the limit check; and two
 ``modelmux serve`` processes sharing one real Redis and one store, where a key's rpm holds
 exactly across both."""
 
 from __future__ import annotations
 
 import asyncio
+import http.client
 import json
 import urllib.request
 from pathlib import Path
@@ -103,6 +105,124 @@ def test_rpm_and_headers_on_both_doors(tmp_path: Path) -> None:
                     answer = await free.chat.completions.with_raw_response.create(
                         model="mock", messages=MESSAGES)
                     assert "x-ratelimit-limit-requests" not in answer.headers
+
+    asyncio.run(body())
+
+
+def assert_refused_on_both_doors(sdk: openai.AsyncOpenAI, claude: anthropic.AsyncAnthropic,
+                                 said: str) -> Any:
+    """A chat call and a Messages call are both refused: 429 ``rate_limit_exceeded`` (OpenAI's
+    shape) and ``rate_limit_error`` (Anthropic's), each with ``retry-after``."""
+
+    async def check() -> None:
+        try:
+            await sdk.chat.completions.create(model="mock", messages=MESSAGES)
+            raise AssertionError("the chat call was served")
+        except openai.RateLimitError as exc:
+            assert exc.status_code == 429 and exc.code == "rate_limit_exceeded"
+            assert said in exc.message and int(exc.response.headers["retry-after"]) >= 1
+        try:
+            await claude.messages.create(model="mock", max_tokens=16, messages=MESSAGES)
+            raise AssertionError("the Messages call was served")
+        except anthropic.RateLimitError as exc:
+            assert exc.status_code == 429
+            assert exc.body["error"]["type"] == "rate_limit_error"  # type: ignore[index]
+            assert said in exc.body["error"]["message"]  # type: ignore[index]
+            assert int(exc.response.headers["retry-after"]) >= 1
+
+    return check()
+
+
+def test_tpm_is_refused_on_both_doors(tmp_path: Path) -> None:
+    async def body() -> None:
+        async with gateway(toml(tmp_path / "mm.db")) as gw:
+            base = f"http://127.0.0.1:{gw.port}"
+            made = await asyncio.to_thread(admin, base, "/admin/keys", {"tpm": 10})
+            sdk = openai.AsyncOpenAI(base_url=base + "/v1", api_key=made["key"],
+                                     max_retries=0, timeout=10)
+            claude = anthropic.AsyncAnthropic(base_url=base, api_key=made["key"],
+                                              max_retries=0, timeout=10)
+            async with sdk, claude:
+                # larger than the whole tpm: let through on a full bucket, which its real
+                # count then puts in debt
+                first = await sdk.chat.completions.with_raw_response.create(
+                    model="mock", messages=MESSAGES)
+                assert first.headers["x-ratelimit-limit-tokens"] == "10"
+                await assert_refused_on_both_doors(sdk, claude, "tokens per minute (limit 10")
+
+    asyncio.run(body())
+
+
+def test_max_parallel_is_refused_on_both_doors_while_a_stream_runs(tmp_path: Path) -> None:
+    slow = toml(tmp_path / "mm.db").replace("chunks = 2", "chunks = 200\nchunk_delay_ms = 50")
+
+    async def body() -> None:
+        async with gateway(slow) as gw:
+            base = f"http://127.0.0.1:{gw.port}"
+            made = await asyncio.to_thread(admin, base, "/admin/keys", {"max_parallel": 1})
+            sdk = openai.AsyncOpenAI(base_url=base + "/v1", api_key=made["key"],
+                                     max_retries=0, timeout=10)
+            claude = anthropic.AsyncAnthropic(base_url=base, api_key=made["key"],
+                                              max_retries=0, timeout=10)
+            async with sdk, claude:
+                stream = await sdk.chat.completions.create(model="mock", messages=MESSAGES,
+                                                           stream=True)
+                chunks = aiter(stream)
+                await asyncio.wait_for(anext(chunks), 10)  # admitted: it holds the slot
+                await assert_refused_on_both_doors(sdk, claude,
+                                                   "parallel requests (limit 1)")
+                await stream.close()  # the client goes: its slot comes back
+                for _ in range(200):  # the disconnect is noticed asynchronously; bounded
+                    try:
+                        done = await sdk.chat.completions.create(  # not streamed: no delay
+                            model="mock", messages=MESSAGES)
+                        break
+                    except openai.RateLimitError:
+                        await asyncio.sleep(0.05)
+                else:
+                    raise AssertionError("the slot never came back")
+                assert done.choices
+
+    asyncio.run(body())
+
+
+def raw(port: int, method: str, path: str, key: str, body: str | None = None
+        ) -> tuple[int, dict[str, str]]:
+    """(status, x-ratelimit-* headers) of one plain HTTP call."""
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+    try:
+        conn.request(method, path, body=body, headers={"authorization": f"Bearer {key}",
+                                                       "content-type": "application/json"})
+        answer = conn.getresponse()
+        answer.read()
+        return answer.status, {k: v for k, v in answer.getheaders()
+                               if k.startswith("x-ratelimit-")}
+    finally:
+        conn.close()
+
+
+def test_rate_limit_headers_come_only_with_answers_that_reached_the_limit_check(
+        tmp_path: Path) -> None:
+    async def body() -> None:
+        async with gateway(toml(tmp_path / "mm.db")) as gw:
+            base = f"http://127.0.0.1:{gw.port}"
+            made = await asyncio.to_thread(admin, base, "/admin/keys",
+                                           {"rpm": 2, "tpm": 100000, "models": ["mock"]})
+            key = made["key"]
+            chat = json.dumps({"model": "mock", "messages": MESSAGES})
+            before = [("GET", "/v1/models", None), ("POST", "/v1/chat/completions", "{bad"),
+                      ("POST", "/v1/messages", '{"model": "mock"}'),
+                      ("POST", "/v1/chat/completions",
+                       json.dumps({"model": "elsewhere", "messages": MESSAGES})),
+                      ("POST", "/v1/messages/count_tokens",
+                       json.dumps({"model": "mock", "messages": MESSAGES}))]
+            for method, path, sent in before:  # answered before admission: no headers
+                status, headers = await asyncio.to_thread(raw, gw.port, method, path, key, sent)
+                assert status in (200, 400, 403) and headers == {}, (path, status, headers)
+            for expected in (200, 200, 429):  # served and refused at admission: headers
+                status, headers = await asyncio.to_thread(
+                    raw, gw.port, "POST", "/v1/chat/completions", key, chat)
+                assert status == expected and headers["x-ratelimit-limit-requests"] == "2"
 
     asyncio.run(body())
 

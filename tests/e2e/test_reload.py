@@ -109,6 +109,50 @@ def test_reload_reaches_every_worker(tmp_path: Path) -> None:
         assert proc.stop() == 0
 
 
+def status_of(proc: ServeProcess, path: str) -> int:
+    conn = http.client.HTTPConnection(proc.host, proc.port, timeout=10)
+    try:
+        conn.request("GET", path)
+        response = conn.getresponse()
+        response.read()
+        return response.status
+    finally:
+        conn.close()
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_a_reload_or_upgrade_cannot_turn_auth_off_on_the_public_address_it_serves(
+        tmp_path: Path, workers: int) -> None:
+    config = tmp_path / "config.toml"
+    control = tmp_path / "control.sock"
+    # "127.1" binds 127.0.0.1, but is_loopback cannot prove it loopback (not a literal it
+    # accepts), so it counts as public: the test stays on loopback
+    keyed = (f'[server]\nhost = "127.1"\nport = 0\nworkers = {workers}\n[auth]\nmode = "keys"\n'
+             f'master_key = "mk-reload-0123456789"\nsqlite_path = "{tmp_path / "keys.db"}"\n')
+    config.write_text(keyed + mock(["m"]))
+    proc = ServeProcess(["serve", "--config", str(config), "--control-socket", str(control)],
+                        home=tmp_path)
+    try:
+        assert status_of(proc, "/v1/models") == 401
+        config.write_text(f'[server]\nhost = "127.0.0.1"\nport = 0\nworkers = {workers}\n'
+                          + mock(["m"]))  # loopback in the file; the sockets stay on 127.1
+        rejected = reload(control)
+        assert rejected.returncode == 1, rejected.stdout
+        assert "refusing to serve without authentication on '127.1'" in rejected.stderr
+        assert "needs a restart" in rejected.stderr
+        assert all(status_of(proc, "/v1/models") == 401 for _ in range(4))
+        upgrade = subprocess.run([*modelmux_command(), "upgrade", "--control-socket",
+                                  str(control)], check=False, capture_output=True, text=True,
+                                 timeout=120)  # refused before a successor starts
+        assert upgrade.returncode == 1 and "configuration is invalid" in upgrade.stderr
+        assert "without authentication on '127.1'" in upgrade.stderr
+        assert status_of(proc, "/v1/models") == 401
+        config.write_text(keyed + mock(["m", "n"]))
+        assert reload(control).returncode == 0
+    finally:
+        assert proc.stop() == 0
+
+
 def https(proc: ServeProcess, context: ssl.SSLContext) -> http.client.HTTPSConnection:
     context.set_alpn_protocols(["http/1.1"])  # http.client speaks HTTP/1.1 only
     return http.client.HTTPSConnection(proc.host, proc.port, timeout=10, context=context)

@@ -104,6 +104,19 @@ def test_cmd_serves_the_mounted_config_on_all_interfaces(dockerfile: tuple[list[
     assert "packaging/config.toml.example /etc/modelmux/config.toml" in copies
 
 
+def test_the_state_directory_is_a_volume(dockerfile: tuple[list[tuple[str, str]], list[Stage]]) -> None:
+    """The SQLite tenancy file (in the state dir under the user's home) outlives the container."""
+    from modelmux.config.paths import state_dir
+
+    runtime = dockerfile[1][-1]
+    (useradd,) = [r for r in runtime.all("RUN") if "useradd" in r]
+    home = re.search(r"--home-dir\s+(\S+)", useradd)
+    assert home is not None
+    volumes = [path for spec in runtime.all("VOLUME") for path in json.loads(spec)]
+    where = state_dir({"HOME": home.group(1)})
+    assert any(where.is_relative_to(volume) for volume in volumes), (where, volumes)
+
+
 def healthcheck_argv(dockerfile: tuple[list[tuple[str, str]], list[Stage]]) -> list[str]:
     (healthcheck,) = dockerfile[1][-1].all("HEALTHCHECK")
     options, _, command = healthcheck.partition(" CMD ")

@@ -63,3 +63,40 @@ def test_config_show_hides_the_dsn_password_and_the_master_key(tmp_path: Path) -
     assert 'postgres_dsn = "postgresql://mm:<redacted>@db:5432/mm"' in out.stdout
     assert 'master_key = "<redacted>"' in out.stdout
     assert "s3cret-pw" not in out.stdout + out.stderr and "hush" not in out.stdout + out.stderr
+
+
+def test_a_password_in_the_dsn_query_is_hidden_too(tmp_path: Path,
+                                                   postgres_server: PostgresServer) -> None:
+    from tests.upstream import refused_port
+
+    good = postgres_server.database() + "?password=s3cret-pw&sslmode=disable"
+    out = run(tmp_path, "db", "upgrade", "--store", "postgres", "--postgres-dsn", good)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.splitlines()[0] == (
+        f"store: postgres {good.replace('s3cret-pw', '<redacted>')}")
+    down = (f"postgresql://mm@127.0.0.1:{refused_port()}/mm"
+            "?sslpassword=key-phrase&password=s3cret-pw")
+    failed = run(tmp_path, "db", "upgrade", "--store", "postgres", "--postgres-dsn", down)
+    assert failed.returncode == 1 and "cannot upgrade postgres" in failed.stderr
+    assert "?sslpassword=<redacted>&password=<redacted>" in failed.stderr
+    write(user_config(tmp_path), f'[auth]\nstore = "postgres"\npostgres_dsn = "{down}"\n'
+          '[[provider]]\nname = "m"\ntype = "mock"\nmodels = ["m"]\n')
+    shown = run(tmp_path, "config", "show")
+    assert shown.returncode == 0, shown.stderr
+    assert "sslpassword=<redacted>&password=<redacted>" in shown.stdout
+    for secret in ("s3cret-pw", "key-phrase"):
+        assert secret not in out.stdout + out.stderr + failed.stdout + failed.stderr
+        assert secret not in shown.stdout + shown.stderr
+
+
+def test_store_commands_need_no_master_key_variable(tmp_path: Path) -> None:
+    write(user_config(tmp_path), '[auth]\nmode = "keys"\nmaster_key = "${MODELMUX_MASTER_KEY}"\n'
+          '[[provider]]\nname = "m"\ntype = "mock"\nmodels = ["m"]\n')
+    for args in (("db", "upgrade"), ("teams", "create", "lab", "--store"),
+                 ("keys", "create", "--name", "ci", "--team", "lab", "--store"),
+                 ("keys", "list", "--store"), ("users", "list", "--store")):
+        done = run(tmp_path, *args)
+        assert done.returncode == 0, (args, done.stderr)
+        assert "MODELMUX_MASTER_KEY" not in done.stderr
+    serving = run(tmp_path, "config", "validate")  # the server does read it
+    assert serving.returncode == 2 and "MODELMUX_MASTER_KEY is not set" in serving.stderr

@@ -4,13 +4,16 @@ to their team."""
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
+from typing import Any
 
 import pytest
 
-from modelmux.errors import InvalidRequest, NotFound, PermissionDenied
+from modelmux.errors import Conflict, InvalidRequest, NotFound, PermissionDenied
 from modelmux.tenancy.keys import hash_key, well_formed
 from modelmux.tenancy.manage import Manager
 from tests.tenancy.memstore import MemoryStore
+from tests.tenancy.test_store import with_store
 
 
 def test_create_key_shows_it_once_and_stores_only_its_hash() -> None:
@@ -62,8 +65,22 @@ def test_team_admin_is_kept_to_its_team() -> None:
             await scoped.delete("keys", theirs["id"])
         with pytest.raises(PermissionDenied):
             await scoped.create("keys", {"team": "other"})
-        with pytest.raises(PermissionDenied):
-            await scoped.create("keys", {"role": "admin"})
+        for role in ("admin", "viewer"):
+            with pytest.raises(PermissionDenied):
+                await scoped.create("keys", {"role": role})
+            with pytest.raises(PermissionDenied):
+                await scoped.create("users", {"name": f"a-{role}", "role": role})
+            with pytest.raises(PermissionDenied):
+                await scoped.update("keys", created["id"], {"role": role})
+        watcher = await admin.create("users", {"name": "watcher", "team": "mine",
+                                               "role": "viewer"})
+        with pytest.raises(PermissionDenied):  # the user's role would be the key's
+            await scoped.create("keys", {"user": watcher["id"]})
+        viewer_key = await admin.create("keys", {"team": "mine", "role": "viewer"})
+        with pytest.raises(PermissionDenied):  # a new secret for a role it may not grant
+            await scoped.rotate(viewer_key["id"])
+        for role in ("user", "team_admin"):
+            assert (await scoped.create("keys", {"role": role}))["role"] == role
         with pytest.raises(PermissionDenied):
             await scoped.create("teams", {"name": "new"})
         with pytest.raises(PermissionDenied):
@@ -105,11 +122,29 @@ def test_team_and_user_names_are_unique() -> None:
         b = await admin.create("teams", {"name": "b"})
         await admin.create("users", {"name": "ann"})
         for kind, body in (("teams", {"name": "a"}), ("users", {"name": "ann"})):
-            with pytest.raises(InvalidRequest) as caught:
+            with pytest.raises(Conflict) as caught:
                 await admin.create(kind, body)
-            assert caught.value.code == "already_exists"
-        with pytest.raises(InvalidRequest):
+            assert caught.value.code == "already_exists" and caught.value.status == 409
+        with pytest.raises(Conflict):
             await admin.update("teams", b["id"], {"name": "a"})
         assert (await admin.update("teams", b["id"], {"name": "b"}))["name"] == "b"
 
     asyncio.run(go())
+
+
+def test_deleting_a_team_or_user_still_in_use_is_a_409(make_store: Callable[..., Any]) -> None:
+    async def body(store: Any) -> None:
+        admin = Manager(store, clock=lambda: 50.0)
+        team = await admin.create("teams", {"name": "research"})
+        user = await admin.create("users", {"name": "ann"})
+        key = await admin.create("keys", {"team": "research", "user": "ann"})
+        for kind, ident in (("teams", team["id"]), ("users", user["id"])):
+            with pytest.raises(Conflict) as caught:
+                await admin.delete(kind, ident)
+            assert caught.value.status == 409 and caught.value.code == "conflict"
+            assert "revoke or move them first" in caught.value.message
+        await admin.delete("keys", key["id"])
+        assert (await admin.delete("users", "ann"))["deleted"] is True
+        assert (await admin.delete("teams", "research"))["deleted"] is True
+
+    with_store(make_store, body)
