@@ -17,7 +17,6 @@ from collections.abc import Iterator
 from typing import Any
 from urllib.parse import urlsplit
 
-from modelmux.codec.sse import SSEDecoder
 
 TIMEOUT = 30.0
 
@@ -107,6 +106,10 @@ class AdminClient:
         parts = urlsplit(self.url)
         kind = http.client.HTTPSConnection if parts.scheme == "https" else http.client.HTTPConnection
         conn = self._stream = kind(parts.netloc, timeout=self.timeout)
+        # Imported here: the CLI's parser imports this module, and loading a twin there would
+        # pre-empt serve's own message for contradictory MODELMUX_* build switches.
+        from modelmux.codec.sse import SSEDecoder
+
         decoder = SSEDecoder()
         try:
             conn.request("GET", parts.path + "/admin/events", headers=self._headers())
