@@ -75,17 +75,19 @@ def instructions(scenario: str, count: int) -> int:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--requests", type=int, default=2000)
+    parser.add_argument("--scenario", action="append", choices=SCENARIOS,
+                        help="measure only these (default: all; added costs are over the first)")
     parser.add_argument("--child", nargs=2, metavar=("SCENARIO", "COUNT"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
         child(args.child[0], int(args.child[1]))
         return
-    off = 0
-    for scenario in SCENARIOS:
+    first: int | None = None
+    for scenario in args.scenario or SCENARIOS:
         per = (instructions(scenario, BASE + args.requests)
                - instructions(scenario, BASE)) // args.requests
-        off = off or per
-        added = "" if scenario == "off" else f"  (+{per - off:,})"
+        added = "" if first is None else f"  ({per - first:+,})"
+        first = per if first is None else first
         print(f"{scenario:8} {per:>8,} instructions per request{added}", flush=True)
 
 

@@ -39,6 +39,7 @@ TINY: dict[str, tuple[list[str], list[str]]] = {
     "callgrind_proxy.py": (["--http1", "fast", "--requests", "20", "--streams", "2"],
                            ["nginx", "valgrind"]),
     "callgrind_access.py": (["--lines", "200"], ["valgrind"]),
+    "callgrind_tenancy.py": (["--requests", "20", "--scenario", "busy"], ["valgrind"]),
 }
 LIBRARIES = {"nginx.py"}  # helpers of the scripts, no command line of their own
 SLOW_ONLY = {"macro.py": "its fixed 5000-request CPU runs take ~15 s even with "
