@@ -18,6 +18,7 @@ from modelmux import __version__
 from modelmux.api.access import Access
 from modelmux.api.cors import Cors
 from modelmux.api.ids import new_hex_id
+from modelmux.api.lane import ChatLane, lane_allowed
 from modelmux.api.routes import Route, match
 from modelmux.api.static import StaticFiles
 from modelmux.cache.backend import build_backend
@@ -143,6 +144,8 @@ class App:
         self.events = events or EventHub(LiveView(self.metrics), self.router.snapshot)
         self.events.deployments = self.router.snapshot
         self.events.extra = dict if self.cache is not None else _cache_off
+        self.lane = ChatLane(self) if lane_allowed(self) else None
+        """Answers chat requests from callbacks when nothing needs an await (``api.lane``)."""
         self.reload: Callable[[], Awaitable[tuple[bool, str]]] | None = None  # set by serve
         self.last_reload: dict[str, object] | None = None
         self.active = 0
@@ -248,17 +251,9 @@ class App:
         Raises:
             NotFound, MethodNotAllowed: no route for the path, or not for its method.
         """
-        request_id = _request_id(exchange)
-        exchange.extra_headers.append((b"x-request-id", request_id))
         matched = match(exchange.path)
         label, methods = matched if matched is not None else ("unmatched", None)
-        record = exchange.observer = RequestRecord(request_id.decode("ascii"), label,
-                                                   self._finished)
-        if self.tracer is not None:
-            record.span = self.tracer.server_span(exchange, label)
-        self.metrics.started()
-        if self.metrics.shared is not None:
-            self._publish(exchange)
+        self.open_request(exchange, label)
         origin = exchange.header(b"origin")
         cors_ok = origin is not None and self.cors.enabled and self.cors.allows(origin)
         if exchange.method == "OPTIONS" and methods is not None:
@@ -287,6 +282,38 @@ class App:
                 headers=[(b"allow", allow.encode())],
             )
         return route
+
+    def open_request(self, exchange: Exchange, label: str) -> RequestRecord:
+        """Stamp the request id, attach the record (labelled with the route), count the
+        request in flight."""
+        request_id = _request_id(exchange)
+        exchange.extra_headers.append((b"x-request-id", request_id))
+        record = exchange.observer = RequestRecord(request_id.decode("ascii"), label,
+                                                   self._finished)
+        if self.tracer is not None:
+            record.span = self.tracer.server_span(exchange, label)
+        self.metrics.started()
+        if self.metrics.shared is not None:
+            self._publish(exchange)
+        return record
+
+    def lane_open(self, exchange: Exchange, label: str) -> RequestRecord:
+        """What ``__call__`` and ``_route`` do for a request the chat lane takes."""
+        if self.breakers is not None:
+            self.breakers.start()
+        self.active += 1
+        return self.open_request(exchange, label)
+
+    def lane_close(self, exchange: Exchange, *, undo: bool = False) -> None:
+        """The lane is done with ``exchange``; with ``undo`` (it gives the request back to the
+        handler, nothing written) ``lane_open`` is undone, so the handler starts afresh."""
+        self.active -= 1
+        if not self.active and self._idle is not None:
+            self._idle.set()
+        if undo:
+            exchange.extra_headers.clear()
+            exchange.observer = None
+            self.metrics.in_flight.dec()
 
     def request_id(self, exchange: Exchange) -> str:
         return exchange.extra_headers[0][1].decode()

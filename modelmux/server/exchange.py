@@ -176,6 +176,11 @@ class Exchange:
 
     async def respond(self, status: int, headers: Headers, body: bytes = b"") -> None:
         """Send a complete response with a Content-Length body."""
+        self.reply(status, headers, body)
+        await self._stream.drain()
+
+    def reply(self, status: int, headers: Headers, body: bytes = b"") -> None:
+        """``respond`` without waiting for the client to take it (for a read callback)."""
         self._begin(status)
         all_headers = headers + self.extra_headers
         all_headers.append((b"content-length", str(len(body)).encode()))
@@ -184,7 +189,12 @@ class Exchange:
         self._stream.send_head(status, all_headers, end=True, body=body)
         self.bytes_sent += len(body)
         self.ended = True
-        await self._stream.drain()
+
+    def body_now(self) -> bytes | None:
+        """The whole request body when it has all arrived within the limit, else None."""
+        if self._body_complete and not self._body_too_large:
+            return bytes(self._body)
+        return None
 
     async def start(self, status: int, headers: Headers) -> None:
         """Send the response head of a streamed response (chunked on HTTP/1.1)."""

@@ -86,6 +86,8 @@ class HTTP11Connection(asyncio.Protocol):
         self._push: Callable[[bytes], bool] | None = None  # splice: the body's consumer
         self._pushed: asyncio.Future[bool] | None = None  # splice: how the splice ended
         self._push_idle: float | None = None  # splice: the read timeout
+        self._on_wake: Callable[[], None] | None = None  # watch: told of every wake-up
+        self._on_timeout: Callable[[], None] | None = None  # watch: told when its wait expires
 
     def is_available(self) -> bool:
         """Can take a new request right now."""
@@ -364,6 +366,58 @@ class HTTP11Connection(asyncio.Protocol):
         elif self._push_idle is not None:
             self._timer.start(asyncio.get_running_loop().time() + self._push_idle)
 
+    def send_now(self, method: bytes, target: bytes, headers: Headers, body: bytes) -> bool:
+        """Write one request on this claimed, connected connection without waiting; False
+        (nothing written) when it cannot take one now."""
+        transport = self._transport
+        if (self._state is not _State.ACTIVE or self._eof or transport is None
+                or transport.is_closing()):
+            return False
+        self._body_end, self._deferred = False, None
+        transport.write(self._parser.send_request(method, target, headers, body))
+        return True
+
+    def watch(self, on_wake: Callable[[], None], on_timeout: Callable[[], None],
+              deadline: float | None) -> None:
+        """Call ``on_wake`` from the read callback on every wake-up (data, EOF, close) and
+        ``on_timeout`` past ``deadline`` (loop time; ``expire_at`` moves it): a caller that
+        reads with ``next_ready`` and never awaits. ``unwatch`` ends it."""
+        self._on_wake, self._on_timeout = on_wake, on_timeout
+        self._timer.start(deadline)
+
+    def expire_at(self, deadline: float | None) -> None:
+        """The watch's wait now lasts until ``deadline`` (None: without limit)."""
+        self._timer.start(deadline)
+
+    def unwatch(self) -> None:
+        self._on_wake = self._on_timeout = None
+        self._timer.finish()
+
+    def next_ready(self) -> object:
+        """The parser's next event from what has arrived (head tuple, bytes, END), or
+        NEED_DATA; never waits.
+
+        Raises:
+            UpstreamClosed, UpstreamProtocolError (or the parser's error): the response
+                was cut short or malformed.
+        """
+        parser = self._parser
+        while True:
+            try:
+                event = parser.next_event()
+            except (h11.RemoteProtocolError, HTTP1ProtocolError) as exc:
+                raise self._parse_error(exc) from None
+            if event is not NEED_DATA:
+                return event
+            if self._incoming:
+                parser.receive_data(self._pop())
+            elif self._state is _State.CLOSED:
+                raise UpstreamClosed(f"{self._label}: connection was closed locally")
+            elif self._eof:
+                parser.receive_data(b"")
+            else:
+                return NEED_DATA
+
     def response_closed(self) -> None:
         """The response was read to the end or abandoned: go idle if reusable, else close."""
         if self._state is not _State.ACTIVE:
@@ -459,6 +513,9 @@ class HTTP11Connection(asyncio.Protocol):
             raise TimeoutError
 
     def _time_out(self) -> None:
+        if self._on_timeout is not None:
+            self._on_timeout()
+            return
         pushed = self._pushed
         if pushed is not None and not pushed.done():
             pushed.set_exception(TimeoutError())
@@ -467,6 +524,9 @@ class HTTP11Connection(asyncio.Protocol):
             waiter.set_result(False)
 
     def _wake(self) -> None:
+        if self._on_wake is not None:
+            self._on_wake()
+            return
         if self._pushed is not None:
             self._pump()
         waiter = self._waiter

@@ -245,6 +245,26 @@ class ConnectionPool:
                 raise
             return Response(conn, head, t.read, release, self.budget)
 
+    def lend_idle(self, url: str, http2: bool | None = None
+                  ) -> tuple[HTTP11Connection, Callable[[], None], Origin, bytes] | None:
+        """An idle pooled HTTP/1.1 connection to ``url``'s origin, claimed now, with the
+        callable that gives it back (after ``response_closed`` or ``abort``), the origin and
+        the request target; None when none is idle, requests queue, or HTTP/2 may be spoken.
+        For a caller that sends from a callback; ``request`` is the general way.
+
+        Raises:
+            ValueError: ``url`` is not an absolute http(s) URL.
+        """
+        origin, target = parse_url(url)
+        op = self._origins.get((origin, http2))
+        if op is None or self._closed or op.waiters or op.multiplexed:
+            return None
+        conn = op.take_idle(asyncio.get_running_loop().time())
+        if conn is None:
+            return None
+        conn.claim()
+        return conn, partial(self._release, op, conn), origin, target
+
     def stats(self) -> dict[str, dict[str, int]]:
         """Per origin URL: total, idle and in-use connections and queued waiters."""
         out: dict[str, dict[str, int]] = {}
