@@ -27,14 +27,14 @@ from modelmux.api.responses import JSON_HEADERS
 from modelmux.api.routes import match
 from modelmux.api.services import Services
 from modelmux.api.streaming import MODE_HEADER
-from modelmux.errors import ModelMuxError
+from modelmux.errors import Headers, ModelMuxError
 from modelmux.http1.common import END, NEED_DATA
 from modelmux.pipeline.route import RouteStage
 from modelmux.providers.base import CallStats, note_answer_usage
 from modelmux.providers.openai_compatible import upstream_body
 from modelmux.providers.transport import Direct
-from modelmux.routing.facts import estimate_prompt_tokens, max_tokens_of
-from modelmux.routing.router import Attempt, Estimate
+from modelmux.routing.facts import BYTES_PER_TOKEN, DEFAULT_OUTPUT_TOKENS
+from modelmux.routing.router import Attempt
 from modelmux.routing.store import has_limits
 from modelmux.server.exchange import ClientDisconnected
 from modelmux.upstream.pool import DEFAULT_MAX_BYTES, request_headers
@@ -44,6 +44,8 @@ if TYPE_CHECKING:
 
     from modelmux.observability.record import RequestRecord
     from modelmux.providers.openai_compatible import OpenAICompatibleProvider
+    from modelmux.routing.models import DeploymentSpec
+    from modelmux.upstream.origin import Origin
     from modelmux.server.exchange import Exchange
     from modelmux.server.lane import LaneHost
     from modelmux.upstream.connection import HTTP11Connection
@@ -52,6 +54,8 @@ log = logging.getLogger("modelmux.api")
 
 PATH = "/v1/chat/completions"
 _POST = b"POST"
+_GET = b"GET"  # request_headers adds no Content-Length for it: the lane adds its own
+_OWN = frozenset({b"content-length", b"transfer-encoding"})
 _UNSET = object()
 
 
@@ -90,6 +94,7 @@ class ChatLane:
         assert matched is not None
         self.label = matched[0]
         self._direct: dict[str, Direct | None] = {}  # per deployment id, worked out once
+        self._heads: dict[Origin, Headers] = {}
 
     def take(self, exchange: Exchange, host: LaneHost) -> _Held | None:
         """The request in flight upstream, or None (nothing changed) to leave it to the
@@ -100,7 +105,7 @@ class ChatLane:
         if app.cors.enabled and exchange.header(b"origin") is not None:
             return None
         body = exchange.body_now()
-        if body is None:
+        if body is None or _asks_stream(body):
             return None
         try:
             request = decode_request(body)
@@ -112,14 +117,16 @@ class ChatLane:
         spec = group.deployments[0]
         direct = self._direct.get(spec.id, _UNSET)
         if direct is _UNSET:
-            maker = getattr(spec.provider, "direct", None)
-            direct = self._direct[spec.id] = maker(spec.model) if maker is not None else None
-        if direct is None or has_limits(spec):
+            direct = self._direct[spec.id] = _direct_of(spec)
+        if direct is None:
             return None
         assert isinstance(direct, Direct)
-        estimate = Estimate(estimate_prompt_tokens(body), max_tokens_of(request))
+        # Estimate(...).prompt_tokens + .output_tokens, written out: no frozen dataclass
+        tokens = len(body) // BYTES_PER_TOKEN or 1
+        most = request.max_completion_tokens or request.max_tokens
+        tokens += DEFAULT_OUTPUT_TOKENS if most is None else most
         router = app.router
-        attempt = router.admit(spec, estimate.prompt_tokens + estimate.output_tokens)
+        attempt = router.admit(spec, tokens)
         if attempt is None:
             return None
         started = time.perf_counter_ns()
@@ -131,97 +138,114 @@ class ChatLane:
         conn, release, origin, target = lent
         sent = upstream_body(body, sent_model=request.model, sent_stream=False,
                              model=spec.model, stream=False)
-        if not conn.send_now(_POST, target, request_headers(_POST, direct.headers, origin, sent),
-                             sent):
+        head = self._heads.get(origin)
+        if head is None:  # request_headers less Content-Length, worked out once per origin
+            head = self._heads[origin] = request_headers(_GET, direct.headers, origin, b"")
+        held = _Held(self, exchange, host, direct, conn, release, attempt, started,
+                     request.model)
+        first = upstream.timeouts.first_byte
+        if not conn.send_watched(_POST, target, [*head, (b"content-length", b"%d" % len(sent))],
+                                 sent, held.on_wake, held.on_timeout,
+                                 None if first is None else asyncio.get_running_loop().time()
+                                 + first):
             conn.abort()
             release()
             router.released(attempt)
             return None
-        record = app.lane_open(exchange, self.label)
+        record = held.record = app.lane_open(exchange, self.label)
         provider = spec.provider
         record.model, record.mode = request.model, "never"
         record.provider, record.provider_type = provider.name, provider.type
         record.upstream_model = spec.model
-        return _Held(self, exchange, host, record, direct, conn, release, attempt, started,
-                     request.model)
+        return held
+
+
+def _asks_stream(body: bytes) -> bool:
+    """True when ``body`` has ``"stream"`` followed by ``true``: a look that spares a stream
+    request (the coroutine path's) a second decode. It may be wrong only the safe way
+    (those bytes inside a string: the handler takes the request)."""
+    at = body.find(b'"stream"')
+    return at >= 0 and body[at + 8:at + 24].lstrip(b" \t\r\n:").startswith(b"true")
+
+
+def _direct_of(spec: DeploymentSpec) -> Direct | None:
+    """How the lane sends to ``spec``, or None when it cannot: a provider that needs an
+    await to send (``direct``), a request header it sets itself, or rate limits."""
+    maker = getattr(spec.provider, "direct", None)
+    direct = maker(spec.model) if maker is not None and not has_limits(spec) else None
+    if direct is not None and any(name.lower() in _OWN for name, _ in direct.headers):
+        return None
+    return direct
 
 
 class _Held:
     """One request the lane holds: sent upstream, its answer gathered from read callbacks."""
 
     __slots__ = ("lane", "exchange", "host", "record", "direct", "conn", "release", "attempt",
-                 "stats", "public_model", "head", "parts", "size", "read")
+                 "stats", "public_model", "head", "parts", "read")
 
-    def __init__(self, lane: ChatLane, exchange: Exchange, host: LaneHost,
-                 record: RequestRecord, direct: Direct, conn: HTTP11Connection,
-                 release: Callable[[], None], attempt: Attempt, started: int,
-                 public_model: str) -> None:
-        self.lane, self.exchange, self.host, self.record = lane, exchange, host, record
+    def __init__(self, lane: ChatLane, exchange: Exchange, host: LaneHost, direct: Direct,
+                 conn: HTTP11Connection, release: Callable[[], None], attempt: Attempt,
+                 started: int, public_model: str) -> None:
+        self.lane, self.exchange, self.host = lane, exchange, host
         self.direct, self.conn, self.release, self.attempt = direct, conn, release, attempt
         self.public_model = public_model
         stats = self.stats = CallStats()
         stats.started_ns, stats.attempts = started, 1
-        self.head: tuple[int, list[tuple[bytes, bytes]], bytes] | None = None
+        self.head: tuple[int, Headers, bytes] | None = None
         self.parts: list[bytes] = []
-        self.size = 0
-        timeouts = direct.upstream.timeouts
-        self.read = timeouts.read
-        first = timeouts.first_byte
-        conn.watch(self._on_wake, self._on_timeout,
-                   None if first is None else asyncio.get_running_loop().time() + first)
+        self.read = direct.upstream.timeouts.read
+        self.record: RequestRecord | None = None  # set once the request went upstream
 
-    def _on_wake(self) -> None:
+    def on_wake(self) -> None:
         """Data, an EOF or a close on the upstream connection: parse what arrived."""
         try:
-            conn = self.conn
-            while True:
-                event = conn.next_ready()
-                if type(event) is bytes:
-                    self.size += len(event)
-                    if self.size > DEFAULT_MAX_BYTES:
-                        raise ValueError("answer too large")
-                    self.parts.append(event)
-                elif event is NEED_DATA:
-                    break
-                elif event is END:
-                    if self.head is None:
-                        raise ValueError("no response head")
-                    self._answered()
-                    return
-                elif type(event) is tuple and self.head is None:
-                    status = event[0]
-                    if not 200 <= status < 300:
-                        raise ValueError("not a 2xx answer")
-                    self.head = event
-                else:
-                    raise ValueError(f"unexpected {event!r}")
+            conn, parts = self.conn, self.parts
+            event = conn.read_ready(parts)
+            if self.head is None and type(event) is tuple:
+                if not 200 <= event[0] < 300:
+                    raise ValueError(f"upstream status {event[0]}")
+                self.head = event
+                event = conn.read_ready(parts)
+            if event is END and self.head is not None:
+                self._answered()
+                return
+            if event is not NEED_DATA:
+                raise ValueError(f"unexpected {event!r}")
+            if sum(map(len, parts)) > DEFAULT_MAX_BYTES:
+                raise ValueError("answer too large")
             if self.head is not None and self.read is not None:
                 conn.expire_at(asyncio.get_running_loop().time() + self.read)
         except Exception as exc:  # noqa: BLE001  # whatever it is, the handler tries afresh
             log.debug("chat lane: %s; the request goes to the handler", exc)
             self._back()
 
-    def _on_timeout(self) -> None:
+    def on_timeout(self) -> None:
         self._back()
 
     def _answered(self) -> None:
         """The whole 2xx answer is in: pool the connection, answer the client."""
         conn, stats, direct = self.conn, self.stats, self.direct
-        conn.unwatch()
-        conn.response_closed()
+        conn.finish_watch()
         self.release()
         self.release = _nothing
         stats.wait_ns = stats.total_ns = time.perf_counter_ns() - stats.started_ns
         assert self.head is not None
         provider: OpenAICompatibleProvider = self.attempt.spec.provider  # type: ignore[assignment]
-        stats.headers = direct.upstream.kept(self.head[1])
-        body = self.parts[0] if len(self.parts) == 1 else b"".join(self.parts)
+        if direct.upstream.keep_prefix is not None:
+            stats.headers = direct.upstream.kept(self.head[1])
+        parts = self.parts
+        body = parts[0] if len(parts) == 1 else b"".join(parts)
+        if len(body) > DEFAULT_MAX_BYTES:
+            self._back()
+            return
         try:
             answer = provider.answer_of(body, self.public_model, stats)
         except ModelMuxError:
             self._back()
             return
         lane, exchange, record = self.lane, self.exchange, self.record
+        assert record is not None
         app = lane.app
         router = app.router
         router.succeeded(self.attempt, complete=True)

@@ -259,11 +259,15 @@ class ConnectionPool:
         op = self._origins.get((origin, http2))
         if op is None or self._closed or op.waiters or op.multiplexed:
             return None
-        conn = op.take_idle(asyncio.get_running_loop().time())
-        if conn is None:
-            return None
-        conn.claim()
-        return conn, partial(self._release, op, conn), origin, target
+        idle, now = op.idle, asyncio.get_running_loop().time()
+        while idle:  # take_idle and claim, written out: a call per step less
+            conn = idle.pop()
+            if conn.claim_fresh(now):
+                return conn, partial(self._release, op, conn), origin, target
+            if conn.is_idle() or conn.is_closed():  # expired, or closed while idle
+                conn.abort()
+                op.forget(conn)
+        return None
 
     def stats(self) -> dict[str, dict[str, int]]:
         """Per origin URL: total, idle and in-use connections and queued waiters."""
