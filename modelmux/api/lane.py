@@ -16,6 +16,8 @@ twice. ``MODELMUX_LANE=0`` turns the lane off.
 from __future__ import annotations
 
 import asyncio
+import contextvars
+import functools
 import logging
 import os
 import time
@@ -37,7 +39,11 @@ from modelmux.routing.facts import BYTES_PER_TOKEN, DEFAULT_OUTPUT_TOKENS
 from modelmux.routing.router import Attempt
 from modelmux.routing.store import has_limits
 from modelmux.server.exchange import ClientDisconnected
+from modelmux.upstream.errors import Phase, UpstreamProtocolError, raise_mapped
+from modelmux.upstream.origin import Origin, ResponseHead
 from modelmux.upstream.pool import DEFAULT_MAX_BYTES, request_headers
+from modelmux.upstream.primed import PRIMED, InHand, Primed
+from modelmux.upstream.response import Response
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -45,7 +51,6 @@ if TYPE_CHECKING:
     from modelmux.observability.record import RequestRecord
     from modelmux.providers.openai_compatible import OpenAICompatibleProvider
     from modelmux.routing.models import DeploymentSpec
-    from modelmux.upstream.origin import Origin
     from modelmux.server.exchange import Exchange
     from modelmux.server.lane import LaneHost
     from modelmux.upstream.connection import HTTP11Connection
@@ -99,13 +104,18 @@ class ChatLane:
     def take(self, exchange: Exchange, host: LaneHost) -> _Held | None:
         """The request in flight upstream, or None (nothing changed) to leave it to the
         handler."""
+        body = exchange.body_now()
+        if body is None:
+            return None
+        # A stream request goes to the handler before a decode it would pay twice; bytes
+        # like these inside a string only send a request there needlessly.
+        at = body.find(b'"stream"')
+        if at >= 0 and body[at + 8:at + 24].lstrip(b" \t\r\n:").startswith(b"true"):
+            return None
         app = self.app
         if exchange.method != "POST" or exchange.header(MODE_HEADER) is not None:
             return None
-        if app.cors.enabled and exchange.header(b"origin") is not None:
-            return None
-        body = exchange.body_now()
-        if body is None or _asks_stream(body):
+        if exchange.header(b"origin") is not None and app.cors.enabled:
             return None
         try:
             request = decode_request(body)
@@ -142,7 +152,7 @@ class ChatLane:
         if head is None:  # request_headers less Content-Length, worked out once per origin
             head = self._heads[origin] = request_headers(_GET, direct.headers, origin, b"")
         held = _Held(self, exchange, host, direct, conn, release, attempt, started,
-                     request.model)
+                     request.model, sent)
         first = upstream.timeouts.first_byte
         if not conn.send_watched(_POST, target, [*head, (b"content-length", b"%d" % len(sent))],
                                  sent, held.on_wake, held.on_timeout,
@@ -160,14 +170,6 @@ class ChatLane:
         return held
 
 
-def _asks_stream(body: bytes) -> bool:
-    """True when ``body`` has ``"stream"`` followed by ``true``: a look that spares a stream
-    request (the coroutine path's) a second decode. It may be wrong only the safe way
-    (those bytes inside a string: the handler takes the request)."""
-    at = body.find(b'"stream"')
-    return at >= 0 and body[at + 8:at + 24].lstrip(b" \t\r\n:").startswith(b"true")
-
-
 def _direct_of(spec: DeploymentSpec) -> Direct | None:
     """How the lane sends to ``spec``, or None when it cannot: a provider that needs an
     await to send (``direct``), a request header it sets itself, or rate limits."""
@@ -182,14 +184,14 @@ class _Held:
     """One request the lane holds: sent upstream, its answer gathered from read callbacks."""
 
     __slots__ = ("lane", "exchange", "host", "record", "direct", "conn", "release", "attempt",
-                 "stats", "public_model", "head", "parts", "read")
+                 "stats", "public_model", "sent", "head", "parts", "read")
 
     def __init__(self, lane: ChatLane, exchange: Exchange, host: LaneHost, direct: Direct,
                  conn: HTTP11Connection, release: Callable[[], None], attempt: Attempt,
-                 started: int, public_model: str) -> None:
+                 started: int, public_model: str, sent: bytes) -> None:
         self.lane, self.exchange, self.host = lane, exchange, host
         self.direct, self.conn, self.release, self.attempt = direct, conn, release, attempt
-        self.public_model = public_model
+        self.public_model, self.sent = public_model, sent
         stats = self.stats = CallStats()
         stats.started_ns, stats.attempts = started, 1
         self.head: tuple[int, Headers, bytes] | None = None
@@ -199,29 +201,39 @@ class _Held:
 
     def on_wake(self) -> None:
         """Data, an EOF or a close on the upstream connection: parse what arrived."""
+        conn, parts = self.conn, self.parts
         try:
-            conn, parts = self.conn, self.parts
             event = conn.read_ready(parts)
             if self.head is None and type(event) is tuple:
-                if not 200 <= event[0] < 300:
-                    raise ValueError(f"upstream status {event[0]}")
+                if not 200 <= event[0] < 300:  # the handler reads it, as it would have
+                    self._back(response=self._hand_over(event))
+                    return
                 self.head = event
                 event = conn.read_ready(parts)
             if event is END and self.head is not None:
                 self._answered()
                 return
             if event is not NEED_DATA:
-                raise ValueError(f"unexpected {event!r}")
+                raise UpstreamProtocolError(f"{conn.origin}: unexpected {event!r}")
             if sum(map(len, parts)) > DEFAULT_MAX_BYTES:
-                raise ValueError("answer too large")
+                self._back(error=_too_large(conn.origin))
+                return
             if self.head is not None and self.read is not None:
                 conn.expire_at(asyncio.get_running_loop().time() + self.read)
-        except Exception as exc:  # noqa: BLE001  # whatever it is, the handler tries afresh
-            log.debug("chat lane: %s; the request goes to the handler", exc)
-            self._back()
+        except Exception as exc:  # noqa: BLE001  # the handler meets it as it would have
+            self._back(error=_mapped(exc, "read" if self.head else "first_byte", conn.origin))
 
     def on_timeout(self) -> None:
-        self._back()
+        self._back(error=_mapped(TimeoutError(), "read" if self.head else "first_byte",
+                                 self.conn.origin))
+
+    def _hand_over(self, head: tuple[int, Headers, bytes]) -> Response:
+        """The connection, its answer's head read, as the response the handler would get."""
+        conn, upstream = self.conn, self.direct.upstream
+        conn.unwatch()
+        release, self.release = self.release, _nothing
+        return Response(conn, ResponseHead(head[0], head[1], head[2].decode("latin-1")),
+                        upstream.timeouts.read, release, upstream.pool.budget)
 
     def _answered(self) -> None:
         """The whole 2xx answer is in: pool the connection, answer the client."""
@@ -230,19 +242,21 @@ class _Held:
         self.release()
         self.release = _nothing
         stats.wait_ns = stats.total_ns = time.perf_counter_ns() - stats.started_ns
-        assert self.head is not None
+        head = self.head
+        assert head is not None
         provider: OpenAICompatibleProvider = self.attempt.spec.provider  # type: ignore[assignment]
         if direct.upstream.keep_prefix is not None:
-            stats.headers = direct.upstream.kept(self.head[1])
+            stats.headers = direct.upstream.kept(head[1])
         parts = self.parts
         body = parts[0] if len(parts) == 1 else b"".join(parts)
         if len(body) > DEFAULT_MAX_BYTES:
-            self._back()
+            self._back(error=_too_large(conn.origin))
             return
         try:
             answer = provider.answer_of(body, self.public_model, stats)
-        except ModelMuxError:
-            self._back()
+        except ModelMuxError:  # the handler meets it as it would have, from the same bytes
+            self._back(response=Response(InHand(conn.origin, body), ResponseHead(
+                head[0], head[1], head[2].decode("latin-1")), None))
             return
         lane, exchange, record = self.lane, self.exchange, self.record
         assert record is not None
@@ -265,7 +279,7 @@ class _Held:
         self.host.lane_finished()
 
     def _drop(self) -> None:
-        """Close the upstream connection unless it went back to the pool already."""
+        """Close the upstream connection unless it was handed on or went back to the pool."""
         if self.release is not _nothing:
             conn = self.conn
             conn.unwatch()
@@ -273,13 +287,26 @@ class _Held:
             self.release()
             self.release = _nothing
 
-    def _back(self) -> None:
-        """Give the request back to the handler with nothing written; the try is undone."""
+    def _back(self, *, response: Response | None = None, error: Exception | None = None
+              ) -> None:
+        """Give the request back to the handler with nothing written, the lane's work undone
+        but for its upstream try, whose outcome (``response`` or ``error``) the handler's
+        own first try takes (``upstream.primed``) instead of sending again."""
         self._drop()
         app = self.lane.app
         app.router.released(self.attempt)
         app.lane_close(self.exchange, undo=True)
-        self.host.lane_fallback()
+        context = contextvars.copy_context()
+        context.run(PRIMED.set, Primed(self.direct.url, self.sent, response=response,
+                                       error=error))
+        log.debug("chat lane: %s goes to the handler (%s)", self.exchange.path,
+                  error or f"upstream status {response and response.status}")
+        task = self.host.lane_fallback(context)
+        if response is not None:
+            if task is None:
+                response.abort()
+            else:  # a handler that never asked for it (say, its circuit opened): close it
+                task.add_done_callback(functools.partial(_unclaimed, context))
 
     def cancel(self) -> None:
         """The client went away: close the upstream connection (as a cancelled call does)."""
@@ -287,6 +314,29 @@ class _Held:
         app = self.lane.app
         app.router.released(self.attempt)
         app.lane_close(self.exchange)
+
+
+def _unclaimed(context: contextvars.Context, _: object) -> None:
+    """The handler's task is over: close a primed response it did not take."""
+    primed = context.get(PRIMED)
+    if primed is not None and primed.response is not None:
+        primed.response.abort()
+
+
+def _mapped(exc: Exception, phase: Phase, origin: Origin) -> Exception:
+    """The upstream error a coroutine reading the answer would have met for ``exc``."""
+    try:
+        raise_mapped(exc, phase, origin)
+    except Exception as mapped:  # noqa: BLE001  # what it maps to, whatever it is
+        return mapped
+    return exc
+
+
+def _too_large(origin: Origin) -> UpstreamProtocolError:
+    """``Response.read``'s error for an answer over its limit."""
+    return UpstreamProtocolError(
+        f"{origin}: response body exceeds the limit of {DEFAULT_MAX_BYTES} bytes",
+        code="upstream_response_too_large")
 
 
 def _nothing() -> None:

@@ -9,6 +9,7 @@ run by the server's handler in its own task, which is cancelled if the client go
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import logging
 import time
 from http import HTTPStatus
@@ -116,7 +117,12 @@ class H1Protocol(asyncio.Protocol):
                 waiter.set_result(None)
         self._drain_waiters.clear()
         exchange = self.exchange
-        if self.task is not None and not self.task.done() and exchange is not None and not exchange.ended:
+        if self._lane is not None and exchange is not None:  # gone while its body was coming
+            self._start(exchange)
+            log.info("client %s disconnected during %s %s", self.client, exchange.method, exchange.path)
+            assert self.task is not None
+            self.loop.call_soon(self.task.cancel)  # after its first step: as a cancelled handler
+        elif self.task is not None and not self.task.done() and exchange is not None and not exchange.ended:
             log.info("client %s disconnected during %s %s", self.client, exchange.method, exchange.path)
             self.task.cancel()
         elif exchange is not None and (self._ticket is not None or self._lane_drain):
@@ -159,15 +165,20 @@ class H1Protocol(asyncio.Protocol):
                         self._start(self.exchange)
                     return
             elif event is NEED_DATA:
-                if self._lane is not None:  # the body did not come with the head
-                    assert self.exchange is not None
-                    self._start(self.exchange)
+                if self._lane is not None and self._deadline is None:  # the body comes later
+                    self._arm(self.limits.body_timeout)  # then it goes to the handler
                 return
             elif event is END:
                 assert self.exchange is not None
-                self.exchange.finish_body()
-                if self._lane is not None:
-                    self._offer(self.exchange)
+                exchange = self.exchange
+                exchange.finish_body()
+                lane = self._lane
+                if lane is not None:  # offered now the body is in; else its own task
+                    self._lane = None
+                    self._deadline = None  # _disarm, written out
+                    self._ticket = lane.take(exchange, self)
+                    if self._ticket is None:
+                        self.task = self.loop.create_task(self._run(exchange))
             elif event is PAUSED:
                 self._pause_reading()
                 return
@@ -200,7 +211,7 @@ class H1Protocol(asyncio.Protocol):
             self._pause_reading()
         else:
             lane = getattr(self.server.handler, "lane", None)
-            if lane is not None and event.target in lane.targets:
+            if lane is not None and event.target in lane.targets and not event.expect_continue:
                 self._lane = lane  # offered the request once its body is in (END)
                 return
         self.task = self.loop.create_task(self._run(exchange))
@@ -209,13 +220,6 @@ class H1Protocol(asyncio.Protocol):
         """Run the handler for ``exchange`` in its own task (the lane did not take it)."""
         self._lane = None
         self.task = self.loop.create_task(self._run(exchange))
-
-    def _offer(self, exchange: Exchange) -> None:
-        lane, self._lane = self._lane, None
-        assert lane is not None
-        self._ticket = lane.take(exchange, self)
-        if self._ticket is None:
-            self.task = self.loop.create_task(self._run(exchange))
 
     def lane_finished(self) -> None:
         """The lane answered (``LaneHost``): end the exchange once the client took it."""
@@ -231,11 +235,14 @@ class H1Protocol(asyncio.Protocol):
         exchange.done()
         self._cycle_done()
 
-    def lane_fallback(self) -> None:
+    def lane_fallback(self, context: contextvars.Context | None = None
+                      ) -> asyncio.Future[None] | None:
         """The lane gave the request back with nothing written (``LaneHost``)."""
         self._ticket = None
-        if self.exchange is not None and not self.closed:
-            self._start(self.exchange)
+        if self.exchange is None or self.closed:
+            return None
+        self.task = self.loop.create_task(self._run(self.exchange), context=context)
+        return self.task
 
     async def _run(self, exchange: Exchange) -> None:
         """The request's task: one frame over ``serve_exchange`` (each frame costs on every
@@ -320,6 +327,9 @@ class H1Protocol(asyncio.Protocol):
             self._timer_at = deadline
             return
         self._deadline = None
+        if self._lane is not None and self.exchange is not None and not self.closed:
+            self._start(self.exchange)  # the body is slow: the handler waits for it
+            return
         if self.exchange is not None or self.closed:
             return
         if self._head_started:

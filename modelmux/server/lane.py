@@ -13,6 +13,9 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Protocol
 
 if TYPE_CHECKING:
+    import asyncio
+    from contextvars import Context
+
     from modelmux.server.exchange import Exchange
 
 
@@ -22,8 +25,10 @@ class LaneHost(Protocol):
     def lane_finished(self) -> None:
         """The answer was written (``Exchange.reply``): end the exchange, go on to the next."""
 
-    def lane_fallback(self) -> None:
-        """Nothing was written: run the handler for the exchange, as without a lane."""
+    def lane_fallback(self, context: Context | None = None) -> asyncio.Future[None] | None:
+        """Nothing was written: run the handler for the exchange, as without a lane (in
+        ``context``, when given: what the lane leaves the handler); its task, or None when
+        the connection is gone."""
 
 
 class Ticket(Protocol):

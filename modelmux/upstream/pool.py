@@ -29,6 +29,7 @@ from modelmux.upstream.errors import UpstreamConnectError, map_errors, raise_map
 from modelmux.upstream.h2connection import HTTP2Connection
 from modelmux.upstream.h2stream import StreamRefused
 from modelmux.upstream.origin import Origin
+from modelmux.upstream.primed import PRIMED
 from modelmux.upstream.response import DEFAULT_MAX_BYTES, Response
 from modelmux.upstream.tls import create_ssl_context
 
@@ -206,6 +207,10 @@ class ConnectionPool:
             UpstreamTimeout: phase "pool", "connect", "first_byte".
             UpstreamConnectError, UpstreamTLSError, UpstreamProtocolError, UpstreamClosed.
         """
+        primed = PRIMED.get()
+        if primed is not None and primed.url == url and primed.body == body:
+            PRIMED.set(None)  # sent by a callback already: its outcome, once (``primed``)
+            return primed.take()
         t = timeouts or self._timeouts
         origin, target = parse_url(url)
         headers = request_headers(method, headers, origin, body)

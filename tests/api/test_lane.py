@@ -90,7 +90,8 @@ class Lines(logging.Handler):
 
 
 @asynccontextmanager
-async def gateway(cfg: Config, lane: bool) -> AsyncIterator[tuple[App, int, Lines, list[bool]]]:
+async def gateway(cfg: Config, lane: bool, **limits: object
+                  ) -> AsyncIterator[tuple[App, int, Lines, list[bool]]]:
     """The app on a loopback port with its access lines captured; ``taken`` says, per offer,
     whether the lane took the request."""
     app = App(cfg)
@@ -113,7 +114,7 @@ async def gateway(cfg: Config, lane: bool) -> AsyncIterator[tuple[App, int, Line
     level = logger.level
     logger.setLevel(logging.INFO)
     try:
-        async with running(app) as (_, port):
+        async with running(app, **limits) as (_, port):
             yield app, port, lines, taken
     finally:
         logger.removeHandler(lines)
@@ -189,53 +190,50 @@ def test_the_lane_answers_as_the_coroutine_path_does(run) -> None:
     run(main())
 
 
-def test_upstream_errors_go_to_the_coroutine_path(run) -> None:
-    """A non-2xx answer to the lane's try is not the client's: the handler tries afresh, so
-    the client gets what it gets without the lane (the upstream sees the request twice)."""
+async def one_failing(cfg: Config, fake: FakeOpenAI, lane: bool, fault: str
+                      ) -> tuple[bytes, bytes, list[dict[str, Any]], list[bool], int]:
+    """A request the upstream fails with ``fault`` between two it answers; the answers, the
+    access lines, what the lane took and how many requests reached the upstream."""
+    async with gateway(cfg, lane) as (app, port, lines, taken):
+        reader, writer = await connect(port)
+        writer.write(request(chat(), "warm-up"))
+        await response(reader)
+        fake.faults.append(fault)
+        writer.write(request(chat(), "failing"))
+        failing = await response(reader)
+        writer.write(request(chat(), "after"))
+        after = await response(reader)
+        writer.close()
+        await lines.wait_for(3)
+        assert all(live.in_flight == 0 for live in app.router.live.values())
+        origin = fake.origin.encode()  # each run has its own upstream
+        return (failing.replace(origin, b"upstream"), after, lines.fields[:3], taken,
+                len(fake.raw_bodies))
+
+
+@pytest.mark.parametrize(("fault", "status", "retries"), [
+    ("503", 502, 0), ("429", 429, 0), ("400", 400, 2), ("error_200", 400, 0),
+    ("stall", 504, 0), ("503", 200, 1),
+])
+def test_what_the_lane_cannot_answer_the_handler_does(run, fault: str, status: int,
+                                                      retries: int) -> None:
+    """An upstream error status, a 200 with an error body or a first-byte timeout met by the
+    lane's try: the handler takes that outcome as its own first try's (retries, status
+    mapping, fallback), so the client, the access line and the upstream see what they see
+    without the lane."""
     async def main() -> None:
         results = []
         for lane in (False, True):
             async with FakeOpenAI() as fake:
-                async with gateway(config(fake.origin, max_retries=0), lane) as (
-                        _, port, lines, taken):
-                    reader, writer = await connect(port)
-                    writer.write(request(chat(), "warm-up"))
-                    await response(reader)
-                    fake.faults.extend(["503", "503"] if lane else ["503"])
-                    writer.write(request(chat(), "failing"))
-                    failing = await response(reader)
-                    writer.write(request(chat(), "after"))
-                    after = await response(reader)
-                    writer.close()
-                    await lines.wait_for(3)
-                    results.append((failing, after, lines.fields, len(fake.raw_bodies), taken))
-        (failing, after, fields, sent, _), (lane_failing, lane_after, lane_fields, lane_sent,
-                                            taken) = results
-        assert failing.startswith(b"HTTP/1.1 502") and lane_failing == failing
-        assert lane_after == after and lane_fields == fields
-        assert taken == [False, True, True] and lane_sent == sent + 1
-
-    run(main())
-
-
-def test_first_byte_timeout_goes_to_the_coroutine_path(run) -> None:
-    async def main() -> None:
-        async with FakeOpenAI() as fake:
-            cfg = config(fake.origin, max_retries=0,
-                         timeouts=TimeoutsConfig(first_byte=0.2))
-            async with gateway(cfg, lane=True) as (app, port, lines, taken):
-                reader, writer = await connect(port)
-                writer.write(request(chat(), "warm-up"))
-                await response(reader)
-                fake.faults.extend(["stall", "stall"])
-                writer.write(request(chat(), "stalled"))
-                stalled = await response(reader)
-                writer.close()
-                await lines.wait_for(2)
-                assert stalled.startswith(b"HTTP/1.1 504")
-                assert taken == [False, True]
-                assert [f["status"] for f in lines.fields] == [200, 504]
-                assert all(live.in_flight == 0 for live in app.router.live.values())
+                cfg = config(fake.origin, max_retries=retries,
+                             timeouts=TimeoutsConfig(first_byte=0.3))
+                results.append(await one_failing(cfg, fake, lane, fault))
+        (failing, after, fields, _, sent), (lane_failing, lane_after, lane_fields, taken,
+                                            lane_sent) = results
+        assert failing.startswith(b"HTTP/1.1 %d" % status)
+        assert lane_failing == failing and lane_after == after
+        assert lane_fields == fields and lane_sent == sent
+        assert taken[:2] == [False, True]
 
     run(main())
 
@@ -286,3 +284,41 @@ def test_the_switch_and_what_keeps_the_lane_off(run, monkeypatch: pytest.MonkeyP
     monkeypatch.delenv("MODELMUX_LANE")
     always = Config(provider=cfg.provider, streaming=StreamingConfig(mode="always"))
     assert run(lane_of(always)) is None
+
+
+def test_a_body_after_its_head_still_takes_the_lane(run) -> None:
+    """The head and the body in separate reads (as httpx writes them): the lane waits for
+    the body; a body that stops coming goes to the handler, which times it out as always;
+    a client that waits for ``100 Continue`` goes to the handler."""
+    async def main() -> None:
+        async with FakeOpenAI() as fake, gateway(config(fake.origin), True,
+                                                 body_timeout=0.3) as (_, port, lines, taken):
+            reader, writer = await connect(port)
+            writer.write(request(chat(), "warm-up"))
+            await response(reader)
+            raw = request(chat(), "split")
+            head, body = raw.split(b"\r\n\r\n", 1)
+            writer.write(head + b"\r\n\r\n")
+            await writer.drain()
+            for _ in range(3):  # the head is read on its own before the body is sent
+                await asyncio.sleep(0.02)
+            writer.write(body)
+            split = await response(reader)
+            assert split.startswith(b"HTTP/1.1 200") and taken == [False, True]
+            writer.write(request(chat(), "cut")[:-5])
+            assert (await response(reader)).startswith(b"HTTP/1.1 408")
+            writer.close()
+            reader, writer = await connect(port)
+            waits = request(chat(), "waits").replace(b"Host: t", b"Host: t\r\nExpect: 100-continue")
+            head, body = waits.split(b"\r\n\r\n", 1)
+            writer.write(head + b"\r\n\r\n")
+            assert (await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), DEADLINE)
+                    ).startswith(b"HTTP/1.1 100")
+            writer.write(body)
+            assert (await response(reader)).startswith(b"HTTP/1.1 200")
+            writer.close()
+            await lines.wait_for(4)
+            assert [f["status"] for f in lines.fields] == [200, 200, 408, 200]
+            assert taken == [False, True]
+
+    run(main())
