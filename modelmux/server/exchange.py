@@ -83,7 +83,7 @@ class Exchange:
         self.head_ns = 0  # response head sent
         self._stream = stream
         self._max_body = max_body
-        self._body = bytearray()
+        self._body: bytearray | bytes = bytearray()  # bytes once body_now read it whole
         self._body_len = 0
         self._body_complete = False
         self._body_too_large = declared_length is not None and declared_length > max_body
@@ -193,7 +193,8 @@ class Exchange:
     def body_now(self) -> bytes | None:
         """The whole request body when it has all arrived within the limit, else None."""
         if self._body_complete and not self._body_too_large:
-            return bytes(self._body)
+            body = self._body = bytes(self._body)  # read_body's bytes() then copies nothing
+            return body
         return None
 
     async def start(self, status: int, headers: Headers) -> None:

@@ -548,11 +548,11 @@ class HTTP11Connection(asyncio.Protocol):
             waiter.set_result(False)
 
     def _wake(self) -> None:
-        if self._on_wake is not None:
-            self._on_wake()
-            return
         if self._pushed is not None:
             self._pump()
+        elif self._on_wake is not None:
+            self._on_wake()
+            return
         waiter = self._waiter
         if waiter is not None and not waiter.done():
             waiter.set_result(True)
