@@ -104,7 +104,7 @@ class ChatLane:
     def take(self, exchange: Exchange, host: LaneHost) -> _Held | None:
         """The request in flight upstream, or None (nothing changed) to leave it to the
         handler."""
-        body = exchange.body_now()
+        body = exchange.body
         if body is None:
             return None
         # A stream request goes to the handler before a decode it would pay twice; bytes

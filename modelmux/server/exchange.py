@@ -49,7 +49,7 @@ class Exchange:
     """One request and its response."""
 
     __slots__ = (
-        "method", "path", "query", "headers", "http_version", "client", "extra_headers",
+        "method", "path", "query", "headers", "http_version", "client", "extra_headers", "body",
         "started", "ended", "status", "bytes_sent", "observer", "started_ns", "received_ns",
         "head_ns", "_stream", "_max_body", "_body", "_body_len", "_body_complete",
         "_body_too_large", "_body_waiter", "_body_timeout", "_body_timer", "_index",
@@ -83,7 +83,9 @@ class Exchange:
         self.head_ns = 0  # response head sent
         self._stream = stream
         self._max_body = max_body
-        self._body: bytearray | bytes = bytearray()  # bytes once body_now read it whole
+        self._body = bytearray()
+        self.body: bytes | None = None
+        """The whole request body once it is in within the limit (``read_body`` waits for it)."""
         self._body_len = 0
         self._body_complete = False
         self._body_too_large = declared_length is not None and declared_length > max_body
@@ -136,6 +138,9 @@ class Exchange:
         """Protocol side: the request body is complete."""
         self.received_ns = time.perf_counter_ns()
         self._body_complete = True
+        if not self._body_too_large:
+            self.body = bytes(self._body)
+            self._body.clear()
         self._wake()
 
     def _body_stalled(self) -> None:
@@ -170,9 +175,9 @@ class Exchange:
             finally:
                 self._body_waiter = self._body_timer = None
                 timer.stop()
-        if self._body_too_large:
+        if self._body_too_large or self.body is None:
             raise PayloadTooLarge(f"request body is larger than the limit of {self._max_body} bytes")
-        return bytes(self._body)
+        return self.body
 
     async def respond(self, status: int, headers: Headers, body: bytes = b"") -> None:
         """Send a complete response with a Content-Length body."""
@@ -189,13 +194,6 @@ class Exchange:
         self._stream.send_head(status, all_headers, end=True, body=body)
         self.bytes_sent += len(body)
         self.ended = True
-
-    def body_now(self) -> bytes | None:
-        """The whole request body when it has all arrived within the limit, else None."""
-        if self._body_complete and not self._body_too_large:
-            body = self._body = bytes(self._body)  # read_body's bytes() then copies nothing
-            return body
-        return None
 
     async def start(self, status: int, headers: Headers) -> None:
         """Send the response head of a streamed response (chunked on HTTP/1.1)."""
