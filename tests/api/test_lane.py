@@ -322,3 +322,27 @@ def test_a_body_after_its_head_still_takes_the_lane(run) -> None:
             assert taken == [False, True]
 
     run(main())
+
+
+def test_a_client_slow_to_read_holds_the_next_request_back(run) -> None:
+    """An answer larger than the write buffer: the exchange ends once the client has taken
+    it, as ``respond`` waits for the drain; a pipelined request behind it is answered next."""
+    async def main() -> None:
+        from tests.fakes.answers import Answer
+
+        big = Answer(text="x" * (4 * 1024 * 1024))
+        async with FakeOpenAI(answer=big) as fake, gateway(config(fake.origin), True) as (
+                _, port, lines, taken):
+            reader, writer = await connect(port)
+            writer.write(request(chat(), "warm-up"))
+            await response(reader)
+            writer.write(request(chat(), "big") + request(chat(), "behind"))
+            first = await response(reader)
+            second = await response(reader)
+            writer.close()
+            await lines.wait_for(3)
+            assert first.startswith(b"HTTP/1.1 200") and second.startswith(b"HTTP/1.1 200")
+            assert b"x-request-id: behind" in second and taken == [False, True, True]
+            assert [f["request_id"] for f in lines.fields] == ["warm-up", "big", "behind"]
+
+    run(main())
