@@ -1,16 +1,16 @@
 """The chat lane: a non-streamed chat completion over HTTP/1.1 answered from read callbacks.
 
-When nothing in the pipeline needs an await (no auth, cache, spend, middleware or tracing,
-``[streaming] mode`` not ``always``), a ``POST /v1/chat/completions`` whose body came with its
-head, asks for no stream, and names a group of one deployment (no routing rules, no fallback
-group, no rate limits) on a provider that needs no await to send (``Provider.direct``) is
-decoded, routed and written to an idle pooled upstream connection from the client's read
-callback; the answer is parsed, counted and written to the client from the upstream's: no
-task, no coroutine. What it writes, records and counts is what ``api.chat`` does for the same
-request. Anything it does not handle before the first byte reaches the client (no idle
-connection, a non-2xx answer, a timeout, a cut or odd body) gives the request back to the
-handler, which then does everything as without the lane: the upstream sees that request
-twice. ``MODELMUX_LANE=0`` turns the lane off.
+When nothing in the pipeline needs an await (no auth, cache, spend, middleware, tracing or
+routing rules, ``[streaming] mode`` not ``always``), a ``POST /v1/chat/completions`` that asks
+for no stream and names a group of one deployment (no fallback group, no rate limits) on a
+provider that needs no await to send (``direct``) is decoded, routed and written to an idle
+pooled upstream connection from the client's read callback once its body is in; the answer
+is parsed, counted and written to the client from the upstream's: no task, no coroutine.
+What it writes, records and counts is what ``api.chat`` does for the same request. A request
+it declines goes to the handler untouched; one it cannot finish (a non-2xx answer, a 2xx
+error body, a timeout, a cut or odd answer) goes back with nothing written, its upstream
+try's outcome primed (``upstream.primed``) for the handler's first try, so the handler goes
+on exactly as if it had sent it. ``MODELMUX_LANE=0`` turns the lane off.
 """
 
 from __future__ import annotations
@@ -41,7 +41,7 @@ from modelmux.routing.store import has_limits
 from modelmux.server.exchange import ClientDisconnected
 from modelmux.upstream.errors import Phase, UpstreamProtocolError, raise_mapped
 from modelmux.upstream.origin import Origin, ResponseHead
-from modelmux.upstream.pool import DEFAULT_MAX_BYTES, request_headers
+from modelmux.upstream.pool import DEFAULT_MAX_BYTES, parse_url, request_headers
 from modelmux.upstream.primed import PRIMED, InHand, Primed
 from modelmux.upstream.response import Response
 
@@ -62,6 +62,7 @@ _POST = b"POST"
 _GET = b"GET"  # request_headers adds no Content-Length for it: the lane adds its own
 _OWN = frozenset({b"content-length", b"transfer-encoding"})
 _UNSET = object()
+_MAX_DIRECT = 1024
 
 
 class LaneApp(Services, Protocol):
@@ -98,8 +99,7 @@ class ChatLane:
         matched = match(PATH)
         assert matched is not None
         self.label = matched[0]
-        self._direct: dict[str, Direct | None] = {}  # per deployment id, worked out once
-        self._heads: dict[Origin, Headers] = {}
+        self._direct: dict[str, tuple[Direct, Headers] | None] = {}  # per deployment id
 
     def take(self, exchange: Exchange, host: LaneHost) -> _Held | None:
         """The request in flight upstream, or None (nothing changed) to leave it to the
@@ -125,12 +125,14 @@ class ChatLane:
         if request.stream or len(group.deployments) != 1 or group.fallback_group:
             return None
         spec = group.deployments[0]
-        direct = self._direct.get(spec.id, _UNSET)
-        if direct is _UNSET:
-            direct = self._direct[spec.id] = _direct_of(spec)
-        if direct is None:
+        known = self._direct.get(spec.id, _UNSET)
+        if known is _UNSET:
+            if len(self._direct) >= _MAX_DIRECT:  # clients may name any provider/model
+                self._direct.clear()
+            known = self._direct[spec.id] = _direct_of(spec)
+        if known is None:
             return None
-        assert isinstance(direct, Direct)
+        direct, head = known  # type: ignore[misc]
         # Estimate(...).prompt_tokens + .output_tokens, written out: no frozen dataclass
         tokens = len(body) // BYTES_PER_TOKEN or 1
         most = request.max_completion_tokens or request.max_tokens
@@ -145,12 +147,9 @@ class ChatLane:
         if lent is None:
             router.released(attempt)
             return None
-        conn, release, origin, target = lent
+        conn, release, _, target = lent
         sent = upstream_body(body, sent_model=request.model, sent_stream=False,
                              model=spec.model, stream=False)
-        head = self._heads.get(origin)
-        if head is None:  # request_headers less Content-Length, worked out once per origin
-            head = self._heads[origin] = request_headers(_GET, direct.headers, origin, b"")
         held = _Held(self, exchange, host, direct, conn, release, attempt, started,
                      request.model, sent)
         first = upstream.timeouts.first_byte
@@ -170,14 +169,20 @@ class ChatLane:
         return held
 
 
-def _direct_of(spec: DeploymentSpec) -> Direct | None:
-    """How the lane sends to ``spec``, or None when it cannot: a provider that needs an
-    await to send (``direct``), a request header it sets itself, or rate limits."""
+def _direct_of(spec: DeploymentSpec) -> tuple[Direct, Headers] | None:
+    """How the lane sends to ``spec`` and the request head less its Content-Length
+    (``request_headers``'), or None when it cannot: a provider that needs an await to send
+    (``direct``), a framing header the provider sets itself, or rate limits.
+
+    Raises:
+        ValueError: the provider's URL is not an absolute http(s) URL.
+    """
     maker = getattr(spec.provider, "direct", None)
     direct = maker(spec.model) if maker is not None and not has_limits(spec) else None
-    if direct is not None and any(name.lower() in _OWN for name, _ in direct.headers):
+    if direct is None or any(name.lower() in _OWN for name, _ in direct.headers):
         return None
-    return direct
+    origin, _ = parse_url(direct.url)
+    return direct, request_headers(_GET, direct.headers, origin, b"")
 
 
 class _Held:
@@ -211,17 +216,19 @@ class _Held:
                 self.head = event
                 event = conn.read_ready(parts)
             if event is END and self.head is not None:
-                self._answered()
-                return
-            if event is not NEED_DATA:
+                pass  # answered below, outside this try: nothing it raises is the upstream's
+            elif event is not NEED_DATA:
                 raise UpstreamProtocolError(f"{conn.origin}: unexpected {event!r}")
-            if sum(map(len, parts)) > DEFAULT_MAX_BYTES:
+            elif sum(map(len, parts)) > DEFAULT_MAX_BYTES:
                 self._back(error=_too_large(conn.origin))
                 return
-            if self.head is not None and self.read is not None:
+            elif self.head is not None and self.read is not None:
                 conn.expire_at(asyncio.get_running_loop().time() + self.read)
         except Exception as exc:  # noqa: BLE001  # the handler meets it as it would have
             self._back(error=_mapped(exc, "read" if self.head else "first_byte", conn.origin))
+            return
+        if event is END:
+            self._answered()
 
     def on_timeout(self) -> None:
         self._back(error=_mapped(TimeoutError(), "read" if self.head else "first_byte",

@@ -176,7 +176,11 @@ class H1Protocol(asyncio.Protocol):
                 if lane is not None:  # offered now the body is in; else its own task
                     self._lane = None
                     self._deadline = None  # _disarm, written out
-                    self._ticket = lane.take(exchange, self)
+                    try:
+                        self._ticket = lane.take(exchange, self)
+                    except Exception:  # a bug in the lane: the handler still answers
+                        log.exception("lane failed taking %s %s", exchange.method, exchange.path)
+                        self._ticket = None
                     if self._ticket is None:
                         self.task = self.loop.create_task(self._run(exchange))
             elif event is PAUSED:
