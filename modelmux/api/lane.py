@@ -21,7 +21,7 @@ import functools
 import logging
 import os
 import time
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Protocol, cast
 
 from modelmux.api.chat import decode_request, observed_headers
 from modelmux.api.cors import Cors
@@ -48,7 +48,8 @@ from modelmux.upstream.response import Response
 if TYPE_CHECKING:
     from collections.abc import Callable
 
-    from modelmux.observability.record import RequestRecord
+    from modelmux.observability.record import RequestRecord, Tracer
+    from modelmux.providers.base import Provider
     from modelmux.providers.openai_compatible import OpenAICompatibleProvider
     from modelmux.routing.models import DeploymentSpec
     from modelmux.server.exchange import Exchange
@@ -69,7 +70,7 @@ class LaneApp(Services, Protocol):
     """The app as the lane sees it."""
 
     cors: Cors
-    tracer: object | None
+    tracer: Tracer | None
 
     def lane_open(self, exchange: Exchange, label: str) -> RequestRecord: ...
 
@@ -130,9 +131,9 @@ class ChatLane:
             if len(self._direct) >= _MAX_DIRECT:  # clients may name any provider/model
                 self._direct.clear()
             known = self._direct[spec.id] = _direct_of(spec)
-        if known is None:
+        if not isinstance(known, tuple):
             return None
-        direct, head = known  # type: ignore[misc]
+        direct, head = known
         # Estimate(...).prompt_tokens + .output_tokens, written out: no frozen dataclass
         tokens = len(body) // BYTES_PER_TOKEN or 1
         most = request.max_completion_tokens or request.max_tokens
@@ -162,7 +163,7 @@ class ChatLane:
             router.released(attempt)
             return None
         record = held.record = app.lane_open(exchange, self.label)
-        provider = spec.provider
+        provider = cast("Provider", spec.provider)
         record.model, record.mode = request.model, "never"
         record.provider, record.provider_type = provider.name, provider.type
         record.upstream_model = spec.model
@@ -188,8 +189,8 @@ def _direct_of(spec: DeploymentSpec) -> tuple[Direct, Headers] | None:
 class _Held:
     """One request the lane holds: sent upstream, its answer gathered from read callbacks."""
 
-    __slots__ = ("lane", "exchange", "host", "record", "direct", "conn", "release", "attempt",
-                 "stats", "public_model", "sent", "head", "parts", "read")
+    __slots__ = ("attempt", "conn", "direct", "exchange", "head", "host", "lane", "parts",
+                 "public_model", "read", "record", "release", "sent", "stats")
 
     def __init__(self, lane: ChatLane, exchange: Exchange, host: LaneHost, direct: Direct,
                  conn: HTTP11Connection, release: Callable[[], None], attempt: Attempt,

@@ -21,7 +21,7 @@ __all__ = ["PRIMED", "InHand", "Primed"]
 class Primed:
     """What ``pool.request(url, body)`` is to return (``response``) or raise (``error``)."""
 
-    __slots__ = ("url", "body", "response", "error")
+    __slots__ = ("body", "error", "response", "url")
 
     def __init__(self, url: str, body: bytes, *, response: Response | None = None,
                  error: Exception | None = None) -> None:
@@ -45,7 +45,7 @@ PRIMED: ContextVar[Primed | None] = ContextVar("modelmux_primed", default=None)
 class InHand:
     """A ``BodySource`` whose whole body was read already (the connection went back)."""
 
-    __slots__ = ("origin", "_body")
+    __slots__ = ("_body", "origin")
 
     def __init__(self, origin: Origin, body: bytes) -> None:
         self.origin = origin

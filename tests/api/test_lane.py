@@ -51,7 +51,7 @@ async def response(reader: asyncio.StreamReader) -> bytes:
     """One response's raw bytes (Content-Length or chunked), the date, the overhead and a
     made-up request id set aside."""
     head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), DEADLINE)
-    length = re.search(rb"\r\ncontent-length: (\d+)", head, re.I)
+    length = re.search(rb"\r\ncontent-length: (\d+)", head, re.IGNORECASE)
     if length is not None:
         body = await asyncio.wait_for(reader.readexactly(int(length.group(1))), DEADLINE)
     else:
@@ -242,26 +242,26 @@ def test_a_client_that_leaves_ends_the_upstream_try(run) -> None:
     async def main() -> None:
         results = []
         for lane in (False, True):
-            async with FakeOpenAI() as fake:
-                async with gateway(config(fake.origin), lane) as (app, port, lines, taken):
-                    reader, writer = await connect(port)
-                    writer.write(request(chat(), "warm-up"))
-                    await response(reader)
-                    fake.faults.append("stall")
-                    writer.write(request(chat(), "left"))
-                    for _ in range(200):  # the request reached the upstream
-                        if len(fake.raw_bodies) == 2:
-                            break
-                        await asyncio.sleep(0.01)
-                    writer.close()
-                    await lines.wait_for(2)
-                    for _ in range(200):  # the upstream connection was closed
-                        if fake.peer_left:
-                            break
-                        await asyncio.sleep(0.01)
-                    assert fake.peer_left == 1
-                    assert all(live.in_flight == 0 for live in app.router.live.values())
-                    results.append((lines.fields, taken))
+            async with FakeOpenAI() as fake, gateway(config(fake.origin), lane) as (
+                    app, port, lines, taken):
+                reader, writer = await connect(port)
+                writer.write(request(chat(), "warm-up"))
+                await response(reader)
+                fake.faults.append("stall")
+                writer.write(request(chat(), "left"))
+                for _ in range(200):  # the request reached the upstream
+                    if len(fake.raw_bodies) == 2:
+                        break
+                    await asyncio.sleep(0.01)
+                writer.close()
+                await lines.wait_for(2)
+                for _ in range(200):  # the upstream connection was closed
+                    if fake.peer_left:
+                        break
+                    await asyncio.sleep(0.01)
+                assert fake.peer_left == 1
+                assert all(live.in_flight == 0 for live in app.router.live.values())
+                results.append((lines.fields, taken))
         assert results[1][0] == results[0][0]
         assert results[1][1] == [False, True]
         assert results[0][0][1]["status"] == 499
