@@ -327,7 +327,7 @@ class _Held:
 def _unclaimed(context: contextvars.Context, _: object) -> None:
     """The handler's task is over: close a primed response it did not take."""
     primed = context.get(PRIMED)
-    if primed is not None and primed.response is not None:
+    if primed is not None and not primed.taken and primed.response is not None:
         primed.response.abort()
 
 

@@ -208,7 +208,7 @@ class ConnectionPool:
             UpstreamConnectError, UpstreamTLSError, UpstreamProtocolError, UpstreamClosed.
         """
         primed = PRIMED.get()
-        if primed is not None and primed.url == url and primed.body == body:
+        if primed is not None and primed.matches(url, body):
             PRIMED.set(None)  # sent by a callback already: its outcome, once (``primed``)
             return primed.take()
         t = timeouts or self._timeouts

@@ -21,11 +21,16 @@ __all__ = ["PRIMED", "InHand", "Primed"]
 class Primed:
     """What ``pool.request(url, body)`` is to return (``response``) or raise (``error``)."""
 
-    __slots__ = ("body", "error", "response", "url")
+    __slots__ = ("body", "error", "response", "taken", "url")
 
     def __init__(self, url: str, body: bytes, *, response: Response | None = None,
                  error: Exception | None = None) -> None:
         self.url, self.body, self.response, self.error = url, body, response, error
+        self.taken = False  # once: a task the handler starts sees its context's copy too
+
+    def matches(self, url: str, body: bytes) -> bool:
+        """Whether a request of ``body`` to ``url`` is the primed one, not taken yet."""
+        return not self.taken and self.url == url and self.body == body
 
     def take(self) -> Response:
         """The response.
@@ -33,6 +38,7 @@ class Primed:
         Raises:
             the primed error.
         """
+        self.taken = True
         if self.error is not None:
             raise self.error
         assert self.response is not None
