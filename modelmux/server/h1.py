@@ -410,6 +410,7 @@ class H1Protocol(asyncio.Protocol):
 
     def _abort_with(self, error: ModelMuxError) -> None:
         """Answer a connection-level error if nothing was sent yet, then close."""
+        self._lane = None  # a request waiting for the lane gets no handler: it is answered here
         exchange = self.exchange
         if exchange is None or not exchange.started:
             if not self.conn.response_started:
