@@ -36,7 +36,8 @@ TINY: dict[str, tuple[list[str], list[str]]] = {
     "bench_vs_wrk.py": (["--pairs", "1", "--duration", "0.5"], ["nginx", "wrk"]),
     "profile_layers.py": (["--duration", "1", "--rate", "100", "--top", "3"],
                           ["nginx", "py-spy"]),
-    "callgrind_proxy.py": (["--http1", "fast", "--requests", "20", "--streams", "2"],
+    "callgrind_proxy.py": (["--http1", "fast", "--requests", "20", "--streams", "2",
+                            "--warmup", "10"],
                            ["nginx", "valgrind"]),
     "callgrind_access.py": (["--lines", "200"], ["valgrind"]),
 }
