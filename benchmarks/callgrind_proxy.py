@@ -153,7 +153,7 @@ def measure(tmp: Path, upstream: macro.Upstream, http1: str, requests: int,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     out: dict[str, float] = {}
     try:
-        nginx.wait_port(port, timeout=120)
+        nginx.wait_port(port, timeout=600)  # valgrind starts slowly on a busy machine
         for scenario in scenarios:
             count = streams if scenario.stream else requests
             load(scenario, port, warmup)
