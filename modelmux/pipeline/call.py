@@ -64,7 +64,7 @@ class Tries:
 
     __slots__ = ("left", "sleep")
 
-    def __init__(self, left: float, sleep: Callable[[float], Awaitable[None]]) -> None:
+    def __init__(self, left: int, sleep: Callable[[float], Awaitable[None]]) -> None:
         self.left = left
         self.sleep = sleep
 
@@ -82,8 +82,9 @@ async def _again(provider: Provider, call: Call, error: ModelMuxError,
                  tries: Tries | None) -> bool:
     """After a failed try at ``provider``: wait out the backoff and return True when its retry
     policy and the request's budget allow another try, else False (the error goes on to
-    fallback or the client). Without ``tries`` (one deployment on its own) the policy's own
-    sleep waits and only the policy counts."""
+    fallback or the client). The wait goes through the policy's own sleep when it has one
+    (tests), else the request's (``tries``: the dispatcher's); without ``tries`` (one
+    deployment on its own) only the policy counts."""
     policy, stats = provider.retry, call.stats
     if not error.retryable or stats.retries >= policy.max_retries:
         return False
@@ -98,7 +99,8 @@ async def _again(provider: Provider, call: Call, error: ModelMuxError,
     stats.retries += 1
     log.info("provider %s: retry %d/%d after %s", provider.name, stats.retries,
              policy.max_retries, error.code)
-    await (policy.sleep if tries is None else tries.sleep)(delay)
+    sleep = policy.sleep or (asyncio.sleep if tries is None else tries.sleep)
+    await sleep(delay)
     return True
 
 

@@ -8,10 +8,9 @@ SSE-framed OpenAI chunks (``stream``), and one embeddings request into its answe
 from __future__ import annotations
 
 import abc
-import asyncio
 import random
 from collections.abc import AsyncGenerator, Awaitable, Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import ClassVar, Protocol
 
 import msgspec
@@ -269,7 +268,8 @@ TEXT_COMPLETION_TYPES = "openai, azure, openai_compatible, huggingface"
 @dataclass(frozen=True, slots=True)
 class RetryPolicy:
     """How often one deployment is tried again after a retryable failure, and how long the call
-    stage waits between tries; ``rand`` and ``sleep`` are injectable for tests.
+    stage waits between tries; ``rand`` and ``sleep`` are injectable for tests (no ``sleep``:
+    the call stage's one sleep waits).
 
     A ``retry-after`` longer than ``cap`` is not waited for: the error goes on (to the next
     deployment, or to the client with that header) instead.
@@ -279,7 +279,7 @@ class RetryPolicy:
     base: float = 0.5
     cap: float = 30.0
     rand: Callable[[], float] = random.random
-    sleep: Callable[[float], Awaitable[None]] = field(default=asyncio.sleep)
+    sleep: Callable[[float], Awaitable[None]] | None = None
 
     @property
     def backoff(self) -> Backoff:
