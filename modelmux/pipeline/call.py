@@ -24,6 +24,8 @@ from collections.abc import AsyncGenerator, Awaitable, Callable, Coroutine
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+import msgspec
+
 from modelmux.config.routing import RoutingConfig
 from modelmux.errors import InternalError, ModelMuxError, RateLimited
 from modelmux.providers.base import Call, CallStats, ChatCall, EmbedCall, Provider, TextCall
@@ -58,15 +60,13 @@ class Served:
     errors_before: int = 0  # len(call.stats.errors) at the first byte
 
 
-class Tries:
+class Tries(msgspec.Struct, gc=False):
     """One request's budget of upstream tries, shared by its retries, fallbacks and hedges,
-    and the one sleep every backoff between them goes through."""
+    and the one sleep every backoff between them goes through (a Struct: built in C, once a
+    request)."""
 
-    __slots__ = ("left", "sleep")
-
-    def __init__(self, left: int, sleep: Callable[[float], Awaitable[None]]) -> None:
-        self.left = left
-        self.sleep = sleep
+    left: int
+    sleep: Callable[[float], Awaitable[None]]
 
 
 class Failed(Exception):
