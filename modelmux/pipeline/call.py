@@ -437,14 +437,16 @@ class Dispatcher:
                         raise
                     self.router.succeeded(attempt, complete=not streamed)
                     try:
-                        await self._cancel(running, total)
+                        if running:  # a hedge lost (no coroutine otherwise)
+                            await self._cancel(running, total)
                     except BaseException:  # the client left while the losers were cleaned up
                         self.router.released(attempt)
                         if chunks is not None:
                             await chunks.aclose()
                         raise
                     stats = call.stats
-                    _merge(stats, total)
+                    if len(tried) > 1:  # the others' tries, failed or cancelled, count too
+                        _merge(stats, total)
                     stats.wait_ns += started - first_ns
                     if attempt is not tried[0]:
                         self.metrics.fallbacks.inc(())
