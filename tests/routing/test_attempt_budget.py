@@ -7,8 +7,8 @@ official SDKs as clients; upstream hits counted by the fakes.
 
 from __future__ import annotations
 
-from contextlib import AsyncExitStack, asynccontextmanager
 from collections.abc import AsyncIterator
+from contextlib import AsyncExitStack, asynccontextmanager
 from typing import Any
 
 import anthropic
