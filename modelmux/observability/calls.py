@@ -64,30 +64,35 @@ def stream_error(piece: bytes) -> str | None:
 
 
 class CallWatch:
-    """One call's upstream tries (``CallStats.watch``): the call stage opens each and records
+    """One call's upstream tries (``CallStats.watch``): the call stage starts each and records
     its outcome; the transport reports what it sends."""
 
-    __slots__ = ("bodies", "request_id", "span", "trace")
+    __slots__ = ("bodies", "request_id", "resend", "sent", "span", "trace")
 
     def __init__(self, span: CallSpan | None, bodies: BodyLog | None, request_id: str) -> None:
         self.span = span
         self.bodies = bodies
         self.request_id = request_id
+        self.resend = 0  # tries before the current one
+        self.sent = False  # the current try has sent a request: it has a span
         self.trace: Headers = []  # the current try's trace headers
 
     def attempt(self, resend: int) -> None:
-        """The call stage starts a try (``resend`` tries came before it): its span opens."""
-        if self.span is not None:
-            self.trace = self.span.attempt(resend)
+        """The call stage starts a try (``resend`` tries came before it)."""
+        self.resend, self.sent = resend, False
 
     def sending(self, url: str, headers: Headers, body: bytes) -> Headers:
         """The transport is about to send the current try (again, after a 401 whose
-        credentials refreshed); returns the trace headers to add to it."""
+        credentials refreshed, or its next batch); returns the trace headers to add to it.
+        The try's span starts with its first request, so a try that sends nothing (``mock``)
+        has none."""
         if self.bodies is not None:
             self.bodies.upstream(self.request_id, url, headers, body)
         if self.span is None:
             return []
-        self.span.attempt_url(url)
+        if not self.sent:
+            self.sent = True
+            self.trace = self.span.attempt(url, self.resend)
         return self.trace
 
     def attempt_done(self, status: int, error: str | None) -> None:
@@ -95,7 +100,7 @@ class CallWatch:
         head (0: none), and ``error``, the code it failed with (None: it answered). A try
         that failed without an error status ends its span here."""
         span = self.span
-        if span is None:
+        if span is None or not self.sent:
             return
         if status:
             span.attempt_status(status)

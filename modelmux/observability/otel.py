@@ -117,27 +117,22 @@ class OtelCallSpan:
     def recording(self) -> bool:
         return self.span.is_recording()
 
-    def attempt(self, resend: int) -> Headers:
+    def attempt(self, url: str, resend: int) -> Headers:
         if not self.span.is_recording():  # no HTTP span; the sampled=0 flag still goes upstream
             return _inject(self.span)
         self._end_http()
-        attributes: Attributes = {"http.request.method": "POST"}
+        where = server_attributes(url)
+        if not self._server_known:
+            self._server_known = True
+            self.span.set_attributes(where)
+        attributes: Attributes = {"http.request.method": "POST",
+                                  "url.full": url.partition("?")[0], **where}
         if resend:
             attributes["http.request.resend_count"] = resend
         http = self._http = self._tracer.start_span(
             "POST", context=trace.set_span_in_context(self.span), kind=SpanKind.CLIENT,
             attributes=attributes)
         return _inject(http)
-
-    def attempt_url(self, url: str) -> None:
-        http = self._http
-        if http is None:
-            return
-        where = server_attributes(url)
-        if not self._server_known:
-            self._server_known = True
-            self.span.set_attributes(where)
-        http.set_attributes({"url.full": url.partition("?")[0], **where})
 
     def attempt_status(self, status: int) -> None:
         http = self._http

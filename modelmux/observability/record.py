@@ -75,14 +75,10 @@ class CallSpan(Protocol):
         """False when the sampler dropped the trace: attributes would be thrown away, so the
         caller skips working them out."""
 
-    def attempt(self, resend: int) -> Headers:
-        """Start the span of one upstream HTTP try (``resend`` tries came before it); returns
-        the headers that carry it upstream (``traceparent``, ``tracestate``). Unsampled, no
-        span: the headers carry this call's context with the sampled flag off, so the upstream
-        does not sample either."""
-
-    def attempt_url(self, url: str) -> None:
-        """Where the current try goes, once the provider has built its request."""
+    def attempt(self, url: str, resend: int) -> Headers:
+        """Start the span of one upstream HTTP try; returns the headers that carry it upstream
+        (``traceparent``, ``tracestate``). Unsampled, no span: the headers carry this call's
+        context with the sampled flag off, so the upstream does not sample either."""
 
     def attempt_status(self, status: int) -> None: ...
 

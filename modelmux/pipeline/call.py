@@ -9,7 +9,7 @@ with fallback off), the first to answer wins and the other is cancelled (its HTT
 connection is closed, its HTTP/2 stream reset). Every wait between tries follows one rule,
 ``upstream.retry.Backoff`` (the provider's numbers for a retry, ``[routing.fallback]``'s for a
 fallback), through one sleep; retries, fallbacks and hedges draw on one budget of tries per
-request (``[routing] max_attempts``); each try's span is opened and its outcome recorded here.
+request (``[routing] max_attempts``); each try is started and its outcome recorded here.
 The order of deployments is the router's; this module retries, sleeps, races and counts.
 """
 

@@ -122,8 +122,8 @@ def carries_usage(payload: bytes) -> bool:
 class AttemptWatch(Protocol):
     """What the transport reports of the try the call stage opened to whoever watches the call
     (tracing, ``debug_bodies``: ``observability.calls.CallWatch``); providers know no more of
-    it. The call stage opens each try and records its outcome; the transport only says what it
-    sends."""
+    it. The call stage starts each try and records its outcome; the transport only says what
+    it sends."""
 
     def attempt(self, resend: int) -> None:
         """The call stage starts a try (``resend`` tries came before it)."""
