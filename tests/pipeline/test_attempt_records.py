@@ -101,3 +101,41 @@ def test_one_backoff_rule_for_retries_and_fallback() -> None:
     assert [constant.delay(n, lambda: 1.0) for n in range(3)] == [0.1, 0.1, 0.1]
     assert constant.delay(5, lambda: 0.0) == pytest.approx(0.05)
     assert RetryPolicy(base=0.25, cap=4.0).backoff == Backoff(0.25, 4.0)
+
+
+class Span:
+    """A ``CallSpan`` that lists the try events it gets."""
+
+    recording = True
+
+    def __init__(self) -> None:
+        self.events: list[tuple[Any, ...]] = []
+
+    def attempt(self, url: str, resend: int) -> Headers:
+        self.events.append(("attempt", url, resend))
+        return TRACE
+
+    def attempt_status(self, status: int) -> None:
+        self.events.append(("status", status))
+
+    def attempt_failed(self, code: str) -> None:
+        self.events.append(("failed", code))
+
+
+def test_a_try_has_a_span_only_once_it_sends() -> None:
+    from modelmux.observability.calls import CallWatch
+
+    span = Span()
+    watch = CallWatch(span, None, "r")  # type: ignore[arg-type]
+    watch.attempt(0)
+    watch.attempt_done(0, "internal_error")  # sent nothing (a mock, an auth failure): no span
+    watch.attempt(1)
+    assert watch.sending("http://u/a", [], b"") == TRACE
+    assert watch.sending("http://u/a", [], b"") == TRACE  # a 401 re-send: the same span
+    watch.attempt_done(503, "service_unavailable")
+    watch.attempt(2)
+    watch.sending("http://u/b", [], b"")
+    watch.attempt_done(200, "upstream_closed")  # cut short while reading the body
+    assert span.events == [("attempt", "http://u/a", 1), ("status", 503),
+                           ("attempt", "http://u/b", 2), ("status", 200),
+                           ("failed", "upstream_closed")]
