@@ -18,6 +18,7 @@ from modelmux import __version__
 from modelmux.api.access import Access
 from modelmux.api.cors import Cors
 from modelmux.api.ids import new_hex_id
+from modelmux.api.lane import ChatLane, lane_allowed
 from modelmux.api.routes import Route, match
 from modelmux.api.static import StaticFiles
 from modelmux.cache.backend import build_backend
@@ -143,6 +144,8 @@ class App:
         self.events = events or EventHub(LiveView(self.metrics), self.router.snapshot)
         self.events.deployments = self.router.snapshot
         self.events.extra = dict if self.cache is not None else _cache_off
+        self.lane = ChatLane(self) if lane_allowed(self) else None
+        """Answers chat requests from callbacks when nothing needs an await (``api.lane``)."""
         self.reload: Callable[[], Awaitable[tuple[bool, str]]] | None = None  # set by serve
         self.last_reload: dict[str, object] | None = None
         self.active = 0
@@ -248,7 +251,7 @@ class App:
         Raises:
             NotFound, MethodNotAllowed: no route for the path, or not for its method.
         """
-        request_id = _request_id(exchange)
+        request_id = _request_id(exchange)  # open_request, written out: a call less
         exchange.extra_headers.append((b"x-request-id", request_id))
         matched = match(exchange.path)
         label, methods = matched if matched is not None else ("unmatched", None)
@@ -287,6 +290,33 @@ class App:
                 headers=[(b"allow", allow.encode())],
             )
         return route
+
+    def lane_open(self, exchange: Exchange, label: str) -> RequestRecord:
+        """What ``__call__`` and ``_route`` do for a request the chat lane takes (with no
+        tracing): count it active, stamp its request id, attach its record, count it in
+        flight."""
+        if self.breakers is not None:
+            self.breakers.start()
+        self.active += 1
+        request_id = _request_id(exchange)
+        exchange.extra_headers.append((b"x-request-id", request_id))
+        record = exchange.observer = RequestRecord(request_id.decode("ascii"), label,
+                                                   self._finished)
+        self.metrics.started()
+        if self.metrics.shared is not None:
+            self._publish(exchange)
+        return record
+
+    def lane_close(self, exchange: Exchange, *, undo: bool = False) -> None:
+        """The lane is done with ``exchange``; with ``undo`` (it gives the request back to the
+        handler, nothing written) ``lane_open`` is undone, so the handler starts afresh."""
+        self.active -= 1
+        if not self.active and self._idle is not None:
+            self._idle.set()
+        if undo:
+            exchange.extra_headers.clear()
+            exchange.observer = None
+            self.metrics.in_flight.dec()
 
     def request_id(self, exchange: Exchange) -> str:
         return exchange.extra_headers[0][1].decode()

@@ -106,7 +106,9 @@ async def create_chat_completion(app: Services, exchange: Exchange) -> None:
     What ``run_observed`` and ``serve_call`` do for the other doors is written out here: this
     door is the hot path, and each coroutine it awaits through costs on every resume.
     """
-    body = await exchange.read_body()
+    body = exchange.body  # in already (always, for a request the lane declined)
+    if body is None:
+        body = await exchange.read_body()
     record = app.record(exchange)
     watcher = app.watcher  # tracing or debug_bodies; None when both are off
     if watcher is not None:

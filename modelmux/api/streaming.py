@@ -80,9 +80,10 @@ def _never_client(
             values.setdefault(name, []).append(_lower(value))
     if user_agent is not None:
         values[b"user-agent"] = [_lower(user_agent)]
-    for pattern in patterns:
-        if any(pattern.needle in value for value in values.get(pattern.header, ())):
-            return pattern
+    for pattern in patterns:  # loops, not any(genexpr): that resumes a generator per value
+        for value in values.get(pattern.header, ()):
+            if pattern.needle in value:
+                return pattern
     return None
 
 

@@ -265,6 +265,12 @@ class Dispatcher:
                            broke=len(stats.errors) > served.errors_before)
         self._wake()
 
+    def settle(self, attempt: Attempt, tokens: float | None) -> None:
+        """``finish`` for an attempt served without a ``Served`` (the chat lane's): a whole
+        answer that used ``tokens``."""
+        self.router.finish(attempt, tokens)
+        self._wake()
+
     def _wake(self) -> None:
         """Wake the requests queued for a limited deployment (none queued: nothing to do;
         a waiter counts itself in ``queued`` before it first awaits)."""

@@ -55,7 +55,7 @@ from modelmux.providers.token_count import (
     vllm_body,
     vllm_count,
 )
-from modelmux.providers.transport import Auth, Relay, StaticAuth, Upstream
+from modelmux.providers.transport import Auth, Direct, Relay, StaticAuth, Upstream
 from modelmux.upstream import ConnectionPool
 
 _encode = msgspec.json.Encoder().encode
@@ -214,6 +214,15 @@ class OpenAICompatibleProvider(Provider):
                              model=call.model, stream=False)
         url = self.url_for(call.model, path)
         body = await self.upstream.fetch(url, self.headers, sent, call.stats)
+        return self.answer_of(body, call.public_model, call.stats)
+
+    def answer_of(self, body: bytes, public_model: str, stats: CallStats) -> bytes:
+        """The upstream's whole 2xx answer as the client gets it: ``model`` put back to
+        ``public_model``, the usage counted on ``stats``.
+
+        Raises:
+            UpstreamError: not a JSON object, or an error body sent with a 2xx status.
+        """
         try:
             fields = _fields.decode(body)
         except (msgspec.DecodeError, msgspec.ValidationError) as exc:
@@ -223,10 +232,18 @@ class OpenAICompatibleProvider(Provider):
             ) from None
         if "choices" not in fields and (error := error_from_payload(self.name, body)):
             raise error  # some servers answer 200 with an error body
-        fields["model"] = msgspec.Raw(_encode(call.public_model))
+        fields["model"] = msgspec.Raw(_encode(public_model))
         if (usage := fields.get("usage")) is not None:
-            note_usage(call.stats, usage)  # counted here: no second decode of the answer
+            note_usage(stats, usage)  # counted here: no second decode of the answer
         return _encode(fields)
+
+    def direct(self, model: str) -> Direct | None:
+        """How to POST ``model``'s chat completion with no await (``Direct``): None when a
+        try needs one (credentials that refresh), HTTP/2 is asked for, or this type
+        completes otherwise than ``complete`` here."""
+        if type(self).complete is not OpenAICompatibleProvider.complete:
+            return None
+        return self.upstream.direct(self.url_for(model, "/chat/completions"), self.headers)
 
     def stream(self, call: ChatCall | TextCall,  # type: ignore[override]
                path: str = "/chat/completions") -> AsyncGenerator[bytes, None]:

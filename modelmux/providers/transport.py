@@ -16,7 +16,7 @@ import logging
 import time
 from collections.abc import AsyncGenerator, Callable
 from contextlib import suppress
-from typing import Protocol
+from typing import NamedTuple, Protocol
 
 from modelmux.codec.sse import DONE, encode_data
 from modelmux.errors import Headers, ModelMuxError
@@ -61,7 +61,7 @@ class StaticAuth:
     """Fixed headers (an API key); a 401 is final."""
 
     def __init__(self, headers: Headers) -> None:
-        self._headers = headers
+        self._headers = self.fixed = headers
 
     async def headers(self) -> Headers:
         return self._headers
@@ -99,6 +99,16 @@ class Relay(Protocol):
     def feed(self, data: bytes) -> list[bytes]: ...
 
     def close(self) -> list[bytes]: ...
+
+
+class Direct(NamedTuple):
+    """One try's request, known without awaiting: for a caller that sends from a callback.
+    ``headers`` carry the credentials; ``upstream`` gives the pool, timeouts and the answer
+    headers to keep."""
+
+    url: str
+    headers: Headers
+    upstream: Upstream
 
 
 def _retryable_exception(exc: ModelMuxError) -> bool:
@@ -189,6 +199,17 @@ class Upstream:
                 if value is not None:
                     error.retry_after = parse_retry_after(value)
             raise error
+
+    def direct(self, url: str, headers: Headers) -> Direct | None:
+        """``Direct`` for a POST of ``headers`` to ``url`` when the credentials are fixed and
+        HTTP/2 is not asked for, else None."""
+        if type(self.auth) is not StaticAuth or self.http2:
+            return None
+        return Direct(url, [*headers, *self.auth.fixed], self)
+
+    def kept(self, headers: Headers) -> Headers:
+        """The answer headers the client gets too (``keep_prefix``)."""
+        return [] if self.keep_prefix is None else self._kept(headers)
 
     def _kept(self, headers: Headers) -> Headers:
         prefix = self.keep_prefix

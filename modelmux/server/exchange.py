@@ -49,7 +49,7 @@ class Exchange:
     """One request and its response."""
 
     __slots__ = (
-        "method", "path", "query", "headers", "http_version", "client", "extra_headers",
+        "method", "path", "query", "headers", "http_version", "client", "extra_headers", "body",
         "started", "ended", "status", "bytes_sent", "observer", "started_ns", "received_ns",
         "head_ns", "_stream", "_max_body", "_body", "_body_len", "_body_complete",
         "_body_too_large", "_body_waiter", "_body_timeout", "_body_timer", "_index",
@@ -84,6 +84,8 @@ class Exchange:
         self._stream = stream
         self._max_body = max_body
         self._body = bytearray()
+        self.body: bytes | None = None
+        """The whole request body once it is in within the limit (``read_body`` waits for it)."""
         self._body_len = 0
         self._body_complete = False
         self._body_too_large = declared_length is not None and declared_length > max_body
@@ -136,6 +138,9 @@ class Exchange:
         """Protocol side: the request body is complete."""
         self.received_ns = time.perf_counter_ns()
         self._body_complete = True
+        if not self._body_too_large:
+            self.body = bytes(self._body)
+            self._body.clear()
         self._wake()
 
     def _body_stalled(self) -> None:
@@ -170,13 +175,13 @@ class Exchange:
             finally:
                 self._body_waiter = self._body_timer = None
                 timer.stop()
-        if self._body_too_large:
+        if self._body_too_large or self.body is None:
             raise PayloadTooLarge(f"request body is larger than the limit of {self._max_body} bytes")
-        return bytes(self._body)
+        return self.body
 
     async def respond(self, status: int, headers: Headers, body: bytes = b"") -> None:
         """Send a complete response with a Content-Length body."""
-        self._begin(status)
+        self._begin(status)  # reply, written out: a call less on the general path
         all_headers = headers + self.extra_headers
         all_headers.append((b"content-length", str(len(body)).encode()))
         if self.method == "HEAD":
@@ -185,6 +190,17 @@ class Exchange:
         self.bytes_sent += len(body)
         self.ended = True
         await self._stream.drain()
+
+    def reply(self, status: int, headers: Headers, body: bytes = b"") -> None:
+        """``respond`` without waiting for the client to take it (for a read callback)."""
+        self._begin(status)
+        all_headers = headers + self.extra_headers
+        all_headers.append((b"content-length", str(len(body)).encode()))
+        if self.method == "HEAD":
+            body = b""
+        self._stream.send_head(status, all_headers, end=True, body=body)
+        self.bytes_sent += len(body)
+        self.ended = True
 
     async def start(self, status: int, headers: Headers) -> None:
         """Send the response head of a streamed response (chunked on HTTP/1.1)."""

@@ -9,6 +9,7 @@ run by the server's handler in its own task, which is cancelled if the client go
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import logging
 import time
 from http import HTTPStatus
@@ -35,6 +36,7 @@ from modelmux.server.host import http_date
 
 if TYPE_CHECKING:
     from modelmux.server.host import Host
+    from modelmux.server.lane import Lane, Ticket
 
 log = logging.getLogger("modelmux.server")
 
@@ -67,6 +69,9 @@ class H1Protocol(asyncio.Protocol):
         self._read_paused = False
         self._write_paused = False
         self._drain_waiters: list[asyncio.Future[None]] = []
+        self._lane: Lane | None = None  # the handler's lane, waiting for this request's body
+        self._ticket: Ticket | None = None  # the lane holds this request
+        self._lane_drain = False  # the lane answered; the exchange ends once the client drains
 
     # asyncio.Protocol -------------------------------------------------------------------------
 
@@ -112,9 +117,21 @@ class H1Protocol(asyncio.Protocol):
                 waiter.set_result(None)
         self._drain_waiters.clear()
         exchange = self.exchange
-        if self.task is not None and not self.task.done() and exchange is not None and not exchange.ended:
+        if self._lane is not None and exchange is not None:  # gone while its body was coming
+            self._start(exchange)
+            log.info("client %s disconnected during %s %s", self.client, exchange.method, exchange.path)
+            assert self.task is not None
+            self.loop.call_soon(self.task.cancel)  # after its first step: as a cancelled handler
+        elif self.task is not None and not self.task.done() and exchange is not None and not exchange.ended:
             log.info("client %s disconnected during %s %s", self.client, exchange.method, exchange.path)
             self.task.cancel()
+        elif exchange is not None and (self._ticket is not None or self._lane_drain):
+            if self._ticket is not None:
+                log.info("client %s disconnected during %s %s", self.client, exchange.method,
+                         exchange.path)
+                self._ticket.cancel()
+            self._ticket, self._lane_drain = None, False
+            exchange.done()
 
     def pause_writing(self) -> None:
         self._write_paused = True
@@ -125,6 +142,9 @@ class H1Protocol(asyncio.Protocol):
             if not waiter.done():
                 waiter.set_result(None)
         self._drain_waiters.clear()
+        if self._lane_drain:
+            self._lane_drain = False
+            self._lane_end()
 
     # receive side -------------------------------------------------------------------------------
 
@@ -141,12 +161,28 @@ class H1Protocol(asyncio.Protocol):
                 assert self.exchange is not None
                 if not self.exchange.feed_body(event):
                     self._pause_reading()  # over the limit: do not read the rest
+                    if self._lane is not None:
+                        self._start(self.exchange)
                     return
             elif event is NEED_DATA:
+                if self._lane is not None and self._deadline is None:  # the body comes later
+                    self._arm(self.limits.body_timeout)  # then it goes to the handler
                 return
             elif event is END:
                 assert self.exchange is not None
-                self.exchange.finish_body()
+                exchange = self.exchange
+                exchange.finish_body()
+                lane = self._lane
+                if lane is not None:  # offered now the body is in; else its own task
+                    self._lane = None
+                    self._deadline = None  # _disarm, written out
+                    try:
+                        self._ticket = lane.take(exchange, self)
+                    except Exception:  # a bug in the lane: the handler still answers
+                        log.exception("lane failed taking %s %s", exchange.method, exchange.path)
+                        self._ticket = None
+                    if self._ticket is None:
+                        self.task = self.loop.create_task(self._run(exchange))
             elif event is PAUSED:
                 self._pause_reading()
                 return
@@ -177,7 +213,40 @@ class H1Protocol(asyncio.Protocol):
         self.exchange = exchange
         if exchange.body_too_large:
             self._pause_reading()
+        else:
+            lane = getattr(self.server.handler, "lane", None)
+            if lane is not None and event.target in lane.targets and not event.expect_continue:
+                self._lane = lane  # offered the request once its body is in (END)
+                return
         self.task = self.loop.create_task(self._run(exchange))
+
+    def _start(self, exchange: Exchange) -> None:
+        """Run the handler for ``exchange`` in its own task (the lane did not take it)."""
+        self._lane = None
+        self.task = self.loop.create_task(self._run(exchange))
+
+    def lane_finished(self) -> None:
+        """The lane answered (``LaneHost``): end the exchange once the client took it."""
+        self._ticket = None
+        if self._write_paused and not self.closed:
+            self._lane_drain = True  # as ``respond`` awaits the drain before the end
+            return
+        self._lane_end()
+
+    def _lane_end(self) -> None:
+        exchange = self.exchange
+        assert exchange is not None
+        exchange.done()
+        self._cycle_done()
+
+    def lane_fallback(self, context: contextvars.Context | None = None
+                      ) -> asyncio.Future[None] | None:
+        """The lane gave the request back with nothing written (``LaneHost``)."""
+        self._ticket = None
+        if self.exchange is None or self.closed:
+            return None
+        self.task = self.loop.create_task(self._run(self.exchange), context=context)
+        return self.task
 
     async def _run(self, exchange: Exchange) -> None:
         """The request's task: one frame over ``serve_exchange`` (each frame costs on every
@@ -262,6 +331,9 @@ class H1Protocol(asyncio.Protocol):
             self._timer_at = deadline
             return
         self._deadline = None
+        if self._lane is not None and self.exchange is not None and not self.closed:
+            self._start(self.exchange)  # the body is slow: the handler waits for it
+            return
         if self.exchange is not None or self.closed:
             return
         if self._head_started:
@@ -338,6 +410,7 @@ class H1Protocol(asyncio.Protocol):
 
     def _abort_with(self, error: ModelMuxError) -> None:
         """Answer a connection-level error if nothing was sent yet, then close."""
+        self._lane = None  # a request waiting for the lane gets no handler: it is answered here
         exchange = self.exchange
         if exchange is None or not exchange.started:
             if not self.conn.response_started:

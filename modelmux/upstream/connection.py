@@ -86,6 +86,8 @@ class HTTP11Connection(asyncio.Protocol):
         self._push: Callable[[bytes], bool] | None = None  # splice: the body's consumer
         self._pushed: asyncio.Future[bool] | None = None  # splice: how the splice ended
         self._push_idle: float | None = None  # splice: the read timeout
+        self._on_wake: Callable[[], None] | None = None  # watch: told of every wake-up
+        self._on_timeout: Callable[[], None] | None = None  # watch: told when its wait expires
 
     def is_available(self) -> bool:
         """Can take a new request right now."""
@@ -164,6 +166,11 @@ class HTTP11Connection(asyncio.Protocol):
             self._transport.abort()
 
     def data_received(self, data: bytes) -> None:
+        on_wake = self._on_wake
+        if on_wake is not None and not self._incoming:  # watched: straight to the parser
+            self._parser.receive_data(data)
+            on_wake()
+            return
         if self._state is _State.IDLE or self._state is _State.CLOSED:
             self.abort()  # bytes nobody asked for: the stream is out of step
             return
@@ -364,6 +371,77 @@ class HTTP11Connection(asyncio.Protocol):
         elif self._push_idle is not None:
             self._timer.start(asyncio.get_running_loop().time() + self._push_idle)
 
+    def claim_fresh(self, now: float) -> bool:
+        """``claim`` this connection if it is idle and not expired at ``now``; False if not
+        (``is_available`` and ``has_expired`` in one call, for the pool's lending)."""
+        if self._state is not _State.IDLE:
+            return False
+        expires = self._expires_at
+        if expires is not None and now >= expires:
+            return False
+        self._state = _State.ACTIVE
+        self._expires_at = None
+        return True
+
+    def send_watched(self, method: bytes, target: bytes, headers: Headers, body: bytes,
+                     on_wake: Callable[[], None], on_timeout: Callable[[], None],
+                     deadline: float | None) -> bool:
+        """Write one request on this claimed, connected connection without waiting, then
+        call ``on_wake`` from the read callback on every wake-up (data, EOF, close) and
+        ``on_timeout`` past ``deadline`` (loop time; ``expire_at`` moves it): for a caller
+        that reads with ``read_ready`` and never awaits. False (nothing written, nothing
+        watched) when the connection cannot take a request now. ``unwatch`` or
+        ``finish_watch`` ends the watch."""
+        transport = self._transport
+        if (self._state is not _State.ACTIVE or self._eof or transport is None
+                or transport.is_closing()):
+            return False
+        self._body_end, self._deferred = False, None
+        transport.write(self._parser.send_request(method, target, headers, body))
+        self._on_wake, self._on_timeout = on_wake, on_timeout
+        self._timer.start(deadline)
+        return True
+
+    def expire_at(self, deadline: float | None) -> None:
+        """The watch's wait now lasts until ``deadline`` (None: without limit)."""
+        self._timer.start(deadline)
+
+    def unwatch(self) -> None:
+        self._on_wake = self._on_timeout = None
+        self._timer.finish()
+
+    def finish_watch(self) -> None:
+        """The watched response was read to its end: ``unwatch`` and ``response_closed``."""
+        self._on_wake = self._on_timeout = None
+        self.response_closed()
+
+    def read_ready(self, parts: list[bytes]) -> object:
+        """Parse what has arrived, never waiting: body bytes go onto ``parts``; returns the
+        response head (a tuple) when met, END at the end of the body, or NEED_DATA.
+
+        Raises:
+            UpstreamClosed, UpstreamProtocolError (or the parser's error): the response
+                was cut short or malformed.
+        """
+        parser = self._parser
+        while True:
+            try:
+                event = parser.next_event()
+            except (h11.RemoteProtocolError, HTTP1ProtocolError) as exc:
+                raise self._parse_error(exc) from None
+            if type(event) is bytes:
+                parts.append(event)
+            elif event is not NEED_DATA:
+                return event
+            elif self._incoming:
+                parser.receive_data(self._pop())
+            elif self._state is _State.CLOSED:
+                raise UpstreamClosed(f"{self._label}: connection was closed locally")
+            elif self._eof:
+                parser.receive_data(b"")
+            else:
+                return NEED_DATA
+
     def response_closed(self) -> None:
         """The response was read to the end or abandoned: go idle if reusable, else close."""
         if self._state is not _State.ACTIVE:
@@ -459,6 +537,9 @@ class HTTP11Connection(asyncio.Protocol):
             raise TimeoutError
 
     def _time_out(self) -> None:
+        if self._on_timeout is not None:
+            self._on_timeout()
+            return
         pushed = self._pushed
         if pushed is not None and not pushed.done():
             pushed.set_exception(TimeoutError())
@@ -469,6 +550,9 @@ class HTTP11Connection(asyncio.Protocol):
     def _wake(self) -> None:
         if self._pushed is not None:
             self._pump()
+        elif self._on_wake is not None:
+            self._on_wake()
+            return
         waiter = self._waiter
         if waiter is not None and not waiter.done():
             waiter.set_result(True)

@@ -29,6 +29,7 @@ from modelmux.upstream.errors import UpstreamConnectError, map_errors, raise_map
 from modelmux.upstream.h2connection import HTTP2Connection
 from modelmux.upstream.h2stream import StreamRefused
 from modelmux.upstream.origin import Origin
+from modelmux.upstream.primed import PRIMED
 from modelmux.upstream.response import DEFAULT_MAX_BYTES, Response
 from modelmux.upstream.tls import create_ssl_context
 
@@ -206,6 +207,10 @@ class ConnectionPool:
             UpstreamTimeout: phase "pool", "connect", "first_byte".
             UpstreamConnectError, UpstreamTLSError, UpstreamProtocolError, UpstreamClosed.
         """
+        primed = PRIMED.get()
+        if primed is not None and primed.matches(url, body):
+            PRIMED.set(None)  # sent by a callback already: its outcome, once (``primed``)
+            return primed.take()
         t = timeouts or self._timeouts
         origin, target = parse_url(url)
         headers = request_headers(method, headers, origin, body)
@@ -244,6 +249,30 @@ class ConnectionPool:
                 release()
                 raise
             return Response(conn, head, t.read, release, self.budget)
+
+    def lend_idle(self, url: str, http2: bool | None = None
+                  ) -> tuple[HTTP11Connection, Callable[[], None], Origin, bytes] | None:
+        """An idle pooled HTTP/1.1 connection to ``url``'s origin, claimed now, with the
+        callable that gives it back (after ``response_closed`` or ``abort``), the origin and
+        the request target; None when none is idle, requests queue, or HTTP/2 may be spoken.
+        For a caller that sends from a callback; ``request`` is the general way.
+
+        Raises:
+            ValueError: ``url`` is not an absolute http(s) URL.
+        """
+        origin, target = parse_url(url)
+        op = self._origins.get((origin, http2))
+        if op is None or self._closed or op.waiters or op.multiplexed:
+            return None
+        idle, now = op.idle, asyncio.get_running_loop().time()
+        while idle:  # take_idle and claim, written out: a call per step less
+            conn = idle.pop()
+            if conn.claim_fresh(now):
+                return conn, partial(self._release, op, conn), origin, target
+            if conn.is_idle() or conn.is_closed():  # expired, or closed while idle
+                conn.abort()
+                op.forget(conn)
+        return None
 
     def stats(self) -> dict[str, dict[str, int]]:
         """Per origin URL: total, idle and in-use connections and queued waiters."""

@@ -158,6 +158,10 @@ class Response:
         """Give the connection back: pooled if the response is complete and reusable."""
         self._release(abort=False)
 
+    def abort(self) -> None:
+        """Close the connection now, whatever is left of the body (no await: a callback's)."""
+        self._release(abort=True)
+
     async def __aenter__(self) -> Response:
         return self
 
