@@ -100,6 +100,7 @@ class RoutingConfig(Struct, forbid_unknown_fields=True, frozen=True):
 
     strategy: Strategy = "availability"
     queue_timeout_ms: NonNegative = 1000.0
+    max_attempts: Annotated[int, msgspec.Meta(ge=1, le=100)] = 12
     group: list[GroupConfig] = field(default_factory=list)
     rules: list[RuleConfig] = field(default_factory=list)
     fallback: FallbackConfig = field(default_factory=FallbackConfig)

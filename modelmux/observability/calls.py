@@ -2,9 +2,9 @@
 
 ``Watcher`` wraps a provider's ``complete``/``stream`` (or ``embed``, ``complete_text``,
 ``stream_text``) for one call: it opens the GenAI span,
-hangs a ``CallWatch`` on the call's stats for the transport (one span and one body log line per
-upstream try, and the ``traceparent`` to send), reads the response attributes and logs the
-answer. When both are off the App has no watcher and the chat route calls the provider itself.
+hangs a ``CallWatch`` on the call's stats (the call stage opens one span per upstream try and
+records its outcome; the transport logs the body it sends and adds the ``traceparent``), reads
+the response attributes and logs the answer. When both are off the App has no watcher and the chat route calls the provider itself.
 A span the sampler dropped gets no attributes worked out and no stream scanned: only its
 ``traceparent`` (sampled flag off) goes upstream.
 """
@@ -64,28 +64,48 @@ def stream_error(piece: bytes) -> str | None:
 
 
 class CallWatch:
-    """What the transport reports about one call's upstream tries (``CallStats.watch``)."""
+    """One call's upstream tries (``CallStats.watch``): the call stage starts each and records
+    its outcome; the transport reports what it sends."""
 
-    __slots__ = ("bodies", "request_id", "span")
+    __slots__ = ("bodies", "request_id", "resend", "sent", "span", "trace")
 
     def __init__(self, span: CallSpan | None, bodies: BodyLog | None, request_id: str) -> None:
         self.span = span
         self.bodies = bodies
         self.request_id = request_id
+        self.resend = 0  # tries before the current one
+        self.sent = False  # the current try has sent a request: it has a span
+        self.trace: Headers = []  # the current try's trace headers
 
-    def attempt(self, url: str, resend: int, headers: Headers, body: bytes) -> Headers:
-        """One upstream try is about to be sent; returns the trace headers to add to it."""
+    def attempt(self, resend: int) -> None:
+        """The call stage starts a try (``resend`` tries came before it)."""
+        self.resend, self.sent = resend, False
+
+    def sending(self, url: str, headers: Headers, body: bytes) -> Headers:
+        """The transport is about to send the current try (again, after a 401 whose
+        credentials refreshed, or its next batch); returns the trace headers to add to it.
+        The try's span starts with its first request, so a try that sends nothing (``mock``)
+        has none."""
         if self.bodies is not None:
             self.bodies.upstream(self.request_id, url, headers, body)
-        return self.span.attempt(url, resend) if self.span is not None else []
+        if self.span is None:
+            return []
+        if not self.sent:
+            self.sent = True
+            self.trace = self.span.attempt(url, self.resend)
+        return self.trace
 
-    def attempt_status(self, status: int) -> None:
-        if self.span is not None:
-            self.span.attempt_status(status)
-
-    def attempt_failed(self, code: str) -> None:
-        if self.span is not None:
-            self.span.attempt_failed(code)
+    def attempt_done(self, status: int, error: str | None) -> None:
+        """The call stage records the try's outcome: the upstream ``status`` of its answer
+        head (0: none), and ``error``, the code it failed with (None: it answered). A try
+        that failed without an error status ends its span here."""
+        span = self.span
+        if span is None or not self.sent:
+            return
+        if status:
+            span.attempt_status(status)
+        if error is not None and status < 400:
+            span.attempt_failed(error)
 
 
 class Watcher:

@@ -1,14 +1,16 @@
 """The call stage: every attempt decision of a chat call, up to the first byte.
 
 ``Dispatcher`` runs a chat call against the router's plan. Each deployment is tried again
-after a retryable failure as its provider's ``RetryPolicy`` allows (jittered exponential
-backoff honouring ``retry-after``; a provider makes one try per call); a failover error moves
-on to the next deployment with backoff (``[routing.fallback]``); every candidate at its rate
-limit means a bounded wait (then a 429 with ``retry-after``); optional hedging starts a second
-deployment when the first is slow to its first byte (one hedge even with fallback off), the
-first to answer wins and the other is cancelled (its HTTP/1.1 connection is closed, its HTTP/2
-stream reset). The order of deployments is the router's; this module retries, sleeps, races
-and counts.
+after a retryable failure as its provider's ``RetryPolicy`` allows (a provider makes one try
+per call); a failover error moves on to the next deployment (``[routing.fallback]``); every
+candidate at its rate limit means a bounded wait (then a 429 with ``retry-after``); optional
+hedging starts a second deployment when the first is slow to its first byte (one hedge even
+with fallback off), the first to answer wins and the other is cancelled (its HTTP/1.1
+connection is closed, its HTTP/2 stream reset). Every wait between tries follows one rule,
+``upstream.retry.Backoff`` (the provider's numbers for a retry, ``[routing.fallback]``'s for a
+fallback), through one sleep; retries, fallbacks and hedges draw on one budget of tries per
+request (``[routing] max_attempts``); each try is started and its outcome recorded here.
+The order of deployments is the router's; this module retries, sleeps, races and counts.
 """
 
 from __future__ import annotations
@@ -22,13 +24,15 @@ from collections.abc import AsyncGenerator, Awaitable, Callable, Coroutine
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+import msgspec
+
 from modelmux.config.routing import RoutingConfig
 from modelmux.errors import InternalError, ModelMuxError, RateLimited
 from modelmux.providers.base import Call, CallStats, ChatCall, EmbedCall, Provider, TextCall
 from modelmux.routing.models import DeploymentSpec
 from modelmux.routing.router import Attempt, Router, is_failover_error, retry_after_of
 from modelmux.routing.store import Lease, has_limits
-from modelmux.upstream.retry import backoff_delay
+from modelmux.upstream.retry import Backoff
 
 if TYPE_CHECKING:
     from modelmux.observability.calls import Watcher
@@ -56,6 +60,15 @@ class Served:
     errors_before: int = 0  # len(call.stats.errors) at the first byte
 
 
+class Tries(msgspec.Struct, gc=False):
+    """One request's budget of upstream tries, shared by its retries, fallbacks and hedges,
+    and the one sleep every backoff between them goes through (a Struct: built in C, once a
+    request)."""
+
+    left: int
+    sleep: Callable[[float], Awaitable[None]]
+
+
 class Failed(Exception):
     """Every attempt failed: ``error`` is what the client gets; ``provider`` and ``stats``
     (all attempts summed) are for its headers and the access log."""
@@ -65,65 +78,99 @@ class Failed(Exception):
         self.error, self.provider, self.stats = error, provider, stats
 
 
-async def _again(provider: Provider, call: Call, error: ModelMuxError) -> bool:
+async def _again(provider: Provider, call: Call, error: ModelMuxError,
+                 tries: Tries | None) -> bool:
     """After a failed try at ``provider``: wait out the backoff and return True when its retry
-    policy allows another try, else False (the error goes on to fallback or the client)."""
+    policy and the request's budget allow another try, else False (the error goes on to
+    fallback or the client). The wait goes through the policy's own sleep when it has one
+    (tests), else the request's (``tries``: the dispatcher's); without ``tries`` (one
+    deployment on its own) only the policy counts."""
     policy, stats = provider.retry, call.stats
     if not error.retryable or stats.retries >= policy.max_retries:
         return False
     wait = error.retry_after
     if wait is not None and wait > policy.cap:
         return False
-    delay = backoff_delay(stats.retries, base=policy.base, cap=policy.cap, retry_after=wait,
-                          rand=policy.rand)
+    if tries is not None:
+        if tries.left <= 0:
+            return False
+        tries.left -= 1
+    delay = policy.backoff.delay(stats.retries, policy.rand, wait)
     stats.retries += 1
     log.info("provider %s: retry %d/%d after %s", provider.name, stats.retries,
              policy.max_retries, error.code)
-    await policy.sleep(delay)
+    sleep = policy.sleep or (asyncio.sleep if tries is None else tries.sleep)
+    await sleep(delay)
     return True
 
 
-async def complete(provider: Provider, call: Call) -> bytes:
+async def complete(provider: Provider, call: Call, tries: Tries | None = None) -> bytes:
     """The whole answer of one deployment (a chat completion, or embeddings), tried again as
-    its retry policy allows.
+    its retry policy (and ``tries``, the request's budget) allows.
 
     Raises:
         ModelMuxError: the last try's error.
     """
+    stats = call.stats
     while True:
+        watch = stats.watch
+        if watch is not None:
+            stats.status = 0
+            watch.attempt(stats.attempts)
         try:
             if isinstance(call, ChatCall):  # the common case first: one check
-                return await provider.complete(call)
-            if isinstance(call, EmbedCall):
-                return await provider.embed(call)
-            return await provider.complete_text(call)
+                answer = await provider.complete(call)
+            elif isinstance(call, EmbedCall):
+                answer = await provider.embed(call)
+            else:
+                answer = await provider.complete_text(call)
         except ModelMuxError as exc:
-            if not await _again(provider, call, exc):
+            if watch is not None:
+                watch.attempt_done(stats.status, exc.code)
+            if not await _again(provider, call, exc, tries):
                 raise
+        else:
+            if watch is not None:
+                watch.attempt_done(stats.status, None)
+            return answer
 
 
-async def open_stream(provider: Provider, call: ChatCall | TextCall
+async def open_stream(provider: Provider, call: ChatCall | TextCall, tries: Tries | None = None
                       ) -> tuple[AsyncGenerator[bytes, None], bytes]:
-    """One deployment's stream and its first piece, tried again as its retry policy allows.
+    """One deployment's stream and its first piece, tried again as its retry policy (and
+    ``tries``, the request's budget) allows.
 
     Raises:
         ModelMuxError: the last try's error before its first piece (an empty stream is an
             ``InternalError``).
     """
+    stats = call.stats
     while True:
         chunks: AsyncGenerator[bytes, None] | None = None
+        watch = stats.watch
+        if watch is not None:
+            stats.status = 0
+            watch.attempt(stats.attempts)
         try:
             chunks = (provider.stream_text(call) if isinstance(call, TextCall)
                       else provider.stream(call))
-            return chunks, await anext(chunks)
+            first = await anext(chunks)
+            if watch is not None:
+                watch.attempt_done(stats.status, None)
+            return chunks, first
         except StopAsyncIteration:
             assert chunks is not None
             await chunks.aclose()
-            raise InternalError(f"provider {provider.name!r} produced an empty stream") from None
+            empty = InternalError(f"provider {provider.name!r} produced an empty stream")
+            if watch is not None:
+                watch.attempt_done(stats.status, empty.code)
+            raise empty from None
         except ModelMuxError as exc:
             if chunks is not None:
                 await chunks.aclose()
-            if not await _again(provider, call, exc):
+            if watch is not None:
+                watch.attempt_done(stats.status, exc.code)
+            if not await _again(provider, call, exc, tries):
                 raise
         except BaseException:
             if chunks is not None:
@@ -131,10 +178,14 @@ async def open_stream(provider: Provider, call: ChatCall | TextCall
             raise
 
 
-async def _retrying_stream(provider: Provider, call: ChatCall | TextCall
+async def _retrying_stream(provider: Provider, call: ChatCall | TextCall, tries: Tries | None
                            ) -> AsyncGenerator[bytes, None]:
-    """``open_stream`` as one generator, for a watcher to wrap: its span covers every try."""
-    chunks, piece = await open_stream(provider, call)
+    """``open_stream`` as one generator, for a watcher to wrap: its span covers every try. A
+    stream that broke after its first piece (the transport counted another error) fails the
+    try that served it."""
+    chunks, piece = await open_stream(provider, call, tries)
+    stats = call.stats
+    errors = len(stats.errors)
     try:
         while True:
             sent = yield piece
@@ -144,10 +195,13 @@ async def _retrying_stream(provider: Provider, call: ChatCall | TextCall
                 return
     finally:
         await chunks.aclose()
+        watch = stats.watch
+        if watch is not None and len(stats.errors) > errors:
+            watch.attempt_done(0, stats.errors[-1])
 
 
 async def _first(provider: Provider, call: Call, streamed: bool, watcher: Watcher | None,
-                 record: RequestRecord | None) -> First:
+                 record: RequestRecord | None, tries: Tries | None = None) -> First:
     """One deployment up to its first byte, with its retries: the whole answer, or the stream
     and its first chunk.
 
@@ -157,14 +211,15 @@ async def _first(provider: Provider, call: Call, streamed: bool, watcher: Watche
     call.stats.started_ns = time.perf_counter_ns()
     if watcher is None or record is None:
         if not streamed:
-            return await complete(provider, call), None, b""
+            return await complete(provider, call, tries), None, b""
         assert not isinstance(call, EmbedCall)  # embeddings are never streamed
-        chunks, first = await open_stream(provider, call)
+        chunks, first = await open_stream(provider, call, tries)
         return b"", chunks, first
     if not streamed:
-        return await watcher.complete(provider, call, record, complete(provider, call)), None, b""
+        return (await watcher.complete(provider, call, record, complete(provider, call, tries)),
+                None, b"")
     assert not isinstance(call, EmbedCall)
-    chunks = watcher.stream(provider, call, record, _retrying_stream(provider, call))
+    chunks = watcher.stream(provider, call, record, _retrying_stream(provider, call, tries))
     try:
         first = await anext(chunks)
     except StopAsyncIteration:
@@ -196,6 +251,8 @@ class Dispatcher:
         self._freed = asyncio.Event()
         self.queued = 0  # requests waiting for a rate-limited deployment
         self.watcher = watcher  # tracing or debug_bodies; None when both are off
+        fb = config.fallback
+        self.backoff = Backoff(fb.base_ms / 1000, fb.max_ms / 1000, fb.backoff == "constant")
 
     def finish(self, served: Served) -> None:
         """The served response is over: free the deployment's slot, wake queued requests.
@@ -221,17 +278,6 @@ class Dispatcher:
             self._freed.set()
             self._freed = asyncio.Event()
 
-    def _backoff(self, retry: int, retry_after: float | None) -> float:
-        fb = self.config.fallback
-        base, cap = fb.base_ms / 1000, fb.max_ms / 1000
-        if fb.backoff == "constant":
-            delay = min(base * (0.5 + 0.5 * self.rand()), cap)
-        else:
-            delay = backoff_delay(retry, base=base, cap=cap, retry_after=None, rand=self.rand)
-        if retry_after is not None and retry_after <= cap:
-            delay = max(delay, retry_after)
-        return delay
-
     def _hedge_delay(self, attempt: Attempt) -> float:
         hedging = self.config.hedging
         if hedging.percentile is not None and len(attempt.live.ttfts) >= hedging.min_samples:
@@ -256,6 +302,7 @@ class Dispatcher:
         budget = 1 + fb.max_retries if fb.enabled else 1
         hedging = self.config.hedging.enabled
         hedge_budget = max(budget, 2) if hedging else budget  # one hedge, fallback or not
+        tries = Tries(self.config.max_attempts, self.sleep)  # every try, retries included
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self.config.queue_timeout_ms / 1000
         running: Running = {}
@@ -282,20 +329,21 @@ class Dispatcher:
             started = time.perf_counter_ns()
             first_ns = first_ns or started
             tried.append(attempt)
+            tries.left -= 1
             if hedging:
-                coro = _first(provider, call, streamed, self.watcher, record)
+                coro = _first(provider, call, streamed, self.watcher, record, tries)
                 running[asyncio.ensure_future(coro)] = (attempt, call, started)
                 return None
             if streamed or self.watcher is not None:
-                return (_first(provider, call, streamed, self.watcher, record),
+                return (_first(provider, call, streamed, self.watcher, record, tries),
                         (attempt, call, started), False)
             call.stats.started_ns = started  # what _first does first
-            return complete(provider, call), (attempt, call, started), True
+            return complete(provider, call, tries), (attempt, call, started), True
 
         async def next_attempt(allow_wait: bool, limit: int = budget) -> Attempt | None:
-            """Admit the next candidate of the plan while fewer than ``limit`` were tried;
-            wait (bounded) while all are limited."""
-            while len(tried) < limit:
+            """Admit the next candidate of the plan while fewer than ``limit`` were tried and
+            the budget of tries lasts; wait (bounded) while all are limited."""
+            while len(tried) < limit and tries.left > 0:
                 waits = []
                 for spec in plan:
                     if tried and any(a.spec.id == spec.id for a in tried):
@@ -339,11 +387,11 @@ class Dispatcher:
                         break
                     if tried and failure is not None:
                         same = last is not None and attempt.spec.provider is last
-                        delay = self._backoff(len(tried) - 1,
-                                              retry_after_of(failure) if same else None)
+                        delay = self.backoff.delay(len(tried) - 1, self.rand,
+                                                   retry_after_of(failure) if same else None)
                         if delay > 0:
                             try:
-                                await self.sleep(delay)
+                                await tries.sleep(delay)
                             except BaseException:
                                 self.router.released(attempt)
                                 raise
@@ -362,7 +410,7 @@ class Dispatcher:
                         running[outcome] = entry
                 if not hedging:
                     done = set(running)  # finished already
-                elif len(running) == 1 and len(tried) < hedge_budget:
+                elif len(running) == 1 and len(tried) < hedge_budget and tries.left > 0:
                     done = await self._until_hedge(running)
                 else:
                     done, _ = await asyncio.wait(running, return_when=asyncio.FIRST_COMPLETED)
@@ -395,14 +443,16 @@ class Dispatcher:
                         raise
                     self.router.succeeded(attempt, complete=not streamed)
                     try:
-                        await self._cancel(running, total)
+                        if running:  # a hedge lost (no coroutine otherwise)
+                            await self._cancel(running, total)
                     except BaseException:  # the client left while the losers were cleaned up
                         self.router.released(attempt)
                         if chunks is not None:
                             await chunks.aclose()
                         raise
                     stats = call.stats
-                    _merge(stats, total)
+                    if len(tried) > 1:  # the others' tries, failed or cancelled, count too
+                        _merge(stats, total)
                     stats.wait_ns += started - first_ns
                     if attempt is not tried[0]:
                         self.metrics.fallbacks.inc(())
@@ -419,6 +469,9 @@ class Dispatcher:
             raise
         if failure is None:
             failure = InternalError("no deployment could be tried")
+        elif tries.left <= 0:
+            log.info("all %d tries of the request spent; the client gets the last error (%s)",
+                     self.config.max_attempts, failure.code)
         if record is not None:
             record.stats = total
         raise Failed(failure, last, total)

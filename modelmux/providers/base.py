@@ -8,10 +8,9 @@ SSE-framed OpenAI chunks (``stream``), and one embeddings request into its answe
 from __future__ import annotations
 
 import abc
-import asyncio
 import random
 from collections.abc import AsyncGenerator, Awaitable, Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import ClassVar, Protocol
 
 import msgspec
@@ -21,6 +20,7 @@ from modelmux.providers.token_count import CountInput, Counted, CountUnavailable
 from modelmux.schemas.openai_chat import ChatCompletionRequest
 from modelmux.schemas.openai_completions import CompletionRequest
 from modelmux.schemas.openai_embeddings import EmbeddingRequest
+from modelmux.upstream.retry import Backoff
 
 Tokens = tuple[int, int]
 """(input, output) tokens as the upstream reported them."""
@@ -125,15 +125,22 @@ def carries_usage(payload: bytes) -> bool:
 
 
 class AttemptWatch(Protocol):
-    """What the transport reports of each upstream try to whoever watches the call (tracing,
-    ``debug_bodies``: ``observability.calls.CallWatch``); providers know no more of it."""
+    """What the transport reports of the try the call stage opened to whoever watches the call
+    (tracing, ``debug_bodies``: ``observability.calls.CallWatch``); providers know no more of
+    it. The call stage starts each try and records its outcome; the transport only says what
+    it sends."""
 
-    def attempt(self, url: str, resend: int, headers: Headers, body: bytes) -> Headers:
-        """One try is about to be sent; returns the trace headers to add to it."""
+    def attempt(self, resend: int) -> None:
+        """The call stage starts a try (``resend`` tries came before it)."""
         ...
 
-    def attempt_status(self, status: int) -> None: ...
-    def attempt_failed(self, code: str) -> None: ...
+    def sending(self, url: str, headers: Headers, body: bytes) -> Headers:
+        """The current try is about to be sent; returns the trace headers to add to it."""
+        ...
+
+    def attempt_done(self, status: int, error: str | None) -> None:
+        """The call stage records the try's outcome (``status`` 0: no answer head)."""
+        ...
 
 
 class ClientSink(Protocol):
@@ -153,12 +160,13 @@ class CallStats:
     ``total_ns`` runs to the end of the upstream body. ``errors`` holds the code of every
     failed attempt. ``watch``
     (``observability.calls.CallWatch``) is set only while tracing or ``debug_bodies`` is on.
+    ``status`` is the upstream status of the last try's answer head, for the call stage's record.
     ``headers`` are the upstream answer headers a provider passes on to the client. ``cache``
     is the part of the input tokens read from or written to the provider's prompt cache.
     """
 
     __slots__ = ("attempts", "retries", "errors", "started_ns", "wait_ns", "total_ns", "tokens",
-                 "cache", "watch", "headers")
+                 "cache", "watch", "headers", "status")
 
     def __init__(self) -> None:
         self.started_ns = 0  # perf_counter_ns of the first try, set by the call stage
@@ -171,6 +179,7 @@ class CallStats:
         self.cache: Cache | None = None
         self.watch: AttemptWatch | None = None
         self.headers: Headers = []  # upstream answer headers the client gets too (x-ratelimit-*)
+        self.status = 0  # the last try's upstream status (0: no answer head)
 
 
 class ChatCall:
@@ -264,7 +273,8 @@ TEXT_COMPLETION_TYPES = "openai, azure, openai_compatible, huggingface"
 @dataclass(frozen=True, slots=True)
 class RetryPolicy:
     """How often one deployment is tried again after a retryable failure, and how long the call
-    stage waits between tries; ``rand`` and ``sleep`` are injectable for tests.
+    stage waits between tries; ``rand`` and ``sleep`` are injectable for tests (no ``sleep``:
+    the call stage's one sleep waits).
 
     A ``retry-after`` longer than ``cap`` is not waited for: the error goes on (to the next
     deployment, or to the client with that header) instead.
@@ -274,7 +284,12 @@ class RetryPolicy:
     base: float = 0.5
     cap: float = 30.0
     rand: Callable[[], float] = random.random
-    sleep: Callable[[float], Awaitable[None]] = field(default=asyncio.sleep)
+    sleep: Callable[[float], Awaitable[None]] | None = None
+
+    @property
+    def backoff(self) -> Backoff:
+        """The call stage's one waiting rule, with this policy's numbers."""
+        return Backoff(self.base, self.cap)
 
 
 NO_RETRY = RetryPolicy(max_retries=0)

@@ -5,7 +5,8 @@ another try may cure (connect errors, resets before the head, 429, 5xx, 529, a s
 failed before its first chunk) is raised with ``retryable`` set and the upstream's
 ``retry_after``; the call stage decides whether and when to try again. ``ProviderClient.relay``
 drives a sans-I/O ``Relay`` over the body. Wire formats are the relays' business, not this
-module's. Each try fills in the call's ``CallStats`` (attempts, errors, time waiting, tokens).
+module's. Each try fills in the call's ``CallStats`` (attempts, errors, status, time waiting,
+tokens): the call stage reads them to record the try's outcome.
 """
 
 from __future__ import annotations
@@ -165,7 +166,7 @@ class ProviderClient:
             stats.attempts += 1
             out = [*headers, *sent]
             if watch is not None:
-                out += watch.attempt(url, stats.attempts - 1, out, body)
+                out += watch.sending(url, out, body)
             try:
                 response = await self.pool.request(b"POST", url, out, body, self.timeouts,
                                                    http2=self.http2)
@@ -173,9 +174,7 @@ class ProviderClient:
                 _failed(stats, exc.code)
                 exc.retryable = _retryable_exception(exc)
                 raise
-            status = response.status
-            if watch is not None:
-                watch.attempt_status(status)
+            status = stats.status = response.status
             kept = [] if self.keep_prefix is None else self._kept(response.headers)
             if 200 <= status < 300:
                 stats.headers = kept
@@ -193,7 +192,7 @@ class ProviderClient:
                 continue
             error = self.errors(self.provider, status, response.headers, payload)
             error.headers = [*error.headers, *kept]
-            stats.errors.append(error.code)  # the try's span has its status already
+            stats.errors.append(error.code)
             if is_retryable_status(status):
                 error.retryable = True
                 value = response.get_header(b"retry-after")
@@ -316,11 +315,8 @@ class ProviderClient:
 
 
 def _failed(stats: CallStats, code: str) -> None:
-    """Count one try that failed without an error status, and end its span when tracing
-    watches the call."""
+    """Count one try that failed without an error status (the call stage records it)."""
     stats.errors.append(code)
-    if stats.watch is not None:
-        stats.watch.attempt_failed(code)
 
 
 async def _splice(response: Response, relay: Relay, sink: ClientSink) -> list[bytes]:

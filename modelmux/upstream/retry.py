@@ -1,7 +1,8 @@
 """Retry policy for upstream calls: which statuses to retry and how long to wait.
 
 Pure functions with the clock and the random source injected; the caller owns the loop that
-sleeps and retries (and only retries before the first byte has reached its client).
+sleeps and retries (and only retries before the first byte has reached its client). ``Backoff``
+is the one waiting rule the call stage applies, to a retry and to a fallback alike.
 """
 
 from __future__ import annotations
@@ -9,6 +10,7 @@ from __future__ import annotations
 import re
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import timezone
 from email.utils import parsedate_to_datetime
 
@@ -62,6 +64,30 @@ def backoff_delay(
     if retry_after is not None and retry_after > delay:
         delay = retry_after
     return min(delay, cap)
+
+
+@dataclass(frozen=True, slots=True)
+class Backoff:
+    """How long to wait before another try: ``base`` and ``cap`` in seconds; exponential with
+    full jitter (``backoff_delay``), or ``constant``: ``base`` × [0.5, 1]."""
+
+    base: float
+    cap: float
+    constant: bool = False
+
+    def delay(self, tried: int, rand: Callable[[], float],
+              retry_after: float | None = None) -> float:
+        """Seconds to wait before the next try, ``tried`` being how many came before it minus
+        one; raised to ``retry_after`` when that is within ``cap`` (a longer one is not waited
+        for: whether to try at all is the caller's call)."""
+        if self.constant:
+            delay = min(self.base * (0.5 + 0.5 * rand()), self.cap)
+        else:
+            delay = backoff_delay(tried, base=self.base, cap=self.cap, retry_after=None,
+                                  rand=rand)
+        if retry_after is not None and retry_after <= self.cap:
+            delay = max(delay, retry_after)
+        return delay
 
 
 def parse_retry_after(value: bytes, *, now: Callable[[], float] = time.time) -> float | None:
