@@ -181,14 +181,7 @@ class Exchange:
 
     async def respond(self, status: int, headers: Headers, body: bytes = b"") -> None:
         """Send a complete response with a Content-Length body."""
-        self._begin(status)  # reply, written out: a call less on the general path
-        all_headers = headers + self.extra_headers
-        all_headers.append((b"content-length", str(len(body)).encode()))
-        if self.method == "HEAD":
-            body = b""
-        self._stream.send_head(status, all_headers, end=True, body=body)
-        self.bytes_sent += len(body)
-        self.ended = True
+        self.reply(status, headers, body)
         await self._stream.drain()
 
     def reply(self, status: int, headers: Headers, body: bytes = b"") -> None:
