@@ -16,6 +16,7 @@ from collections.abc import Awaitable, Callable
 
 from modelmux import __version__
 from modelmux.api.access import Access
+from modelmux.api.caller import describe_limits
 from modelmux.api.cors import Cors
 from modelmux.api.ids import new_hex_id
 from modelmux.api.lane import ChatLane, lane_allowed
@@ -25,7 +26,7 @@ from modelmux.cache.backend import build_backend
 from modelmux.config.overrides import Overrides
 from modelmux.api.token_estimate import TokenEstimator
 from modelmux.config.schema import Config
-from modelmux.errors import MethodNotAllowed, NotFound
+from modelmux.errors import MethodNotAllowed, ModelMuxError, NotFound
 from modelmux.observability.access import AccessLog
 from modelmux.observability.bodies import BodyLog
 from modelmux.observability.calls import Watcher
@@ -228,6 +229,10 @@ class App:
         self.active += 1
         try:
             await self._route(exchange)(self, exchange)  # one frame less than an async dispatch
+        except ModelMuxError:
+            if self.auth is not None:
+                describe_limits(self, exchange)  # a refusal before the limit check
+            raise
         finally:
             self.active -= 1
             if not self.active and self._idle is not None:

@@ -9,6 +9,8 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from modelmux.errors import ModelMuxError, PermissionDenied
+from modelmux.pipeline.admit import AdmitStage
+from modelmux.pipeline.ratelimits import describe
 from modelmux.tenancy.access import allows, model_names
 
 if TYPE_CHECKING:
@@ -27,7 +29,37 @@ async def caller(app: Services, exchange: Exchange) -> Identity | None:
     """
     if app.auth is None:
         return None
-    return await app.auth.identify(exchange.headers, exchange.client)
+    identity = await app.auth.identify(exchange.headers, exchange.client)
+    describe_limits(app, exchange, identity)
+    return identity
+
+
+_LIMIT_NAMES = (b"x-ratelimit-limit-requests", b"x-ratelimit-limit-tokens")
+
+
+def describe_limits(app: Services, exchange: Exchange, identity: Identity | None = None
+                    ) -> None:
+    """Add a limited caller's ``x-ratelimit-*`` headers to an answer that met no limit check
+    (a model list, count_tokens, a refusal before admission): its scopes' state now, nothing
+    counted. ``identity`` None: the one the credential cache holds, if any. No headers when
+    the answer already has them, or the caller has no rpm or tpm."""
+    auth = app.auth
+    if auth is None:
+        return
+    if identity is None:
+        entry = auth.fast(exchange.headers)
+        if entry is None:
+            return
+        identity = entry.identity
+    headers = exchange.extra_headers
+    if any(name in _LIMIT_NAMES for name, _ in headers):
+        return
+    for stage in app.pipeline.stages:
+        if isinstance(stage, AdmitStage):
+            meters = stage.meters(identity)
+            if meters:
+                describe(stage.limits.available, meters, headers)
+            return
 
 
 async def known_caller(app: Services, exchange: Exchange) -> Identity | None:
@@ -56,7 +88,8 @@ async def check_model_access(app: Services, exchange: Exchange, model: str) -> N
         AuthenticationFailed, RateLimited, PermissionDenied: as the authenticate stage.
     """
     if app.auth is not None:
-        await app.auth.identify(exchange.headers, exchange.client, model)
+        identity = await app.auth.identify(exchange.headers, exchange.client, model)
+        describe_limits(app, exchange, identity)
 
 
 def visible(identity: Identity | None, models: list[tuple[str, str]],

@@ -201,8 +201,7 @@ def raw(port: int, method: str, path: str, key: str, body: str | None = None
         conn.close()
 
 
-def test_rate_limit_headers_come_only_with_answers_that_reached_the_limit_check(
-        tmp_path: Path) -> None:
+def test_every_answer_to_a_limited_key_has_its_rate_limit_headers(tmp_path: Path) -> None:
     async def body() -> None:
         async with gateway(toml(tmp_path / "mm.db")) as gw:
             base = f"http://127.0.0.1:{gw.port}"
@@ -210,19 +209,31 @@ def test_rate_limit_headers_come_only_with_answers_that_reached_the_limit_check(
                                            {"rpm": 2, "tpm": 100000, "models": ["mock"]})
             key = made["key"]
             chat = json.dumps({"model": "mock", "messages": MESSAGES})
-            before = [("GET", "/v1/models", None), ("POST", "/v1/chat/completions", "{bad"),
-                      ("POST", "/v1/messages", '{"model": "mock"}'),
+            before = [("GET", "/v1/models", None, 200),
+                      ("POST", "/v1/chat/completions", "{bad", 400),
+                      ("POST", "/v1/messages", '{"model": "mock"}', 400),
                       ("POST", "/v1/chat/completions",
-                       json.dumps({"model": "elsewhere", "messages": MESSAGES})),
+                       json.dumps({"model": "elsewhere", "messages": MESSAGES}), 403),
                       ("POST", "/v1/messages/count_tokens",
-                       json.dumps({"model": "mock", "messages": MESSAGES}))]
-            for method, path, sent in before:  # answered before admission: no headers
+                       json.dumps({"model": "mock", "messages": MESSAGES}), 200)]
+            for method, path, sent, expected in before:  # no limit check: nothing counted
                 status, headers = await asyncio.to_thread(raw, gw.port, method, path, key, sent)
-                assert status in (200, 400, 403) and headers == {}, (path, status, headers)
-            for expected in (200, 200, 429):  # served and refused at admission: headers
+                assert status == expected, (path, status)
+                assert headers["x-ratelimit-limit-requests"] == "2", (path, headers)
+                assert headers["x-ratelimit-remaining-requests"] == "2", (path, headers)
+                assert headers["x-ratelimit-limit-tokens"] == "100000", (path, headers)
+            for expected, left in ((200, "1"), (200, "0"), (429, "0")):  # counted at admission
                 status, headers = await asyncio.to_thread(
                     raw, gw.port, "POST", "/v1/chat/completions", key, chat)
                 assert status == expected and headers["x-ratelimit-limit-requests"] == "2"
+                assert headers["x-ratelimit-remaining-requests"] == left, headers
+            status, headers = await asyncio.to_thread(raw, gw.port, "GET", "/v1/models", key,
+                                                      None)
+            assert status == 200 and headers["x-ratelimit-remaining-requests"] == "0"
+            free = await asyncio.to_thread(admin, base, "/admin/keys", {"models": ["mock"]})
+            status, headers = await asyncio.to_thread(raw, gw.port, "GET", "/v1/models",
+                                                      free["key"], None)
+            assert status == 200 and headers == {}  # a key without limits: no headers
 
     asyncio.run(body())
 
