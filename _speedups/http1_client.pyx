@@ -12,7 +12,7 @@ which differs from the pure twin only after that many bytes have arrived.
 """
 
 from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize, PyBytes_GET_SIZE
-from libc.string cimport memchr, memcpy
+from libc.string cimport memchr, memcmp, memcpy
 
 from modelmux._speedups.http1 import parse_response_head
 from modelmux.http1._head_py import comma_tokens, trailer_end
@@ -20,6 +20,7 @@ from modelmux.http1.common import (
     BODY_CHUNKED,
     BODY_LENGTH,
     BODY_NONE,
+    BODY_UNTIL_CLOSE,
     END,
     NEED_DATA,
     HTTP1LocalError,
@@ -34,7 +35,9 @@ cdef enum:
 
 cdef Py_ssize_t _MAX = <Py_ssize_t>((<size_t>-1) >> 1)
 cdef object _BIG = _MAX
-cdef int _B_NONE = BODY_NONE, _B_LENGTH = BODY_LENGTH, _B_CHUNKED = BODY_CHUNKED
+cdef int _STATE_OF[4]  # the parser state that reads each body framing (BODY_* are 0..3)
+_STATE_OF[BODY_NONE], _STATE_OF[BODY_LENGTH] = _DONE, _LENGTH
+_STATE_OF[BODY_CHUNKED], _STATE_OF[BODY_UNTIL_CLOSE] = _CHUNK_SIZE, _UNTIL_CLOSE
 _LINES = {}  # (method, target) -> its checked request line: a pool sends to few URLs
 cdef Py_ssize_t _MAX_LINES = 256
 
@@ -128,15 +131,7 @@ cdef bint _decimal_is(bytes text, Py_ssize_t value) noexcept:
         value //= 10
         if value == 0:
             break
-    return n == 24 - i and memcmp_(PyBytes_AS_STRING(text), digits + i, n)
-
-
-cdef inline bint memcmp_(const char* a, const char* b, Py_ssize_t n) noexcept:
-    cdef Py_ssize_t i
-    for i in range(n):
-        if a[i] != b[i]:
-            return False
-    return True
+    return n == 24 - i and memcmp(PyBytes_AS_STRING(text), digits + i, <size_t>n) == 0
 
 
 cdef bytes _as_bytes(object value):
@@ -291,7 +286,7 @@ cdef class ClientConnection:
         cdef bytes buf
         cdef const unsigned char* p
         cdef Py_ssize_t n, pos, avail, end, i, remaining
-        cdef int state, digit, framing
+        cdef int state, digit
         cdef size_t size
         while True:
             state = self._state
@@ -339,15 +334,7 @@ cdef class ClientConnection:
                 if status < 200:
                     continue  # 1xx informational: the final response follows
                 self.keep_alive = self.keep_alive and keep
-                framing = <int>body
-                if framing == _B_NONE:
-                    self._state = _DONE
-                elif framing == _B_LENGTH:
-                    self._state = _LENGTH
-                elif framing == _B_CHUNKED:
-                    self._state = _CHUNK_SIZE
-                else:
-                    self._state = _UNTIL_CLOSE
+                self._state = _STATE_OF[<int>body]
                 self._remaining = length if length < _BIG else _MAX
                 return status, headers, reason
             if state == _CHUNK_SIZE:
