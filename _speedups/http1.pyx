@@ -11,6 +11,8 @@ lower-cased while copied; the response head is written into one bytes object.
 from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize, PyBytes_GET_SIZE
 from libc.string cimport memchr, memcmp, memcpy
 
+include "_crlf.pxi"
+
 from modelmux.http1.common import (
     BODY_CHUNKED,
     BODY_LENGTH,
@@ -591,18 +593,3 @@ cdef class ServerConnection:
             self.waiting_for_continue = False
             return CONTINUE
         return b""
-
-
-cdef Py_ssize_t _crlf(const unsigned char* p, Py_ssize_t n) noexcept:
-    """Index of the first CR LF in ``p[:n]``, or -1."""
-    cdef const unsigned char* hit
-    cdef Py_ssize_t i = 0
-    while i + 1 < n:
-        hit = <const unsigned char*>memchr(p + i, 13, <size_t>(n - i - 1))
-        if hit == NULL:
-            return -1
-        i = hit - p
-        if p[i + 1] == 10:
-            return i
-        i += 1
-    return -1

@@ -14,6 +14,8 @@ which differs from the pure twin only after that many bytes have arrived.
 from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize, PyBytes_GET_SIZE
 from libc.string cimport memchr, memcmp, memcpy
 
+include "_crlf.pxi"
+
 from modelmux._speedups.http1 import parse_response_head
 from modelmux.http1._head_py import comma_tokens, trailer_end
 from modelmux.http1.common import (
@@ -67,20 +69,6 @@ cdef Py_ssize_t _head_end(const unsigned char* p, Py_ssize_t n) noexcept:
             return i + 2
     return -1
 
-
-cdef Py_ssize_t _crlf(const unsigned char* p, Py_ssize_t n) noexcept:
-    """Index of the first CR LF in ``p[:n]``, or -1."""
-    cdef const unsigned char* hit
-    cdef Py_ssize_t i = 0
-    while i + 1 < n:
-        hit = <const unsigned char*>memchr(p + i, 13, <size_t>(n - i - 1))
-        if hit == NULL:
-            return -1
-        i = hit - p
-        if p[i + 1] == 10:
-            return i
-        i += 1
-    return -1
 
 
 cdef bint _named(bytes name, const char* lower, Py_ssize_t m) noexcept:
