@@ -12,6 +12,9 @@ from msgspec import Struct, field
 from modelmux.config.settings import Timeouts
 
 
+EmbedBatch = Annotated[int, msgspec.Meta(ge=1, le=100_000)]
+
+
 class MockProviderConfig(Struct, tag_field="type", tag="mock", forbid_unknown_fields=True, frozen=True):
     """The built-in deterministic provider for demos, tests and benchmarks."""
 
@@ -62,7 +65,7 @@ class OpenAICompatibleConfig(Struct, tag_field="type", tag="openai_compatible",
     timeouts: TimeoutsConfig = field(default_factory=TimeoutsConfig)
     max_retries: MaxRetries = 2
     http2: bool | None = None  # unset: ALPN over TLS; true: HTTP/2 only; false: HTTP/1.1 only
-    embed_batch_size: Annotated[int, msgspec.Meta(ge=1, le=100_000)] = 2048
+    embed_batch_size: EmbedBatch = 2048
     tokenize: Literal["vllm", "llamacpp"] | None = None  # count_tokens asks the server to count
     tokenizer: TokenizerFile = None
 
@@ -130,9 +133,6 @@ class GeminiConfig(Struct, tag_field="type", tag="gemini", forbid_unknown_fields
     timeouts: TimeoutsConfig = field(default_factory=TimeoutsConfig)
     max_retries: MaxRetries = 2
     http2: bool | None = None  # unset: ALPN over TLS; true: HTTP/2 only; false: HTTP/1.1 only
-
-
-EmbedBatch = Annotated[int, msgspec.Meta(ge=1, le=100_000)]
 
 
 class OpenAIConfig(Struct, tag_field="type", tag="openai", forbid_unknown_fields=True,
