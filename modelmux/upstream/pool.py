@@ -23,9 +23,11 @@ from modelmux.config.settings import Timeouts
 from modelmux.errors import Headers
 from modelmux.http1.client import Backend
 from modelmux.upstream.budget import BodyBudget
-from modelmux.upstream.connection import HIGH_WATER, LOW_WATER, HTTP11Connection
+from modelmux.upstream.connection import HTTP11Connection
 from modelmux.upstream.dial import open_tls
 from modelmux.upstream.errors import UpstreamConnectError, map_errors, raise_mapped
+from modelmux.upstream.h1link import HIGH_WATER, LOW_WATER
+from modelmux.upstream.h1link import HIGH_WATER, LOW_WATER
 from modelmux.upstream.h2connection import HTTP2Connection
 from modelmux.upstream.h2stream import StreamRefused
 from modelmux.upstream.origin import Origin
