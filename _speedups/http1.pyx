@@ -1,23 +1,20 @@
 # cython: language_level=3, boundscheck=False, wraparound=False, cdivision=True
-"""Native twin of ``modelmux.http1._server_py``: the sans-I/O HTTP/1.1 server connection, and
-the response-head parser the upstream client shares the header grammar with.
+"""Native twin of ``modelmux.http1._server_py``: the sans-I/O HTTP/1.1 server connection.
 
 Same API, events and errors as the pure twin (which documents what is accepted: h11 0.16's
 grammar, stricter on obs-fold, Content-Length with Transfer-Encoding, and versions other than
-1.0/1.1). The head is scanned once with memchr and 256-entry class tables; names are
-lower-cased while copied; the response head is written into one bytes object.
+1.0/1.1). The head is scanned once with memchr and 256-entry class tables (``_head.pxi``, which
+the client twin reads response heads with); names are lower-cased while copied; the response
+head is written into one bytes object.
 """
 
 from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize, PyBytes_GET_SIZE
 from libc.string cimport memchr, memcmp, memcpy
 
 include "_crlf.pxi"
+include "_head.pxi"
 
 from modelmux.http1.common import (
-    BODY_CHUNKED,
-    BODY_LENGTH,
-    BODY_NONE,
-    BODY_UNTIL_CLOSE,
     CONTINUE,
     END,
     NEED_DATA,
@@ -33,36 +30,6 @@ __all__ = ["ServerConnection"]
 cdef enum:
     S_HEAD, S_BODY, S_CHUNK_SIZE, S_CHUNK_DATA, S_CHUNK_CRLF, S_TRAILER, S_DONE, S_ERROR
     M_NO_BODY, M_LENGTH, M_CHUNKED, M_UNTIL_CLOSE
-    C_TOKEN = 1
-    C_VALUE = 2      # h11's field-vchar: anything but NUL, SP, HT, LF, VT, FF, CR
-    C_TARGET = 4     # VCHAR
-    C_HEX = 8
-
-cdef unsigned char _CLASS[256]
-cdef unsigned char _LOWER[256]
-
-
-cdef void _init_tables() noexcept:
-    cdef int c
-    cdef bytes token = b"-!#$%&'*+.^_`|~0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
-    for c in range(256):
-        _CLASS[c] = 0
-        _LOWER[c] = c + 32 if 65 <= c <= 90 else c
-        if c not in (0, 9, 10, 11, 12, 13, 32):
-            _CLASS[c] |= C_VALUE
-        if 0x21 <= c <= 0x7e:
-            _CLASS[c] |= C_TARGET
-        if 48 <= c <= 57 or 65 <= c <= 70 or 97 <= c <= 102:
-            _CLASS[c] |= C_HEX
-    for c in token:
-        _CLASS[c] |= C_TOKEN
-
-
-_init_tables()
-
-
-cdef inline bint _is(const unsigned char* p, Py_ssize_t n, const char* lit, Py_ssize_t m) noexcept:
-    return n == m and memcmp(p, lit, m) == 0
 
 
 cdef Py_ssize_t _head_end(const unsigned char* p, Py_ssize_t start, Py_ssize_t n) noexcept:
@@ -79,42 +46,6 @@ cdef Py_ssize_t _head_end(const unsigned char* p, Py_ssize_t start, Py_ssize_t n
         if i + 1 < n and p[i] == 13 and p[i + 1] == 10:
             return i + 2
     return -1
-
-
-cdef Py_ssize_t _fields(const unsigned char* p, Py_ssize_t i, Py_ssize_t stop, list out) except -2:
-    """Validate header lines ``p[i:stop]`` (each ending in LF); append (lower name, value) to
-    ``out`` unless it is None. Returns 0, or -1 at the first illegal line."""
-    cdef Py_ssize_t name_end, eol, vs, ve, k
-    cdef bytes name
-    cdef unsigned char* q
-    while i < stop:
-        name_end = i
-        while name_end < stop and _CLASS[p[name_end]] & C_TOKEN:
-            name_end += 1
-        if name_end == i or name_end >= stop or p[name_end] != 58:  # ':'
-            return -1
-        eol = (<const unsigned char*>memchr(p + name_end, 10, <size_t>(stop - name_end))) - p
-        ve = eol - 1 if p[eol - 1] == 13 else eol
-        vs = name_end + 1
-        while vs < ve and (p[vs] == 32 or p[vs] == 9):
-            vs += 1
-        while ve > vs and (p[ve - 1] == 32 or p[ve - 1] == 9):
-            ve -= 1
-        for k in range(vs, ve):
-            if not (_CLASS[p[k]] & C_VALUE or p[k] == 32 or p[k] == 9):
-                return -1
-        if out is not None:
-            name = PyBytes_FromStringAndSize(NULL, name_end - i)
-            q = <unsigned char*>PyBytes_AS_STRING(name)
-            for k in range(name_end - i):
-                q[k] = _LOWER[p[i + k]]
-            out.append((name, PyBytes_FromStringAndSize(<const char*>p + vs, ve - vs)))
-        i = eol + 1
-    return 0
-
-
-def _comma_tokens(bytes value):
-    return [t for t in (p.strip() for p in value.lower().split(b",")) if t]
 
 
 cdef object _parse_head(bytes buf, Py_ssize_t end):
@@ -162,132 +93,6 @@ cdef object _parse_head(bytes buf, Py_ssize_t end):
     return RequestHead(method, target, b"1.1" if modern else b"1.0", headers,
                        None if length is None else int(length), f.chunked,
                        modern and not f.close, modern and f.expect)
-
-
-def parse_response_head(bytes buf not None, Py_ssize_t end):
-    """See the pure twin: status, headers, reason, keep-alive, body framing, Content-Length."""
-    cdef const unsigned char* p = <const unsigned char*>PyBytes_AS_STRING(buf)
-    cdef Py_ssize_t i, reason_start, reason_end, stop
-    cdef list headers = []
-    cdef bytes length, reason
-    cdef bint modern, keep_alive
-    cdef Framing f
-    cdef int status
-    if end > PyBytes_GET_SIZE(buf) or end < 14 or memcmp(p, b"HTTP/1.", 7) != 0 \
-            or not (p[7] == 48 or p[7] == 49) or p[8] != 32 \
-            or not (48 <= p[9] <= 57 and 48 <= p[10] <= 57 and 48 <= p[11] <= 57):
-        raise HTTP1ProtocolError("illegal status line")
-    modern = p[7] == 49
-    status = (p[9] - 48) * 100 + (p[10] - 48) * 10 + (p[11] - 48)
-    i = reason_start = reason_end = 12
-    if p[i] == 32:  # a reason phrase: HTAB, SP, VCHAR, obs-text
-        i = reason_start = 13
-        while i < end and (p[i] == 9 or p[i] == 32 or 0x21 <= p[i]) and p[i] != 0x7f:
-            i += 1
-        reason_end = i
-    if i < end and p[i] == 13:
-        i += 1
-    if i >= end or p[i] != 10:
-        raise HTTP1ProtocolError("illegal status line")
-    i += 1
-    stop = end - 2 if p[end - 2] == 13 else end - 1
-    if i > stop or _fields(p, i, stop, headers) < 0:
-        raise HTTP1ProtocolError("illegal header line (obs-fold, bad name or value)")
-    length = _framing(headers, False, &f)
-    reason = PyBytes_FromStringAndSize(<const char*>p + reason_start, reason_end - reason_start)
-    keep_alive = modern and not f.close
-    if status < 200 or status == 204 or status == 304:
-        return status, headers, reason, keep_alive, BODY_NONE, 0
-    if f.chunked:
-        return status, headers, reason, keep_alive, BODY_CHUNKED, 0
-    if length is not None:
-        size = int(length)
-        return status, headers, reason, keep_alive, BODY_LENGTH if size else BODY_NONE, size
-    return status, headers, reason, False, BODY_UNTIL_CLOSE, 0
-
-
-cdef struct Framing:
-    bint chunked
-    bint close
-    bint expect
-    int hosts
-
-
-cdef bytes _framing(list headers, bint request, Framing* f):
-    """One walk over decoded headers for what frames the message: returns the Content-Length
-    (equal repeats dropped from ``headers``, None without one) and fills ``f`` (chunked,
-    Connection: close; for a request also Host count and Expect: 100-continue). Raises
-    HTTP1ProtocolError as the side's pure twin does."""
-    cdef Py_ssize_t k = 0, count = len(headers), nl
-    cdef tuple pair
-    cdef bytes name, value, length = None
-    cdef const unsigned char* n
-    f.chunked = f.close = f.expect = False
-    f.hosts = 0
-    while k < count:
-        pair = <tuple>headers[k]
-        name = <bytes>pair[0]
-        n = <const unsigned char*>PyBytes_AS_STRING(name)
-        nl = PyBytes_GET_SIZE(name)
-        k += 1
-        if _is(n, nl, b"content-length", 14):
-            value = _content_length(<bytes>pair[1], length)
-            if value is None:  # an equal repeat: dropped
-                k -= 1
-                del headers[k]
-                count -= 1
-                continue
-            length = value
-            headers[k - 1] = (name, value)
-        elif _is(n, nl, b"transfer-encoding", 17):
-            value = (<bytes>pair[1]).lower()
-            if not request:
-                if f.chunked or value != b"chunked":
-                    raise HTTP1ProtocolError("only one Transfer-Encoding: chunked is supported")
-            elif f.chunked:
-                raise HTTP1ProtocolError("multiple Transfer-Encoding headers", 501)
-            elif value != b"chunked":
-                raise HTTP1ProtocolError("only Transfer-Encoding: chunked is supported", 501)
-            else:
-                headers[k - 1] = (name, value)
-            f.chunked = True
-        elif _is(n, nl, b"connection", 10):
-            f.close = f.close or b"close" in _comma_tokens(pair[1])
-        elif request and _is(n, nl, b"host", 4):
-            f.hosts += 1
-        elif request and _is(n, nl, b"expect", 6):
-            f.expect = f.expect or b"100-continue" in _comma_tokens(pair[1])
-    if f.chunked and length is not None:
-        raise HTTP1ProtocolError("both Content-Length and Transfer-Encoding")
-    return length
-
-
-cdef bytes _content_length(bytes value, bytes seen):
-    """The pure twin's ``content_length``: a field's one value, or None for an equal repeat of
-    ``seen``; HTTP1ProtocolError for non-digits, a list of differing values, or a conflict."""
-    if b"," in value:
-        lengths = {v.strip() for v in value.split(b",")}
-        value = lengths.pop()
-        if lengths:
-            raise HTTP1ProtocolError("bad or conflicting Content-Length")
-    if not _digits(value):
-        raise HTTP1ProtocolError("bad or conflicting Content-Length")
-    if seen is None:
-        return value
-    if value != seen:
-        raise HTTP1ProtocolError("conflicting Content-Length headers")
-    return None
-
-
-cdef bint _digits(bytes value):
-    cdef const unsigned char* p = <const unsigned char*>PyBytes_AS_STRING(value)
-    cdef Py_ssize_t n = PyBytes_GET_SIZE(value), i
-    if n == 0 or n > 20:
-        return False
-    for i in range(n):
-        if not 48 <= p[i] <= 57:
-            return False
-    return True
 
 
 cdef class ServerConnection:
@@ -506,7 +311,7 @@ cdef class ServerConnection:
             name = <bytes>pair[0]
             if name == b"content-length":
                 sized = True
-            elif name == b"connection" and b"close" in _comma_tokens(pair[1]):
+            elif name == b"connection" and _has_token(<bytes>pair[1], b"close", 5):
                 closing = True
         if self._head_request or status == 204 or status == 304:
             self._mode = M_NO_BODY

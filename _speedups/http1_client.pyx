@@ -4,8 +4,9 @@
 Same API, events and errors as the pure twin, which documents what is accepted and stays the
 readable reference. The state lives in typed slots; consumed bytes are skipped with an index
 (``_pos``) rather than sliced off; chunk heads and the request head are scanned with byte
-loops. Response heads go to ``http1``'s native ``parse_response_head``; trailer sections and
-Connection tokens (rare) use the pure twin's own helpers, so there is one grammar.
+loops. Response heads are read with the field grammar the server twin shares (``_head.pxi``)
+and go straight into the parser's state; trailer sections (rare) use the pure twin's own
+helper.
 
 Body counters are C integers: a Content-Length or chunk size beyond 2**63 - 1 is clamped there,
 which differs from the pure twin only after that many bytes have arrived.
@@ -15,9 +16,9 @@ from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize, PyBytes
 from libc.string cimport memchr, memcmp, memcpy
 
 include "_crlf.pxi"
+include "_head.pxi"
 
-from modelmux._speedups.http1 import parse_response_head
-from modelmux.http1._head_py import comma_tokens, trailer_end
+from modelmux.http1._head_py import trailer_end
 from modelmux.http1.common import (
     BODY_CHUNKED,
     BODY_LENGTH,
@@ -29,17 +30,13 @@ from modelmux.http1.common import (
     HTTP1ProtocolError,
 )
 
-__all__ = ["ClientConnection"]
+__all__ = ["ClientConnection", "parse_response_head"]
 
 cdef enum:
     _HEAD, _LENGTH, _CHUNK_SIZE, _CHUNK_DATA, _CHUNK_CRLF, _TRAILER, _UNTIL_CLOSE, _DONE
     _COMPLETE, _IDLE, _ERROR
 
 cdef Py_ssize_t _MAX = <Py_ssize_t>((<size_t>-1) >> 1)
-cdef object _BIG = _MAX
-cdef int _STATE_OF[4]  # the parser state that reads each body framing (BODY_* are 0..3)
-_STATE_OF[BODY_NONE], _STATE_OF[BODY_LENGTH] = _DONE, _LENGTH
-_STATE_OF[BODY_CHUNKED], _STATE_OF[BODY_UNTIL_CLOSE] = _CHUNK_SIZE, _UNTIL_CLOSE
 _LINES = {}  # (method, target) -> its checked request line: a pool sends to few URLs
 cdef Py_ssize_t _MAX_LINES = 256
 
@@ -143,6 +140,88 @@ cdef list _pairs(object headers):
     return out
 
 
+cdef struct Framed:
+    int status
+    bint keep_alive
+    int state  # the parser state that reads the body: _DONE, _LENGTH, _CHUNK_SIZE, _UNTIL_CLOSE
+    Py_ssize_t length  # the Content-Length, clamped to _MAX; 0 unless the state is _LENGTH
+
+
+cdef tuple _response_head(bytes buf, Py_ssize_t end, Framed* out):
+    """The head ``buf[:end]`` as ``next_event`` returns it, (status, headers, reason), with
+    what frames the body in ``out``. Raises HTTP1ProtocolError as the pure twin's
+    ``parse_response_head`` does, with the same messages."""
+    cdef const unsigned char* p = <const unsigned char*>PyBytes_AS_STRING(buf)
+    cdef Py_ssize_t i, reason_start, reason_end, stop
+    cdef list headers = []
+    cdef bytes length, reason
+    cdef bint modern
+    cdef Framing f
+    cdef int status
+    if end > PyBytes_GET_SIZE(buf) or end < 14 or memcmp(p, b"HTTP/1.", 7) != 0 \
+            or not (p[7] == 48 or p[7] == 49) or p[8] != 32 \
+            or not (48 <= p[9] <= 57 and 48 <= p[10] <= 57 and 48 <= p[11] <= 57):
+        raise HTTP1ProtocolError("illegal status line")
+    modern = p[7] == 49
+    status = (p[9] - 48) * 100 + (p[10] - 48) * 10 + (p[11] - 48)
+    i = reason_start = reason_end = 12
+    if p[i] == 32:  # a reason phrase: HTAB, SP, VCHAR, obs-text
+        i = reason_start = 13
+        while i < end and (p[i] == 9 or p[i] == 32 or 0x21 <= p[i]) and p[i] != 0x7f:
+            i += 1
+        reason_end = i
+    if i < end and p[i] == 13:
+        i += 1
+    if i >= end or p[i] != 10:
+        raise HTTP1ProtocolError("illegal status line")
+    i += 1
+    stop = end - 2 if p[end - 2] == 13 else end - 1
+    if i > stop or _fields(p, i, stop, headers) < 0:
+        raise HTTP1ProtocolError("illegal header line (obs-fold, bad name or value)")
+    length = _framing(headers, False, &f)
+    reason = PyBytes_FromStringAndSize(<const char*>p + reason_start, reason_end - reason_start)
+    out.status = status
+    out.keep_alive = modern and not f.close
+    out.length = 0
+    if status < 200 or status == 204 or status == 304:
+        out.state = _DONE
+    elif f.chunked:
+        out.state = _CHUNK_SIZE
+    elif length is not None:
+        out.length = _decimal(length)
+        out.state = _LENGTH if out.length else _DONE
+    else:
+        out.state = _UNTIL_CLOSE
+        out.keep_alive = False
+    return (status, headers, reason)
+
+
+cdef Py_ssize_t _decimal(bytes digits) noexcept:
+    """The value of checked decimal ``digits``, clamped to _MAX."""
+    cdef const unsigned char* p = <const unsigned char*>PyBytes_AS_STRING(digits)
+    cdef Py_ssize_t i, d, value = 0
+    for i in range(PyBytes_GET_SIZE(digits)):
+        d = p[i] - 48
+        if value > (_MAX - d) // 10:
+            return _MAX
+        value = value * 10 + d
+    return value
+
+
+def parse_response_head(bytes buf not None, Py_ssize_t end):
+    """The pure twin's ``parse_response_head``: status, headers, reason, keep-alive, body
+    framing (``BODY_*``) and the Content-Length."""
+    cdef Framed framed
+    status, headers, reason = _response_head(buf, end, &framed)
+    size = framed.length
+    if size == _MAX:  # clamped for the parser; the exact value here
+        size = int(next(v for n, v in headers if n == b"content-length"))
+    state = framed.state
+    body = (BODY_NONE if state == _DONE else BODY_LENGTH if state == _LENGTH
+            else BODY_CHUNKED if state == _CHUNK_SIZE else BODY_UNTIL_CLOSE)
+    return status, headers, reason, framed.keep_alive, body, size
+
+
 cdef class ClientConnection:
     """One upstream connection's HTTP/1.1 state (see the pure twin for the contract)."""
 
@@ -196,7 +275,7 @@ cdef class ClientConnection:
                 length = <bytes>pair[1]
             elif _named(name, b"transfer-encoding", 17):
                 raise HTTP1LocalError("chunked request bodies are not supported")
-            elif _named(name, b"connection", 10) and b"close" in comma_tokens(pair[1]):
+            elif _named(name, b"connection", 10) and _has_token(<bytes>pair[1], b"close", 5):
                 self.keep_alive = False
         if (blen or length is not None) and (length is None or not _decimal_is(length, blen)):
             raise HTTP1LocalError(f"body of {blen} bytes with Content-Length {length!r}")
@@ -276,6 +355,7 @@ cdef class ClientConnection:
         cdef Py_ssize_t n, pos, avail, end, i, remaining
         cdef int state, digit
         cdef size_t size
+        cdef Framed framed
         while True:
             state = self._state
             buf = self._buf
@@ -315,16 +395,16 @@ cdef class ClientConnection:
                         raise self._fail("connection closed before the response was complete")
                     return NEED_DATA
                 try:
-                    status, headers, reason, keep, body, length = parse_response_head(buf, end)
+                    head = _response_head(buf, end, &framed)
                 except HTTP1ProtocolError as exc:
                     raise self._fail(str(exc)) from None
                 self._consume(end)
-                if status < 200:
+                if framed.status < 200:
                     continue  # 1xx informational: the final response follows
-                self.keep_alive = self.keep_alive and keep
-                self._state = _STATE_OF[<int>body]
-                self._remaining = length if length < _BIG else _MAX
-                return status, headers, reason
+                self.keep_alive = self.keep_alive and framed.keep_alive
+                self._state = framed.state
+                self._remaining = framed.length
+                return head
             if state == _CHUNK_SIZE:
                 end = _crlf(p, avail)
                 if end < 0:

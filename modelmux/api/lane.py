@@ -41,9 +41,9 @@ from modelmux.routing.store import has_limits
 from modelmux.server.exchange import ClientDisconnected
 from modelmux.upstream.errors import Phase, UpstreamProtocolError, raise_mapped
 from modelmux.upstream.origin import Origin, ResponseHead
-from modelmux.upstream.pool import DEFAULT_MAX_BYTES, parse_url, request_headers
+from modelmux.upstream.prepare import parse_url, request_headers
 from modelmux.upstream.primed import PRIMED, InHand, Primed
-from modelmux.upstream.response import Response
+from modelmux.upstream.response import DEFAULT_MAX_BYTES, Response
 
 if TYPE_CHECKING:
     from collections.abc import Callable

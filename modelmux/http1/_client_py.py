@@ -30,7 +30,7 @@ from modelmux.http1.common import (
     HTTP1ProtocolError,
 )
 
-__all__ = ["ClientConnection"]
+__all__ = ["ClientConnection", "parse_response_head"]
 
 _TARGET = re.compile(rb"[\x21-\x7e]+")
 _LINES: dict = {}  # (method, target) -> its checked request line: a pool sends to few URLs

@@ -17,7 +17,6 @@ from modelmux.http1._head_py import (
     comma_tokens,
     content_length,
     parse_head,
-    parse_response_head,
     trailer_end,
 )
 from modelmux.http1.common import (
@@ -30,8 +29,7 @@ from modelmux.http1.common import (
     HTTP1ProtocolError,
 )
 
-__all__ = ["ServerConnection", "content_length", "parse_head", "parse_response_head",
-           "trailer_end"]
+__all__ = ["ServerConnection", "content_length", "parse_head", "trailer_end"]
 
 _HEAD, _BODY, _CHUNK_SIZE, _CHUNK_DATA, _CHUNK_CRLF, _TRAILER, _DONE, _ERROR = range(8)
 _NO_BODY, _LENGTH, _CHUNKED, _UNTIL_CLOSE = range(4)

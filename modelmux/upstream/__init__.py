@@ -18,7 +18,8 @@ from modelmux.upstream.errors import (
 from modelmux.upstream.h2connection import HTTP2Connection
 from modelmux.upstream.h2stream import StreamRefused
 from modelmux.upstream.origin import Origin, ResponseHead
-from modelmux.upstream.pool import ConnectionPool, parse_url
+from modelmux.upstream.pool import ConnectionPool
+from modelmux.upstream.prepare import parse_url
 from modelmux.upstream.response import Response
 from modelmux.upstream.retry import backoff_delay, is_retryable_status, parse_retry_after
 from modelmux.upstream.tls import create_ssl_context

@@ -6,144 +6,43 @@ queued requests in arrival order; the requesting task then does the I/O itself. 
 are known only by ``is_available``/``has_expired``/``is_idle``/``is_closed`` and come back when
 their ``Response`` is read to the end or closed. The version per origin comes from the
 request's ``http2`` choice and, over TLS, from ALPN. No HTTP parsing lives here; the only
-retry is a stream the HTTP/2 peer refused (nothing of it was processed).
+retry is a stream the HTTP/2 peer refused (nothing of it was processed). One origin's lists
+are ``origin_pool``'s, making connections is ``connector``'s, a URL's origin and the headers
+a request adds are ``prepare``'s.
 """
 
 from __future__ import annotations
 
 import asyncio
 import ssl
-from collections import deque
 from collections.abc import Callable
 from contextlib import suppress
-from functools import lru_cache, partial
-from urllib.parse import urlsplit
+from functools import partial
 
 from modelmux.config.settings import Timeouts
 from modelmux.errors import Headers
 from modelmux.http1.client import Backend
 from modelmux.upstream.budget import BodyBudget
-from modelmux.upstream.connection import HIGH_WATER, LOW_WATER, HTTP11Connection
-from modelmux.upstream.dial import open_tls
-from modelmux.upstream.errors import UpstreamConnectError, map_errors, raise_mapped
+from modelmux.upstream.connection import HTTP11Connection
+from modelmux.upstream.connector import Connection, Connector
+from modelmux.upstream.errors import UpstreamConnectError, raise_mapped
+from modelmux.upstream.h1link import HIGH_WATER, LOW_WATER
 from modelmux.upstream.h2connection import HTTP2Connection
 from modelmux.upstream.h2stream import StreamRefused
 from modelmux.upstream.origin import Origin
+from modelmux.upstream.origin_pool import OriginPool
+from modelmux.upstream.prepare import parse_url, request_headers
 from modelmux.upstream.primed import PRIMED
-from modelmux.upstream.response import DEFAULT_MAX_BYTES, Response
+from modelmux.upstream.response import Response
 from modelmux.upstream.tls import create_ssl_context
 
-__all__ = ["DEFAULT_MAX_BYTES", "ConnectionPool", "Response", "parse_url", "request_headers"]
+__all__ = ["ConnectionPool"]
 
-_DEFAULT_PORTS = {"http": 80, "https": 443}
-_BODY_METHODS = frozenset({b"POST", b"PUT", b"PATCH"})
 _SWEEP_SLACK = 0.005  # fire the idle sweep just after the deadline, never a hair before it
 _CLOSE_WAIT = 5.0
 _REFUSED_RETRIES = 3  # streams an HTTP/2 peer refused (GOAWAY, REFUSED_STREAM) are re-sent
-_ALPN: dict[bool | None, tuple[str, ...]] = {None: ("h2", "http/1.1"), True: ("h2",),
-                                             False: ("http/1.1",)}
 
-Connection = HTTP11Connection | HTTP2Connection
 DEFAULT_HTTP1: Backend = "fast"
-
-
-@lru_cache(maxsize=1024)
-def parse_url(url: str) -> tuple[Origin, bytes]:
-    """Split an absolute http(s) URL into its origin and request target (path?query).
-
-    Cached: providers send to the few URLs their config names, and ``urlsplit`` is a few
-    microseconds per request otherwise.
-
-    Raises:
-        ValueError: not an absolute http or https URL, or a bad port.
-    """
-    parts = urlsplit(url)
-    scheme = parts.scheme.lower()
-    host = parts.hostname
-    if scheme not in _DEFAULT_PORTS or not host:
-        raise ValueError(f"not an absolute http(s) URL: {url!r}")
-    port = parts.port or _DEFAULT_PORTS[scheme]
-    target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
-    return Origin(scheme, host, port), target.encode("ascii")
-
-
-@lru_cache(maxsize=1024)
-def _host(origin: Origin) -> bytes:
-    """``origin.authority_bytes``, worked out once per origin rather than per request."""
-    return origin.authority_bytes
-
-
-def request_headers(method: bytes, headers: Headers, origin: Origin, body: bytes) -> Headers:
-    """``headers`` plus Host and Content-Length when the caller did not set them."""
-    has_host = has_length = False
-    for name, _ in headers:
-        lname = name.lower()
-        if lname == b"host":
-            has_host = True
-        elif lname == b"content-length" or lname == b"transfer-encoding":
-            has_length = True
-    out = list(headers) if has_host else [(b"host", _host(origin)), *headers]
-    if not has_length and (body or method.upper() in _BODY_METHODS):
-        out.append((b"content-length", b"%d" % len(body)))
-    return out
-
-
-class _OriginPool:
-    """One origin's connections for one ``http2`` choice (None: by ALPN, True, False)."""
-
-    __slots__ = ("connections", "dialing", "http2", "idle", "key", "learned", "multiplexed",
-                 "origin", "waiters")
-
-    def __init__(self, origin: Origin, http2: bool | None) -> None:
-        self.origin = origin
-        self.http2 = http2
-        self.connections: list[Connection] = []  # may hold closed ones until the next prune
-        self.idle: list[HTTP11Connection] = []  # released HTTP/1.1 ones, most recent last
-        self.waiters: deque[asyncio.Future[Connection | None]] = deque()  # None: go and dial
-        self.dialing = 0
-        self.learned: bool | None = None  # ALPN said h2 (True) or HTTP/1.1 (False)
-        self.key = (origin, http2)  # attributes, not properties: read on every request
-        self.multiplexed = origin.scheme == "https" if http2 is None else http2
-        """HTTP/2 connections can be among ``connections`` (prior knowledge or ALPN over TLS)."""
-
-    def take_idle(self, now: float) -> HTTP11Connection | None:
-        """Pop the most recently released idle HTTP/1.1 connection; expired ones are aborted.
-
-        Stale entries (closed, expired, or already claimed) are dropped on the way: O(1) a
-        checkout, amortised, instead of a scan of every pooled connection.
-        """
-        idle = self.idle
-        while idle:
-            conn = idle.pop()
-            if conn.is_available() and not conn.has_expired(now):
-                return conn
-            if conn.is_idle() or conn.is_closed():  # expired, or closed while idle
-                conn.abort()
-                self.forget(conn)
-        return None
-
-    def forget(self, conn: Connection) -> None:
-        """Drop a closed connection (a linear remove, paid once per connection's end)."""
-        with suppress(ValueError):
-            self.connections.remove(conn)
-
-    def prune(self, now: float) -> None:
-        """Forget closed connections and abort expired idle ones: a full scan, when needed."""
-        alive: list[Connection] = []
-        for conn in self.connections:
-            if conn.is_closed():
-                continue
-            if conn.is_idle() and conn.has_expired(now):
-                conn.abort()
-                continue
-            alive.append(conn)
-        self.connections = alive
-        self.idle = list(dict.fromkeys(c for c in self.idle if c.is_available()))
-    def dials(self) -> bool:
-        """New connections are dialled by the requester (HTTP/2 or ALPN not yet known)."""
-        if self.http2 is None:
-            return self.origin.scheme == "https" and self.learned is not False
-        return self.http2
 
 
 class ConnectionPool:
@@ -173,16 +72,14 @@ class ConnectionPool:
         if max_connections_per_origin < 1:
             raise ValueError("max_connections_per_origin must be at least 1")
         self._max = max_connections_per_origin
-        self._idle_timeout = idle_timeout
-        self._ssl_context_factory = ssl_context_factory
-        self._ssl_contexts: dict[tuple[str, ...], ssl.SSLContext] = {}
+        self._connector = Connector(
+            ssl_context_factory=ssl_context_factory, idle_timeout=idle_timeout,
+            high_water=high_water, low_water=low_water, ping_interval=ping_interval,
+            http1=http1 or DEFAULT_HTTP1,
+        )
         self._timeouts = timeouts or Timeouts()
-        self._high_water = high_water
-        self._low_water = low_water
-        self._ping_interval = ping_interval
-        self._http1: Backend = http1 or DEFAULT_HTTP1
         self.budget = budget if budget is not None else BodyBudget()
-        self._origins: dict[tuple[Origin, bool | None], _OriginPool] = {}
+        self._origins: dict[tuple[Origin, bool | None], OriginPool] = {}
         self._sweep: asyncio.TimerHandle | None = None
         self._closed = False
 
@@ -220,7 +117,7 @@ class ConnectionPool:
                 raise _pool_closed(origin)
             op = self._origins.get((origin, http2))
             if op is None:
-                op = self._origins[origin, http2] = _OriginPool(origin, http2)
+                op = self._origins[origin, http2] = OriginPool(origin, http2)
             try:  # map_errors("pool"), as a try: nothing to pay per request
                 conn = await self._acquire(op, t.pool)
             except Exception as exc:
@@ -319,7 +216,7 @@ class ConnectionPool:
     async def __aexit__(self, *exc_info: object) -> None:
         await self.aclose()
 
-    async def _acquire(self, op: _OriginPool, pool_timeout: float | None) -> Connection | None:
+    async def _acquire(self, op: OriginPool, pool_timeout: float | None) -> Connection | None:
         """A claimed connection, or None: the caller must dial a new one (``_dial``)."""
         if self._closed:
             raise _pool_closed(op.origin)
@@ -348,7 +245,7 @@ class ConnectionPool:
             if timer is not None:
                 timer.cancel()
 
-    def _give_back(self, op: _OriginPool, grant: Connection | None) -> None:
+    def _give_back(self, op: OriginPool, grant: Connection | None) -> None:
         if grant is None:
             op.dialing -= 1
         elif isinstance(grant, HTTP2Connection):
@@ -356,7 +253,7 @@ class ConnectionPool:
         else:
             grant.abort()
 
-    def _assign(self, op: _OriginPool, *, prune: bool = False) -> None:
+    def _assign(self, op: OriginPool, *, prune: bool = False) -> None:
         """Serve waiters in order: an idle connection, else a new slot; drop dead ones.
 
         Idle HTTP/1.1 connections come off ``op.idle`` in O(1) (connections that end are
@@ -397,7 +294,7 @@ class ConnectionPool:
                     op.dialing += 1
                     grant = None
                 else:
-                    grant = self._new_connection(op.origin)
+                    grant = self._connector.new_http1(op.origin)
                     alive.append(grant)
             else:
                 break
@@ -406,33 +303,19 @@ class ConnectionPool:
         if not op.connections and not waiters and not op.dialing:
             del self._origins[op.key]
 
-    async def _dial(self, op: _OriginPool, t: Timeouts) -> Connection:
+    async def _dial(self, op: OriginPool, t: Timeouts) -> Connection:
         """Open a connection for ``op`` whose version HTTP/2 prior knowledge or ALPN decides.
 
         The new connection is registered and claimed for the caller; HTTP/2 stream slots left
         over go to the other waiters.
         """
-        origin = op.origin
-        conn: Connection | None = None
         try:
-            with map_errors("connect", origin):
-                if op.http2 is None:  # https, ALPN decides; one deadline for TLS and SETTINGS
-                    async with asyncio.timeout(t.connect):
-                        handover = await open_tls(origin, self._context(_ALPN[None]))
-                        if handover.alpn == "h2":
-                            conn = self._new_h2(op)
-                            await conn.connect(None, handover)
-                    if conn is None:
-                        conn = self._new_connection(origin, context=self._context(_ALPN[False]))
-                        conn.adopt(handover)
-                else:
-                    conn = self._new_h2(op)
-                    await conn.connect(t.connect)
+            conn = await self._connector.open(op.origin, op.http2, t.connect,
+                                              partial(self._assign, op))
             if self._origins.get(op.key) is not op:
-                raise _pool_closed(origin)
-        except BaseException:
-            if conn is not None:
                 conn.abort()
+                raise _pool_closed(op.origin)
+        except BaseException:
             op.dialing -= 1
             self._assign(op)
             raise
@@ -444,37 +327,7 @@ class ConnectionPool:
         self._assign(op)
         return conn
 
-    def _context(self, alpn: tuple[str, ...]) -> ssl.SSLContext:
-        ctx = self._ssl_contexts.get(alpn)
-        if ctx is None:
-            ctx = self._ssl_contexts[alpn] = self._ssl_context_factory()
-            ctx.set_alpn_protocols(list(alpn))
-        return ctx
-
-    def _new_h2(self, op: _OriginPool) -> HTTP2Connection:
-        https = op.origin.scheme == "https"
-        return HTTP2Connection(
-            op.origin,
-            ssl_context=self._context(_ALPN[True]) if https else None,
-            keepalive_expiry=self._idle_timeout,
-            ping_interval=self._ping_interval,
-            notify=partial(self._assign, op),
-        )
-
-    def _new_connection(self, origin: Origin, *,
-                        context: ssl.SSLContext | None = None) -> HTTP11Connection:
-        if context is None and origin.scheme == "https":
-            context = self._context(_ALPN[False])
-        return HTTP11Connection(
-            origin,
-            ssl_context=context,
-            keepalive_expiry=self._idle_timeout,
-            high_water=self._high_water,
-            low_water=self._low_water,
-            http1=self._http1,
-        )
-
-    def _release(self, op: _OriginPool, conn: Connection) -> None:
+    def _release(self, op: OriginPool, conn: Connection) -> None:
         """A response is done with ``conn`` (idled, stream closed or aborted): re-assign."""
         if self._origins.get(op.key) is not op or self._closed:
             conn.abort()

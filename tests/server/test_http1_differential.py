@@ -87,3 +87,23 @@ def test_byte_at_a_time_matches_whole_on_a_realistic_request() -> None:
             b"4\r\n{\"a\"\r\n3\r\n:1}\r\n0\r\n\r\n")
     for cls in [*twins(), H11Connection]:
         assert trace(cls, [data[i:i + 1] for i in range(len(data))]) == trace(cls, [data])
+
+
+_TOKEN_PIECES = st.sampled_from([b"close", b"Close", b"CLOSE", b"keep-alive", b"closed", b"xclose",
+                                 b"100-continue", b"100-Continue", b"100-continued", b"e",
+                                 b",", b" ", b"\t", b"\x80"])
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(connection=st.lists(st.lists(_TOKEN_PIECES, max_size=6), max_size=2),
+       expect=st.lists(st.lists(_TOKEN_PIECES, max_size=6), max_size=2))
+def test_twins_agree_on_connection_and_expect_tokens(connection: list[list[bytes]],
+                                                     expect: list[list[bytes]]) -> None:
+    """Connection and Expect values made of near misses, case and blanks: both twins find
+    "close" and "100-continue" among the tokens alike (keep-alive, expect_continue)."""
+    lines = [b"POST /v1/x HTTP/1.1", b"Host: up", b"Content-Length: 0"]
+    lines += [b"Connection: " + b"".join(v) for v in connection]
+    lines += [b"Expect: " + b"".join(v) for v in expect]
+    data = b"\r\n".join(lines) + b"\r\n\r\n"
+    results = [trace(cls, [data]) for cls in twins()]
+    assert all(r == results[0] for r in results), results

@@ -132,7 +132,7 @@ def test_desync_bytes_are_protocol_errors(backend: str, raw: bytes, why: str) ->
         parser.next_event()
 
 
-_HEAD_TWINS = twin_params("http1", "modelmux.http1._server_py")
+_HEAD_TWINS = twin_params("http1_client", "modelmux.http1._client_py")
 _head_bytes = st.sampled_from([b"HTTP/1.1 ", b"HTTP/1.0 ", b"HTTP/1.2 ", b"200", b"20", b" OK",
                                b" ", b"\t", b"\r", b"\n", b"\r\n", b"\x7f", b"\x80", b"\x00",
                                b":", b",", b"Content-Length", b"content-length: 5", b"7",
@@ -162,6 +162,50 @@ def test_both_head_parsers_agree_on_hostile_heads(middle: list[bytes], valid: bo
     results = {module.values[0]: _parsed(module.values[0], raw)  # type: ignore[attr-defined]
                for module in _HEAD_TWINS}
     assert len(set(map(repr, results.values()))) == 1, results
+
+
+_token_bytes = st.sampled_from([b"close", b"Close", b"CLOSE", b"cLoSe", b"keep-alive", b"closed",
+                                b"xclose", b"clos", b"e", b"upgrade", b",", b" ", b"\t", b"\x80"])
+_length_bytes = st.sampled_from([b"0", b"00", b"5", b"1534", b"9223372036854775807",
+                                 b"9223372036854775808", b"99999999999999999999",
+                                 b"999999999999999999999", b"7, 7", b"7, 8", b""])
+
+
+@pytest.mark.skipif(_accel.pure_forced(), reason="compares the twins: needs the native one")
+@settings(max_examples=400, deadline=None)
+@given(tokens=st.lists(st.lists(_token_bytes, max_size=6), max_size=3),
+       length=st.none() | _length_bytes, status=st.sampled_from([b"100", b"200", b"204", b"304"]),
+       version=st.sampled_from([b"1.0", b"1.1"]), chunked=st.booleans())
+def test_both_head_parsers_agree_on_connection_tokens_and_lengths(
+        tokens: list[list[bytes]], length: bytes | None, status: bytes, version: bytes,
+        chunked: bool) -> None:
+    """Well-formed heads with any Connection values (case, blanks, commas, near misses of
+    "close") and Content-Length values up to and past 2**63: the same keep-alive, framing and
+    length from both twins, or the same error."""
+    lines = [b"HTTP/%s %s OK" % (version, status), b"Server: up"]
+    lines += [b"Connection: " + b"".join(value) for value in tokens]
+    if length is not None:
+        lines.append(b"Content-Length: " + length)
+    if chunked:
+        lines.append(b"Transfer-Encoding: chunked")
+    raw = b"\r\n".join(lines) + b"\r\n\r\n"
+    results = {module.values[0]: _parsed(module.values[0], raw)  # type: ignore[attr-defined]
+               for module in _HEAD_TWINS}
+    assert len(set(map(repr, results.values()))) == 1, results
+
+
+@pytest.mark.parametrize("backend", TWINS)
+@pytest.mark.parametrize(("value", "keep"), [(b"keep-alive", True), (b"Keep-Alive, CLOSE", False),
+                                             (b" \tclose\t ", False), (b"closed", True),
+                                             (b"upgrade,,close", False), (b"clo se", True)])
+def test_connection_close_among_tokens_ends_keep_alive(backend: str, value: bytes,
+                                                       keep: bool) -> None:
+    parser = _new(backend)
+    parser.receive_data(b"HTTP/1.1 200 OK\r\nConnection: %s\r\nContent-Length: 1\r\n\r\nx" % value)
+    assert parser.next_event() == (200, [(b"connection", value.strip(b" \t")),
+                                         (b"content-length", b"1")], b"OK")
+    assert [parser.next_event(), parser.next_event()] == [b"x", END]
+    assert (parser.keep_alive, parser.reusable()) == (keep, keep)
 
 
 @pytest.mark.parametrize("backend", TWINS)

@@ -19,7 +19,8 @@ from modelmux.upstream import (
     parse_url,
 )
 from modelmux.upstream.connection import HTTP11Connection
-from modelmux.upstream.pool import _OriginPool, request_headers
+from modelmux.upstream.origin_pool import OriginPool
+from modelmux.upstream.prepare import request_headers
 from tests.upstream import HTTPServer, Reply, on_loops, refused_port, run, until
 
 
@@ -323,9 +324,9 @@ class _Probe(HTTP11Connection):
         self.alive = False
 
 
-def _probe_pool(count: int, limit: int = 100) -> tuple[ConnectionPool, _OriginPool, list[_Probe]]:
+def _probe_pool(count: int, limit: int = 100) -> tuple[ConnectionPool, OriginPool, list[_Probe]]:
     pool = ConnectionPool(max_connections_per_origin=limit)
-    op = pool._origins[ORIGIN, None] = _OriginPool(ORIGIN, None)
+    op = pool._origins[ORIGIN, None] = OriginPool(ORIGIN, None)
     conns = [_Probe(ORIGIN) for _ in range(count)]
     op.connections = list(conns)
     for conn in conns:

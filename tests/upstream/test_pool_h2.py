@@ -352,7 +352,7 @@ def test_tls_and_the_http2_handshake_share_one_connect_timeout(
         return await open_tls(*args, **kw)  # type: ignore[arg-type]
 
     async def main() -> None:
-        monkeypatch.setattr("modelmux.upstream.pool.open_tls", slow_tls)
+        monkeypatch.setattr("modelmux.upstream.connector.open_tls", slow_tls)
         async with H2Fake(FakeOpenAI(), tls=tmp_path) as fake:
             fake.frozen = asyncio.Event()  # our SETTINGS go unacknowledged until it is set
             asyncio.get_running_loop().call_later(0.6, fake.frozen.set)
