@@ -2,7 +2,8 @@
 
 It needs no upstream, so it ignores the connection pool. ``fail_on`` makes it raise an
 ordinary exception when the user's text contains it: a way to see ModelMux contain a broken
-provider plugin (the client gets a 500 naming ``echo``).
+provider plugin (the client gets a 500 naming ``echo``); ``fail_midway`` makes a stream raise
+after its first chunk (the stream ends with an error event naming ``echo``).
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ class EchoConfig(PluginProviderConfig, frozen=True):
     prefix: str = ""
     chunks: int = 3
     fail_on: str = ""
+    fail_midway: str = ""
 
 
 def _text(content: Any) -> str:
@@ -46,6 +48,7 @@ class EchoProvider(Provider):
         self.prefix = config.prefix
         self.chunks = max(config.chunks, 1)
         self.fail_on = config.fail_on
+        self.fail_midway = config.fail_midway
 
     def answer(self, call: ChatCall) -> str:
         """The text to answer ``call`` with (the body the middleware left, not the client's)."""
@@ -76,6 +79,8 @@ class EchoProvider(Provider):
                 "created": call.created, "model": call.public_model}
         yield _sse({**head, "choices": [{"index": 0, "delta": {"role": "assistant", "content": ""},
                                          "finish_reason": None}]})
+        if self.fail_midway and self.fail_midway in text:
+            raise RuntimeError("echo was asked to fail midway")
         size = -(-len(text) // self.chunks) or 1
         for start in range(0, len(text), size):
             yield _sse({**head, "choices": [{"index": 0, "delta": {"content": text[start:start + size]},
