@@ -90,6 +90,14 @@ def test_a_plugin_that_raises_is_a_500_naming_it_and_the_server_keeps_serving(
     assert ask(sdk, "call 1234", stream) == "you said: call [hidden]"
 
 
+def test_the_echo_providers_embed_is_served_with_the_redacted_inputs(
+        server: ServeProcess, sdk: openai.OpenAI) -> None:
+    answer = sdk.embeddings.create(model="echo", input=["call 5551234 now", "hello"])
+    assert [item.embedding for item in answer.data] == [[len("call [hidden] now"), 3.0],
+                                                        [5.0, 1.0]]
+    assert answer.model == "echo"
+
+
 @pytest.fixture
 def claude_sdk(server: ServeProcess) -> Iterator[anthropic.Anthropic]:
     with anthropic.Anthropic(base_url=server.url, api_key="unused", max_retries=0,

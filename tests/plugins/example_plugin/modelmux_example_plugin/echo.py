@@ -3,7 +3,8 @@
 It needs no upstream, so it ignores the connection pool. ``fail_on`` makes it raise an
 ordinary exception when the user's text contains it: a way to see ModelMux contain a broken
 provider plugin (the client gets a 500 naming ``echo``); ``fail_midway`` makes a stream raise
-after its first chunk (the stream ends with an error event naming ``echo``).
+after its first chunk (the stream ends with an error event naming ``echo``). ``embed`` shows
+an optional method: each input's "embedding" is its length in characters and in words.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ import json
 from collections.abc import AsyncGenerator
 from typing import Any
 
-from modelmux.plugins import ChatCall, ConnectionPool, PluginProviderConfig, Provider
+from modelmux.plugins import ChatCall, ConnectionPool, EmbedCall, PluginProviderConfig, Provider
 
 
 class EchoConfig(PluginProviderConfig, frozen=True):
@@ -89,3 +90,15 @@ class EchoProvider(Provider):
         if call.include_usage:
             yield _sse({**head, "choices": [], "usage": self._usage(text)})
         yield b"data: [DONE]\n\n"
+
+    async def embed(self, call: EmbedCall) -> bytes:
+        given = json.loads(call.raw)["input"]
+        texts = [given] if isinstance(given, str) else [str(item) for item in given]
+        return json.dumps({
+            "object": "list", "model": call.public_model,
+            "data": [{"object": "embedding", "index": n,
+                      "embedding": [float(len(text)), float(len(text.split()))]}
+                     for n, text in enumerate(texts)],
+            "usage": {"prompt_tokens": sum(len(t.split()) for t in texts),
+                      "total_tokens": sum(len(t.split()) for t in texts)},
+        }).encode()
