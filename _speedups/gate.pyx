@@ -27,11 +27,11 @@ from modelmux.pipeline import _gate_py as _pure
 from modelmux.pipeline.context import RequestContext
 from modelmux.routing.facts import BYTES_PER_TOKEN, DEFAULT_OUTPUT_TOKENS, expected_tokens
 from modelmux.schemas.openai_chat import ChatCompletionRequest
-from modelmux.tenancy.authn import Entry
+from modelmux.tenancy.authn import KeyEntry
 
 include "_slots.pxi"
 
-__all__ = ["NAME", "Gate", "Gauge", "Meter", "acquire", "correct", "duration_ms"]
+__all__ = ["NAME", "Gate", "LimitGauge", "Meter", "acquire", "correct", "duration_ms"]
 
 NAME = _pure.NAME
 cdef str _NAME = NAME
@@ -70,7 +70,7 @@ cdef bytes _duration_ms(long long ms):
 
 cdef type _CTX = RequestContext
 cdef type _RECORD = RequestRecord
-cdef type _ENTRY = Entry
+cdef type _ENTRY = KeyEntry
 cdef Py_ssize_t _HEADERS = _offset(RequestContext, "headers")
 cdef Py_ssize_t _REQUEST = _offset(RequestContext, "request")
 cdef Py_ssize_t _BODY = _offset(RequestContext, "body")
@@ -81,8 +81,8 @@ cdef Py_ssize_t _ANSWER_HEADERS = _offset(RequestContext, "response_headers")
 cdef Py_ssize_t _ERROR = _offset(RequestContext, "error")
 cdef Py_ssize_t _KEY = _offset(RequestRecord, "key")
 cdef Py_ssize_t _STATS = _offset(RequestRecord, "stats")
-cdef Py_ssize_t _PLAN = _offset(Entry, "plan")
-cdef Py_ssize_t _WHO = _offset(Entry, "identity")
+cdef Py_ssize_t _PLAN = _offset(KeyEntry, "plan")
+cdef Py_ssize_t _WHO = _offset(KeyEntry, "identity")
 
 
 def duration_ms(ms):
@@ -101,9 +101,9 @@ cdef inline double _monotonic_now():
     return <double>ns / 1e9
 
 
-cdef class Gauge:
+cdef class LimitGauge:
     """One kind of limit of a scope as its three ``x-ratelimit-*`` headers, kept encoded
-    (``_gate_py.Gauge``)."""
+    (``_gate_py.LimitGauge``)."""
 
     cdef public double at, limit
     cdef public long long whole, ms
@@ -162,11 +162,11 @@ cdef class Gauge:
 
 
 cdef class Meter:
-    """One limited scope of a caller: its spec and a ``Gauge`` per kind of limit it has
+    """One limited scope of a caller: its spec and a ``LimitGauge`` per kind of limit it has
     (``_gate_py.Meter``)."""
 
     cdef public object spec, scope, ident, key, rpm, tpm, parallel, rpm_gauge, tpm_gauge, sent
-    cdef Gauge _rg, _tg
+    cdef LimitGauge _rg, _tg
     cdef double _tpm, _seen_r, _seen_t
     cdef bint _seen_has_r, _seen_has_t, _parallel
 
@@ -175,8 +175,8 @@ cdef class Meter:
         self.key = spec.id
         self.rpm, self.tpm = spec.rpm or 0, spec.tpm or 0
         self.parallel = spec.max_concurrent or 0
-        self._rg = Gauge(_REQUESTS, self.rpm) if self.rpm else None
-        self._tg = Gauge(_TOKENS, self.tpm) if self.tpm else None
+        self._rg = LimitGauge(_REQUESTS, self.rpm) if self.rpm else None
+        self._tg = LimitGauge(_TOKENS, self.tpm) if self.tpm else None
         self.rpm_gauge, self.tpm_gauge = self._rg, self._tg
         self._tpm = float(self.tpm)
         self._parallel = bool(self.parallel)
@@ -210,7 +210,7 @@ cdef class Meter:
                              tpm_left is not None, 0.0 if tpm_left is None else tpm_left)
 
     cdef tuple _headers(self, bint has_r, double r, bint has_t, double t):
-        cdef Gauge rg = self._rg, tg = self._tg
+        cdef LimitGauge rg = self._rg, tg = self._tg
         cdef tuple sent
         if (has_r == self._seen_has_r and has_t == self._seen_has_t
                 and (not has_r or r == self._seen_r) and (not has_t or t == self._seen_t)):

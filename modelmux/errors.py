@@ -155,6 +155,13 @@ class PluginFailed(InternalError):
         """The error for ``exc`` raised by ``plugin`` (its type only: messages may hold data)."""
         return cls(f"The {plugin!r} plugin failed: {type(exc).__name__}.")
 
+    @classmethod
+    def returning(cls, plugin: str, what: str, value: object, expected: str) -> PluginFailed:
+        """The error for ``plugin`` whose ``what`` gave ``value`` where ``expected`` was due
+        (its type only, as in ``naming``)."""
+        return cls(f"The {plugin!r} plugin failed: {what} gave {type(value).__name__}, "
+                   f"not {expected}.")
+
 
 class UpstreamError(ModelMuxError):
     """The provider answered with an error or broke the protocol."""

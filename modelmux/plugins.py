@@ -17,7 +17,8 @@ from modelmux.errors import (
 )
 from modelmux.pipeline.context import RequestContext
 from modelmux.pipeline.stage import Stage
-from modelmux.providers.base import ChatCall, Provider
+from modelmux.providers.base import ChatCall, EmbedCall, Provider, RetryPolicy, TextCall
+from modelmux.providers.token_count import Counted, CountInput, CountUnavailable
 from modelmux.upstream import ConnectionPool
 
 __all__ = [
@@ -25,6 +26,10 @@ __all__ = [
     "PROVIDER_GROUP",
     "ChatCall",
     "ConnectionPool",
+    "CountInput",
+    "CountUnavailable",
+    "Counted",
+    "EmbedCall",
     "InvalidRequest",
     "ModelMuxError",
     "PermissionDenied",
@@ -32,5 +37,8 @@ __all__ = [
     "PluginProviderConfig",
     "Provider",
     "RequestContext",
+    "RetryPolicy",
     "Stage",
+    "TextCall",
+    "UpstreamError",
 ]

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any, cast
 
 from modelmux.api.responses import JSON_HEADERS, SSE_HEADERS
 from modelmux.cache.entry import JSON, SSE, Entry
-from modelmux.pipeline.cache import LOOKUP, Lookup
+from modelmux.pipeline.cache import LOOKUP, CacheDecision
 from modelmux.pipeline.context import RequestContext
 
 if TYPE_CHECKING:
@@ -98,7 +98,7 @@ class TeeSink:
 def begin(exchange: Exchange, ctx: RequestContext, limit: int) -> Exchange:
     """After the lookup missed (or was bypassed): the header, and the exchange for the door to
     answer through (a ``Tee`` when the answer is to be stored)."""
-    lookup: Lookup | None = ctx.state.get(LOOKUP)
+    lookup: CacheDecision | None = ctx.state.get(LOOKUP)
     if lookup is None:
         return exchange
     exchange.extra_headers.append((CACHE_HEADER, _STATUS[lookup.status]))

@@ -20,7 +20,7 @@ from typing import Any
 
 import msgspec
 
-from modelmux.api.token_families import CHAT_TEMPLATE, CLAUDE_LEGACY, O200K, Family, family_of
+from modelmux.api.token_families import CHAT_TEMPLATE, CLAUDE_LEGACY, O200K, TokenFamily, family_of
 from modelmux.api.tokenizer_files import (
     CLAUDE_LEGACY_DATA,
     EXTRA_HINT,
@@ -117,7 +117,7 @@ class Source:
 
     path: Path
     name: str
-    family: Family
+    family: TokenFamily
     load: Callable[[Path], Counter]
     installed: bool
     configured: bool = False

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 
 @dataclass(frozen=True)
-class Family:
+class TokenFamily:
     """A tokenizer, named as the ``x-modelmux-token-count`` header names it, and its chat frame.
 
     ``per_message`` tokens frame each message (the system prompt too when ``frames_system``),
@@ -36,18 +36,18 @@ class Family:
         return self.per_message * framed + self.reply + added
 
 
-O200K = Family("o200k_base", per_message=4, reply=3)
+O200K = TokenFamily("o200k_base", per_message=4, reply=3)
 """OpenAI's chat format, from OpenAI's cookbook "How to count tokens with tiktoken": 3 tokens
 around a message and 1 for its role, 3 priming the reply."""
 
-CLAUDE_LEGACY = Family("claude-legacy", per_message=4, reply=4, frames_system=False,
+CLAUDE_LEGACY = TokenFamily("claude-legacy", per_message=4, reply=4, frames_system=False,
                        tools_prompt=346, forced_tools_prompt=313)
 """The legacy Claude tokenizer with Claude's turn markers as it splits them (``\\n\\nHuman:``
 and ``\\n\\nAssistant:``, 4 tokens each; the system prompt goes first, unframed), plus the
 tools system prompt Anthropic's pricing page lists for Claude 4 models (346 tokens with
 ``tool_choice`` auto or none, 313 with any or a named tool)."""
 
-CHAT_TEMPLATE = Family("tokenizer.json", per_message=5, reply=3)
+CHAT_TEMPLATE = TokenFamily("tokenizer.json", per_message=5, reply=3)
 """A configured Hugging Face tokenizer: the frame of the common open-weight templates (Llama
 3's header tokens, ChatML's ``<|im_start|>role\\n ... <|im_end|>\\n``), about 5 tokens a
 message and 3 opening the reply. The header names the file instead of ``tokenizer.json``."""
@@ -56,7 +56,7 @@ O200K_MODELS = ("gpt-4o", "chatgpt-4o", "gpt-4.1", "gpt-4.5", "gpt-5", "o1", "o3
                 "gpt-oss")
 """Model names (and their dated or suffixed variants) that OpenAI tokenizes with o200k_base."""
 
-MODEL_FAMILIES: tuple[tuple[str, Family], ...] = (
+MODEL_FAMILIES: tuple[tuple[str, TokenFamily], ...] = (
     (rf"(?:{'|'.join(map(re.escape, O200K_MODELS))})(?:-.*)?", O200K),
     (r"(?:.*\.)?claude-.*", CLAUDE_LEGACY),
 )
@@ -66,7 +66,7 @@ MODEL_FAMILIES: tuple[tuple[str, Family], ...] = (
 _COMPILED = tuple((re.compile(pattern), family) for pattern, family in MODEL_FAMILIES)
 
 
-def family_of(model: str) -> Family | None:
+def family_of(model: str) -> TokenFamily | None:
     """The shipped tokenizer family of ``model`` (a ``vendor/`` prefix ignored), if any."""
     name = model.rsplit("/", 1)[-1].lower()
     for pattern, family in _COMPILED:

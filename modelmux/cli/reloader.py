@@ -150,7 +150,7 @@ class Reloader:
                       overrides=self.app.overrides, events=self.app.events,
                       session_seed=self.app.access.seed)
         except ConfigError as exc:
-            log.error("reload rejected; the running configuration stays: %s", exc)
+            exc.log(log, "reload rejected; the running configuration stays")
             text = f"reload rejected; the running configuration stays.\n{exc}"
             self._record(self.app, False, text)
             self.app.events.deployments = self.app.router.snapshot

@@ -228,7 +228,7 @@ async def supervise(config: Config, host: str, port: int, workers: int, worker_a
         try:
             loaded = load_for_host(ns, config.server.host)
         except ConfigError as exc:
-            log.error("reload rejected; the running configuration stays: %s", exc)
+            exc.log(log, "reload rejected; the running configuration stays")
             return False, f"reload rejected; the running configuration stays.\n{exc}"
         count = supervisor.reload_workers()
         summary = f"reloaded: the configuration is valid; {count} worker(s) are switching to it"

@@ -73,7 +73,7 @@ def load_or_explain(ns: argparse.Namespace, takeover: Takeover | None) -> Loaded
         return load_checked(ns)
     except ConfigError as exc:
         logs.setup("info")
-        log.error("invalid configuration: %s", exc)
+        exc.log(log, "invalid configuration")
         for warning in exc.warnings:
             log.warning("%s", warning.render())
         if takeover is not None:

@@ -48,7 +48,7 @@ EPILOG = """EXAMPLES:
 """
 
 
-class Failed(Exception):
+class CommandFailed(Exception):
     """A command failed; the message says why."""
 
 
@@ -135,7 +135,7 @@ def request(ns: argparse.Namespace, method: str, path: str, body: dict[str, Any]
     """One admin API call; the answer's JSON.
 
     Raises:
-        Failed: the server is unreachable or answered with an error (its message).
+        CommandFailed: the server is unreachable or answered with an error (its message).
     """
     data = json.dumps(body).encode() if body is not None else None
     req = urllib.request.Request(ns.url.rstrip("/") + path, data=data, method=method,
@@ -145,20 +145,20 @@ def request(ns: argparse.Namespace, method: str, path: str, body: dict[str, Any]
         with urllib.request.urlopen(req, timeout=TIMEOUT) as answer:
             return json.loads(answer.read() or b"null")
     except urllib.error.HTTPError as exc:
-        raise Failed(f"{method} {path}: {exc.code} {error_message(exc)}") from None
+        raise CommandFailed(f"{method} {path}: {exc.code} {error_message(exc)}") from None
     except (urllib.error.URLError, OSError) as exc:
-        raise Failed(f"cannot reach {ns.url}: {getattr(exc, 'reason', exc)}") from None
+        raise CommandFailed(f"cannot reach {ns.url}: {getattr(exc, 'reason', exc)}") from None
 
 
 def via_server(ns: argparse.Namespace) -> Any:
     """Run the command as an admin API call.
 
     Raises:
-        Failed: no ``MODELMUX_MASTER_KEY``, or the call failed.
+        CommandFailed: no ``MODELMUX_MASTER_KEY``, or the call failed.
     """
     key = os.environ.get("MODELMUX_MASTER_KEY")
     if not key:
-        raise Failed("set MODELMUX_MASTER_KEY to an admin credential (or use --store)")
+        raise CommandFailed("set MODELMUX_MASTER_KEY to an admin credential (or use --store)")
     kind, action = ns.command, ns.action
     path = f"/admin/{kind}"
     body: dict[str, Any] | None = None
@@ -183,7 +183,7 @@ async def via_store(ns: argparse.Namespace) -> Any:
     """Run the command on the configured store directly.
 
     Raises:
-        Failed: auth is off or the store cannot be opened; ModelMuxError: a refused change.
+        CommandFailed: auth is off or the store cannot be opened; ModelMuxError: a refused change.
     """
     from modelmux.cli.db import STORE_UNUSED
     from modelmux.config.load import load_config
@@ -226,7 +226,7 @@ def run(ns: argparse.Namespace) -> int:
 
     try:
         answer = asyncio.run(via_store(ns)) if ns.store else via_server(ns)
-    except Failed as exc:
+    except CommandFailed as exc:
         print(f"modelmux {ns.command}: {exc}", file=sys.stderr)
         return FAILED
     except ConfigError as exc:

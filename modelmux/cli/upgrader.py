@@ -93,7 +93,7 @@ class Upgrader:
         try:
             self.validate()
         except ConfigError as exc:
-            log.error("upgrade refused; the configuration is invalid: %s", exc)
+            exc.log(log, "upgrade refused; the configuration is invalid")
             return False, f"upgrade refused: the configuration is invalid; this process keeps serving.\n{exc}"
         loop = asyncio.get_running_loop()
         self._arrival, self._finished = loop.create_future(), loop.create_future()

@@ -7,6 +7,7 @@ origin, and renders as ``file:line: provider[1].base_url: expected ...``.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -93,3 +94,14 @@ class ConfigError(Exception):
         count = f"{len(errors)} problem" + ("" if len(errors) == 1 else "s")
         lines = [f"{count}:"] + [f"  {p.render()}" for p in errors]
         return cls("\n".join(lines), errors, [p for p in problems if p.warning])
+
+    def log(self, logger: logging.Logger, headline: str) -> None:
+        """Log ``headline: N problems`` then one line per problem (a log line holds no
+        newline: the log would escape the list into one long line)."""
+        if not self.problems:
+            logger.error("%s: %s", headline, self)
+            return
+        count = len(self.problems)
+        logger.error("%s: %d problem%s", headline, count, "" if count == 1 else "s")
+        for problem in self.problems:
+            logger.error("  %s", problem.render())

@@ -113,7 +113,8 @@ class LoggingConfig(Struct, forbid_unknown_fields=True, frozen=True):
     file: str | None = None
     debug_bodies: bool = False
     access_log: bool = True
-    """One INFO line per request on ``modelmux.access``, buffered; off saves ~7 us a request."""
+    """One INFO line per request on ``modelmux.access``, buffered; off saves about 2.2 us of
+    CPU a request in text, 2.9 us in JSON (native build; about 5.5 and 7.5 us pure-Python)."""
 
 
 TracesProtocol = Literal["http/protobuf"]

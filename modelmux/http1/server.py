@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Protocol
 
 from modelmux import _accel
 
-__all__ = ["BACKENDS", "Connection", "ServerConnection", "backend"]
+__all__ = ["BACKENDS", "HTTP1Backend", "ServerConnection", "backend"]
 
 BACKENDS = ("fast", "h11")
 
@@ -24,7 +24,7 @@ else:
     ServerConnection = _impl.ServerConnection
 
 
-class Connection(Protocol):
+class HTTP1Backend(Protocol):
     """What ``H1Protocol`` asks of an HTTP/1.1 backend (see ``_server_py.ServerConnection``)."""
 
     max_head: int
@@ -50,7 +50,7 @@ class Connection(Protocol):
     def send_continue(self) -> bytes: ...
 
 
-def backend(name: str = "fast") -> type[Connection]:
+def backend(name: str = "fast") -> type[HTTP1Backend]:
     """The connection class of the HTTP/1.1 backend ``name``.
 
     Raises:

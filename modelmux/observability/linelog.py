@@ -36,7 +36,7 @@ MAX_BACKLOG = 4 * 1024 * 1024
 ATOMIC = select.PIPE_BUF
 
 
-class Target:
+class LogTarget:
     """One destination: a descriptor, or a path reopened when logrotate moves the file."""
 
     def __init__(self, fd: int | None = None, path: str | None = None,
@@ -124,9 +124,9 @@ class Target:
 
 
 class LineLog:
-    """Lines for one or more ``Target``s, buffered; ``fmt`` names the line format (text, json)."""
+    """Lines for one or more ``LogTarget``s, buffered; ``fmt`` names the line format (text, json)."""
 
-    def __init__(self, targets: list[Target], fmt: str = "text", *,
+    def __init__(self, targets: list[LogTarget], fmt: str = "text", *,
                  max_backlog: int = MAX_BACKLOG) -> None:
         self.targets = targets
         self.fmt = fmt

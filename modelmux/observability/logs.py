@@ -17,7 +17,7 @@ import os
 import re
 import sys
 
-from modelmux.observability.linelog import LineHandler, LineLog, Target
+from modelmux.observability.linelog import LineHandler, LineLog, LogTarget
 
 LEVELS = {"trace": logging.DEBUG, "debug": logging.DEBUG, "info": logging.INFO,
           "warn": logging.WARNING, "warning": logging.WARNING, "error": logging.ERROR}
@@ -105,13 +105,13 @@ class JsonFormatter(logging.Formatter):
         return json_line(json.dumps(entry, ensure_ascii=False, default=str))
 
 
-def _stderr_target() -> Target:
+def _stderr_target() -> LogTarget:
     """``sys.stderr`` as it is now: its descriptor, or the stream itself when it has none."""
     try:
         sys.stderr.flush()
-        return Target(fd=sys.stderr.fileno())
+        return LogTarget(fd=sys.stderr.fileno())
     except (AttributeError, OSError, ValueError):
-        return Target(stream=sys.stderr)
+        return LogTarget(stream=sys.stderr)
 
 
 _installed: LineHandler | None = None
@@ -130,7 +130,7 @@ def setup(level: str = "info", fmt: str = "text", file: str | None = None) -> st
     if file:
         try:
             os.makedirs(os.path.dirname(os.path.abspath(file)), exist_ok=True)
-            targets.append(Target(path=file))
+            targets.append(LogTarget(path=file))
         except OSError as exc:
             trouble = f"cannot write the log file {file}: {exc.strerror or exc}; logging to stderr only"
     handler = LineHandler(LineLog(targets, fmt), formatter)

@@ -1,7 +1,7 @@
 """Pure twin of ``modelmux._speedups.gate``: a limited caller's per-request work with the
 in-process store, as readable Python; the native twin does the same in C.
 
-``Gauge`` and ``Meter`` keep a scope's ``x-ratelimit-*`` headers encoded and format only what
+``LimitGauge`` and ``Meter`` keep a scope's ``x-ratelimit-*`` headers encoded and format only what
 changed; ``acquire`` and ``correct`` are the token-bucket arithmetic of one grant
 (``DeploymentLimits.try_acquire`` and ``.correct``); ``Gate`` is the stage's hot part: a
 cached key let in and charged (``enter``), a grant decided (``admit``) and settled
@@ -38,7 +38,7 @@ def duration_ms(ms: int) -> bytes:
     return b"%ds" % whole if whole < 60 else b"%dm%ds" % divmod(whole, 60)
 
 
-class Gauge:
+class LimitGauge:
     """One kind of limit of a scope (requests or tokens) as its three ``x-ratelimit-*``
     headers, kept encoded: a caller under its limits usually finds its bucket as full as last
     time, so the same bytes are sent again, and only the pair that changed is formatted."""
@@ -96,7 +96,7 @@ _TOKENS = (b"x-ratelimit-limit-tokens", b"x-ratelimit-remaining-tokens",
 
 
 class Meter:
-    """One limited scope of a caller: its spec and a ``Gauge`` per kind of limit it has."""
+    """One limited scope of a caller: its spec and a ``LimitGauge`` per kind of limit it has."""
 
     __slots__ = ("ident", "key", "parallel", "rpm", "rpm_gauge", "scope", "seen", "sent", "spec",
                  "tpm", "tpm_gauge")
@@ -107,8 +107,8 @@ class Meter:
         """The limit store's key of this scope, as a ``Lease`` names it."""
         self.rpm, self.tpm = spec.rpm or 0, spec.tpm or 0
         self.parallel = spec.max_concurrent or 0
-        self.rpm_gauge = Gauge(_REQUESTS, self.rpm) if self.rpm else None
-        self.tpm_gauge = Gauge(_TOKENS, self.tpm) if self.tpm else None
+        self.rpm_gauge = LimitGauge(_REQUESTS, self.rpm) if self.rpm else None
+        self.tpm_gauge = LimitGauge(_TOKENS, self.tpm) if self.tpm else None
         self.seen: tuple[float | None, float | None] = (math.nan, math.nan)
         self.sent: Sent = ()
 

@@ -11,7 +11,7 @@ from modelmux.pipeline.admit import AdmitStage, Meter
 from modelmux.pipeline.context import RequestContext
 from modelmux.pipeline.stage import Stage
 from modelmux.routing.store import LimitStore
-from modelmux.tenancy.authn import Authenticator, Entry
+from modelmux.tenancy.authn import Authenticator, KeyEntry
 
 
 class AuthenticateStage(Stage):
@@ -96,7 +96,7 @@ class KeyGate(AdmitStage):
             else:
                 await self.admit_there(ctx, meters)
 
-    def plan(self, entry: Entry) -> list[Meter]:
+    def plan(self, entry: KeyEntry) -> list[Meter]:
         """``meters`` of a cached entry's identity, kept on the entry."""
         meters = entry.plan
         if meters is None:

@@ -57,7 +57,7 @@ class CacheHit(Exception):
         self.entry = entry
 
 
-class Lookup:
+class CacheDecision:
     """One request's cache decision (``ctx.state["cache.lookup"]``); ``capture`` is set by
     the door when the answer is to be stored, and read back by the store stage."""
 
@@ -114,7 +114,7 @@ class ResponseCache:
     def count(self, status: str) -> None:
         self.metrics.cache_requests.inc((status,))
 
-    def finish(self, lookup: Lookup, entry: Entry | None) -> None:
+    def finish(self, lookup: CacheDecision, entry: Entry | None) -> None:
         """The leader's answer is over: keep ``entry`` (if any), then release the waiters."""
         if entry is None:
             self._release(lookup)
@@ -128,7 +128,7 @@ class ResponseCache:
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
-    async def _put(self, lookup: Lookup, entry: Entry) -> None:
+    async def _put(self, lookup: CacheDecision, entry: Entry) -> None:
         try:
             self._stored(await self.backend.put(lookup.key, entry, lookup.ttl))
         finally:
@@ -140,7 +140,7 @@ class ResponseCache:
             metrics.cache_evictions.inc((), evicted)
         metrics.cache_bytes.set((), self.backend.bytes)
 
-    def _release(self, lookup: Lookup) -> None:
+    def _release(self, lookup: CacheDecision) -> None:
         if lookup.leader:
             lookup.leader = False
             flight = self.flights.pop(lookup.key, None)
@@ -208,7 +208,7 @@ class CacheLookup(Stage):
         rules = cache.rules
         if asked.no_store or (rules and not rules.allow(
                 request_facts(request, ctx.body, ctx.headers))):
-            ctx.state[LOOKUP] = Lookup("bypass")
+            ctx.state[LOOKUP] = CacheDecision("bypass")
             _note(ctx, "bypass")
             cache.count("bypass")
             return
@@ -222,7 +222,7 @@ class CacheLookup(Stage):
         key = request_key(space, door, SSE if ctx.streamed else JSON, deployments, *bodies)
         ttl = cache.config.ttl_seconds if asked.ttl is None else min(
             asked.ttl, cache.config.ttl_seconds)
-        lookup = ctx.state[LOOKUP] = Lookup("miss", key, ttl, True)
+        lookup = ctx.state[LOOKUP] = CacheDecision("miss", key, ttl, True)
         if not asked.no_cache:
             entry = await cache.backend.get(key)
             if entry is None:
@@ -259,7 +259,7 @@ class CacheStore(Stage):
         self.cache = cache
 
     def on_answer(self, ctx: RequestContext) -> None:
-        lookup: Lookup | None = ctx.state.get(LOOKUP)
+        lookup: CacheDecision | None = ctx.state.get(LOOKUP)
         if lookup is None or not lookup.key:
             return
         entry = None

@@ -1,7 +1,7 @@
 """OpenAI's ``x-ratelimit-*`` headers for a caller's limited scopes, kept encoded.
 
 Every answer to a limited caller carries them (``pipeline.admit``): the limit, what is left and
-when the bucket is full again, for requests and for tokens. A ``Gauge`` formats a count only
+when the bucket is full again, for requests and for tokens. A ``LimitGauge`` formats a count only
 when it changed; a ``Meter`` is one scope with a gauge per kind of limit it has. Both come
 from ``_gate_py`` or its native twin (``modelmux._speedups.gate``).
 """
@@ -18,12 +18,12 @@ from modelmux.routing.models import DeploymentSpec
 from modelmux.routing.store import LimitStore
 
 if TYPE_CHECKING:
-    from modelmux.pipeline._gate_py import Gauge, Meter, duration_ms
+    from modelmux.pipeline._gate_py import LimitGauge, Meter, duration_ms
 else:  # the native twin when built (``_accel``), else the pure one
     _twin = _accel.load("gate", "modelmux.pipeline._gate_py")
-    Gauge, Meter, duration_ms = _twin.Gauge, _twin.Meter, _twin.duration_ms
+    LimitGauge, Meter, duration_ms = _twin.LimitGauge, _twin.Meter, _twin.duration_ms
 
-__all__ = ["Available", "Gauge", "Meter", "describe", "duration", "duration_ms",
+__all__ = ["Available", "LimitGauge", "Meter", "describe", "duration", "duration_ms",
            "ratelimit_headers"]
 
 

@@ -63,17 +63,20 @@ def cache_of(details: object) -> Cache | None:
     return (read or 0, write or 0)
 
 
-class _UsageOnly(msgspec.Struct):
+class UsageOnly(msgspec.Struct):
+    """An OpenAI answer or chunk with only its ``usage`` decoded."""
+
     usage: Usage | None = None
 
 
-_usage_only = msgspec.json.Decoder(_UsageOnly)
+usage_only = msgspec.json.Decoder(UsageOnly)
+"""Decodes an OpenAI answer's or chunk's ``usage`` and nothing else (shared by the relays)."""
 
 
 def usage_of(body: bytes) -> Tokens | None:
     """The ``usage`` of an OpenAI completion or chunk, decoding nothing else; None if absent."""
     try:
-        usage = _usage_only.decode(body).usage
+        usage = usage_only.decode(body).usage
     except (msgspec.DecodeError, msgspec.ValidationError):
         return None
     return None if usage is None else usage.tokens
@@ -83,7 +86,7 @@ def note_answer_usage(stats: CallStats, body: bytes) -> None:
     """Put the ``usage`` of an OpenAI completion on ``stats`` (tokens and cache), decoding
     nothing else; leaves ``stats`` alone when there is none."""
     try:
-        usage = _usage_only.decode(body).usage
+        usage = usage_only.decode(body).usage
     except (msgspec.DecodeError, msgspec.ValidationError):
         return
     if usage is not None:

@@ -14,7 +14,7 @@ import msgspec
 
 from modelmux.codec.sse import DONE, SSEDecoder, encode_data
 from modelmux.errors import ModelMuxError, UpstreamError
-from modelmux.providers.base import Cache, Tokens, Usage, carries_usage
+from modelmux.providers.base import Cache, Tokens, Usage, carries_usage, usage_only
 from modelmux.providers.errors import error_from_payload
 
 __all__ = ["ChunkRelay", "UsageHidden"]
@@ -27,13 +27,6 @@ class _Model(msgspec.Struct):
 
 
 _model_only = msgspec.json.Decoder(_Model)
-
-
-class _UsageOnly(msgspec.Struct):
-    usage: Usage | None = None
-
-
-_usage_only = msgspec.json.Decoder(_UsageOnly)
 
 
 class ChunkRelay:
@@ -78,7 +71,7 @@ class ChunkRelay:
         if self._usage is None:
             return None
         try:
-            return _usage_only.decode(self._usage).usage
+            return usage_only.decode(self._usage).usage
         except (msgspec.DecodeError, msgspec.ValidationError):
             return None
 

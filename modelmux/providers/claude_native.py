@@ -4,7 +4,7 @@ Reference: Anthropic API "Messages > Create a Message", "Streaming Messages" and
 tokens"; Google Cloud "Use Claude models" (rawPredict bodies carry ``anthropic_version`` and no
 ``model``). Only what the endpoint needs changes (model name, the profile's body fields); every
 other member keeps its bytes. The answer, or the stream, comes back as the upstream sent it,
-with the model name put back to the one the client asked for. ``ClaudeProvider`` hands a
+with the model name put back to the one the client asked for. ``claude.ClaudeProvider`` hands a
 ``MessagesCall`` here; the endpoint profile (``claude.ClaudeEndpoint``) is the one it uses.
 """
 
@@ -30,7 +30,7 @@ if TYPE_CHECKING:
     from modelmux.providers.transport import ProviderClient
 
 
-class ClaudeProvider(Protocol):
+class NativeClaude(Protocol):
     """What the native path reads of a Claude provider (``claude.ClaudeProvider``)."""
 
     name: str
@@ -240,7 +240,7 @@ _start_decoder = msgspec.json.Decoder(anthropic.MessageStart)
 _delta_decoder = msgspec.json.Decoder(anthropic.MessageDelta)
 
 
-async def complete(provider: ClaudeProvider, call: MessagesCall) -> bytes:
+async def complete(provider: NativeClaude, call: MessagesCall) -> bytes:
     """The upstream's Message for ``call``, with the client's model name."""
     endpoint = provider.endpoint
     body = _body(provider, call)
@@ -252,7 +252,7 @@ async def complete(provider: ClaudeProvider, call: MessagesCall) -> bytes:
     return with_model(answer, call.public_model)
 
 
-def stream(provider: ClaudeProvider, call: MessagesCall) -> AsyncGenerator[bytes, None]:
+def stream(provider: NativeClaude, call: MessagesCall) -> AsyncGenerator[bytes, None]:
     """The upstream's event stream for ``call``, relayed as it comes."""
     endpoint = provider.endpoint
     return provider.upstream.relay(
@@ -264,7 +264,7 @@ def stream(provider: ClaudeProvider, call: MessagesCall) -> AsyncGenerator[bytes
     )
 
 
-async def count_tokens(provider: ClaudeProvider, body: bytes, *, model: str, sent_model: str,
+async def count_tokens(provider: NativeClaude, body: bytes, *, model: str, sent_model: str,
                        forward: Headers, stats: CallStats) -> bytes:
     """The endpoint's own token count for a count_tokens ``body``.
 
@@ -280,7 +280,7 @@ async def count_tokens(provider: ClaudeProvider, body: bytes, *, model: str, sen
                                          sent, stats)
 
 
-def _body(provider: ClaudeProvider, call: MessagesCall) -> bytes:
+def _body(provider: NativeClaude, call: MessagesCall) -> bytes:
     """The client's body for the endpoint; its own ``stream`` member goes through as sent."""
     endpoint = provider.endpoint
     return native_body(call.messages_body, model=call.model, model_in_body=endpoint.model_in_body,

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 if TYPE_CHECKING:
     from modelmux.config.settings import H2Settings, ServerLimits
     from modelmux.http1.common import RequestHead
-    from modelmux.http1.server import Connection as HTTP1Backend
+    from modelmux.http1.server import HTTP1Backend
     from modelmux.server.exchange import Handler
 
 

@@ -57,7 +57,7 @@ _HINT = ("Pass an API key as `Authorization: Bearer <key>` or `x-api-key: <key>`
          "ask your ModelMux admin for one.")
 
 
-class Entry:
+class KeyEntry:
     """A cached identity, and the models it was found to be allowed (or not) to use.
 
     ``until`` is the sooner of ``expires`` and the key's own expiry; ``open`` says no list
@@ -100,10 +100,10 @@ class Authenticator:
         self._masters = tuple(k.encode() for k in (config.master_key, admin_key) if k)
         self._ttl = config.key_cache_seconds
         self.aliases = aliases or {}  # public model name -> its target, for model lists
-        self._cache: dict[bytes, Entry] = {}
-        self._tokens: dict[bytes, Entry] = {}  # verified JWTs
-        self._bearers: dict[bytes, Entry] = {}  # by the whole authorization header value
-        self._api_keys: dict[bytes, Entry] = {}  # by the whole x-api-key header value
+        self._cache: dict[bytes, KeyEntry] = {}
+        self._tokens: dict[bytes, KeyEntry] = {}  # verified JWTs
+        self._bearers: dict[bytes, KeyEntry] = {}  # by the whole authorization header value
+        self._api_keys: dict[bytes, KeyEntry] = {}  # by the whole x-api-key header value
         self._failures = FailureWindow(config.failed_auth_per_minute)
         self._touched: dict[str, float] = {}
         self._toucher: asyncio.Task[None] | None = None
@@ -165,7 +165,7 @@ class Authenticator:
         self._know(found, entry)
         return identity
 
-    def fast(self, headers: Headers, model: str | None = None) -> Entry | None:
+    def fast(self, headers: Headers, model: str | None = None) -> KeyEntry | None:
         """The entry of a header value seen before, when nothing is left to decide: no
         address is being throttled, neither the entry nor its key has expired, and ``model``
         is known to be allowed. None in every other case, for ``identify`` to decide. Never
@@ -192,7 +192,7 @@ class Authenticator:
             self._touched[key_id] = now
         return entry
 
-    def _know(self, found: tuple[bytes, bytes, bytes], entry: Entry) -> None:
+    def _know(self, found: tuple[bytes, bytes, bytes], entry: KeyEntry) -> None:
         """Remember the header value that carried a cached ``entry``'s credential."""
         if self._ttl <= 0:
             return
@@ -225,7 +225,7 @@ class Authenticator:
         self._know(found, entry)
         return identity
 
-    def _let_in(self, entry: Entry, client: str, now: float, model: str | None) -> Identity:
+    def _let_in(self, entry: KeyEntry, client: str, now: float, model: str | None) -> Identity:
         """The identity of a found ``entry``, if its key is unexpired and may use ``model``."""
         identity = entry.identity
         key = identity.key
@@ -245,7 +245,7 @@ class Authenticator:
                                        param="model", code="model_not_allowed")
         return identity
 
-    async def _fresh(self, token: bytes, client: str, now: float) -> Entry:
+    async def _fresh(self, token: bytes, client: str, now: float) -> KeyEntry:
         """The entry for a token the cache does not hold (cached, unless it is a JWT)."""
         identity: Identity | None = None
         for master in self._masters:
@@ -258,7 +258,7 @@ class Authenticator:
             if not well_formed(text):  # a typo or a guess: no store lookup
                 self._refuse(client, now, "unknown", "Incorrect API key provided. " + _HINT)
             identity = await self._lookup(hash_key(text), client, now)
-        entry = Entry(now + self._ttl, identity)
+        entry = KeyEntry(now + self._ttl, identity)
         if self._ttl > 0:
             if len(self._cache) >= MAX_CACHED:
                 self._cache.clear()
@@ -302,7 +302,7 @@ class Authenticator:
         return Identity(kind="key", label=key.prefix or key.id, role=key.role, key=key,
                         user=user, team=team)
 
-    async def _jwt_entry(self, token: bytes, client: str, now: float) -> Entry:
+    async def _jwt_entry(self, token: bytes, client: str, now: float) -> KeyEntry:
         """A verified JWT's entry, remembered (in ``_tokens``) until its ``exp`` and at most
         ``key_cache_seconds``, so a repeated token skips the signature check."""
         if self._jwt is None:  # loaded only when [auth.jwt] is set and a JWT arrives
@@ -315,7 +315,7 @@ class Authenticator:
             identity, exp = await self._jwt.check(token.decode("ascii"))
         except AuthenticationFailed as exc:
             self._refuse(client, now, "jwt", exc.message)
-        entry = Entry(min(exp, now + self._ttl), identity)
+        entry = KeyEntry(min(exp, now + self._ttl), identity)
         if entry.expires > now:
             if len(self._tokens) >= MAX_TOKENS:
                 self._tokens.clear()

@@ -39,7 +39,7 @@ MAX_TOKEN = 16 * 1024
 _MAX_JWKS = 1024 * 1024
 _TIMEOUTS = Timeouts(connect=5.0, first_byte=10.0, read=10.0, pool=5.0)
 
-Lookup = Callable[[Identity], Awaitable[Identity]]
+IdentityLookup = Callable[[Identity], Awaitable[Identity]]
 """Given the identity built from the claims, the same with stored user and team records
 (their limits and models) attached; it may raise ``AuthenticationFailed``."""
 
@@ -78,7 +78,7 @@ class JwtVerifier:
     """
 
     def __init__(self, config: JwtConfig, *, pool: ConnectionPool | None = None,
-                 lookup: Lookup | None = None,
+                 lookup: IdentityLookup | None = None,
                  clock: Callable[[], float] = time.monotonic) -> None:
         """Raises:
             ConfigError: PyJWT is missing, no (or both) key sources, or ``algorithms`` lists

@@ -18,7 +18,7 @@ from modelmux.errors import InvalidRequest, UpstreamError
 from modelmux.schemas.openai_embeddings import EmbeddingRequest
 from modelmux.translate.embeddings import text_inputs, vector_count_error
 
-Family = Literal["titan", "cohere"]
+EmbedFamily = Literal["titan", "cohere"]
 COHERE_BATCH = 96
 """Cohere Embed on Bedrock takes at most 96 texts a request."""
 
@@ -38,7 +38,7 @@ _titan = msgspec.json.Decoder(_Titan)
 _cohere = msgspec.json.Decoder(_Cohere)
 
 
-def embed_family(model: str) -> Family | None:
+def embed_family(model: str) -> EmbedFamily | None:
     """Which body a model id takes (a region-prefixed inference profile id included)."""
     if "titan-embed" in model:
         return "titan"
@@ -47,7 +47,7 @@ def embed_family(model: str) -> Family | None:
     return None
 
 
-def texts_of(request: EmbeddingRequest, model: str, provider: str) -> tuple[Family, list[str]]:
+def texts_of(request: EmbeddingRequest, model: str, provider: str) -> tuple[EmbedFamily, list[str]]:
     """The body family and the input texts.
 
     Raises:

@@ -18,10 +18,10 @@ from modelmux.upstream.deadline import WaitTimer
 from modelmux.upstream.errors import StreamRefused, UpstreamClosed, map_errors
 from modelmux.upstream.origin import Origin, ResponseHead
 
-__all__ = ["H2ClientStream", "StreamOwner", "StreamRefused"]
+__all__ = ["H2ClientStream", "ClientStreamOwner", "StreamRefused"]
 
 
-class StreamOwner(Protocol):
+class ClientStreamOwner(Protocol):
     """What a stream asks of its connection (``h2link.H2Link``)."""
 
     origin: Origin
@@ -35,7 +35,7 @@ class StreamOwner(Protocol):
 class H2ClientStream:
     """One request/response exchange; the body is read through ``iter_bytes``/``read``."""
 
-    def __init__(self, conn: StreamOwner, sid: int) -> None:
+    def __init__(self, conn: ClientStreamOwner, sid: int) -> None:
         self.conn, self.sid = conn, sid
         self.status = 0
         self.headers: Headers = []

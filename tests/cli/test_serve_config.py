@@ -164,8 +164,12 @@ def test_an_invalid_config_lists_every_problem_and_exits_2(tmp_path: Path) -> No
                    + 'api_key = "x"\n')
     out = run(tmp_path, "serve", "--config", str(config), "--port", "70000")
     assert out.returncode == 2
-    assert "invalid configuration: 4 problems" in out.stderr
-    assert f"{config}:2: server.prot: unknown field `prot`" in out.stderr
-    assert f"{config}:4: logging.level" in out.stderr
-    assert f"{config}:9: provider[0].api_key: unknown field `api_key`" in out.stderr
-    assert "command line --port: server.port: expected a port in 0-65535" in out.stderr
+    lines = out.stderr.splitlines()
+    (head,) = [n for n, line in enumerate(lines) if "invalid configuration" in line]
+    assert lines[head].endswith("]: invalid configuration: 4 problems")
+    problems = [line.split("]: ", 1)[1] for line in lines[head + 1:head + 5]]
+    assert problems[0].startswith(f"  {config}:2: server.prot: unknown field `prot`")
+    assert problems[1].startswith(f"  {config}:4: logging.level")
+    assert problems[2].startswith(f"  {config}:9: provider[0].api_key: unknown field `api_key`")
+    assert problems[3].startswith("  command line --port: server.port: expected a port in 0-65535")
+    assert "\\n" not in out.stderr  # no problem list escaped into one line

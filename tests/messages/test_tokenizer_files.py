@@ -16,7 +16,7 @@ import pytest
 
 from modelmux.api import token_estimate
 from modelmux.api.token_estimate import TokenEstimator, tokenizer_files
-from modelmux.api.token_families import CLAUDE_LEGACY, O200K, Family, family_of
+from modelmux.api.token_families import CLAUDE_LEGACY, O200K, TokenFamily, family_of
 from modelmux.api.tokenizer_files import (
     CLAUDE_LEGACY_DATA,
     CLAUDE_LEGACY_SHA256,
@@ -65,7 +65,7 @@ def test_the_shipped_claude_tokenizer_is_the_sdks_file() -> None:
     ("gpt-4o-mini", O200K), ("openai/gpt-5", O200K),
     ("claudette", None), ("claude", None), ("llama-3.1-8b", None), ("gemini-2.0-flash", None),
 ])
-def test_model_families(model: str, family: Family | None) -> None:
+def test_model_families(model: str, family: TokenFamily | None) -> None:
     assert family_of(model) is family
 
 

@@ -28,7 +28,7 @@ from modelmux.observability.access import (
     access_fields,
     logfmt,
 )
-from modelmux.observability.linelog import FLUSH_BYTES, LineLog, Stamp, Target
+from modelmux.observability.linelog import FLUSH_BYTES, LineLog, Stamp, LogTarget
 from modelmux.observability.logs import ONE_LINE, JsonFormatter, TextFormatter
 from modelmux.observability.record import RequestRecord
 from modelmux.providers.base import CallStats
@@ -135,7 +135,7 @@ def pipe_log(size: int = 1 << 20, **kwargs: int) -> tuple[LineLog, int]:
     read_end, write_end = os.pipe()
     fcntl.fcntl(write_end, fcntl.F_SETPIPE_SZ, size)
     os.set_blocking(read_end, False)
-    return LineLog([Target(fd=write_end)], **kwargs), read_end
+    return LineLog([LogTarget(fd=write_end)], **kwargs), read_end
 
 
 def close(lines: LineLog, read_end: int) -> None:

@@ -36,6 +36,6 @@ def gate_twin(request: pytest.FixtureRequest) -> Iterator[ModuleType]:
     with pytest.MonkeyPatch.context() as patch:
         use_twins(patch, twin, limits)
         patch.setattr(ratelimits, "Meter", twin.Meter)
-        patch.setattr(ratelimits, "Gauge", twin.Gauge)
+        patch.setattr(ratelimits, "LimitGauge", twin.LimitGauge)
         patch.setattr(ratelimits, "duration_ms", twin.duration_ms)
         yield twin

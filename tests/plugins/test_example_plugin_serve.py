@@ -1,6 +1,7 @@
 """The example plugin through a real ``modelmux serve`` and the official openai SDK: the echo
 provider type answers with the text the redact middleware left, a plugin that raises gives a
-500 naming it while the server keeps serving, and a plugin that is missing stops start-up."""
+500 naming it in the door's own shape (or, once a stream started, an error event naming it)
+while the server keeps serving, and a plugin that is missing or broken stops start-up."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ import typing
 from collections.abc import Iterator
 from pathlib import Path
 
+import anthropic
 import openai
 import pytest
 
@@ -24,6 +26,7 @@ models = ["echo"]
 prefix = "you said: "
 chunks = 4
 fail_on = "explode"
+fail_midway = "halfway"
 
 [[middleware]]
 name = "redact"
@@ -85,6 +88,76 @@ def test_a_plugin_that_raises_is_a_500_naming_it_and_the_server_keeps_serving(
                                  "type": "server_error", "code": "plugin_error", "param": None}
     assert server.wait_for_log(f"plugin {plugin} "), "\n".join(server.lines)
     assert ask(sdk, "call 1234", stream) == "you said: call [hidden]"
+
+
+def test_the_echo_providers_embed_is_served_with_the_redacted_inputs(
+        server: ServeProcess, sdk: openai.OpenAI) -> None:
+    answer = sdk.embeddings.create(model="echo", input=["call 5551234 now", "hello"])
+    assert [item.embedding for item in answer.data] == [[len("call [hidden] now"), 3.0],
+                                                        [5.0, 1.0]]
+    assert answer.model == "echo"
+
+
+@pytest.fixture
+def claude_sdk(server: ServeProcess) -> Iterator[anthropic.Anthropic]:
+    with anthropic.Anthropic(base_url=server.url, api_key="unused", max_retries=0,
+                             timeout=10) as client:
+        yield client
+
+
+def ask_claude(sdk: anthropic.Anthropic, text: str, stream: bool) -> str:
+    messages: list = [{"role": "user", "content": text}]
+    if not stream:
+        answer = sdk.messages.create(model="echo", max_tokens=50, messages=messages)
+        return "".join(block.text for block in answer.content if block.type == "text")
+    with sdk.messages.stream(model="echo", max_tokens=50, messages=messages) as events:
+        return events.get_final_text()
+
+
+NAMED = "The 'echo' plugin failed: RuntimeError."
+
+
+@pytest.mark.parametrize("stream", [False, True], ids=["json", "stream"])
+def test_a_provider_plugin_that_raises_is_an_anthropic_500_naming_it_on_the_messages_door(
+        server: ServeProcess, claude_sdk: anthropic.Anthropic, stream: bool) -> None:
+    with pytest.raises(anthropic.InternalServerError) as caught:
+        ask_claude(claude_sdk, "please explode now", stream)
+    assert caught.value.status_code == 500
+    assert caught.value.body == {"type": "error",
+                                 "error": {"type": "api_error", "message": NAMED}}
+    assert caught.value.response.headers["content-type"].startswith("application/json")
+    assert server.wait_for_log("plugin echo (provider parrot) failed on request")
+    assert ask_claude(claude_sdk, "call 1234", stream) == "you said: call [hidden]"
+
+
+def test_a_provider_plugin_failing_midway_ends_the_chat_stream_with_an_error_naming_it(
+        server: ServeProcess, sdk: openai.OpenAI) -> None:
+    got: list[str] = []
+    with pytest.raises(openai.APIError) as caught:
+        for chunk in sdk.chat.completions.create(
+                model="echo", stream=True,
+                messages=[{"role": "user", "content": "stop halfway please"}]):
+            got.append(chunk.choices[0].delta.role or "" if chunk.choices else "")
+    assert got == ["assistant"]  # the first chunk came before the failure
+    assert caught.value.message == NAMED
+    assert caught.value.body == {"message": NAMED, "type": "server_error",
+                                 "code": "plugin_error", "param": None}
+    assert server.wait_for_log("plugin echo (provider parrot) failed on request")
+    assert ask(sdk, "call 1234", True) == "you said: call [hidden]"
+
+
+def test_a_provider_plugin_failing_midway_ends_the_messages_stream_with_an_error_event(
+        server: ServeProcess, claude_sdk: anthropic.Anthropic) -> None:
+    kinds: list[str] = []
+    with pytest.raises(anthropic.APIStatusError) as caught, claude_sdk.messages.stream(
+            model="echo", max_tokens=50,
+            messages=[{"role": "user", "content": "stop halfway please"}]) as events:
+        kinds.extend(event.type for event in events)
+    assert kinds[:1] == ["message_start"]  # the stream had started
+    assert caught.value.body == {"type": "error",
+                                 "error": {"type": "api_error", "message": NAMED}}
+    assert server.wait_for_log("plugin echo (provider parrot) failed on request")
+    assert ask_claude(claude_sdk, "call 1234", True) == "you said: call [hidden]"
 
 
 @pytest.mark.parametrize(("config", "needle"), [

@@ -2,7 +2,9 @@
 
 It needs no upstream, so it ignores the connection pool. ``fail_on`` makes it raise an
 ordinary exception when the user's text contains it: a way to see ModelMux contain a broken
-provider plugin (the client gets a 500 naming ``echo``).
+provider plugin (the client gets a 500 naming ``echo``); ``fail_midway`` makes a stream raise
+after its first chunk (the stream ends with an error event naming ``echo``). ``embed`` shows
+an optional method: each input's "embedding" is its length in characters and in words.
 """
 
 from __future__ import annotations
@@ -11,7 +13,7 @@ import json
 from collections.abc import AsyncGenerator
 from typing import Any
 
-from modelmux.plugins import ChatCall, ConnectionPool, PluginProviderConfig, Provider
+from modelmux.plugins import ChatCall, ConnectionPool, EmbedCall, PluginProviderConfig, Provider
 
 
 class EchoConfig(PluginProviderConfig, frozen=True):
@@ -20,6 +22,7 @@ class EchoConfig(PluginProviderConfig, frozen=True):
     prefix: str = ""
     chunks: int = 3
     fail_on: str = ""
+    fail_midway: str = ""
 
 
 def _text(content: Any) -> str:
@@ -46,6 +49,7 @@ class EchoProvider(Provider):
         self.prefix = config.prefix
         self.chunks = max(config.chunks, 1)
         self.fail_on = config.fail_on
+        self.fail_midway = config.fail_midway
 
     def answer(self, call: ChatCall) -> str:
         """The text to answer ``call`` with (the body the middleware left, not the client's)."""
@@ -76,6 +80,8 @@ class EchoProvider(Provider):
                 "created": call.created, "model": call.public_model}
         yield _sse({**head, "choices": [{"index": 0, "delta": {"role": "assistant", "content": ""},
                                          "finish_reason": None}]})
+        if self.fail_midway and self.fail_midway in text:
+            raise RuntimeError("echo was asked to fail midway")
         size = -(-len(text) // self.chunks) or 1
         for start in range(0, len(text), size):
             yield _sse({**head, "choices": [{"index": 0, "delta": {"content": text[start:start + size]},
@@ -84,3 +90,15 @@ class EchoProvider(Provider):
         if call.include_usage:
             yield _sse({**head, "choices": [], "usage": self._usage(text)})
         yield b"data: [DONE]\n\n"
+
+    async def embed(self, call: EmbedCall) -> bytes:
+        given = json.loads(call.raw)["input"]
+        texts = [given] if isinstance(given, str) else [str(item) for item in given]
+        return json.dumps({
+            "object": "list", "model": call.public_model,
+            "data": [{"object": "embedding", "index": n,
+                      "embedding": [float(len(text)), float(len(text.split()))]}
+                     for n, text in enumerate(texts)],
+            "usage": {"prompt_tokens": sum(len(t.split()) for t in texts),
+                      "total_tokens": sum(len(t.split()) for t in texts)},
+        }).encode()
