@@ -54,7 +54,7 @@ class Stage:
 
     def answer_headers(self, ctx: RequestContext) -> Headers:
         """Just before a whole (non-streamed) answer is sent, ``ctx.answer`` set: headers to add
-        to it (the account stage's cost)."""
+        to it (spend's cost stage: the cost)."""
         return []
 
     def on_answer(self, ctx: RequestContext) -> None:
