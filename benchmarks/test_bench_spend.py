@@ -1,10 +1,10 @@
-"""pytest-benchmark: the account stage's CPU per request, spend off beside spend on, in one run;
+"""pytest-benchmark: the cost stage's CPU per request, spend off beside spend on, in one run;
 and the stream relay with and without the usage kept from the client.
 
 Run: ``python -m pytest benchmarks/test_bench_spend.py``. One round of the stage cases runs
 what the door runs after a whole answer for ``REQUESTS`` requests: the stages' answer headers
 (the cost header) and their ``on_answer`` hooks. ``off`` is ``[analytics.cost_tracking]
-enabled = false`` (no account stage is built); ``cost`` is the default (cost, header, record);
+enabled = false`` (no cost stage is built); ``cost`` is the default (cost, header, record);
 ``full`` adds the spend log's queue and a global budget counted in memory. The relay cases feed
 one 10-chunk stream (with ``include_usage``'s ``"usage": null`` on each chunk and the usage
 chunk at the end) through the relay: as the client asked for it, and with the usage hidden.
@@ -23,7 +23,7 @@ from modelmux.providers.base import CallStats
 from modelmux.providers.openai_compatible import ChunkRelay
 from modelmux.providers.chunk_relay import UsageHidden
 from modelmux.schemas.openai_chat import request_decoder
-from modelmux.spend.account import AccountStage
+from modelmux.spend.account import CostStage
 from modelmux.spend.budget import BudgetStage
 from modelmux.spend.counters import MemoryCounters
 from modelmux.spend.log import SpendLog
@@ -69,10 +69,10 @@ def pipeline(case: str) -> tuple[Pipeline, SpendLog | None]:
                                                    output_per_mtok=2)],
                                analytics=AnalyticsConfig(CostTrackingConfig())).prices)
     if case == "cost":
-        return Pipeline([AccountStage(prices)]), None
+        return Pipeline([CostStage(prices)]), None
     spend_log = SpendLog(_noop, retention_days=1, max_pending=10 * REQUESTS)
     spend_log._task = object()  # type: ignore[assignment]  # no writer: the queue alone
-    return Pipeline([budgets, AccountStage(prices, [lambda c, r: spend_log.add(r),
+    return Pipeline([budgets, CostStage(prices, [lambda c, r: spend_log.add(r),
                                                     budgets.count])]), spend_log
 
 

@@ -4,7 +4,8 @@
 dispatcher, CORS policy, metrics and access log, and dispatches each exchange through the
 routes table after stamping its request id and attaching a ``RequestRecord``. Errors are
 raised, not rendered here: the server turns a ``ModelMuxError`` into the OpenAI error
-response, and the record is measured and logged once the exchange is over.
+response, and the pipeline's finish stage (``pipeline.finish``) measures and logs the record
+once the exchange is over.
 """
 
 from __future__ import annotations
@@ -38,6 +39,7 @@ from modelmux.observability.tracing import build_tracer
 from modelmux.pipeline.authenticate import KeyGate
 from modelmux.pipeline.cache import ResponseCache
 from modelmux.pipeline.call import Dispatcher
+from modelmux.pipeline.finish import FinishStage
 from modelmux.pipeline.plugins import build_middlewares
 from modelmux.pipeline.route import RouteStage
 from modelmux.pipeline.stage import Pipeline
@@ -131,6 +133,9 @@ class App:
         self.breakers = shared_breakers(config.state, self.limits, self.router)
         self.cors = Cors(config.server.cors)
         self.access_log = AccessLog(enabled=config.logging.access_log)
+        self.finish = FinishStage(self.metrics, self.access_log, self._gauges)
+        """Counts, logs and ends every request once its exchange is over (``pipeline.finish``)."""
+        self._done = self.finish.finished  # every record's end hook, bound once
         self.tracer = build_tracer(config.telemetry, self.version)
         bodies = _body_log(config)
         self.watcher = Watcher(self.tracer, bodies) if self.tracer or bodies else None
@@ -171,6 +176,7 @@ class App:
             stages += self.cache.stages()
         if self.spend is not None:
             stages += self.spend.stages
+        stages.append(self.finish)  # an account stage after the cost stage: the cost is logged
         return Pipeline(stages)
 
     def build_auth(self) -> Authenticator | None:
@@ -261,12 +267,12 @@ class App:
         matched = match(exchange.path)
         label, methods = matched if matched is not None else ("unmatched", None)
         record = exchange.observer = RequestRecord(request_id.decode("ascii"), label,
-                                                   self._finished)
+                                                   self._done)
         if self.tracer is not None:
             record.span = self.tracer.server_span(exchange, label)
         self.metrics.started()
         if self.metrics.shared is not None:
-            self._publish(exchange)
+            self.finish.publish(exchange)
         origin = exchange.header(b"origin")
         cors_ok = origin is not None and self.cors.enabled and self.cors.allows(origin)
         if exchange.method == "OPTIONS" and methods is not None:
@@ -306,10 +312,10 @@ class App:
         request_id = _request_id(exchange)
         exchange.extra_headers.append((b"x-request-id", request_id))
         record = exchange.observer = RequestRecord(request_id.decode("ascii"), label,
-                                                   self._finished)
+                                                   self._done)
         self.metrics.started()
         if self.metrics.shared is not None:
-            self._publish(exchange)
+            self.finish.publish(exchange)
         return record
 
     def lane_close(self, exchange: Exchange, *, undo: bool = False) -> None:
@@ -333,22 +339,10 @@ class App:
             return observer
         return RequestRecord(self.request_id(exchange), exchange.path)
 
-    def _finished(self, record: RequestRecord, exchange: Exchange) -> None:
-        now = time.perf_counter_ns()
-        self.metrics.observe(record, exchange, now)
-        self.access_log.log(record, exchange, now)
-        if self.metrics.shared is not None:
-            self._publish(exchange)
-        if record.span is not None:
-            record.span.end(record, exchange)
-
-    def _publish(self, exchange: Exchange) -> None:
-        """Under ``--workers``: let the other workers' scrapes see this one's counts soon."""
-        metrics = self.metrics
-        assert metrics.shared is not None
-        metrics.shared.soon(metrics.registry, lambda: metrics.refresh(
-            self.pool.stats(), exchange.open_connections(), self.router.snapshot(),
-            self.limits.status()))
+    def _gauges(self, exchange: Exchange) -> None:
+        """This process's gauges brought up to date, for a ``--workers`` publish."""
+        self.metrics.refresh(self.pool.stats(), exchange.open_connections(),
+                             self.router.snapshot(), self.limits.status())
 
     async def aclose(self, *, last: bool = True) -> None:
         """Close providers, pool and tracer. ``last`` (not a reload's retiring App) also writes

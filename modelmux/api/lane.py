@@ -31,6 +31,7 @@ from modelmux.api.services import Services
 from modelmux.api.streaming import MODE_HEADER
 from modelmux.errors import Headers, ModelMuxError
 from modelmux.http1.common import END, NEED_DATA
+from modelmux.pipeline.finish import FinishStage
 from modelmux.pipeline.route import RouteStage
 from modelmux.providers.base import CallStats, note_answer_usage
 from modelmux.providers.openai_compatible import upstream_body
@@ -84,9 +85,8 @@ def lane_allowed(app: LaneApp) -> bool:
     if (app.tracer is not None or app.watcher is not None or app.cache is not None
             or app.spend is not None or app.auth is not None):
         return False
-    stages = app.pipeline.stages
-    if len(stages) != 1 or type(stages[0]) is not RouteStage:
-        return False
+    if [type(s) for s in app.pipeline.stages] != [RouteStage, FinishStage]:
+        return False  # the finish stage runs from the exchange's end, the lane's requests too
     return app.config.streaming.mode != "always" and not app.router.rules
 
 

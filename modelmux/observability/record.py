@@ -43,7 +43,7 @@ class RequestRecord:
         self.stats: CallStats | None = None
         self.overhead_ns: int | None = None
         self.span: ServerSpan | None = None  # set only when tracing is on
-        self.cost_usd: float | None = None  # set by the account stage when the price is known
+        self.cost_usd: float | None = None  # set by spend's cost stage when the price is known
         self.team: str | None = None  # the caller's team, when auth knows one
         self.key: str | None = None  # the caller's key prefix or JWT subject (never the key)
         self._done = done

@@ -6,7 +6,8 @@ observe only; the answer has been sent). The first stage may also offer ``enter`
 done without a coroutine when nothing needs awaiting (a cached key), so that request skips
 two coroutines. A stage that overrides neither hook, or is not built because its feature is
 off, costs nothing per request. Plugin stages are guarded: anything but a ``ModelMuxError``
-they raise becomes a 500 that names the plugin, and the server keeps going.
+they raise becomes a 500 that names the plugin, and the server keeps going. The last stage,
+``finish.FinishStage``, has no hook here: every exchange's record calls it when it ends.
 """
 
 from __future__ import annotations
@@ -54,7 +55,7 @@ class Stage:
 
     def answer_headers(self, ctx: RequestContext) -> Headers:
         """Just before a whole (non-streamed) answer is sent, ``ctx.answer`` set: headers to add
-        to it (the account stage's cost)."""
+        to it (spend's cost stage: the cost)."""
         return []
 
     def on_answer(self, ctx: RequestContext) -> None:

@@ -1,4 +1,5 @@
-"""The account stage: what each answered request cost, for the client, the logs and the budgets.
+"""The cost stage (an account stage): what each answered request cost, for the client, the
+logs and the budgets.
 
 The cost is usage × price (``spend.cost``) of the deployment that answered. A whole answer
 carries it as ``x-modelmux-cost-usd``; every request puts it on its record (access log, the
@@ -22,7 +23,7 @@ from modelmux.providers.base import note_answer_usage
 from modelmux.spend.cost import cost_usd, format_cost
 from modelmux.spend.prices import PriceTable
 
-__all__ = ["COST_HEADER", "AccountStage", "Sink", "SpendRow"]
+__all__ = ["COST_HEADER", "CostStage", "Sink", "SpendRow"]
 
 log = logging.getLogger("modelmux.spend")
 
@@ -59,7 +60,7 @@ Sink = Callable[[RequestContext, SpendRow], None]
 loop; must not block (queue the work)."""
 
 
-class AccountStage(Stage):
+class CostStage(Stage):
     """Costs each request; ``sinks`` (spend log, budgets) get one ``SpendRow`` per request
     that reached a deployment."""
 

@@ -56,7 +56,7 @@ class Alerts(Protocol):
 
 
 class BudgetStage(Stage):
-    """The admit stage for budgets; ``count`` is the account stage's sink."""
+    """The admit stage for budgets; ``count`` is the cost stage's sink."""
 
     kind = "admit"
     name = "budgets"

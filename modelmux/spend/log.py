@@ -1,6 +1,6 @@
 """``SpendLog``: the spend log's writer, off the request path.
 
-The account stage hands it one ``SpendRow`` per request (``add``: a deque append, no I/O). A
+The cost stage hands it one ``SpendRow`` per request (``add``: a deque append, no I/O). A
 background task writes them in batches of up to ``batch`` rows at least every ``interval``
 seconds. While the store fails, rows wait, up to ``max_pending``; what does not fit is dropped,
 counted (``dropped``) and logged, and no request ever waits. ``aclose`` writes what is left.
@@ -53,7 +53,7 @@ class SpendLog:
         self._pruned_at = 0.0
 
     def add(self, row: SpendRow) -> None:
-        """Queue one row (the account stage's sink); starts the writer on first use."""
+        """Queue one row (the cost stage's sink); starts the writer on first use."""
         if len(self.pending) >= self.max_pending:
             self.dropped += 1
             if self.dropped == 1 or self.dropped % 10_000 == 0:

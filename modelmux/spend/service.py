@@ -1,7 +1,8 @@
 """``Spend``: the spend parts one App builds from ``[[prices]]``, ``[analytics]`` and ``[auth]``.
 
 While cost is tracked (``AnalyticsConfig.cost_tracking_on``: set, or by default with auth
-keys, a spend log or a global budget): the price table and the account stage. The spend log when ``[analytics] spend_log`` is true, or unset with
+keys, a spend log or a global budget): the price table and the cost stage (an account
+stage). The spend log when ``[analytics] spend_log`` is true, or unset with
 ``[auth] mode = "keys"``. Budgets when a global ``monthly_budget`` is set or auth is on (keys,
 users and teams may carry ``max_budget_usd``); their counters live in Redis when
 ``[state] backend = "redis"``. Alerts when a webhook or an email address is configured.
@@ -18,7 +19,7 @@ from modelmux.config.paths import state_dir
 from modelmux.config.schema import Config
 from modelmux.pipeline.stage import Stage
 from modelmux.routing.store import LimitStore
-from modelmux.spend.account import AccountStage, Sink
+from modelmux.spend.account import CostStage, Sink
 from modelmux.spend.alerts import Alerter
 from modelmux.spend.budget import BudgetStage
 from modelmux.spend.counters import Counters, MemoryCounters, RedisCounters
@@ -91,7 +92,7 @@ def _counters(config: Config, limits: LimitStore | None) -> Counters:
 
 
 class Spend:
-    """Prices, the account stage and, when on, the spend log, budgets and alerts."""
+    """Prices, the cost stage and, when on, the spend log, budgets and alerts."""
 
     def __init__(self, config: Config, prices: PriceTable | None = None,
                  limits: LimitStore | None = None, shared: Shared | None = None) -> None:
@@ -139,7 +140,7 @@ class Spend:
             sinks.append(lambda ctx, row: spend_log.add(row))
         if self.budgets is not None:
             sinks.append(self.budgets.count)
-        self.account = AccountStage(self.prices, sinks)
+        self.cost_stage = CostStage(self.prices, sinks)
 
     async def _seed(self, labels: Callable[[str, float], str]) -> dict[str, float]:
         """What each budget's period has spent so far, from the spend log (in-process
@@ -156,8 +157,8 @@ class Spend:
 
     @property
     def stages(self) -> list[Stage]:
-        """The pipeline stages spend adds: budgets (admit) and the account stage."""
-        return [s for s in (self.budgets, self.account) if s is not None]
+        """The pipeline stages spend adds: budgets (admit) and the cost stage (account)."""
+        return [s for s in (self.budgets, self.cost_stage) if s is not None]
 
     def adopt(self, old: Spend) -> None:
         """After a reload: keep counting in the in-process budget counters of the

@@ -38,13 +38,13 @@ def test_a_cache_hit_costs_nothing_and_its_row_keeps_what_it_saved() -> None:
     from modelmux.observability.record import RequestRecord
     from modelmux.pipeline.context import RequestContext
     from modelmux.schemas.openai_chat import request_decoder
-    from modelmux.spend.account import AccountStage, SpendRow
+    from modelmux.spend.account import CostStage, SpendRow
     from modelmux.spend.prices import PriceTable
 
     config = decode(PROVIDER + "[[prices]]\nmodel = \"up-m\"\ninput_per_mtok = 2\n"
                     "output_per_mtok = 8\n")
     rows: list[SpendRow] = []
-    stage = AccountStage(PriceTable(config.prices), [lambda _ctx, row: rows.append(row)],
+    stage = CostStage(PriceTable(config.prices), [lambda _ctx, row: rows.append(row)],
                          clock=lambda: 1000.0)
     body = b'{"model": "m", "messages": [{"role": "user", "content": "hi"}]}'
     ctx = RequestContext("openai.chat", request_decoder.decode(body), body, [], "req-1",
