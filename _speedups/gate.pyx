@@ -2,14 +2,13 @@
 """Native twin of ``modelmux.pipeline._gate_py``: a limited caller's per-request work with the
 in-process store, in C.
 
-The same API and the same results: the token-bucket arithmetic of ``DeploymentLimits`` done on
-C doubles in the order the pure twin writes it (so every count is the same float), the
-``x-ratelimit-*`` values formatted with ``snprintf``, and a cached key let in, charged and
-settled without a Python frame of the gate's own. The native buckets' fields are read directly
-(``modelmux/_speedups/limits.pxd``), pure ones' through their attributes; the slots of the
-request context, its record and the cache entry are read at their member offsets when the
-object is exactly of that class. A count too large for a C integer is formatted by the pure
-twin's code.
+The same API and the same results. The buckets are charged by their own code: native ones
+through ``DeploymentLimits.grant`` and ``.fix`` (``modelmux/_speedups/limits.pxd``), pure ones
+(a mixed build) through their methods, so the token-bucket arithmetic is written once per
+twin. The ``x-ratelimit-*`` values are formatted with ``snprintf``, and a cached key is let
+in, charged and settled without a Python frame of the gate's own; the slots of the request
+context, its record and the cache entry are read at their member offsets when the object is
+exactly of that class. A count too large for a C integer is formatted by the pure twin's code.
 """
 
 from cpython.bytes cimport PyBytes_FromStringAndSize
@@ -17,7 +16,7 @@ from libc.math cimport ceil, floor, isnan
 from libc.stdio cimport snprintf
 from posix.time cimport CLOCK_MONOTONIC, clock_gettime, timespec
 
-from modelmux._speedups.limits cimport DeploymentLimits, TokenBucket
+from modelmux._speedups.limits cimport DeploymentLimits
 
 import math as _math
 import time as _time
@@ -41,7 +40,6 @@ cdef object _monotonic = _time.monotonic
 cdef object _chat = ChatCompletionRequest
 cdef long long _PER_TOKEN = BYTES_PER_TOKEN
 cdef double _OUTPUT = DEFAULT_OUTPUT_TOKENS
-cdef double _INF = float("inf")
 cdef double _NAN = float("nan")
 cdef double _BIG = 4611686018427387904.0  # 2**62: a count at or above it goes to the pure code
 cdef double _EXACT = 4503599627370496.0  # 2**52: an int summed in doubles as in Python ints
@@ -235,9 +233,10 @@ cdef class Meter:
 
 cdef double _acquire(object buckets, double now, double cost, double* r_left, double* t_left
                      ) except? -1.0:
-    """``DeploymentLimits.try_acquire``; what is left of each bucket afterwards in ``r_left``
-    and ``t_left``. The native buckets' fields are read directly, the pure ones' attributes
-    (as under a mixed build) through Python."""
+    """``DeploymentLimits.try_acquire``; what is left of each bucket after a grant in
+    ``r_left`` and ``t_left``. Native buckets are charged through ``limits.pxd``
+    (``grant``); pure ones (a mixed build) by their own ``try_acquire``, the arithmetic the
+    twins share written once in each."""
     cdef DeploymentLimits native
     cdef double got
     if type(buckets) is DeploymentLimits:
@@ -248,53 +247,14 @@ cdef double _acquire(object buckets, double now, double cost, double* r_left, do
         if native.tpm is not None:
             t_left[0] = native.tpm.tokens
         return got
-    cdef object rpm = buckets.rpm, tpm = buckets.tpm, concurrency = buckets.concurrency
-    cdef double wait = 0.0, rl = 0.0, tl = 0.0, last, rate, capacity
-    if rpm is not None:
-        rl = rpm.tokens
-        last = rpm._last
-        if now > last:
-            rl += (now - last) * <double>rpm.rate
-            capacity = rpm.capacity
-            if rl > capacity:
-                rl = capacity
-            rpm._last = now
-        if rl < 1.0:
-            capacity = rpm.capacity
-            wait = _INF if capacity < 1.0 else (1.0 - rl) / <double>rpm.rate
-    if tpm is not None:
-        tl = tpm.tokens
-        last = tpm._last
-        rate = tpm.rate
-        capacity = tpm.capacity
-        if now > last:
-            tl += (now - last) * rate
-            if tl > capacity:
-                tl = capacity
-            tpm._last = now
-        if cost > tl:
-            if cost > capacity:
-                wait = _INF
-            elif (cost - tl) / rate > wait:
-                wait = (cost - tl) / rate
-    if concurrency is not None and concurrency.in_flight >= concurrency.limit:
-        wait = _INF
-    if wait > 0.0:
+    got = buckets.try_acquire(now, cost)
+    if got == 0.0:
+        rpm, tpm = buckets.rpm, buckets.tpm
         if rpm is not None:
-            rpm.tokens = rl
+            r_left[0] = rpm.tokens
         if tpm is not None:
-            tpm.tokens = tl
-        return wait
-    if rpm is not None:
-        rl -= 1.0
-        rpm.tokens = rl
-    if tpm is not None:
-        tl -= cost
-        tpm.tokens = tl
-    if concurrency is not None:
-        concurrency.in_flight += 1
-    r_left[0], t_left[0] = rl, tl
-    return 0.0
+            t_left[0] = tpm.tokens
+    return got
 
 
 def acquire(buckets, double now, double cost):
@@ -307,13 +267,8 @@ def acquire(buckets, double now, double cost):
 cdef int _correct(object buckets, double estimate, double actual) except -1:
     if type(buckets) is DeploymentLimits:
         (<DeploymentLimits>buckets).fix(estimate, actual)
-        return 0
-    cdef object tpm = buckets.tpm
-    cdef double tokens, capacity
-    if tpm is not None:
-        tokens = <double>tpm.tokens + (estimate - actual)
-        capacity = tpm.capacity
-        tpm.tokens = tokens if tokens < capacity else capacity
+    else:
+        buckets.correct(estimate, actual)
     return 0
 
 

@@ -1,9 +1,11 @@
 """HTTP/1.1 server connections: a sans-I/O backend behind a thin ``asyncio.Protocol``.
 
 The backend (``modelmux.http1.server``: the fast twin pair by default, h11 as the reference)
-parses and frames; this module owns the connection life cycle (keep-alive, pipelining, timeouts, limits, back-pressure,
-disconnects, protocol errors). It knows nothing of routes: each request becomes an ``Exchange``
-run by the server's handler in its own task, which is cancelled if the client goes away.
+parses and frames; this module owns the connection life cycle (keep-alive, pipelining, what a
+passed deadline means, limits, read back-pressure, disconnects, protocol errors);
+``h1_stream`` writes the response and ``h1_deadline`` keeps the timer. It knows nothing of
+routes: each request becomes an ``Exchange`` run by the server's handler in its own task,
+which is cancelled if the client goes away.
 """
 
 from __future__ import annotations
@@ -11,7 +13,6 @@ from __future__ import annotations
 import asyncio
 import contextvars
 import logging
-import time
 from http import HTTPStatus
 from typing import TYPE_CHECKING
 
@@ -31,8 +32,9 @@ from modelmux.http1.common import (
     HTTP1ProtocolError,
     RequestHead,
 )
-from modelmux.server.exchange import ClientDisconnected, Exchange, serve_exchange
-from modelmux.server.host import http_date
+from modelmux.server.exchange import Exchange, serve_exchange
+from modelmux.server.h1_deadline import H1Deadline
+from modelmux.server.h1_stream import CLOSE_HEADER, SERVER_HEADER, H1Stream
 
 if TYPE_CHECKING:
     from modelmux.server.host import Host
@@ -41,15 +43,12 @@ if TYPE_CHECKING:
 log = logging.getLogger("modelmux.server")
 
 _REASONS = {s.value: s.phrase.encode() for s in HTTPStatus}
-_CLOSE = (b"connection", b"close")
 _JSON = (b"content-type", b"application/json")
-_SERVER = (b"server", b"modelmux")
 
 
-
-
-class H1Protocol(asyncio.Protocol):
-    """One HTTP/1.1 client connection."""
+class H1Protocol(H1Stream, H1Deadline, asyncio.Protocol):
+    """One HTTP/1.1 client connection: its send side is ``H1Stream``, its deadline
+    ``H1Deadline``."""
 
     def __init__(self, server: Host) -> None:
         self.server = server
@@ -72,8 +71,6 @@ class H1Protocol(asyncio.Protocol):
         self._lane: Lane | None = None  # the handler's lane, waiting for this request's body
         self._ticket: Ticket | None = None  # the lane holds this request
         self._lane_drain = False  # the lane answered; the exchange ends once the client drains
-
-    # asyncio.Protocol -------------------------------------------------------------------------
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport  # type: ignore[assignment]  # uvloop's is not a subclass
@@ -145,8 +142,6 @@ class H1Protocol(asyncio.Protocol):
         if self._lane_drain:
             self._lane_drain = False
             self._lane_end()
-
-    # receive side -------------------------------------------------------------------------------
 
     def _process(self) -> None:
         assert self.transport is not None
@@ -298,39 +293,8 @@ class H1Protocol(asyncio.Protocol):
             error.status = status
         self._abort_with(error)
 
-    # timers ---------------------------------------------------------------------------------------
-
-    def _arm(self, seconds: float) -> None:
-        """Time out ``seconds`` from now. A pending loop timer that fires no later is kept
-        (firing early, it re-arms for the rest), so a keep-alive connection arms about one
-        loop timer per timeout period instead of one per request."""
-        deadline = self.loop.time() + seconds
-        self._deadline = deadline
-        if self._timer is None or self._timer_at > deadline:
-            self._stop_timer()
-            self._timer = self.loop.call_at(deadline, self._on_timeout)
-            self._timer_at = deadline
-
-    def _disarm(self) -> None:
-        """No deadline runs now; a pending loop timer lapses when it fires."""
-        self._deadline = None
-
-    def _stop_timer(self) -> None:
-        self._deadline = None
-        if self._timer is not None:
-            self._timer.cancel()
-            self._timer = None
-
-    def _on_timeout(self) -> None:
-        self._timer = None
-        deadline = self._deadline
-        if deadline is None:
-            return
-        if deadline > self._timer_at:  # armed again since: wait for the rest
-            self._timer = self.loop.call_at(deadline, self._on_timeout)
-            self._timer_at = deadline
-            return
-        self._deadline = None
+    def _expired(self) -> None:
+        """The head, body or idle deadline passed (``H1Deadline``)."""
         if self._lane is not None and self.exchange is not None and not self.closed:
             self._start(self.exchange)  # the body is slow: the handler waits for it
             return
@@ -341,67 +305,6 @@ class H1Protocol(asyncio.Protocol):
             self._abort_with(RequestTimeout("timed out waiting for the request head"))
         else:
             self._close()  # idle keep-alive connection
-
-    # send side (the Stream interface used by Exchange) -----------------------------------------------
-
-    def send_head(self, status: int, headers: Headers, *, end: bool, body: bytes = b"") -> None:
-        if self.closed:
-            raise ClientDisconnected()
-        headers.append(_SERVER)
-        headers.append((b"date", http_date.get()))
-        if self.server.draining or not self.conn.request_complete:
-            headers.append(_CLOSE)
-        out = self.conn.send_response(status, headers, end=end, body=body)
-        assert self.transport is not None
-        self.transport.write(out)
-
-    def send_data(self, data: bytes) -> None:
-        if self.closed:
-            raise ClientDisconnected()
-        out = self.conn.send_data(data)
-        assert self.transport is not None
-        if out:
-            self.transport.write(out)
-
-    def send_end(self) -> None:
-        if self.closed:
-            raise ClientDisconnected()
-        out = self.conn.send_end()
-        assert self.transport is not None
-        if out:
-            self.transport.write(out)
-
-    @property
-    def write_blocked(self) -> bool:
-        return self._write_paused or self.closed
-
-    async def drain(self) -> None:
-        if self._write_paused and not self.closed:
-            waiter = self.loop.create_future()
-            self._drain_waiters.append(waiter)
-            await waiter
-        if self.closed:
-            raise ClientDisconnected()
-
-    def open_connections(self) -> int:
-        return len(self.server.connections)
-
-    def send_continue(self) -> None:
-        if not self.closed:
-            out = self.conn.send_continue()
-            if out:
-                assert self.transport is not None
-                self.transport.write(out)
-
-    def resume_body(self) -> None:
-        exchange = self.exchange
-        if self._read_paused and exchange is not None and not exchange.body_too_large:
-            if self.conn.in_body:
-                self._read_paused = False
-                assert self.transport is not None
-                self.transport.resume_reading()
-
-    # helpers ----------------------------------------------------------------------------------------
 
     def _pause_reading(self) -> None:
         if not self._read_paused and self.transport is not None and not self.closed:
@@ -416,7 +319,7 @@ class H1Protocol(asyncio.Protocol):
             if not self.conn.response_started:
                 try:
                     body = error.body()
-                    headers: Headers = [_JSON, _SERVER, _CLOSE,
+                    headers: Headers = [_JSON, SERVER_HEADER, CLOSE_HEADER,
                                         (b"content-length", str(len(body)).encode())]
                     out = self.conn.send_response(error.status, headers, end=True, body=body)
                     assert self.transport is not None

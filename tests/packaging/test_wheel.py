@@ -48,6 +48,8 @@ def test_sdist_has_the_native_sources_and_the_tests(dists: Dists) -> None:
         "_speedups/_event_frame.pxi",  # included by eventstream.pyx and invoke_stream.pyx
         "_speedups/_payload_part.pxi",  # included by invoke_stream.pyx
         "_speedups/_head.pxi",  # included by http1.pyx and http1_client.pyx
+        "_speedups/_request_fields.pxi",  # included by http1_client.pyx
+        "_speedups/_response_head.pxi",  # included by http1_client.pyx
         "modelmux/_speedups/limits.pxd",  # cimported by gate.pyx
         "setup.py", "pyproject.toml", "MANIFEST.in", "README.md", "LICENSE-MIT", "LICENSE-APACHE",
         "tests/conftest.py", "tests/test_accel.py", "tests/packaging/test_wheel.py",
