@@ -20,14 +20,15 @@ import logging
 import math
 import random
 import time
-from collections.abc import AsyncGenerator, Awaitable, Callable, Coroutine
+from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import msgspec
 
 from modelmux.config.routing import RoutingConfig
 from modelmux.errors import InternalError, ModelMuxError, RateLimited
+from modelmux.pipeline.stream import Pieces, RelayedStream
 from modelmux.providers.base import Call, CallStats, ChatCall, EmbedCall, Provider, TextCall
 from modelmux.routing.models import DeploymentSpec
 from modelmux.routing.router import Attempt, Router, is_failover_error, retry_after_of
@@ -40,9 +41,10 @@ if TYPE_CHECKING:
     from modelmux.observability.record import RequestRecord
 
 log = logging.getLogger("modelmux.api")
+T = TypeVar("T")
 
 NewCall = Callable[[DeploymentSpec], Call]
-First = tuple[bytes, AsyncGenerator[bytes, None] | None, bytes]
+First = tuple[bytes, Pieces | None, bytes]
 Entry = tuple[Attempt, Call, int]  # the attempt, its call, when it started (ns)
 Running = dict[asyncio.Future[First], Entry]
 
@@ -55,7 +57,7 @@ class Served:
     call: Call
     provider: Provider  # the attempt's deployment's
     answer: bytes = b""
-    chunks: AsyncGenerator[bytes, None] | None = None
+    chunks: Pieces | None = None
     first: bytes = b""
     errors_before: int = 0  # len(call.stats.errors) at the first byte
 
@@ -104,6 +106,43 @@ async def _again(provider: Provider, call: Call, error: ModelMuxError,
     return True
 
 
+def tried(stats: CallStats, code: str | None) -> None:
+    """Count the try that just ended from what the transport reports (each request it sent,
+    a re-send after a 401 too) and keep its outcome: the codes of the answers it sent again
+    after, and ``code``, what it failed with. A try that sent nothing (``mock``, a request
+    refused before sending) is no upstream attempt: it counts nothing."""
+    sent = stats.sent
+    if not sent:
+        return
+    stats.attempts += sent
+    stats.sent = 0
+    resent = stats.resent
+    if resent is not None:
+        stats.errors += resent
+        stats.resent = None
+    if code is not None:
+        stats.errors.append(code)
+
+
+async def one_try(stats: CallStats, answer: Awaitable[T]) -> T:
+    """``answer``, one upstream try made outside a call (a token count), counted and recorded
+    on ``stats`` as the call stage's own tries are.
+
+    Raises:
+        ModelMuxError: the try's error.
+    """
+    try:
+        got = await answer
+    except ModelMuxError as exc:
+        tried(stats, exc.code)
+        raise
+    except BaseException:
+        tried(stats, None)
+        raise
+    tried(stats, None)
+    return got
+
+
 async def complete(provider: Provider, call: Call, tries: Tries | None = None) -> bytes:
     """The whole answer of one deployment (a chat completion, or embeddings), tried again as
     its retry policy (and ``tries``, the request's budget) allows.
@@ -125,20 +164,30 @@ async def complete(provider: Provider, call: Call, tries: Tries | None = None) -
             else:
                 answer = await provider.complete_text(call)
         except ModelMuxError as exc:
+            tried(stats, exc.code)
             if watch is not None:
                 watch.attempt_done(stats.status, exc.code)
             if not await _again(provider, call, exc, tries):
                 raise
+        except BaseException:
+            tried(stats, None)
+            raise
         else:
+            if stats.resent is None:  # tried(stats, None), written out: the common case
+                stats.attempts += stats.sent
+                stats.sent = 0
+            else:
+                tried(stats, None)
             if watch is not None:
                 watch.attempt_done(stats.status, None)
             return answer
 
 
 async def open_stream(provider: Provider, call: ChatCall | TextCall, tries: Tries | None = None
-                      ) -> tuple[AsyncGenerator[bytes, None], bytes]:
+                      ) -> tuple[Pieces, bytes]:
     """One deployment's stream and its first piece, tried again as its retry policy (and
-    ``tries``, the request's budget) allows.
+    ``tries``, the request's budget) allows: a provider's ``Spliceable`` is relayed here
+    (``RelayedStream``), a stream that cannot splice is read as it is.
 
     Raises:
         ModelMuxError: the last try's error before its first piece (an empty stream is an
@@ -146,28 +195,36 @@ async def open_stream(provider: Provider, call: ChatCall | TextCall, tries: Trie
     """
     stats = call.stats
     while True:
-        chunks: AsyncGenerator[bytes, None] | None = None
+        chunks: Pieces | None = None
         watch = stats.watch
         if watch is not None:
             stats.status = 0
             watch.attempt(stats.attempts)
         try:
-            chunks = (provider.stream_text(call) if isinstance(call, TextCall)
+            source = (provider.stream_text(call) if isinstance(call, TextCall)
                       else provider.stream(call))
-            first = await anext(chunks)
+            if hasattr(source, "__anext__"):  # its pieces: nothing to splice
+                opened: Pieces = source  # type: ignore[assignment]
+            else:
+                opened = RelayedStream(source)  # type: ignore[arg-type]
+            chunks = opened
+            first = await anext(opened)
+            tried(stats, None)
             if watch is not None:
                 watch.attempt_done(stats.status, None)
-            return chunks, first
+            return opened, first
         except StopAsyncIteration:
             assert chunks is not None
             await chunks.aclose()
             empty = InternalError(f"provider {provider.name!r} produced an empty stream")
+            tried(stats, empty.code)
             if watch is not None:
                 watch.attempt_done(stats.status, empty.code)
             raise empty from None
         except ModelMuxError as exc:
             if chunks is not None:
                 await chunks.aclose()
+            tried(stats, exc.code)
             if watch is not None:
                 watch.attempt_done(stats.status, exc.code)
             if not await _again(provider, call, exc, tries):
@@ -175,29 +232,8 @@ async def open_stream(provider: Provider, call: ChatCall | TextCall, tries: Trie
         except BaseException:
             if chunks is not None:
                 await chunks.aclose()
+            tried(stats, None)
             raise
-
-
-async def _retrying_stream(provider: Provider, call: ChatCall | TextCall, tries: Tries | None
-                           ) -> AsyncGenerator[bytes, None]:
-    """``open_stream`` as one generator, for a watcher to wrap: its span covers every try. A
-    stream that broke after its first piece (the transport counted another error) fails the
-    try that served it."""
-    chunks, piece = await open_stream(provider, call, tries)
-    stats = call.stats
-    errors = len(stats.errors)
-    try:
-        while True:
-            sent = yield piece
-            try:
-                piece = await chunks.asend(sent)  # type: ignore[arg-type]  # a Sink, or None
-            except StopAsyncIteration:
-                return
-    finally:
-        await chunks.aclose()
-        watch = stats.watch
-        if watch is not None and len(stats.errors) > errors:
-            watch.attempt_done(0, stats.errors[-1])
 
 
 async def _first(provider: Provider, call: Call, streamed: bool, watcher: Watcher | None,
@@ -219,14 +255,18 @@ async def _first(provider: Provider, call: Call, streamed: bool, watcher: Watche
         return (await watcher.complete(provider, call, record, complete(provider, call, tries)),
                 None, b"")
     assert not isinstance(call, EmbedCall)
-    chunks = watcher.stream(provider, call, record, _retrying_stream(provider, call, tries))
+    watch = watcher.stream(provider, call, record)
     try:
-        first = await anext(chunks)
-    except StopAsyncIteration:
-        raise InternalError(f"provider {provider.name!r} produced an empty stream") from None
-    except BaseException:
-        await chunks.aclose()
+        chunks, first = await open_stream(provider, call, tries)
+    except ModelMuxError as exc:
+        watch.end(exc.code)
         raise
+    except BaseException:
+        watch.end("cancelled")
+        raise
+    if watch.reads or type(chunks) is not RelayedStream:
+        return b"", watch.read(chunks, first), first
+    chunks.on_end = watch.end  # nothing to read: the stream may splice
     return b"", chunks, first
 
 

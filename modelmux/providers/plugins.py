@@ -41,12 +41,12 @@ class GuardedProvider(Provider):
 
     async def stream(self, call: ChatCall) -> AsyncGenerator[bytes, None]:
         try:
-            chunks = self.plugin.stream(call)
+            chunks = self.plugin.stream(call)  # a plugin's stream is its pieces
             try:
-                async for chunk in chunks:
+                async for chunk in chunks:  # type: ignore[union-attr]
                     yield chunk
             finally:
-                await chunks.aclose()
+                await chunks.aclose()  # type: ignore[union-attr]
         except ModelMuxError:
             raise
         except Exception as exc:
