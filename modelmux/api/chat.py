@@ -342,11 +342,12 @@ async def _relay_buffered(exchange: Exchange, chunks: Pieces, first: bytes,
     """
     loop = asyncio.get_running_loop()
     await exchange.write(coalescer.feed(first))
+    pieces = aiter(chunks)
     step: asyncio.Future[bytes] | None = None
     try:
         while True:  # read on past [DONE] so the provider can finish (and pool its connection)
             if step is None:
-                step = asyncio.ensure_future(anext(chunks))
+                step = asyncio.ensure_future(anext(pieces))
             deadline = coalescer.deadline
             wait = None if deadline is None else max(deadline - loop.time(), 0.0)
             await asyncio.wait((step,), timeout=wait)

@@ -225,11 +225,12 @@ async def relay_translated(write: Write, chunks: Pieces, first: bytes,
             await write(data)
 
     await send(translate(first))
+    pieces = aiter(chunks)
     step: asyncio.Future[bytes] | None = None
     try:
         while True:  # read on past the end so the provider can finish (and pool its connection)
             if step is None:
-                step = asyncio.ensure_future(anext(chunks))
+                step = asyncio.ensure_future(anext(pieces))
             done, _ = await asyncio.wait((step,), timeout=ping_seconds)
             if not done:
                 await write(PING)

@@ -209,7 +209,11 @@ async def open_stream(provider: Provider, call: ChatCall | TextCall, tries: Trie
                 opened = RelayedStream(source)  # type: ignore[arg-type]
             chunks = opened
             first = await anext(opened)
-            tried(stats, None)
+            if stats.resent is None:  # tried(stats, None), written out: the common case
+                stats.attempts += stats.sent
+                stats.sent = 0
+            else:
+                tried(stats, None)
             if watch is not None:
                 watch.attempt_done(stats.status, None)
             return opened, first

@@ -16,7 +16,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
 from contextlib import suppress
 from typing import Protocol
 
@@ -30,7 +30,6 @@ log = logging.getLogger("modelmux.providers")
 
 _DRAIN_BYTES = 64 * 1024
 _DRAIN_SECONDS = 1.0
-_OPENING, _READING, _DRAINING, _ENDING, _TAIL, _DONE = range(6)
 
 
 class ClientSink(Protocol):
@@ -57,82 +56,24 @@ class RelayedStream:
     ``on_end``, when set, hears once how the stream ended: None, or ``"cancelled"`` when it
     was cut short (closed early, the client left)."""
 
-    __slots__ = (
-        "_body",
-        "_relay",
-        "_response",
-        "_source",
-        "_start",
-        "_state",
-        "_stats",
-        "_tail",
-        "_waiting",
-        "on_end",
-    )
+    __slots__ = ("_pieces", "_relay", "_response", "_spliced", "on_end")
 
     def __init__(self, source: Spliceable) -> None:
-        self._source = source
-        self._stats = source.stats
-        self._response: Response | None = None
+        self._response: Response | None = None  # these two while the body is read
         self._relay: Relay | None = None
-        self._body: AsyncIterator[bytes] | None = None
-        self._start = 0
-        self._waiting = True  # until the first piece is ready, time passes waiting upstream
-        self._state = _OPENING
-        self._tail = b""
+        self._spliced: tuple[list[bytes], ModelMuxError | None] | None = None
         self.on_end: Callable[[str | None], None] | None = None
+        self._pieces = self._read(source)
 
-    def __aiter__(self) -> RelayedStream:
-        return self
+    def __aiter__(self) -> AsyncIterator[bytes]:
+        return self._pieces  # iterated as it is: no call of ours per piece
 
-    async def __anext__(self) -> bytes:
-        """The next piece.
+    def __anext__(self) -> Awaitable[bytes]:
+        return self._pieces.__anext__()
 
-        Raises:
-            ModelMuxError: only before the first piece (``retryable`` set).
-            StopAsyncIteration: the stream is over.
-        """
-        state = self._state
-        if state != _READING:
-            if state != _OPENING:
-                return await self._after(state)
-            await self._open()
-        relay, body = self._relay, self._body
-        assert relay is not None and body is not None
-        ended = False
-        try:
-            async for data in body:
-                if self._waiting:
-                    self._stats.wait_ns = time.perf_counter_ns() - self._start
-                out = relay.feed(data)
-                if out or relay.finished or relay.early_error is not None:
-                    break
-            else:
-                out = relay.close()
-                ended = True
-        except ModelMuxError as exc:
-            return self._failed(exc)
-        except BaseException:
-            self._finish("cancelled")
-            raise
-        error = relay.early_error
-        if error is not None:
-            if not ended:
-                await self._release()
-            self._finish(None)
-            error.retryable = is_retryable_error(error)
-            raise error
-        if ended:  # the body is over and its connection back
-            self._finish(None)
-            if out:
-                return b"".join(out)
-            raise StopAsyncIteration
-        if relay.finished:
-            self._state = _DRAINING if out and out[-1] == DONE else _ENDING
-            if not out:
-                return await self._after(self._state)
-        self._waiting = False
-        return out[0] if len(out) == 1 else b"".join(out)
+    def aclose(self) -> Awaitable[None]:
+        """End the stream; an upstream answer not read to its end is aborted (not pooled)."""
+        return self._pieces.aclose()
 
     async def splice(self, sink: ClientSink) -> None:
         """Write the rest of the stream to ``sink`` from the upstream's read callback, until
@@ -143,7 +84,7 @@ class RelayedStream:
             ClientDisconnected: the client went away (the upstream request is aborted).
         """
         relay, response = self._relay, self._response
-        if self._state != _READING or relay is None or response is None:
+        if relay is None or response is None or relay.finished:  # over, or not begun
             return
         last: list[bytes] = []
 
@@ -162,107 +103,95 @@ class RelayedStream:
                 if ended or relay.finished:
                     break
                 await sink.drain()  # the client fell behind (or left: this raises)
-        except ModelMuxError as exc:
-            self._tail = self._failed(exc)
-            self._state = _TAIL
+        except ModelMuxError as exc:  # the upstream failed: the error event is read next
+            self._spliced = (last, exc)
             return
         except BaseException:
-            self._finish("cancelled")
+            response.abort()  # not pooled; closing the stream accounts for it
             raise
-        if relay.finished:
-            self._state = _DRAINING if last and last[-1] == DONE else _ENDING
+        self._spliced = (last, None)
 
-    async def aclose(self) -> None:
-        """End the stream; an upstream answer not read to its end is aborted (not pooled)."""
-        state = self._state
-        if state == _READING or state == _DRAINING or state == _ENDING:
-            self._finish("cancelled")
-        self._state = _DONE
-
-    async def _open(self) -> None:
-        """Send the try's request and start reading its answer.
+    async def _read(self, source: Spliceable) -> AsyncGenerator[bytes, None]:
+        """The pieces: open the try, relay its body; after a ``splice``, only what is left.
+        Once over, the stream holds nothing of the try (a door's task may outlive it).
 
         Raises:
-            ModelMuxError: as ``Spliceable.open``.
+            ModelMuxError: only before the first piece (``retryable`` set).
         """
-        self._start = self._stats.started_ns or time.perf_counter_ns()
-        self._state = _DONE  # until the answer head is in
+        stats = source.stats
+        start = stats.started_ns or time.perf_counter_ns()
+        waiting = True  # until the first piece is ready, time passes waiting on the upstream
+        relay: Relay | None = None
+        how: str | None = "cancelled"
         try:
-            response = await self._source.open()
-        except BaseException:
-            self._account()
-            raise
-        self._response = response
-        self._relay = self._source.new_relay()
-        self._body = response.iter_bytes()
-        self._state = _READING
-
-    async def _after(self, state: int) -> bytes:
-        """What comes once the relay is done: the tail piece; or, after ``[DONE]``, the little
-        that follows, read so the connection can be pooled; then the end."""
-        self._state = _DONE
-        if state == _TAIL:
-            return self._tail
-        if state == _DRAINING or state == _ENDING:
+            response = self._response = await source.open()
+            relay = self._relay = source.new_relay()
             try:
-                if state == _DRAINING:
-                    with suppress(ModelMuxError, TimeoutError):
-                        async with asyncio.timeout(_DRAIN_SECONDS):
-                            await self._response.read(_DRAIN_BYTES)  # type: ignore[union-attr]
-                await self._release()
-            except BaseException:
-                self._finish("cancelled")
-                raise
-            self._finish(None)
-        raise StopAsyncIteration
+                async with response:
+                    async for data in response.iter_bytes():
+                        if waiting:
+                            stats.wait_ns = time.perf_counter_ns() - start
+                        out = relay.feed(data)
+                        if relay.early_error is not None:
+                            break
+                        if out:
+                            waiting = False
+                            yield out[0] if len(out) == 1 else b"".join(out)
+                            spliced = self._spliced
+                            if spliced is not None:  # the rest went to the client meanwhile
+                                self._spliced = None
+                                out, failure = spliced
+                                if failure is not None:
+                                    raise failure
+                        if relay.finished:
+                            if out and out[-1] == DONE:  # a clean end: keep the connection
+                                await _drain(response)
+                            break
+                    else:
+                        out = relay.close()
+                        if out:
+                            yield b"".join(out)
+            except ModelMuxError as exc:
+                if not relay.started:
+                    exc.retryable = is_retryable_error(exc)
+                    raise
+                log.warning("provider %s: stream failed mid-way: %s", source.provider,
+                            exc.message)
+                broke(stats, exc.code)
+                frame = getattr(relay, "error_frame", None)  # a relay in another format
+                yield frame(exc) if frame is not None else encode_data(exc.body())
+                how = None
+                return
+            error = relay.early_error
+            if error is not None:
+                error.retryable = is_retryable_error(error)
+                raise error
+            how = None
+        finally:
+            self._response = self._relay = self._spliced = None
+            stats.total_ns = time.perf_counter_ns() - start
+            if waiting:
+                stats.wait_ns = stats.total_ns
+            if relay is not None:
+                stats.tokens = relay.usage
+                stats.cache = getattr(relay, "cache", None)
+            on_end = self.on_end
+            if on_end is not None:
+                self.on_end = None
+                on_end(how)
 
-    def _failed(self, exc: ModelMuxError) -> bytes:
-        """The upstream failed while read: before the first piece raise ``exc``; after it,
-        record the failure and return the error event that ends the stream."""
-        relay = self._relay
-        assert relay is not None
-        self._finish(None)
-        if not relay.started:
-            exc.retryable = is_retryable_error(exc)
-            raise exc
-        log.warning("provider %s: stream failed mid-way: %s", self._source.provider, exc.message)
-        broke(self._stats, exc.code)
-        frame = getattr(relay, "error_frame", None)  # a relay in another format
-        return frame(exc) if frame is not None else encode_data(exc.body())
 
-    async def _release(self) -> None:
-        """Give the connection back: pooled if the answer is complete and reusable."""
-        if self._response is not None:
-            await self._response.aclose()
-
-    def _finish(self, how: str | None) -> None:
-        """The stream is over: abort what is left of the answer, account for it, tell
-        ``on_end``."""
-        self._state = _DONE
-        if self._response is not None:
-            self._response.abort()  # nothing to do once given back
-        self._account()
-        on_end = self.on_end
-        if on_end is not None:
-            self.on_end = None
-            on_end(how)
-
-    def _account(self) -> None:
-        """The stream's time and tokens go on the call's stats."""
-        stats = self._stats
-        stats.total_ns = time.perf_counter_ns() - self._start
-        if self._waiting:
-            stats.wait_ns = stats.total_ns
-        relay = self._relay
-        if relay is not None:
-            stats.tokens = relay.usage
-            stats.cache = getattr(relay, "cache", None)
+async def _drain(response: Response) -> None:
+    """Read the little that follows the terminal event so the connection can be pooled."""
+    with suppress(ModelMuxError, TimeoutError):
+        async with asyncio.timeout(_DRAIN_SECONDS):
+            await response.read(_DRAIN_BYTES)
 
 
 class Pieces(Protocol):
     """A served stream as the exchange reads it: a ``RelayedStream``, which can splice, or
     the pieces of a stream that cannot (an async generator, a watcher reading each piece)."""
 
-    def __aiter__(self) -> Pieces: ...
+    def __aiter__(self) -> AsyncIterator[bytes]: ...
     def __anext__(self) -> Awaitable[bytes]: ...
     def aclose(self) -> Awaitable[None]: ...

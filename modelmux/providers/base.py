@@ -176,15 +176,17 @@ class Spliceable(Protocol):
     Nothing is sent before ``open``."""
 
     stats: CallStats
-    new_relay: Callable[[], Relay]
-    """The relay factory of the answer's stream format."""
+
+    def new_relay(self) -> Relay:
+        """A fresh relay for the answer's stream format (the relay factory)."""
+        ...
 
     @property
     def provider(self) -> str:
         """The provider's name, for log lines."""
         ...
 
-    async def open(self) -> Response:
+    def open(self) -> Awaitable[Response]:
         """Send the request (URL, auth, body) and return the 2xx answer head.
 
         Raises:

@@ -17,6 +17,8 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import NamedTuple, Protocol
 
+import msgspec
+
 from modelmux.errors import Headers, ModelMuxError
 from modelmux.providers.base import CallStats, Relay, RetryPolicy
 from modelmux.providers.errors import error_from_response
@@ -212,31 +214,35 @@ Sign = Callable[[str, Headers, bytes], Awaitable[Headers]]
 """(url, headers, body) → the headers with the request's signature (SigV4), made when sent."""
 
 
-class UpstreamStream:
+class UpstreamStream(msgspec.Struct):
     """One try's stream as its provider describes it (a ``Spliceable``): the request its
-    endpoint profile builds and the relay factory of its stream format."""
+    endpoint profile builds and the relay factory of its stream format (a Struct: built in
+    C, once a stream)."""
 
-    __slots__ = ("body", "headers", "new_relay", "sign", "stats", "upstream", "url")
-
-    def __init__(self, upstream: ProviderClient, url: str, headers: Headers, body: bytes,
-                 new_relay: Callable[[], Relay], stats: CallStats, sign: Sign | None) -> None:
-        self.upstream = upstream
-        self.url, self.headers, self.body = url, headers, body
-        self.new_relay = new_relay
-        self.stats = stats
-        self.sign = sign
+    upstream: ProviderClient
+    url: str
+    headers: Headers
+    body: bytes
+    new_relay: Callable[[], Relay]
+    stats: CallStats
+    sign: Sign | None = None
 
     @property
     def provider(self) -> str:
         return self.upstream.provider
 
-    async def open(self) -> Response:
-        """POST once, as ``ProviderClient.post``; the caller must close the response.
+    def open(self) -> Awaitable[Response]:
+        """POST once, as ``ProviderClient.post``; the caller must close the response. Unsigned,
+        this is ``post`` itself: no frame between.
 
         Raises:
             ModelMuxError: as ``ProviderClient.post``, or the signature cannot be made.
         """
-        headers = self.headers
-        if self.sign is not None:
-            headers = await self.sign(self.url, headers, self.body)
+        if self.sign is None:
+            return self.upstream.post(self.url, self.headers, self.body, self.stats)
+        return self._signed()
+
+    async def _signed(self) -> Response:
+        assert self.sign is not None
+        headers = await self.sign(self.url, self.headers, self.body)
         return await self.upstream.post(self.url, headers, self.body, self.stats)
