@@ -27,7 +27,7 @@ from modelmux.api.messages_door import (
 )
 from modelmux.api.responses import JSON_HEADERS
 from modelmux.api.token_estimate import IMAGE_TOKENS, prompt_of
-from modelmux.pipeline.call import one_try
+from modelmux.pipeline.tries import one_try
 from modelmux.providers import bedrock_claude, claude_native
 from modelmux.providers.base import CallStats, Provider
 from modelmux.providers.bedrock import BedrockProvider

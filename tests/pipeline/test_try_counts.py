@@ -15,8 +15,8 @@ import pytest
 from modelmux.codec.sse import SSEDecoder
 from modelmux.config.providers import OpenAICompatibleConfig
 from modelmux.errors import Headers, ModelMuxError
-from modelmux.pipeline.call import complete, open_stream, tried
 from modelmux.pipeline.stream import RelayedStream
+from modelmux.pipeline.tries import complete, open_stream, tried
 from modelmux.providers.base import CallStats, ChatCall, RetryPolicy
 from modelmux.providers.openai_compatible import OpenAICompatibleProvider
 from modelmux.schemas.openai_chat import request_decoder
