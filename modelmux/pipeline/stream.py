@@ -22,7 +22,8 @@ from typing import Protocol
 
 from modelmux.codec.sse import DONE, encode_data
 from modelmux.errors import ModelMuxError
-from modelmux.providers.base import CallStats, Relay, Spliceable
+from modelmux.providers.base import CallStats
+from modelmux.providers.relay import Relay, Spliceable
 from modelmux.upstream import Response
 from modelmux.upstream.retry import is_retryable_error
 
@@ -58,12 +59,13 @@ class RelayedStream:
 
     __slots__ = ("_pieces", "_relay", "_response", "_spliced", "on_end")
 
-    def __init__(self, source: Spliceable) -> None:
+    def __init__(self, source: Spliceable, stats: CallStats) -> None:
+        """``stats`` are the try's call's: its time, tokens and a failure go on them."""
         self._response: Response | None = None  # these two while the body is read
         self._relay: Relay | None = None
         self._spliced: tuple[list[bytes], ModelMuxError | None] | None = None
         self.on_end: Callable[[str | None], None] | None = None
-        self._pieces = self._read(source)
+        self._pieces = self._read(source, stats)
 
     def __aiter__(self) -> AsyncIterator[bytes]:
         return self._pieces  # iterated as it is: no call of ours per piece
@@ -111,14 +113,13 @@ class RelayedStream:
             raise
         self._spliced = (last, None)
 
-    async def _read(self, source: Spliceable) -> AsyncGenerator[bytes, None]:
+    async def _read(self, source: Spliceable, stats: CallStats) -> AsyncGenerator[bytes, None]:
         """The pieces: open the try, relay its body; after a ``splice``, only what is left.
         Once over, the stream holds nothing of the try (a door's task may outlive it).
 
         Raises:
             ModelMuxError: only before the first piece (``retryable`` set).
         """
-        stats = source.stats
         start = stats.started_ns or time.perf_counter_ns()
         waiting = True  # until the first piece is ready, time passes waiting on the upstream
         relay: Relay | None = None

@@ -169,7 +169,7 @@ async def open_stream(provider: Provider, call: ChatCall | TextCall, tries: Trie
             if hasattr(source, "__anext__"):  # its pieces: nothing to splice
                 opened: Pieces = source  # type: ignore[assignment]
             else:
-                opened = RelayedStream(source)  # type: ignore[arg-type]
+                opened = RelayedStream(source, stats)  # type: ignore[arg-type]
             chunks = opened
             first = await anext(opened)
             if stats.resent is None:  # tried(stats, None), written out: the common case

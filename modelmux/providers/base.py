@@ -15,12 +15,12 @@ from typing import ClassVar, Protocol
 
 import msgspec
 
-from modelmux.errors import Headers, InvalidRequest, ModelMuxError
+from modelmux.errors import Headers, InvalidRequest
+from modelmux.providers.relay import Spliceable
 from modelmux.providers.token_count import CountInput, Counted, CountUnavailable
 from modelmux.schemas.openai_chat import ChatCompletionRequest
 from modelmux.schemas.openai_completions import CompletionRequest
 from modelmux.schemas.openai_embeddings import EmbeddingRequest
-from modelmux.upstream.response import Response
 from modelmux.upstream.retry import Backoff
 
 Tokens = tuple[int, int]
@@ -141,57 +141,6 @@ class AttemptWatch(Protocol):
 
     def attempt_done(self, status: int, error: str | None) -> None:
         """The call stage records the try's outcome (``status`` 0: no answer head)."""
-        ...
-
-
-class Relay(Protocol):
-    """Sans-I/O stream conversion: upstream body bytes in, SSE-framed client chunks out.
-
-    ``early_error`` is set (and nothing is returned) when the stream failed before producing
-    anything, so the caller can still answer with a status or retry; ``finished`` once the
-    terminal chunk (``[DONE]`` or an error event) was returned; ``usage`` once the upstream
-    reported its token counts. A relay whose clients speak another format than OpenAI's may
-    have ``error_frame(error) -> bytes``: the frame that ends its stream after a failure.
-    """
-
-    early_error: ModelMuxError | None
-
-    @property
-    def started(self) -> bool: ...
-
-    @property
-    def finished(self) -> bool: ...
-
-    @property
-    def usage(self) -> Tokens | None: ...
-
-    def feed(self, data: bytes) -> list[bytes]: ...
-
-    def close(self) -> list[bytes]: ...
-
-
-class Spliceable(Protocol):
-    """A provider's stream the call stage can splice to the client (``pipeline.stream``): its
-    endpoint profile opens the try's request, its relay factory reads the answer's format.
-    Nothing is sent before ``open``."""
-
-    stats: CallStats
-
-    def new_relay(self) -> Relay:
-        """A fresh relay for the answer's stream format (the relay factory)."""
-        ...
-
-    @property
-    def provider(self) -> str:
-        """The provider's name, for log lines."""
-        ...
-
-    def open(self) -> Awaitable[Response]:
-        """Send the request (URL, auth, body) and return the 2xx answer head.
-
-        Raises:
-            ModelMuxError: as ``transport.ProviderClient.post``.
-        """
         ...
 
 

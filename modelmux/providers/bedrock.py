@@ -25,13 +25,14 @@ from modelmux.config.load import ConfigError
 from modelmux.config.providers import BedrockConfig
 from modelmux.errors import Headers, InvalidRequest, ModelMuxError
 from modelmux.providers import bedrock_claude
-from modelmux.providers.base import ChatCall, EmbedCall, Provider, Relay, RetryPolicy
+from modelmux.providers.base import ChatCall, EmbedCall, Provider, RetryPolicy
 from modelmux.providers.bedrock_claude import InvokeStreamRelay, invoke_body, is_claude
 from modelmux.providers.claude_native import MessagesCall
 from modelmux.providers.env import expand_env
 from modelmux.providers.errors import error_from_response
 from modelmux.providers.event_relay import SSERelay, chat_answer
 from modelmux.providers.headers import check_base_url, extra_headers, json_headers, merge_headers
+from modelmux.providers.relay import Relay
 from modelmux.providers.transport import ProviderClient, StaticAuth, UpstreamStream
 from modelmux.translate import bedrock_embed as embeds
 from modelmux.translate.chat_to_converse import JSON_TOOL, chat_to_converse, json_mode

@@ -26,7 +26,6 @@ from modelmux.providers.base import (
     ChatCall,
     EmbedCall,
     Provider,
-    Relay,
     RetryPolicy,
     TextCall,
     note_usage,
@@ -42,6 +41,7 @@ from modelmux.providers.headers import (
     merge_headers,
 )
 from modelmux.providers.chunk_relay import UsageHidden
+from modelmux.providers.relay import Relay
 from modelmux.providers.token_count import (
     NATIVE,
     UNAVAILABLE_STATUSES,

@@ -20,8 +20,9 @@ from typing import NamedTuple, Protocol
 import msgspec
 
 from modelmux.errors import Headers, ModelMuxError
-from modelmux.providers.base import CallStats, Relay, RetryPolicy
+from modelmux.providers.base import CallStats, RetryPolicy
 from modelmux.providers.errors import error_from_response
+from modelmux.providers.relay import Relay
 from modelmux.upstream import (
     ConnectionPool,
     Response,

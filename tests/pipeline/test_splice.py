@@ -123,7 +123,8 @@ def _call() -> ChatCall:
 
 def _stream(up: Upstream, pool: ConnectionPool) -> RelayedStream:
     config = OpenAICompatibleConfig(name="p", models=["m"], base_url=f"{up.origin}/v1")
-    return RelayedStream(OpenAICompatibleProvider(config, pool).stream(_call()))
+    call = _call()
+    return RelayedStream(OpenAICompatibleProvider(config, pool).stream(call), call.stats)
 
 
 def _contents(data: bytes) -> list[str]:
