@@ -282,8 +282,14 @@ async def deliver(app: Services, exchange: Exchange, record: RequestRecord, serv
     try:
         await exchange.start(200, [*SSE_HEADERS,
                                    *observed_headers(record, exchange, provider, stats)])
-        if coalescer is None:
-            await relay_as_is(exchange, chunks, first)
+        if coalescer is None:  # relay_as_is, written out: one coroutine less a stream
+            await exchange.write(first)
+            if type(chunks) is RelayedStream:
+                sink = exchange.sink()
+                if sink is not None:  # not for HEAD
+                    await chunks.splice(sink)
+            async for piece in chunks:
+                await exchange.write(piece)
         else:
             await _relay_buffered(exchange, chunks, first, coalescer)
     except ClientDisconnected:

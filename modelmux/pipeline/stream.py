@@ -57,7 +57,7 @@ class RelayedStream:
     ``on_end``, when set, hears once how the stream ended: None, or ``"cancelled"`` when it
     was cut short (closed early, the client left)."""
 
-    __slots__ = ("_pieces", "_relay", "_response", "_spliced", "on_end")
+    __slots__ = ("_relay", "_response", "_spliced", "on_end", "pieces")
 
     def __init__(self, source: Spliceable, stats: CallStats) -> None:
         """``stats`` are the try's call's: its time, tokens and a failure go on them."""
@@ -65,17 +65,18 @@ class RelayedStream:
         self._relay: Relay | None = None
         self._spliced: tuple[list[bytes], ModelMuxError | None] | None = None
         self.on_end: Callable[[str | None], None] | None = None
-        self._pieces = self._read(source, stats)
+        self.pieces = self._read(source, stats)
+        """The pieces as one async generator: what iterating this stream gives."""
 
     def __aiter__(self) -> AsyncIterator[bytes]:
-        return self._pieces  # iterated as it is: no call of ours per piece
+        return self.pieces  # iterated as it is: no call of ours per piece
 
     def __anext__(self) -> Awaitable[bytes]:
-        return self._pieces.__anext__()
+        return self.pieces.__anext__()
 
     def aclose(self) -> Awaitable[None]:
         """End the stream; an upstream answer not read to its end is aborted (not pooled)."""
-        return self._pieces.aclose()
+        return self.pieces.aclose()
 
     async def splice(self, sink: ClientSink) -> None:
         """Write the rest of the stream to ``sink`` from the upstream's read callback, until

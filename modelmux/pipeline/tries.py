@@ -166,12 +166,14 @@ async def open_stream(provider: Provider, call: ChatCall | TextCall, tries: Trie
         try:
             source = (provider.stream_text(call) if isinstance(call, TextCall)
                       else provider.stream(call))
+            opened: Pieces
             if hasattr(source, "__anext__"):  # its pieces: nothing to splice
-                opened: Pieces = source  # type: ignore[assignment]
+                chunks = opened = source  # type: ignore[assignment]
+                first = await anext(opened)
             else:
-                opened = RelayedStream(source, stats)  # type: ignore[arg-type]
-            chunks = opened
-            first = await anext(opened)
+                relayed = RelayedStream(source, stats)  # type: ignore[arg-type]
+                chunks = opened = relayed
+                first = await anext(relayed.pieces)
             if stats.resent is None:  # tried(stats, None), written out: the common case
                 stats.attempts += stats.sent
                 stats.sent = 0
