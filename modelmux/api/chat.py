@@ -17,7 +17,7 @@ import functools
 import logging
 import re
 import time
-from collections.abc import AsyncGenerator, Awaitable, Callable
+from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, TypeVar
 
 import msgspec
@@ -32,10 +32,11 @@ from modelmux.pipeline.cache import CacheHit
 from modelmux.pipeline.call import Failed, NewCall, Served
 from modelmux.pipeline.context import RequestContext
 from modelmux.pipeline.stage import Pipeline
+from modelmux.pipeline.stream import Pieces, RelayedStream, broke
 from modelmux.providers.base import CallStats, ChatCall, Provider, note_answer_usage
 from modelmux.routing.models import DeploymentSpec
 from modelmux.schemas.openai_chat import ChatCompletionRequest, request_decoder
-from modelmux.server.exchange import ClientDisconnected, Sink
+from modelmux.server.exchange import ClientDisconnected
 
 if TYPE_CHECKING:
     from modelmux.api.services import Services
@@ -248,15 +249,16 @@ async def serve_call(app: Services, exchange: Exchange, ctx: RequestContext,
         raise failed_error(exchange, failed) from None
 
 
-async def relay_as_is(exchange: Exchange, chunks: AsyncGenerator[bytes, None],
-                      first: bytes) -> None:
-    """Write ``first`` and the rest of ``chunks`` unchanged."""
+async def relay_as_is(exchange: Exchange, chunks: Pieces, first: bytes) -> None:
+    """Write ``first`` and the rest of ``chunks`` unchanged: a relayed upstream stream splices
+    to the client's sink, and only what it still reads as pieces goes through here."""
     await exchange.write(first)
-    # An upstream relay that can splice takes the sink and writes the rest itself.
-    piece: bytes | None = await next_piece(chunks, exchange.sink())
-    while piece is not None:
+    if type(chunks) is RelayedStream:
+        sink = exchange.sink()
+        if sink is not None:  # not for HEAD
+            await chunks.splice(sink)
+    async for piece in chunks:
         await exchange.write(piece)
-        piece = await next_piece(chunks, None)
 
 
 async def deliver(app: Services, exchange: Exchange, record: RequestRecord, served: Served,
@@ -280,20 +282,26 @@ async def deliver(app: Services, exchange: Exchange, record: RequestRecord, serv
     try:
         await exchange.start(200, [*SSE_HEADERS,
                                    *observed_headers(record, exchange, provider, stats)])
-        if coalescer is None:
-            await relay_as_is(exchange, chunks, first)
+        if coalescer is None:  # relay_as_is, written out: one coroutine less a stream
+            await exchange.write(first)
+            if type(chunks) is RelayedStream:
+                sink = exchange.sink()
+                if sink is not None:  # not for HEAD
+                    await chunks.splice(sink)
+            async for piece in chunks:
+                await exchange.write(piece)
         else:
             await _relay_buffered(exchange, chunks, first, coalescer)
     except ClientDisconnected:
         raise
     except ModelMuxError as exc:
         log.warning("stream from %s failed after the first byte: %s", provider.name, exc.message)
-        stats.errors.append(exc.code)  # counts against the deployment's breaker at the end
+        broke(stats, exc.code)  # counts against the deployment's breaker at the end
         await exchange.write(_pending(coalescer) + error_event(exc))
     except Exception:
         log.exception("stream from %s failed after the first byte", provider.name)
         failure = InternalError("internal error while streaming")
-        stats.errors.append(failure.code)  # a failure of the deployment too, not a success
+        broke(stats, failure.code)  # a failure of the deployment too, not a success
         await exchange.write(_pending(coalescer) + error_event(failure))
     finally:
         await chunks.aclose()
@@ -326,21 +334,12 @@ def _header_text(text: str) -> bytes:
     return _UNSENDABLE.sub("?", text).strip().encode("ascii") or b"-"
 
 
-async def next_piece(chunks: AsyncGenerator[bytes, None], sent: Sink | None) -> bytes | None:
-    """The stream's next piece (``sent`` goes in, as ``asend``), or None at its end."""
-    try:
-        return await chunks.asend(sent)  # type: ignore[arg-type]  # the relay takes a Sink
-    except StopAsyncIteration:
-        return None
-
-
 def _pending(coalescer: Coalescer | None) -> bytes:
     return coalescer.flush() if coalescer is not None else b""
 
 
-async def _relay_buffered(
-    exchange: Exchange, chunks: AsyncGenerator[bytes, None], first: bytes, coalescer: Coalescer
-) -> None:
+async def _relay_buffered(exchange: Exchange, chunks: Pieces, first: bytes,
+                          coalescer: Coalescer) -> None:
     """Write ``chunks`` through ``coalescer``, flushing at its deadline while the provider is quiet.
 
     One ``anext`` step is kept across timeouts, so a timer flush never drops a chunk; a step
@@ -349,11 +348,12 @@ async def _relay_buffered(
     """
     loop = asyncio.get_running_loop()
     await exchange.write(coalescer.feed(first))
+    pieces = aiter(chunks)
     step: asyncio.Future[bytes] | None = None
     try:
         while True:  # read on past [DONE] so the provider can finish (and pool its connection)
             if step is None:
-                step = asyncio.ensure_future(anext(chunks))
+                step = asyncio.ensure_future(anext(pieces))
             deadline = coalescer.deadline
             wait = None if deadline is None else max(deadline - loop.time(), 0.0)
             await asyncio.wait((step,), timeout=wait)

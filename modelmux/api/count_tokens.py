@@ -27,6 +27,7 @@ from modelmux.api.messages_door import (
 )
 from modelmux.api.responses import JSON_HEADERS
 from modelmux.api.token_estimate import IMAGE_TOKENS, prompt_of
+from modelmux.pipeline.tries import one_try
 from modelmux.providers import bedrock_claude, claude_native
 from modelmux.providers.base import CallStats, Provider
 from modelmux.providers.bedrock import BedrockProvider
@@ -66,8 +67,8 @@ async def count_tokens(app: Services, exchange: Exchange) -> None:
     if isinstance(provider, BedrockProvider) and provider.speaks_messages(spec.model):
         stats = record.stats = CallStats()
         forward = [(k, v) for k, v in exchange.headers if k in claude_native.FORWARDED_HEADERS]
-        answer = await bedrock_claude.count_tokens(provider, body, model=spec.model,
-                                                   forward=forward, stats=stats)
+        answer = await one_try(stats, bedrock_claude.count_tokens(
+            provider, body, model=spec.model, forward=forward, stats=stats))
         await exchange.respond(200, [*JSON_HEADERS, (TOKEN_COUNT_HEADER, b"native"),
                                      *upstream_headers(provider, stats)], answer)
         return
@@ -75,9 +76,9 @@ async def count_tokens(app: Services, exchange: Exchange) -> None:
             and provider.speaks_messages(spec.model)):
         stats = record.stats = CallStats()
         forward = [(k, v) for k, v in exchange.headers if k in claude_native.FORWARDED_HEADERS]
-        answer = await claude_native.count_tokens(provider, body, model=spec.model,
-                                                  sent_model=request.model, forward=forward,
-                                                  stats=stats)
+        answer = await one_try(stats, claude_native.count_tokens(
+            provider, body, model=spec.model, sent_model=request.model, forward=forward,
+            stats=stats))
         headers = [*JSON_HEADERS, (TOKEN_COUNT_HEADER, b"native"),
                    *upstream_headers(provider, stats)]
         await exchange.respond(200, headers, answer)
@@ -87,7 +88,7 @@ async def count_tokens(app: Services, exchange: Exchange) -> None:
         stats = record.stats = CallStats()
         prompt, dropped = count_input(request)
         try:
-            counted = await provider.count_tokens(prompt, spec.model, stats)
+            counted = await one_try(stats, provider.count_tokens(prompt, spec.model, stats))
         except CountUnavailable as exc:
             log.info("provider %s cannot count tokens for %s (%s); estimating", provider.name,
                      spec.model, exc.reason)

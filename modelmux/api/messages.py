@@ -15,7 +15,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import AsyncGenerator, Awaitable, Callable
+from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING
 
 import msgspec
@@ -31,6 +31,7 @@ from modelmux.errors import InternalError, ModelMuxError
 from modelmux.pipeline.cache import CacheHit
 from modelmux.pipeline.call import Served
 from modelmux.pipeline.context import RequestContext
+from modelmux.pipeline.stream import Pieces, broke
 from modelmux.providers.base import ChatCall, Provider, note_answer_usage
 from modelmux.providers.claude_native import FORWARDED_HEADERS, MessagesCall
 from modelmux.routing.models import DeploymentSpec
@@ -187,19 +188,19 @@ async def _stream(exchange: Exchange, served: Served, native: bool,
         raise
     except ModelMuxError as exc:
         log.warning("stream from %s failed after the first byte: %s", provider.name, exc.message)
-        stats.errors.append(exc.code)
+        broke(stats, exc.code)
         await exchange.write(b"".join(events.fail(status_and_type(exc)[1], exc.message)))
     except Exception:
         log.exception("stream from %s failed after the first byte", provider.name)
         failure = InternalError("internal error while streaming")
-        stats.errors.append(failure.code)
+        broke(stats, failure.code)
         await exchange.write(b"".join(events.fail("api_error", failure.message)))
     finally:
         await chunks.aclose()
     await exchange.end()
 
 
-async def relay_translated(write: Write, chunks: AsyncGenerator[bytes, None], first: bytes,
+async def relay_translated(write: Write, chunks: Pieces, first: bytes,
                            events: MessagesEventStream, ping_seconds: float) -> None:
     """Write the OpenAI SSE ``chunks`` (from ``first`` on) as Anthropic events, with a ``ping``
     whenever the provider is quiet for ``ping_seconds``.
@@ -224,11 +225,12 @@ async def relay_translated(write: Write, chunks: AsyncGenerator[bytes, None], fi
             await write(data)
 
     await send(translate(first))
+    pieces = aiter(chunks)
     step: asyncio.Future[bytes] | None = None
     try:
         while True:  # read on past the end so the provider can finish (and pool its connection)
             if step is None:
-                step = asyncio.ensure_future(anext(chunks))
+                step = asyncio.ensure_future(anext(pieces))
             done, _ = await asyncio.wait((step,), timeout=ping_seconds)
             if not done:
                 await write(PING)

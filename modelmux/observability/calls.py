@@ -1,7 +1,7 @@
 """Watching provider calls for tracing and ``debug_bodies``; built only when one of them is on.
 
-``Watcher`` wraps a provider's ``complete``/``stream`` (or ``embed``, ``complete_text``,
-``stream_text``) for one call: it opens the GenAI span,
+``Watcher`` wraps the call stage's tries of a provider's ``complete``/``stream`` (or ``embed``,
+``complete_text``, ``stream_text``) for one call: it opens the GenAI span,
 hangs a ``CallWatch`` on the call's stats (the call stage opens one span per upstream try and
 records its outcome; the transport logs the body it sends and adds the ``traceparent``), reads
 the response attributes and logs the answer. When both are off the App has no watcher and the chat route calls the provider itself.
@@ -11,8 +11,8 @@ A span the sampler dropped gets no attributes worked out and no stream scanned: 
 
 from __future__ import annotations
 
-from collections.abc import AsyncGenerator, Awaitable
-from typing import TYPE_CHECKING
+from collections.abc import Awaitable
+from typing import TYPE_CHECKING, Protocol
 
 import msgspec
 
@@ -166,41 +166,100 @@ class Watcher:
             self._done(call, watch, error, attributes, answer if error is None else None)
         return answer
 
-    async def stream(self, provider: Provider, call: Call, record: RequestRecord,
-                     inner: AsyncGenerator[bytes, None]) -> AsyncGenerator[bytes, None]:
-        """``inner`` (the call stage's tries at ``provider``), traced and logged; closing it
-        closes ``inner``."""
+    def stream(self, provider: Provider, call: Call, record: RequestRecord) -> StreamWatch:
+        """Watch the stream of ``call`` (the call stage's tries at ``provider``, then the
+        served stream): its span opens now."""
         watch = self._watch(provider, call, record)
         traced = watch.span is not None and watch.span.recording
-        reader = StreamReader() if traced else None
-        kept = StreamBodies() if self.bodies is not None else None
-        error: str | None = "cancelled"
-        # With nothing to read or keep per piece (an unsampled call, no body log), a sink the
-        # consumer sends in goes through to the provider's relay, which can then splice.
-        passing = reader is None and kept is None
-        sent = None
+        return StreamWatch(self, call, watch, StreamReader() if traced else None,
+                           StreamBodies() if self.bodies is not None else None)
+
+
+class _Stream(Protocol):
+    def __anext__(self) -> Awaitable[bytes]: ...
+    def aclose(self) -> Awaitable[None]: ...
+
+
+class StreamWatch:
+    """One watched stream. A recorded span reads every piece (usage, finish reason, error
+    events) and a body log keeps them (``reads``: then the pieces go through ``read``); with
+    neither, nothing is read and the stream may splice. ``end`` closes the span."""
+
+    __slots__ = ("_call", "_kept", "_reader", "_watch", "_watcher", "seen")
+
+    def __init__(self, watcher: Watcher, call: Call, watch: CallWatch,
+                 reader: StreamReader | None, kept: StreamBodies | None) -> None:
+        self._watcher, self._call, self._watch = watcher, call, watch
+        self._reader, self._kept = reader, kept
+        self.seen: str | None = None  # the code of an error event read
+
+    @property
+    def reads(self) -> bool:
+        return self._reader is not None or self._kept is not None
+
+    def feed(self, piece: bytes) -> None:
+        """A piece on its way to the client."""
+        if self._reader is not None:
+            self._reader.feed(piece)
+            code = stream_error(piece)
+            if code is not None:
+                self.seen = code
+        if self._kept is not None:
+            self._kept.feed(piece)
+
+    def read(self, chunks: _Stream, first: bytes) -> WatchedPieces:
+        """``chunks``, whose ``first`` piece was served, with every piece read on its way."""
+        self.feed(first)
+        return WatchedPieces(self, chunks)
+
+    def end(self, error: str | None) -> None:
+        """The stream is over (``error``: how it failed, ``"cancelled"`` when cut short)."""
+        call = self._call
+        attributes = None
+        if self._reader is not None:
+            attributes = {**self._reader.attributes, **usage_attributes(call.stats.tokens)}
+        self._watcher._done(call, self._watch, error, attributes, self._kept)
+
+
+class WatchedPieces:
+    """A stream read piece by piece for its ``StreamWatch``; closing it closes the stream."""
+
+    __slots__ = ("_chunks", "_watch")
+
+    def __init__(self, watch: StreamWatch, chunks: _Stream) -> None:
+        self._watch: StreamWatch | None = watch
+        self._chunks = chunks
+
+    def __aiter__(self) -> WatchedPieces:
+        return self
+
+    async def __anext__(self) -> bytes:
+        watch = self._watch
+        if watch is None:
+            raise StopAsyncIteration
         try:
-            while True:
-                try:
-                    piece = await inner.asend(sent if passing else None)
-                except StopAsyncIteration:
-                    break
-                if reader is not None:
-                    reader.feed(piece)
-                    code = stream_error(piece)
-                    if code is not None:
-                        error = code
-                if kept is not None:
-                    kept.feed(piece)
-                sent = yield piece
-            if error == "cancelled":
-                error = None
-        except ModelMuxError as exc:
-            error = exc.code
+            piece = await self._chunks.__anext__()
+        except StopAsyncIteration:
+            await self._end(watch.seen)
             raise
+        except ModelMuxError as exc:
+            await self._end(exc.code)
+            raise
+        except BaseException:
+            await self._end(watch.seen or "cancelled")
+            raise
+        watch.feed(piece)
+        return piece
+
+    async def aclose(self) -> None:
+        watch = self._watch
+        if watch is not None:
+            await self._end(watch.seen or "cancelled")
+
+    async def _end(self, error: str | None) -> None:
+        watch, self._watch = self._watch, None
+        assert watch is not None
+        try:
+            await self._chunks.aclose()
         finally:
-            await inner.aclose()
-            attributes = None
-            if reader is not None:
-                attributes = {**reader.attributes, **usage_attributes(call.stats.tokens)}
-            self._done(call, watch, error, attributes, kept)
+            watch.end(error)

@@ -9,8 +9,9 @@ with fallback off), the first to answer wins and the other is cancelled (its HTT
 connection is closed, its HTTP/2 stream reset). Every wait between tries follows one rule,
 ``upstream.retry.Backoff`` (the provider's numbers for a retry, ``[routing.fallback]``'s for a
 fallback), through one sleep; retries, fallbacks and hedges draw on one budget of tries per
-request (``[routing] max_attempts``); each try is started and its outcome recorded here.
-The order of deployments is the router's; this module retries, sleeps, races and counts.
+request (``[routing] max_attempts``). One deployment's tries (each started, counted and its
+outcome recorded) are ``pipeline.tries``; the order of deployments is the router's; this
+module falls back, sleeps, races and sums the tries.
 """
 
 from __future__ import annotations
@@ -20,15 +21,15 @@ import logging
 import math
 import random
 import time
-from collections.abc import AsyncGenerator, Awaitable, Callable, Coroutine
+from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-import msgspec
-
 from modelmux.config.routing import RoutingConfig
 from modelmux.errors import InternalError, ModelMuxError, RateLimited
-from modelmux.providers.base import Call, CallStats, ChatCall, EmbedCall, Provider, TextCall
+from modelmux.pipeline.stream import Pieces
+from modelmux.pipeline.tries import First, Tries, complete, first_byte
+from modelmux.providers.base import Call, CallStats, Provider
 from modelmux.routing.models import DeploymentSpec
 from modelmux.routing.router import Attempt, Router, is_failover_error, retry_after_of
 from modelmux.routing.store import Lease, has_limits
@@ -42,7 +43,6 @@ if TYPE_CHECKING:
 log = logging.getLogger("modelmux.api")
 
 NewCall = Callable[[DeploymentSpec], Call]
-First = tuple[bytes, AsyncGenerator[bytes, None] | None, bytes]
 Entry = tuple[Attempt, Call, int]  # the attempt, its call, when it started (ns)
 Running = dict[asyncio.Future[First], Entry]
 
@@ -55,18 +55,9 @@ class Served:
     call: Call
     provider: Provider  # the attempt's deployment's
     answer: bytes = b""
-    chunks: AsyncGenerator[bytes, None] | None = None
+    chunks: Pieces | None = None
     first: bytes = b""
     errors_before: int = 0  # len(call.stats.errors) at the first byte
-
-
-class Tries(msgspec.Struct, gc=False):
-    """One request's budget of upstream tries, shared by its retries, fallbacks and hedges,
-    and the one sleep every backoff between them goes through (a Struct: built in C, once a
-    request)."""
-
-    left: int
-    sleep: Callable[[float], Awaitable[None]]
 
 
 class Failed(Exception):
@@ -76,158 +67,6 @@ class Failed(Exception):
     def __init__(self, error: ModelMuxError, provider: Provider | None, stats: CallStats) -> None:
         super().__init__(error.message)
         self.error, self.provider, self.stats = error, provider, stats
-
-
-async def _again(provider: Provider, call: Call, error: ModelMuxError,
-                 tries: Tries | None) -> bool:
-    """After a failed try at ``provider``: wait out the backoff and return True when its retry
-    policy and the request's budget allow another try, else False (the error goes on to
-    fallback or the client). The wait goes through the policy's own sleep when it has one
-    (tests), else the request's (``tries``: the dispatcher's); without ``tries`` (one
-    deployment on its own) only the policy counts."""
-    policy, stats = provider.retry, call.stats
-    if not error.retryable or stats.retries >= policy.max_retries:
-        return False
-    wait = error.retry_after
-    if wait is not None and wait > policy.cap:
-        return False
-    if tries is not None:
-        if tries.left <= 0:
-            return False
-        tries.left -= 1
-    delay = policy.backoff.delay(stats.retries, policy.rand, wait)
-    stats.retries += 1
-    log.info("provider %s: retry %d/%d after %s", provider.name, stats.retries,
-             policy.max_retries, error.code)
-    sleep = policy.sleep or (asyncio.sleep if tries is None else tries.sleep)
-    await sleep(delay)
-    return True
-
-
-async def complete(provider: Provider, call: Call, tries: Tries | None = None) -> bytes:
-    """The whole answer of one deployment (a chat completion, or embeddings), tried again as
-    its retry policy (and ``tries``, the request's budget) allows.
-
-    Raises:
-        ModelMuxError: the last try's error.
-    """
-    stats = call.stats
-    while True:
-        watch = stats.watch
-        if watch is not None:
-            stats.status = 0
-            watch.attempt(stats.attempts)
-        try:
-            if isinstance(call, ChatCall):  # the common case first: one check
-                answer = await provider.complete(call)
-            elif isinstance(call, EmbedCall):
-                answer = await provider.embed(call)
-            else:
-                answer = await provider.complete_text(call)
-        except ModelMuxError as exc:
-            if watch is not None:
-                watch.attempt_done(stats.status, exc.code)
-            if not await _again(provider, call, exc, tries):
-                raise
-        else:
-            if watch is not None:
-                watch.attempt_done(stats.status, None)
-            return answer
-
-
-async def open_stream(provider: Provider, call: ChatCall | TextCall, tries: Tries | None = None
-                      ) -> tuple[AsyncGenerator[bytes, None], bytes]:
-    """One deployment's stream and its first piece, tried again as its retry policy (and
-    ``tries``, the request's budget) allows.
-
-    Raises:
-        ModelMuxError: the last try's error before its first piece (an empty stream is an
-            ``InternalError``).
-    """
-    stats = call.stats
-    while True:
-        chunks: AsyncGenerator[bytes, None] | None = None
-        watch = stats.watch
-        if watch is not None:
-            stats.status = 0
-            watch.attempt(stats.attempts)
-        try:
-            chunks = (provider.stream_text(call) if isinstance(call, TextCall)
-                      else provider.stream(call))
-            first = await anext(chunks)
-            if watch is not None:
-                watch.attempt_done(stats.status, None)
-            return chunks, first
-        except StopAsyncIteration:
-            assert chunks is not None
-            await chunks.aclose()
-            empty = InternalError(f"provider {provider.name!r} produced an empty stream")
-            if watch is not None:
-                watch.attempt_done(stats.status, empty.code)
-            raise empty from None
-        except ModelMuxError as exc:
-            if chunks is not None:
-                await chunks.aclose()
-            if watch is not None:
-                watch.attempt_done(stats.status, exc.code)
-            if not await _again(provider, call, exc, tries):
-                raise
-        except BaseException:
-            if chunks is not None:
-                await chunks.aclose()
-            raise
-
-
-async def _retrying_stream(provider: Provider, call: ChatCall | TextCall, tries: Tries | None
-                           ) -> AsyncGenerator[bytes, None]:
-    """``open_stream`` as one generator, for a watcher to wrap: its span covers every try. A
-    stream that broke after its first piece (the transport counted another error) fails the
-    try that served it."""
-    chunks, piece = await open_stream(provider, call, tries)
-    stats = call.stats
-    errors = len(stats.errors)
-    try:
-        while True:
-            sent = yield piece
-            try:
-                piece = await chunks.asend(sent)  # type: ignore[arg-type]  # a Sink, or None
-            except StopAsyncIteration:
-                return
-    finally:
-        await chunks.aclose()
-        watch = stats.watch
-        if watch is not None and len(stats.errors) > errors:
-            watch.attempt_done(0, stats.errors[-1])
-
-
-async def _first(provider: Provider, call: Call, streamed: bool, watcher: Watcher | None,
-                 record: RequestRecord | None, tries: Tries | None = None) -> First:
-    """One deployment up to its first byte, with its retries: the whole answer, or the stream
-    and its first chunk.
-
-    With a ``watcher`` (tracing or debug_bodies on) the call goes through it, so the
-    deployment gets one client span (each try an HTTP span under it) and its body log.
-    """
-    call.stats.started_ns = time.perf_counter_ns()
-    if watcher is None or record is None:
-        if not streamed:
-            return await complete(provider, call, tries), None, b""
-        assert not isinstance(call, EmbedCall)  # embeddings are never streamed
-        chunks, first = await open_stream(provider, call, tries)
-        return b"", chunks, first
-    if not streamed:
-        return (await watcher.complete(provider, call, record, complete(provider, call, tries)),
-                None, b"")
-    assert not isinstance(call, EmbedCall)
-    chunks = watcher.stream(provider, call, record, _retrying_stream(provider, call, tries))
-    try:
-        first = await anext(chunks)
-    except StopAsyncIteration:
-        raise InternalError(f"provider {provider.name!r} produced an empty stream") from None
-    except BaseException:
-        await chunks.aclose()
-        raise
-    return b"", chunks, first
 
 
 def _merge(into: CallStats, stats: CallStats) -> None:
@@ -318,7 +157,7 @@ class Dispatcher:
             coroutine, for ``serve`` to run to its first byte in its own frame (no task, no
             hop, no frame between), the entry that goes into ``running`` with it, and True
             when the coroutine is ``complete`` itself (a whole answer with no watcher: its
-            bytes, not a ``First``; ``_first`` would only add a frame)."""
+            bytes, not a ``First``; ``first_byte`` would only add a frame)."""
             nonlocal first_ns, last
             spec = attempt.spec
             provider = last = spec.provider
@@ -331,13 +170,13 @@ class Dispatcher:
             tried.append(attempt)
             tries.left -= 1
             if hedging:
-                coro = _first(provider, call, streamed, self.watcher, record, tries)
+                coro = first_byte(provider, call, streamed, self.watcher, record, tries)
                 running[asyncio.ensure_future(coro)] = (attempt, call, started)
                 return None
             if streamed or self.watcher is not None:
-                return (_first(provider, call, streamed, self.watcher, record, tries),
+                return (first_byte(provider, call, streamed, self.watcher, record, tries),
                         (attempt, call, started), False)
-            call.stats.started_ns = started  # what _first does first
+            call.stats.started_ns = started  # what first_byte does first
             return complete(provider, call, tries), (attempt, call, started), True
 
         async def next_attempt(allow_wait: bool, limit: int = budget) -> Attempt | None:

@@ -16,6 +16,7 @@ from typing import ClassVar, Protocol
 import msgspec
 
 from modelmux.errors import Headers, InvalidRequest
+from modelmux.providers.relay import Spliceable
 from modelmux.providers.token_count import CountInput, Counted, CountUnavailable
 from modelmux.schemas.openai_chat import ChatCompletionRequest
 from modelmux.schemas.openai_completions import CompletionRequest
@@ -146,30 +147,24 @@ class AttemptWatch(Protocol):
         ...
 
 
-class ClientSink(Protocol):
-    """Where a spliced upstream stream writes, from the upstream read callback: the client's
-    exchange (``server.exchange.Sink``). ``push`` returns False when the writer must stop and
-    ``await drain()``: the client is slow, or gone (then ``drain`` raises)."""
-
-    def push(self, data: bytes) -> bool: ...
-    async def drain(self) -> None: ...
-
-
 class CallStats:
-    """What one call cost upstream, filled in by the transport for metrics and the access log.
+    """What one call cost upstream, for metrics and the access log.
 
+    The transport reports what happened: ``sent``, the requests the current try put on the
+    wire (a re-send after a 401 too), ``resent``, the codes of the answers it sent again
+    after, and ``status``, the upstream status of the last answer head. The call stage counts
+    each try from them (``attempts``) and records its outcome (``errors``: the code of every
+    failed try, and of a stream that failed after its first byte).
     ``wait_ns`` is the time spent waiting on the upstream before the answer (a whole JSON
     answer, or a stream's first chunk) since ``started_ns``, retries and backoff included;
-    ``total_ns`` runs to the end of the upstream body. ``errors`` holds the code of every
-    failed attempt. ``watch``
+    ``total_ns`` runs to the end of the upstream body. ``watch``
     (``observability.calls.CallWatch``) is set only while tracing or ``debug_bodies`` is on.
-    ``status`` is the upstream status of the last try's answer head, for the call stage's record.
     ``headers`` are the upstream answer headers a provider passes on to the client. ``cache``
     is the part of the input tokens read from or written to the provider's prompt cache.
     """
 
     __slots__ = ("attempts", "retries", "errors", "started_ns", "wait_ns", "total_ns", "tokens",
-                 "cache", "watch", "headers", "status")
+                 "cache", "watch", "headers", "status", "sent", "resent")
 
     def __init__(self) -> None:
         self.started_ns = 0  # perf_counter_ns of the first try, set by the call stage
@@ -183,6 +178,8 @@ class CallStats:
         self.watch: AttemptWatch | None = None
         self.headers: Headers = []  # upstream answer headers the client gets too (x-ratelimit-*)
         self.status = 0  # the last try's upstream status (0: no answer head)
+        self.sent = 0  # requests of the current try, until the call stage counts them
+        self.resent: list[str] | None = None  # codes of answers the current try sent again after
 
 
 class ChatCall:
@@ -269,6 +266,9 @@ class TextCall(_RawCall):
 Call = ChatCall | EmbedCall | TextCall
 """What the call stage runs against a provider."""
 
+Stream = AsyncGenerator[bytes, None] | Spliceable
+"""What a provider's ``stream`` gives the call stage: its pieces, or a ``Spliceable``."""
+
 TEXT_COMPLETION_TYPES = "openai, azure, openai_compatible, huggingface"
 """The provider types that serve ``/v1/completions``, for the error that names them."""
 
@@ -337,8 +337,9 @@ class Provider(abc.ABC):
         """The OpenAI ``chat.completion`` JSON body for a non-streaming call."""
 
     @abc.abstractmethod
-    def stream(self, call: ChatCall) -> AsyncGenerator[bytes, None]:
-        """SSE-framed OpenAI chunks, ending with ``data: [DONE]`` or an error event."""
+    def stream(self, call: ChatCall) -> Stream:
+        """SSE-framed OpenAI chunks, ending with ``data: [DONE]`` or an error event: a
+        ``Spliceable`` the call stage relays (and may splice), or the pieces themselves."""
 
     async def embed(self, call: EmbedCall) -> bytes:
         """The OpenAI embeddings answer (``object: list``) for ``call``, every input in order.
@@ -360,7 +361,7 @@ class Provider(abc.ABC):
         """
         raise self._no_text_completions()
 
-    def stream_text(self, call: TextCall) -> AsyncGenerator[bytes, None]:
+    def stream_text(self, call: TextCall) -> Stream:
         """SSE-framed legacy completion chunks, ending with ``data: [DONE]`` or an error event.
 
         Raises:

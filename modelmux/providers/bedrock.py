@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncGenerator, Callable, Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 from urllib.parse import quote
 
@@ -25,14 +25,15 @@ from modelmux.config.load import ConfigError
 from modelmux.config.providers import BedrockConfig
 from modelmux.errors import Headers, InvalidRequest, ModelMuxError
 from modelmux.providers import bedrock_claude
-from modelmux.providers.base import ChatCall, ClientSink, EmbedCall, Provider, RetryPolicy
+from modelmux.providers.base import ChatCall, EmbedCall, Provider, RetryPolicy
 from modelmux.providers.bedrock_claude import InvokeStreamRelay, invoke_body, is_claude
 from modelmux.providers.claude_native import MessagesCall
 from modelmux.providers.env import expand_env
 from modelmux.providers.errors import error_from_response
 from modelmux.providers.event_relay import SSERelay, chat_answer
 from modelmux.providers.headers import check_base_url, extra_headers, json_headers, merge_headers
-from modelmux.providers.transport import ProviderClient, Relay, StaticAuth
+from modelmux.providers.relay import Relay
+from modelmux.providers.transport import ProviderClient, StaticAuth, UpstreamStream
 from modelmux.translate import bedrock_embed as embeds
 from modelmux.translate.chat_to_converse import JSON_TOOL, chat_to_converse, json_mode
 from modelmux.translate.converse_stream import ConverseStreamTranslator
@@ -179,7 +180,7 @@ class BedrockProvider(Provider):
                                       json_tool=JSON_TOOL if json_mode(call.request) else None)
         return chat_answer(completion, call.stats)
 
-    def stream(self, call: ChatCall) -> AsyncGenerator[bytes, None]:
+    def stream(self, call: ChatCall) -> UpstreamStream:
         if isinstance(call, MessagesCall):
             public = call.public_model
             return self._stream(call, self.url(call.model, "invoke-with-response-stream"),
@@ -194,21 +195,11 @@ class BedrockProvider(Provider):
 
         return self._stream(call, self.url(call.model, "converse-stream"), self.body(call), relay)
 
-    async def _stream(self, call: ChatCall, url: str, body: bytes,
-                      relay: Callable[[], Relay]) -> AsyncGenerator[bytes, None]:
-        """The relay's chunks, with any ``Sink`` sent in passed on to it (the splice)."""
-        headers = await self.signed(url, [*self.headers, (b"accept", EVENTSTREAM)], body)
-        chunks = self.upstream.relay(url, headers, body, relay, call.stats)
-        sent: ClientSink | None = None
-        try:
-            while True:
-                try:
-                    chunk = await chunks.asend(sent)  # type: ignore[arg-type]
-                except StopAsyncIteration:
-                    return
-                sent = yield chunk
-        finally:
-            await chunks.aclose()
+    def _stream(self, call: ChatCall, url: str, body: bytes,
+                relay: Callable[[], Relay]) -> UpstreamStream:
+        """The event stream of ``body`` POSTed to ``url``, signed when it is sent."""
+        return self.upstream.stream(url, [*self.headers, (b"accept", EVENTSTREAM)], body, relay,
+                                    call.stats, sign=self.signed)
 
     async def embed(self, call: EmbedCall) -> bytes:
         """InvokeModel on a Titan (one text a request, up to ``TITAN_CONCURRENCY`` at once) or

@@ -8,7 +8,6 @@ auth, fixed headers, body tweaks); ``anthropic.py`` and ``vertex.py`` only build
 
 from __future__ import annotations
 
-from collections.abc import AsyncGenerator
 
 import msgspec
 
@@ -18,7 +17,7 @@ from modelmux.providers.base import ChatCall, Provider, RetryPolicy
 from modelmux.providers.claude_endpoint import ClaudeEndpoint
 from modelmux.providers.event_relay import SSERelay
 from modelmux.providers.errors import error_from_payload
-from modelmux.providers.transport import ProviderClient
+from modelmux.providers.transport import ProviderClient, UpstreamStream
 from modelmux.schemas import anthropic
 from modelmux.translate import (
     MessagesStreamTranslator,
@@ -131,12 +130,12 @@ class ClaudeProvider(Provider):
                                       completion_id=call.completion_id, created=call.created)
         return _encode(completion)
 
-    def stream(self, call: ChatCall) -> AsyncGenerator[bytes, None]:
+    def stream(self, call: ChatCall) -> UpstreamStream:
         """See ``Provider.stream``; a request Claude cannot serve raises here, before any I/O."""
         if isinstance(call, claude_native.MessagesCall):
             return claude_native.stream(self, call)
         body = self.body(call)
-        return self.upstream.relay(
+        return self.upstream.stream(
             self.endpoint.url(call.model, True),
             [*self.endpoint.headers, (b"accept", b"text/event-stream")],
             body,

@@ -11,7 +11,6 @@ with the model name put back to the one the client asked for. ``claude.ClaudePro
 from __future__ import annotations
 
 import re
-from collections.abc import AsyncGenerator
 from typing import TYPE_CHECKING, Protocol
 
 import msgspec
@@ -27,7 +26,7 @@ from modelmux.translate.messages_to_chat import upstream_error
 if TYPE_CHECKING:
     from modelmux.errors import Headers
     from modelmux.providers.claude_endpoint import ClaudeEndpoint
-    from modelmux.providers.transport import ProviderClient
+    from modelmux.providers.transport import ProviderClient, UpstreamStream
 
 
 class NativeClaude(Protocol):
@@ -252,10 +251,10 @@ async def complete(provider: NativeClaude, call: MessagesCall) -> bytes:
     return with_model(answer, call.public_model)
 
 
-def stream(provider: NativeClaude, call: MessagesCall) -> AsyncGenerator[bytes, None]:
+def stream(provider: NativeClaude, call: MessagesCall) -> UpstreamStream:
     """The upstream's event stream for ``call``, relayed as it comes."""
     endpoint = provider.endpoint
-    return provider.upstream.relay(
+    return provider.upstream.stream(
         endpoint.url(call.model, True),
         [*endpoint.headers, *call.forward, (b"accept", b"text/event-stream")],
         _body(provider, call),

@@ -9,7 +9,6 @@ count_tokens goes to Cohere API "Tokenize", ``POST {base}/v1/tokenize`` (``provi
 
 from __future__ import annotations
 
-from collections.abc import AsyncGenerator
 
 import msgspec
 
@@ -29,7 +28,7 @@ from modelmux.providers.token_count import (
     cohere_tokenize_body,
     token_list_length,
 )
-from modelmux.providers.transport import ProviderClient
+from modelmux.providers.transport import ProviderClient, UpstreamStream
 from modelmux.translate.chat_to_cohere import chat_to_cohere
 from modelmux.translate.cohere_stream import CohereStreamTranslator
 from modelmux.translate.cohere_to_chat import cohere_to_chat
@@ -78,7 +77,7 @@ class CohereProvider(Provider):
                                     completion_id=call.completion_id, created=call.created)
         return chat_answer(completion, call.stats)
 
-    def stream(self, call: ChatCall) -> AsyncGenerator[bytes, None]:
+    def stream(self, call: ChatCall) -> UpstreamStream:
         body = self.body(call)
         return relay_events(self.upstream, self.url, self.headers, body, call,
                             CohereStreamTranslator)

@@ -9,7 +9,7 @@ status (or the call stage retries).
 
 from __future__ import annotations
 
-from collections.abc import AsyncGenerator, Callable
+from collections.abc import Callable
 from typing import Generic, Protocol, TypeVar
 
 import msgspec
@@ -17,7 +17,7 @@ import msgspec
 from modelmux.codec.sse import DONE, SSEDecoder, encode_data
 from modelmux.errors import Headers, ModelMuxError
 from modelmux.providers.base import Cache, CallStats, ChatCall, Tokens, cache_of
-from modelmux.providers.transport import ProviderClient
+from modelmux.providers.transport import ProviderClient, UpstreamStream
 from modelmux.schemas.openai_chat import ChatCompletion, Usage
 
 _encode = msgspec.json.Encoder().encode
@@ -136,7 +136,7 @@ def chat_answer(completion: ChatCompletion, stats: CallStats) -> bytes:
 
 
 def relay_events(upstream: ProviderClient, url: str, headers: Headers, body: bytes, call: ChatCall,
-                 translator: Callable[..., EventTranslator]) -> AsyncGenerator[bytes, None]:
+                 translator: Callable[..., EventTranslator]) -> UpstreamStream:
     """The upstream's SSE answer to ``body``, through a new ``translator`` (built with the
     call's model, id, time and ``include_usage``) and ``EventRelay`` each attempt."""
 
@@ -145,5 +145,5 @@ def relay_events(upstream: ProviderClient, url: str, headers: Headers, body: byt
             model=call.public_model, completion_id=call.completion_id, created=call.created,
             include_usage=call.include_usage))
 
-    return upstream.relay(url, [*headers, (b"accept", b"text/event-stream")], body, relay,
+    return upstream.stream(url, [*headers, (b"accept", b"text/event-stream")], body, relay,
                           call.stats)

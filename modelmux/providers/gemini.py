@@ -9,7 +9,7 @@ count_tokens to Gemini API "Counting tokens" ``:countTokens`` (``providers.token
 
 from __future__ import annotations
 
-from collections.abc import AsyncGenerator, Callable
+from collections.abc import Callable
 from typing import Any
 from urllib.parse import quote
 
@@ -30,7 +30,7 @@ from modelmux.providers.token_count import (
     gemini_count_body,
     total_tokens,
 )
-from modelmux.providers.transport import Auth, ProviderClient, StaticAuth
+from modelmux.providers.transport import Auth, ProviderClient, StaticAuth, UpstreamStream
 from modelmux.schemas.openai_chat import ChatCompletionRequest
 from modelmux.translate.chat_to_gemini import chat_to_gemini
 from modelmux.translate.embed_gemini import gemini_embed_body, gemini_vectors
@@ -167,7 +167,7 @@ class GeminiProvider(Provider):
                                     completion_id=call.completion_id, created=call.created)
         return chat_answer(completion, call.stats)
 
-    def stream(self, call: ChatCall) -> AsyncGenerator[bytes, None]:
+    def stream(self, call: ChatCall) -> UpstreamStream:
         body = self.body(call)
         return relay_events(self.upstream, self.url(call.model, True), self.headers, body, call,
                             GeminiStreamTranslator)

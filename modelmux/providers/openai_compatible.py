@@ -8,7 +8,6 @@ to the name the client asked for. Events are decoded only to find ``[DONE]`` and
 
 from __future__ import annotations
 
-from collections.abc import AsyncGenerator
 from typing import Any
 
 import msgspec
@@ -42,6 +41,7 @@ from modelmux.providers.headers import (
     merge_headers,
 )
 from modelmux.providers.chunk_relay import UsageHidden
+from modelmux.providers.relay import Relay
 from modelmux.providers.token_count import (
     NATIVE,
     UNAVAILABLE_STATUSES,
@@ -55,7 +55,7 @@ from modelmux.providers.token_count import (
     vllm_body,
     vllm_count,
 )
-from modelmux.providers.transport import Auth, Direct, ProviderClient, Relay, StaticAuth
+from modelmux.providers.transport import Auth, Direct, ProviderClient, StaticAuth, UpstreamStream
 from modelmux.upstream import ConnectionPool
 
 _encode = msgspec.json.Encoder().encode
@@ -203,7 +203,7 @@ class OpenAICompatibleProvider(Provider):
         """The legacy ``/completions`` door, passed through as chat is."""
         return await self.complete(call, "/completions")
 
-    def stream_text(self, call: TextCall) -> AsyncGenerator[bytes, None]:
+    def stream_text(self, call: TextCall) -> UpstreamStream:
         return self.stream(call, "/completions")
 
     async def complete(self, call: ChatCall | TextCall,  # type: ignore[override]
@@ -246,7 +246,7 @@ class OpenAICompatibleProvider(Provider):
         return self.upstream.direct(self.url_for(model, "/chat/completions"), self.headers)
 
     def stream(self, call: ChatCall | TextCall,  # type: ignore[override]
-               path: str = "/chat/completions") -> AsyncGenerator[bytes, None]:
+               path: str = "/chat/completions") -> UpstreamStream:
         """The stream of ``path`` (chat's unless told), relayed as the client's chunks; with
         ``hide_usage`` the upstream is asked for usage and its usage chunk is kept from the
         client."""
@@ -256,7 +256,7 @@ class OpenAICompatibleProvider(Provider):
             plain = ChunkRelay(self.name, call.public_model)
             return UsageHidden(plain) if hide else plain
 
-        return self.upstream.relay(
+        return self.upstream.stream(
             self.url_for(call.model, path),
             self.stream_headers,
             upstream_body(call.raw, sent_model=call.public_model, sent_stream=call.sent_stream,

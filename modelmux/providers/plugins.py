@@ -99,12 +99,12 @@ class GuardedProvider(Provider):
         try:
             chunks = method(call)
             try:
-                async for chunk in chunks:
+                async for chunk in chunks:  # type: ignore[union-attr]
                     if type(chunk) is not bytes:
                         raise self._wrong(f"on request {call.request_id}", what, chunk, "bytes")
                     yield chunk
             finally:
-                await chunks.aclose()
+                await chunks.aclose()  # type: ignore[union-attr]
         except ModelMuxError:
             raise
         except Exception as exc:  # noqa: BLE001  # a plugin's fault becomes PluginFailed

@@ -1,27 +1,28 @@
-"""One provider's way to its upstream: auth headers, one POST, and stream relaying.
+"""One provider's way to its upstream: auth headers, one POST, and its streams to relay.
 
 Each method makes one try (re-sent once after a 401 when the credentials refresh). A failure
-another try may cure (connect errors, resets before the head, 429, 5xx, 529, a stream that
-failed before its first chunk) is raised with ``retryable`` set and the upstream's
-``retry_after``; the call stage decides whether and when to try again. ``ProviderClient.relay``
-drives a sans-I/O ``Relay`` over the body. Wire formats are the relays' business, not this
-module's. Each try fills in the call's ``CallStats`` (attempts, errors, status, time waiting,
-tokens): the call stage reads them to record the try's outcome.
+another try may cure (connect errors, resets before the head, 429, 5xx, 529) is raised with
+``retryable`` set and the upstream's ``retry_after``; the call stage decides whether and when
+to try again. ``ProviderClient.stream`` builds an ``UpstreamStream``, the request and the relay
+factory of one stream, which the call stage opens and relays (``pipeline.stream``). Wire
+formats are the relays' business, not this module's. Each try reports what happened on the
+call's ``CallStats`` (requests sent, the answer's status, time waiting): the call stage counts
+the try and records its outcome from them.
 """
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import time
-from collections.abc import AsyncGenerator, Callable
-from contextlib import suppress
+from collections.abc import Awaitable, Callable
 from typing import NamedTuple, Protocol
 
-from modelmux.codec.sse import DONE, encode_data
+import msgspec
+
 from modelmux.errors import Headers, ModelMuxError
-from modelmux.providers.base import CallStats, ClientSink, RetryPolicy, Tokens
+from modelmux.providers.base import CallStats, RetryPolicy
 from modelmux.providers.errors import error_from_response
+from modelmux.providers.relay import Relay
 from modelmux.upstream import (
     ConnectionPool,
     Response,
@@ -33,14 +34,11 @@ from modelmux.upstream import (
     is_retryable_status,
     parse_retry_after,
 )
-from modelmux.upstream.retry import is_retryable_error
 
 log = logging.getLogger("modelmux.providers")
 
 
 MAX_ERROR_BODY = 256 * 1024
-_DRAIN_BYTES = 64 * 1024
-_DRAIN_SECONDS = 1.0
 
 
 class Auth(Protocol):
@@ -73,32 +71,6 @@ class StaticAuth:
 ErrorMapper = Callable[[str, int, Headers, bytes], ModelMuxError]
 """(provider, status, answer headers, body) → the client's error: ``error_from_response``, or
 a provider's own reading of its error bodies."""
-
-
-class Relay(Protocol):
-    """Sans-I/O stream conversion: upstream body bytes in, SSE-framed client chunks out.
-
-    ``early_error`` is set (and nothing is returned) when the stream failed before producing
-    anything, so the caller can still answer with a status or retry; ``finished`` once the
-    terminal chunk (``[DONE]`` or an error event) was returned; ``usage`` once the upstream
-    reported its token counts. A relay whose clients speak another format than OpenAI's may
-    have ``error_frame(error) -> bytes``: the frame that ends its stream after a failure.
-    """
-
-    early_error: ModelMuxError | None
-
-    @property
-    def started(self) -> bool: ...
-
-    @property
-    def finished(self) -> bool: ...
-
-    @property
-    def usage(self) -> Tokens | None: ...
-
-    def feed(self, data: bytes) -> list[bytes]: ...
-
-    def close(self) -> list[bytes]: ...
 
 
 class Direct(NamedTuple):
@@ -163,7 +135,7 @@ class ProviderClient:
         refreshed = False
         while True:
             sent = await self.auth.headers()
-            stats.attempts += 1
+            stats.sent += 1
             out = [*headers, *sent]
             if watch is not None:
                 out += watch.sending(url, out, body)
@@ -171,7 +143,6 @@ class ProviderClient:
                 response = await self.pool.request(b"POST", url, out, body, self.timeouts,
                                                    http2=self.http2)
             except ModelMuxError as exc:
-                _failed(stats, exc.code)
                 exc.retryable = _retryable_exception(exc)
                 raise
             status = stats.status = response.status
@@ -186,13 +157,12 @@ class ProviderClient:
             finally:
                 await response.aclose()
             if status == 401 and not refreshed and self.auth.refresh(sent):
-                stats.errors.append("upstream_auth_failed")
+                stats.resent = [*(stats.resent or ()), "upstream_auth_failed"]
                 refreshed = True
                 log.info("provider %s: upstream 401, refreshing credentials once", self.provider)
                 continue
             error = self.errors(self.provider, status, response.headers, payload)
             error.headers = [*error.headers, *kept]
-            stats.errors.append(error.code)
             if is_retryable_status(status):
                 error.retryable = True
                 value = response.get_header(b"retry-after")
@@ -229,125 +199,51 @@ class ProviderClient:
             try:
                 return await response.read()  # it gives the connection back, however it ends
             except UpstreamClosed as exc:
-                _failed(stats, exc.code)
                 exc.retryable = True
                 raise
         finally:
             stats.wait_ns = stats.total_ns = time.perf_counter_ns() - start
 
-    async def relay(
-        self,
-        url: str,
-        headers: Headers,
-        body: bytes,
-        new_relay: Callable[[], Relay],
-        stats: CallStats,
-    ) -> AsyncGenerator[bytes, None]:
-        """Stream one POST's body through a fresh relay, yielding client chunks.
+    def stream(self, url: str, headers: Headers, body: bytes, new_relay: Callable[[], Relay],
+               stats: CallStats, sign: Sign | None = None) -> UpstreamStream:
+        """The stream of one POST of ``body`` to ``url``, read through ``new_relay``'s relay;
+        ``sign`` adds the request's signature when it is opened. Nothing is sent here."""
+        return UpstreamStream(self, url, headers, body, new_relay, stats, sign)
 
-        The chunks one upstream read completes are yielded as one piece (SSE events framed
-        back to back), so the client gets one write for them rather than one each.
 
-        Before the first chunk is yielded, failures raise (``retryable`` when another try may
-        cure them); after it, they end the stream with an OpenAI error event. Closing this
-        generator aborts the upstream request.
+Sign = Callable[[str, Headers, bytes], Awaitable[Headers]]
+"""(url, headers, body) → the headers with the request's signature (SigV4), made when sent."""
 
-        A ``Sink`` sent in (``asend``) after a chunk splices the rest: each upstream read (or
-        HTTP/2 DATA frame) goes through the relay to the client from the connection's read
-        callback, with no task in between, and only what follows the splice (an error event,
-        the relay's last words) is still yielded.
+
+class UpstreamStream(msgspec.Struct):
+    """One try's stream as its provider describes it (a ``Spliceable``): the request its
+    endpoint profile builds and the relay factory of its stream format (a Struct: built in
+    C, once a stream)."""
+
+    upstream: ProviderClient
+    url: str
+    headers: Headers
+    body: bytes
+    new_relay: Callable[[], Relay]
+    stats: CallStats
+    sign: Sign | None = None
+
+    @property
+    def provider(self) -> str:
+        return self.upstream.provider
+
+    def open(self) -> Awaitable[Response]:
+        """POST once, as ``ProviderClient.post``; the caller must close the response. Unsigned,
+        this is ``post`` itself: no frame between.
 
         Raises:
-            ModelMuxError: only before the first chunk.
+            ModelMuxError: as ``ProviderClient.post``, or the signature cannot be made.
         """
-        start = stats.started_ns or time.perf_counter_ns()
-        waiting = True  # until the first chunk is ready, time passes waiting on the upstream
-        relay: Relay | None = None
-        sink: ClientSink | None = None
-        try:
-            response = await self.post(url, headers, body, stats)
-            relay = new_relay()
-            try:
-                async with response:
-                    async for data in response.iter_bytes():
-                        if waiting:
-                            stats.wait_ns = time.perf_counter_ns() - start
-                        out = relay.feed(data)
-                        if relay.early_error is not None:
-                            break
-                        if out:
-                            waiting = False
-                            sent = yield out[0] if len(out) == 1 else b"".join(out)
-                            if sent is not None:
-                                sink = sent
-                        if sink is not None and not relay.finished:
-                            out = await _splice(response, relay, sink)
-                        if relay.finished:
-                            if out and out[-1] == DONE:  # a clean end: keep the connection
-                                await _drain(response)
-                            break
-                    else:
-                        out = relay.close()
-                        if out:
-                            yield b"".join(out)
-            except ModelMuxError as exc:
-                _failed(stats, exc.code)
-                if relay.started:
-                    log.warning("provider %s: stream failed mid-way: %s", self.provider,
-                                exc.message)
-                    frame = getattr(relay, "error_frame", None)  # a relay in another format
-                    yield frame(exc) if frame is not None else encode_data(exc.body())
-                    return
-                exc.retryable = is_retryable_error(exc)
-                raise
-            error = relay.early_error
-            if error is not None:
-                _failed(stats, error.code)
-                error.retryable = is_retryable_error(error)
-                raise error
-        finally:
-            stats.total_ns = time.perf_counter_ns() - start
-            if waiting:
-                stats.wait_ns = stats.total_ns
-            if relay is not None:
-                stats.tokens = relay.usage
-                stats.cache = getattr(relay, "cache", None)
+        if self.sign is None:
+            return self.upstream.post(self.url, self.headers, self.body, self.stats)
+        return self._signed()
 
-
-def _failed(stats: CallStats, code: str) -> None:
-    """Count one try that failed without an error status (the call stage records it)."""
-    stats.errors.append(code)
-
-
-async def _splice(response: Response, relay: Relay, sink: ClientSink) -> list[bytes]:
-    """Relay the rest of the body to ``sink`` from the upstream's read callback, until the relay
-    finishes or the body ends; wait for the client whenever it falls behind. Returns the relay's
-    last output (whether it ended with ``[DONE]``).
-
-    Raises:
-        ModelMuxError: the upstream failed (see ``Response.splice``).
-        ClientDisconnected: the client went away.
-    """
-    last: list[bytes] = []
-
-    def on_body(data: bytes) -> bool:
-        nonlocal last
-        out = relay.feed(data)
-        if out:
-            last = out
-            if not sink.push(out[0] if len(out) == 1 else b"".join(out)):
-                return False
-        return not relay.finished  # started, so a failure is an error event, not early_error
-
-    while True:
-        ended = await response.splice(on_body)
-        if ended or relay.finished:
-            return last
-        await sink.drain()  # the client fell behind (or left: this raises)
-
-
-async def _drain(response: Response) -> None:
-    """Read the little that follows the terminal event so the connection can be pooled."""
-    with suppress(ModelMuxError, TimeoutError):
-        async with asyncio.timeout(_DRAIN_SECONDS):
-            await response.read(_DRAIN_BYTES)
+    async def _signed(self) -> Response:
+        assert self.sign is not None
+        headers = await self.sign(self.url, self.headers, self.body)
+        return await self.upstream.post(self.url, headers, self.body, self.stats)

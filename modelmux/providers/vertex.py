@@ -16,7 +16,7 @@ that carries ``"anthropic_version": "vertex-2023-10-16"``. Gemini models (``gemi
 from __future__ import annotations
 
 import re
-from collections.abc import AsyncGenerator, Callable
+from collections.abc import Callable
 from typing import Any
 from urllib.parse import quote
 
@@ -37,6 +37,7 @@ from modelmux.providers.headers import (
     merge_headers,
 )
 from modelmux.providers.token_count import CountInput, Counted, vertex_count_body
+from modelmux.providers.transport import UpstreamStream
 from modelmux.translate.embed_vertex import vertex_embed_batch, vertex_embed_body, vertex_vectors
 from modelmux.translate.embeddings import embed_options, text_inputs
 from modelmux.upstream import ConnectionPool
@@ -200,7 +201,7 @@ class VertexProvider(ClaudeProvider):
             return await self.gemini.complete(call)
         return await super().complete(call)
 
-    def stream(self, call: ChatCall) -> AsyncGenerator[bytes, None]:
+    def stream(self, call: ChatCall) -> UpstreamStream:
         if is_gemini(call.model):
             return self.gemini.stream(call)
         return super().stream(call)

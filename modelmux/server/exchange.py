@@ -246,9 +246,9 @@ class Exchange:
 class Sink:
     """``Exchange.write`` for a read callback: writes now, and says when to stop and wait.
 
-    An upstream stream spliced to the client (``ProviderClient.relay``) writes each piece from the
-    upstream connection's read callback; ``push`` returns False once the client is not keeping
-    up (the caller then ``await``s ``drain``) or is gone (``error`` is set).
+    An upstream stream spliced to the client (``pipeline.stream.RelayedStream``) writes each
+    piece from the upstream connection's read callback; ``push`` returns False once the client
+    is not keeping up (the caller then ``await``s ``drain``) or is gone (``error`` is set).
     """
 
     __slots__ = ("_exchange", "_stream", "error")

@@ -352,18 +352,19 @@ def test_a_traced_json_answer_is_decoded_once(run: Runner, collector: Collector,
 def test_an_unsampled_stream_is_spliced_and_a_sampled_one_read_piece_by_piece(
         run: Runner, collector: Collector, monkeypatch: pytest.MonkeyPatch, ratio: float,
         spliced: bool) -> None:
-    """The watcher passes the client's sink to the relay only when it has nothing to do with
-    the pieces: a recorded span reads every one (usage, finish reason, error events)."""
-    from modelmux.providers import transport
+    """The call stage lets the exchange splice a watched stream only when the watcher has
+    nothing to do with the pieces: a recorded span reads every one (usage, finish reason,
+    error events)."""
+    from modelmux.pipeline.stream import RelayedStream
 
     splices: list[int] = []
-    real = transport._splice
+    real = RelayedStream.splice
 
-    async def counted(*args: Any) -> list[bytes]:
+    async def counted(*args: Any) -> None:
         splices.append(1)
-        return await real(*args)
+        await real(*args)
 
-    monkeypatch.setattr(transport, "_splice", counted)
+    monkeypatch.setattr(RelayedStream, "splice", counted)
 
     async def main() -> None:
         async with traced(collector, sample_ratio=ratio) as (port, openai, _):

@@ -11,7 +11,7 @@ import pytest
 
 from modelmux.config.providers import OpenAICompatibleConfig
 from modelmux.errors import Headers, ModelMuxError
-from modelmux.pipeline.call import complete, open_stream
+from modelmux.pipeline.tries import complete, open_stream
 from modelmux.providers.base import ChatCall, RetryPolicy
 from modelmux.providers.openai_compatible import OpenAICompatibleProvider
 from modelmux.schemas.openai_chat import request_decoder

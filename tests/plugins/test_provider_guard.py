@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from modelmux.errors import InvalidRequest, PluginFailed, UpstreamError
-from modelmux.pipeline.call import complete, open_stream
+from modelmux.pipeline.tries import complete, open_stream
 from modelmux.plugins import ChatCall, EmbedCall, Provider, RetryPolicy, TextCall
 from modelmux.providers.base import CallStats
 from modelmux.providers.plugins import GuardedProvider

@@ -22,7 +22,7 @@ from modelmux.errors import InvalidRequest, RateLimited, ServiceUnavailable, Ups
 from modelmux.providers.chunk_relay import ChunkRelay
 from modelmux.providers.claude import MessagesRelay
 from modelmux.providers.openai_compatible import upstream_body
-from modelmux.providers.transport import Relay
+from modelmux.providers.relay import Relay
 from modelmux.translate import MessagesStreamTranslator
 from tests.fakes.answers import TEXT, TOOLS
 from tests.fakes.claude import error_doc, message_events, sse

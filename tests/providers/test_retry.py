@@ -11,13 +11,12 @@ import json
 
 import pytest
 
-from modelmux.pipeline.call import complete, open_stream
 from modelmux.config.providers import AnthropicConfig, OpenAICompatibleConfig
 from modelmux.errors import ModelMuxError, RateLimited, ServiceUnavailable
+from modelmux.pipeline.tries import complete, open_stream
 from modelmux.providers.anthropic import AnthropicProvider
-from modelmux.providers.base import ChatCall
+from modelmux.providers.base import ChatCall, RetryPolicy
 from modelmux.providers.openai_compatible import OpenAICompatibleProvider
-from modelmux.providers.base import RetryPolicy
 from modelmux.schemas.openai_chat import request_decoder
 from modelmux.upstream import ConnectionPool
 from tests.fakes.answers import TEXT

@@ -1,7 +1,7 @@
-"""A stream spliced to the client: ``ProviderClient.relay`` given a sink writes the rest itself.
+"""A stream spliced to the client: ``pipeline.stream.RelayedStream`` given a sink writes the rest.
 
-After the first chunk, a ``Sink`` sent into the relay generator takes every later chunk from
-the upstream connection's read callback. These tests drive the OpenAI-compatible provider
+After the first chunk, a ``Sink`` handed to ``splice`` takes every later chunk from the
+upstream connection's read callback; the provider only describes the stream. These tests drive the OpenAI-compatible provider
 against a loopback upstream that streams one HTTP chunk per event, with a stand-in sink (slow,
 gone) and through the gateway with a slow raw-socket client: nothing is lost or reordered, a
 slow client stops the upstream, a client that left closes it, a cut upstream ends the stream
@@ -14,7 +14,6 @@ import asyncio
 import json
 import socket
 import struct
-from collections.abc import AsyncGenerator
 from typing import Self
 
 import h2.events
@@ -22,6 +21,7 @@ import pytest
 
 from modelmux.codec.sse import SSEDecoder
 from modelmux.config.providers import OpenAICompatibleConfig
+from modelmux.pipeline.stream import RelayedStream
 from modelmux.providers.base import ChatCall
 from modelmux.providers.openai_compatible import OpenAICompatibleProvider
 from modelmux.schemas.openai_chat import request_decoder
@@ -121,9 +121,10 @@ def _call() -> ChatCall:
                     completion_id="chatcmpl-1", created=1, request_id="r")
 
 
-def _stream(up: Upstream, pool: ConnectionPool) -> AsyncGenerator[bytes, None]:
+def _stream(up: Upstream, pool: ConnectionPool) -> RelayedStream:
     config = OpenAICompatibleConfig(name="p", models=["m"], base_url=f"{up.origin}/v1")
-    return OpenAICompatibleProvider(config, pool).stream(_call())
+    call = _call()
+    return RelayedStream(OpenAICompatibleProvider(config, pool).stream(call), call.stats)
 
 
 def _contents(data: bytes) -> list[str]:
@@ -134,16 +135,10 @@ def _contents(data: bytes) -> list[str]:
     return out
 
 
-async def _rest(chunks: AsyncGenerator[bytes, None], sink: StandInSink) -> list[bytes]:
-    """Send the sink in; collect what the relay still yields itself."""
-    yielded: list[bytes] = []
-    try:
-        yielded.append(await chunks.asend(sink))  # type: ignore[arg-type]
-        async for piece in chunks:
-            yielded.append(piece)
-    except StopAsyncIteration:
-        pass
-    return yielded
+async def _rest(chunks: RelayedStream, sink: StandInSink) -> list[bytes]:
+    """Hand the sink over; collect what the stream still reads as pieces."""
+    await chunks.splice(sink)
+    return [piece async for piece in chunks]
 
 
 @on_loops
