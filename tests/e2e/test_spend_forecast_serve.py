@@ -13,21 +13,29 @@ from pathlib import Path
 
 import pytest
 
+from modelmux.spend.report import MIN_FRACTION
 from tests.e2e.proc import LOOPBACK_SERVER, ServeProcess, modelmux_command, priced_upstream
 from tests.e2e.test_spend_auth_serve import ANSWER, COST, MASTER, ask, call
 from tests.e2e.threaded import threaded
 from tests.fakes.openai import FakeOpenAI
 from tests.fakes.webhook import Webhook
 
-BUDGET = 10 * COST
+REQUESTS = 3
 
 
-def requests_to_pass_forecast() -> int:
-    """How many requests take a day's forecast (spend ÷ elapsed fraction, at least 1/24) past
-    ten requests' worth, now: fewer than ten unless the UTC day is nearly over."""
+def budget_below_forecast() -> float:
+    """A daily budget that ``REQUESTS`` requests' forecast passes now and one request fewer's
+    does not, above their spend: midway, the forecast taken as the server takes it (spend over
+    the elapsed fraction of the UTC day, at least ``MIN_FRACTION``). The margin is a minute or
+    more of clock time until the day's last two minutes, when the spend would reset mid-test:
+    skipped then."""
     now = dt.datetime.now(dt.timezone.utc)
-    fraction = (now.hour * 3600 + now.minute * 60 + now.second) / 86_400
-    return int(10 * max(fraction, 1 / 24)) + 1
+    elapsed = now.hour * 3600 + now.minute * 60 + now.second
+    if elapsed > 86_400 - 120:
+        pytest.skip("the UTC day ends within two minutes: the daily spend resets mid-test")
+    fraction = max(elapsed / 86_400, MIN_FRACTION)
+    low = max(REQUESTS, (REQUESTS - 1) / fraction) * COST
+    return (low + REQUESTS * COST / fraction) / 2
 
 
 def test_one_forecast_alert_for_a_key_whose_daily_forecast_passes_its_budget(
@@ -49,12 +57,13 @@ forecast_interval = 0.1
 """)
         proc = ServeProcess(["serve", "--config", str(path)], home=tmp_path)
         try:
-            _, key = call(proc, "POST", "/admin/keys", {"name": "k", "max_budget_usd": BUDGET,
+            budget = budget_below_forecast()
+            _, key = call(proc, "POST", "/admin/keys", {"name": "k", "max_budget_usd": budget,
                                                         "budget_period": "daily"})
             _, calm = call(proc, "POST", "/admin/keys", {"name": "calm",
                                                          "max_budget_usd": 100.0,
                                                          "budget_period": "daily"})
-            n = requests_to_pass_forecast()
+            n = REQUESTS
             assert [ask(proc, key["key"]) for _ in range(n)] == [200] * n
             assert ask(proc, calm["key"]) == 200
             assert proc.wait_for_log(f"key {key['id']} daily spend is forecast")
@@ -76,9 +85,9 @@ forecast_interval = 0.1
     alerts = [doc for doc in hook.received if doc["type"] == "forecast_alert"]
     assert [a["id"] for a in alerts] == [key["id"], later["id"]]  # once each, none for calm
     first = alerts[0]
-    assert (first["scope"], first["budget"], first["period"]) == ("key", BUDGET, "daily")
-    assert first["spent"] == pytest.approx(n * COST) and first["spent"] < BUDGET
-    assert first["forecast"] > BUDGET
+    assert (first["scope"], first["budget"], first["period"]) == ("key", budget, "daily")
+    assert first["spent"] == pytest.approx(n * COST) and first["spent"] < budget
+    assert first["forecast"] > budget
     assert served[key["id"]]["spent"] == pytest.approx(n * COST)
     assert served[calm["id"]]["forecast"] < 100.0
 
