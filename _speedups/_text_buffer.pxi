@@ -57,7 +57,7 @@ cdef int _put_int(Buf* b, long long v) except -1:
 
 
 cdef int _put_ms(Buf* b, long long ns) except -1:
-    """``_ms_text``: milliseconds to the microsecond, half up, trailing zeros dropped."""
+    """``ns_to_ms_text``: milliseconds to the microsecond, half up, trailing zeros dropped."""
     cdef long long us = (ns + 500) // 1000
     cdef char frac[4]
     cdef int n = 3, fraction = <int>(us % 1000)

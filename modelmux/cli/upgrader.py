@@ -33,7 +33,7 @@ READY_TIMEOUT = 60.0
 STOP_TIMEOUT = 10.0
 _POLL = 0.05
 
-Connection = tuple[int, asyncio.StreamReader, asyncio.StreamWriter]
+ChildLink = tuple[int, asyncio.StreamReader, asyncio.StreamWriter]
 T = TypeVar("T")
 
 
@@ -78,7 +78,7 @@ class Upgrader:
         self.validate = validate
         self.control: ControlServer | None = None
         self.pid_file: Path | None = None
-        self._arrival: asyncio.Future[Connection] | None = None
+        self._arrival: asyncio.Future[ChildLink] | None = None
         self._finished: asyncio.Future[None] | None = None
         self.done = False
 

@@ -29,7 +29,7 @@ MAX_TEXT = 200
 """Client-chosen text (the model name) is cut to this many characters in the line."""
 
 
-def _ms(ns: int) -> float:
+def ns_to_ms(ns: int) -> float:
     """Nanoseconds as milliseconds, to the microsecond (half up)."""
     return ((ns + 500) // 1000) / 1000
 
@@ -37,16 +37,16 @@ def _ms(ns: int) -> float:
 _FRACTION = [f"{us:03d}".rstrip("0") or "0" for us in range(1000)]
 
 
-def _ms_text(ns: int) -> str:
-    """``str(_ms(ns))``, from integers: no float rounding or repr on the per-request path."""
+def ns_to_ms_text(ns: int) -> str:
+    """``str(ns_to_ms(ns))``, from integers: no float rounding or repr on the per-request path."""
     if ns < 0:
-        return str(_ms(ns))
+        return str(ns_to_ms(ns))
     ms, us = divmod((ns + 500) // 1000, 1000)
     return f"{ms}.{_FRACTION[us]}"
 
 
 def access_values(record: RequestRecord, exchange: Exchange, now_ns: int,
-                  ms: Callable[[int], float | str] = _ms) -> tuple:  # type: ignore[type-arg]
+                  ms: Callable[[int], float | str] = ns_to_ms) -> tuple:  # type: ignore[type-arg]
     """The values of ``access.FIELDS``, in order; None where a field does not apply. Durations
     are milliseconds as ``ms`` gives them: floats, or their text for a line that shows them."""
     stats = record.stats
@@ -113,14 +113,14 @@ class AccessLine:
     def text(self, record: RequestRecord, exchange: Exchange, now_ns: int,
              wall_ns: int | None = None) -> str:
         """``TEXT_FORMAT`` with the logfmt message, and its newline."""
-        message = _message(access_values(record, exchange, now_ns, _ms_text))[0]
+        message = _message(access_values(record, exchange, now_ns, ns_to_ms_text))[0]
         stamp = self.stamp.at(time.time_ns() if wall_ns is None else wall_ns)
         return f"{stamp}{self.text_prefix}{message}\n"
 
     def json(self, record: RequestRecord, exchange: Exchange, now_ns: int,
              wall_ns: int | None = None) -> str:
         """``JsonFormatter``'s keys (time, level, logger, pid, message), then every field."""
-        values = access_values(record, exchange, now_ns, _ms_text)
+        values = access_values(record, exchange, now_ns, ns_to_ms_text)
         message, plain = _message(values)
         (request_id, client, key, method, path, status, model, provider, mode, attempts,
          tokens_in, tokens_out, cost, latency, ttft, overhead, received, sent, completed,

@@ -14,8 +14,8 @@ from typing import TYPE_CHECKING
 
 from modelmux import _accel
 from modelmux.observability import _access_line_py
-from modelmux.observability._access_line_py import (CLIENT_CLOSED, MAX_TEXT, _ms, _ms_text,
-                                                    access_values)
+from modelmux.observability._access_line_py import (CLIENT_CLOSED, MAX_TEXT, access_values,
+                                                    ns_to_ms, ns_to_ms_text)
 from modelmux.observability.logs import ONE_LINE, json_line, line_log
 from modelmux.observability.record import RequestRecord
 
@@ -28,7 +28,7 @@ AccessLine = _accel.load("access_line", "modelmux.observability._access_line_py"
 """Formats the line as ``logs.setup``'s handler would: the native twin when built (``_accel``)."""
 
 __all__ = ["CLIENT_CLOSED", "FIELDS", "MAX_TEXT", "AccessLine", "AccessLog", "access_fields",
-           "access_values", "logfmt", "status_of", "_ms", "_ms_text"]
+           "access_values", "logfmt", "status_of", "ns_to_ms", "ns_to_ms_text"]
 
 
 def status_of(exchange: Exchange) -> int:

@@ -43,8 +43,8 @@ if TYPE_CHECKING:
 log = logging.getLogger("modelmux.api")
 
 NewCall = Callable[[DeploymentSpec], Call]
-Entry = tuple[Attempt, Call, int]  # the attempt, its call, when it started (ns)
-Running = dict[asyncio.Future[First], Entry]
+RunningTry = tuple[Attempt, Call, int]  # the attempt, its call, when it started (ns)
+Running = dict[asyncio.Future[First], RunningTry]
 
 
 @dataclass(slots=True)
@@ -152,7 +152,7 @@ class Dispatcher:
         first_ns = 0
 
         def launch(attempt: Attempt
-                   ) -> tuple[Coroutine[object, None, Any], Entry, bool] | None:
+                   ) -> tuple[Coroutine[object, None, Any], RunningTry, bool] | None:
             """Start an attempt: as a task when hedging (to race it), else hand back its
             coroutine, for ``serve`` to run to its first byte in its own frame (no task, no
             hop, no frame between), the entry that goes into ``running`` with it, and True

@@ -20,7 +20,7 @@ from modelmux.schemas.openai_chat import (
     NamedToolChoice,
     ToolMessage,
 )
-from modelmux.translate.chat_to_messages import _data_url
+from modelmux.translate.chat_to_messages import data_url
 from modelmux.translate.sampling import sampling
 from modelmux.translate.turns import alternate, assistant_text, json_arguments, user_blocks
 from modelmux.translate.unsupported import reject_unsupported
@@ -122,7 +122,7 @@ def _image(url: str, param: str) -> Block:
     """A base64 data: URL becomes an ``image`` block; Converse cannot fetch http(s) URLs."""
     if url[:5].lower() != "data:":
         raise InvalidRequest("Bedrock takes images as base64 data: URLs only", param=param)
-    media_type, data = _data_url(url, param)
+    media_type, data = data_url(url, param)
     fmt = IMAGE_FORMATS.get(media_type)
     if fmt is None:
         raise InvalidRequest(f"image type {media_type!r} is not one of png, jpeg, gif, webp",

@@ -21,7 +21,7 @@ from modelmux.schemas.openai_chat import (
     NamedToolChoice,
     ToolMessage,
 )
-from modelmux.translate.chat_to_messages import _data_url
+from modelmux.translate.chat_to_messages import data_url
 from modelmux.translate.sampling import sampling
 from modelmux.translate.turns import alternate, assistant_text, json_arguments, user_blocks
 from modelmux.translate.unsupported import reject_unsupported
@@ -87,7 +87,7 @@ def _contents(messages: list[Message]) -> tuple[list[Part], list[dict[str, Any]]
 def _image(url: str, param: str) -> Part:
     """A data: URL becomes ``inlineData``; an http(s) URL ``fileData`` with a guessed type."""
     if url[:5].lower() == "data:":
-        media_type, data = _data_url(url, param)
+        media_type, data = data_url(url, param)
         return {"inlineData": {"mimeType": media_type, "data": data}}
     if url[:8].lower() == "https://" or url[:7].lower() == "http://":
         guessed = mimetypes.guess_type(url.partition("?")[0])[0] or "image/jpeg"

@@ -187,7 +187,7 @@ def _user_blocks(content: str | list[Any], param: str) -> list[Block]:
     return blocks
 
 
-def _data_url(url: str, param: str) -> tuple[str, str]:
+def data_url(url: str, param: str) -> tuple[str, str]:
     """Split ``data:<media type>;base64,<data>``.
 
     Raises:
@@ -209,7 +209,7 @@ def _image(url: str, param: str) -> Block:
         InvalidRequest: any other URL scheme, or an image type Claude does not read.
     """
     if url[:5].lower() == "data:":
-        media_type, data = _data_url(url, param)
+        media_type, data = data_url(url, param)
         if media_type not in IMAGE_MEDIA_TYPES:
             allowed = ", ".join(sorted(IMAGE_MEDIA_TYPES))
             raise InvalidRequest(f"image type {media_type!r} is not one of {allowed}", param=param)
@@ -230,7 +230,7 @@ def _document(part: FilePart, param: str) -> Block:
     """
     if part.file.file_data is None:
         raise InvalidRequest("files must be sent inline as file_data", param=f"{param}.file_id")
-    media_type, data = _data_url(part.file.file_data, f"{param}.file_data")
+    media_type, data = data_url(part.file.file_data, f"{param}.file_data")
     if media_type not in DOCUMENT_MEDIA_TYPES:
         raise InvalidRequest("only PDF files are supported", param=f"{param}.file_data")
     return {

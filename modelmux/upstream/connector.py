@@ -18,13 +18,13 @@ from modelmux.upstream.errors import map_errors
 from modelmux.upstream.h2connection import HTTP2Connection
 from modelmux.upstream.origin import Origin
 
-__all__ = ["Connection", "Connector"]
+__all__ = ["Connector", "UpstreamConnection"]
 
 _ALPN: dict[bool | None, tuple[str, ...]] = {None: ("h2", "http/1.1"), True: ("h2",),
                                              False: ("http/1.1",)}
 """The ALPN offer for each ``http2`` choice: None lets the server pick."""
 
-Connection = HTTP11Connection | HTTP2Connection
+UpstreamConnection = HTTP11Connection | HTTP2Connection
 
 
 class Connector:
@@ -80,7 +80,7 @@ class Connector:
         )
 
     async def open(self, origin: Origin, http2: bool | None, timeout: float | None,
-                   notify: Callable[[], None]) -> Connection:
+                   notify: Callable[[], None]) -> UpstreamConnection:
         """A connected connection, the caller's to send on: HTTP/2 by prior knowledge
         (``http2`` True), else TLS whose ALPN decides (``http2`` None); one ``timeout`` for
         TLS and the HTTP/2 SETTINGS exchange.
@@ -89,7 +89,7 @@ class Connector:
             UpstreamTimeout (phase "connect"), UpstreamConnectError, UpstreamTLSError,
             UpstreamProtocolError, UpstreamClosed.
         """
-        conn: Connection | None = None
+        conn: UpstreamConnection | None = None
         try:
             with map_errors("connect", origin):
                 if http2 is None:

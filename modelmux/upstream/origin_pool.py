@@ -11,7 +11,7 @@ from collections import deque
 from contextlib import suppress
 
 from modelmux.upstream.connection import HTTP11Connection
-from modelmux.upstream.connector import Connection
+from modelmux.upstream.connector import UpstreamConnection
 from modelmux.upstream.origin import Origin
 
 __all__ = ["OriginPool"]
@@ -26,9 +26,10 @@ class OriginPool:
     def __init__(self, origin: Origin, http2: bool | None) -> None:
         self.origin = origin
         self.http2 = http2
-        self.connections: list[Connection] = []  # may hold closed ones until the next prune
+        self.connections: list[UpstreamConnection] = []  # may hold closed ones until the next prune
         self.idle: list[HTTP11Connection] = []  # released HTTP/1.1 ones, most recent last
-        self.waiters: deque[asyncio.Future[Connection | None]] = deque()  # None: go and dial
+        # None: go and dial
+        self.waiters: deque[asyncio.Future[UpstreamConnection | None]] = deque()
         self.dialing = 0
         self.learned: bool | None = None  # ALPN said h2 (True) or HTTP/1.1 (False)
         self.key = (origin, http2)  # attributes, not properties: read on every request
@@ -51,14 +52,14 @@ class OriginPool:
                 self.forget(conn)
         return None
 
-    def forget(self, conn: Connection) -> None:
+    def forget(self, conn: UpstreamConnection) -> None:
         """Drop a closed connection (a linear remove, paid once per connection's end)."""
         with suppress(ValueError):
             self.connections.remove(conn)
 
     def prune(self, now: float) -> None:
         """Forget closed connections and abort expired idle ones: a full scan, when needed."""
-        alive: list[Connection] = []
+        alive: list[UpstreamConnection] = []
         for conn in self.connections:
             if conn.is_closed():
                 continue

@@ -24,7 +24,7 @@ from modelmux.errors import Headers
 from modelmux.http1.client import Backend
 from modelmux.upstream.budget import BodyBudget
 from modelmux.upstream.connection import HTTP11Connection
-from modelmux.upstream.connector import Connection, Connector
+from modelmux.upstream.connector import Connector, UpstreamConnection
 from modelmux.upstream.errors import UpstreamConnectError, raise_mapped
 from modelmux.upstream.h1link import HIGH_WATER, LOW_WATER
 from modelmux.upstream.h2connection import HTTP2Connection
@@ -216,7 +216,8 @@ class ConnectionPool:
     async def __aexit__(self, *exc_info: object) -> None:
         await self.aclose()
 
-    async def _acquire(self, op: OriginPool, pool_timeout: float | None) -> Connection | None:
+    async def _acquire(self, op: OriginPool, pool_timeout: float | None
+                       ) -> UpstreamConnection | None:
         """A claimed connection, or None: the caller must dial a new one (``_dial``)."""
         if self._closed:
             raise _pool_closed(op.origin)
@@ -226,7 +227,7 @@ class ConnectionPool:
             if free is not None:
                 free.claim()
                 return free
-        fut: asyncio.Future[Connection | None] = loop.create_future()
+        fut: asyncio.Future[UpstreamConnection | None] = loop.create_future()
         op.waiters.append(fut)
         self._assign(op)
         if fut.done():
@@ -245,7 +246,7 @@ class ConnectionPool:
             if timer is not None:
                 timer.cancel()
 
-    def _give_back(self, op: OriginPool, grant: Connection | None) -> None:
+    def _give_back(self, op: OriginPool, grant: UpstreamConnection | None) -> None:
         if grant is None:
             op.dialing -= 1
         elif isinstance(grant, HTTP2Connection):
@@ -275,8 +276,8 @@ class ConnectionPool:
             if fut.done():
                 waiters.popleft()
                 continue
-            grant: Connection | None
-            free: Connection | None = op.take_idle(now)
+            grant: UpstreamConnection | None
+            free: UpstreamConnection | None = op.take_idle(now)
             if free is None and multiplexed:
                 free = next((c for c in reversed(op.connections) if c.is_available()), None)
             if free is None and not pruned and len(op.connections) + op.dialing >= self._max:
@@ -303,7 +304,7 @@ class ConnectionPool:
         if not op.connections and not waiters and not op.dialing:
             del self._origins[op.key]
 
-    async def _dial(self, op: OriginPool, t: Timeouts) -> Connection:
+    async def _dial(self, op: OriginPool, t: Timeouts) -> UpstreamConnection:
         """Open a connection for ``op`` whose version HTTP/2 prior knowledge or ALPN decides.
 
         The new connection is registered and claimed for the caller; HTTP/2 stream slots left
@@ -327,7 +328,7 @@ class ConnectionPool:
         self._assign(op)
         return conn
 
-    def _release(self, op: OriginPool, conn: Connection) -> None:
+    def _release(self, op: OriginPool, conn: UpstreamConnection) -> None:
         """A response is done with ``conn`` (idled, stream closed or aborted): re-assign."""
         if self._origins.get(op.key) is not op or self._closed:
             conn.abort()
@@ -367,6 +368,6 @@ def _pool_closed(origin: Origin) -> UpstreamConnectError:
     return UpstreamConnectError(f"{origin}: connection pool is closed", code="upstream_pool_closed")
 
 
-def _expire(fut: asyncio.Future[Connection | None]) -> None:
+def _expire(fut: asyncio.Future[UpstreamConnection | None]) -> None:
     if not fut.done():
         fut.set_exception(TimeoutError())

@@ -18,7 +18,7 @@ from hypothesis import strategies as st
 
 from modelmux import _accel
 from modelmux.observability import access
-from modelmux.observability._access_line_py import _ms
+from modelmux.observability._access_line_py import ns_to_ms
 from modelmux.observability.access import FIELDS, MAX_TEXT, access_fields, logfmt
 from modelmux.observability.linelog import Stamp
 from modelmux.observability.logs import ONE_LINE, JsonFormatter, TextFormatter
@@ -176,7 +176,7 @@ def test_the_durations_are_milliseconds_to_the_microsecond(twin: ModuleType) -> 
                                bytes_received=0, bytes_sent=0)
     line = twin.AccessLine(NAME, PID).text(done, finished, 10 + 12_345_678_501, 0)
     assert " latency_ms=12345.679 ttft_ms=1.0 overhead_ms=1.0 " in line
-    assert _ms(999_500) == 1.0
+    assert ns_to_ms(999_500) == 1.0
 
 
 def test_without_a_wall_time_the_line_shows_now(twin: ModuleType) -> None:

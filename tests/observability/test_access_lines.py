@@ -23,8 +23,8 @@ from modelmux.observability.access import (
     MAX_TEXT,
     AccessLine,
     AccessLog,
-    _ms,
-    _ms_text,
+    ns_to_ms,
+    ns_to_ms_text,
     access_fields,
     logfmt,
 )
@@ -222,8 +222,8 @@ def test_a_stalled_destination_bounds_the_buffer_and_reports_drops(
 def test_durations_from_integers_are_the_float_milliseconds_text(ns: int) -> None:
     """The fast line's text of a duration is ``str`` of the float the logging record holds,
     within half a microsecond of the exact value."""
-    assert _ms_text(ns) == str(_ms(ns))
-    assert abs(_ms(ns) * 1e6 - ns) <= 500 + abs(ns) * 1e-15
+    assert ns_to_ms_text(ns) == str(ns_to_ms(ns))
+    assert abs(ns_to_ms(ns) * 1e6 - ns) <= 500 + abs(ns) * 1e-15
 
 
 def test_the_stamp_is_the_formatters_time() -> None:
