@@ -9,12 +9,12 @@ from __future__ import annotations
 
 import functools
 import logging
-from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, TypeVar
 
 import msgspec
 
 from modelmux.api.chat import field_param
+from modelmux.api.services import Route
 from modelmux.errors import InternalError, InvalidRequest, ModelMuxError
 from modelmux.server.exchange import ClientDisconnected
 from modelmux.translate.messages_errors import error_body, status_and_type
@@ -34,7 +34,6 @@ prompt's text) or ``estimate; tokenizer=NAME`` (ModelMux estimated with ``o200k_
 ``chars``: four characters a token; ``; fallback=REASON`` when the provider could not count)
 on count_tokens."""
 
-Route = Callable[["Services", "Exchange"], Awaitable[None]]
 T = TypeVar("T")
 
 

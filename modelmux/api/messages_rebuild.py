@@ -11,15 +11,13 @@ Everything else keeps the client's bytes, Messages-only members (``thinking``, `
 
 from __future__ import annotations
 
-from typing import Any
-
 import msgspec
 
 from modelmux.errors import InvalidRequest
 from modelmux.schemas.openai_chat import ChatCompletionRequest
 from modelmux.translate.chat_to_messages import chat_to_messages
+from modelmux.translate.messages_request import Json
 
-Json = dict[str, Any]
 
 _members = msgspec.json.Decoder(dict[str, msgspec.Raw])
 _turns = msgspec.json.Decoder(list[msgspec.Raw])

@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING
-
 from modelmux.api import (
     admin,
     admin_tenancy,
@@ -18,12 +15,7 @@ from modelmux.api import (
     messages,
     metrics,
 )
-
-if TYPE_CHECKING:
-    from modelmux.api.services import Services
-    from modelmux.server.exchange import Exchange
-
-Route = Callable[["Services", "Exchange"], Awaitable[None]]
+from modelmux.api.services import Route
 
 ROUTES: dict[str, dict[str, Route]] = {
     "/v1/chat/completions": {"POST": chat.create_chat_completion},

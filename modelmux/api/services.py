@@ -6,11 +6,10 @@ and the routes import in one direction.
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Protocol
 
 if TYPE_CHECKING:
-    from collections.abc import Awaitable, Callable
-
     from modelmux.api.access import Access
     from modelmux.api.static import StaticFiles
     from modelmux.config.overrides import Overrides
@@ -63,3 +62,7 @@ class Services(Protocol):
 
     def request_id(self, exchange: Exchange) -> str: ...
     def record(self, exchange: Exchange) -> RequestRecord: ...
+
+
+Route = Callable[["Services", "Exchange"], Awaitable[None]]
+"""A route function: the app (as ``Services``) and the request's exchange; it answers."""

@@ -25,7 +25,7 @@ from modelmux.api.tokenizer_files import (
     CLAUDE_LEGACY_DATA,
     EXTRA_HINT,
     O200K_DATA,
-    Counter,
+    TokenCounter,
     label_of,
     o200k_counter,
     tokenizer_json_counter,
@@ -118,7 +118,7 @@ class Source:
     path: Path
     name: str
     family: TokenFamily
-    load: Callable[[Path], Counter]
+    load: Callable[[Path], TokenCounter]
     installed: bool
     configured: bool = False
 
@@ -138,7 +138,7 @@ class TokenEstimator:
         self.files = dict(files or {})
         self.available = importlib.util.find_spec("tiktoken") is not None
         self.hf_available = importlib.util.find_spec("tokenizers") is not None
-        self._loads: dict[Path, asyncio.Future[Counter | None]] = {}
+        self._loads: dict[Path, asyncio.Future[TokenCounter | None]] = {}
 
     @classmethod
     def of_config(cls, providers: Iterable[Any]) -> TokenEstimator:
@@ -175,14 +175,14 @@ class TokenEstimator:
                                          prompt.forced)
         return tokens + prompt.media * IMAGE_TOKENS, source.name
 
-    async def _counter(self, source: Source) -> Counter | None:
+    async def _counter(self, source: Source) -> TokenCounter | None:
         loading = self._loads.get(source.path)
         if loading is None:
             loading = asyncio.ensure_future(asyncio.to_thread(self._load, source))
             self._loads[source.path] = loading
         return await asyncio.shield(loading)
 
-    def _load(self, source: Source) -> Counter | None:
+    def _load(self, source: Source) -> TokenCounter | None:
         if not source.installed:
             if source.configured:
                 log.warning("cannot load the tokenizer %s: the tokenizers package is not "
@@ -211,5 +211,5 @@ def tokenizer_files(providers: Iterable[Any]) -> dict[tuple[str, str | None], Pa
     return files
 
 
-def _total(counter: Counter, texts: list[str]) -> int:
+def _total(counter: TokenCounter, texts: list[str]) -> int:
     return counter([text for text in texts if text])

@@ -2,7 +2,7 @@
 ranks (``tiktoken``), and Hugging Face ``tokenizer.json`` files, plain or gzipped
 (``tokenizers``): an operator's, or the legacy Claude tokenizer shipped in ``data/``.
 
-A loaded tokenizer is a ``Counter``: texts in, their total token count out (no special tokens
+A loaded tokenizer is a ``TokenCounter``: texts in, their total token count out (no special tokens
 added). Both libraries release the GIL while they encode (``tokenizers`` only in its batch
 call, hence ``encode_batch``), so a long prompt counted in a thread does not stall the loop.
 """
@@ -20,7 +20,7 @@ if TYPE_CHECKING:
     import tiktoken
     import tokenizers
 
-Counter = Callable[[list[str]], int]
+TokenCounter = Callable[[list[str]], int]
 
 DATA = Path(__file__).with_name("data")
 O200K = "o200k_base"
@@ -59,8 +59,8 @@ def load_o200k(path: Path = O200K_DATA) -> tiktoken.Encoding:
                              special_tokens=_O200K_SPECIAL)
 
 
-def o200k_counter(path: Path = O200K_DATA) -> Counter:
-    """A ``Counter`` over ``load_o200k(path)`` (raises as it does)."""
+def o200k_counter(path: Path = O200K_DATA) -> TokenCounter:
+    """A ``TokenCounter`` over ``load_o200k(path)`` (raises as it does)."""
     encode = load_o200k(path).encode_ordinary
     return lambda texts: sum(len(encode(text)) for text in texts)
 
@@ -86,8 +86,8 @@ def load_tokenizer_json(path: Path) -> tokenizers.Tokenizer:
         raise ValueError(f"not a Hugging Face tokenizer.json: {exc}") from None
 
 
-def tokenizer_json_counter(path: Path) -> Counter:
-    """A ``Counter`` over ``load_tokenizer_json(path)`` (raises as it does)."""
+def tokenizer_json_counter(path: Path) -> TokenCounter:
+    """A ``TokenCounter`` over ``load_tokenizer_json(path)`` (raises as it does)."""
     encode = load_tokenizer_json(path).encode_batch
     return lambda texts: sum(map(len, encode(texts, add_special_tokens=False)))
 

@@ -22,14 +22,14 @@ INTERVAL = 1.0
 QUEUE_SIZE = 2
 
 _encode = msgspec.json.Encoder().encode
-Source = Callable[[], dict[str, dict[str, object]]]
+DeploymentsSource = Callable[[], dict[str, dict[str, object]]]
 
 
 class EventHub:
     """Subscribers and the one sampling task that feeds them while there are any."""
 
-    def __init__(self, view: LiveView, deployments: Source, *, interval: float = INTERVAL,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(self, view: LiveView, deployments: DeploymentsSource, *,
+                 interval: float = INTERVAL, clock: Callable[[], float] = time.monotonic) -> None:
         self.view = view
         self.deployments = deployments  # rebound to the new router after a reload
         self.extra: Callable[[], dict[str, Any]] = dict

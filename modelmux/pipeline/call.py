@@ -44,7 +44,7 @@ log = logging.getLogger("modelmux.api")
 
 NewCall = Callable[[DeploymentSpec], Call]
 RunningTry = tuple[Attempt, Call, int]  # the attempt, its call, when it started (ns)
-Running = dict[asyncio.Future[First], RunningTry]
+RunningTries = dict[asyncio.Future[First], RunningTry]
 
 
 @dataclass(slots=True)
@@ -144,7 +144,7 @@ class Dispatcher:
         tries = Tries(self.config.max_attempts, self.sleep)  # every try, retries included
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self.config.queue_timeout_ms / 1000
-        running: Running = {}
+        running: RunningTries = {}
         tried: list[Attempt] = []
         total = CallStats()
         failure: ModelMuxError | None = None
@@ -315,7 +315,7 @@ class Dispatcher:
             record.stats = total
         raise Failed(failure, last, total)
 
-    async def _until_hedge(self, running: Running) -> set[asyncio.Future[First]]:
+    async def _until_hedge(self, running: RunningTries) -> set[asyncio.Future[First]]:
         """Wait for the one running attempt, at most until ``hedge_timer`` ends its delay;
         what finished (empty: time to hedge)."""
         timer = asyncio.ensure_future(
@@ -357,7 +357,7 @@ class Dispatcher:
             code="rate_limit_exceeded", headers=[(b"retry-after", b"%d" % seconds)])
         return Failed(error, plan[0].provider if plan else None, CallStats())
 
-    async def _cancel(self, running: Running, total: CallStats) -> None:
+    async def _cancel(self, running: RunningTries, total: CallStats) -> None:
         """Cancel the attempts still running (a hedge that lost), closing their upstreams."""
         if not running:
             return

@@ -266,7 +266,7 @@ class TextCall(_RawCall):
 Call = ChatCall | EmbedCall | TextCall
 """What the call stage runs against a provider."""
 
-Stream = AsyncGenerator[bytes, None] | Spliceable
+ProviderStream = AsyncGenerator[bytes, None] | Spliceable
 """What a provider's ``stream`` gives the call stage: its pieces, or a ``Spliceable``."""
 
 TEXT_COMPLETION_TYPES = "openai, azure, openai_compatible, huggingface"
@@ -337,7 +337,7 @@ class Provider(abc.ABC):
         """The OpenAI ``chat.completion`` JSON body for a non-streaming call."""
 
     @abc.abstractmethod
-    def stream(self, call: ChatCall) -> Stream:
+    def stream(self, call: ChatCall) -> ProviderStream:
         """SSE-framed OpenAI chunks, ending with ``data: [DONE]`` or an error event: a
         ``Spliceable`` the call stage relays (and may splice), or the pieces themselves."""
 
@@ -361,7 +361,7 @@ class Provider(abc.ABC):
         """
         raise self._no_text_completions()
 
-    def stream_text(self, call: TextCall) -> Stream:
+    def stream_text(self, call: TextCall) -> ProviderStream:
         """SSE-framed legacy completion chunks, ending with ``data: [DONE]`` or an error event.
 
         Raises:

@@ -23,7 +23,7 @@ from modelmux.providers.base import note_answer_usage
 from modelmux.spend.cost import cost_usd, format_cost
 from modelmux.spend.prices import PriceTable
 
-__all__ = ["COST_HEADER", "CostStage", "Sink", "SpendRow"]
+__all__ = ["COST_HEADER", "CostStage", "SpendRow", "SpendSink"]
 
 log = logging.getLogger("modelmux.spend")
 
@@ -55,7 +55,7 @@ class SpendRow(Struct, frozen=True, kw_only=True):
     saved_usd: float | None = None  # a cache hit: what its stored answer cost when it was made
 
 
-Sink = Callable[[RequestContext, SpendRow], None]
+SpendSink = Callable[[RequestContext, SpendRow], None]
 """What gets each request's row: the spend log, the budget counters. Called on the event
 loop; must not block (queue the work)."""
 
@@ -67,7 +67,7 @@ class CostStage(Stage):
     kind = "account"
     name = "spend"
 
-    def __init__(self, prices: PriceTable, sinks: Sequence[Sink] = (),
+    def __init__(self, prices: PriceTable, sinks: Sequence[SpendSink] = (),
                  clock: Callable[[], float] = time.time) -> None:
         self.prices = prices
         self.sinks = tuple(sinks)

@@ -18,7 +18,7 @@ from typing import Any
 from modelmux.config.features import AnalyticsConfig
 from modelmux.spend import db
 from modelmux.spend.alerts import Alerter
-from modelmux.spend.forecast import forecasts
+from modelmux.spend.forecast import Run, forecasts
 from modelmux.spend.periods import period_bounds, period_label
 from modelmux.spend.report import forecast, forecast_lines
 
@@ -27,7 +27,6 @@ __all__ = ["Reporter"]
 log = logging.getLogger("modelmux.spend")
 
 HOUR = 3600.0
-Run = Callable[..., Awaitable[Any]]
 
 
 class Reporter:

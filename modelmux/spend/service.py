@@ -19,7 +19,7 @@ from modelmux.config.paths import state_dir
 from modelmux.config.schema import Config
 from modelmux.pipeline.stage import Stage
 from modelmux.routing.store import LimitStore
-from modelmux.spend.account import CostStage, Sink
+from modelmux.spend.account import CostStage, SpendSink
 from modelmux.spend.alerts import Alerter
 from modelmux.spend.budget import BudgetStage
 from modelmux.spend.counters import Counters, MemoryCounters, RedisCounters
@@ -134,7 +134,7 @@ class Spend:
             self.budgets = BudgetStage(counters, global_limit=tracking.monthly_budget,
                                        alert_at=tracking.alert_at, alerts=self.alerts,
                                        seed=seed)
-        sinks: list[Sink] = []
+        sinks: list[SpendSink] = []
         if self.log is not None:
             spend_log = self.log
             sinks.append(lambda ctx, row: spend_log.add(row))

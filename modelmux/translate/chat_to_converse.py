@@ -22,10 +22,9 @@ from modelmux.schemas.openai_chat import (
 )
 from modelmux.translate.chat_to_messages import data_url
 from modelmux.translate.sampling import sampling
-from modelmux.translate.turns import alternate, assistant_text, json_arguments, user_blocks
+from modelmux.translate.turns import Block, alternate, assistant_text, json_arguments, user_blocks
 from modelmux.translate.unsupported import reject_unsupported
 
-Block = dict[str, Any]
 JSON_TOOL = "json_response"
 """The tool that carries a JSON-mode answer (see ``_json_tool``)."""
 IMAGE_FORMATS = {"image/png": "png", "image/jpeg": "jpeg", "image/jpg": "jpeg",

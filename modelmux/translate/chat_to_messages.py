@@ -22,9 +22,8 @@ from modelmux.schemas.openai_chat import (
     ToolCall,
     ToolMessage,
 )
-from modelmux.translate.turns import alternate, json_arguments
+from modelmux.translate.turns import Block, alternate, json_arguments
 
-Block = dict[str, Any]
 
 DEFAULT_MAX_TOKENS = 4096
 LEADING_USER_TEXT = "(start of conversation)"
